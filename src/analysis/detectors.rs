@@ -1,0 +1,209 @@
+//! One detector per finding kind (tokio-console's lint idea): each looks at a snapshot and
+//! its wait-for graph and says what it sees. Persistence over a window is decided elsewhere.
+
+use std::collections::BTreeSet;
+
+use super::graph::{Node, WaitGraph};
+use crate::model::*;
+use crate::snapshot::Snapshot;
+
+pub trait Detector {
+    fn kind(&self) -> FindingKind;
+    fn detect(&self, snap: &Snapshot, graph: &WaitGraph, so_far: &[Finding]) -> Vec<Finding>;
+}
+
+pub fn all() -> Vec<Box<dyn Detector>> {
+    vec![Box::new(Deadlocks), Box::new(OrphanedLocks), Box::new(Stalls)]
+}
+
+fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
+    Finding {
+        id,
+        kind,
+        severity: kind.severity(),
+        first_seen: String::new(),
+        last_seen: String::new(),
+        samples: 1,
+        summary,
+        threads: Vec::new(),
+        tasks: Vec::new(),
+        processes: Vec::new(),
+        locks: Vec::new(),
+        edges: Vec::new(),
+        advice: None,
+    }
+}
+
+pub fn thread_label(snap: &Snapshot, id: &str) -> String {
+    match snap.thread(id) {
+        Some(t) => match &t.name {
+            Some(n) => format!("\"{n}\""),
+            None => format!("thread {}", t.native_id.map(|n| n.to_string()).unwrap_or_else(|| t.thread_id.to_string())),
+        },
+        None => id.to_string(),
+    }
+}
+
+pub fn lock_label(snap: &Snapshot, id: &str) -> String {
+    match snap.lock(id) {
+        Some(l) => match l.names.first() {
+            Some(n) => n.name.clone(),
+            None => format!("{} {}", l.kind, l.address),
+        },
+        None => id.to_string(),
+    }
+}
+
+/// Cycles in the wait-for graph in which every wait has one possible waker.
+pub struct Deadlocks;
+
+impl Detector for Deadlocks {
+    fn kind(&self) -> FindingKind {
+        FindingKind::Deadlock
+    }
+
+    fn detect(&self, snap: &Snapshot, graph: &WaitGraph, _: &[Finding]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for cycle in graph.cycles(64) {
+            let mut threads = Vec::new();
+            let mut locks = Vec::new();
+            let mut edges = Vec::new();
+            // Start the report at a thread.
+            let start = cycle.iter().position(|n| matches!(graph.graph[*n], Node::Thread(_))).unwrap_or(0);
+            let ordered: Vec<_> = cycle[start..].iter().chain(&cycle[..start]).copied().collect();
+            for (i, &n) in ordered.iter().enumerate() {
+                match &graph.graph[n] {
+                    Node::Thread(id) => threads.push(id.clone()),
+                    Node::Lock(id) => locks.push(id.clone()),
+                }
+                let next = ordered[(i + 1) % ordered.len()];
+                if let Some(e) = graph.edge(n, next) {
+                    edges.push(e.clone());
+                }
+            }
+            let mut key: Vec<String> = threads.iter().chain(&locks).cloned().collect();
+            key.sort();
+            let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
+            let joins = edges.iter().any(|e| e.via == "joins");
+            let summary = if threads.len() == 1 {
+                format!("{} waits for {} that it holds itself", names[0], lock_label(snap, locks.first().map(String::as_str).unwrap_or("?")))
+            } else {
+                format!("{} threads wait for each other in a cycle: {}", threads.len(), names.join(" -> "))
+            };
+            let mut f = finding(FindingKind::Deadlock, format!("deadlock:{}", key.join(",")), summary);
+            f.advice = Some(if threads.len() == 1 {
+                "The thread re-enters a non-reentrant Lock it already holds (a signal handler, callback or recursion): use an RLock, or do not take the lock there.".into()
+            } else if joins {
+                "A thread joins another thread that waits for something the joiner holds: release it before joining.".into()
+            } else {
+                let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
+                format!("The threads take the same locks in different orders ({}): take them in one global order.", order.join(", "))
+            });
+            f.threads = threads;
+            f.locks = locks;
+            f.edges = edges;
+            f.processes = vec![snap.pid];
+            out.push(f);
+        }
+        out
+    }
+}
+
+/// Locks whose owner, read from memory, is a thread that no longer exists.
+pub struct OrphanedLocks;
+
+impl Detector for OrphanedLocks {
+    fn kind(&self) -> FindingKind {
+        FindingKind::OrphanedLock
+    }
+
+    fn detect(&self, snap: &Snapshot, _: &WaitGraph, _: &[Finding]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for lock in &snap.locks {
+            for h in &lock.holders {
+                let (None, Some(ident), Evidence::Memory) = (&h.thread, h.owner_ident, h.evidence) else { continue };
+                let waiters: Vec<String> = lock.waiters.iter().map(|w| thread_label(snap, &w.thread)).collect();
+                let what = match &lock.module {
+                    Some(m) => format!("the import lock of module {m}"),
+                    None => format!("{} {}", lock.kind, lock_label(snap, &lock.id)),
+                };
+                let mut f = finding(
+                    FindingKind::OrphanedLock,
+                    format!("orphaned_lock:{}", lock.id),
+                    format!(
+                        "{what} is held by thread ident {ident}, which no longer exists{}",
+                        if waiters.is_empty() { String::new() } else { format!("; waiting for it: {}", waiters.join(", ")) }
+                    ),
+                );
+                f.advice = Some("A thread exited (or the process forked) while holding the lock: release it in a finally block or a with statement; after fork, re-create locks in the child.".into());
+                f.locks = vec![lock.id.clone()];
+                f.threads = lock.waiters.iter().map(|w| w.thread.clone()).collect();
+                f.edges = lock
+                    .waiters
+                    .iter()
+                    .map(|w| Edge { from: w.thread.clone(), to: lock.id.clone(), via: "waits_for".into(), evidence: w.evidence, site: w.site.clone(), name: None })
+                    .chain(std::iter::once(Edge { from: lock.id.clone(), to: format!("{}:t:{ident}", snap.pid), via: "held_by".into(), evidence: Evidence::Memory, site: None, name: None }))
+                    .collect();
+                f.processes = vec![snap.pid];
+                out.push(f);
+            }
+        }
+        out
+    }
+}
+
+/// Every thread blocked with no cycle to blame.
+pub struct Stalls;
+
+impl Detector for Stalls {
+    fn kind(&self) -> FindingKind {
+        FindingKind::Stall
+    }
+
+    fn detect(&self, snap: &Snapshot, _: &WaitGraph, so_far: &[Finding]) -> Vec<Finding> {
+        if snap.threads.is_empty() || !snap.threads.iter().all(|t| t.blocked) {
+            return Vec::new();
+        }
+        if so_far.iter().any(|f| f.kind == FindingKind::Deadlock) {
+            return Vec::new();
+        }
+        let mut edges = Vec::new();
+        let mut locks = BTreeSet::new();
+        let mut parts = Vec::new();
+        for t in &snap.threads {
+            let Some(w) = &t.waits_for else { continue };
+            let target = w.target.clone().unwrap_or_else(|| "unknown".into());
+            let what = match (w.kind, &w.target) {
+                (WaitKind::Notify, Some(l)) => format!("a notify on {}", lock_label(snap, l)),
+                (WaitKind::Lock, Some(l)) => {
+                    let holder = snap.lock(l).map(|lk| {
+                        if lk.holders.iter().any(|h| h.evidence == Evidence::Unknown) {
+                            " (holder unknown)".to_string()
+                        } else {
+                            String::new()
+                        }
+                    });
+                    format!("{}{}", lock_label(snap, l), holder.unwrap_or_default())
+                }
+                (WaitKind::Join, Some(th)) => format!("{} to exit", thread_label(snap, th)),
+                _ => "a futex no one accounts for".into(),
+            };
+            parts.push(format!("{} waits for {what}", thread_label(snap, &t.id)));
+            if snap.lock(&target).is_some() {
+                locks.insert(target.clone());
+            }
+            edges.push(Edge { from: t.id.clone(), to: target, via: "waits_for".into(), evidence: w.evidence, site: w.site.clone(), name: w.name.clone() });
+        }
+        let mut f = finding(
+            FindingKind::Stall,
+            format!("stall:{}", snap.pid),
+            format!("all {} threads are blocked and none can wake another: {}", snap.threads.len(), parts.join("; ")),
+        );
+        f.advice = Some("Nothing left running can release these waits: look for a notify or release that never happens (a missed notify, a lock whose owner exited, a pool with every worker waiting).".into());
+        f.threads = snap.threads.iter().map(|t| t.id.clone()).collect();
+        f.locks = locks.into_iter().collect();
+        f.edges = edges;
+        f.processes = vec![snap.pid];
+        vec![f]
+    }
+}

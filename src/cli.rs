@@ -1,0 +1,85 @@
+//! The command line (clap derive).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::FindingKind;
+
+pub const EXIT_CODES: &str = "EXIT STATUS:
+  0  nothing that fails was found
+  1  gridlock could not do its job (no such process, not Python, permission denied,
+     unsupported version, target exited)
+  2  usage error
+  3  a failing finding: deadlock, stall, orphaned_lock or hang by default (see --fail-on)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gridlock",
+    version,
+    about = "Tells you why a Python process is stuck: deadlocks, stalls and orphaned locks, read from outside the running process",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Sample a running CPython process over a short window and report who holds and who waits
+    #[command(after_help = EXIT_CODES)]
+    Dump(DumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Process id of the running CPython 3.8-3.13 process
+    pub pid: i32,
+
+    /// Print the report contract's JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write the wait-for graph as Graphviz DOT to FILE (`-` for stdout)
+    #[arg(long, value_name = "FILE")]
+    pub dot: Option<PathBuf>,
+
+    /// Include each frame's local variables (names and short reprs)
+    #[arg(long)]
+    pub locals: bool,
+
+    /// How long to sample: findings must persist over the whole window; 0 takes one snapshot
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub window: Duration,
+
+    /// Finding kinds that make the exit status 3, comma-separated (default: the error kinds)
+    #[arg(long, value_delimiter = ',', value_parser = parse_kind, value_name = "KIND,...")]
+    pub fail_on: Vec<FindingKind>,
+
+    /// Colour the text report: auto (when stdout is a terminal), always, never
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::duration::parse(s)
+}
+
+fn parse_kind(s: &str) -> Result<FindingKind, String> {
+    FindingKind::parse(s).ok_or_else(|| {
+        format!("unknown finding kind {s:?}: use deadlock, stall, orphaned_lock, hang, lock_order_inversion, race, loop_block")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

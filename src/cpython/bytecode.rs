@@ -1,0 +1,317 @@
+//! A small bytecode decoder: instructions, the 3.11+ exception table, and symbolic evaluation
+//! of the expression that produced a value (how code names a lock: `src.lock`, `forks[2]`).
+//! Names come from the code object, never from source text, so they survive edited files.
+
+/// One version's opcode facts, generated from the interpreter's own `opcode` module.
+pub struct OpcodeTable {
+    pub minor: u8,
+    pub have_argument: u8,
+    pub names: [Option<&'static str>; 256],
+    /// Specialised (quickened) opcode -> its base opcode; identity for base opcodes.
+    pub deopt: [u8; 256],
+    /// Inline cache code units following each opcode (3.11+).
+    pub caches: [u8; 256],
+}
+
+impl OpcodeTable {
+    pub fn name(&self, op: u8) -> &'static str {
+        self.names[self.deopt[op as usize] as usize].unwrap_or("?")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instruction {
+    /// Offset in code units (2 bytes each).
+    pub offset: usize,
+    pub name: &'static str,
+    pub arg: u32,
+    /// Offset of the next instruction, in code units, after inline caches.
+    pub next: usize,
+}
+
+/// Decode a code object's bytecode. `EXTENDED_ARG` prefixes fold into the following
+/// instruction (which keeps the prefix's offset, as jumps target it); caches are skipped.
+pub fn decode(table: &OpcodeTable, code: &[u8]) -> Vec<Instruction> {
+    let mut out = Vec::with_capacity(code.len() / 2);
+    let mut i = 0;
+    let mut ext: u32 = 0;
+    let mut start = None;
+    while i + 1 < code.len() {
+        let op = code[i];
+        let name = table.name(op);
+        let arg = ext << 8 | code[i + 1] as u32;
+        let unit = i / 2;
+        let next = unit + 1 + table.caches[op as usize] as usize;
+        if name == "EXTENDED_ARG" {
+            ext = arg;
+            start.get_or_insert(unit);
+        } else {
+            out.push(Instruction { offset: start.take().unwrap_or(unit), name, arg, next });
+            ext = 0;
+        }
+        i = next * 2;
+    }
+    out
+}
+
+/// Index of the instruction that is executing at `unit` (the last one starting at or before it).
+pub fn index_at(instructions: &[Instruction], unit: usize) -> Option<usize> {
+    match instructions.binary_search_by(|ins| ins.offset.cmp(&unit)) {
+        Ok(i) => Some(i),
+        Err(0) => None,
+        Err(i) => Some(i - 1),
+    }
+}
+
+/// One entry of a 3.11+ exception table, in code units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExceptionEntry {
+    pub start: usize,
+    pub end: usize,
+    pub target: usize,
+    pub depth: usize,
+    pub lasti: bool,
+}
+
+/// Parse `co_exceptiontable`: varint-encoded (start, length, target, depth<<1|lasti) records,
+/// each starting with a byte whose bit 7 is set.
+pub fn exception_table(raw: &[u8]) -> Vec<ExceptionEntry> {
+    fn varint(raw: &[u8], pos: &mut usize) -> Option<usize> {
+        let mut b = *raw.get(*pos)? as usize;
+        *pos += 1;
+        let mut val = b & 63;
+        while b & 64 != 0 {
+            val <<= 6;
+            b = *raw.get(*pos)? as usize;
+            *pos += 1;
+            val |= b & 63;
+        }
+        Some(val)
+    }
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < raw.len() {
+        let mut read = || -> Option<ExceptionEntry> {
+            let start = varint(raw, &mut pos)?;
+            let length = varint(raw, &mut pos)?;
+            let target = varint(raw, &mut pos)?;
+            let dl = varint(raw, &mut pos)?;
+            Some(ExceptionEntry { start, end: start + length, target, depth: dl >> 1, lasti: dl & 1 == 1 })
+        };
+        match read() {
+            Some(e) => out.push(e),
+            None => break,
+        }
+    }
+    out
+}
+
+pub fn covering(entries: &[ExceptionEntry], unit: usize) -> Option<&ExceptionEntry> {
+    entries.iter().find(|e| e.start <= unit && unit < e.end)
+}
+
+/// Names a code object gives to its operands.
+#[derive(Debug, Clone, Default)]
+pub struct CodeNames {
+    pub names: Vec<String>,
+    /// 3.8-3.10 `co_varnames`; 3.11+ `co_localsplusnames`.
+    pub locals: Vec<String>,
+    /// 3.8-3.10: `co_cellvars + co_freevars` (LOAD_DEREF's index space).
+    pub cells: Vec<String>,
+    /// Short renderings of `co_consts`.
+    pub consts: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Sym {
+    text: String,
+    /// For a method or attribute about to be called: the object it was looked up on.
+    receiver: Option<String>,
+}
+
+fn is_expression_op(name: &str) -> bool {
+    matches!(
+        name,
+        "LOAD_FAST" | "LOAD_FAST_CHECK" | "LOAD_FAST_LOAD_FAST" | "LOAD_DEREF" | "LOAD_CLASSDEREF"
+            | "LOAD_GLOBAL" | "LOAD_NAME" | "LOAD_ATTR" | "LOAD_METHOD" | "LOAD_CONST" | "BINARY_SUBSCR"
+            | "PUSH_NULL" | "PRECALL" | "KW_NAMES" | "CALL" | "CALL_METHOD" | "CALL_FUNCTION" | "NOP"
+            | "COPY_FREE_VARS" | "RESUME" | "CACHE"
+    )
+}
+
+/// Evaluate symbolically the pure expression that ends right before `instructions[end]`
+/// and return the stack it leaves, innermost last. `None` where any step is not understood.
+fn evaluate_before(minor: u8, instructions: &[Instruction], end: usize, names: &CodeNames) -> Option<Vec<Option<Sym>>> {
+    let mut start = end;
+    while start > 0 && is_expression_op(instructions[start - 1].name) {
+        start -= 1;
+    }
+    let mut stack: Vec<Option<Sym>> = Vec::new();
+    let plain = |t: String| Some(Sym { text: t, receiver: None });
+    let get = |v: &Vec<String>, i: usize| v.get(i).cloned();
+    for ins in &instructions[start..end] {
+        let arg = ins.arg as usize;
+        match ins.name {
+            "LOAD_FAST" | "LOAD_FAST_CHECK" => stack.push(plain(get(&names.locals, arg)?)),
+            "LOAD_FAST_LOAD_FAST" => {
+                stack.push(plain(get(&names.locals, arg >> 4)?));
+                stack.push(plain(get(&names.locals, arg & 15)?));
+            }
+            "LOAD_DEREF" | "LOAD_CLASSDEREF" => {
+                let v = if minor >= 11 { get(&names.locals, arg) } else { get(&names.cells, arg) };
+                stack.push(plain(v?));
+            }
+            "LOAD_NAME" => stack.push(plain(get(&names.names, arg)?)),
+            "LOAD_GLOBAL" => {
+                if minor >= 11 {
+                    let g = plain(get(&names.names, arg >> 1)?);
+                    let null = arg & 1 == 1;
+                    if null && minor <= 12 {
+                        stack.push(None);
+                    }
+                    stack.push(g);
+                    if null && minor >= 13 {
+                        stack.push(None);
+                    }
+                } else {
+                    stack.push(plain(get(&names.names, arg)?));
+                }
+            }
+            "LOAD_CONST" => stack.push(plain(get(&names.consts, arg)?)),
+            "LOAD_ATTR" | "LOAD_METHOD" => {
+                let (idx, method) = if minor >= 12 && ins.name == "LOAD_ATTR" {
+                    (arg >> 1, arg & 1 == 1)
+                } else {
+                    (arg, ins.name == "LOAD_METHOD")
+                };
+                let obj = stack.pop()??;
+                let attr = get(&names.names, idx)?;
+                let sym = Some(Sym { text: format!("{}.{}", obj.text, attr), receiver: Some(obj.text) });
+                if method {
+                    // The method and its `self` (or NULL) occupy two slots; keep the pair adjacent.
+                    stack.push(sym);
+                    stack.push(None);
+                } else {
+                    stack.push(sym);
+                }
+            }
+            "BINARY_SUBSCR" => {
+                let index = stack.pop()??;
+                let obj = stack.pop()??;
+                stack.push(plain(format!("{}[{}]", obj.text, index.text)));
+            }
+            "PUSH_NULL" => stack.push(None),
+            "CALL" | "CALL_METHOD" | "CALL_FUNCTION" => {
+                for _ in 0..arg {
+                    stack.pop()?;
+                }
+                // Pop up to and including the callable (skipping NULL / self placeholders).
+                let callable = loop {
+                    match stack.pop()? {
+                        Some(s) => break s,
+                        None => continue,
+                    }
+                };
+                while matches!(stack.last(), Some(None)) {
+                    stack.pop();
+                }
+                stack.push(plain(format!("{}()", callable.text)));
+            }
+            _ => {}
+        }
+    }
+    Some(stack)
+}
+
+/// The expression whose value is entered by the `with` at `instructions[at]`
+/// (`SETUP_WITH` / `BEFORE_WITH`).
+pub fn with_subject(minor: u8, instructions: &[Instruction], at: usize, names: &CodeNames) -> Option<String> {
+    let stack = evaluate_before(minor, instructions, at, names)?;
+    stack.into_iter().flatten().last().map(|s| s.text)
+}
+
+/// The object a call at `instructions[at]` is made on: `lock` for `lock.acquire()`.
+pub fn call_receiver(minor: u8, instructions: &[Instruction], at: usize, names: &CodeNames) -> Option<(String, String)> {
+    let stack = evaluate_before(minor, instructions, at, names)?;
+    stack.into_iter().rev().flatten().find_map(|s| {
+        let method = s.text.rsplit('.').next()?.to_string();
+        s.receiver.map(|r| (r, method))
+    })
+}
+
+/// The `with` statement whose cleanup handler starts at `handler` (code units).
+/// 3.8-3.10: the `SETUP_WITH` jumping to it; 3.11+: the `BEFORE_WITH` just before the
+/// first protected instruction of any exception-table entry targeting it.
+pub fn with_statement_for_handler(
+    minor: u8,
+    instructions: &[Instruction],
+    entries: &[ExceptionEntry],
+    handler: usize,
+) -> Option<usize> {
+    if minor <= 10 {
+        instructions.iter().position(|ins| {
+            ins.name == "SETUP_WITH" && {
+                // Relative jump from the next instruction; bytes before 3.10.
+                let delta = if minor == 10 { ins.arg as usize } else { ins.arg as usize / 2 };
+                ins.next + delta == handler
+            }
+        })
+    } else {
+        let start = entries.iter().filter(|e| e.target == handler).map(|e| e.start).min()?;
+        let idx = instructions.iter().position(|ins| ins.next == start)?;
+        (instructions[idx].name == "BEFORE_WITH").then_some(idx)
+    }
+}
+
+/// Whether the handler at `target` is a `with` statement's cleanup.
+pub fn is_with_cleanup(minor: u8, instructions: &[Instruction], target: usize) -> bool {
+    let Some(i) = instructions.iter().position(|ins| ins.offset == target) else {
+        return false;
+    };
+    match minor {
+        8 => instructions[i].name == "WITH_CLEANUP_START",
+        9 | 10 => instructions[i].name == "WITH_EXCEPT_START",
+        _ => {
+            instructions[i].name == "PUSH_EXC_INFO"
+                && instructions.get(i + 1).map(|n| n.name) == Some("WITH_EXCEPT_START")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpython::opcodes;
+
+    #[test]
+    fn parses_an_exception_table() {
+        // co_exceptiontable of `with a.x[0] as y, b: pass` compiled by CPython 3.12.
+        let raw = [144, 7, 54, 3, 151, 1, 42, 5, 153, 8, 54, 3, 170, 5, 51, 9, 175, 7, 54, 3, 182, 5, 63, 7];
+        let e = exception_table(&raw);
+        assert_eq!(e.len(), 6);
+        assert_eq!(e[0], ExceptionEntry { start: 16, end: 23, target: 54, depth: 1, lasti: true });
+        assert_eq!(e[1], ExceptionEntry { start: 23, end: 24, target: 42, depth: 2, lasti: true });
+        assert_eq!(e[3], ExceptionEntry { start: 42, end: 47, target: 51, depth: 4, lasti: true });
+        assert_eq!(covering(&e, 22).unwrap().target, 54);
+    }
+
+    #[test]
+    fn names_a_subscripted_attribute() {
+        // 3.12: LOAD_FAST a; LOAD_ATTR x (plain); LOAD_CONST 0; BINARY_SUBSCR; BEFORE_WITH
+        let t = &opcodes::V3_12;
+        let op = |n: &str| (0..=255u8).find(|o| t.names[*o as usize] == Some(n)).unwrap();
+        let code = vec![
+            op("LOAD_FAST"), 0, op("LOAD_ATTR"), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            op("LOAD_CONST"), 1, op("BINARY_SUBSCR"), 0, 0, 0, op("BEFORE_WITH"), 0,
+        ];
+        let ins = decode(t, &code);
+        assert_eq!(ins.last().unwrap().name, "BEFORE_WITH");
+        let names = CodeNames {
+            names: vec!["x".into()],
+            locals: vec!["a".into()],
+            cells: vec![],
+            consts: vec!["None".into(), "0".into()],
+        };
+        assert_eq!(with_subject(12, &ins, ins.len() - 1, &names).as_deref(), Some("a.x[0]"));
+    }
+}

@@ -1,0 +1,308 @@
+//! Per-version CPython object layouts (x86-64), in one place behind one trait.
+//!
+//! Sources: offsets were taken with `gdb -batch -ex 'ptype /o struct NAME'` on the debug info
+//! that pyenv's builds ship (libpython3.X.so.1.0), and checked against live targets as recorded
+//! in the project's shared FACTS-cpython.md (every pointer compared with `id()` in the target).
+//! 3.8 matches 3.9 for every field used here (CPython's Include/cpython/code.h and frameobject.h).
+
+use super::bytecode::OpcodeTable;
+use super::opcodes;
+
+/// How a thread state reaches its innermost frame.
+#[derive(Debug, Clone, Copy)]
+pub enum TopFrame {
+    /// `tstate->frame` (3.8-3.10).
+    Direct(usize),
+    /// `tstate->cframe->current_frame` (3.11, 3.12): (cframe offset, current_frame offset).
+    ViaCframe(usize, usize),
+}
+
+/// Where a frame's current instruction is recorded.
+#[derive(Debug, Clone, Copy)]
+pub enum InstructionPointer {
+    /// `f_lasti` in bytes (3.8, 3.9).
+    LastiBytes(usize),
+    /// `f_lasti` in code units (3.10).
+    LastiUnits(usize),
+    /// A pointer into `co_code_adaptive` (3.11 `prev_instr`, 3.12 `prev_instr`, 3.13 `instr_ptr`).
+    Pointer(usize),
+}
+
+/// How the enclosing `with` blocks of a frame are found.
+#[derive(Debug, Clone, Copy)]
+pub enum BlockScheme {
+    /// The frame's block stack: (`f_iblock`, `f_blockstack`) offsets (3.8-3.10).
+    BlockStack { iblock: usize, blockstack: usize },
+    /// The code object's exception table (3.11+).
+    ExceptionTable,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Offsets {
+    // PyInterpreterState
+    pub interp_threads_head: usize,
+    // PyThreadState
+    pub tstate_next: usize,
+    pub tstate_thread_id: usize,
+    pub tstate_native_thread_id: Option<usize>,
+    pub tstate_top_frame: TopFrame,
+    // frame (PyFrameObject up to 3.10, _PyInterpreterFrame from 3.11)
+    pub frame_back: usize,
+    pub frame_code: usize,
+    pub frame_instruction: InstructionPointer,
+    /// 3.8-3.10: `f_valuestack` (a pointer); 3.11+: unused (the stack follows the locals inline).
+    pub frame_valuestack_ptr: Option<usize>,
+    /// Offset of `localsplus` / `f_localsplus` inside the frame.
+    pub frame_localsplus: usize,
+    pub frame_blocks: BlockScheme,
+    /// `owner` byte (3.11+); 3 means a C-stack shim on 3.12+.
+    pub frame_owner: Option<usize>,
+    // PyCodeObject
+    pub code_bytecode: Bytecode,
+    pub code_consts: usize,
+    pub code_names: usize,
+    /// 3.8-3.10 `co_varnames`; 3.11+ `co_localsplusnames`.
+    pub code_varnames: usize,
+    /// 3.8-3.10 only: `co_cellvars`, `co_freevars` (LOAD_DEREF indexes cells then frees).
+    pub code_cellvars: Option<usize>,
+    pub code_freevars: Option<usize>,
+    pub code_nlocals: usize,
+    /// 3.11+: `co_nlocalsplus` (locals + cells + frees, before the value stack).
+    pub code_nlocalsplus: Option<usize>,
+    pub code_stacksize: usize,
+    pub code_exceptiontable: Option<usize>,
+    pub code_filename: usize,
+    pub code_name: usize,
+    pub code_qualname: Option<usize>,
+    // Unicode
+    pub str_ascii_data: usize,
+    pub str_compact_data: usize,
+    // Ints
+    pub int_lv_tag: bool,
+    // instance dicts
+    pub instance_dict: InstanceDict,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Bytecode {
+    /// A `bytes` object pointer (`co_code`, 3.8-3.10).
+    Object(usize),
+    /// Inline array at this offset (`co_code_adaptive`, 3.11+).
+    Inline(usize),
+}
+
+/// Where an object's instance attributes live.
+#[derive(Debug, Clone, Copy)]
+pub enum InstanceDict {
+    /// `tp_dictoffset` (type +288) gives the dict pointer's offset (3.8-3.10).
+    DictOffset,
+    /// 3.11: obj-24 is the dict or NULL; obj-32 a values array keyed by `ht_cached_keys` (+872).
+    Managed311,
+    /// 3.12: obj-24 tagged (odd: values at ptr+1, even: dict); `ht_cached_keys` +880.
+    Managed312,
+    /// 3.13: obj-24 dict or NULL, else inline values at obj + `tp_basicsize` (+8 past a header).
+    Managed313,
+}
+
+/// One CPython minor version's layout.
+pub trait VersionLayout: Send + Sync {
+    fn minor(&self) -> u8;
+    fn offsets(&self) -> &Offsets;
+    fn opcodes(&self) -> &'static OpcodeTable;
+    fn name(&self) -> String {
+        format!("3.{}", self.minor())
+    }
+}
+
+struct Layout {
+    minor: u8,
+    offsets: Offsets,
+    opcodes: &'static OpcodeTable,
+}
+
+impl VersionLayout for Layout {
+    fn minor(&self) -> u8 {
+        self.minor
+    }
+    fn offsets(&self) -> &Offsets {
+        &self.offsets
+    }
+    fn opcodes(&self) -> &'static OpcodeTable {
+        self.opcodes
+    }
+}
+
+const fn before_311(minor: u8) -> Offsets {
+    let is_310 = minor == 10;
+    Offsets {
+        interp_threads_head: 8,
+        tstate_next: 8,
+        tstate_thread_id: 176,
+        tstate_native_thread_id: None,
+        tstate_top_frame: TopFrame::Direct(24),
+        frame_back: 24,
+        frame_code: 32,
+        frame_instruction: if is_310 {
+            InstructionPointer::LastiUnits(96)
+        } else {
+            InstructionPointer::LastiBytes(104)
+        },
+        frame_valuestack_ptr: Some(64),
+        // f_blockstack holds CO_MAXBLOCKS (20) PyTryBlocks of 12 bytes, then f_localsplus.
+        frame_localsplus: if is_310 { 112 + 240 } else { 120 + 240 },
+        frame_blocks: if is_310 {
+            BlockScheme::BlockStack { iblock: 104, blockstack: 112 }
+        } else {
+            BlockScheme::BlockStack { iblock: 112, blockstack: 120 }
+        },
+        frame_owner: None,
+        code_bytecode: Bytecode::Object(48),
+        code_consts: 56,
+        code_names: 64,
+        code_varnames: 72,
+        code_cellvars: Some(88),
+        code_freevars: Some(80),
+        code_nlocals: 28,
+        code_nlocalsplus: None,
+        code_stacksize: 32,
+        code_exceptiontable: None,
+        code_filename: 104,
+        code_name: 112,
+        code_qualname: None,
+        str_ascii_data: 48,
+        str_compact_data: 72,
+        int_lv_tag: false,
+        instance_dict: InstanceDict::DictOffset,
+    }
+}
+
+static V38: Layout = Layout { minor: 8, offsets: before_311(8), opcodes: &opcodes::V3_8 };
+static V39: Layout = Layout { minor: 9, offsets: before_311(9), opcodes: &opcodes::V3_9 };
+static V310: Layout = Layout { minor: 10, offsets: before_311(10), opcodes: &opcodes::V3_10 };
+
+static V311: Layout = Layout {
+    minor: 11,
+    opcodes: &opcodes::V3_11,
+    offsets: Offsets {
+        interp_threads_head: 16,
+        tstate_next: 8,
+        tstate_thread_id: 152,
+        tstate_native_thread_id: Some(160),
+        tstate_top_frame: TopFrame::ViaCframe(56, 8),
+        frame_back: 48,
+        frame_code: 32,
+        frame_instruction: InstructionPointer::Pointer(56),
+        frame_valuestack_ptr: None,
+        frame_localsplus: 72,
+        frame_blocks: BlockScheme::ExceptionTable,
+        frame_owner: Some(69),
+        code_bytecode: Bytecode::Inline(184),
+        code_consts: 24,
+        code_names: 32,
+        code_varnames: 96,
+        code_cellvars: None,
+        code_freevars: None,
+        code_nlocals: 80,
+        code_nlocalsplus: Some(76),
+        code_stacksize: 68,
+        code_exceptiontable: Some(40),
+        code_filename: 112,
+        code_name: 120,
+        code_qualname: Some(128),
+        str_ascii_data: 48,
+        str_compact_data: 72,
+        int_lv_tag: false,
+        instance_dict: InstanceDict::Managed311,
+    },
+};
+
+const fn from_312(minor: u8) -> Offsets {
+    let is_313 = minor == 13;
+    Offsets {
+        interp_threads_head: if is_313 { 7344 } else { 72 },
+        tstate_next: 8,
+        tstate_thread_id: if is_313 { 152 } else { 136 },
+        tstate_native_thread_id: Some(if is_313 { 160 } else { 144 }),
+        tstate_top_frame: if is_313 {
+            TopFrame::Direct(72)
+        } else {
+            TopFrame::ViaCframe(56, 0)
+        },
+        frame_back: 8,
+        frame_code: 0,
+        frame_instruction: InstructionPointer::Pointer(56),
+        frame_valuestack_ptr: None,
+        frame_localsplus: 72,
+        frame_blocks: BlockScheme::ExceptionTable,
+        frame_owner: Some(70),
+        code_bytecode: Bytecode::Inline(if is_313 { 200 } else { 192 }),
+        code_consts: 24,
+        code_names: 32,
+        code_varnames: 96,
+        code_cellvars: None,
+        code_freevars: None,
+        code_nlocals: 80,
+        code_nlocalsplus: Some(72),
+        code_stacksize: 64,
+        code_exceptiontable: Some(40),
+        code_filename: 112,
+        code_name: 120,
+        code_qualname: Some(128),
+        str_ascii_data: 40,
+        str_compact_data: 56,
+        int_lv_tag: true,
+        instance_dict: if is_313 { InstanceDict::Managed313 } else { InstanceDict::Managed312 },
+    }
+}
+
+static V312: Layout = Layout { minor: 12, offsets: from_312(12), opcodes: &opcodes::V3_12 };
+static V313: Layout = Layout { minor: 13, offsets: from_312(13), opcodes: &opcodes::V3_13 };
+
+/// The layout for CPython 3.`minor`, if gridlock supports it.
+pub fn for_version(major: u64, minor: u64) -> Option<&'static dyn VersionLayout> {
+    if major != 3 {
+        return None;
+    }
+    Some(match minor {
+        8 => &V38,
+        9 => &V39,
+        10 => &V310,
+        11 => &V311,
+        12 => &V312,
+        13 => &V313,
+        _ => return None,
+    })
+}
+
+/// Object-header and fixed offsets shared by every supported version.
+pub mod common {
+    pub const OB_TYPE: usize = 8;
+    pub const VAR_SIZE: usize = 16;
+    pub const TUPLE_ITEMS: usize = 24;
+    pub const BYTES_DATA: usize = 32;
+    pub const LIST_ITEMS: usize = 24;
+    pub const TP_NAME: usize = 24;
+    pub const TP_BASICSIZE: usize = 32;
+    pub const TP_DICTOFFSET: usize = 288;
+    pub const STR_LENGTH: usize = 16;
+    pub const STR_STATE: usize = 32;
+    /// Builtin method `m_self`; bound method `im_self` (`im_func` at 16).
+    pub const METHOD_SELF: usize = 24;
+    pub const METHOD_FUNC: usize = 16;
+    /// `_thread.lock`: `lock_lock` (sem_t*) and the `locked` byte.
+    pub const LOCK_SEM: usize = 16;
+    pub const LOCK_LOCKED: usize = 32;
+    /// `_thread.RLock`: `rlock_lock`, `rlock_owner` (thread ident), `rlock_count`.
+    pub const RLOCK_SEM: usize = 16;
+    pub const RLOCK_OWNER: usize = 24;
+    pub const RLOCK_COUNT: usize = 32;
+    /// PyTryBlock (3.8-3.10): 12 bytes {b_type, b_handler, b_level}.
+    pub const TRY_BLOCK_SIZE: usize = 12;
+    pub const SETUP_FINALLY_BLOCK: i32 = 122;
+    /// 3.13 parking lot: `wait_entry {park_arg, addr, sem_t sema, ..}`; the futex is `sema`.
+    pub const WAIT_ENTRY_SEMA: usize = 16;
+    pub const WAIT_ENTRY_ADDR: usize = 8;
+    /// 3.13 `ThreadHandle`: `ident` at 32; a joiner parks on `thread_is_exiting` at 57.
+    pub const THREAD_HANDLE_IDENT: usize = 32;
+    pub const THREAD_HANDLE_EXITING_EVENT: usize = 57;
+}

@@ -1,0 +1,342 @@
+//! Walk the interpreter's thread states and each thread's frames, straight from memory,
+//! keeping what py-spy's public stack traces do not expose: frame and code addresses, the
+//! current instruction, and the slots of each frame (locals and value stack).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
+use super::layout::{common::*, BlockScheme, Bytecode, InstructionPointer, TopFrame};
+use super::objects::Objects;
+use crate::error::{Error, Result};
+
+const MAX_THREADS: usize = 4096;
+const MAX_FRAMES: usize = 2048;
+
+/// What gridlock needs from one code object, read once and cached by address.
+#[derive(Debug)]
+pub struct CodeInfo {
+    pub filename: String,
+    pub name: String,
+    pub instructions: Vec<Instruction>,
+    pub exception_table: Vec<ExceptionEntry>,
+    pub names: CodeNames,
+    /// Slots before the value stack: locals (+ cells + frees).
+    pub nlocalsplus: usize,
+    pub stacksize: usize,
+    name_ptr: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawFrame {
+    pub addr: usize,
+    pub code: Arc<CodeInfo>,
+    /// Current instruction, in code units.
+    pub instr: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RawThread {
+    pub tstate: usize,
+    pub thread_id: u64,
+    pub native_id: Option<i32>,
+    /// Innermost first.
+    pub frames: Vec<RawFrame>,
+}
+
+/// A `with` block that is active in a frame: the object in its `__exit__` slot.
+#[derive(Debug, Clone)]
+pub struct ActiveWith {
+    pub exit_slot: usize,
+    /// Index of the instruction that entered it (`SETUP_WITH` / `BEFORE_WITH`), for naming.
+    pub statement: Option<usize>,
+}
+
+pub struct Walker<'a> {
+    pub objs: Objects<'a>,
+    code_cache: HashMap<usize, Arc<CodeInfo>>,
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(objs: Objects<'a>) -> Self {
+        Walker { objs, code_cache: HashMap::new() }
+    }
+
+    pub fn minor(&self) -> u8 {
+        self.objs.layout.minor()
+    }
+
+    pub fn threads(&mut self, interp: usize) -> Result<Vec<RawThread>> {
+        let offs = *self.objs.layout.offsets();
+        let mem = self.objs.mem;
+        let mut tstate = mem.ptr(interp + offs.interp_threads_head)?;
+        let mut out = Vec::new();
+        while tstate != 0 {
+            if out.len() >= MAX_THREADS {
+                return Err(Error::Layout("thread list does not end".into()));
+            }
+            let thread_id = mem.u64(tstate + offs.tstate_thread_id)?;
+            let native_id = match offs.tstate_native_thread_id {
+                Some(off) => Some(mem.i32(tstate + off)?).filter(|t| *t > 0),
+                None => None,
+            };
+            let frames = self.frames(tstate).unwrap_or_default();
+            out.push(RawThread { tstate, thread_id, native_id, frames });
+            tstate = mem.ptr(tstate + offs.tstate_next)?;
+        }
+        Ok(out)
+    }
+
+    fn top_frame(&self, tstate: usize) -> Result<usize> {
+        let mem = self.objs.mem;
+        match self.objs.layout.offsets().tstate_top_frame {
+            TopFrame::Direct(off) => mem.ptr(tstate + off),
+            TopFrame::ViaCframe(cframe, current) => {
+                let cf = mem.ptr(tstate + cframe)?;
+                if cf == 0 {
+                    return Ok(0);
+                }
+                mem.ptr(cf + current)
+            }
+        }
+    }
+
+    pub fn frames(&mut self, tstate: usize) -> Result<Vec<RawFrame>> {
+        let offs = *self.objs.layout.offsets();
+        let mem = self.objs.mem;
+        let mut frame = self.top_frame(tstate)?;
+        let mut out = Vec::new();
+        let mut seen = 0;
+        while frame != 0 && seen < MAX_FRAMES {
+            seen += 1;
+            let back = mem.ptr(frame + offs.frame_back)?;
+            if let Some(owner) = offs.frame_owner {
+                // 3.12+: frames owned by the C stack are shims between Python frames.
+                if self.minor() >= 12 && mem.u8(frame + owner)? == 3 {
+                    frame = back;
+                    continue;
+                }
+            }
+            let code_addr = mem.ptr(frame + offs.frame_code)?;
+            let code = match self.code(code_addr) {
+                Ok(code) => code,
+                Err(_) => {
+                    // 3.13: `f_executable` of a shim is not a code object.
+                    frame = back;
+                    continue;
+                }
+            };
+            let instr = self.instruction(frame, code_addr);
+            out.push(RawFrame { addr: frame, code, instr });
+            frame = back;
+        }
+        Ok(out)
+    }
+
+    fn instruction(&self, frame: usize, code_addr: usize) -> Option<usize> {
+        let offs = self.objs.layout.offsets();
+        let mem = self.objs.mem;
+        match offs.frame_instruction {
+            InstructionPointer::LastiBytes(off) => {
+                let lasti = mem.i32(frame + off).ok()?;
+                (lasti >= 0).then_some(lasti as usize / 2)
+            }
+            InstructionPointer::LastiUnits(off) => {
+                let lasti = mem.i32(frame + off).ok()?;
+                (lasti >= 0).then_some(lasti as usize)
+            }
+            InstructionPointer::Pointer(off) => {
+                let ptr = mem.ptr(frame + off).ok()?;
+                let Bytecode::Inline(start) = offs.code_bytecode else { return None };
+                let base = code_addr + start;
+                (ptr >= base).then(|| (ptr - base) / 2)
+            }
+        }
+    }
+
+    pub fn code(&mut self, addr: usize) -> Result<Arc<CodeInfo>> {
+        let offs = *self.objs.layout.offsets();
+        let mem = self.objs.mem;
+        let name_ptr = mem.ptr(addr + offs.code_name)?;
+        if let Some(c) = self.code_cache.get(&addr) {
+            if c.name_ptr == name_ptr {
+                return Ok(c.clone());
+            }
+        }
+        if self.objs.type_name(addr)? != "code" {
+            return Err(Error::Layout(format!("{addr:#x} is not a code object")));
+        }
+        let objs = &self.objs;
+        let filename = objs.str(mem.ptr(addr + offs.code_filename)?)?;
+        let name = match offs.code_qualname {
+            Some(q) => objs.str(mem.ptr(addr + q)?).or_else(|_| objs.str(name_ptr))?,
+            None => objs.str(name_ptr)?,
+        };
+        let nlocals = mem.i32(addr + offs.code_nlocals)?.max(0) as usize;
+        let stacksize = mem.i32(addr + offs.code_stacksize)?.max(0) as usize;
+        let locals = objs.tuple_strings(mem.ptr(addr + offs.code_varnames)?).unwrap_or_default();
+        let mut cells = Vec::new();
+        if let (Some(c), Some(f)) = (offs.code_cellvars, offs.code_freevars) {
+            cells.extend(objs.tuple_strings(mem.ptr(addr + c)?).unwrap_or_default());
+            cells.extend(objs.tuple_strings(mem.ptr(addr + f)?).unwrap_or_default());
+        }
+        let nlocalsplus = match offs.code_nlocalsplus {
+            Some(off) => mem.i32(addr + off)?.max(0) as usize,
+            None => nlocals + cells.len(),
+        };
+        let names = objs.tuple_strings(mem.ptr(addr + offs.code_names)?).unwrap_or_default();
+        let consts = objs
+            .tuple_items(mem.ptr(addr + offs.code_consts)?)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| objs.short_repr(c))
+            .collect();
+        let raw_code = match offs.code_bytecode {
+            Bytecode::Object(off) => objs.bytes_object(mem.ptr(addr + off)?)?,
+            Bytecode::Inline(off) => {
+                // co_code_adaptive has Py_SIZE(code) code units.
+                let units = mem.i64(addr + VAR_SIZE)?;
+                if !(0..=(1 << 22)).contains(&units) {
+                    return Err(Error::Layout("implausible code size".into()));
+                }
+                mem.bytes(addr + off, units as usize * 2)?
+            }
+        };
+        let instructions = bytecode::decode(self.objs.layout.opcodes(), &raw_code);
+        let exception_table = match offs.code_exceptiontable {
+            Some(off) => bytecode::exception_table(&objs.bytes_object(mem.ptr(addr + off)?)?),
+            None => Vec::new(),
+        };
+        let info = Arc::new(CodeInfo {
+            filename,
+            name,
+            instructions,
+            exception_table,
+            names: CodeNames { names, locals, cells, consts },
+            nlocalsplus,
+            stacksize,
+            name_ptr,
+        });
+        self.code_cache.insert(addr, info.clone());
+        Ok(info)
+    }
+
+    fn localsplus(&self, frame: usize) -> usize {
+        frame + self.objs.layout.offsets().frame_localsplus
+    }
+
+    /// The value-stack base of a frame.
+    fn valuestack(&self, frame: &RawFrame) -> Result<usize> {
+        match self.objs.layout.offsets().frame_valuestack_ptr {
+            Some(off) => self.objs.mem.ptr(frame.addr + off),
+            None => Ok(self.localsplus(frame.addr) + 8 * frame.code.nlocalsplus),
+        }
+    }
+
+    /// Local variables (fast locals, cells, frees) by name, non-NULL only.
+    pub fn locals(&self, frame: &RawFrame) -> Vec<(String, usize)> {
+        let base = self.localsplus(frame.addr);
+        let n = frame.code.nlocalsplus.min(256);
+        let Ok(raw) = self.objs.mem.bytes(base, n * 8) else { return Vec::new() };
+        let mut names = frame.code.names.locals.clone();
+        if self.minor() <= 10 {
+            names.extend(frame.code.names.cells.iter().cloned());
+        }
+        raw.chunks_exact(8)
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let v = u64::from_le_bytes(c.try_into().unwrap()) as usize;
+                (v != 0).then(|| (names.get(i).cloned().unwrap_or_else(|| format!("#{i}")), v))
+            })
+            .collect()
+    }
+
+    pub fn local(&self, frame: &RawFrame, name: &str) -> Option<usize> {
+        self.locals(frame).into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Every non-NULL slot of the frame's value stack up to `co_stacksize`. Slots above the
+    /// live depth may be stale: use these only as candidates to verify, never as facts.
+    pub fn stack_candidates(&self, frame: &RawFrame) -> Vec<usize> {
+        let Ok(base) = self.valuestack(frame) else { return Vec::new() };
+        let Ok(raw) = self.objs.mem.bytes(base, frame.code.stacksize.min(256) * 8) else { return Vec::new() };
+        raw.chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()) as usize)
+            .filter(|v| *v != 0)
+            .collect()
+    }
+
+    /// The `with` blocks active in a frame, innermost first. A `with` whose statement is the
+    /// current instruction (still entering, blocked in `__enter__`) is not active.
+    pub fn active_withs(&self, frame: &RawFrame) -> Vec<ActiveWith> {
+        let minor = self.minor();
+        let code = &frame.code;
+        let mut out = Vec::new();
+        match self.objs.layout.offsets().frame_blocks {
+            BlockScheme::BlockStack { iblock, blockstack } => {
+                let mem = self.objs.mem;
+                let Ok(n) = mem.i32(frame.addr + iblock) else { return out };
+                let Ok(stack) = self.valuestack(frame) else { return out };
+                for b in (0..n.clamp(0, 20) as usize).rev() {
+                    let at = frame.addr + blockstack + b * TRY_BLOCK_SIZE;
+                    let (Ok(kind), Ok(handler), Ok(level)) = (mem.i32(at), mem.i32(at + 4), mem.i32(at + 8)) else {
+                        continue;
+                    };
+                    if kind != SETUP_FINALLY_BLOCK || level < 1 || handler < 0 {
+                        continue;
+                    }
+                    let handler = if minor == 10 { handler as usize } else { handler as usize / 2 };
+                    if !bytecode::is_with_cleanup(minor, &code.instructions, handler) {
+                        continue;
+                    }
+                    if let Ok(slot) = mem.ptr(stack + 8 * (level as usize - 1)) {
+                        let statement =
+                            bytecode::with_statement_for_handler(minor, &code.instructions, &[], handler);
+                        out.push(ActiveWith { exit_slot: slot, statement });
+                    }
+                }
+            }
+            BlockScheme::ExceptionTable => {
+                let Some(mut unit) = frame.instr else { return out };
+                let Ok(stack) = self.valuestack(frame) else { return out };
+                let mut visited = Vec::new();
+                while let Some(entry) = bytecode::covering(&code.exception_table, unit) {
+                    // Handlers nest outward; a repeated target would mean a malformed table.
+                    if visited.contains(&entry.target) || visited.len() > 64 {
+                        break;
+                    }
+                    visited.push(entry.target);
+                    if entry.depth >= 1 && bytecode::is_with_cleanup(minor, &code.instructions, entry.target) {
+                        if let Ok(slot) = self.objs.mem.ptr(stack + 8 * (entry.depth - 1)) {
+                            let statement = bytecode::with_statement_for_handler(
+                                minor,
+                                &code.instructions,
+                                &code.exception_table,
+                                entry.target,
+                            );
+                            out.push(ActiveWith { exit_slot: slot, statement });
+                        }
+                    }
+                    unit = entry.target;
+                }
+            }
+        }
+        out
+    }
+
+    /// The current instruction's index in the decoded code.
+    pub fn current_index(&self, frame: &RawFrame) -> Option<usize> {
+        bytecode::index_at(&frame.code.instructions, frame.instr?)
+    }
+}
+
+impl<'a> Walker<'a> {
+    /// Reuse code objects read by an earlier snapshot of the same process.
+    pub fn adopt_cache(&mut self, cache: HashMap<usize, Arc<CodeInfo>>) {
+        self.code_cache = cache;
+    }
+
+    pub fn take_cache(&mut self) -> HashMap<usize, Arc<CodeInfo>> {
+        std::mem::take(&mut self.code_cache)
+    }
+}

@@ -1,0 +1,63 @@
+//! Library errors. Each variant carries enough for a one-line message a user can act on.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("no such process: {pid}")]
+    NoSuchProcess { pid: i32 },
+
+    #[error("process {pid} has exited (it is a zombie waiting to be reaped by its parent)")]
+    Zombie { pid: i32 },
+
+    #[error("process {pid} ({name}) is not a Python process: no CPython interpreter found in its memory maps")]
+    NotPython { pid: i32, name: String },
+
+    #[error("permission denied reading process {pid}: {hint}")]
+    PermissionDenied { pid: i32, hint: String },
+
+    #[error("process {pid} runs CPython {version}, which gridlock does not support (supported: CPython 3.8 to 3.13)")]
+    Unsupported { pid: i32, version: String },
+
+    #[error("process {pid} exited while gridlock was reading it")]
+    TargetExited { pid: i32 },
+
+    #[error("could not attach to process {pid}: {reason}")]
+    Attach { pid: i32, reason: String },
+
+    #[error("could not read process {pid} memory at {addr:#x} ({len} bytes): {source}")]
+    Memory {
+        pid: i32,
+        addr: usize,
+        len: usize,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("unexpected object layout: {0}")]
+    Layout(String),
+
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How to fix a ptrace permission problem on Linux.
+pub fn permission_hint() -> String {
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .map(|s| s.trim().to_string());
+    let mut hint = String::from(
+        "run gridlock as root (sudo), or as the target's user with CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep $(which gridlock))",
+    );
+    match scope.as_deref() {
+        Some("1") => hint.push_str(
+            "; kernel.yama.ptrace_scope is 1, so non-root users may only read their own children: set it to 0 with `sudo sysctl kernel.yama.ptrace_scope=0`",
+        ),
+        Some("2") => hint.push_str("; kernel.yama.ptrace_scope is 2: only root (CAP_SYS_PTRACE) may attach"),
+        Some("3") => hint.push_str("; kernel.yama.ptrace_scope is 3: attaching is disabled until reboot"),
+        _ => {}
+    }
+    hint
+}

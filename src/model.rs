@@ -1,0 +1,334 @@
+//! The report contract's document (`shared/design/report-contract.md`): one serde model that
+//! every output renders (text, JSON, DOT, and later the TUI). Fields are only ever added.
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Document {
+    pub schema_version: u32,
+    pub tool: Tool,
+    pub command: Command,
+    pub window: Window,
+    pub processes: Vec<Process>,
+    pub threads: Vec<Thread>,
+    pub locks: Vec<Lock>,
+    pub tasks: Vec<serde_json::Value>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Command {
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Window {
+    pub started: String,
+    pub ended: String,
+    pub snapshots: usize,
+    /// Seconds between the first and last snapshot.
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Process {
+    pub pid: i32,
+    pub ppid: Option<i32>,
+    pub name: String,
+    pub cmdline: String,
+    pub python_version: String,
+    pub exited: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadState {
+    Running,
+    LockWait,
+    JoinWait,
+    ConditionWait,
+    Sleep,
+    IoWait,
+    GilWait,
+    Syscall,
+    Unknown,
+}
+
+impl ThreadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThreadState::Running => "running",
+            ThreadState::LockWait => "lock_wait",
+            ThreadState::JoinWait => "join_wait",
+            ThreadState::ConditionWait => "condition_wait",
+            ThreadState::Sleep => "sleep",
+            ThreadState::IoWait => "io_wait",
+            ThreadState::GilWait => "gil_wait",
+            ThreadState::Syscall => "syscall",
+            ThreadState::Unknown => "unknown",
+        }
+    }
+}
+
+/// How a claim was known. A closed set, shared by every output.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// An owner field read from the object (RLock owner, module lock owner).
+    Memory,
+    /// The thread sleeps on this lock's semaphore.
+    Futex,
+    /// The frame's active `with` keeps this lock's bound `__exit__`.
+    ValueStack,
+    /// Inferred from an `acquire()` call.
+    AcquireCall,
+    Probe,
+    Wait4,
+    Pipe,
+    ShmFutex,
+    Unknown,
+}
+
+impl Evidence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Memory => "memory",
+            Evidence::Futex => "futex",
+            Evidence::ValueStack => "value_stack",
+            Evidence::AcquireCall => "acquire_call",
+            Evidence::Probe => "probe",
+            Evidence::Wait4 => "wait4",
+            Evidence::Pipe => "pipe",
+            Evidence::ShmFutex => "shm_futex",
+            Evidence::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Frame {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+}
+
+impl Frame {
+    /// `function file:line`, the contract's `site`.
+    pub fn site(&self) -> String {
+        format!("{} {}:{}", self.function, short_file(&self.file), self.line)
+    }
+}
+
+pub fn short_file(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Thread {
+    /// `PID:t:THREAD_ID`.
+    pub id: String,
+    pub pid: i32,
+    /// Python's thread ident (`threading.get_ident()`).
+    pub thread_id: u64,
+    /// Kernel TID.
+    pub native_id: Option<i32>,
+    pub name: Option<String>,
+    pub state: ThreadState,
+    /// When the thread was first seen in this state during the window (a lower bound).
+    pub state_since: String,
+    /// Whether this is an untimed wait that only another party can end.
+    pub blocked: bool,
+    pub owns_gil: bool,
+    /// Innermost first.
+    pub frames: Vec<Frame>,
+    pub holds: Vec<Hold>,
+    pub waits_for: Option<Wait>,
+    /// What the kernel shows: scheduler state, syscall and wait channel.
+    pub kernel: Option<KernelView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KernelView {
+    pub state: String,
+    pub syscall: Option<String>,
+    pub wchan: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Hold {
+    pub lock: String,
+    pub evidence: Evidence,
+    /// Where it was taken, when known (`function file:line`).
+    pub site: Option<String>,
+    /// The name the code uses for it there.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitKind {
+    /// Acquiring a lock (id in `target`).
+    Lock,
+    /// Joining a thread (id in `target`).
+    Join,
+    /// Waiting for a notify on a condition (id in `target`).
+    Notify,
+    /// A futex nobody in the model accounts for.
+    UnknownFutex,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Wait {
+    pub kind: WaitKind,
+    pub target: Option<String>,
+    pub evidence: Evidence,
+    pub site: Option<String>,
+    pub name: Option<String>,
+    /// The higher-level primitive the wait is part of (`Event.wait`, `Queue.get`, ...).
+    pub via: Option<String>,
+    pub timed: bool,
+    pub futex: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Lock {
+    /// `PID:l:0xADDRESS` (the Python object's address).
+    pub id: String,
+    pub pid: i32,
+    pub address: String,
+    /// `lock`, `rlock`, `module_lock`, `condition`, `event`, `semaphore`, `barrier`, `queue`.
+    pub kind: String,
+    pub names: Vec<LockName>,
+    pub locked: Option<bool>,
+    pub holders: Vec<Holder>,
+    pub waiters: Vec<Waiter>,
+    /// For a module lock: the module being imported.
+    pub module: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct LockName {
+    pub name: String,
+    pub frame: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Holder {
+    /// A thread id, or `None` when the owner is known not to be a live thread.
+    pub thread: Option<String>,
+    /// The owner's ident as read from memory, when the evidence is `memory`.
+    pub owner_ident: Option<u64>,
+    pub evidence: Evidence,
+    pub site: Option<String>,
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Waiter {
+    pub thread: String,
+    pub evidence: Evidence,
+    pub site: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    Deadlock,
+    Stall,
+    OrphanedLock,
+    Hang,
+    LockOrderInversion,
+    Race,
+    LoopBlock,
+}
+
+impl FindingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Deadlock => "deadlock",
+            FindingKind::Stall => "stall",
+            FindingKind::OrphanedLock => "orphaned_lock",
+            FindingKind::Hang => "hang",
+            FindingKind::LockOrderInversion => "lock_order_inversion",
+            FindingKind::Race => "race",
+            FindingKind::LoopBlock => "loop_block",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<FindingKind> {
+        Some(match s {
+            "deadlock" => FindingKind::Deadlock,
+            "stall" => FindingKind::Stall,
+            "orphaned_lock" => FindingKind::OrphanedLock,
+            "hang" => FindingKind::Hang,
+            "lock_order_inversion" => FindingKind::LockOrderInversion,
+            "race" => FindingKind::Race,
+            "loop_block" => FindingKind::LoopBlock,
+            _ => return None,
+        })
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::Deadlock | FindingKind::Stall | FindingKind::OrphanedLock | FindingKind::Hang => {
+                Severity::Error
+            }
+            _ => Severity::Warning,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    pub id: String,
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub samples: usize,
+    pub summary: String,
+    pub threads: Vec<String>,
+    pub tasks: Vec<String>,
+    pub processes: Vec<i32>,
+    pub locks: Vec<String>,
+    pub edges: Vec<Edge>,
+    /// Advice a person can act on.
+    pub advice: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    /// `waits_for` (thread -> lock), `held_by` (lock -> thread), `joins` (thread -> thread).
+    pub via: String,
+    pub evidence: Evidence,
+    pub site: Option<String>,
+    /// How the code names the lock at that site.
+    pub name: Option<String>,
+}
+
+impl Document {
+    pub fn thread(&self, id: &str) -> Option<&Thread> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+    pub fn lock(&self, id: &str) -> Option<&Lock> {
+        self.locks.iter().find(|l| l.id == id)
+    }
+}

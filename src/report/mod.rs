@@ -1,0 +1,13 @@
+//! Printers: each a function of (&Document, impl Write). None of them computes anything new.
+
+pub mod dot;
+pub mod text;
+
+use std::io::Write;
+
+use crate::model::Document;
+
+pub fn json<W: Write>(doc: &Document, mut out: W) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut out, doc)?;
+    writeln!(out)
+}

@@ -1,0 +1,202 @@
+//! The human report: findings first, in the manner of jstack's "Found one Java-level
+//! deadlock", each claim with its evidence in brackets; then every thread, most interesting first.
+
+use std::io::{self, Write};
+
+use crate::model::*;
+
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    fn red(&self, s: &str) -> String {
+        self.paint("1;31", s)
+    }
+    fn yellow(&self, s: &str) -> String {
+        self.paint("1;33", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+}
+
+fn thread_label(doc: &Document, id: &str) -> String {
+    match doc.thread(id) {
+        Some(t) => {
+            let name = t.name.clone().map(|n| format!("\"{n}\"")).unwrap_or_else(|| format!("thread {}", t.thread_id));
+            match t.native_id {
+                Some(tid) => format!("{name} (tid {tid})"),
+                None => name,
+            }
+        }
+        None => format!("thread {}", id.rsplit(':').next().unwrap_or(id)),
+    }
+}
+
+fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
+    match doc.lock(id) {
+        Some(l) => {
+            let kind = match l.kind.as_str() {
+                "lock" => "_thread.lock",
+                "rlock" => "_thread.RLock",
+                k => k,
+            };
+            let name = name.map(str::to_string).or_else(|| l.names.first().map(|n| n.name.clone()));
+            match (name, &l.module) {
+                (_, Some(m)) => format!("import lock of module {m} <{kind} {}>", l.address),
+                (Some(n), None) => format!("{n} <{kind} {}>", l.address),
+                (None, None) => format!("<{kind} {}>", l.address),
+            }
+        }
+        None => id.to_string(),
+    }
+}
+
+pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result<()> {
+    let p = &doc.processes[0];
+    writeln!(
+        out,
+        "{} · pid {} · CPython {} · {} · {} threads · window {:.1} s ({} snapshot{})",
+        style.bold(&format!("gridlock {}", doc.tool.version)),
+        p.pid,
+        p.python_version,
+        if p.cmdline.is_empty() { &p.name } else { &p.cmdline },
+        doc.threads.len(),
+        doc.window.seconds,
+        doc.window.snapshots,
+        if doc.window.snapshots == 1 { "" } else { "s" }
+    )?;
+    writeln!(out)?;
+    if doc.findings.is_empty() {
+        writeln!(out, "No deadlock, stall or orphaned lock persisted over the window.")?;
+        writeln!(out)?;
+    }
+    for f in &doc.findings {
+        finding(doc, f, style, &mut out)?;
+        writeln!(out)?;
+    }
+    threads(doc, style, &mut out)?;
+    Ok(())
+}
+
+fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) -> io::Result<()> {
+    let title = f.kind.as_str().to_uppercase().replace('_', " ");
+    let head = if f.severity == Severity::Error { style.red(&title) } else { style.yellow(&title) };
+    let persisted = if f.samples > 1 { format!(", seen in all {} snapshots", f.samples) } else { String::new() };
+    writeln!(out, "{head}  {}{persisted}", f.summary)?;
+    writeln!(out)?;
+    match f.kind {
+        FindingKind::Deadlock => {
+            // Edges alternate: thread -waits_for-> lock -held_by-> thread, or thread -joins-> thread.
+            let mut i = 0;
+            while i < f.edges.len() {
+                let e = &f.edges[i];
+                if e.via == "waits_for" {
+                    writeln!(out, "  {} waits for  {}  {}", style.bold(&thread_label(doc, &e.from)), lock_label(doc, &e.to, e.name.as_deref()), style.dim(&format!("[{}]", e.evidence.as_str())))?;
+                    if let Some(site) = &e.site {
+                        writeln!(out, "      at {site}")?;
+                    }
+                    if let Some(h) = f.edges.get(i + 1).filter(|h| h.via == "held_by") {
+                        let named = h.name.as_deref().map(|n| format!(" as {n}")).unwrap_or_default();
+                        writeln!(
+                            out,
+                            "    held by {}{named}, taken at {}  {}",
+                            thread_label(doc, &h.to),
+                            h.site.as_deref().unwrap_or("an unknown site"),
+                            style.dim(&format!("[{}]", h.evidence.as_str()))
+                        )?;
+                        i += 1;
+                    }
+                } else if e.via == "joins" {
+                    writeln!(out, "  {} joins  {}  {}", style.bold(&thread_label(doc, &e.from)), thread_label(doc, &e.to), style.dim(&format!("[{}]", e.evidence.as_str())))?;
+                    if let Some(site) = &e.site {
+                        writeln!(out, "      at {site}")?;
+                    }
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            for e in &f.edges {
+                let target = if e.to.contains(":l:") {
+                    lock_label(doc, &e.to, e.name.as_deref())
+                } else if e.to.contains(":t:") {
+                    thread_label(doc, &e.to)
+                } else {
+                    e.to.clone()
+                };
+                let from = if e.from.contains(":l:") { lock_label(doc, &e.from, None) } else { thread_label(doc, &e.from) };
+                let verb = match e.via.as_str() {
+                    "held_by" => "is held by",
+                    "joins" => "joins",
+                    _ => "waits for",
+                };
+                writeln!(out, "  {from} {verb}  {target}  {}", style.dim(&format!("[{}]", e.evidence.as_str())))?;
+                if let Some(site) = &e.site {
+                    writeln!(out, "      at {site}")?;
+                }
+            }
+        }
+    }
+    if let Some(a) = &f.advice {
+        writeln!(out)?;
+        writeln!(out, "  {a}")?;
+    }
+    Ok(())
+}
+
+fn interest(t: &Thread) -> u8 {
+    match (t.blocked, t.waits_for.is_some(), t.holds.is_empty()) {
+        (true, _, false) => 0,
+        (true, _, true) => 1,
+        (false, true, _) => 2,
+        _ => 3,
+    }
+}
+
+fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()> {
+    writeln!(out, "{}", style.bold("THREADS"))?;
+    let mut order: Vec<&Thread> = doc.threads.iter().collect();
+    order.sort_by_key(|t| interest(t));
+    for t in order {
+        let what = match &t.waits_for {
+            Some(w) => {
+                let target = match (w.kind, &w.target) {
+                    (WaitKind::Join, Some(th)) => format!("thread {} (join)", thread_label(doc, th)),
+                    (WaitKind::Notify, Some(l)) => format!("notify on {}", lock_label(doc, l, w.name.as_deref())),
+                    (_, Some(l)) => lock_label(doc, l, w.name.as_deref()),
+                    _ => format!("futex {}", w.futex.as_deref().unwrap_or("?")),
+                };
+                format!("waits for {target} [{}]{}", w.evidence.as_str(), if w.timed { " (with timeout)" } else { "" })
+            }
+            None => t.state.as_str().to_string(),
+        };
+        writeln!(out, "  {}  {}  {what}", style.bold(&thread_label(doc, &t.id)), t.state.as_str())?;
+        for h in &t.holds {
+            writeln!(
+                out,
+                "      holds {}{}  [{}]",
+                lock_label(doc, &h.lock, h.name.as_deref()),
+                h.site.as_deref().map(|s| format!(" since {s}")).unwrap_or_default(),
+                h.evidence.as_str()
+            )?;
+        }
+        let stack: Vec<String> = t.frames.iter().take(8).map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line)).collect();
+        if !stack.is_empty() {
+            let more = if t.frames.len() > 8 { format!("  <- … {} more", t.frames.len() - 8) } else { String::new() };
+            writeln!(out, "      {}{more}", style.dim(&stack.join("  <-  ")))?;
+        }
+    }
+    Ok(())
+}
