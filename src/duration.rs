@@ -8,16 +8,24 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         Some(i) => t.split_at(i),
         None => (t, "s"),
     };
-    let value: f64 = number.trim().parse().map_err(|_| format!("invalid duration {text:?}: use e.g. 500ms, 2s, 1m or a number of seconds"))?;
+    let value: f64 = number.trim().parse().map_err(|_| {
+        format!("invalid duration {text:?}: use e.g. 500ms, 2s, 1m or a number of seconds")
+    })?;
     if !value.is_finite() || value < 0.0 {
-        return Err(format!("invalid duration {text:?}: must be a non-negative number"));
+        return Err(format!(
+            "invalid duration {text:?}: must be a non-negative number"
+        ));
     }
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?}: use ms, s, m or h"
+            ))
+        }
     };
     Ok(Duration::from_secs_f64(seconds))
 }

@@ -32,7 +32,10 @@ fn main() -> ExitCode {
 }
 
 fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
-    let command = Command { name: "dump".into(), args: std::env::args().skip(1).collect() };
+    let command = Command {
+        name: "dump".into(),
+        args: std::env::args().skip(1).collect(),
+    };
     let doc = gridlock::dump(args.pid, args.window, command)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -56,7 +59,11 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
             file.flush()?;
         }
     }
-    Ok(if gridlock::fails(&doc, &args.fail_on) { EXIT_FINDING } else { EXIT_OK })
+    Ok(if gridlock::fails(&doc, &args.fail_on) {
+        EXIT_FINDING
+    } else {
+        EXIT_OK
+    })
 }
 
 fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {

@@ -279,9 +279,10 @@ impl FindingKind {
 
     pub fn severity(self) -> Severity {
         match self {
-            FindingKind::Deadlock | FindingKind::Stall | FindingKind::OrphanedLock | FindingKind::Hang => {
-                Severity::Error
-            }
+            FindingKind::Deadlock
+            | FindingKind::Stall
+            | FindingKind::OrphanedLock
+            | FindingKind::Hang => Severity::Error,
             _ => Severity::Warning,
         }
     }

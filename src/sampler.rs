@@ -13,7 +13,11 @@ pub const DUMP_SNAPSHOTS: usize = 5;
 /// Take `count` snapshots spread evenly over `window` (one if the window is zero).
 pub fn sample_window(target: &mut Target, window: Duration, count: usize) -> Result<Vec<Snapshot>> {
     let count = if window.is_zero() { 1 } else { count.max(2) };
-    let interval = if count > 1 { window / (count as u32 - 1) } else { Duration::ZERO };
+    let interval = if count > 1 {
+        window / (count as u32 - 1)
+    } else {
+        Duration::ZERO
+    };
     let start = Instant::now();
     let mut out = Vec::with_capacity(count);
     for i in 0..count {

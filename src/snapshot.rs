@@ -52,8 +52,10 @@ pub fn lock_id(pid: i32, addr: usize) -> String {
 pub fn take(target: &mut Target) -> Result<Snapshot> {
     let pid = target.pid;
     let taken = SystemTime::now();
-    let kernel: HashMap<i32, KernelThread> =
-        procfs::task_ids(pid).into_iter().filter_map(|tid| Some((tid, procfs::kernel_thread(pid, tid)?))).collect();
+    let kernel: HashMap<i32, KernelThread> = procfs::task_ids(pid)
+        .into_iter()
+        .filter_map(|tid| Some((tid, procfs::kernel_thread(pid, tid)?)))
+        .collect();
     if kernel.is_empty() || !target.alive() {
         return Err(Error::TargetExited { pid });
     }
@@ -63,7 +65,13 @@ pub fn take(target: &mut Target) -> Result<Snapshot> {
     let objs = Objects::new(&target.mem, target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(&mut target.code_cache));
-    let raw = walker.threads(target.interpreter).map_err(|e| if procfs::exists(pid) { e } else { Error::TargetExited { pid } });
+    let raw = walker.threads(target.interpreter).map_err(|e| {
+        if procfs::exists(pid) {
+            e
+        } else {
+            Error::TargetExited { pid }
+        }
+    });
     let raw = match raw {
         Ok(r) => r,
         Err(e) => {
@@ -73,7 +81,12 @@ pub fn take(target: &mut Target) -> Result<Snapshot> {
     };
     let native_ids = native_ids(&mut target.pthread_tid_offset, &walker, &raw, &kernel);
 
-    let mut builder = Builder { pid, walker: &walker, locks: BTreeMap::new(), live_idents: raw.iter().map(|t| t.thread_id).collect() };
+    let mut builder = Builder {
+        pid,
+        walker: &walker,
+        locks: BTreeMap::new(),
+        live_idents: raw.iter().map(|t| t.thread_id).collect(),
+    };
     let mut threads = Vec::new();
     for (i, rt) in raw.iter().enumerate() {
         let native_id = native_ids[i];
@@ -83,7 +96,12 @@ pub fn take(target: &mut Target) -> Result<Snapshot> {
     builder.resolve_owners(&mut threads);
     let locks = builder.locks.into_values().collect();
     target.code_cache = walker.take_cache();
-    Ok(Snapshot { taken, pid, threads, locks })
+    Ok(Snapshot {
+        taken,
+        pid,
+        threads,
+        locks,
+    })
 }
 
 /// Kernel TIDs of the interpreter's threads. 3.11+ store it in the thread state; before that,
@@ -100,7 +118,14 @@ fn native_ids(
     }
     let read = |off: usize| -> Vec<Option<i32>> {
         raw.iter()
-            .map(|t| walker.objs.mem.i32(t.thread_id as usize + off).ok().filter(|tid| kernel.contains_key(tid)))
+            .map(|t| {
+                walker
+                    .objs
+                    .mem
+                    .i32(t.thread_id as usize + off)
+                    .ok()
+                    .filter(|tid| kernel.contains_key(tid))
+            })
             .collect()
     };
     let consistent = |ids: &Vec<Option<i32>>| {
@@ -178,7 +203,10 @@ impl<'w, 'a> Builder<'w, 'a> {
 
     fn add_name(&mut self, addr: usize, name: Option<&String>, site: &str) {
         if let (Some(name), Some(lock)) = (name, self.locks.get_mut(&addr)) {
-            let n = LockName { name: name.clone(), frame: site.to_string() };
+            let n = LockName {
+                name: name.clone(),
+                frame: site.to_string(),
+            };
             if !lock.names.contains(&n) {
                 lock.names.push(n);
             }
@@ -203,26 +231,56 @@ impl<'w, 'a> Builder<'w, 'a> {
         None
     }
 
-    fn thread(&mut self, rt: &RawThread, native_id: Option<i32>, k: Option<&KernelThread>, trace: Option<&StackTrace>) -> Thread {
+    fn thread(
+        &mut self,
+        rt: &RawThread,
+        native_id: Option<i32>,
+        k: Option<&KernelThread>,
+        trace: Option<&StackTrace>,
+    ) -> Thread {
         let id = thread_id(self.pid, rt.thread_id);
         let frames = self.frames(rt, trace);
         let mut holds = Vec::new();
         // Holds from active `with` blocks, innermost frame first.
         for fv in &frames {
             for w in self.walker.active_withs(fv.raw) {
-                let Some((lock, kind)) = self.lock_in_exit_slot(w.exit_slot) else { continue };
+                let Some((lock, kind)) = self.lock_in_exit_slot(w.exit_slot) else {
+                    continue;
+                };
                 let code = &fv.raw.code;
-                let name = w.statement.and_then(|s| bytecode::with_subject(self.walker.minor(), &code.instructions, s, &code.names));
+                let name = w.statement.and_then(|s| {
+                    bytecode::with_subject(self.walker.minor(), &code.instructions, s, &code.names)
+                });
                 let site = fv.frame.site();
-                self.ensure_lock(lock, if kind == LockKind::RLock { "rlock" } else { "lock" });
+                self.ensure_lock(
+                    lock,
+                    if kind == LockKind::RLock {
+                        "rlock"
+                    } else {
+                        "lock"
+                    },
+                );
                 self.add_name(lock, name.as_ref(), &site);
-                holds.push((lock, Hold { lock: lock_id(self.pid, lock), evidence: Evidence::ValueStack, site: Some(site), name }));
+                holds.push((
+                    lock,
+                    Hold {
+                        lock: lock_id(self.pid, lock),
+                        evidence: Evidence::ValueStack,
+                        site: Some(site),
+                        name,
+                    },
+                ));
             }
         }
 
         let owns_gil = trace.map(|t| t.owns_gil).unwrap_or(false);
-        let futex = k.and_then(|k| k.syscall.as_ref()).and_then(|s| s.futex_wait_addr());
-        let timed = k.and_then(|k| k.syscall.as_ref()).map(|s| s.futex_timed()).unwrap_or(false);
+        let futex = k
+            .and_then(|k| k.syscall.as_ref())
+            .and_then(|s| s.futex_wait_addr());
+        let timed = k
+            .and_then(|k| k.syscall.as_ref())
+            .map(|s| s.futex_timed())
+            .unwrap_or(false);
         let mut state = kernel_state(k, owns_gil);
         let mut waits_for = None;
         if let Some(futex) = futex {
@@ -239,10 +297,17 @@ impl<'w, 'a> Builder<'w, 'a> {
                 holds.retain(|(lock, _)| *lock != released);
             }
         }
-        let blocked = waits_for.as_ref().map(|w| !w.timed && w.kind != WaitKind::UnknownFutex).unwrap_or(false)
+        let blocked = waits_for
+            .as_ref()
+            .map(|w| !w.timed && w.kind != WaitKind::UnknownFutex)
+            .unwrap_or(false)
             || (state == ThreadState::LockWait && !timed);
         let mut seen = HashSet::new();
-        let holds: Vec<Hold> = holds.into_iter().filter(|(l, _)| seen.insert(*l)).map(|(_, h)| h).collect();
+        let holds: Vec<Hold> = holds
+            .into_iter()
+            .filter(|(l, _)| seen.insert(*l))
+            .map(|(_, h)| h)
+            .collect();
         let name = trace
             .and_then(|t| t.thread_name.clone())
             .or_else(|| native_id.and_then(|tid| procfs::thread_comm(self.pid, tid)));
@@ -262,7 +327,14 @@ impl<'w, 'a> Builder<'w, 'a> {
             kernel: k.map(|k| KernelView {
                 state: k.state.to_string(),
                 syscall: k.syscall.as_ref().map(|s| {
-                    format!("{} {:#x} {:#x} {:#x} {:#x}", syscall_name(s.nr), s.args[0], s.args[1], s.args[2], s.args[3])
+                    format!(
+                        "{} {:#x} {:#x} {:#x} {:#x}",
+                        syscall_name(s.nr),
+                        s.args[0],
+                        s.args[1],
+                        s.args[2],
+                        s.args[3]
+                    )
                 }),
                 wchan: k.wchan.clone(),
             }),
@@ -273,7 +345,10 @@ impl<'w, 'a> Builder<'w, 'a> {
     fn frames<'r>(&self, rt: &'r RawThread, trace: Option<&StackTrace>) -> Vec<FrameView<'r>> {
         let spy_frames = trace.map(|t| &t.frames[..]).unwrap_or(&[]);
         let aligned = spy_frames.len() == rt.frames.len()
-            && spy_frames.iter().zip(&rt.frames).all(|(s, r)| s.filename == r.code.filename);
+            && spy_frames
+                .iter()
+                .zip(&rt.frames)
+                .all(|(s, r)| s.filename == r.code.filename);
         rt.frames
             .iter()
             .enumerate()
@@ -282,7 +357,11 @@ impl<'w, 'a> Builder<'w, 'a> {
                 frame: Frame {
                     function: r.code.name.clone(),
                     file: r.code.filename.clone(),
-                    line: if aligned { spy_frames[i].line.max(0) as u32 } else { 0 },
+                    line: if aligned {
+                        spy_frames[i].line.max(0) as u32
+                    } else {
+                        0
+                    },
                 },
             })
             .collect()
@@ -294,7 +373,12 @@ impl<'w, 'a> Builder<'w, 'a> {
         let objs = self.objs();
         let mut out = Vec::new();
         for fv in frames.iter().take(WAIT_SEARCH_FRAMES) {
-            let mut slots: Vec<usize> = self.walker.locals(fv.raw).into_iter().map(|(_, v)| v).collect();
+            let mut slots: Vec<usize> = self
+                .walker
+                .locals(fv.raw)
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
             slots.extend(self.walker.stack_candidates(fv.raw));
             for s in slots {
                 out.push(s);
@@ -304,9 +388,21 @@ impl<'w, 'a> Builder<'w, 'a> {
                             out.push(owner);
                         }
                     }
-                    Ok("Condition") | Ok("Thread") | Ok("_ModuleLock") | Ok("Event") | Ok("Semaphore")
-                    | Ok("BoundedSemaphore") | Ok("Barrier") | Ok("_DummyThread") | Ok("_MainThread") => {
-                        out.extend(objs.instance_attrs(s).unwrap_or_default().into_iter().map(|(_, v)| v));
+                    Ok("Condition")
+                    | Ok("Thread")
+                    | Ok("_ModuleLock")
+                    | Ok("Event")
+                    | Ok("Semaphore")
+                    | Ok("BoundedSemaphore")
+                    | Ok("Barrier")
+                    | Ok("_DummyThread")
+                    | Ok("_MainThread") => {
+                        out.extend(
+                            objs.instance_attrs(s)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(_, v)| v),
+                        );
                     }
                     _ => {}
                 }
@@ -337,12 +433,25 @@ impl<'w, 'a> Builder<'w, 'a> {
         // The first frame outside threading/queue/importlib: where the user's code waits.
         let user = frames.iter().position(|f| !in_sync_module(&f.frame));
         let user_site = user.map(|i| frames[i].frame.site());
-        let outermost_sync = user.unwrap_or(frames.len()).checked_sub(1).map(|i| &frames[i]);
-        let via = outermost_sync.map(|f| qualified(&f.frame.function, &f.raw.code.names.locals, f.raw, self.walker));
+        let outermost_sync = user
+            .unwrap_or(frames.len())
+            .checked_sub(1)
+            .map(|i| &frames[i]);
+        let via = outermost_sync.map(|f| {
+            qualified(
+                &f.frame.function,
+                &f.raw.code.names.locals,
+                f.raw,
+                self.walker,
+            )
+        });
 
         if let Some(lock) = matched {
             // Condition.wait: sleeping on its private waiter lock means waiting for a notify.
-            if let Some(cw) = frames.iter().find(|f| is_function(f, "threading.py", "wait") && self.walker.local(f.raw, "waiter") == Some(lock)) {
+            if let Some(cw) = frames.iter().find(|f| {
+                is_function(f, "threading.py", "wait")
+                    && self.walker.local(f.raw, "waiter") == Some(lock)
+            }) {
                 let cond = self.walker.local(cw.raw, "self").unwrap_or(0);
                 let released = self.objs().attr(cond, "_lock").ok().flatten();
                 // Name the waited primitive by the outermost threading/queue frame's `self`.
@@ -357,8 +466,16 @@ impl<'w, 'a> Builder<'w, 'a> {
                 if let Some(site) = &user_site {
                     self.add_name(target_obj, name.as_ref(), site);
                 }
-                let waiter = Waiter { thread: thread.to_string(), evidence: Evidence::Futex, site: user_site.clone() };
-                self.locks.get_mut(&target_obj).unwrap().waiters.push(waiter);
+                let waiter = Waiter {
+                    thread: thread.to_string(),
+                    evidence: Evidence::Futex,
+                    site: user_site.clone(),
+                };
+                self.locks
+                    .get_mut(&target_obj)
+                    .unwrap()
+                    .waiters
+                    .push(waiter);
                 let wait = Wait {
                     kind: WaitKind::Notify,
                     target: Some(lock_id(self.pid, target_obj)),
@@ -372,26 +489,60 @@ impl<'w, 'a> Builder<'w, 'a> {
                 return (ThreadState::ConditionWait, Some(wait), released);
             }
             // Thread.join (3.8-3.12): sleeping on the joined thread's `_tstate_lock`.
-            if let Some(jf) = frames.iter().find(|f| is_function(f, "threading.py", "_wait_for_tstate_lock")) {
+            if let Some(jf) = frames
+                .iter()
+                .find(|f| is_function(f, "threading.py", "_wait_for_tstate_lock"))
+            {
                 if let Some(joined) = self.walker.local(jf.raw, "self") {
-                    let ident = self.objs().attr(joined, "_ident").ok().flatten().and_then(|i| self.objs().int(i).ok());
-                    return (ThreadState::JoinWait, Some(self.join_wait(ident, frames, user, futex_hex, timed, via)), None);
+                    let ident = self
+                        .objs()
+                        .attr(joined, "_ident")
+                        .ok()
+                        .flatten()
+                        .and_then(|i| self.objs().int(i).ok());
+                    return (
+                        ThreadState::JoinWait,
+                        Some(self.join_wait(ident, frames, user, futex_hex, timed, via)),
+                        None,
+                    );
                 }
             }
             // An import: sleeping on a `_ModuleLock`'s wakeup lock.
-            if let Some(mf) = frames.iter().find(|f| f.frame.file.contains("importlib._bootstrap") && f.frame.function.ends_with("acquire")) {
-                if let Some(ml) = self.walker.local(mf.raw, "self").filter(|s| self.objs().type_name(*s).ok().as_deref() == Some("_ModuleLock")) {
-                    return (ThreadState::LockWait, Some(self.module_lock_wait(thread, ml, frames, user, futex_hex, timed)), None);
+            if let Some(mf) = frames.iter().find(|f| {
+                f.frame.file.contains("importlib._bootstrap")
+                    && f.frame.function.ends_with("acquire")
+            }) {
+                if let Some(ml) = self
+                    .walker
+                    .local(mf.raw, "self")
+                    .filter(|s| self.objs().type_name(*s).ok().as_deref() == Some("_ModuleLock"))
+                {
+                    return (
+                        ThreadState::LockWait,
+                        Some(self.module_lock_wait(thread, ml, frames, user, futex_hex, timed)),
+                        None,
+                    );
                 }
             }
             let kind = self.lock_kind(lock).unwrap();
-            self.ensure_lock(lock, if kind == LockKind::RLock { "rlock" } else { "lock" });
+            self.ensure_lock(
+                lock,
+                if kind == LockKind::RLock {
+                    "rlock"
+                } else {
+                    "lock"
+                },
+            );
             let site = frames.first().map(|f| f.frame.site());
             let name = frames.first().and_then(|f| self.waited_name(f));
             if let Some(site) = &site {
                 self.add_name(lock, name.as_ref(), site);
             }
-            let waiter = Waiter { thread: thread.to_string(), evidence: Evidence::Futex, site: site.clone() };
+            let waiter = Waiter {
+                thread: thread.to_string(),
+                evidence: Evidence::Futex,
+                site: site.clone(),
+            };
             self.locks.get_mut(&lock).unwrap().waiters.push(waiter);
             let wait = Wait {
                 kind: WaitKind::Lock,
@@ -409,12 +560,29 @@ impl<'w, 'a> Builder<'w, 'a> {
         // 3.13 Thread.join parks in the parking lot: the futex is a semaphore inside a
         // `wait_entry` on the joiner's stack whose `addr` is the joined ThreadHandle's
         // `thread_is_exiting` event; the handle's `ident` names the joined thread.
-        if minor >= 13 && frames.iter().any(|f| is_function(f, "threading.py", "join")) {
+        if minor >= 13
+            && frames
+                .iter()
+                .any(|f| is_function(f, "threading.py", "join"))
+        {
             let mem = self.objs().mem;
             if let Ok(addr) = mem.ptr(futex - WAIT_ENTRY_SEMA + WAIT_ENTRY_ADDR) {
-                if let Ok(ident) = mem.u64(addr.wrapping_sub(THREAD_HANDLE_EXITING_EVENT) + THREAD_HANDLE_IDENT) {
+                if let Ok(ident) =
+                    mem.u64(addr.wrapping_sub(THREAD_HANDLE_EXITING_EVENT) + THREAD_HANDLE_IDENT)
+                {
                     if self.live_idents.contains(&ident) || ident != 0 {
-                        return (ThreadState::JoinWait, Some(self.join_wait(Some(ident as i64), frames, user, futex_hex, timed, via)), None);
+                        return (
+                            ThreadState::JoinWait,
+                            Some(self.join_wait(
+                                Some(ident as i64),
+                                frames,
+                                user,
+                                futex_hex,
+                                timed,
+                                via,
+                            )),
+                            None,
+                        );
                     }
                 }
             }
@@ -432,7 +600,15 @@ impl<'w, 'a> Builder<'w, 'a> {
         (ThreadState::Unknown, Some(wait), None)
     }
 
-    fn join_wait(&self, ident: Option<i64>, frames: &[FrameView], user: Option<usize>, futex: Option<String>, timed: bool, via: Option<String>) -> Wait {
+    fn join_wait(
+        &self,
+        ident: Option<i64>,
+        frames: &[FrameView],
+        user: Option<usize>,
+        futex: Option<String>,
+        timed: bool,
+        via: Option<String>,
+    ) -> Wait {
         Wait {
             kind: WaitKind::Join,
             target: ident.map(|i| thread_id(self.pid, i as u64)),
@@ -445,17 +621,43 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
     }
 
-    fn module_lock_wait(&mut self, thread: &str, ml: usize, frames: &[FrameView], user: Option<usize>, futex: Option<String>, timed: bool) -> Wait {
-        let module = self.objs().attr(ml, "name").ok().flatten().and_then(|n| self.objs().str(n).ok());
+    fn module_lock_wait(
+        &mut self,
+        thread: &str,
+        ml: usize,
+        frames: &[FrameView],
+        user: Option<usize>,
+        futex: Option<String>,
+        timed: bool,
+    ) -> Wait {
+        let module = self
+            .objs()
+            .attr(ml, "name")
+            .ok()
+            .flatten()
+            .and_then(|n| self.objs().str(n).ok());
         let site = user.map(|i| frames[i].frame.site());
         let lock = self.ensure_lock(ml, "module_lock");
         lock.module = module.clone();
-        lock.waiters.push(Waiter { thread: thread.to_string(), evidence: Evidence::Futex, site: site.clone() });
+        lock.waiters.push(Waiter {
+            thread: thread.to_string(),
+            evidence: Evidence::Futex,
+            site: site.clone(),
+        });
         let name = module.map(|m| format!("import {m}"));
         if let Some(s) = &site {
             self.add_name(ml, name.as_ref(), s);
         }
-        Wait { kind: WaitKind::Lock, target: Some(lock_id(self.pid, ml)), evidence: Evidence::Futex, site, name, via: Some("import".into()), timed, futex }
+        Wait {
+            kind: WaitKind::Lock,
+            target: Some(lock_id(self.pid, ml)),
+            evidence: Evidence::Futex,
+            site,
+            name,
+            via: Some("import".into()),
+            timed,
+            futex,
+        }
     }
 
     /// How the waiting frame names what it waits on: the subject of the `with` being entered,
@@ -465,15 +667,20 @@ impl<'w, 'a> Builder<'w, 'a> {
         let code = &fv.raw.code;
         let minor = self.walker.minor();
         match code.instructions[idx].name {
-            "SETUP_WITH" | "BEFORE_WITH" => bytecode::with_subject(minor, &code.instructions, idx, &code.names),
-            _ => bytecode::call_receiver(minor, &code.instructions, idx, &code.names).map(|(r, _)| r),
+            "SETUP_WITH" | "BEFORE_WITH" => {
+                bytecode::with_subject(minor, &code.instructions, idx, &code.names)
+            }
+            _ => {
+                bytecode::call_receiver(minor, &code.instructions, idx, &code.names).map(|(r, _)| r)
+            }
         }
     }
 
     fn receiver_name(&self, fv: &FrameView) -> Option<String> {
         let idx = self.walker.current_index(fv.raw)?;
         let code = &fv.raw.code;
-        bytecode::call_receiver(self.walker.minor(), &code.instructions, idx, &code.names).map(|(r, _)| r)
+        bytecode::call_receiver(self.walker.minor(), &code.instructions, idx, &code.names)
+            .map(|(r, _)| r)
     }
 
     /// Owners read from memory: RLock owner fields and import module locks. Plain locks that
@@ -483,7 +690,10 @@ impl<'w, 'a> Builder<'w, 'a> {
         let mut holders_by_lock: HashMap<String, Vec<(String, Hold)>> = HashMap::new();
         for t in threads.iter() {
             for h in &t.holds {
-                holders_by_lock.entry(h.lock.clone()).or_default().push((t.id.clone(), h.clone()));
+                holders_by_lock
+                    .entry(h.lock.clone())
+                    .or_default()
+                    .push((t.id.clone(), h.clone()));
             }
         }
         let addrs: Vec<usize> = self.locks.keys().copied().collect();
@@ -500,12 +710,21 @@ impl<'w, 'a> Builder<'w, 'a> {
                     (count > 0 && owner != 0).then_some((owner, Some(count)))
                 }
                 "module_lock" => {
-                    let owner = objs.attr(addr, "owner").ok().flatten().and_then(|o| objs.int(o).ok());
+                    let owner = objs
+                        .attr(addr, "owner")
+                        .ok()
+                        .flatten()
+                        .and_then(|o| objs.int(o).ok());
                     let count = objs.attr(addr, "count").ok().flatten().and_then(|c| {
-                        objs.int(c).ok().map(|v| v as u64).or_else(|| objs.list_items(c).ok().map(|l| l.len() as u64))
+                        objs.int(c)
+                            .ok()
+                            .map(|v| v as u64)
+                            .or_else(|| objs.list_items(c).ok().map(|l| l.len() as u64))
                     });
                     locked = Some(owner.is_some() && count.unwrap_or(1) > 0);
-                    owner.filter(|_| count.unwrap_or(1) > 0).map(|o| (o as u64, count))
+                    owner
+                        .filter(|_| count.unwrap_or(1) > 0)
+                        .map(|o| (o as u64, count))
                 }
                 "lock" => {
                     locked = objs.mem.u8(addr + LOCK_LOCKED).ok().map(|b| b != 0);
@@ -517,13 +736,27 @@ impl<'w, 'a> Builder<'w, 'a> {
             if let Some((owner, count)) = memory_owner {
                 let tid = thread_id(pid, owner);
                 let live = self.live_idents.contains(&owner);
-                let site = holders_by_lock.get(&id).and_then(|v| v.iter().find(|(t, _)| *t == tid)).and_then(|(_, h)| h.site.clone());
-                holders.push(Holder { thread: live.then(|| tid.clone()), owner_ident: Some(owner), evidence: Evidence::Memory, site, count });
+                let site = holders_by_lock
+                    .get(&id)
+                    .and_then(|v| v.iter().find(|(t, _)| *t == tid))
+                    .and_then(|(_, h)| h.site.clone());
+                holders.push(Holder {
+                    thread: live.then(|| tid.clone()),
+                    owner_ident: Some(owner),
+                    evidence: Evidence::Memory,
+                    site,
+                    count,
+                });
                 if live {
                     if let Some(t) = threads.iter_mut().find(|t| t.id == tid) {
                         if !t.holds.iter().any(|h| h.lock == id) {
                             let name = self.locks[&addr].names.first().map(|n| n.name.clone());
-                            t.holds.push(Hold { lock: id.clone(), evidence: Evidence::Memory, site: None, name });
+                            t.holds.push(Hold {
+                                lock: id.clone(),
+                                evidence: Evidence::Memory,
+                                site: None,
+                                name,
+                            });
                         } else if let Some(h) = t.holds.iter_mut().find(|h| h.lock == id) {
                             h.evidence = Evidence::Memory;
                         }
@@ -531,12 +764,28 @@ impl<'w, 'a> Builder<'w, 'a> {
                 }
             }
             for (tid, h) in holders_by_lock.get(&id).into_iter().flatten() {
-                if !holders.iter().any(|x| x.thread.as_deref() == Some(tid.as_str())) && kind != "rlock" {
-                    holders.push(Holder { thread: Some(tid.clone()), owner_ident: None, evidence: h.evidence, site: h.site.clone(), count: None });
+                if !holders
+                    .iter()
+                    .any(|x| x.thread.as_deref() == Some(tid.as_str()))
+                    && kind != "rlock"
+                {
+                    holders.push(Holder {
+                        thread: Some(tid.clone()),
+                        owner_ident: None,
+                        evidence: h.evidence,
+                        site: h.site.clone(),
+                        count: None,
+                    });
                 }
             }
             if holders.is_empty() && locked == Some(true) {
-                holders.push(Holder { thread: None, owner_ident: None, evidence: Evidence::Unknown, site: None, count: None });
+                holders.push(Holder {
+                    thread: None,
+                    owner_ident: None,
+                    evidence: Evidence::Unknown,
+                    site: None,
+                    count: None,
+                });
             }
             let lock = self.locks.get_mut(&addr).unwrap();
             lock.locked = locked.or(lock.locked);
@@ -546,7 +795,8 @@ impl<'w, 'a> Builder<'w, 'a> {
 }
 
 fn is_function(f: &FrameView, file: &str, function: &str) -> bool {
-    short_file(&f.frame.file) == file && (f.frame.function == function || f.frame.function.ends_with(&format!(".{function}")))
+    short_file(&f.frame.file) == file
+        && (f.frame.function == function || f.frame.function.ends_with(&format!(".{function}")))
 }
 
 /// `Event.wait` for a frame named `wait` whose `self` is an Event (3.8-3.10 code has no qualname).
@@ -554,7 +804,10 @@ fn qualified(function: &str, _locals: &[String], raw: &RawFrame, walker: &Walker
     if function.contains('.') {
         return function.to_string();
     }
-    match walker.local(raw, "self").and_then(|s| walker.objs.type_name(s).ok()) {
+    match walker
+        .local(raw, "self")
+        .and_then(|s| walker.objs.type_name(s).ok())
+    {
         Some(ty) => format!("{ty}.{function}"),
         None => function.to_string(),
     }
@@ -574,18 +827,25 @@ fn primitive_kind(type_name: &str) -> &'static str {
 /// The contract's thread state from the kernel's view, before lock analysis refines it.
 fn kernel_state(k: Option<&KernelThread>, owns_gil: bool) -> ThreadState {
     use procfs::*;
-    let Some(k) = k else { return ThreadState::Unknown };
+    let Some(k) = k else {
+        return ThreadState::Unknown;
+    };
     if k.state == 'R' {
         return ThreadState::Running;
     }
     let Some(s) = &k.syscall else {
-        return if matches!(k.state, 'S' | 'D') { ThreadState::Syscall } else { ThreadState::Running };
+        return if matches!(k.state, 'S' | 'D') {
+            ThreadState::Syscall
+        } else {
+            ThreadState::Running
+        };
     };
     match s.nr {
         SYS_NANOSLEEP | SYS_CLOCK_NANOSLEEP => ThreadState::Sleep,
         SYS_SELECT | SYS_PSELECT6 if s.args[4] != 0 && s.args[0] == 0 => ThreadState::Sleep,
-        SYS_READ | SYS_WRITE | SYS_POLL | SYS_SELECT | SYS_PSELECT6 | SYS_PPOLL | SYS_ACCEPT | SYS_ACCEPT4
-        | SYS_RECVFROM | SYS_RECVMSG | SYS_EPOLL_WAIT | SYS_EPOLL_PWAIT | SYS_EPOLL_PWAIT2 => ThreadState::IoWait,
+        SYS_READ | SYS_WRITE | SYS_POLL | SYS_SELECT | SYS_PSELECT6 | SYS_PPOLL | SYS_ACCEPT
+        | SYS_ACCEPT4 | SYS_RECVFROM | SYS_RECVMSG | SYS_EPOLL_WAIT | SYS_EPOLL_PWAIT
+        | SYS_EPOLL_PWAIT2 => ThreadState::IoWait,
         SYS_FUTEX if !owns_gil => ThreadState::LockWait,
         _ => ThreadState::Syscall,
     }

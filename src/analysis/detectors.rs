@@ -13,7 +13,11 @@ pub trait Detector {
 }
 
 pub fn all() -> Vec<Box<dyn Detector>> {
-    vec![Box::new(Deadlocks), Box::new(OrphanedLocks), Box::new(Stalls)]
+    vec![
+        Box::new(Deadlocks),
+        Box::new(OrphanedLocks),
+        Box::new(Stalls),
+    ]
 }
 
 fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
@@ -38,7 +42,12 @@ pub fn thread_label(snap: &Snapshot, id: &str) -> String {
     match snap.thread(id) {
         Some(t) => match &t.name {
             Some(n) => format!("\"{n}\""),
-            None => format!("thread {}", t.native_id.map(|n| n.to_string()).unwrap_or_else(|| t.thread_id.to_string())),
+            None => format!(
+                "thread {}",
+                t.native_id
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| t.thread_id.to_string())
+            ),
         },
         None => id.to_string(),
     }
@@ -69,8 +78,15 @@ impl Detector for Deadlocks {
             let mut locks = Vec::new();
             let mut edges = Vec::new();
             // Start the report at a thread.
-            let start = cycle.iter().position(|n| matches!(graph.graph[*n], Node::Thread(_))).unwrap_or(0);
-            let ordered: Vec<_> = cycle[start..].iter().chain(&cycle[..start]).copied().collect();
+            let start = cycle
+                .iter()
+                .position(|n| matches!(graph.graph[*n], Node::Thread(_)))
+                .unwrap_or(0);
+            let ordered: Vec<_> = cycle[start..]
+                .iter()
+                .chain(&cycle[..start])
+                .copied()
+                .collect();
             for (i, &n) in ordered.iter().enumerate() {
                 match &graph.graph[n] {
                     Node::Thread(id) => threads.push(id.clone()),
@@ -86,11 +102,23 @@ impl Detector for Deadlocks {
             let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
             let joins = edges.iter().any(|e| e.via == "joins");
             let summary = if threads.len() == 1 {
-                format!("{} waits for {} that it holds itself", names[0], lock_label(snap, locks.first().map(String::as_str).unwrap_or("?")))
+                format!(
+                    "{} waits for {} that it holds itself",
+                    names[0],
+                    lock_label(snap, locks.first().map(String::as_str).unwrap_or("?"))
+                )
             } else {
-                format!("{} threads wait for each other in a cycle: {}", threads.len(), names.join(" -> "))
+                format!(
+                    "{} threads wait for each other in a cycle: {}",
+                    threads.len(),
+                    names.join(" -> ")
+                )
             };
-            let mut f = finding(FindingKind::Deadlock, format!("deadlock:{}", key.join(",")), summary);
+            let mut f = finding(
+                FindingKind::Deadlock,
+                format!("deadlock:{}", key.join(",")),
+                summary,
+            );
             f.advice = Some(if threads.len() == 1 {
                 "The thread re-enters a non-reentrant Lock it already holds (a signal handler, callback or recursion): use an RLock, or do not take the lock there.".into()
             } else if joins {
@@ -121,8 +149,15 @@ impl Detector for OrphanedLocks {
         let mut out = Vec::new();
         for lock in &snap.locks {
             for h in &lock.holders {
-                let (None, Some(ident), Evidence::Memory) = (&h.thread, h.owner_ident, h.evidence) else { continue };
-                let waiters: Vec<String> = lock.waiters.iter().map(|w| thread_label(snap, &w.thread)).collect();
+                let (None, Some(ident), Evidence::Memory) = (&h.thread, h.owner_ident, h.evidence)
+                else {
+                    continue;
+                };
+                let waiters: Vec<String> = lock
+                    .waiters
+                    .iter()
+                    .map(|w| thread_label(snap, &w.thread))
+                    .collect();
                 let what = match &lock.module {
                     Some(m) => format!("the import lock of module {m}"),
                     None => format!("{} {}", lock.kind, lock_label(snap, &lock.id)),
@@ -132,7 +167,11 @@ impl Detector for OrphanedLocks {
                     format!("orphaned_lock:{}", lock.id),
                     format!(
                         "{what} is held by thread ident {ident}, which no longer exists{}",
-                        if waiters.is_empty() { String::new() } else { format!("; waiting for it: {}", waiters.join(", ")) }
+                        if waiters.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; waiting for it: {}", waiters.join(", "))
+                        }
                     ),
                 );
                 f.advice = Some("A thread exited (or the process forked) while holding the lock: release it in a finally block or a with statement; after fork, re-create locks in the child.".into());
@@ -141,8 +180,22 @@ impl Detector for OrphanedLocks {
                 f.edges = lock
                     .waiters
                     .iter()
-                    .map(|w| Edge { from: w.thread.clone(), to: lock.id.clone(), via: "waits_for".into(), evidence: w.evidence, site: w.site.clone(), name: None })
-                    .chain(std::iter::once(Edge { from: lock.id.clone(), to: format!("{}:t:{ident}", snap.pid), via: "held_by".into(), evidence: Evidence::Memory, site: None, name: None }))
+                    .map(|w| Edge {
+                        from: w.thread.clone(),
+                        to: lock.id.clone(),
+                        via: "waits_for".into(),
+                        evidence: w.evidence,
+                        site: w.site.clone(),
+                        name: None,
+                    })
+                    .chain(std::iter::once(Edge {
+                        from: lock.id.clone(),
+                        to: format!("{}:t:{ident}", snap.pid),
+                        via: "held_by".into(),
+                        evidence: Evidence::Memory,
+                        site: None,
+                        name: None,
+                    }))
                     .collect();
                 f.processes = vec![snap.pid];
                 out.push(f);
@@ -192,12 +245,23 @@ impl Detector for Stalls {
             if snap.lock(&target).is_some() {
                 locks.insert(target.clone());
             }
-            edges.push(Edge { from: t.id.clone(), to: target, via: "waits_for".into(), evidence: w.evidence, site: w.site.clone(), name: w.name.clone() });
+            edges.push(Edge {
+                from: t.id.clone(),
+                to: target,
+                via: "waits_for".into(),
+                evidence: w.evidence,
+                site: w.site.clone(),
+                name: w.name.clone(),
+            });
         }
         let mut f = finding(
             FindingKind::Stall,
             format!("stall:{}", snap.pid),
-            format!("all {} threads are blocked and none can wake another: {}", snap.threads.len(), parts.join("; ")),
+            format!(
+                "all {} threads are blocked and none can wake another: {}",
+                snap.threads.len(),
+                parts.join("; ")
+            ),
         );
         f.advice = Some("Nothing left running can release these waits: look for a notify or release that never happens (a missed notify, a lock whose owner exited, a pool with every worker waiting).".into());
         f.threads = snap.threads.iter().map(|t| t.id.clone()).collect();

@@ -30,7 +30,10 @@ pub struct WaitGraph {
 
 impl WaitGraph {
     pub fn build(snap: &Snapshot) -> WaitGraph {
-        let mut g = WaitGraph { graph: DiGraph::new(), index: HashMap::new() };
+        let mut g = WaitGraph {
+            graph: DiGraph::new(),
+            index: HashMap::new(),
+        };
         for t in &snap.threads {
             g.node(Node::Thread(t.id.clone()));
         }
@@ -39,17 +42,48 @@ impl WaitGraph {
             let Some(target) = &w.target else { continue };
             match w.kind {
                 WaitKind::Lock => {
-                    let Some(lock) = snap.lock(target) else { continue };
+                    let Some(lock) = snap.lock(target) else {
+                        continue;
+                    };
                     let from = g.node(Node::Thread(t.id.clone()));
                     let to = g.node(Node::Lock(lock.id.clone()));
-                    g.graph.add_edge(from, to, Edge { from: t.id.clone(), to: lock.id.clone(), via: "waits_for".into(), evidence: w.evidence, site: w.site.clone(), name: w.name.clone() });
-                    let live: Vec<_> = lock.holders.iter().filter_map(|h| h.thread.as_ref().map(|th| (th, h))).collect();
+                    g.graph.add_edge(
+                        from,
+                        to,
+                        Edge {
+                            from: t.id.clone(),
+                            to: lock.id.clone(),
+                            via: "waits_for".into(),
+                            evidence: w.evidence,
+                            site: w.site.clone(),
+                            name: w.name.clone(),
+                        },
+                    );
+                    let live: Vec<_> = lock
+                        .holders
+                        .iter()
+                        .filter_map(|h| h.thread.as_ref().map(|th| (th, h)))
+                        .collect();
                     if live.len() == 1 && lock.holders.len() == 1 {
                         let (holder, h) = live[0];
                         if let Some(&hn) = g.index.get(holder) {
-                            let name = snap.thread(holder).and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id)).and_then(|x| x.name.clone());
+                            let name = snap
+                                .thread(holder)
+                                .and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id))
+                                .and_then(|x| x.name.clone());
                             if !g.graph.contains_edge(to, hn) {
-                                g.graph.add_edge(to, hn, Edge { from: lock.id.clone(), to: holder.clone(), via: "held_by".into(), evidence: h.evidence, site: h.site.clone(), name });
+                                g.graph.add_edge(
+                                    to,
+                                    hn,
+                                    Edge {
+                                        from: lock.id.clone(),
+                                        to: holder.clone(),
+                                        via: "held_by".into(),
+                                        evidence: h.evidence,
+                                        site: h.site.clone(),
+                                        name,
+                                    },
+                                );
                             }
                         }
                     }
@@ -57,7 +91,18 @@ impl WaitGraph {
                 WaitKind::Join => {
                     if let Some(&to) = g.index.get(target.as_str()) {
                         let from = g.index[&t.id];
-                        g.graph.add_edge(from, to, Edge { from: t.id.clone(), to: target.clone(), via: "joins".into(), evidence: Evidence::Futex, site: w.site.clone(), name: w.name.clone() });
+                        g.graph.add_edge(
+                            from,
+                            to,
+                            Edge {
+                                from: t.id.clone(),
+                                to: target.clone(),
+                                via: "joins".into(),
+                                evidence: Evidence::Futex,
+                                site: w.site.clone(),
+                                name: w.name.clone(),
+                            },
+                        );
                     }
                 }
                 WaitKind::Notify | WaitKind::UnknownFutex => {}
@@ -98,7 +143,15 @@ impl WaitGraph {
         out
     }
 
-    fn extend(&self, start: NodeIndex, at: NodeIndex, members: &[NodeIndex], path: &mut Vec<NodeIndex>, out: &mut Vec<Vec<NodeIndex>>, limit: usize) {
+    fn extend(
+        &self,
+        start: NodeIndex,
+        at: NodeIndex,
+        members: &[NodeIndex],
+        path: &mut Vec<NodeIndex>,
+        out: &mut Vec<Vec<NodeIndex>>,
+        limit: usize,
+    ) {
         for next in self.graph.neighbors(at) {
             if out.len() >= limit {
                 return;

@@ -47,7 +47,12 @@ pub fn document(snaps: &[Snapshot], process: Process, command: Command) -> Docum
             f
         })
         .collect();
-    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.kind.cmp(&b.kind)).then(a.id.cmp(&b.id)));
+    findings.sort_by(|a, b| {
+        a.severity
+            .cmp(&b.severity)
+            .then(a.kind.cmp(&b.kind))
+            .then(a.id.cmp(&b.id))
+    });
 
     let mut threads = last.threads.clone();
     for t in &mut threads {
@@ -64,13 +69,19 @@ pub fn document(snaps: &[Snapshot], process: Process, command: Command) -> Docum
     process.exited = false;
     Document {
         schema_version: SCHEMA_VERSION,
-        tool: Tool { name: "gridlock".into(), version: env!("CARGO_PKG_VERSION").into() },
+        tool: Tool {
+            name: "gridlock".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
         command,
         window: Window {
             started: timestamp(started),
             ended: timestamp(ended),
             snapshots: snaps.len(),
-            seconds: ended.duration_since(started).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            seconds: ended
+                .duration_since(started)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
         },
         processes: vec![process],
         threads,
@@ -114,6 +125,9 @@ mod tests {
     fn formats_timestamps() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
         assert_eq!(timestamp(t), "2026-11-18T10:26:40.123Z");
-        assert_eq!(timestamp(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            timestamp(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 }

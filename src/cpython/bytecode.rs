@@ -46,7 +46,12 @@ pub fn decode(table: &OpcodeTable, code: &[u8]) -> Vec<Instruction> {
             ext = arg;
             start.get_or_insert(unit);
         } else {
-            out.push(Instruction { offset: start.take().unwrap_or(unit), name, arg, next });
+            out.push(Instruction {
+                offset: start.take().unwrap_or(unit),
+                name,
+                arg,
+                next,
+            });
             ext = 0;
         }
         i = next * 2;
@@ -96,7 +101,13 @@ pub fn exception_table(raw: &[u8]) -> Vec<ExceptionEntry> {
             let length = varint(raw, &mut pos)?;
             let target = varint(raw, &mut pos)?;
             let dl = varint(raw, &mut pos)?;
-            Some(ExceptionEntry { start, end: start + length, target, depth: dl >> 1, lasti: dl & 1 == 1 })
+            Some(ExceptionEntry {
+                start,
+                end: start + length,
+                target,
+                depth: dl >> 1,
+                lasti: dl & 1 == 1,
+            })
         };
         match read() {
             Some(e) => out.push(e),
@@ -132,22 +143,49 @@ struct Sym {
 fn is_expression_op(name: &str) -> bool {
     matches!(
         name,
-        "LOAD_FAST" | "LOAD_FAST_CHECK" | "LOAD_FAST_LOAD_FAST" | "LOAD_DEREF" | "LOAD_CLASSDEREF"
-            | "LOAD_GLOBAL" | "LOAD_NAME" | "LOAD_ATTR" | "LOAD_METHOD" | "LOAD_CONST" | "BINARY_SUBSCR"
-            | "PUSH_NULL" | "PRECALL" | "KW_NAMES" | "CALL" | "CALL_METHOD" | "CALL_FUNCTION" | "NOP"
-            | "COPY_FREE_VARS" | "RESUME" | "CACHE"
+        "LOAD_FAST"
+            | "LOAD_FAST_CHECK"
+            | "LOAD_FAST_LOAD_FAST"
+            | "LOAD_DEREF"
+            | "LOAD_CLASSDEREF"
+            | "LOAD_GLOBAL"
+            | "LOAD_NAME"
+            | "LOAD_ATTR"
+            | "LOAD_METHOD"
+            | "LOAD_CONST"
+            | "BINARY_SUBSCR"
+            | "PUSH_NULL"
+            | "PRECALL"
+            | "KW_NAMES"
+            | "CALL"
+            | "CALL_METHOD"
+            | "CALL_FUNCTION"
+            | "NOP"
+            | "COPY_FREE_VARS"
+            | "RESUME"
+            | "CACHE"
     )
 }
 
 /// Evaluate symbolically the pure expression that ends right before `instructions[end]`
 /// and return the stack it leaves, innermost last. `None` where any step is not understood.
-fn evaluate_before(minor: u8, instructions: &[Instruction], end: usize, names: &CodeNames) -> Option<Vec<Option<Sym>>> {
+fn evaluate_before(
+    minor: u8,
+    instructions: &[Instruction],
+    end: usize,
+    names: &CodeNames,
+) -> Option<Vec<Option<Sym>>> {
     let mut start = end;
     while start > 0 && is_expression_op(instructions[start - 1].name) {
         start -= 1;
     }
     let mut stack: Vec<Option<Sym>> = Vec::new();
-    let plain = |t: String| Some(Sym { text: t, receiver: None });
+    let plain = |t: String| {
+        Some(Sym {
+            text: t,
+            receiver: None,
+        })
+    };
     let get = |v: &Vec<String>, i: usize| v.get(i).cloned();
     for ins in &instructions[start..end] {
         let arg = ins.arg as usize;
@@ -158,7 +196,11 @@ fn evaluate_before(minor: u8, instructions: &[Instruction], end: usize, names: &
                 stack.push(plain(get(&names.locals, arg & 15)?));
             }
             "LOAD_DEREF" | "LOAD_CLASSDEREF" => {
-                let v = if minor >= 11 { get(&names.locals, arg) } else { get(&names.cells, arg) };
+                let v = if minor >= 11 {
+                    get(&names.locals, arg)
+                } else {
+                    get(&names.cells, arg)
+                };
                 stack.push(plain(v?));
             }
             "LOAD_NAME" => stack.push(plain(get(&names.names, arg)?)),
@@ -186,7 +228,10 @@ fn evaluate_before(minor: u8, instructions: &[Instruction], end: usize, names: &
                 };
                 let obj = stack.pop()??;
                 let attr = get(&names.names, idx)?;
-                let sym = Some(Sym { text: format!("{}.{}", obj.text, attr), receiver: Some(obj.text) });
+                let sym = Some(Sym {
+                    text: format!("{}.{}", obj.text, attr),
+                    receiver: Some(obj.text),
+                });
                 if method {
                     // The method and its `self` (or NULL) occupy two slots; keep the pair adjacent.
                     stack.push(sym);
@@ -225,13 +270,23 @@ fn evaluate_before(minor: u8, instructions: &[Instruction], end: usize, names: &
 
 /// The expression whose value is entered by the `with` at `instructions[at]`
 /// (`SETUP_WITH` / `BEFORE_WITH`).
-pub fn with_subject(minor: u8, instructions: &[Instruction], at: usize, names: &CodeNames) -> Option<String> {
+pub fn with_subject(
+    minor: u8,
+    instructions: &[Instruction],
+    at: usize,
+    names: &CodeNames,
+) -> Option<String> {
     let stack = evaluate_before(minor, instructions, at, names)?;
     stack.into_iter().flatten().last().map(|s| s.text)
 }
 
 /// The object a call at `instructions[at]` is made on: `lock` for `lock.acquire()`.
-pub fn call_receiver(minor: u8, instructions: &[Instruction], at: usize, names: &CodeNames) -> Option<(String, String)> {
+pub fn call_receiver(
+    minor: u8,
+    instructions: &[Instruction],
+    at: usize,
+    names: &CodeNames,
+) -> Option<(String, String)> {
     let stack = evaluate_before(minor, instructions, at, names)?;
     stack.into_iter().rev().flatten().find_map(|s| {
         let method = s.text.rsplit('.').next()?.to_string();
@@ -252,12 +307,20 @@ pub fn with_statement_for_handler(
         instructions.iter().position(|ins| {
             ins.name == "SETUP_WITH" && {
                 // Relative jump from the next instruction; bytes before 3.10.
-                let delta = if minor == 10 { ins.arg as usize } else { ins.arg as usize / 2 };
+                let delta = if minor == 10 {
+                    ins.arg as usize
+                } else {
+                    ins.arg as usize / 2
+                };
                 ins.next + delta == handler
             }
         })
     } else {
-        let start = entries.iter().filter(|e| e.target == handler).map(|e| e.start).min()?;
+        let start = entries
+            .iter()
+            .filter(|e| e.target == handler)
+            .map(|e| e.start)
+            .min()?;
         let idx = instructions.iter().position(|ins| ins.next == start)?;
         (instructions[idx].name == "BEFORE_WITH").then_some(idx)
     }
@@ -286,12 +349,42 @@ mod tests {
     #[test]
     fn parses_an_exception_table() {
         // co_exceptiontable of `with a.x[0] as y, b: pass` compiled by CPython 3.12.
-        let raw = [144, 7, 54, 3, 151, 1, 42, 5, 153, 8, 54, 3, 170, 5, 51, 9, 175, 7, 54, 3, 182, 5, 63, 7];
+        let raw = [
+            144, 7, 54, 3, 151, 1, 42, 5, 153, 8, 54, 3, 170, 5, 51, 9, 175, 7, 54, 3, 182, 5, 63,
+            7,
+        ];
         let e = exception_table(&raw);
         assert_eq!(e.len(), 6);
-        assert_eq!(e[0], ExceptionEntry { start: 16, end: 23, target: 54, depth: 1, lasti: true });
-        assert_eq!(e[1], ExceptionEntry { start: 23, end: 24, target: 42, depth: 2, lasti: true });
-        assert_eq!(e[3], ExceptionEntry { start: 42, end: 47, target: 51, depth: 4, lasti: true });
+        assert_eq!(
+            e[0],
+            ExceptionEntry {
+                start: 16,
+                end: 23,
+                target: 54,
+                depth: 1,
+                lasti: true
+            }
+        );
+        assert_eq!(
+            e[1],
+            ExceptionEntry {
+                start: 23,
+                end: 24,
+                target: 42,
+                depth: 2,
+                lasti: true
+            }
+        );
+        assert_eq!(
+            e[3],
+            ExceptionEntry {
+                start: 42,
+                end: 47,
+                target: 51,
+                depth: 4,
+                lasti: true
+            }
+        );
         assert_eq!(covering(&e, 22).unwrap().target, 54);
     }
 
@@ -299,10 +392,40 @@ mod tests {
     fn names_a_subscripted_attribute() {
         // 3.12: LOAD_FAST a; LOAD_ATTR x (plain); LOAD_CONST 0; BINARY_SUBSCR; BEFORE_WITH
         let t = &opcodes::V3_12;
-        let op = |n: &str| (0..=255u8).find(|o| t.names[*o as usize] == Some(n)).unwrap();
+        let op = |n: &str| {
+            (0..=255u8)
+                .find(|o| t.names[*o as usize] == Some(n))
+                .unwrap()
+        };
         let code = vec![
-            op("LOAD_FAST"), 0, op("LOAD_ATTR"), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-            op("LOAD_CONST"), 1, op("BINARY_SUBSCR"), 0, 0, 0, op("BEFORE_WITH"), 0,
+            op("LOAD_FAST"),
+            0,
+            op("LOAD_ATTR"),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            op("LOAD_CONST"),
+            1,
+            op("BINARY_SUBSCR"),
+            0,
+            0,
+            0,
+            op("BEFORE_WITH"),
+            0,
         ];
         let ins = decode(t, &code);
         assert_eq!(ins.last().unwrap().name, "BEFORE_WITH");
@@ -312,6 +435,9 @@ mod tests {
             cells: vec![],
             consts: vec!["None".into(), "0".into()],
         };
-        assert_eq!(with_subject(12, &ins, ins.len() - 1, &names).as_deref(), Some("a.x[0]"));
+        assert_eq!(
+            with_subject(12, &ins, ins.len() - 1, &names).as_deref(),
+            Some("a.x[0]")
+        );
     }
 }

@@ -151,9 +151,15 @@ const fn before_311(minor: u8) -> Offsets {
         // f_blockstack holds CO_MAXBLOCKS (20) PyTryBlocks of 12 bytes, then f_localsplus.
         frame_localsplus: if is_310 { 112 + 240 } else { 120 + 240 },
         frame_blocks: if is_310 {
-            BlockScheme::BlockStack { iblock: 104, blockstack: 112 }
+            BlockScheme::BlockStack {
+                iblock: 104,
+                blockstack: 112,
+            }
         } else {
-            BlockScheme::BlockStack { iblock: 112, blockstack: 120 }
+            BlockScheme::BlockStack {
+                iblock: 112,
+                blockstack: 120,
+            }
         },
         frame_owner: None,
         code_bytecode: Bytecode::Object(48),
@@ -176,9 +182,21 @@ const fn before_311(minor: u8) -> Offsets {
     }
 }
 
-static V38: Layout = Layout { minor: 8, offsets: before_311(8), opcodes: &opcodes::V3_8 };
-static V39: Layout = Layout { minor: 9, offsets: before_311(9), opcodes: &opcodes::V3_9 };
-static V310: Layout = Layout { minor: 10, offsets: before_311(10), opcodes: &opcodes::V3_10 };
+static V38: Layout = Layout {
+    minor: 8,
+    offsets: before_311(8),
+    opcodes: &opcodes::V3_8,
+};
+static V39: Layout = Layout {
+    minor: 9,
+    offsets: before_311(9),
+    opcodes: &opcodes::V3_9,
+};
+static V310: Layout = Layout {
+    minor: 10,
+    offsets: before_311(10),
+    opcodes: &opcodes::V3_10,
+};
 
 static V311: Layout = Layout {
     minor: 11,
@@ -251,12 +269,24 @@ const fn from_312(minor: u8) -> Offsets {
         str_ascii_data: 40,
         str_compact_data: 56,
         int_lv_tag: true,
-        instance_dict: if is_313 { InstanceDict::Managed313 } else { InstanceDict::Managed312 },
+        instance_dict: if is_313 {
+            InstanceDict::Managed313
+        } else {
+            InstanceDict::Managed312
+        },
     }
 }
 
-static V312: Layout = Layout { minor: 12, offsets: from_312(12), opcodes: &opcodes::V3_12 };
-static V313: Layout = Layout { minor: 13, offsets: from_312(13), opcodes: &opcodes::V3_13 };
+static V312: Layout = Layout {
+    minor: 12,
+    offsets: from_312(12),
+    opcodes: &opcodes::V3_12,
+};
+static V313: Layout = Layout {
+    minor: 13,
+    offsets: from_312(13),
+    opcodes: &opcodes::V3_13,
+};
 
 /// The layout for CPython 3.`minor`, if gridlock supports it.
 pub fn for_version(major: u64, minor: u64) -> Option<&'static dyn VersionLayout> {

@@ -33,14 +33,18 @@ impl<'a> Objects<'a> {
     }
 
     pub fn is_none(&self, obj: usize) -> bool {
-        self.type_name(obj).map(|t| t == "NoneType").unwrap_or(false)
+        self.type_name(obj)
+            .map(|t| t == "NoneType")
+            .unwrap_or(false)
     }
 
     pub fn str(&self, obj: usize) -> Result<String> {
         let offs = self.layout.offsets();
         let len = self.mem.i64(obj + STR_LENGTH)?;
         if !(0..=MAX_STR as i64).contains(&len) {
-            return Err(Error::Layout(format!("implausible str length {len} at {obj:#x}")));
+            return Err(Error::Layout(format!(
+                "implausible str length {len} at {obj:#x}"
+            )));
         }
         let len = len as usize;
         let state = self.mem.u32_at(obj + STR_STATE)?;
@@ -48,18 +52,29 @@ impl<'a> Objects<'a> {
         let compact = state & (1 << 5) != 0;
         let ascii = state & (1 << 6) != 0;
         if !compact || !(1..=4).contains(&kind) || kind == 3 {
-            return Err(Error::Layout(format!("unsupported str representation at {obj:#x}")));
+            return Err(Error::Layout(format!(
+                "unsupported str representation at {obj:#x}"
+            )));
         }
-        let data = obj + if ascii { offs.str_ascii_data } else { offs.str_compact_data };
+        let data = obj
+            + if ascii {
+                offs.str_ascii_data
+            } else {
+                offs.str_compact_data
+            };
         let raw = self.mem.bytes(data, len * kind)?;
         Ok(match kind {
             1 => raw.iter().map(|b| *b as char).collect(),
             2 => String::from_utf16_lossy(
-                &raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>(),
+                &raw.chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect::<Vec<_>>(),
             ),
             _ => raw
                 .chunks_exact(4)
-                .map(|c| char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).unwrap_or('?'))
+                .map(|c| {
+                    char::from_u32(u32::from_le_bytes([c[0], c[1], c[2], c[3]])).unwrap_or('?')
+                })
                 .collect(),
         })
     }
@@ -101,11 +116,17 @@ impl<'a> Objects<'a> {
             return Ok(Vec::new());
         }
         let raw = self.mem.bytes(at, len as usize * 8)?;
-        Ok(raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap()) as usize).collect())
+        Ok(raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()) as usize)
+            .collect())
     }
 
     pub fn tuple_strings(&self, obj: usize) -> Result<Vec<String>> {
-        self.tuple_items(obj)?.into_iter().map(|s| self.str(s)).collect()
+        self.tuple_items(obj)?
+            .into_iter()
+            .map(|s| self.str(s))
+            .collect()
     }
 
     pub fn bytes_object(&self, obj: usize) -> Result<Vec<u8>> {
@@ -119,8 +140,14 @@ impl<'a> Objects<'a> {
     /// A short, human-readable rendering of a constant (for naming `forks[2]`, `locks['a']`).
     pub fn short_repr(&self, obj: usize) -> String {
         match self.type_name(obj).as_deref() {
-            Ok("int") => self.int(obj).map(|v| v.to_string()).unwrap_or_else(|_| "…".into()),
-            Ok("str") => self.str(obj).map(|s| format!("{s:?}").replace('"', "'")).unwrap_or_else(|_| "…".into()),
+            Ok("int") => self
+                .int(obj)
+                .map(|v| v.to_string())
+                .unwrap_or_else(|_| "…".into()),
+            Ok("str") => self
+                .str(obj)
+                .map(|s| format!("{s:?}").replace('"', "'"))
+                .unwrap_or_else(|_| "…".into()),
             Ok("NoneType") => "None".into(),
             _ => "…".into(),
         }
@@ -155,7 +182,12 @@ impl<'a> Objects<'a> {
                 s if s <= 0xffff_ffff => 4,
                 _ => 8,
             };
-            (keys + 40 + size as usize * index_bytes, nentries, 24usize, 8usize)
+            (
+                keys + 40 + size as usize * index_bytes,
+                nentries,
+                24usize,
+                8usize,
+            )
         } else {
             let log2_index_bytes = self.mem.u8(keys + 9)?;
             let kind = self.mem.u8(keys + 10)?;
@@ -164,7 +196,12 @@ impl<'a> Objects<'a> {
                 return Err(Error::Layout("implausible dict index size".into()));
             }
             let (entry_size, key_off) = if kind == 0 { (24, 8) } else { (16, 0) };
-            (keys + 32 + (1usize << log2_index_bytes), nentries, entry_size, key_off)
+            (
+                keys + 32 + (1usize << log2_index_bytes),
+                nentries,
+                entry_size,
+                key_off,
+            )
         };
         if !(0..=MAX_ITEMS as i64).contains(&nentries) {
             return Err(Error::Layout("implausible dict entry count".into()));
@@ -178,7 +215,8 @@ impl<'a> Objects<'a> {
             }
             let value = match values {
                 Some(v) => self.mem.ptr(v + 8 * i)?,
-                None => u64::from_le_bytes(entry[key_off + 8..key_off + 16].try_into().unwrap()) as usize,
+                None => u64::from_le_bytes(entry[key_off + 8..key_off + 16].try_into().unwrap())
+                    as usize,
             };
             if value == 0 {
                 continue;
@@ -191,7 +229,11 @@ impl<'a> Objects<'a> {
     }
 
     pub fn dict_get(&self, dict: usize, key: &str) -> Result<Option<usize>> {
-        Ok(self.dict_items(dict)?.into_iter().find(|(k, _)| k == key).map(|(_, v)| v))
+        Ok(self
+            .dict_items(dict)?
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v))
     }
 
     /// All instance attributes of a Python object (empty for objects without a `__dict__`).
@@ -238,7 +280,12 @@ impl<'a> Objects<'a> {
         }
     }
 
-    fn cached_keys_items(&self, ty: usize, cached_keys_off: usize, values: usize) -> Result<Vec<(String, usize)>> {
+    fn cached_keys_items(
+        &self,
+        ty: usize,
+        cached_keys_off: usize,
+        values: usize,
+    ) -> Result<Vec<(String, usize)>> {
         if values == 0 {
             return Ok(Vec::new());
         }
@@ -250,7 +297,11 @@ impl<'a> Objects<'a> {
     }
 
     pub fn attr(&self, obj: usize, name: &str) -> Result<Option<usize>> {
-        Ok(self.instance_attrs(obj)?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
+        Ok(self
+            .instance_attrs(obj)?
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v))
     }
 }
 

@@ -59,7 +59,10 @@ pub struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     pub fn new(objs: Objects<'a>) -> Self {
-        Walker { objs, code_cache: HashMap::new() }
+        Walker {
+            objs,
+            code_cache: HashMap::new(),
+        }
     }
 
     pub fn minor(&self) -> u8 {
@@ -81,7 +84,12 @@ impl<'a> Walker<'a> {
                 None => None,
             };
             let frames = self.frames(tstate).unwrap_or_default();
-            out.push(RawThread { tstate, thread_id, native_id, frames });
+            out.push(RawThread {
+                tstate,
+                thread_id,
+                native_id,
+                frames,
+            });
             tstate = mem.ptr(tstate + offs.tstate_next)?;
         }
         Ok(out)
@@ -127,7 +135,11 @@ impl<'a> Walker<'a> {
                 }
             };
             let instr = self.instruction(frame, code_addr);
-            out.push(RawFrame { addr: frame, code, instr });
+            out.push(RawFrame {
+                addr: frame,
+                code,
+                instr,
+            });
             frame = back;
         }
         Ok(out)
@@ -147,7 +159,9 @@ impl<'a> Walker<'a> {
             }
             InstructionPointer::Pointer(off) => {
                 let ptr = mem.ptr(frame + off).ok()?;
-                let Bytecode::Inline(start) = offs.code_bytecode else { return None };
+                let Bytecode::Inline(start) = offs.code_bytecode else {
+                    return None;
+                };
                 let base = code_addr + start;
                 (ptr >= base).then(|| (ptr - base) / 2)
             }
@@ -169,12 +183,16 @@ impl<'a> Walker<'a> {
         let objs = &self.objs;
         let filename = objs.str(mem.ptr(addr + offs.code_filename)?)?;
         let name = match offs.code_qualname {
-            Some(q) => objs.str(mem.ptr(addr + q)?).or_else(|_| objs.str(name_ptr))?,
+            Some(q) => objs
+                .str(mem.ptr(addr + q)?)
+                .or_else(|_| objs.str(name_ptr))?,
             None => objs.str(name_ptr)?,
         };
         let nlocals = mem.i32(addr + offs.code_nlocals)?.max(0) as usize;
         let stacksize = mem.i32(addr + offs.code_stacksize)?.max(0) as usize;
-        let locals = objs.tuple_strings(mem.ptr(addr + offs.code_varnames)?).unwrap_or_default();
+        let locals = objs
+            .tuple_strings(mem.ptr(addr + offs.code_varnames)?)
+            .unwrap_or_default();
         let mut cells = Vec::new();
         if let (Some(c), Some(f)) = (offs.code_cellvars, offs.code_freevars) {
             cells.extend(objs.tuple_strings(mem.ptr(addr + c)?).unwrap_or_default());
@@ -184,7 +202,9 @@ impl<'a> Walker<'a> {
             Some(off) => mem.i32(addr + off)?.max(0) as usize,
             None => nlocals + cells.len(),
         };
-        let names = objs.tuple_strings(mem.ptr(addr + offs.code_names)?).unwrap_or_default();
+        let names = objs
+            .tuple_strings(mem.ptr(addr + offs.code_names)?)
+            .unwrap_or_default();
         let consts = objs
             .tuple_items(mem.ptr(addr + offs.code_consts)?)
             .unwrap_or_default()
@@ -212,7 +232,12 @@ impl<'a> Walker<'a> {
             name,
             instructions,
             exception_table,
-            names: CodeNames { names, locals, cells, consts },
+            names: CodeNames {
+                names,
+                locals,
+                cells,
+                consts,
+            },
             nlocalsplus,
             stacksize,
             name_ptr,
@@ -237,7 +262,9 @@ impl<'a> Walker<'a> {
     pub fn locals(&self, frame: &RawFrame) -> Vec<(String, usize)> {
         let base = self.localsplus(frame.addr);
         let n = frame.code.nlocalsplus.min(256);
-        let Ok(raw) = self.objs.mem.bytes(base, n * 8) else { return Vec::new() };
+        let Ok(raw) = self.objs.mem.bytes(base, n * 8) else {
+            return Vec::new();
+        };
         let mut names = frame.code.names.locals.clone();
         if self.minor() <= 10 {
             names.extend(frame.code.names.cells.iter().cloned());
@@ -252,14 +279,21 @@ impl<'a> Walker<'a> {
     }
 
     pub fn local(&self, frame: &RawFrame, name: &str) -> Option<usize> {
-        self.locals(frame).into_iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.locals(frame)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     /// Every non-NULL slot of the frame's value stack up to `co_stacksize`. Slots above the
     /// live depth may be stale: use these only as candidates to verify, never as facts.
     pub fn stack_candidates(&self, frame: &RawFrame) -> Vec<usize> {
-        let Ok(base) = self.valuestack(frame) else { return Vec::new() };
-        let Ok(raw) = self.objs.mem.bytes(base, frame.code.stacksize.min(256) * 8) else { return Vec::new() };
+        let Ok(base) = self.valuestack(frame) else {
+            return Vec::new();
+        };
+        let Ok(raw) = self.objs.mem.bytes(base, frame.code.stacksize.min(256) * 8) else {
+            return Vec::new();
+        };
         raw.chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()) as usize)
             .filter(|v| *v != 0)
@@ -275,30 +309,51 @@ impl<'a> Walker<'a> {
         match self.objs.layout.offsets().frame_blocks {
             BlockScheme::BlockStack { iblock, blockstack } => {
                 let mem = self.objs.mem;
-                let Ok(n) = mem.i32(frame.addr + iblock) else { return out };
-                let Ok(stack) = self.valuestack(frame) else { return out };
+                let Ok(n) = mem.i32(frame.addr + iblock) else {
+                    return out;
+                };
+                let Ok(stack) = self.valuestack(frame) else {
+                    return out;
+                };
                 for b in (0..n.clamp(0, 20) as usize).rev() {
                     let at = frame.addr + blockstack + b * TRY_BLOCK_SIZE;
-                    let (Ok(kind), Ok(handler), Ok(level)) = (mem.i32(at), mem.i32(at + 4), mem.i32(at + 8)) else {
+                    let (Ok(kind), Ok(handler), Ok(level)) =
+                        (mem.i32(at), mem.i32(at + 4), mem.i32(at + 8))
+                    else {
                         continue;
                     };
                     if kind != SETUP_FINALLY_BLOCK || level < 1 || handler < 0 {
                         continue;
                     }
-                    let handler = if minor == 10 { handler as usize } else { handler as usize / 2 };
+                    let handler = if minor == 10 {
+                        handler as usize
+                    } else {
+                        handler as usize / 2
+                    };
                     if !bytecode::is_with_cleanup(minor, &code.instructions, handler) {
                         continue;
                     }
                     if let Ok(slot) = mem.ptr(stack + 8 * (level as usize - 1)) {
-                        let statement =
-                            bytecode::with_statement_for_handler(minor, &code.instructions, &[], handler);
-                        out.push(ActiveWith { exit_slot: slot, statement });
+                        let statement = bytecode::with_statement_for_handler(
+                            minor,
+                            &code.instructions,
+                            &[],
+                            handler,
+                        );
+                        out.push(ActiveWith {
+                            exit_slot: slot,
+                            statement,
+                        });
                     }
                 }
             }
             BlockScheme::ExceptionTable => {
-                let Some(mut unit) = frame.instr else { return out };
-                let Ok(stack) = self.valuestack(frame) else { return out };
+                let Some(mut unit) = frame.instr else {
+                    return out;
+                };
+                let Ok(stack) = self.valuestack(frame) else {
+                    return out;
+                };
                 let mut visited = Vec::new();
                 while let Some(entry) = bytecode::covering(&code.exception_table, unit) {
                     // Handlers nest outward; a repeated target would mean a malformed table.
@@ -306,7 +361,9 @@ impl<'a> Walker<'a> {
                         break;
                     }
                     visited.push(entry.target);
-                    if entry.depth >= 1 && bytecode::is_with_cleanup(minor, &code.instructions, entry.target) {
+                    if entry.depth >= 1
+                        && bytecode::is_with_cleanup(minor, &code.instructions, entry.target)
+                    {
                         if let Ok(slot) = self.objs.mem.ptr(stack + 8 * (entry.depth - 1)) {
                             let statement = bytecode::with_statement_for_handler(
                                 minor,
@@ -314,7 +371,10 @@ impl<'a> Walker<'a> {
                                 &code.exception_table,
                                 entry.target,
                             );
-                            out.push(ActiveWith { exit_slot: slot, statement });
+                            out.push(ActiveWith {
+                                exit_slot: slot,
+                                statement,
+                            });
                         }
                     }
                     unit = entry.target;

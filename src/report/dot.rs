@@ -21,19 +21,56 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
     writeln!(out, "digraph waitfor {{")?;
     writeln!(out, "  rankdir=LR;")?;
     for t in &doc.threads {
-        let label = format!("{}\\n{}", t.name.clone().unwrap_or_else(|| t.thread_id.to_string()), t.state.as_str());
-        let color = if hot_nodes.contains(t.id.as_str()) { ", color=red, penwidth=2" } else { "" };
-        writeln!(out, "  {} [shape=box, label={}{color}];", quote(&t.id), quote(&label))?;
+        let label = format!(
+            "{}\\n{}",
+            t.name.clone().unwrap_or_else(|| t.thread_id.to_string()),
+            t.state.as_str()
+        );
+        let color = if hot_nodes.contains(t.id.as_str()) {
+            ", color=red, penwidth=2"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {} [shape=box, label={}{color}];",
+            quote(&t.id),
+            quote(&label)
+        )?;
     }
     for l in &doc.locks {
-        let name = l.module.clone().map(|m| format!("import {m}")).or_else(|| l.names.first().map(|n| n.name.clone())).unwrap_or_default();
+        let name = l
+            .module
+            .clone()
+            .map(|m| format!("import {m}"))
+            .or_else(|| l.names.first().map(|n| n.name.clone()))
+            .unwrap_or_default();
         let label = format!("{}\\n{} {}", name, l.kind, l.address);
-        let color = if hot_nodes.contains(l.id.as_str()) { ", color=red, penwidth=2" } else { "" };
-        writeln!(out, "  {} [shape=ellipse, label={}{color}];", quote(&l.id), quote(&label))?;
+        let color = if hot_nodes.contains(l.id.as_str()) {
+            ", color=red, penwidth=2"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {} [shape=ellipse, label={}{color}];",
+            quote(&l.id),
+            quote(&label)
+        )?;
     }
     let edge = |from: &str, to: &str, label: String, out: &mut W| -> io::Result<()> {
-        let color = if hot_edges.contains(&(from, to)) { ", color=red, penwidth=2" } else { "" };
-        writeln!(out, "  {} -> {} [label={}{color}];", quote(from), quote(to), quote(&label))
+        let color = if hot_edges.contains(&(from, to)) {
+            ", color=red, penwidth=2"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  {} -> {} [label={}{color}];",
+            quote(from),
+            quote(to),
+            quote(&label)
+        )
     };
     for t in &doc.threads {
         if let Some(w) = &t.waits_for {
@@ -43,14 +80,32 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
                     WaitKind::Notify => "waits for notify",
                     _ => "waits for",
                 };
-                edge(&t.id, target, format!("{verb}\\n{} [{}]", w.site.clone().unwrap_or_default(), w.evidence.as_str()), &mut out)?;
+                edge(
+                    &t.id,
+                    target,
+                    format!(
+                        "{verb}\\n{} [{}]",
+                        w.site.clone().unwrap_or_default(),
+                        w.evidence.as_str()
+                    ),
+                    &mut out,
+                )?;
             }
         }
     }
     for l in &doc.locks {
         for h in &l.holders {
             if let Some(th) = &h.thread {
-                edge(&l.id, th, format!("held by\\n{} [{}]", h.site.clone().unwrap_or_default(), h.evidence.as_str()), &mut out)?;
+                edge(
+                    &l.id,
+                    th,
+                    format!(
+                        "held by\\n{} [{}]",
+                        h.site.clone().unwrap_or_default(),
+                        h.evidence.as_str()
+                    ),
+                    &mut out,
+                )?;
             }
         }
     }

@@ -34,7 +34,11 @@ impl Style {
 fn thread_label(doc: &Document, id: &str) -> String {
     match doc.thread(id) {
         Some(t) => {
-            let name = t.name.clone().map(|n| format!("\"{n}\"")).unwrap_or_else(|| format!("thread {}", t.thread_id));
+            let name = t
+                .name
+                .clone()
+                .map(|n| format!("\"{n}\""))
+                .unwrap_or_else(|| format!("thread {}", t.thread_id));
             match t.native_id {
                 Some(tid) => format!("{name} (tid {tid})"),
                 None => name,
@@ -52,7 +56,9 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                 "rlock" => "_thread.RLock",
                 k => k,
             };
-            let name = name.map(str::to_string).or_else(|| l.names.first().map(|n| n.name.clone()));
+            let name = name
+                .map(str::to_string)
+                .or_else(|| l.names.first().map(|n| n.name.clone()));
             match (name, &l.module) {
                 (_, Some(m)) => format!("import lock of module {m} <{kind} {}>", l.address),
                 (Some(n), None) => format!("{n} <{kind} {}>", l.address),
@@ -71,7 +77,11 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         style.bold(&format!("gridlock {}", doc.tool.version)),
         p.pid,
         p.python_version,
-        if p.cmdline.is_empty() { &p.name } else { &p.cmdline },
+        if p.cmdline.is_empty() {
+            &p.name
+        } else {
+            &p.cmdline
+        },
         doc.threads.len(),
         doc.window.seconds,
         doc.window.snapshots,
@@ -79,7 +89,10 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     )?;
     writeln!(out)?;
     if doc.findings.is_empty() {
-        writeln!(out, "No deadlock, stall or orphaned lock persisted over the window.")?;
+        writeln!(
+            out,
+            "No deadlock, stall or orphaned lock persisted over the window."
+        )?;
         writeln!(out)?;
     }
     for f in &doc.findings {
@@ -92,8 +105,16 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
 
 fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) -> io::Result<()> {
     let title = f.kind.as_str().to_uppercase().replace('_', " ");
-    let head = if f.severity == Severity::Error { style.red(&title) } else { style.yellow(&title) };
-    let persisted = if f.samples > 1 { format!(", seen in all {} snapshots", f.samples) } else { String::new() };
+    let head = if f.severity == Severity::Error {
+        style.red(&title)
+    } else {
+        style.yellow(&title)
+    };
+    let persisted = if f.samples > 1 {
+        format!(", seen in all {} snapshots", f.samples)
+    } else {
+        String::new()
+    };
     writeln!(out, "{head}  {}{persisted}", f.summary)?;
     writeln!(out)?;
     match f.kind {
@@ -103,12 +124,22 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
             while i < f.edges.len() {
                 let e = &f.edges[i];
                 if e.via == "waits_for" {
-                    writeln!(out, "  {} waits for  {}  {}", style.bold(&thread_label(doc, &e.from)), lock_label(doc, &e.to, e.name.as_deref()), style.dim(&format!("[{}]", e.evidence.as_str())))?;
+                    writeln!(
+                        out,
+                        "  {} waits for  {}  {}",
+                        style.bold(&thread_label(doc, &e.from)),
+                        lock_label(doc, &e.to, e.name.as_deref()),
+                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                    )?;
                     if let Some(site) = &e.site {
                         writeln!(out, "      at {site}")?;
                     }
                     if let Some(h) = f.edges.get(i + 1).filter(|h| h.via == "held_by") {
-                        let named = h.name.as_deref().map(|n| format!(" as {n}")).unwrap_or_default();
+                        let named = h
+                            .name
+                            .as_deref()
+                            .map(|n| format!(" as {n}"))
+                            .unwrap_or_default();
                         writeln!(
                             out,
                             "    held by {}{named}, taken at {}  {}",
@@ -119,7 +150,13 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         i += 1;
                     }
                 } else if e.via == "joins" {
-                    writeln!(out, "  {} joins  {}  {}", style.bold(&thread_label(doc, &e.from)), thread_label(doc, &e.to), style.dim(&format!("[{}]", e.evidence.as_str())))?;
+                    writeln!(
+                        out,
+                        "  {} joins  {}  {}",
+                        style.bold(&thread_label(doc, &e.from)),
+                        thread_label(doc, &e.to),
+                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                    )?;
                     if let Some(site) = &e.site {
                         writeln!(out, "      at {site}")?;
                     }
@@ -136,13 +173,21 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                 } else {
                     e.to.clone()
                 };
-                let from = if e.from.contains(":l:") { lock_label(doc, &e.from, None) } else { thread_label(doc, &e.from) };
+                let from = if e.from.contains(":l:") {
+                    lock_label(doc, &e.from, None)
+                } else {
+                    thread_label(doc, &e.from)
+                };
                 let verb = match e.via.as_str() {
                     "held_by" => "is held by",
                     "joins" => "joins",
                     _ => "waits for",
                 };
-                writeln!(out, "  {from} {verb}  {target}  {}", style.dim(&format!("[{}]", e.evidence.as_str())))?;
+                writeln!(
+                    out,
+                    "  {from} {verb}  {target}  {}",
+                    style.dim(&format!("[{}]", e.evidence.as_str()))
+                )?;
                 if let Some(site) = &e.site {
                     writeln!(out, "      at {site}")?;
                 }
@@ -173,28 +218,53 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
         let what = match &t.waits_for {
             Some(w) => {
                 let target = match (w.kind, &w.target) {
-                    (WaitKind::Join, Some(th)) => format!("thread {} (join)", thread_label(doc, th)),
-                    (WaitKind::Notify, Some(l)) => format!("notify on {}", lock_label(doc, l, w.name.as_deref())),
+                    (WaitKind::Join, Some(th)) => {
+                        format!("thread {} (join)", thread_label(doc, th))
+                    }
+                    (WaitKind::Notify, Some(l)) => {
+                        format!("notify on {}", lock_label(doc, l, w.name.as_deref()))
+                    }
                     (_, Some(l)) => lock_label(doc, l, w.name.as_deref()),
                     _ => format!("futex {}", w.futex.as_deref().unwrap_or("?")),
                 };
-                format!("waits for {target} [{}]{}", w.evidence.as_str(), if w.timed { " (with timeout)" } else { "" })
+                format!(
+                    "waits for {target} [{}]{}",
+                    w.evidence.as_str(),
+                    if w.timed { " (with timeout)" } else { "" }
+                )
             }
             None => t.state.as_str().to_string(),
         };
-        writeln!(out, "  {}  {}  {what}", style.bold(&thread_label(doc, &t.id)), t.state.as_str())?;
+        writeln!(
+            out,
+            "  {}  {}  {what}",
+            style.bold(&thread_label(doc, &t.id)),
+            t.state.as_str()
+        )?;
         for h in &t.holds {
             writeln!(
                 out,
                 "      holds {}{}  [{}]",
                 lock_label(doc, &h.lock, h.name.as_deref()),
-                h.site.as_deref().map(|s| format!(" since {s}")).unwrap_or_default(),
+                h.site
+                    .as_deref()
+                    .map(|s| format!(" since {s}"))
+                    .unwrap_or_default(),
                 h.evidence.as_str()
             )?;
         }
-        let stack: Vec<String> = t.frames.iter().take(8).map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line)).collect();
+        let stack: Vec<String> = t
+            .frames
+            .iter()
+            .take(8)
+            .map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line))
+            .collect();
         if !stack.is_empty() {
-            let more = if t.frames.len() > 8 { format!("  <- … {} more", t.frames.len() - 8) } else { String::new() };
+            let more = if t.frames.len() > 8 {
+                format!("  <- … {} more", t.frames.len() - 8)
+            } else {
+                String::new()
+            };
             writeln!(out, "      {}{more}", style.dim(&stack.join("  <-  ")))?;
         }
     }

@@ -1,0 +1,366 @@
+//! Test support: find every CPython under test, start fixtures as real processes, wait until
+//! the scenario is reached, run gridlock on them, and kill every spawned process on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    /// e.g. "3.12.1" or "debian-3.11"
+    pub label: String,
+    pub path: PathBuf,
+    pub minor: u32,
+}
+
+fn pyenv_root() -> Option<PathBuf> {
+    if let Ok(root) = std::env::var("PYENV_ROOT") {
+        return Some(PathBuf::from(root));
+    }
+    if let Ok(out) = Command::new("pyenv").arg("root").output() {
+        if out.status.success() {
+            return Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+        }
+    }
+    std::env::var("HOME")
+        .ok()
+        .map(|h| Path::new(&h).join(".pyenv"))
+}
+
+fn minor_of(path: &Path) -> Option<u32> {
+    let out = Command::new(path)
+        .args([
+            "-c",
+            "import sys; print(sys.version_info[0], sys.version_info[1])",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    (it.next()? == "3").then_some(())?;
+    it.next()?.parse().ok()
+}
+
+/// Every CPython 3.8-3.13 under `$(pyenv root)/versions`, Debian's static `/usr/bin/python3.11`,
+/// and whatever `python3` is. Missing ones are skipped; finding none at all fails the test.
+pub fn interpreters() -> Vec<Interpreter> {
+    let mut found: Vec<Interpreter> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut add = |label: String, path: PathBuf| {
+        let real = std::fs::canonicalize(&path).unwrap_or(path.clone());
+        if !seen.insert(real.clone()) {
+            return;
+        }
+        if let Some(minor) = minor_of(&real) {
+            if (8..=13).contains(&minor) {
+                found.push(Interpreter {
+                    label,
+                    path: real,
+                    minor,
+                });
+            }
+        }
+    };
+    if let Some(root) = pyenv_root() {
+        if let Ok(rd) = std::fs::read_dir(root.join("versions")) {
+            let mut dirs: Vec<_> = rd
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            dirs.sort();
+            for v in dirs {
+                let exe = root.join("versions").join(&v).join("bin/python3");
+                if exe.exists() {
+                    add(v, exe);
+                }
+            }
+        }
+    }
+    if Path::new("/usr/bin/python3.11").exists() {
+        add("debian-3.11".into(), PathBuf::from("/usr/bin/python3.11"));
+    }
+    if let Ok(out) = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+    {
+        let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !exe.is_empty() {
+            add("python3".into(), PathBuf::from(exe));
+        }
+    }
+    assert!(
+        !found.is_empty(),
+        "no CPython 3.8-3.13 found: install one (pyenv) or python3"
+    );
+    if let Ok(only) = std::env::var("GRIDLOCK_TEST_PYTHONS") {
+        found.retain(|i| only.split(',').any(|o| i.label.starts_with(o)));
+    }
+    found
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+/// A running Python target, killed (SIGKILL) and reaped when dropped, even on panic.
+pub struct Target {
+    pub child: Child,
+    pub pid: i32,
+    pub label: String,
+    /// Lines the fixture printed to stdout after READY (drained in the background).
+    lines: mpsc::Receiver<String>,
+}
+
+impl Target {
+    /// Start `script` under `interp` and wait for it to print a line starting with `READY`,
+    /// then until its threads have settled (none running for a while).
+    pub fn start(interp: &Interpreter, script: &Path, args: &[&str]) -> Target {
+        Self::start_with(interp, script, args, |_| {})
+    }
+
+    pub fn start_with(
+        interp: &Interpreter,
+        script: &Path,
+        args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Target {
+        let mut cmd = Command::new(&interp.path);
+        cmd.arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null());
+        cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        unsafe {
+            // If the test process dies, the kernel kills the target too.
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        tweak(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", interp.path.display()));
+        let pid = child.id() as i32;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut target = Target {
+            child,
+            pid,
+            label: interp.label.clone(),
+            lines: rx,
+        };
+        target.wait_for_line("READY", Duration::from_secs(30));
+        target.settle();
+        target
+    }
+
+    /// Wait for a stdout line starting with `prefix`; returns it.
+    pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    panic!("[{}] fixture did not print {prefix:?} within {timeout:?} (exit status: {status:?})", self.label);
+                }
+            }
+        }
+    }
+
+    /// Wait until no thread of the target has been running for several consecutive polls.
+    pub fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut quiet = 0;
+        while quiet < 4 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(40));
+            if running_threads(self.pid) == 0 {
+                quiet += 1;
+            } else {
+                quiet = 0;
+            }
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.pid)).exists()
+            && proc_state(self.pid).map(|s| s != 'Z').unwrap_or(false)
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+pub fn running_threads(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                    stat.rfind(')')
+                        .map(|i| stat[i + 1..].trim_start().starts_with('R'))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+pub fn gridlock_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gridlock")
+}
+
+pub fn gridlock(args: &[&str]) -> Output {
+    Command::new(gridlock_bin())
+        .args(args)
+        .output()
+        .expect("run gridlock")
+}
+
+/// `gridlock dump PID --json --window W`: exit code and parsed document.
+pub fn dump_json(pid: i32, window: &str) -> (i32, serde_json::Value) {
+    let out = gridlock(&["dump", &pid.to_string(), "--json", "--window", window]);
+    let code = out.status.code().unwrap_or(-1);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "gridlock dump {pid} did not print JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, doc)
+}
+
+pub fn dump_text(pid: i32, window: &str) -> (i32, String) {
+    let out = gridlock(&[
+        "dump",
+        &pid.to_string(),
+        "--window",
+        window,
+        "--color",
+        "never",
+    ]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// Helpers over the JSON document.
+pub mod doc {
+    use serde_json::Value;
+
+    pub fn findings<'a>(doc: &'a Value, kind: &str) -> Vec<&'a Value> {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == kind)
+            .collect()
+    }
+
+    pub fn thread_by_name<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        doc["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no thread named {name} in {}",
+                    serde_json::to_string_pretty(&doc["threads"]).unwrap()
+                )
+            })
+    }
+
+    pub fn lock<'a>(doc: &'a Value, id: &str) -> &'a Value {
+        doc["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == id)
+            .unwrap_or_else(|| panic!("no lock {id}"))
+    }
+
+    /// Names of the threads a finding involves.
+    pub fn finding_thread_names(doc: &Value, f: &Value) -> Vec<String> {
+        let mut names: Vec<String> = f["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| {
+                doc["threads"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["id"] == *id)
+                    .map(|t| t["name"].as_str().unwrap_or("?").to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Run `check` for every interpreter, collecting failures so one version's failure does not
+/// hide another's; panics at the end listing every failing version.
+pub fn for_each_interpreter(mut check: impl FnMut(&Interpreter)) {
+    let interps = interpreters();
+    let mut failures = Vec::new();
+    for interp in &interps {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(interp)));
+        if let Err(e) = result {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", interp.label));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "failed on {} of {} interpreters:\n{}",
+        failures.len(),
+        interps.len(),
+        failures.join("\n\n")
+    );
+}
