@@ -251,7 +251,9 @@ impl<'w, 'a> Builder<'w, 'a> {
                 let name = w.statement.and_then(|s| {
                     bytecode::with_subject(self.walker.minor(), &code.instructions, s, &code.names)
                 });
-                let site = fv.frame.site();
+                // The holder's site is the `with` statement that took the lock.
+                let line = w.statement.and_then(|i| code.line_of_instruction(i)).unwrap_or(fv.frame.line);
+                let site = Frame { line, ..fv.frame.clone() }.site();
                 self.ensure_lock(
                     lock,
                     if kind == LockKind::RLock {
@@ -357,10 +359,11 @@ impl<'w, 'a> Builder<'w, 'a> {
                 frame: Frame {
                     function: r.code.name.clone(),
                     file: r.code.filename.clone(),
-                    line: if aligned {
-                        spy_frames[i].line.max(0) as u32
+                    // py-spy's line where both walks agree; our own line table otherwise.
+                    line: if aligned && spy_frames[i].line > 0 {
+                        spy_frames[i].line as u32
                     } else {
-                        0
+                        r.instr.and_then(|u| r.code.line_at(u)).unwrap_or(0)
                     },
                 },
             })

@@ -24,7 +24,22 @@ pub struct CodeInfo {
     /// Slots before the value stack: locals (+ cells + frees).
     pub nlocalsplus: usize,
     pub stacksize: usize,
+    pub first_line: i32,
+    pub line_table: Vec<u8>,
+    minor: u8,
     name_ptr: usize,
+}
+
+impl CodeInfo {
+    /// The source line of the instruction at `unit` (code units).
+    pub fn line_at(&self, unit: usize) -> Option<u32> {
+        super::lines::line_at(self.minor, &self.line_table, self.first_line, unit)
+    }
+
+    /// The line of the `index`-th decoded instruction.
+    pub fn line_of_instruction(&self, index: usize) -> Option<u32> {
+        self.line_at(self.instructions.get(index)?.offset)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -240,6 +255,9 @@ impl<'a> Walker<'a> {
             },
             nlocalsplus,
             stacksize,
+            first_line: mem.i32(addr + offs.code_firstlineno)?,
+            line_table: objs.bytes_object(mem.ptr(addr + offs.code_linetable)?).unwrap_or_default(),
+            minor: self.objs.layout.minor(),
             name_ptr,
         });
         self.code_cache.insert(addr, info.clone());
