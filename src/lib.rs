@@ -21,8 +21,9 @@ use std::time::Duration;
 use model::{Command, Document, FindingKind};
 
 /// Attach to `pid`, sample it over `window`, and return the report document.
-pub fn dump(pid: i32, window: Duration, command: Command) -> error::Result<Document> {
+pub fn dump(pid: i32, window: Duration, locals: bool, command: Command) -> error::Result<Document> {
     let mut target = target::Target::attach(pid)?;
+    target.locals = locals;
     let snaps = sampler::sample_window(&mut target, window, sampler::DUMP_SNAPSHOTS)?;
     Ok(analysis::document(&snaps, target.process.clone(), command))
 }

@@ -36,7 +36,7 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         name: "dump".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = gridlock::dump(args.pid, args.window, command)?;
+    let doc = gridlock::dump(args.pid, args.window, args.locals, command)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = if args.json {

@@ -119,6 +119,17 @@ pub struct Frame {
     pub function: String,
     pub file: String,
     pub line: u32,
+    /// With `--locals`: the frame's local variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locals: Option<Vec<Local>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Local {
+    pub name: String,
+    pub address: String,
+    /// A short rendering: the value of an int, str or None, otherwise `<type at address>`.
+    pub repr: String,
 }
 
 impl Frame {

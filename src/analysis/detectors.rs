@@ -220,6 +220,22 @@ impl Detector for Stalls {
         if so_far.iter().any(|f| f.kind == FindingKind::Deadlock) {
             return Vec::new();
         }
+        // A waited-for lock that is unlocked has just been released: its waiter is being woken.
+        let waking = snap
+            .threads
+            .iter()
+            .filter_map(|t| t.waits_for.as_ref())
+            .any(|w| {
+                w.kind == WaitKind::Lock
+                    && w.target
+                        .as_deref()
+                        .and_then(|l| snap.lock(l))
+                        .map(|l| l.locked == Some(false))
+                        .unwrap_or(false)
+            });
+        if waking {
+            return Vec::new();
+        }
         let mut edges = Vec::new();
         let mut locks = BTreeSet::new();
         let mut parts = Vec::new();

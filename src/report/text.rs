@@ -267,6 +267,18 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
             };
             writeln!(out, "      {}{more}", style.dim(&stack.join("  <-  ")))?;
         }
+        for f in t.frames.iter().filter(|f| f.locals.is_some()) {
+            writeln!(
+                out,
+                "      {} ({}:{})",
+                f.function,
+                short_file(&f.file),
+                f.line
+            )?;
+            for l in f.locals.iter().flatten() {
+                writeln!(out, "          {} = {}", l.name, l.repr)?;
+            }
+        }
     }
     Ok(())
 }
