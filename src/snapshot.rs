@@ -83,6 +83,7 @@ pub fn take(target: &mut Target) -> Result<Snapshot> {
 
     let mut builder = Builder {
         pid,
+        with_locals: target.locals,
         walker: &walker,
         locks: BTreeMap::new(),
         live_idents: raw.iter().map(|t| t.thread_id).collect(),
@@ -152,6 +153,7 @@ fn native_ids(
 
 struct Builder<'w, 'a> {
     pid: i32,
+    with_locals: bool,
     walker: &'w Walker<'a>,
     locks: BTreeMap<usize, Lock>,
     live_idents: HashSet<u64>,
@@ -252,8 +254,15 @@ impl<'w, 'a> Builder<'w, 'a> {
                     bytecode::with_subject(self.walker.minor(), &code.instructions, s, &code.names)
                 });
                 // The holder's site is the `with` statement that took the lock.
-                let line = w.statement.and_then(|i| code.line_of_instruction(i)).unwrap_or(fv.frame.line);
-                let site = Frame { line, ..fv.frame.clone() }.site();
+                let line = w
+                    .statement
+                    .and_then(|i| code.line_of_instruction(i))
+                    .unwrap_or(fv.frame.line);
+                let site = Frame {
+                    line,
+                    ..fv.frame.clone()
+                }
+                .site();
                 self.ensure_lock(
                     lock,
                     if kind == LockKind::RLock {
@@ -359,6 +368,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 frame: Frame {
                     function: r.code.name.clone(),
                     file: r.code.filename.clone(),
+                    locals: self.with_locals.then(|| self.local_values(r)),
                     // py-spy's line where both walks agree; our own line table otherwise.
                     line: if aligned && spy_frames[i].line > 0 {
                         spy_frames[i].line as u32
@@ -366,6 +376,37 @@ impl<'w, 'a> Builder<'w, 'a> {
                         r.instr.and_then(|u| r.code.line_at(u)).unwrap_or(0)
                     },
                 },
+            })
+            .collect()
+    }
+
+    fn local_values(&self, frame: &RawFrame) -> Vec<Local> {
+        let objs = self.objs();
+        self.walker
+            .locals(frame)
+            .into_iter()
+            .map(|(name, addr)| {
+                let repr = match objs.type_name(addr).as_deref() {
+                    Ok("int" | "str" | "NoneType") => objs.short_repr(addr),
+                    Ok("_thread.lock") => {
+                        let locked = objs
+                            .mem
+                            .u8(addr + LOCK_LOCKED)
+                            .map(|b| b != 0)
+                            .unwrap_or(false);
+                        format!(
+                            "<{} _thread.lock at {addr:#x}>",
+                            if locked { "locked" } else { "unlocked" }
+                        )
+                    }
+                    Ok(ty) => format!("<{ty} at {addr:#x}>"),
+                    Err(_) => format!("<unreadable at {addr:#x}>"),
+                };
+                Local {
+                    name,
+                    address: format!("{addr:#x}"),
+                    repr,
+                }
             })
             .collect()
     }
@@ -738,7 +779,11 @@ impl<'w, 'a> Builder<'w, 'a> {
             let id = lock_id(pid, addr);
             if let Some((owner, count)) = memory_owner {
                 let tid = thread_id(pid, owner);
-                let live = self.live_idents.contains(&owner);
+                // glibc reuses thread idents (pthread_t is the thread's descriptor address). A
+                // live thread with the owner's ident that sleeps on this very lock cannot be its
+                // owner (RLock and module locks are reentrant): the owner was an exited thread.
+                let waits_on_it = self.locks[&addr].waiters.iter().any(|w| w.thread == tid);
+                let live = self.live_idents.contains(&owner) && !waits_on_it;
                 let site = holders_by_lock
                     .get(&id)
                     .and_then(|v| v.iter().find(|(t, _)| *t == tid))

@@ -67,7 +67,11 @@ fn locations(table: &[u8], first_line: i32, unit: usize) -> Option<i32> {
     };
     let svarint = |pos: &mut usize| -> Option<i32> {
         let v = varint(pos)?;
-        Some(if v & 1 == 1 { -((v >> 1) as i32) } else { (v >> 1) as i32 })
+        Some(if v & 1 == 1 {
+            -((v >> 1) as i32)
+        } else {
+            (v >> 1) as i32
+        })
     };
     while pos < table.len() {
         let head = table[pos];

@@ -256,7 +256,9 @@ impl<'a> Walker<'a> {
             nlocalsplus,
             stacksize,
             first_line: mem.i32(addr + offs.code_firstlineno)?,
-            line_table: objs.bytes_object(mem.ptr(addr + offs.code_linetable)?).unwrap_or_default(),
+            line_table: objs
+                .bytes_object(mem.ptr(addr + offs.code_linetable)?)
+                .unwrap_or_default(),
             minor: self.objs.layout.minor(),
             name_ptr,
         });
