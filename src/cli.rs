@@ -31,6 +31,59 @@ pub enum Commands {
     /// Sample a running CPython process over a short window and report who holds and who waits
     #[command(after_help = EXIT_CODES)]
     Dump(DumpArgs),
+    /// Run a command, watch it and the Python processes it starts, and stop it with a report
+    /// when it deadlocks, stalls or hangs (exit 3), or runs out of time (exit 124)
+    #[command(after_help = RUN_EXIT_CODES)]
+    Run(RunArgs),
+}
+
+pub const RUN_EXIT_CODES: &str = "EXIT STATUS:
+  CMD's own status when nothing fails (128+N if it was killed by signal N)
+  1    gridlock could not start CMD
+  2    usage error
+  3    a failing finding (deadlock, stall, orphaned_lock, hang; see --fail-on): the report is
+       written, the whole process tree is killed
+  124  --timeout ran out (after writing the report, like timeout(1))
+  128+N  gridlock received SIGINT/SIGTERM (N): it writes the report, then passes the signal on";
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Write the report contract's JSON document to FILE when the run ends
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// Write a JUnit XML file with one failed test case per failing finding
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Stop CMD after this long: report, kill the tree, exit 124
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<Duration>,
+
+    /// Report a hang when nothing in the tree made progress for this long
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub hang_after: Duration,
+
+    /// Samples per second
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+
+    /// How long a finding must persist before the run is stopped
+    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub window: Duration,
+
+    /// Finding kinds that fail the run, comma-separated (in addition to the error kinds)
+    #[arg(long, value_delimiter = ',', value_parser = parse_kind, value_name = "KIND,...")]
+    pub fail_on: Vec<FindingKind>,
+
+    /// The command to run, after `--`
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

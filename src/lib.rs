@@ -15,6 +15,8 @@ pub mod report;
 pub mod sampler;
 pub mod snapshot;
 pub mod target;
+pub mod tree;
+pub mod watch;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use gridlock::cli::{Cli, Commands, DumpArgs};
+use gridlock::cli::{Cli, Commands, DumpArgs, RunArgs};
 use gridlock::model::Command;
 use gridlock::report;
 
@@ -28,6 +28,109 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILED_TO_RUN)
             }
         },
+        Commands::Run(args) => match run(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("gridlock: error: {e:#}");
+                ExitCode::from(EXIT_FAILED_TO_RUN)
+            }
+        },
+    }
+}
+
+fn run(args: &RunArgs) -> anyhow::Result<u8> {
+    use gridlock::watch::{self, Outcome, WatchOptions};
+    use std::os::unix::process::ExitStatusExt;
+
+    if !(args.rate > 0.0 && args.rate <= 1000.0) {
+        eprintln!("gridlock: error: --rate must be between 0 and 1000 samples per second");
+        return Ok(EXIT_USAGE);
+    }
+    watch::install_signal_handlers();
+    let mut child = std::process::Command::new(&args.command[0])
+        .args(&args.command[1..])
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {:?}: {e}", args.command[0]))?;
+    let opts = WatchOptions {
+        interval: std::time::Duration::from_secs_f64(1.0 / args.rate),
+        persist: args.window,
+        hang_after: args.hang_after,
+        timeout: args.timeout,
+        fail_on: args.fail_on.clone(),
+    };
+    let command = Command {
+        name: "run".into(),
+        args: std::env::args().skip(1).collect(),
+    };
+    let result = watch::watch(&mut child, &opts, command);
+    let doc = &result.document;
+    let write_files = || -> anyhow::Result<()> {
+        if let Some(path) = &args.report {
+            report::json(doc, std::io::BufWriter::new(std::fs::File::create(path)?))?;
+        }
+        if let Some(path) = &args.junit {
+            report::junit::render(
+                doc,
+                &args.fail_on,
+                std::io::BufWriter::new(std::fs::File::create(path)?),
+            )?;
+        }
+        Ok(())
+    };
+    let print_report = || {
+        let color = std::io::stderr().is_terminal();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "\ngridlock run: stopping {:?}", args.command.join(" "));
+        let _ = report::text::render(doc, &report::text::Style { color }, &mut err);
+    };
+    let root = child.id() as i32;
+    match result.outcome {
+        Outcome::Exited => {
+            write_files()?;
+            if !doc.findings.is_empty() {
+                let mut err = std::io::stderr().lock();
+                let _ = report::text::render(doc, &report::text::Style { color: false }, &mut err);
+            }
+            let status = result.status.expect("exited");
+            Ok(status
+                .code()
+                .map(|c| c as u8)
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0) as u8))
+        }
+        Outcome::Failed => {
+            print_report();
+            write_files()?;
+            watch::kill_tree(root);
+            let _ = child.wait();
+            Ok(EXIT_FINDING)
+        }
+        Outcome::TimedOut => {
+            eprintln!("\ngridlock run: --timeout ran out");
+            print_report();
+            write_files()?;
+            watch::kill_tree(root);
+            let _ = child.wait();
+            Ok(124)
+        }
+        Outcome::Signalled(sig) => {
+            print_report();
+            write_files()?;
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(root),
+                nix::sys::signal::Signal::try_from(sig)
+                    .unwrap_or(nix::sys::signal::Signal::SIGTERM),
+            );
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return Ok(128 + sig as u8);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            watch::kill_tree(root);
+            let _ = child.wait();
+            Ok(128 + sig as u8)
+        }
     }
 }
 

@@ -1,0 +1,61 @@
+//! JUnit XML: one failed test case per finding, the text report as its failure message, so
+//! CI systems show it next to the tests; one passing case when nothing was found.
+
+use std::io::{self, Write};
+
+use crate::model::*;
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub fn render<W: Write>(doc: &Document, fail_on: &[FindingKind], mut out: W) -> io::Result<()> {
+    let mut text = Vec::new();
+    super::text::render(doc, &super::text::Style { color: false }, &mut text)?;
+    let report = String::from_utf8_lossy(&text);
+    let failing: Vec<&Finding> = doc
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error || fail_on.contains(&f.kind))
+        .collect();
+    writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
+    writeln!(
+        out,
+        r#"<testsuites name="gridlock" tests="{}" failures="{}">"#,
+        failing.len().max(1),
+        failing.len()
+    )?;
+    writeln!(
+        out,
+        r#"  <testsuite name="gridlock" tests="{}" failures="{}">"#,
+        failing.len().max(1),
+        failing.len()
+    )?;
+    if failing.is_empty() {
+        writeln!(
+            out,
+            r#"    <testcase classname="gridlock" name="no deadlock, stall or hang"/>"#
+        )?;
+    }
+    for f in failing {
+        writeln!(
+            out,
+            r#"    <testcase classname="gridlock.{}" name="{}">"#,
+            f.kind.as_str(),
+            escape(&f.summary)
+        )?;
+        writeln!(
+            out,
+            r#"      <failure type="{}" message="{}">{}</failure>"#,
+            f.kind.as_str(),
+            escape(&f.summary),
+            escape(&report)
+        )?;
+        writeln!(out, "    </testcase>")?;
+    }
+    writeln!(out, "  </testsuite>")?;
+    writeln!(out, "</testsuites>")
+}
