@@ -138,6 +138,47 @@ struct Sym {
     text: String,
     /// For a method or attribute about to be called: the object it was looked up on.
     receiver: Option<String>,
+    /// A binary operation: parenthesised when it is itself an operand (`(i + 1) % n`).
+    compound: bool,
+}
+
+impl Sym {
+    fn operand(&self) -> String {
+        if self.compound {
+            format!("({})", self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+}
+
+/// The operator of a binary-operation opcode: 3.8-3.10 have one opcode per operator,
+/// 3.11+ one `BINARY_OP` whose argument is the `NB_*` number (13 and up: in-place forms).
+fn binary_operator(minor: u8, ins: &Instruction) -> Option<&'static str> {
+    const NB_OPS: [&str; 13] = [
+        "+", "&", "//", "<<", "@", "*", "%", "|", "**", ">>", "-", "/", "^",
+    ];
+    if minor >= 11 {
+        return (ins.name == "BINARY_OP")
+            .then(|| NB_OPS.get(ins.arg as usize % 13).copied())
+            .flatten();
+    }
+    Some(match ins.name {
+        "BINARY_ADD" => "+",
+        "BINARY_AND" => "&",
+        "BINARY_FLOOR_DIVIDE" => "//",
+        "BINARY_LSHIFT" => "<<",
+        "BINARY_MATRIX_MULTIPLY" => "@",
+        "BINARY_MULTIPLY" => "*",
+        "BINARY_MODULO" => "%",
+        "BINARY_OR" => "|",
+        "BINARY_POWER" => "**",
+        "BINARY_RSHIFT" => ">>",
+        "BINARY_SUBTRACT" => "-",
+        "BINARY_TRUE_DIVIDE" => "/",
+        "BINARY_XOR" => "^",
+        _ => return None,
+    })
 }
 
 fn is_expression_op(name: &str) -> bool {
@@ -176,7 +217,10 @@ fn evaluate_before(
     names: &CodeNames,
 ) -> Option<Vec<Option<Sym>>> {
     let mut start = end;
-    while start > 0 && is_expression_op(instructions[start - 1].name) {
+    while start > 0
+        && (is_expression_op(instructions[start - 1].name)
+            || binary_operator(minor, &instructions[start - 1]).is_some())
+    {
         start -= 1;
     }
     let mut stack: Vec<Option<Sym>> = Vec::new();
@@ -184,6 +228,7 @@ fn evaluate_before(
         Some(Sym {
             text: t,
             receiver: None,
+            compound: false,
         })
     };
     let get = |v: &Vec<String>, i: usize| v.get(i).cloned();
@@ -229,8 +274,9 @@ fn evaluate_before(
                 let obj = stack.pop()??;
                 let attr = get(&names.names, idx)?;
                 let sym = Some(Sym {
-                    text: format!("{}.{}", obj.text, attr),
-                    receiver: Some(obj.text),
+                    text: format!("{}.{}", obj.operand(), attr),
+                    receiver: Some(obj.operand()),
+                    compound: false,
                 });
                 if method {
                     // The method and its `self` (or NULL) occupy two slots; keep the pair adjacent.
@@ -243,7 +289,7 @@ fn evaluate_before(
             "BINARY_SUBSCR" => {
                 let index = stack.pop()??;
                 let obj = stack.pop()??;
-                stack.push(plain(format!("{}[{}]", obj.text, index.text)));
+                stack.push(plain(format!("{}[{}]", obj.operand(), index.text)));
             }
             "PUSH_NULL" => stack.push(None),
             "CALL" | "CALL_METHOD" | "CALL_FUNCTION" => {
@@ -262,7 +308,17 @@ fn evaluate_before(
                 }
                 stack.push(plain(format!("{}()", callable.text)));
             }
-            _ => {}
+            _ => {
+                if let Some(op) = binary_operator(minor, ins) {
+                    let right = stack.pop()??;
+                    let left = stack.pop()??;
+                    stack.push(Some(Sym {
+                        text: format!("{} {op} {}", left.operand(), right.operand()),
+                        receiver: None,
+                        compound: true,
+                    }));
+                }
+            }
         }
     }
     Some(stack)
@@ -388,45 +444,35 @@ mod tests {
         assert_eq!(covering(&e, 22).unwrap().target, 54);
     }
 
+    /// Bytecode for `(opcode, arg)` pairs, with each opcode's inline cache units.
+    fn assemble(t: &OpcodeTable, ops: &[(&str, u8)]) -> Vec<u8> {
+        let mut code = Vec::new();
+        for (name, arg) in ops {
+            let op = (0..=255u8)
+                .find(|o| t.names[*o as usize] == Some(name))
+                .unwrap_or_else(|| panic!("no opcode {name} in 3.{}", t.minor));
+            code.extend([op, *arg]);
+            for _ in 0..t.caches[op as usize] {
+                code.extend([0, 0]);
+            }
+        }
+        code
+    }
+
     #[test]
     fn names_a_subscripted_attribute() {
         // 3.12: LOAD_FAST a; LOAD_ATTR x (plain); LOAD_CONST 0; BINARY_SUBSCR; BEFORE_WITH
         let t = &opcodes::V3_12;
-        let op = |n: &str| {
-            (0..=255u8)
-                .find(|o| t.names[*o as usize] == Some(n))
-                .unwrap()
-        };
-        let code = vec![
-            op("LOAD_FAST"),
-            0,
-            op("LOAD_ATTR"),
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            op("LOAD_CONST"),
-            1,
-            op("BINARY_SUBSCR"),
-            0,
-            0,
-            0,
-            op("BEFORE_WITH"),
-            0,
-        ];
+        let code = assemble(
+            t,
+            &[
+                ("LOAD_FAST", 0),
+                ("LOAD_ATTR", 0),
+                ("LOAD_CONST", 1),
+                ("BINARY_SUBSCR", 0),
+                ("BEFORE_WITH", 0),
+            ],
+        );
         let ins = decode(t, &code);
         assert_eq!(ins.last().unwrap().name, "BEFORE_WITH");
         let names = CodeNames {
@@ -439,5 +485,45 @@ mod tests {
             with_subject(12, &ins, ins.len() - 1, &names).as_deref(),
             Some("a.x[0]")
         );
+    }
+
+    #[test]
+    fn names_a_computed_index() {
+        // `with forks[(i + 1) % N]:` on 3.10 (one opcode per operator) and 3.12 (BINARY_OP).
+        let names = CodeNames {
+            names: vec!["forks".into(), "N".into()],
+            locals: vec!["i".into()],
+            cells: vec![],
+            consts: vec!["None".into(), "1".into()],
+        };
+        let v310 = [
+            ("LOAD_GLOBAL", 0),
+            ("LOAD_FAST", 0),
+            ("LOAD_CONST", 1),
+            ("BINARY_ADD", 0),
+            ("LOAD_GLOBAL", 1),
+            ("BINARY_MODULO", 0),
+            ("BINARY_SUBSCR", 0),
+            ("SETUP_WITH", 0),
+        ];
+        let v312 = [
+            ("LOAD_GLOBAL", 0),
+            ("LOAD_FAST", 0),
+            ("LOAD_CONST", 1),
+            ("BINARY_OP", 0),
+            ("LOAD_GLOBAL", 2),
+            ("BINARY_OP", 6),
+            ("BINARY_SUBSCR", 0),
+            ("BEFORE_WITH", 0),
+        ];
+        for (minor, t, ops) in [(10u8, &opcodes::V3_10, &v310), (12, &opcodes::V3_12, &v312)] {
+            let ins = decode(t, &assemble(t, ops));
+            assert_eq!(ins.len(), ops.len());
+            assert_eq!(
+                with_subject(minor, &ins, ins.len() - 1, &names).as_deref(),
+                Some("forks[(i + 1) % N]"),
+                "3.{minor}"
+            );
+        }
     }
 }

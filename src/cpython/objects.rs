@@ -5,6 +5,10 @@ use super::layout::{common::*, InstanceDict, VersionLayout};
 use crate::error::{Error, Result};
 use crate::target::memory::Memory;
 
+/// `PyTypeObject.tp_flags` (the same offset on 3.8-3.13) and its int-subclass bit.
+const TP_FLAGS: usize = 168;
+const TPFLAGS_LONG_SUBCLASS: u64 = 1 << 24;
+
 /// Bounds against torn or hostile reads.
 const MAX_STR: usize = 4096;
 const MAX_ITEMS: usize = 1 << 16;
@@ -79,8 +83,13 @@ impl<'a> Objects<'a> {
         })
     }
 
-    /// A Python int that fits in 64 bits.
+    /// A Python int (or int subclass, bool included) that fits in 64 bits. Anything else is
+    /// an error: an int's fields read from another object (a list) would give a wrong number.
     pub fn int(&self, obj: usize) -> Result<i64> {
+        let flags = self.mem.u64(self.type_of(obj)? + TP_FLAGS)?;
+        if flags & TPFLAGS_LONG_SUBCLASS == 0 {
+            return Err(Error::Layout(format!("{obj:#x} is not an int")));
+        }
         let (ndigits, negative) = if self.layout.offsets().int_lv_tag {
             let tag = self.mem.u64(obj + 16)?;
             ((tag >> 3) as usize, tag & 3 == 2)
