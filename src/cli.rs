@@ -35,6 +35,36 @@ pub enum Commands {
     /// when it deadlocks, stalls or hangs (exit 3), or runs out of time (exit 124)
     #[command(after_help = RUN_EXIT_CODES)]
     Run(RunArgs),
+    /// Sample a running process over a window and report what only time reveals:
+    /// lock-order inversions (latent deadlocks), plus everything dump finds that persisted
+    #[command(after_help = EXIT_CODES)]
+    Record(RecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Process id of the running CPython 3.8-3.13 process
+    pub pid: i32,
+
+    /// How long to sample
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Duration,
+
+    /// Samples per second
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+
+    /// Print the report contract's JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// Finding kinds that make the exit status 3, e.g. lock_order_inversion (in addition to the error kinds)
+    #[arg(long, value_delimiter = ',', value_parser = parse_kind, value_name = "KIND,...")]
+    pub fail_on: Vec<FindingKind>,
+
+    /// Colour the text report: auto (when stdout is a terminal), always, never
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
 }
 
 pub const RUN_EXIT_CODES: &str = "EXIT STATUS:

@@ -30,6 +30,44 @@ pub fn dump(pid: i32, window: Duration, locals: bool, command: Command) -> error
     Ok(analysis::document(&snaps, target.process.clone(), command))
 }
 
+/// Attach to `pid` and sample it at `rate` Hz for `duration`, tracking lock order. A target
+/// that exits after at least one snapshot yields what was recorded, marked `exited`.
+pub fn record(
+    pid: i32,
+    duration: Duration,
+    rate: f64,
+    command: Command,
+) -> error::Result<Document> {
+    let mut target = target::Target::attach(pid)?;
+    let mut acc = analysis::Accumulator::with_lock_order();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = std::time::Instant::now();
+    let mut exited = false;
+    let mut tick = 0u32;
+    loop {
+        match snapshot::take(&mut target) {
+            Ok(s) => acc.push(s),
+            Err(error::Error::TargetExited { .. }) if acc.snapshots() > 0 => {
+                exited = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+        tick += 1;
+        if start.elapsed() >= duration {
+            break;
+        }
+        // Keep to the rate's schedule; never sleep past the end of the window.
+        let due = (interval * tick).min(duration);
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let mut doc = acc.document(target.process.clone(), command);
+    doc.processes[0].exited = exited;
+    Ok(doc)
+}
+
 /// Whether a document fails under the given kinds (empty: the contract's error kinds).
 pub fn fails(doc: &Document, fail_on: &[FindingKind]) -> bool {
     doc.findings.iter().any(|f| {

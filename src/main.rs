@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use gridlock::cli::{Cli, Commands, DumpArgs, RunArgs};
+use gridlock::cli::{Cli, Commands, DumpArgs, RecordArgs, RunArgs};
 use gridlock::model::Command;
 use gridlock::report;
 
@@ -28,6 +28,13 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILED_TO_RUN)
             }
         },
+        Commands::Record(args) => match record(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("gridlock: error: {e:#}");
+                ExitCode::from(EXIT_FAILED_TO_RUN)
+            }
+        },
         Commands::Run(args) => match run(&args) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
@@ -36,6 +43,35 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn record(args: &RecordArgs) -> anyhow::Result<u8> {
+    if !(args.rate > 0.0 && args.rate <= 10_000.0) {
+        eprintln!("gridlock: error: --rate must be between 0 and 10000 samples per second");
+        return Ok(EXIT_USAGE);
+    }
+    let command = Command {
+        name: "record".into(),
+        args: std::env::args().skip(1).collect(),
+    };
+    let doc = gridlock::record(args.pid, args.duration, args.rate, command)?;
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        report::json(&doc, &mut out)
+    } else {
+        let color = match args.color.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => std::io::stdout().is_terminal(),
+        };
+        report::text::render(&doc, &report::text::Style { color }, &mut out)
+    };
+    ignore_broken_pipe(written)?;
+    Ok(if gridlock::fails(&doc, &args.fail_on) {
+        EXIT_FINDING
+    } else {
+        EXIT_OK
+    })
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<u8> {

@@ -3,6 +3,7 @@
 
 pub mod detectors;
 pub mod graph;
+pub mod lockorder;
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -24,70 +25,142 @@ pub fn findings(snap: &Snapshot) -> Vec<Finding> {
 /// Build the contract's document from a window of snapshots (oldest first): the newest
 /// snapshot's threads and locks, and the findings present in every snapshot.
 pub fn document(snaps: &[Snapshot], process: Process, command: Command) -> Document {
-    let last = snaps.last().expect("at least one snapshot");
-    let per_snapshot: Vec<Vec<Finding>> = snaps.iter().map(findings).collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for fs in &per_snapshot {
-        for f in fs {
-            *counts.entry(f.id.as_str()).or_default() += 1;
+    let mut acc = Accumulator::default();
+    for s in snaps {
+        acc.push(s.clone());
+    }
+    acc.document(process, command)
+}
+
+/// A window of snapshots folded as they arrive, so long recordings keep flat memory:
+/// counts of each finding, when each thread entered its current state, and the newest snapshot.
+#[derive(Default)]
+pub struct Accumulator {
+    started: Option<SystemTime>,
+    snapshots: usize,
+    seen: HashMap<String, usize>,
+    last: Option<Snapshot>,
+    last_findings: Vec<Finding>,
+    state_since: HashMap<String, (ThreadState, SystemTime)>,
+    /// Lock-order edges, tracked only when asked (`record`, `run`).
+    lock_order: Option<lockorder::LockOrder>,
+}
+
+impl Accumulator {
+    /// An accumulator that also records the order in which threads take locks.
+    pub fn with_lock_order() -> Accumulator {
+        Accumulator {
+            lock_order: Some(lockorder::LockOrder::default()),
+            ..Accumulator::default()
         }
     }
-    let started = snaps.first().unwrap().taken;
-    let ended = last.taken;
-    let mut findings: Vec<Finding> = per_snapshot
-        .last()
-        .unwrap()
-        .iter()
-        .filter(|f| counts.get(f.id.as_str()) == Some(&snaps.len()))
-        .cloned()
-        .map(|mut f| {
-            f.first_seen = timestamp(started);
-            f.last_seen = timestamp(ended);
-            f.samples = snaps.len();
-            f
-        })
-        .collect();
-    findings.sort_by(|a, b| {
-        a.severity
-            .cmp(&b.severity)
-            .then(a.kind.cmp(&b.kind))
-            .then(a.id.cmp(&b.id))
-    });
 
-    let mut threads = last.threads.clone();
-    for t in &mut threads {
-        let mut since = last.taken;
-        for s in snaps.iter().rev().skip(1) {
-            match s.thread(&t.id) {
-                Some(old) if old.state == t.state => since = s.taken,
-                _ => break,
+    pub fn push(&mut self, snap: Snapshot) {
+        self.started.get_or_insert(snap.taken);
+        self.snapshots += 1;
+        let found = findings(&snap);
+        for f in &found {
+            *self.seen.entry(f.id.clone()).or_default() += 1;
+        }
+        for t in &snap.threads {
+            let entry = self
+                .state_since
+                .entry(t.id.clone())
+                .or_insert((t.state, snap.taken));
+            if entry.0 != t.state {
+                *entry = (t.state, snap.taken);
             }
         }
-        t.state_since = timestamp(since);
+        self.state_since.retain(|id, _| snap.thread(id).is_some());
+        if let Some(lo) = self.lock_order.as_mut() {
+            lo.observe(&snap);
+        }
+        self.last_findings = found;
+        self.last = Some(snap);
     }
-    let mut process = process;
-    process.exited = false;
-    Document {
-        schema_version: SCHEMA_VERSION,
-        tool: Tool {
-            name: "gridlock".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        },
-        command,
-        window: Window {
-            started: timestamp(started),
-            ended: timestamp(ended),
-            snapshots: snaps.len(),
-            seconds: ended
-                .duration_since(started)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0),
-        },
-        processes: vec![process],
-        threads,
-        locks: last.locks.clone(),
-        tasks: Vec::new(),
-        findings,
+
+    pub fn snapshots(&self) -> usize {
+        self.snapshots
+    }
+
+    pub fn last(&self) -> Option<&Snapshot> {
+        self.last.as_ref()
+    }
+
+    /// The document so far. Panics if nothing was pushed.
+    pub fn document(&self, process: Process, command: Command) -> Document {
+        let last = self.last.as_ref().expect("at least one snapshot");
+        let started = self.started.unwrap();
+        let ended = last.taken;
+        let mut findings: Vec<Finding> = self
+            .last_findings
+            .iter()
+            .filter(|f| self.seen.get(&f.id) == Some(&self.snapshots))
+            .cloned()
+            .map(|mut f| {
+                f.first_seen = timestamp(started);
+                f.last_seen = timestamp(ended);
+                f.samples = self.snapshots;
+                f
+            })
+            .collect();
+        if let Some(lo) = &self.lock_order {
+            // An inversion that did deadlock is already reported as the deadlock.
+            let deadlocked: Vec<Vec<String>> = findings
+                .iter()
+                .filter(|f| f.kind == FindingKind::Deadlock)
+                .map(|f| {
+                    let mut l = f.locks.clone();
+                    l.sort();
+                    l
+                })
+                .collect();
+            findings.extend(
+                lo.findings(last.pid)
+                    .into_iter()
+                    .filter(|f| !deadlocked.contains(&f.locks)),
+            );
+        }
+        findings.sort_by(|a, b| {
+            a.severity
+                .cmp(&b.severity)
+                .then(a.kind.cmp(&b.kind))
+                .then(a.id.cmp(&b.id))
+        });
+        let mut threads = last.threads.clone();
+        for t in &mut threads {
+            let since = self
+                .state_since
+                .get(&t.id)
+                .map(|(_, s)| *s)
+                .unwrap_or(last.taken);
+            t.state_since = timestamp(since);
+        }
+        Document {
+            schema_version: SCHEMA_VERSION,
+            tool: Tool {
+                name: "gridlock".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            command,
+            window: Window {
+                started: timestamp(started),
+                ended: timestamp(ended),
+                snapshots: self.snapshots,
+                seconds: ended
+                    .duration_since(started)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0),
+            },
+            processes: vec![Process {
+                exited: false,
+                ..process
+            }],
+            threads,
+            locks: last.locks.clone(),
+            tasks: Vec::new(),
+            findings,
+        }
     }
 }
 

@@ -181,6 +181,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                 let verb = match e.via.as_str() {
                     "held_by" => "is held by",
                     "joins" => "joins",
+                    "then_takes" => "is held while taking",
                     _ => "waits for",
                 };
                 writeln!(

@@ -1,0 +1,66 @@
+//! `gridlock record PID`: what only time reveals.
+mod support;
+
+use std::process::Command;
+
+use support::{doc, fixture, for_each_interpreter, gridlock_bin, Target};
+
+#[test]
+fn an_inversion_that_never_deadlocks_is_a_lock_order_inversion() {
+    for_each_interpreter(|py| {
+        let target = Target::start(py, &fixture("inversion_no_deadlock.py"), &[]);
+        let out = Command::new(gridlock_bin())
+            .args([
+                "record",
+                &target.pid.to_string(),
+                "--duration",
+                "2s",
+                "--rate",
+                "100",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "a latent finding does not fail by default: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(doc::findings(&d, "deadlock").is_empty());
+        let inv = doc::findings(&d, "lock_order_inversion");
+        assert_eq!(inv.len(), 1, "{:#}", d["findings"]);
+        let summary = inv[0]["summary"].as_str().unwrap();
+        // Each path names the locks `first` and `second`; identity is the address.
+        assert!(
+            summary.contains("\"path-ab\" takes first <")
+                && summary.contains("\"path-ba\" takes first <"),
+            "{summary}"
+        );
+        let edges = inv[0]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 2, "{edges:?}");
+        assert_eq!(edges[0]["from"], edges[1]["to"]);
+        assert_eq!(edges[0]["to"], edges[1]["from"]);
+        assert_eq!(inv[0]["locks"].as_array().unwrap().len(), 2);
+        let mut threads: Vec<String> = doc::finding_thread_names(&d, inv[0]);
+        threads.sort();
+        assert_eq!(threads, ["path-ab", "path-ba"]);
+        assert_eq!(inv[0]["severity"], "warning");
+        assert!(d["window"]["snapshots"].as_u64().unwrap() > 50);
+
+        let out = Command::new(gridlock_bin())
+            .args([
+                "record",
+                &target.pid.to_string(),
+                "--duration",
+                "2s",
+                "--fail-on",
+                "lock_order_inversion",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "--fail-on makes it fail");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("LOCK ORDER INVERSION"));
+    });
+}
