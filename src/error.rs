@@ -48,9 +48,12 @@ pub fn permission_hint() -> String {
     let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .ok()
         .map(|s| s.trim().to_string());
-    let mut hint = String::from(
-        "run gridlock as root (sudo), or as the target's user with CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep $(which gridlock))",
-    );
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let mut hint = String::from(if unsafe { libc::geteuid() } == 0 {
+        "gridlock already runs as root: the target may live in another user namespace or container, or gridlock's own container lacks CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE)"
+    } else {
+        "run gridlock as root (sudo), or as the target's user with CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep $(which gridlock))"
+    });
     match scope.as_deref() {
         Some("1") => hint.push_str(
             "; kernel.yama.ptrace_scope is 1, so non-root users may only read their own children: set it to 0 with `sudo sysctl kernel.yama.ptrace_scope=0`",

@@ -41,7 +41,19 @@ impl Target {
         if procfs::process_state(pid) == Some('Z') {
             return Err(Error::Zombie { pid });
         }
-        let mem = Memory::open(pid)?;
+        let mem = Memory::open(pid).map_err(|e| match e {
+            // `/proc/PID/mem` of a live process without an address space: a kernel thread.
+            Error::NoSuchProcess { .. } if procfs::exists(pid) => {
+                match procfs::process_state(pid) {
+                    Some('Z') => Error::Zombie { pid },
+                    _ => Error::NotPython {
+                        pid,
+                        name: procfs::comm(pid),
+                    },
+                }
+            }
+            e => e,
+        })?;
         // Reading the maps needs the same permission as reading memory; probe it now so a
         // permission problem is reported as one (not as "not Python").
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| {

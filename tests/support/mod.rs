@@ -364,3 +364,23 @@ pub fn for_each_interpreter(mut check: impl FnMut(&Interpreter)) {
         failures.join("\n\n")
     );
 }
+
+/// The interpreter of the first `$(pyenv root)/versions/PREFIX*` folder (e.g. "2.7", "3.7"),
+/// whatever its major version: for tests about versions gridlock refuses.
+pub fn pyenv_python(prefix: &str) -> Option<(String, PathBuf)> {
+    let versions = pyenv_root()?.join("versions");
+    let mut dirs: Vec<String> = std::fs::read_dir(&versions)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.file_name().to_str()?.to_string()))
+        .filter(|v| v.starts_with(&format!("{prefix}.")) || v == prefix)
+        .collect();
+    dirs.sort();
+    dirs.into_iter().find_map(|v| {
+        let bin = versions.join(&v).join("bin");
+        ["python3", "python2", "python"]
+            .iter()
+            .map(|exe| bin.join(exe))
+            .find(|p| p.exists())
+            .map(|p| (v.clone(), p))
+    })
+}
