@@ -132,8 +132,41 @@ fn settle_moved_threads(snap: &mut Snapshot, before: &HashMap<i32, u64>) {
             moved.insert(t.id.clone());
         }
     }
+    if moved.is_empty() {
+        return;
+    }
+    // An owner ident read from memory is taken for an exited thread's when the live thread
+    // with that ident waits on the same lock; if that wait was not real, the owner is live.
+    let live: HashMap<u64, String> = snap
+        .threads
+        .iter()
+        .map(|t| (t.thread_id, t.id.clone()))
+        .collect();
+    let mut restored = Vec::new();
     for lock in &mut snap.locks {
         lock.waiters.retain(|w| !moved.contains(&w.thread));
+        for h in &mut lock.holders {
+            let owner = h.owner_ident.and_then(|o| live.get(&o));
+            if let (None, Evidence::Memory, Some(owner)) = (&h.thread, h.evidence, owner) {
+                if moved.contains(owner) {
+                    h.thread = Some(owner.clone());
+                    let name = lock.names.first().map(|n| n.name.clone());
+                    restored.push((owner.clone(), lock.id.clone(), name));
+                }
+            }
+        }
+    }
+    for (owner, lock, name) in restored {
+        if let Some(t) = snap.threads.iter_mut().find(|t| t.id == owner) {
+            if !t.holds.iter().any(|h| h.lock == lock) {
+                t.holds.push(Hold {
+                    lock,
+                    evidence: Evidence::Memory,
+                    site: None,
+                    name,
+                });
+            }
+        }
     }
 }
 
