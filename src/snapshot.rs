@@ -184,6 +184,19 @@ fn take_once(target: &mut Target) -> Result<Snapshot> {
     let traces = target.stack_traces()?;
     let traces: HashMap<u64, StackTrace> = traces.into_iter().map(|t| (t.thread_id, t)).collect();
 
+    target.mem.begin_snapshot();
+    let result = take_cached(target, taken, kernel, traces);
+    target.mem.end_snapshot();
+    result
+}
+
+fn take_cached(
+    target: &mut Target,
+    taken: SystemTime,
+    kernel: HashMap<i32, KernelThread>,
+    traces: HashMap<u64, StackTrace>,
+) -> Result<Snapshot> {
+    let pid = target.pid;
     let objs = Objects::new(&target.mem, target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(&mut target.code_cache));
@@ -206,6 +219,7 @@ fn take_once(target: &mut Target) -> Result<Snapshot> {
     let mut builder = Builder {
         pid,
         with_locals: target.locals,
+        with_writes: target.writes,
         walker: &walker,
         locks: BTreeMap::new(),
         live_idents: raw.iter().map(|t| t.thread_id).collect(),
@@ -276,6 +290,7 @@ fn native_ids(
 struct Builder<'w, 'a> {
     pid: i32,
     with_locals: bool,
+    with_writes: bool,
     walker: &'w Walker<'a>,
     locks: BTreeMap<usize, Lock>,
     live_idents: HashSet<u64>,
@@ -435,6 +450,22 @@ impl<'w, 'a> Builder<'w, 'a> {
             .map(|w| !w.timed && w.kind != WaitKind::UnknownFutex)
             .unwrap_or(false)
             || (state == ThreadState::LockWait && !timed);
+        // Only a thread that is not on a CPU (waiting for the GIL, typically) has frames that
+        // hold still while we read them; a running thread's lasti and block stack can be torn
+        // apart, which would invent a write outside the lock that guards it.
+        let off_cpu = k
+            .map(|k| k.state != 'R' && k.cpu_ns.is_some())
+            .unwrap_or(false);
+        let mut writes = if self.with_writes && off_cpu {
+            self.writes(&frames)
+        } else {
+            Vec::new()
+        };
+        if let (Some(k), false) = (k, writes.is_empty()) {
+            if procfs::cpu_ns(self.pid, k.tid) != k.cpu_ns {
+                writes.clear();
+            }
+        }
         let mut seen = HashSet::new();
         let holds: Vec<Hold> = holds
             .into_iter()
@@ -471,6 +502,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 }),
                 wchan: k.wchan.clone(),
             }),
+            writes,
         }
     }
 
@@ -531,6 +563,115 @@ impl<'w, 'a> Builder<'w, 'a> {
                 }
             })
             .collect()
+    }
+
+    /// The shared locations the innermost user frame writes on its current line, by identity.
+    fn writes(&self, frames: &[FrameView]) -> Vec<WriteAccess> {
+        let Some(fv) = frames.iter().find(|f| !is_library_file(&f.frame.file)) else {
+            return Vec::new();
+        };
+        let code = &fv.raw.code;
+        let Some(at) = self.walker.current_index(fv.raw) else {
+            return Vec::new();
+        };
+        let Some(line) = code.line_of_instruction(at) else {
+            return Vec::new();
+        };
+        let same_line = |i: usize| code.line_of_instruction(i) == Some(line);
+        let mut start = at;
+        while start > 0 && same_line(start - 1) {
+            start -= 1;
+        }
+        let mut end = at + 1;
+        while end < code.instructions.len() && same_line(end) {
+            end += 1;
+        }
+        let module_level = code.name == "<module>";
+        let site = Frame {
+            line,
+            ..fv.frame.clone()
+        }
+        .site();
+        let objs = self.objs();
+        let mut out = Vec::new();
+        for w in bytecode::writes_in(
+            self.walker.minor(),
+            &code.instructions,
+            start..end,
+            at,
+            &code.names,
+            module_level,
+        ) {
+            let (location, name) = match w {
+                bytecode::WriteTarget::Global(name) => {
+                    let Ok(globals) = objs
+                        .mem
+                        .ptr(fv.raw.addr + objs.layout.offsets().frame_globals)
+                    else {
+                        continue;
+                    };
+                    (format!("global {globals:#x}:{name}"), name)
+                }
+                bytecode::WriteTarget::Attr { object, attr } => {
+                    let Some(obj) = self.resolve(fv.raw, &object) else {
+                        continue;
+                    };
+                    if self.thread_local(obj) {
+                        continue;
+                    }
+                    (format!("attr {obj:#x}:{attr}"), format!("{object}.{attr}"))
+                }
+                bytecode::WriteTarget::Item { container } => {
+                    let Some(obj) = self.resolve(fv.raw, &container) else {
+                        continue;
+                    };
+                    if self.thread_local(obj) {
+                        continue;
+                    }
+                    (format!("item {obj:#x}"), format!("{container}[...]"))
+                }
+            };
+            out.push(WriteAccess {
+                location,
+                name,
+                site: site.clone(),
+            });
+        }
+        out
+    }
+
+    fn thread_local(&self, obj: usize) -> bool {
+        matches!(
+            self.objs().type_name(obj).as_deref(),
+            Ok("_thread._local") | Ok("_threading_local.local")
+        )
+    }
+
+    /// The object a name-and-attributes path refers to in a frame.
+    fn resolve(&self, frame: &RawFrame, path: &bytecode::Path) -> Option<usize> {
+        let objs = self.objs();
+        let mut obj = match &path.root {
+            bytecode::Root::Local(n) => self.walker.local(frame, n)?,
+            bytecode::Root::Deref(n) => {
+                let cell = self.walker.local(frame, n)?;
+                if objs.type_name(cell).ok()? == "cell" {
+                    objs.mem.ptr(cell + 16).ok().filter(|p| *p != 0)?
+                } else {
+                    cell
+                }
+            }
+            bytecode::Root::Global(n) => {
+                let globals = objs
+                    .mem
+                    .ptr(frame.addr + objs.layout.offsets().frame_globals)
+                    .ok()?;
+                objs.dict_get(globals, n).ok()??
+            }
+        };
+        for a in &path.attrs {
+            obj = objs.attr(obj, a).ok()??;
+        }
+        Some(obj)
     }
 
     /// Objects a thread's innermost frames can reach: locals, value-stack slots, the
@@ -962,6 +1103,12 @@ impl<'w, 'a> Builder<'w, 'a> {
             lock.holders = holders;
         }
     }
+}
+
+/// Code from the standard library (threading, queue, importlib...), whose internal writes are
+/// never the user's race.
+fn is_library_file(file: &str) -> bool {
+    file.starts_with('<') || file.contains("/lib/python3.")
 }
 
 fn is_function(f: &FrameView, file: &str, function: &str) -> bool {

@@ -4,6 +4,7 @@
 pub mod detectors;
 pub mod graph;
 pub mod lockorder;
+pub mod races;
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -44,13 +45,16 @@ pub struct Accumulator {
     state_since: HashMap<String, (ThreadState, SystemTime)>,
     /// Lock-order edges, tracked only when asked (`record`, `run`).
     lock_order: Option<lockorder::LockOrder>,
+    races: Option<races::RaceTracker>,
 }
 
 impl Accumulator {
-    /// An accumulator that also records the order in which threads take locks.
-    pub fn with_lock_order() -> Accumulator {
+    /// An accumulator that also tracks what only time reveals: the order in which threads
+    /// take locks, and the locks held at each sampled write (`record`).
+    pub fn over_time() -> Accumulator {
         Accumulator {
             lock_order: Some(lockorder::LockOrder::default()),
+            races: Some(races::RaceTracker::default()),
             ..Accumulator::default()
         }
     }
@@ -74,6 +78,9 @@ impl Accumulator {
         self.state_since.retain(|id, _| snap.thread(id).is_some());
         if let Some(lo) = self.lock_order.as_mut() {
             lo.observe(&snap);
+        }
+        if let Some(r) = self.races.as_mut() {
+            r.observe(&snap);
         }
         self.last_findings = found;
         self.last = Some(snap);
@@ -120,6 +127,13 @@ impl Accumulator {
                     .into_iter()
                     .filter(|f| !deadlocked.contains(&f.locks)),
             );
+        }
+        if let Some(r) = &self.races {
+            findings.extend(r.findings(last.pid));
+        }
+        for f in findings.iter_mut().filter(|f| f.first_seen.is_empty()) {
+            f.first_seen = timestamp(started);
+            f.last_seen = timestamp(ended);
         }
         findings.sort_by(|a, b| {
             a.severity

@@ -30,6 +30,8 @@ pub struct Target {
     pub(crate) pthread_tid_offset: Option<usize>,
     /// Read each frame's local variables into snapshots (`--locals`).
     pub locals: bool,
+    /// Work out the shared location each thread writes on its current line (`record`).
+    pub writes: bool,
 }
 
 impl Target {
@@ -134,6 +136,7 @@ impl Target {
             code_cache: HashMap::new(),
             pthread_tid_offset: None,
             locals: false,
+            writes: false,
         })
     }
 
