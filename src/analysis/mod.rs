@@ -86,6 +86,32 @@ impl Accumulator {
         self.last = Some(snap);
     }
 
+    /// What only time reveals, so far: lock-order inversions (except those already reported
+    /// as a deadlock among `reported`) and race candidates. Empty unless tracked (`over_time`).
+    pub fn latent_findings(&self, pid: i32, reported: &[Finding]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if let Some(lo) = &self.lock_order {
+            let deadlocked: Vec<Vec<String>> = reported
+                .iter()
+                .filter(|f| f.kind == FindingKind::Deadlock)
+                .map(|f| {
+                    let mut l = f.locks.clone();
+                    l.sort();
+                    l
+                })
+                .collect();
+            out.extend(
+                lo.findings(pid)
+                    .into_iter()
+                    .filter(|f| !deadlocked.contains(&f.locks)),
+            );
+        }
+        if let Some(r) = &self.races {
+            out.extend(r.findings(pid));
+        }
+        out
+    }
+
     pub fn snapshots(&self) -> usize {
         self.snapshots
     }
@@ -111,26 +137,8 @@ impl Accumulator {
                 f
             })
             .collect();
-        if let Some(lo) = &self.lock_order {
-            // An inversion that did deadlock is already reported as the deadlock.
-            let deadlocked: Vec<Vec<String>> = findings
-                .iter()
-                .filter(|f| f.kind == FindingKind::Deadlock)
-                .map(|f| {
-                    let mut l = f.locks.clone();
-                    l.sort();
-                    l
-                })
-                .collect();
-            findings.extend(
-                lo.findings(last.pid)
-                    .into_iter()
-                    .filter(|f| !deadlocked.contains(&f.locks)),
-            );
-        }
-        if let Some(r) = &self.races {
-            findings.extend(r.findings(last.pid));
-        }
+        let latent = self.latent_findings(last.pid, &findings);
+        findings.extend(latent);
         for f in findings.iter_mut().filter(|f| f.first_seen.is_empty()) {
             f.first_seen = timestamp(started);
             f.last_seen = timestamp(ended);
