@@ -9,8 +9,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
-use py_spy::StackTrace;
-
 use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
 use crate::cpython::objects::Objects;
@@ -181,11 +179,8 @@ fn take_once(target: &mut Target) -> Result<Snapshot> {
     if kernel.is_empty() || !target.alive() {
         return Err(Error::TargetExited { pid });
     }
-    let traces = target.stack_traces()?;
-    let traces: HashMap<u64, StackTrace> = traces.into_iter().map(|t| (t.thread_id, t)).collect();
-
     target.mem.begin_snapshot();
-    let result = take_cached(target, taken, kernel, traces);
+    let result = take_cached(target, taken, kernel);
     target.mem.end_snapshot();
     result
 }
@@ -194,7 +189,6 @@ fn take_cached(
     target: &mut Target,
     taken: SystemTime,
     kernel: HashMap<i32, KernelThread>,
-    traces: HashMap<u64, StackTrace>,
 ) -> Result<Snapshot> {
     let pid = target.pid;
     let objs = Objects::new(&target.mem, target.layout);
@@ -215,6 +209,8 @@ fn take_cached(
         }
     };
     let native_ids = native_ids(&mut target.pthread_tid_offset, &walker, &raw, &kernel);
+    let names = thread_names(&walker, target.interpreter);
+    let gil_holder = gil_holder(&walker, target.gil_address);
 
     let mut builder = Builder {
         pid,
@@ -228,7 +224,11 @@ fn take_cached(
     for (i, rt) in raw.iter().enumerate() {
         let native_id = native_ids[i];
         let k = native_id.and_then(|tid| kernel.get(&tid));
-        threads.push(builder.thread(rt, native_id, k, traces.get(&rt.thread_id)));
+        let info = ThreadInfo {
+            name: names.get(&rt.thread_id).cloned(),
+            owns_gil: gil_holder == Some(rt.tstate),
+        };
+        threads.push(builder.thread(rt, native_id, k, &info));
     }
     builder.resolve_owners(&mut threads);
     let locks = builder.locks.into_values().collect();
@@ -285,6 +285,56 @@ fn native_ids(
         }
     }
     raw.iter().map(|t| t.native_id).collect()
+}
+
+/// What the interpreter says about a thread beyond its state: its `threading` name and
+/// whether it holds the GIL.
+struct ThreadInfo {
+    name: Option<String>,
+    owns_gil: bool,
+}
+
+/// `threading._active`: thread ident -> `Thread._name`, read from the module's globals.
+fn thread_names(walker: &Walker, interpreter: usize) -> HashMap<u64, String> {
+    let objs = &walker.objs;
+    let read = || -> Option<HashMap<u64, String>> {
+        let modules = objs
+            .mem
+            .ptr(interpreter + objs.layout.offsets().interp_modules)
+            .ok()?;
+        let threading = objs.dict_get(modules, "threading").ok()??;
+        let globals = objs.mem.ptr(threading + MODULE_DICT).ok()?;
+        let active = objs.dict_get(globals, "_active").ok()??;
+        let mut out = HashMap::new();
+        for (key, thread) in objs.dict_entries(active).ok()? {
+            let (Ok(ident), Some(name)) =
+                (objs.int(key), objs.attr(thread, "_name").ok().flatten())
+            else {
+                continue;
+            };
+            if let Ok(name) = objs.str(name) {
+                out.insert(ident as u64, name);
+            }
+        }
+        Some(out)
+    };
+    read().unwrap_or_default()
+}
+
+/// The thread state holding the GIL: `gilstate.tstate_current` (3.8-3.11), or the GIL's
+/// `last_holder` while `locked` (3.12+), at the address py-spy found when attaching.
+fn gil_holder(walker: &Walker, gil_address: usize) -> Option<usize> {
+    if gil_address == 0 {
+        return None;
+    }
+    let mem = walker.objs.mem;
+    if walker.minor() >= 12 {
+        (mem.i32(gil_address + GIL_LOCKED).ok()? != 0)
+            .then(|| mem.ptr(gil_address + GIL_LAST_HOLDER).ok())?
+    } else {
+        mem.ptr(gil_address).ok()
+    }
+    .filter(|p| *p != 0)
 }
 
 struct Builder<'w, 'a> {
@@ -375,10 +425,10 @@ impl<'w, 'a> Builder<'w, 'a> {
         rt: &RawThread,
         native_id: Option<i32>,
         k: Option<&KernelThread>,
-        trace: Option<&StackTrace>,
+        info: &ThreadInfo,
     ) -> Thread {
         let id = thread_id(self.pid, rt.thread_id);
-        let frames = self.frames(rt, trace);
+        let frames = self.frames(rt);
         let mut holds = Vec::new();
         // Holds from active `with` blocks, innermost frame first.
         for fv in &frames {
@@ -421,7 +471,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             }
         }
 
-        let owns_gil = trace.map(|t| t.owns_gil).unwrap_or(false);
+        let owns_gil = info.owns_gil;
         let futex = k
             .and_then(|k| k.syscall.as_ref())
             .and_then(|s| s.futex_wait_addr());
@@ -472,8 +522,9 @@ impl<'w, 'a> Builder<'w, 'a> {
             .filter(|(l, _)| seen.insert(*l))
             .map(|(_, h)| h)
             .collect();
-        let name = trace
-            .and_then(|t| t.thread_name.clone())
+        let name = info
+            .name
+            .clone()
             .or_else(|| native_id.and_then(|tid| procfs::thread_comm(self.pid, tid)));
         Thread {
             id,
@@ -506,29 +557,17 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
     }
 
-    /// Our frames with lines from py-spy's trace of the same thread, when the two walks agree.
-    fn frames<'r>(&self, rt: &'r RawThread, trace: Option<&StackTrace>) -> Vec<FrameView<'r>> {
-        let spy_frames = trace.map(|t| &t.frames[..]).unwrap_or(&[]);
-        let aligned = spy_frames.len() == rt.frames.len()
-            && spy_frames
-                .iter()
-                .zip(&rt.frames)
-                .all(|(s, r)| s.filename == r.code.filename);
+    /// The thread's frames, with lines from each code object's line table.
+    fn frames<'r>(&self, rt: &'r RawThread) -> Vec<FrameView<'r>> {
         rt.frames
             .iter()
-            .enumerate()
-            .map(|(i, r)| FrameView {
+            .map(|r| FrameView {
                 raw: r,
                 frame: Frame {
                     function: r.code.name.clone(),
                     file: r.code.filename.clone(),
                     locals: self.with_locals.then(|| self.local_values(r)),
-                    // py-spy's line where both walks agree; our own line table otherwise.
-                    line: if aligned && spy_frames[i].line > 0 {
-                        spy_frames[i].line as u32
-                    } else {
-                        r.instr.and_then(|u| r.code.line_at(u)).unwrap_or(0)
-                    },
+                    line: r.instr.and_then(|u| r.code.line_at(u)).unwrap_or(0),
                 },
             })
             .collect()
