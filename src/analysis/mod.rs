@@ -219,7 +219,7 @@ mod tests {
     #[test]
     fn formats_timestamps() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
-        assert_eq!(timestamp(t), "2026-11-18T10:26:40.123Z");
+        assert_eq!(timestamp(t), "2026-11-18T11:06:40.123Z");
         assert_eq!(
             timestamp(SystemTime::UNIX_EPOCH),
             "1970-01-01T00:00:00.000Z"
