@@ -200,6 +200,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             holders: Vec::new(),
             waiters: Vec::new(),
             module: None,
+            shared: None,
         })
     }
 
@@ -789,6 +790,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     .and_then(|v| v.iter().find(|(t, _)| *t == tid))
                     .and_then(|(_, h)| h.site.clone());
                 holders.push(Holder {
+                    process: None,
                     thread: live.then(|| tid.clone()),
                     owner_ident: Some(owner),
                     evidence: Evidence::Memory,
@@ -818,6 +820,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     && kind != "rlock"
                 {
                     holders.push(Holder {
+                        process: None,
                         thread: Some(tid.clone()),
                         owner_ident: None,
                         evidence: h.evidence,
@@ -828,6 +831,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             }
             if holders.is_empty() && locked == Some(true) {
                 holders.push(Holder {
+                    process: None,
                     thread: None,
                     owner_ident: None,
                     evidence: Evidence::Unknown,

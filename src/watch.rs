@@ -272,6 +272,7 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: Some("Every thread is parked: look at what each waits for below (an I/O call without a timeout, a wait nobody will end).".into()),
+        knot: false,
     }
 }
 

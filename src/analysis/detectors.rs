@@ -35,6 +35,7 @@ fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: None,
+        knot: false,
     }
 }
 

@@ -105,7 +105,10 @@ impl WaitGraph {
                         );
                     }
                 }
-                WaitKind::Notify | WaitKind::UnknownFutex => {}
+                WaitKind::Notify
+                | WaitKind::UnknownFutex
+                | WaitKind::ChildExit
+                | WaitKind::Pipe => {}
             }
         }
         g

@@ -3,6 +3,7 @@
 
 pub mod memory;
 pub mod procfs;
+pub mod sockdiag;
 
 use std::collections::HashMap;
 use std::sync::Arc;
