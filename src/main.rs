@@ -175,7 +175,11 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         name: "dump".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = gridlock::dump(args.pid, args.window, args.locals, command)?;
+    let doc = if args.tree {
+        gridlock::dump_tree(args.pid, args.window, args.locals, command)?
+    } else {
+        gridlock::dump(args.pid, args.window, args.locals, command)?
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = if args.json {

@@ -31,6 +31,8 @@ pub struct Target {
     pub(crate) pthread_tid_offset: Option<usize>,
     /// Read each frame's local variables into snapshots (`--locals`).
     pub locals: bool,
+    /// Collect `multiprocessing` objects into snapshots, to link processes (`--tree`).
+    pub cross_process: bool,
 }
 
 impl Target {
@@ -135,6 +137,7 @@ impl Target {
             code_cache: HashMap::new(),
             pthread_tid_offset: None,
             locals: false,
+            cross_process: false,
         })
     }
 
