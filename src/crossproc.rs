@@ -124,6 +124,23 @@ fn sem_key(maps: &[Mapping], addr: usize) -> Option<(SemKey, String)> {
     Some(((m.device.clone(), m.inode, off), m.path.clone()))
 }
 
+/// Where user code waits: the innermost frame outside the standard library's process and
+/// thread plumbing (`Process.join`, `Connection.recv`, `Popen.wait`), else the innermost.
+fn user_site(t: &Thread) -> Option<String> {
+    let library = |f: &Frame| {
+        f.file.contains("/multiprocessing/")
+            || matches!(
+                short_file(&f.file),
+                "subprocess.py" | "threading.py" | "queue.py"
+            )
+    };
+    t.frames
+        .iter()
+        .find(|f| !library(f))
+        .or(t.frames.first())
+        .map(|f| f.site())
+}
+
 fn process_node(pid: i32) -> String {
     format!("{pid}:p")
 }
@@ -392,7 +409,7 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             _ => None,
         };
         let Some(child) = child else { continue };
-        let site = t.frames.first().map(|f| f.site());
+        let site = user_site(t);
         let (target, blocked) = if child > 0 {
             (process_node(child), python.contains(&child))
         } else {
@@ -536,7 +553,7 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             .iter()
             .any(|(p, x, c, r)| *c == other && *r != reads && !(*p == t.pid && *x == tid));
         let id = channel.id();
-        let site = t.frames.first().map(|f| f.site());
+        let site = user_site(t);
         let what = if reads { "read" } else { "write" };
         let lock = locks.entry(id.clone()).or_insert_with(|| Lock {
             id: id.clone(),

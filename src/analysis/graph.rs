@@ -130,10 +130,30 @@ impl WaitGraph {
                         );
                     }
                 }
-                WaitKind::Notify
-                | WaitKind::UnknownFutex
-                | WaitKind::ChildExit
-                | WaitKind::Pipe => {}
+                WaitKind::ChildExit | WaitKind::Pipe => {
+                    let from = g.index[&t.id];
+                    let via = if w.kind == WaitKind::ChildExit {
+                        "waits_for_exit"
+                    } else {
+                        "waits_for"
+                    };
+                    let edge = Edge {
+                        from: t.id.clone(),
+                        to: target.clone(),
+                        via: via.into(),
+                        evidence: w.evidence,
+                        site: w.site.clone(),
+                        name: w.name.clone(),
+                    };
+                    if let Some(&to) = g.index.get(target.as_str()) {
+                        g.graph.add_edge(from, to, edge);
+                    } else if let Some(lock) = snap.lock(target) {
+                        let to = g.node(Node::Lock(lock.id.clone()));
+                        g.graph.add_edge(from, to, edge);
+                        g.shared_holders(snap, lock, to);
+                    }
+                }
+                WaitKind::Notify | WaitKind::UnknownFutex => {}
             }
         }
         g

@@ -235,6 +235,30 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                             .as_deref()
                             .map(|n| format!(" as {n}"))
                             .unwrap_or_default();
+                        if h.evidence == Evidence::Pipe || h.evidence == Evidence::Wait4 {
+                            writeln!(
+                                out,
+                                "    {} by {}, which is not serving it  {}",
+                                if h.evidence == Evidence::Pipe {
+                                    "other end held"
+                                } else {
+                                    "child"
+                                },
+                                party_label(doc, &h.to),
+                                style.dim(&format!("[{}]", h.evidence.as_str()))
+                            )?;
+                            i += 2;
+                            while let Some(more) = f.edges.get(i).filter(|x| x.via == "held_by") {
+                                writeln!(
+                                    out,
+                                    "      and by {}  {}",
+                                    party_label(doc, &more.to),
+                                    style.dim(&format!("[{}]", more.evidence.as_str()))
+                                )?;
+                                i += 1;
+                            }
+                            continue;
+                        }
                         writeln!(
                             out,
                             "    held by {}{named}, taken at {}  {}",
@@ -280,10 +304,10 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
         }
         _ => {
             for e in &f.edges {
-                let target = if e.to.contains(":l:") {
+                let target = if e.to.contains(":l:") || doc.lock(&e.to).is_some() {
                     lock_label(doc, &e.to, e.name.as_deref())
-                } else if e.to.contains(":t:") {
-                    thread_label(doc, &e.to)
+                } else if e.to.contains(":t:") || e.to.ends_with(":p") {
+                    party_label(doc, &e.to)
                 } else {
                     e.to.clone()
                 };
