@@ -1,17 +1,17 @@
 //! `gridlock run`: start a command, watch it and every Python process it starts, and stop it
 //! with a report when a failing finding persists, when it hangs, or when time runs out.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::analysis;
-use crate::error::Error;
+use crate::crossproc;
 use crate::model::*;
-use crate::snapshot::{self, Snapshot};
-use crate::target::{procfs, Target};
+use crate::snapshot::Snapshot;
+use crate::target::procfs;
 use crate::tree;
 
 pub struct WatchOptions {
@@ -64,24 +64,17 @@ pub fn install_signal_handlers() {
     }
 }
 
-struct Watched {
-    target: Option<Target>,
-    cmdline: String,
-    attach_tries: u32,
-    history: VecDeque<Snapshot>,
-}
-
-const MAX_ATTACH_TRIES: u32 = 20;
-
 pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch {
     let root = child.id() as i32;
     let started = Instant::now();
-    let mut watched: HashMap<i32, Watched> = HashMap::new();
+    // Every Python process of the tree, sampled together into one wait-for graph.
+    let mut tree = crossproc::Tree::new(root);
+    let mut history: VecDeque<Snapshot> = VecDeque::new();
     let mut last_progress = Instant::now();
     let mut last_fingerprint = 0u64;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let doc = document(&watched, &command, opts, false);
+            let doc = document(&history, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::Exited,
                 status: Some(status),
@@ -90,7 +83,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
         }
         let sig = RECEIVED_SIGNAL.load(Ordering::SeqCst);
         if sig != 0 {
-            let doc = document(&watched, &command, opts, false);
+            let doc = document(&history, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::Signalled(sig),
                 status: None,
@@ -102,7 +95,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             .map(|t| started.elapsed() >= t)
             .unwrap_or(false)
         {
-            let doc = document(&watched, &command, opts, false);
+            let doc = document(&history, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::TimedOut,
                 status: None,
@@ -111,55 +104,21 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
         }
 
         let pids = tree::descendants(root);
-        watched.retain(|pid, _| pids.contains(pid));
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let mut timed_sleep = false;
         for &pid in &pids {
             tree::cpu_ticks(pid).hash(&mut hasher);
             pid.hash(&mut hasher);
             timed_sleep |= tree::sleeping_with_timeout(pid);
-            let w = watched.entry(pid).or_insert_with(|| Watched {
-                target: None,
-                cmdline: String::new(),
-                attach_tries: 0,
-                history: VecDeque::new(),
-            });
-            let cmdline = procfs::cmdline(pid);
-            if cmdline != w.cmdline {
-                // A new program (exec): try attaching again.
-                w.cmdline = cmdline;
-                w.attach_tries = 0;
-                w.target = None;
+        }
+        if let Ok(s) = tree.snapshot() {
+            for th in &s.threads {
+                (&th.id, &th.frames, th.state).hash(&mut hasher);
             }
-            if w.target.is_none() && w.attach_tries < MAX_ATTACH_TRIES {
-                w.attach_tries += 1;
-                match Target::attach(pid) {
-                    Ok(t) => w.target = Some(t),
-                    Err(Error::NotPython { .. }) | Err(Error::Unsupported { .. }) => {
-                        w.attach_tries = MAX_ATTACH_TRIES
-                    }
-                    Err(_) => {}
-                }
-            }
-            if let Some(t) = w.target.as_mut() {
-                match snapshot::take(t) {
-                    Ok(s) => {
-                        for th in &s.threads {
-                            (&th.id, &th.frames, th.state).hash(&mut hasher);
-                        }
-                        w.history.push_back(s);
-                        let horizon = SystemTime::now() - opts.persist - opts.interval;
-                        while w.history.len() > 2
-                            && w.history
-                                .front()
-                                .map(|f| f.taken < horizon)
-                                .unwrap_or(false)
-                        {
-                            w.history.pop_front();
-                        }
-                    }
-                    Err(_) => {}
-                }
+            history.push_back(s);
+            let horizon = SystemTime::now() - opts.persist - opts.interval;
+            while history.len() > 2 && history.front().map(|f| f.taken < horizon).unwrap_or(false) {
+                history.pop_front();
             }
         }
         let fingerprint = hasher.finish();
@@ -168,7 +127,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             last_progress = Instant::now();
         }
 
-        let doc = document(&watched, &command, opts, true);
+        let doc = document(&history, root, &command, opts, true);
         if crate::fails(&doc, &opts.fail_on) {
             return Watch {
                 outcome: Outcome::Failed,
@@ -177,7 +136,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             };
         }
         if last_progress.elapsed() >= opts.hang_after {
-            let mut doc = document(&watched, &command, opts, false);
+            let mut doc = document(&history, root, &command, opts, false);
             doc.findings.push(hang_finding(&doc, opts.hang_after));
             return Watch {
                 outcome: Outcome::Failed,
@@ -189,45 +148,33 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
     }
 }
 
-/// One document over every watched Python process; with `require_persistence`, findings
-/// count only once their history spans the persistence window.
+/// One document over the tree's snapshots; with `require_persistence`, findings count only
+/// once the history spans the persistence window.
 fn document(
-    watched: &HashMap<i32, Watched>,
+    history: &VecDeque<Snapshot>,
+    root: i32,
     command: &Command,
     opts: &WatchOptions,
     require_persistence: bool,
 ) -> Document {
-    let mut pids: Vec<&i32> = watched.keys().collect();
-    pids.sort();
-    let mut merged: Option<Document> = None;
-    for pid in pids {
-        let w = &watched[pid];
-        let (Some(t), false) = (&w.target, w.history.is_empty()) else {
-            continue;
-        };
-        let snaps: Vec<Snapshot> = w.history.iter().cloned().collect();
-        let span = snaps
-            .last()
-            .unwrap()
-            .taken
-            .duration_since(snaps[0].taken)
-            .unwrap_or_default();
-        let mut doc = analysis::document(&snaps, t.process.clone(), command.clone());
-        if require_persistence && span < opts.persist {
-            doc.findings.clear();
-        }
-        merged = Some(match merged {
-            None => doc,
-            Some(mut m) => {
-                m.processes.extend(doc.processes);
-                m.threads.extend(doc.threads);
-                m.locks.extend(doc.locks);
-                m.findings.extend(doc.findings);
-                m
-            }
-        });
+    let (Some(first), Some(last)) = (history.front(), history.back()) else {
+        return empty_document(command);
+    };
+    let snaps: Vec<Snapshot> = history.iter().cloned().collect();
+    let span = last.taken.duration_since(first.taken).unwrap_or_default();
+    let root_process = last.processes.first().cloned().unwrap_or_else(|| Process {
+        pid: root,
+        ppid: procfs::ppid(root),
+        name: procfs::comm(root),
+        cmdline: procfs::cmdline(root),
+        python_version: String::new(),
+        exited: false,
+    });
+    let mut doc = analysis::document(&snaps, root_process, command.clone());
+    if require_persistence && span < opts.persist {
+        doc.findings.clear();
     }
-    merged.unwrap_or_else(|| empty_document(command))
+    doc
 }
 
 fn empty_document(command: &Command) -> Document {

@@ -92,7 +92,11 @@ impl Tree {
             "--color",
             "never",
         ]);
-        (code, doc, String::from_utf8_lossy(&text.stdout).into_owned())
+        (
+            code,
+            doc,
+            String::from_utf8_lossy(&text.stdout).into_owned(),
+        )
     }
 }
 
@@ -176,7 +180,12 @@ fn check_two_locks(py: &Interpreter, method: &str) {
     let dl = findings(&d, "deadlock");
     assert_eq!(dl.len(), 1, "[{}] {:#}", t.label, d["findings"]);
     let f = dl[0];
-    assert_eq!(pids(f), ready_pids(&t), "[{}] only the two workers", t.label);
+    assert_eq!(
+        pids(f),
+        ready_pids(&t),
+        "[{}] only the two workers",
+        t.label
+    );
     assert!(f.get("knot").is_none(), "an exact cycle, not a knot");
     assert_eq!(f["threads"].as_array().unwrap().len(), 2);
     for e in f["edges"].as_array().unwrap() {
@@ -184,7 +193,10 @@ fn check_two_locks(py: &Interpreter, method: &str) {
             "waits_for" => {
                 assert_eq!(e["evidence"], "shm_futex");
                 assert_eq!(e["name"], "second");
-                assert!(e["site"].as_str().unwrap().starts_with("worker mp_locks.py:"));
+                assert!(e["site"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("worker mp_locks.py:"));
             }
             "held_by" => assert_eq!(e["evidence"], "memory"),
             v => panic!("unexpected edge {v}"),
@@ -201,7 +213,10 @@ fn check_two_locks(py: &Interpreter, method: &str) {
         assert_eq!(lock["shared"]["value"], 0);
         assert!(lock["shared"]["inode"].as_u64().unwrap() > 0);
     }
-    assert!(text.contains("2 threads in 2 processes wait for each other"), "{text}");
+    assert!(
+        text.contains("2 threads in 2 processes wait for each other"),
+        "{text}"
+    );
     assert!(text.contains("[shm_futex]"), "{text}");
 }
 
@@ -248,7 +263,10 @@ fn join_before_draining_a_raw_pipe() {
         assert!(f.get("knot").is_none());
         assert_eq!(pids(f), vec![t.pid as i64, ready_pids(&t)[0]]);
         let ev = evidence(f);
-        assert!(ev.contains(&"wait4".into()) && ev.contains(&"pipe".into()), "{ev:?}");
+        assert!(
+            ev.contains(&"wait4".into()) && ev.contains(&"pipe".into()),
+            "{ev:?}"
+        );
         assert!(
             !text.contains("multiprocessing"),
             "no multiprocessing frames here: {text}"
@@ -326,7 +344,11 @@ fn healthy_pool_and_queue_have_no_finding() {
         if code != 0 || !d["findings"].as_array().unwrap().is_empty() {
             failures.push(format!("[{}] exit {code}: {:#}", t.label, d["findings"]));
         }
-        assert!(d["processes"].as_array().unwrap().len() >= 3, "[{}]", t.label);
+        assert!(
+            d["processes"].as_array().unwrap().len() >= 3,
+            "[{}]",
+            t.label
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -186,7 +186,18 @@ impl Detector for Deadlocks {
                 format!("deadlock:{}", key.join(",")),
                 summary,
             );
-            f.advice = Some(if threads.len() == 1 {
+            let self_pipe =
+                threads.len() == 1 && edges.iter().any(|e| e.evidence == Evidence::Pipe);
+            if self_pipe {
+                f.summary = format!(
+                    "{} waits on {} whose other end only its own process holds, and no other thread of it can serve it",
+                    names[0],
+                    locks.first().map(String::as_str).unwrap_or("a pipe")
+                );
+            }
+            f.advice = Some(if self_pipe {
+                "Close the ends a process does not use (after fork, or in a socketpair it keeps both ends of), or read with a timeout.".into()
+            } else if threads.len() == 1 {
                 "The thread re-enters a non-reentrant Lock it already holds (a signal handler, callback or recursion): use an RLock, or do not take the lock there.".into()
             } else if pids.len() > 1 {
                 cross_process_advice(&edges)
