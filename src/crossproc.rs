@@ -28,6 +28,8 @@ pub struct Tree {
     tries: HashMap<i32, (String, u32)>,
     cmdlines: HashMap<i32, String>,
     pub locals: bool,
+    /// Work out each thread's writes (`run`'s race candidates).
+    pub writes: bool,
 }
 
 impl Tree {
@@ -38,6 +40,7 @@ impl Tree {
             tries: HashMap::new(),
             cmdlines: HashMap::new(),
             locals: false,
+            writes: false,
         }
     }
 
@@ -85,6 +88,7 @@ impl Tree {
                 Ok(mut t) => {
                     t.cross_process = true;
                     t.locals = self.locals;
+                    t.writes = self.writes;
                     self.targets.insert(pid, t);
                 }
                 Err(Error::NotPython { .. })
@@ -99,6 +103,11 @@ impl Tree {
 
     /// One snapshot of the whole tree. A process that exits while being read is left out.
     pub fn snapshot(&mut self) -> Result<Snapshot> {
+        self.snapshot_parts().map(|(s, _)| s)
+    }
+
+    /// The tree snapshot and the per-process snapshots it was built from.
+    pub fn snapshot_parts(&mut self) -> Result<(Snapshot, Vec<Snapshot>)> {
         let pids = self.refresh();
         let mut snaps = Vec::new();
         for t in self.targets.values_mut() {
@@ -109,7 +118,8 @@ impl Tree {
         if snaps.is_empty() {
             return Err(Error::TargetExited { pid: self.root });
         }
-        Ok(link(self.root, &pids, snaps, &self.targets))
+        let parts = snaps.clone();
+        Ok((link(self.root, &pids, snaps, &self.targets), parts))
     }
 }
 

@@ -23,6 +23,10 @@ use crate::target::Target;
 /// How many innermost frames are searched for the object a thread waits on.
 const WAIT_SEARCH_FRAMES: usize = 6;
 
+/// How many times a snapshot is taken again when a read failed because the running target
+/// changed under it (a torn read).
+const SNAPSHOT_RETRIES: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub taken: SystemTime,
@@ -142,8 +146,126 @@ pub fn lock_id(pid: i32, addr: usize) -> String {
     format!("{pid}:l:{addr:#x}")
 }
 
-/// Take one snapshot of `target`.
+/// Take one snapshot of `target`, consistent for every thread it reports blocked.
+///
+/// The kernel's view, the stacks and the objects are read one after the other while the
+/// target runs. A thread that ran in between (its context-switch counts or its futex
+/// changed) may have been seen waiting at one instant and holding at another, so it is
+/// reported running, never blocked: a single snapshot of a healthy process never shows a
+/// cycle that was not there. Reads that fail because memory changed under them are retried.
 pub fn take(target: &mut Target) -> Result<Snapshot> {
+    let mut tries = 0;
+    loop {
+        let before = context_switches(target.pid);
+        match take_once(target) {
+            Ok(mut snap) => {
+                settle_moved_threads(&mut snap, &before);
+                return Ok(snap);
+            }
+            Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && target.alive() => {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_torn_read(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Attach { .. } | Error::Memory { .. } | Error::Layout(_)
+    )
+}
+
+/// Voluntary plus involuntary context switches of each thread of `pid`, by TID.
+fn context_switches(pid: i32) -> HashMap<i32, u64> {
+    procfs::task_ids(pid)
+        .into_iter()
+        .filter_map(|tid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+            let total = status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            Some((tid, total))
+        })
+        .collect()
+}
+
+/// Report running every blocked thread that did not stay in the same wait for the whole
+/// snapshot: it switched context, or no longer sleeps on the futex it was seen on.
+fn settle_moved_threads(snap: &mut Snapshot, before: &HashMap<i32, u64>) {
+    let after = context_switches(snap.pid);
+    let mut moved = HashSet::new();
+    for t in snap.threads.iter_mut().filter(|t| t.blocked) {
+        let still = t.native_id.is_some_and(|tid| {
+            let same_switches = matches!(
+                (before.get(&tid), after.get(&tid)),
+                (Some(a), Some(b)) if a == b
+            );
+            let kernel = procfs::kernel_thread(snap.pid, tid);
+            let same_futex = match t.waits_for.as_ref().and_then(|w| w.futex.as_ref()) {
+                Some(f) => {
+                    kernel
+                        .as_ref()
+                        .and_then(|k| k.syscall.as_ref())
+                        .and_then(|s| s.futex_wait_addr())
+                        .map(|a| format!("{a:#x}"))
+                        .as_ref()
+                        == Some(f)
+                }
+                None => kernel.is_some_and(|k| k.state != 'R'),
+            };
+            same_switches && same_futex
+        });
+        if !still {
+            t.blocked = false;
+            t.state = ThreadState::Running;
+            t.waits_for = None;
+            moved.insert(t.id.clone());
+        }
+    }
+    if moved.is_empty() {
+        return;
+    }
+    // An owner ident read from memory is taken for an exited thread's when the live thread
+    // with that ident waits on the same lock; if that wait was not real, the owner is live.
+    let live: HashMap<u64, String> = snap
+        .threads
+        .iter()
+        .map(|t| (t.thread_id, t.id.clone()))
+        .collect();
+    let mut restored = Vec::new();
+    for lock in &mut snap.locks {
+        lock.waiters.retain(|w| !moved.contains(&w.thread));
+        for h in &mut lock.holders {
+            let owner = h.owner_ident.and_then(|o| live.get(&o));
+            if let (None, Evidence::Memory, Some(owner)) = (&h.thread, h.evidence, owner) {
+                if moved.contains(owner) {
+                    h.thread = Some(owner.clone());
+                    let name = lock.names.first().map(|n| n.name.clone());
+                    restored.push((owner.clone(), lock.id.clone(), name));
+                }
+            }
+        }
+    }
+    for (owner, lock, name) in restored {
+        if let Some(t) = snap.threads.iter_mut().find(|t| t.id == owner) {
+            if !t.holds.iter().any(|h| h.lock == lock) {
+                t.holds.push(Hold {
+                    lock,
+                    evidence: Evidence::Memory,
+                    site: None,
+                    name,
+                });
+            }
+        }
+    }
+}
+
+/// One attempt at a snapshot.
+fn take_once(target: &mut Target) -> Result<Snapshot> {
     let pid = target.pid;
     let taken = SystemTime::now();
     let kernel: HashMap<i32, KernelThread> = procfs::task_ids(pid)
@@ -156,6 +278,19 @@ pub fn take(target: &mut Target) -> Result<Snapshot> {
     let traces = target.stack_traces()?;
     let traces: HashMap<u64, StackTrace> = traces.into_iter().map(|t| (t.thread_id, t)).collect();
 
+    target.mem.begin_snapshot();
+    let result = take_cached(target, taken, kernel, traces);
+    target.mem.end_snapshot();
+    result
+}
+
+fn take_cached(
+    target: &mut Target,
+    taken: SystemTime,
+    kernel: HashMap<i32, KernelThread>,
+    traces: HashMap<u64, StackTrace>,
+) -> Result<Snapshot> {
+    let pid = target.pid;
     let objs = Objects::new(&target.mem, target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(&mut target.code_cache));
@@ -178,6 +313,7 @@ pub fn take(target: &mut Target) -> Result<Snapshot> {
     let mut builder = Builder {
         pid,
         with_locals: target.locals,
+        with_writes: target.writes,
         walker: &walker,
         locks: BTreeMap::new(),
         live_idents: raw.iter().map(|t| t.thread_id).collect(),
@@ -255,6 +391,7 @@ fn native_ids(
 struct Builder<'w, 'a> {
     pid: i32,
     with_locals: bool,
+    with_writes: bool,
     walker: &'w Walker<'a>,
     locks: BTreeMap<usize, Lock>,
     live_idents: HashSet<u64>,
@@ -479,6 +616,22 @@ impl<'w, 'a> Builder<'w, 'a> {
             .map(|w| !w.timed && w.kind != WaitKind::UnknownFutex)
             .unwrap_or(false)
             || (state == ThreadState::LockWait && !timed);
+        // Only a thread that is not on a CPU (waiting for the GIL, typically) has frames that
+        // hold still while we read them; a running thread's lasti and block stack can be torn
+        // apart, which would invent a write outside the lock that guards it.
+        let off_cpu = k
+            .map(|k| k.state != 'R' && k.cpu_ns.is_some())
+            .unwrap_or(false);
+        let mut writes = if self.with_writes && off_cpu {
+            self.writes(&frames)
+        } else {
+            Vec::new()
+        };
+        if let (Some(k), false) = (k, writes.is_empty()) {
+            if procfs::cpu_ns(self.pid, k.tid) != k.cpu_ns {
+                writes.clear();
+            }
+        }
         let mut seen = HashSet::new();
         let holds: Vec<Hold> = holds
             .into_iter()
@@ -515,6 +668,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 }),
                 wchan: k.wchan.clone(),
             }),
+            writes,
         }
     }
 
@@ -701,6 +855,115 @@ impl<'w, 'a> Builder<'w, 'a> {
             .collect()
     }
 
+    /// The shared locations the innermost user frame writes on its current line, by identity.
+    fn writes(&self, frames: &[FrameView]) -> Vec<WriteAccess> {
+        let Some(fv) = frames.iter().find(|f| !is_library_file(&f.frame.file)) else {
+            return Vec::new();
+        };
+        let code = &fv.raw.code;
+        let Some(at) = self.walker.current_index(fv.raw) else {
+            return Vec::new();
+        };
+        let Some(line) = code.line_of_instruction(at) else {
+            return Vec::new();
+        };
+        let same_line = |i: usize| code.line_of_instruction(i) == Some(line);
+        let mut start = at;
+        while start > 0 && same_line(start - 1) {
+            start -= 1;
+        }
+        let mut end = at + 1;
+        while end < code.instructions.len() && same_line(end) {
+            end += 1;
+        }
+        let module_level = code.name == "<module>";
+        let site = Frame {
+            line,
+            ..fv.frame.clone()
+        }
+        .site();
+        let objs = self.objs();
+        let mut out = Vec::new();
+        for w in bytecode::writes_in(
+            self.walker.minor(),
+            &code.instructions,
+            start..end,
+            at,
+            &code.names,
+            module_level,
+        ) {
+            let (location, name) = match w {
+                bytecode::WriteTarget::Global(name) => {
+                    let Ok(globals) = objs
+                        .mem
+                        .ptr(fv.raw.addr + objs.layout.offsets().frame_globals)
+                    else {
+                        continue;
+                    };
+                    (format!("global {globals:#x}:{name}"), name)
+                }
+                bytecode::WriteTarget::Attr { object, attr } => {
+                    let Some(obj) = self.resolve(fv.raw, &object) else {
+                        continue;
+                    };
+                    if self.thread_local(obj) {
+                        continue;
+                    }
+                    (format!("attr {obj:#x}:{attr}"), format!("{object}.{attr}"))
+                }
+                bytecode::WriteTarget::Item { container } => {
+                    let Some(obj) = self.resolve(fv.raw, &container) else {
+                        continue;
+                    };
+                    if self.thread_local(obj) {
+                        continue;
+                    }
+                    (format!("item {obj:#x}"), format!("{container}[...]"))
+                }
+            };
+            out.push(WriteAccess {
+                location,
+                name,
+                site: site.clone(),
+            });
+        }
+        out
+    }
+
+    fn thread_local(&self, obj: usize) -> bool {
+        matches!(
+            self.objs().type_name(obj).as_deref(),
+            Ok("_thread._local") | Ok("_threading_local.local")
+        )
+    }
+
+    /// The object a name-and-attributes path refers to in a frame.
+    fn resolve(&self, frame: &RawFrame, path: &bytecode::Path) -> Option<usize> {
+        let objs = self.objs();
+        let mut obj = match &path.root {
+            bytecode::Root::Local(n) => self.walker.local(frame, n)?,
+            bytecode::Root::Deref(n) => {
+                let cell = self.walker.local(frame, n)?;
+                if objs.type_name(cell).ok()? == "cell" {
+                    objs.mem.ptr(cell + 16).ok().filter(|p| *p != 0)?
+                } else {
+                    cell
+                }
+            }
+            bytecode::Root::Global(n) => {
+                let globals = objs
+                    .mem
+                    .ptr(frame.addr + objs.layout.offsets().frame_globals)
+                    .ok()?;
+                objs.dict_get(globals, n).ok()??
+            }
+        };
+        for a in &path.attrs {
+            obj = objs.attr(obj, a).ok()??;
+        }
+        Some(obj)
+    }
+
     /// Objects a thread's innermost frames can reach: locals, value-stack slots, the
     /// `__self__` of methods there, and the attributes of `self` in threading's frames.
     fn candidates(&self, frames: &[FrameView]) -> Vec<usize> {
@@ -756,10 +1019,11 @@ impl<'w, 'a> Builder<'w, 'a> {
     ) -> (ThreadState, Option<Wait>, Option<usize>) {
         let minor = self.walker.minor();
         let futex_hex = Some(format!("{futex:#x}"));
-        let matched = self
-            .candidates(frames)
-            .into_iter()
-            .find(|c| self.lock_kind(*c).is_some() && self.semaphore_of(*c) == Some(futex));
+        // The kind is kept from this one read: the object may change under a running target.
+        let matched = self.candidates(frames).into_iter().find_map(|c| {
+            let kind = self.lock_kind(c)?;
+            (self.semaphore_of(c) == Some(futex)).then_some((c, kind))
+        });
         let in_sync_module = |f: &Frame| {
             let file = short_file(&f.file);
             file == "threading.py" || file == "queue.py" || f.file.contains("importlib._bootstrap")
@@ -780,7 +1044,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             )
         });
 
-        if let Some(lock) = matched {
+        if let Some((lock, kind)) = matched {
             // Condition.wait: sleeping on its private waiter lock means waiting for a notify.
             if let Some(cw) = frames.iter().find(|f| {
                 is_function(f, "threading.py", "wait")
@@ -858,7 +1122,6 @@ impl<'w, 'a> Builder<'w, 'a> {
                     );
                 }
             }
-            let kind = self.lock_kind(lock).unwrap();
             self.ensure_lock(
                 lock,
                 if kind == LockKind::RLock {
@@ -1133,6 +1396,12 @@ impl<'w, 'a> Builder<'w, 'a> {
             lock.holders = holders;
         }
     }
+}
+
+/// Code from the standard library (threading, queue, importlib...), whose internal writes are
+/// never the user's race.
+fn is_library_file(file: &str) -> bool {
+    file.starts_with('<') || file.contains("/lib/python3.")
 }
 
 fn is_function(f: &FrameView, file: &str, function: &str) -> bool {

@@ -1,7 +1,7 @@
 //! `gridlock run`: start a command, watch it and every Python process it starts, and stop it
 //! with a report when a failing finding persists, when it hangs, or when time runs out.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -69,12 +69,15 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
     let started = Instant::now();
     // Every Python process of the tree, sampled together into one wait-for graph.
     let mut tree = crossproc::Tree::new(root);
+    tree.writes = true;
     let mut history: VecDeque<Snapshot> = VecDeque::new();
+    // Every snapshot of the run, folded per process: latent findings (lock order, races).
+    let mut over_time: HashMap<i32, analysis::Accumulator> = HashMap::new();
     let mut last_progress = Instant::now();
     let mut last_fingerprint = 0u64;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let doc = document(&history, root, &command, opts, false);
+            let doc = document(&history, &over_time, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::Exited,
                 status: Some(status),
@@ -83,7 +86,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
         }
         let sig = RECEIVED_SIGNAL.load(Ordering::SeqCst);
         if sig != 0 {
-            let doc = document(&history, root, &command, opts, false);
+            let doc = document(&history, &over_time, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::Signalled(sig),
                 status: None,
@@ -95,7 +98,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             .map(|t| started.elapsed() >= t)
             .unwrap_or(false)
         {
-            let doc = document(&history, root, &command, opts, false);
+            let doc = document(&history, &over_time, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::TimedOut,
                 status: None,
@@ -111,7 +114,14 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             pid.hash(&mut hasher);
             timed_sleep |= tree::sleeping_with_timeout(pid);
         }
-        if let Ok(s) = tree.snapshot() {
+        if let Ok((s, parts)) = tree.snapshot_parts() {
+            over_time.retain(|pid, _| pids.contains(pid));
+            for part in parts {
+                over_time
+                    .entry(part.pid)
+                    .or_insert_with(analysis::Accumulator::over_time)
+                    .push(part);
+            }
             for th in &s.threads {
                 (&th.id, &th.frames, th.state).hash(&mut hasher);
             }
@@ -127,7 +137,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             last_progress = Instant::now();
         }
 
-        let doc = document(&history, root, &command, opts, true);
+        let doc = document(&history, &over_time, root, &command, opts, true);
         if crate::fails(&doc, &opts.fail_on) {
             return Watch {
                 outcome: Outcome::Failed,
@@ -136,7 +146,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             };
         }
         if last_progress.elapsed() >= opts.hang_after {
-            let mut doc = document(&history, root, &command, opts, false);
+            let mut doc = document(&history, &over_time, root, &command, opts, false);
             doc.findings.push(hang_finding(&doc, opts.hang_after));
             return Watch {
                 outcome: Outcome::Failed,
@@ -152,6 +162,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
 /// once the history spans the persistence window.
 fn document(
     history: &VecDeque<Snapshot>,
+    over_time: &HashMap<i32, analysis::Accumulator>,
     root: i32,
     command: &Command,
     opts: &WatchOptions,
@@ -173,6 +184,12 @@ fn document(
     let mut doc = analysis::document(&snaps, root_process, command.clone());
     if require_persistence && span < opts.persist {
         doc.findings.clear();
+    }
+    let mut pids: Vec<&i32> = over_time.keys().collect();
+    pids.sort();
+    for pid in pids {
+        let latent = over_time[pid].latent_findings(*pid, &doc.findings);
+        doc.findings.extend(latent);
     }
     doc
 }

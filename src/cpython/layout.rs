@@ -49,6 +49,8 @@ pub struct Offsets {
     // frame (PyFrameObject up to 3.10, _PyInterpreterFrame from 3.11)
     pub frame_back: usize,
     pub frame_code: usize,
+    /// The frame's globals dict.
+    pub frame_globals: usize,
     pub frame_instruction: InstructionPointer,
     /// 3.8-3.10: `f_valuestack` (a pointer); 3.11+: unused (the stack follows the locals inline).
     pub frame_valuestack_ptr: Option<usize>,
@@ -145,6 +147,7 @@ const fn before_311(minor: u8) -> Offsets {
         tstate_top_frame: TopFrame::Direct(24),
         frame_back: 24,
         frame_code: 32,
+        frame_globals: 48,
         frame_instruction: if is_310 {
             InstructionPointer::LastiUnits(96)
         } else {
@@ -214,6 +217,7 @@ static V311: Layout = Layout {
         tstate_top_frame: TopFrame::ViaCframe(56, 8),
         frame_back: 48,
         frame_code: 32,
+        frame_globals: 8,
         frame_instruction: InstructionPointer::Pointer(56),
         frame_valuestack_ptr: None,
         frame_localsplus: 72,
@@ -255,6 +259,7 @@ const fn from_312(minor: u8) -> Offsets {
         },
         frame_back: 8,
         frame_code: 0,
+        frame_globals: 24,
         frame_instruction: InstructionPointer::Pointer(56),
         frame_valuestack_ptr: None,
         frame_localsplus: 72,

@@ -33,6 +33,8 @@ pub struct Target {
     pub locals: bool,
     /// Collect `multiprocessing` objects into snapshots, to link processes (`--tree`).
     pub cross_process: bool,
+    /// Work out the shared location each thread writes on its current line (`record`).
+    pub writes: bool,
 }
 
 impl Target {
@@ -138,6 +140,7 @@ impl Target {
             pthread_tid_offset: None,
             locals: false,
             cross_process: false,
+            writes: false,
         })
     }
 
