@@ -66,7 +66,20 @@ impl Tree {
         tree
     }
 
+    /// Dump the tree; for a scenario still forming (a spawned child still importing), retry
+    /// for a few seconds until a failing finding shows up.
     fn dump(&self, window: &str) -> (i32, Value, String) {
+        for _ in 0..10 {
+            let r = self.dump_once(window);
+            if r.0 != 0 || self.label.contains("mp_healthy") {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        self.dump_once(window)
+    }
+
+    fn dump_once(&self, window: &str) -> (i32, Value, String) {
         let out = gridlock(&[
             "dump",
             &self.pid.to_string(),
