@@ -11,6 +11,7 @@ pub mod cpython;
 pub mod duration;
 pub mod error;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod sampler;
 pub mod snapshot;

@@ -224,6 +224,23 @@ pub struct Lock {
     pub waiters: Vec<Waiter>,
     /// For a module lock: the module being imported.
     pub module: Option<String>,
+    /// Claims about this lock that memory contradicts (e.g. a probe owner of an unlocked
+    /// lock): reported, never used as holders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contradictions: Vec<Contradiction>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Contradiction {
+    /// Where the claim came from (`probe`).
+    pub evidence: Evidence,
+    /// The thread the claim names as owner (live), and its ident.
+    pub thread: Option<String>,
+    pub owner_ident: Option<u64>,
+    pub site: Option<String>,
+    /// What the claim says, and what memory says instead.
+    pub claim: String,
+    pub memory: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -241,6 +258,9 @@ pub struct Holder {
     pub evidence: Evidence,
     pub site: Option<String>,
     pub count: Option<u64>,
+    /// The asyncio task that owns it (probe only): `PID:task:0xADDRESS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -41,6 +41,8 @@ pub enum BlockScheme {
 pub struct Offsets {
     // PyInterpreterState
     pub interp_threads_head: usize,
+    /// The `sys.modules` dict (3.12: `imports.modules`).
+    pub interp_modules: usize,
     // PyThreadState
     pub tstate_next: usize,
     pub tstate_thread_id: usize,
@@ -139,6 +141,7 @@ const fn before_311(minor: u8) -> Offsets {
     let is_310 = minor == 10;
     Offsets {
         interp_threads_head: 8,
+        interp_modules: if minor == 8 { 56 } else { 856 },
         tstate_next: 8,
         tstate_thread_id: 176,
         tstate_native_thread_id: None,
@@ -208,6 +211,7 @@ static V311: Layout = Layout {
     opcodes: &opcodes::V3_11,
     offsets: Offsets {
         interp_threads_head: 16,
+        interp_modules: 888,
         tstate_next: 8,
         tstate_thread_id: 152,
         tstate_native_thread_id: Some(160),
@@ -245,6 +249,7 @@ const fn from_312(minor: u8) -> Offsets {
     let is_313 = minor == 13;
     Offsets {
         interp_threads_head: if is_313 { 7344 } else { 72 },
+        interp_modules: if is_313 { 7656 } else { 944 },
         tstate_next: 8,
         tstate_thread_id: if is_313 { 152 } else { 136 },
         tstate_native_thread_id: Some(if is_313 { 160 } else { 144 }),

@@ -176,8 +176,30 @@ impl<'a> Objects<'a> {
         self.keys_items(keys, values)
     }
 
+    /// Every (key, value) object pair of a dict, whatever the keys' type.
+    pub fn dict_entries(&self, dict: usize) -> Result<Vec<(usize, usize)>> {
+        let keys = self.mem.ptr(dict + 32)?;
+        let values = self.mem.ptr(dict + 40)?;
+        let values = if values == 0 {
+            None
+        } else if self.layout.minor() >= 13 {
+            Some(values + 8)
+        } else {
+            Some(values)
+        };
+        self.keys_entries(keys, values)
+    }
+
     /// Walk a dict-keys object; `values` is the split-table values array, if any.
     fn keys_items(&self, keys: usize, values: Option<usize>) -> Result<Vec<(String, usize)>> {
+        Ok(self
+            .keys_entries(keys, values)?
+            .into_iter()
+            .filter_map(|(k, v)| Some((self.str(k).ok()?, v)))
+            .collect())
+    }
+
+    fn keys_entries(&self, keys: usize, values: Option<usize>) -> Result<Vec<(usize, usize)>> {
         let minor = self.layout.minor();
         let (entries, nentries, entry_size, key_off) = if minor <= 10 {
             let size = self.mem.i64(keys + 8)?;
@@ -230,9 +252,7 @@ impl<'a> Objects<'a> {
             if value == 0 {
                 continue;
             }
-            if let Ok(name) = self.str(key) {
-                out.push((name, value));
-            }
+            out.push((key, value));
         }
         Ok(out)
     }

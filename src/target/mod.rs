@@ -30,6 +30,8 @@ pub struct Target {
     pub(crate) pthread_tid_offset: Option<usize>,
     /// Read each frame's local variables into snapshots (`--locals`).
     pub locals: bool,
+    /// Where the in-target probe's tables are, if the target loaded it.
+    pub(crate) probe: crate::probe::ProbeCache,
 }
 
 impl Target {
@@ -134,6 +136,7 @@ impl Target {
             code_cache: HashMap::new(),
             pthread_tid_offset: None,
             locals: false,
+            probe: Default::default(),
         })
     }
 
