@@ -523,7 +523,12 @@ impl<'w, 'a> Builder<'w, 'a> {
                     && self.walker.local(f.raw, "waiter") == Some(lock)
             }) {
                 let cond = self.walker.local(cw.raw, "self").unwrap_or(0);
-                let released = self.objs().attr(cond, "_lock").ok().flatten();
+                let released = self
+                    .objs()
+                    .attr(cond, "_lock")
+                    .ok()
+                    .flatten()
+                    .map(|l| probe::unwrap(self.objs(), l));
                 // Name the waited primitive by the outermost threading/queue frame's `self`.
                 let (target_obj, kind) = outermost_sync
                     .and_then(|f| {
