@@ -17,7 +17,7 @@ pub const MODULE: &str = "gridlock_probe";
 /// `tp_name` prefix of the probe's Lock/RLock wrappers (their `_lock` is the real lock).
 pub const WRAPPER_PREFIX: &str = "_GridlockProbe";
 /// How often to look for the module again in a process that has not loaded it (yet).
-const RETRY: Duration = Duration::from_secs(1);
+const RETRY: Duration = Duration::from_millis(100);
 /// Bounds against torn reads: far above what a sane program holds at once.
 const MAX_HELD: usize = 1 << 14;
 
