@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use crate::cpython::objects::Objects;
 use crate::error::{Error, Result};
 
-
 /// The probe module's name in `sys.modules`.
 pub const MODULE: &str = "gridlock_probe";
 /// `tp_name` prefix of the probe's Lock/RLock wrappers (their `_lock` is the real lock).
@@ -180,7 +179,9 @@ fn edge(objs: &Objects, key: usize, value: usize) -> Option<ProbeEdge> {
 /// The real lock inside one of the probe's wrappers (the object itself otherwise).
 pub fn unwrap(objs: &Objects, obj: usize) -> usize {
     match objs.type_name(obj) {
-        Ok(t) if t.starts_with(WRAPPER_PREFIX) => objs.attr(obj, "_lock").ok().flatten().unwrap_or(obj),
+        Ok(t) if t.starts_with(WRAPPER_PREFIX) => {
+            objs.attr(obj, "_lock").ok().flatten().unwrap_or(obj)
+        }
         _ => obj,
     }
 }
@@ -200,7 +201,10 @@ const SOURCES: [(&str, &str); 3] = [
         "lib/gridlock_probe/__main__.py",
         include_str!("../probes/gridlock_probe/__main__.py"),
     ),
-    ("boot/sitecustomize.py", include_str!("../probes/boot/sitecustomize.py")),
+    (
+        "boot/sitecustomize.py",
+        include_str!("../probes/boot/sitecustomize.py"),
+    ),
 ];
 
 /// Write the probe to a private folder (once per content) and return the two folders to put

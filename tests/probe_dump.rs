@@ -79,9 +79,9 @@ fn every_permit_of_a_semaphore_has_an_exact_holder() {
         let target = start(py, "semaphore");
         let (_, d) = dump_json(target.pid, "0");
         let waiter = doc::thread_by_name(&d, "waiter");
-        let sem_id = waiter["waits_for"]["target"].as_str().unwrap_or_else(|| {
-            panic!("[{}] waiter waits for nothing: {waiter:#}", py.label)
-        });
+        let sem_id = waiter["waits_for"]["target"]
+            .as_str()
+            .unwrap_or_else(|| panic!("[{}] waiter waits for nothing: {waiter:#}", py.label));
         let sem = doc::lock(&d, sem_id);
         assert_eq!(sem["kind"], "semaphore", "{sem:#}");
         assert_eq!(sem["locked"], true, "all permits are taken: {sem:#}");
@@ -108,7 +108,11 @@ fn a_condition_held_by_bare_acquire_while_another_waits_for_notify() {
         let target = start(py, "condition");
         let (_, d) = dump_json(target.pid, "0");
         let waiter = doc::thread_by_name(&d, "waiter");
-        assert_eq!(waiter["state"], "condition_wait", "[{}] {waiter:#}", py.label);
+        assert_eq!(
+            waiter["state"], "condition_wait",
+            "[{}] {waiter:#}",
+            py.label
+        );
         assert!(
             waiter["holds"].as_array().unwrap().is_empty(),
             "wait() released the lock: {waiter:#}"
@@ -118,7 +122,10 @@ fn a_condition_held_by_bare_acquire_while_another_waits_for_notify() {
         let holders = cond["holders"].as_array().unwrap();
         assert_eq!(holders.len(), 1, "{cond:#}");
         assert_eq!(holders[0]["evidence"], "probe");
-        assert_eq!(holders[0]["thread"].as_str().unwrap(), thread_id_of(&d, "holder"));
+        assert_eq!(
+            holders[0]["thread"].as_str().unwrap(),
+            thread_id_of(&d, "holder")
+        );
         let holder = doc::thread_by_name(&d, "holder");
         assert_eq!(holder["holds"][0]["evidence"], "probe", "{holder:#}");
         assert!(holder["holds"][0]["site"]
@@ -140,7 +147,10 @@ fn a_probe_claim_memory_contradicts_is_reported_not_trusted() {
             .find(|l| l["contradictions"].is_array())
             .unwrap_or_else(|| panic!("no contradiction reported: {locks:#?}"));
         assert_eq!(forged["locked"], false);
-        assert!(forged["holders"].as_array().unwrap().is_empty(), "{forged:#}");
+        assert!(
+            forged["holders"].as_array().unwrap().is_empty(),
+            "{forged:#}"
+        );
         let c = &forged["contradictions"][0];
         assert_eq!(c["evidence"], "probe");
         assert_eq!(c["memory"], "the lock is unlocked");

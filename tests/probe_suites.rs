@@ -8,5 +8,9 @@ fn cpython_lock_tests_pass_the_same_with_the_probe() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/probe_cpython_suites.sh");
     let out = Command::new("sh").arg(script).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
