@@ -287,6 +287,12 @@ def _rlock_factory(*args, **kwargs):
     return _GridlockProbeRLock(*args, **kwargs)
 
 
+# They stand in for threading's own names (threading's __all__ test checks __module__).
+_lock_factory.__name__ = _lock_factory.__qualname__ = "Lock"
+_rlock_factory.__name__ = _rlock_factory.__qualname__ = "RLock"
+_lock_factory.__module__ = _rlock_factory.__module__ = "threading"
+
+
 # --- semaphores: several holders, any thread may release -----------------------------------
 
 _sem_serials = {}
