@@ -106,6 +106,12 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_kind, value_name = "KIND,...")]
     pub fail_on: Vec<FindingKind>,
 
+    /// Load gridlock's in-target probe into CMD and every Python process it starts (through
+    /// PYTHONPATH and a sitecustomize hook; no file of yours is changed): exact owners for
+    /// every lock created from then on, and every lock-order inversion of the run
+    #[arg(long)]
+    pub probe: bool,
+
     /// The command to run, after `--`
     #[arg(
         required = true,

@@ -165,6 +165,8 @@ pub fn link(
     let taken = snaps.iter().map(|s| s.taken).min().unwrap();
     let python: HashSet<i32> = snaps.iter().map(|s| s.pid).collect();
     let mut out = Snapshot {
+        probe_loaded: false,
+        probe_edges: Vec::new(),
         taken,
         pid: root,
         threads: Vec::new(),
@@ -288,6 +290,7 @@ fn link_semaphores(
                     })
                     .cloned();
                 holders.push(Holder {
+                    task: None,
                     thread: live.then(|| tid.clone()),
                     process: Some(*p),
                     owner_ident: Some(s.last_tid),
@@ -320,6 +323,7 @@ fn link_semaphores(
         let holder_exited = lock_like && value == Some(0) && holders.is_empty() && all_checked;
         if !notify && holders.is_empty() && !holder_exited {
             holders.push(Holder {
+                task: None,
                 thread: None,
                 process: None,
                 owner_ident: None,
@@ -370,6 +374,7 @@ fn link_semaphores(
             }
         }
         out.locks.push(Lock {
+            contradictions: Vec::new(),
             id,
             pid: wpid,
             address: format!("{:#x}", first.futex),
@@ -431,6 +436,7 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             let id = format!("{}:children", t.pid);
             if !new_locks.iter().any(|l: &Lock| l.id == id) {
                 new_locks.push(Lock {
+                    contradictions: Vec::new(),
                     id: id.clone(),
                     pid: t.pid,
                     address: String::new(),
@@ -440,6 +446,7 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
                     holders: kids
                         .iter()
                         .map(|&k| Holder {
+                            task: None,
                             thread: None,
                             process: Some(k),
                             owner_ident: None,
@@ -566,6 +573,7 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
         let site = user_site(t);
         let what = if reads { "read" } else { "write" };
         let lock = locks.entry(id.clone()).or_insert_with(|| Lock {
+            contradictions: Vec::new(),
             id: id.clone(),
             pid: t.pid,
             address: String::new(),
@@ -578,6 +586,7 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             holders: holders
                 .iter()
                 .map(|&p| Holder {
+                    task: None,
                     thread: None,
                     process: Some(p),
                     owner_ident: None,

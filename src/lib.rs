@@ -12,6 +12,7 @@ pub mod crossproc;
 pub mod duration;
 pub mod error;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod sampler;
 pub mod snapshot;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use gridlock::cli::{Cli, Commands, DumpArgs, RecordArgs, RunArgs};
-use gridlock::model::Command;
+use gridlock::model::{Command, FindingKind};
 use gridlock::report;
 
 const EXIT_OK: u8 = 0;
@@ -72,8 +72,17 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_USAGE);
     }
     watch::install_signal_handlers();
-    let mut child = std::process::Command::new(&args.command[0])
-        .args(&args.command[1..])
+    let mut cmd = std::process::Command::new(&args.command[0]);
+    cmd.args(&args.command[1..]);
+    if args.probe {
+        let mut path: Vec<std::path::PathBuf> = gridlock::probe::materialize()?;
+        if let Some(old) = std::env::var_os("PYTHONPATH") {
+            path.extend(std::env::split_paths(&old));
+        }
+        cmd.env("PYTHONPATH", std::env::join_paths(path)?);
+        cmd.env("GRIDLOCK_PROBE", "1");
+    }
+    let mut child = cmd
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {:?}: {e}", args.command[0]))?;
     let opts = WatchOptions {
@@ -117,6 +126,16 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
                 let _ = report::text::render(doc, &report::text::Style { color: false }, &mut err);
             }
             let status = result.status.expect("exited");
+            // A lock-order inversion asked for with --fail-on fails a run that ended by itself
+            // (the probe records them all, so they can be known only at the end).
+            let inversion = args.fail_on.contains(&FindingKind::LockOrderInversion)
+                && doc
+                    .findings
+                    .iter()
+                    .any(|f| f.kind == FindingKind::LockOrderInversion);
+            if inversion {
+                return Ok(EXIT_FINDING);
+            }
             Ok(status
                 .code()
                 .map(|c| c as u8)

@@ -246,6 +246,10 @@ pub struct Lock {
     /// For a resource shared between processes (`--tree`): what identifies it system-wide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared: Option<Shared>,
+    /// Claims about this lock that memory contradicts (e.g. a probe owner of an unlocked
+    /// lock): reported, never used as holders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contradictions: Vec<Contradiction>,
 }
 
 /// A cross-process resource: a `multiprocessing` semaphore (futex in a shared mapping), a pipe
@@ -268,6 +272,19 @@ pub struct Shared {
     pub holder_exited: bool,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Contradiction {
+    /// Where the claim came from (`probe`).
+    pub evidence: Evidence,
+    /// The thread the claim names as owner (live), and its ident.
+    pub thread: Option<String>,
+    pub owner_ident: Option<u64>,
+    pub site: Option<String>,
+    /// What the claim says, and what memory says instead.
+    pub claim: String,
+    pub memory: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct LockName {
     pub name: String,
@@ -286,6 +303,9 @@ pub struct Holder {
     pub evidence: Evidence,
     pub site: Option<String>,
     pub count: Option<u64>,
+    /// The asyncio task that owns it (probe only): `PID:task:0xADDRESS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

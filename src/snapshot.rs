@@ -15,6 +15,7 @@ use crate::cpython::objects::Objects;
 use crate::cpython::threads::{RawFrame, RawThread, Walker};
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::probe::{self, ProbeEdge, ProbeHold, ProbeState};
 use crate::target::procfs::{self, KernelThread};
 use crate::target::Target;
 
@@ -35,6 +36,9 @@ pub struct Snapshot {
     pub processes: Vec<Process>,
     /// `multiprocessing` objects seen, for linking processes (only with `Target::cross_process`).
     pub mp: MpView,
+    /// Whether the target loaded gridlock's probe, and every lock-order pair it recorded.
+    pub probe_loaded: bool,
+    pub probe_edges: Vec<ProbeEdge>,
 }
 
 /// What one process shows of its `multiprocessing` semaphores.
@@ -305,6 +309,10 @@ fn take_cached(
     let native_ids = native_ids(&mut target.pthread_tid_offset, &walker, &raw, &kernel);
     let names = thread_names(&walker, target.interpreter);
     let gil_holder = gil_holder(&walker, target.gil_address);
+    let probe_state: Option<ProbeState> = target
+        .probe
+        .module_dict(&walker.objs, target.interpreter)
+        .and_then(|d| probe::read(&walker.objs, d).ok());
 
     let mut builder = Builder {
         pid,
@@ -330,6 +338,9 @@ fn take_cached(
         mp.semlocks = collect_semlocks(&walker, &raw);
     }
     let mp = builder.mp.take().unwrap_or_default();
+    if let Some(p) = &probe_state {
+        builder.apply_probe(&mut threads, &p.holds);
+    }
     let locks = builder.locks.into_values().collect();
     target.code_cache = walker.take_cache();
     Ok(Snapshot {
@@ -339,6 +350,8 @@ fn take_cached(
         locks,
         processes: Vec::new(),
         mp,
+        probe_loaded: probe_state.is_some(),
+        probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
     })
 }
 
@@ -547,6 +560,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             waiters: Vec::new(),
             module: None,
             shared: None,
+            contradictions: Vec::new(),
         })
     }
 
@@ -570,11 +584,12 @@ impl<'w, 'a> Builder<'w, 'a> {
             "builtin_function_or_method" | "method" => objs.mem.ptr(slot + METHOD_SELF).ok()?,
             _ => slot,
         };
+        let owner = probe::unwrap(objs, owner);
         if let Some(kind) = self.lock_kind(owner) {
             return Some((owner, kind));
         }
         if objs.type_name(owner).ok()? == "Condition" {
-            let inner = objs.attr(owner, "_lock").ok()??;
+            let inner = probe::unwrap(objs, objs.attr(owner, "_lock").ok()??);
             return self.lock_kind(inner).map(|k| (inner, k));
         }
         None
@@ -1040,6 +1055,14 @@ impl<'w, 'a> Builder<'w, 'a> {
                                 .map(|(_, v)| v),
                         );
                     }
+                    Ok(t) if t.starts_with(probe::WRAPPER_PREFIX) => {
+                        out.extend(
+                            objs.instance_attrs(s)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(_, v)| v),
+                        );
+                    }
                     _ => {}
                 }
             }
@@ -1065,7 +1088,10 @@ impl<'w, 'a> Builder<'w, 'a> {
         });
         let in_sync_module = |f: &Frame| {
             let file = short_file(&f.file);
-            file == "threading.py" || file == "queue.py" || f.file.contains("importlib._bootstrap")
+            file == "threading.py"
+                || file == "queue.py"
+                || f.file.contains("importlib._bootstrap")
+                || probe::is_probe_file(&f.file)
         };
         // The first frame outside threading/queue/importlib: where the user's code waits.
         let user = frames.iter().position(|f| !in_sync_module(&f.frame));
@@ -1090,7 +1116,12 @@ impl<'w, 'a> Builder<'w, 'a> {
                     && self.walker.local(f.raw, "waiter") == Some(lock)
             }) {
                 let cond = self.walker.local(cw.raw, "self").unwrap_or(0);
-                let released = self.objs().attr(cond, "_lock").ok().flatten();
+                let released = self
+                    .objs()
+                    .attr(cond, "_lock")
+                    .ok()
+                    .flatten()
+                    .map(|l| probe::unwrap(self.objs(), l));
                 // Name the waited primitive by the outermost threading/queue frame's `self`.
                 let (target_obj, kind) = outermost_sync
                     .and_then(|f| {
@@ -1169,8 +1200,10 @@ impl<'w, 'a> Builder<'w, 'a> {
                     "lock"
                 },
             );
-            let site = frames.first().map(|f| f.frame.site());
-            let name = frames.first().and_then(|f| self.waited_name(f));
+            // The probe's wrapper frame is not where the user's code waits.
+            let top = frames.iter().find(|f| !probe::is_probe_file(&f.frame.file));
+            let site = top.map(|f| f.frame.site());
+            let name = top.and_then(|f| self.waited_name(f));
             if let Some(site) = &site {
                 self.add_name(lock, name.as_ref(), site);
             }
@@ -1319,6 +1352,195 @@ impl<'w, 'a> Builder<'w, 'a> {
             .map(|(r, _)| r)
     }
 
+    /// Holders the probe recorded, checked against memory first. A claim memory contradicts
+    /// (an owner of an unlocked lock, an RLock whose owner field names another thread, more
+    /// permits held than a BoundedSemaphore gave out) is reported on the lock and not used.
+    fn apply_probe(&mut self, threads: &mut [Thread], holds: &[ProbeHold]) {
+        let pid = self.pid;
+        let mut by_key: BTreeMap<usize, Vec<&ProbeHold>> = BTreeMap::new();
+        for h in holds {
+            by_key.entry(h.key).or_default().push(h);
+        }
+        let mut seqs: HashMap<(String, String), u64> = HashMap::new();
+        for (key, claims) in &by_key {
+            let key = *key;
+            let Ok(ty) = self.objs().type_name(key) else {
+                continue;
+            };
+            let asyncio = claims.iter().any(|c| c.task.is_some());
+            let kind = match ty.as_str() {
+                "_thread.lock" => "lock",
+                "_thread.RLock" => "rlock",
+                "Semaphore" | "BoundedSemaphore" if asyncio => "asyncio_semaphore",
+                "Semaphore" | "BoundedSemaphore" => "semaphore",
+                "Lock" => "asyncio_lock",
+                // Freed and its address reused by something else: nothing to attach it to.
+                _ => continue,
+            };
+            let (locked, contradiction) = self.check_claims(key, kind, &ty, claims);
+            let id = lock_id(pid, key);
+            self.ensure_lock(key, kind);
+            if let Some(memory) = contradiction {
+                let lock = self.locks.get_mut(&key).unwrap();
+                lock.locked = locked.or(lock.locked);
+                for c in claims {
+                    let tid = thread_id(pid, c.ident);
+                    lock.contradictions.push(Contradiction {
+                        evidence: Evidence::Probe,
+                        thread: self.live_idents.contains(&c.ident).then_some(tid),
+                        owner_ident: Some(c.ident),
+                        site: Some(c.site.clone()),
+                        claim: format!("held since {}", c.site),
+                        memory: memory.clone(),
+                    });
+                }
+                continue;
+            }
+            let lock = self.locks.get_mut(&key).unwrap();
+            lock.locked = locked.or(lock.locked);
+            lock.holders.retain(|h| h.evidence != Evidence::Unknown);
+            for c in claims {
+                let tid = thread_id(pid, c.ident);
+                let live = self.live_idents.contains(&c.ident);
+                let task = c.task.map(|t| format!("{pid}:task:{t:#x}"));
+                seqs.insert((tid.clone(), id.clone()), c.seq);
+                match lock
+                    .holders
+                    .iter_mut()
+                    .find(|h| h.thread.as_deref() == Some(tid.as_str()) && h.task == task)
+                {
+                    // Memory or a `with` block already says so: the probe adds the site.
+                    Some(h) if !kind.contains("semaphore") => {
+                        if h.site.is_none() {
+                            h.site = Some(c.site.clone());
+                        }
+                    }
+                    _ => lock.holders.push(Holder {
+                        process: None,
+                        thread: live.then(|| tid.clone()),
+                        owner_ident: Some(c.ident),
+                        evidence: Evidence::Probe,
+                        site: Some(c.site.clone()),
+                        count: None,
+                        task,
+                    }),
+                }
+                if !live {
+                    continue;
+                }
+                if let Some(t) = threads.iter_mut().find(|t| t.id == tid) {
+                    match t.holds.iter_mut().find(|h| h.lock == id) {
+                        Some(h) => {
+                            if h.site.is_none() {
+                                h.site = Some(c.site.clone());
+                            }
+                        }
+                        None => t.holds.push(Hold {
+                            lock: id.clone(),
+                            evidence: Evidence::Probe,
+                            site: Some(c.site.clone()),
+                            name: None,
+                        }),
+                    }
+                }
+            }
+        }
+        // A Condition's holder is its lock's holder.
+        let conditions: Vec<usize> = self
+            .locks
+            .iter()
+            .filter(|(_, l)| l.kind == "condition" && l.holders.is_empty())
+            .map(|(a, _)| *a)
+            .collect();
+        for cond in conditions {
+            let Some(inner) = self.objs().attr(cond, "_lock").ok().flatten() else {
+                continue;
+            };
+            let inner = probe::unwrap(self.objs(), inner);
+            let Some(inner_lock) = self.locks.get(&inner) else {
+                continue;
+            };
+            let from_inner: Vec<Holder> = inner_lock
+                .holders
+                .iter()
+                .filter(|h| h.evidence == Evidence::Probe || h.evidence == Evidence::Memory)
+                .cloned()
+                .collect();
+            let lock = self.locks.get_mut(&cond).unwrap();
+            lock.locked = Some(!from_inner.is_empty());
+            lock.holders = from_inner;
+        }
+        // Every hold the probe saw has a sequence number: innermost (newest) first.
+        for t in threads.iter_mut() {
+            let keyed: Option<Vec<u64>> = t
+                .holds
+                .iter()
+                .map(|h| seqs.get(&(t.id.clone(), h.lock.clone())).copied())
+                .collect();
+            if let Some(keys) = keyed {
+                let mut paired: Vec<(u64, Hold)> =
+                    keys.into_iter().zip(t.holds.drain(..)).collect();
+                paired.sort_by(|a, b| b.0.cmp(&a.0));
+                t.holds = paired.into_iter().map(|(_, h)| h).collect();
+            }
+        }
+    }
+
+    /// Whether memory agrees with the probe's claims on one primitive: (locked, contradiction).
+    fn check_claims(
+        &self,
+        key: usize,
+        kind: &str,
+        ty: &str,
+        claims: &[&ProbeHold],
+    ) -> (Option<bool>, Option<String>) {
+        let objs = self.objs();
+        let attr_int = |name: &str| {
+            objs.attr(key, name)
+                .ok()
+                .flatten()
+                .and_then(|v| objs.int(v).ok())
+        };
+        match kind {
+            "lock" => match objs.mem.u8(key + LOCK_LOCKED) {
+                Ok(0) => (Some(false), Some("the lock is unlocked".into())),
+                Ok(_) => (Some(true), None),
+                Err(_) => (None, None),
+            },
+            "rlock" => {
+                let owner = objs.mem.u64(key + RLOCK_OWNER).unwrap_or(0);
+                let count = objs.mem.u64(key + RLOCK_COUNT).unwrap_or(0);
+                if count == 0 {
+                    (Some(false), Some("the RLock is unlocked".into()))
+                } else if claims.iter().any(|c| c.ident != owner) {
+                    (
+                        Some(true),
+                        Some(format!("the RLock's owner field is thread ident {owner}")),
+                    )
+                } else {
+                    (Some(true), None)
+                }
+            }
+            "semaphore" => {
+                let value = attr_int("_value");
+                let initial = attr_int("_initial_value").filter(|_| ty == "BoundedSemaphore");
+                match (value, initial) {
+                    (Some(v), Some(i)) if (claims.len() as i64) > i - v => (
+                        Some(v == 0),
+                        Some(format!("{} of {i} permits are taken", i - v)),
+                    ),
+                    (v, _) => (v.map(|v| v == 0), None),
+                }
+            }
+            "asyncio_lock" => match attr_int("_locked") {
+                Some(0) => (Some(false), Some("the asyncio.Lock is unlocked".into())),
+                Some(_) => (Some(true), None),
+                None => (None, None),
+            },
+            _ => (attr_int("_value").map(|v| v == 0), None),
+        }
+    }
+
     /// Owners read from memory: RLock owner fields and import module locks. Plain locks that
     /// are locked with no holder found keep an `unknown` holder.
     fn resolve_owners(&mut self, threads: &mut [Thread]) {
@@ -1387,6 +1609,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     evidence: Evidence::Memory,
                     site,
                     count,
+                    task: None,
                 });
                 if live {
                     if let Some(t) = threads.iter_mut().find(|t| t.id == tid) {
@@ -1417,6 +1640,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                         evidence: h.evidence,
                         site: h.site.clone(),
                         count: None,
+                        task: None,
                     });
                 }
             }
@@ -1428,6 +1652,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     evidence: Evidence::Unknown,
                     site: None,
                     count: None,
+                    task: None,
                 });
             }
             let lock = self.locks.get_mut(&addr).unwrap();

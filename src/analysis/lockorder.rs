@@ -32,10 +32,56 @@ pub struct OrderEdge {
 pub struct LockOrder {
     edges: BTreeMap<(String, String), OrderEdge>,
     names: HashMap<String, String>,
+    /// Probe serial -> node id. An address reused by a later lock gets `#serial` appended,
+    /// so two locks that lived at one address are never one node.
+    serials: HashMap<u64, String>,
+    first_serial_at: HashMap<usize, u64>,
 }
 
 impl LockOrder {
+    fn probe_node(&mut self, pid: i32, addr: usize, serial: u64) -> String {
+        if let Some(id) = self.serials.get(&serial) {
+            return id.clone();
+        }
+        let first = *self.first_serial_at.entry(addr).or_insert(serial);
+        let id = if first == serial {
+            crate::snapshot::lock_id(pid, addr)
+        } else {
+            format!("{}#{serial}", crate::snapshot::lock_id(pid, addr))
+        };
+        self.serials.insert(serial, id.clone());
+        id
+    }
+
+    /// Every "held A, then took B" the in-target probe recorded: complete, not sampled.
+    fn observe_probe(&mut self, snap: &Snapshot) {
+        let mut edges: Vec<&crate::probe::ProbeEdge> = snap.probe_edges.iter().collect();
+        // Oldest locks first, so an address's first lock keeps the plain id.
+        edges.sort_by_key(|e| (e.first_serial.min(e.then_serial), e.then_serial));
+        for e in edges {
+            let a = self.probe_node(snap.pid, e.first, e.first_serial);
+            let b = self.probe_node(snap.pid, e.then, e.then_serial);
+            if a == b {
+                continue;
+            }
+            let thread = crate::snapshot::thread_id(snap.pid, e.ident);
+            let thread_name = snap.thread(&thread).and_then(|t| t.name.clone());
+            let entry = self.edges.entry((a, b)).or_insert_with(|| OrderEdge {
+                thread,
+                thread_name,
+                first_site: Some(e.first_site.clone()),
+                then_site: Some(e.then_site.clone()),
+                first_name: None,
+                then_name: None,
+                then_evidence: Evidence::Probe,
+                samples: 0,
+            });
+            entry.samples = entry.samples.max(1);
+        }
+    }
+
     pub fn observe(&mut self, snap: &Snapshot) {
+        self.observe_probe(snap);
         for t in &snap.threads {
             // `holds` lists the innermost frame's innermost `with` first: reverse for
             // acquisition order. Holds known only from memory carry no order and are skipped.

@@ -26,7 +26,15 @@ pub fn findings(snap: &Snapshot) -> Vec<Finding> {
 /// Build the contract's document from a window of snapshots (oldest first): the newest
 /// snapshot's threads and locks, and the findings present in every snapshot.
 pub fn document(snaps: &[Snapshot], process: Process, command: Command) -> Document {
-    let mut acc = Accumulator::default();
+    // With the probe loaded, lock order is known for the whole run, not just the window.
+    let mut acc = if snaps.iter().any(|s| s.probe_loaded) {
+        Accumulator {
+            lock_order: Some(lockorder::LockOrder::default()),
+            ..Accumulator::default()
+        }
+    } else {
+        Accumulator::default()
+    };
     for s in snaps {
         acc.push(s.clone());
     }

@@ -164,6 +164,13 @@ impl<'a> Objects<'a> {
 
     /// All (key, value) pairs of a dict whose keys are str (others are skipped).
     pub fn dict_items(&self, dict: usize) -> Result<Vec<(String, usize)>> {
+        let (keys, values) = self.dict_parts(dict)?;
+        self.keys_items(keys, values)
+    }
+
+    /// A dict's keys object and, for a split table, its values array. (Up to 3.10 an empty
+    /// dict also has a non-NULL `ma_values`, pointing at a shared empty array.)
+    fn dict_parts(&self, dict: usize) -> Result<(usize, Option<usize>)> {
         let keys = self.mem.ptr(dict + 32)?;
         let values = self.mem.ptr(dict + 40)?;
         let values = if values == 0 {
@@ -173,7 +180,7 @@ impl<'a> Objects<'a> {
         } else {
             Some(values)
         };
-        self.keys_items(keys, values)
+        Ok((keys, values))
     }
 
     /// Walk a dict-keys object; `values` is the split-table values array, if any.
@@ -183,10 +190,6 @@ impl<'a> Objects<'a> {
             .into_iter()
             .filter_map(|(k, v)| Some((self.str(k).ok()?, v)))
             .collect())
-    }
-
-    fn raw_entries(&self, keys: usize) -> Result<Vec<(usize, usize)>> {
-        self.entries_with(keys, None)
     }
 
     /// (key, value) object pairs of a dict-keys object; `values` is a split table's values.
@@ -247,13 +250,10 @@ impl<'a> Objects<'a> {
         Ok(out)
     }
 
-    /// All (key, value) object pairs of a combined-table dict, whatever the key type.
+    /// All (key, value) object pairs of a dict, whatever the key type.
     pub fn dict_entries(&self, dict: usize) -> Result<Vec<(usize, usize)>> {
-        let keys = self.mem.ptr(dict + 32)?;
-        if self.mem.ptr(dict + 40)? != 0 {
-            return Err(Error::Layout("split-table dict with non-str keys".into()));
-        }
-        self.raw_entries(keys)
+        let (keys, values) = self.dict_parts(dict)?;
+        self.entries_with(keys, values)
     }
 
     pub fn dict_get(&self, dict: usize, key: &str) -> Result<Option<usize>> {

@@ -35,6 +35,8 @@ pub struct Target {
     pub locals: bool,
     /// Collect `multiprocessing` objects into snapshots, to link processes (`--tree`).
     pub cross_process: bool,
+    /// Where the in-target probe's tables are, if the target loaded it.
+    pub(crate) probe: crate::probe::ProbeCache,
     /// Work out the shared location each thread writes on its current line (`record`).
     pub writes: bool,
 }
@@ -143,6 +145,7 @@ impl Target {
             pthread_tid_offset: None,
             locals: false,
             cross_process: false,
+            probe: Default::default(),
             writes: false,
         })
     }

@@ -1,0 +1,241 @@
+//! Reading gridlock's opt-in in-target probe (`probes/gridlock_probe`) from outside.
+//!
+//! The probe keeps plain Python data in its module's globals: `_held` (who holds each
+//! primitive, where and in which order) and `_edges` (every "held A, then took B" pair of the
+//! run). gridlock reaches the module through `sys.modules` and parses those dicts and tuples
+//! with its own object readers: nothing runs in the target. What the probe says is a claim;
+//! `snapshot` checks it against the lock objects' memory before using it.
+
+use std::time::{Duration, Instant};
+
+use crate::cpython::objects::Objects;
+use crate::error::{Error, Result};
+
+/// The probe module's name in `sys.modules`.
+pub const MODULE: &str = "gridlock_probe";
+/// `tp_name` prefix of the probe's Lock/RLock wrappers (their `_lock` is the real lock).
+pub const WRAPPER_PREFIX: &str = "_GridlockProbe";
+/// How often to look for the module again in a process that has not loaded it (yet).
+const RETRY: Duration = Duration::from_millis(100);
+/// Bounds against torn reads: far above what a sane program holds at once.
+const MAX_HELD: usize = 1 << 14;
+
+/// One acquisition the probe saw and has not seen released.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeHold {
+    /// `id()` of the primitive: the `_thread.lock`/`_thread.RLock` inside a wrapper, the
+    /// `Semaphore`, or the `asyncio.Lock`/`Semaphore`.
+    pub key: usize,
+    /// Thread ident (`threading.get_ident()`) of the owner, or of the thread running its task.
+    pub ident: u64,
+    pub site: String,
+    /// Global acquisition sequence number: a thread's holds in acquisition order.
+    pub seq: u64,
+    /// `id()` of the owning asyncio task, if any.
+    pub task: Option<usize>,
+}
+
+/// "Thread `ident` held `first` (taken at `first_site`) when it took `then`."
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeEdge {
+    pub first: usize,
+    pub then: usize,
+    /// The probe's serial numbers of the two primitives: addresses can be reused by later
+    /// locks, serials cannot.
+    pub first_serial: u64,
+    pub then_serial: u64,
+    pub ident: u64,
+    pub first_site: String,
+    pub then_site: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProbeState {
+    pub holds: Vec<ProbeHold>,
+    pub edges: Vec<ProbeEdge>,
+}
+
+/// Where the probe module's globals are, cached per target.
+#[derive(Debug, Default)]
+pub struct ProbeCache {
+    md_dict: Option<usize>,
+    last_lookup: Option<Instant>,
+}
+
+impl ProbeCache {
+    /// The probe module's `__dict__`, if the target loaded it.
+    pub fn module_dict(&mut self, objs: &Objects, interp: usize) -> Option<usize> {
+        if let Some(d) = self.md_dict {
+            if objs.type_name(d).ok().as_deref() == Some("dict") {
+                return Some(d);
+            }
+            self.md_dict = None;
+        }
+        if self.last_lookup.is_some_and(|t| t.elapsed() < RETRY) {
+            return None;
+        }
+        self.last_lookup = Some(Instant::now());
+        self.md_dict = find_module_dict(objs, interp).ok().flatten();
+        self.md_dict
+    }
+}
+
+/// `sys.modules['gridlock_probe'].__dict__`, through the interpreter state.
+pub fn find_module_dict(objs: &Objects, interp: usize) -> Result<Option<usize>> {
+    let modules = objs
+        .mem
+        .ptr(interp + objs.layout.offsets().interp_modules)?;
+    let Some(module) = objs.dict_get(modules, MODULE)? else {
+        return Ok(None);
+    };
+    if objs.type_name(module)? != "module" {
+        return Ok(None);
+    }
+    // PyModuleObject: `md_dict` follows the object header.
+    let dict = objs.mem.ptr(module + 16)?;
+    Ok((objs.type_name(dict)? == "dict").then_some(dict))
+}
+
+/// Parse the probe's tables. Malformed entries (a read torn by a concurrent update) are
+/// skipped, not guessed at.
+pub fn read(objs: &Objects, md_dict: usize) -> Result<ProbeState> {
+    let mut state = ProbeState::default();
+    if let Some(held) = objs.dict_get(md_dict, "_held")? {
+        for (_, value) in objs.dict_entries(held)?.into_iter().take(MAX_HELD) {
+            match objs.type_name(value)?.as_str() {
+                "tuple" => state.holds.extend(hold(objs, value)),
+                "list" => {
+                    for e in objs.list_items(value)? {
+                        state.holds.extend(hold(objs, e));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(edges) = objs.dict_get(md_dict, "_edges")? {
+        for (key, value) in objs.dict_entries(edges)? {
+            if let Some(e) = edge(objs, key, value) {
+                state.edges.push(e);
+            }
+        }
+    }
+    Ok(state)
+}
+
+fn int(objs: &Objects, obj: usize) -> Option<i64> {
+    objs.int(obj).ok()
+}
+
+fn site(objs: &Objects, func: usize, file: usize, line: usize) -> Option<String> {
+    let file = objs.str(file).ok()?;
+    let short = crate::model::short_file(&file);
+    Some(format!(
+        "{} {}:{}",
+        objs.str(func).ok()?,
+        short,
+        int(objs, line)?
+    ))
+}
+
+/// `(owner_ident, function, file, line, seq, serial, key[, id(task)])`
+fn hold(objs: &Objects, entry: usize) -> Option<ProbeHold> {
+    let items = objs.tuple_items(entry).ok()?;
+    if items.len() < 7 || objs.type_name(entry).ok()? != "tuple" {
+        return None;
+    }
+    let task = items
+        .get(7)
+        .and_then(|t| int(objs, *t))
+        .filter(|t| *t != 0)
+        .map(|t| t as usize);
+    Some(ProbeHold {
+        key: int(objs, items[6])? as usize,
+        ident: int(objs, items[0])? as u64,
+        site: site(objs, items[1], items[2], items[3])?,
+        seq: int(objs, items[4])? as u64,
+        task,
+    })
+}
+
+/// key `(serial_a, serial_b)`, value `(id_a, id_b, ident, func_a, file_a, line_a, func_b, file_b, line_b)`
+fn edge(objs: &Objects, key: usize, value: usize) -> Option<ProbeEdge> {
+    let k = objs.tuple_items(key).ok()?;
+    let v = objs.tuple_items(value).ok()?;
+    if k.len() != 2 || v.len() != 9 {
+        return None;
+    }
+    Some(ProbeEdge {
+        first: int(objs, v[0])? as usize,
+        then: int(objs, v[1])? as usize,
+        first_serial: int(objs, k[0])? as u64,
+        then_serial: int(objs, k[1])? as u64,
+        ident: int(objs, v[2])? as u64,
+        first_site: site(objs, v[3], v[4], v[5])?,
+        then_site: site(objs, v[6], v[7], v[8])?,
+    })
+}
+
+/// The real lock inside one of the probe's wrappers (the object itself otherwise).
+pub fn unwrap(objs: &Objects, obj: usize) -> usize {
+    match objs.type_name(obj) {
+        Ok(t) if t.starts_with(WRAPPER_PREFIX) => {
+            objs.attr(obj, "_lock").ok().flatten().unwrap_or(obj)
+        }
+        _ => obj,
+    }
+}
+
+pub fn is_probe_file(file: &str) -> bool {
+    file.contains("/gridlock_probe/")
+}
+
+/// The probe's sources, built into gridlock so `gridlock run --probe` works wherever the
+/// binary is installed.
+const SOURCES: [(&str, &str); 3] = [
+    (
+        "lib/gridlock_probe/__init__.py",
+        include_str!("../probes/gridlock_probe/__init__.py"),
+    ),
+    (
+        "lib/gridlock_probe/__main__.py",
+        include_str!("../probes/gridlock_probe/__main__.py"),
+    ),
+    (
+        "boot/sitecustomize.py",
+        include_str!("../probes/boot/sitecustomize.py"),
+    ),
+];
+
+/// Write the probe to a private folder (once per content) and return the two folders to put
+/// first on `PYTHONPATH`: the boot folder (its `sitecustomize` installs the probe when
+/// `GRIDLOCK_PROBE=1`) and the folder holding the `gridlock_probe` package.
+pub fn materialize() -> Result<Vec<std::path::PathBuf>> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    SOURCES.hash(&mut h);
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let root = std::env::temp_dir().join(format!("gridlock-probe-{uid}-{:016x}", h.finish()));
+    let ready = root.join("boot/sitecustomize.py");
+    if !ready.exists() {
+        // Build next to it and rename, so concurrent runs never see half-written files.
+        let tmp = root.with_extension(format!("tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        for (path, text) in SOURCES {
+            let p = tmp.join(path);
+            std::fs::create_dir_all(p.parent().unwrap())?;
+            std::fs::write(&p, text)?;
+        }
+        if std::fs::rename(&tmp, &root).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if !ready.exists() {
+                return Err(Error::Layout(format!(
+                    "cannot write the probe to {}",
+                    root.display()
+                )));
+            }
+        }
+    }
+    Ok(vec![root.join("boot"), root.join("lib")])
+}
