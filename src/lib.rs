@@ -6,6 +6,7 @@
 //! Nothing here touches a terminal UI.
 
 pub mod analysis;
+pub mod asyncio;
 pub mod cli;
 pub mod cpython;
 pub mod duration;

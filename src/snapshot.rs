@@ -29,6 +29,10 @@ pub struct Snapshot {
     pub pid: i32,
     pub threads: Vec<Thread>,
     pub locks: Vec<Lock>,
+    /// asyncio tasks of every loop (empty without asyncio).
+    pub tasks: Vec<Task>,
+    /// Event loops, one per thread running one.
+    pub loops: Vec<EventLoop>,
 }
 
 impl Snapshot {
@@ -37,6 +41,9 @@ impl Snapshot {
     }
     pub fn lock(&self, id: &str) -> Option<&Lock> {
         self.locks.iter().find(|l| l.id == id)
+    }
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
     }
 }
 
@@ -95,13 +102,24 @@ pub fn take(target: &mut Target) -> Result<Snapshot> {
         threads.push(builder.thread(rt, native_id, k, traces.get(&rt.thread_id)));
     }
     builder.resolve_owners(&mut threads);
-    let locks = builder.locks.into_values().collect();
+    let mut locks: Vec<Lock> = builder.locks.into_values().collect();
+    let view = crate::asyncio::read(
+        &mut walker,
+        &mut target.asyncio,
+        target.interpreter,
+        pid,
+        &raw,
+        &threads,
+    );
+    locks.extend(view.locks);
     target.code_cache = walker.take_cache();
     Ok(Snapshot {
         taken,
         pid,
         threads,
         locks,
+        tasks: view.tasks,
+        loops: view.loops,
     })
 }
 
@@ -790,6 +808,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     .and_then(|(_, h)| h.site.clone());
                 holders.push(Holder {
                     thread: live.then(|| tid.clone()),
+                    task: None,
                     owner_ident: Some(owner),
                     evidence: Evidence::Memory,
                     site,
@@ -819,6 +838,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 {
                     holders.push(Holder {
                         thread: Some(tid.clone()),
+                        task: None,
                         owner_ident: None,
                         evidence: h.evidence,
                         site: h.site.clone(),
@@ -829,6 +849,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             if holders.is_empty() && locked == Some(true) {
                 holders.push(Holder {
                     thread: None,
+                    task: None,
                     owner_ident: None,
                     evidence: Evidence::Unknown,
                     site: None,

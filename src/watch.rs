@@ -250,6 +250,7 @@ fn empty_document(command: &Command) -> Document {
         locks: Vec::new(),
         tasks: Vec::new(),
         findings: Vec::new(),
+        loops: Vec::new(),
     }
 }
 
@@ -272,6 +273,7 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: Some("Every thread is parked: look at what each waits for below (an I/O call without a timeout, a wait nobody will end).".into()),
+        duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: None,
+        duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
     }
 }
 

@@ -158,8 +158,9 @@ impl Accumulator {
             }],
             threads,
             locks: last.locks.clone(),
-            tasks: Vec::new(),
+            tasks: last.tasks.clone(),
             findings,
+            loops: last.loops.clone(),
         }
     }
 }

@@ -178,6 +178,44 @@ impl<'a> Objects<'a> {
 
     /// Walk a dict-keys object; `values` is the split-table values array, if any.
     fn keys_items(&self, keys: usize, values: Option<usize>) -> Result<Vec<(String, usize)>> {
+        Ok(self
+            .keys_raw(keys, values)?
+            .into_iter()
+            .filter_map(|(k, v)| Some((self.str(k).ok()?, v)))
+            .collect())
+    }
+
+    /// All (key, value) object pointers of a dict, whatever the keys' type.
+    pub fn dict_raw(&self, dict: usize) -> Result<Vec<(usize, usize)>> {
+        let keys = self.mem.ptr(dict + 32)?;
+        let values = self.mem.ptr(dict + 40)?;
+        let values = match values {
+            0 => None,
+            v if self.layout.minor() >= 13 => Some(v + 8),
+            v => Some(v),
+        };
+        self.keys_raw(keys, values)
+    }
+
+    /// The members of a `set` (mask +32, table +40 of {key, hash}; hash -1 marks a dummy).
+    pub fn set_items(&self, set: usize) -> Result<Vec<usize>> {
+        let mask = self.mem.i64(set + 32)?;
+        if !(0..(1 << 22)).contains(&mask) {
+            return Err(Error::Layout(format!("implausible set mask {mask}")));
+        }
+        let table = self.mem.ptr(set + 40)?;
+        let raw = self.mem.bytes(table, (mask as usize + 1) * 16)?;
+        Ok(raw
+            .chunks_exact(16)
+            .filter_map(|e| {
+                let key = u64::from_le_bytes(e[..8].try_into().unwrap()) as usize;
+                let hash = i64::from_le_bytes(e[8..].try_into().unwrap());
+                (key != 0 && hash != -1).then_some(key)
+            })
+            .collect())
+    }
+
+    fn keys_raw(&self, keys: usize, values: Option<usize>) -> Result<Vec<(usize, usize)>> {
         let minor = self.layout.minor();
         let (entries, nentries, entry_size, key_off) = if minor <= 10 {
             let size = self.mem.i64(keys + 8)?;
@@ -230,9 +268,7 @@ impl<'a> Objects<'a> {
             if value == 0 {
                 continue;
             }
-            if let Ok(name) = self.str(key) {
-                out.push((name, value));
-            }
+            out.push((key, value));
         }
         Ok(out)
     }

@@ -30,6 +30,8 @@ pub struct Target {
     pub(crate) pthread_tid_offset: Option<usize>,
     /// Read each frame's local variables into snapshots (`--locals`).
     pub locals: bool,
+    /// asyncio's module dict and type names, found once.
+    pub(crate) asyncio: crate::asyncio::AsyncioCache,
 }
 
 impl Target {
@@ -134,6 +136,7 @@ impl Target {
             code_cache: HashMap::new(),
             pthread_tid_offset: None,
             locals: false,
+            asyncio: Default::default(),
         })
     }
 
