@@ -76,12 +76,13 @@ impl Detector for Deadlocks {
         let mut out = Vec::new();
         for cycle in graph.cycles(64) {
             let mut threads = Vec::new();
+            let mut tasks = Vec::new();
             let mut locks = Vec::new();
             let mut edges = Vec::new();
-            // Start the report at a thread.
+            // Start the report at a thread or task.
             let start = cycle
                 .iter()
-                .position(|n| matches!(graph.graph[*n], Node::Thread(_)))
+                .position(|n| matches!(graph.graph[*n], Node::Thread(_) | Node::Task(_)))
                 .unwrap_or(0);
             let ordered: Vec<_> = cycle[start..]
                 .iter()
@@ -92,14 +93,19 @@ impl Detector for Deadlocks {
                 match &graph.graph[n] {
                     Node::Thread(id) => threads.push(id.clone()),
                     Node::Lock(id) => locks.push(id.clone()),
+                    Node::Task(id) => tasks.push(id.clone()),
                 }
                 let next = ordered[(i + 1) % ordered.len()];
                 if let Some(e) = graph.edge(n, next) {
                     edges.push(e.clone());
                 }
             }
-            let mut key: Vec<String> = threads.iter().chain(&locks).cloned().collect();
+            let mut key: Vec<String> = threads.iter().chain(&tasks).chain(&locks).cloned().collect();
             key.sort();
+            if !tasks.is_empty() {
+                out.push(task_deadlock(snap, key, threads, tasks, locks, edges));
+                continue;
+            }
             let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
             let joins = edges.iter().any(|e| e.via == "joins");
             let summary = if threads.len() == 1 {
@@ -136,6 +142,62 @@ impl Detector for Deadlocks {
         }
         out
     }
+}
+
+pub fn task_label(snap: &Snapshot, id: &str) -> String {
+    match snap.task(id) {
+        Some(t) => format!(
+            "task \"{}\" ({})",
+            t.name.as_deref().unwrap_or("?"),
+            t.coroutine.as_deref().unwrap_or("?")
+        ),
+        None => id.to_string(),
+    }
+}
+
+/// A cycle through asyncio tasks: awaits of each other, or `asyncio.Lock`s taken in
+/// opposite orders. No task of the cycle can be resumed: only the others could wake it.
+fn task_deadlock(
+    snap: &Snapshot,
+    key: Vec<String>,
+    threads: Vec<String>,
+    tasks: Vec<String>,
+    locks: Vec<String>,
+    edges: Vec<Edge>,
+) -> Finding {
+    let names: Vec<String> = tasks.iter().map(|t| task_label(snap, t)).collect();
+    let summary = if tasks.len() == 1 && locks.is_empty() {
+        format!("{} awaits itself", names[0])
+    } else if tasks.len() == 1 {
+        format!(
+            "{} waits for asyncio.Lock {} that it holds itself",
+            names[0],
+            lock_label(snap, &locks[0])
+        )
+    } else {
+        format!(
+            "{} asyncio tasks wait for each other in a cycle: {}",
+            tasks.len(),
+            names.join(" -> ")
+        )
+    };
+    let mut f = finding(
+        FindingKind::Deadlock,
+        format!("deadlock:{}", key.join(",")),
+        summary,
+    );
+    f.advice = Some(if locks.is_empty() {
+        "Each task awaits another task of the cycle, so none can finish: break the cycle (one of them must not await the other), or add a timeout with asyncio.wait_for.".into()
+    } else {
+        let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
+        format!("The tasks take the same asyncio.Locks in different orders ({}): take them in one global order.", order.join(", "))
+    });
+    f.threads = threads;
+    f.tasks = tasks;
+    f.locks = locks;
+    f.edges = edges;
+    f.processes = vec![snap.pid];
+    f
 }
 
 /// Locks whose owner, read from memory, is a thread that no longer exists.

@@ -498,9 +498,14 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         if self.walker.minor() >= 11 {
             return true;
         }
+        // `f_lasti` is moved back one instruction on suspension, so YIELD_FROM is next.
+        let ins = &rf.code.instructions;
         self.walker
             .current_index(rf)
-            .map(|i| rf.code.instructions[i].name == "YIELD_FROM")
+            .map(|i| {
+                ins[i].name == "YIELD_FROM"
+                    || ins.get(i + 1).map(|n| n.name) == Some("YIELD_FROM")
+            })
             .unwrap_or(false)
     }
 
@@ -575,6 +580,13 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             name,
             via: None,
         };
+        if !matches!(
+            primitive.as_ref().map(|p| p.0.as_str()),
+            Some("lock" | "event" | "condition" | "semaphore" | "queue")
+        ) {
+            // `asyncio` in `asyncio.sleep()` names a module, not what is awaited.
+            wait.name = None;
+        }
         if ty.ends_with("Task") {
             wait.kind = "task".into();
             wait.target = Some(task_id(self.pid, waiter));
@@ -629,7 +641,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             return false;
         }
         let mem = self.mem();
-        let (Ok(len), Ok(mut block), Ok(mut idx)) = (
+        let (Ok(len), Ok(mut block), Ok(idx)) = (
             mem.i64(dq + DEQUE_LEN),
             mem.ptr(dq + DEQUE_LEFTBLOCK),
             mem.i64(dq + DEQUE_LEFTINDEX),

@@ -8,6 +8,8 @@ use crate::target::memory::Memory;
 /// `PyTypeObject.tp_flags` (the same offset on 3.8-3.13) and its int-subclass bit.
 const TP_FLAGS: usize = 168;
 const TPFLAGS_LONG_SUBCLASS: u64 = 1 << 24;
+/// `Py_TPFLAGS_MANAGED_DICT` (3.11+).
+const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
 
 /// Bounds against torn or hostile reads.
 const MAX_STR: usize = 4096;
@@ -284,7 +286,15 @@ impl<'a> Objects<'a> {
     /// All instance attributes of a Python object (empty for objects without a `__dict__`).
     pub fn instance_attrs(&self, obj: usize) -> Result<Vec<(String, usize)>> {
         let ty = self.type_of(obj)?;
-        match self.layout.offsets().instance_dict {
+        let mut scheme = self.layout.offsets().instance_dict;
+        // 3.11+: subclasses of C types that have their own dict slot (asyncio's
+        // `_GatheringFuture` of `_asyncio.Future`) keep it at `tp_dictoffset`, not managed.
+        if !matches!(scheme, InstanceDict::DictOffset)
+            && self.mem.u64(ty + TP_FLAGS)? & TPFLAGS_MANAGED_DICT == 0
+        {
+            scheme = InstanceDict::DictOffset;
+        }
+        match scheme {
             InstanceDict::DictOffset => {
                 let off = self.mem.i64(ty + TP_DICTOFFSET)?;
                 if off <= 0 {
