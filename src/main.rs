@@ -54,7 +54,7 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         name: "record".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = gridlock::record(args.pid, args.duration, args.rate, command)?;
+    let doc = gridlock::record_with(args.pid, args.duration, args.rate, command, args.loop_threshold)?;
     let mut out = std::io::stdout().lock();
     let written = if args.json {
         report::json(&doc, &mut out)
@@ -93,6 +93,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         hang_after: args.hang_after,
         timeout: args.timeout,
         fail_on: args.fail_on.clone(),
+        loop_threshold: args.loop_threshold,
     };
     let command = Command {
         name: "run".into(),
@@ -175,7 +176,7 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         name: "dump".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = gridlock::dump(args.pid, args.window, args.locals, command)?;
+    let doc = gridlock::dump_with(args.pid, args.window, args.locals, command, args.loop_threshold)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let written = if args.json {

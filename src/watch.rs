@@ -21,6 +21,8 @@ pub struct WatchOptions {
     pub hang_after: Duration,
     pub timeout: Option<Duration>,
     pub fail_on: Vec<FindingKind>,
+    /// Event-loop steps longer than this are `loop_block`s, reported as they happen.
+    pub loop_threshold: Duration,
 }
 
 /// Why watching ended.
@@ -212,9 +214,18 @@ fn document(
             .taken
             .duration_since(snaps[0].taken)
             .unwrap_or_default();
-        let mut doc = analysis::document(&snaps, t.process.clone(), command.clone());
+        let mut doc = analysis::document_with(
+            &snaps,
+            t.process.clone(),
+            command.clone(),
+            analysis::loops::LoopOptions {
+                threshold: opts.loop_threshold,
+                mode: analysis::loops::LoopMode::Live,
+            },
+        );
         if require_persistence && span < opts.persist {
-            doc.findings.clear();
+            // A loop block carries its own duration: it counts as soon as it crosses the threshold.
+            doc.findings.retain(|f| f.kind == FindingKind::LoopBlock);
         }
         merged = Some(match merged {
             None => doc,
@@ -222,6 +233,8 @@ fn document(
                 m.processes.extend(doc.processes);
                 m.threads.extend(doc.threads);
                 m.locks.extend(doc.locks);
+                m.tasks.extend(doc.tasks);
+                m.loops.extend(doc.loops);
                 m.findings.extend(doc.findings);
                 m
             }

@@ -4,6 +4,7 @@
 pub mod detectors;
 pub mod graph;
 pub mod lockorder;
+pub mod loops;
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -25,7 +26,18 @@ pub fn findings(snap: &Snapshot) -> Vec<Finding> {
 /// Build the contract's document from a window of snapshots (oldest first): the newest
 /// snapshot's threads and locks, and the findings present in every snapshot.
 pub fn document(snaps: &[Snapshot], process: Process, command: Command) -> Document {
+    document_with(snaps, process, command, loops::LoopOptions::default())
+}
+
+/// `document`, with the given `loop_block` options.
+pub fn document_with(
+    snaps: &[Snapshot],
+    process: Process,
+    command: Command,
+    loop_options: loops::LoopOptions,
+) -> Document {
     let mut acc = Accumulator::default();
+    acc.set_loop_options(loop_options);
     for s in snaps {
         acc.push(s.clone());
     }
@@ -44,6 +56,9 @@ pub struct Accumulator {
     state_since: HashMap<String, (ThreadState, SystemTime)>,
     /// Lock-order edges, tracked only when asked (`record`, `run`).
     lock_order: Option<lockorder::LockOrder>,
+    /// Event-loop steps over time (`loop_block`).
+    loops: loops::LoopTracker,
+    loop_options: loops::LoopOptions,
 }
 
 impl Accumulator {
@@ -55,8 +70,14 @@ impl Accumulator {
         }
     }
 
+    /// How `loop_block`s are found: the threshold, and which blocks a document reports.
+    pub fn set_loop_options(&mut self, opts: loops::LoopOptions) {
+        self.loop_options = opts;
+    }
+
     pub fn push(&mut self, snap: Snapshot) {
         self.started.get_or_insert(snap.taken);
+        self.loops.observe(&snap, &self.loop_options);
         self.snapshots += 1;
         let found = findings(&snap);
         for f in &found {
@@ -121,6 +142,10 @@ impl Accumulator {
                     .filter(|f| !deadlocked.contains(&f.locks)),
             );
         }
+        findings.extend(
+            self.loops
+                .findings(last, &self.loop_options, self.snapshots),
+        );
         findings.sort_by(|a, b| {
             a.severity
                 .cmp(&b.severity)
