@@ -66,6 +66,7 @@ pub fn take(target: &mut Target) -> Result<Snapshot> {
     if kernel.is_empty() || !target.alive() {
         return Err(Error::TargetExited { pid });
     }
+    target.asyncio.begin(&target.mem);
     let traces = target.stack_traces()?;
     let traces: HashMap<u64, StackTrace> = traces.into_iter().map(|t| (t.thread_id, t)).collect();
 

@@ -36,6 +36,22 @@ pub struct AsyncioCache {
     last_lookup: Option<Instant>,
     /// Type object -> `tp_name`, so 10,000 tasks cost one read each for their type.
     type_names: HashMap<usize, String>,
+    /// Each known loop's `_ready` deque, and its mutation counter read at the start of the
+    /// current snapshot: a counter that moved while the stacks were read means the step
+    /// changed under us, and that sample is a step boundary.
+    ready_queues: HashMap<usize, usize>,
+    ready_before: HashMap<usize, u64>,
+}
+
+impl AsyncioCache {
+    /// Read the ready-queue counters of the loops seen last time, before anything else.
+    pub fn begin(&mut self, mem: &crate::target::memory::Memory) {
+        self.ready_before = self
+            .ready_queues
+            .iter()
+            .filter_map(|(lp, dq)| Some((*lp, mem.u64(dq + DEQUE_STATE).ok()?)))
+            .collect();
+    }
 }
 
 /// The asyncio part of one snapshot.
@@ -242,6 +258,13 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             .and_then(|d| self.mem().i64(d + DEQUE_LEN).ok())
             .map(|n| n.max(0) as usize);
         let ready_state = ready.and_then(|d| self.mem().u64(d + DEQUE_STATE).ok());
+        if let Some(d) = ready {
+            self.cache.ready_queues.insert(lp, d);
+        }
+        let torn = matches!(
+            (self.cache.ready_before.get(&lp), ready_state),
+            (Some(before), Some(now)) if *before != now
+        );
         let frames = &th.frames;
         let run_once = frames
             .iter()
@@ -255,6 +278,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         let mut step_frames = None;
         let state = match (run_once, run) {
             (None, _) => "unknown",
+            // The ready queue moved while we read: a step ended or began during the sample.
+            (Some(_), Some(_)) if torn => "between",
             (Some(_), Some(j)) => {
                 let handle = rt.frames.get(j).and_then(|f| self.walker.local(f, "self"));
                 let callback = (j > 0).then(|| frames[j - 1].function.clone());
