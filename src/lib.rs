@@ -82,7 +82,8 @@ pub fn record_with(
     loop_threshold: Duration,
 ) -> error::Result<Document> {
     let mut target = target::Target::attach(pid)?;
-    let mut acc = analysis::Accumulator::with_lock_order();
+    target.writes = true;
+    let mut acc = analysis::Accumulator::over_time();
     acc.set_loop_options(analysis::loops::LoopOptions {
         threshold: loop_threshold,
         mode: analysis::loops::LoopMode::Record,

@@ -24,18 +24,37 @@ fn stack_functions(f: &Value) -> Vec<String> {
 fn a_blocked_loop_is_a_loop_block_with_its_culprit_and_stack() {
     // (mode, culprit substring, innermost function of the stack, thread name)
     let cases = [
-        ("sleep", "blocking_handler", "blocking_handler", "MainThread"),
+        (
+            "sleep",
+            "blocking_handler",
+            "blocking_handler",
+            "MainThread",
+        ),
         ("cpu", "cpu_handler", "crunch", "MainThread"),
         ("deep", "deep_handler", "level3", "MainThread"),
         ("forever", "forever", "forever", "MainThread"),
-        ("callback", "callback plain_callback", "plain_callback", "MainThread"),
-        ("thread-sleep", "blocking_handler", "blocking_handler", "loop-thread"),
+        (
+            "callback",
+            "callback plain_callback",
+            "plain_callback",
+            "MainThread",
+        ),
+        (
+            "thread-sleep",
+            "blocking_handler",
+            "blocking_handler",
+            "loop-thread",
+        ),
     ];
     for_each_interpreter(|py| {
         for (mode, culprit, inner, thread) in cases {
             let target = scenario(py, mode);
             let (code, d) = dump_json(target.pid, "300ms");
-            assert_eq!(code, 0, "[{mode}] a loop block is a warning: {:#}", d["findings"]);
+            assert_eq!(
+                code, 0,
+                "[{mode}] a loop block is a warning: {:#}",
+                d["findings"]
+            );
             let blocks = doc::findings(&d, "loop_block");
             assert_eq!(blocks.len(), 1, "[{mode}] {:#}", d["findings"]);
             let f = blocks[0];
@@ -44,8 +63,16 @@ fn a_blocked_loop_is_a_loop_block_with_its_culprit_and_stack() {
                 "[{mode}] culprit {}",
                 f["culprit"]
             );
-            assert_eq!(stack_functions(f)[0].rsplit('.').next().unwrap(), inner, "[{mode}]");
-            assert!(f["duration"].as_f64().unwrap() >= 0.25, "[{mode}] {}", f["duration"]);
+            assert_eq!(
+                stack_functions(f)[0].rsplit('.').next().unwrap(),
+                inner,
+                "[{mode}]"
+            );
+            assert!(
+                f["duration"].as_f64().unwrap() >= 0.25,
+                "[{mode}] {}",
+                f["duration"]
+            );
             assert_eq!(f["ongoing"], true);
             assert_eq!(f["severity"], "warning");
             assert_eq!(doc::finding_thread_names(&d, f), [thread], "[{mode}]");
@@ -110,7 +137,12 @@ fn record(pid: i32) -> Value {
         .args(["record", &pid.to_string(), "--duration", "800ms", "--json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -139,7 +171,10 @@ fn steps_are_told_apart_short_ones_pass_long_ones_are_each_a_block() {
             assert!((0.1..0.25).contains(&secs), "one step, not two: {secs}");
             assert!(f["culprit"].as_str().unwrap().contains("step_loop"));
             // Every block of the culprit is in its histogram.
-            assert_eq!(f["histogram"]["count"].as_u64().unwrap() as usize, blocks.len());
+            assert_eq!(
+                f["histogram"]["count"].as_u64().unwrap() as usize,
+                blocks.len()
+            );
         }
     });
 }
@@ -154,7 +189,14 @@ fn run_fails_on_a_loop_block_as_it_happens() {
         ));
         let started = std::time::Instant::now();
         let out = Command::new(gridlock_bin())
-            .args(["run", "--fail-on", "loop_block", "--timeout", "20s", "--report"])
+            .args([
+                "run",
+                "--fail-on",
+                "loop_block",
+                "--timeout",
+                "20s",
+                "--report",
+            ])
             .arg(&report)
             .arg("--")
             .arg(&py.path)
@@ -162,7 +204,12 @@ fn run_fails_on_a_loop_block_as_it_happens() {
             .arg("forever")
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Not the 1 s persistence window of other findings: the block's own duration counts.
         assert!(started.elapsed().as_secs_f64() < 15.0);
         let d: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();

@@ -94,7 +94,10 @@ fn an_asyncio_lock_inversion_is_a_deadlock_with_exact_holders() {
         assert_eq!(lock["locked"], true);
         assert_eq!(lock["holders"][0]["task"], ab["id"]);
         let summary = dl[0]["summary"].as_str().unwrap();
-        assert!(summary.contains("path-ab") && summary.contains("path-ba"), "{summary}");
+        assert!(
+            summary.contains("path-ab") && summary.contains("path-ba"),
+            "{summary}"
+        );
     });
 }
 
@@ -111,7 +114,12 @@ fn eager_tasks_are_read_on_312_and_later() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|t| t["coroutine"].as_str().unwrap_or("").ends_with("eager_blocker"))
+            .find(|t| {
+                t["coroutine"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("eager_blocker")
+            })
             .unwrap_or_else(|| panic!("no eager task: {:#}", d["tasks"]));
         assert_eq!(t["eager"], true);
         assert_eq!(t["state"], "running");
@@ -140,7 +148,14 @@ fn a_healthy_loop_with_a_thousand_tasks_has_no_finding() {
             .iter()
             .filter(|t| t["waits_for"]["kind"] == "sleep")
             .count();
-        assert!(sleeping >= 900, "{sleeping} of {} wait in asyncio.sleep", tasks.len());
-        assert_eq!(d["loops"][0]["tasks"].as_u64().unwrap() as usize, tasks.len());
+        assert!(
+            sleeping >= 900,
+            "{sleeping} of {} wait in asyncio.sleep",
+            tasks.len()
+        );
+        assert_eq!(
+            d["loops"][0]["tasks"].as_u64().unwrap() as usize,
+            tasks.len()
+        );
     });
 }

@@ -35,7 +35,12 @@ fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: None,
-        duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
+        duration: None,
+        ongoing: None,
+        loop_id: None,
+        culprit: None,
+        stack: Vec::new(),
+        histogram: None,
     }
 }
 
@@ -100,7 +105,12 @@ impl Detector for Deadlocks {
                     edges.push(e.clone());
                 }
             }
-            let mut key: Vec<String> = threads.iter().chain(&tasks).chain(&locks).cloned().collect();
+            let mut key: Vec<String> = threads
+                .iter()
+                .chain(&tasks)
+                .chain(&locks)
+                .cloned()
+                .collect();
             key.sort();
             if !tasks.is_empty() {
                 out.push(task_deadlock(snap, key, threads, tasks, locks, edges));

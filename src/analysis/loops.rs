@@ -78,7 +78,12 @@ impl LoopTracker {
         let ended: Vec<String> = self
             .current
             .iter()
-            .filter(|(id, s)| running.get(id.as_str()).map(|r| r.key != s.key).unwrap_or(true))
+            .filter(|(id, s)| {
+                running
+                    .get(id.as_str())
+                    .map(|r| r.key != s.key)
+                    .unwrap_or(true)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in ended {

@@ -5,6 +5,7 @@ pub mod detectors;
 pub mod graph;
 pub mod lockorder;
 pub mod loops;
+pub mod races;
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -59,13 +60,16 @@ pub struct Accumulator {
     /// Event-loop steps over time (`loop_block`).
     loops: loops::LoopTracker,
     loop_options: loops::LoopOptions,
+    races: Option<races::RaceTracker>,
 }
 
 impl Accumulator {
-    /// An accumulator that also records the order in which threads take locks.
-    pub fn with_lock_order() -> Accumulator {
+    /// An accumulator that also tracks what only time reveals: the order in which threads
+    /// take locks, and the locks held at each sampled write (`record`).
+    pub fn over_time() -> Accumulator {
         Accumulator {
             lock_order: Some(lockorder::LockOrder::default()),
+            races: Some(races::RaceTracker::default()),
             ..Accumulator::default()
         }
     }
@@ -96,8 +100,37 @@ impl Accumulator {
         if let Some(lo) = self.lock_order.as_mut() {
             lo.observe(&snap);
         }
+        if let Some(r) = self.races.as_mut() {
+            r.observe(&snap);
+        }
         self.last_findings = found;
         self.last = Some(snap);
+    }
+
+    /// What only time reveals, so far: lock-order inversions (except those already reported
+    /// as a deadlock among `reported`) and race candidates. Empty unless tracked (`over_time`).
+    pub fn latent_findings(&self, pid: i32, reported: &[Finding]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if let Some(lo) = &self.lock_order {
+            let deadlocked: Vec<Vec<String>> = reported
+                .iter()
+                .filter(|f| f.kind == FindingKind::Deadlock)
+                .map(|f| {
+                    let mut l = f.locks.clone();
+                    l.sort();
+                    l
+                })
+                .collect();
+            out.extend(
+                lo.findings(pid)
+                    .into_iter()
+                    .filter(|f| !deadlocked.contains(&f.locks)),
+            );
+        }
+        if let Some(r) = &self.races {
+            out.extend(r.findings(pid));
+        }
+        out
     }
 
     pub fn snapshots(&self) -> usize {
@@ -125,22 +158,11 @@ impl Accumulator {
                 f
             })
             .collect();
-        if let Some(lo) = &self.lock_order {
-            // An inversion that did deadlock is already reported as the deadlock.
-            let deadlocked: Vec<Vec<String>> = findings
-                .iter()
-                .filter(|f| f.kind == FindingKind::Deadlock)
-                .map(|f| {
-                    let mut l = f.locks.clone();
-                    l.sort();
-                    l
-                })
-                .collect();
-            findings.extend(
-                lo.findings(last.pid)
-                    .into_iter()
-                    .filter(|f| !deadlocked.contains(&f.locks)),
-            );
+        let latent = self.latent_findings(last.pid, &findings);
+        findings.extend(latent);
+        for f in findings.iter_mut().filter(|f| f.first_seen.is_empty()) {
+            f.first_seen = timestamp(started);
+            f.last_seen = timestamp(ended);
         }
         findings.extend(
             self.loops
@@ -223,7 +245,7 @@ mod tests {
     #[test]
     fn formats_timestamps() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
-        assert_eq!(timestamp(t), "2026-11-18T10:26:40.123Z");
+        assert_eq!(timestamp(t), "2026-11-18T11:06:40.123Z");
         assert_eq!(
             timestamp(SystemTime::UNIX_EPOCH),
             "1970-01-01T00:00:00.000Z"

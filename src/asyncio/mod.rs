@@ -152,7 +152,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         };
         let current: HashMap<usize, usize> = globals
             .get("_current_tasks")
-            .and_then(|d| self.walker.objs.dict_raw(*d).ok())
+            .and_then(|d| self.walker.objs.dict_entries(*d).ok())
             .unwrap_or_default()
             .into_iter()
             .collect();
@@ -193,12 +193,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 continue;
             }
             let step = running.get(&addr).and_then(|l| steps.get(l));
-            if let Some(t) = self.task(addr, eager, running.contains_key(&addr), step, &mut locks)
-            {
+            if let Some(t) = self.task(addr, eager, running.contains_key(&addr), step, &mut locks) {
                 view.tasks.push(t);
             }
         }
-        view.tasks.sort_by(|a, b| a.loop_id.cmp(&b.loop_id).then(a.id.cmp(&b.id)));
+        view.tasks
+            .sort_by(|a, b| a.loop_id.cmp(&b.loop_id).then(a.id.cmp(&b.id)));
         for l in &mut view.loops {
             l.tasks = view.tasks.iter().filter(|t| t.loop_id == l.id).count();
         }
@@ -240,7 +240,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             return Some(lp);
         }
         // Pure-Python asyncio keeps the running loop elsewhere: `_run_once`'s `self` is it.
-        let f = rt.frames.iter().find(|f| is_run_once(&f.code.filename, &f.code.name))?;
+        let f = rt
+            .frames
+            .iter()
+            .find(|f| is_run_once(&f.code.filename, &f.code.name))?;
         self.walker.local(f, "self")
     }
 
@@ -271,7 +274,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             .position(|f| is_run_once(&f.file, &f.function));
         let run = run_once.and_then(|ro| {
             frames[..ro].iter().position(|f| {
-                short(&f.file) == "events.py" && (f.function == "_run" || f.function == "Handle._run")
+                short(&f.file) == "events.py"
+                    && (f.function == "_run" || f.function == "Handle._run")
             })
         });
         let mut step = None;
@@ -390,8 +394,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     }
                     .site();
                     let seen = locks.entry(lock).or_default();
-                    seen.holders
-                        .push((addr, Some(site.clone()), name.clone()));
+                    seen.holders.push((addr, Some(site.clone()), name.clone()));
                     if let Some(n) = &name {
                         let ln = LockName {
                             name: n.clone(),
@@ -528,8 +531,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         self.walker
             .current_index(rf)
             .map(|i| {
-                ins[i].name == "YIELD_FROM"
-                    || ins.get(i + 1).map(|n| n.name) == Some("YIELD_FROM")
+                ins[i].name == "YIELD_FROM" || ins.get(i + 1).map(|n| n.name) == Some("YIELD_FROM")
             })
             .unwrap_or(false)
     }
@@ -562,7 +564,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         inner: &[&RawFrame],
         locks: &mut HashMap<usize, LockSeen>,
     ) -> Option<TaskWait> {
-        let site_frame = inner.iter().find(|f| !in_asyncio(&f.code.filename)).copied();
+        let site_frame = inner
+            .iter()
+            .find(|f| !in_asyncio(&f.code.filename))
+            .copied();
         let site = site_frame.map(|f| frame_of(f).site());
         let name = site_frame.and_then(|f| self.awaited_name(f));
         // The asyncio primitive whose method is waiting, if any (innermost asyncio frames).

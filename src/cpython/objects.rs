@@ -181,22 +181,10 @@ impl<'a> Objects<'a> {
     /// Walk a dict-keys object; `values` is the split-table values array, if any.
     fn keys_items(&self, keys: usize, values: Option<usize>) -> Result<Vec<(String, usize)>> {
         Ok(self
-            .keys_raw(keys, values)?
+            .entries_with(keys, values)?
             .into_iter()
             .filter_map(|(k, v)| Some((self.str(k).ok()?, v)))
             .collect())
-    }
-
-    /// All (key, value) object pointers of a dict, whatever the keys' type.
-    pub fn dict_raw(&self, dict: usize) -> Result<Vec<(usize, usize)>> {
-        let keys = self.mem.ptr(dict + 32)?;
-        let values = self.mem.ptr(dict + 40)?;
-        let values = match values {
-            0 => None,
-            v if self.layout.minor() >= 13 => Some(v + 8),
-            v => Some(v),
-        };
-        self.keys_raw(keys, values)
     }
 
     /// The members of a `set` (mask +32, table +40 of {key, hash}; hash -1 marks a dummy).
@@ -217,7 +205,12 @@ impl<'a> Objects<'a> {
             .collect())
     }
 
-    fn keys_raw(&self, keys: usize, values: Option<usize>) -> Result<Vec<(usize, usize)>> {
+    fn raw_entries(&self, keys: usize) -> Result<Vec<(usize, usize)>> {
+        self.entries_with(keys, None)
+    }
+
+    /// (key, value) object pairs of a dict-keys object; `values` is a split table's values.
+    fn entries_with(&self, keys: usize, values: Option<usize>) -> Result<Vec<(usize, usize)>> {
         let minor = self.layout.minor();
         let (entries, nentries, entry_size, key_off) = if minor <= 10 {
             let size = self.mem.i64(keys + 8)?;
@@ -267,12 +260,20 @@ impl<'a> Objects<'a> {
                 None => u64::from_le_bytes(entry[key_off + 8..key_off + 16].try_into().unwrap())
                     as usize,
             };
-            if value == 0 {
-                continue;
+            if value != 0 {
+                out.push((key, value));
             }
-            out.push((key, value));
         }
         Ok(out)
+    }
+
+    /// All (key, value) object pairs of a combined-table dict, whatever the key type.
+    pub fn dict_entries(&self, dict: usize) -> Result<Vec<(usize, usize)>> {
+        let keys = self.mem.ptr(dict + 32)?;
+        if self.mem.ptr(dict + 40)? != 0 {
+            return Err(Error::Layout("split-table dict with non-str keys".into()));
+        }
+        self.raw_entries(keys)
     }
 
     pub fn dict_get(&self, dict: usize, key: &str) -> Result<Option<usize>> {

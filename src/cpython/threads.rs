@@ -162,7 +162,10 @@ impl<'a> Walker<'a> {
 
     /// One frame at `addr` (a coroutine's or generator's frame, which no thread links to).
     pub fn frame_at(&mut self, addr: usize) -> Result<RawFrame> {
-        let code_addr = self.objs.mem.ptr(addr + self.objs.layout.offsets().frame_code)?;
+        let code_addr = self
+            .objs
+            .mem
+            .ptr(addr + self.objs.layout.offsets().frame_code)?;
         let code = self.code(code_addr)?;
         let instr = self.instruction(addr, code_addr);
         Ok(RawFrame { addr, code, instr })
