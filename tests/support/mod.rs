@@ -130,24 +130,7 @@ impl Target {
         Self::start_with(interp, script, args, |_| {})
     }
 
-    /// Start and wait for READY only: for targets that keep a thread running (busy loops),
-    /// which `settle` would wait out until its deadline.
-    pub fn start_busy(interp: &Interpreter, script: &Path, args: &[&str]) -> Target {
-        Self::spawn(interp, script, args, |_| {})
-    }
-
     pub fn start_with(
-        interp: &Interpreter,
-        script: &Path,
-        args: &[&str],
-        tweak: impl FnOnce(&mut Command),
-    ) -> Target {
-        let target = Self::spawn(interp, script, args, tweak);
-        target.settle();
-        target
-    }
-
-    fn spawn(
         interp: &Interpreter,
         script: &Path,
         args: &[&str],
@@ -189,6 +172,7 @@ impl Target {
             lines: rx,
         };
         target.wait_for_line("READY", Duration::from_secs(30));
+        target.settle();
         target
     }
 
