@@ -159,3 +159,19 @@ fn a_healthy_loop_with_a_thousand_tasks_has_no_finding() {
         );
     });
 }
+
+#[test]
+fn a_loop_waiting_on_its_own_run_coroutine_threadsafe_is_a_self_deadlock() {
+    for_each_interpreter(|py| {
+        let target = scenario(py, "self_deadlock");
+        let (code, d) = dump_json(target.pid, "300ms");
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let dl = doc::findings(&d, "deadlock");
+        assert_eq!(dl.len(), 1, "{:#}", d["findings"]);
+        assert_eq!(doc::finding_thread_names(&d, dl[0]), ["MainThread"]);
+        let e = &dl[0]["edges"][0];
+        assert_eq!(e["evidence"], "futex");
+        assert_eq!(e["to"], d["loops"][0]["id"]);
+        assert!(dl[0]["summary"].as_str().unwrap().contains("self_deadlock"));
+    });
+}
