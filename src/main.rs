@@ -171,13 +171,17 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         name: "dump".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = gridlock::dump_with(
-        args.pid,
-        args.window,
-        args.locals,
-        command,
-        args.loop_threshold,
-    )?;
+    let doc = if args.tree {
+        gridlock::dump_tree(args.pid, args.window, args.locals, command)?
+    } else {
+        gridlock::dump_with(
+            args.pid,
+            args.window,
+            args.locals,
+            command,
+            args.loop_threshold,
+        )?
+    };
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     if let Some(path) = &args.dot {
         if path.as_os_str() == "-" {

@@ -222,6 +222,7 @@ impl LoopTracker {
             culprit: Some(s.culprit.clone()),
             stack: s.stack.clone(),
             histogram,
+            knot: false,
         }
     }
 }

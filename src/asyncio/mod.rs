@@ -739,6 +739,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 .map(|(t, site, _)| Holder {
                     thread: None,
                     task: Some(task_id(self.pid, *t)),
+                    process: None,
                     owner_ident: None,
                     evidence: Evidence::ValueStack,
                     site: site.clone(),
@@ -750,6 +751,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 holders.push(Holder {
                     thread: None,
                     task: None,
+                    process: None,
                     owner_ident: None,
                     evidence: Evidence::Unknown,
                     site: None,
@@ -776,6 +778,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 holders,
                 waiters,
                 module: None,
+                shared: None,
             });
         }
         out
