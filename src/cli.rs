@@ -62,6 +62,10 @@ pub struct RecordArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_kind, value_name = "KIND,...")]
     pub fail_on: Vec<FindingKind>,
 
+    /// Report an event-loop step (task step or callback) that holds the loop longer than this
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub loop_threshold: Duration,
+
     /// Colour the text report: auto (when stdout is a terminal), always, never
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
@@ -112,6 +116,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub probe: bool,
 
+    /// Report an event-loop step (task step or callback) that holds the loop longer than this
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub loop_threshold: Duration,
+
     /// The command to run, after `--`
     #[arg(
         required = true,
@@ -151,6 +159,10 @@ pub struct DumpArgs {
     /// Finding kinds that make the exit status 3, comma-separated (default: the error kinds)
     #[arg(long, value_delimiter = ',', value_parser = parse_kind, value_name = "KIND,...")]
     pub fail_on: Vec<FindingKind>,
+
+    /// Report an event-loop step (task step or callback) that holds the loop longer than this
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub loop_threshold: Duration,
 
     /// Colour the text report: auto (when stdout is a terminal), always, never
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]

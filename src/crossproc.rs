@@ -173,6 +173,8 @@ pub fn link(
         locks: Vec::new(),
         processes: Vec::new(),
         mp: Default::default(),
+        tasks: Vec::new(),
+        loops: Vec::new(),
     };
     let mut views = Vec::new();
     for s in snaps {
@@ -181,6 +183,8 @@ pub fn link(
         }
         out.threads.extend(s.threads);
         out.locks.extend(s.locks);
+        out.tasks.extend(s.tasks);
+        out.loops.extend(s.loops);
         views.push((s.pid, s.mp));
     }
     let maps: HashMap<i32, Vec<Mapping>> = tree_pids

@@ -6,6 +6,7 @@
 //! Nothing here touches a terminal UI.
 
 pub mod analysis;
+pub mod asyncio;
 pub mod cli;
 pub mod cpython;
 pub mod crossproc;
@@ -26,10 +27,35 @@ use model::{Command, Document, FindingKind};
 
 /// Attach to `pid`, sample it over `window`, and return the report document.
 pub fn dump(pid: i32, window: Duration, locals: bool, command: Command) -> error::Result<Document> {
+    dump_with(
+        pid,
+        window,
+        locals,
+        command,
+        analysis::loops::DEFAULT_THRESHOLD,
+    )
+}
+
+/// `dump`, reporting event-loop steps longer than `loop_threshold` that persisted.
+pub fn dump_with(
+    pid: i32,
+    window: Duration,
+    locals: bool,
+    command: Command,
+    loop_threshold: Duration,
+) -> error::Result<Document> {
     let mut target = target::Target::attach(pid)?;
     target.locals = locals;
     let snaps = sampler::sample_window(&mut target, window, sampler::DUMP_SNAPSHOTS)?;
-    Ok(analysis::document(&snaps, target.process.clone(), command))
+    Ok(analysis::document_with(
+        &snaps,
+        target.process.clone(),
+        command,
+        analysis::loops::LoopOptions {
+            threshold: loop_threshold,
+            mode: analysis::loops::LoopMode::Persisting,
+        },
+    ))
 }
 
 /// `dump --tree`: every Python process in the tree rooted at `pid`, sampled together, with
@@ -74,9 +100,30 @@ pub fn record(
     rate: f64,
     command: Command,
 ) -> error::Result<Document> {
+    record_with(
+        pid,
+        duration,
+        rate,
+        command,
+        analysis::loops::DEFAULT_THRESHOLD,
+    )
+}
+
+/// `record`, reporting every event-loop step longer than `loop_threshold`.
+pub fn record_with(
+    pid: i32,
+    duration: Duration,
+    rate: f64,
+    command: Command,
+    loop_threshold: Duration,
+) -> error::Result<Document> {
     let mut target = target::Target::attach(pid)?;
     target.writes = true;
     let mut acc = analysis::Accumulator::over_time();
+    acc.set_loop_options(analysis::loops::LoopOptions {
+        threshold: loop_threshold,
+        mode: analysis::loops::LoopMode::Record,
+    });
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = std::time::Instant::now();
     let mut exited = false;

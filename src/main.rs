@@ -54,7 +54,13 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         name: "record".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = gridlock::record(args.pid, args.duration, args.rate, command)?;
+    let doc = gridlock::record_with(
+        args.pid,
+        args.duration,
+        args.rate,
+        command,
+        args.loop_threshold,
+    )?;
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     Ok(if gridlock::fails(&doc, &args.fail_on) {
         EXIT_FINDING
@@ -91,6 +97,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         hang_after: args.hang_after,
         timeout: args.timeout,
         fail_on: args.fail_on.clone(),
+        loop_threshold: args.loop_threshold,
     };
     let command = Command {
         name: "run".into(),
@@ -186,7 +193,13 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
     let doc = if args.tree {
         gridlock::dump_tree(args.pid, args.window, args.locals, command)?
     } else {
-        gridlock::dump(args.pid, args.window, args.locals, command)?
+        gridlock::dump_with(
+            args.pid,
+            args.window,
+            args.locals,
+            command,
+            args.loop_threshold,
+        )?
     };
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     if let Some(path) = &args.dot {

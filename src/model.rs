@@ -14,8 +14,103 @@ pub struct Document {
     pub processes: Vec<Process>,
     pub threads: Vec<Thread>,
     pub locks: Vec<Lock>,
-    pub tasks: Vec<serde_json::Value>,
+    pub tasks: Vec<Task>,
     pub findings: Vec<Finding>,
+    /// Event loops found (one per thread running one), with what each was doing last.
+    #[serde(default)]
+    pub loops: Vec<EventLoop>,
+}
+
+/// An asyncio task, like a row of CPython 3.14's `python -m asyncio ps`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Task {
+    /// `PID:task:0xADDRESS` (the Task object's address).
+    pub id: String,
+    pub pid: i32,
+    /// The loop's id (`PID:loop:0xADDRESS`).
+    #[serde(rename = "loop")]
+    pub loop_id: String,
+    pub name: Option<String>,
+    /// The coroutine's qualified name (`main.<locals>.worker` on 3.11+, `worker` before).
+    pub coroutine: Option<String>,
+    /// `running` (the loop's current task), `pending` (suspended or scheduled).
+    pub state: String,
+    /// The suspended await stack, innermost first (for the running task: its thread's frames).
+    pub frames: Vec<Frame>,
+    pub waits_for: Option<TaskWait>,
+    pub address: String,
+    /// 3.12+: a task in its first, eager step (only in `_eager_tasks`).
+    #[serde(default)]
+    pub eager: bool,
+    /// `asyncio.Lock`s held through an active `async with` in the await stack.
+    #[serde(default)]
+    pub holds: Vec<Hold>,
+}
+
+/// What a suspended task waits for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct TaskWait {
+    /// `task`, `gather`, `lock`, `event`, `condition`, `semaphore`, `queue`, `sleep`, `future`.
+    pub kind: String,
+    /// A task id, an asyncio lock's id, or none (a bare future).
+    pub target: Option<String>,
+    /// For `gather`: the task ids gathered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// The future the task's `fut_waiter` points at.
+    pub future: Option<String>,
+    pub evidence: Evidence,
+    /// The innermost user frame awaiting (`function file:line`).
+    pub site: Option<String>,
+    /// How the code names what it awaits (`self.lock_b`).
+    pub name: Option<String>,
+    /// The asyncio call doing the wait (`Lock.acquire`, `Queue.get`).
+    pub via: Option<String>,
+}
+
+/// One event loop and the thread running it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventLoop {
+    /// `PID:loop:0xADDRESS`.
+    pub id: String,
+    pub pid: i32,
+    pub address: String,
+    /// The loop's type (`_UnixSelectorEventLoop`, `uvloop.Loop`).
+    pub kind: String,
+    pub thread: Option<String>,
+    /// `polling` (in the selector under `_run_once`), `step` (running a callback or task
+    /// step), `between` (loop bookkeeping), `unknown`.
+    pub state: String,
+    pub step: Option<LoopStep>,
+    /// Handles ready to run (`len(loop._ready)`).
+    pub ready: Option<usize>,
+    /// Tasks of this loop (pending and running).
+    pub tasks: usize,
+}
+
+/// The callback or task step a loop is running.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoopStep {
+    /// Tells consecutive steps apart: the ready queue's mutation counter, the handle and
+    /// the current task. Equal keys in consecutive samples with no poll between are one step.
+    pub key: String,
+    pub task: Option<String>,
+    /// The callback's function (the frame `Handle._run` called), or the task's coroutine.
+    pub callback: Option<String>,
+    pub handle: Option<String>,
+    /// The step's frames, innermost first, down to (not including) `Handle._run`.
+    pub frames: Vec<Frame>,
+}
+
+/// Durations of the loop blocks of one culprit (`record`): counts per upper bound.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Histogram {
+    pub culprit: String,
+    pub count: usize,
+    pub max: f64,
+    pub total: f64,
+    /// `(upper bound in seconds, count)`; the last bound is infinite (`null`).
+    pub buckets: Vec<(Option<f64>, usize)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -295,6 +390,9 @@ pub struct LockName {
 pub struct Holder {
     /// A thread id, or `None` when the owner is known not to be a live thread.
     pub thread: Option<String>,
+    /// For an `asyncio` primitive: the holding task's id (`PID:task:0xADDRESS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
     /// For a cross-process resource: the process holding it, when no single thread is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<i32>,
@@ -303,9 +401,6 @@ pub struct Holder {
     pub evidence: Evidence,
     pub site: Option<String>,
     pub count: Option<u64>,
-    /// The asyncio task that owns it (probe only): `PID:task:0xADDRESS`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -387,6 +482,24 @@ pub struct Finding {
     pub edges: Vec<Edge>,
     /// Advice a person can act on.
     pub advice: Option<String>,
+    /// `loop_block`: how long the step held the loop, in seconds (so far, if `ongoing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// `loop_block`: whether the step was still running at the last sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ongoing: Option<bool>,
+    /// `loop_block`: the loop's id.
+    #[serde(default, rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_id: Option<String>,
+    /// `loop_block`: the task (`name (coroutine)`) or callback function that held the loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<String>,
+    /// `loop_block`: the stack seen doing it (innermost first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stack: Vec<Frame>,
+    /// `loop_block` in `record`: every block of the same culprit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<Histogram>,
     /// A deadlock through OR-waits (several possible wakers, every one of them blocked): all
     /// of the knot's members are in `threads`, `processes`, `locks` and `edges`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -408,6 +521,9 @@ pub struct Edge {
 }
 
 impl Document {
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
     pub fn thread(&self, id: &str) -> Option<&Thread> {
         self.threads.iter().find(|t| t.id == id)
     }

@@ -32,6 +32,10 @@ pub struct Snapshot {
     pub pid: i32,
     pub threads: Vec<Thread>,
     pub locks: Vec<Lock>,
+    /// asyncio tasks of every loop (empty without asyncio).
+    pub tasks: Vec<Task>,
+    /// Event loops, one per thread running one.
+    pub loops: Vec<EventLoop>,
     /// With `--tree`: every sampled process (empty for a single-process snapshot).
     pub processes: Vec<Process>,
     /// `multiprocessing` objects seen, for linking processes (only with `Target::cross_process`).
@@ -137,6 +141,9 @@ impl Snapshot {
     }
     pub fn lock(&self, id: &str) -> Option<&Lock> {
         self.locks.iter().find(|l| l.id == id)
+    }
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
     }
 }
 
@@ -277,6 +284,8 @@ fn take_once(target: &mut Target) -> Result<Snapshot> {
     if kernel.is_empty() || !target.alive() {
         return Err(Error::TargetExited { pid });
     }
+    // Before the page cache: a counter that moves during the sample marks a step boundary.
+    target.asyncio.begin(&target.mem);
     target.mem.begin_snapshot();
     let result = take_cached(target, taken, kernel);
     target.mem.end_snapshot();
@@ -341,13 +350,24 @@ fn take_cached(
     if let Some(p) = &probe_state {
         builder.apply_probe(&mut threads, &p.holds);
     }
-    let locks = builder.locks.into_values().collect();
+    let mut locks: Vec<Lock> = builder.locks.into_values().collect();
+    let view = crate::asyncio::read(
+        &mut walker,
+        &mut target.asyncio,
+        target.interpreter,
+        pid,
+        &raw,
+        &threads,
+    );
+    locks.extend(view.locks);
     target.code_cache = walker.take_cache();
     Ok(Snapshot {
         taken,
         pid,
         threads,
         locks,
+        tasks: view.tasks,
+        loops: view.loops,
         processes: Vec::new(),
         mp,
         probe_loaded: probe_state.is_some(),
@@ -1605,11 +1625,11 @@ impl<'w, 'a> Builder<'w, 'a> {
                 holders.push(Holder {
                     process: None,
                     thread: live.then(|| tid.clone()),
+                    task: None,
                     owner_ident: Some(owner),
                     evidence: Evidence::Memory,
                     site,
                     count,
-                    task: None,
                 });
                 if live {
                     if let Some(t) = threads.iter_mut().find(|t| t.id == tid) {
@@ -1636,11 +1656,11 @@ impl<'w, 'a> Builder<'w, 'a> {
                     holders.push(Holder {
                         process: None,
                         thread: Some(tid.clone()),
+                        task: None,
                         owner_ident: None,
                         evidence: h.evidence,
                         site: h.site.clone(),
                         count: None,
-                        task: None,
                     });
                 }
             }
@@ -1648,11 +1668,11 @@ impl<'w, 'a> Builder<'w, 'a> {
                 holders.push(Holder {
                     process: None,
                     thread: None,
+                    task: None,
                     owner_ident: None,
                     evidence: Evidence::Unknown,
                     site: None,
                     count: None,
-                    task: None,
                 });
             }
             let lock = self.locks.get_mut(&addr).unwrap();

@@ -21,6 +21,8 @@ pub struct WatchOptions {
     pub hang_after: Duration,
     pub timeout: Option<Duration>,
     pub fail_on: Vec<FindingKind>,
+    /// Event-loop steps longer than this are `loop_block`s, reported as they happen.
+    pub loop_threshold: Duration,
 }
 
 /// Why watching ended.
@@ -181,9 +183,18 @@ fn document(
         python_version: String::new(),
         exited: false,
     });
-    let mut doc = analysis::document(&snaps, root_process, command.clone());
+    let mut doc = analysis::document_with(
+        &snaps,
+        root_process,
+        command.clone(),
+        analysis::loops::LoopOptions {
+            threshold: opts.loop_threshold,
+            mode: analysis::loops::LoopMode::Live,
+        },
+    );
     if require_persistence && span < opts.persist {
-        doc.findings.clear();
+        // A loop block carries its own duration: it counts as soon as it crosses the threshold.
+        doc.findings.retain(|f| f.kind == FindingKind::LoopBlock);
     }
     let mut pids: Vec<&i32> = over_time.keys().collect();
     pids.sort();
@@ -219,6 +230,7 @@ fn empty_document(command: &Command) -> Document {
         locks: Vec::new(),
         tasks: Vec::new(),
         findings: Vec::new(),
+        loops: Vec::new(),
     }
 }
 
@@ -241,6 +253,7 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: Some("Every thread is parked: look at what each waits for below (an I/O call without a timeout, a wait nobody will end).".into()),
+        duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
         knot: false,
     }
 }

@@ -15,6 +15,7 @@ pub trait Detector {
 pub fn all() -> Vec<Box<dyn Detector>> {
     vec![
         Box::new(Deadlocks),
+        Box::new(LoopSelfDeadlocks),
         Box::new(OrphanedLocks),
         Box::new(Stalls),
     ]
@@ -35,6 +36,12 @@ fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: None,
+        duration: None,
+        ongoing: None,
+        loop_id: None,
+        culprit: None,
+        stack: Vec::new(),
+        histogram: None,
         knot: false,
     }
 }
@@ -127,12 +134,13 @@ impl Detector for Deadlocks {
         }
         for cycle in graph.cycles(64) {
             let mut threads = Vec::new();
+            let mut tasks = Vec::new();
             let mut locks = Vec::new();
             let mut edges = Vec::new();
-            // Start the report at a thread.
+            // Start the report at a thread or task.
             let start = cycle
                 .iter()
-                .position(|n| matches!(graph.graph[*n], Node::Thread(_)))
+                .position(|n| matches!(graph.graph[*n], Node::Thread(_) | Node::Task(_)))
                 .unwrap_or(0);
             let ordered: Vec<_> = cycle[start..]
                 .iter()
@@ -144,6 +152,7 @@ impl Detector for Deadlocks {
                 match &graph.graph[n] {
                     Node::Thread(id) => threads.push(id.clone()),
                     Node::Lock(id) => locks.push(id.clone()),
+                    Node::Task(id) => tasks.push(id.clone()),
                     Node::Process(id) => process_nodes.push(id.clone()),
                 }
                 let next = ordered[(i + 1) % ordered.len()];
@@ -153,11 +162,16 @@ impl Detector for Deadlocks {
             }
             let mut key: Vec<String> = threads
                 .iter()
+                .chain(&tasks)
                 .chain(&locks)
                 .chain(&process_nodes)
                 .cloned()
                 .collect();
             key.sort();
+            if !tasks.is_empty() {
+                out.push(task_deadlock(snap, key, threads, tasks, locks, edges));
+                continue;
+            }
             let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
             let pids = pids_of(threads.iter().chain(&process_nodes));
             let joins = edges.iter().any(|e| e.via == "joins");
@@ -224,6 +238,124 @@ impl Detector for Deadlocks {
     }
 }
 
+pub fn task_label(snap: &Snapshot, id: &str) -> String {
+    match snap.task(id) {
+        Some(t) => format!(
+            "task \"{}\" ({})",
+            t.name.as_deref().unwrap_or("?"),
+            t.coroutine.as_deref().unwrap_or("?")
+        ),
+        None => id.to_string(),
+    }
+}
+
+/// A cycle through asyncio tasks: awaits of each other, or `asyncio.Lock`s taken in
+/// opposite orders. No task of the cycle can be resumed: only the others could wake it.
+fn task_deadlock(
+    snap: &Snapshot,
+    key: Vec<String>,
+    threads: Vec<String>,
+    tasks: Vec<String>,
+    locks: Vec<String>,
+    edges: Vec<Edge>,
+) -> Finding {
+    let names: Vec<String> = tasks.iter().map(|t| task_label(snap, t)).collect();
+    let summary = if tasks.len() == 1 && locks.is_empty() {
+        format!("{} awaits itself", names[0])
+    } else if tasks.len() == 1 {
+        format!(
+            "{} waits for asyncio.Lock {} that it holds itself",
+            names[0],
+            lock_label(snap, &locks[0])
+        )
+    } else {
+        format!(
+            "{} asyncio tasks wait for each other in a cycle: {}",
+            tasks.len(),
+            names.join(" -> ")
+        )
+    };
+    let mut f = finding(
+        FindingKind::Deadlock,
+        format!("deadlock:{}", key.join(",")),
+        summary,
+    );
+    f.advice = Some(if locks.is_empty() {
+        "Each task awaits another task of the cycle, so none can finish: break the cycle (one of them must not await the other), or add a timeout with asyncio.wait_for.".into()
+    } else {
+        let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
+        format!("The tasks take the same asyncio.Locks in different orders ({}): take them in one global order.", order.join(", "))
+    });
+    f.threads = threads;
+    f.tasks = tasks;
+    f.locks = locks;
+    f.edges = edges;
+    f.processes = vec![snap.pid];
+    f
+}
+
+/// A loop thread that, inside one of its own steps, blocks untimed on a
+/// `concurrent.futures.Future` while work is queued on its loop: the future can only be
+/// completed by that work (`run_coroutine_threadsafe(coro, own_loop).result()`), which the
+/// blocked loop will never run.
+pub struct LoopSelfDeadlocks;
+
+impl Detector for LoopSelfDeadlocks {
+    fn kind(&self) -> FindingKind {
+        FindingKind::Deadlock
+    }
+
+    fn detect(&self, snap: &Snapshot, _: &WaitGraph, _: &[Finding]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for l in &snap.loops {
+            let (Some(step), Some(tid)) = (&l.step, &l.thread) else {
+                continue;
+            };
+            let Some(t) = snap.thread(tid) else { continue };
+            let Some(w) = t.waits_for.as_ref().filter(|w| t.blocked && !w.timed) else {
+                continue;
+            };
+            let Some(result) = step.frames.iter().find(|f| {
+                f.file.ends_with("concurrent/futures/_base.py")
+                    && f.function.rsplit('.').next() == Some("result")
+            }) else {
+                continue;
+            };
+            if l.ready.unwrap_or(0) == 0 {
+                continue;
+            }
+            let caller = step
+                .frames
+                .iter()
+                .find(|f| !f.file.contains("/concurrent/") && !f.file.ends_with("threading.py"));
+            let mut f = finding(
+                FindingKind::Deadlock,
+                format!("deadlock:{}:{}", tid, l.id),
+                format!(
+                    "{} runs the event loop and blocks inside one of its steps on concurrent.futures.Future.result(){} while {} callback(s) wait on that loop: a future completed by its own loop (run_coroutine_threadsafe on the running loop) can never be set",
+                    thread_label(snap, tid),
+                    caller.map(|c| format!(" at {}", c.site())).unwrap_or_default(),
+                    l.ready.unwrap_or(0)
+                ),
+            );
+            f.advice = Some("Inside a coroutine, await the coroutine (or asyncio.wrap_future(fut)) instead of calling .result(); run_coroutine_threadsafe is for other threads.".into());
+            f.threads = vec![tid.clone()];
+            f.tasks = step.task.iter().cloned().collect();
+            f.edges = vec![Edge {
+                from: tid.clone(),
+                to: l.id.clone(),
+                via: "waits_for".into(),
+                evidence: w.evidence,
+                site: Some(result.site()),
+                name: w.name.clone(),
+            }];
+            f.processes = vec![snap.pid];
+            out.push(f);
+        }
+        out
+    }
+}
+
 fn cross_process_advice(edges: &[Edge]) -> String {
     let ev: Vec<Evidence> = edges.iter().map(|e| e.evidence).collect();
     if ev.contains(&Evidence::Wait4) && ev.contains(&Evidence::Pipe) {
@@ -244,7 +376,7 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
         match &graph.graph[n] {
             Node::Thread(id) => threads.push(id.clone()),
             Node::Lock(id) => locks.push(id.clone()),
-            Node::Process(id) => nodes.push(id.clone()),
+            Node::Process(id) | Node::Task(id) => nodes.push(id.clone()),
         }
     }
     threads.sort();

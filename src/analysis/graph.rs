@@ -13,6 +13,8 @@ use crate::snapshot::Snapshot;
 pub enum Node {
     Thread(String),
     Lock(String),
+    /// An asyncio task.
+    Task(String),
     /// `PID:p` (`--tree`): a process acts through any of its threads, and exits only once
     /// they are done.
     Process(String),
@@ -21,7 +23,7 @@ pub enum Node {
 impl Node {
     pub fn id(&self) -> &str {
         match self {
-            Node::Thread(id) | Node::Lock(id) | Node::Process(id) => id,
+            Node::Thread(id) | Node::Lock(id) | Node::Task(id) | Node::Process(id) => id,
         }
     }
 }
@@ -156,7 +158,69 @@ impl WaitGraph {
                 WaitKind::Notify | WaitKind::UnknownFutex => {}
             }
         }
+        g.add_tasks(snap);
         g
+    }
+
+    /// Suspended tasks: task -> awaited task (each gathered task), task -> `asyncio.Lock`
+    /// -> the task holding it through `async with`. Event, Condition, Semaphore and Queue
+    /// waits can be ended by any task, so they are left out of cycle search.
+    fn add_tasks(&mut self, snap: &Snapshot) {
+        for t in &snap.tasks {
+            self.node(Node::Task(t.id.clone()));
+        }
+        for t in snap.tasks.iter().filter(|t| t.state == "pending") {
+            let Some(w) = &t.waits_for else { continue };
+            let from = self.index[&t.id];
+            let edge = |to: &str, via: &str| Edge {
+                from: t.id.clone(),
+                to: to.to_string(),
+                via: via.into(),
+                evidence: w.evidence,
+                site: w.site.clone(),
+                name: w.name.clone(),
+            };
+            match w.kind.as_str() {
+                "task" | "gather" => {
+                    for target in w.target.iter().chain(&w.targets) {
+                        if let Some(&to) = self.index.get(target.as_str()) {
+                            self.graph.add_edge(from, to, edge(target, "awaits"));
+                        }
+                    }
+                }
+                "lock" if w.evidence != Evidence::Unknown => {
+                    let Some(lock) = w.target.as_deref().and_then(|l| snap.lock(l)) else {
+                        continue;
+                    };
+                    let to = self.node(Node::Lock(lock.id.clone()));
+                    self.graph.add_edge(from, to, edge(&lock.id, "waits_for"));
+                    let [h] = &lock.holders[..] else { continue };
+                    let Some(holder) = &h.task else { continue };
+                    let Some(&hn) = self.index.get(holder.as_str()) else {
+                        continue;
+                    };
+                    if !self.graph.contains_edge(to, hn) {
+                        let name = snap
+                            .task(holder)
+                            .and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id))
+                            .and_then(|x| x.name.clone());
+                        self.graph.add_edge(
+                            to,
+                            hn,
+                            Edge {
+                                from: lock.id.clone(),
+                                to: holder.clone(),
+                                via: "held_by".into(),
+                                evidence: h.evidence,
+                                site: h.site.clone(),
+                                name,
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// A cross-process resource points at every holder (several: an OR-wait); a holder that

@@ -208,6 +208,7 @@ impl LockOrder {
                     })
                     .collect(),
                 advice: Some("Two code paths take these locks in opposite orders; if they ever run at the same time they deadlock. Take them in one global order.".into()),
+                duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
                 knot: false,
             });
         }

@@ -4,6 +4,7 @@
 pub mod detectors;
 pub mod graph;
 pub mod lockorder;
+pub mod loops;
 pub mod races;
 
 use std::collections::HashMap;
@@ -26,6 +27,16 @@ pub fn findings(snap: &Snapshot) -> Vec<Finding> {
 /// Build the contract's document from a window of snapshots (oldest first): the newest
 /// snapshot's threads and locks, and the findings present in every snapshot.
 pub fn document(snaps: &[Snapshot], process: Process, command: Command) -> Document {
+    document_with(snaps, process, command, loops::LoopOptions::default())
+}
+
+/// `document`, with the given `loop_block` options.
+pub fn document_with(
+    snaps: &[Snapshot],
+    process: Process,
+    command: Command,
+    loop_options: loops::LoopOptions,
+) -> Document {
     // With the probe loaded, lock order is known for the whole run, not just the window.
     let mut acc = if snaps.iter().any(|s| s.probe_loaded) {
         Accumulator {
@@ -35,6 +46,7 @@ pub fn document(snaps: &[Snapshot], process: Process, command: Command) -> Docum
     } else {
         Accumulator::default()
     };
+    acc.set_loop_options(loop_options);
     for s in snaps {
         acc.push(s.clone());
     }
@@ -53,6 +65,9 @@ pub struct Accumulator {
     state_since: HashMap<String, (ThreadState, SystemTime)>,
     /// Lock-order edges, tracked only when asked (`record`, `run`).
     lock_order: Option<lockorder::LockOrder>,
+    /// Event-loop steps over time (`loop_block`).
+    loops: loops::LoopTracker,
+    loop_options: loops::LoopOptions,
     races: Option<races::RaceTracker>,
 }
 
@@ -67,8 +82,14 @@ impl Accumulator {
         }
     }
 
+    /// How `loop_block`s are found: the threshold, and which blocks a document reports.
+    pub fn set_loop_options(&mut self, opts: loops::LoopOptions) {
+        self.loop_options = opts;
+    }
+
     pub fn push(&mut self, snap: Snapshot) {
         self.started.get_or_insert(snap.taken);
+        self.loops.observe(&snap, &self.loop_options);
         self.snapshots += 1;
         let found = findings(&snap);
         for f in &found {
@@ -151,6 +172,10 @@ impl Accumulator {
             f.first_seen = timestamp(started);
             f.last_seen = timestamp(ended);
         }
+        findings.extend(
+            self.loops
+                .findings(last, &self.loop_options, self.snapshots),
+        );
         findings.sort_by(|a, b| {
             a.severity
                 .cmp(&b.severity)
@@ -195,8 +220,9 @@ impl Accumulator {
             },
             threads,
             locks: last.locks.clone(),
-            tasks: Vec::new(),
+            tasks: last.tasks.clone(),
             findings,
+            loops: last.loops.clone(),
         }
     }
 }

@@ -139,6 +139,7 @@ impl RaceTracker {
                     })
                     .collect(),
                 advice: Some("Guard every write to this location with the same lock (or confine it to one thread).".into()),
+                duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
                 knot: false,
             });
         }

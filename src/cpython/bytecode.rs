@@ -386,7 +386,25 @@ pub fn with_statement_for_handler(
     entries: &[ExceptionEntry],
     handler: usize,
 ) -> Option<usize> {
+    // `async with` is named at its BEFORE_ASYNC_WITH, a few await instructions earlier.
+    let async_entry = |idx: usize| {
+        (idx.saturating_sub(8)..=idx)
+            .rev()
+            .find(|&i| instructions[i].name == "BEFORE_ASYNC_WITH")
+    };
     if minor <= 10 {
+        if let Some(idx) = instructions.iter().position(|ins| {
+            ins.name == "SETUP_ASYNC_WITH"
+                && ins.next
+                    + if minor == 10 {
+                        ins.arg as usize
+                    } else {
+                        ins.arg as usize / 2
+                    }
+                    == handler
+        }) {
+            return async_entry(idx);
+        }
         instructions.iter().position(|ins| {
             ins.name == "SETUP_WITH" && {
                 // Relative jump from the next instruction; bytes before 3.10.
@@ -405,7 +423,11 @@ pub fn with_statement_for_handler(
             .map(|e| e.start)
             .min()?;
         let idx = instructions.iter().position(|ins| ins.next == start)?;
-        (instructions[idx].name == "BEFORE_WITH").then_some(idx)
+        if instructions[idx].name == "BEFORE_WITH" {
+            Some(idx)
+        } else {
+            async_entry(idx)
+        }
     }
 }
 

@@ -119,6 +119,10 @@ pub trait VersionLayout: Send + Sync {
     fn name(&self) -> String {
         format!("3.{}", self.minor())
     }
+    /// asyncio's structures (task registry, Task/Future, coroutine frames, running loop).
+    fn asyncio(&self) -> Option<AsyncioOffsets> {
+        asyncio_offsets(self.minor())
+    }
 }
 
 struct Layout {
@@ -359,4 +363,124 @@ pub mod common {
     /// 3.13 `ThreadHandle`: `ident` at 32; a joiner parks on `thread_is_exiting` at 57.
     pub const THREAD_HANDLE_IDENT: usize = 32;
     pub const THREAD_HANDLE_EXITING_EVENT: usize = 57;
+}
+
+/// What asyncio needs, per version (x86-64). Source: `gdb ptype /o` on the debug info of
+/// pyenv's libpython3.X.so.1.0 and `_asyncio` extension, every pointer checked against `id()`
+/// in live targets (shared FACTS-cpython.md, "Tasks", "The event loop thread", "asyncio.Lock").
+#[derive(Debug, Clone, Copy)]
+pub struct AsyncioOffsets {
+    /// Interpreter state -> `modules` dict (`imports.modules` on 3.12+).
+    pub interp_modules: usize,
+    /// How a thread reaches its running loop.
+    pub running_loop: RunningLoop,
+    // `_asyncio` FutureObj / TaskObj
+    pub fut_loop: usize,
+    pub fut_result: usize,
+    /// A C int: 0 pending, 1 cancelled, 2 finished.
+    pub fut_state: usize,
+    pub task_fut_waiter: usize,
+    pub task_coro: usize,
+    pub task_name: usize,
+    /// Coroutine -> its frame.
+    pub coro_frame: CoroFrame,
+    /// Where a suspended frame keeps the object it awaits.
+    pub await_top: AwaitTop,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum RunningLoop {
+    /// `tstate->dict` at this offset, key `__asyncio_running_event_loop__` -> holder, loop at +16.
+    DictHolder(usize),
+    /// `tstate->dict`, same key -> the loop itself (3.12).
+    DictLoop(usize),
+    /// `tstate->asyncio_running_loop` (3.13).
+    Field(usize),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum CoroFrame {
+    /// `cr_frame` pointer to a PyFrameObject (3.8-3.10), with 3.10's `f_state` offset.
+    Pointer { at: usize, f_state: Option<usize> },
+    /// The interpreter frame embedded in the coroutine (3.11+), and `cr_frame_state` (i8).
+    Embedded { at: usize, state: usize },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum AwaitTop {
+    /// `*(f_stacktop - 8)` (3.8, 3.9).
+    StackTop(usize),
+    /// `f_valuestack[f_stackdepth - 1]` (3.10): (valuestack, stackdepth).
+    Depth(usize, usize),
+    /// `localsplus[stacktop - 1]` (3.11+): (localsplus, stacktop i32).
+    Localsplus(usize, usize),
+}
+
+/// Offsets of `FutureIter.future`, the running-loop holder's loop, and a `collections.deque`.
+pub mod asyncio_common {
+    pub const FUTURE_ITER_FUTURE: usize = 16;
+    pub const RUNNING_LOOP_HOLDER_LOOP: usize = 16;
+    /// `set`: `mask` and `table` ({key, hash} entries of 16 bytes).
+    pub const SET_MASK: usize = 32;
+    pub const SET_TABLE: usize = 40;
+    /// `weakref.wr_object`.
+    pub const WEAKREF_OBJECT: usize = 16;
+    /// `collections.deque`: ob_size, leftblock, leftindex; `state` counts index moves
+    /// (Modules/_collectionsmodule.c, same on 3.8-3.13); block `data[64]` at +8, `rightlink` +520.
+    pub const DEQUE_LEN: usize = 16;
+    pub const DEQUE_LEFTBLOCK: usize = 24;
+    pub const DEQUE_LEFTINDEX: usize = 40;
+    pub const DEQUE_STATE: usize = 56;
+    pub const DEQUE_BLOCK_DATA: usize = 8;
+    pub const DEQUE_BLOCK_RIGHTLINK: usize = 520;
+    pub const DEQUE_BLOCKLEN: usize = 64;
+}
+
+/// asyncio offsets for CPython 3.`minor` (3.8-3.13).
+pub fn asyncio_offsets(minor: u8) -> Option<AsyncioOffsets> {
+    let (modules, running_loop) = match minor {
+        8 => (56, RunningLoop::DictHolder(152)),
+        9 | 10 => (856, RunningLoop::DictHolder(152)),
+        11 => (888, RunningLoop::DictHolder(128)),
+        12 => (944, RunningLoop::DictLoop(112)),
+        13 => (7656, RunningLoop::Field(304)),
+        _ => return None,
+    };
+    // fut_loop, fut_result, fut_state, fut_waiter, coro, name
+    let (result, state, waiter, coro, name) = match minor {
+        8 => (56, 72, 104, 112, 120),
+        9 => (56, 80, 144, 152, 160),
+        10 => (64, 88, 152, 160, 168),
+        11 | 12 => (64, 88, 128, 136, 144),
+        _ => (64, 96, 112, 120, 128),
+    };
+    let coro_frame = match minor {
+        8 | 9 => CoroFrame::Pointer {
+            at: 16,
+            f_state: None,
+        },
+        10 => CoroFrame::Pointer {
+            at: 16,
+            f_state: Some(108),
+        },
+        11 => CoroFrame::Embedded { at: 80, state: 75 },
+        _ => CoroFrame::Embedded { at: 72, state: 67 },
+    };
+    let await_top = match minor {
+        8 | 9 => AwaitTop::StackTop(72),
+        10 => AwaitTop::Depth(64, 80),
+        _ => AwaitTop::Localsplus(72, 64),
+    };
+    Some(AsyncioOffsets {
+        interp_modules: modules,
+        running_loop,
+        fut_loop: 16,
+        fut_result: result,
+        fut_state: state,
+        task_fut_waiter: waiter,
+        task_coro: coro,
+        task_name: name,
+        coro_frame,
+        await_top,
+    })
 }

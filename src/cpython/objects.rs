@@ -8,6 +8,8 @@ use crate::target::memory::Memory;
 /// `PyTypeObject.tp_flags` (the same offset on 3.8-3.13) and its int-subclass bit.
 const TP_FLAGS: usize = 168;
 const TPFLAGS_LONG_SUBCLASS: u64 = 1 << 24;
+/// `Py_TPFLAGS_MANAGED_DICT` (3.11+).
+const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
 
 /// Bounds against torn or hostile reads.
 const MAX_STR: usize = 4096;
@@ -192,6 +194,24 @@ impl<'a> Objects<'a> {
             .collect())
     }
 
+    /// The members of a `set` (mask +32, table +40 of {key, hash}; hash -1 marks a dummy).
+    pub fn set_items(&self, set: usize) -> Result<Vec<usize>> {
+        let mask = self.mem.i64(set + 32)?;
+        if !(0..(1 << 22)).contains(&mask) {
+            return Err(Error::Layout(format!("implausible set mask {mask}")));
+        }
+        let table = self.mem.ptr(set + 40)?;
+        let raw = self.mem.bytes(table, (mask as usize + 1) * 16)?;
+        Ok(raw
+            .chunks_exact(16)
+            .filter_map(|e| {
+                let key = u64::from_le_bytes(e[..8].try_into().unwrap()) as usize;
+                let hash = i64::from_le_bytes(e[8..].try_into().unwrap());
+                (key != 0 && hash != -1).then_some(key)
+            })
+            .collect())
+    }
+
     /// (key, value) object pairs of a dict-keys object; `values` is a split table's values.
     fn entries_with(&self, keys: usize, values: Option<usize>) -> Result<Vec<(usize, usize)>> {
         let minor = self.layout.minor();
@@ -267,7 +287,15 @@ impl<'a> Objects<'a> {
     /// All instance attributes of a Python object (empty for objects without a `__dict__`).
     pub fn instance_attrs(&self, obj: usize) -> Result<Vec<(String, usize)>> {
         let ty = self.type_of(obj)?;
-        match self.layout.offsets().instance_dict {
+        let mut scheme = self.layout.offsets().instance_dict;
+        // 3.11+: subclasses of C types that have their own dict slot (asyncio's
+        // `_GatheringFuture` of `_asyncio.Future`) keep it at `tp_dictoffset`, not managed.
+        if !matches!(scheme, InstanceDict::DictOffset)
+            && self.mem.u64(ty + TP_FLAGS)? & TPFLAGS_MANAGED_DICT == 0
+        {
+            scheme = InstanceDict::DictOffset;
+        }
+        match scheme {
             InstanceDict::DictOffset => {
                 let off = self.mem.i64(ty + TP_DICTOFFSET)?;
                 if off <= 0 {

@@ -160,6 +160,17 @@ impl<'a> Walker<'a> {
         Ok(out)
     }
 
+    /// One frame at `addr` (a coroutine's or generator's frame, which no thread links to).
+    pub fn frame_at(&mut self, addr: usize) -> Result<RawFrame> {
+        let code_addr = self
+            .objs
+            .mem
+            .ptr(addr + self.objs.layout.offsets().frame_code)?;
+        let code = self.code(code_addr)?;
+        let instr = self.instruction(addr, code_addr);
+        Ok(RawFrame { addr, code, instr })
+    }
+
     fn instruction(&self, frame: usize, code_addr: usize) -> Option<usize> {
         let offs = self.objs.layout.offsets();
         let mem = self.objs.mem;

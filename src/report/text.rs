@@ -77,6 +77,28 @@ fn thread_label(doc: &Document, id: &str) -> String {
     }
 }
 
+fn task_label(doc: &Document, id: &str) -> String {
+    match doc.task(id) {
+        Some(t) => format!(
+            "task \"{}\" ({})",
+            t.name.as_deref().unwrap_or("?"),
+            t.coroutine.as_deref().unwrap_or("?")
+        ),
+        None => format!("task {}", id.rsplit(':').next().unwrap_or(id)),
+    }
+}
+
+/// A thread or an asyncio task.
+fn node_label(doc: &Document, id: &str) -> String {
+    if id.contains(":task:") {
+        task_label(doc, id)
+    } else if id.contains(":loop:") {
+        format!("event loop {}", id.rsplit(':').next().unwrap_or(id))
+    } else {
+        party_label(doc, id)
+    }
+}
+
 fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
     match doc.lock(id) {
         Some(l) => {
@@ -109,6 +131,7 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
             let kind = match l.kind.as_str() {
                 "lock" => "_thread.lock",
                 "rlock" => "_thread.RLock",
+                "asyncio_lock" => "asyncio.Lock",
                 k => k,
             };
             let name = name
@@ -186,7 +209,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     if doc.findings.is_empty() {
         writeln!(
             out,
-            "No deadlock, stall or orphaned lock persisted over the window."
+            "No deadlock, stall, orphaned lock or event-loop block persisted over the window."
         )?;
         writeln!(out)?;
     }
@@ -194,7 +217,113 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         finding(doc, f, style, &mut out)?;
         writeln!(out)?;
     }
+    loops(doc, style, &mut out)?;
     threads(doc, style, &mut out)?;
+    Ok(())
+}
+
+/// Tasks per event loop, like CPython 3.14's `python -m asyncio ps`.
+fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()> {
+    if doc.loops.is_empty() && doc.tasks.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{}", style.bold("EVENT LOOPS AND TASKS"))?;
+    let mut ids: Vec<&str> = doc.loops.iter().map(|l| l.id.as_str()).collect();
+    for t in &doc.tasks {
+        if !ids.contains(&t.loop_id.as_str()) {
+            ids.push(&t.loop_id);
+        }
+    }
+    for id in ids {
+        let what = match doc.loops.iter().find(|l| l.id == id) {
+            Some(l) => {
+                let doing = match (&l.state[..], &l.step) {
+                    ("step", Some(s)) => match (&s.task, &s.callback) {
+                        (Some(t), _) => format!("running a step of {}", task_label(doc, t)),
+                        (None, Some(cb)) => format!("running callback {cb}"),
+                        _ => "running a callback".into(),
+                    },
+                    ("polling", _) => "polling (idle in the selector)".into(),
+                    (s, _) => s.to_string(),
+                };
+                format!(
+                    "{} ({}) on {}: {doing}; {} ready",
+                    node_label(doc, id),
+                    l.kind,
+                    l.thread
+                        .as_deref()
+                        .map(|t| thread_label(doc, t))
+                        .unwrap_or_else(|| "?".into()),
+                    l.ready.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+                )
+            }
+            None => format!("{} (no thread is running it)", node_label(doc, id)),
+        };
+        writeln!(out, "  {what}")?;
+        let tasks: Vec<&Task> = doc.tasks.iter().filter(|t| t.loop_id == id).collect();
+        const SHOWN: usize = 50;
+        for t in tasks.iter().take(SHOWN) {
+            let waits = match &t.waits_for {
+                Some(w) => {
+                    let target = match (&w.target, w.kind.as_str()) {
+                        (Some(x), "task") => node_label(doc, x),
+                        (Some(x), "lock") => lock_label(doc, x, w.name.as_deref()),
+                        (_, "gather") => format!(
+                            "gather of {}",
+                            w.targets
+                                .iter()
+                                .map(|x| node_label(doc, x))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        (_, k) => match &w.name {
+                            Some(n) => format!("{k} {n}"),
+                            None => k.to_string(),
+                        },
+                    };
+                    format!("awaits {target} [{}]", w.evidence.as_str())
+                }
+                None if t.state == "running" => "running".into(),
+                None => "scheduled (ready to run)".into(),
+            };
+            writeln!(
+                out,
+                "    {}{}  {}  {waits}",
+                style.bold(&task_label(doc, &t.id)),
+                if t.eager { " eager" } else { "" },
+                t.address
+            )?;
+            for h in &t.holds {
+                writeln!(
+                    out,
+                    "        holds {}{}  [{}]",
+                    lock_label(doc, &h.lock, h.name.as_deref()),
+                    h.site
+                        .as_deref()
+                        .map(|s| format!(" since {s}"))
+                        .unwrap_or_default(),
+                    h.evidence.as_str()
+                )?;
+            }
+            let stack: Vec<String> = t
+                .frames
+                .iter()
+                .take(8)
+                .map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line))
+                .collect();
+            if !stack.is_empty() {
+                writeln!(out, "        {}", style.dim(&stack.join("  <-  ")))?;
+            }
+        }
+        if tasks.len() > SHOWN {
+            writeln!(
+                out,
+                "    … {} more tasks (all in --json)",
+                tasks.len() - SHOWN
+            )?;
+        }
+    }
+    writeln!(out)?;
     Ok(())
 }
 
@@ -222,7 +351,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                     writeln!(
                         out,
                         "  {} waits for  {}  {}",
-                        style.bold(&thread_label(doc, &e.from)),
+                        style.bold(&node_label(doc, &e.from)),
                         lock_label(doc, &e.to, e.name.as_deref()),
                         style.dim(&format!("[{}]", e.evidence.as_str()))
                     )?;
@@ -262,11 +391,22 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         writeln!(
                             out,
                             "    held by {}{named}, taken at {}  {}",
-                            party_label(doc, &h.to),
+                            node_label(doc, &h.to),
                             h.site.as_deref().unwrap_or("an unknown site"),
                             style.dim(&format!("[{}]", h.evidence.as_str()))
                         )?;
                         i += 1;
+                    }
+                } else if e.via == "awaits" {
+                    writeln!(
+                        out,
+                        "  {} awaits  {}  {}",
+                        style.bold(&node_label(doc, &e.from)),
+                        node_label(doc, &e.to),
+                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                    )?;
+                    if let Some(site) = &e.site {
+                        writeln!(out, "      at {site}")?;
                     }
                 } else if e.via == "held_by" {
                     // A further holder of an OR-wait (knot).
@@ -291,8 +431,8 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                     writeln!(
                         out,
                         "  {} joins  {}  {}",
-                        style.bold(&thread_label(doc, &e.from)),
-                        thread_label(doc, &e.to),
+                        style.bold(&node_label(doc, &e.from)),
+                        node_label(doc, &e.to),
                         style.dim(&format!("[{}]", e.evidence.as_str()))
                     )?;
                     if let Some(site) = &e.site {
@@ -306,17 +446,18 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
             for e in &f.edges {
                 let target = if e.to.contains(":l:") || doc.lock(&e.to).is_some() {
                     lock_label(doc, &e.to, e.name.as_deref())
-                } else if e.to.contains(":t:") || e.to.ends_with(":p") {
-                    party_label(doc, &e.to)
+                } else if e.to.contains(":t:") || e.to.ends_with(":p") || e.to.contains(":task:") {
+                    node_label(doc, &e.to)
                 } else {
                     e.to.clone()
                 };
                 let from = if e.from.contains(":l:") {
                     lock_label(doc, &e.from, None)
                 } else {
-                    thread_label(doc, &e.from)
+                    node_label(doc, &e.from)
                 };
                 let verb = match e.via.as_str() {
+                    "runs" => "runs",
                     "held_by" => "is held by",
                     "joins" => "joins",
                     "then_takes" => "is held while taking",
@@ -332,6 +473,38 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                 }
             }
         }
+    }
+    if f.kind == FindingKind::LoopBlock && !f.stack.is_empty() {
+        writeln!(out, "      stack seen doing it (innermost first):")?;
+        for fr in f.stack.iter().take(12) {
+            writeln!(
+                out,
+                "        {} ({}:{})",
+                fr.function,
+                short_file(&fr.file),
+                fr.line
+            )?;
+        }
+    }
+    if let Some(h) = &f.histogram {
+        let buckets: Vec<String> = h
+            .buckets
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(le, n)| match le {
+                Some(le) => format!("<= {:.0} ms: {n}", le * 1000.0),
+                None => format!("longer: {n}"),
+            })
+            .collect();
+        writeln!(
+            out,
+            "      {} blocks by {}, max {:.3} s, total {:.3} s ({})",
+            h.count,
+            h.culprit,
+            h.max,
+            h.total,
+            buckets.join(", ")
+        )?;
     }
     if let Some(a) = &f.advice {
         writeln!(out)?;

@@ -39,6 +39,8 @@ pub struct Target {
     pub(crate) probe: crate::probe::ProbeCache,
     /// Work out the shared location each thread writes on its current line (`record`).
     pub writes: bool,
+    /// asyncio's module dict and type names, found once.
+    pub(crate) asyncio: crate::asyncio::AsyncioCache,
 }
 
 impl Target {
@@ -147,6 +149,7 @@ impl Target {
             cross_process: false,
             probe: Default::default(),
             writes: false,
+            asyncio: Default::default(),
         })
     }
 

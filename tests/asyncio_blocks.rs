@@ -1,0 +1,221 @@
+//! Event-loop blocks (`loop_block`) on real asyncio programs, every CPython 3.8-3.13.
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::{doc, dump_json, fixture, for_each_interpreter, gridlock, gridlock_bin, Target};
+
+fn scenario(py: &support::Interpreter, mode: &str) -> Target {
+    // Every scenario prints READY once reached; the loop thread may never rest.
+    Target::start_busy(py, &fixture("asyncio_scenarios.py"), &[mode])
+}
+
+fn stack_functions(f: &Value) -> Vec<String> {
+    f["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|fr| fr["function"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_blocked_loop_is_a_loop_block_with_its_culprit_and_stack() {
+    // (mode, culprit substring, innermost function of the stack, thread name)
+    let cases = [
+        (
+            "sleep",
+            "blocking_handler",
+            "blocking_handler",
+            "MainThread",
+        ),
+        ("cpu", "cpu_handler", "crunch", "MainThread"),
+        ("deep", "deep_handler", "level3", "MainThread"),
+        ("forever", "forever", "forever", "MainThread"),
+        (
+            "callback",
+            "callback plain_callback",
+            "plain_callback",
+            "MainThread",
+        ),
+        (
+            "thread-sleep",
+            "blocking_handler",
+            "blocking_handler",
+            "loop-thread",
+        ),
+    ];
+    for_each_interpreter(|py| {
+        for (mode, culprit, inner, thread) in cases {
+            let target = scenario(py, mode);
+            let (code, d) = dump_json(target.pid, "300ms");
+            assert_eq!(
+                code, 0,
+                "[{mode}] a loop block is a warning: {:#}",
+                d["findings"]
+            );
+            let blocks = doc::findings(&d, "loop_block");
+            assert_eq!(blocks.len(), 1, "[{mode}] {:#}", d["findings"]);
+            let f = blocks[0];
+            assert!(
+                f["culprit"].as_str().unwrap().contains(culprit),
+                "[{mode}] culprit {}",
+                f["culprit"]
+            );
+            assert_eq!(
+                stack_functions(f)[0].rsplit('.').next().unwrap(),
+                inner,
+                "[{mode}]"
+            );
+            assert!(
+                f["duration"].as_f64().unwrap() >= 0.25,
+                "[{mode}] {}",
+                f["duration"]
+            );
+            assert_eq!(f["ongoing"], true);
+            assert_eq!(f["severity"], "warning");
+            assert_eq!(doc::finding_thread_names(&d, f), [thread], "[{mode}]");
+            let lp = d["loops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| Some(&l["id"]) == Some(&f["loop"]))
+                .unwrap_or_else(|| panic!("[{mode}] no loop {}", f["loop"]));
+            assert_eq!(lp["state"], "step");
+            if mode == "callback" {
+                assert!(f["tasks"].as_array().unwrap().is_empty());
+            } else {
+                // The culprit is the loop's current task, read from `_current_tasks`.
+                let task = f["tasks"][0].as_str().unwrap();
+                let t = d["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["id"] == task)
+                    .unwrap();
+                assert_eq!(t["state"], "running", "[{mode}]");
+            }
+            if mode == "thread-sleep" {
+                // The busy workers are not the loop: only the loop thread is named.
+                assert_eq!(d["loops"].as_array().unwrap().len(), 1);
+            }
+        }
+        // --fail-on loop_block makes it fail.
+        let target = scenario(py, "sleep");
+        let out = gridlock(&[
+            "dump",
+            &target.pid.to_string(),
+            "--window",
+            "300ms",
+            "--fail-on",
+            "loop_block",
+            "--color",
+            "never",
+        ]);
+        assert_eq!(out.status.code(), Some(3));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("LOOP BLOCK"), "{text}");
+        assert!(text.contains("EVENT LOOPS AND TASKS"), "{text}");
+        // A higher threshold than the window can show: no finding.
+        let out = gridlock(&[
+            "dump",
+            &target.pid.to_string(),
+            "--window",
+            "300ms",
+            "--loop-threshold",
+            "2s",
+            "--json",
+        ]);
+        let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(doc::findings(&d, "loop_block").is_empty());
+    });
+}
+
+fn record(pid: i32) -> Value {
+    let out = Command::new(gridlock_bin())
+        .args(["record", &pid.to_string(), "--duration", "800ms", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn steps_are_told_apart_short_ones_pass_long_ones_are_each_a_block() {
+    for_each_interpreter(|py| {
+        // 60 ms steps separated by `await asyncio.sleep(0)`: never one long block.
+        let target = scenario(py, "steps60");
+        let d = record(target.pid);
+        assert!(
+            doc::findings(&d, "loop_block").is_empty(),
+            "60 ms steps: {:#}",
+            d["findings"]
+        );
+        drop(target);
+
+        // 150 ms steps: each is its own block of about 150 ms.
+        let target = scenario(py, "steps150");
+        let d = record(target.pid);
+        let blocks = doc::findings(&d, "loop_block");
+        // Sampling on a loaded machine can miss the start or end of a step: count loosely,
+        // but never accept two steps merged into one block.
+        assert!((2..=8).contains(&blocks.len()), "{:#}", d["findings"]);
+        for f in &blocks {
+            let secs = f["duration"].as_f64().unwrap();
+            assert!((0.1..0.25).contains(&secs), "one step, not two: {secs}");
+            assert!(f["culprit"].as_str().unwrap().contains("step_loop"));
+            // Every block of the culprit is in its histogram.
+            assert_eq!(
+                f["histogram"]["count"].as_u64().unwrap() as usize,
+                blocks.len()
+            );
+        }
+    });
+}
+
+#[test]
+fn run_fails_on_a_loop_block_as_it_happens() {
+    for_each_interpreter(|py| {
+        let report = std::env::temp_dir().join(format!(
+            "gridlock-asyncio-run-{}-{}.json",
+            std::process::id(),
+            py.label
+        ));
+        let started = std::time::Instant::now();
+        let out = Command::new(gridlock_bin())
+            .args([
+                "run",
+                "--fail-on",
+                "loop_block",
+                "--timeout",
+                "20s",
+                "--report",
+            ])
+            .arg(&report)
+            .arg("--")
+            .arg(&py.path)
+            .arg(fixture("asyncio_scenarios.py"))
+            .arg("forever")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Not the 1 s persistence window of other findings: the block's own duration counts.
+        assert!(started.elapsed().as_secs_f64() < 15.0);
+        let d: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&report);
+        let blocks = doc::findings(&d, "loop_block");
+        assert_eq!(blocks.len(), 1, "{:#}", d["findings"]);
+        assert!(blocks[0]["culprit"].as_str().unwrap().contains("forever"));
+    });
+}

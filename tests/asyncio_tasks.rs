@@ -1,0 +1,177 @@
+//! asyncio tasks and async deadlocks on real programs, every CPython 3.8-3.13.
+mod support;
+
+use serde_json::Value;
+use support::{doc, dump_json, fixture, for_each_interpreter, Target};
+
+fn scenario(py: &support::Interpreter, mode: &str) -> Target {
+    // Every scenario prints READY once reached; the loop thread may never rest.
+    Target::start_busy(py, &fixture("asyncio_scenarios.py"), &[mode])
+}
+
+fn task<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name}: {:#}", d["tasks"]))
+}
+
+fn finding_task_names(d: &Value, f: &Value) -> Vec<String> {
+    let mut names: Vec<String> = f["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| {
+            d["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["id"] == *id)
+                .map(|t| t["name"].as_str().unwrap_or("?").to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn two_tasks_awaiting_each_other_are_a_deadlock() {
+    for_each_interpreter(|py| {
+        let target = scenario(py, "await_cycle");
+        let (code, d) = dump_json(target.pid, "300ms");
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let dl = doc::findings(&d, "deadlock");
+        assert_eq!(dl.len(), 1, "{:#}", d["findings"]);
+        assert_eq!(finding_task_names(&d, dl[0]), ["first", "second"]);
+        for e in dl[0]["edges"].as_array().unwrap() {
+            assert_eq!(e["via"], "awaits");
+            assert_eq!(e["evidence"], "memory");
+        }
+        let first = task(&d, "first");
+        assert_eq!(first["waits_for"]["kind"], "task");
+        assert_eq!(first["waits_for"]["target"], task(&d, "second")["id"]);
+        assert_eq!(first["state"], "pending");
+        assert!(first["coroutine"].as_str().unwrap().ends_with("first"));
+        let line = first["frames"][0]["line"].as_u64().unwrap();
+        assert!(line > 90, "the await's line: {line}");
+        // main gathers both: it waits, but is not part of the cycle.
+        let main = task(&d, "Task-1");
+        assert_eq!(main["waits_for"]["kind"], "gather");
+        assert_eq!(main["waits_for"]["targets"].as_array().unwrap().len(), 2);
+    });
+}
+
+#[test]
+fn an_asyncio_lock_inversion_is_a_deadlock_with_exact_holders() {
+    for_each_interpreter(|py| {
+        let target = scenario(py, "lock_inversion");
+        let (code, d) = dump_json(target.pid, "300ms");
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let dl = doc::findings(&d, "deadlock");
+        assert_eq!(dl.len(), 1, "{:#}", d["findings"]);
+        assert_eq!(finding_task_names(&d, dl[0]), ["path-ab", "path-ba"]);
+        assert_eq!(dl[0]["locks"].as_array().unwrap().len(), 2);
+        let edges = dl[0]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 4);
+        for e in edges {
+            match e["via"].as_str().unwrap() {
+                // The waiter's future is one of the lock's `_waiters`.
+                "waits_for" => assert_eq!(e["evidence"], "memory"),
+                // The holder's `async with` keeps the bound `__aexit__` on its value stack.
+                "held_by" => assert_eq!(e["evidence"], "value_stack"),
+                v => panic!("unexpected edge {v}"),
+            }
+        }
+        let ab = task(&d, "path-ab");
+        assert_eq!(ab["waits_for"]["kind"], "lock");
+        assert_eq!(ab["waits_for"]["name"], "self.lock_b");
+        assert_eq!(ab["holds"][0]["name"], "self.lock_a");
+        let lock = doc::lock(&d, ab["holds"][0]["lock"].as_str().unwrap());
+        assert_eq!(lock["kind"], "asyncio_lock");
+        assert_eq!(lock["locked"], true);
+        assert_eq!(lock["holders"][0]["task"], ab["id"]);
+        let summary = dl[0]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("path-ab") && summary.contains("path-ba"),
+            "{summary}"
+        );
+    });
+}
+
+#[test]
+fn eager_tasks_are_read_on_312_and_later() {
+    for_each_interpreter(|py| {
+        if py.minor < 12 {
+            return;
+        }
+        let target = scenario(py, "eager");
+        let (_, d) = dump_json(target.pid, "300ms");
+        // create_task names the task after its eager first step has begun: still `Task-N`.
+        let t = d["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| {
+                t["coroutine"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("eager_blocker")
+            })
+            .unwrap_or_else(|| panic!("no eager task: {:#}", d["tasks"]));
+        assert_eq!(t["eager"], true);
+        assert_eq!(t["state"], "running");
+        let parked = task(&d, "parked");
+        assert_eq!(parked["waits_for"]["kind"], "event");
+        let blocks = doc::findings(&d, "loop_block");
+        assert_eq!(blocks.len(), 1, "{:#}", d["findings"]);
+        assert_eq!(blocks[0]["tasks"][0], t["id"]);
+    });
+}
+
+#[test]
+fn a_healthy_loop_with_a_thousand_tasks_has_no_finding() {
+    for_each_interpreter(|py| {
+        let target = scenario(py, "healthy");
+        let (code, d) = dump_json(target.pid, "300ms");
+        assert_eq!(code, 0);
+        assert!(
+            d["findings"].as_array().unwrap().is_empty(),
+            "{:#}",
+            d["findings"]
+        );
+        let tasks = d["tasks"].as_array().unwrap();
+        assert!(tasks.len() >= 1000, "{} tasks", tasks.len());
+        let sleeping = tasks
+            .iter()
+            .filter(|t| t["waits_for"]["kind"] == "sleep")
+            .count();
+        assert!(
+            sleeping >= 900,
+            "{sleeping} of {} wait in asyncio.sleep",
+            tasks.len()
+        );
+        assert_eq!(
+            d["loops"][0]["tasks"].as_u64().unwrap() as usize,
+            tasks.len()
+        );
+    });
+}
+
+#[test]
+fn a_loop_waiting_on_its_own_run_coroutine_threadsafe_is_a_self_deadlock() {
+    for_each_interpreter(|py| {
+        let target = scenario(py, "self_deadlock");
+        let (code, d) = dump_json(target.pid, "300ms");
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let dl = doc::findings(&d, "deadlock");
+        assert_eq!(dl.len(), 1, "{:#}", d["findings"]);
+        assert_eq!(doc::finding_thread_names(&d, dl[0]), ["MainThread"]);
+        let e = &dl[0]["edges"][0];
+        assert_eq!(e["evidence"], "futex");
+        assert_eq!(e["to"], d["loops"][0]["id"]);
+        assert!(dl[0]["summary"].as_str().unwrap().contains("self_deadlock"));
+    });
+}

@@ -1,0 +1,32 @@
+"""Targets for asyncio_bench.py.
+
+`block`: a healthy loop that, after a second, blocks in time.sleep and prints the wall time
+it started blocking. `tasks N`: N parked tasks on one loop.
+"""
+import asyncio
+import sys
+import time
+
+
+async def block():
+    await asyncio.sleep(1.0)
+    print("BLOCK", time.time(), flush=True)
+    time.sleep(3600)
+
+
+async def parked(ev):
+    await ev.wait()
+
+
+async def tasks(n):
+    ev = asyncio.Event()
+    ts = [asyncio.ensure_future(parked(ev)) for _ in range(n)]
+    await asyncio.sleep(0.5)
+    print("READY", len(ts), flush=True)
+    await ev.wait()
+
+
+if sys.argv[1] == "block":
+    asyncio.run(block())
+else:
+    asyncio.run(tasks(int(sys.argv[2])))
