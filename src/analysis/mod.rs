@@ -44,6 +44,16 @@ pub struct Accumulator {
     state_since: HashMap<String, (ThreadState, SystemTime)>,
     /// Lock-order edges, tracked only when asked (`record`, `run`).
     lock_order: Option<lockorder::LockOrder>,
+    /// Every finding ever seen, with when and how often (for `top`, which shows findings
+    /// as they appear rather than only those that persisted over the whole window).
+    ever: HashMap<String, Seen>,
+}
+
+struct Seen {
+    first: SystemTime,
+    last: SystemTime,
+    samples: usize,
+    finding: Finding,
 }
 
 impl Accumulator {
@@ -61,6 +71,16 @@ impl Accumulator {
         let found = findings(&snap);
         for f in &found {
             *self.seen.entry(f.id.clone()).or_default() += 1;
+            let seen = self.ever.entry(f.id.clone()).or_insert_with(|| Seen {
+                first: snap.taken,
+                last: snap.taken,
+                samples: 0,
+                finding: f.clone(),
+            });
+            seen.last = snap.taken;
+            seen.samples += 1;
+            // The newest version: sites and names can sharpen as the threads settle.
+            seen.finding = f.clone();
         }
         for t in &snap.threads {
             let entry = self
@@ -85,6 +105,38 @@ impl Accumulator {
 
     pub fn last(&self) -> Option<&Snapshot> {
         self.last.as_ref()
+    }
+
+    /// The document so far with every finding seen at least once (current or not), each
+    /// with its own first/last seen and sample count: what a live view shows. Panics if
+    /// nothing was pushed.
+    pub fn live_document(&self, process: Process, command: Command) -> Document {
+        let mut doc = self.document(process, command);
+        let mut findings: Vec<Finding> = self
+            .ever
+            .values()
+            .map(|s| {
+                let mut f = s.finding.clone();
+                f.first_seen = timestamp(s.first);
+                f.last_seen = timestamp(s.last);
+                f.samples = s.samples;
+                f
+            })
+            .collect();
+        // Lock-order inversions are computed over the whole window, not per snapshot.
+        findings.extend(
+            doc.findings
+                .drain(..)
+                .filter(|f| !self.ever.contains_key(&f.id)),
+        );
+        findings.sort_by(|a, b| {
+            a.severity
+                .cmp(&b.severity)
+                .then(a.kind.cmp(&b.kind))
+                .then(a.id.cmp(&b.id))
+        });
+        doc.findings = findings;
+        doc
     }
 
     /// The document so far. Panics if nothing was pushed.
