@@ -52,7 +52,12 @@ fn text(buf: &Buffer) -> String {
 
 /// (x, y) of the first occurrence of `needle` (by cells; every symbol here is one cell wide).
 fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
-    for (y, line) in lines(buf).iter().enumerate() {
+    find_below(buf, needle, 0)
+}
+
+/// The first occurrence on or below row `min_y` (the body starts at row 4).
+fn find_below(buf: &Buffer, needle: &str, min_y: usize) -> Option<(u16, u16)> {
+    for (y, line) in lines(buf).iter().enumerate().skip(min_y) {
         let cells: Vec<&str> = (0..buf.area.width)
             .map(|x| buf[(x, y as u16)].symbol())
             .collect();
@@ -101,22 +106,25 @@ fn threads_view_shows_each_threads_state_and_what_it_waits_for() {
     for size in SIZES {
         let buf = render(&bank(), size);
         let all = text(&buf);
-        let (_, y) = find(&buf, "teller-1").filter(|p| p.1 >= 4).unwrap_or_else(|| {
-            // The banner names the thread too; the table row is below the header.
-            panic!("{all}")
-        });
+        // The banner names the thread too; the table row is below the header.
+        let y = lines(&buf)
+            .iter()
+            .position(|l| l.starts_with("teller-1 "))
+            .unwrap_or_else(|| panic!("{all}")) as u16;
         let row = &lines(&buf)[y as usize];
         assert!(row.contains("lock_wait"), "{row}");
         assert!(row.contains("src.lock"), "holds: {row}");
         assert!(row.contains("dst.lock ← teller-2"), "waits for: {row}");
-        assert!(row.contains("transfer:"), "where: {row}");
+        if size.0 >= 100 {
+            assert!(row.contains("transfer:"), "where: {row}");
+        }
         // A thread in the cycle is named in red.
         let (x, y) = (0..buf.area.width)
             .map(|x| (x, y))
             .find(|&(x, y)| buf[(x, y)].symbol() == "t")
             .unwrap();
         assert_eq!(buf[(x, y)].fg, Color::Red, "{row}");
-        let (_, my) = find(&buf, "MainThread").filter(|p| p.1 >= 4).unwrap();
+        let (_, my) = find_below(&buf, "MainThread", 4).unwrap();
         assert!(
             lines(&buf)[my as usize].contains("join_wait"),
             "{}",
@@ -168,7 +176,7 @@ fn filter_and_sort_change_the_rows() {
     // worker-16, worker-160..169: 11 rows.
     assert_eq!(app.rows.len(), 11, "{all}");
     assert!(all.contains("filter \"worker-16\""), "{all}");
-    assert!(!all.contains("worker-77 "), "{all}");
+    assert!(!lines(&buf).iter().any(|l| l.starts_with("worker-77 ")), "{all}");
     key(&mut app, KeyCode::Char('s'));
     let buf = render(&app, (200, 60));
     assert!(text(&buf).contains("NAME▼"));
@@ -246,7 +254,7 @@ fn findings_view_and_full_report() {
         key(&mut app, KeyCode::Char('3'));
         let buf = render(&app, size);
         let all = text(&buf);
-        let (_, y) = find(&buf, "deadlock").filter(|p| p.1 >= 4).unwrap_or_else(|| panic!("{all}"));
+        let (_, y) = find_below(&buf, "deadlock", 4).unwrap_or_else(|| panic!("{all}"));
         let row = &lines(&buf)[y as usize];
         assert!(row.contains("error"), "{row}");
         assert!(row.contains(" 5 "), "samples: {row}");
@@ -256,7 +264,7 @@ fn findings_view_and_full_report() {
         let all = text(&buf);
         assert!(all.contains("DEADLOCK  2 threads wait for each other"), "{all}");
         assert!(all.contains("held by \"teller-"), "{all}");
-        let (x, y) = find(&buf, "DEADLOCK  2").filter(|p| p.1 >= 4).unwrap();
+        let (x, y) = find_below(&buf, "DEADLOCK  2", 4).unwrap();
         assert_eq!(buf[(x, y)].fg, Color::Red);
         key(&mut app, KeyCode::Esc);
         assert!(app.detail.is_none());

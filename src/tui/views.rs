@@ -93,8 +93,9 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
         stats.push(Span::raw(format!("{} Hz ", fmt_rate(app.rate))));
     }
     stats.push(Span::raw(format!(
-        "· {} samples · {} ",
+        "· {} sample{} · {} ",
         app.samples,
+        if app.samples == 1 { "" } else { "s" },
         fmt_secs(app.elapsed)
     )));
     let holder = app
@@ -296,21 +297,30 @@ fn draw_help(frame: &mut Frame) {
 // ---------------------------------------------------------------- threads
 
 fn draw_threads(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
+    // Narrow terminals drop WHERE (the detail view has the whole stack) so that what a
+    // thread holds and waits for stays readable.
     let wide = area.width >= 120;
-    let name_w = if wide { 22 } else { 12 };
+    let with_where = area.width >= 100;
+    let name_w = if wide { 22 } else { 11 };
     let state_w = if wide { 14 } else { 9 };
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(name_w),
         Constraint::Length(7),
         Constraint::Length(state_w),
-        Constraint::Length(6),
+        Constraint::Length(5),
         Constraint::Fill(2),
         Constraint::Fill(3),
-        Constraint::Fill(3),
-        Constraint::Fill(if wide { 4 } else { 2 }),
     ];
-    let cols = Layout::horizontal(widths).spacing(1).split(area);
-    let strip_w = cols[7].width as usize;
+    if with_where {
+        widths.push(Constraint::Fill(3));
+    }
+    widths.push(if wide {
+        Constraint::Fill(4)
+    } else {
+        Constraint::Length(10)
+    });
+    let cols = Layout::horizontal(widths.clone()).spacing(1).split(area);
+    let strip_w = cols[cols.len() - 1].width as usize;
     let in_cycle = cycle_threads(doc);
     let height = area.height.saturating_sub(1) as usize;
     let sel = app.selection();
@@ -332,7 +342,7 @@ fn draw_threads(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
             } else {
                 short_state(t.state)
             };
-            Row::new(vec![
+            let mut cells = vec![
                 Cell::from(thread_name(t)).style(name_style),
                 Cell::from(t.native_id.map(|n| n.to_string()).unwrap_or_default()),
                 Cell::from(state).style(state_style(t.state, t.blocked)),
@@ -343,14 +353,17 @@ fn draw_threads(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
                 ),
                 Cell::from(holds_text(doc, t)),
                 Cell::from(wait_text(doc, t)),
-                Cell::from(
+            ];
+            if with_where {
+                cells.push(Cell::from(
                     t.frames
                         .first()
                         .map(|f| format!("{}:{}", f.function, f.line))
                         .unwrap_or_default(),
-                ),
-                Cell::from(strip(app.history.get(&t.id), app.now, strip_w)),
-            ])
+                ));
+            }
+            cells.push(Cell::from(strip(app.history.get(&t.id), app.now, strip_w)));
+            Row::new(cells)
         })
         .collect();
     let sort = |label: &str, key: SortKey| {
@@ -360,17 +373,19 @@ fn draw_threads(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
             label.to_string()
         }
     };
-    let header = Row::new(vec![
+    let mut header = vec![
         sort("NAME", SortKey::Name),
         sort("TID", SortKey::Tid),
         sort("STATE", SortKey::State),
         sort("TIME", SortKey::TimeInState),
         "HOLDS".into(),
         "WAITS FOR".into(),
-        "WHERE".into(),
-        format!("LAST {}s", HISTORY_SECS as u32),
-    ])
-    .style(BOLD.fg(Color::Cyan));
+    ];
+    if with_where {
+        header.push("WHERE".into());
+    }
+    header.push(format!("LAST {}s", HISTORY_SECS as u32));
+    let header = Row::new(header).style(BOLD.fg(Color::Cyan));
     let mut state = TableState::default();
     if !app.rows.is_empty() {
         state.select(Some(sel - offset));
