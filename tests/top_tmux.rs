@@ -15,8 +15,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(cols: u16, rows: u16) -> Option<Tmux> {
-        let socket = format!("gridlock-test-{}", std::process::id());
+    fn start(name: &str, cols: u16, rows: u16) -> Option<Tmux> {
+        let socket = format!("gridlock-test-{}-{name}", std::process::id());
         let ok = Command::new("tmux")
             .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-s", "top"])
             .args(["-x", &cols.to_string(), "-y", &rows.to_string()])
@@ -104,7 +104,7 @@ fn top_shows_the_deadlock_moves_between_views_and_restores_the_terminal() {
         .max_by_key(|i| (i.label.starts_with("3.12"), i.minor))
         .unwrap();
     let target = Target::start(&py, &example("bank_transfer.py"), &[]);
-    let t = Tmux::start(100, 30).expect("start tmux");
+    let t = Tmux::start("views", 100, 30).expect("start tmux");
     t.wait_for("the prompt", |s| s.contains("PROMPT$"));
     t.keys(&[&format!("{} top {}", gridlock_bin(), target.pid), "Enter"]);
     let s = t.wait_for("the deadlock and both tellers", |s| {
@@ -126,7 +126,7 @@ fn top_shows_the_deadlock_moves_between_views_and_restores_the_terminal() {
     t.keys(&["Escape"]);
     t.keys(&["q"]);
     t.wait_for("the prompt after q", |s| {
-        !s.contains("gridlock top") && s.trim_end().ends_with("PROMPT$")
+        !s.contains("gridlock top pid") && s.trim_end().ends_with("PROMPT$")
     });
     assert_terminal_restored(&t);
 
@@ -136,7 +136,7 @@ fn top_shows_the_deadlock_moves_between_views_and_restores_the_terminal() {
     t.wait_for("the dashboard again", |s| s.contains("DEADLOCK"));
     t.keys(&["C-c"]);
     t.wait_for("the prompt after Ctrl-C", |s| {
-        !s.contains("gridlock top") && s.trim_end().ends_with("PROMPT$")
+        !s.contains("gridlock top pid") && s.trim_end().ends_with("PROMPT$")
     });
     assert_terminal_restored(&t);
 }
@@ -149,7 +149,7 @@ fn top_says_when_the_target_exits_and_keeps_the_last_state() {
     }
     let py = interpreters().into_iter().next().unwrap();
     let mut target = Target::start(&py, &example("bank_transfer.py"), &[]);
-    let t = Tmux::start(80, 24).expect("start tmux");
+    let t = Tmux::start("exit", 80, 24).expect("start tmux");
     t.wait_for("the prompt", |s| s.contains("PROMPT$"));
     t.keys(&[&format!("{} top {}", gridlock_bin(), target.pid), "Enter"]);
     t.wait_for("the deadlock", |s| s.contains("DEADLOCK"));
