@@ -23,6 +23,10 @@ use crate::target::Target;
 /// How many innermost frames are searched for the object a thread waits on.
 const WAIT_SEARCH_FRAMES: usize = 6;
 
+/// How many times a snapshot is taken again when a read failed because the running target
+/// changed under it (a torn read).
+const SNAPSHOT_RETRIES: usize = 4;
+
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub taken: SystemTime,
@@ -48,8 +52,126 @@ pub fn lock_id(pid: i32, addr: usize) -> String {
     format!("{pid}:l:{addr:#x}")
 }
 
-/// Take one snapshot of `target`.
+/// Take one snapshot of `target`, consistent for every thread it reports blocked.
+///
+/// The kernel's view, the stacks and the objects are read one after the other while the
+/// target runs. A thread that ran in between (its context-switch counts or its futex
+/// changed) may have been seen waiting at one instant and holding at another, so it is
+/// reported running, never blocked: a single snapshot of a healthy process never shows a
+/// cycle that was not there. Reads that fail because memory changed under them are retried.
 pub fn take(target: &mut Target) -> Result<Snapshot> {
+    let mut tries = 0;
+    loop {
+        let before = context_switches(target.pid);
+        match take_once(target) {
+            Ok(mut snap) => {
+                settle_moved_threads(&mut snap, &before);
+                return Ok(snap);
+            }
+            Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && target.alive() => {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_torn_read(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Attach { .. } | Error::Memory { .. } | Error::Layout(_)
+    )
+}
+
+/// Voluntary plus involuntary context switches of each thread of `pid`, by TID.
+fn context_switches(pid: i32) -> HashMap<i32, u64> {
+    procfs::task_ids(pid)
+        .into_iter()
+        .filter_map(|tid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).ok()?;
+            let total = status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum();
+            Some((tid, total))
+        })
+        .collect()
+}
+
+/// Report running every blocked thread that did not stay in the same wait for the whole
+/// snapshot: it switched context, or no longer sleeps on the futex it was seen on.
+fn settle_moved_threads(snap: &mut Snapshot, before: &HashMap<i32, u64>) {
+    let after = context_switches(snap.pid);
+    let mut moved = HashSet::new();
+    for t in snap.threads.iter_mut().filter(|t| t.blocked) {
+        let still = t.native_id.is_some_and(|tid| {
+            let same_switches = matches!(
+                (before.get(&tid), after.get(&tid)),
+                (Some(a), Some(b)) if a == b
+            );
+            let kernel = procfs::kernel_thread(snap.pid, tid);
+            let same_futex = match t.waits_for.as_ref().and_then(|w| w.futex.as_ref()) {
+                Some(f) => {
+                    kernel
+                        .as_ref()
+                        .and_then(|k| k.syscall.as_ref())
+                        .and_then(|s| s.futex_wait_addr())
+                        .map(|a| format!("{a:#x}"))
+                        .as_ref()
+                        == Some(f)
+                }
+                None => kernel.is_some_and(|k| k.state != 'R'),
+            };
+            same_switches && same_futex
+        });
+        if !still {
+            t.blocked = false;
+            t.state = ThreadState::Running;
+            t.waits_for = None;
+            moved.insert(t.id.clone());
+        }
+    }
+    if moved.is_empty() {
+        return;
+    }
+    // An owner ident read from memory is taken for an exited thread's when the live thread
+    // with that ident waits on the same lock; if that wait was not real, the owner is live.
+    let live: HashMap<u64, String> = snap
+        .threads
+        .iter()
+        .map(|t| (t.thread_id, t.id.clone()))
+        .collect();
+    let mut restored = Vec::new();
+    for lock in &mut snap.locks {
+        lock.waiters.retain(|w| !moved.contains(&w.thread));
+        for h in &mut lock.holders {
+            let owner = h.owner_ident.and_then(|o| live.get(&o));
+            if let (None, Evidence::Memory, Some(owner)) = (&h.thread, h.evidence, owner) {
+                if moved.contains(owner) {
+                    h.thread = Some(owner.clone());
+                    let name = lock.names.first().map(|n| n.name.clone());
+                    restored.push((owner.clone(), lock.id.clone(), name));
+                }
+            }
+        }
+    }
+    for (owner, lock, name) in restored {
+        if let Some(t) = snap.threads.iter_mut().find(|t| t.id == owner) {
+            if !t.holds.iter().any(|h| h.lock == lock) {
+                t.holds.push(Hold {
+                    lock,
+                    evidence: Evidence::Memory,
+                    site: None,
+                    name,
+                });
+            }
+        }
+    }
+}
+
+/// One attempt at a snapshot.
+fn take_once(target: &mut Target) -> Result<Snapshot> {
     let pid = target.pid;
     let taken = SystemTime::now();
     let kernel: HashMap<i32, KernelThread> = procfs::task_ids(pid)
@@ -466,10 +588,11 @@ impl<'w, 'a> Builder<'w, 'a> {
     ) -> (ThreadState, Option<Wait>, Option<usize>) {
         let minor = self.walker.minor();
         let futex_hex = Some(format!("{futex:#x}"));
-        let matched = self
-            .candidates(frames)
-            .into_iter()
-            .find(|c| self.lock_kind(*c).is_some() && self.semaphore_of(*c) == Some(futex));
+        // The kind is kept from this one read: the object may change under a running target.
+        let matched = self.candidates(frames).into_iter().find_map(|c| {
+            let kind = self.lock_kind(c)?;
+            (self.semaphore_of(c) == Some(futex)).then_some((c, kind))
+        });
         let in_sync_module = |f: &Frame| {
             let file = short_file(&f.file);
             file == "threading.py" || file == "queue.py" || f.file.contains("importlib._bootstrap")
@@ -490,7 +613,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             )
         });
 
-        if let Some(lock) = matched {
+        if let Some((lock, kind)) = matched {
             // Condition.wait: sleeping on its private waiter lock means waiting for a notify.
             if let Some(cw) = frames.iter().find(|f| {
                 is_function(f, "threading.py", "wait")
@@ -568,7 +691,6 @@ impl<'w, 'a> Builder<'w, 'a> {
                     );
                 }
             }
-            let kind = self.lock_kind(lock).unwrap();
             self.ensure_lock(
                 lock,
                 if kind == LockKind::RLock {

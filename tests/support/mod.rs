@@ -384,3 +384,63 @@ pub fn pyenv_python(prefix: &str) -> Option<(String, PathBuf)> {
             .map(|p| (v.clone(), p))
     })
 }
+
+impl Target {
+    /// Like `start`, but without waiting for the threads to settle: for busy fixtures whose
+    /// threads never stop running (healthy workloads), where `settle` would only time out.
+    pub fn start_busy(interp: &Interpreter, script: &Path, args: &[&str]) -> Target {
+        let mut cmd = Command::new(&interp.path);
+        cmd.arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .stdin(Stdio::null())
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", interp.path.display()));
+        let pid = child.id() as i32;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut target = Target {
+            child,
+            pid,
+            label: interp.label.clone(),
+            lines: rx,
+        };
+        target.wait_for_line("READY", Duration::from_secs(30));
+        target
+    }
+}
+
+/// The 1-based number of the first line containing `needle` at or after the first line
+/// containing `after` in the file at `path`: fixtures' expected sites without hard-coded
+/// numbers (`line_of(&f, "def ab", "with lock_b:")`).
+pub fn line_of(path: &Path, after: &str, needle: &str) -> u32 {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.contains(after))
+        .unwrap_or_else(|| panic!("{after:?} not in {}", path.display()));
+    let at = lines[start..]
+        .iter()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not after {after:?} in {}", path.display()));
+    (start + at + 1) as u32
+}
