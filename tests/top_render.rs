@@ -92,7 +92,10 @@ fn header_shows_the_deadlock_banner_in_red() {
         assert_eq!(buf[(x, y)].bg, Color::Red);
         assert!(buf[(x, y)].modifier.contains(Modifier::BOLD));
         let banner = &lines(&buf)[y as usize];
-        assert!(banner.contains("teller-1") && banner.contains("teller-2"), "{banner}");
+        assert!(
+            banner.contains("teller-1") && banner.contains("teller-2"),
+            "{banner}"
+        );
         let all = text(&buf);
         assert!(all.contains("pid "), "{all}");
         assert!(all.contains("CPython 3.12.1"), "{all}");
@@ -176,7 +179,10 @@ fn filter_and_sort_change_the_rows() {
     // worker-16, worker-160..169: 11 rows.
     assert_eq!(app.rows.len(), 11, "{all}");
     assert!(all.contains("filter \"worker-16\""), "{all}");
-    assert!(!lines(&buf).iter().any(|l| l.starts_with("worker-77 ")), "{all}");
+    assert!(
+        !lines(&buf).iter().any(|l| l.starts_with("worker-77 ")),
+        "{all}"
+    );
     key(&mut app, KeyCode::Char('s'));
     let buf = render(&app, (200, 60));
     assert!(text(&buf).contains("NAME▼"));
@@ -227,10 +233,19 @@ fn graph_view_highlights_the_cycle_edges() {
         assert_eq!(buf[(x, y)].fg, Color::Red);
         assert!(buf[(x, y)].modifier.contains(Modifier::BOLD));
         let edge = &lines(&buf)[y as usize];
-        assert!(edge.contains("teller-") && edge.contains("dst.lock <0x"), "{edge}");
+        assert!(
+            edge.contains("teller-") && edge.contains("dst.lock <0x"),
+            "{edge}"
+        );
         assert!(all.contains("══held by══▶"), "{all}");
-        assert!(all.contains("[futex] at transfer bank_transfer.py:"), "{all}");
-        assert!(all.contains("[value_stack] at transfer bank_transfer.py:"), "{all}");
+        assert!(
+            all.contains("[futex] at transfer bank_transfer.py:"),
+            "{all}"
+        );
+        assert!(
+            all.contains("[value_stack] at transfer bank_transfer.py:"),
+            "{all}"
+        );
         // MainThread's join is outside the cycle: drawn, not highlighted.
         let (x, y) = find(&buf, "MainThread ──joins──▶").unwrap_or_else(|| panic!("{all}"));
         assert_ne!(buf[(x + 12, y)].fg, Color::Red);
@@ -262,7 +277,10 @@ fn findings_view_and_full_report() {
         key(&mut app, KeyCode::Enter);
         let buf = render(&app, size);
         let all = text(&buf);
-        assert!(all.contains("DEADLOCK  2 threads wait for each other"), "{all}");
+        assert!(
+            all.contains("DEADLOCK  2 threads wait for each other"),
+            "{all}"
+        );
         assert!(all.contains("held by \"teller-"), "{all}");
         let (x, y) = find_below(&buf, "DEADLOCK  2", 4).unwrap();
         assert_eq!(buf[(x, y)].fg, Color::Red);
@@ -323,12 +341,21 @@ fn help_pause_save_and_quit_are_effects() {
     assert!(text(&render(&app, (80, 24))).contains("filter threads"));
     key(&mut app, KeyCode::Esc);
     assert!(!app.help);
-    assert!(matches!(key(&mut app, KeyCode::Char('p'))[..], [Effect::Pause(true)]));
+    assert!(matches!(
+        key(&mut app, KeyCode::Char('p'))[..],
+        [Effect::Pause(true)]
+    ));
     assert!(text(&render(&app, (80, 24))).contains("PAUSED"));
-    assert!(matches!(key(&mut app, KeyCode::Char('d'))[..], [Effect::Save(_)]));
+    assert!(matches!(
+        key(&mut app, KeyCode::Char('d'))[..],
+        [Effect::Save(_)]
+    ));
     app.update(Event::Saved(Ok("/tmp/x.json".into())));
     assert!(text(&render(&app, (80, 24))).contains("saved the document to /tmp/x.json"));
-    assert!(matches!(key(&mut app, KeyCode::Char('q'))[..], [Effect::Quit]));
+    assert!(matches!(
+        key(&mut app, KeyCode::Char('q'))[..],
+        [Effect::Quit]
+    ));
     assert!(app.quit);
 }
 

@@ -18,9 +18,25 @@ impl Tmux {
     fn start(name: &str, cols: u16, rows: u16) -> Option<Tmux> {
         let socket = format!("gridlock-test-{}-{name}", std::process::id());
         let ok = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-s", "top"])
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "top",
+            ])
             .args(["-x", &cols.to_string(), "-y", &rows.to_string()])
-            .args(["env", "PS1=PROMPT$ ", "TERM=xterm-256color", "bash", "--norc", "--noprofile"])
+            .args([
+                "env",
+                "PS1=PROMPT$ ",
+                "TERM=xterm-256color",
+                "bash",
+                "--norc",
+                "--noprofile",
+            ])
             .status()
             .ok()?
             .success();
@@ -88,7 +104,9 @@ fn tmux_available() -> bool {
 fn assert_terminal_restored(t: &Tmux) {
     assert!(!t.alternate_on(), "still on the alternate screen");
     t.keys(&["clear; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo END", "Enter"]);
-    let s = t.wait_for("stty output", |s| s.contains("END\n") || s.trim_end().ends_with("END"));
+    let s = t.wait_for("stty output", |s| {
+        s.contains("END\n") || s.trim_end().ends_with("END")
+    });
     assert!(s.contains("icanon echo"), "raw mode left on:\n{s}");
     assert!(s.contains("PROMPT$"), "no prompt:\n{s}");
 }
@@ -114,11 +132,17 @@ fn top_shows_the_deadlock_moves_between_views_and_restores_the_terminal() {
     assert!(s.contains("lock_wait"), "{s}");
 
     t.keys(&["Tab"]);
-    t.wait_for("the graph view", |s| s.contains("CYCLE (deadlock)") && s.contains("══waits for══▶"));
+    t.wait_for("the graph view", |s| {
+        s.contains("CYCLE (deadlock)") && s.contains("══waits for══▶")
+    });
     t.keys(&["Tab"]);
-    t.wait_for("the findings view", |s| s.contains("SUMMARY") && s.contains("wait for each other"));
+    t.wait_for("the findings view", |s| {
+        s.contains("SUMMARY") && s.contains("wait for each other")
+    });
     t.keys(&["Enter"]);
-    t.wait_for("the full report", |s| s.contains("DEADLOCK  2 threads") && s.contains("held by \"teller-"));
+    t.wait_for("the full report", |s| {
+        s.contains("DEADLOCK  2 threads") && s.contains("held by \"teller-")
+    });
     t.keys(&["Escape", "1"]);
     t.wait_for("the threads view", |s| s.contains("WAITS FOR"));
     t.keys(&["?"]);

@@ -283,7 +283,12 @@ impl App {
     }
 
     fn sample(&mut self, s: Sample) {
-        let Sample { doc, at, rate, cost } = s;
+        let Sample {
+            doc,
+            at,
+            rate,
+            cost,
+        } = s;
         self.samples = doc.window.snapshots.max(self.samples + 1);
         self.rate = rate;
         self.cost = cost;
@@ -315,8 +320,7 @@ impl App {
         }
         let first = self.doc.is_none();
         for f in &doc.findings {
-            if self.known_findings.insert(f.id.clone()) && !first && self.view != View::Findings
-            {
+            if self.known_findings.insert(f.id.clone()) && !first && self.view != View::Findings {
                 self.new_finding = Some(f.kind);
             }
         }

@@ -169,7 +169,7 @@ fn sample_loop(
                         Some(a) => 0.8 * a + 0.2 * cost.as_secs_f64(),
                     };
                     cost_avg = Some(avg);
-                    let interval = min_interval.max(Duration::from_secs_f64(avg / SAMPLING_BUDGET));
+                    let interval = adapted_interval(min_interval, avg);
                     let sample = Sample {
                         doc,
                         at,
@@ -197,7 +197,7 @@ fn sample_loop(
             }
         }
         let interval = match cost_avg {
-            Some(avg) => min_interval.max(Duration::from_secs_f64(avg / SAMPLING_BUDGET)),
+            Some(avg) => adapted_interval(min_interval, avg),
             None => min_interval,
         };
         // Sleep until the next sample, waking at once for a control message.
@@ -214,6 +214,14 @@ fn sample_loop(
             }
         }
     }
+}
+
+/// The time between samples: the requested one, or longer when a snapshot's CPU cost
+/// (`cost_secs`, averaged) would otherwise exceed the sampling budget.
+fn adapted_interval(requested: Duration, cost_secs: f64) -> Duration {
+    requested.max(Duration::from_secs_f64(
+        (cost_secs / SAMPLING_BUDGET).clamp(0.0, 60.0),
+    ))
 }
 
 fn tick_loop(started: Instant, tx: Sender<Event>) {
@@ -271,4 +279,24 @@ pub fn process_cpu() -> Option<Duration> {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Some(Duration::from_millis(ticks * 1000 / hz))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_adapts_down_only_when_a_snapshot_is_expensive() {
+        let tenth = Duration::from_millis(100);
+        // 2 ms a snapshot at 10 Hz is 2% of a core: keep the rate.
+        assert_eq!(adapted_interval(tenth, 0.002), tenth);
+        // 20 ms a snapshot would be 20%: sample every 400 ms (5%).
+        assert_eq!(adapted_interval(tenth, 0.020), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn reads_own_cpu_time() {
+        assert!(process_cpu().is_some());
+        assert!(thread_cpu() > Duration::ZERO);
+    }
 }

@@ -31,7 +31,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
     draw_tabs(frame, app, tabs);
     match &app.doc {
         None => frame.render_widget(
-            Paragraph::new(format!("attaching to process {}, waiting for the first sample…", app.pid)),
+            Paragraph::new(format!(
+                "attaching to process {}, waiting for the first sample…",
+                app.pid
+            )),
             body,
         ),
         Some(doc) => match (&app.detail, app.view) {
@@ -158,7 +161,11 @@ fn banner(app: &App) -> Span<'static> {
             let names: Vec<String> = f
                 .threads
                 .iter()
-                .map(|id| doc.thread(id).map(thread_name).unwrap_or_else(|| id.clone()))
+                .map(|id| {
+                    doc.thread(id)
+                        .map(thread_name)
+                        .unwrap_or_else(|| id.clone())
+                })
                 .collect();
             let who = if f.kind == FindingKind::Deadlock && names.len() > 1 {
                 format!("{} → {}", names.join(" → "), names[0])
@@ -346,11 +353,7 @@ fn draw_threads(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
                 Cell::from(thread_name(t)).style(name_style),
                 Cell::from(t.native_id.map(|n| n.to_string()).unwrap_or_default()),
                 Cell::from(state).style(state_style(t.state, t.blocked)),
-                Cell::from(
-                    App::time_in_state(doc, t)
-                        .map(fmt_secs)
-                        .unwrap_or_default(),
-                ),
+                Cell::from(App::time_in_state(doc, t).map(fmt_secs).unwrap_or_default()),
                 Cell::from(holds_text(doc, t)),
                 Cell::from(wait_text(doc, t)),
             ];
@@ -585,7 +588,9 @@ fn draw_thread_detail(frame: &mut Frame, app: &App, doc: &Document, id: &str, ar
         Span::styled(t.state.as_str(), state_style(t.state, t.blocked)),
         Span::raw(format!(
             " for {}{}{}",
-            App::time_in_state(doc, t).map(fmt_secs).unwrap_or("?".into()),
+            App::time_in_state(doc, t)
+                .map(fmt_secs)
+                .unwrap_or("?".into()),
             if t.blocked { "  [blocked]" } else { "" },
             if t.owns_gil { "  [holds the GIL]" } else { "" },
         )),
@@ -604,7 +609,10 @@ fn draw_thread_detail(frame: &mut Frame, app: &App, doc: &Document, id: &str, ar
         ]));
     }
     for h in &t.holds {
-        let addr = doc.lock(&h.lock).map(|l| l.address.clone()).unwrap_or_default();
+        let addr = doc
+            .lock(&h.lock)
+            .map(|l| l.address.clone())
+            .unwrap_or_default();
         lines.push(Line::from(vec![
             Span::raw("holds "),
             Span::styled(lock_short(doc, &h.lock, h.name.as_deref()), BOLD),
@@ -642,7 +650,10 @@ fn draw_thread_detail(frame: &mut Frame, app: &App, doc: &Document, id: &str, ar
             .take(6)
             .map(|(at, s)| format!("{} ago {}", fmt_secs(app.now - at), s.as_str()))
             .collect();
-        lines.push(Line::styled(format!("changes: {}", changes.join(" · ")), DIM));
+        lines.push(Line::styled(
+            format!("changes: {}", changes.join(" · ")),
+            DIM,
+        ));
     }
     lines.push(Line::raw(""));
     lines.push(Line::from(vec![
@@ -694,7 +705,11 @@ pub fn graph_lines(doc: &Document) -> Vec<Line<'static>> {
     };
     let mut in_cycle_waits: Vec<&str> = Vec::new();
     for f in &cycles {
-        let names: Vec<String> = f.threads.iter().map(|t| thread_name_by_id(doc, t)).collect();
+        let names: Vec<String> = f
+            .threads
+            .iter()
+            .map(|t| thread_name_by_id(doc, t))
+            .collect();
         lines.push(Line::styled(
             format!(
                 "CYCLE ({}): {} → {}",
@@ -959,8 +974,15 @@ fn draw_loops(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
     frame.render_stateful_widget(
         Table::new(rows, widths)
             .header(
-                Row::new(vec!["LOOP", "TASK", "STATE", "COROUTINE", "WHERE", "WAITS FOR"])
-                    .style(BOLD.fg(Color::Cyan)),
+                Row::new(vec![
+                    "LOOP",
+                    "TASK",
+                    "STATE",
+                    "COROUTINE",
+                    "WHERE",
+                    "WAITS FOR",
+                ])
+                .style(BOLD.fg(Color::Cyan)),
             )
             .row_highlight_style(SELECTED),
         area,
@@ -969,8 +991,7 @@ fn draw_loops(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
 }
 
 fn draw_processes(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
-    let [note, table] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    let [note, table] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let text = if doc.processes.len() <= 1 {
         if app.tree {
             "single process (no Python child seen yet)"

@@ -12,7 +12,10 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 fn main() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/documents/threads_300.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/documents/threads_300.json"
+    );
     let doc = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut app = App::from_document(doc);
     let frames = 200;
