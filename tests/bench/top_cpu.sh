@@ -5,14 +5,15 @@
 #
 #     tests/bench/top_cpu.sh                       # pyenv's CPython 3.12, else python3
 #     DURATION=30 PYTHON=/usr/bin/python3.11 tests/bench/top_cpu.sh
+#     BIN=target/debug/gridlock tests/bench/top_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-20}
 PYTHON=${PYTHON:-$(ls -d "$(pyenv root 2>/dev/null || echo ~/.pyenv)"/versions/3.12*/bin/python3 2>/dev/null | head -1)}
 PYTHON=${PYTHON:-$(command -v python3)}
 command -v tmux >/dev/null || { echo "tmux is needed (apt-get install tmux)"; exit 1; }
-cargo build --release -q
-BIN=$PWD/target/release/gridlock
+# BIN=target/debug/gridlock measures another build instead of building release.
+if [ -z "${BIN:-}" ]; then cargo build --release -q; BIN=$PWD/target/release/gridlock; fi
 OUT=$(mktemp)
 "$PYTHON" tests/bench/deadlock_300.py >"$OUT" &
 PY=$!
