@@ -41,7 +41,8 @@ pub fn record(
     command: Command,
 ) -> error::Result<Document> {
     let mut target = target::Target::attach(pid)?;
-    let mut acc = analysis::Accumulator::with_lock_order();
+    target.writes = true;
+    let mut acc = analysis::Accumulator::over_time();
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = std::time::Instant::now();
     let mut exited = false;

@@ -62,7 +62,7 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         args: std::env::args().skip(1).collect(),
     };
     let doc = gridlock::record(args.pid, args.duration, args.rate, command)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = if args.json {
         report::json(&doc, &mut out)
     } else {
@@ -201,8 +201,7 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         args: std::env::args().skip(1).collect(),
     };
     let doc = gridlock::dump(args.pid, args.window, args.locals, command)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let written = if args.json {
         report::json(&doc, &mut out)
     } else {
@@ -213,10 +212,10 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         };
         report::text::render(&doc, &report::text::Style { color }, &mut out)
     };
-    ignore_broken_pipe(written)?;
+    ignore_broken_pipe(written.and_then(|_| out.flush()))?;
     if let Some(path) = &args.dot {
         if path.as_os_str() == "-" {
-            ignore_broken_pipe(report::dot::render(&doc, &mut out))?;
+            ignore_broken_pipe(report::dot::render(&doc, &mut out).and_then(|_| out.flush()))?;
         } else {
             let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
             report::dot::render(&doc, &mut file)?;

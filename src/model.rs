@@ -165,6 +165,19 @@ pub struct Thread {
     pub waits_for: Option<Wait>,
     /// What the kernel shows: scheduler state, syscall and wait channel.
     pub kernel: Option<KernelView>,
+    /// Shared locations the thread is writing on its current line (`record` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<WriteAccess>,
+}
+
+/// A write to shared state seen in a sample: the location by identity and by name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct WriteAccess {
+    /// Identity: `global 0xGLOBALS:name`, `attr 0xOBJECT:name` or `item 0xCONTAINER`.
+    pub location: String,
+    /// How the code names it: `counter`, `self.total`, `stats[...]`.
+    pub name: String,
+    pub site: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -9,8 +9,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
-use py_spy::StackTrace;
-
 use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
 use crate::cpython::objects::Objects;
@@ -181,9 +179,18 @@ fn take_once(target: &mut Target) -> Result<Snapshot> {
     if kernel.is_empty() || !target.alive() {
         return Err(Error::TargetExited { pid });
     }
-    let traces = target.stack_traces()?;
-    let traces: HashMap<u64, StackTrace> = traces.into_iter().map(|t| (t.thread_id, t)).collect();
+    target.mem.begin_snapshot();
+    let result = take_cached(target, taken, kernel);
+    target.mem.end_snapshot();
+    result
+}
 
+fn take_cached(
+    target: &mut Target,
+    taken: SystemTime,
+    kernel: HashMap<i32, KernelThread>,
+) -> Result<Snapshot> {
+    let pid = target.pid;
     let objs = Objects::new(&target.mem, target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(&mut target.code_cache));
@@ -202,10 +209,13 @@ fn take_once(target: &mut Target) -> Result<Snapshot> {
         }
     };
     let native_ids = native_ids(&mut target.pthread_tid_offset, &walker, &raw, &kernel);
+    let names = thread_names(&walker, target.interpreter);
+    let gil_holder = gil_holder(&walker, target.gil_address);
 
     let mut builder = Builder {
         pid,
         with_locals: target.locals,
+        with_writes: target.writes,
         walker: &walker,
         locks: BTreeMap::new(),
         live_idents: raw.iter().map(|t| t.thread_id).collect(),
@@ -214,7 +224,11 @@ fn take_once(target: &mut Target) -> Result<Snapshot> {
     for (i, rt) in raw.iter().enumerate() {
         let native_id = native_ids[i];
         let k = native_id.and_then(|tid| kernel.get(&tid));
-        threads.push(builder.thread(rt, native_id, k, traces.get(&rt.thread_id)));
+        let info = ThreadInfo {
+            name: names.get(&rt.thread_id).cloned(),
+            owns_gil: gil_holder == Some(rt.tstate),
+        };
+        threads.push(builder.thread(rt, native_id, k, &info));
     }
     builder.resolve_owners(&mut threads);
     let locks = builder.locks.into_values().collect();
@@ -273,9 +287,60 @@ fn native_ids(
     raw.iter().map(|t| t.native_id).collect()
 }
 
+/// What the interpreter says about a thread beyond its state: its `threading` name and
+/// whether it holds the GIL.
+struct ThreadInfo {
+    name: Option<String>,
+    owns_gil: bool,
+}
+
+/// `threading._active`: thread ident -> `Thread._name`, read from the module's globals.
+fn thread_names(walker: &Walker, interpreter: usize) -> HashMap<u64, String> {
+    let objs = &walker.objs;
+    let read = || -> Option<HashMap<u64, String>> {
+        let modules = objs
+            .mem
+            .ptr(interpreter + objs.layout.offsets().interp_modules)
+            .ok()?;
+        let threading = objs.dict_get(modules, "threading").ok()??;
+        let globals = objs.mem.ptr(threading + MODULE_DICT).ok()?;
+        let active = objs.dict_get(globals, "_active").ok()??;
+        let mut out = HashMap::new();
+        for (key, thread) in objs.dict_entries(active).ok()? {
+            let (Ok(ident), Some(name)) =
+                (objs.int(key), objs.attr(thread, "_name").ok().flatten())
+            else {
+                continue;
+            };
+            if let Ok(name) = objs.str(name) {
+                out.insert(ident as u64, name);
+            }
+        }
+        Some(out)
+    };
+    read().unwrap_or_default()
+}
+
+/// The thread state holding the GIL: `gilstate.tstate_current` (3.8-3.11), or the GIL's
+/// `last_holder` while `locked` (3.12+), at the address py-spy found when attaching.
+fn gil_holder(walker: &Walker, gil_address: usize) -> Option<usize> {
+    if gil_address == 0 {
+        return None;
+    }
+    let mem = walker.objs.mem;
+    if walker.minor() >= 12 {
+        (mem.i32(gil_address + GIL_LOCKED).ok()? != 0)
+            .then(|| mem.ptr(gil_address + GIL_LAST_HOLDER).ok())?
+    } else {
+        mem.ptr(gil_address).ok()
+    }
+    .filter(|p| *p != 0)
+}
+
 struct Builder<'w, 'a> {
     pid: i32,
     with_locals: bool,
+    with_writes: bool,
     walker: &'w Walker<'a>,
     locks: BTreeMap<usize, Lock>,
     live_idents: HashSet<u64>,
@@ -360,10 +425,10 @@ impl<'w, 'a> Builder<'w, 'a> {
         rt: &RawThread,
         native_id: Option<i32>,
         k: Option<&KernelThread>,
-        trace: Option<&StackTrace>,
+        info: &ThreadInfo,
     ) -> Thread {
         let id = thread_id(self.pid, rt.thread_id);
-        let frames = self.frames(rt, trace);
+        let frames = self.frames(rt);
         let mut holds = Vec::new();
         // Holds from active `with` blocks, innermost frame first.
         for fv in &frames {
@@ -406,7 +471,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             }
         }
 
-        let owns_gil = trace.map(|t| t.owns_gil).unwrap_or(false);
+        let owns_gil = info.owns_gil;
         let futex = k
             .and_then(|k| k.syscall.as_ref())
             .and_then(|s| s.futex_wait_addr());
@@ -435,14 +500,31 @@ impl<'w, 'a> Builder<'w, 'a> {
             .map(|w| !w.timed && w.kind != WaitKind::UnknownFutex)
             .unwrap_or(false)
             || (state == ThreadState::LockWait && !timed);
+        // Only a thread that is not on a CPU (waiting for the GIL, typically) has frames that
+        // hold still while we read them; a running thread's lasti and block stack can be torn
+        // apart, which would invent a write outside the lock that guards it.
+        let off_cpu = k
+            .map(|k| k.state != 'R' && k.cpu_ns.is_some())
+            .unwrap_or(false);
+        let mut writes = if self.with_writes && off_cpu {
+            self.writes(&frames)
+        } else {
+            Vec::new()
+        };
+        if let (Some(k), false) = (k, writes.is_empty()) {
+            if procfs::cpu_ns(self.pid, k.tid) != k.cpu_ns {
+                writes.clear();
+            }
+        }
         let mut seen = HashSet::new();
         let holds: Vec<Hold> = holds
             .into_iter()
             .filter(|(l, _)| seen.insert(*l))
             .map(|(_, h)| h)
             .collect();
-        let name = trace
-            .and_then(|t| t.thread_name.clone())
+        let name = info
+            .name
+            .clone()
             .or_else(|| native_id.and_then(|tid| procfs::thread_comm(self.pid, tid)));
         Thread {
             id,
@@ -471,32 +553,21 @@ impl<'w, 'a> Builder<'w, 'a> {
                 }),
                 wchan: k.wchan.clone(),
             }),
+            writes,
         }
     }
 
-    /// Our frames with lines from py-spy's trace of the same thread, when the two walks agree.
-    fn frames<'r>(&self, rt: &'r RawThread, trace: Option<&StackTrace>) -> Vec<FrameView<'r>> {
-        let spy_frames = trace.map(|t| &t.frames[..]).unwrap_or(&[]);
-        let aligned = spy_frames.len() == rt.frames.len()
-            && spy_frames
-                .iter()
-                .zip(&rt.frames)
-                .all(|(s, r)| s.filename == r.code.filename);
+    /// The thread's frames, with lines from each code object's line table.
+    fn frames<'r>(&self, rt: &'r RawThread) -> Vec<FrameView<'r>> {
         rt.frames
             .iter()
-            .enumerate()
-            .map(|(i, r)| FrameView {
+            .map(|r| FrameView {
                 raw: r,
                 frame: Frame {
                     function: r.code.name.clone(),
                     file: r.code.filename.clone(),
                     locals: self.with_locals.then(|| self.local_values(r)),
-                    // py-spy's line where both walks agree; our own line table otherwise.
-                    line: if aligned && spy_frames[i].line > 0 {
-                        spy_frames[i].line as u32
-                    } else {
-                        r.instr.and_then(|u| r.code.line_at(u)).unwrap_or(0)
-                    },
+                    line: r.instr.and_then(|u| r.code.line_at(u)).unwrap_or(0),
                 },
             })
             .collect()
@@ -531,6 +602,115 @@ impl<'w, 'a> Builder<'w, 'a> {
                 }
             })
             .collect()
+    }
+
+    /// The shared locations the innermost user frame writes on its current line, by identity.
+    fn writes(&self, frames: &[FrameView]) -> Vec<WriteAccess> {
+        let Some(fv) = frames.iter().find(|f| !is_library_file(&f.frame.file)) else {
+            return Vec::new();
+        };
+        let code = &fv.raw.code;
+        let Some(at) = self.walker.current_index(fv.raw) else {
+            return Vec::new();
+        };
+        let Some(line) = code.line_of_instruction(at) else {
+            return Vec::new();
+        };
+        let same_line = |i: usize| code.line_of_instruction(i) == Some(line);
+        let mut start = at;
+        while start > 0 && same_line(start - 1) {
+            start -= 1;
+        }
+        let mut end = at + 1;
+        while end < code.instructions.len() && same_line(end) {
+            end += 1;
+        }
+        let module_level = code.name == "<module>";
+        let site = Frame {
+            line,
+            ..fv.frame.clone()
+        }
+        .site();
+        let objs = self.objs();
+        let mut out = Vec::new();
+        for w in bytecode::writes_in(
+            self.walker.minor(),
+            &code.instructions,
+            start..end,
+            at,
+            &code.names,
+            module_level,
+        ) {
+            let (location, name) = match w {
+                bytecode::WriteTarget::Global(name) => {
+                    let Ok(globals) = objs
+                        .mem
+                        .ptr(fv.raw.addr + objs.layout.offsets().frame_globals)
+                    else {
+                        continue;
+                    };
+                    (format!("global {globals:#x}:{name}"), name)
+                }
+                bytecode::WriteTarget::Attr { object, attr } => {
+                    let Some(obj) = self.resolve(fv.raw, &object) else {
+                        continue;
+                    };
+                    if self.thread_local(obj) {
+                        continue;
+                    }
+                    (format!("attr {obj:#x}:{attr}"), format!("{object}.{attr}"))
+                }
+                bytecode::WriteTarget::Item { container } => {
+                    let Some(obj) = self.resolve(fv.raw, &container) else {
+                        continue;
+                    };
+                    if self.thread_local(obj) {
+                        continue;
+                    }
+                    (format!("item {obj:#x}"), format!("{container}[...]"))
+                }
+            };
+            out.push(WriteAccess {
+                location,
+                name,
+                site: site.clone(),
+            });
+        }
+        out
+    }
+
+    fn thread_local(&self, obj: usize) -> bool {
+        matches!(
+            self.objs().type_name(obj).as_deref(),
+            Ok("_thread._local") | Ok("_threading_local.local")
+        )
+    }
+
+    /// The object a name-and-attributes path refers to in a frame.
+    fn resolve(&self, frame: &RawFrame, path: &bytecode::Path) -> Option<usize> {
+        let objs = self.objs();
+        let mut obj = match &path.root {
+            bytecode::Root::Local(n) => self.walker.local(frame, n)?,
+            bytecode::Root::Deref(n) => {
+                let cell = self.walker.local(frame, n)?;
+                if objs.type_name(cell).ok()? == "cell" {
+                    objs.mem.ptr(cell + 16).ok().filter(|p| *p != 0)?
+                } else {
+                    cell
+                }
+            }
+            bytecode::Root::Global(n) => {
+                let globals = objs
+                    .mem
+                    .ptr(frame.addr + objs.layout.offsets().frame_globals)
+                    .ok()?;
+                objs.dict_get(globals, n).ok()??
+            }
+        };
+        for a in &path.attrs {
+            obj = objs.attr(obj, a).ok()??;
+        }
+        Some(obj)
     }
 
     /// Objects a thread's innermost frames can reach: locals, value-stack slots, the
@@ -962,6 +1142,12 @@ impl<'w, 'a> Builder<'w, 'a> {
             lock.holders = holders;
         }
     }
+}
+
+/// Code from the standard library (threading, queue, importlib...), whose internal writes are
+/// never the user's race.
+fn is_library_file(file: &str) -> bool {
+    file.starts_with('<') || file.contains("/lib/python3.")
 }
 
 fn is_function(f: &FrameView, file: &str, function: &str) -> bool {

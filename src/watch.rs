@@ -66,6 +66,8 @@ pub fn install_signal_handlers() {
 
 struct Watched {
     target: Option<Target>,
+    /// Every snapshot of the run, folded: latent findings (lock order, races).
+    over_time: analysis::Accumulator,
     cmdline: String,
     attach_tries: u32,
     history: VecDeque<Snapshot>,
@@ -120,6 +122,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             timed_sleep |= tree::sleeping_with_timeout(pid);
             let w = watched.entry(pid).or_insert_with(|| Watched {
                 target: None,
+                over_time: analysis::Accumulator::over_time(),
                 cmdline: String::new(),
                 attach_tries: 0,
                 history: VecDeque::new(),
@@ -134,7 +137,10 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             if w.target.is_none() && w.attach_tries < MAX_ATTACH_TRIES {
                 w.attach_tries += 1;
                 match Target::attach(pid) {
-                    Ok(t) => w.target = Some(t),
+                    Ok(mut t) => {
+                        t.writes = true;
+                        w.target = Some(t)
+                    }
                     Err(Error::NotPython { .. }) | Err(Error::Unsupported { .. }) => {
                         w.attach_tries = MAX_ATTACH_TRIES
                     }
@@ -147,6 +153,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
                         for th in &s.threads {
                             (&th.id, &th.frames, th.state).hash(&mut hasher);
                         }
+                        w.over_time.push(s.clone());
                         w.history.push_back(s);
                         let horizon = SystemTime::now() - opts.persist - opts.interval;
                         while w.history.len() > 2
@@ -216,6 +223,8 @@ fn document(
         if require_persistence && span < opts.persist {
             doc.findings.clear();
         }
+        let latent = w.over_time.latent_findings(t.pid, &doc.findings);
+        doc.findings.extend(latent);
         merged = Some(match merged {
             None => doc,
             Some(mut m) => {

@@ -153,8 +153,7 @@ fn assert_text_reports(target: &Target, heading: &str) {
     assert!(text.contains(heading), "no {heading:?} in:\n{text}");
 }
 
-fn check_abba(py: &Interpreter, target: &Target, src: &Path) {
-    let _ = py;
+fn check_abba(target: &Target, src: &Path) {
     let (d, f) = deadlock(target);
     assert_eq!(
         doc::finding_thread_names(&d, &f),
@@ -219,7 +218,7 @@ fn abba_with_module_global_locks() {
     for_each_interpreter(|py| {
         let src = fixture("abba_globals.py");
         let target = Target::start(py, &src, &[]);
-        check_abba(py, &target, &src);
+        check_abba(&target, &src);
         assert_text_reports(&target, "DEADLOCK");
     });
 }
@@ -234,6 +233,7 @@ fn source_rewritten_after_start_does_not_change_names_or_sites() {
             py.label
         ));
         std::fs::create_dir_all(&dir).unwrap();
+        let _cleanup = RemoveOnDrop(dir.clone());
         let copy = dir.join("abba_globals.py");
         std::fs::copy(&original, &copy).unwrap();
         let target = Target::start(py, &copy, &[]);
@@ -244,11 +244,18 @@ fn source_rewritten_after_start_does_not_change_names_or_sites() {
             "# rewritten after the process started\n\nwith other_lock:\n    pass\n",
         )
         .unwrap();
-        check_abba(py, &target, &original);
+        check_abba(&target, &original);
         assert_text_reports(&target, "DEADLOCK");
-        drop(target);
-        let _ = std::fs::remove_dir_all(&dir);
     });
+}
+
+/// Removes a temporary directory when dropped, even when an assertion failed.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]

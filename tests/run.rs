@@ -179,3 +179,112 @@ fn sigterm_to_run_writes_a_report_first() {
     );
     let _ = std::fs::remove_file(&report);
 }
+
+fn pytest_available(py: &Interpreter) -> bool {
+    Command::new(&py.path)
+        .args(["-c", "import pytest"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_pytest_suite_with_a_deadlocking_test_fails_with_junit_naming_both_threads() {
+    let pys: Vec<Interpreter> = interpreters()
+        .into_iter()
+        .filter(pytest_available)
+        .collect();
+    assert!(
+        !pys.is_empty(),
+        "pytest is installed by .ci/run for python3"
+    );
+    let py = &pys[0];
+    let p = py.path.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("gridlock-pytest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("junit.xml");
+    let suite = support::fixture("pytest_deadlock");
+    let (code, stderr) = run(&[
+        "--junit",
+        junit.to_str().unwrap(),
+        "--",
+        p,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        suite.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("gridlock.deadlock"), "{xml}");
+    assert!(
+        xml.contains("mover-ab") && xml.contains("mover-ba"),
+        "{xml}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        python_processes_running("pytest_deadlock").is_empty(),
+        "pytest was left running"
+    );
+
+    let pass = support::fixture("pytest_pass");
+    assert_eq!(
+        run(&[
+            "--",
+            p,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            pass.to_str().unwrap()
+        ])
+        .0,
+        0
+    );
+    let fail = support::fixture("pytest_fail");
+    assert_eq!(
+        run(&[
+            "--",
+            p,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            fail.to_str().unwrap()
+        ])
+        .0,
+        1,
+        "pytest's own status for a failing suite"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_multiprocessing_child_that_deadlocks_while_the_parent_waits_is_caught() {
+    for py in some_interpreters() {
+        for method in ["fork", "spawn"] {
+            let (code, stderr) = run(&[
+                "--",
+                py.path.to_str().unwrap(),
+                support::fixture("mp_child_deadlock.py").to_str().unwrap(),
+                method,
+            ]);
+            assert_eq!(code, 3, "[{} {method}] {stderr}", py.label);
+            assert!(
+                stderr.contains("DEADLOCK")
+                    && stderr.contains("child-ab")
+                    && stderr.contains("child-ba"),
+                "{stderr}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                python_processes_running("mp_child_deadlock.py").is_empty(),
+                "[{method}] processes left behind"
+            );
+        }
+    }
+}

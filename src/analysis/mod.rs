@@ -4,6 +4,7 @@
 pub mod detectors;
 pub mod graph;
 pub mod lockorder;
+pub mod races;
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -44,6 +45,7 @@ pub struct Accumulator {
     state_since: HashMap<String, (ThreadState, SystemTime)>,
     /// Lock-order edges, tracked only when asked (`record`, `run`).
     lock_order: Option<lockorder::LockOrder>,
+    races: Option<races::RaceTracker>,
     /// Every finding ever seen, with when and how often (for `top`, which shows findings
     /// as they appear rather than only those that persisted over the whole window).
     ever: HashMap<String, Seen>,
@@ -57,10 +59,12 @@ struct Seen {
 }
 
 impl Accumulator {
-    /// An accumulator that also records the order in which threads take locks.
-    pub fn with_lock_order() -> Accumulator {
+    /// An accumulator that also tracks what only time reveals: the order in which threads
+    /// take locks, and the locks held at each sampled write (`record`).
+    pub fn over_time() -> Accumulator {
         Accumulator {
             lock_order: Some(lockorder::LockOrder::default()),
+            races: Some(races::RaceTracker::default()),
             ..Accumulator::default()
         }
     }
@@ -95,8 +99,37 @@ impl Accumulator {
         if let Some(lo) = self.lock_order.as_mut() {
             lo.observe(&snap);
         }
+        if let Some(r) = self.races.as_mut() {
+            r.observe(&snap);
+        }
         self.last_findings = found;
         self.last = Some(snap);
+    }
+
+    /// What only time reveals, so far: lock-order inversions (except those already reported
+    /// as a deadlock among `reported`) and race candidates. Empty unless tracked (`over_time`).
+    pub fn latent_findings(&self, pid: i32, reported: &[Finding]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        if let Some(lo) = &self.lock_order {
+            let deadlocked: Vec<Vec<String>> = reported
+                .iter()
+                .filter(|f| f.kind == FindingKind::Deadlock)
+                .map(|f| {
+                    let mut l = f.locks.clone();
+                    l.sort();
+                    l
+                })
+                .collect();
+            out.extend(
+                lo.findings(pid)
+                    .into_iter()
+                    .filter(|f| !deadlocked.contains(&f.locks)),
+            );
+        }
+        if let Some(r) = &self.races {
+            out.extend(r.findings(pid));
+        }
+        out
     }
 
     pub fn snapshots(&self) -> usize {
@@ -111,7 +144,7 @@ impl Accumulator {
     /// with its own first/last seen and sample count: what a live view shows. Panics if
     /// nothing was pushed.
     pub fn live_document(&self, process: Process, command: Command) -> Document {
-        let mut doc = self.document(process, command);
+        let mut doc = self.assemble(process, command, Vec::new());
         let mut findings: Vec<Finding> = self
             .ever
             .values()
@@ -123,12 +156,16 @@ impl Accumulator {
                 f
             })
             .collect();
-        // Lock-order inversions are computed over the whole window, not per snapshot.
-        findings.extend(
-            doc.findings
-                .drain(..)
-                .filter(|f| !self.ever.contains_key(&f.id)),
-        );
+        // Inversions and races are computed over the whole window, not per snapshot; an
+        // inversion that deadlocked at some point is reported as that deadlock.
+        let latent = self.latent_findings(doc.processes[0].pid, &findings);
+        for mut f in latent {
+            if f.first_seen.is_empty() {
+                f.first_seen = doc.window.started.clone();
+                f.last_seen = doc.window.ended.clone();
+            }
+            findings.push(f);
+        }
         findings.sort_by(|a, b| {
             a.severity
                 .cmp(&b.severity)
@@ -156,22 +193,11 @@ impl Accumulator {
                 f
             })
             .collect();
-        if let Some(lo) = &self.lock_order {
-            // An inversion that did deadlock is already reported as the deadlock.
-            let deadlocked: Vec<Vec<String>> = findings
-                .iter()
-                .filter(|f| f.kind == FindingKind::Deadlock)
-                .map(|f| {
-                    let mut l = f.locks.clone();
-                    l.sort();
-                    l
-                })
-                .collect();
-            findings.extend(
-                lo.findings(last.pid)
-                    .into_iter()
-                    .filter(|f| !deadlocked.contains(&f.locks)),
-            );
+        let latent = self.latent_findings(last.pid, &findings);
+        findings.extend(latent);
+        for f in findings.iter_mut().filter(|f| f.first_seen.is_empty()) {
+            f.first_seen = timestamp(started);
+            f.last_seen = timestamp(ended);
         }
         findings.sort_by(|a, b| {
             a.severity
@@ -179,6 +205,14 @@ impl Accumulator {
                 .then(a.kind.cmp(&b.kind))
                 .then(a.id.cmp(&b.id))
         });
+        self.assemble(process, command, findings)
+    }
+
+    /// The document of the newest snapshot with the given findings.
+    fn assemble(&self, process: Process, command: Command, findings: Vec<Finding>) -> Document {
+        let last = self.last.as_ref().expect("at least one snapshot");
+        let started = self.started.unwrap();
+        let ended = last.taken;
         let mut threads = last.threads.clone();
         for t in &mut threads {
             let since = self
@@ -249,7 +283,7 @@ mod tests {
     #[test]
     fn formats_timestamps() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
-        assert_eq!(timestamp(t), "2026-11-18T10:26:40.123Z");
+        assert_eq!(timestamp(t), "2026-11-18T11:06:40.123Z");
         assert_eq!(
             timestamp(SystemTime::UNIX_EPOCH),
             "1970-01-01T00:00:00.000Z"

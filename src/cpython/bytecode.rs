@@ -138,6 +138,9 @@ struct Sym {
     text: String,
     /// For a method or attribute about to be called: the object it was looked up on.
     receiver: Option<String>,
+    /// Where the value comes from, when it is a name or an attribute chain on one.
+    path: Option<Path>,
+    receiver_path: Option<Path>,
     /// A binary operation: parenthesised when it is itself an operand (`(i + 1) % n`).
     compound: bool,
 }
@@ -228,6 +231,20 @@ fn evaluate_before(
         Some(Sym {
             text: t,
             receiver: None,
+            path: None,
+            receiver_path: None,
+            compound: false,
+        })
+    };
+    let named = |t: String, root: fn(String) -> Root| {
+        Some(Sym {
+            text: t.clone(),
+            receiver: None,
+            path: Some(Path {
+                root: root(t),
+                attrs: Vec::new(),
+            }),
+            receiver_path: None,
             compound: false,
         })
     };
@@ -235,10 +252,12 @@ fn evaluate_before(
     for ins in &instructions[start..end] {
         let arg = ins.arg as usize;
         match ins.name {
-            "LOAD_FAST" | "LOAD_FAST_CHECK" => stack.push(plain(get(&names.locals, arg)?)),
+            "LOAD_FAST" | "LOAD_FAST_CHECK" => {
+                stack.push(named(get(&names.locals, arg)?, Root::Local))
+            }
             "LOAD_FAST_LOAD_FAST" => {
-                stack.push(plain(get(&names.locals, arg >> 4)?));
-                stack.push(plain(get(&names.locals, arg & 15)?));
+                stack.push(named(get(&names.locals, arg >> 4)?, Root::Local));
+                stack.push(named(get(&names.locals, arg & 15)?, Root::Local));
             }
             "LOAD_DEREF" | "LOAD_CLASSDEREF" => {
                 let v = if minor >= 11 {
@@ -246,12 +265,12 @@ fn evaluate_before(
                 } else {
                     get(&names.cells, arg)
                 };
-                stack.push(plain(v?));
+                stack.push(named(v?, Root::Deref));
             }
-            "LOAD_NAME" => stack.push(plain(get(&names.names, arg)?)),
+            "LOAD_NAME" => stack.push(named(get(&names.names, arg)?, Root::Global)),
             "LOAD_GLOBAL" => {
                 if minor >= 11 {
-                    let g = plain(get(&names.names, arg >> 1)?);
+                    let g = named(get(&names.names, arg >> 1)?, Root::Global);
                     let null = arg & 1 == 1;
                     if null && minor <= 12 {
                         stack.push(None);
@@ -261,7 +280,7 @@ fn evaluate_before(
                         stack.push(None);
                     }
                 } else {
-                    stack.push(plain(get(&names.names, arg)?));
+                    stack.push(named(get(&names.names, arg)?, Root::Global));
                 }
             }
             "LOAD_CONST" => stack.push(plain(get(&names.consts, arg)?)),
@@ -273,9 +292,15 @@ fn evaluate_before(
                 };
                 let obj = stack.pop()??;
                 let attr = get(&names.names, idx)?;
+                let path = obj.path.clone().map(|mut p| {
+                    p.attrs.push(attr.clone());
+                    p
+                });
                 let sym = Some(Sym {
                     text: format!("{}.{}", obj.operand(), attr),
                     receiver: Some(obj.operand()),
+                    path: if method { None } else { path },
+                    receiver_path: obj.path.clone(),
                     compound: false,
                 });
                 if method {
@@ -315,6 +340,8 @@ fn evaluate_before(
                     stack.push(Some(Sym {
                         text: format!("{} {op} {}", left.operand(), right.operand()),
                         receiver: None,
+                        path: None,
+                        receiver_path: None,
                         compound: true,
                     }));
                 }
@@ -526,4 +553,175 @@ mod tests {
             );
         }
     }
+}
+
+/// Where a value lives, as a chain the snapshot can resolve to an object's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub root: Root,
+    pub attrs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    Local(String),
+    /// A cell or free variable.
+    Deref(String),
+    /// A module global (or builtin).
+    Global(String),
+}
+
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (Root::Local(n) | Root::Deref(n) | Root::Global(n)) = &self.root;
+        write!(f, "{n}")?;
+        for a in &self.attrs {
+            write!(f, ".{a}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A write to possibly shared state found on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteTarget {
+    /// `global counter; counter += 1`, or an assignment at module level.
+    Global(String),
+    /// `obj.attr = ...` / `obj.attr += ...`
+    Attr { object: Path, attr: String },
+    /// `container[key] = ...`, `container[key] += ...`, or a mutating method call.
+    Item { container: Path },
+}
+
+/// Methods that mutate the container they are called on.
+const MUTATORS: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "update",
+    "setdefault",
+    "add",
+    "discard",
+    "popitem",
+    "appendleft",
+    "popleft",
+    "extendleft",
+    "sort",
+    "reverse",
+];
+
+/// The writes made by the instructions in `range` (one source line) at or after `from` (the
+/// current instruction: a write already done in this pass, or a with-block's exit code that
+/// shares the line, is not a write in progress), decoded from bytecode.
+pub fn writes_in(
+    minor: u8,
+    instructions: &[Instruction],
+    range: std::ops::Range<usize>,
+    from: usize,
+    names: &CodeNames,
+    module_level: bool,
+) -> Vec<WriteTarget> {
+    let mut out = Vec::new();
+    let top_paths = |at: usize| -> Vec<Option<Path>> {
+        evaluate_before(minor, instructions, at, names)
+            .map(|st| st.into_iter().map(|s| s.and_then(|s| s.path)).collect())
+            .unwrap_or_default()
+    };
+    // Augmented assignments duplicate the target before loading from it: find the duplication
+    // inside the line and evaluate what was on the stack there.
+    let duplicated = |is_dup: &dyn Fn(&Instruction) -> bool, depth: usize| -> Option<Path> {
+        range
+            .clone()
+            .find(|&j| is_dup(&instructions[j]))
+            .and_then(|j| {
+                let st = top_paths(j);
+                st.len().checked_sub(depth).and_then(|k| st[k].clone())
+            })
+    };
+    // A thread paused on the line's loop back edge is looping over the whole line.
+    let looping = instructions
+        .get(from)
+        .map(|i| {
+            matches!(
+                i.name,
+                "JUMP_BACKWARD" | "JUMP_BACKWARD_NO_INTERRUPT" | "JUMP_ABSOLUTE"
+            )
+        })
+        .unwrap_or(false);
+    let first = if looping {
+        range.start
+    } else {
+        from.max(range.start)
+    };
+    for i in first..range.end {
+        let ins = &instructions[i];
+        let arg = ins.arg as usize;
+        match ins.name {
+            "STORE_GLOBAL" => {
+                if let Some(n) = names.names.get(arg) {
+                    out.push(WriteTarget::Global(n.clone()));
+                }
+            }
+            "STORE_NAME" if module_level => {
+                if let Some(n) = names.names.get(arg) {
+                    out.push(WriteTarget::Global(n.clone()));
+                }
+            }
+            "STORE_ATTR" => {
+                let Some(attr) = names.names.get(arg).cloned() else {
+                    continue;
+                };
+                let object = top_paths(i).last().cloned().flatten().or_else(|| {
+                    duplicated(
+                        &|x: &Instruction| x.name == "DUP_TOP" || (x.name == "COPY" && x.arg == 1),
+                        1,
+                    )
+                });
+                if let Some(object) = object {
+                    out.push(WriteTarget::Attr { object, attr });
+                }
+            }
+            "STORE_SUBSCR" => {
+                let st = top_paths(i);
+                let container = st
+                    .len()
+                    .checked_sub(2)
+                    .and_then(|k| st[k].clone())
+                    .or_else(|| {
+                        duplicated(
+                            &|x: &Instruction| {
+                                x.name == "DUP_TOP_TWO" || (x.name == "COPY" && x.arg == 2)
+                            },
+                            2,
+                        )
+                    });
+                if let Some(container) = container {
+                    out.push(WriteTarget::Item { container });
+                }
+            }
+            "CALL" | "CALL_METHOD" | "CALL_FUNCTION" => {
+                let Some(stack) = evaluate_before(minor, instructions, i, names) else {
+                    continue;
+                };
+                let call = stack
+                    .into_iter()
+                    .rev()
+                    .flatten()
+                    .find(|s| s.receiver.is_some());
+                if let Some(call) = call {
+                    let method = call.text.rsplit('.').next().unwrap_or("");
+                    if let (true, Some(container)) =
+                        (MUTATORS.contains(&method), call.receiver_path)
+                    {
+                        out.push(WriteTarget::Item { container });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }

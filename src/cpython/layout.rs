@@ -41,6 +41,8 @@ pub enum BlockScheme {
 pub struct Offsets {
     // PyInterpreterState
     pub interp_threads_head: usize,
+    /// `interp->modules` (`interp->imports.modules` on 3.12+): the `sys.modules` dict.
+    pub interp_modules: usize,
     // PyThreadState
     pub tstate_next: usize,
     pub tstate_thread_id: usize,
@@ -49,6 +51,8 @@ pub struct Offsets {
     // frame (PyFrameObject up to 3.10, _PyInterpreterFrame from 3.11)
     pub frame_back: usize,
     pub frame_code: usize,
+    /// The frame's globals dict.
+    pub frame_globals: usize,
     pub frame_instruction: InstructionPointer,
     /// 3.8-3.10: `f_valuestack` (a pointer); 3.11+: unused (the stack follows the locals inline).
     pub frame_valuestack_ptr: Option<usize>,
@@ -139,12 +143,14 @@ const fn before_311(minor: u8) -> Offsets {
     let is_310 = minor == 10;
     Offsets {
         interp_threads_head: 8,
+        interp_modules: if minor == 8 { 56 } else { 856 },
         tstate_next: 8,
         tstate_thread_id: 176,
         tstate_native_thread_id: None,
         tstate_top_frame: TopFrame::Direct(24),
         frame_back: 24,
         frame_code: 32,
+        frame_globals: 48,
         frame_instruction: if is_310 {
             InstructionPointer::LastiUnits(96)
         } else {
@@ -208,12 +214,14 @@ static V311: Layout = Layout {
     opcodes: &opcodes::V3_11,
     offsets: Offsets {
         interp_threads_head: 16,
+        interp_modules: 888,
         tstate_next: 8,
         tstate_thread_id: 152,
         tstate_native_thread_id: Some(160),
         tstate_top_frame: TopFrame::ViaCframe(56, 8),
         frame_back: 48,
         frame_code: 32,
+        frame_globals: 8,
         frame_instruction: InstructionPointer::Pointer(56),
         frame_valuestack_ptr: None,
         frame_localsplus: 72,
@@ -245,6 +253,7 @@ const fn from_312(minor: u8) -> Offsets {
     let is_313 = minor == 13;
     Offsets {
         interp_threads_head: if is_313 { 7344 } else { 72 },
+        interp_modules: if is_313 { 7656 } else { 944 },
         tstate_next: 8,
         tstate_thread_id: if is_313 { 152 } else { 136 },
         tstate_native_thread_id: Some(if is_313 { 160 } else { 144 }),
@@ -255,6 +264,7 @@ const fn from_312(minor: u8) -> Offsets {
         },
         frame_back: 8,
         frame_code: 0,
+        frame_globals: 24,
         frame_instruction: InstructionPointer::Pointer(56),
         frame_valuestack_ptr: None,
         frame_localsplus: 72,
@@ -335,6 +345,11 @@ pub mod common {
     pub const RLOCK_SEM: usize = 16;
     pub const RLOCK_OWNER: usize = 24;
     pub const RLOCK_COUNT: usize = 32;
+    /// A module's `md_dict`.
+    pub const MODULE_DICT: usize = 16;
+    /// `_gil_runtime_state` (3.12+): `last_holder` and `locked`.
+    pub const GIL_LAST_HOLDER: usize = 8;
+    pub const GIL_LOCKED: usize = 16;
     /// PyTryBlock (3.8-3.10): 12 bytes {b_type, b_handler, b_level}.
     pub const TRY_BLOCK_SIZE: usize = 12;
     pub const SETUP_FINALLY_BLOCK: i32 = 122;

@@ -178,6 +178,19 @@ impl<'a> Objects<'a> {
 
     /// Walk a dict-keys object; `values` is the split-table values array, if any.
     fn keys_items(&self, keys: usize, values: Option<usize>) -> Result<Vec<(String, usize)>> {
+        Ok(self
+            .entries_with(keys, values)?
+            .into_iter()
+            .filter_map(|(k, v)| Some((self.str(k).ok()?, v)))
+            .collect())
+    }
+
+    fn raw_entries(&self, keys: usize) -> Result<Vec<(usize, usize)>> {
+        self.entries_with(keys, None)
+    }
+
+    /// (key, value) object pairs of a dict-keys object; `values` is a split table's values.
+    fn entries_with(&self, keys: usize, values: Option<usize>) -> Result<Vec<(usize, usize)>> {
         let minor = self.layout.minor();
         let (entries, nentries, entry_size, key_off) = if minor <= 10 {
             let size = self.mem.i64(keys + 8)?;
@@ -227,14 +240,20 @@ impl<'a> Objects<'a> {
                 None => u64::from_le_bytes(entry[key_off + 8..key_off + 16].try_into().unwrap())
                     as usize,
             };
-            if value == 0 {
-                continue;
-            }
-            if let Ok(name) = self.str(key) {
-                out.push((name, value));
+            if value != 0 {
+                out.push((key, value));
             }
         }
         Ok(out)
+    }
+
+    /// All (key, value) object pairs of a combined-table dict, whatever the key type.
+    pub fn dict_entries(&self, dict: usize) -> Result<Vec<(usize, usize)>> {
+        let keys = self.mem.ptr(dict + 32)?;
+        if self.mem.ptr(dict + 40)? != 0 {
+            return Err(Error::Layout("split-table dict with non-str keys".into()));
+        }
+        self.raw_entries(keys)
     }
 
     pub fn dict_get(&self, dict: usize, key: &str) -> Result<Option<usize>> {

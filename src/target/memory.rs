@@ -1,20 +1,31 @@
 //! Read-only access to another process's memory through `/proc/PID/mem`.
 //! Never writes, never stops the target: a positioned read per request.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use crate::error::{Error, Result};
 
+const PAGE: usize = 4096;
+
 pub struct Memory {
     pid: i32,
     file: File,
+    /// Pages read during one snapshot (see `begin_snapshot`): one read syscall per page
+    /// instead of one per field, and a view of each page that stays the same for the snapshot.
+    pages: RefCell<Option<HashMap<usize, Option<Box<[u8]>>>>>,
 }
 
 impl Memory {
     pub fn open(pid: i32) -> Result<Memory> {
         match File::open(format!("/proc/{pid}/mem")) {
-            Ok(file) => Ok(Memory { pid, file }),
+            Ok(file) => Ok(Memory {
+                pid,
+                file,
+                pages: RefCell::new(None),
+            }),
             Err(e) => Err(match e.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ESRCH) => Error::NoSuchProcess { pid },
                 Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
@@ -30,10 +41,53 @@ impl Memory {
         self.pid
     }
 
+    /// Cache pages until `end_snapshot`.
+    pub fn begin_snapshot(&self) {
+        *self.pages.borrow_mut() = Some(HashMap::new());
+    }
+
+    pub fn end_snapshot(&self) {
+        *self.pages.borrow_mut() = None;
+    }
+
     pub fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
         if addr == 0 {
             return Err(self.error(addr, buf.len(), std::io::Error::other("null pointer")));
         }
+        if buf.len() <= PAGE && self.pages.borrow().is_some() && self.read_cached(addr, buf) {
+            return Ok(());
+        }
+        self.read_direct(addr, buf)
+    }
+
+    /// Serve a small read from cached pages; false when a page cannot be read whole (the
+    /// direct read then reports the precise error).
+    fn read_cached(&self, addr: usize, buf: &mut [u8]) -> bool {
+        let mut pages = self.pages.borrow_mut();
+        let Some(pages) = pages.as_mut() else {
+            return false;
+        };
+        let mut done = 0;
+        while done < buf.len() {
+            let at = addr.wrapping_add(done);
+            let base = at & !(PAGE - 1);
+            let page = pages.entry(base).or_insert_with(|| {
+                let mut p = vec![0u8; PAGE].into_boxed_slice();
+                match self.file.read_at(&mut p, base as u64) {
+                    Ok(PAGE) => Some(p),
+                    _ => None,
+                }
+            });
+            let Some(page) = page else { return false };
+            let from = at - base;
+            let n = (PAGE - from).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&page[from..from + n]);
+            done += n;
+        }
+        true
+    }
+
+    fn read_direct(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
         let mut done = 0;
         while done < buf.len() {
             match self.file.read_at(&mut buf[done..], (addr + done) as u64) {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use py_spy::config::{LineNo, LockingStrategy};
-use py_spy::{Config, PythonSpy, StackTrace};
+use py_spy::{Config, PythonSpy};
 
 use crate::cpython::threads::CodeInfo;
 use crate::cpython::{self, VersionLayout};
@@ -22,14 +22,18 @@ pub struct Target {
     pub layout: &'static dyn VersionLayout,
     pub version: String,
     pub interpreter: usize,
+    /// Where the GIL holder is recorded (py-spy's `threadstate_address`): the address of
+    /// `gilstate.tstate_current` up to 3.11, of the GIL's `_gil_runtime_state` from 3.12.
+    pub gil_address: usize,
     pub process: model::Process,
-    spy: PythonSpy,
     pub(crate) code_cache: HashMap<usize, Arc<CodeInfo>>,
     /// Offset of the kernel TID inside glibc's `struct pthread` (3.8-3.10 only), found by
     /// matching thread states against `/proc/PID/task` once.
     pub(crate) pthread_tid_offset: Option<usize>,
     /// Read each frame's local variables into snapshots (`--locals`).
     pub locals: bool,
+    /// Work out the shared location each thread writes on its current line (`record`).
+    pub writes: bool,
 }
 
 impl Target {
@@ -115,6 +119,7 @@ impl Target {
             version: version.clone(),
         })?;
         let interpreter = spy.addresses.interpreter_address;
+        let gil_address = spy.addresses.threadstate_address;
         let process = model::Process {
             pid,
             ppid: procfs::ppid(pid),
@@ -129,25 +134,12 @@ impl Target {
             layout,
             version,
             interpreter,
+            gil_address,
             process,
-            spy,
             code_cache: HashMap::new(),
             pthread_tid_offset: None,
             locals: false,
-        })
-    }
-
-    /// py-spy's view of every thread's stack: names, lines, GIL ownership.
-    pub fn stack_traces(&mut self) -> Result<Vec<StackTrace>> {
-        self.spy.get_stack_traces().map_err(|e| {
-            if !procfs::exists(self.pid) || procfs::process_state(self.pid) == Some('Z') {
-                Error::TargetExited { pid: self.pid }
-            } else {
-                Error::Attach {
-                    pid: self.pid,
-                    reason: format!("reading stacks failed: {e:#}"),
-                }
-            }
+            writes: false,
         })
     }
 

@@ -79,6 +79,18 @@ pub struct KernelThread {
     /// `None` when the thread is running (the kernel prints "running").
     pub syscall: Option<Syscall>,
     pub wchan: Option<String>,
+    /// Nanoseconds the thread has spent on a CPU (`schedstat`): unchanged across a read of
+    /// its memory means it did not run meanwhile, so what was read holds together.
+    pub cpu_ns: Option<u64>,
+}
+
+pub fn cpu_ns(pid: i32, tid: i32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +160,7 @@ pub fn kernel_thread(pid: i32, tid: i32) -> Option<KernelThread> {
         state,
         syscall,
         wchan,
+        cpu_ns: cpu_ns(pid, tid),
     })
 }
 

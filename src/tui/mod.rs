@@ -145,7 +145,7 @@ fn sample_loop(
     tx: Sender<Event>,
     ctl: Receiver<Control>,
 ) {
-    let mut acc = Accumulator::with_lock_order();
+    let mut acc = Accumulator::over_time();
     let min_interval = Duration::from_secs_f64(1.0 / requested);
     let mut cost_avg: Option<f64> = None;
     let mut paused = false;
