@@ -237,7 +237,11 @@ fn graph_view_highlights_the_cycle_edges() {
             edge.contains("teller-") && edge.contains("dst.lock <0x"),
             "{edge}"
         );
-        assert!(all.contains("══held by══▶"), "{all}");
+        assert!(all.contains("══held by══▶ teller-"), "{all}");
+        assert!(
+            all.contains(" as src.lock"),
+            "the holder's name for the lock: {all}"
+        );
         assert!(
             all.contains("[futex] at transfer bank_transfer.py:"),
             "{all}"

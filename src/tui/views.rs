@@ -729,11 +729,29 @@ pub fn graph_lines(doc: &Document) -> Vec<Line<'static>> {
                 "joins" => "joins",
                 v => v,
             };
+            // A lock is named as the waiter names it; its holder's own name for it follows.
+            let (from, to) = if e.via == "held_by" {
+                let addr = doc
+                    .lock(&e.from)
+                    .map(|l| l.address.clone())
+                    .unwrap_or_default();
+                let alias = e
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" as {n}"))
+                    .unwrap_or_default();
+                (
+                    format!("<{addr}>"),
+                    format!("{}{alias}", name_of(&e.to, None)),
+                )
+            } else {
+                (name_of(&e.from, None), name_of(&e.to, e.name.as_deref()))
+            };
             lines.push(Line::from(vec![
                 Span::raw("  "),
-                Span::styled(name_of(&e.from, None), BOLD),
+                Span::styled(from, BOLD),
                 Span::styled(format!(" ══{verb}══▶ "), CYCLE_STYLE),
-                Span::styled(name_of(&e.to, e.name.as_deref()), BOLD),
+                Span::styled(to, BOLD),
             ]));
             lines.push(Line::from(vec![
                 Span::raw("      "),
