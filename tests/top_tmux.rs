@@ -187,6 +187,31 @@ fn top_says_when_the_target_exits_and_keeps_the_last_state() {
 }
 
 #[test]
+fn a_panic_restores_the_terminal_and_prints_the_message() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it with apt-get)");
+        return;
+    }
+    let py = interpreters().into_iter().next().unwrap();
+    let target = Target::start(&py, &example("bank_transfer.py"), &[]);
+    let t = Tmux::start("panic", 80, 24).expect("start tmux");
+    t.wait_for("the prompt", |s| s.contains("PROMPT$"));
+    t.keys(&[
+        &format!(
+            "GRIDLOCK_TEST_PANIC_IN_TOP=1 {} top {}",
+            gridlock_bin(),
+            target.pid
+        ),
+        "Enter",
+    ]);
+    let s = t.wait_for("the panic message and the prompt", |s| {
+        s.contains("GRIDLOCK_TEST_PANIC_IN_TOP is set") && s.trim_end().ends_with("PROMPT$")
+    });
+    assert!(!s.contains("gridlock top pid"), "{s}");
+    assert_terminal_restored(&t);
+}
+
+#[test]
 fn top_reports_attach_errors_without_touching_the_terminal() {
     let out = Command::new(gridlock_bin())
         .args(["top", "999999999"])

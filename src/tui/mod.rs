@@ -92,9 +92,14 @@ pub fn run(opts: TopOptions) -> Result<(), TopError> {
 
     let mut app = App::new(opts.pid, opts.rate);
     app.tree = opts.tree;
+    // Lets the end-to-end tests check that a panic on the UI thread restores the terminal.
+    let panic_for_test = std::env::var_os("GRIDLOCK_TEST_PANIC_IN_TOP").is_some();
     let mut guard = term::Guard::enter()?;
     loop {
         guard.terminal.draw(|f| views::draw(f, &app))?;
+        if panic_for_test && app.doc.is_some() {
+            panic!("GRIDLOCK_TEST_PANIC_IN_TOP is set");
+        }
         let Ok(first) = rx.recv() else { break };
         // Apply everything already queued before drawing again: one frame per burst.
         let mut effects = app.update(first);

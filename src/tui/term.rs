@@ -3,6 +3,7 @@
 //! events through `watch`'s signal flag.
 
 use std::io::{self, Stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
 use crossterm::cursor::{Hide, Show};
@@ -24,6 +25,7 @@ impl Guard {
     pub fn enter() -> io::Result<Guard> {
         install_panic_hook();
         enable_raw_mode()?;
+        ACTIVE.store(true, Ordering::SeqCst);
         let mut stdout = io::stdout();
         if let Err(e) = execute!(stdout, EnterAlternateScreen, Hide) {
             restore();
@@ -40,8 +42,15 @@ impl Drop for Guard {
     }
 }
 
-/// Put the terminal back as the shell left it. Safe to call more than once.
+/// Whether the screen is ours: leaving the alternate screen twice would move the cursor
+/// back over whatever was printed in between (a panic message).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Put the terminal back as the shell left it. Only the first call after `enter` acts.
 pub fn restore() {
+    if !ACTIVE.swap(false, Ordering::SeqCst) {
+        return;
+    }
     let _ = disable_raw_mode();
     let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
 }
