@@ -101,6 +101,12 @@ fn header_shows_the_deadlock_banner_in_red() {
         assert!(all.contains("CPython 3.12.1"), "{all}");
         assert!(all.contains("5 samples"), "{all}");
         assert!(all.contains("GIL none"), "{all}");
+        let gil = if size.0 < 110 {
+            "0%/0% wait"
+        } else {
+            "(held 0%, waited 0%)"
+        };
+        assert!(all.contains(gil), "{all}");
     }
 }
 
@@ -382,6 +388,19 @@ fn a_new_finding_is_flagged_while_another_view_is_open() {
     assert!(all.contains("lowered from 10"), "adapted rate: {all}");
     key(&mut app, KeyCode::Char('3'));
     assert!(!text(&render(&app, (80, 24))).contains("NEW deadlock"));
+}
+
+#[test]
+fn header_shows_own_cpu_and_time_attached_from_ticks() {
+    let mut app = bank();
+    app.update(Event::Tick(gridlock::tui::Tick {
+        elapsed: 75.0,
+        cpu: Some(3.25),
+    }));
+    let narrow = text(&render(&app, (80, 24)));
+    assert!(narrow.contains("cpu 3.2%") && narrow.contains("1m15s"), "{narrow}");
+    let wide = text(&render(&app, (200, 60)));
+    assert!(wide.contains("self 3.2% cpu"), "{wide}");
 }
 
 #[test]

@@ -79,14 +79,17 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
         Span::styled(cmdline, DIM),
     ]));
 
+    // Narrow terminals get the same facts in fewer words, so the line fits in 80 columns.
+    let narrow = area.width < 110;
     let mut stats = vec![Span::raw(" ")];
     if app.paused {
         stats.push(Span::styled("PAUSED ", BOLD.fg(Color::Yellow)));
     }
     if app.rate < app.requested_rate * 0.95 {
+        let why = if narrow { "" } else { ": large target" };
         stats.push(Span::styled(
             format!(
-                "{} Hz (lowered from {}: large target) ",
+                "{} Hz (lowered from {}{why}) ",
                 fmt_rate(app.rate),
                 fmt_rate(app.requested_rate)
             ),
@@ -101,20 +104,35 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
         if app.samples == 1 { "" } else { "s" },
         fmt_secs(app.elapsed)
     )));
-    let holder = app
+    let mut holder = app
         .doc
         .as_ref()
         .and_then(|d| d.threads.iter().find(|t| t.owns_gil))
         .map(thread_name)
         .unwrap_or_else(|| "none".into());
     let (held, waited) = app.gil.shares();
-    stats.push(Span::raw(format!(
-        "· GIL {holder} (held {:.0}%, waited {:.0}%) ",
-        held * 100.0,
-        waited * 100.0
-    )));
+    if narrow {
+        if holder.chars().count() > 14 {
+            holder = holder.chars().take(13).collect::<String>() + "…";
+        }
+        stats.push(Span::raw(format!(
+            "· GIL {holder} {:.0}%/{:.0}% wait ",
+            held * 100.0,
+            waited * 100.0
+        )));
+    } else {
+        stats.push(Span::raw(format!(
+            "· GIL {holder} (held {:.0}%, waited {:.0}%) ",
+            held * 100.0,
+            waited * 100.0
+        )));
+    }
     if let Some(cpu) = app.cpu {
-        stats.push(Span::raw(format!("· self {cpu:.1}% cpu")));
+        stats.push(Span::raw(if narrow {
+            format!("· cpu {cpu:.1}%")
+        } else {
+            format!("· self {cpu:.1}% cpu")
+        }));
     }
     lines.push(Line::from(stats));
 
@@ -541,6 +559,10 @@ fn wait_text(doc: &Document, t: &Thread) -> String {
     let Some(w) = &t.waits_for else {
         return String::new();
     };
+    // The futex of a thread waiting for the GIL is the GIL's: say so rather than its address.
+    if t.state == ThreadState::GilWait && w.kind == WaitKind::UnknownFutex {
+        return "GIL".into();
+    }
     let timed = if w.timed { " (timeout)" } else { "" };
     match (w.kind, &w.target) {
         (WaitKind::Join, Some(th)) => format!("join {}{timed}", thread_name_by_id(doc, th)),
