@@ -156,6 +156,11 @@ pub struct DumpArgs {
     #[arg(long)]
     pub locals: bool,
 
+    /// Sample every Python process in the tree rooted at PID together, and follow waits
+    /// across processes: multiprocessing locks and semaphores, child exits, pipes and sockets
+    #[arg(long)]
+    pub tree: bool,
+
     /// How long to sample: findings must persist over the whole window; 0 takes one snapshot
     #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub window: Duration,

@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod cpython;
+pub mod crossproc;
 pub mod duration;
 pub mod error;
 pub mod model;
@@ -30,6 +31,40 @@ pub fn dump(pid: i32, window: Duration, locals: bool, command: Command) -> error
     target.locals = locals;
     let snaps = sampler::sample_window(&mut target, window, sampler::DUMP_SNAPSHOTS)?;
     Ok(analysis::document(&snaps, target.process.clone(), command))
+}
+
+/// `dump --tree`: every Python process in the tree rooted at `pid`, sampled together, with
+/// the waits that cross process boundaries.
+pub fn dump_tree(
+    pid: i32,
+    window: Duration,
+    locals: bool,
+    command: Command,
+) -> error::Result<Document> {
+    let mut tree = crossproc::Tree::attach(pid, locals)?;
+    let n = if window.is_zero() {
+        1
+    } else {
+        sampler::DUMP_SNAPSHOTS
+    };
+    let start = std::time::Instant::now();
+    let mut snaps = Vec::new();
+    for i in 0..n {
+        if i > 0 {
+            let due = window * i as u32 / (n as u32 - 1);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        snaps.push(tree.snapshot()?);
+    }
+    let root = tree
+        .targets
+        .values()
+        .next()
+        .map(|t| t.process.clone())
+        .expect("attached");
+    Ok(analysis::document(&snaps, root, command))
 }
 
 /// Attach to `pid` and sample it at `rate` Hz for `duration`, tracking lock order. A target

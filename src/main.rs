@@ -62,18 +62,7 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         args: std::env::args().skip(1).collect(),
     };
     let doc = gridlock::record(args.pid, args.duration, args.rate, command)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let written = if args.json {
-        report::json(&doc, &mut out)
-    } else {
-        let color = match args.color.as_str() {
-            "always" => true,
-            "never" => false,
-            _ => std::io::stdout().is_terminal(),
-        };
-        report::text::render(&doc, &report::text::Style { color }, &mut out)
-    };
-    ignore_broken_pipe(written)?;
+    ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     Ok(if gridlock::fails(&doc, &args.fail_on) {
         EXIT_FINDING
     } else {
@@ -200,21 +189,15 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         name: "dump".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = gridlock::dump(args.pid, args.window, args.locals, command)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let written = if args.json {
-        report::json(&doc, &mut out)
+    let doc = if args.tree {
+        gridlock::dump_tree(args.pid, args.window, args.locals, command)?
     } else {
-        let color = match args.color.as_str() {
-            "always" => true,
-            "never" => false,
-            _ => std::io::stdout().is_terminal(),
-        };
-        report::text::render(&doc, &report::text::Style { color }, &mut out)
+        gridlock::dump(args.pid, args.window, args.locals, command)?
     };
-    ignore_broken_pipe(written.and_then(|_| out.flush()))?;
+    ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     if let Some(path) = &args.dot {
         if path.as_os_str() == "-" {
+            let mut out = std::io::stdout().lock();
             ignore_broken_pipe(report::dot::render(&doc, &mut out).and_then(|_| out.flush()))?;
         } else {
             let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -227,6 +210,22 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     })
+}
+
+/// The document on stdout: JSON, or the text report (coloured per `--color`).
+fn print_document(doc: &gridlock::model::Document, json: bool, color: &str) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        report::json(doc, &mut out)?;
+    } else {
+        let color = match color {
+            "always" => true,
+            "never" => false,
+            _ => std::io::stdout().is_terminal(),
+        };
+        report::text::render(doc, &report::text::Style { color }, &mut out)?;
+    }
+    out.flush()
 }
 
 fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {

@@ -208,6 +208,12 @@ pub enum WaitKind {
     Notify,
     /// A futex nobody in the model accounts for.
     UnknownFutex,
+    /// Waiting for a child process to exit (`wait4`): `target` is `PID:p`, or `PID:children`
+    /// for `wait4(-1)`, an OR-wait on every child.
+    ChildExit,
+    /// Blocked reading or writing a pipe or socket: `target` is the `pipe:[INODE]` or
+    /// `socket:[INODE]` resource, whose holders are the processes that could serve it.
+    Pipe,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -237,6 +243,29 @@ pub struct Lock {
     pub waiters: Vec<Waiter>,
     /// For a module lock: the module being imported.
     pub module: Option<String>,
+    /// For a resource shared between processes (`--tree`): what identifies it system-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<Shared>,
+}
+
+/// A cross-process resource: a `multiprocessing` semaphore (futex in a shared mapping), a pipe
+/// or socket, or the set of a process's children.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Shared {
+    /// The mapping's device (`major:minor`) and inode, and the offset inside the file.
+    pub device: Option<String>,
+    pub inode: Option<u64>,
+    pub offset: Option<u64>,
+    /// The mapped file (`/dev/shm/sem.*`, often `(deleted)`), or `pipe:[N]`/`socket:[N]`.
+    pub path: Option<String>,
+    /// The semaphore's current value read from the shared memory (0: taken).
+    pub value: Option<u32>,
+    /// Processes that map the semaphore or hold an end of the pipe.
+    pub processes: Vec<i32>,
+    /// For a socket: the peer socket's inode (`NETLINK_SOCK_DIAG`, `UNIX_DIAG_PEER`).
+    pub peer_inode: Option<u64>,
+    /// A taken semaphore that no live process in the tree holds: its holder exited.
+    pub holder_exited: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -249,6 +278,9 @@ pub struct LockName {
 pub struct Holder {
     /// A thread id, or `None` when the owner is known not to be a live thread.
     pub thread: Option<String>,
+    /// For a cross-process resource: the process holding it, when no single thread is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<i32>,
     /// The owner's ident as read from memory, when the evidence is `memory`.
     pub owner_ident: Option<u64>,
     pub evidence: Evidence,
@@ -335,13 +367,19 @@ pub struct Finding {
     pub edges: Vec<Edge>,
     /// Advice a person can act on.
     pub advice: Option<String>,
+    /// A deadlock through OR-waits (several possible wakers, every one of them blocked): all
+    /// of the knot's members are in `threads`, `processes`, `locks` and `edges`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub knot: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct Edge {
     pub from: String,
     pub to: String,
-    /// `waits_for` (thread -> lock), `held_by` (lock -> thread), `joins` (thread -> thread).
+    /// `waits_for` (thread -> lock), `held_by` (lock -> thread or `PID:p`), `joins`
+    /// (thread -> thread), `waits_for_exit` (thread -> `PID:p` or `PID:children`),
+    /// `has_thread` (`PID:p` -> thread: a process acts only through its threads).
     pub via: String,
     pub evidence: Evidence,
     pub site: Option<String>,

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::analysis;
-use crate::error::Error;
+use crate::crossproc;
 use crate::model::*;
-use crate::snapshot::{self, Snapshot};
-use crate::target::{procfs, Target};
+use crate::snapshot::Snapshot;
+use crate::target::procfs;
 use crate::tree;
 
 pub struct WatchOptions {
@@ -64,26 +64,20 @@ pub fn install_signal_handlers() {
     }
 }
 
-struct Watched {
-    target: Option<Target>,
-    /// Every snapshot of the run, folded: latent findings (lock order, races).
-    over_time: analysis::Accumulator,
-    cmdline: String,
-    attach_tries: u32,
-    history: VecDeque<Snapshot>,
-}
-
-const MAX_ATTACH_TRIES: u32 = 20;
-
 pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch {
     let root = child.id() as i32;
     let started = Instant::now();
-    let mut watched: HashMap<i32, Watched> = HashMap::new();
+    // Every Python process of the tree, sampled together into one wait-for graph.
+    let mut tree = crossproc::Tree::new(root);
+    tree.writes = true;
+    let mut history: VecDeque<Snapshot> = VecDeque::new();
+    // Every snapshot of the run, folded per process: latent findings (lock order, races).
+    let mut over_time: HashMap<i32, analysis::Accumulator> = HashMap::new();
     let mut last_progress = Instant::now();
     let mut last_fingerprint = 0u64;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let doc = document(&watched, &command, opts, false);
+            let doc = document(&history, &over_time, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::Exited,
                 status: Some(status),
@@ -92,7 +86,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
         }
         let sig = RECEIVED_SIGNAL.load(Ordering::SeqCst);
         if sig != 0 {
-            let doc = document(&watched, &command, opts, false);
+            let doc = document(&history, &over_time, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::Signalled(sig),
                 status: None,
@@ -104,7 +98,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             .map(|t| started.elapsed() >= t)
             .unwrap_or(false)
         {
-            let doc = document(&watched, &command, opts, false);
+            let doc = document(&history, &over_time, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::TimedOut,
                 status: None,
@@ -113,60 +107,28 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
         }
 
         let pids = tree::descendants(root);
-        watched.retain(|pid, _| pids.contains(pid));
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let mut timed_sleep = false;
         for &pid in &pids {
             tree::cpu_ticks(pid).hash(&mut hasher);
             pid.hash(&mut hasher);
             timed_sleep |= tree::sleeping_with_timeout(pid);
-            let w = watched.entry(pid).or_insert_with(|| Watched {
-                target: None,
-                over_time: analysis::Accumulator::over_time(),
-                cmdline: String::new(),
-                attach_tries: 0,
-                history: VecDeque::new(),
-            });
-            let cmdline = procfs::cmdline(pid);
-            if cmdline != w.cmdline {
-                // A new program (exec): try attaching again.
-                w.cmdline = cmdline;
-                w.attach_tries = 0;
-                w.target = None;
+        }
+        if let Ok((s, parts)) = tree.snapshot_parts() {
+            over_time.retain(|pid, _| pids.contains(pid));
+            for part in parts {
+                over_time
+                    .entry(part.pid)
+                    .or_insert_with(analysis::Accumulator::over_time)
+                    .push(part);
             }
-            if w.target.is_none() && w.attach_tries < MAX_ATTACH_TRIES {
-                w.attach_tries += 1;
-                match Target::attach(pid) {
-                    Ok(mut t) => {
-                        t.writes = true;
-                        w.target = Some(t)
-                    }
-                    Err(Error::NotPython { .. }) | Err(Error::Unsupported { .. }) => {
-                        w.attach_tries = MAX_ATTACH_TRIES
-                    }
-                    Err(_) => {}
-                }
+            for th in &s.threads {
+                (&th.id, &th.frames, th.state).hash(&mut hasher);
             }
-            if let Some(t) = w.target.as_mut() {
-                match snapshot::take(t) {
-                    Ok(s) => {
-                        for th in &s.threads {
-                            (&th.id, &th.frames, th.state).hash(&mut hasher);
-                        }
-                        w.over_time.push(s.clone());
-                        w.history.push_back(s);
-                        let horizon = SystemTime::now() - opts.persist - opts.interval;
-                        while w.history.len() > 2
-                            && w.history
-                                .front()
-                                .map(|f| f.taken < horizon)
-                                .unwrap_or(false)
-                        {
-                            w.history.pop_front();
-                        }
-                    }
-                    Err(_) => {}
-                }
+            history.push_back(s);
+            let horizon = SystemTime::now() - opts.persist - opts.interval;
+            while history.len() > 2 && history.front().map(|f| f.taken < horizon).unwrap_or(false) {
+                history.pop_front();
             }
         }
         let fingerprint = hasher.finish();
@@ -175,7 +137,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             last_progress = Instant::now();
         }
 
-        let doc = document(&watched, &command, opts, true);
+        let doc = document(&history, &over_time, root, &command, opts, true);
         if crate::fails(&doc, &opts.fail_on) {
             return Watch {
                 outcome: Outcome::Failed,
@@ -184,7 +146,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             };
         }
         if last_progress.elapsed() >= opts.hang_after {
-            let mut doc = document(&watched, &command, opts, false);
+            let mut doc = document(&history, &over_time, root, &command, opts, false);
             doc.findings.push(hang_finding(&doc, opts.hang_after));
             return Watch {
                 outcome: Outcome::Failed,
@@ -196,47 +158,40 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
     }
 }
 
-/// One document over every watched Python process; with `require_persistence`, findings
-/// count only once their history spans the persistence window.
+/// One document over the tree's snapshots; with `require_persistence`, findings count only
+/// once the history spans the persistence window.
 fn document(
-    watched: &HashMap<i32, Watched>,
+    history: &VecDeque<Snapshot>,
+    over_time: &HashMap<i32, analysis::Accumulator>,
+    root: i32,
     command: &Command,
     opts: &WatchOptions,
     require_persistence: bool,
 ) -> Document {
-    let mut pids: Vec<&i32> = watched.keys().collect();
-    pids.sort();
-    let mut merged: Option<Document> = None;
-    for pid in pids {
-        let w = &watched[pid];
-        let (Some(t), false) = (&w.target, w.history.is_empty()) else {
-            continue;
-        };
-        let snaps: Vec<Snapshot> = w.history.iter().cloned().collect();
-        let span = snaps
-            .last()
-            .unwrap()
-            .taken
-            .duration_since(snaps[0].taken)
-            .unwrap_or_default();
-        let mut doc = analysis::document(&snaps, t.process.clone(), command.clone());
-        if require_persistence && span < opts.persist {
-            doc.findings.clear();
-        }
-        let latent = w.over_time.latent_findings(t.pid, &doc.findings);
-        doc.findings.extend(latent);
-        merged = Some(match merged {
-            None => doc,
-            Some(mut m) => {
-                m.processes.extend(doc.processes);
-                m.threads.extend(doc.threads);
-                m.locks.extend(doc.locks);
-                m.findings.extend(doc.findings);
-                m
-            }
-        });
+    let (Some(first), Some(last)) = (history.front(), history.back()) else {
+        return empty_document(command);
+    };
+    let snaps: Vec<Snapshot> = history.iter().cloned().collect();
+    let span = last.taken.duration_since(first.taken).unwrap_or_default();
+    let root_process = last.processes.first().cloned().unwrap_or_else(|| Process {
+        pid: root,
+        ppid: procfs::ppid(root),
+        name: procfs::comm(root),
+        cmdline: procfs::cmdline(root),
+        python_version: String::new(),
+        exited: false,
+    });
+    let mut doc = analysis::document(&snaps, root_process, command.clone());
+    if require_persistence && span < opts.persist {
+        doc.findings.clear();
     }
-    merged.unwrap_or_else(|| empty_document(command))
+    let mut pids: Vec<&i32> = over_time.keys().collect();
+    pids.sort();
+    for pid in pids {
+        let latent = over_time[pid].latent_findings(*pid, &doc.findings);
+        doc.findings.extend(latent);
+    }
+    doc
 }
 
 fn empty_document(command: &Command) -> Document {
@@ -281,6 +236,7 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: Some("Every thread is parked: look at what each waits for below (an I/O call without a timeout, a wait nobody will end).".into()),
+        knot: false,
     }
 }
 

@@ -44,3 +44,39 @@ fn bank_transfer_deadlock_is_found_with_holders_and_sites() {
         assert!(text.contains("held by \"teller-"), "{text}");
     });
 }
+
+#[test]
+fn dot_output_highlights_the_cycle_and_locals_are_shown_on_request() {
+    let py = &support::interpreters()[0];
+    let target = Target::start(py, &example("bank_transfer.py"), &[]);
+    let dot = std::env::temp_dir().join(format!("gridlock-{}.dot", std::process::id()));
+    let out = support::gridlock(&[
+        "dump",
+        &target.pid.to_string(),
+        "--window",
+        "0",
+        "--dot",
+        dot.to_str().unwrap(),
+        "--locals",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let graph = std::fs::read_to_string(&dot).unwrap();
+    let _ = std::fs::remove_file(&dot);
+    assert!(graph.starts_with("digraph waitfor {"), "{graph}");
+    let red_edges: Vec<&str> = graph
+        .lines()
+        .filter(|l| l.contains("->") && l.contains("color=red"))
+        .collect();
+    assert_eq!(
+        red_edges.len(),
+        4,
+        "two waits and two holds form the cycle:\n{graph}"
+    );
+    assert!(graph.contains("teller-1") && graph.contains("teller-2"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // --locals: the transfer frame's arguments, by value where they are plain.
+    assert!(text.contains("amount = 10"), "{text}");
+    assert!(text.contains("src = <Account at 0x"), "{text}");
+}

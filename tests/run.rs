@@ -145,7 +145,12 @@ fn a_process_parked_forever_is_a_hang() {
         "import socket; a, b = socket.socketpair(); a.recv(1)",
     ]);
     assert_eq!(code, 3, "{stderr}");
-    assert!(stderr.contains("HANG"), "{stderr}");
+    // With the tree-wide graph (issue 7) this is provably a self-deadlock: the only thread
+    // reads a socket whose peer only its own process holds. Reported before the hang timer.
+    assert!(
+        stderr.contains("HANG") || stderr.contains("whose other end only its own process holds"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -35,10 +35,57 @@ fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
         locks: Vec::new(),
         edges: Vec::new(),
         advice: None,
+        knot: false,
     }
 }
 
 pub fn thread_label(snap: &Snapshot, id: &str) -> String {
+    let label = thread_label_in_process(snap, id);
+    match snap.thread(id) {
+        Some(t) if snap.processes.len() > 1 => format!("{label} of process {}", t.pid),
+        _ => label,
+    }
+}
+
+fn process_label(snap: &Snapshot, pid: i32) -> String {
+    match snap.processes.iter().find(|p| p.pid == pid) {
+        Some(p) => format!("process {pid} ({})", short_cmd(p)),
+        None => format!("process {pid}"),
+    }
+}
+
+/// A short command: the script and its arguments rather than the interpreter's full path.
+pub fn short_cmd(p: &Process) -> String {
+    let cmd = if p.cmdline.is_empty() {
+        &p.name
+    } else {
+        &p.cmdline
+    };
+    let words: Vec<&str> = cmd.split(' ').collect();
+    let start = usize::from(words.len() > 1 && words[0].contains("python"));
+    let s: Vec<String> = words[start..]
+        .iter()
+        .map(|w| short_file(w).to_string())
+        .collect();
+    let s = s.join(" ");
+    if s.len() > 60 {
+        format!("{}...", &s[..s.floor_char_boundary(57)])
+    } else {
+        s
+    }
+}
+
+/// The pids a finding involves, from its thread and node ids (`PID:...`).
+fn pids_of<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<i32> {
+    let mut v: Vec<i32> = ids
+        .filter_map(|id| id.split(':').next()?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn thread_label_in_process(snap: &Snapshot, id: &str) -> String {
     match snap.thread(id) {
         Some(t) => match &t.name {
             Some(n) => format!("\"{n}\""),
@@ -73,6 +120,11 @@ impl Detector for Deadlocks {
 
     fn detect(&self, snap: &Snapshot, graph: &WaitGraph, _: &[Finding]) -> Vec<Finding> {
         let mut out = Vec::new();
+        for scc in graph.stuck_sccs() {
+            if graph.has_or(&scc) {
+                out.push(knot(snap, graph, &scc));
+            }
+        }
         for cycle in graph.cycles(64) {
             let mut threads = Vec::new();
             let mut locks = Vec::new();
@@ -87,25 +139,40 @@ impl Detector for Deadlocks {
                 .chain(&cycle[..start])
                 .copied()
                 .collect();
+            let mut process_nodes = Vec::new();
             for (i, &n) in ordered.iter().enumerate() {
                 match &graph.graph[n] {
                     Node::Thread(id) => threads.push(id.clone()),
                     Node::Lock(id) => locks.push(id.clone()),
+                    Node::Process(id) => process_nodes.push(id.clone()),
                 }
                 let next = ordered[(i + 1) % ordered.len()];
                 if let Some(e) = graph.edge(n, next) {
                     edges.push(e.clone());
                 }
             }
-            let mut key: Vec<String> = threads.iter().chain(&locks).cloned().collect();
+            let mut key: Vec<String> = threads
+                .iter()
+                .chain(&locks)
+                .chain(&process_nodes)
+                .cloned()
+                .collect();
             key.sort();
             let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
+            let pids = pids_of(threads.iter().chain(&process_nodes));
             let joins = edges.iter().any(|e| e.via == "joins");
             let summary = if threads.len() == 1 {
                 format!(
                     "{} waits for {} that it holds itself",
                     names[0],
                     lock_label(snap, locks.first().map(String::as_str).unwrap_or("?"))
+                )
+            } else if pids.len() > 1 {
+                format!(
+                    "{} threads in {} processes wait for each other in a cycle: {}",
+                    threads.len(),
+                    pids.len(),
+                    names.join(" -> ")
                 )
             } else {
                 format!(
@@ -119,8 +186,21 @@ impl Detector for Deadlocks {
                 format!("deadlock:{}", key.join(",")),
                 summary,
             );
-            f.advice = Some(if threads.len() == 1 {
+            let self_pipe =
+                threads.len() == 1 && edges.iter().any(|e| e.evidence == Evidence::Pipe);
+            if self_pipe {
+                f.summary = format!(
+                    "{} waits on {} whose other end only its own process holds, and no other thread of it can serve it",
+                    names[0],
+                    locks.first().map(String::as_str).unwrap_or("a pipe")
+                );
+            }
+            f.advice = Some(if self_pipe {
+                "Close the ends a process does not use (after fork, or in a socketpair it keeps both ends of), or read with a timeout.".into()
+            } else if threads.len() == 1 {
                 "The thread re-enters a non-reentrant Lock it already holds (a signal handler, callback or recursion): use an RLock, or do not take the lock there.".into()
+            } else if pids.len() > 1 {
+                cross_process_advice(&edges)
             } else if joins {
                 "A thread joins another thread that waits for something the joiner holds: release it before joining.".into()
             } else {
@@ -129,12 +209,102 @@ impl Detector for Deadlocks {
             });
             f.threads = threads;
             f.locks = locks;
-            f.edges = edges;
-            f.processes = vec![snap.pid];
+            f.edges = edges
+                .into_iter()
+                .filter(|e| e.via != "has_thread")
+                .collect();
+            f.processes = if pids.is_empty() {
+                vec![snap.pid]
+            } else {
+                pids
+            };
             out.push(f);
         }
         out
     }
+}
+
+fn cross_process_advice(edges: &[Edge]) -> String {
+    let ev: Vec<Evidence> = edges.iter().map(|e| e.evidence).collect();
+    if ev.contains(&Evidence::Wait4) && ev.contains(&Evidence::Pipe) {
+        "A process waits for a child to exit while the child waits for it to drain a pipe or queue: read everything the child sends (Queue.get, Connection.recv) before joining it.".into()
+    } else if ev.contains(&Evidence::ShmFutex) {
+        "Processes take the same multiprocessing locks in different orders, or wait for one while holding another: take them in one global order, and never block on another process while holding a lock it needs.".into()
+    } else {
+        "The processes wait for each other: break the cycle by draining pipes before joining, and by not holding a lock across a blocking send, recv or join.".into()
+    }
+}
+
+/// OR-waits that deadlock: every party that could wake any member is itself a member.
+fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) -> Finding {
+    let mut threads = Vec::new();
+    let mut locks = Vec::new();
+    let mut nodes = Vec::new();
+    for &n in scc {
+        match &graph.graph[n] {
+            Node::Thread(id) => threads.push(id.clone()),
+            Node::Lock(id) => locks.push(id.clone()),
+            Node::Process(id) => nodes.push(id.clone()),
+        }
+    }
+    threads.sort();
+    locks.sort();
+    let mut key: Vec<String> = threads
+        .iter()
+        .chain(&locks)
+        .chain(&nodes)
+        .cloned()
+        .collect();
+    key.sort();
+    let members: std::collections::HashSet<_> = scc.iter().copied().collect();
+    let mut edges: Vec<Edge> = Vec::new();
+    // Threads in a stable order, each followed by the path of its wait.
+    for &n in scc {
+        if !matches!(graph.graph[n], Node::Thread(_)) {
+            continue;
+        }
+        let mut at = n;
+        let mut hops = 0;
+        while hops < 2 {
+            let next: Vec<_> = graph
+                .graph
+                .neighbors(at)
+                .filter(|x| members.contains(x))
+                .collect();
+            for &m in &next {
+                if let Some(e) = graph.edge(at, m) {
+                    if e.via != "has_thread" && !edges.contains(e) {
+                        edges.push(e.clone());
+                    }
+                }
+            }
+            match next.first() {
+                Some(&m) if matches!(graph.graph[m], Node::Lock(_)) => at = m,
+                _ => break,
+            }
+            hops += 1;
+        }
+    }
+    let pids = pids_of(threads.iter().chain(&nodes));
+    let procs: Vec<String> = pids.iter().map(|p| process_label(snap, *p)).collect();
+    let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
+    let mut f = finding(
+        FindingKind::Deadlock,
+        format!("deadlock:{}", key.join(",")),
+        format!(
+            "{} threads in {} blocked in a knot of waits with several possible wakers, every one of which is itself blocked here: {}",
+            threads.len(),
+            procs.join(", "),
+            names.join(", ")
+        ),
+    );
+    f.advice = Some(cross_process_advice(&edges));
+    f.knot = true;
+    f.threads = threads;
+    f.locks = locks;
+    f.edges = edges;
+    f.processes = pids;
+    f
 }
 
 /// Locks whose owner, read from memory, is a thread that no longer exists.
@@ -148,6 +318,48 @@ impl Detector for OrphanedLocks {
     fn detect(&self, snap: &Snapshot, _: &WaitGraph, _: &[Finding]) -> Vec<Finding> {
         let mut out = Vec::new();
         for lock in &snap.locks {
+            if lock
+                .shared
+                .as_ref()
+                .map(|s| s.holder_exited)
+                .unwrap_or(false)
+            {
+                let waiters: Vec<String> = lock
+                    .waiters
+                    .iter()
+                    .map(|w| thread_label(snap, &w.thread))
+                    .collect();
+                let shared = lock.shared.as_ref().unwrap();
+                let mut f = finding(
+                    FindingKind::OrphanedLock,
+                    format!("orphaned_lock:{}", lock.id),
+                    format!(
+                        "multiprocessing {} {} is taken (semaphore value 0) but no live process that maps it ({}) holds it: its holder exited{}",
+                        lock.kind.trim_start_matches("mp_"),
+                        lock_label(snap, &lock.id),
+                        shared.processes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                        if waiters.is_empty() { String::new() } else { format!("; waiting for it: {}", waiters.join(", ")) }
+                    ),
+                );
+                f.advice = Some("A process died (killed, os._exit, crash) while holding a multiprocessing lock; nothing will release it: release locks in finally blocks, avoid killing workers that hold them, and re-create the lock (and the pool) after a worker dies.".into());
+                f.locks = vec![lock.id.clone()];
+                f.threads = lock.waiters.iter().map(|w| w.thread.clone()).collect();
+                f.edges = lock
+                    .waiters
+                    .iter()
+                    .map(|w| Edge {
+                        from: w.thread.clone(),
+                        to: lock.id.clone(),
+                        via: "waits_for".into(),
+                        evidence: w.evidence,
+                        site: w.site.clone(),
+                        name: None,
+                    })
+                    .collect();
+                f.processes = pids_of(f.threads.iter());
+                out.push(f);
+                continue;
+            }
             for h in &lock.holders {
                 let (None, Some(ident), Evidence::Memory) = (&h.thread, h.owner_ident, h.evidence)
                 else {
@@ -255,6 +467,8 @@ impl Detector for Stalls {
                     format!("{}{}", lock_label(snap, l), holder.unwrap_or_default())
                 }
                 (WaitKind::Join, Some(th)) => format!("{} to exit", thread_label(snap, th)),
+                (WaitKind::ChildExit, Some(p)) => format!("{p} to exit"),
+                (WaitKind::Pipe, Some(c)) => w.name.clone().unwrap_or_else(|| c.clone()),
                 _ => "a futex no one accounts for".into(),
             };
             parts.push(format!("{} waits for {what}", thread_label(snap, &t.id)));
@@ -283,7 +497,11 @@ impl Detector for Stalls {
         f.threads = snap.threads.iter().map(|t| t.id.clone()).collect();
         f.locks = locks.into_iter().collect();
         f.edges = edges;
-        f.processes = vec![snap.pid];
+        f.processes = if snap.processes.is_empty() {
+            vec![snap.pid]
+        } else {
+            snap.processes.iter().map(|p| p.pid).collect()
+        };
         vec![f]
     }
 }

@@ -13,12 +13,15 @@ use crate::snapshot::Snapshot;
 pub enum Node {
     Thread(String),
     Lock(String),
+    /// `PID:p` (`--tree`): a process acts through any of its threads, and exits only once
+    /// they are done.
+    Process(String),
 }
 
 impl Node {
     pub fn id(&self) -> &str {
         match self {
-            Node::Thread(id) | Node::Lock(id) => id,
+            Node::Thread(id) | Node::Lock(id) | Node::Process(id) => id,
         }
     }
 }
@@ -36,6 +39,24 @@ impl WaitGraph {
         };
         for t in &snap.threads {
             g.node(Node::Thread(t.id.clone()));
+        }
+        for p in &snap.processes {
+            let pn = g.node(Node::Process(crate::crossproc::process_id(p.pid)));
+            for t in snap.threads.iter().filter(|t| t.pid == p.pid) {
+                let tn = g.index[&t.id];
+                g.graph.add_edge(
+                    pn,
+                    tn,
+                    Edge {
+                        from: crate::crossproc::process_id(p.pid),
+                        to: t.id.clone(),
+                        via: "has_thread".into(),
+                        evidence: Evidence::Memory,
+                        site: None,
+                        name: None,
+                    },
+                );
+            }
         }
         for t in snap.threads.iter().filter(|t| t.blocked) {
             let Some(w) = &t.waits_for else { continue };
@@ -59,6 +80,10 @@ impl WaitGraph {
                             name: w.name.clone(),
                         },
                     );
+                    if lock.shared.is_some() {
+                        g.shared_holders(snap, lock, to);
+                        continue;
+                    }
                     let live: Vec<_> = lock
                         .holders
                         .iter()
@@ -105,10 +130,128 @@ impl WaitGraph {
                         );
                     }
                 }
+                WaitKind::ChildExit | WaitKind::Pipe => {
+                    let from = g.index[&t.id];
+                    let via = if w.kind == WaitKind::ChildExit {
+                        "waits_for_exit"
+                    } else {
+                        "waits_for"
+                    };
+                    let edge = Edge {
+                        from: t.id.clone(),
+                        to: target.clone(),
+                        via: via.into(),
+                        evidence: w.evidence,
+                        site: w.site.clone(),
+                        name: w.name.clone(),
+                    };
+                    if let Some(&to) = g.index.get(target.as_str()) {
+                        g.graph.add_edge(from, to, edge);
+                    } else if let Some(lock) = snap.lock(target) {
+                        let to = g.node(Node::Lock(lock.id.clone()));
+                        g.graph.add_edge(from, to, edge);
+                        g.shared_holders(snap, lock, to);
+                    }
+                }
                 WaitKind::Notify | WaitKind::UnknownFutex => {}
             }
         }
         g
+    }
+
+    /// A cross-process resource points at every holder (several: an OR-wait); a holder that
+    /// is unknown leaves it with no edge, so nothing through it is claimed stuck.
+    fn shared_holders(&mut self, snap: &Snapshot, lock: &crate::model::Lock, to: NodeIndex) {
+        if lock
+            .holders
+            .iter()
+            .any(|h| h.thread.is_none() && h.process.is_none())
+        {
+            return;
+        }
+        for h in &lock.holders {
+            let target = match (&h.thread, h.process) {
+                (Some(t), _) => t.clone(),
+                (None, Some(p)) => crate::crossproc::process_id(p),
+                _ => continue,
+            };
+            let Some(&hn) = self.index.get(&target) else {
+                continue;
+            };
+            if self.graph.contains_edge(to, hn) {
+                continue;
+            }
+            let name = h
+                .thread
+                .as_ref()
+                .and_then(|th| snap.thread(th))
+                .and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id))
+                .and_then(|x| x.name.clone());
+            self.graph.add_edge(
+                to,
+                hn,
+                Edge {
+                    from: lock.id.clone(),
+                    to: target,
+                    via: "held_by".into(),
+                    evidence: h.evidence,
+                    site: h.site.clone(),
+                    name,
+                },
+            );
+        }
+    }
+
+    /// The nodes that can provably never proceed: the greatest set in which every node has a
+    /// way out and all its ways out lead back into the set. A thread has one wait; a resource
+    /// with several holders, or a process with several threads, is an OR: one party able to
+    /// act frees it. Nodes outside every cycle may be in it (they wait on a stuck party).
+    pub fn stuck(&self) -> Vec<bool> {
+        let n = self.graph.node_count();
+        let mut stuck = vec![true; n];
+        loop {
+            let mut changed = false;
+            for i in 0..n {
+                if !stuck[i] {
+                    continue;
+                }
+                let ni = NodeIndex::new(i);
+                let mut succ = self.graph.neighbors(ni).peekable();
+                let free = succ.peek().is_none() || succ.any(|s| !stuck[s.index()]);
+                if free {
+                    stuck[i] = false;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return stuck;
+            }
+        }
+    }
+
+    /// Strongly connected groups of stuck nodes (with a cycle in them).
+    pub fn stuck_sccs(&self) -> Vec<Vec<NodeIndex>> {
+        let stuck = self.stuck();
+        petgraph::algo::tarjan_scc(&self.graph)
+            .into_iter()
+            .map(|mut scc| {
+                scc.retain(|n| stuck[n.index()]);
+                scc
+            })
+            .filter(|scc| {
+                scc.len() > 1 || (scc.len() == 1 && self.graph.contains_edge(scc[0], scc[0]))
+            })
+            .collect()
+    }
+
+    /// Whether any node of the group has several possible wakers: then it is a knot.
+    pub fn has_or(&self, scc: &[NodeIndex]) -> bool {
+        scc.iter().any(|n| self.is_or(*n))
+    }
+
+    /// Whether a node has several possible wakers.
+    pub fn is_or(&self, n: NodeIndex) -> bool {
+        self.graph.neighbors(n).count() > 1
     }
 
     fn node(&mut self, n: Node) -> NodeIndex {
@@ -125,7 +268,10 @@ impl WaitGraph {
     /// index (so each is found once), in wait order. Bounded: pathological graphs stop early.
     pub fn cycles(&self, limit: usize) -> Vec<Vec<NodeIndex>> {
         let mut out = Vec::new();
-        for scc in petgraph::algo::tarjan_scc(&self.graph) {
+        for scc in self.stuck_sccs() {
+            if self.has_or(&scc) {
+                continue;
+            }
             let self_loop = scc.len() == 1 && self.graph.contains_edge(scc[0], scc[0]);
             if scc.len() < 2 && !self_loop {
                 continue;

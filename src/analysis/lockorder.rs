@@ -162,6 +162,7 @@ impl LockOrder {
                     })
                     .collect(),
                 advice: Some("Two code paths take these locks in opposite orders; if they ever run at the same time they deadlock. Take them in one global order.".into()),
+                knot: false,
             });
         }
         out

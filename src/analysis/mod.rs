@@ -238,10 +238,17 @@ impl Accumulator {
                     .map(|d| d.as_secs_f64())
                     .unwrap_or(0.0),
             },
-            processes: vec![Process {
-                exited: false,
-                ..process
-            }],
+            processes: if last.processes.is_empty() {
+                vec![Process {
+                    exited: false,
+                    ..process
+                }]
+            } else {
+                // The root first (a document's first process is the one asked about).
+                let mut ps = last.processes.clone();
+                ps.sort_by_key(|p| (p.pid != last.pid, p.pid));
+                ps
+            },
             threads,
             locks: last.locks.clone(),
             tasks: Vec::new(),

@@ -139,6 +139,7 @@ impl RaceTracker {
                     })
                     .collect(),
                 advice: Some("Guard every write to this location with the same lock (or confine it to one thread).".into()),
+                knot: false,
             });
         }
         out

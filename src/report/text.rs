@@ -31,8 +31,37 @@ impl Style {
     }
 }
 
+fn process_label(doc: &Document, pid: i32) -> String {
+    match doc.processes.iter().find(|p| p.pid == pid) {
+        Some(p) => format!(
+            "process {pid} ({})",
+            crate::analysis::detectors::short_cmd(p)
+        ),
+        None => format!("process {pid} (not Python or gone)"),
+    }
+}
+
+/// A thread, a process (`PID:p`) or a resource: whatever a cross-process edge points at.
+fn party_label(doc: &Document, id: &str) -> String {
+    if let Some(pid) = id.strip_suffix(":p").and_then(|p| p.parse().ok()) {
+        process_label(doc, pid)
+    } else if doc.thread(id).is_some() || id.contains(":t:") {
+        thread_label(doc, id)
+    } else {
+        lock_label(doc, id, None)
+    }
+}
+
 fn thread_label(doc: &Document, id: &str) -> String {
     match doc.thread(id) {
+        Some(t) if doc.processes.len() > 1 => {
+            let name = t
+                .name
+                .clone()
+                .map(|n| format!("\"{n}\""))
+                .unwrap_or_else(|| format!("thread {}", t.thread_id));
+            format!("{name} of {}", process_label(doc, t.pid))
+        }
         Some(t) => {
             let name = t
                 .name
@@ -51,6 +80,32 @@ fn thread_label(doc: &Document, id: &str) -> String {
 fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
     match doc.lock(id) {
         Some(l) => {
+            if let Some(sh) = &l.shared {
+                let name = name
+                    .map(str::to_string)
+                    .or_else(|| l.names.first().map(|n| n.name.clone()));
+                let what = match l.kind.as_str() {
+                    "mp_lock" => "multiprocessing.Lock",
+                    "mp_rlock" => "multiprocessing.RLock",
+                    "mp_semaphore" => "multiprocessing.Semaphore",
+                    "mp_condition" => "multiprocessing.Condition",
+                    "children" => return format!("any child of process {} to exit", l.pid),
+                    k => k,
+                };
+                let place = match (&sh.path, sh.offset) {
+                    (Some(p), Some(off)) if l.kind != "pipe" && l.kind != "socket" => {
+                        format!("{p} +{off:#x}")
+                    }
+                    (Some(p), _) => p.clone(),
+                    _ => l.id.clone(),
+                };
+                return match name {
+                    Some(n) if !n.starts_with("read ") && !n.starts_with("write ") => {
+                        format!("{n} <{what} {place}>")
+                    }
+                    _ => format!("<{what} {place}>"),
+                };
+            }
             let kind = match l.kind.as_str() {
                 "lock" => "_thread.lock",
                 "rlock" => "_thread.RLock",
@@ -71,6 +126,46 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
 
 pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result<()> {
     let p = &doc.processes[0];
+    if doc.processes.len() > 1 {
+        writeln!(
+            out,
+            "{} · process tree of pid {} · {} Python processes · {} threads · window {:.1} s ({} snapshot{})",
+            style.bold(&format!("gridlock {}", doc.tool.version)),
+            p.pid,
+            doc.processes.len(),
+            doc.threads.len(),
+            doc.window.seconds,
+            doc.window.snapshots,
+            if doc.window.snapshots == 1 { "" } else { "s" }
+        )?;
+        for q in &doc.processes {
+            writeln!(
+                out,
+                "  pid {} (parent {}) · CPython {} · {}",
+                q.pid,
+                q.ppid.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
+                q.python_version,
+                if q.cmdline.is_empty() {
+                    &q.name
+                } else {
+                    &q.cmdline
+                }
+            )?;
+        }
+        writeln!(out)?;
+        if doc.findings.is_empty() {
+            writeln!(
+                out,
+                "No deadlock, stall or orphaned lock persisted over the window."
+            )?;
+            writeln!(out)?;
+        }
+        for f in &doc.findings {
+            finding(doc, f, style, &mut out)?;
+            writeln!(out)?;
+        }
+        return threads(doc, style, &mut out);
+    }
     writeln!(
         out,
         "{} · pid {} · CPython {} · {} · {} threads · window {:.1} s ({} snapshot{})",
@@ -140,14 +235,57 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                             .as_deref()
                             .map(|n| format!(" as {n}"))
                             .unwrap_or_default();
+                        if h.evidence == Evidence::Pipe || h.evidence == Evidence::Wait4 {
+                            writeln!(
+                                out,
+                                "    {} by {}, which is not serving it  {}",
+                                if h.evidence == Evidence::Pipe {
+                                    "other end held"
+                                } else {
+                                    "child"
+                                },
+                                party_label(doc, &h.to),
+                                style.dim(&format!("[{}]", h.evidence.as_str()))
+                            )?;
+                            i += 2;
+                            while let Some(more) = f.edges.get(i).filter(|x| x.via == "held_by") {
+                                writeln!(
+                                    out,
+                                    "      and by {}  {}",
+                                    party_label(doc, &more.to),
+                                    style.dim(&format!("[{}]", more.evidence.as_str()))
+                                )?;
+                                i += 1;
+                            }
+                            continue;
+                        }
                         writeln!(
                             out,
                             "    held by {}{named}, taken at {}  {}",
-                            thread_label(doc, &h.to),
+                            party_label(doc, &h.to),
                             h.site.as_deref().unwrap_or("an unknown site"),
                             style.dim(&format!("[{}]", h.evidence.as_str()))
                         )?;
                         i += 1;
+                    }
+                } else if e.via == "held_by" {
+                    // A further holder of an OR-wait (knot).
+                    writeln!(
+                        out,
+                        "    or by {}  {}",
+                        party_label(doc, &e.to),
+                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                    )?;
+                } else if e.via == "waits_for_exit" {
+                    writeln!(
+                        out,
+                        "  {} waits for  {} to exit  {}",
+                        style.bold(&thread_label(doc, &e.from)),
+                        party_label(doc, &e.to),
+                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                    )?;
+                    if let Some(site) = &e.site {
+                        writeln!(out, "      at {site}")?;
                     }
                 } else if e.via == "joins" {
                     writeln!(
@@ -166,10 +304,10 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
         }
         _ => {
             for e in &f.edges {
-                let target = if e.to.contains(":l:") {
+                let target = if e.to.contains(":l:") || doc.lock(&e.to).is_some() {
                     lock_label(doc, &e.to, e.name.as_deref())
-                } else if e.to.contains(":t:") {
-                    thread_label(doc, &e.to)
+                } else if e.to.contains(":t:") || e.to.ends_with(":p") {
+                    party_label(doc, &e.to)
                 } else {
                     e.to.clone()
                 };
@@ -219,6 +357,7 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
         let what = match &t.waits_for {
             Some(w) => {
                 let target = match (w.kind, &w.target) {
+                    (WaitKind::ChildExit, Some(p)) => format!("{} to exit", party_label(doc, p)),
                     (WaitKind::Join, Some(th)) => {
                         format!("thread {} (join)", thread_label(doc, th))
                     }

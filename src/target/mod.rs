@@ -3,6 +3,7 @@
 
 pub mod memory;
 pub mod procfs;
+pub mod sockdiag;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Target {
     pub(crate) pthread_tid_offset: Option<usize>,
     /// Read each frame's local variables into snapshots (`--locals`).
     pub locals: bool,
+    /// Collect `multiprocessing` objects into snapshots, to link processes (`--tree`).
+    pub cross_process: bool,
     /// Work out the shared location each thread writes on its current line (`record`).
     pub writes: bool,
 }
@@ -139,6 +142,7 @@ impl Target {
             code_cache: HashMap::new(),
             pthread_tid_offset: None,
             locals: false,
+            cross_process: false,
             writes: false,
         })
     }

@@ -178,9 +178,166 @@ pub fn parse_syscall(text: &str) -> Option<Syscall> {
     Some(Syscall { nr, args })
 }
 
+pub const SYS_READV: i64 = 19;
+pub const SYS_WRITEV: i64 = 20;
+pub const SYS_SENDTO: i64 = 44;
+pub const SYS_SENDMSG: i64 = 46;
+
+/// One line of `/proc/PID/maps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: usize,
+    pub end: usize,
+    pub perms: String,
+    pub offset: u64,
+    /// `major:minor` as the kernel prints it (hex).
+    pub device: String,
+    pub inode: u64,
+    pub path: String,
+}
+
+impl Mapping {
+    /// A `MAP_SHARED` mapping of a file: the same bytes in every process that maps it.
+    pub fn shared_file(&self) -> bool {
+        self.perms.as_bytes().get(3) == Some(&b's') && self.inode != 0
+    }
+}
+
+pub fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_ascii_whitespace();
+            let (start, end) = f.next()?.split_once('-')?;
+            let perms = f.next()?.to_string();
+            let offset = u64::from_str_radix(f.next()?, 16).ok()?;
+            let device = f.next()?.to_string();
+            let inode = f.next()?.parse().ok()?;
+            // The path may contain spaces (and ends with " (deleted)" once unlinked).
+            let path = f.collect::<Vec<_>>().join(" ");
+            Some(Mapping {
+                start: usize::from_str_radix(start, 16).ok()?,
+                end: usize::from_str_radix(end, 16).ok()?,
+                perms,
+                offset,
+                device,
+                inode,
+                path,
+            })
+        })
+        .collect()
+}
+
+pub fn maps(pid: i32) -> Vec<Mapping> {
+    fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map(|t| parse_maps(&t))
+        .unwrap_or_default()
+}
+
+/// What an open file descriptor refers to, when it is a pipe or a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Channel {
+    Pipe(u64),
+    Socket(u64),
+}
+
+impl Channel {
+    /// `/proc/PID/fd/N` link text: `pipe:[1234]`, `socket:[5678]`.
+    pub fn parse(link: &str) -> Option<Channel> {
+        let inode = |prefix: &str| -> Option<u64> {
+            link.strip_prefix(prefix)?.strip_suffix(']')?.parse().ok()
+        };
+        inode("pipe:[")
+            .map(Channel::Pipe)
+            .or_else(|| inode("socket:[").map(Channel::Socket))
+    }
+
+    pub fn id(&self) -> String {
+        match self {
+            Channel::Pipe(i) => format!("pipe:[{i}]"),
+            Channel::Socket(i) => format!("socket:[{i}]"),
+        }
+    }
+}
+
+/// An open pipe or socket descriptor and its access mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelFd {
+    pub fd: i32,
+    pub channel: Channel,
+    /// From `/proc/PID/fdinfo/FD` `flags` (O_ACCMODE): whether reads / writes are allowed.
+    pub readable: bool,
+    pub writable: bool,
+}
+
+/// Every pipe and socket descriptor of `pid`.
+pub fn channel_fds(pid: i32) -> Vec<ChannelFd> {
+    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.filter_map(|e| e.ok()) {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Some(channel) = fs::read_link(e.path())
+            .ok()
+            .and_then(|l| Channel::parse(l.to_str()?))
+        else {
+            continue;
+        };
+        let mode = fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+            .ok()
+            .and_then(|t| parse_fdinfo_flags(&t))
+            .map(|f| f & 3);
+        out.push(ChannelFd {
+            fd,
+            channel,
+            readable: matches!(mode, Some(0) | Some(2) | None),
+            writable: matches!(mode, Some(1) | Some(2) | None),
+        });
+    }
+    out.sort_by_key(|c| c.fd);
+    out
+}
+
+/// The octal `flags:` field of an fdinfo file.
+pub fn parse_fdinfo_flags(text: &str) -> Option<u32> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+}
+
+/// The descriptor a thread's blocking I/O syscall works on, and whether it reads.
+pub fn io_syscall(s: &Syscall) -> Option<(i32, bool)> {
+    let reads = match s.nr {
+        SYS_READ | SYS_READV | SYS_RECVFROM | SYS_RECVMSG => true,
+        SYS_WRITE | SYS_WRITEV | SYS_SENDTO | SYS_SENDMSG => false,
+        _ => return None,
+    };
+    Some((s.args[0] as i32, reads))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_maps_and_channels() {
+        let m = parse_maps("7f3a1c000000-7f3a1c001000 rw-s 00000000 00:1a 12345 /dev/shm/sem.mp-ab (deleted)\n7f00-7f10 r-xp 00001000 08:01 1 /usr/lib/libc.so.6\n");
+        assert_eq!(m.len(), 2);
+        assert!(m[0].shared_file());
+        assert_eq!(m[0].device, "00:1a");
+        assert_eq!(m[0].inode, 12345);
+        assert_eq!(m[0].path, "/dev/shm/sem.mp-ab (deleted)");
+        assert!(!m[1].shared_file());
+        assert_eq!(Channel::parse("pipe:[42]"), Some(Channel::Pipe(42)));
+        assert_eq!(Channel::parse("socket:[7]"), Some(Channel::Socket(7)));
+        assert_eq!(Channel::parse("/dev/null"), None);
+        assert_eq!(
+            parse_fdinfo_flags("pos:\t0\nflags:\t02000001\nmnt_id:\t15\n"),
+            Some(0o2000001)
+        );
+    }
 
     #[test]
     fn parses_a_futex_wait() {
