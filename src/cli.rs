@@ -59,7 +59,7 @@ pub struct TopArgs {
     #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
 
-    /// Also show the process tree (the Processes view)
+    /// Sample every Python process below PID too, with the waits between them (the Processes view)
     #[arg(long)]
     pub tree: bool,
 }

@@ -398,7 +398,10 @@ fn header_shows_own_cpu_and_time_attached_from_ticks() {
         cpu: Some(3.25),
     }));
     let narrow = text(&render(&app, (80, 24)));
-    assert!(narrow.contains("cpu 3.2%") && narrow.contains("1m15s"), "{narrow}");
+    assert!(
+        narrow.contains("cpu 3.2%") && narrow.contains("1m15s"),
+        "{narrow}"
+    );
     let wide = text(&render(&app, (200, 60)));
     assert!(wide.contains("self 3.2% cpu"), "{wide}");
 }

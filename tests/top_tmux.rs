@@ -103,7 +103,7 @@ fn tmux_available() -> bool {
 /// The shell is back at its prompt, in cooked mode with echo (what `stty` reports).
 fn assert_terminal_restored(t: &Tmux) {
     assert!(!t.alternate_on(), "still on the alternate screen");
-    t.keys(&["clear; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo END", "Enter"]);
+    t.keys(&["clear; stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo | tr '\\n' ' '; echo EN\"\"D", "Enter"]);
     let s = t.wait_for("stty output", |s| {
         s.contains("END\n") || s.trim_end().ends_with("END")
     });

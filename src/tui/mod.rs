@@ -13,8 +13,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use crate::analysis::Accumulator;
+use crate::crossproc::Tree;
 use crate::error::Error;
-use crate::model::{Command, Document};
+use crate::model::{Command, Document, Process};
 use crate::snapshot;
 use crate::target::Target;
 pub use app::{App, Effect, Event, Sample, Tick};
@@ -39,6 +40,49 @@ pub enum TopError {
     Terminal(#[from] std::io::Error),
 }
 
+/// What is sampled: one process, or with `--tree` every Python process below it.
+enum Source {
+    One(Target),
+    Tree(Tree),
+}
+
+impl Source {
+    fn take(&mut self) -> Result<snapshot::Snapshot, Error> {
+        match self {
+            Source::One(t) => snapshot::take(t),
+            Source::Tree(t) => t.snapshot(),
+        }
+    }
+    fn alive(&self) -> bool {
+        match self {
+            Source::One(t) => t.alive(),
+            Source::Tree(t) => crate::target::procfs::exists(t.root),
+        }
+    }
+    /// The root process, as the document's first process.
+    fn process(&self) -> Option<Process> {
+        match self {
+            Source::One(t) => Some(t.process.clone()),
+            Source::Tree(t) => t
+                .targets
+                .get(&t.root)
+                .or_else(|| t.targets.values().next())
+                .map(|t| t.process.clone()),
+        }
+    }
+    fn set_locals(&mut self, on: bool) {
+        match self {
+            Source::One(t) => t.locals = on,
+            Source::Tree(tree) => {
+                tree.locals = on;
+                for t in tree.targets.values_mut() {
+                    t.locals = on;
+                }
+            }
+        }
+    }
+}
+
 /// What the UI asks of the sampling thread.
 #[derive(Debug)]
 enum Control {
@@ -49,7 +93,11 @@ enum Control {
 /// Attach (errors are reported before the screen changes), then run the dashboard until `q`,
 /// Ctrl-C or a signal.
 pub fn run(opts: TopOptions) -> Result<(), TopError> {
-    let target = Target::attach(opts.pid)?;
+    let target = if opts.tree {
+        Source::Tree(Tree::attach(opts.pid, false)?)
+    } else {
+        Source::One(Target::attach(opts.pid)?)
+    };
     crate::watch::install_signal_handlers();
     let started = Instant::now();
     let (tx, rx) = mpsc::channel::<Event>();
@@ -143,7 +191,7 @@ fn save(doc: &Document, pid: i32) -> std::io::Result<PathBuf> {
 }
 
 fn sample_loop(
-    mut target: Target,
+    mut target: Source,
     requested: f64,
     command: Command,
     started: Instant,
@@ -154,11 +202,13 @@ fn sample_loop(
     let min_interval = Duration::from_secs_f64(1.0 / requested);
     let mut cost_avg: Option<f64> = None;
     let mut paused = false;
+    // The root's identity, kept for the document after a tree's root is gone.
+    let mut root = target.process();
     loop {
         let due = Instant::now();
         let cpu0 = thread_cpu();
         if !paused {
-            match snapshot::take(&mut target) {
+            match target.take() {
                 Ok(snap) => {
                     let at = snap
                         .taken
@@ -167,7 +217,13 @@ fn sample_loop(
                         .unwrap_or_else(|_| started.elapsed())
                         .as_secs_f64();
                     acc.push(snap);
-                    let doc = acc.live_document(target.process.clone(), command.clone());
+                    if let Some(p) = target.process() {
+                        root = Some(p);
+                    }
+                    let Some(process) = root.clone() else {
+                        continue;
+                    };
+                    let doc = acc.live_document(process, command.clone());
                     let cost = thread_cpu().saturating_sub(cpu0);
                     let avg = match cost_avg {
                         None => cost.as_secs_f64(),
@@ -210,7 +266,7 @@ fn sample_loop(
             let left = (due + interval).saturating_duration_since(Instant::now());
             match ctl.recv_timeout(left) {
                 Ok(Control::Pause(p)) => paused = p,
-                Ok(Control::Locals(l)) => target.locals = l,
+                Ok(Control::Locals(l)) => target.set_locals(l),
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => return,
             }

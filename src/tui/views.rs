@@ -179,11 +179,7 @@ fn banner(app: &App) -> Span<'static> {
             let names: Vec<String> = f
                 .threads
                 .iter()
-                .map(|id| {
-                    doc.thread(id)
-                        .map(thread_name)
-                        .unwrap_or_else(|| id.clone())
-                })
+                .map(|id| thread_name_by_id(doc, id))
                 .collect();
             let who = if f.kind == FindingKind::Deadlock && names.len() > 1 {
                 format!("{} → {}", names.join(" → "), names[0])
@@ -368,7 +364,7 @@ fn draw_threads(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
                 short_state(t.state)
             };
             let mut cells = vec![
-                Cell::from(thread_name(t)).style(name_style),
+                Cell::from(qualified_name(doc, t)).style(name_style),
                 Cell::from(t.native_id.map(|n| n.to_string()).unwrap_or_default()),
                 Cell::from(state).style(state_style(t.state, t.blocked)),
                 Cell::from(App::time_in_state(doc, t).map(fmt_secs).unwrap_or_default()),
@@ -526,9 +522,18 @@ pub fn thread_name(t: &Thread) -> String {
         .unwrap_or_else(|| format!("thread {}", t.thread_id))
 }
 
+/// A thread's name, with its process when the document spans several (each has a MainThread).
+fn qualified_name(doc: &Document, t: &Thread) -> String {
+    if doc.processes.len() > 1 {
+        format!("{}@{}", thread_name(t), t.pid)
+    } else {
+        thread_name(t)
+    }
+}
+
 fn thread_name_by_id(doc: &Document, id: &str) -> String {
     doc.thread(id)
-        .map(thread_name)
+        .map(|t| qualified_name(doc, t))
         .unwrap_or_else(|| format!("thread {}", id.rsplit(':').next().unwrap_or(id)))
 }
 
@@ -718,7 +723,7 @@ pub fn graph_lines(doc: &Document) -> Vec<Line<'static>> {
         .filter(|f| f.kind == FindingKind::Deadlock && f.last_seen == doc.window.ended)
         .collect();
     let name_of = |id: &str, name: Option<&str>| -> String {
-        if id.contains(":l:") {
+        if doc.lock(id).is_some() || id.contains(":l:") {
             let addr = doc.lock(id).map(|l| l.address.clone()).unwrap_or_default();
             format!("{} <{}>", lock_short(doc, id, name), addr)
         } else {
