@@ -39,6 +39,29 @@ pub enum Commands {
     /// lock-order inversions (latent deadlocks), plus everything dump finds that persisted
     #[command(after_help = EXIT_CODES)]
     Record(RecordArgs),
+    /// A live terminal dashboard of a running process: threads, wait-for graph and findings
+    /// as they appear (keys: Tab views, Enter detail, / filter, s sort, p pause, d save, ? help, q quit)
+    #[command(after_help = TOP_EXIT_CODES)]
+    Top(TopArgs),
+}
+
+pub const TOP_EXIT_CODES: &str = "EXIT STATUS:
+  0  the dashboard was closed (q, Ctrl-C); findings do not change it
+  1  gridlock could not attach (no such process, not Python, permission denied, unsupported)
+  2  usage error";
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Process id of the running CPython 3.8-3.13 process
+    pub pid: i32,
+
+    /// Samples per second (lowered automatically when the target is too large to sample this fast)
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+
+    /// Sample every Python process below PID too, with the waits between them (the Processes view)
+    #[arg(long)]
+    pub tree: bool,
 }
 
 #[derive(Debug, Args)]

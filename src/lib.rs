@@ -3,7 +3,7 @@
 //! The core reads a running CPython process from outside (`target`, `cpython`), builds a
 //! snapshot of who holds and who waits (`snapshot`), finds deadlocks, stalls and orphaned
 //! locks (`analysis`) and renders the report contract's document (`model`, `report`).
-//! Nothing here touches a terminal UI.
+//! Nothing outside `tui` touches a terminal UI.
 
 pub mod analysis;
 pub mod asyncio;
@@ -19,6 +19,8 @@ pub mod sampler;
 pub mod snapshot;
 pub mod target;
 pub mod tree;
+/// The `top` dashboard: the only module that knows about the terminal.
+pub mod tui;
 pub mod watch;
 
 use std::time::Duration;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use gridlock::cli::{Cli, Commands, DumpArgs, RecordArgs, RunArgs};
+use gridlock::cli::{Cli, Commands, DumpArgs, RecordArgs, RunArgs, TopArgs};
 use gridlock::model::{Command, FindingKind};
 use gridlock::report;
 
@@ -29,6 +29,13 @@ fn main() -> ExitCode {
             }
         },
         Commands::Record(args) => match record(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("gridlock: error: {e:#}");
+                ExitCode::from(EXIT_FAILED_TO_RUN)
+            }
+        },
+        Commands::Top(args) => match top(&args) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("gridlock: error: {e:#}");
@@ -67,6 +74,24 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
     } else {
         EXIT_OK
     })
+}
+
+fn top(args: &TopArgs) -> anyhow::Result<u8> {
+    if !(args.rate > 0.0 && args.rate <= 1000.0) {
+        eprintln!("gridlock: error: --rate must be between 0 and 1000 samples per second");
+        return Ok(EXIT_USAGE);
+    }
+    let command = Command {
+        name: "top".into(),
+        args: std::env::args().skip(1).collect(),
+    };
+    gridlock::tui::run(gridlock::tui::TopOptions {
+        pid: args.pid,
+        rate: args.rate,
+        tree: args.tree,
+        command,
+    })?;
+    Ok(EXIT_OK)
 }
 
 fn run(args: &RunArgs) -> anyhow::Result<u8> {

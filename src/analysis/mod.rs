@@ -69,6 +69,16 @@ pub struct Accumulator {
     loops: loops::LoopTracker,
     loop_options: loops::LoopOptions,
     races: Option<races::RaceTracker>,
+    /// Every finding ever seen, with when and how often (for `top`, which shows findings
+    /// as they appear rather than only those that persisted over the whole window).
+    ever: HashMap<String, Seen>,
+}
+
+struct Seen {
+    first: SystemTime,
+    last: SystemTime,
+    samples: usize,
+    finding: Finding,
 }
 
 impl Accumulator {
@@ -94,6 +104,16 @@ impl Accumulator {
         let found = findings(&snap);
         for f in &found {
             *self.seen.entry(f.id.clone()).or_default() += 1;
+            let seen = self.ever.entry(f.id.clone()).or_insert_with(|| Seen {
+                first: snap.taken,
+                last: snap.taken,
+                samples: 0,
+                finding: f.clone(),
+            });
+            seen.last = snap.taken;
+            seen.samples += 1;
+            // The newest version: sites and names can sharpen as the threads settle.
+            seen.finding = f.clone();
         }
         for t in &snap.threads {
             let entry = self
@@ -149,6 +169,42 @@ impl Accumulator {
         self.last.as_ref()
     }
 
+    /// The document so far with every finding seen at least once (current or not), each
+    /// with its own first/last seen and sample count: what a live view shows. Panics if
+    /// nothing was pushed.
+    pub fn live_document(&self, process: Process, command: Command) -> Document {
+        let mut doc = self.assemble(process, command, Vec::new());
+        let mut findings: Vec<Finding> = self
+            .ever
+            .values()
+            .map(|s| {
+                let mut f = s.finding.clone();
+                f.first_seen = timestamp(s.first);
+                f.last_seen = timestamp(s.last);
+                f.samples = s.samples;
+                f
+            })
+            .collect();
+        // Inversions and races are computed over the whole window, not per snapshot; an
+        // inversion that deadlocked at some point is reported as that deadlock.
+        let latent = self.latent_findings(doc.processes[0].pid, &findings);
+        for mut f in latent {
+            if f.first_seen.is_empty() {
+                f.first_seen = doc.window.started.clone();
+                f.last_seen = doc.window.ended.clone();
+            }
+            findings.push(f);
+        }
+        findings.sort_by(|a, b| {
+            a.severity
+                .cmp(&b.severity)
+                .then(a.kind.cmp(&b.kind))
+                .then(a.id.cmp(&b.id))
+        });
+        doc.findings = findings;
+        doc
+    }
+
     /// The document so far. Panics if nothing was pushed.
     pub fn document(&self, process: Process, command: Command) -> Document {
         let last = self.last.as_ref().expect("at least one snapshot");
@@ -182,6 +238,14 @@ impl Accumulator {
                 .then(a.kind.cmp(&b.kind))
                 .then(a.id.cmp(&b.id))
         });
+        self.assemble(process, command, findings)
+    }
+
+    /// The document of the newest snapshot with the given findings.
+    fn assemble(&self, process: Process, command: Command, findings: Vec<Finding>) -> Document {
+        let last = self.last.as_ref().expect("at least one snapshot");
+        let started = self.started.unwrap();
+        let ended = last.taken;
         let mut threads = last.threads.clone();
         for t in &mut threads {
             let since = self
