@@ -2,11 +2,21 @@
 mod support;
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// The recordings sample busy targets for seconds: one at a time keeps their CPU share (and
+/// so how many samples each gets) steady on a small machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 use support::{doc, fixture, for_each_interpreter, gridlock_bin, Target};
 
 #[test]
 fn an_inversion_that_never_deadlocks_is_a_lock_order_inversion() {
+    let _serial = serial();
     for_each_interpreter(|py| {
         let target = Target::start(py, &fixture("inversion_no_deadlock.py"), &[]);
         let out = Command::new(gridlock_bin())
@@ -88,6 +98,7 @@ fn record_json(pid: i32, duration: &str) -> serde_json::Value {
 
 #[test]
 fn a_racy_module_global_counter_is_a_race() {
+    let _serial = serial();
     for_each_interpreter(|py| {
         let target = Target::start_busy(py, &fixture("races.py"), &["racy_global"]);
         let d = record_json(target.pid, "2s");
@@ -102,6 +113,7 @@ fn a_racy_module_global_counter_is_a_race() {
 
 #[test]
 fn an_attribute_written_with_and_without_the_lock_is_a_race() {
+    let _serial = serial();
     for_each_interpreter(|py| {
         let target = Target::start_busy(py, &fixture("races.py"), &["racy_attribute"]);
         let d = record_json(target.pid, "2s");
@@ -121,6 +133,7 @@ fn an_attribute_written_with_and_without_the_lock_is_a_race() {
 
 #[test]
 fn common_locks_thread_locals_per_thread_objects_and_queues_are_not_races() {
+    let _serial = serial();
     for_each_interpreter(|py| {
         let target = Target::start_busy(py, &fixture("races.py"), &["safe"]);
         let d = record_json(target.pid, "2s");

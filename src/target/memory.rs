@@ -91,9 +91,9 @@ impl Memory {
         let mut done = 0;
         while done < buf.len() {
             match self.file.read_at(&mut buf[done..], (addr + done) as u64) {
-                Ok(0) => {
-                    return Err(self.error(addr, buf.len(), std::io::Error::other("short read")))
-                }
+                // An unmapped address fails with EIO; reading nothing at all means the
+                // process has no address space any more: it is exiting.
+                Ok(0) => return Err(Error::TargetExited { pid: self.pid }),
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {

@@ -84,6 +84,16 @@ pub struct KernelThread {
     pub cpu_ns: Option<u64>,
 }
 
+/// How many times the thread has run on a CPU (`schedstat`'s third field).
+pub fn timeslices(pid: i32, tid: i32) -> Option<u64> {
+    fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
+        .ok()
+}
+
 pub fn cpu_ns(pid: i32, tid: i32) -> Option<u64> {
     fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
         .ok()?
