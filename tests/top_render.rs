@@ -4,6 +4,7 @@
 
 use crossterm::event::{Event as Input, KeyCode, KeyEvent, KeyModifiers};
 use gridlock::model::Document;
+use gridlock::model::FindingKind;
 use gridlock::tui::app::View;
 use gridlock::tui::{views, App, Effect, Event};
 use ratatui::backend::TestBackend;
@@ -325,6 +326,22 @@ fn loops_and_processes_render_documents_that_have_them() {
         }))
         .unwrap(),
     );
+    doc.loops.push(
+        serde_json::from_value(serde_json::json!({
+            "id": "1:loop:0x20", "pid": 1, "address": "0x20", "kind": "_UnixSelectorEventLoop",
+            "thread": null, "state": "step", "ready": 2, "tasks": 1,
+            "step": {"key": "k", "task": null, "callback": "blocking_handler", "handle": null, "frames": []}
+        }))
+        .unwrap(),
+    );
+    let mut block = doc.findings[0].clone();
+    block.kind = FindingKind::LoopBlock;
+    block.id = "loop_block:1".into();
+    block.loop_id = Some("1:loop:0x20".into());
+    block.culprit = Some("blocking_handler".into());
+    block.duration = Some(0.75);
+    block.ongoing = Some(true);
+    doc.findings.push(block);
     let mut child = doc.processes[0].clone();
     child.ppid = Some(child.pid);
     child.pid += 1;
@@ -334,6 +351,14 @@ fn loops_and_processes_render_documents_that_have_them() {
     let all = text(&render(&app, (80, 24)));
     assert!(all.contains("Task-7") && all.contains("pending"), "{all}");
     assert!(all.contains("lock self.lock"), "{all}");
+    assert!(
+        all.contains("step blocking_handler") && all.contains("BLOCKED 750 ms so far"),
+        "{all}"
+    );
+    assert!(
+        all.contains("culprit blocking_handler: 1 block(s)"),
+        "{all}"
+    );
     key(&mut app, KeyCode::Char('5'));
     let all = text(&render(&app, (80, 24)));
     assert!(all.contains("process tree"), "{all}");

@@ -962,8 +962,98 @@ fn draw_report(frame: &mut Frame, app: &App, area: Rect) {
 
 // ---------------------------------------------------------------- loops, processes
 
+/// Per loop: what it runs now and for how long; then the worst culprits of `loop_block`s.
+fn loop_summary(doc: &Document) -> Vec<Line<'static>> {
+    let short = |id: &str| id.rsplit(':').next().unwrap_or(id).to_string();
+    let blocks: Vec<&Finding> = doc
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::LoopBlock)
+        .collect();
+    let mut lines = Vec::new();
+    for l in &doc.loops {
+        let thread = l
+            .thread
+            .as_deref()
+            .map(|t| {
+                doc.thread(t)
+                    .and_then(|t| t.name.clone())
+                    .unwrap_or_else(|| short(t))
+            })
+            .unwrap_or_default();
+        let doing = match &l.step {
+            Some(step) => step
+                .callback
+                .clone()
+                .or_else(|| step.task.as_deref().map(short))
+                .unwrap_or_else(|| "a step".into()),
+            None => l.state.clone(),
+        };
+        let ongoing = blocks
+            .iter()
+            .find(|f| f.loop_id.as_deref() == Some(&l.id) && f.ongoing == Some(true))
+            .and_then(|f| f.duration)
+            .map(|d| format!("  BLOCKED {:.0} ms so far", d * 1000.0))
+            .unwrap_or_default();
+        let style = if ongoing.is_empty() {
+            Style::default()
+        } else {
+            BOLD.fg(Color::Red)
+        };
+        lines.push(Line::styled(
+            format!(
+                "loop {} on {thread}: {} {doing}  ({} tasks, {} ready){ongoing}",
+                short(&l.id),
+                l.state,
+                l.tasks,
+                l.ready.unwrap_or(0)
+            ),
+            style,
+        ));
+    }
+    // Worst culprits: total blocked time per culprit over the findings so far.
+    let mut culprits: Vec<(String, usize, f64, f64)> = Vec::new();
+    for f in &blocks {
+        let name = f.culprit.clone().unwrap_or_else(|| "?".into());
+        let (count, total, max) = match &f.histogram {
+            Some(h) => (h.count, h.total, h.max),
+            None => (1, f.duration.unwrap_or(0.0), f.duration.unwrap_or(0.0)),
+        };
+        match culprits.iter_mut().find(|c| c.0 == name) {
+            Some(c) => {
+                c.1 += count;
+                c.2 += total;
+                c.3 = c.3.max(max);
+            }
+            None => culprits.push((name, count, total, max)),
+        }
+    }
+    culprits.sort_by(|a, b| b.2.total_cmp(&a.2));
+    for (name, count, total, max) in culprits.into_iter().take(3) {
+        lines.push(Line::styled(
+            format!(
+                "  culprit {name}: {count} block(s), {:.0} ms in all, longest {:.0} ms",
+                total * 1000.0,
+                max * 1000.0
+            ),
+            DIM,
+        ));
+    }
+    lines
+}
+
 fn draw_loops(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
-    if doc.tasks.is_empty() {
+    let summary = loop_summary(doc);
+    let area = if summary.is_empty() {
+        area
+    } else {
+        let height = (summary.len() as u16 + 1).min(area.height / 2);
+        let [top, rest] =
+            Layout::vertical([Constraint::Length(height), Constraint::Fill(1)]).areas(area);
+        frame.render_widget(Paragraph::new(summary), top);
+        rest
+    };
+    if doc.tasks.is_empty() && doc.loops.is_empty() {
         frame.render_widget(
             Paragraph::new(vec![
                 Line::styled("no asyncio loops seen", BOLD),
