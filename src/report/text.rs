@@ -293,27 +293,7 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
                 if t.eager { " eager" } else { "" },
                 t.address
             )?;
-            for h in &t.holds {
-                writeln!(
-                    out,
-                    "        holds {}{}  [{}]",
-                    lock_label(doc, &h.lock, h.name.as_deref()),
-                    h.site
-                        .as_deref()
-                        .map(|s| format!(" since {s}"))
-                        .unwrap_or_default(),
-                    h.evidence.as_str()
-                )?;
-            }
-            let stack: Vec<String> = t
-                .frames
-                .iter()
-                .take(8)
-                .map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line))
-                .collect();
-            if !stack.is_empty() {
-                writeln!(out, "        {}", style.dim(&stack.join("  <-  ")))?;
-            }
+            holds_and_stack(doc, style, &t.holds, &t.frames, "        ", out)?;
         }
         if tasks.len() > SHOWN {
             writeln!(
@@ -554,32 +534,7 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
             style.bold(&thread_label(doc, &t.id)),
             t.state.as_str()
         )?;
-        for h in &t.holds {
-            writeln!(
-                out,
-                "      holds {}{}  [{}]",
-                lock_label(doc, &h.lock, h.name.as_deref()),
-                h.site
-                    .as_deref()
-                    .map(|s| format!(" since {s}"))
-                    .unwrap_or_default(),
-                h.evidence.as_str()
-            )?;
-        }
-        let stack: Vec<String> = t
-            .frames
-            .iter()
-            .take(8)
-            .map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line))
-            .collect();
-        if !stack.is_empty() {
-            let more = if t.frames.len() > 8 {
-                format!("  <- … {} more", t.frames.len() - 8)
-            } else {
-                String::new()
-            };
-            writeln!(out, "      {}{more}", style.dim(&stack.join("  <-  ")))?;
-        }
+        holds_and_stack(doc, style, &t.holds, &t.frames, "      ", out)?;
         for f in t.frames.iter().filter(|f| f.locals.is_some()) {
             writeln!(
                 out,
@@ -592,6 +547,44 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
                 writeln!(out, "          {} = {}", l.name, l.repr)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// What a thread or task holds, then its innermost frames (8 at most).
+fn holds_and_stack<W: Write>(
+    doc: &Document,
+    style: &Style,
+    holds: &[Hold],
+    frames: &[Frame],
+    indent: &str,
+    out: &mut W,
+) -> io::Result<()> {
+    for h in holds {
+        let since = h
+            .site
+            .as_deref()
+            .map(|s| format!(" since {s}"))
+            .unwrap_or_default();
+        let lock = lock_label(doc, &h.lock, h.name.as_deref());
+        writeln!(
+            out,
+            "{indent}holds {lock}{since}  [{}]",
+            h.evidence.as_str()
+        )?;
+    }
+    let stack: Vec<String> = frames
+        .iter()
+        .take(8)
+        .map(|f| format!("{} ({}:{})", f.function, short_file(&f.file), f.line))
+        .collect();
+    if !stack.is_empty() {
+        let more = if frames.len() > 8 {
+            format!("  <- … {} more", frames.len() - 8)
+        } else {
+            String::new()
+        };
+        writeln!(out, "{indent}{}{more}", style.dim(&stack.join("  <-  ")))?;
     }
     Ok(())
 }

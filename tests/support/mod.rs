@@ -136,6 +136,18 @@ impl Target {
         args: &[&str],
         tweak: impl FnOnce(&mut Command),
     ) -> Target {
+        let target = Self::spawn_ready(interp, script, args, tweak);
+        target.settle();
+        target
+    }
+
+    /// Start `script` and wait for its READY line; every target is started here.
+    fn spawn_ready(
+        interp: &Interpreter,
+        script: &Path,
+        args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Target {
         let mut cmd = Command::new(&interp.path);
         cmd.arg(script)
             .args(args)
@@ -172,7 +184,6 @@ impl Target {
             lines: rx,
         };
         target.wait_for_line("READY", Duration::from_secs(30));
-        target.settle();
         target
     }
 
@@ -389,41 +400,7 @@ impl Target {
     /// Like `start`, but without waiting for the threads to settle: for busy fixtures whose
     /// threads never stop running (healthy workloads), where `settle` would only time out.
     pub fn start_busy(interp: &Interpreter, script: &Path, args: &[&str]) -> Target {
-        let mut cmd = Command::new(&interp.path);
-        cmd.arg(script)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .stdin(Stdio::null())
-            .env("PYTHONDONTWRITEBYTECODE", "1");
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", interp.path.display()));
-        let pid = child.id() as i32;
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut target = Target {
-            child,
-            pid,
-            label: interp.label.clone(),
-            lines: rx,
-        };
-        target.wait_for_line("READY", Duration::from_secs(30));
-        target
+        Self::spawn_ready(interp, script, args, |_| {})
     }
 }
 
