@@ -476,18 +476,7 @@ impl Detector for OrphanedLocks {
                 f.advice = Some("A process died (killed, os._exit, crash) while holding a multiprocessing lock; nothing will release it: release locks in finally blocks, avoid killing workers that hold them, and re-create the lock (and the pool) after a worker dies.".into());
                 f.locks = vec![lock.id.clone()];
                 f.threads = lock.waiters.iter().map(|w| w.thread.clone()).collect();
-                f.edges = lock
-                    .waiters
-                    .iter()
-                    .map(|w| Edge {
-                        from: w.thread.clone(),
-                        to: lock.id.clone(),
-                        via: "waits_for".into(),
-                        evidence: w.evidence,
-                        site: w.site.clone(),
-                        name: None,
-                    })
-                    .collect();
+                f.edges = waiter_edges(lock).collect();
                 f.processes = pids_of(f.threads.iter());
                 out.push(f);
                 continue;
@@ -521,17 +510,7 @@ impl Detector for OrphanedLocks {
                 f.advice = Some("A thread exited (or the process forked) while holding the lock: release it in a finally block or a with statement; after fork, re-create locks in the child.".into());
                 f.locks = vec![lock.id.clone()];
                 f.threads = lock.waiters.iter().map(|w| w.thread.clone()).collect();
-                f.edges = lock
-                    .waiters
-                    .iter()
-                    .map(|w| Edge {
-                        from: w.thread.clone(),
-                        to: lock.id.clone(),
-                        via: "waits_for".into(),
-                        evidence: w.evidence,
-                        site: w.site.clone(),
-                        name: None,
-                    })
+                f.edges = waiter_edges(lock)
                     .chain(std::iter::once(Edge {
                         from: lock.id.clone(),
                         to: format!("{}:t:{ident}", snap.pid),
@@ -636,4 +615,16 @@ impl Detector for Stalls {
         };
         vec![f]
     }
+}
+
+/// Each waiter of `lock` as a `waits_for` edge to it.
+fn waiter_edges(lock: &Lock) -> impl Iterator<Item = Edge> + '_ {
+    lock.waiters.iter().map(|w| Edge {
+        from: w.thread.clone(),
+        to: lock.id.clone(),
+        via: "waits_for".into(),
+        evidence: w.evidence,
+        site: w.site.clone(),
+        name: None,
+    })
 }

@@ -328,16 +328,15 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
             while i < f.edges.len() {
                 let e = &f.edges[i];
                 if e.via == "waits_for" {
-                    writeln!(
+                    let waited = lock_label(doc, &e.to, e.name.as_deref());
+                    edge_lines(
                         out,
-                        "  {} waits for  {}  {}",
-                        style.bold(&node_label(doc, &e.from)),
-                        lock_label(doc, &e.to, e.name.as_deref()),
-                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                        style,
+                        &style.bold(&node_label(doc, &e.from)),
+                        "waits for",
+                        &waited,
+                        e,
                     )?;
-                    if let Some(site) = &e.site {
-                        writeln!(out, "      at {site}")?;
-                    }
                     if let Some(h) = f.edges.get(i + 1).filter(|h| h.via == "held_by") {
                         let named = h
                             .name
@@ -378,16 +377,15 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         i += 1;
                     }
                 } else if e.via == "awaits" {
-                    writeln!(
+                    let awaited = node_label(doc, &e.to);
+                    edge_lines(
                         out,
-                        "  {} awaits  {}  {}",
-                        style.bold(&node_label(doc, &e.from)),
-                        node_label(doc, &e.to),
-                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                        style,
+                        &style.bold(&node_label(doc, &e.from)),
+                        "awaits",
+                        &awaited,
+                        e,
                     )?;
-                    if let Some(site) = &e.site {
-                        writeln!(out, "      at {site}")?;
-                    }
                 } else if e.via == "held_by" {
                     // A further holder of an OR-wait (knot).
                     writeln!(
@@ -397,27 +395,25 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         style.dim(&format!("[{}]", e.evidence.as_str()))
                     )?;
                 } else if e.via == "waits_for_exit" {
-                    writeln!(
+                    let child = format!("{} to exit", party_label(doc, &e.to));
+                    edge_lines(
                         out,
-                        "  {} waits for  {} to exit  {}",
-                        style.bold(&thread_label(doc, &e.from)),
-                        party_label(doc, &e.to),
-                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                        style,
+                        &style.bold(&thread_label(doc, &e.from)),
+                        "waits for",
+                        &child,
+                        e,
                     )?;
-                    if let Some(site) = &e.site {
-                        writeln!(out, "      at {site}")?;
-                    }
                 } else if e.via == "joins" {
-                    writeln!(
+                    let joined = node_label(doc, &e.to);
+                    edge_lines(
                         out,
-                        "  {} joins  {}  {}",
-                        style.bold(&node_label(doc, &e.from)),
-                        node_label(doc, &e.to),
-                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                        style,
+                        &style.bold(&node_label(doc, &e.from)),
+                        "joins",
+                        &joined,
+                        e,
                     )?;
-                    if let Some(site) = &e.site {
-                        writeln!(out, "      at {site}")?;
-                    }
                 }
                 i += 1;
             }
@@ -443,14 +439,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                     "then_takes" => "is held while taking",
                     _ => "waits for",
                 };
-                writeln!(
-                    out,
-                    "  {from} {verb}  {target}  {}",
-                    style.dim(&format!("[{}]", e.evidence.as_str()))
-                )?;
-                if let Some(site) = &e.site {
-                    writeln!(out, "      at {site}")?;
-                }
+                edge_lines(out, style, &from, verb, &target, e)?;
             }
         }
     }
@@ -585,6 +574,26 @@ fn holds_and_stack<W: Write>(
             String::new()
         };
         writeln!(out, "{indent}{}{more}", style.dim(&stack.join("  <-  ")))?;
+    }
+    Ok(())
+}
+
+/// One edge of a finding: `  FROM VERB  TO  [evidence]`, then where, when known.
+fn edge_lines<W: Write>(
+    out: &mut W,
+    style: &Style,
+    from: &str,
+    verb: &str,
+    to: &str,
+    e: &Edge,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "  {from} {verb}  {to}  {}",
+        style.dim(&format!("[{}]", e.evidence.as_str()))
+    )?;
+    if let Some(site) = &e.site {
+        writeln!(out, "      at {site}")?;
     }
     Ok(())
 }
