@@ -1,6 +1,6 @@
 """gridlock's opt-in in-target probe: exact owners of the synchronisation primitives.
 
-Once installed, every threading.Lock / RLock created from then on is a thin wrapper that
+Once installed, every threading.Lock and RLock created from then on is a thin wrapper that
 records, on each successful acquire, the owner thread (or asyncio task), the acquisition site
 and a sequence number; Semaphore / BoundedSemaphore, and asyncio Lock / Semaphore, get the same
 bookkeeping by patching their (pure Python) methods in place. Condition, Event, Barrier and
@@ -14,9 +14,14 @@ through /proc/PID/mem (no code runs in the target on gridlock's behalf, no sysca
             "owner held a when it took b", each pair once, for the whole run
     entry = (owner_thread_ident, function, file, line, seq, serial, key[, id(task)])
 
-Only ints, strs and tuples, so gridlock's readers parse them without running code. The
-bookkeeping never changes what the primitives do: it runs after the real operation decided the
-outcome, and any error inside it is swallowed.
+Only ints, strs, tuples and lists, so gridlock's readers parse them without running code.
+
+The bookkeeping never changes what the primitives do: it runs after the real operation decided
+the outcome (or, for a release, before it, so the next owner's record is not clobbered), any
+error inside it is swallowed, and the wrappers look like the types they stand in for (names,
+isinstance, no instantiation or subclassing where the C type allows none, same methods). It
+takes no lock of its own: every update is a single dict or list operation, atomic under the
+GIL, so concurrent acquires and releases never lose or leak an entry.
 """
 
 import itertools
@@ -24,6 +29,7 @@ import os
 import sys
 import threading
 import _thread
+from _weakref import ref as _ref
 
 __all__ = ["install", "installed"]
 
@@ -31,9 +37,18 @@ VERSION = 1
 
 _held = {}
 _edges = {}
-# Per owner (thread ident, or id(task) for asyncio) the entries it holds, oldest first.
-_stacks = {}
 _MAX_EDGES = 100000
+
+# What each owner holds, oldest first (for the order edges). A thread's list lives in a
+# thread-local, so it dies with the thread and a later thread given the same ident starts
+# empty; _stacks maps the owner (thread ident, or id(task) for asyncio) to the list so that a
+# release by another thread finds it. A task's list is dropped with the task (_task_refs).
+_stacks = {}
+_tls = _thread._local()
+_task_refs = {}
+# id(semaphore or asyncio lock) -> _prim()'s record, from its first use until it is collected:
+# ids are reused, serials are not.
+_prims = {}
 
 _installed = False
 _get_ident = _thread.get_ident
@@ -42,82 +57,203 @@ _seq = itertools.count(1).__next__
 _serial = itertools.count(1).__next__
 
 # Frames in these files are the primitives' own code: the site is the first frame outside them.
-_internal = {__file__, threading.__file__}
+_internal = {
+    __file__,
+    threading.__file__,
+    os.path.join(os.path.dirname(threading.__file__), "queue.py"),
+}
 
-_orig_lock = threading.Lock
-_orig_rlock = threading.RLock
+_orig_allocate = _thread.allocate_lock
+_LockType = _thread.LockType
+_RLockType = _thread.RLock
+_orig_crlock = getattr(threading, "_CRLock", None)
 
 
-def _outer(f):
+# --- the record -----------------------------------------------------------------------------
+
+
+def _record(key, ser, f, task):
+    """The entry for the primitive `key` just taken at frame `f` (or the first frame above it
+    outside the primitives' code) by this thread or by asyncio `task`: pushed on the owner's
+    stack, with an order edge from everything else the owner holds."""
     while f is not None and f.f_code.co_filename in _internal:
         f = f.f_back
-    return f
-
-
-def _record(key, ser, f, owner, task):
-    """Publish that `owner` took the primitive `key` at frame `f` (single-owner primitives)."""
-    if f.f_code.co_filename in _internal:
-        f = _outer(f)
     if f is None:
         func, file, line = "?", "?", 0
     else:
         co = f.f_code
-        func, file, line = co.co_name, co.co_filename, f.f_lineno
+        func, file, line = co.co_name, co.co_filename, f.f_lineno or 0
+    ident = _get_ident()
     if task is None:
-        entry = (owner, func, file, line, _seq(), ser, key)
+        try:
+            stack = _tls.stack
+        except AttributeError:
+            stack = _tls.stack = []
+            _stacks[ident] = stack
+        entry = (ident, func, file, line, _seq(), ser, key)
     else:
-        entry = (_get_ident(), func, file, line, _seq(), ser, key, task)
-    stack = _stacks.get(owner)
-    if stack is None:
-        stack = _stacks[owner] = []
-    elif stack:
-        for a in stack:
-            if a[6] != key:
-                ek = (a[5], ser)
-                if ek not in _edges and len(_edges) < _MAX_EDGES:
-                    _edges[ek] = (a[6], key, entry[0], a[1], a[2], a[3], func, file, line)
+        stack = _task_stack(task)
+        entry = (ident, func, file, line, _seq(), ser, key, id(task))
+    for a in stack:
+        if a[6] != key:
+            ek = (a[5], ser)
+            if ek not in _edges and len(_edges) < _MAX_EDGES:
+                _edges[ek] = (a[6], key, ident, a[1], a[2], a[3], func, file, line)
     stack.append(entry)
     return entry
 
 
-def _unstack(entry, owner):
-    stack = _stacks.get(owner)
-    if stack:
-        if stack[-1] is entry:
-            stack.pop()
-        else:
-            try:
-                stack.remove(entry)
-            except ValueError:
-                pass
+def _task_stack(task):
+    k = id(task)
+    r = _task_refs.get(k)
+    if r is not None and r() is task:
+        stack = _stacks.get(k)
+        if stack is not None:
+            return stack
+
+    def gone(ref, k=k):
+        try:
+            if _task_refs.get(k) is ref:
+                del _task_refs[k]
+                _stacks.pop(k, None)
+        except Exception:
+            pass
+
+    stack = _stacks[k] = []
+    _task_refs[k] = _ref(task, gone)
+    return stack
 
 
 def _owner_of(entry):
-    # asyncio entries carry the task (0: no task) after the key; the task owns them.
-    return entry[7] if len(entry) > 7 and entry[7] else entry[0]
+    return entry[7] if len(entry) > 7 else entry[0]
 
 
-def _forget(key, ser):
-    entry = _held.get(key)
-    if entry is not None and entry[5] == ser:
-        del _held[key]
-        _unstack(entry, _owner_of(entry))
+def _unstack(entry):
+    stack = _stacks.get(_owner_of(entry))
+    if stack:
+        try:
+            stack.remove(entry)
+        except ValueError:
+            pass
 
 
-class _GridlockProbeLock(object):
-    """threading.Lock with an owner. Looks like the real lock to isinstance() checks."""
+def _publish(key, entry):
+    """`entry` is the holder of the single-owner primitive `key` now. A previous entry still
+    there is stale (its release raced with its record): it goes, from its owner's stack too."""
+    old = _held.pop(key, None)
+    _held[key] = entry
+    if old is not None and old is not entry:
+        _unstack(old)
+
+
+def _drop(key):
+    """The single-owner primitive `key` is released (pop: exactly one remover per entry)."""
+    entry = _held.pop(key, None)
+    if entry is not None:
+        _unstack(entry)
+
+
+# --- threading.Lock and RLock: wrappers around the real C locks -----------------------------
+
+
+class _Mirror(type):
+    """Metaclass of the wrappers: locks made before install are instances too (of the
+    wrapper classes themselves, not of user subclasses)."""
+
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, _reals.get(cls, ())) or type.__instancecheck__(cls, obj)
+
+    def __subclasscheck__(cls, sub):
+        return issubclass(sub, _reals.get(cls, ())) or type.__subclasscheck__(cls, sub)
+
+
+class _Sealed(_Mirror):
+    """Like the C lock type before 3.13: it cannot be instantiated from Python."""
+
+    def __call__(cls, *args, **kwargs):
+        raise TypeError("cannot create '%s.%s' instances" % (cls.__module__, cls.__name__))
+
+
+_reals = {}
+
+
+def _like(new, orig):
+    new.__name__ = orig.__name__
+    new.__qualname__ = orig.__qualname__
+    new.__module__ = getattr(orig, "__module__", None) or "_thread"
+    new.__doc__ = orig.__doc__
+    return new
+
+
+def _looks_like(cls, real):
+    """Give a wrapper class the real type's module, qualname and doc (repr, __all__ checks),
+    and exactly the real type's public and private methods (hasattr checks)."""
+    _reals[cls] = real
+    for name in list(vars(cls)):
+        if not name.startswith("__") and not hasattr(real, name):
+            delattr(cls, name)
+    cls.__module__ = real.__module__
+    cls.__qualname__ = real.__qualname__
+    cls.__doc__ = real.__doc__
+    return cls
+
+
+def _setup(w, lock):
+    w._lock = lock
+    w._key = id(lock)
+    w._ser = _serial()
+
+
+def _took(w, f):
+    """Wrapper `w` was just taken, called from frame `f`."""
+    _publish(w._key, _record(w._key, w._ser, f, None))
+
+
+class _Wrapper(object):
+    """What the Lock and RLock wrappers share. `_lock` is the real lock (gridlock's readers
+    unwrap through it), `_key` its id, `_ser` the wrapper's serial. Their methods are the real
+    type's and no others: helpers live in the module."""
+
+    # isinstance(lock, _thread.LockType / _thread.RLock) keeps working.
+    @property
+    def __class__(self):
+        return self._lock.__class__
+
+    def __repr__(self):
+        return repr(self._lock)
+
+    # Pickling and copying fail as they do for the real lock.
+    def __reduce_ex__(self, protocol):
+        return self._lock.__reduce_ex__(protocol)
+
+    def __reduce__(self):
+        return self._lock.__reduce__()
+
+    # Every use of the module's globals in the wrappers' methods is inside try: they are
+    # None once interpreter teardown has cleared this module.
+    def __del__(self):
+        try:
+            _drop(self._key)
+        except Exception:
+            pass
+
+
+class _GridlockProbeLock(_Wrapper, metaclass=_Sealed if sys.version_info < (3, 13) else _Mirror):
+    """threading.Lock with an owner."""
 
     def __init__(self):
-        self._lock = lock = _orig_lock()
-        self._key = id(lock)
-        self._ser = _serial()
+        _setup(self, _orig_allocate())
+
+    # The C lock type accepts no subclasses.
+    def __init_subclass__(cls, **kwargs):
+        raise TypeError("type '%s.%s' is not an acceptable base type"
+                        % (cls.__base__.__module__, cls.__base__.__qualname__))
 
     def acquire(self, blocking=True, timeout=-1):
         ok = self._lock.acquire(blocking, timeout)
         if ok:
             try:
-                me = _get_ident()
-                _held[self._key] = _record(self._key, self._ser, _getframe(1), me, None)
+                _took(self, _getframe(1))
             except Exception:
                 pass
         return ok
@@ -127,17 +263,15 @@ class _GridlockProbeLock(object):
     def release(self):
         # Forget first: once released, another thread may take it and record its own entry.
         try:
-            _forget(self._key, self._ser)
+            _drop(self._key)
         except Exception:
             pass
         self._lock.release()
 
-    def __exit__(self, t, v, tb):
-        try:
-            _forget(self._key, self._ser)
-        except Exception:
-            pass
-        self._lock.release()
+    # __class__ here is the compiler's cell for this class (not the property), as the C type
+    # would call its own release, not a global or a subclass's.
+    def __exit__(self, *exc):
+        __class__.release(self)
 
     def locked(self):
         return self._lock.locked()
@@ -145,23 +279,9 @@ class _GridlockProbeLock(object):
     def _at_fork_reinit(self):
         self._lock._at_fork_reinit()
         try:
-            _forget(self._key, self._ser)
+            _drop(self._key)
         except Exception:
             pass
-
-    def __repr__(self):
-        return repr(self._lock)
-
-    def __del__(self):
-        try:
-            _forget(self._key, self._ser)
-        except Exception:
-            pass
-
-    # isinstance(lock, _thread.LockType) keeps working.
-    @property
-    def __class__(self):
-        return self._lock.__class__
 
     # The old aliases CPython's lock still has.
     acquire_lock = acquire
@@ -169,13 +289,25 @@ class _GridlockProbeLock(object):
     locked_lock = locked
 
 
-class _GridlockProbeRLock(object):
-    """threading.RLock with a recorded owner site; the owner ident is also in the C RLock."""
+_looks_like(_GridlockProbeLock, _LockType)
+
+
+def _new_lock():
+    w = object.__new__(_GridlockProbeLock)
+    _setup(w, _orig_allocate())
+    return w
+
+
+_like(_new_lock, _orig_allocate)
+
+
+class _GridlockProbeRLock(_Wrapper, metaclass=_Mirror):
+    """threading.RLock with a recorded owner site (installed as threading._CRLock, so
+    threading.RLock itself stays the original function). Subclassable, like the C RLock.
+    `_depth` is the owner's recursion level; only the owner changes it."""
 
     def __init__(self, *args, **kwargs):
-        self._lock = lock = _orig_rlock(*args, **kwargs)
-        self._key = id(lock)
-        self._ser = _serial()
+        _setup(self, _orig_crlock(*args, **kwargs))
         self._depth = 0
 
     def acquire(self, blocking=True, timeout=-1):
@@ -184,60 +316,44 @@ class _GridlockProbeRLock(object):
             try:
                 self._depth += 1
                 if self._depth == 1:
-                    me = _get_ident()
-                    _held[self._key] = _record(self._key, self._ser, _getframe(1), me, None)
+                    _took(self, _getframe(1))
             except Exception:
                 pass
         return ok
 
     __enter__ = acquire
 
-    def _drop(self):
-        entry = _held.get(self._key)
-        # Only the owner's release changes the bookkeeping (others raise in the real release).
-        if entry is not None and entry[0] == _get_ident() and entry[5] == self._ser:
-            self._depth -= 1
-            if self._depth <= 0:
-                self._depth = 0
-                del _held[self._key]
-                _unstack(entry, entry[0])
-
     def release(self):
         try:
-            self._drop()
+            # Only the owner's release counts (anyone else's raises in the real release).
+            if self._depth and self._lock._is_owned():
+                self._depth -= 1
+                if not self._depth:
+                    _drop(self._key)
         except Exception:
             pass
         self._lock.release()
 
-    def __exit__(self, t, v, tb):
-        try:
-            self._drop()
-        except Exception:
-            pass
-        self._lock.release()
+    def __exit__(self, *exc):
+        __class__.release(self)
 
     # Condition uses these to release an RLock fully around wait() and take it back.
     def _release_save(self):
-        saved = (self._depth, _held.get(self._key))
+        depth = self._depth
         try:
-            entry = saved[1]
-            if entry is not None and entry[5] == self._ser:
+            if self._lock._is_owned():
                 self._depth = 0
-                del _held[self._key]
-                _unstack(entry, entry[0])
+                _drop(self._key)
         except Exception:
             pass
-        return (self._lock._release_save(), saved)
+        return (self._lock._release_save(), depth)
 
     def _acquire_restore(self, state):
-        inner, saved = state
+        inner, depth = state
         self._lock._acquire_restore(inner)
+        self._depth = depth
         try:
-            self._depth = saved[0]
-            entry = saved[1]
-            if entry is not None:
-                me = _get_ident()
-                _held[self._key] = _record(self._key, self._ser, _getframe(1), me, None)
+            _took(self, _getframe(1))
         except Exception:
             pass
 
@@ -249,131 +365,132 @@ class _GridlockProbeRLock(object):
 
     def _at_fork_reinit(self):
         self._lock._at_fork_reinit()
+        self._depth = 0
         try:
-            self._depth = 0
-            _forget(self._key, self._ser)
+            _drop(self._key)
         except Exception:
             pass
 
-    def __repr__(self):
-        return repr(self._lock)
 
-    def __del__(self):
+_looks_like(_GridlockProbeRLock, _RLockType)
+
+
+# --- semaphores and asyncio locks: patched in place -----------------------------------------
+
+
+def _prim(obj, permits):
+    """(serial, weakref, permit list, credit list) of a semaphore, or (serial, weakref, None,
+    None) of an asyncio lock: made on first use, dropped with the object (and its entries)."""
+    key = id(obj)
+    info = _prims.get(key)
+    if info is not None:
+        if info[1]() is obj:
+            return info
+        _prims.pop(key, None)
+
+    def gone(ref, key=key):
         try:
-            _forget(self._key, self._ser)
+            info = _prims.get(key)
+            if info is not None and info[1] is ref:
+                del _prims[key]
+                held = _held.pop(key, None)
+                for e in held if isinstance(held, list) else (held,) if held else ():
+                    _unstack(e)
         except Exception:
             pass
 
-    @property
-    def __class__(self):
-        return self._lock.__class__
+    new = (_serial(), _ref(obj, gone)) + (([], []) if permits else (None, None))
+    info = _prims.setdefault(key, new)  # atomic: two first uses agree on one record
+    if info is new and permits:
+        _held[key] = new[2]
+    return info
 
 
-class _LockMeta(type):
-    """3.13: threading.Lock is a class; locks made before install stay instances of it."""
-
-    def __instancecheck__(cls, obj):
-        return isinstance(obj, _orig_lock) or type.__instancecheck__(cls, obj)
-
-    def __subclasscheck__(cls, sub):
-        return issubclass(sub, _orig_lock) or type.__subclasscheck__(cls, sub)
-
-
-def _lock_factory():
-    return _GridlockProbeLock()
+# A semaphore's permits are those below its initial value. A release that finds no recorded
+# permit to give back raises the value above it: it leaves a credit, and the acquire that takes
+# the value back down consumes the credit instead of recording a holder. So a Semaphore(0) used
+# as a counter or a signal (queue.SimpleQueue's pure Python version) never has holders, and
+# the record never outgrows the initial value. Permits and credits (counts) are lists: every
+# update is one atomic append, pop or remove, so concurrent updates lose nothing (at worst a
+# credit being split is missed by an acquire at that instant, which then records a holder).
 
 
-def _rlock_factory(*args, **kwargs):
-    return _GridlockProbeRLock(*args, **kwargs)
-
-
-# They stand in for threading's own names (threading's __all__ test checks __module__).
-_lock_factory.__name__ = _lock_factory.__qualname__ = "Lock"
-_rlock_factory.__name__ = _rlock_factory.__qualname__ = "RLock"
-_lock_factory.__module__ = _rlock_factory.__module__ = "threading"
-
-
-# --- semaphores: several holders, any thread may release -----------------------------------
-
-_sem_serials = {}
-
-
-def _sem_serial(sem):
-    ser = _sem_serials.get(id(sem))
-    if ser is None:
-        if len(_sem_serials) > 100000:
-            _sem_serials.clear()
-        ser = _sem_serials[id(sem)] = _serial()
-    return ser
-
-
-def _record_permit(sem, f, owner, task):
-    key = id(sem)
-    entry = _record(key, _sem_serial(sem), f, owner, task)
-    permits = _held.get(key)
-    if permits is None:
-        _held[key] = [entry]
-    else:
-        permits.append(entry)
-
-
-def _forget_permits(sem, n, owner):
-    permits = _held.get(id(sem))
-    if not permits:
+def _take_permit(sem, f, task):
+    info = _prim(sem, True)
+    try:
+        n = info[3].pop()
+    except IndexError:
+        info[2].append(_record(id(sem), info[0], f, task))
         return
-    for _ in range(n):
-        if not permits:
-            break
-        # The releaser's own permit if it has one, else the oldest.
-        pick = permits[0]
+    if n > 1:
+        info[3].append(n - 1)
+
+
+def _give_permits(sem, n, owner):
+    """`owner` released n permits: give back its own first (the latest), then the oldest."""
+    info = _prim(sem, True)
+    permits = info[2]
+    while n > 0:
+        pick = None
         for e in permits:
-            if _owner_of(e) == owner:
+            if (e[7] if len(e) > 7 else e[0]) == owner:
                 pick = e
-                break
-        permits.remove(pick)
-        _unstack(pick, _owner_of(pick))
-    if not permits:
-        _held.pop(id(sem), None)
+        if pick is None:
+            try:
+                pick = permits[0]
+            except IndexError:
+                info[3].append(n)
+                return
+        try:
+            permits.remove(pick)
+        except ValueError:
+            continue  # another releaser gave it back first: pick again
+        _unstack(pick)
+        n -= 1
 
 
 def _patch_semaphores():
     Semaphore = threading.Semaphore
     orig_acquire = Semaphore.acquire
-    orig_release = Semaphore.release
-    orig_brelease = threading.BoundedSemaphore.release
 
     def acquire(self, blocking=True, timeout=None):
         ok = orig_acquire(self, blocking, timeout)
         if ok:
             try:
-                _record_permit(self, _getframe(1), _get_ident(), None)
+                _take_permit(self, _getframe(1), None)
             except Exception:
                 pass
         return ok
 
     def make_release(orig):
-        def release(self, *args, **kwargs):
-            orig(self, *args, **kwargs)
-            try:
-                n = args[0] if args else kwargs.get("n", 1)
-                _forget_permits(self, n, _get_ident())
-            except Exception:
-                pass
+        # Same signature as the original: release(self) before 3.9, release(self, n=1) after.
+        if orig.__code__.co_argcount == 1:
+            def release(self):
+                orig(self)
+                try:
+                    _give_permits(self, 1, _get_ident())
+                except Exception:
+                    pass
+        else:
+            def release(self, n=1):
+                orig(self, n)
+                try:
+                    _give_permits(self, n, _get_ident())
+                except Exception:
+                    pass
+        return _like(release, orig)
 
-        release.__doc__ = orig.__doc__
-        release.__name__ = orig.__name__
-        release.__qualname__ = orig.__qualname__
-        return release
-
-    acquire.__doc__ = orig_acquire.__doc__
-    acquire.__qualname__ = orig_acquire.__qualname__
-    Semaphore.acquire = acquire
-    Semaphore.__enter__ = acquire
-    Semaphore.release = make_release(orig_release)
-    threading.BoundedSemaphore.release = make_release(orig_brelease)
+    Semaphore.acquire = Semaphore.__enter__ = _like(acquire, orig_acquire)
+    Semaphore.release = make_release(Semaphore.release)
+    threading.BoundedSemaphore.release = make_release(threading.BoundedSemaphore.release)
 
 
-# --- asyncio: the owner is the task ---------------------------------------------------------
+def _current_task():
+    # asyncio.tasks may still be importing when asyncio.locks is patched: look it up late.
+    try:
+        return sys.modules["asyncio"].current_task()
+    except Exception:
+        return None
 
 
 def _patch_asyncio(alocks):
@@ -382,26 +499,15 @@ def _patch_asyncio(alocks):
         return
     _asyncio_patched = True
     _internal.add(alocks.__file__)
-
-    def task_id():
-        # asyncio.tasks may still be importing when asyncio.locks is patched: look it up late.
-        try:
-            t = sys.modules["asyncio"].current_task()
-        except Exception:
-            return 0
-        return id(t) if t is not None else 0
-
-    Lock = alocks.Lock
-    orig_lacquire = Lock.acquire
-    orig_lrelease = Lock.release
+    Lock, Sem = alocks.Lock, alocks.Semaphore
+    orig_lacquire, orig_lrelease = Lock.acquire, Lock.release
+    orig_sacquire, orig_srelease = Sem.acquire, Sem.release
 
     async def lock_acquire(self):
         f = _getframe(1)
         r = await orig_lacquire(self)
         try:
-            task = task_id()
-            key = id(self)
-            _held[key] = _record(key, _sem_serial(self), f, task or _get_ident(), task)
+            _publish(id(self), _record(id(self), _prim(self, False)[0], f, _current_task()))
         except Exception:
             pass
         return r
@@ -409,22 +515,15 @@ def _patch_asyncio(alocks):
     def lock_release(self):
         orig_lrelease(self)
         try:
-            entry = _held.pop(id(self), None)
-            if entry is not None:
-                _unstack(entry, _owner_of(entry))
+            _drop(id(self))
         except Exception:
             pass
-
-    Sem = alocks.Semaphore
-    orig_sacquire = Sem.acquire
-    orig_srelease = Sem.release
 
     async def sem_acquire(self):
         f = _getframe(1)
         r = await orig_sacquire(self)
         try:
-            task = task_id()
-            _record_permit(self, f, task or _get_ident(), task)
+            _take_permit(self, f, _current_task())
         except Exception:
             pass
         return r
@@ -432,18 +531,15 @@ def _patch_asyncio(alocks):
     def sem_release(self):
         orig_srelease(self)
         try:
-            _forget_permits(self, 1, task_id() or _get_ident())
+            task = _current_task()
+            _give_permits(self, 1, id(task) if task is not None else _get_ident())
         except Exception:
             pass
 
-    for new, orig in ((lock_acquire, orig_lacquire), (lock_release, orig_lrelease),
-                      (sem_acquire, orig_sacquire), (sem_release, orig_srelease)):
-        new.__doc__ = orig.__doc__
-        new.__qualname__ = orig.__qualname__
-    Lock.acquire = lock_acquire
-    Lock.release = lock_release
-    Sem.acquire = sem_acquire
-    Sem.release = sem_release
+    Lock.acquire = _like(lock_acquire, orig_lacquire)
+    Lock.release = _like(lock_release, orig_lrelease)
+    Sem.acquire = _like(sem_acquire, orig_sacquire)
+    Sem.release = _like(sem_release, orig_srelease)
 
 
 _asyncio_patched = False
@@ -455,10 +551,13 @@ _asyncio_patched = False
 def _after_fork_in_child():
     # Only the forking thread survives. Locks other threads held stay locked in the child
     # (CPython does not release them), so their entries stay true: keep them; drop the
-    # per-thread order stacks of threads that no longer exist.
-    me = _get_ident()
-    for owner in list(_stacks):
-        if owner != me:
+    # order stacks of threads that no longer exist.
+    try:
+        mine = _tls.stack
+    except AttributeError:
+        mine = None
+    for owner, stack in list(_stacks.items()):
+        if owner not in _task_refs and stack is not mine:
             _stacks.pop(owner, None)
 
 
@@ -475,54 +574,43 @@ def install():
     if _installed:
         return
     _installed = True
-    import queue
-
-    _internal.add(queue.__file__)
-    if sys.version_info >= (3, 13):
-        # threading.Lock is the lock class here: keep it a class.
-        threading.Lock = _LockMeta("_GridlockProbeLock", (_GridlockProbeLock,), {})
-    else:
-        threading.Lock = _lock_factory
-    threading.RLock = _rlock_factory
+    # 3.13: threading.Lock is the lock class, and stays a class.
+    threading.Lock = _GridlockProbeLock if isinstance(threading.Lock, type) else _new_lock
+    # threading.RLock() creates its C lock through this name at each call.
+    if _orig_crlock is not None:
+        threading._CRLock = _GridlockProbeRLock
     _patch_semaphores()
     if "asyncio.locks" in sys.modules:
         _patch_asyncio(sys.modules["asyncio.locks"])
     else:
-        _watch_asyncio_import()
+        sys.meta_path.insert(0, _AsyncioWatch())
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _watch_asyncio_import():
-    """Patch asyncio.locks right after the program imports it (a meta path finder that
-    only observes: it never finds anything itself)."""
-    import importlib.abc
+class _AsyncioWatch(object):
+    """Patches asyncio.locks right after the program imports it: a meta path finder that only
+    observes (it never finds anything itself) and leaves sys.meta_path once it is done."""
 
-    class Finder(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name == "asyncio.locks":
-                spec = _find_with_others(self, name, path, target)
-                if spec is not None and spec.loader is not None:
-                    spec.loader = _PatchingLoader(spec.loader)
-                return spec
+    def find_spec(self, name, path=None, target=None):
+        if name != "asyncio.locks":
             return None
-
-    sys.meta_path.insert(0, Finder())
-
-
-def _find_with_others(me, name, path, target):
-    for finder in sys.meta_path:
-        if finder is me or not hasattr(finder, "find_spec"):
-            continue
-        spec = finder.find_spec(name, path, target)
-        if spec is not None:
-            return spec
-    return None
+        spec = None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        if spec is not None and spec.loader is not None:
+            spec.loader = _PatchingLoader(spec.loader, self)
+        return spec
 
 
 class _PatchingLoader(object):
-    def __init__(self, loader):
+    def __init__(self, loader, watch):
         self._loader = loader
+        self._watch = watch
 
     def create_module(self, spec):
         return self._loader.create_module(spec)
@@ -531,6 +619,9 @@ class _PatchingLoader(object):
         self._loader.exec_module(module)
         try:
             _patch_asyncio(module)
+            # Leave no trace: the module's loader is the real one, the watch is gone.
+            module.__loader__ = module.__spec__.loader = self._loader
+            sys.meta_path.remove(self._watch)
         except Exception:
             pass
 
