@@ -124,12 +124,9 @@ def _task_stack(task):
     return stack
 
 
-def _owner_of(entry):
-    return entry[7] if len(entry) > 7 else entry[0]
-
-
 def _unstack(entry):
-    stack = _stacks.get(_owner_of(entry))
+    # The owner: the task (id) if the entry names one, else the thread.
+    stack = _stacks.get(entry[7] if len(entry) > 7 else entry[0])
     if stack:
         try:
             stack.remove(entry)
@@ -204,11 +201,6 @@ def _setup(w, lock):
     w._ser = _serial()
 
 
-def _took(w, f):
-    """Wrapper `w` was just taken, called from frame `f`."""
-    _publish(w._key, _record(w._key, w._ser, f, None))
-
-
 class _Wrapper(object):
     """What the Lock and RLock wrappers share. `_lock` is the real lock (gridlock's readers
     unwrap through it), `_key` its id, `_ser` the wrapper's serial. Their methods are the real
@@ -253,7 +245,7 @@ class _GridlockProbeLock(_Wrapper, metaclass=_Sealed if sys.version_info < (3, 1
         ok = self._lock.acquire(blocking, timeout)
         if ok:
             try:
-                _took(self, _getframe(1))
+                _publish(self._key, _record(self._key, self._ser, _getframe(1), None))
             except Exception:
                 pass
         return ok
@@ -268,10 +260,13 @@ class _GridlockProbeLock(_Wrapper, metaclass=_Sealed if sys.version_info < (3, 1
             pass
         self._lock.release()
 
-    # __class__ here is the compiler's cell for this class (not the property), as the C type
-    # would call its own release, not a global or a subclass's.
     def __exit__(self, *exc):
-        __class__.release(self)
+        # release(), inline: `with` is the common path.
+        try:
+            _drop(self._key)
+        except Exception:
+            pass
+        self._lock.release()
 
     def locked(self):
         return self._lock.locked()
@@ -316,7 +311,7 @@ class _GridlockProbeRLock(_Wrapper, metaclass=_Mirror):
             try:
                 self._depth += 1
                 if self._depth == 1:
-                    _took(self, _getframe(1))
+                    _publish(self._key, _record(self._key, self._ser, _getframe(1), None))
             except Exception:
                 pass
         return ok
@@ -334,6 +329,8 @@ class _GridlockProbeRLock(_Wrapper, metaclass=_Mirror):
             pass
         self._lock.release()
 
+    # __class__ here is the compiler's cell for this class (not the property): like the C
+    # RLock, __exit__ runs its own release, not a subclass's (nor a global, None at teardown).
     def __exit__(self, *exc):
         __class__.release(self)
 
@@ -353,7 +350,7 @@ class _GridlockProbeRLock(_Wrapper, metaclass=_Mirror):
         self._lock._acquire_restore(inner)
         self._depth = depth
         try:
-            _took(self, _getframe(1))
+            _publish(self._key, _record(self._key, self._ser, _getframe(1), None))
         except Exception:
             pass
 
