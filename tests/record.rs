@@ -145,3 +145,58 @@ fn common_locks_thread_locals_per_thread_objects_and_queues_are_not_races() {
         );
     });
 }
+
+#[test]
+fn record_tree_finds_an_inversion_in_a_child_process() {
+    let _serial = serial();
+    for_each_interpreter(|py| {
+        let target = Target::start(py, &fixture("mp_child_inversion.py"), &[]);
+        let out = Command::new(gridlock_bin())
+            .args([
+                "record",
+                &target.pid.to_string(),
+                "--tree",
+                "--duration",
+                "2s",
+                "--rate",
+                "100",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let processes = d["processes"].as_array().unwrap();
+        assert!(processes.len() >= 2, "{processes:#?}");
+        assert_eq!(processes[0]["pid"], target.pid, "the root first");
+        assert!(
+            doc::findings(&d, "deadlock").is_empty(),
+            "{:#}",
+            d["findings"]
+        );
+        let inv = doc::findings(&d, "lock_order_inversion");
+        assert_eq!(inv.len(), 1, "{:#}", d["findings"]);
+        // The inversion is the forked child's, found by its own lock-order graph.
+        let pids: Vec<i64> = inv[0]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_i64().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 1, "{pids:?}");
+        let child = processes
+            .iter()
+            .find(|p| p["pid"].as_i64() == Some(pids[0]))
+            .expect("the inverting process is in the document");
+        assert_eq!(child["ppid"], target.pid, "{child:#}");
+        assert_eq!(
+            doc::finding_thread_names(&d, inv[0]),
+            ["path-ab", "path-ba"]
+        );
+    });
+}
