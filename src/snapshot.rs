@@ -1068,7 +1068,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             slots.extend(self.walker.stack_candidates(fv.raw));
             for s in slots {
                 out.push(s);
-                match objs.type_name(s).as_deref() {
+                match objs.type_name_rc(s).as_deref() {
                     Ok("builtin_function_or_method") | Ok("method") => {
                         if let Ok(owner) = objs.mem.ptr(s + METHOD_SELF) {
                             out.push(owner);

@@ -41,6 +41,8 @@ pub struct Memory {
     /// Pages read during one snapshot (see `begin_snapshot`): one read syscall per page
     /// instead of one per field, and a view of each page that stays the same for the snapshot.
     pages: RefCell<Option<AddrMap<Option<Box<[u8]>>>>>,
+    /// Page buffers of earlier snapshots, reused (no allocation or zeroing per page).
+    spare: RefCell<Vec<Box<[u8]>>>,
 }
 
 impl Memory {
@@ -50,6 +52,7 @@ impl Memory {
                 pid,
                 file,
                 pages: RefCell::new(None),
+                spare: RefCell::new(Vec::new()),
             }),
             Err(e) => Err(match e.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ESRCH) => Error::NoSuchProcess { pid },
@@ -72,7 +75,11 @@ impl Memory {
     }
 
     pub fn end_snapshot(&self) {
-        *self.pages.borrow_mut() = None;
+        if let Some(pages) = self.pages.borrow_mut().take() {
+            self.spare
+                .borrow_mut()
+                .extend(pages.into_values().flatten());
+        }
     }
 
     pub fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
@@ -97,10 +104,17 @@ impl Memory {
             let at = addr.wrapping_add(done);
             let base = at & !(PAGE - 1);
             let page = pages.entry(base).or_insert_with(|| {
-                let mut p = vec![0u8; PAGE].into_boxed_slice();
+                let mut p = self
+                    .spare
+                    .borrow_mut()
+                    .pop()
+                    .unwrap_or_else(|| vec![0u8; PAGE].into_boxed_slice());
                 match self.file.read_at(&mut p, base as u64) {
                     Ok(PAGE) => Some(p),
-                    _ => None,
+                    _ => {
+                        self.spare.borrow_mut().push(p);
+                        None
+                    }
                 }
             });
             let Some(page) = page else { return false };
