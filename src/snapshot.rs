@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::probe::{self, ProbeEdge, ProbeHold, ProbeState};
 use crate::target::procfs::{self, KernelThread};
-use crate::target::taskfiles::TaskFiles;
+use crate::target::taskfiles::{InSyscall, TaskFiles};
 use crate::target::Target;
 
 /// How many innermost frames are searched for the object a thread waits on.
@@ -208,20 +208,18 @@ fn settle_moved_threads(
                 (before.get(&tid).and_then(|k| k.timeslices), files.schedstat(tid)),
                 (Some(a), Some(b)) if a == b.timeslices
             );
-            let kernel = files.kernel_thread(tid);
-            let same_futex = match t.waits_for.as_ref().and_then(|w| w.futex.as_ref()) {
-                Some(f) => {
-                    kernel
-                        .as_ref()
-                        .and_then(|k| k.syscall.as_ref())
-                        .and_then(|s| s.futex_wait_addr())
-                        .map(|a| format!("{a:#x}"))
-                        .as_ref()
-                        == Some(f)
+            // The syscall seen may predate the timeslice count read after it: check it too.
+            same_switches
+                && match (
+                    files.syscall(tid),
+                    t.waits_for.as_ref().and_then(|w| w.futex.as_ref()),
+                ) {
+                    (Some(InSyscall::Yes(s)), Some(f)) => {
+                        s.futex_wait_addr().map(|a| format!("{a:#x}")).as_ref() == Some(f)
+                    }
+                    (Some(InSyscall::Yes(_) | InSyscall::NotInOne), None) => true,
+                    _ => false,
                 }
-                None => kernel.is_some_and(|k| k.state != 'R'),
-            };
-            same_switches && same_futex
         });
         if !still {
             t.blocked = false;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use super::procfs::{self, KernelThread};
+use super::procfs::{self, KernelThread, Syscall};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Which {
@@ -34,6 +34,16 @@ impl Which {
 pub struct SchedStat {
     pub cpu_ns: u64,
     pub timeslices: u64,
+}
+
+/// What a thread's `syscall` file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InSyscall {
+    /// Runnable (state `R`).
+    Running,
+    Yes(Syscall),
+    /// Stopped or sleeping outside a syscall ("-1 SP PC").
+    NotInOne,
 }
 
 pub struct TaskFiles {
@@ -94,24 +104,39 @@ impl TaskFiles {
         Some(SchedStat { cpu_ns, timeslices })
     }
 
+    /// The thread's `syscall` file alone: whether it is running, and in which syscall if not.
+    pub fn syscall(&mut self, tid: i32) -> Option<InSyscall> {
+        let text = self.read_string(tid, Which::Syscall)?;
+        Some(if text.trim() == "running" {
+            InSyscall::Running
+        } else {
+            match procfs::parse_syscall(&text) {
+                Some(s) => InSyscall::Yes(s),
+                None => InSyscall::NotInOne,
+            }
+        })
+    }
+
     /// What the thread is doing in the kernel. The `syscall` file says "running" exactly when
     /// the thread is runnable (state `R`); only for a thread that is not are its state letter,
     /// CPU counters and (outside futex waits) `wchan` read: a sample of a busy target costs
     /// one read per running thread.
     pub fn kernel_thread(&mut self, tid: i32) -> Option<KernelThread> {
-        let syscall_text = self.read_string(tid, Which::Syscall)?;
-        if syscall_text.trim() == "running" {
-            return Some(KernelThread {
-                tid,
-                state: 'R',
-                syscall: None,
-                wchan: None,
-                cpu_ns: None,
-                timeslices: None,
-            });
-        }
+        let syscall = match self.syscall(tid)? {
+            InSyscall::Running => {
+                return Some(KernelThread {
+                    tid,
+                    state: 'R',
+                    syscall: None,
+                    wchan: None,
+                    cpu_ns: None,
+                    timeslices: None,
+                })
+            }
+            InSyscall::Yes(s) => Some(s),
+            InSyscall::NotInOne => None,
+        };
         let state = procfs::stat_state(&self.read_string(tid, Which::Stat)?)?;
-        let syscall = procfs::parse_syscall(&syscall_text);
         // In a futex wait the kernel function is always the futex wait's own: not worth a read.
         let wchan = if syscall.as_ref().is_some_and(|s| s.nr == procfs::SYS_FUTEX) {
             None
