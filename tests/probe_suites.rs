@@ -8,6 +8,8 @@ fn cpython_lock_tests_pass_the_same_with_the_probe() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/probe_cpython_suites.sh");
     let out = Command::new("sh").arg(script).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    // The per-version counts, seen with --nocapture.
+    println!("{text}");
     assert!(
         out.status.success(),
         "{text}{}",
