@@ -44,14 +44,51 @@ pub fn task_id(pid: i32, addr: usize) -> String {
 /// `prefix` then `addr` as `{:#x}` would write it, without the formatting machinery (ten
 /// thousand tasks make tens of thousands of ids per snapshot).
 fn with_hex(prefix: &str, addr: usize) -> String {
-    let mut s = String::with_capacity(prefix.len() + 18);
-    s.push_str(prefix);
-    s.push_str("0x");
-    let digits = (usize::BITS - addr.leading_zeros()).div_ceil(4).max(1);
-    for i in (0..digits).rev() {
-        let d = (addr >> (4 * i)) & 0xf;
-        s.push(char::from_digit(d as u32, 16).unwrap());
+    with_hex_parts(&[prefix], addr)
+}
+
+/// The parts, then `addr` in hex (`PID:`, `event`, `:`, `0x...`).
+fn with_hex_parts(parts: &[&str], addr: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 18];
+    let mut i = digits.len();
+    let mut v = addr;
+    loop {
+        i -= 1;
+        digits[i] = HEX[v & 0xf];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
     }
+    i -= 2;
+    digits[i] = b'0';
+    digits[i + 1] = b'x';
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut s = String::with_capacity(len + digits.len() - i);
+    for p in parts {
+        s.push_str(p);
+    }
+    s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    s
+}
+
+/// `Task-N`, the default name of the N-th task.
+fn default_task_name(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut s = String::with_capacity(5 + digits.len() - i);
+    s.push_str("Task-");
+    s.extend(digits[i..].iter().map(|d| *d as char));
     s
 }
 
@@ -106,6 +143,9 @@ struct Reader<'w, 'a, 'c> {
     /// Code objects by address, looked up in the walker's cache once per snapshot.
     codes: AddrMap<usize, Arc<CodeInfo>>,
     loop_ids: AddrMap<usize, String>,
+    /// The object that ended the last await chain read (not a coroutine) and its type: the
+    /// future the task waits on, whose type is then known without another read.
+    chain_end: Option<(usize, usize)>,
     /// `PID:task:` and `PID:`.
     task_prefix: String,
     pid_prefix: String,
@@ -152,6 +192,7 @@ pub fn read(
         facts: Facts::default(),
         codes: AddrMap::default(),
         loop_ids: AddrMap::default(),
+        chain_end: None,
         task_prefix: format!("{pid}:task:"),
         pid_prefix: format!("{pid}:"),
     };
@@ -181,7 +222,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     }
 
     fn kind(&mut self, obj: usize) -> Option<Kind> {
-        self.ty(obj).map(|i| i.kind)
+        let t = self.walker.objs.type_of(obj).ok()?;
+        self.types.kind(&self.walker.objs, t)
     }
 
     fn task_id(&self, addr: usize) -> String {
@@ -275,29 +317,41 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 members.push((t, true));
             }
         }
+        // By address, so that the tasks come out in the order of their ids without moving
+        // them (stable: a task in both registries keeps its first entry's `eager`).
+        members.sort_by_key(|(addr, _)| *addr);
         let mut seen = AddrSet::default();
-        let running: HashMap<usize, usize> = current.iter().map(|(l, t)| (*t, *l)).collect();
+        let running: AddrMap<usize, usize> = current.iter().map(|(l, t)| (*t, *l)).collect();
         let mut locks: HashMap<usize, LockSeen> = HashMap::new();
-        let mut tasks: Vec<(usize, usize, Task)> = Vec::with_capacity(members.len());
+        let mut tasks: Vec<Task> = Vec::with_capacity(members.len());
+        let mut task_loops: Vec<usize> = Vec::with_capacity(members.len());
         for (addr, eager) in members {
             if !seen.insert(addr) {
                 continue;
             }
             let step = running.get(&addr).and_then(|l| steps.get(l));
-            if let Some(t) = self.task(addr, eager, running.contains_key(&addr), step, &mut locks) {
+            if let Some((lp, t)) =
+                self.task(addr, eager, running.contains_key(&addr), step, &mut locks)
+            {
                 tasks.push(t);
+                task_loops.push(lp);
             }
         }
-        // By loop, then by address (the order of their ids).
-        tasks.sort_unstable_by_key(|(lp, addr, _)| (*lp, *addr));
         let mut per_loop: AddrMap<usize, usize> = AddrMap::default();
-        for (lp, _, _) in &tasks {
+        for lp in &task_loops {
             *per_loop.entry(*lp).or_default() += 1;
         }
         for (l, lp) in view.loops.iter_mut().zip(&loop_addrs) {
             l.tasks = per_loop.get(lp).copied().unwrap_or(0);
         }
-        view.tasks = tasks.into_iter().map(|(_, _, t)| t).collect();
+        if per_loop.len() > 1 {
+            // By loop, then by address (stable).
+            let mut order: Vec<usize> = (0..tasks.len()).collect();
+            order.sort_by_key(|i| task_loops[*i]);
+            let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
+            tasks = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        }
+        view.tasks = tasks;
         view.locks = self.locks(locks, &view.tasks);
         Some(view)
     }
@@ -432,7 +486,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         running: bool,
         step: Option<&Vec<Frame>>,
         locks: &mut HashMap<usize, LockSeen>,
-    ) -> Option<(usize, usize, Task)> {
+    ) -> Option<(usize, Task)> {
         // One read for the C task's fields and its type.
         let o = self.offs;
         let mut buf = [0u8; TASK_READ_MAX];
@@ -443,7 +497,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         } else {
             self.walker.objs.type_of(addr).ok()?
         };
-        let fields = match self.types.info(&self.walker.objs, ty)?.kind {
+        let fields = match self.types.kind(&self.walker.objs, ty)? {
             Kind::Task(TaskImpl::C) if whole => {
                 let state =
                     i32::from_le_bytes(raw[o.fut_state..o.fut_state + 4].try_into().unwrap());
@@ -474,11 +528,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             (true, Some(sf)) => sf.clone(),
             _ => chain.iter().rev().map(|(_, f)| f.frame.clone()).collect(),
         };
-        // Innermost first, as threads' stacks are.
-        let inner: Vec<&ChainFrame> = chain.iter().rev().collect();
         let mut holds = Vec::new();
         if !running {
-            for (rf, facts) in inner.iter().map(|c| (&c.0, &c.1)) {
+            // Innermost first, as threads' stacks are.
+            for (rf, facts) in chain.iter().rev() {
                 if !facts.async_with {
                     continue;
                 }
@@ -527,7 +580,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         let waits_for = if running {
             None
         } else {
-            self.task_wait(waiter, &inner, locks)
+            self.task_wait(waiter, &chain, locks)
         };
         let task = Task {
             id,
@@ -542,7 +595,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             eager,
             holds,
         };
-        Some((lp, addr, task))
+        Some((lp, task))
     }
 
     /// A C task's name: a str, or (3.12+) the number of a default `Task-N` name, stored as an
@@ -582,8 +635,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     (head, false)
                 };
                 match (ndigits, negative) {
-                    (0, false) => Some("Task-0".into()),
-                    (1, false) => Some(format!("Task-{}", int32(&raw, 24) as u32)),
+                    (0, false) => Some(default_task_name(0)),
+                    (1, false) => Some(default_task_name(int32(&raw, 24) as u32 as u64)),
                     _ => self.walker.objs.int(name).ok().map(|n| format!("Task-{n}")),
                 }
             }
@@ -643,6 +696,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         let mut chain = Vec::new();
         let minor = self.walker.minor();
         let mut obj = coro;
+        self.chain_end = None;
         for _ in 0..MAX_CHAIN {
             let Some((rf, suspended, top)) = self.suspended_frame(obj) else {
                 // A future (FutureIter, Future, Task) ends the chain: `fut_waiter` names it.
@@ -676,6 +730,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 let head = &mut buf[..at + 8];
                 self.mem().read_into(obj, head).ok()?;
                 if !self.is_coroutine(word(head, OB_TYPE)) {
+                    self.chain_end = Some((obj, word(head, OB_TYPE)));
                     return None;
                 }
                 let frame = word(head, at);
@@ -696,6 +751,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 let raw = &mut buf[..at + FRAME_READ_EMBEDDED];
                 self.mem().read_into(obj, raw).ok()?;
                 if !self.is_coroutine(word(raw, OB_TYPE)) {
+                    self.chain_end = Some((obj, word(raw, OB_TYPE)));
                     return None;
                 }
                 let s = raw[state] as i8;
@@ -763,7 +819,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
 
     fn is_coroutine(&mut self, ty: usize) -> bool {
         matches!(
-            self.types.info(&self.walker.objs, ty).map(|i| i.kind),
+            self.types.kind(&self.walker.objs, ty),
             Some(Kind::Coroutine | Kind::Generator)
         )
     }
@@ -787,15 +843,17 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     fn task_wait(
         &mut self,
         waiter: usize,
-        inner: &[&ChainFrame],
+        chain: &[ChainFrame],
         locks: &mut HashMap<usize, LockSeen>,
     ) -> Option<TaskWait> {
-        let site_frame = inner.iter().find(|c| !c.1.in_asyncio).map(|c| &c.1);
+        // Innermost first, as threads' stacks are.
+        let site_frame = chain.iter().rev().find(|c| !c.1.in_asyncio).map(|c| &c.1);
         let site = site_frame.map(|f| f.site.clone());
         let name = site_frame.and_then(|f| f.awaited_name().map(str::to_string));
         // The asyncio primitive whose method is waiting, if any (innermost asyncio frames).
-        let primitive = inner
+        let primitive = chain
             .iter()
+            .rev()
             .take_while(|c| c.1.in_asyncio)
             .find_map(|(rf, f)| {
                 if f.file == "tasks.py" && f.function == "sleep" {
@@ -813,7 +871,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             // Nothing awaited: the task is scheduled to run (e.g. after `await asyncio.sleep(0)`).
             return None;
         }
-        let wty = self.ty(waiter);
+        let wty = match self.chain_end {
+            Some((end, ty)) if end == waiter => self.types.info(&self.walker.objs, ty),
+            _ => self.ty(waiter),
+        };
         let mut wait = TaskWait {
             kind: "future".into(),
             target: None,
@@ -865,7 +926,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                         }
                     }
                 } else {
-                    wait.target = Some(with_hex(&format!("{}{kind}:", self.pid_prefix), obj));
+                    wait.target = Some(with_hex_parts(&[&self.pid_prefix, kind, ":"], obj));
                 }
             }
         }

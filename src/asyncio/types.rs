@@ -112,6 +112,14 @@ impl Types {
         }
     }
 
+    /// The kind of the type object at `ty` (without sharing the rest).
+    pub fn kind(&mut self, objs: &Objects, ty: usize) -> Option<Kind> {
+        match self.by_type.get(&ty) {
+            Some(i) => Some(i.kind),
+            None => self.info(objs, ty).map(|i| i.kind),
+        }
+    }
+
     /// What the type object at `ty` is.
     pub fn info(&mut self, objs: &Objects, ty: usize) -> Option<Rc<TypeInfo>> {
         if let Some(i) = self.by_type.get(&ty) {
