@@ -32,6 +32,8 @@ pub struct FrameFacts {
     pub yield_from: bool,
     /// How the awaiting code names what it awaits, decoded when first asked.
     awaited: OnceCell<Option<String>>,
+    /// The method the current instruction calls, decoded when first asked.
+    called: OnceCell<Option<String>>,
     /// Index of the local `self` among the frame's slots.
     pub self_slot: Option<usize>,
     /// The code has an `async with` (only those can hold an `asyncio.Lock`).
@@ -43,6 +45,26 @@ impl FrameFacts {
     pub fn awaited_name(&self) -> Option<&str> {
         self.awaited
             .get_or_init(|| awaited_name(self.minor, &self.code, self.index?))
+            .as_deref()
+    }
+}
+
+impl FrameFacts {
+    /// The method a frame suspended in a call is calling (`run_until_complete` of
+    /// `self._loop.run_until_complete(task)`), from the bytecode of that call.
+    pub fn called_method(&self) -> Option<&str> {
+        self.called
+            .get_or_init(|| {
+                let idx = self.index?;
+                let ins = &self.code.instructions;
+                let at = (idx.saturating_sub(2)..=idx).rev().find(|&i| {
+                    matches!(
+                        ins[i].name,
+                        "CALL_METHOD" | "CALL_FUNCTION" | "CALL_FUNCTION_KW" | "CALL" | "CALL_KW"
+                    )
+                })?;
+                bytecode::call_receiver(self.minor, ins, at, &self.code.names).map(|(_, m)| m)
+            })
             .as_deref()
     }
 }
@@ -102,6 +124,7 @@ fn decode(minor: u8, rf: &RawFrame) -> FrameFacts {
         function: code.name.rsplit('.').next().unwrap_or("").to_string(),
         yield_from,
         awaited: OnceCell::new(),
+        called: OnceCell::new(),
         index,
         minor,
         self_slot,

@@ -403,10 +403,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         th: &Thread,
         current: Option<usize>,
     ) -> (EventLoop, Option<Vec<Frame>>) {
-        let kind = self
-            .ty(lp)
+        let info = self.ty(lp);
+        let kind = info
+            .as_ref()
             .map(|i| i.name.to_string())
             .unwrap_or_else(|| "?".into());
+        let native = info.is_some_and(|i| !i.base_event_loop);
         let ready = self.walker.objs.attr(lp, "_ready").ok().flatten();
         let ready_len = ready
             .and_then(|d| self.mem().i64(d + DEQUE_LEN).ok())
@@ -432,6 +434,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         let mut step = None;
         let mut step_frames = None;
         let state = match (run_once, run) {
+            (None, _) if native => {
+                let (state, s) = self.native_loop_state(rt, th, current);
+                step_frames = s.as_ref().map(|s| s.frames.clone());
+                step = s;
+                state
+            }
             (None, _) => "unknown",
             // The ready queue moved while we read: a step ended or began during the sample.
             (Some(_), Some(_)) if torn => "between",
@@ -476,6 +484,52 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             },
             step_frames,
         )
+    }
+
+    /// A loop that asyncio's `BaseEventLoop` does not run (uvloop's `Loop`, scheduling in
+    /// native code): seen from the thread's stack and syscall only. The innermost frame that
+    /// called into the loop (`run_until_complete` / `run_forever`, from its bytecode) runs
+    /// it; Python frames above that frame are a callback or task step (the task is the
+    /// loop's `_current_tasks` entry); none, in `epoll_wait`, is polling. Without the loop's
+    /// own counters, two steps of one task or callback with no poll sampled between them
+    /// look like one.
+    fn native_loop_state(
+        &mut self,
+        rt: &RawThread,
+        th: &Thread,
+        current: Option<usize>,
+    ) -> (&'static str, Option<LoopStep>) {
+        let minor = self.walker.minor();
+        let run = rt.frames.iter().position(|f| {
+            matches!(
+                self.facts.of(minor, f).called_method(),
+                Some("run_until_complete" | "run_forever")
+            )
+        });
+        let Some(j) = run else {
+            return ("unknown", None);
+        };
+        if j == 0 || th.frames.len() != rt.frames.len() {
+            let polling = th
+                .kernel
+                .as_ref()
+                .and_then(|k| k.syscall.as_deref())
+                .is_some_and(|s| s.starts_with("epoll_wait") || s.starts_with("epoll_pwait"));
+            return (if polling { "polling" } else { "between" }, None);
+        }
+        let frames: Vec<Frame> = th.frames[..j].to_vec();
+        let step = LoopStep {
+            key: format!(
+                "native/{:x}/{:x}",
+                current.unwrap_or(0),
+                rt.frames[j - 1].addr
+            ),
+            task: current.map(|t| self.task_id(t)),
+            callback: Some(frames[j - 1].function.clone()),
+            handle: None,
+            frames,
+        };
+        ("step", Some(step))
     }
 
     /// One task, or `None` for anything that is not a pending task.

@@ -76,6 +76,9 @@ pub struct TypeInfo {
     /// `lock`, `event`, `condition`, `semaphore`, `queue`. Only trusted for objects found as
     /// `self` of a frame in asyncio's own locks.py / queues.py.
     pub primitive: Option<&'static str>,
+    /// An event loop asyncio's `BaseEventLoop` runs (a base class of that name); uvloop's
+    /// `Loop` is not one.
+    pub base_event_loop: bool,
 }
 
 /// Classes found by identity in `asyncio.tasks`' globals.
@@ -147,6 +150,7 @@ impl Types {
             kind: exact.unwrap_or(Kind::Other),
             gathering: false,
             primitive: None,
+            base_event_loop: false,
         };
         if exact.is_some() {
             return Some(info);
@@ -165,6 +169,9 @@ impl Types {
             }
             if info.primitive.is_none() {
                 info.primitive = primitive_of(&base_name);
+            }
+            if base_name == "BaseEventLoop" {
+                info.base_event_loop = true;
             }
             if (t == k.gathering && k.gathering != 0) || base_name == "_GatheringFuture" {
                 info.gathering = true;
