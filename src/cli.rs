@@ -92,6 +92,10 @@ pub struct RecordArgs {
     /// Colour the text report: auto (when stdout is a terminal), always, never
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
+
+    /// Sample every Python process below PID too (following new ones), with the waits between them
+    #[arg(long)]
+    pub tree: bool,
 }
 
 pub const RUN_EXIT_CODES: &str = "EXIT STATUS:

@@ -13,6 +13,7 @@ use crate::cpython::objects::Objects;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::snapshot::{self, read_semlock, MpWait, SemLockObj, Snapshot};
+use crate::target::discovery::DiscoveryCache;
 use crate::target::procfs::{self, Channel, ChannelFd, Mapping};
 use crate::target::{sockdiag, Target};
 use crate::tree;
@@ -30,6 +31,8 @@ pub struct Tree {
     pub locals: bool,
     /// Work out each thread's writes (`run`'s race candidates).
     pub writes: bool,
+    /// Interpreter discovery, shared by every process running the same Python binary.
+    pub discovery: DiscoveryCache,
 }
 
 impl Tree {
@@ -41,6 +44,7 @@ impl Tree {
             cmdlines: HashMap::new(),
             locals: false,
             writes: false,
+            discovery: DiscoveryCache::default(),
         }
     }
 
@@ -84,7 +88,7 @@ impl Tree {
                 continue;
             }
             tries.1 += 1;
-            match Target::attach(pid) {
+            match Target::attach_with(pid, &mut self.discovery) {
                 Ok(mut t) => {
                     t.cross_process = true;
                     t.locals = self.locals;

@@ -122,26 +122,90 @@ pub fn record_with(
     let mut target = target::Target::attach(pid)?;
     target.writes = true;
     let mut acc = analysis::Accumulator::over_time();
-    acc.set_loop_options(analysis::loops::LoopOptions {
-        threshold: loop_threshold,
+    acc.set_loop_options(record_loop_options(loop_threshold));
+    let exited = sample_on_schedule(duration, rate, || {
+        snapshot::take(&mut target).map(|s| acc.push(s))
+    })?;
+    let mut doc = acc.document(target.process.clone(), command);
+    doc.processes[0].exited = exited;
+    Ok(doc)
+}
+
+/// `record --tree`: every Python process in the tree rooted at `pid` (following new ones),
+/// sampled together. Deadlocks, stalls and loop blocks come from the linked tree snapshots;
+/// lock order and races from each process's own (addresses mean nothing across processes).
+pub fn record_tree(
+    pid: i32,
+    duration: Duration,
+    rate: f64,
+    command: Command,
+    loop_threshold: Duration,
+) -> error::Result<Document> {
+    let mut tree = crossproc::Tree::attach(pid, false)?;
+    tree.writes = true;
+    let mut acc = analysis::Accumulator::default();
+    acc.set_loop_options(record_loop_options(loop_threshold));
+    let mut per_process: std::collections::HashMap<i32, analysis::Accumulator> = Default::default();
+    let exited = sample_on_schedule(duration, rate, || {
+        let (linked, parts) = tree.snapshot_parts()?;
+        for part in parts {
+            per_process
+                .entry(part.pid)
+                .or_insert_with(analysis::Accumulator::over_time)
+                .push(part);
+        }
+        acc.push(linked);
+        Ok(())
+    })?;
+    let root = acc
+        .last()
+        .and_then(|s| s.processes.iter().find(|p| p.pid == pid).cloned())
+        .or_else(|| tree.targets.get(&pid).map(|t| t.process.clone()))
+        .unwrap_or_else(|| model::Process {
+            pid,
+            ppid: target::procfs::ppid(pid),
+            name: target::procfs::comm(pid),
+            cmdline: target::procfs::cmdline(pid),
+            python_version: String::new(),
+            exited,
+            interpreter_found: None,
+        });
+    let mut doc = acc.document(root, command);
+    analysis::add_latent_findings(&mut doc, &per_process);
+    if exited {
+        for p in doc.processes.iter_mut().filter(|p| p.pid == pid) {
+            p.exited = true;
+        }
+    }
+    Ok(doc)
+}
+
+fn record_loop_options(threshold: Duration) -> analysis::loops::LoopOptions {
+    analysis::loops::LoopOptions {
+        threshold,
         mode: analysis::loops::LoopMode::Record,
-    });
+    }
+}
+
+/// Call `sample` at `rate` Hz until `duration` has passed. Returns whether the target exited
+/// (after at least one sample: an exit before any is the error itself).
+fn sample_on_schedule(
+    duration: Duration,
+    rate: f64,
+    mut sample: impl FnMut() -> error::Result<()>,
+) -> error::Result<bool> {
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = std::time::Instant::now();
-    let mut exited = false;
     let mut tick = 0u32;
     loop {
-        match snapshot::take(&mut target) {
-            Ok(s) => acc.push(s),
-            Err(error::Error::TargetExited { .. }) if acc.snapshots() > 0 => {
-                exited = true;
-                break;
-            }
+        match sample() {
+            Ok(()) => {}
+            Err(error::Error::TargetExited { .. }) if tick > 0 => return Ok(true),
             Err(e) => return Err(e),
         }
         tick += 1;
         if start.elapsed() >= duration {
-            break;
+            return Ok(false);
         }
         // Keep to the rate's schedule; never sleep past the end of the window.
         let due = (interval * tick).min(duration);
@@ -149,9 +213,6 @@ pub fn record_with(
             std::thread::sleep(wait);
         }
     }
-    let mut doc = acc.document(target.process.clone(), command);
-    doc.processes[0].exited = exited;
-    Ok(doc)
 }
 
 /// Whether a document fails under the given kinds (empty: the contract's error kinds).

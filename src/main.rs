@@ -61,13 +61,23 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         name: "record".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = gridlock::record_with(
-        args.pid,
-        args.duration,
-        args.rate,
-        command,
-        args.loop_threshold,
-    )?;
+    let doc = if args.tree {
+        gridlock::record_tree(
+            args.pid,
+            args.duration,
+            args.rate,
+            command,
+            args.loop_threshold,
+        )?
+    } else {
+        gridlock::record_with(
+            args.pid,
+            args.duration,
+            args.rate,
+            command,
+            args.loop_threshold,
+        )?
+    };
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     Ok(if gridlock::fails(&doc, &args.fail_on) {
         EXIT_FINDING

@@ -142,6 +142,10 @@ pub struct Process {
     pub cmdline: String,
     pub python_version: String,
     pub exited: bool,
+    /// How gridlock found the interpreter: `searched` (py-spy read the binary's symbols or
+    /// scanned its data) or `cached` (from a process of the tree running the same binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter_found: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]

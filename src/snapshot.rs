@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::probe::{self, ProbeEdge, ProbeHold, ProbeState};
 use crate::target::procfs::{self, KernelThread};
+use crate::target::taskfiles::{InSyscall, TaskFiles};
 use crate::target::Target;
 
 /// How many innermost frames are searched for the object a thread waits on.
@@ -165,10 +166,15 @@ pub fn lock_id(pid: i32, addr: usize) -> String {
 pub fn take(target: &mut Target) -> Result<Snapshot> {
     let mut tries = 0;
     loop {
-        let before = context_switches(target.pid);
-        match take_once(target) {
+        let tids = procfs::task_ids(target.pid);
+        target.task_files.retain(&tids);
+        let kernel: HashMap<i32, KernelThread> = tids
+            .iter()
+            .filter_map(|&tid| Some((tid, target.task_files.kernel_thread(tid)?)))
+            .collect();
+        match take_once(target, &kernel) {
             Ok(mut snap) => {
-                settle_moved_threads(&mut snap, &before);
+                settle_moved_threads(&mut snap, &kernel, &mut target.task_files);
                 return Ok(snap);
             }
             Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && target.alive() => {
@@ -186,41 +192,34 @@ fn is_torn_read(e: &Error) -> bool {
     )
 }
 
-/// How many times each thread of `pid` has been put on a CPU (`schedstat`'s third field),
-/// by TID: unchanged across a snapshot means the thread did not run while it was read.
-/// (`schedstat` is far cheaper for the kernel to produce than `status`.)
-fn context_switches(pid: i32) -> HashMap<i32, u64> {
-    procfs::task_ids(pid)
-        .into_iter()
-        .filter_map(|tid| Some((tid, procfs::timeslices(pid, tid)?)))
-        .collect()
-}
-
 /// Report running every blocked thread that did not stay in the same wait for the whole
-/// snapshot: it switched context, or no longer sleeps on the futex it was seen on.
-fn settle_moved_threads(snap: &mut Snapshot, before: &HashMap<i32, u64>) {
-    let after = context_switches(snap.pid);
+/// snapshot: it was put on a CPU again (`schedstat`'s timeslice count moved since `before`,
+/// the kernel's view read when the snapshot began), or no longer sleeps on the futex it was
+/// seen on.
+fn settle_moved_threads(
+    snap: &mut Snapshot,
+    before: &HashMap<i32, KernelThread>,
+    files: &mut TaskFiles,
+) {
     let mut moved = HashSet::new();
     for t in snap.threads.iter_mut().filter(|t| t.blocked) {
         let still = t.native_id.is_some_and(|tid| {
             let same_switches = matches!(
-                (before.get(&tid), after.get(&tid)),
-                (Some(a), Some(b)) if a == b
+                (before.get(&tid).and_then(|k| k.timeslices), files.schedstat(tid)),
+                (Some(a), Some(b)) if a == b.timeslices
             );
-            let kernel = procfs::kernel_thread(snap.pid, tid);
-            let same_futex = match t.waits_for.as_ref().and_then(|w| w.futex.as_ref()) {
-                Some(f) => {
-                    kernel
-                        .as_ref()
-                        .and_then(|k| k.syscall.as_ref())
-                        .and_then(|s| s.futex_wait_addr())
-                        .map(|a| format!("{a:#x}"))
-                        .as_ref()
-                        == Some(f)
+            // The syscall seen may predate the timeslice count read after it: check it too.
+            same_switches
+                && match (
+                    files.syscall(tid),
+                    t.waits_for.as_ref().and_then(|w| w.futex.as_ref()),
+                ) {
+                    (Some(InSyscall::Yes(s)), Some(f)) => {
+                        s.futex_wait_addr().map(|a| format!("{a:#x}")).as_ref() == Some(f)
+                    }
+                    (Some(InSyscall::Yes(_) | InSyscall::NotInOne), None) => true,
+                    _ => false,
                 }
-                None => kernel.is_some_and(|k| k.state != 'R'),
-            };
-            same_switches && same_futex
         });
         if !still {
             t.blocked = false;
@@ -268,13 +267,9 @@ fn settle_moved_threads(snap: &mut Snapshot, before: &HashMap<i32, u64>) {
 }
 
 /// One attempt at a snapshot.
-fn take_once(target: &mut Target) -> Result<Snapshot> {
+fn take_once(target: &mut Target, kernel: &HashMap<i32, KernelThread>) -> Result<Snapshot> {
     let pid = target.pid;
     let taken = SystemTime::now();
-    let kernel: HashMap<i32, KernelThread> = procfs::task_ids(pid)
-        .into_iter()
-        .filter_map(|tid| Some((tid, procfs::kernel_thread(pid, tid)?)))
-        .collect();
     if kernel.is_empty() || !target.alive() {
         return Err(Error::TargetExited { pid });
     }
@@ -289,7 +284,7 @@ fn take_once(target: &mut Target) -> Result<Snapshot> {
 fn take_cached(
     target: &mut Target,
     taken: SystemTime,
-    kernel: HashMap<i32, KernelThread>,
+    kernel: &HashMap<i32, KernelThread>,
 ) -> Result<Snapshot> {
     let pid = target.pid;
     let objs = Objects::new(&target.mem, target.layout);
@@ -310,7 +305,7 @@ fn take_cached(
         }
     };
     let native_ids = native_ids(&mut target.pthread_tid_offset, &walker, &raw, &kernel);
-    let names = thread_names(&walker, target.interpreter);
+    let names = thread_names(&walker, target.interpreter, &mut target.threading_active);
     let gil_holder = gil_holder(&walker, target.gil_address);
     let probe_state: Option<ProbeState> = target
         .probe
@@ -325,6 +320,8 @@ fn take_cached(
         locks: BTreeMap::new(),
         live_idents: raw.iter().map(|t| t.thread_id).collect(),
         mp: target.cross_process.then(MpView::default),
+        task_files: &mut target.task_files,
+        runtime_region: target.runtime_region,
     };
     let mut threads = Vec::new();
     for (i, rt) in raw.iter().enumerate() {
@@ -422,17 +419,28 @@ struct ThreadInfo {
     owns_gil: bool,
 }
 
-/// `threading._active`: thread ident -> `Thread._name`, read from the module's globals.
-fn thread_names(walker: &Walker, interpreter: usize) -> HashMap<u64, String> {
+/// `threading._active`: thread ident -> `Thread._name`. The dict is found once through
+/// `sys.modules` (a search through hundreds of keys) and kept in `active`: the module mutates
+/// it in place and never rebinds it.
+fn thread_names(
+    walker: &Walker,
+    interpreter: usize,
+    active: &mut Option<usize>,
+) -> HashMap<u64, String> {
     let objs = &walker.objs;
-    let read = || -> Option<HashMap<u64, String>> {
+    let find = || -> Option<usize> {
         let modules = objs
             .mem
             .ptr(interpreter + objs.layout.offsets().interp_modules)
             .ok()?;
         let threading = objs.dict_get(modules, "threading").ok()??;
         let globals = objs.mem.ptr(threading + MODULE_DICT).ok()?;
-        let active = objs.dict_get(globals, "_active").ok()??;
+        objs.dict_get(globals, "_active").ok()?
+    };
+    if !active.is_some_and(|d| objs.type_is(d, "dict")) {
+        *active = find();
+    }
+    let read = |active: usize| -> Option<HashMap<u64, String>> {
         let mut out = HashMap::new();
         for (key, thread) in objs.dict_entries(active).ok()? {
             let (Ok(ident), Some(name)) =
@@ -446,7 +454,7 @@ fn thread_names(walker: &Walker, interpreter: usize) -> HashMap<u64, String> {
         }
         Some(out)
     };
-    read().unwrap_or_default()
+    active.and_then(read).unwrap_or_default()
 }
 
 /// The thread state holding the GIL: `gilstate.tstate_current` (3.8-3.11), or the GIL's
@@ -473,6 +481,8 @@ struct Builder<'w, 'a> {
     locks: BTreeMap<usize, Lock>,
     live_idents: HashSet<u64>,
     mp: Option<MpView>,
+    task_files: &'w mut TaskFiles,
+    runtime_region: Option<(usize, usize)>,
 }
 
 /// Every SemLock reachable from any frame: locals, value stacks and module globals, through
@@ -550,11 +560,17 @@ impl<'w, 'a> Builder<'w, 'a> {
     }
 
     fn lock_kind(&self, obj: usize) -> Option<LockKind> {
-        match self.objs().type_name(obj).ok()?.as_str() {
+        match self.objs().type_name_rc(obj).ok()?.as_ref() {
             "_thread.lock" => Some(LockKind::Lock),
             "_thread.RLock" => Some(LockKind::RLock),
             _ => None,
         }
+    }
+
+    /// A futex in the interpreter's static data (the GIL's): no lock object to look for.
+    fn interpreter_internal(&self, futex: usize) -> bool {
+        self.runtime_region
+            .is_some_and(|(start, end)| start <= futex && futex < end)
     }
 
     fn semaphore_of(&self, lock: usize) -> Option<usize> {
@@ -680,7 +696,10 @@ impl<'w, 'a> Builder<'w, 'a> {
                 ThreadState::Unknown => ThreadState::LockWait,
                 s => s,
             };
-            if self.mp.is_some() && matches!(&w, Some(w) if w.kind == WaitKind::UnknownFutex) {
+            if self.mp.is_some()
+                && !self.interpreter_internal(futex)
+                && matches!(&w, Some(w) if w.kind == WaitKind::UnknownFutex)
+            {
                 self.note_mp_wait(&id, &frames, futex);
             }
             waits_for = w;
@@ -707,7 +726,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             Vec::new()
         };
         if let (Some(k), false) = (k, writes.is_empty()) {
-            if procfs::cpu_ns(self.pid, k.tid) != k.cpu_ns {
+            if self.task_files.schedstat(k.tid).map(|s| s.cpu_ns) != k.cpu_ns {
                 writes.clear();
             }
         }
@@ -1047,7 +1066,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             slots.extend(self.walker.stack_candidates(fv.raw));
             for s in slots {
                 out.push(s);
-                match objs.type_name(s).as_deref() {
+                match objs.type_name_rc(s).as_deref() {
                     Ok("builtin_function_or_method") | Ok("method") => {
                         if let Ok(owner) = objs.mem.ptr(s + METHOD_SELF) {
                             out.push(owner);
@@ -1096,10 +1115,14 @@ impl<'w, 'a> Builder<'w, 'a> {
         let minor = self.walker.minor();
         let futex_hex = Some(format!("{futex:#x}"));
         // The kind is kept from this one read: the object may change under a running target.
-        let matched = self.candidates(frames).into_iter().find_map(|c| {
-            let kind = self.lock_kind(c)?;
-            (self.semaphore_of(c) == Some(futex)).then_some((c, kind))
-        });
+        let matched = if self.interpreter_internal(futex) {
+            None
+        } else {
+            self.candidates(frames).into_iter().find_map(|c| {
+                let kind = self.lock_kind(c)?;
+                (self.semaphore_of(c) == Some(futex)).then_some((c, kind))
+            })
+        };
         let in_sync_module = |f: &Frame| {
             let file = short_file(&f.file);
             file == "threading.py"

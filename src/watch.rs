@@ -182,6 +182,7 @@ fn document(
         cmdline: procfs::cmdline(root),
         python_version: String::new(),
         exited: false,
+        interpreter_found: None,
     });
     let mut doc = analysis::document_with(
         &snaps,
@@ -196,17 +197,7 @@ fn document(
         // A loop block carries its own duration: it counts as soon as it crosses the threshold.
         doc.findings.retain(|f| f.kind == FindingKind::LoopBlock);
     }
-    let mut pids: Vec<&i32> = over_time.keys().collect();
-    pids.sort();
-    for pid in pids {
-        let latent = over_time[pid].latent_findings(*pid, &doc.findings);
-        // With the probe, `document` already reports the run's lock-order inversions.
-        for f in latent {
-            if !doc.findings.iter().any(|g| g.id == f.id) {
-                doc.findings.push(f);
-            }
-        }
-    }
+    analysis::add_latent_findings(&mut doc, over_time);
     doc
 }
 

@@ -231,12 +231,28 @@ fn check_two_locks(py: &Interpreter, method: &str) {
         "{text}"
     );
     assert!(text.contains("[shm_futex]"), "{text}");
+    // One search for the interpreter; every other process runs the same binary (forked, or
+    // exec'd again by spawn and forkserver) and is found from the cache.
+    let found: Vec<&str> = d["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["interpreter_found"].as_str().unwrap())
+        .collect();
+    assert!(found.len() >= 3, "[{}] {found:?}", t.label);
+    assert_eq!(found[0], "searched", "[{}] {found:?}", t.label);
+    assert!(
+        found[1..].iter().all(|f| *f == "cached"),
+        "[{}] {found:?}",
+        t.label
+    );
 }
 
 #[test]
 fn two_processes_two_mp_locks_in_opposite_order() {
     each(&interpreters(), |py| check_two_locks(py, "fork"));
     each(&ends(), |py| check_two_locks(py, "spawn"));
+    each(&ends(), |py| check_two_locks(py, "forkserver"));
 }
 
 fn check_queue_join(py: &Interpreter, method: &str) {

@@ -19,25 +19,8 @@ fn an_inversion_that_never_deadlocks_is_a_lock_order_inversion() {
     let _serial = serial();
     for_each_interpreter(|py| {
         let target = Target::start(py, &fixture("inversion_no_deadlock.py"), &[]);
-        let out = Command::new(gridlock_bin())
-            .args([
-                "record",
-                &target.pid.to_string(),
-                "--duration",
-                "2s",
-                "--rate",
-                "100",
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "a latent finding does not fail by default: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (code, d) = record_doc(target.pid, &["--duration", "2s", "--rate", "100"]);
+        assert_eq!(code, Some(0), "a latent finding does not fail by default");
         assert!(doc::findings(&d, "deadlock").is_empty());
         let inv = doc::findings(&d, "lock_order_inversion");
         assert_eq!(inv.len(), 1, "{:#}", d["findings"]);
@@ -75,25 +58,26 @@ fn an_inversion_that_never_deadlocks_is_a_lock_order_inversion() {
     });
 }
 
-fn record_json(pid: i32, duration: &str) -> serde_json::Value {
+/// `gridlock record PID ARGS... --json`: its exit status and document (gridlock's stderr in
+/// the panic message when there is no document).
+fn record_doc(pid: i32, args: &[&str]) -> (Option<i32>, serde_json::Value) {
     let out = Command::new(gridlock_bin())
-        .args([
-            "record",
-            &pid.to_string(),
-            "--duration",
-            duration,
-            "--rate",
-            "200",
-            "--json",
-        ])
+        .arg("record")
+        .arg(pid.to_string())
+        .args(args)
+        .arg("--json")
         .output()
         .unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(3)),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let d = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no document ({e}), exit {:?}: {stderr}", out.status));
+    (out.status.code(), d)
+}
+
+fn record_json(pid: i32, duration: &str) -> serde_json::Value {
+    let (code, d) = record_doc(pid, &["--duration", duration, "--rate", "200"]);
+    assert!(matches!(code, Some(0) | Some(3)), "exit {code:?}");
+    d
 }
 
 #[test]
@@ -142,6 +126,43 @@ fn common_locks_thread_locals_per_thread_objects_and_queues_are_not_races() {
             d["findings"].as_array().unwrap().is_empty(),
             "{:#}",
             d["findings"]
+        );
+    });
+}
+
+#[test]
+fn record_tree_finds_an_inversion_in_a_child_process() {
+    let _serial = serial();
+    for_each_interpreter(|py| {
+        let target = Target::start(py, &fixture("mp_child_inversion.py"), &[]);
+        let (code, d) = record_doc(target.pid, &["--tree", "--duration", "2s", "--rate", "100"]);
+        assert_eq!(code, Some(0), "a latent finding does not fail by default");
+        let processes = d["processes"].as_array().unwrap();
+        assert!(processes.len() >= 2, "{processes:#?}");
+        assert_eq!(processes[0]["pid"], target.pid, "the root first");
+        assert!(
+            doc::findings(&d, "deadlock").is_empty(),
+            "{:#}",
+            d["findings"]
+        );
+        let inv = doc::findings(&d, "lock_order_inversion");
+        assert_eq!(inv.len(), 1, "{:#}", d["findings"]);
+        // The inversion is the forked child's, found by its own lock-order graph.
+        let pids: Vec<i64> = inv[0]["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_i64().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 1, "{pids:?}");
+        let child = processes
+            .iter()
+            .find(|p| p["pid"].as_i64() == Some(pids[0]))
+            .expect("the inverting process is in the document");
+        assert_eq!(child["ppid"], target.pid, "{child:#}");
+        assert_eq!(
+            doc::finding_thread_names(&d, inv[0]),
+            ["path-ab", "path-ba"]
         );
     });
 }

@@ -291,6 +291,20 @@ impl Accumulator {
     }
 }
 
+/// Add to a tree's document the latent findings (lock-order inversions, races) each process's
+/// own accumulator found, once each (with the probe, the document may already have them).
+pub fn add_latent_findings(doc: &mut Document, per_process: &HashMap<i32, Accumulator>) {
+    let mut pids: Vec<&i32> = per_process.keys().collect();
+    pids.sort();
+    for pid in pids {
+        for f in per_process[pid].latent_findings(*pid, &doc.findings) {
+            if !doc.findings.iter().any(|g| g.id == f.id) {
+                doc.findings.push(f);
+            }
+        }
+    }
+}
+
 /// RFC 3339 UTC timestamp with milliseconds.
 pub fn timestamp(t: SystemTime) -> String {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();

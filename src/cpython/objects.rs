@@ -3,7 +3,9 @@
 
 use super::layout::{common::*, InstanceDict, VersionLayout};
 use crate::error::{Error, Result};
-use crate::target::memory::Memory;
+use crate::target::memory::{AddrMap, Memory};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// `PyTypeObject.tp_flags` (the same offset on 3.8-3.13) and its int-subclass bit.
 const TP_FLAGS: usize = 168;
@@ -15,14 +17,24 @@ const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
 const MAX_STR: usize = 4096;
 const MAX_ITEMS: usize = 1 << 16;
 
+/// Readers over one view of a target's memory (one snapshot). Type names and `str` values
+/// are decoded once per view: the same few types and attribute names come up for every
+/// thread, and within one view an address always holds the same object.
 pub struct Objects<'a> {
     pub mem: &'a Memory,
     pub layout: &'static dyn VersionLayout,
+    type_names: RefCell<AddrMap<Rc<str>>>,
+    strs: RefCell<AddrMap<Rc<str>>>,
 }
 
 impl<'a> Objects<'a> {
     pub fn new(mem: &'a Memory, layout: &'static dyn VersionLayout) -> Self {
-        Objects { mem, layout }
+        Objects {
+            mem,
+            layout,
+            type_names: Default::default(),
+            strs: Default::default(),
+        }
     }
 
     pub fn type_of(&self, obj: usize) -> Result<usize> {
@@ -31,11 +43,26 @@ impl<'a> Objects<'a> {
 
     /// `tp_name` of the object's type, e.g. `_thread.lock`, `Condition`, `builtin_function_or_method`.
     pub fn type_name(&self, obj: usize) -> Result<String> {
+        Ok(self.type_name_rc(obj)?.to_string())
+    }
+
+    /// The type name shared with the view's cache (no copy).
+    pub fn type_name_rc(&self, obj: usize) -> Result<Rc<str>> {
         let ty = self.type_of(obj)?;
+        if let Some(name) = self.type_names.borrow().get(&ty) {
+            return Ok(name.clone());
+        }
         let name = self.mem.ptr(ty + TP_NAME)?;
         let raw = self.mem.bytes(name, 128)?;
         let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
-        Ok(String::from_utf8_lossy(&raw[..end]).into_owned())
+        let name: Rc<str> = String::from_utf8_lossy(&raw[..end]).into();
+        self.type_names.borrow_mut().insert(ty, name.clone());
+        Ok(name)
+    }
+
+    /// Whether the object's type is named `name`.
+    pub fn type_is(&self, obj: usize, name: &str) -> bool {
+        self.type_name_rc(obj).is_ok_and(|t| &*t == name)
     }
 
     pub fn is_none(&self, obj: usize) -> bool {
@@ -45,6 +72,20 @@ impl<'a> Objects<'a> {
     }
 
     pub fn str(&self, obj: usize) -> Result<String> {
+        Ok(self.str_rc(obj)?.to_string())
+    }
+
+    /// A `str` value shared with the view's cache (no copy).
+    pub fn str_rc(&self, obj: usize) -> Result<Rc<str>> {
+        if let Some(s) = self.strs.borrow().get(&obj) {
+            return Ok(s.clone());
+        }
+        let s: Rc<str> = self.decode_str(obj)?.into();
+        self.strs.borrow_mut().insert(obj, s.clone());
+        Ok(s)
+    }
+
+    fn decode_str(&self, obj: usize) -> Result<String> {
         let offs = self.layout.offsets();
         let len = self.mem.i64(obj + STR_LENGTH)?;
         if !(0..=MAX_STR as i64).contains(&len) {
@@ -277,15 +318,42 @@ impl<'a> Objects<'a> {
     }
 
     pub fn dict_get(&self, dict: usize, key: &str) -> Result<Option<usize>> {
+        let (keys, values) = self.dict_parts(dict)?;
+        self.find_key(keys, values, key)
+    }
+
+    /// The value under the str key `key` in a dict-keys object, comparing keys without
+    /// copying them.
+    fn find_key(&self, keys: usize, values: Option<usize>, key: &str) -> Result<Option<usize>> {
         Ok(self
-            .dict_items(dict)?
+            .entries_with(keys, values)?
             .into_iter()
-            .find(|(k, _)| k == key)
+            .find(|(k, _)| {
+                // The length first: one cached read rules out most keys without decoding them.
+                self.mem.i64(*k + STR_LENGTH).ok() == Some(key.chars().count() as i64)
+                    && self.str_rc(*k).is_ok_and(|s| &*s == key)
+            })
             .map(|(_, v)| v))
     }
 
     /// All instance attributes of a Python object (empty for objects without a `__dict__`).
     pub fn instance_attrs(&self, obj: usize) -> Result<Vec<(String, usize)>> {
+        match self.instance_dict_parts(obj)? {
+            Some((keys, values)) => self.keys_items(keys, values),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub fn attr(&self, obj: usize, name: &str) -> Result<Option<usize>> {
+        match self.instance_dict_parts(obj)? {
+            Some((keys, values)) => self.find_key(keys, values, name),
+            None => Ok(None),
+        }
+    }
+
+    /// Where an object's attributes are: a keys object and, for split or inline values, the
+    /// values array. `None` for an object without attributes.
+    fn instance_dict_parts(&self, obj: usize) -> Result<Option<(usize, Option<usize>)>> {
         let ty = self.type_of(obj)?;
         let mut scheme = self.layout.offsets().instance_dict;
         // 3.11+: subclasses of C types that have their own dict slot (asyncio's
@@ -295,69 +363,49 @@ impl<'a> Objects<'a> {
         {
             scheme = InstanceDict::DictOffset;
         }
+        let dict =
+            |d: usize| -> Result<Option<(usize, Option<usize>)>> { Ok(Some(self.dict_parts(d)?)) };
+        // Inline or split values, described by the type's cached keys.
+        let cached = |cached_keys_off: usize, values: usize| -> Result<_> {
+            if values == 0 {
+                return Ok(None);
+            }
+            let keys = self.mem.ptr(ty + cached_keys_off)?;
+            Ok((keys != 0).then_some((keys, Some(values))))
+        };
         match scheme {
             InstanceDict::DictOffset => {
                 let off = self.mem.i64(ty + TP_DICTOFFSET)?;
                 if off <= 0 {
-                    return Ok(Vec::new());
+                    return Ok(None);
                 }
-                let dict = self.mem.ptr(obj + off as usize)?;
-                if dict == 0 {
-                    return Ok(Vec::new());
+                match self.mem.ptr(obj + off as usize)? {
+                    0 => Ok(None),
+                    d => dict(d),
                 }
-                self.dict_items(dict)
             }
-            InstanceDict::Managed311 => {
-                let dict = self.mem.ptr(obj - 24)?;
-                if dict != 0 {
-                    return self.dict_items(dict);
-                }
-                let values = self.mem.ptr(obj - 32)?;
-                self.cached_keys_items(ty, 872, values)
-            }
+            InstanceDict::Managed311 => match self.mem.ptr(obj - 24)? {
+                0 => cached(872, self.mem.ptr(obj - 32)?),
+                d => dict(d),
+            },
             InstanceDict::Managed312 => {
                 let tagged = self.mem.ptr(obj - 24)?;
                 if tagged & 1 == 1 {
-                    self.cached_keys_items(ty, 880, tagged + 1)
+                    cached(880, tagged + 1)
                 } else if tagged != 0 {
-                    self.dict_items(tagged)
+                    dict(tagged)
                 } else {
-                    Ok(Vec::new())
+                    Ok(None)
                 }
             }
-            InstanceDict::Managed313 => {
-                let dict = self.mem.ptr(obj - 24)?;
-                if dict != 0 {
-                    return self.dict_items(dict);
+            InstanceDict::Managed313 => match self.mem.ptr(obj - 24)? {
+                0 => {
+                    let basic = self.mem.i64(ty + TP_BASICSIZE)? as usize;
+                    cached(880, obj + basic + 8)
                 }
-                let basic = self.mem.i64(ty + TP_BASICSIZE)? as usize;
-                self.cached_keys_items(ty, 880, obj + basic + 8)
-            }
+                d => dict(d),
+            },
         }
-    }
-
-    fn cached_keys_items(
-        &self,
-        ty: usize,
-        cached_keys_off: usize,
-        values: usize,
-    ) -> Result<Vec<(String, usize)>> {
-        if values == 0 {
-            return Ok(Vec::new());
-        }
-        let keys = self.mem.ptr(ty + cached_keys_off)?;
-        if keys == 0 {
-            return Ok(Vec::new());
-        }
-        self.keys_items(keys, Some(values))
-    }
-
-    pub fn attr(&self, obj: usize, name: &str) -> Result<Option<usize>> {
-        Ok(self
-            .instance_attrs(obj)?
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v))
     }
 }
 

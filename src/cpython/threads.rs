@@ -3,12 +3,13 @@
 //! current instruction, and the slots of each frame (locals and value stack).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
 use super::layout::{common::*, BlockScheme, Bytecode, InstructionPointer, TopFrame};
 use super::objects::Objects;
 use crate::error::{Error, Result};
+use crate::target::memory::AddrMap;
 
 const MAX_THREADS: usize = 4096;
 const MAX_FRAMES: usize = 2048;
@@ -28,12 +29,18 @@ pub struct CodeInfo {
     pub line_table: Vec<u8>,
     minor: u8,
     name_ptr: usize,
+    /// Lines already decoded, by code unit: a line table is walked from its start for each
+    /// lookup, and the same few instructions are looked up in every snapshot.
+    lines: Mutex<AddrMap<Option<u32>>>,
 }
 
 impl CodeInfo {
     /// The source line of the instruction at `unit` (code units).
     pub fn line_at(&self, unit: usize) -> Option<u32> {
-        super::lines::line_at(self.minor, &self.line_table, self.first_line, unit)
+        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        *lines.entry(unit).or_insert_with(|| {
+            super::lines::line_at(self.minor, &self.line_table, self.first_line, unit)
+        })
     }
 
     /// The line of the `index`-th decoded instruction.
@@ -272,6 +279,7 @@ impl<'a> Walker<'a> {
                 .unwrap_or_default(),
             minor: self.objs.layout.minor(),
             name_ptr,
+            lines: Default::default(),
         });
         self.code_cache.insert(addr, info.clone());
         Ok(info)

@@ -4,18 +4,45 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
 
 use crate::error::{Error, Result};
 
 const PAGE: usize = 4096;
 
+/// A map keyed by addresses in the target. Its hasher is a multiply of the one word hashed:
+/// addresses are not chosen by an adversary, and SipHash was a measurable share of a snapshot.
+pub type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
+
+#[derive(Default)]
+pub struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        // The product's low bits depend only on the input's low bits (zero for page
+        // addresses), and hashbrown picks buckets by the low bits: bring the mixed high bits down.
+        self.0.rotate_left(26)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        // Fibonacci hashing: the product's high bits depend on every input bit.
+        self.0 = (n as u64 ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 pub struct Memory {
     pid: i32,
     file: File,
     /// Pages read during one snapshot (see `begin_snapshot`): one read syscall per page
     /// instead of one per field, and a view of each page that stays the same for the snapshot.
-    pages: RefCell<Option<HashMap<usize, Option<Box<[u8]>>>>>,
+    pages: RefCell<Option<AddrMap<Option<Box<[u8]>>>>>,
+    /// Page buffers of earlier snapshots, reused (no allocation or zeroing per page).
+    spare: RefCell<Vec<Box<[u8]>>>,
 }
 
 impl Memory {
@@ -25,6 +52,7 @@ impl Memory {
                 pid,
                 file,
                 pages: RefCell::new(None),
+                spare: RefCell::new(Vec::new()),
             }),
             Err(e) => Err(match e.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ESRCH) => Error::NoSuchProcess { pid },
@@ -43,11 +71,15 @@ impl Memory {
 
     /// Cache pages until `end_snapshot`.
     pub fn begin_snapshot(&self) {
-        *self.pages.borrow_mut() = Some(HashMap::new());
+        *self.pages.borrow_mut() = Some(AddrMap::default());
     }
 
     pub fn end_snapshot(&self) {
-        *self.pages.borrow_mut() = None;
+        if let Some(pages) = self.pages.borrow_mut().take() {
+            self.spare
+                .borrow_mut()
+                .extend(pages.into_values().flatten());
+        }
     }
 
     pub fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
@@ -72,10 +104,17 @@ impl Memory {
             let at = addr.wrapping_add(done);
             let base = at & !(PAGE - 1);
             let page = pages.entry(base).or_insert_with(|| {
-                let mut p = vec![0u8; PAGE].into_boxed_slice();
+                let mut p = self
+                    .spare
+                    .borrow_mut()
+                    .pop()
+                    .unwrap_or_else(|| vec![0u8; PAGE].into_boxed_slice());
                 match self.file.read_at(&mut p, base as u64) {
                     Ok(PAGE) => Some(p),
-                    _ => None,
+                    _ => {
+                        self.spare.borrow_mut().push(p);
+                        None
+                    }
                 }
             });
             let Some(page) = page else { return false };

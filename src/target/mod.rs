@@ -1,20 +1,20 @@
-//! The live process: attaching (through py-spy for interpreter discovery and stacks),
+//! The live process: attaching (through py-spy for interpreter discovery),
 //! memory access and what `/proc` says about it. Read-only; nothing here stops the target.
 
+pub mod discovery;
 pub mod memory;
 pub mod procfs;
 pub mod sockdiag;
+pub mod taskfiles;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-
-use py_spy::config::{LineNo, LockingStrategy};
-use py_spy::{Config, PythonSpy};
 
 use crate::cpython::threads::CodeInfo;
 use crate::cpython::{self, VersionLayout};
 use crate::error::{Error, Result};
 use crate::model;
+use discovery::{DiscoveryCache, SearchError};
 use memory::Memory;
 
 pub struct Target {
@@ -41,11 +41,25 @@ pub struct Target {
     pub writes: bool,
     /// asyncio's module dict and type names, found once.
     pub(crate) asyncio: crate::asyncio::AsyncioCache,
+    /// The binary's static data around the GIL (`_PyRuntime`): a futex there is the
+    /// interpreter's own (the GIL's condition variable), never a Python lock's, whose
+    /// semaphores live on the heap or a waiter's stack.
+    pub(crate) runtime_region: Option<(usize, usize)>,
+    /// The `threading._active` dict, once found.
+    pub(crate) threading_active: Option<usize>,
+    /// Each thread's `/proc` files, open across snapshots.
+    pub(crate) task_files: taskfiles::TaskFiles,
 }
 
 impl Target {
     /// Attach to `pid`, with a clear error for every way that can fail.
     pub fn attach(pid: i32) -> Result<Target> {
+        Target::attach_with(pid, &mut DiscoveryCache::default())
+    }
+
+    /// Attach to `pid`, finding its interpreter from what `discovery` learned of other
+    /// processes running the same Python binary, when it can.
+    pub fn attach_with(pid: i32, discovery: &mut DiscoveryCache) -> Result<Target> {
         if pid <= 0 || !procfs::exists(pid) {
             return Err(Error::NoSuchProcess { pid });
         }
@@ -94,20 +108,15 @@ impl Target {
         if !maps_look_like_python(&maps) {
             return Err(Error::NotPython { pid, name });
         }
-        let config = Config {
-            blocking: LockingStrategy::NonBlocking,
-            lineno: LineNo::LastInstruction,
-            collect_thread_names: true,
-            native: false,
-            dump_locals: 0,
-            ..Config::default()
-        };
-        let spy = PythonSpy::retry_new(pid, &config, 5).map_err(|e| {
-            if !procfs::exists(pid) {
-                Error::TargetExited { pid }
-            } else {
-                let msg = format!("{e:#}");
-                if msg.contains("Permission denied") || msg.contains("Operation not permitted") {
+        let mappings = procfs::parse_maps(&maps);
+        let found = discovery
+            .find(pid, &mem, &mappings)
+            .map_err(|SearchError(msg)| {
+                if !procfs::exists(pid) {
+                    Error::TargetExited { pid }
+                } else if msg.contains("Permission denied")
+                    || msg.contains("Operation not permitted")
+                {
                     Error::PermissionDenied {
                         pid,
                         hint: crate::error::permission_hint(),
@@ -117,16 +126,17 @@ impl Target {
                 } else {
                     Error::Attach { pid, reason: msg }
                 }
-            }
-        })?;
-        let (major, minor) = (spy.version.major, spy.version.minor);
-        let version = format!("{}.{}.{}", major, minor, spy.version.patch);
-        let layout = cpython::for_version(major, minor).ok_or(Error::Unsupported {
-            pid,
-            version: version.clone(),
-        })?;
-        let interpreter = spy.addresses.interpreter_address;
-        let gil_address = spy.addresses.threadstate_address;
+            })?;
+        let version = format!("{}.{}.{}", found.major, found.minor, found.patch);
+        let layout = cpython::for_version(found.major as u64, found.minor as u64).ok_or(
+            Error::Unsupported {
+                pid,
+                version: version.clone(),
+            },
+        )?;
+        let interpreter = found.interpreter;
+        let gil_address = found.gil_address;
+        let runtime_region = static_region(&mappings, gil_address);
         let process = model::Process {
             pid,
             ppid: procfs::ppid(pid),
@@ -134,6 +144,7 @@ impl Target {
             cmdline: procfs::cmdline(pid),
             python_version: version.clone(),
             exited: false,
+            interpreter_found: Some(if found.cached { "cached" } else { "searched" }.into()),
         };
         Ok(Target {
             pid,
@@ -150,12 +161,25 @@ impl Target {
             probe: Default::default(),
             writes: false,
             asyncio: Default::default(),
+            threading_active: None,
+            runtime_region,
+            task_files: taskfiles::TaskFiles::new(pid),
         })
     }
 
     pub fn alive(&self) -> bool {
         procfs::exists(self.pid) && procfs::process_state(self.pid) != Some('Z')
     }
+}
+
+/// The mapping holding `addr` when it is a binary's static data: a file mapping, or the
+/// anonymous `.bss` mapping right after one (never the heap).
+fn static_region(maps: &[procfs::Mapping], addr: usize) -> Option<(usize, usize)> {
+    let i = maps.iter().position(|m| m.start <= addr && addr < m.end)?;
+    let m = &maps[i];
+    let file_backed = |m: &procfs::Mapping| m.inode != 0;
+    let bss = m.path.is_empty() && i > 0 && file_backed(&maps[i - 1]) && maps[i - 1].end == m.start;
+    (file_backed(m) || bss).then_some((m.start, m.end))
 }
 
 fn first_readable_address(maps: &str) -> Option<usize> {

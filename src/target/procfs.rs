@@ -11,7 +11,11 @@ pub fn exists(pid: i32) -> bool {
 
 /// The single-letter scheduler state (`R`, `S`, `D`, `T`, `t`, `Z`, ...) of a process or thread.
 pub fn state_letter(stat_path: &str) -> Option<char> {
-    let stat = fs::read_to_string(stat_path).ok()?;
+    stat_state(&fs::read_to_string(stat_path).ok()?)
+}
+
+/// The state letter in the text of a `stat` file.
+pub fn stat_state(stat: &str) -> Option<char> {
     // The command name is in parentheses and may itself contain spaces or ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().next()?.chars().next()
@@ -82,16 +86,9 @@ pub struct KernelThread {
     /// Nanoseconds the thread has spent on a CPU (`schedstat`): unchanged across a read of
     /// its memory means it did not run meanwhile, so what was read holds together.
     pub cpu_ns: Option<u64>,
-}
-
-/// How many times the thread has run on a CPU (`schedstat`'s third field).
-pub fn timeslices(pid: i32, tid: i32) -> Option<u64> {
-    fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
-        .ok()?
-        .split_whitespace()
-        .nth(2)?
-        .parse()
-        .ok()
+    /// How many times the thread has been put on a CPU (`schedstat`'s third field).
+    #[serde(default)]
+    pub timeslices: Option<u64>,
 }
 
 pub fn cpu_ns(pid: i32, tid: i32) -> Option<u64> {
@@ -171,6 +168,7 @@ pub fn kernel_thread(pid: i32, tid: i32) -> Option<KernelThread> {
         syscall,
         wchan,
         cpu_ns: cpu_ns(pid, tid),
+        timeslices: None,
     })
 }
 

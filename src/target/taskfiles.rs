@@ -1,0 +1,242 @@
+//! The per-thread `/proc/PID/task/TID/{stat,syscall,wchan,schedstat}` files, kept open across
+//! snapshots. Opening a `/proc` file costs a path walk, a pid lookup and a close; a positioned
+//! read at offset 0 of an open one makes the kernel regenerate it, so a sample pays one
+//! syscall per file instead of three (measured: the open/close pairs were most of a
+//! snapshot's kernel time on a 20-thread target at a high rate).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use super::procfs::{self, KernelThread, Syscall};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Which {
+    Stat,
+    Syscall,
+    Wchan,
+    Schedstat,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::Stat => "stat",
+            Which::Syscall => "syscall",
+            Which::Wchan => "wchan",
+            Which::Schedstat => "schedstat",
+        }
+    }
+}
+
+/// What `schedstat` says: nanoseconds on a CPU, and how many times the thread was put on one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedStat {
+    pub cpu_ns: u64,
+    pub timeslices: u64,
+}
+
+/// What a thread's `syscall` file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InSyscall {
+    /// Runnable (state `R`).
+    Running,
+    Yes(Syscall),
+    /// Stopped or sleeping outside a syscall ("-1 SP PC").
+    NotInOne,
+}
+
+pub struct TaskFiles {
+    pid: i32,
+    open: HashMap<(i32, Which), File>,
+    /// How many descriptors this cache may hold: beyond it, files are opened per read.
+    budget: usize,
+}
+
+impl TaskFiles {
+    pub fn new(pid: i32) -> TaskFiles {
+        TaskFiles {
+            pid,
+            open: HashMap::new(),
+            budget: descriptor_budget(),
+        }
+    }
+
+    /// Close the files of threads that are gone (a TID can be reused by a new thread, whose
+    /// files an old descriptor would not show).
+    pub fn retain(&mut self, tids: &[i32]) {
+        self.open
+            .retain(|(tid, _), _| tids.binary_search(tid).is_ok());
+    }
+
+    /// One `/proc` file of a thread, read whole into `buf`.
+    fn read(&mut self, tid: i32, which: Which, buf: &mut Vec<u8>) -> bool {
+        buf.clear();
+        if let Some(file) = self.open.get(&(tid, which)) {
+            if read_whole(file, buf) {
+                return true;
+            }
+            // The thread is gone (or its TID belongs to a new thread): reopen below.
+            self.open.remove(&(tid, which));
+        }
+        let path = format!("/proc/{}/task/{tid}/{}", self.pid, which.name());
+        let Ok(file) = File::open(path) else {
+            return false;
+        };
+        let ok = read_whole(&file, buf);
+        if ok && self.open.len() < self.budget {
+            self.open.insert((tid, which), file);
+        }
+        ok
+    }
+
+    fn read_string(&mut self, tid: i32, which: Which) -> Option<String> {
+        let mut buf = Vec::with_capacity(512);
+        self.read(tid, which, &mut buf)
+            .then(|| String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    pub fn schedstat(&mut self, tid: i32) -> Option<SchedStat> {
+        let text = self.read_string(tid, Which::Schedstat)?;
+        let mut fields = text.split_whitespace();
+        let cpu_ns = fields.next()?.parse().ok()?;
+        let timeslices = fields.nth(1)?.parse().ok()?;
+        Some(SchedStat { cpu_ns, timeslices })
+    }
+
+    /// The thread's `syscall` file alone: whether it is running, and in which syscall if not.
+    pub fn syscall(&mut self, tid: i32) -> Option<InSyscall> {
+        let text = self.read_string(tid, Which::Syscall)?;
+        Some(if text.trim() == "running" {
+            InSyscall::Running
+        } else {
+            match procfs::parse_syscall(&text) {
+                Some(s) => InSyscall::Yes(s),
+                None => InSyscall::NotInOne,
+            }
+        })
+    }
+
+    /// What the thread is doing in the kernel. The `syscall` file says "running" exactly when
+    /// the thread is runnable (state `R`); only for a thread that is not are its state letter,
+    /// CPU counters and (outside futex waits) `wchan` read: a sample of a busy target costs
+    /// one read per running thread.
+    pub fn kernel_thread(&mut self, tid: i32) -> Option<KernelThread> {
+        let syscall = match self.syscall(tid)? {
+            InSyscall::Running => {
+                return Some(KernelThread {
+                    tid,
+                    state: 'R',
+                    syscall: None,
+                    wchan: None,
+                    cpu_ns: None,
+                    timeslices: None,
+                })
+            }
+            InSyscall::Yes(s) => Some(s),
+            InSyscall::NotInOne => None,
+        };
+        let state = procfs::stat_state(&self.read_string(tid, Which::Stat)?)?;
+        // In a futex wait the kernel function is always the futex wait's own: not worth a read.
+        let wchan = if syscall.as_ref().is_some_and(|s| s.nr == procfs::SYS_FUTEX) {
+            None
+        } else {
+            self.read_string(tid, Which::Wchan)
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty() && s != "0")
+        };
+        let sched = self.schedstat(tid);
+        Some(KernelThread {
+            tid,
+            state,
+            syscall,
+            wchan,
+            cpu_ns: sched.map(|s| s.cpu_ns),
+            timeslices: sched.map(|s| s.timeslices),
+        })
+    }
+}
+
+fn read_whole(file: &File, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 1024];
+    loop {
+        match file.read_at(&mut chunk, buf.len() as u64) {
+            Ok(0) => return !buf.is_empty(),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Half of the soft descriptor limit, after raising it to the hard limit (a no-op when
+/// they are equal): the rest stays free for everything else gridlock opens.
+fn descriptor_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    (lim.rlim_cur.min(1 << 20) / 2) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_busy_thread_again_and_again() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        // Another thread of this process, spinning (reading one's own `syscall` file shows
+        // the read itself, not "running").
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spinner = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+                }
+            })
+        };
+        let tid = rx.recv().unwrap();
+        let pid = std::process::id() as i32;
+        let mut files = TaskFiles::new(pid);
+        let first = files.schedstat(tid).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let second = files.schedstat(tid).unwrap();
+        assert!(second.cpu_ns > first.cpu_ns, "{first:?} then {second:?}");
+        let k = files.kernel_thread(tid).unwrap();
+        assert_eq!(k.state, 'R');
+        assert!(k.syscall.is_none() && k.cpu_ns.is_none(), "{k:?}");
+        // Descriptors kept for the files read: schedstat and syscall.
+        assert_eq!(files.open.len(), 2);
+        stop.store(true, Ordering::Relaxed);
+        spinner.join().unwrap();
+        files.retain(&[]);
+        assert!(files.open.is_empty());
+        assert!(files.schedstat(i32::MAX).is_none());
+    }
+}
