@@ -219,3 +219,81 @@ fn run_fails_on_a_loop_block_as_it_happens() {
         assert!(blocks[0]["culprit"].as_str().unwrap().contains("forever"));
     });
 }
+
+/// Whether `import uvloop` works in this interpreter.
+fn has_uvloop(py: &support::Interpreter) -> bool {
+    Command::new(&py.path)
+        .args(["-c", "import uvloop"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// uvloop schedules in native code: no `_run_once`, no ready deque. Its loop is still found
+/// (the thread's running loop) and its blocks are seen from the thread's stack (Python frames
+/// above the frame that called `run_until_complete`) and syscall (`epoll_wait` = polling).
+/// Runs on every interpreter with uvloop installed (.ci/run installs it) and needs one.
+#[test]
+fn a_uvloop_loop_block_is_seen_from_its_stack_and_syscall() {
+    let script = fixture("uvloop_scenarios.py");
+    let mut ran = Vec::new();
+    for_each_interpreter(|py| {
+        if !has_uvloop(py) {
+            return;
+        }
+        ran.push(py.label.clone());
+        let idle = Target::start_busy(py, &script, &["idle"]);
+        let (code, d) = dump_json(idle.pid, "300ms");
+        assert_eq!(code, 0, "[idle] {:#}", d["findings"]);
+        assert!(d["findings"].as_array().unwrap().is_empty());
+        assert_eq!(d["loops"][0]["state"], "polling", "{:#}", d["loops"]);
+        assert_eq!(d["loops"][0]["kind"], "Loop");
+        drop(idle);
+
+        // (mode, culprit, stack)
+        for (mode, culprit, stack) in [
+            ("task", "blocker", ["nap", "blocker"]),
+            (
+                "callback",
+                "callback blocking_callback",
+                ["nap", "blocking_callback"],
+            ),
+        ] {
+            let target = Target::start_busy(py, &script, &[mode]);
+            let (code, d) = dump_json(target.pid, "300ms");
+            assert_eq!(code, 0, "[{mode}] a loop block is a warning");
+            let blocks = doc::findings(&d, "loop_block");
+            assert_eq!(blocks.len(), 1, "[{mode}] {:#}", d["findings"]);
+            let f = blocks[0];
+            assert!(
+                f["culprit"].as_str().unwrap().contains(culprit),
+                "[{mode}] {f:#}"
+            );
+            assert_eq!(stack_functions(f), stack, "[{mode}]");
+            assert_eq!(f["ongoing"], true);
+            assert!(f["duration"].as_f64().unwrap() >= 0.1);
+            let summary = f["summary"].as_str().unwrap();
+            assert!(
+                summary.contains("clock_nanosleep") || summary.contains("select"),
+                "{summary}"
+            );
+            assert!(summary.contains("stack and syscall only"), "{summary}");
+            if mode == "task" {
+                // The task comes from `_current_tasks`, as for asyncio's own loops.
+                let t = &f["tasks"][0];
+                let task = d["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["id"] == *t)
+                    .unwrap();
+                assert_eq!(task["state"], "running");
+                assert!(task["coroutine"].as_str().unwrap().ends_with("blocker"));
+            }
+        }
+    });
+    assert!(
+        !ran.is_empty(),
+        "uvloop is installed in no interpreter: `python -m pip install uvloop` (.ci/run does)"
+    );
+}

@@ -175,3 +175,81 @@ fn a_loop_waiting_on_its_own_run_coroutine_threadsafe_is_a_self_deadlock() {
         assert!(dl[0]["summary"].as_str().unwrap().contains("self_deadlock"));
     });
 }
+
+/// Tasks that are not `_asyncio.Task` itself: a subclass made by a custom task factory (its
+/// type is found a Task through its `tp_base` chain, not by name), asyncio's pure-Python
+/// `_PyTask` (fields read from its `__dict__`), and a process whose asyncio runs without its C
+/// accelerator (pure-Python tasks, futures and registries). Each is read like a C task: names,
+/// coroutines, await relations and `asyncio.Lock` holders, and both deadlocks are found.
+#[test]
+fn subclassed_and_pure_python_tasks_are_read_like_c_tasks() {
+    let script = fixture("asyncio_task_kinds.py");
+    for_each_interpreter(|py| {
+        for kind in ["subclass", "pytask", "noaccel"] {
+            // The fixture checks the tasks are of the kind asked for before READY.
+            let target = Target::start(py, &script, &[kind]);
+            let (code, d) = dump_json(target.pid, "300ms");
+            assert_eq!(code, 3, "{kind}: {:#}", d["findings"]);
+            let dl = doc::findings(&d, "deadlock");
+            let mut cycles: Vec<Vec<String>> =
+                dl.iter().map(|f| finding_task_names(&d, f)).collect();
+            cycles.sort();
+            assert_eq!(
+                cycles,
+                [vec!["first", "second"], vec!["path-ab", "path-ba"]],
+                "{kind}: {:#}",
+                d["findings"]
+            );
+
+            let first = task(&d, "first");
+            let second = task(&d, "second");
+            assert_eq!(first["state"], "pending", "{kind}");
+            assert!(
+                first["coroutine"].as_str().unwrap().ends_with("first"),
+                "{kind}: {first:#}"
+            );
+            assert!(second["coroutine"].as_str().unwrap().ends_with("second"));
+            assert_eq!(first["waits_for"]["kind"], "task", "{kind}: {first:#}");
+            assert_eq!(first["waits_for"]["target"], second["id"]);
+            assert_eq!(second["waits_for"]["target"], first["id"]);
+            assert_eq!(first["waits_for"]["evidence"], "memory");
+            // The await stack reaches the user's frame, at the line of its await (a
+            // pure-Python future adds its own `__await__` frame above it).
+            let line = support::line_of(&script, "async def first", "await tasks[\"second\"]");
+            let own = first["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["function"].as_str().unwrap().ends_with("first"))
+                .unwrap_or_else(|| panic!("{kind}: {first:#}"));
+            assert_eq!(own["line"], line, "{kind}: {first:#}");
+            assert_eq!(
+                first["waits_for"]["site"].as_str().unwrap(),
+                format!(
+                    "{} asyncio_task_kinds.py:{line}",
+                    own["function"].as_str().unwrap()
+                )
+            );
+
+            let ab = task(&d, "path-ab");
+            assert_eq!(ab["waits_for"]["kind"], "lock", "{kind}: {ab:#}");
+            assert_eq!(ab["waits_for"]["name"], "self.lock_b");
+            assert_eq!(ab["waits_for"]["evidence"], "memory");
+            assert_eq!(ab["holds"][0]["name"], "self.lock_a");
+            let lock = doc::lock(&d, ab["holds"][0]["lock"].as_str().unwrap());
+            assert_eq!(lock["holders"][0]["task"], ab["id"]);
+
+            let waiter = task(&d, "waiter");
+            assert_eq!(waiter["waits_for"]["kind"], "event", "{kind}: {waiter:#}");
+            // main gathers all five.
+            let main = task(&d, "Task-1");
+            assert_eq!(main["waits_for"]["kind"], "gather", "{kind}: {main:#}");
+            assert_eq!(
+                main["waits_for"]["targets"].as_array().unwrap().len(),
+                5,
+                "{kind}: {main:#}"
+            );
+            assert_eq!(d["loops"][0]["tasks"], 6, "{kind}");
+        }
+    });
+}

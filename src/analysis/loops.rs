@@ -176,8 +176,16 @@ impl LoopTracker {
             .filter(|c| !c.is_empty())
             .map(|c| format!(" (the thread sleeps in {c})"))
             .unwrap_or_else(|| " (the thread is running)".into());
-        let summary = format!(
-            "the event loop of {thread} was held for {secs:.3} s{} by {}{at}{kernel}; nothing else on this loop ran meanwhile",
+        // A loop asyncio's BaseEventLoop does not run (uvloop) is seen from its thread's stack
+        // and syscall only (`native/` step keys): say what was seen, not more.
+        let meanwhile = if s.key.starts_with("native/") {
+            "no poll was seen meanwhile (a uvloop loop is seen from its thread's stack and syscall only)"
+        } else {
+            "nothing else on this loop ran meanwhile"
+        };
+        let summary =
+            format!(
+            "the event loop of {thread} was held for {secs:.3} s{} by {}{at}{kernel}; {meanwhile}",
             if ongoing { " so far (still blocking)" } else { "" },
             s.culprit,
         );

@@ -3,25 +3,93 @@
 //! `asyncio.Lock`s tasks hold through `async with`. Offsets are in `cpython::layout`
 //! (`AsyncioOffsets`); everything is read through `Memory`, nothing runs in the target.
 
-use std::collections::{HashMap, HashSet};
+mod facts;
+mod types;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cpython::bytecode;
 use crate::cpython::layout::asyncio_common::*;
-use crate::cpython::layout::common::METHOD_SELF;
-use crate::cpython::layout::{AsyncioOffsets, AwaitTop, CoroFrame, RunningLoop};
-use crate::cpython::threads::{RawFrame, RawThread, Walker};
+use crate::cpython::layout::common::{METHOD_SELF, OB_TYPE};
+use crate::cpython::layout::{
+    AsyncioOffsets, AwaitTop, Bytecode, CoroFrame, InstructionPointer, Offsets, RunningLoop,
+};
+use crate::cpython::threads::{CodeInfo, RawFrame, RawThread, Walker};
 use crate::model::*;
 use crate::snapshot::lock_id;
+use facts::{Facts, FrameFacts};
+use types::{AddrMap, AddrSet, Kind, Known, TaskImpl, TypeInfo, Types, TP_BASE};
 
 const RUNNING_LOOP_KEY: &str = "__asyncio_running_event_loop__";
 /// Deepest await chain followed (coroutine -> coroutine -> ... -> future).
 const MAX_CHAIN: usize = 64;
 /// How often to look for `asyncio.tasks` again in a process that has not imported it.
 const LOOKUP_EVERY: Duration = Duration::from_secs(1);
+/// The largest C task struct prefix read in one go (`task_name` + 8 is at most 176).
+const TASK_READ_MAX: usize = 256;
+/// A frame's fields read in one go: 3.8-3.10 `PyFrameObject` up to `f_state` (+108), 3.11+
+/// `_PyInterpreterFrame` up to `stacktop` (+64), both well inside the frame.
+const FRAME_READ: usize = 112;
+const FRAME_READ_EMBEDDED: usize = 72;
+/// A task's name object read in one go: an int's first digits, or a short ASCII str.
+const NAME_READ: usize = 64;
 
 pub fn task_id(pid: i32, addr: usize) -> String {
     format!("{pid}:task:{addr:#x}")
+}
+
+/// `prefix` then `addr` as `{:#x}` would write it, without the formatting machinery (ten
+/// thousand tasks make tens of thousands of ids per snapshot).
+fn with_hex(prefix: &str, addr: usize) -> String {
+    with_hex_parts(&[prefix], addr)
+}
+
+/// The parts, then `addr` in hex (`PID:`, `event`, `:`, `0x...`).
+fn with_hex_parts(parts: &[&str], addr: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 18];
+    let mut i = digits.len();
+    let mut v = addr;
+    loop {
+        i -= 1;
+        digits[i] = HEX[v & 0xf];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    i -= 2;
+    digits[i] = b'0';
+    digits[i + 1] = b'x';
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut s = String::with_capacity(len + digits.len() - i);
+    for p in parts {
+        s.push_str(p);
+    }
+    s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    s
+}
+
+/// `Task-N`, the default name of the N-th task.
+fn default_task_name(n: u64) -> String {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let mut s = String::with_capacity(5 + digits.len() - i);
+    s.push_str("Task-");
+    s.extend(digits[i..].iter().map(|d| *d as char));
+    s
 }
 
 pub fn loop_id(pid: i32, addr: usize) -> String {
@@ -34,8 +102,6 @@ pub struct AsyncioCache {
     /// `asyncio.tasks.__dict__`, once the target has imported asyncio.
     tasks_module: Option<usize>,
     last_lookup: Option<Instant>,
-    /// Type object -> `tp_name`, so 10,000 tasks cost one read each for their type.
-    type_names: HashMap<usize, String>,
     /// Each known loop's `_ready` deque, and its mutation counter read at the start of the
     /// current snapshot: a counter that moved while the stacks were read means the step
     /// changed under us, and that sample is a step boundary.
@@ -63,11 +129,26 @@ pub struct AsyncView {
     pub locks: Vec<Lock>,
 }
 
+/// Everything read or decoded once per snapshot and shared by all tasks: types by type
+/// object, frame facts by (code, instruction), loop ids by loop.
 struct Reader<'w, 'a, 'c> {
     walker: &'w mut Walker<'a>,
     cache: &'c mut AsyncioCache,
     offs: AsyncioOffsets,
     pid: i32,
+    /// The version's frame and code offsets.
+    layout: Offsets,
+    types: Types,
+    facts: Facts,
+    /// Code objects by address, looked up in the walker's cache once per snapshot.
+    codes: AddrMap<usize, Arc<CodeInfo>>,
+    loop_ids: AddrMap<usize, String>,
+    /// The object that ended the last await chain read (not a coroutine) and its type: the
+    /// future the task waits on, whose type is then known without another read.
+    chain_end: Option<(usize, usize)>,
+    /// `PID:task:` and `PID:`.
+    task_prefix: String,
+    pid_prefix: String,
 }
 
 /// Where an `asyncio.Lock` stands, as seen from the tasks.
@@ -76,6 +157,17 @@ struct LockSeen {
     holders: Vec<(usize, Option<String>, Option<String>)>,
     names: Vec<LockName>,
 }
+
+/// A task's own fields, from the C struct or the `_PyTask` instance dict.
+struct TaskFields {
+    lp: usize,
+    waiter: usize,
+    coro: usize,
+    name: Option<String>,
+}
+
+/// A suspended frame of an await chain with what its code tells.
+type ChainFrame = (RawFrame, Rc<FrameFacts>);
 
 /// Read loops and tasks. Anything unreadable is left out (or `unknown`), never guessed.
 pub fn read(
@@ -89,11 +181,20 @@ pub fn read(
     let Some(offs) = walker.objs.layout.asyncio() else {
         return AsyncView::default();
     };
+    let layout = *walker.objs.layout.offsets();
     let mut r = Reader {
         walker,
         cache,
         offs,
         pid,
+        layout,
+        types: Types::default(),
+        facts: Facts::default(),
+        codes: AddrMap::default(),
+        loop_ids: AddrMap::default(),
+        chain_end: None,
+        task_prefix: format!("{pid}:task:"),
+        pid_prefix: format!("{pid}:"),
     };
     r.read(interp, raw, threads).unwrap_or_default()
 }
@@ -102,8 +203,12 @@ fn short(path: &str) -> &str {
     short_file(path)
 }
 
-fn in_asyncio(path: &str) -> bool {
-    path.contains("/asyncio/")
+fn word(raw: &[u8], off: usize) -> usize {
+    u64::from_le_bytes(raw[off..off + 8].try_into().unwrap()) as usize
+}
+
+fn int32(raw: &[u8], off: usize) -> i32 {
+    i32::from_le_bytes(raw[off..off + 4].try_into().unwrap())
 }
 
 impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
@@ -111,14 +216,26 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         self.walker.objs.mem
     }
 
-    fn ty(&mut self, obj: usize) -> Option<String> {
+    fn ty(&mut self, obj: usize) -> Option<Rc<TypeInfo>> {
         let t = self.walker.objs.type_of(obj).ok()?;
-        if let Some(n) = self.cache.type_names.get(&t) {
-            return Some(n.clone());
-        }
-        let n = self.walker.objs.type_name(obj).ok()?;
-        self.cache.type_names.insert(t, n.clone());
-        Some(n)
+        self.types.info(&self.walker.objs, t)
+    }
+
+    fn kind(&mut self, obj: usize) -> Option<Kind> {
+        let t = self.walker.objs.type_of(obj).ok()?;
+        self.types.kind(&self.walker.objs, t)
+    }
+
+    fn task_id(&self, addr: usize) -> String {
+        with_hex(&self.task_prefix, addr)
+    }
+
+    fn loop_id(&mut self, lp: usize) -> String {
+        let pid = self.pid;
+        self.loop_ids
+            .entry(lp)
+            .or_insert_with(|| loop_id(pid, lp))
+            .clone()
     }
 
     fn tasks_module(&mut self, interp: usize) -> Option<usize> {
@@ -150,6 +267,19 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 return None;
             }
         };
+        // The pure-Python classes, by identity: `_PyTask` (whose base is `_PyFuture`) and
+        // `_GatheringFuture`. The C ones are known by their `tp_name`.
+        let py_task = globals.get("_PyTask").copied().unwrap_or(0);
+        let py_future = if py_task != 0 {
+            self.mem().ptr(py_task + TP_BASE).unwrap_or(0)
+        } else {
+            0
+        };
+        self.types = Types::new(Known {
+            py_task,
+            py_future,
+            gathering: globals.get("_GatheringFuture").copied().unwrap_or(0),
+        });
         let current: HashMap<usize, usize> = globals
             .get("_current_tasks")
             .and_then(|d| self.walker.objs.dict_entries(*d).ok())
@@ -159,6 +289,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
 
         // Loops, per thread.
         let mut view = AsyncView::default();
+        let mut loop_addrs = Vec::new();
         let mut steps: HashMap<usize, Vec<Frame>> = HashMap::new();
         for (rt, th) in raw.iter().zip(threads) {
             let Some(lp) = self.running_loop(rt) else {
@@ -169,6 +300,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 steps.insert(lp, f);
             }
             view.loops.push(ev);
+            loop_addrs.push(lp);
         }
 
         // Tasks: the registry, plus 3.12+'s eager tasks.
@@ -185,28 +317,47 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 members.push((t, true));
             }
         }
-        let mut seen = HashSet::new();
-        let running: HashMap<usize, usize> = current.iter().map(|(l, t)| (*t, *l)).collect();
+        // By address, so that the tasks come out in the order of their ids without moving
+        // them (stable: a task in both registries keeps its first entry's `eager`).
+        members.sort_by_key(|(addr, _)| *addr);
+        let mut seen = AddrSet::default();
+        let running: AddrMap<usize, usize> = current.iter().map(|(l, t)| (*t, *l)).collect();
         let mut locks: HashMap<usize, LockSeen> = HashMap::new();
+        let mut tasks: Vec<Task> = Vec::with_capacity(members.len());
+        let mut task_loops: Vec<usize> = Vec::with_capacity(members.len());
         for (addr, eager) in members {
             if !seen.insert(addr) {
                 continue;
             }
             let step = running.get(&addr).and_then(|l| steps.get(l));
-            if let Some(t) = self.task(addr, eager, running.contains_key(&addr), step, &mut locks) {
-                view.tasks.push(t);
+            if let Some((lp, t)) =
+                self.task(addr, eager, running.contains_key(&addr), step, &mut locks)
+            {
+                tasks.push(t);
+                task_loops.push(lp);
             }
         }
-        view.tasks
-            .sort_by(|a, b| a.loop_id.cmp(&b.loop_id).then(a.id.cmp(&b.id)));
-        for l in &mut view.loops {
-            l.tasks = view.tasks.iter().filter(|t| t.loop_id == l.id).count();
+        let mut per_loop: AddrMap<usize, usize> = AddrMap::default();
+        for lp in &task_loops {
+            *per_loop.entry(*lp).or_default() += 1;
         }
+        for (l, lp) in view.loops.iter_mut().zip(&loop_addrs) {
+            l.tasks = per_loop.get(lp).copied().unwrap_or(0);
+        }
+        if per_loop.len() > 1 {
+            // By loop, then by address (stable).
+            let mut order: Vec<usize> = (0..tasks.len()).collect();
+            order.sort_by_key(|i| task_loops[*i]);
+            let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
+            tasks = order.into_iter().filter_map(|i| slots[i].take()).collect();
+        }
+        view.tasks = tasks;
         view.locks = self.locks(locks, &view.tasks);
         Some(view)
     }
 
-    /// The members of a `weakref.WeakSet`: its `data` set holds weak references.
+    /// The members of a `weakref.WeakSet`: its `data` set holds weak references. A dead
+    /// reference points at `None`, which is not a task and is dropped when read as one.
     fn weakset(&mut self, ws: usize) -> Vec<usize> {
         let objs = &self.walker.objs;
         let Some(data) = objs.attr(ws, "data").ok().flatten() else {
@@ -214,10 +365,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         };
         let refs = objs.set_items(data).unwrap_or_default();
         refs.into_iter()
-            .filter_map(|r| {
-                let obj = objs.mem.ptr(r + WEAKREF_OBJECT).ok()?;
-                (obj != 0 && !objs.is_none(obj)).then_some(obj)
-            })
+            .filter_map(|r| objs.mem.ptr(r + WEAKREF_OBJECT).ok().filter(|o| *o != 0))
             .collect()
     }
 
@@ -255,7 +403,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         th: &Thread,
         current: Option<usize>,
     ) -> (EventLoop, Option<Vec<Frame>>) {
-        let kind = self.ty(lp).unwrap_or_else(|| "?".into());
+        let info = self.ty(lp);
+        let kind = info
+            .as_ref()
+            .map(|i| i.name.to_string())
+            .unwrap_or_else(|| "?".into());
+        let native = info.is_some_and(|i| !i.base_event_loop);
         let ready = self.walker.objs.attr(lp, "_ready").ok().flatten();
         let ready_len = ready
             .and_then(|d| self.mem().i64(d + DEQUE_LEN).ok())
@@ -281,6 +434,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         let mut step = None;
         let mut step_frames = None;
         let state = match (run_once, run) {
+            (None, _) if native => {
+                let (state, s) = self.native_loop_state(rt, th, current);
+                step_frames = s.as_ref().map(|s| s.frames.clone());
+                step = s;
+                state
+            }
             (None, _) => "unknown",
             // The ready queue moved while we read: a step ended or began during the sample.
             (Some(_), Some(_)) if torn => "between",
@@ -327,6 +486,53 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         )
     }
 
+    /// A loop that asyncio's `BaseEventLoop` does not run (uvloop's `Loop`, scheduling in
+    /// native code): seen from the thread's stack and syscall only. The innermost frame that
+    /// called into the loop (`run_until_complete` / `run_forever`, from its bytecode) runs
+    /// it; Python frames above that frame are a callback or task step (the task is the
+    /// loop's `_current_tasks` entry); none, in `epoll_wait`, is polling. Without the loop's
+    /// own counters, two steps of one task or callback with no poll sampled between them
+    /// look like one.
+    fn native_loop_state(
+        &mut self,
+        rt: &RawThread,
+        th: &Thread,
+        current: Option<usize>,
+    ) -> (&'static str, Option<LoopStep>) {
+        let minor = self.walker.minor();
+        let run = rt.frames.iter().position(|f| {
+            matches!(
+                self.facts.of(minor, f).called_method(),
+                Some("run_until_complete" | "run_forever")
+            )
+        });
+        let Some(j) = run else {
+            return ("unknown", None);
+        };
+        if j == 0 || th.frames.len() != rt.frames.len() {
+            let polling = th
+                .kernel
+                .as_ref()
+                .and_then(|k| k.syscall.as_deref())
+                .is_some_and(|s| s.starts_with("epoll_wait") || s.starts_with("epoll_pwait"));
+            return (if polling { "polling" } else { "between" }, None);
+        }
+        let frames: Vec<Frame> = th.frames[..j].to_vec();
+        let step = LoopStep {
+            key: format!(
+                "native/{:x}/{:x}",
+                current.unwrap_or(0),
+                rt.frames[j - 1].addr
+            ),
+            task: current.map(|t| self.task_id(t)),
+            callback: Some(frames[j - 1].function.clone()),
+            handle: None,
+            frames,
+        };
+        ("step", Some(step))
+    }
+
+    /// One task, or `None` for anything that is not a pending task.
     fn task(
         &mut self,
         addr: usize,
@@ -334,43 +540,55 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         running: bool,
         step: Option<&Vec<Frame>>,
         locks: &mut HashMap<usize, LockSeen>,
-    ) -> Option<Task> {
-        let ty = self.ty(addr)?;
-        if !ty.ends_with("Task") {
-            return None;
-        }
+    ) -> Option<(usize, Task)> {
+        // One read for the C task's fields and its type.
         let o = self.offs;
-        let raw = self.mem().bytes(addr, o.task_name + 8).ok()?;
-        let word = |off: usize| u64::from_le_bytes(raw[off..off + 8].try_into().unwrap()) as usize;
-        let state = i32::from_le_bytes(raw[o.fut_state..o.fut_state + 4].try_into().unwrap());
-        if state != 0 {
-            // Done tasks linger in the registry until collected.
-            return None;
-        }
-        let (lp, waiter, coro, name) = (
-            word(o.fut_loop),
-            word(o.task_fut_waiter),
-            word(o.task_coro),
-            word(o.task_name),
-        );
-        let name = match self.ty(name).as_deref() {
-            Some("str") => self.walker.objs.str(name).ok(),
-            // 3.12+: a default name is stored as its number until get_name() is called.
-            Some("int") => self.walker.objs.int(name).ok().map(|n| format!("Task-{n}")),
-            _ => None,
+        let mut buf = [0u8; TASK_READ_MAX];
+        let raw = &mut buf[..(o.task_name + 8).min(TASK_READ_MAX)];
+        let whole = self.mem().read_into(addr, raw).is_ok();
+        let ty = if whole {
+            word(raw, OB_TYPE)
+        } else {
+            self.walker.objs.type_of(addr).ok()?
         };
+        let fields = match self.types.kind(&self.walker.objs, ty)? {
+            Kind::Task(TaskImpl::C) if whole => {
+                let state =
+                    i32::from_le_bytes(raw[o.fut_state..o.fut_state + 4].try_into().unwrap());
+                if state != 0 {
+                    // Done tasks linger in the registry until collected.
+                    return None;
+                }
+                TaskFields {
+                    lp: word(raw, o.fut_loop),
+                    waiter: word(raw, o.task_fut_waiter),
+                    coro: word(raw, o.task_coro),
+                    name: self.task_name(word(raw, o.task_name)),
+                }
+            }
+            Kind::Task(TaskImpl::Py) => self.py_task_fields(addr)?,
+            _ => return None,
+        };
+        let TaskFields {
+            lp,
+            waiter,
+            coro,
+            name,
+        } = fields;
         let chain = self.await_chain(coro);
-        let coroutine = chain.frames.first().map(|f| f.code.name.clone());
-        let id = task_id(self.pid, addr);
+        let coroutine = chain.first().map(|(rf, _)| rf.code.name.clone());
+        let id = self.task_id(addr);
         let frames: Vec<Frame> = match (running, step) {
             (true, Some(sf)) => sf.clone(),
-            _ => chain.frames.iter().rev().map(frame_of).collect(),
+            _ => chain.iter().rev().map(|(_, f)| f.frame.clone()).collect(),
         };
-        // Innermost first, as threads' stacks are.
-        let inner: Vec<&RawFrame> = chain.frames.iter().rev().collect();
         let mut holds = Vec::new();
         if !running {
-            for rf in &inner {
+            // Innermost first, as threads' stacks are.
+            for (rf, facts) in chain.iter().rev() {
+                if !facts.async_with {
+                    continue;
+                }
                 for w in self.walker.active_withs(rf) {
                     let Some(lock) = self.asyncio_lock_in_slot(w.exit_slot) else {
                         continue;
@@ -387,10 +605,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     let line = w
                         .statement
                         .and_then(|i| code.line_of_instruction(i))
-                        .unwrap_or_else(|| frame_of(rf).line);
+                        .unwrap_or(facts.frame.line);
                     let site = Frame {
                         line,
-                        ..frame_of(rf)
+                        ..facts.frame.clone()
                     }
                     .site();
                     let seen = locks.entry(lock).or_default();
@@ -416,26 +634,99 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         let waits_for = if running {
             None
         } else {
-            self.task_wait(waiter, &inner, locks)
+            self.task_wait(waiter, &chain, locks)
         };
-        Some(Task {
+        let task = Task {
             id,
             pid: self.pid,
-            loop_id: loop_id(self.pid, lp),
+            loop_id: self.loop_id(lp),
             name,
             coroutine,
             state: if running { "running" } else { "pending" }.into(),
             frames,
             waits_for,
-            address: format!("{addr:#x}"),
+            address: with_hex("", addr),
             eager,
             holds,
+        };
+        Some((lp, task))
+    }
+
+    /// A C task's name: a str, or (3.12+) the number of a default `Task-N` name, stored as an
+    /// int until `get_name()` is called. Short names are decoded from one read.
+    fn task_name(&mut self, name: usize) -> Option<String> {
+        let mut raw = [0u8; NAME_READ];
+        if self.mem().read_into(name, &mut raw).is_err() {
+            return match self.kind(name)? {
+                Kind::Str => self.walker.objs.str(name).ok(),
+                Kind::Int => self.walker.objs.int(name).ok().map(|n| format!("Task-{n}")),
+                _ => None,
+            };
+        }
+        match self
+            .types
+            .info(&self.walker.objs, word(&raw, OB_TYPE))?
+            .kind
+        {
+            Kind::Str => {
+                // Compact ASCII (state bits 5 and 6) that fits in what was read.
+                let len = word(&raw, 16);
+                let state = int32(&raw, 32) as u32;
+                let data = self.layout.str_ascii_data;
+                if state & 0x60 == 0x60 && len <= NAME_READ - data {
+                    Some(raw[data..data + len].iter().map(|b| *b as char).collect())
+                } else {
+                    self.walker.objs.str(name).ok()
+                }
+            }
+            Kind::Int => {
+                // One 30-bit digit at most, non-negative: decoded here; anything else by the
+                // general reader.
+                let head = word(&raw, 16);
+                let (ndigits, negative) = if self.layout.int_lv_tag {
+                    (head >> 3, head & 3 == 2)
+                } else {
+                    (head, false)
+                };
+                match (ndigits, negative) {
+                    (0, false) => Some(default_task_name(0)),
+                    (1, false) => Some(default_task_name(int32(&raw, 24) as u32 as u64)),
+                    _ => self.walker.objs.int(name).ok().map(|n| format!("Task-{n}")),
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// A `_PyTask`'s fields, from its instance `__dict__` (`_state` is only there once it
+    /// left the class default `PENDING`).
+    fn py_task_fields(&mut self, addr: usize) -> Option<TaskFields> {
+        let attrs = self.walker.objs.instance_attrs(addr).ok()?;
+        let get = |k: &str| attrs.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+        if let Some(state) = get("_state") {
+            if self.walker.objs.str(state).ok()? != "PENDING" {
+                return None;
+            }
+        }
+        let waiter = match get("_fut_waiter") {
+            Some(w) if self.kind(w)? != Kind::NoneType => w,
+            _ => 0,
+        };
+        let name = match get("_name") {
+            Some(n) if self.kind(n)? == Kind::Str => self.walker.objs.str(n).ok(),
+            _ => None,
+        };
+        Some(TaskFields {
+            lp: get("_loop")?,
+            waiter,
+            coro: get("_coro")?,
+            name,
         })
     }
 
     /// The `asyncio.Lock` whose bound `__aexit__` an `async with` keeps on the value stack.
     fn asyncio_lock_in_slot(&mut self, slot: usize) -> Option<usize> {
-        if self.ty(slot)? != "method" {
+        if self.kind(slot)? != Kind::Method {
             return None;
         }
         let owner = self.mem().ptr(slot + METHOD_SELF).ok()?;
@@ -443,7 +734,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     }
 
     fn is_asyncio_lock(&mut self, obj: usize) -> bool {
-        self.ty(obj).as_deref() == Some("Lock")
+        self.ty(obj).and_then(|i| i.primitive) == Some("lock")
             && self
                 .walker
                 .objs
@@ -453,58 +744,71 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 .is_some()
     }
 
-    /// Coroutine -> awaited coroutine -> ... -> the future at the end, outermost frame first.
-    fn await_chain(&mut self, coro: usize) -> Chain {
-        let mut chain = Chain::default();
+    /// Coroutine -> awaited coroutine -> ..., outermost frame first, each frame with what its
+    /// code tells (decoded once per code and instruction).
+    fn await_chain(&mut self, coro: usize) -> Vec<ChainFrame> {
+        let mut chain = Vec::new();
+        let minor = self.walker.minor();
         let mut obj = coro;
+        self.chain_end = None;
         for _ in 0..MAX_CHAIN {
-            let Some(ty) = self.ty(obj) else { break };
-            match ty.as_str() {
-                "coroutine" | "generator" => {
-                    let Some((frame, suspended)) = self.coro_frame(obj) else {
-                        break;
-                    };
-                    let Ok(rf) = self.walker.frame_at(frame) else {
-                        break;
-                    };
-                    let suspended = suspended && self.in_yield_from(&rf);
-                    let top = suspended.then(|| self.await_top(&rf)).flatten();
-                    chain.frames.push(rf);
-                    match top {
-                        Some(next) => obj = next,
-                        None => break,
-                    }
-                }
-                "_asyncio.FutureIter" | "FutureIter" => {
-                    chain.end = self.mem().ptr(obj + FUTURE_ITER_FUTURE).ok();
-                    break;
-                }
-                t if t.ends_with("Future") || t.ends_with("Task") => {
-                    chain.end = Some(obj);
-                    break;
-                }
-                _ => break,
+            let Some((rf, suspended, top)) = self.suspended_frame(obj) else {
+                // A future (FutureIter, Future, Task) ends the chain: `fut_waiter` names it.
+                break;
+            };
+            let facts = self.facts.of(minor, &rf);
+            let next = if suspended && facts.yield_from {
+                top.and_then(|slot| self.mem().ptr(slot).ok())
+                    .filter(|p| *p != 0)
+            } else {
+                None
+            };
+            chain.push((rf, facts));
+            match next {
+                Some(next) => obj = next,
+                None => break,
             }
         }
         chain
     }
 
-    /// A coroutine's frame and whether it is suspended (not created, running or finished).
-    fn coro_frame(&mut self, obj: usize) -> Option<(usize, bool)> {
+    /// The frame of a coroutine or generator, whether it is suspended (not created, running
+    /// or finished), and the address of the top of its value stack (what a suspended `await`
+    /// waits on). The object and its frame's fields come in one read each.
+    fn suspended_frame(&mut self, obj: usize) -> Option<(RawFrame, bool, Option<usize>)> {
         let minor = self.walker.minor();
-        match self.offs.coro_frame {
+        let mut buf = [0u8; 80 + FRAME_READ_EMBEDDED];
+        let mut fbuf = [0u8; FRAME_READ];
+        let (frame, suspended, embedded_at) = match self.offs.coro_frame {
             CoroFrame::Pointer { at, f_state } => {
-                let frame = self.mem().ptr(obj + at).ok().filter(|f| *f != 0)?;
+                let head = &mut buf[..at + 8];
+                self.mem().read_into(obj, head).ok()?;
+                if !self.is_coroutine(word(head, OB_TYPE)) {
+                    self.chain_end = Some((obj, word(head, OB_TYPE)));
+                    return None;
+                }
+                let frame = word(head, at);
+                if frame == 0 {
+                    return None;
+                }
+                self.mem().read_into(frame, &mut fbuf).ok()?;
                 let suspended = match f_state {
                     // 3.10 FRAME_SUSPENDED.
-                    Some(off) => self.mem().u8(frame + off).ok()? as i8 == -1,
+                    Some(off) => fbuf[off] as i8 == -1,
                     // 3.8/3.9: the value stack top is saved only while suspended.
-                    None => self.mem().ptr(frame + 72).ok()? != 0,
+                    None => word(&fbuf, 72) != 0,
                 };
-                Some((frame, suspended))
+                (frame, suspended, None)
             }
             CoroFrame::Embedded { at, state } => {
-                let s = self.mem().u8(obj + state).ok()? as i8;
+                // The object's head and its embedded frame's fields, in one read.
+                let raw = &mut buf[..at + FRAME_READ_EMBEDDED];
+                self.mem().read_into(obj, raw).ok()?;
+                if !self.is_coroutine(word(raw, OB_TYPE)) {
+                    self.chain_end = Some((obj, word(raw, OB_TYPE)));
+                    return None;
+                }
+                let s = raw[state] as i8;
                 // 3.11/3.12: CREATED -2, SUSPENDED -1; 3.13: CREATED -3, SUSPENDED -2,
                 // SUSPENDED_YIELD_FROM -1; EXECUTING 0, then COMPLETED/CLEARED.
                 let (created, suspended) = if minor >= 13 {
@@ -515,113 +819,135 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 if s > 0 || created {
                     return None;
                 }
-                Some((obj + at, suspended))
-            }
-        }
-    }
-
-    /// 3.8-3.10 resume a suspended `await` by re-running its YIELD_FROM; 3.11+ have no such
-    /// marker, and the awaited object's type is checked instead.
-    fn in_yield_from(&self, rf: &RawFrame) -> bool {
-        if self.walker.minor() >= 11 {
-            return true;
-        }
-        // `f_lasti` is moved back one instruction on suspension, so YIELD_FROM is next.
-        let ins = &rf.code.instructions;
-        self.walker
-            .current_index(rf)
-            .map(|i| {
-                ins[i].name == "YIELD_FROM" || ins.get(i + 1).map(|n| n.name) == Some("YIELD_FROM")
-            })
-            .unwrap_or(false)
-    }
-
-    fn await_top(&self, rf: &RawFrame) -> Option<usize> {
-        let mem = self.mem();
-        let slot = match self.offs.await_top {
-            AwaitTop::StackTop(off) => {
-                let top = mem.ptr(rf.addr + off).ok().filter(|t| *t != 0)?;
-                top.checked_sub(8)?
-            }
-            AwaitTop::Depth(vs, depth) => {
-                let base = mem.ptr(rf.addr + vs).ok()?;
-                let d = mem.i32(rf.addr + depth).ok()?;
-                (1..=4096).contains(&d).then_some(())?;
-                base + 8 * (d as usize - 1)
-            }
-            AwaitTop::Localsplus(lp, top) => {
-                let d = mem.i32(rf.addr + top).ok()?;
-                (1..=4096).contains(&d).then_some(())?;
-                rf.addr + lp + 8 * (d as usize - 1)
+                (obj + at, suspended, Some(at))
             }
         };
-        mem.ptr(slot).ok().filter(|p| *p != 0)
+        let fraw: &[u8] = match embedded_at {
+            Some(at) => &buf[at..at + FRAME_READ_EMBEDDED],
+            None => &fbuf,
+        };
+        let code_addr = word(fraw, self.layout.frame_code);
+        let code = self.code(code_addr)?;
+        let instr = match self.layout.frame_instruction {
+            InstructionPointer::LastiBytes(off) => {
+                let lasti = int32(fraw, off);
+                (lasti >= 0).then_some(lasti as usize / 2)
+            }
+            InstructionPointer::LastiUnits(off) => {
+                let lasti = int32(fraw, off);
+                (lasti >= 0).then_some(lasti as usize)
+            }
+            InstructionPointer::Pointer(off) => match self.layout.code_bytecode {
+                Bytecode::Inline(start) => {
+                    let ptr = word(fraw, off);
+                    let base = code_addr + start;
+                    (ptr >= base).then(|| (ptr - base) / 2)
+                }
+                Bytecode::Object(_) => None,
+            },
+        };
+        let top = match self.offs.await_top {
+            AwaitTop::StackTop(off) => Some(word(fraw, off))
+                .filter(|t| *t != 0)
+                .and_then(|t| t.checked_sub(8)),
+            AwaitTop::Depth(vs, depth) => {
+                let d = int32(fraw, depth);
+                (1..=4096)
+                    .contains(&d)
+                    .then(|| word(fraw, vs) + 8 * (d as usize - 1))
+            }
+            AwaitTop::Localsplus(lp, top) => {
+                let d = int32(fraw, top);
+                (1..=4096)
+                    .contains(&d)
+                    .then(|| frame + lp + 8 * (d as usize - 1))
+            }
+        };
+        let rf = RawFrame {
+            addr: frame,
+            code,
+            instr,
+        };
+        Some((rf, suspended, top))
+    }
+
+    fn is_coroutine(&mut self, ty: usize) -> bool {
+        matches!(
+            self.types.kind(&self.walker.objs, ty),
+            Some(Kind::Coroutine | Kind::Generator)
+        )
+    }
+
+    /// The code object at `addr`, through the walker's cache once per snapshot.
+    fn code(&mut self, addr: usize) -> Option<Arc<CodeInfo>> {
+        if let Some(c) = self.codes.get(&addr) {
+            return Some(c.clone());
+        }
+        let c = self.walker.code(addr).ok()?;
+        self.codes.insert(addr, c.clone());
+        Some(c)
+    }
+
+    /// A frame's local at slot `i` (locals, then cells and frees), if set.
+    fn local_slot(&self, rf: &RawFrame, i: usize) -> Option<usize> {
+        let base = rf.addr + self.walker.objs.layout.offsets().frame_localsplus;
+        self.mem().ptr(base + 8 * i).ok().filter(|v| *v != 0)
     }
 
     fn task_wait(
         &mut self,
         waiter: usize,
-        inner: &[&RawFrame],
+        chain: &[ChainFrame],
         locks: &mut HashMap<usize, LockSeen>,
     ) -> Option<TaskWait> {
-        let site_frame = inner
-            .iter()
-            .find(|f| !in_asyncio(&f.code.filename))
-            .copied();
-        let site = site_frame.map(|f| frame_of(f).site());
-        let name = site_frame.and_then(|f| self.awaited_name(f));
+        // Innermost first, as threads' stacks are.
+        let site_frame = chain.iter().rev().find(|c| !c.1.in_asyncio).map(|c| &c.1);
+        let site = site_frame.map(|f| f.site.clone());
+        let name = site_frame.and_then(|f| f.awaited_name().map(str::to_string));
         // The asyncio primitive whose method is waiting, if any (innermost asyncio frames).
-        let primitive = inner
+        let primitive = chain
             .iter()
-            .take_while(|f| in_asyncio(&f.code.filename))
-            .find_map(|f| {
-                let file = short(&f.code.filename);
-                let func = f.code.name.rsplit('.').next().unwrap_or("").to_string();
-                if file == "tasks.py" && func == "sleep" {
-                    return Some(("sleep".to_string(), None, "asyncio.sleep".to_string()));
+            .rev()
+            .take_while(|c| c.1.in_asyncio)
+            .find_map(|(rf, f)| {
+                if f.file == "tasks.py" && f.function == "sleep" {
+                    return Some(("sleep", None, "asyncio.sleep".to_string()));
                 }
-                if file != "locks.py" && file != "queues.py" {
+                if f.file != "locks.py" && f.file != "queues.py" {
                     return None;
                 }
-                let obj = self.walker.local(f, "self")?;
+                let obj = self.local_slot(rf, f.self_slot?)?;
                 let ty = self.ty(obj)?;
-                let kind = match ty.as_str() {
-                    "Lock" => "lock",
-                    "Event" => "event",
-                    "Condition" => "condition",
-                    "Semaphore" | "BoundedSemaphore" => "semaphore",
-                    "Queue" | "LifoQueue" | "PriorityQueue" => "queue",
-                    _ => return None,
-                };
-                Some((kind.to_string(), Some(obj), format!("{ty}.{func}")))
+                let kind = ty.primitive?;
+                Some((kind, Some(obj), format!("{}.{}", ty.name, f.function)))
             });
         if waiter == 0 {
             // Nothing awaited: the task is scheduled to run (e.g. after `await asyncio.sleep(0)`).
             return None;
         }
-        let ty = self.ty(waiter).unwrap_or_default();
+        let wty = match self.chain_end {
+            Some((end, ty)) if end == waiter => self.types.info(&self.walker.objs, ty),
+            _ => self.ty(waiter),
+        };
         let mut wait = TaskWait {
             kind: "future".into(),
             target: None,
             targets: Vec::new(),
-            future: Some(format!("{waiter:#x}")),
+            future: Some(with_hex("", waiter)),
             evidence: Evidence::Memory,
             site,
             name,
             via: None,
         };
-        if !matches!(
-            primitive.as_ref().map(|p| p.0.as_str()),
-            Some("lock" | "event" | "condition" | "semaphore" | "queue")
-        ) {
+        if !matches!(primitive.as_ref().map(|p| p.0), Some(k) if k != "sleep") {
             // `asyncio` in `asyncio.sleep()` names a module, not what is awaited.
             wait.name = None;
         }
-        if ty.ends_with("Task") {
+        if matches!(wty.as_ref().map(|t| t.kind), Some(Kind::Task(_))) {
             wait.kind = "task".into();
-            wait.target = Some(task_id(self.pid, waiter));
+            wait.target = Some(self.task_id(waiter));
             wait.via = Some("await".into());
-        } else if ty == "_GatheringFuture" {
+        } else if wty.as_ref().is_some_and(|t| t.gathering) {
             wait.kind = "gather".into();
             wait.via = Some("asyncio.gather".into());
             let children = self.walker.objs.attr(waiter, "_children").ok().flatten();
@@ -629,16 +955,15 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 .and_then(|c| self.walker.objs.list_items(c).ok())
                 .unwrap_or_default();
             for c in items {
-                let cty = self.ty(c).unwrap_or_default();
-                if cty.ends_with("Task") {
-                    wait.targets.push(task_id(self.pid, c));
+                if matches!(self.kind(c), Some(Kind::Task(_))) {
+                    wait.targets.push(self.task_id(c));
                 }
             }
         } else if let Some((kind, obj, via)) = primitive {
-            wait.kind = kind;
+            wait.kind = kind.into();
             wait.via = Some(via);
             if let Some(obj) = obj {
-                if wait.kind == "lock" {
+                if kind == "lock" {
                     // Exact when the future is one of the lock's waiters.
                     if !self.deque_contains(obj, "_waiters", waiter) {
                         wait.evidence = Evidence::Unknown;
@@ -655,7 +980,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                         }
                     }
                 } else {
-                    wait.target = Some(format!("{}:{}:{obj:#x}", self.pid, wait.kind));
+                    wait.target = Some(with_hex_parts(&[&self.pid_prefix, kind, ":"], obj));
                 }
             }
         }
@@ -667,7 +992,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         let Some(dq) = self.walker.objs.attr(obj, attr).ok().flatten() else {
             return false;
         };
-        if self.ty(dq).as_deref() != Some("collections.deque") {
+        if self.ty(dq).map(|t| t.name.clone()).as_deref() != Some("collections.deque") {
             return false;
         }
         let mem = self.mem();
@@ -694,28 +1019,6 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             block = mem.ptr(block + DEQUE_BLOCK_RIGHTLINK).unwrap_or(0);
         }
         false
-    }
-
-    /// How the awaiting frame names what it awaits: the subject of the `async with` being
-    /// entered, or the receiver of the awaited call (`q` in `await q.get()`).
-    fn awaited_name(&self, rf: &RawFrame) -> Option<String> {
-        let idx = self.walker.current_index(rf)?;
-        let code = &rf.code;
-        let minor = self.walker.minor();
-        let lo = idx.saturating_sub(10);
-        if let Some(at) = (lo..=idx)
-            .rev()
-            .find(|&i| code.instructions[i].name == "BEFORE_ASYNC_WITH")
-        {
-            return bytecode::with_subject(minor, &code.instructions, at, &code.names);
-        }
-        let at = (lo..=idx).rev().find(|&i| {
-            matches!(
-                code.instructions[i].name,
-                "CALL_METHOD" | "CALL_FUNCTION" | "CALL" | "PRECALL"
-            )
-        })?;
-        bytecode::call_receiver(minor, &code.instructions, at, &code.names).map(|(r, _)| r)
     }
 
     /// `asyncio.Lock`s seen in waits and holds, with their holder tasks.
@@ -786,24 +1089,6 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     }
 }
 
-#[derive(Default)]
-struct Chain {
-    /// Outermost (the task's coroutine) first.
-    frames: Vec<RawFrame>,
-    /// The future at the end of the chain.
-    #[allow(dead_code)]
-    end: Option<usize>,
-}
-
 fn is_run_once(file: &str, function: &str) -> bool {
     short_file(file) == "base_events.py" && function.ends_with("_run_once")
-}
-
-fn frame_of(rf: &RawFrame) -> Frame {
-    Frame {
-        function: rf.code.name.clone(),
-        file: rf.code.filename.clone(),
-        line: rf.instr.and_then(|u| rf.code.line_at(u)).unwrap_or(0),
-        locals: None,
-    }
 }
