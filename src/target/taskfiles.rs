@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use super::procfs::{self, KernelThread, Syscall};
 
@@ -49,24 +51,29 @@ pub enum InSyscall {
 pub struct TaskFiles {
     pid: i32,
     open: HashMap<(i32, Which), File>,
-    /// How many descriptors this cache may hold: beyond it, files are opened per read.
-    budget: usize,
 }
+
+/// Descriptors held by every `TaskFiles` of this process (one per target of a tree), against
+/// one budget: beyond it, files are opened per read.
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static BUDGET: OnceLock<usize> = OnceLock::new();
 
 impl TaskFiles {
     pub fn new(pid: i32) -> TaskFiles {
+        BUDGET.get_or_init(descriptor_budget);
         TaskFiles {
             pid,
             open: HashMap::new(),
-            budget: descriptor_budget(),
         }
     }
 
     /// Close the files of threads that are gone (a TID can be reused by a new thread, whose
     /// files an old descriptor would not show).
     pub fn retain(&mut self, tids: &[i32]) {
+        let before = self.open.len();
         self.open
             .retain(|(tid, _), _| tids.binary_search(tid).is_ok());
+        HELD.fetch_sub(before - self.open.len(), Ordering::Relaxed);
     }
 
     /// One `/proc` file of a thread, read whole into `buf`.
@@ -77,15 +84,22 @@ impl TaskFiles {
                 return true;
             }
             // The thread is gone (or its TID belongs to a new thread): reopen below.
-            self.open.remove(&(tid, which));
+            if self.open.remove(&(tid, which)).is_some() {
+                HELD.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         let path = format!("/proc/{}/task/{tid}/{}", self.pid, which.name());
         let Ok(file) = File::open(path) else {
             return false;
         };
         let ok = read_whole(&file, buf);
-        if ok && self.open.len() < self.budget {
-            self.open.insert((tid, which), file);
+        if ok {
+            let budget = BUDGET.get().copied().unwrap_or(0);
+            if HELD.fetch_add(1, Ordering::Relaxed) < budget {
+                self.open.insert((tid, which), file);
+            } else {
+                HELD.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         ok
     }
@@ -157,6 +171,12 @@ impl TaskFiles {
     }
 }
 
+impl Drop for TaskFiles {
+    fn drop(&mut self) {
+        HELD.fetch_sub(self.open.len(), Ordering::Relaxed);
+    }
+}
+
 fn read_whole(file: &File, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 1024];
     loop {
@@ -175,7 +195,8 @@ fn read_whole(file: &File, buf: &mut Vec<u8>) -> bool {
 }
 
 /// Half of the soft descriptor limit, after raising it to the hard limit (a no-op when
-/// they are equal): the rest stays free for everything else gridlock opens.
+/// they are equal): the rest stays free for everything else gridlock opens. Raising it affects
+/// gridlock alone: `run` starts its command before attaching, so the command keeps its limit.
 fn descriptor_budget() -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
