@@ -18,25 +18,6 @@ fn task<'a>(d: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no task {name}: {:#}", d["tasks"]))
 }
 
-fn finding_task_names(d: &Value, f: &Value) -> Vec<String> {
-    let mut names: Vec<String> = f["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|id| {
-            d["tasks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|t| t["id"] == *id)
-                .map(|t| t["name"].as_str().unwrap_or("?").to_string())
-                .unwrap_or_default()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn two_tasks_awaiting_each_other_are_a_deadlock() {
     for_each_interpreter(|py| {
@@ -45,7 +26,7 @@ fn two_tasks_awaiting_each_other_are_a_deadlock() {
         assert_eq!(code, 3, "{:#}", d["findings"]);
         let dl = doc::findings(&d, "deadlock");
         assert_eq!(dl.len(), 1, "{:#}", d["findings"]);
-        assert_eq!(finding_task_names(&d, dl[0]), ["first", "second"]);
+        assert_eq!(doc::finding_task_names(&d, dl[0]), ["first", "second"]);
         for e in dl[0]["edges"].as_array().unwrap() {
             assert_eq!(e["via"], "awaits");
             assert_eq!(e["evidence"], "memory");
@@ -72,7 +53,7 @@ fn an_asyncio_lock_inversion_is_a_deadlock_with_exact_holders() {
         assert_eq!(code, 3, "{:#}", d["findings"]);
         let dl = doc::findings(&d, "deadlock");
         assert_eq!(dl.len(), 1, "{:#}", d["findings"]);
-        assert_eq!(finding_task_names(&d, dl[0]), ["path-ab", "path-ba"]);
+        assert_eq!(doc::finding_task_names(&d, dl[0]), ["path-ab", "path-ba"]);
         assert_eq!(dl[0]["locks"].as_array().unwrap().len(), 2);
         let edges = dl[0]["edges"].as_array().unwrap();
         assert_eq!(edges.len(), 4);
@@ -192,7 +173,7 @@ fn subclassed_and_pure_python_tasks_are_read_like_c_tasks() {
             assert_eq!(code, 3, "{kind}: {:#}", d["findings"]);
             let dl = doc::findings(&d, "deadlock");
             let mut cycles: Vec<Vec<String>> =
-                dl.iter().map(|f| finding_task_names(&d, f)).collect();
+                dl.iter().map(|f| doc::finding_task_names(&d, f)).collect();
             cycles.sort();
             assert_eq!(
                 cycles,

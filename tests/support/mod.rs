@@ -332,12 +332,22 @@ pub mod doc {
 
     /// Names of the threads a finding involves.
     pub fn finding_thread_names(doc: &Value, f: &Value) -> Vec<String> {
-        let mut names: Vec<String> = f["threads"]
+        involved_names(doc, f, "threads")
+    }
+
+    /// Names of the asyncio tasks a finding involves.
+    pub fn finding_task_names(doc: &Value, f: &Value) -> Vec<String> {
+        involved_names(doc, f, "tasks")
+    }
+
+    /// The sorted `name`s of the document's `key` entries (threads, tasks) a finding lists.
+    fn involved_names(doc: &Value, f: &Value, key: &str) -> Vec<String> {
+        let mut names: Vec<String> = f[key]
             .as_array()
             .unwrap()
             .iter()
             .map(|id| {
-                doc["threads"]
+                doc[key]
                     .as_array()
                     .unwrap()
                     .iter()
