@@ -1,0 +1,368 @@
+//! One sample of a target: every Python thread with its stack, what it holds and what it
+//! waits for, and every lock involved, each claim with its evidence.
+//!
+//! This file answers "how is a snapshot taken": the `Snapshot` value, one consistent sample
+//! (`take`, retries on torn reads, settling threads that moved) and the per-snapshot `Builder`
+//! that the files beside it extend. Which thread waits on what is `waits`, who holds a lock is
+//! `holders`, the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
+//! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
+//! version: layouts come from `cpython`.
+
+mod holders;
+pub mod ids;
+pub mod multiprocessing;
+mod probe;
+mod threads;
+mod waits;
+mod writes;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::SystemTime;
+
+use crate::cpython::objects::Objects;
+use crate::cpython::threads::{RawFrame, RawThread, Walker};
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::probe::{ProbeEdge, ProbeState};
+use crate::target::procfs::{self, KernelThread};
+use crate::target::taskfiles::{InSyscall, TaskFiles};
+use crate::target::Target;
+
+pub use ids::{lock_id, thread_id};
+use multiprocessing::collect_semlocks;
+pub use multiprocessing::{read_semlock, MpHold, MpView, MpWait, SemLockObj};
+use threads::{gil_holder, native_ids, thread_names, ThreadInfo};
+
+/// How many innermost frames are searched for the object a thread waits on.
+const WAIT_SEARCH_FRAMES: usize = 6;
+
+/// How many times a snapshot is taken again when a read failed because the running target
+/// changed under it (a torn read).
+const SNAPSHOT_RETRIES: usize = 4;
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub taken: SystemTime,
+    pub pid: i32,
+    pub threads: Vec<Thread>,
+    pub locks: Vec<Lock>,
+    /// asyncio tasks of every loop (empty without asyncio).
+    pub tasks: Vec<Task>,
+    /// Event loops, one per thread running one.
+    pub loops: Vec<EventLoop>,
+    /// With `--tree`: every sampled process (empty for a single-process snapshot).
+    pub processes: Vec<Process>,
+    /// `multiprocessing` objects seen, for linking processes (only with `Target::cross_process`).
+    pub mp: MpView,
+    /// Whether the target loaded gridlock's probe, and every lock-order pair it recorded.
+    pub probe_loaded: bool,
+    pub probe_edges: Vec<ProbeEdge>,
+}
+
+impl Snapshot {
+    pub fn thread(&self, id: &str) -> Option<&Thread> {
+        self.threads.iter().find(|t| t.id == id)
+    }
+    pub fn lock(&self, id: &str) -> Option<&Lock> {
+        self.locks.iter().find(|l| l.id == id)
+    }
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+}
+
+/// Take one snapshot of `target`, consistent for every thread it reports blocked.
+///
+/// The kernel's view, the stacks and the objects are read one after the other while the
+/// target runs. A thread that ran in between (its context-switch counts or its futex
+/// changed) may have been seen waiting at one instant and holding at another, so it is
+/// reported running, never blocked: a single snapshot of a healthy process never shows a
+/// cycle that was not there. Reads that fail because memory changed under them are retried.
+pub fn take(target: &mut Target) -> Result<Snapshot> {
+    let mut tries = 0;
+    loop {
+        let tids = procfs::task_ids(target.pid);
+        target.task_files.retain(&tids);
+        let kernel: HashMap<i32, KernelThread> = tids
+            .iter()
+            .filter_map(|&tid| Some((tid, target.task_files.kernel_thread(tid)?)))
+            .collect();
+        match take_once(target, &kernel) {
+            Ok(mut snap) => {
+                settle_moved_threads(&mut snap, &kernel, &mut target.task_files);
+                return Ok(snap);
+            }
+            Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && target.alive() => {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_torn_read(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Attach { .. } | Error::Memory { .. } | Error::Layout(_)
+    )
+}
+
+/// Report running every blocked thread that did not stay in the same wait for the whole
+/// snapshot: it was put on a CPU again (`schedstat`'s timeslice count moved since `before`,
+/// the kernel's view read when the snapshot began), or no longer sleeps on the futex it was
+/// seen on.
+fn settle_moved_threads(
+    snap: &mut Snapshot,
+    before: &HashMap<i32, KernelThread>,
+    files: &mut TaskFiles,
+) {
+    let mut moved = HashSet::new();
+    for t in snap.threads.iter_mut().filter(|t| t.blocked) {
+        let still = t.native_id.is_some_and(|tid| {
+            let same_switches = matches!(
+                (before.get(&tid).and_then(|k| k.timeslices), files.schedstat(tid)),
+                (Some(a), Some(b)) if a == b.timeslices
+            );
+            // The syscall seen may predate the timeslice count read after it: check it too.
+            same_switches
+                && match (
+                    files.syscall(tid),
+                    t.waits_for.as_ref().and_then(|w| w.futex.as_ref()),
+                ) {
+                    (Some(InSyscall::Yes(s)), Some(f)) => {
+                        s.futex_wait_addr().map(|a| format!("{a:#x}")).as_ref() == Some(f)
+                    }
+                    (Some(InSyscall::Yes(_) | InSyscall::NotInOne), None) => true,
+                    _ => false,
+                }
+        });
+        if !still {
+            t.blocked = false;
+            t.state = ThreadState::Running;
+            t.waits_for = None;
+            moved.insert(t.id.clone());
+        }
+    }
+    if moved.is_empty() {
+        return;
+    }
+    // An owner ident read from memory is taken for an exited thread's when the live thread
+    // with that ident waits on the same lock; if that wait was not real, the owner is live.
+    let live: HashMap<u64, String> = snap
+        .threads
+        .iter()
+        .map(|t| (t.thread_id, t.id.clone()))
+        .collect();
+    let mut restored = Vec::new();
+    for lock in &mut snap.locks {
+        lock.waiters.retain(|w| !moved.contains(&w.thread));
+        for h in &mut lock.holders {
+            let owner = h.owner_ident.and_then(|o| live.get(&o));
+            if let (None, Evidence::Memory, Some(owner)) = (&h.thread, h.evidence, owner) {
+                if moved.contains(owner) {
+                    h.thread = Some(owner.clone());
+                    let name = lock.names.first().map(|n| n.name.clone());
+                    restored.push((owner.clone(), lock.id.clone(), name));
+                }
+            }
+        }
+    }
+    for (owner, lock, name) in restored {
+        if let Some(t) = snap.threads.iter_mut().find(|t| t.id == owner) {
+            if !t.holds.iter().any(|h| h.lock == lock) {
+                t.holds.push(Hold {
+                    lock,
+                    evidence: Evidence::Memory,
+                    site: None,
+                    name,
+                });
+            }
+        }
+    }
+}
+
+/// One attempt at a snapshot.
+fn take_once(target: &mut Target, kernel: &HashMap<i32, KernelThread>) -> Result<Snapshot> {
+    let pid = target.pid;
+    let taken = SystemTime::now();
+    if kernel.is_empty() || !target.alive() {
+        return Err(Error::TargetExited { pid });
+    }
+    // Before the page cache: a counter that moves during the sample marks a step boundary.
+    target.asyncio.begin(&target.mem);
+    target.mem.begin_snapshot();
+    let result = take_cached(target, taken, kernel);
+    target.mem.end_snapshot();
+    result
+}
+
+fn take_cached(
+    target: &mut Target,
+    taken: SystemTime,
+    kernel: &HashMap<i32, KernelThread>,
+) -> Result<Snapshot> {
+    let pid = target.pid;
+    let objs = Objects::new(&target.mem, target.layout);
+    let mut walker = Walker::new(objs);
+    walker.adopt_cache(std::mem::take(&mut target.code_cache));
+    let raw = walker.threads(target.interpreter).map_err(|e| {
+        if procfs::exists(pid) {
+            e
+        } else {
+            Error::TargetExited { pid }
+        }
+    });
+    let raw = match raw {
+        Ok(r) => r,
+        Err(e) => {
+            target.code_cache = walker.take_cache();
+            return Err(e);
+        }
+    };
+    let native_ids = native_ids(&mut target.pthread_tid_offset, &walker, &raw, &kernel);
+    let names = thread_names(&walker, target.interpreter, &mut target.threading_active);
+    let gil_holder = gil_holder(&walker, target.gil_address);
+    let probe_state: Option<ProbeState> = target
+        .probe
+        .module_dict(&walker.objs, target.interpreter)
+        .and_then(|d| crate::probe::read(&walker.objs, d).ok());
+
+    let mut builder = Builder {
+        pid,
+        with_locals: target.locals,
+        with_writes: target.writes,
+        walker: &walker,
+        locks: BTreeMap::new(),
+        live_idents: raw.iter().map(|t| t.thread_id).collect(),
+        mp: target.cross_process.then(MpView::default),
+        task_files: &mut target.task_files,
+        runtime_region: target.runtime_region,
+    };
+    let mut threads = Vec::new();
+    for (i, rt) in raw.iter().enumerate() {
+        let native_id = native_ids[i];
+        let k = native_id.and_then(|tid| kernel.get(&tid));
+        let info = ThreadInfo {
+            name: names.get(&rt.thread_id).cloned(),
+            owns_gil: gil_holder == Some(rt.tstate),
+        };
+        threads.push(builder.thread(rt, native_id, k, &info));
+    }
+    builder.resolve_owners(&mut threads);
+    if let Some(mp) = builder.mp.as_mut() {
+        mp.semlocks = collect_semlocks(&walker, &raw);
+    }
+    let mp = builder.mp.take().unwrap_or_default();
+    if let Some(p) = &probe_state {
+        builder.apply_probe(&mut threads, &p.holds);
+    }
+    let mut locks: Vec<Lock> = builder.locks.into_values().collect();
+    let view = crate::asyncio::read(
+        &mut walker,
+        &mut target.asyncio,
+        target.interpreter,
+        pid,
+        &raw,
+        &threads,
+    );
+    locks.extend(view.locks);
+    target.code_cache = walker.take_cache();
+    Ok(Snapshot {
+        taken,
+        pid,
+        threads,
+        locks,
+        tasks: view.tasks,
+        loops: view.loops,
+        processes: Vec::new(),
+        mp,
+        probe_loaded: probe_state.is_some(),
+        probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
+    })
+}
+
+struct Builder<'w, 'a> {
+    pid: i32,
+    with_locals: bool,
+    with_writes: bool,
+    walker: &'w Walker<'a>,
+    locks: BTreeMap<usize, Lock>,
+    live_idents: HashSet<u64>,
+    mp: Option<MpView>,
+    task_files: &'w mut TaskFiles,
+    runtime_region: Option<(usize, usize)>,
+}
+
+/// What an object in a `with` slot or a wait turns out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LockKind {
+    Lock,
+    RLock,
+}
+
+struct FrameView<'r> {
+    raw: &'r RawFrame,
+    frame: Frame,
+}
+
+fn is_function(f: &FrameView, file: &str, function: &str) -> bool {
+    short_file(&f.frame.file) == file
+        && (f.frame.function == function || f.frame.function.ends_with(&format!(".{function}")))
+}
+
+/// `Event.wait` for a frame named `wait` whose `self` is an Event (3.8-3.10 code has no qualname).
+fn qualified(function: &str, _locals: &[String], raw: &RawFrame, walker: &Walker) -> String {
+    if function.contains('.') {
+        return function.to_string();
+    }
+    match walker
+        .local(raw, "self")
+        .and_then(|s| walker.objs.type_name(s).ok())
+    {
+        Some(ty) => format!("{ty}.{function}"),
+        None => function.to_string(),
+    }
+}
+
+impl<'w, 'a> Builder<'w, 'a> {
+    fn objs(&self) -> &Objects<'a> {
+        &self.walker.objs
+    }
+
+    fn lock_kind(&self, obj: usize) -> Option<LockKind> {
+        match self.objs().type_name_rc(obj).ok()?.as_ref() {
+            "_thread.lock" => Some(LockKind::Lock),
+            "_thread.RLock" => Some(LockKind::RLock),
+            _ => None,
+        }
+    }
+
+    fn ensure_lock(&mut self, addr: usize, kind: &str) -> &mut Lock {
+        let pid = self.pid;
+        self.locks.entry(addr).or_insert_with(|| Lock {
+            id: lock_id(pid, addr),
+            pid,
+            address: format!("{addr:#x}"),
+            kind: kind.to_string(),
+            names: Vec::new(),
+            locked: None,
+            holders: Vec::new(),
+            waiters: Vec::new(),
+            module: None,
+            shared: None,
+            contradictions: Vec::new(),
+        })
+    }
+
+    fn add_name(&mut self, addr: usize, name: Option<&String>, site: &str) {
+        if let (Some(name), Some(lock)) = (name, self.locks.get_mut(&addr)) {
+            let n = LockName {
+                name: name.clone(),
+                frame: site.to_string(),
+            };
+            if !lock.names.contains(&n) {
+                lock.names.push(n);
+            }
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! One thread as the snapshot reports it: its kernel TID, `threading` name, GIL ownership,
+//! frames and kernel state, with the `with`-block holds and the wait the other files work out.
+//! It does not decide what a futex wait means (`waits`) nor who owns a lock (`holders`).
+
+use std::collections::{HashMap, HashSet};
+
+use super::*;
+use crate::cpython::bytecode;
+use crate::cpython::layout::common::*;
+
+/// Kernel TIDs of the interpreter's threads. 3.11+ store it in the thread state; before that,
+/// the ident is glibc's `pthread_t`, a pointer to `struct pthread`, whose `tid` field sits at
+/// a fixed offset: find the offset where every thread's value is one of the process's TIDs.
+pub(super) fn native_ids(
+    offset: &mut Option<usize>,
+    walker: &Walker,
+    raw: &[RawThread],
+    kernel: &HashMap<i32, KernelThread>,
+) -> Vec<Option<i32>> {
+    if raw.iter().all(|t| t.native_id.is_some()) {
+        return raw.iter().map(|t| t.native_id).collect();
+    }
+    let read = |off: usize| -> Vec<Option<i32>> {
+        raw.iter()
+            .map(|t| {
+                walker
+                    .objs
+                    .mem
+                    .i32(t.thread_id as usize + off)
+                    .ok()
+                    .filter(|tid| kernel.contains_key(tid))
+            })
+            .collect()
+    };
+    let consistent = |ids: &Vec<Option<i32>>| {
+        let found: Vec<i32> = ids.iter().flatten().copied().collect();
+        let distinct: HashSet<i32> = found.iter().copied().collect();
+        !found.is_empty() && found.len() == ids.len() && distinct.len() == found.len()
+    };
+    if let Some(off) = *offset {
+        let ids = read(off);
+        if consistent(&ids) {
+            return ids;
+        }
+    }
+    // glibc 2.26+ on x86-64 keeps `tid` at 0x2d0; scan nearby in case of another libc build.
+    for off in std::iter::once(0x2d0).chain((0..0x800).step_by(4)) {
+        let ids = read(off);
+        if consistent(&ids) {
+            *offset = Some(off);
+            return ids;
+        }
+    }
+    raw.iter().map(|t| t.native_id).collect()
+}
+
+/// What the interpreter says about a thread beyond its state: its `threading` name and
+/// whether it holds the GIL.
+pub(super) struct ThreadInfo {
+    pub(super) name: Option<String>,
+    pub(super) owns_gil: bool,
+}
+
+/// `threading._active`: thread ident -> `Thread._name`. The dict is found once through
+/// `sys.modules` (a search through hundreds of keys) and kept in `active`: the module mutates
+/// it in place and never rebinds it.
+pub(super) fn thread_names(
+    walker: &Walker,
+    interpreter: usize,
+    active: &mut Option<usize>,
+) -> HashMap<u64, String> {
+    let objs = &walker.objs;
+    let find = || -> Option<usize> {
+        let modules = objs
+            .mem
+            .ptr(interpreter + objs.layout.offsets().interp_modules)
+            .ok()?;
+        let threading = objs.dict_get(modules, "threading").ok()??;
+        let globals = objs.mem.ptr(threading + MODULE_DICT).ok()?;
+        objs.dict_get(globals, "_active").ok()?
+    };
+    if !active.is_some_and(|d| objs.type_is(d, "dict")) {
+        *active = find();
+    }
+    let read = |active: usize| -> Option<HashMap<u64, String>> {
+        let mut out = HashMap::new();
+        for (key, thread) in objs.dict_entries(active).ok()? {
+            let (Ok(ident), Some(name)) =
+                (objs.int(key), objs.attr(thread, "_name").ok().flatten())
+            else {
+                continue;
+            };
+            if let Ok(name) = objs.str(name) {
+                out.insert(ident as u64, name);
+            }
+        }
+        Some(out)
+    };
+    active.and_then(read).unwrap_or_default()
+}
+
+/// The thread state holding the GIL: `gilstate.tstate_current` (3.8-3.11), or the GIL's
+/// `last_holder` while `locked` (3.12+), at the address py-spy found when attaching.
+pub(super) fn gil_holder(walker: &Walker, gil_address: usize) -> Option<usize> {
+    if gil_address == 0 {
+        return None;
+    }
+    let mem = walker.objs.mem;
+    if walker.minor() >= 12 {
+        (mem.i32(gil_address + GIL_LOCKED).ok()? != 0)
+            .then(|| mem.ptr(gil_address + GIL_LAST_HOLDER).ok())?
+    } else {
+        mem.ptr(gil_address).ok()
+    }
+    .filter(|p| *p != 0)
+}
+
+/// The contract's thread state from the kernel's view, before lock analysis refines it.
+pub(super) fn kernel_state(k: Option<&KernelThread>, owns_gil: bool) -> ThreadState {
+    use procfs::*;
+    let Some(k) = k else {
+        return ThreadState::Unknown;
+    };
+    if k.state == 'R' {
+        return ThreadState::Running;
+    }
+    let Some(s) = &k.syscall else {
+        return if matches!(k.state, 'S' | 'D') {
+            ThreadState::Syscall
+        } else {
+            ThreadState::Running
+        };
+    };
+    match s.nr {
+        SYS_NANOSLEEP | SYS_CLOCK_NANOSLEEP => ThreadState::Sleep,
+        SYS_SELECT | SYS_PSELECT6 if s.args[4] != 0 && s.args[0] == 0 => ThreadState::Sleep,
+        SYS_READ | SYS_WRITE | SYS_POLL | SYS_SELECT | SYS_PSELECT6 | SYS_PPOLL | SYS_ACCEPT
+        | SYS_ACCEPT4 | SYS_RECVFROM | SYS_RECVMSG | SYS_EPOLL_WAIT | SYS_EPOLL_PWAIT
+        | SYS_EPOLL_PWAIT2 => ThreadState::IoWait,
+        SYS_FUTEX if !owns_gil => ThreadState::LockWait,
+        _ => ThreadState::Syscall,
+    }
+}
+
+pub(super) fn syscall_name(nr: i64) -> String {
+    use procfs::*;
+    match nr {
+        SYS_READ => "read".into(),
+        SYS_WRITE => "write".into(),
+        SYS_POLL => "poll".into(),
+        SYS_SELECT => "select".into(),
+        SYS_NANOSLEEP => "nanosleep".into(),
+        SYS_WAIT4 => "wait4".into(),
+        SYS_FUTEX => "futex".into(),
+        SYS_CLOCK_NANOSLEEP => "clock_nanosleep".into(),
+        SYS_EPOLL_WAIT => "epoll_wait".into(),
+        SYS_WAITID => "waitid".into(),
+        SYS_PSELECT6 => "pselect6".into(),
+        SYS_PPOLL => "ppoll".into(),
+        SYS_EPOLL_PWAIT => "epoll_pwait".into(),
+        n => format!("syscall {n}"),
+    }
+}
+
+impl<'w, 'a> Builder<'w, 'a> {
+    pub(super) fn thread(
+        &mut self,
+        rt: &RawThread,
+        native_id: Option<i32>,
+        k: Option<&KernelThread>,
+        info: &ThreadInfo,
+    ) -> Thread {
+        let id = thread_id(self.pid, rt.thread_id);
+        let frames = self.frames(rt);
+        let mut holds = Vec::new();
+        // Holds from active `with` blocks, innermost frame first.
+        for fv in &frames {
+            for w in self.walker.active_withs(fv.raw) {
+                let Some((lock, kind)) = self.lock_in_exit_slot(w.exit_slot) else {
+                    if self.mp.is_some() {
+                        self.note_mp_hold(&id, fv, w.exit_slot, w.statement);
+                    }
+                    continue;
+                };
+                let code = &fv.raw.code;
+                let name = w.statement.and_then(|s| {
+                    bytecode::with_subject(self.walker.minor(), &code.instructions, s, &code.names)
+                });
+                // The holder's site is the `with` statement that took the lock.
+                let line = w
+                    .statement
+                    .and_then(|i| code.line_of_instruction(i))
+                    .unwrap_or(fv.frame.line);
+                let site = Frame {
+                    line,
+                    ..fv.frame.clone()
+                }
+                .site();
+                self.ensure_lock(
+                    lock,
+                    if kind == LockKind::RLock {
+                        "rlock"
+                    } else {
+                        "lock"
+                    },
+                );
+                self.add_name(lock, name.as_ref(), &site);
+                holds.push((
+                    lock,
+                    Hold {
+                        lock: lock_id(self.pid, lock),
+                        evidence: Evidence::ValueStack,
+                        site: Some(site),
+                        name,
+                    },
+                ));
+            }
+        }
+
+        let owns_gil = info.owns_gil;
+        let futex = k
+            .and_then(|k| k.syscall.as_ref())
+            .and_then(|s| s.futex_wait_addr());
+        let timed = k
+            .and_then(|k| k.syscall.as_ref())
+            .map(|s| s.futex_timed())
+            .unwrap_or(false);
+        let mut state = kernel_state(k, owns_gil);
+        let mut waits_for = None;
+        if let Some(futex) = futex {
+            let (s, w, released) = self.classify_futex_wait(&id, &frames, futex, timed);
+            state = match s {
+                ThreadState::Unknown if timed && !owns_gil => ThreadState::GilWait,
+                ThreadState::Unknown => ThreadState::LockWait,
+                s => s,
+            };
+            if self.mp.is_some()
+                && !self.interpreter_internal(futex)
+                && matches!(&w, Some(w) if w.kind == WaitKind::UnknownFutex)
+            {
+                self.note_mp_wait(&id, &frames, futex);
+            }
+            waits_for = w;
+            // A thread inside `Condition.wait` has released the condition's lock, although the
+            // caller's `with cond:` block is still active.
+            if let Some(released) = released {
+                holds.retain(|(lock, _)| *lock != released);
+            }
+        }
+        let blocked = waits_for
+            .as_ref()
+            .map(|w| !w.timed && w.kind != WaitKind::UnknownFutex)
+            .unwrap_or(false)
+            || (state == ThreadState::LockWait && !timed);
+        // Only a thread that is not on a CPU (waiting for the GIL, typically) has frames that
+        // hold still while we read them; a running thread's lasti and block stack can be torn
+        // apart, which would invent a write outside the lock that guards it.
+        let off_cpu = k
+            .map(|k| k.state != 'R' && k.cpu_ns.is_some())
+            .unwrap_or(false);
+        let mut writes = if self.with_writes && off_cpu {
+            self.writes(&frames)
+        } else {
+            Vec::new()
+        };
+        if let (Some(k), false) = (k, writes.is_empty()) {
+            if self.task_files.schedstat(k.tid).map(|s| s.cpu_ns) != k.cpu_ns {
+                writes.clear();
+            }
+        }
+        let mut seen = HashSet::new();
+        let holds: Vec<Hold> = holds
+            .into_iter()
+            .filter(|(l, _)| seen.insert(*l))
+            .map(|(_, h)| h)
+            .collect();
+        let name = info
+            .name
+            .clone()
+            .or_else(|| native_id.and_then(|tid| procfs::thread_comm(self.pid, tid)));
+        Thread {
+            id,
+            pid: self.pid,
+            thread_id: rt.thread_id,
+            native_id,
+            name,
+            state,
+            state_since: String::new(),
+            blocked,
+            owns_gil,
+            frames: frames.into_iter().map(|f| f.frame).collect(),
+            holds,
+            waits_for,
+            kernel: k.map(|k| KernelView {
+                state: k.state.to_string(),
+                syscall: k.syscall.as_ref().map(|s| {
+                    format!(
+                        "{} {:#x} {:#x} {:#x} {:#x}",
+                        syscall_name(s.nr),
+                        s.args[0],
+                        s.args[1],
+                        s.args[2],
+                        s.args[3]
+                    )
+                }),
+                wchan: k.wchan.clone(),
+            }),
+            writes,
+        }
+    }
+
+    /// The thread's frames, with lines from each code object's line table.
+    pub(super) fn frames<'r>(&self, rt: &'r RawThread) -> Vec<FrameView<'r>> {
+        rt.frames
+            .iter()
+            .map(|r| FrameView {
+                raw: r,
+                frame: Frame {
+                    function: r.code.name.clone(),
+                    file: r.code.filename.clone(),
+                    locals: self.with_locals.then(|| self.local_values(r)),
+                    line: r.instr.and_then(|u| r.code.line_at(u)).unwrap_or(0),
+                },
+            })
+            .collect()
+    }
+
+    pub(super) fn local_values(&self, frame: &RawFrame) -> Vec<Local> {
+        let objs = self.objs();
+        self.walker
+            .locals(frame)
+            .into_iter()
+            .map(|(name, addr)| {
+                let repr = match objs.type_name(addr).as_deref() {
+                    Ok("int" | "str" | "NoneType") => objs.short_repr(addr),
+                    Ok("_thread.lock") => {
+                        let locked = objs
+                            .mem
+                            .u8(addr + LOCK_LOCKED)
+                            .map(|b| b != 0)
+                            .unwrap_or(false);
+                        format!(
+                            "<{} _thread.lock at {addr:#x}>",
+                            if locked { "locked" } else { "unlocked" }
+                        )
+                    }
+                    Ok(ty) => format!("<{ty} at {addr:#x}>"),
+                    Err(_) => format!("<unreadable at {addr:#x}>"),
+                };
+                Local {
+                    name,
+                    address: format!("{addr:#x}"),
+                    repr,
+                }
+            })
+            .collect()
+    }
+}

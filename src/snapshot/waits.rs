@@ -1,0 +1,369 @@
+//! Why a thread counts as waiting on something: the futex it sleeps on matched against the
+//! lock objects its innermost frames reach (locks, RLocks, conditions, joins, import locks).
+//! It never claims a holder: that is `holders`.
+
+use super::*;
+use crate::cpython::bytecode;
+use crate::cpython::layout::common::*;
+use crate::probe;
+
+pub(super) fn primitive_kind(type_name: &str) -> &'static str {
+    match type_name {
+        "Event" => "event",
+        "Semaphore" | "BoundedSemaphore" => "semaphore",
+        "Barrier" => "barrier",
+        "Queue" | "LifoQueue" | "PriorityQueue" | "SimpleQueue" => "queue",
+        "Thread" => "thread",
+        _ => "condition",
+    }
+}
+
+impl<'w, 'a> Builder<'w, 'a> {
+    /// A futex in the interpreter's static data (the GIL's): no lock object to look for.
+    pub(super) fn interpreter_internal(&self, futex: usize) -> bool {
+        self.runtime_region
+            .is_some_and(|(start, end)| start <= futex && futex < end)
+    }
+
+    pub(super) fn semaphore_of(&self, lock: usize) -> Option<usize> {
+        self.objs().mem.ptr(lock + LOCK_SEM).ok()
+    }
+
+    /// Objects a thread's innermost frames can reach: locals, value-stack slots, the
+    /// `__self__` of methods there, and the attributes of `self` in threading's frames.
+    pub(super) fn candidates(&self, frames: &[FrameView]) -> Vec<usize> {
+        let objs = self.objs();
+        let mut out = Vec::new();
+        for fv in frames.iter().take(WAIT_SEARCH_FRAMES) {
+            let mut slots: Vec<usize> = self
+                .walker
+                .locals(fv.raw)
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
+            slots.extend(self.walker.stack_candidates(fv.raw));
+            for s in slots {
+                out.push(s);
+                match objs.type_name_rc(s).as_deref() {
+                    Ok("builtin_function_or_method") | Ok("method") => {
+                        if let Ok(owner) = objs.mem.ptr(s + METHOD_SELF) {
+                            out.push(owner);
+                        }
+                    }
+                    Ok("Condition")
+                    | Ok("Thread")
+                    | Ok("_ModuleLock")
+                    | Ok("Event")
+                    | Ok("Semaphore")
+                    | Ok("BoundedSemaphore")
+                    | Ok("Barrier")
+                    | Ok("_DummyThread")
+                    | Ok("_MainThread") => {
+                        out.extend(
+                            objs.instance_attrs(s)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(_, v)| v),
+                        );
+                    }
+                    Ok(t) if t.starts_with(probe::WRAPPER_PREFIX) => {
+                        out.extend(
+                            objs.instance_attrs(s)
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(_, v)| v),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Work out what a thread sleeping on futex `futex` waits for.
+    /// Returns its state, the wait, and a lock it has released while waiting (Condition.wait).
+    pub(super) fn classify_futex_wait(
+        &mut self,
+        thread: &str,
+        frames: &[FrameView],
+        futex: usize,
+        timed: bool,
+    ) -> (ThreadState, Option<Wait>, Option<usize>) {
+        let minor = self.walker.minor();
+        let futex_hex = Some(format!("{futex:#x}"));
+        // The kind is kept from this one read: the object may change under a running target.
+        let matched = if self.interpreter_internal(futex) {
+            None
+        } else {
+            self.candidates(frames).into_iter().find_map(|c| {
+                let kind = self.lock_kind(c)?;
+                (self.semaphore_of(c) == Some(futex)).then_some((c, kind))
+            })
+        };
+        let in_sync_module = |f: &Frame| {
+            let file = short_file(&f.file);
+            file == "threading.py"
+                || file == "queue.py"
+                || f.file.contains("importlib._bootstrap")
+                || probe::is_probe_file(&f.file)
+        };
+        // The first frame outside threading/queue/importlib: where the user's code waits.
+        let user = frames.iter().position(|f| !in_sync_module(&f.frame));
+        let user_site = user.map(|i| frames[i].frame.site());
+        let outermost_sync = user
+            .unwrap_or(frames.len())
+            .checked_sub(1)
+            .map(|i| &frames[i]);
+        let via = outermost_sync.map(|f| {
+            qualified(
+                &f.frame.function,
+                &f.raw.code.names.locals,
+                f.raw,
+                self.walker,
+            )
+        });
+
+        if let Some((lock, kind)) = matched {
+            // Condition.wait: sleeping on its private waiter lock means waiting for a notify.
+            if let Some(cw) = frames.iter().find(|f| {
+                is_function(f, "threading.py", "wait")
+                    && self.walker.local(f.raw, "waiter") == Some(lock)
+            }) {
+                let cond = self.walker.local(cw.raw, "self").unwrap_or(0);
+                let released = self
+                    .objs()
+                    .attr(cond, "_lock")
+                    .ok()
+                    .flatten()
+                    .map(|l| probe::unwrap(self.objs(), l));
+                // Name the waited primitive by the outermost threading/queue frame's `self`.
+                let (target_obj, kind) = outermost_sync
+                    .and_then(|f| {
+                        let obj = self.walker.local(f.raw, "self")?;
+                        Some((obj, primitive_kind(&self.objs().type_name(obj).ok()?)))
+                    })
+                    .unwrap_or((cond, "condition"));
+                self.ensure_lock(target_obj, kind);
+                let name = user.and_then(|i| self.receiver_name(&frames[i]));
+                if let Some(site) = &user_site {
+                    self.add_name(target_obj, name.as_ref(), site);
+                }
+                let waiter = Waiter {
+                    thread: thread.to_string(),
+                    evidence: Evidence::Futex,
+                    site: user_site.clone(),
+                };
+                self.locks
+                    .get_mut(&target_obj)
+                    .unwrap()
+                    .waiters
+                    .push(waiter);
+                let wait = Wait {
+                    kind: WaitKind::Notify,
+                    target: Some(lock_id(self.pid, target_obj)),
+                    evidence: Evidence::Futex,
+                    site: user_site,
+                    name,
+                    via,
+                    timed,
+                    futex: futex_hex,
+                };
+                return (ThreadState::ConditionWait, Some(wait), released);
+            }
+            // Thread.join (3.8-3.12): sleeping on the joined thread's `_tstate_lock`.
+            if let Some(jf) = frames
+                .iter()
+                .find(|f| is_function(f, "threading.py", "_wait_for_tstate_lock"))
+            {
+                if let Some(joined) = self.walker.local(jf.raw, "self") {
+                    let ident = self
+                        .objs()
+                        .attr(joined, "_ident")
+                        .ok()
+                        .flatten()
+                        .and_then(|i| self.objs().int(i).ok());
+                    return (
+                        ThreadState::JoinWait,
+                        Some(self.join_wait(ident, frames, user, futex_hex, timed, via)),
+                        None,
+                    );
+                }
+            }
+            // An import: sleeping on a `_ModuleLock`'s wakeup lock.
+            if let Some(mf) = frames.iter().find(|f| {
+                f.frame.file.contains("importlib._bootstrap")
+                    && f.frame.function.ends_with("acquire")
+            }) {
+                if let Some(ml) = self
+                    .walker
+                    .local(mf.raw, "self")
+                    .filter(|s| self.objs().type_name(*s).ok().as_deref() == Some("_ModuleLock"))
+                {
+                    return (
+                        ThreadState::LockWait,
+                        Some(self.module_lock_wait(thread, ml, frames, user, futex_hex, timed)),
+                        None,
+                    );
+                }
+            }
+            self.ensure_lock(
+                lock,
+                if kind == LockKind::RLock {
+                    "rlock"
+                } else {
+                    "lock"
+                },
+            );
+            // The probe's wrapper frame is not where the user's code waits.
+            let top = frames.iter().find(|f| !probe::is_probe_file(&f.frame.file));
+            let site = top.map(|f| f.frame.site());
+            let name = top.and_then(|f| self.waited_name(f));
+            if let Some(site) = &site {
+                self.add_name(lock, name.as_ref(), site);
+            }
+            let waiter = Waiter {
+                thread: thread.to_string(),
+                evidence: Evidence::Futex,
+                site: site.clone(),
+            };
+            self.locks.get_mut(&lock).unwrap().waiters.push(waiter);
+            let wait = Wait {
+                kind: WaitKind::Lock,
+                target: Some(lock_id(self.pid, lock)),
+                evidence: Evidence::Futex,
+                site,
+                name,
+                via: None,
+                timed,
+                futex: futex_hex,
+            };
+            return (ThreadState::LockWait, Some(wait), None);
+        }
+
+        // 3.13 Thread.join parks in the parking lot: the futex is a semaphore inside a
+        // `wait_entry` on the joiner's stack whose `addr` is the joined ThreadHandle's
+        // `thread_is_exiting` event; the handle's `ident` names the joined thread.
+        if minor >= 13
+            && frames
+                .iter()
+                .any(|f| is_function(f, "threading.py", "join"))
+        {
+            let mem = self.objs().mem;
+            if let Ok(addr) = mem.ptr(futex - WAIT_ENTRY_SEMA + WAIT_ENTRY_ADDR) {
+                if let Ok(ident) =
+                    mem.u64(addr.wrapping_sub(THREAD_HANDLE_EXITING_EVENT) + THREAD_HANDLE_IDENT)
+                {
+                    if self.live_idents.contains(&ident) || ident != 0 {
+                        return (
+                            ThreadState::JoinWait,
+                            Some(self.join_wait(
+                                Some(ident as i64),
+                                frames,
+                                user,
+                                futex_hex,
+                                timed,
+                                via,
+                            )),
+                            None,
+                        );
+                    }
+                }
+            }
+        }
+        let wait = Wait {
+            kind: WaitKind::UnknownFutex,
+            target: None,
+            evidence: Evidence::Futex,
+            site: frames.first().map(|f| f.frame.site()),
+            name: None,
+            via: None,
+            timed,
+            futex: futex_hex,
+        };
+        (ThreadState::Unknown, Some(wait), None)
+    }
+
+    pub(super) fn join_wait(
+        &self,
+        ident: Option<i64>,
+        frames: &[FrameView],
+        user: Option<usize>,
+        futex: Option<String>,
+        timed: bool,
+        via: Option<String>,
+    ) -> Wait {
+        Wait {
+            kind: WaitKind::Join,
+            target: ident.map(|i| thread_id(self.pid, i as u64)),
+            evidence: Evidence::Futex,
+            site: user.map(|i| frames[i].frame.site()),
+            name: user.and_then(|i| self.receiver_name(&frames[i])),
+            via,
+            timed,
+            futex,
+        }
+    }
+
+    pub(super) fn module_lock_wait(
+        &mut self,
+        thread: &str,
+        ml: usize,
+        frames: &[FrameView],
+        user: Option<usize>,
+        futex: Option<String>,
+        timed: bool,
+    ) -> Wait {
+        let module = self
+            .objs()
+            .attr(ml, "name")
+            .ok()
+            .flatten()
+            .and_then(|n| self.objs().str(n).ok());
+        let site = user.map(|i| frames[i].frame.site());
+        let lock = self.ensure_lock(ml, "module_lock");
+        lock.module = module.clone();
+        lock.waiters.push(Waiter {
+            thread: thread.to_string(),
+            evidence: Evidence::Futex,
+            site: site.clone(),
+        });
+        let name = module.map(|m| format!("import {m}"));
+        if let Some(s) = &site {
+            self.add_name(ml, name.as_ref(), s);
+        }
+        Wait {
+            kind: WaitKind::Lock,
+            target: Some(lock_id(self.pid, ml)),
+            evidence: Evidence::Futex,
+            site,
+            name,
+            via: Some("import".into()),
+            timed,
+            futex,
+        }
+    }
+
+    /// How the waiting frame names what it waits on: the subject of the `with` being entered,
+    /// or the receiver of the call in progress (`lock` in `lock.acquire()`).
+    pub(super) fn waited_name(&self, fv: &FrameView) -> Option<String> {
+        let idx = self.walker.current_index(fv.raw)?;
+        let code = &fv.raw.code;
+        let minor = self.walker.minor();
+        match code.instructions[idx].name {
+            "SETUP_WITH" | "BEFORE_WITH" => {
+                bytecode::with_subject(minor, &code.instructions, idx, &code.names)
+            }
+            _ => {
+                bytecode::call_receiver(minor, &code.instructions, idx, &code.names).map(|(r, _)| r)
+            }
+        }
+    }
+
+    pub(super) fn receiver_name(&self, fv: &FrameView) -> Option<String> {
+        let idx = self.walker.current_index(fv.raw)?;
+        let code = &fv.raw.code;
+        bytecode::call_receiver(self.walker.minor(), &code.instructions, idx, &code.names)
+            .map(|(r, _)| r)
+    }
+}
