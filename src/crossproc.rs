@@ -15,7 +15,7 @@ use crate::model::*;
 use crate::snapshot::{self, read_semlock, MpWait, SemLockObj, Snapshot};
 use crate::target::discovery::DiscoveryCache;
 use crate::target::procfs::{self, Channel, ChannelFd, Mapping};
-use crate::target::{sockdiag, Target};
+use crate::target::{sockdiag, ReadOptions, Target};
 use crate::tree;
 
 /// How often a process that is not (yet) Python is tried again before it is left alone.
@@ -28,37 +28,37 @@ pub struct Tree {
     /// Processes that failed to attach: their command line and how often they were tried.
     tries: HashMap<i32, (String, u32)>,
     cmdlines: HashMap<i32, String>,
-    pub locals: bool,
-    /// Work out each thread's writes (`run`'s race candidates).
-    pub writes: bool,
+    /// What each process's snapshots read (`cross_process` is always on in a tree).
+    pub read: ReadOptions,
     /// Interpreter discovery, shared by every process running the same Python binary.
     pub discovery: DiscoveryCache,
 }
 
 impl Tree {
-    pub fn new(root: i32) -> Tree {
+    pub fn new(root: i32, read: ReadOptions) -> Tree {
         Tree {
             root,
             targets: BTreeMap::new(),
             tries: HashMap::new(),
             cmdlines: HashMap::new(),
-            locals: false,
-            writes: false,
+            read: ReadOptions {
+                cross_process: true,
+                ..read
+            },
             discovery: DiscoveryCache::default(),
         }
     }
 
     /// Attach to the tree rooted at `root`; fails (with the root's own error) when no process
     /// of the tree is Python.
-    pub fn attach(root: i32, locals: bool) -> Result<Tree> {
+    pub fn attach(root: i32, read: ReadOptions) -> Result<Tree> {
         if root <= 0 || !procfs::exists(root) {
             return Err(Error::NoSuchProcess { pid: root });
         }
-        let mut t = Tree::new(root);
-        t.locals = locals;
+        let mut t = Tree::new(root, read);
         t.refresh();
         if t.targets.is_empty() {
-            Target::attach(root)?;
+            Target::attach(root, read)?;
             return Err(Error::TargetExited { pid: root });
         }
         Ok(t)
@@ -88,11 +88,8 @@ impl Tree {
                 continue;
             }
             tries.1 += 1;
-            match Target::attach_with(pid, &mut self.discovery) {
-                Ok(mut t) => {
-                    t.cross_process = true;
-                    t.locals = self.locals;
-                    t.writes = self.writes;
+            match Target::attach_with(pid, self.read, &mut self.discovery) {
+                Ok(t) => {
                     self.targets.insert(pid, t);
                 }
                 Err(Error::NotPython { .. })

@@ -229,12 +229,12 @@ fn take_cached(
 
     let mut builder = Builder {
         pid,
-        with_locals: target.locals,
-        with_writes: target.writes,
+        with_locals: target.read.locals,
+        with_writes: target.read.writes,
         walker: &walker,
         locks: BTreeMap::new(),
         live_idents: raw.iter().map(|t| t.thread_id).collect(),
-        mp: target.cross_process.then(MpView::default),
+        mp: target.read.cross_process.then(MpView::default),
         task_files: &mut target.task_files,
         runtime_region: target.runtime_region,
     };

@@ -17,6 +17,17 @@ use crate::model;
 use discovery::{DiscoveryCache, SearchError};
 use memory::Memory;
 
+/// What a snapshot reads beyond stacks, locks and waits, chosen by the verb at attach.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// Each frame's local variables (`--locals`).
+    pub locals: bool,
+    /// `multiprocessing` objects, to link processes (`--tree`).
+    pub cross_process: bool,
+    /// The shared locations each thread writes (`record`, `run`: race candidates).
+    pub writes: bool,
+}
+
 pub struct Target {
     pub pid: i32,
     pub mem: Memory,
@@ -31,14 +42,10 @@ pub struct Target {
     /// Offset of the kernel TID inside glibc's `struct pthread` (3.8-3.10 only), found by
     /// matching thread states against `/proc/PID/task` once.
     pub(crate) pthread_tid_offset: Option<usize>,
-    /// Read each frame's local variables into snapshots (`--locals`).
-    pub locals: bool,
-    /// Collect `multiprocessing` objects into snapshots, to link processes (`--tree`).
-    pub cross_process: bool,
+    /// What each snapshot reads beyond stacks, locks and waits (set at attach; `top` toggles locals).
+    pub read: ReadOptions,
     /// Where the in-target probe's tables are, if the target loaded it.
     pub(crate) probe: crate::probe::ProbeCache,
-    /// Work out the shared location each thread writes on its current line (`record`).
-    pub writes: bool,
     /// asyncio's module dict and type names, found once.
     pub(crate) asyncio: crate::asyncio::AsyncioCache,
     /// The binary's static data around the GIL (`_PyRuntime`): a futex there is the
@@ -53,13 +60,17 @@ pub struct Target {
 
 impl Target {
     /// Attach to `pid`, with a clear error for every way that can fail.
-    pub fn attach(pid: i32) -> Result<Target> {
-        Target::attach_with(pid, &mut DiscoveryCache::default())
+    pub fn attach(pid: i32, read: ReadOptions) -> Result<Target> {
+        Target::attach_with(pid, read, &mut DiscoveryCache::default())
     }
 
     /// Attach to `pid`, finding its interpreter from what `discovery` learned of other
     /// processes running the same Python binary, when it can.
-    pub fn attach_with(pid: i32, discovery: &mut DiscoveryCache) -> Result<Target> {
+    pub fn attach_with(
+        pid: i32,
+        read: ReadOptions,
+        discovery: &mut DiscoveryCache,
+    ) -> Result<Target> {
         if pid <= 0 || !procfs::exists(pid) {
             return Err(Error::NoSuchProcess { pid });
         }
@@ -156,10 +167,8 @@ impl Target {
             process,
             code_cache: HashMap::new(),
             pthread_tid_offset: None,
-            locals: false,
-            cross_process: false,
+            read,
             probe: Default::default(),
-            writes: false,
             asyncio: Default::default(),
             threading_active: None,
             runtime_region,
