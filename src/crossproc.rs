@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::cpython::objects::Objects;
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::snapshot::{self, read_semlock, MpWait, SemLockObj, Snapshot};
+use crate::snapshot::{self, read_semlock, MpWait, SemLockObj, Session, Snapshot};
 use crate::target::discovery::DiscoveryCache;
 use crate::target::procfs::{self, Channel, ChannelFd, Mapping};
 use crate::target::{sockdiag, ReadOptions, Target};
@@ -24,7 +24,7 @@ const MAX_ATTACH_TRIES: u32 = 20;
 /// The Python processes of a tree, attached once each and sampled together.
 pub struct Tree {
     pub root: i32,
-    pub targets: BTreeMap<i32, Target>,
+    pub targets: BTreeMap<i32, Session>,
     /// Processes that failed to attach: their command line and how often they were tried.
     tries: HashMap<i32, (String, u32)>,
     cmdlines: HashMap<i32, String>,
@@ -88,7 +88,7 @@ impl Tree {
                 continue;
             }
             tries.1 += 1;
-            match Target::attach_with(pid, self.read, &mut self.discovery) {
+            match Session::attach_with(pid, self.read, &mut self.discovery) {
                 Ok(t) => {
                     self.targets.insert(pid, t);
                 }
@@ -161,7 +161,7 @@ pub fn link(
     root: i32,
     tree_pids: &[i32],
     snaps: Vec<Snapshot>,
-    targets: &BTreeMap<i32, Target>,
+    targets: &BTreeMap<i32, Session>,
 ) -> Snapshot {
     let taken = snaps.iter().map(|s| s.taken).min().unwrap();
     let python: HashSet<i32> = snaps.iter().map(|s| s.pid).collect();
@@ -212,7 +212,7 @@ fn link_semaphores(
     out: &mut Snapshot,
     views: &[(i32, snapshot::MpView)],
     maps: &HashMap<i32, Vec<Mapping>>,
-    targets: &BTreeMap<i32, Target>,
+    targets: &BTreeMap<i32, Session>,
     python: &HashSet<i32>,
 ) {
     let empty = Vec::new();

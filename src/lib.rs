@@ -88,7 +88,7 @@ pub fn dump(pid: i32, options: &DumpOptions, command: Command) -> error::Result<
     if options.tree {
         return dump_tree(pid, options.window, read, command, loop_options);
     }
-    let mut target = target::Target::attach(pid, read)?;
+    let mut target = snapshot::Session::attach(pid, read)?;
     let snaps = sampler::sample_window(&mut target, options.window, sampler::DUMP_SNAPSHOTS)?;
     Ok(analysis::document_with(
         &snaps,
@@ -144,7 +144,7 @@ pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Res
         writes: true,
         ..target::ReadOptions::default()
     };
-    let mut target = target::Target::attach(pid, read)?;
+    let mut target = snapshot::Session::attach(pid, read)?;
     let mut acc = analysis::Accumulator::over_time();
     acc.set_loop_options(record_loop_options(options.loop_threshold));
     let exited = sample_on_schedule(options.duration, options.rate, || {

@@ -7,10 +7,6 @@ pub mod procfs;
 pub mod sockdiag;
 pub mod taskfiles;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use crate::cpython::threads::CodeInfo;
 use crate::cpython::{self, VersionLayout};
 use crate::error::{Error, Result};
 use crate::model;
@@ -38,22 +34,12 @@ pub struct Target {
     /// `gilstate.tstate_current` up to 3.11, of the GIL's `_gil_runtime_state` from 3.12.
     pub gil_address: usize,
     pub process: model::Process,
-    pub(crate) code_cache: HashMap<usize, Arc<CodeInfo>>,
-    /// Offset of the kernel TID inside glibc's `struct pthread` (3.8-3.10 only), found by
-    /// matching thread states against `/proc/PID/task` once.
-    pub(crate) pthread_tid_offset: Option<usize>,
     /// What each snapshot reads beyond stacks, locks and waits (set at attach; `top` toggles locals).
     pub read: ReadOptions,
-    /// Where the in-target probe's tables are, if the target loaded it.
-    pub(crate) probe: crate::probe::ProbeCache,
-    /// asyncio's module dict and type names, found once.
-    pub(crate) asyncio: crate::asyncio::AsyncioCache,
     /// The binary's static data around the GIL (`_PyRuntime`): a futex there is the
     /// interpreter's own (the GIL's condition variable), never a Python lock's, whose
     /// semaphores live on the heap or a waiter's stack.
     pub(crate) runtime_region: Option<(usize, usize)>,
-    /// The `threading._active` dict, once found.
-    pub(crate) threading_active: Option<usize>,
     /// Each thread's `/proc` files, open across snapshots.
     pub(crate) task_files: taskfiles::TaskFiles,
 }
@@ -165,12 +151,7 @@ impl Target {
             interpreter,
             gil_address,
             process,
-            code_cache: HashMap::new(),
-            pthread_tid_offset: None,
             read,
-            probe: Default::default(),
-            asyncio: Default::default(),
-            threading_active: None,
             runtime_region,
             task_files: taskfiles::TaskFiles::new(pid),
         })

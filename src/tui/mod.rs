@@ -17,7 +17,8 @@ use crate::crossproc::Tree;
 use crate::error::Error;
 use crate::model::{Command, Document, Process};
 use crate::snapshot;
-use crate::target::{ReadOptions, Target};
+use crate::snapshot::Session;
+use crate::target::ReadOptions;
 pub use app::{App, Effect, Event, Sample, Tick};
 
 /// Share of one core the sampling thread may use before the rate is lowered: what leaves
@@ -42,7 +43,7 @@ pub enum TopError {
 
 /// What is sampled: one process, or with `--tree` every Python process below it.
 enum Source {
-    One(Target),
+    One(Session),
     Tree(Tree),
 }
 
@@ -96,7 +97,7 @@ pub fn run(opts: TopOptions) -> Result<(), TopError> {
     let target = if opts.tree {
         Source::Tree(Tree::attach(opts.pid, ReadOptions::default())?)
     } else {
-        Source::One(Target::attach(opts.pid, ReadOptions::default())?)
+        Source::One(Session::attach(opts.pid, ReadOptions::default())?)
     };
     crate::watch::install_signal_handlers();
     let started = Instant::now();
