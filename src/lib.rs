@@ -194,9 +194,8 @@ fn sample_on_schedule(
     rate: f64,
     mut sample: impl FnMut() -> error::Result<()>,
 ) -> error::Result<bool> {
-    let interval = Duration::from_secs_f64(1.0 / rate);
     let start = std::time::Instant::now();
-    let mut tick = 0u32;
+    let mut tick = 0u64;
     loop {
         match sample() {
             Ok(()) => {}
@@ -208,7 +207,7 @@ fn sample_on_schedule(
             return Ok(false);
         }
         // Keep to the rate's schedule; never sleep past the end of the window.
-        let due = (interval * tick).min(duration);
+        let due = Duration::from_secs_f64(tick as f64 / rate).min(duration);
         if let Some(wait) = due.checked_sub(start.elapsed()) {
             std::thread::sleep(wait);
         }

@@ -148,15 +148,16 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
 }
 
 pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result<()> {
+    let doc = &*super::escape::document(doc);
     let p = &doc.processes[0];
     if doc.processes.len() > 1 {
         writeln!(
             out,
-            "{} · process tree of pid {} · {} Python processes · {} threads · window {:.1} s ({} snapshot{})",
+            "{} · process tree of pid {} · {} Python processes · {} · window {:.1} s ({} snapshot{})",
             style.bold(&format!("gridlock {}", doc.tool.version)),
             p.pid,
             doc.processes.len(),
-            doc.threads.len(),
+            count(doc.threads.len(), "thread"),
             doc.window.seconds,
             doc.window.snapshots,
             if doc.window.snapshots == 1 { "" } else { "s" }
@@ -191,7 +192,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     writeln!(
         out,
-        "{} · pid {} · CPython {} · {} · {} threads · window {:.1} s ({} snapshot{})",
+        "{} · pid {} · CPython {} · {} · {} · window {:.1} s ({} snapshot{})",
         style.bold(&format!("gridlock {}", doc.tool.version)),
         p.pid,
         p.python_version,
@@ -200,7 +201,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         } else {
             &p.cmdline
         },
-        doc.threads.len(),
+        count(doc.threads.len(), "thread"),
         doc.window.seconds,
         doc.window.snapshots,
         if doc.window.snapshots == 1 { "" } else { "s" }
@@ -480,6 +481,11 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
         writeln!(out, "  {a}")?;
     }
     Ok(())
+}
+
+/// `1 thread`, `3 threads`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 fn interest(t: &Thread) -> u8 {
