@@ -95,7 +95,8 @@ pub fn dump_tree(
 }
 
 /// Attach to `pid` and sample it at `rate` Hz for `duration`, tracking lock order. A target
-/// that exits after at least one snapshot yields what was recorded, marked `exited`.
+/// that exits after at least one snapshot yields what was recorded, marked `exited` (with
+/// `exited_at`, when it was found gone).
 pub fn record(
     pid: i32,
     duration: Duration,
@@ -127,7 +128,7 @@ pub fn record_with(
         snapshot::take(&mut target).map(|s| acc.push(s))
     })?;
     let mut doc = acc.document(target.process.clone(), command);
-    doc.processes[0].exited = exited;
+    mark_exited(&mut doc, pid, exited);
     Ok(doc)
 }
 
@@ -167,17 +168,23 @@ pub fn record_tree(
             name: target::procfs::comm(pid),
             cmdline: target::procfs::cmdline(pid),
             python_version: String::new(),
-            exited,
+            exited: false,
+            exited_at: None,
             interpreter_found: None,
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);
-    if exited {
-        for p in doc.processes.iter_mut().filter(|p| p.pid == pid) {
-            p.exited = true;
-        }
-    }
+    mark_exited(&mut doc, pid, exited);
     Ok(doc)
+}
+
+/// Mark `pid` exited at `when`, if it was found gone.
+fn mark_exited(doc: &mut Document, pid: i32, when: Option<std::time::SystemTime>) {
+    let Some(when) = when else { return };
+    for p in doc.processes.iter_mut().filter(|p| p.pid == pid) {
+        p.exited = true;
+        p.exited_at = Some(analysis::timestamp(when));
+    }
 }
 
 fn record_loop_options(threshold: Duration) -> analysis::loops::LoopOptions {
@@ -187,24 +194,26 @@ fn record_loop_options(threshold: Duration) -> analysis::loops::LoopOptions {
     }
 }
 
-/// Call `sample` at `rate` Hz until `duration` has passed. Returns whether the target exited
-/// (after at least one sample: an exit before any is the error itself).
+/// Call `sample` at `rate` Hz until `duration` has passed. Returns when the target was found
+/// gone, if it exited (after at least one sample: an exit before any is the error itself).
 fn sample_on_schedule(
     duration: Duration,
     rate: f64,
     mut sample: impl FnMut() -> error::Result<()>,
-) -> error::Result<bool> {
+) -> error::Result<Option<std::time::SystemTime>> {
     let start = std::time::Instant::now();
     let mut tick = 0u64;
     loop {
         match sample() {
             Ok(()) => {}
-            Err(error::Error::TargetExited { .. }) if tick > 0 => return Ok(true),
+            Err(error::Error::TargetExited { .. }) if tick > 0 => {
+                return Ok(Some(std::time::SystemTime::now()))
+            }
             Err(e) => return Err(e),
         }
         tick += 1;
         if start.elapsed() >= duration {
-            return Ok(false);
+            return Ok(None);
         }
         // Keep to the rate's schedule; never sleep past the end of the window.
         let due = Duration::from_secs_f64(tick as f64 / rate).min(duration);

@@ -75,6 +75,14 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         )?
     };
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
+    // What was recorded is printed, but the recording is incomplete: as dump, exit 1.
+    if doc.processes.iter().any(|p| p.pid == args.pid && p.exited) {
+        eprintln!(
+            "gridlock: error: process {} exited during the recording (the report shows what was recorded before)",
+            args.pid
+        );
+        return Ok(EXIT_FAILED_TO_RUN);
+    }
     Ok(if gridlock::fails(&doc, &args.fail_on) {
         EXIT_FINDING
     } else {

@@ -182,6 +182,7 @@ fn document(
         cmdline: procfs::cmdline(root),
         python_version: String::new(),
         exited: false,
+        exited_at: None,
         interpreter_found: None,
     });
     let mut doc = analysis::document_with(

@@ -152,3 +152,44 @@ fn run_reports_and_junit_escape_what_the_target_controls() {
     assert!(xml.contains(&format!("evil-1{EVIL_SHOWN}")), "{xml}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A SIGSTOPped deadlock: its threads are `stopped`, the report says nothing is inferred from
+/// their waits and finds nothing; continued, the same process is a deadlock again.
+#[test]
+fn a_stopped_target_says_so_and_nothing_is_inferred_from_its_waits() {
+    for_each_interpreter(|py| {
+        let target = Target::start(py, &support::example("bank_transfer.py"), &[]);
+        let signal = |sig| unsafe { libc::kill(target.pid, sig) };
+        signal(libc::SIGSTOP);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while support::proc_state(target.pid) != Some('T') && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (code, doc) = support::dump_json(target.pid, "300ms");
+        assert_eq!(code, 0, "{doc}");
+        let states: Vec<&str> = doc["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["state"].as_str().unwrap())
+            .collect();
+        assert!(
+            states.len() == 3 && states.iter().all(|s| *s == "stopped"),
+            "{states:?}"
+        );
+        assert!(doc["findings"].as_array().unwrap().is_empty(), "{doc}");
+        let (_, text) = support::dump_text(target.pid, "0");
+        assert!(
+            text.contains(&format!(
+                "STOPPED  process {} is stopped (SIGSTOP or a debugger): a stopped process cannot make progress, so nothing is inferred from its waits.",
+                target.pid
+            )),
+            "{text}"
+        );
+
+        signal(libc::SIGCONT);
+        let (code, doc) = support::dump_json(target.pid, "300ms");
+        assert_eq!(code, 3, "{doc}");
+        assert_eq!(support::doc::findings(&doc, "deadlock").len(), 1);
+    });
+}

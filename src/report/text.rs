@@ -177,6 +177,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
             )?;
         }
         writeln!(out)?;
+        process_notes(doc, style, &mut out)?;
         if doc.findings.is_empty() {
             writeln!(
                 out,
@@ -207,6 +208,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         if doc.window.snapshots == 1 { "" } else { "s" }
     )?;
     writeln!(out)?;
+    process_notes(doc, style, &mut out)?;
     if doc.findings.is_empty() {
         writeln!(
             out,
@@ -220,6 +222,55 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     loops(doc, style, &mut out)?;
     threads(doc, style, &mut out)?;
+    Ok(())
+}
+
+/// One line per process that exited while recorded (what follows is what was seen before)
+/// or has stopped threads (their waits were not used: a stopped process cannot make progress,
+/// whatever it waits for).
+fn process_notes<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()> {
+    let mut any = false;
+    for p in &doc.processes {
+        if p.exited {
+            writeln!(
+                out,
+                "{}  process {} exited during the recording: after its last snapshot at {} and before {}. What follows was recorded before it exited ({}).",
+                style.yellow("EXITED"),
+                p.pid,
+                doc.window.ended,
+                p.exited_at.as_deref().unwrap_or("the recording ended"),
+                count(doc.window.snapshots, "snapshot"),
+            )?;
+            any = true;
+        }
+        let threads: Vec<&Thread> = doc.threads.iter().filter(|t| t.pid == p.pid).collect();
+        let stopped = threads
+            .iter()
+            .filter(|t| t.state == ThreadState::Stopped)
+            .count();
+        if stopped == 0 {
+            continue;
+        }
+        let who = if stopped == threads.len() {
+            format!("process {} is stopped", p.pid)
+        } else {
+            let verb = if stopped == 1 { "is" } else { "are" };
+            format!(
+                "{} of process {} {verb} stopped",
+                count(stopped, "thread"),
+                p.pid
+            )
+        };
+        writeln!(
+            out,
+            "{}  {who} (SIGSTOP or a debugger): a stopped process cannot make progress, so nothing is inferred from its waits.",
+            style.yellow("STOPPED")
+        )?;
+        any = true;
+    }
+    if any {
+        writeln!(out)?;
+    }
     Ok(())
 }
 
