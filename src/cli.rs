@@ -70,7 +70,8 @@ pub struct RecordArgs {
     /// Process id of the running CPython 3.8-3.13 process
     pub pid: i32,
 
-    /// How long to sample
+    /// How long to sample (1ms to 720h). A target that exits before the end: the report shows
+    /// what was recorded and when it exited, and the exit status is 1
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Duration,
 
@@ -100,7 +101,10 @@ pub struct RecordArgs {
 }
 
 pub const RUN_EXIT_CODES: &str = "EXIT STATUS:
-  CMD's own status when nothing fails (128+N if it was killed by signal N)
+  CMD's own status when nothing fails (128+N if it was killed by signal N), once every process
+       of its tree has exited (gridlock is the tree's subreaper: what CMD leaves running is
+       still watched, and killed on a finding or --timeout; a killed gridlock takes the tree
+       with it)
   1    gridlock could not start CMD
   2    usage error
   3    a failing finding (deadlock, stall, orphaned_lock, hang; see --fail-on): the report is
@@ -180,7 +184,8 @@ pub struct DumpArgs {
     #[arg(long)]
     pub tree: bool,
 
-    /// How long to sample: findings must persist over the whole window; 0 takes one snapshot
+    /// How long to sample (1ms to 720h): findings must persist over the whole window; 0 takes
+    /// one snapshot
     #[arg(long, default_value = "1s", value_parser = parse_window, value_name = "DURATION")]
     pub window: Duration,
 
