@@ -55,8 +55,9 @@ pub struct TopArgs {
     /// Process id of the running CPython 3.8-3.13 process
     pub pid: i32,
 
-    /// Samples per second (lowered automatically when the target is too large to sample this fast)
-    #[arg(long, default_value_t = 10.0)]
+    /// Samples per second, 0.01 to 1000 (lowered automatically when the target
+    /// is too large to sample this fast)
+    #[arg(long, default_value_t = 10.0, value_parser = rate_up_to(1000.0), value_name = "HZ")]
     pub rate: f64,
 
     /// Sample every Python process below PID too, with the waits between them (the Processes view)
@@ -69,12 +70,13 @@ pub struct RecordArgs {
     /// Process id of the running CPython 3.8-3.13 process
     pub pid: i32,
 
-    /// How long to sample
+    /// How long to sample (1ms to 720h). A target that exits before the end: the report shows
+    /// what was recorded and when it exited, and the exit status is 1
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Duration,
 
-    /// Samples per second
-    #[arg(long, default_value_t = 100.0)]
+    /// Samples per second, 0.01 to 10000
+    #[arg(long, default_value_t = 100.0, value_parser = rate_up_to(10_000.0), value_name = "HZ")]
     pub rate: f64,
 
     /// Print the report contract's JSON document instead of text
@@ -99,7 +101,10 @@ pub struct RecordArgs {
 }
 
 pub const RUN_EXIT_CODES: &str = "EXIT STATUS:
-  CMD's own status when nothing fails (128+N if it was killed by signal N)
+  CMD's own status when nothing fails (128+N if it was killed by signal N), once every process
+       of its tree has exited (gridlock is the tree's subreaper: what CMD leaves running is
+       still watched, and killed on a finding or --timeout; a killed gridlock takes the tree
+       with it)
   1    gridlock could not start CMD
   2    usage error
   3    a failing finding (deadlock, stall, orphaned_lock, hang; see --fail-on): the report is
@@ -125,8 +130,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
     pub hang_after: Duration,
 
-    /// Samples per second
-    #[arg(long, default_value_t = 10.0)]
+    /// Samples per second, 0.01 to 1000
+    #[arg(long, default_value_t = 10.0, value_parser = rate_up_to(1000.0), value_name = "HZ")]
     pub rate: f64,
 
     /// How long a finding must persist before the run is stopped
@@ -179,8 +184,9 @@ pub struct DumpArgs {
     #[arg(long)]
     pub tree: bool,
 
-    /// How long to sample: findings must persist over the whole window; 0 takes one snapshot
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    /// How long to sample (1ms to 720h): findings must persist over the whole window; 0 takes
+    /// one snapshot
+    #[arg(long, default_value = "1s", value_parser = parse_window, value_name = "DURATION")]
     pub window: Duration,
 
     /// Finding kinds that make the exit status 3, comma-separated (default: the error kinds)
@@ -196,8 +202,25 @@ pub struct DumpArgs {
     pub color: String,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+/// Every duration option but `dump --window`: 1 ms to 30 days.
+fn parse_duration(s: &str) -> Result<Duration, crate::duration::DurationError> {
     crate::duration::parse(s)
+}
+
+/// `dump --window`, where 0 means one snapshot.
+fn parse_window(s: &str) -> Result<Duration, crate::duration::DurationError> {
+    crate::duration::parse_or_zero(s)
+}
+
+/// A sample rate in Hz, from 0.01 (one sample per 100 s: the interval stays a sane
+/// duration) to `max`.
+fn rate_up_to(max: f64) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |s: &str| match s.trim().parse::<f64>() {
+        Ok(r) if (0.01..=max).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "invalid rate {s:?}: use a number of samples per second from 0.01 to {max}"
+        )),
+    }
 }
 
 fn parse_kind(s: &str) -> Result<FindingKind, String> {

@@ -32,6 +32,9 @@ pub struct Tree {
     pub read: ReadOptions,
     /// Interpreter discovery, shared by every process running the same Python binary.
     pub discovery: DiscoveryCache,
+    /// The tree is every descendant of this process, not only of `root` (`run`, a subreaper:
+    /// what `root` leaves behind is re-parented here and still watched).
+    pub subreaper: bool,
 }
 
 impl Tree {
@@ -46,6 +49,7 @@ impl Tree {
                 ..read
             },
             discovery: DiscoveryCache::default(),
+            subreaper: false,
         }
     }
 
@@ -67,7 +71,11 @@ impl Tree {
     /// Follow the tree: attach to new processes (and to ones that exec'd), drop gone ones.
     /// Returns every live pid of the tree, parents first.
     pub fn refresh(&mut self) -> Vec<i32> {
-        let pids = tree::descendants(self.root);
+        let pids = if self.subreaper {
+            tree::own_descendants()
+        } else {
+            tree::descendants(self.root)
+        };
         let live: HashSet<i32> = pids.iter().copied().collect();
         self.targets.retain(|p, t| live.contains(p) && t.alive());
         self.tries.retain(|p, _| live.contains(p));

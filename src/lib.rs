@@ -12,6 +12,7 @@ pub mod cpython;
 pub mod crossproc;
 pub mod duration;
 pub mod error;
+pub mod guard;
 pub mod model;
 pub mod probe;
 pub mod report;
@@ -135,7 +136,7 @@ fn dump_tree(
 
 /// Attach to `pid` and sample it at the rate for the duration, tracking lock order (with
 /// `--tree`, every Python process below it too). A target that exits after at least one
-/// snapshot yields what was recorded, marked `exited`.
+/// snapshot yields what was recorded, marked `exited` (with `exited_at`, when it was found gone).
 pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Result<Document> {
     if options.tree {
         return record_tree(pid, options, command);
@@ -151,7 +152,7 @@ pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Res
         snapshot::take(&mut target).map(|s| acc.push(s))
     })?;
     let mut doc = acc.document(target.process.clone(), command);
-    doc.processes[0].exited = exited;
+    mark_exited(&mut doc, pid, exited);
     Ok(doc)
 }
 
@@ -188,17 +189,23 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             name: target::procfs::comm(pid),
             cmdline: target::procfs::cmdline(pid),
             python_version: String::new(),
-            exited,
+            exited: false,
+            exited_at: None,
             interpreter_found: None,
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);
-    if exited {
-        for p in doc.processes.iter_mut().filter(|p| p.pid == pid) {
-            p.exited = true;
-        }
-    }
+    mark_exited(&mut doc, pid, exited);
     Ok(doc)
+}
+
+/// Mark `pid` exited at `when`, if it was found gone.
+fn mark_exited(doc: &mut Document, pid: i32, when: Option<std::time::SystemTime>) {
+    let Some(when) = when else { return };
+    for p in doc.processes.iter_mut().filter(|p| p.pid == pid) {
+        p.exited = true;
+        p.exited_at = Some(analysis::timestamp(when));
+    }
 }
 
 fn record_loop_options(threshold: Duration) -> analysis::loops::LoopOptions {
@@ -208,28 +215,29 @@ fn record_loop_options(threshold: Duration) -> analysis::loops::LoopOptions {
     }
 }
 
-/// Call `sample` at `rate` Hz until `duration` has passed. Returns whether the target exited
-/// (after at least one sample: an exit before any is the error itself).
+/// Call `sample` at `rate` Hz until `duration` has passed. Returns when the target was found
+/// gone, if it exited (after at least one sample: an exit before any is the error itself).
 fn sample_on_schedule(
     duration: Duration,
     rate: f64,
     mut sample: impl FnMut() -> error::Result<()>,
-) -> error::Result<bool> {
-    let interval = Duration::from_secs_f64(1.0 / rate);
+) -> error::Result<Option<std::time::SystemTime>> {
     let start = std::time::Instant::now();
-    let mut tick = 0u32;
+    let mut tick = 0u64;
     loop {
         match sample() {
             Ok(()) => {}
-            Err(error::Error::TargetExited { .. }) if tick > 0 => return Ok(true),
+            Err(error::Error::TargetExited { .. }) if tick > 0 => {
+                return Ok(Some(std::time::SystemTime::now()))
+            }
             Err(e) => return Err(e),
         }
         tick += 1;
         if start.elapsed() >= duration {
-            return Ok(false);
+            return Ok(None);
         }
         // Keep to the rate's schedule; never sleep past the end of the window.
-        let due = (interval * tick).min(duration);
+        let due = Duration::from_secs_f64(tick as f64 / rate).min(duration);
         if let Some(wait) = due.checked_sub(start.elapsed()) {
             std::thread::sleep(wait);
         }

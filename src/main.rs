@@ -13,6 +13,9 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_FINDING: u8 = 3;
 
 fn main() -> ExitCode {
+    if std::env::var_os(gridlock::guard::GUARD_ENV).is_some() {
+        gridlock::guard::guard_main();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -53,10 +56,6 @@ fn main() -> ExitCode {
 }
 
 fn record(args: &RecordArgs) -> anyhow::Result<u8> {
-    if !(args.rate > 0.0 && args.rate <= 10_000.0) {
-        eprintln!("gridlock: error: --rate must be between 0 and 10000 samples per second");
-        return Ok(EXIT_USAGE);
-    }
     let command = Command {
         name: "record".into(),
         args: std::env::args().skip(1).collect(),
@@ -69,6 +68,14 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
     };
     let doc = gridlock::record(args.pid, &options, command)?;
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
+    // What was recorded is printed, but the recording is incomplete: as dump, exit 1.
+    if doc.processes.iter().any(|p| p.pid == args.pid && p.exited) {
+        eprintln!(
+            "gridlock: error: process {} exited during the recording (the report shows what was recorded before)",
+            args.pid
+        );
+        return Ok(EXIT_FAILED_TO_RUN);
+    }
     Ok(if gridlock::fails(&doc, &args.fail_on) {
         EXIT_FINDING
     } else {
@@ -77,10 +84,6 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
 }
 
 fn top(args: &TopArgs) -> anyhow::Result<u8> {
-    if !(args.rate > 0.0 && args.rate <= 1000.0) {
-        eprintln!("gridlock: error: --rate must be between 0 and 1000 samples per second");
-        return Ok(EXIT_USAGE);
-    }
     let command = Command {
         name: "top".into(),
         args: std::env::args().skip(1).collect(),
@@ -98,13 +101,14 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
     use gridlock::watch::{self, Outcome, WatchOptions};
     use std::os::unix::process::ExitStatusExt;
 
-    if !(args.rate > 0.0 && args.rate <= 1000.0) {
-        eprintln!("gridlock: error: --rate must be between 0 and 1000 samples per second");
-        return Ok(EXIT_USAGE);
-    }
     watch::install_signal_handlers();
+    // CMD's tree dies with gridlock, even by SIGKILL; the guard starts outside the tree.
+    let mut guard = gridlock::guard::Guard::start();
+    // Orphans of CMD's tree are re-parented to gridlock and stay watched.
+    watch::become_subreaper()?;
     let mut cmd = std::process::Command::new(&args.command[0]);
     cmd.args(&args.command[1..]);
+    gridlock::guard::die_with_parent(&mut cmd);
     if args.probe {
         let mut path: Vec<std::path::PathBuf> = gridlock::probe::materialize()?;
         if let Some(old) = std::env::var_os("PYTHONPATH") {
@@ -113,7 +117,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         cmd.env("PYTHONPATH", std::env::join_paths(path)?);
         cmd.env("GRIDLOCK_PROBE", "1");
     }
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot start {:?}: {e}", args.command[0]))?;
     let opts = WatchOptions {
@@ -128,7 +132,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         name: "run".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let result = watch::watch(&mut child, &opts, command);
+    let result = watch::watch(&child, &opts, command, &mut guard);
     let doc = &result.document;
     let write_files = || -> anyhow::Result<()> {
         if let Some(path) = &args.report {
@@ -176,35 +180,20 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         Outcome::Failed => {
             print_report();
             write_files()?;
-            watch::kill_tree(root);
-            let _ = child.wait();
+            watch::kill_tree();
             Ok(EXIT_FINDING)
         }
         Outcome::TimedOut => {
             eprintln!("\ngridlock run: --timeout ran out");
             print_report();
             write_files()?;
-            watch::kill_tree(root);
-            let _ = child.wait();
+            watch::kill_tree();
             Ok(124)
         }
         Outcome::Signalled(sig) => {
             print_report();
             write_files()?;
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(root),
-                nix::sys::signal::Signal::try_from(sig)
-                    .unwrap_or(nix::sys::signal::Signal::SIGTERM),
-            );
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return Ok(128 + sig as u8);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            watch::kill_tree(root);
-            let _ = child.wait();
+            watch::signal_tree(root, sig, result.status, std::time::Duration::from_secs(5));
             Ok(128 + sig as u8)
         }
     }

@@ -180,6 +180,10 @@ pub struct Process {
     pub cmdline: String,
     pub python_version: String,
     pub exited: bool,
+    /// When gridlock found it gone (RFC 3339), for a process that exited while it was being
+    /// recorded; it exited after the window's last snapshot and before this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exited_at: Option<String>,
     /// How gridlock found the interpreter: `searched` (py-spy read the binary's symbols or
     /// scanned its data) or `cached` (from a process of the tree running the same binary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +201,8 @@ pub enum ThreadState {
     IoWait,
     GilWait,
     Syscall,
+    /// Stopped by a signal (SIGSTOP, SIGTSTP) or a tracer: it cannot act until continued.
+    Stopped,
     Unknown,
 }
 
@@ -211,6 +217,7 @@ impl ThreadState {
             ThreadState::IoWait => "io_wait",
             ThreadState::GilWait => "gil_wait",
             ThreadState::Syscall => "syscall",
+            ThreadState::Stopped => "stopped",
             ThreadState::Unknown => "unknown",
         }
     }

@@ -31,6 +31,15 @@ pub fn descendants(root: i32) -> Vec<i32> {
     out
 }
 
+/// Every live descendant of this process, parents before children: `run`'s tree, which (as
+/// its subreaper) also holds the processes its command left behind, re-parented here.
+pub fn own_descendants() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut pids = descendants(me);
+    pids.retain(|p| *p != me);
+    pids
+}
+
 /// Total CPU ticks used by all threads of `pid`.
 pub fn cpu_ticks(pid: i32) -> u64 {
     procfs::task_ids(pid)

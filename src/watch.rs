@@ -1,14 +1,20 @@
 //! `gridlock run`: start a command, watch it and every Python process it starts, and stop it
 //! with a report when a failing finding persists, when it hangs, or when time runs out.
+//!
+//! gridlock is the subreaper of the command's tree: a process the command leaves behind is
+//! re-parented to gridlock, stays watched, and is killed with the rest; the watch ends when
+//! the whole tree has exited. The tree dies with gridlock (`guard`).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::analysis;
 use crate::crossproc;
+use crate::guard::Guard;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 use crate::target::procfs;
@@ -66,7 +72,33 @@ pub fn install_signal_handlers() {
     }
 }
 
-pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch {
+/// Make this process the subreaper of every process it starts from now on: an orphan of the
+/// tree is re-parented here rather than to init, so it stays in the watched tree.
+pub fn become_subreaper() -> std::io::Result<()> {
+    // SAFETY: a plain prctl on this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Reap every child of gridlock that has exited (the command, and orphans of its tree
+/// re-parented here), keeping the command's own status.
+fn reap(root: i32, status: &mut Option<ExitStatus>) {
+    loop {
+        let mut raw = 0;
+        // SAFETY: waitpid with a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut raw, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        if pid == root {
+            *status = Some(ExitStatus::from_raw(raw));
+        }
+    }
+}
+
+pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut Guard) -> Watch {
     let root = child.id() as i32;
     let started = Instant::now();
     // Every Python process of the tree, sampled together into one wait-for graph.
@@ -77,17 +109,20 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             ..Default::default()
         },
     );
+    tree.subreaper = true;
+    let mut status = None;
     let mut history: VecDeque<Snapshot> = VecDeque::new();
     // Every snapshot of the run, folded per process: latent findings (lock order, races).
     let mut over_time: HashMap<i32, analysis::Accumulator> = HashMap::new();
     let mut last_progress = Instant::now();
     let mut last_fingerprint = 0u64;
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        reap(root, &mut status);
+        if status.is_some() && tree::own_descendants().is_empty() {
             let doc = document(&history, &over_time, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::Exited,
-                status: Some(status),
+                status,
                 document: doc,
             };
         }
@@ -96,7 +131,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             let doc = document(&history, &over_time, root, &command, opts, false);
             return Watch {
                 outcome: Outcome::Signalled(sig),
-                status: None,
+                status,
                 document: doc,
             };
         }
@@ -113,7 +148,8 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
             };
         }
 
-        let pids = tree::descendants(root);
+        let pids = tree::own_descendants();
+        guard.update(&pids);
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let mut timed_sleep = false;
         for &pid in &pids {
@@ -187,6 +223,7 @@ fn document(
         cmdline: procfs::cmdline(root),
         python_version: String::new(),
         exited: false,
+        exited_at: None,
         interpreter_found: None,
     });
     let mut doc = analysis::document_with(
@@ -254,10 +291,11 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
     }
 }
 
-/// Kill `root` and all its descendants (children first, so none is re-parented and missed).
-pub fn kill_tree(root: i32) {
-    for _ in 0..3 {
-        let pids = tree::descendants(root);
+/// Kill the whole tree (children first, so none is re-parented and missed) and reap it.
+pub fn kill_tree() {
+    let mut status = None;
+    for _ in 0..50 {
+        let pids = tree::own_descendants();
         if pids.is_empty() {
             return;
         }
@@ -268,5 +306,37 @@ pub fn kill_tree(root: i32) {
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+        reap(0, &mut status);
     }
+}
+
+/// Pass `sig` on to the command (or, once it has exited, to what it left behind), wait up to
+/// `grace` for the whole tree to exit, then kill what is left. The command's status, if known.
+pub fn signal_tree(
+    root: i32,
+    sig: i32,
+    mut status: Option<ExitStatus>,
+    grace: Duration,
+) -> Option<ExitStatus> {
+    let sig = nix::sys::signal::Signal::try_from(sig).unwrap_or(nix::sys::signal::Signal::SIGTERM);
+    reap(root, &mut status);
+    let to: Vec<i32> = if status.is_none() {
+        vec![root]
+    } else {
+        tree::own_descendants()
+    };
+    for pid in to {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        reap(root, &mut status);
+        if tree::own_descendants().is_empty() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill_tree();
+    reap(root, &mut status);
+    status
 }

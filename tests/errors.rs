@@ -295,6 +295,58 @@ fn usage_errors_exit_2() {
     assert!(text(&out.stderr).contains("<PID>"));
 }
 
+/// Issue 15: huge, tiny, exponent and zero durations and rates, for every option that takes
+/// one: a usage error naming the value and the range, never a panic.
+#[test]
+fn out_of_range_durations_and_rates_are_usage_errors() {
+    let me = &std::process::id().to_string()[..];
+    let huge = "100000000000000000000";
+    let cases: &[(&[&str], &str)] = &[
+        (&["dump", me, "--window", huge], "1ms to 30 days"),
+        (&["dump", me, "--window", "1e9"], "1ms to 30 days"),
+        (&["dump", me, "--window", "0.1ms"], "or 0 for one snapshot"),
+        (&["dump", me, "--loop-threshold", "0"], "1ms to 30 days"),
+        (&["record", me, "--duration", huge], "1ms to 30 days"),
+        (&["record", me, "--duration", "inf"], "invalid duration"),
+        (
+            &["record", me, "--loop-threshold", "1e400"],
+            "1ms to 30 days",
+        ),
+        (&["record", me, "--rate", "0"], "from 0.01 to 10000"),
+        (&["top", me, "--rate", "1e-300"], "from 0.01 to 1000"),
+        (&["run", "--timeout", huge, "--", "true"], "1ms to 30 days"),
+        (
+            &["run", "--hang-after", "-5s", "--", "true"],
+            "invalid duration",
+        ),
+        (
+            &["run", "--window", "31d", "--", "true"],
+            "invalid duration",
+        ),
+        (&["run", "--window", "721h", "--", "true"], "1ms to 30 days"),
+        (&["run", "--rate", "0", "--", "true"], "from 0.01 to 1000"),
+    ];
+    for (args, says) in cases {
+        let out = gridlock(args);
+        let stderr = text(&out.stderr);
+        let ctx = format!("gridlock {args:?}: exit {:?}\nstderr: {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{ctx}");
+        assert_eq!(out.status.code(), Some(2), "{ctx}");
+        assert!(stderr.contains(says), "{ctx}");
+    }
+    // Exponent and fractional forms in range are accepted alike.
+    let out = gridlock(&[
+        "run",
+        "--timeout",
+        "1.5e1",
+        "--hang-after",
+        "2.5e-1m",
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 #[test]
 fn help_mentions_exit_codes() {
     for args in [&["--help"][..], &["dump", "--help"], &["help", "dump"]] {

@@ -166,3 +166,58 @@ fn record_tree_finds_an_inversion_in_a_child_process() {
         );
     });
 }
+
+/// A target that exits a moment into the recording: exit 1 (as dump), and the report still
+/// shows what was recorded, saying when the target went.
+#[test]
+fn a_target_that_exits_mid_recording_exits_1_and_says_when() {
+    let _serial = serial();
+    let py = &support::interpreters()[0];
+    let code = "import threading, time\n\
+                t = threading.Thread(target=time.sleep, args=(60,), name='napper', daemon=True)\n\
+                t.start(); print('READY', flush=True); time.sleep(3)";
+    // Not waiting for its threads to settle: the recording must begin well before it exits.
+    let short_lived = || Target::start_busy(py, std::path::Path::new("-c"), &[code]);
+
+    let target = short_lived();
+    let (status, d) = record_doc(target.pid, &["--duration", "20s", "--rate", "20"]);
+    assert_eq!(status, Some(1), "{d}");
+    let p = &d["processes"][0];
+    assert_eq!(p["exited"], true, "{p}");
+    assert!(p["exited_at"].as_str().unwrap() >= d["window"]["ended"].as_str().unwrap());
+    assert!(
+        d["window"]["snapshots"].as_u64().unwrap() >= 2,
+        "{}",
+        d["window"]
+    );
+    drop(target);
+
+    let target = short_lived();
+    let out = Command::new(gridlock_bin())
+        .args([
+            "record",
+            &target.pid.to_string(),
+            "--duration",
+            "20s",
+            "--color",
+            "never",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}{stderr}");
+    assert!(
+        text.contains(&format!(
+            "EXITED  process {} exited during the recording: after its last snapshot at",
+            target.pid
+        )),
+        "{text}"
+    );
+    // What was recorded is still shown (the threads as last seen, while it was exiting).
+    assert!(
+        text.lines().next().unwrap().contains(" snapshots)") && text.contains("THREADS"),
+        "{text}"
+    );
+    assert!(stderr.contains("exited during the recording"), "{stderr}");
+}

@@ -293,3 +293,113 @@ fn a_multiprocessing_child_that_deadlocks_while_the_parent_waits_is_caught() {
         }
     }
 }
+
+/// Live (not zombie) processes whose command line holds `marker`, gridlock's own excepted.
+fn alive_with(marker: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.contains(marker)
+                && !cmd.contains(support::gridlock_bin())
+                && support::proc_state(*pid).is_some_and(|s| s != 'Z')
+        })
+        .collect()
+}
+
+/// Kills what a failed test left (only processes carrying its own marker), then checks.
+fn assert_none_left(marker: &str, what: &str) {
+    let mut left = alive_with(marker);
+    for _ in 0..50 {
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = alive_with(marker);
+    }
+    for pid in &left {
+        unsafe {
+            libc::kill(*pid, libc::SIGKILL);
+        }
+    }
+    panic!("{what}: left running: {left:?}");
+}
+
+/// A Python command that sleeps, tagged so the test finds it (and only it).
+fn sleeper(py: &Interpreter, seconds: u32, marker: &str) -> String {
+    format!(
+        "{} -c 'import time; time.sleep({seconds})  # {marker}'",
+        py.path.display()
+    )
+}
+
+#[test]
+fn a_deadlock_the_command_leaves_behind_is_still_caught_and_killed() {
+    let py = &some_interpreters()[0];
+    // The command, with an argument (ignored by the example) that tags the process.
+    let marker = format!("orphan-deadlock-{}", std::process::id());
+    let script = format!(
+        "{} {} {marker} >/dev/null & exit 0",
+        py.path.display(),
+        example("bank_transfer.py").display()
+    );
+    let (code, stderr) = run(&["--", "sh", "-c", &script]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("DEADLOCK") && stderr.contains("teller-1"),
+        "{stderr}"
+    );
+    assert_none_left(&marker, "the orphaned deadlock");
+}
+
+#[test]
+fn run_waits_for_what_the_command_leaves_behind_and_times_it_out() {
+    let py = &some_interpreters()[0];
+    // The orphan sleeps 2 s after the command exited: run returns only once it has exited.
+    let marker = format!("orphan-wait-{}", std::process::id());
+    let script = format!("{} & exit 5", sleeper(py, 2, &marker));
+    let (code, stderr) = run(&["--", "sh", "-c", &script]);
+    assert_eq!(code, 5, "the command's own status: {stderr}");
+    assert!(
+        alive_with(&marker).is_empty(),
+        "run returned while the tree ran"
+    );
+
+    // An orphan that outlives --timeout is killed with the rest.
+    let marker = format!("orphan-timeout-{}", std::process::id());
+    let script = format!("{} & exit 0", sleeper(py, 60, &marker));
+    let (code, stderr) = run(&["--timeout", "1s", "--", "sh", "-c", &script]);
+    assert_eq!(code, 124, "{stderr}");
+    assert_none_left(&marker, "the orphan after --timeout");
+}
+
+#[test]
+fn a_killed_gridlock_run_takes_its_tree_with_it() {
+    let py = &some_interpreters()[0];
+    let marker = format!("orphan-sigkill-{}", std::process::id());
+    // A child (the shell, then Python in the foreground) and a grandchild in the background.
+    let script = format!(
+        "{} & {}; wait",
+        sleeper(py, 60, &format!("{marker} background")),
+        sleeper(py, 60, &format!("{marker} foreground"))
+    );
+    let mut gridlock = Command::new(gridlock_bin())
+        .args(["run", "--", "sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // The shell's command line holds the marker too: wait for both Pythons and the shell.
+    while alive_with(&marker).len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(alive_with(&marker).len(), 3, "the tree did not start");
+    // Let run see the whole tree at least once before it is killed.
+    std::thread::sleep(Duration::from_millis(500));
+    gridlock.kill().unwrap();
+    let _ = gridlock.wait();
+    assert_none_left(&marker, "a SIGKILLed gridlock run");
+}

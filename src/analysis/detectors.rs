@@ -598,11 +598,18 @@ impl Detector for Stalls {
         let mut f = finding(
             FindingKind::Stall,
             format!("stall:{}", snap.pid),
-            format!(
-                "all {} threads are blocked and none can wake another: {}",
-                snap.threads.len(),
-                parts.join("; ")
-            ),
+            if snap.threads.len() == 1 {
+                format!(
+                    "the only thread is blocked and nothing can wake it: {}",
+                    parts.join("; ")
+                )
+            } else {
+                format!(
+                    "all {} threads are blocked and none can wake another: {}",
+                    snap.threads.len(),
+                    parts.join("; ")
+                )
+            },
         );
         f.advice = Some("Nothing left running can release these waits: look for a notify or release that never happens (a missed notify, a lock whose owner exited, a pool with every worker waiting).".into());
         f.threads = snap.threads.iter().map(|t| t.id.clone()).collect();

@@ -11,6 +11,7 @@ fn quote(s: &str) -> String {
 }
 
 pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
+    let doc = &*super::escape::document(doc);
     let hot_edges: HashSet<(&str, &str)> = doc
         .findings
         .iter()

@@ -13,6 +13,8 @@ fn escape(s: &str) -> String {
 }
 
 pub fn render<W: Write>(doc: &Document, fail_on: &[FindingKind], mut out: W) -> io::Result<()> {
+    // XML 1.0 cannot carry most control characters either: the escaped document has none.
+    let doc = &*super::escape::document(doc);
     let mut text = Vec::new();
     super::text::render(doc, &super::text::Style { color: false }, &mut text)?;
     let report = String::from_utf8_lossy(&text);

@@ -1,6 +1,7 @@
 //! Printers: each a function of (&Document, impl Write). None of them computes anything new.
 
 pub mod dot;
+pub mod escape;
 pub mod junit;
 pub mod text;
 

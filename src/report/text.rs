@@ -141,15 +141,16 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
 }
 
 pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result<()> {
+    let doc = &*super::escape::document(doc);
     let p = &doc.processes[0];
     if doc.processes.len() > 1 {
         writeln!(
             out,
-            "{} · process tree of pid {} · {} Python processes · {} threads · window {:.1} s ({} snapshot{})",
+            "{} · process tree of pid {} · {} Python processes · {} · window {:.1} s ({} snapshot{})",
             style.bold(&format!("gridlock {}", doc.tool.version)),
             p.pid,
             doc.processes.len(),
-            doc.threads.len(),
+            count(doc.threads.len(), "thread"),
             doc.window.seconds,
             doc.window.snapshots,
             if doc.window.snapshots == 1 { "" } else { "s" }
@@ -169,6 +170,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
             )?;
         }
         writeln!(out)?;
+        process_notes(doc, style, &mut out)?;
         if doc.findings.is_empty() {
             writeln!(
                 out,
@@ -184,7 +186,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     writeln!(
         out,
-        "{} · pid {} · CPython {} · {} · {} threads · window {:.1} s ({} snapshot{})",
+        "{} · pid {} · CPython {} · {} · {} · window {:.1} s ({} snapshot{})",
         style.bold(&format!("gridlock {}", doc.tool.version)),
         p.pid,
         p.python_version,
@@ -193,12 +195,13 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         } else {
             &p.cmdline
         },
-        doc.threads.len(),
+        count(doc.threads.len(), "thread"),
         doc.window.seconds,
         doc.window.snapshots,
         if doc.window.snapshots == 1 { "" } else { "s" }
     )?;
     writeln!(out)?;
+    process_notes(doc, style, &mut out)?;
     if doc.findings.is_empty() {
         writeln!(
             out,
@@ -212,6 +215,55 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     loops(doc, style, &mut out)?;
     threads(doc, style, &mut out)?;
+    Ok(())
+}
+
+/// One line per process that exited while recorded (what follows is what was seen before)
+/// or has stopped threads (their waits were not used: a stopped process cannot make progress,
+/// whatever it waits for).
+fn process_notes<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()> {
+    let mut any = false;
+    for p in &doc.processes {
+        if p.exited {
+            writeln!(
+                out,
+                "{}  process {} exited during the recording: after its last snapshot at {} and before {}. What follows was recorded before it exited ({}).",
+                style.yellow("EXITED"),
+                p.pid,
+                doc.window.ended,
+                p.exited_at.as_deref().unwrap_or("the recording ended"),
+                count(doc.window.snapshots, "snapshot"),
+            )?;
+            any = true;
+        }
+        let threads: Vec<&Thread> = doc.threads.iter().filter(|t| t.pid == p.pid).collect();
+        let stopped = threads
+            .iter()
+            .filter(|t| t.state == ThreadState::Stopped)
+            .count();
+        if stopped == 0 {
+            continue;
+        }
+        let who = if stopped == threads.len() {
+            format!("process {} is stopped", p.pid)
+        } else {
+            let verb = if stopped == 1 { "is" } else { "are" };
+            format!(
+                "{} of process {} {verb} stopped",
+                count(stopped, "thread"),
+                p.pid
+            )
+        };
+        writeln!(
+            out,
+            "{}  {who} (SIGSTOP or a debugger): a stopped process cannot make progress, so nothing is inferred from its waits.",
+            style.yellow("STOPPED")
+        )?;
+        any = true;
+    }
+    if any {
+        writeln!(out)?;
+    }
     Ok(())
 }
 
@@ -474,6 +526,11 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
         writeln!(out, "  {a}")?;
     }
     Ok(())
+}
+
+/// `1 thread`, `3 threads`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 fn interest(t: &Thread) -> u8 {

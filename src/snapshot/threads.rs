@@ -124,6 +124,9 @@ pub(super) fn kernel_state(k: Option<&KernelThread>, owns_gil: bool) -> ThreadSt
     if k.state == 'R' {
         return ThreadState::Running;
     }
+    if is_stopped(k) {
+        return ThreadState::Stopped;
+    }
     let Some(s) = &k.syscall else {
         return if matches!(k.state, 'S' | 'D') {
             ThreadState::Syscall
@@ -140,6 +143,12 @@ pub(super) fn kernel_state(k: Option<&KernelThread>, owns_gil: bool) -> ThreadSt
         SYS_FUTEX if !owns_gil => ThreadState::LockWait,
         _ => ThreadState::Syscall,
     }
+}
+
+/// Stopped by a signal (`T`) or a tracer (`t`): whatever it waits in, it cannot act until it
+/// is continued, so its wait says nothing about a deadlock.
+fn is_stopped(k: &KernelThread) -> bool {
+    matches!(k.state, 'T' | 't')
 }
 
 pub(super) fn syscall_name(nr: i64) -> String {
@@ -211,7 +220,9 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
 
         let owns_gil = info.owns_gil;
+        // Nothing is inferred from a stopped thread's wait: no lock wait, no blocked thread.
         let futex = k
+            .filter(|k| !is_stopped(k))
             .and_then(|k| k.syscall.as_ref())
             .and_then(|s| s.futex_wait_addr());
         let timed = k

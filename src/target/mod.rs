@@ -141,6 +141,7 @@ impl Target {
             cmdline: procfs::cmdline(pid),
             python_version: version.clone(),
             exited: false,
+            exited_at: None,
             interpreter_found: Some(if found.cached { "cached" } else { "searched" }.into()),
         };
         Ok(Target {

@@ -66,13 +66,27 @@ pub fn task_ids(pid: i32) -> Vec<i32> {
     tids
 }
 
+/// The numeric field `n` (1-based, as `proc(5)` counts them, 4 or later) of a `stat` file.
+fn stat_field(stat_path: &str, n: usize) -> Option<u64> {
+    let stat = fs::read_to_string(stat_path).ok()?;
+    // After the command (which may hold spaces and parentheses), the state is field 3.
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(n.checked_sub(3)?)?
+        .parse()
+        .ok()
+}
+
 /// Total CPU time (user + system, in clock ticks) a thread has used.
 pub fn thread_cpu_ticks(pid: i32, tid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 3 (index 0 here); utime 14, stime 15 -> indices 11, 12.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    let path = format!("/proc/{pid}/task/{tid}/stat");
+    Some(stat_field(&path, 14)? + stat_field(&path, 15)?)
+}
+
+/// When the process started (clock ticks after boot): with the pid, it names one process,
+/// whatever reuses the pid later.
+pub fn start_time(pid: i32) -> Option<u64> {
+    stat_field(&format!("/proc/{pid}/stat"), 22)
 }
 
 /// What one thread is doing in the kernel at this instant.

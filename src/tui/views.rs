@@ -480,7 +480,7 @@ fn glyph(s: ThreadState) -> (&'static str, Color) {
             ("▃", Color::Red)
         }
         ThreadState::Sleep | ThreadState::IoWait | ThreadState::Syscall => ("▁", Color::Blue),
-        ThreadState::Unknown => ("·", Color::DarkGray),
+        ThreadState::Stopped | ThreadState::Unknown => ("·", Color::DarkGray),
     }
 }
 
@@ -504,7 +504,7 @@ fn state_style(s: ThreadState, blocked: bool) -> Style {
         ThreadState::Sleep | ThreadState::IoWait | ThreadState::Syscall => {
             Style::new().fg(Color::Blue)
         }
-        ThreadState::Unknown => DIM,
+        ThreadState::Stopped | ThreadState::Unknown => DIM,
     }
 }
 
