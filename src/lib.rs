@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod asyncio;
 pub mod cli;
+pub mod cli_docs;
 pub mod cpython;
 pub mod crossproc;
 pub mod duration;
