@@ -191,6 +191,7 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             python_version: String::new(),
             exited,
             interpreter_found: None,
+            current_test: None,
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);

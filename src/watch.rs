@@ -188,6 +188,7 @@ fn document(
         python_version: String::new(),
         exited: false,
         interpreter_found: None,
+        current_test: None,
     });
     let mut doc = analysis::document_with(
         &snaps,

@@ -293,3 +293,145 @@ fn a_multiprocessing_child_that_deadlocks_while_the_parent_waits_is_caught() {
         }
     }
 }
+
+fn has_module(py: &Interpreter, module: &str) -> bool {
+    Command::new(&py.path)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Runs `gridlock run --junit --report -- CMD` on a suite whose third test deadlocks; returns
+/// the exit status, stderr, the JUnit XML and the JSON document.
+fn run_suite(label: &str, cmd: &[&str]) -> (i32, String, String, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("gridlock-{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("junit.xml");
+    let report = dir.join("report.json");
+    let mut args = vec![
+        "--junit",
+        junit.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--",
+    ];
+    args.extend_from_slice(cmd);
+    let (code, stderr) = run(&args);
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let doc = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
+        .unwrap_or(serde_json::Value::Null);
+    let _ = std::fs::remove_dir_all(&dir);
+    (code, stderr, xml, doc)
+}
+
+/// The processes of a document that name a current test.
+fn processes_with_test(doc: &serde_json::Value) -> Vec<&serde_json::Value> {
+    doc["processes"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p["current_test"].is_object())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_pytest_suite_that_hangs_in_its_third_test_names_it_plain_and_under_xdist() {
+    let pys: Vec<Interpreter> = interpreters()
+        .into_iter()
+        .filter(|p| has_module(p, "pytest") && has_module(p, "xdist"))
+        .collect();
+    assert!(
+        !pys.is_empty(),
+        "pytest and pytest-xdist are installed by scripts/test for python3"
+    );
+    let p = pys[0].path.to_str().unwrap();
+    let suite = support::fixture("pytest_third_deadlock");
+    let suite = suite.to_str().unwrap();
+    for workers in [None, Some("2")] {
+        let mut cmd = vec![p, "-m", "pytest", "-q", "-p", "no:cacheprovider"];
+        if let Some(n) = workers {
+            cmd.extend(["-n", n]);
+        }
+        cmd.push(suite);
+        let label = format!("pytest-third-{}", workers.unwrap_or("plain"));
+        let (code, stderr, xml, doc) = run_suite(&label, &cmd);
+        assert_eq!(code, 3, "{label}: {stderr}");
+        assert!(
+            xml.contains(r#"name="test_three_transfers_deadlock""#)
+                && xml.contains(r#"test_hangs" name="#)
+                && xml.contains(r#"<failure type="deadlock""#),
+            "{label}: the failed case is the third test: {xml}"
+        );
+        let with_test = processes_with_test(&doc);
+        assert_eq!(with_test.len(), 1, "{label}: {doc}");
+        let test = &with_test[0]["current_test"];
+        assert!(
+            test["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("test_hangs.py::test_three_transfers_deadlock"),
+            "{label}: {test}"
+        );
+        assert_eq!(test["phase"], "call", "{label}");
+        assert_eq!(test["source"], "os_environ", "{label}");
+        // Under xdist the test runs in a worker, never in pytest's own (root) process.
+        let root = doc["processes"][0]["pid"].as_i64();
+        assert_eq!(
+            with_test[0]["pid"].as_i64() != root,
+            workers.is_some(),
+            "{label}: {doc}"
+        );
+        assert!(
+            stderr.contains("during test ")
+                && stderr.contains("test_three_transfers_deadlock (call)"),
+            "{label}: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            python_processes_running("pytest_third_deadlock").is_empty(),
+            "{label}: pytest was left running"
+        );
+    }
+}
+
+#[test]
+fn a_unittest_suite_that_hangs_in_its_third_test_names_it() {
+    let suite = support::fixture("unittest_deadlock");
+    for py in some_interpreters() {
+        let p = py.path.to_str().unwrap();
+        let cmd = [
+            p,
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            suite.to_str().unwrap(),
+        ];
+        let label = format!("unittest-{}", py.label);
+        let (code, stderr, xml, doc) = run_suite(&label, &cmd);
+        assert_eq!(code, 3, "{label}: {stderr}");
+        assert!(
+            xml.contains(
+                r#"<testcase classname="test_ledger.LedgerTests" name="test_c_transfers_deadlock">"#
+            ),
+            "{label}: {xml}"
+        );
+        let with_test = processes_with_test(&doc);
+        assert_eq!(with_test.len(), 1, "{label}: {doc}");
+        let test = &with_test[0]["current_test"];
+        assert_eq!(
+            test["name"], "test_ledger.LedgerTests.test_c_transfers_deadlock",
+            "{label}"
+        );
+        assert_eq!(test["source"], "stack", "{label}");
+        assert!(test.get("phase").is_none(), "{label}: {test}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            python_processes_running("unittest_deadlock").is_empty(),
+            "{label}: the suite was left running"
+        );
+    }
+}

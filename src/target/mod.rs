@@ -142,6 +142,7 @@ impl Target {
             python_version: version.clone(),
             exited: false,
             interpreter_found: Some(if found.cached { "cached" } else { "searched" }.into()),
+            current_test: None,
         };
         Ok(Target {
             pid,
