@@ -8,7 +8,7 @@ use support::{dump_json, fixture, for_each_interpreter, Target};
 
 #[test]
 fn dump_names_the_running_test_from_os_environ_or_the_stack() {
-    let script = fixture("current_test.py");
+    let script = fixture("hung_tests/dump_target.py");
     for_each_interpreter(|py| {
         // A stale value in the starting environment: only os.environ's own may be reported.
         let stale = |c: &mut std::process::Command| {

@@ -60,6 +60,8 @@ fn a_deadlocking_command_is_stopped_with_a_report_and_junit() {
         assert!(stderr.contains("DEADLOCK"), "{stderr}");
         let xml = std::fs::read_to_string(&junit).unwrap();
         assert!(xml.contains("<failure type=\"deadlock\""), "{xml}");
+        // No test was running: the case keeps gridlock's own classname.
+        assert!(xml.contains(r#"classname="gridlock.deadlock""#), "{xml}");
         assert!(
             xml.contains("teller-1") && xml.contains("teller-2"),
             "{xml}"
@@ -223,7 +225,13 @@ fn a_pytest_suite_with_a_deadlocking_test_fails_with_junit_naming_both_threads()
     ]);
     assert_eq!(code, 3, "{stderr}");
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("gridlock.deadlock"), "{xml}");
+    // Filed under the test that was running, not under gridlock's own name.
+    assert!(xml.contains(r#"<failure type="deadlock""#), "{xml}");
+    assert!(
+        xml.contains(r#"name="test_concurrent_transfers_deadlock""#)
+            && !xml.contains("gridlock.deadlock"),
+        "{xml}"
+    );
     assert!(
         xml.contains("mover-ab") && xml.contains("mover-ba"),
         "{xml}"
@@ -348,7 +356,7 @@ fn a_pytest_suite_that_hangs_in_its_third_test_names_it_plain_and_under_xdist() 
         "pytest and pytest-xdist are installed by scripts/test for python3"
     );
     let p = pys[0].path.to_str().unwrap();
-    let suite = support::fixture("pytest_third_deadlock");
+    let suite = support::fixture("hung_tests/test_hangs.py");
     let suite = suite.to_str().unwrap();
     for workers in [None, Some("2")] {
         let mut cmd = vec![p, "-m", "pytest", "-q", "-p", "no:cacheprovider"];
@@ -391,7 +399,7 @@ fn a_pytest_suite_that_hangs_in_its_third_test_names_it_plain_and_under_xdist() 
         );
         std::thread::sleep(Duration::from_millis(200));
         assert!(
-            python_processes_running("pytest_third_deadlock").is_empty(),
+            python_processes_running("hung_tests").is_empty(),
             "{label}: pytest was left running"
         );
     }
@@ -399,7 +407,7 @@ fn a_pytest_suite_that_hangs_in_its_third_test_names_it_plain_and_under_xdist() 
 
 #[test]
 fn a_unittest_suite_that_hangs_in_its_third_test_names_it() {
-    let suite = support::fixture("unittest_deadlock");
+    let suite = support::fixture("hung_tests");
     for py in some_interpreters() {
         let p = py.path.to_str().unwrap();
         let cmd = [
@@ -409,6 +417,8 @@ fn a_unittest_suite_that_hangs_in_its_third_test_names_it() {
             "discover",
             "-s",
             suite.to_str().unwrap(),
+            "-p",
+            "test_ledger.py",
         ];
         let label = format!("unittest-{}", py.label);
         let (code, stderr, xml, doc) = run_suite(&label, &cmd);
@@ -430,7 +440,7 @@ fn a_unittest_suite_that_hangs_in_its_third_test_names_it() {
         assert!(test.get("phase").is_none(), "{label}: {test}");
         std::thread::sleep(Duration::from_millis(200));
         assert!(
-            python_processes_running("unittest_deadlock").is_empty(),
+            python_processes_running("hung_tests").is_empty(),
             "{label}: the suite was left running"
         );
     }
