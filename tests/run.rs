@@ -187,20 +187,12 @@ fn sigterm_to_run_writes_a_report_first() {
     let _ = std::fs::remove_file(&report);
 }
 
-fn pytest_available(py: &Interpreter) -> bool {
-    Command::new(&py.path)
-        .args(["-c", "import pytest"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// A pytest suite that deadlocks: `a_pytest_suite_that_hangs_in_its_third_test_...` below.
 #[test]
 fn pytest_suites_that_pass_or_fail_keep_pytest_s_own_status() {
     let pys: Vec<Interpreter> = interpreters()
         .into_iter()
-        .filter(pytest_available)
+        .filter(|p| has_module(p, "pytest"))
         .collect();
     assert!(
         !pys.is_empty(),
