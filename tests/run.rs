@@ -190,15 +190,8 @@ fn sigterm_to_run_writes_a_report_first() {
 /// A pytest suite that deadlocks: `a_pytest_suite_that_hangs_in_its_third_test_...` below.
 #[test]
 fn pytest_suites_that_pass_or_fail_keep_pytest_s_own_status() {
-    let pys: Vec<Interpreter> = interpreters()
-        .into_iter()
-        .filter(|p| has_module(p, "pytest"))
-        .collect();
-    assert!(
-        !pys.is_empty(),
-        "pytest is installed by scripts/test for python3"
-    );
-    let p = pys[0].path.to_str().unwrap();
+    let py = python_with(&["pytest"]);
+    let p = py.to_str().unwrap();
     let pass = support::fixture("pytest_pass");
     assert_eq!(
         run(&[
@@ -258,6 +251,16 @@ fn a_multiprocessing_child_that_deadlocks_while_the_parent_waits_is_caught() {
     }
 }
 
+/// The first interpreter that imports every one of `modules` (scripts/test installs pytest
+/// and pytest-xdist for python3).
+fn python_with(modules: &[&str]) -> std::path::PathBuf {
+    interpreters()
+        .into_iter()
+        .find(|p| modules.iter().all(|m| has_module(p, m)))
+        .unwrap_or_else(|| panic!("no interpreter has {modules:?}: scripts/test installs them"))
+        .path
+}
+
 fn has_module(py: &Interpreter, module: &str) -> bool {
     Command::new(&py.path)
         .args(["-c", &format!("import {module}")])
@@ -303,15 +306,8 @@ fn processes_with_test(doc: &serde_json::Value) -> Vec<&serde_json::Value> {
 
 #[test]
 fn a_pytest_suite_that_hangs_in_its_third_test_names_it_plain_and_under_xdist() {
-    let pys: Vec<Interpreter> = interpreters()
-        .into_iter()
-        .filter(|p| has_module(p, "pytest") && has_module(p, "xdist"))
-        .collect();
-    assert!(
-        !pys.is_empty(),
-        "pytest and pytest-xdist are installed by scripts/test for python3"
-    );
-    let p = pys[0].path.to_str().unwrap();
+    let py = python_with(&["pytest", "xdist"]);
+    let p = py.to_str().unwrap();
     let suite = support::fixture("hung_tests/test_hangs.py");
     let suite = suite.to_str().unwrap();
     for workers in [None, Some("2")] {
