@@ -292,6 +292,19 @@ fn run_suite(label: &str, cmd: &[&str]) -> (i32, String, String, serde_json::Val
     (code, stderr, xml, doc)
 }
 
+/// Every process the report saw (pytest-xdist workers included) was killed with the run.
+/// By pid: other tests (and sessions) may run the same suites at the same time.
+fn assert_all_gone(doc: &serde_json::Value, label: &str) {
+    for p in doc["processes"].as_array().into_iter().flatten() {
+        let pid = p["pid"].as_i64().unwrap();
+        let state = support::proc_state(pid as i32);
+        assert!(
+            state.is_none() || state == Some('Z'),
+            "{label}: process {pid} was left running ({state:?})"
+        );
+    }
+}
+
 /// The processes of a document that name a current test.
 fn processes_with_test(doc: &serde_json::Value) -> Vec<&serde_json::Value> {
     doc["processes"]
@@ -354,8 +367,9 @@ fn a_pytest_suite_that_hangs_in_its_third_test_names_it_plain_and_under_xdist() 
             "{label}: {stderr}"
         );
         std::thread::sleep(Duration::from_millis(200));
+        assert_all_gone(&doc, &label);
         assert!(
-            python_processes_running("hung_tests").is_empty(),
+            python_processes_running(suite).is_empty(),
             "{label}: pytest was left running"
         );
     }
@@ -395,9 +409,6 @@ fn a_unittest_suite_that_hangs_in_its_third_test_names_it() {
         assert_eq!(test["source"], "stack", "{label}");
         assert!(test.get("phase").is_none(), "{label}: {test}");
         std::thread::sleep(Duration::from_millis(200));
-        assert!(
-            python_processes_running("hung_tests").is_empty(),
-            "{label}: the suite was left running"
-        );
+        assert_all_gone(&doc, &label);
     }
 }
