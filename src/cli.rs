@@ -18,6 +18,7 @@ pub const EXIT_CODES: &str = "EXIT STATUS:
 #[command(
     name = "gridlock",
     version,
+    long_version = crate::cli_docs::LONG_VERSION.as_str(),
     about = "Tells you why a Python process is stuck: deadlocks, stalls and orphaned locks, read from outside the running process",
     after_help = EXIT_CODES
 )]
@@ -43,6 +44,24 @@ pub enum Commands {
     /// as they appear (keys: Tab views, Enter detail, / filter, s sort, p pause, d save, ? help, q quit)
     #[command(after_help = TOP_EXIT_CODES)]
     Top(TopArgs),
+    /// Print a shell completion script, e.g. `gridlock completions bash > /etc/bash_completion.d/gridlock`
+    Completions(CompletionsArgs),
+    /// Print the man page gridlock(1) in roff, e.g. `gridlock man | man -l -`; --out-dir writes
+    /// gridlock.1 and one gridlock-SUBCOMMAND.1 per subcommand
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write gridlock.1 and gridlock-SUBCOMMAND.1 pages into this folder instead of printing gridlock(1)
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 pub const TOP_EXIT_CODES: &str = "EXIT STATUS:

@@ -8,6 +8,7 @@
 pub mod analysis;
 pub mod asyncio;
 pub mod cli;
+pub mod cli_docs;
 pub mod cpython;
 pub mod crossproc;
 pub mod duration;
@@ -192,6 +193,7 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             exited: false,
             exited_at: None,
             interpreter_found: None,
+            current_test: None,
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);

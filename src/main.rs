@@ -52,6 +52,35 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILED_TO_RUN)
             }
         },
+        Commands::Completions(args) => {
+            let mut out = std::io::stdout().lock();
+            match ignore_broken_pipe(gridlock::cli_docs::completions(args.shell, &mut out)) {
+                Ok(()) => ExitCode::from(EXIT_OK),
+                Err(e) => {
+                    eprintln!("gridlock: error: cannot write the completion script: {e}");
+                    ExitCode::from(EXIT_FAILED_TO_RUN)
+                }
+            }
+        }
+        Commands::Man(args) => match man(&args) {
+            Ok(()) => ExitCode::from(EXIT_OK),
+            Err(e) => {
+                eprintln!("gridlock: error: {e:#}");
+                ExitCode::from(EXIT_FAILED_TO_RUN)
+            }
+        },
+    }
+}
+
+fn man(args: &gridlock::cli::ManArgs) -> anyhow::Result<()> {
+    match &args.out_dir {
+        Some(dir) => gridlock::cli_docs::man_pages_to(dir)
+            .map_err(|e| anyhow::anyhow!("cannot write man pages to {}: {e}", dir.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            ignore_broken_pipe(gridlock::cli_docs::man_page(&mut out).and_then(|_| out.flush()))?;
+            Ok(())
+        }
     }
 }
 

@@ -188,6 +188,44 @@ pub struct Process {
     /// scanned its data) or `cached` (from a process of the tree running the same binary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpreter_found: Option<String>,
+    /// The test the process was running at its latest snapshot (pytest, unittest), if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_test: Option<CurrentTest>,
+}
+
+/// A test a process was running, and how gridlock knew.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CurrentTest {
+    /// pytest's node id (`tests/test_x.py::TestY::test_z`) or unittest's id
+    /// (`module.Class.test_method`).
+    pub name: String,
+    /// JUnit's classname and name for it, as pytest's `--junitxml` writes them
+    /// (`tests.test_x.TestY`, `test_z`).
+    pub classname: String,
+    pub function: String,
+    /// pytest's phase: `setup`, `call` or `teardown` (none for unittest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    pub source: TestSource,
+}
+
+/// Where a current test's name was read. A closed set.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TestSource {
+    /// `PYTEST_CURRENT_TEST` in the process's `os.environ`, read from its memory.
+    OsEnviron,
+    /// The innermost `test*` method of a `unittest.TestCase` on a thread's stack.
+    Stack,
+}
+
+impl TestSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestSource::OsEnviron => "os_environ",
+            TestSource::Stack => "stack",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -710,6 +748,33 @@ impl Document {
     }
     pub fn lock(&self, id: &str) -> Option<&Lock> {
         self.locks.iter().find(|l| l.id == id)
+    }
+
+    /// The test that was running in the processes a finding involves (its processes, its
+    /// threads' and its tasks' processes, in the document's order), if one said.
+    pub fn finding_test(&self, f: &Finding) -> Option<&CurrentTest> {
+        let pid_of = |id: &String| id.split(':').next().and_then(|p| p.parse::<i32>().ok());
+        let pids: Vec<i32> = f
+            .processes
+            .iter()
+            .copied()
+            .chain(f.threads.iter().filter_map(pid_of))
+            .chain(f.tasks.iter().filter_map(pid_of))
+            .collect();
+        self.processes
+            .iter()
+            .filter(|p| pids.contains(&p.pid))
+            .find_map(|p| p.current_test.as_ref())
+    }
+}
+
+impl CurrentTest {
+    /// `NAME (phase)  [source]`, for the text report.
+    pub fn describe(&self) -> String {
+        match &self.phase {
+            Some(phase) => format!("{} ({phase})  [{}]", self.name, self.source.as_str()),
+            None => format!("{}  [{}]", self.name, self.source.as_str()),
+        }
     }
 }
 

@@ -82,18 +82,7 @@ impl ProbeCache {
 
 /// `sys.modules['gridlock_probe'].__dict__`, through the interpreter state.
 pub fn find_module_dict(objs: &Objects, interp: usize) -> Result<Option<usize>> {
-    let modules = objs
-        .mem
-        .ptr(interp + objs.layout.offsets().interp_modules)?;
-    let Some(module) = objs.dict_get(modules, MODULE)? else {
-        return Ok(None);
-    };
-    if objs.type_name(module)? != "module" {
-        return Ok(None);
-    }
-    // PyModuleObject: `md_dict` follows the object header.
-    let dict = objs.mem.ptr(module + 16)?;
-    Ok((objs.type_name(dict)? == "dict").then_some(dict))
+    objs.sys_module_dict(interp, MODULE)
 }
 
 /// Parse the probe's tables. Malformed entries (a read torn by a concurrent update) are

@@ -225,6 +225,7 @@ fn document(
         exited: false,
         exited_at: None,
         interpreter_found: None,
+        current_test: None,
     });
     let mut doc = analysis::document_with(
         &snaps,

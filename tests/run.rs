@@ -60,6 +60,8 @@ fn a_deadlocking_command_is_stopped_with_a_report_and_junit() {
         assert!(stderr.contains("DEADLOCK"), "{stderr}");
         let xml = std::fs::read_to_string(&junit).unwrap();
         assert!(xml.contains("<failure type=\"deadlock\""), "{xml}");
+        // No test was running: the case keeps gridlock's own classname.
+        assert!(xml.contains(r#"classname="gridlock.deadlock""#), "{xml}");
         assert!(
             xml.contains("teller-1") && xml.contains("teller-2"),
             "{xml}"
@@ -185,55 +187,11 @@ fn sigterm_to_run_writes_a_report_first() {
     let _ = std::fs::remove_file(&report);
 }
 
-fn pytest_available(py: &Interpreter) -> bool {
-    Command::new(&py.path)
-        .args(["-c", "import pytest"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
+/// A pytest suite that deadlocks: `a_pytest_suite_that_hangs_in_its_third_test_...` below.
 #[test]
-fn a_pytest_suite_with_a_deadlocking_test_fails_with_junit_naming_both_threads() {
-    let pys: Vec<Interpreter> = interpreters()
-        .into_iter()
-        .filter(pytest_available)
-        .collect();
-    assert!(
-        !pys.is_empty(),
-        "pytest is installed by .ci/run for python3"
-    );
-    let py = &pys[0];
-    let p = py.path.to_str().unwrap();
-    let dir = std::env::temp_dir().join(format!("gridlock-pytest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let junit = dir.join("junit.xml");
-    let suite = support::fixture("pytest_deadlock");
-    let (code, stderr) = run(&[
-        "--junit",
-        junit.to_str().unwrap(),
-        "--",
-        p,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        suite.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 3, "{stderr}");
-    let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.contains("gridlock.deadlock"), "{xml}");
-    assert!(
-        xml.contains("mover-ab") && xml.contains("mover-ba"),
-        "{xml}"
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        python_processes_running("pytest_deadlock").is_empty(),
-        "pytest was left running"
-    );
-
+fn pytest_suites_that_pass_or_fail_keep_pytest_s_own_status() {
+    let py = python_with(&["pytest"]);
+    let p = py.to_str().unwrap();
     let pass = support::fixture("pytest_pass");
     assert_eq!(
         run(&[
@@ -265,7 +223,6 @@ fn a_pytest_suite_with_a_deadlocking_test_fails_with_junit_naming_both_threads()
         1,
         "pytest's own status for a failing suite"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -402,4 +359,166 @@ fn a_killed_gridlock_run_takes_its_tree_with_it() {
     gridlock.kill().unwrap();
     let _ = gridlock.wait();
     assert_none_left(&marker, "a SIGKILLed gridlock run");
+}
+
+/// The first interpreter that imports every one of `modules` (scripts/test installs pytest
+/// and pytest-xdist for python3).
+fn python_with(modules: &[&str]) -> std::path::PathBuf {
+    interpreters()
+        .into_iter()
+        .find(|p| modules.iter().all(|m| has_module(p, m)))
+        .unwrap_or_else(|| panic!("no interpreter has {modules:?}: scripts/test installs them"))
+        .path
+}
+
+fn has_module(py: &Interpreter, module: &str) -> bool {
+    Command::new(&py.path)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Runs `gridlock run --junit --report -- CMD` on a suite whose third test deadlocks; returns
+/// the exit status, stderr, the JUnit XML and the JSON document.
+fn run_suite(label: &str, cmd: &[&str]) -> (i32, String, String, serde_json::Value) {
+    let dir = std::env::temp_dir().join(format!("gridlock-{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("junit.xml");
+    let report = dir.join("report.json");
+    let mut args = vec![
+        "--junit",
+        junit.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--",
+    ];
+    args.extend_from_slice(cmd);
+    let (code, stderr) = run(&args);
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let doc = serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
+        .unwrap_or(serde_json::Value::Null);
+    let _ = std::fs::remove_dir_all(&dir);
+    (code, stderr, xml, doc)
+}
+
+/// Every process the report saw (pytest-xdist workers included) was killed with the run.
+/// By pid: other tests (and sessions) may run the same suites at the same time.
+fn assert_all_gone(doc: &serde_json::Value, label: &str) {
+    for p in doc["processes"].as_array().into_iter().flatten() {
+        let pid = p["pid"].as_i64().unwrap();
+        let state = support::proc_state(pid as i32);
+        assert!(
+            state.is_none() || state == Some('Z'),
+            "{label}: process {pid} was left running ({state:?})"
+        );
+    }
+}
+
+/// The processes of a document that name a current test.
+fn processes_with_test(doc: &serde_json::Value) -> Vec<&serde_json::Value> {
+    doc["processes"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p["current_test"].is_object())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_pytest_suite_that_hangs_in_its_third_test_names_it_plain_and_under_xdist() {
+    let py = python_with(&["pytest", "xdist"]);
+    let p = py.to_str().unwrap();
+    let suite = support::fixture("hung_tests/test_hangs.py");
+    let suite = suite.to_str().unwrap();
+    for workers in [None, Some("2")] {
+        let mut cmd = vec![p, "-m", "pytest", "-q", "-p", "no:cacheprovider"];
+        if let Some(n) = workers {
+            cmd.extend(["-n", n]);
+        }
+        cmd.push(suite);
+        let label = format!("pytest-third-{}", workers.unwrap_or("plain"));
+        let (code, stderr, xml, doc) = run_suite(&label, &cmd);
+        assert_eq!(code, 3, "{label}: {stderr}");
+        assert!(
+            xml.contains(r#"name="test_three_transfers_deadlock""#)
+                && xml.contains(r#"test_hangs" name="#)
+                && xml.contains(r#"<failure type="deadlock""#),
+            "{label}: the failed case is the third test: {xml}"
+        );
+        assert!(
+            xml.contains("mover-ab") && xml.contains("mover-ba"),
+            "{label}: the report names both threads: {xml}"
+        );
+        let with_test = processes_with_test(&doc);
+        assert_eq!(with_test.len(), 1, "{label}: {doc}");
+        let test = &with_test[0]["current_test"];
+        assert!(
+            test["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("test_hangs.py::test_three_transfers_deadlock"),
+            "{label}: {test}"
+        );
+        assert_eq!(test["phase"], "call", "{label}");
+        assert_eq!(test["source"], "os_environ", "{label}");
+        // Under xdist the test runs in a worker, never in pytest's own (root) process.
+        let root = doc["processes"][0]["pid"].as_i64();
+        assert_eq!(
+            with_test[0]["pid"].as_i64() != root,
+            workers.is_some(),
+            "{label}: {doc}"
+        );
+        assert!(
+            stderr.contains("during test ")
+                && stderr.contains("test_three_transfers_deadlock (call)"),
+            "{label}: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        assert_all_gone(&doc, &label);
+        assert!(
+            python_processes_running(suite).is_empty(),
+            "{label}: pytest was left running"
+        );
+    }
+}
+
+#[test]
+fn a_unittest_suite_that_hangs_in_its_third_test_names_it() {
+    let suite = support::fixture("hung_tests");
+    for py in some_interpreters() {
+        let p = py.path.to_str().unwrap();
+        let cmd = [
+            p,
+            "-m",
+            "unittest",
+            "discover",
+            "-s",
+            suite.to_str().unwrap(),
+            "-p",
+            "test_ledger.py",
+        ];
+        let label = format!("unittest-{}", py.label);
+        let (code, stderr, xml, doc) = run_suite(&label, &cmd);
+        assert_eq!(code, 3, "{label}: {stderr}");
+        assert!(
+            xml.contains(
+                r#"<testcase classname="test_ledger.LedgerTests" name="test_c_transfers_deadlock">"#
+            ),
+            "{label}: {xml}"
+        );
+        let with_test = processes_with_test(&doc);
+        assert_eq!(with_test.len(), 1, "{label}: {doc}");
+        let test = &with_test[0]["current_test"];
+        assert_eq!(
+            test["name"], "test_ledger.LedgerTests.test_c_transfers_deadlock",
+            "{label}"
+        );
+        assert_eq!(test["source"], "stack", "{label}");
+        assert!(test.get("phase").is_none(), "{label}: {test}");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_all_gone(&doc, &label);
+    }
 }

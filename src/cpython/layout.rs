@@ -337,6 +337,9 @@ pub mod common {
     pub const TP_NAME: usize = 24;
     pub const TP_BASICSIZE: usize = 32;
     pub const TP_DICTOFFSET: usize = 288;
+    /// `tp_dict` (a heap type's namespace) and `tp_mro` (a tuple of types).
+    pub const TP_DICT: usize = 264;
+    pub const TP_MRO: usize = 344;
     pub const STR_LENGTH: usize = 16;
     pub const STR_STATE: usize = 32;
     /// Builtin method `m_self`; bound method `im_self` (`im_func` at 16).

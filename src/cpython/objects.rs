@@ -344,6 +344,55 @@ impl<'a> Objects<'a> {
         }
     }
 
+    /// `sys.modules[name].__dict__`, through the interpreter state (`None` if not imported).
+    pub fn sys_module_dict(&self, interp: usize, name: &str) -> Result<Option<usize>> {
+        let modules = self
+            .mem
+            .ptr(interp + self.layout.offsets().interp_modules)?;
+        let Some(module) = self.dict_get(modules, name)? else {
+            return Ok(None);
+        };
+        if !self.type_is(module, "module") {
+            return Ok(None);
+        }
+        let dict = self.mem.ptr(module + MODULE_DICT)?;
+        Ok(self.type_is(dict, "dict").then_some(dict))
+    }
+
+    /// The `tp_name`s of the object's type's MRO, the type itself first.
+    pub fn type_mro_names(&self, obj: usize) -> Result<Vec<String>> {
+        let mro = self.mem.ptr(self.type_of(obj)? + TP_MRO)?;
+        if !self.type_is(mro, "tuple") {
+            return Err(Error::Layout(format!("tp_mro at {mro:#x} is not a tuple")));
+        }
+        let items = self.tuple_items(mro)?;
+        if items.len() > 64 {
+            return Err(Error::Layout(format!(
+                "implausible MRO length {}",
+                items.len()
+            )));
+        }
+        items
+            .into_iter()
+            .map(|ty| {
+                let name = self.mem.ptr(ty + TP_NAME)?;
+                let raw = self.mem.bytes(name, 128)?;
+                let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+                Ok(String::from_utf8_lossy(&raw[..end]).into_owned())
+            })
+            .collect()
+    }
+
+    /// `type(obj).__module__` of a class defined in Python (its namespace holds it as a str).
+    pub fn type_module(&self, obj: usize) -> Option<String> {
+        let dict = self.mem.ptr(self.type_of(obj).ok()? + TP_DICT).ok()?;
+        if dict == 0 || !self.type_is(dict, "dict") {
+            return None;
+        }
+        let module = self.dict_get(dict, "__module__").ok()??;
+        self.type_is(module, "str").then(|| self.str(module).ok())?
+    }
+
     pub fn attr(&self, obj: usize, name: &str) -> Result<Option<usize>> {
         match self.instance_dict_parts(obj)? {
             Some((keys, values)) => self.find_key(keys, values, name),

@@ -1,12 +1,19 @@
 //! JUnit XML: one failed test case per finding, the text report as its failure message, so
-//! CI systems show it next to the tests; one passing case when nothing was found.
+//! CI systems show it next to the tests; one passing case when nothing was found. A finding
+//! in a process that was running a test (pytest, unittest) is filed under that test's
+//! classname and name.
 
 use std::io::{self, Write};
 
 use crate::model::*;
 
+/// Text for an XML attribute or element; control characters (from the target's strings) are
+/// not allowed in XML 1.0 and are dropped.
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
+    s.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .collect::<String>()
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
@@ -43,11 +50,16 @@ pub fn render<W: Write>(doc: &Document, fail_on: &[FindingKind], mut out: W) -> 
         )?;
     }
     for f in failing {
+        // The hung test's own names, so CI attributes the failure to it; else gridlock's.
+        let (classname, name) = match doc.finding_test(f) {
+            Some(t) => (t.classname.clone(), t.function.clone()),
+            None => (format!("gridlock.{}", f.kind.as_str()), f.summary.clone()),
+        };
         writeln!(
             out,
-            r#"    <testcase classname="gridlock.{}" name="{}">"#,
-            f.kind.as_str(),
-            escape(&f.summary)
+            r#"    <testcase classname="{}" name="{}">"#,
+            escape(&classname),
+            escape(&name)
         )?;
         writeln!(
             out,

@@ -158,7 +158,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         for q in &doc.processes {
             writeln!(
                 out,
-                "  pid {} (parent {}) · CPython {} · {}",
+                "  pid {} (parent {}) · CPython {} · {}{}",
                 q.pid,
                 q.ppid.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
                 q.python_version,
@@ -166,7 +166,11 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
                     &q.name
                 } else {
                     &q.cmdline
-                }
+                },
+                q.current_test
+                    .as_ref()
+                    .map(|t| format!(" · test {}", t.describe()))
+                    .unwrap_or_default()
             )?;
         }
         writeln!(out)?;
@@ -200,6 +204,9 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         doc.window.snapshots,
         if doc.window.snapshots == 1 { "" } else { "s" }
     )?;
+    if let Some(test) = &p.current_test {
+        writeln!(out, "test {}", test.describe())?;
+    }
     writeln!(out)?;
     process_notes(doc, style, &mut out)?;
     if doc.findings.is_empty() {
@@ -365,6 +372,9 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
         String::new()
     };
     writeln!(out, "{head}  {}{persisted}", f.summary)?;
+    if let Some(test) = doc.finding_test(f) {
+        writeln!(out, "  during test {}", test.describe())?;
+    }
     writeln!(out)?;
     match f.kind {
         FindingKind::Deadlock => {

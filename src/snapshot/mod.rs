@@ -8,6 +8,7 @@
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
+pub mod current_test;
 mod holders;
 pub mod multiprocessing;
 mod probe;
@@ -208,6 +209,7 @@ fn take_cached(
         probe,
         asyncio,
         threading_active,
+        tests,
     } = session;
     let pid = target.pid;
     let objs = Objects::new(&target.mem, target.layout);
@@ -233,6 +235,8 @@ fn take_cached(
     let probe_state: Option<ProbeState> = probe
         .module_dict(&walker.objs, target.interpreter)
         .and_then(|d| crate::probe::read(&walker.objs, d).ok());
+    // Kept on the process (not the snapshot): a document names the test of the latest sample.
+    target.process.current_test = current_test::read(&walker, target.interpreter, &raw, tests);
 
     let mut builder = Builder {
         pid,

@@ -24,6 +24,8 @@ pub struct Session {
     pub(super) asyncio: crate::asyncio::AsyncioCache,
     /// The `threading._active` dict, once found.
     pub(super) threading_active: Option<usize>,
+    /// Where the target's `os.environ` is, for the test it runs.
+    pub(super) tests: super::current_test::TestCache,
 }
 
 impl Session {
@@ -35,6 +37,7 @@ impl Session {
             probe: Default::default(),
             asyncio: Default::default(),
             threading_active: None,
+            tests: Default::default(),
         }
     }
 

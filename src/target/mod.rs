@@ -143,6 +143,7 @@ impl Target {
             exited: false,
             exited_at: None,
             interpreter_found: Some(if found.cached { "cached" } else { "searched" }.into()),
+            current_test: None,
         };
         Ok(Target {
             pid,
