@@ -41,6 +41,9 @@ pub struct Watch {
     pub outcome: Outcome,
     pub status: Option<ExitStatus>,
     pub document: Document,
+    /// The first time a document of the run had threads whose kernel state stayed unknown:
+    /// what it said (`Document::unmatched_summary`). Such a run cannot pass as clean.
+    pub unmatched: Option<String>,
 }
 
 /// Set by the signal handler; read by the watch loop.
@@ -77,6 +80,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
     let mut over_time: HashMap<i32, analysis::Accumulator> = HashMap::new();
     let mut last_progress = Instant::now();
     let mut last_fingerprint = 0u64;
+    let mut unmatched: Option<String> = None;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             let doc = document(&history, &over_time, root, &command, opts, false);
@@ -84,6 +88,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
                 outcome: Outcome::Exited,
                 status: Some(status),
                 document: doc,
+                unmatched,
             };
         }
         let sig = RECEIVED_SIGNAL.load(Ordering::SeqCst);
@@ -93,6 +98,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
                 outcome: Outcome::Signalled(sig),
                 status: None,
                 document: doc,
+                unmatched,
             };
         }
         if opts
@@ -105,6 +111,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
                 outcome: Outcome::TimedOut,
                 status: None,
                 document: doc,
+                unmatched,
             };
         }
 
@@ -140,11 +147,15 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
         }
 
         let doc = document(&history, &over_time, root, &command, opts, true);
+        if unmatched.is_none() {
+            unmatched = doc.unmatched_summary();
+        }
         if crate::fails(&doc, &opts.fail_on) {
             return Watch {
                 outcome: Outcome::Failed,
                 status: None,
                 document: doc,
+                unmatched,
             };
         }
         if last_progress.elapsed() >= opts.hang_after {
@@ -154,6 +165,7 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
                 outcome: Outcome::Failed,
                 status: None,
                 document: doc,
+                unmatched,
             };
         }
         std::thread::sleep(opts.interval);
@@ -222,6 +234,7 @@ fn empty_document(command: &Command) -> Document {
         tasks: Vec::new(),
         findings: Vec::new(),
         loops: Vec::new(),
+        unmatched_threads: Vec::new(),
     }
 }
 
