@@ -284,11 +284,11 @@ pub struct Thread {
 }
 
 impl Thread {
-    /// `tid 31215`, or `tid 31215 (1 in its namespace)` for a thread in another PID
+    /// `tid 31215`, or `tid 31215, 1 in its namespace` for a thread in another PID
     /// namespace; `tid 1 in its namespace` when only that one is known.
     pub fn tid_label(&self) -> Option<String> {
         match (self.native_id, self.namespace_tid) {
-            (Some(tid), Some(own)) => Some(format!("tid {tid} ({own} in its namespace)")),
+            (Some(tid), Some(own)) => Some(format!("tid {tid}, {own} in its namespace")),
             (Some(tid), None) => Some(format!("tid {tid}")),
             (None, Some(own)) => Some(format!("tid {own} in its namespace")),
             (None, None) => None,

@@ -185,19 +185,11 @@ fn sigterm_to_run_writes_a_report_first() {
     let _ = std::fs::remove_file(&report);
 }
 
-fn pytest_available(py: &Interpreter) -> bool {
-    Command::new(&py.path)
-        .args(["-c", "import pytest"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn a_pytest_suite_with_a_deadlocking_test_fails_with_junit_naming_both_threads() {
     let pys: Vec<Interpreter> = interpreters()
         .into_iter()
-        .filter(pytest_available)
+        .filter(support::pytest_available)
         .collect();
     assert!(
         !pys.is_empty(),
