@@ -339,6 +339,15 @@ pub mod doc {
             })
     }
 
+    pub fn thread<'a>(doc: &'a Value, id: &str) -> &'a Value {
+        doc["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("no thread {id}"))
+    }
+
     pub fn lock<'a>(doc: &'a Value, id: &str) -> &'a Value {
         doc["locks"]
             .as_array()

@@ -44,6 +44,13 @@ pub fn unshare_permitted() -> Result<(), String> {
     }
 }
 
+/// Whether namespaces can be made here; prints a note (the test then skips) when not.
+pub fn permitted() -> bool {
+    unshare_permitted()
+        .map_err(|why| note("a test of targets in PID namespaces", &why))
+        .is_ok()
+}
+
 fn note(what: &str, why: &str) {
     eprintln!("note: skipped {what}: {why}");
 }
