@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::cpython::objects::Objects;
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::snapshot::{self, read_semlock, MpWait, SemLockObj, Snapshot};
+use crate::snapshot::{self, read_semlock, MpWait, SemLockObj, Session, Snapshot};
 use crate::target::discovery::DiscoveryCache;
 use crate::target::procfs::{self, Channel, ChannelFd, Mapping};
-use crate::target::{sockdiag, Target};
+use crate::target::{sockdiag, ReadOptions, Target};
 use crate::tree;
 
 /// How often a process that is not (yet) Python is tried again before it is left alone.
@@ -24,41 +24,41 @@ const MAX_ATTACH_TRIES: u32 = 20;
 /// The Python processes of a tree, attached once each and sampled together.
 pub struct Tree {
     pub root: i32,
-    pub targets: BTreeMap<i32, Target>,
+    pub targets: BTreeMap<i32, Session>,
     /// Processes that failed to attach: their command line and how often they were tried.
     tries: HashMap<i32, (String, u32)>,
     cmdlines: HashMap<i32, String>,
-    pub locals: bool,
-    /// Work out each thread's writes (`run`'s race candidates).
-    pub writes: bool,
+    /// What each process's snapshots read (`cross_process` is always on in a tree).
+    pub read: ReadOptions,
     /// Interpreter discovery, shared by every process running the same Python binary.
     pub discovery: DiscoveryCache,
 }
 
 impl Tree {
-    pub fn new(root: i32) -> Tree {
+    pub fn new(root: i32, read: ReadOptions) -> Tree {
         Tree {
             root,
             targets: BTreeMap::new(),
             tries: HashMap::new(),
             cmdlines: HashMap::new(),
-            locals: false,
-            writes: false,
+            read: ReadOptions {
+                cross_process: true,
+                ..read
+            },
             discovery: DiscoveryCache::default(),
         }
     }
 
     /// Attach to the tree rooted at `root`; fails (with the root's own error) when no process
     /// of the tree is Python.
-    pub fn attach(root: i32, locals: bool) -> Result<Tree> {
+    pub fn attach(root: i32, read: ReadOptions) -> Result<Tree> {
         if root <= 0 || !procfs::exists(root) {
             return Err(Error::NoSuchProcess { pid: root });
         }
-        let mut t = Tree::new(root);
-        t.locals = locals;
+        let mut t = Tree::new(root, read);
         t.refresh();
         if t.targets.is_empty() {
-            Target::attach(root)?;
+            Target::attach(root, read)?;
             return Err(Error::TargetExited { pid: root });
         }
         Ok(t)
@@ -88,11 +88,8 @@ impl Tree {
                 continue;
             }
             tries.1 += 1;
-            match Target::attach_with(pid, &mut self.discovery) {
-                Ok(mut t) => {
-                    t.cross_process = true;
-                    t.locals = self.locals;
-                    t.writes = self.writes;
+            match Session::attach_with(pid, self.read, &mut self.discovery) {
+                Ok(t) => {
                     self.targets.insert(pid, t);
                 }
                 Err(Error::NotPython { .. })
@@ -164,7 +161,7 @@ pub fn link(
     root: i32,
     tree_pids: &[i32],
     snaps: Vec<Snapshot>,
-    targets: &BTreeMap<i32, Target>,
+    targets: &BTreeMap<i32, Session>,
 ) -> Snapshot {
     let taken = snaps.iter().map(|s| s.taken).min().unwrap();
     let python: HashSet<i32> = snaps.iter().map(|s| s.pid).collect();
@@ -215,7 +212,7 @@ fn link_semaphores(
     out: &mut Snapshot,
     views: &[(i32, snapshot::MpView)],
     maps: &HashMap<i32, Vec<Mapping>>,
-    targets: &BTreeMap<i32, Target>,
+    targets: &BTreeMap<i32, Session>,
     python: &HashSet<i32>,
 ) {
     let empty = Vec::new();

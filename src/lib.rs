@@ -27,48 +27,87 @@ use std::time::Duration;
 
 use model::{Command, Document, FindingKind};
 
-/// Attach to `pid`, sample it over `window`, and return the report document.
-pub fn dump(pid: i32, window: Duration, locals: bool, command: Command) -> error::Result<Document> {
-    dump_with(
-        pid,
-        window,
-        locals,
-        command,
-        analysis::loops::DEFAULT_THRESHOLD,
-    )
+/// What `dump` reads and for how long: built once from the command line.
+#[derive(Debug, Clone)]
+pub struct DumpOptions {
+    /// How long to sample (zero: one snapshot).
+    pub window: Duration,
+    /// Read each frame's local variables.
+    pub locals: bool,
+    /// Every Python process in the tree rooted at the pid, with the waits between them.
+    pub tree: bool,
+    /// Event-loop steps longer than this that persisted are reported.
+    pub loop_threshold: Duration,
 }
 
-/// `dump`, reporting event-loop steps longer than `loop_threshold` that persisted.
-pub fn dump_with(
-    pid: i32,
-    window: Duration,
-    locals: bool,
-    command: Command,
-    loop_threshold: Duration,
-) -> error::Result<Document> {
-    let mut target = target::Target::attach(pid)?;
-    target.locals = locals;
-    let snaps = sampler::sample_window(&mut target, window, sampler::DUMP_SNAPSHOTS)?;
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            window: Duration::from_secs(1),
+            locals: false,
+            tree: false,
+            loop_threshold: analysis::loops::DEFAULT_THRESHOLD,
+        }
+    }
+}
+
+/// What `record` samples, how often and for how long.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub duration: Duration,
+    /// Samples per second.
+    pub rate: f64,
+    /// Record every Python process below the pid as well, following new ones.
+    pub tree: bool,
+    /// Every event-loop step longer than this is reported.
+    pub loop_threshold: Duration,
+}
+
+impl Default for RecordOptions {
+    fn default() -> Self {
+        RecordOptions {
+            duration: Duration::from_secs(10),
+            rate: 100.0,
+            tree: false,
+            loop_threshold: analysis::loops::DEFAULT_THRESHOLD,
+        }
+    }
+}
+
+/// Attach to `pid` (with `--tree`, every Python process below it too), sample it over the
+/// window, and return the report document.
+pub fn dump(pid: i32, options: &DumpOptions, command: Command) -> error::Result<Document> {
+    let loop_options = analysis::loops::LoopOptions {
+        threshold: options.loop_threshold,
+        mode: analysis::loops::LoopMode::Persisting,
+    };
+    let read = target::ReadOptions {
+        locals: options.locals,
+        ..target::ReadOptions::default()
+    };
+    if options.tree {
+        return dump_tree(pid, options.window, read, command, loop_options);
+    }
+    let mut target = snapshot::Session::attach(pid, read)?;
+    let snaps = sampler::sample_window(&mut target, options.window, sampler::DUMP_SNAPSHOTS)?;
     Ok(analysis::document_with(
         &snaps,
         target.process.clone(),
         command,
-        analysis::loops::LoopOptions {
-            threshold: loop_threshold,
-            mode: analysis::loops::LoopMode::Persisting,
-        },
+        loop_options,
     ))
 }
 
 /// `dump --tree`: every Python process in the tree rooted at `pid`, sampled together, with
 /// the waits that cross process boundaries.
-pub fn dump_tree(
+fn dump_tree(
     pid: i32,
     window: Duration,
-    locals: bool,
+    read: target::ReadOptions,
     command: Command,
+    loop_options: analysis::loops::LoopOptions,
 ) -> error::Result<Document> {
-    let mut tree = crossproc::Tree::attach(pid, locals)?;
+    let mut tree = crossproc::Tree::attach(pid, read)?;
     let n = if window.is_zero() {
         1
     } else {
@@ -91,39 +130,24 @@ pub fn dump_tree(
         .next()
         .map(|t| t.process.clone())
         .expect("attached");
-    Ok(analysis::document(&snaps, root, command))
+    Ok(analysis::document_with(&snaps, root, command, loop_options))
 }
 
-/// Attach to `pid` and sample it at `rate` Hz for `duration`, tracking lock order. A target
-/// that exits after at least one snapshot yields what was recorded, marked `exited`.
-pub fn record(
-    pid: i32,
-    duration: Duration,
-    rate: f64,
-    command: Command,
-) -> error::Result<Document> {
-    record_with(
-        pid,
-        duration,
-        rate,
-        command,
-        analysis::loops::DEFAULT_THRESHOLD,
-    )
-}
-
-/// `record`, reporting every event-loop step longer than `loop_threshold`.
-pub fn record_with(
-    pid: i32,
-    duration: Duration,
-    rate: f64,
-    command: Command,
-    loop_threshold: Duration,
-) -> error::Result<Document> {
-    let mut target = target::Target::attach(pid)?;
-    target.writes = true;
+/// Attach to `pid` and sample it at the rate for the duration, tracking lock order (with
+/// `--tree`, every Python process below it too). A target that exits after at least one
+/// snapshot yields what was recorded, marked `exited`.
+pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Result<Document> {
+    if options.tree {
+        return record_tree(pid, options, command);
+    }
+    let read = target::ReadOptions {
+        writes: true,
+        ..target::ReadOptions::default()
+    };
+    let mut target = snapshot::Session::attach(pid, read)?;
     let mut acc = analysis::Accumulator::over_time();
-    acc.set_loop_options(record_loop_options(loop_threshold));
-    let exited = sample_on_schedule(duration, rate, || {
+    acc.set_loop_options(record_loop_options(options.loop_threshold));
+    let exited = sample_on_schedule(options.duration, options.rate, || {
         snapshot::take(&mut target).map(|s| acc.push(s))
     })?;
     let mut doc = acc.document(target.process.clone(), command);
@@ -134,19 +158,16 @@ pub fn record_with(
 /// `record --tree`: every Python process in the tree rooted at `pid` (following new ones),
 /// sampled together. Deadlocks, stalls and loop blocks come from the linked tree snapshots;
 /// lock order and races from each process's own (addresses mean nothing across processes).
-pub fn record_tree(
-    pid: i32,
-    duration: Duration,
-    rate: f64,
-    command: Command,
-    loop_threshold: Duration,
-) -> error::Result<Document> {
-    let mut tree = crossproc::Tree::attach(pid, false)?;
-    tree.writes = true;
+fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Result<Document> {
+    let read = target::ReadOptions {
+        writes: true,
+        ..target::ReadOptions::default()
+    };
+    let mut tree = crossproc::Tree::attach(pid, read)?;
     let mut acc = analysis::Accumulator::default();
-    acc.set_loop_options(record_loop_options(loop_threshold));
+    acc.set_loop_options(record_loop_options(options.loop_threshold));
     let mut per_process: std::collections::HashMap<i32, analysis::Accumulator> = Default::default();
-    let exited = sample_on_schedule(duration, rate, || {
+    let exited = sample_on_schedule(options.duration, options.rate, || {
         let (linked, parts) = tree.snapshot_parts()?;
         for part in parts {
             per_process

@@ -63,23 +63,13 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         name: "record".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = if args.tree {
-        gridlock::record_tree(
-            args.pid,
-            args.duration,
-            args.rate,
-            command,
-            args.loop_threshold,
-        )?
-    } else {
-        gridlock::record_with(
-            args.pid,
-            args.duration,
-            args.rate,
-            command,
-            args.loop_threshold,
-        )?
+    let options = gridlock::RecordOptions {
+        duration: args.duration,
+        rate: args.rate,
+        tree: args.tree,
+        loop_threshold: args.loop_threshold,
     };
+    let doc = gridlock::record(args.pid, &options, command)?;
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     Ok(verdict(&doc, &args.fail_on))
 }
@@ -227,17 +217,13 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         name: "dump".into(),
         args: std::env::args().skip(1).collect(),
     };
-    let doc = if args.tree {
-        gridlock::dump_tree(args.pid, args.window, args.locals, command)?
-    } else {
-        gridlock::dump_with(
-            args.pid,
-            args.window,
-            args.locals,
-            command,
-            args.loop_threshold,
-        )?
+    let options = gridlock::DumpOptions {
+        window: args.window,
+        locals: args.locals,
+        tree: args.tree,
+        loop_threshold: args.loop_threshold,
     };
+    let doc = gridlock::dump(args.pid, &options, command)?;
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     if let Some(path) = &args.dot {
         if path.as_os_str() == "-" {

@@ -595,3 +595,15 @@ impl Document {
         self.locks.iter().find(|l| l.id == id)
     }
 }
+
+/// A thread's id in the report: scoped by process, because a forked child repeats its
+/// parent's thread idents.
+pub fn thread_id(pid: i32, ident: u64) -> String {
+    format!("{pid}:t:{ident}")
+}
+
+/// A lock's id in the report: scoped by process, because a forked child repeats its parent's
+/// lock addresses.
+pub fn lock_id(pid: i32, addr: usize) -> String {
+    format!("{pid}:l:{addr:#x}")
+}

@@ -4,14 +4,17 @@
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::snapshot::{self, Snapshot};
-use crate::target::Target;
+use crate::snapshot::{self, Session, Snapshot};
 
 /// Snapshots a `dump` takes over a non-zero window (first and last at its ends).
 pub const DUMP_SNAPSHOTS: usize = 5;
 
 /// Take `count` snapshots spread evenly over `window` (one if the window is zero).
-pub fn sample_window(target: &mut Target, window: Duration, count: usize) -> Result<Vec<Snapshot>> {
+pub fn sample_window(
+    target: &mut Session,
+    window: Duration,
+    count: usize,
+) -> Result<Vec<Snapshot>> {
     let count = if window.is_zero() { 1 } else { count.max(2) };
     let interval = if count > 1 {
         window / (count as u32 - 1)

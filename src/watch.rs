@@ -73,8 +73,13 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
     let root = child.id() as i32;
     let started = Instant::now();
     // Every Python process of the tree, sampled together into one wait-for graph.
-    let mut tree = crossproc::Tree::new(root);
-    tree.writes = true;
+    let mut tree = crossproc::Tree::new(
+        root,
+        crate::target::ReadOptions {
+            writes: true,
+            ..Default::default()
+        },
+    );
     let mut history: VecDeque<Snapshot> = VecDeque::new();
     // Every snapshot of the run, folded per process: latent findings (lock order, races).
     let mut over_time: HashMap<i32, analysis::Accumulator> = HashMap::new();

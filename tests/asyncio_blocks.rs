@@ -132,6 +132,29 @@ fn a_blocked_loop_is_a_loop_block_with_its_culprit_and_stack() {
     });
 }
 
+#[test]
+fn dump_tree_applies_the_loop_threshold() {
+    for_each_interpreter(|py| {
+        let target = scenario(py, "sleep");
+        let blocks = |threshold: &str| {
+            let out = gridlock(&[
+                "dump",
+                &target.pid.to_string(),
+                "--tree",
+                "--window",
+                "300ms",
+                "--loop-threshold",
+                threshold,
+                "--json",
+            ]);
+            let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+            doc::findings(&d, "loop_block").len()
+        };
+        assert_eq!(blocks("100ms"), 1, "a blocked loop is seen under --tree");
+        assert_eq!(blocks("2s"), 0, "--loop-threshold is applied under --tree");
+    });
+}
+
 fn record(pid: i32) -> Value {
     let out = Command::new(gridlock_bin())
         .args(["record", &pid.to_string(), "--duration", "800ms", "--json"])

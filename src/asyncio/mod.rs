@@ -18,8 +18,8 @@ use crate::cpython::layout::{
     AsyncioOffsets, AwaitTop, Bytecode, CoroFrame, InstructionPointer, Offsets, RunningLoop,
 };
 use crate::cpython::threads::{CodeInfo, RawFrame, RawThread, Walker};
+use crate::model::lock_id;
 use crate::model::*;
-use crate::snapshot::lock_id;
 use facts::{Facts, FrameFacts};
 use types::{AddrMap, AddrSet, Kind, Known, TaskImpl, TypeInfo, Types, TP_BASE};
 

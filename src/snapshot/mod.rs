@@ -9,9 +9,9 @@
 //! version: layouts come from `cpython`.
 
 mod holders;
-pub mod ids;
 pub mod multiprocessing;
 mod probe;
+mod session;
 mod threads;
 mod waits;
 mod writes;
@@ -26,11 +26,11 @@ use crate::model::*;
 use crate::probe::{ProbeEdge, ProbeState};
 use crate::target::procfs::{self, KernelThread};
 use crate::target::taskfiles::{InSyscall, TaskFiles};
-use crate::target::Target;
 
-pub use ids::{lock_id, thread_id};
+pub use crate::model::{lock_id, thread_id};
 use multiprocessing::collect_semlocks;
 pub use multiprocessing::{read_semlock, MpHold, MpView, MpWait, SemLockObj};
+pub use session::Session;
 use threads::{gil_holder, native_ids, thread_names, unmatched_reason, Namespace, ThreadInfo};
 
 /// How many innermost frames are searched for the object a thread waits on.
@@ -78,22 +78,22 @@ impl Snapshot {
 /// changed) may have been seen waiting at one instant and holding at another, so it is
 /// reported running, never blocked: a single snapshot of a healthy process never shows a
 /// cycle that was not there. Reads that fail because memory changed under them are retried.
-pub fn take(target: &mut Target) -> Result<Snapshot> {
+pub fn take(session: &mut Session) -> Result<Snapshot> {
     let mut tries = 0;
     loop {
-        let tids = procfs::task_ids(target.pid);
-        target.task_files.retain(&tids);
-        target.namespace_tids.refresh(&tids);
+        let tids = procfs::task_ids(session.pid);
+        session.task_files.retain(&tids);
+        session.target.namespace_tids.refresh(&tids);
         let kernel: HashMap<i32, KernelThread> = tids
             .iter()
-            .filter_map(|&tid| Some((tid, target.task_files.kernel_thread(tid)?)))
+            .filter_map(|&tid| Some((tid, session.task_files.kernel_thread(tid)?)))
             .collect();
-        match take_once(target, &kernel) {
+        match take_once(session, &kernel) {
             Ok(mut snap) => {
-                settle_moved_threads(&mut snap, &kernel, &mut target.task_files);
+                settle_moved_threads(&mut snap, &kernel, &mut session.task_files);
                 return Ok(snap);
             }
-            Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && target.alive() => {
+            Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && session.alive() => {
                 tries += 1;
             }
             Err(e) => return Err(e),
@@ -183,29 +183,37 @@ fn settle_moved_threads(
 }
 
 /// One attempt at a snapshot.
-fn take_once(target: &mut Target, kernel: &HashMap<i32, KernelThread>) -> Result<Snapshot> {
-    let pid = target.pid;
+fn take_once(session: &mut Session, kernel: &HashMap<i32, KernelThread>) -> Result<Snapshot> {
+    let pid = session.pid;
     let taken = SystemTime::now();
-    if kernel.is_empty() || !target.alive() {
+    if kernel.is_empty() || !session.alive() {
         return Err(Error::TargetExited { pid });
     }
     // Before the page cache: a counter that moves during the sample marks a step boundary.
-    target.asyncio.begin(&target.mem);
-    target.mem.begin_snapshot();
-    let result = take_cached(target, taken, kernel);
-    target.mem.end_snapshot();
+    session.asyncio.begin(&session.target.mem);
+    session.mem.begin_snapshot();
+    let result = take_cached(session, taken, kernel);
+    session.mem.end_snapshot();
     result
 }
 
 fn take_cached(
-    target: &mut Target,
+    session: &mut Session,
     taken: SystemTime,
     kernel: &HashMap<i32, KernelThread>,
 ) -> Result<Snapshot> {
+    let Session {
+        target,
+        code_cache,
+        pthread_tid_offset,
+        probe,
+        asyncio,
+        threading_active,
+    } = session;
     let pid = target.pid;
     let objs = Objects::new(&target.mem, target.layout);
     let mut walker = Walker::new(objs);
-    walker.adopt_cache(std::mem::take(&mut target.code_cache));
+    walker.adopt_cache(std::mem::take(code_cache));
     let raw = walker.threads(target.interpreter).map_err(|e| {
         if procfs::exists(pid) {
             e
@@ -216,33 +224,32 @@ fn take_cached(
     let raw = match raw {
         Ok(r) => r,
         Err(e) => {
-            target.code_cache = walker.take_cache();
+            *code_cache = walker.take_cache();
             return Err(e);
         }
     };
     // Thread states hold TIDs of the target's own PID namespace; `/proc` has gridlock's.
     let to_proc = target.namespace_tids.to_proc();
-    let own_ids = native_ids(&mut target.pthread_tid_offset, &walker, &raw, &to_proc);
+    let own_ids = native_ids(pthread_tid_offset, &walker, &raw, &to_proc);
     let namespace = Namespace {
         pid,
         other: target.other_pid_namespace || target.namespace_tids.nested,
         missing_nspid: target.namespace_tids.missing_nspid,
     };
-    let names = thread_names(&walker, target.interpreter, &mut target.threading_active);
+    let names = thread_names(&walker, target.interpreter, threading_active);
     let gil_holder = gil_holder(&walker, target.gil_address);
-    let probe_state: Option<ProbeState> = target
-        .probe
+    let probe_state: Option<ProbeState> = probe
         .module_dict(&walker.objs, target.interpreter)
         .and_then(|d| crate::probe::read(&walker.objs, d).ok());
 
     let mut builder = Builder {
         pid,
-        with_locals: target.locals,
-        with_writes: target.writes,
+        with_locals: target.read.locals,
+        with_writes: target.read.writes,
         walker: &walker,
         locks: BTreeMap::new(),
         live_idents: raw.iter().map(|t| t.thread_id).collect(),
-        mp: target.cross_process.then(MpView::default),
+        mp: target.read.cross_process.then(MpView::default),
         task_files: &mut target.task_files,
         runtime_region: target.runtime_region,
     };
@@ -275,14 +282,14 @@ fn take_cached(
     let mut locks: Vec<Lock> = builder.locks.into_values().collect();
     let view = crate::asyncio::read(
         &mut walker,
-        &mut target.asyncio,
+        asyncio,
         target.interpreter,
         pid,
         &raw,
         &threads,
     );
     locks.extend(view.locks);
-    target.code_cache = walker.take_cache();
+    *code_cache = walker.take_cache();
     Ok(Snapshot {
         taken,
         pid,

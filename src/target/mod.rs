@@ -8,15 +8,22 @@ pub mod procfs;
 pub mod sockdiag;
 pub mod taskfiles;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use crate::cpython::threads::CodeInfo;
 use crate::cpython::{self, VersionLayout};
 use crate::error::{Error, Result};
 use crate::model;
 use discovery::{DiscoveryCache, SearchError};
 use memory::Memory;
+
+/// What a snapshot reads beyond stacks, locks and waits, chosen by the verb at attach.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOptions {
+    /// Each frame's local variables (`--locals`).
+    pub locals: bool,
+    /// `multiprocessing` objects, to link processes (`--tree`).
+    pub cross_process: bool,
+    /// The shared locations each thread writes (`record`, `run`: race candidates).
+    pub writes: bool,
+}
 
 pub struct Target {
     pub pid: i32,
@@ -28,26 +35,12 @@ pub struct Target {
     /// `gilstate.tstate_current` up to 3.11, of the GIL's `_gil_runtime_state` from 3.12.
     pub gil_address: usize,
     pub process: model::Process,
-    pub(crate) code_cache: HashMap<usize, Arc<CodeInfo>>,
-    /// Offset of the kernel TID inside glibc's `struct pthread` (3.8-3.10 only), found by
-    /// matching thread states against `/proc/PID/task` once.
-    pub(crate) pthread_tid_offset: Option<usize>,
-    /// Read each frame's local variables into snapshots (`--locals`).
-    pub locals: bool,
-    /// Collect `multiprocessing` objects into snapshots, to link processes (`--tree`).
-    pub cross_process: bool,
-    /// Where the in-target probe's tables are, if the target loaded it.
-    pub(crate) probe: crate::probe::ProbeCache,
-    /// Work out the shared location each thread writes on its current line (`record`).
-    pub writes: bool,
-    /// asyncio's module dict and type names, found once.
-    pub(crate) asyncio: crate::asyncio::AsyncioCache,
+    /// What each snapshot reads beyond stacks, locks and waits (set at attach; `top` toggles locals).
+    pub read: ReadOptions,
     /// The binary's static data around the GIL (`_PyRuntime`): a futex there is the
     /// interpreter's own (the GIL's condition variable), never a Python lock's, whose
     /// semaphores live on the heap or a waiter's stack.
     pub(crate) runtime_region: Option<(usize, usize)>,
-    /// The `threading._active` dict, once found.
-    pub(crate) threading_active: Option<usize>,
     /// Each thread's `/proc` files, open across snapshots.
     pub(crate) task_files: taskfiles::TaskFiles,
     /// Each thread's TID in the target's own PID namespace, which its thread state holds.
@@ -58,13 +51,17 @@ pub struct Target {
 
 impl Target {
     /// Attach to `pid`, with a clear error for every way that can fail.
-    pub fn attach(pid: i32) -> Result<Target> {
-        Target::attach_with(pid, &mut DiscoveryCache::default())
+    pub fn attach(pid: i32, read: ReadOptions) -> Result<Target> {
+        Target::attach_with(pid, read, &mut DiscoveryCache::default())
     }
 
     /// Attach to `pid`, finding its interpreter from what `discovery` learned of other
     /// processes running the same Python binary, when it can.
-    pub fn attach_with(pid: i32, discovery: &mut DiscoveryCache) -> Result<Target> {
+    pub fn attach_with(
+        pid: i32,
+        read: ReadOptions,
+        discovery: &mut DiscoveryCache,
+    ) -> Result<Target> {
         if pid <= 0 || !procfs::exists(pid) {
             return Err(Error::NoSuchProcess { pid });
         }
@@ -159,14 +156,7 @@ impl Target {
             interpreter,
             gil_address,
             process,
-            code_cache: HashMap::new(),
-            pthread_tid_offset: None,
-            locals: false,
-            cross_process: false,
-            probe: Default::default(),
-            writes: false,
-            asyncio: Default::default(),
-            threading_active: None,
+            read,
             runtime_region,
             task_files: taskfiles::TaskFiles::new(pid),
             namespace_tids: namespaces::NamespaceTids::new(pid),

@@ -17,7 +17,8 @@ use crate::crossproc::Tree;
 use crate::error::Error;
 use crate::model::{Command, Document, Process};
 use crate::snapshot;
-use crate::target::Target;
+use crate::snapshot::Session;
+use crate::target::ReadOptions;
 pub use app::{App, Effect, Event, Sample, Tick};
 
 /// Share of one core the sampling thread may use before the rate is lowered: what leaves
@@ -42,7 +43,7 @@ pub enum TopError {
 
 /// What is sampled: one process, or with `--tree` every Python process below it.
 enum Source {
-    One(Target),
+    One(Session),
     Tree(Tree),
 }
 
@@ -72,11 +73,11 @@ impl Source {
     }
     fn set_locals(&mut self, on: bool) {
         match self {
-            Source::One(t) => t.locals = on,
+            Source::One(t) => t.read.locals = on,
             Source::Tree(tree) => {
-                tree.locals = on;
+                tree.read.locals = on;
                 for t in tree.targets.values_mut() {
-                    t.locals = on;
+                    t.read.locals = on;
                 }
             }
         }
@@ -94,9 +95,9 @@ enum Control {
 /// Ctrl-C or a signal.
 pub fn run(opts: TopOptions) -> Result<(), TopError> {
     let target = if opts.tree {
-        Source::Tree(Tree::attach(opts.pid, false)?)
+        Source::Tree(Tree::attach(opts.pid, ReadOptions::default())?)
     } else {
-        Source::One(Target::attach(opts.pid)?)
+        Source::One(Session::attach(opts.pid, ReadOptions::default())?)
     };
     crate::watch::install_signal_handlers();
     let started = Instant::now();

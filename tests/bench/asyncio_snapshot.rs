@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use gridlock::snapshot;
-use gridlock::target::Target;
+use gridlock::snapshot::Session;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -89,7 +89,7 @@ fn main() {
 
 /// (median ms, fastest ms, tasks in the last snapshot)
 fn measure(pid: i32, rounds: usize) -> Result<(f64, f64, usize), String> {
-    let mut target = Target::attach(pid).map_err(|e| e.to_string())?;
+    let mut target = Session::attach(pid, Default::default()).map_err(|e| e.to_string())?;
     let mut times = Vec::new();
     let mut tasks = 0;
     for _ in 0..rounds {

@@ -1,0 +1,67 @@
+//! A target being sampled, with what its snapshots keep from one to the next: decoded code
+//! objects, where the probe's tables, asyncio's registries and `threading._active` are, and
+//! where glibc keeps a thread's TID. The caches live here, not in `target`, so that the live
+//! process knows nothing of the readers above it. Nothing here reads memory by itself.
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use crate::cpython::threads::CodeInfo;
+use crate::error::Result;
+use crate::target::discovery::DiscoveryCache;
+use crate::target::{ReadOptions, Target};
+
+pub struct Session {
+    pub target: Target,
+    pub(super) code_cache: HashMap<usize, Arc<CodeInfo>>,
+    /// Offset of the kernel TID inside glibc's `struct pthread` (3.8-3.10 only), found by
+    /// matching thread states against `/proc/PID/task` once.
+    pub(super) pthread_tid_offset: Option<usize>,
+    /// Where the in-target probe's tables are, if the target loaded it.
+    pub(super) probe: crate::probe::ProbeCache,
+    /// asyncio's module dict and type names, found once.
+    pub(super) asyncio: crate::asyncio::AsyncioCache,
+    /// The `threading._active` dict, once found.
+    pub(super) threading_active: Option<usize>,
+}
+
+impl Session {
+    pub fn new(target: Target) -> Session {
+        Session {
+            target,
+            code_cache: HashMap::new(),
+            pthread_tid_offset: None,
+            probe: Default::default(),
+            asyncio: Default::default(),
+            threading_active: None,
+        }
+    }
+
+    /// Attach to `pid` (see `Target::attach`).
+    pub fn attach(pid: i32, read: ReadOptions) -> Result<Session> {
+        Target::attach(pid, read).map(Session::new)
+    }
+
+    /// Attach to `pid`, reusing what `discovery` learned of processes running the same binary.
+    pub fn attach_with(
+        pid: i32,
+        read: ReadOptions,
+        discovery: &mut DiscoveryCache,
+    ) -> Result<Session> {
+        Target::attach_with(pid, read, discovery).map(Session::new)
+    }
+}
+
+impl Deref for Session {
+    type Target = Target;
+    fn deref(&self) -> &Target {
+        &self.target
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut Target {
+        &mut self.target
+    }
+}
