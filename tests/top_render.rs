@@ -444,3 +444,42 @@ fn tiny_and_resized_terminals_do_not_panic() {
         render(&app, size);
     }
 }
+
+#[test]
+fn threads_in_a_pid_namespace_show_both_tids() {
+    // Real `dump --json` of the bank deadlock under `unshare --pid --fork --mount-proc`.
+    let doc = load("bank_deadlock_namespace.json");
+    let main = doc
+        .threads
+        .iter()
+        .find(|t| t.name.as_deref() == Some("MainThread"));
+    let (host, own) = main
+        .map(|t| (t.native_id.unwrap(), t.namespace_tid.unwrap()))
+        .unwrap();
+    assert_eq!(own, 1);
+    for size in SIZES {
+        let mut app = App::from_document(doc.clone());
+        let buf = render(&app, size);
+        let all = text(&buf);
+        let row = lines(&buf)
+            .into_iter()
+            .find(|l| l.starts_with("MainThread"))
+            .unwrap_or_else(|| panic!("{all}"));
+        assert!(row.contains(&format!("{host}/{own}")), "{row}");
+        // The detail view spells it out.
+        let pos = app
+            .rows
+            .iter()
+            .position(|&i| app.doc.as_ref().unwrap().threads[i].native_id == Some(host))
+            .unwrap();
+        for _ in 0..pos {
+            key(&mut app, KeyCode::Down);
+        }
+        key(&mut app, KeyCode::Enter);
+        let detail = text(&render(&app, size));
+        assert!(
+            detail.contains(&format!("tid {host}, 1 in its namespace")),
+            "{detail}"
+        );
+    }
+}
