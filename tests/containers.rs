@@ -309,3 +309,39 @@ fn without_cap_sys_ptrace_the_permission_message_says_what_a_container_needs() {
     );
     assert!(target.is_alive());
 }
+
+#[test]
+fn gridlock_inside_the_targets_pid_namespace_finds_the_deadlock() {
+    if !namespaces::permitted() {
+        return;
+    }
+    let py = &support::interpreters()[0];
+    let Some(target) = namespaces::start_in_pid_namespace(py, &example("bank_transfer.py"), &[])
+    else {
+        return;
+    };
+    // As a container sharing the target's PID namespace (and its /proc) would run it.
+    let out = Command::new("nsenter")
+        .args([
+            "--target",
+            &target.target.pid.to_string(),
+            "--mount",
+            "--pid",
+        ])
+        .arg(support::gridlock_bin())
+        .args(["dump", "1", "--json", "--window", "500ms"])
+        .output()
+        .unwrap();
+    let d: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.code(), Some(3), "{:#}", d["findings"]);
+    let dl = doc::findings(&d, "deadlock");
+    assert_eq!(
+        doc::finding_thread_names(&d, dl[0]),
+        ["teller-1", "teller-2"]
+    );
+    // Seen from inside, the namespace's TIDs are the only ones: nothing to map.
+    let main = doc::thread_by_name(&d, "MainThread");
+    assert_eq!(main["native_id"], 1, "{main:#}");
+    assert!(main.get("namespace_tid").is_none(), "{main:#}");
+}
