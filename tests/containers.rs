@@ -209,14 +209,19 @@ fn run_through_unshare_stops_a_deadlocking_pytest_suite_with_junit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn dump_tree_from_unshare_finds_and_names_the_namespaced_python() {
+/// The bank deadlock under `unshare --pid --fork --mount-proc` with the first interpreter;
+/// `None` (with a note) where namespaces cannot be made.
+fn bank_in_a_pid_namespace() -> Option<NsTarget> {
     if !namespaces::permitted() {
-        return;
+        return None;
     }
     let py = &support::interpreters()[0];
-    let Some(target) = namespaces::start_in_pid_namespace(py, &example("bank_transfer.py"), &[])
-    else {
+    namespaces::start_in_pid_namespace(py, &example("bank_transfer.py"), &[])
+}
+
+#[test]
+fn dump_tree_from_unshare_finds_and_names_the_namespaced_python() {
+    let Some(target) = bank_in_a_pid_namespace() else {
         return;
     };
     // The tree's root is unshare itself (not Python); the bank runs one namespace below.
@@ -312,12 +317,7 @@ fn without_cap_sys_ptrace_the_permission_message_says_what_a_container_needs() {
 
 #[test]
 fn gridlock_inside_the_targets_pid_namespace_finds_the_deadlock() {
-    if !namespaces::permitted() {
-        return;
-    }
-    let py = &support::interpreters()[0];
-    let Some(target) = namespaces::start_in_pid_namespace(py, &example("bank_transfer.py"), &[])
-    else {
+    let Some(target) = bank_in_a_pid_namespace() else {
         return;
     };
     // As a container sharing the target's PID namespace (and its /proc) would run it.
@@ -344,4 +344,21 @@ fn gridlock_inside_the_targets_pid_namespace_finds_the_deadlock() {
     let main = doc::thread_by_name(&d, "MainThread");
     assert_eq!(main["native_id"], 1, "{main:#}");
     assert!(main.get("namespace_tid").is_none(), "{main:#}");
+}
+
+#[test]
+fn run_never_passes_a_command_whose_threads_stayed_unmatched() {
+    let py = &support::interpreters()[0];
+    let out = Command::new(support::gridlock_bin())
+        .args(["run", "--"])
+        .arg(&py.path)
+        .arg(fixture("leaked_thread_state.py"))
+        .arg("2")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The command itself exits 0; the run cannot say nothing was found.
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("could not be matched"), "{stderr}");
 }
