@@ -483,3 +483,27 @@ fn threads_in_a_pid_namespace_show_both_tids() {
         );
     }
 }
+
+#[test]
+fn a_thread_in_unknown_state_marks_the_screen_incomplete() {
+    // Real `dump --json` of tests/fixtures/leaked_thread_state.py (a thread state left behind).
+    let doc = load("leaked_thread_state.json");
+    assert_eq!(doc.unmatched_threads.len(), 1);
+    for size in SIZES {
+        let mut app = App::from_document(doc.clone());
+        let buf = render(&app, size);
+        let (_, y) = find(&buf, "INCOMPLETE").unwrap_or_else(|| panic!("{}", text(&buf)));
+        assert!(y < 3, "in the header: {}", text(&buf));
+        let pos = app
+            .rows
+            .iter()
+            .position(|&i| app.doc.as_ref().unwrap().threads[i].id == doc.unmatched_threads[0])
+            .unwrap();
+        for _ in 0..pos {
+            key(&mut app, KeyCode::Down);
+        }
+        key(&mut app, KeyCode::Enter);
+        let detail = text(&render(&app, size));
+        assert!(detail.contains("kernel state unknown: "), "{detail}");
+    }
+}

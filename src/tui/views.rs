@@ -138,6 +138,19 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
 
     let mut status = vec![Span::raw(" ")];
     status.push(banner(app));
+    if let Some(n) = app
+        .doc
+        .as_ref()
+        .map(|d| d.unmatched_threads.len())
+        .filter(|n| *n > 0)
+    {
+        // Some thread's state is unknown: a clean screen would not mean a healthy target.
+        status.push(Span::raw(" "));
+        status.push(Span::styled(
+            format!(" INCOMPLETE: {n} thread(s) in unknown state (Enter on one says why) "),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+    }
     if app.exited {
         status.push(Span::raw(" "));
         status.push(Span::styled(
