@@ -19,8 +19,8 @@ pub struct Document {
     /// Event loops found (one per thread running one), with what each was doing last.
     #[serde(default)]
     pub loops: Vec<EventLoop>,
-    /// Threads whose kernel state could not be matched in any snapshot they were seen in
-    /// (at least two, or the only one): the report is incomplete, so its verdict cannot be
+    /// Threads whose kernel state could be matched in none of the snapshots they were seen
+    /// in (at least two, or the window's only one): the report is incomplete, so its verdict cannot be
     /// "nothing found" (exit 2 unless something fails). Each thread says why
     /// (`kernel_unmatched`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -152,7 +152,8 @@ pub fn watch(child: &mut Child, opts: &WatchOptions, command: Command) -> Watch 
         }
 
         let doc = document(&history, &over_time, root, &command, opts, true);
-        if unmatched.is_none() {
+        // A window of one snapshot cannot tell a starting thread from an unmatched one.
+        if unmatched.is_none() && doc.window.snapshots >= 2 {
             unmatched = doc.unmatched_summary();
         }
         if crate::fails(&doc, &opts.fail_on) {

@@ -362,3 +362,35 @@ fn run_never_passes_a_command_whose_threads_stayed_unmatched() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("could not be matched"), "{stderr}");
 }
+
+#[test]
+fn a_target_in_another_root_is_read_with_its_own_paths_and_both_tids() {
+    // Whatever gridlock makes of the Debian interpreters' locks, it must attach through
+    // /proc/PID/exe and /proc/PID/root (the binary's path is not the host's) and map TIDs.
+    for python in ["python3.13", "python3.14", "python3.15"] {
+        let Some(target) =
+            namespaces::start_in_debian_root(python, &example("bank_transfer.py"), &[])
+        else {
+            continue;
+        };
+        let pid = target.target.pid.to_string();
+        let out = support::gridlock(&["dump", &pid, "--json", "--window", "0"]);
+        if out.status.code() == Some(1) {
+            eprintln!(
+                "note: skipped {python}: gridlock does not attach to it yet: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            continue;
+        }
+        let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_both_tids(&d);
+        let main = doc::thread_by_name(&d, "MainThread");
+        assert_eq!(main["namespace_tid"], 1, "{main:#}");
+        // Paths as the target sees them: the repository is bind-mounted at its /mnt only.
+        let file = main["frames"].as_array().unwrap().last().unwrap()["file"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(file, "/mnt/examples/bank_transfer.py", "{main:#}");
+    }
+}
