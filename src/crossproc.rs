@@ -268,11 +268,11 @@ fn link_semaphores(
         });
         let notify = waits.iter().any(|(_, w, _)| w.notify);
         let kind = match &sample {
-            _ if notify => "mp_condition",
-            Some(s) if s.kind == 0 => "mp_rlock",
-            Some(s) if s.maxvalue == 1 => "mp_lock",
-            Some(_) => "mp_semaphore",
-            None => "shared_semaphore",
+            _ if notify => LockKind::MpCondition,
+            Some(s) if s.kind == 0 => LockKind::MpRLock,
+            Some(s) if s.maxvalue == 1 => LockKind::MpLock,
+            Some(_) => LockKind::MpSemaphore,
+            None => LockKind::SharedSemaphore,
         };
         let value = targets
             .get(&wpid)
@@ -324,7 +324,7 @@ fn link_semaphores(
         let all_checked = mapped_by
             .iter()
             .all(|p| python.contains(p) && per_process.contains_key(p));
-        let lock_like = matches!(kind, "mp_lock" | "mp_rlock");
+        let lock_like = matches!(kind, LockKind::MpLock | LockKind::MpRLock);
         let holder_exited = lock_like && value == Some(0) && holders.is_empty() && all_checked;
         if !notify && holders.is_empty() && !holder_exited {
             holders.push(Holder {
@@ -383,7 +383,7 @@ fn link_semaphores(
             id,
             pid: wpid,
             address: format!("{:#x}", first.futex),
-            kind: kind.into(),
+            kind,
             names,
             locked: value.map(|v| v == 0),
             holders,
@@ -445,7 +445,7 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
                     id: id.clone(),
                     pid: t.pid,
                     address: String::new(),
-                    kind: "children".into(),
+                    kind: LockKind::Children,
                     names: vec![],
                     locked: None,
                     holders: kids
@@ -583,8 +583,8 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             pid: t.pid,
             address: String::new(),
             kind: match channel {
-                Channel::Pipe(_) => "pipe".into(),
-                Channel::Socket(_) => "socket".into(),
+                Channel::Pipe(_) => LockKind::Pipe,
+                Channel::Socket(_) => LockKind::Socket,
             },
             names: vec![],
             locked: None,

@@ -39,8 +39,7 @@ pub struct Task {
     pub name: Option<String>,
     /// The coroutine's qualified name (`main.<locals>.worker` on 3.11+, `worker` before).
     pub coroutine: Option<String>,
-    /// `running` (the loop's current task), `pending` (suspended or scheduled).
-    pub state: String,
+    pub state: TaskState,
     /// The suspended await stack, innermost first (for the running task: its thread's frames).
     pub frames: Vec<Frame>,
     pub waits_for: Option<TaskWait>,
@@ -51,6 +50,47 @@ pub struct Task {
     /// `asyncio.Lock`s held through an active `async with` in the await stack.
     #[serde(default)]
     pub holds: Vec<Hold>,
+}
+
+/// Where a task is: `running` (the loop's current task), `pending` (suspended or scheduled).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Running,
+    Pending,
+}
+
+impl TaskState {
+    /// The contract's spelling, also the label in text and the TUI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Running => "running",
+            TaskState::Pending => "pending",
+        }
+    }
+}
+
+/// What an event loop is doing: `polling` (in the selector under `_run_once`), `step`
+/// (running a callback or task step), `between` (loop bookkeeping), `unknown`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum LoopState {
+    Polling,
+    Step,
+    Between,
+    Unknown,
+}
+
+impl LoopState {
+    /// The contract's spelling, also the label in text and the TUI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoopState::Polling => "polling",
+            LoopState::Step => "step",
+            LoopState::Between => "between",
+            LoopState::Unknown => "unknown",
+        }
+    }
 }
 
 /// What a suspended task waits for.
@@ -84,9 +124,7 @@ pub struct EventLoop {
     /// The loop's type (`_UnixSelectorEventLoop`, `uvloop.Loop`).
     pub kind: String,
     pub thread: Option<String>,
-    /// `polling` (in the selector under `_run_once`), `step` (running a callback or task
-    /// step), `between` (loop bookkeeping), `unknown`.
-    pub state: String,
+    pub state: LoopState,
     pub step: Option<LoopStep>,
     /// Handles ready to run (`len(loop._ready)`).
     pub ready: Option<usize>,
@@ -355,14 +393,93 @@ pub struct Wait {
     pub futex: Option<String>,
 }
 
+/// What a lock node of the report is: a synchronisation object, or a resource shared between
+/// processes (`--tree`). The JSON spelling is the contract's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    Lock,
+    #[serde(rename = "rlock")]
+    RLock,
+    /// An import's `_ModuleLock`.
+    ModuleLock,
+    Condition,
+    Event,
+    Semaphore,
+    Barrier,
+    Queue,
+    /// A `Thread` waited on through a condition (`Thread.join` before 3.9's tstate lock).
+    Thread,
+    AsyncioLock,
+    AsyncioSemaphore,
+    MpLock,
+    #[serde(rename = "mp_rlock")]
+    MpRLock,
+    MpSemaphore,
+    MpCondition,
+    /// A semaphore in shared memory no process's objects explain.
+    SharedSemaphore,
+    Pipe,
+    Socket,
+    /// "Any child of this process exits" (`wait4(-1)`).
+    Children,
+}
+
+impl LockKind {
+    /// The contract's spelling, also used as the label in text, DOT and the TUI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockKind::Lock => "lock",
+            LockKind::RLock => "rlock",
+            LockKind::ModuleLock => "module_lock",
+            LockKind::Condition => "condition",
+            LockKind::Event => "event",
+            LockKind::Semaphore => "semaphore",
+            LockKind::Barrier => "barrier",
+            LockKind::Queue => "queue",
+            LockKind::Thread => "thread",
+            LockKind::AsyncioLock => "asyncio_lock",
+            LockKind::AsyncioSemaphore => "asyncio_semaphore",
+            LockKind::MpLock => "mp_lock",
+            LockKind::MpRLock => "mp_rlock",
+            LockKind::MpSemaphore => "mp_semaphore",
+            LockKind::MpCondition => "mp_condition",
+            LockKind::SharedSemaphore => "shared_semaphore",
+            LockKind::Pipe => "pipe",
+            LockKind::Socket => "socket",
+            LockKind::Children => "children",
+        }
+    }
+
+    /// The Python type a reader knows it by (`_thread.lock`, `multiprocessing.Lock`), or the
+    /// contract's spelling where there is no such type.
+    pub fn type_label(self) -> &'static str {
+        match self {
+            LockKind::Lock => "_thread.lock",
+            LockKind::RLock => "_thread.RLock",
+            LockKind::AsyncioLock => "asyncio.Lock",
+            LockKind::MpLock => "multiprocessing.Lock",
+            LockKind::MpRLock => "multiprocessing.RLock",
+            LockKind::MpSemaphore => "multiprocessing.Semaphore",
+            LockKind::MpCondition => "multiprocessing.Condition",
+            k => k.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for LockKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Lock {
     /// `PID:l:0xADDRESS` (the Python object's address).
     pub id: String,
     pub pid: i32,
     pub address: String,
-    /// `lock`, `rlock`, `module_lock`, `condition`, `event`, `semaphore`, `barrier`, `queue`.
-    pub kind: String,
+    pub kind: LockKind,
     pub names: Vec<LockName>,
     pub locked: Option<bool>,
     pub holders: Vec<Holder>,
@@ -537,14 +654,67 @@ pub struct Finding {
     pub knot: bool,
 }
 
+/// What an edge of a finding says. The JSON spelling is the contract's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeVia {
+    /// thread or task -> lock.
+    WaitsFor,
+    /// lock -> thread, task or `PID:p`.
+    HeldBy,
+    /// thread -> thread.
+    Joins,
+    /// thread -> `PID:p` or `PID:children`.
+    WaitsForExit,
+    /// `PID:p` -> thread: a process acts only through its threads.
+    HasThread,
+    /// task -> task.
+    Awaits,
+    /// lock -> lock in a lock-order inversion: held while taking the next.
+    ThenTakes,
+    /// loop -> what its blocking step runs.
+    Runs,
+    /// thread -> a shared location (races).
+    Writes,
+}
+
+impl EdgeVia {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeVia::WaitsFor => "waits_for",
+            EdgeVia::HeldBy => "held_by",
+            EdgeVia::Joins => "joins",
+            EdgeVia::WaitsForExit => "waits_for_exit",
+            EdgeVia::HasThread => "has_thread",
+            EdgeVia::Awaits => "awaits",
+            EdgeVia::ThenTakes => "then_takes",
+            EdgeVia::Runs => "runs",
+            EdgeVia::Writes => "writes",
+        }
+    }
+
+    /// How a report says it between the two ends: "A waits for B", "L is held by T".
+    pub fn verb(self) -> &'static str {
+        match self {
+            EdgeVia::WaitsFor => "waits for",
+            EdgeVia::HeldBy => "is held by",
+            EdgeVia::Joins => "joins",
+            EdgeVia::WaitsForExit => "waits for the exit of",
+            EdgeVia::HasThread => "has thread",
+            EdgeVia::Awaits => "awaits",
+            EdgeVia::ThenTakes => "is held while taking",
+            EdgeVia::Runs => "runs",
+            EdgeVia::Writes => "writes",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct Edge {
     pub from: String,
     pub to: String,
-    /// `waits_for` (thread -> lock), `held_by` (lock -> thread or `PID:p`), `joins`
-    /// (thread -> thread), `waits_for_exit` (thread -> `PID:p` or `PID:children`),
-    /// `has_thread` (`PID:p` -> thread: a process acts only through its threads).
-    pub via: String,
+    pub via: EdgeVia,
     pub evidence: Evidence,
     pub site: Option<String>,
     /// How the code names the lock at that site.

@@ -174,7 +174,7 @@ impl Detector for Deadlocks {
             }
             let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
             let pids = pids_of(threads.iter().chain(&process_nodes));
-            let joins = edges.iter().any(|e| e.via == "joins");
+            let joins = edges.iter().any(|e| e.via == EdgeVia::Joins);
             let summary = if threads.len() == 1 {
                 format!(
                     "{} waits for {} that it holds itself",
@@ -225,7 +225,7 @@ impl Detector for Deadlocks {
             f.locks = locks;
             f.edges = edges
                 .into_iter()
-                .filter(|e| e.via != "has_thread")
+                .filter(|e| e.via != EdgeVia::HasThread)
                 .collect();
             f.processes = if pids.is_empty() {
                 vec![snap.pid]
@@ -344,7 +344,7 @@ impl Detector for LoopSelfDeadlocks {
             f.edges = vec![Edge {
                 from: tid.clone(),
                 to: l.id.clone(),
-                via: "waits_for".into(),
+                via: EdgeVia::WaitsFor,
                 evidence: w.evidence,
                 site: Some(result.site()),
                 name: w.name.clone(),
@@ -405,7 +405,7 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
                 .collect();
             for &m in &next {
                 if let Some(e) = graph.edge(at, m) {
-                    if e.via != "has_thread" && !edges.contains(e) {
+                    if e.via != EdgeVia::HasThread && !edges.contains(e) {
                         edges.push(e.clone());
                     }
                 }
@@ -467,7 +467,7 @@ impl Detector for OrphanedLocks {
                     format!("orphaned_lock:{}", lock.id),
                     format!(
                         "multiprocessing {} {} is taken (semaphore value 0) but no live process that maps it ({}) holds it: its holder exited{}",
-                        lock.kind.trim_start_matches("mp_"),
+                        lock.kind.as_str().trim_start_matches("mp_"),
                         lock_label(snap, &lock.id),
                         shared.processes.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
                         if waiters.is_empty() { String::new() } else { format!("; waiting for it: {}", waiters.join(", ")) }
@@ -514,7 +514,7 @@ impl Detector for OrphanedLocks {
                     .chain(std::iter::once(Edge {
                         from: lock.id.clone(),
                         to: format!("{}:t:{ident}", snap.pid),
-                        via: "held_by".into(),
+                        via: EdgeVia::HeldBy,
                         evidence: Evidence::Memory,
                         site: None,
                         name: None,
@@ -589,7 +589,7 @@ impl Detector for Stalls {
             edges.push(Edge {
                 from: t.id.clone(),
                 to: target,
-                via: "waits_for".into(),
+                via: EdgeVia::WaitsFor,
                 evidence: w.evidence,
                 site: w.site.clone(),
                 name: w.name.clone(),
@@ -622,7 +622,7 @@ fn waiter_edges(lock: &Lock) -> impl Iterator<Item = Edge> + '_ {
     lock.waiters.iter().map(|w| Edge {
         from: w.thread.clone(),
         to: lock.id.clone(),
-        via: "waits_for".into(),
+        via: EdgeVia::WaitsFor,
         evidence: w.evidence,
         site: w.site.clone(),
         name: None,

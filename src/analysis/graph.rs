@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::model::{Edge, Evidence, WaitKind};
+use crate::model::{Edge, EdgeVia, Evidence, TaskState, WaitKind};
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl WaitGraph {
                     Edge {
                         from: crate::crossproc::process_id(p.pid),
                         to: t.id.clone(),
-                        via: "has_thread".into(),
+                        via: EdgeVia::HasThread,
                         evidence: Evidence::Memory,
                         site: None,
                         name: None,
@@ -76,7 +76,7 @@ impl WaitGraph {
                         Edge {
                             from: t.id.clone(),
                             to: lock.id.clone(),
-                            via: "waits_for".into(),
+                            via: EdgeVia::WaitsFor,
                             evidence: w.evidence,
                             site: w.site.clone(),
                             name: w.name.clone(),
@@ -105,7 +105,7 @@ impl WaitGraph {
                                     Edge {
                                         from: lock.id.clone(),
                                         to: holder.clone(),
-                                        via: "held_by".into(),
+                                        via: EdgeVia::HeldBy,
                                         evidence: h.evidence,
                                         site: h.site.clone(),
                                         name,
@@ -124,7 +124,7 @@ impl WaitGraph {
                             Edge {
                                 from: t.id.clone(),
                                 to: target.clone(),
-                                via: "joins".into(),
+                                via: EdgeVia::Joins,
                                 evidence: Evidence::Futex,
                                 site: w.site.clone(),
                                 name: w.name.clone(),
@@ -135,14 +135,14 @@ impl WaitGraph {
                 WaitKind::ChildExit | WaitKind::Pipe => {
                     let from = g.index[&t.id];
                     let via = if w.kind == WaitKind::ChildExit {
-                        "waits_for_exit"
+                        EdgeVia::WaitsForExit
                     } else {
-                        "waits_for"
+                        EdgeVia::WaitsFor
                     };
                     let edge = Edge {
                         from: t.id.clone(),
                         to: target.clone(),
-                        via: via.into(),
+                        via,
                         evidence: w.evidence,
                         site: w.site.clone(),
                         name: w.name.clone(),
@@ -169,13 +169,13 @@ impl WaitGraph {
         for t in &snap.tasks {
             self.node(Node::Task(t.id.clone()));
         }
-        for t in snap.tasks.iter().filter(|t| t.state == "pending") {
+        for t in snap.tasks.iter().filter(|t| t.state == TaskState::Pending) {
             let Some(w) = &t.waits_for else { continue };
             let from = self.index[&t.id];
-            let edge = |to: &str, via: &str| Edge {
+            let edge = |to: &str, via: EdgeVia| Edge {
                 from: t.id.clone(),
                 to: to.to_string(),
-                via: via.into(),
+                via,
                 evidence: w.evidence,
                 site: w.site.clone(),
                 name: w.name.clone(),
@@ -184,7 +184,7 @@ impl WaitGraph {
                 "task" | "gather" => {
                     for target in w.target.iter().chain(&w.targets) {
                         if let Some(&to) = self.index.get(target.as_str()) {
-                            self.graph.add_edge(from, to, edge(target, "awaits"));
+                            self.graph.add_edge(from, to, edge(target, EdgeVia::Awaits));
                         }
                     }
                 }
@@ -193,7 +193,8 @@ impl WaitGraph {
                         continue;
                     };
                     let to = self.node(Node::Lock(lock.id.clone()));
-                    self.graph.add_edge(from, to, edge(&lock.id, "waits_for"));
+                    self.graph
+                        .add_edge(from, to, edge(&lock.id, EdgeVia::WaitsFor));
                     let [h] = &lock.holders[..] else { continue };
                     let Some(holder) = &h.task else { continue };
                     let Some(&hn) = self.index.get(holder.as_str()) else {
@@ -210,7 +211,7 @@ impl WaitGraph {
                             Edge {
                                 from: lock.id.clone(),
                                 to: holder.clone(),
-                                via: "held_by".into(),
+                                via: EdgeVia::HeldBy,
                                 evidence: h.evidence,
                                 site: h.site.clone(),
                                 name,
@@ -257,7 +258,7 @@ impl WaitGraph {
                 Edge {
                     from: lock.id.clone(),
                     to: target,
-                    via: "held_by".into(),
+                    via: EdgeVia::HeldBy,
                     evidence: h.evidence,
                     site: h.site.clone(),
                     name,

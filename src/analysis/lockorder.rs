@@ -201,7 +201,7 @@ impl LockOrder {
                     .map(|((a, b), e)| Edge {
                         from: a.clone(),
                         to: b.clone(),
-                        via: "then_takes".into(),
+                        via: EdgeVia::ThenTakes,
                         evidence: e.then_evidence,
                         site: e.then_site.clone(),
                         name: e.then_name.clone(),

@@ -70,7 +70,7 @@ impl LoopTracker {
     pub fn observe(&mut self, snap: &Snapshot, opts: &LoopOptions) {
         let mut running: HashMap<&str, &LoopStep> = HashMap::new();
         for l in &snap.loops {
-            if let (true, Some(step)) = (l.state == "step", &l.step) {
+            if let (true, Some(step)) = (l.state == LoopState::Step, &l.step) {
                 running.insert(&l.id, step);
             }
         }
@@ -193,7 +193,7 @@ impl LoopTracker {
         edges.push(Edge {
             from: s.loop_id.clone(),
             to: s.task.clone().unwrap_or_else(|| s.culprit.clone()),
-            via: "runs".into(),
+            via: EdgeVia::Runs,
             // The loop's current task is read from `_current_tasks`; a callback from the stack.
             evidence: Evidence::Memory,
             site: s.stack.first().map(Frame::site),

@@ -131,7 +131,7 @@ impl RaceTracker {
                         p.sites.iter().map(move |s| Edge {
                             from: tid.clone(),
                             to: id.clone(),
-                            via: "writes".into(),
+                            via: EdgeVia::Writes,
                             evidence: Evidence::ValueStack,
                             site: Some(s.clone()),
                             name: None,

@@ -440,9 +440,9 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 step = s;
                 state
             }
-            (None, _) => "unknown",
+            (None, _) => LoopState::Unknown,
             // The ready queue moved while we read: a step ended or began during the sample.
-            (Some(_), Some(_)) if torn => "between",
+            (Some(_), Some(_)) if torn => LoopState::Between,
             (Some(_), Some(j)) => {
                 let handle = rt.frames.get(j).and_then(|f| self.walker.local(f, "self"));
                 let callback = (j > 0).then(|| frames[j - 1].function.clone());
@@ -460,13 +460,13 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     handle: handle.map(|h| format!("{h:#x}")),
                     frames: sf,
                 });
-                "step"
+                LoopState::Step
             }
             (Some(ro), None) => {
                 if ro > 0 && short(&frames[ro - 1].file) == "selectors.py" {
-                    "polling"
+                    LoopState::Polling
                 } else {
-                    "between"
+                    LoopState::Between
                 }
             }
         };
@@ -477,7 +477,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 address: format!("{lp:#x}"),
                 kind,
                 thread: Some(th.id.clone()),
-                state: state.into(),
+                state,
                 step,
                 ready: ready_len,
                 tasks: 0,
@@ -498,7 +498,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         rt: &RawThread,
         th: &Thread,
         current: Option<usize>,
-    ) -> (&'static str, Option<LoopStep>) {
+    ) -> (LoopState, Option<LoopStep>) {
         let minor = self.walker.minor();
         let run = rt.frames.iter().position(|f| {
             matches!(
@@ -507,7 +507,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             )
         });
         let Some(j) = run else {
-            return ("unknown", None);
+            return (LoopState::Unknown, None);
         };
         if j == 0 || th.frames.len() != rt.frames.len() {
             let polling = th
@@ -515,7 +515,14 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 .as_ref()
                 .and_then(|k| k.syscall.as_deref())
                 .is_some_and(|s| s.starts_with("epoll_wait") || s.starts_with("epoll_pwait"));
-            return (if polling { "polling" } else { "between" }, None);
+            return (
+                if polling {
+                    LoopState::Polling
+                } else {
+                    LoopState::Between
+                },
+                None,
+            );
         }
         let frames: Vec<Frame> = th.frames[..j].to_vec();
         let step = LoopStep {
@@ -529,7 +536,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             handle: None,
             frames,
         };
-        ("step", Some(step))
+        (LoopState::Step, Some(step))
     }
 
     /// One task, or `None` for anything that is not a pending task.
@@ -642,7 +649,11 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             loop_id: self.loop_id(lp),
             name,
             coroutine,
-            state: if running { "running" } else { "pending" }.into(),
+            state: if running {
+                TaskState::Running
+            } else {
+                TaskState::Pending
+            },
             frames,
             waits_for,
             address: with_hex("", addr),
@@ -1076,7 +1087,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 id,
                 pid: self.pid,
                 address: format!("{addr:#x}"),
-                kind: "asyncio_lock".into(),
+                kind: LockKind::AsyncioLock,
                 names: s.names.clone(),
                 locked,
                 holders,

@@ -106,16 +106,14 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                 let name = name
                     .map(str::to_string)
                     .or_else(|| l.names.first().map(|n| n.name.clone()));
-                let what = match l.kind.as_str() {
-                    "mp_lock" => "multiprocessing.Lock",
-                    "mp_rlock" => "multiprocessing.RLock",
-                    "mp_semaphore" => "multiprocessing.Semaphore",
-                    "mp_condition" => "multiprocessing.Condition",
-                    "children" => return format!("any child of process {} to exit", l.pid),
-                    k => k,
-                };
+                if l.kind == LockKind::Children {
+                    return format!("any child of process {} to exit", l.pid);
+                }
+                let what = l.kind.type_label();
                 let place = match (&sh.path, sh.offset) {
-                    (Some(p), Some(off)) if l.kind != "pipe" && l.kind != "socket" => {
+                    (Some(p), Some(off))
+                        if !matches!(l.kind, LockKind::Pipe | LockKind::Socket) =>
+                    {
                         format!("{p} +{off:#x}")
                     }
                     (Some(p), _) => p.clone(),
@@ -128,12 +126,7 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                     _ => format!("<{what} {place}>"),
                 };
             }
-            let kind = match l.kind.as_str() {
-                "lock" => "_thread.lock",
-                "rlock" => "_thread.RLock",
-                "asyncio_lock" => "asyncio.Lock",
-                k => k,
-            };
+            let kind = l.kind.type_label();
             let name = name
                 .map(str::to_string)
                 .or_else(|| l.names.first().map(|n| n.name.clone()));
@@ -237,14 +230,14 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
     for id in ids {
         let what = match doc.loops.iter().find(|l| l.id == id) {
             Some(l) => {
-                let doing = match (&l.state[..], &l.step) {
-                    ("step", Some(s)) => match (&s.task, &s.callback) {
+                let doing = match (l.state, &l.step) {
+                    (LoopState::Step, Some(s)) => match (&s.task, &s.callback) {
                         (Some(t), _) => format!("running a step of {}", task_label(doc, t)),
                         (None, Some(cb)) => format!("running callback {cb}"),
                         _ => "running a callback".into(),
                     },
-                    ("polling", _) => "polling (idle in the selector)".into(),
-                    (s, _) => s.to_string(),
+                    (LoopState::Polling, _) => "polling (idle in the selector)".into(),
+                    (s, _) => s.as_str().to_string(),
                 };
                 format!(
                     "{} ({}) on {}: {doing}; {} ready",
@@ -283,7 +276,7 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
                     };
                     format!("awaits {target} [{}]", w.evidence.as_str())
                 }
-                None if t.state == "running" => "running".into(),
+                None if t.state == TaskState::Running => "running".into(),
                 None => "scheduled (ready to run)".into(),
             };
             writeln!(
@@ -327,7 +320,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
             let mut i = 0;
             while i < f.edges.len() {
                 let e = &f.edges[i];
-                if e.via == "waits_for" {
+                if e.via == EdgeVia::WaitsFor {
                     let waited = lock_label(doc, &e.to, e.name.as_deref());
                     edge_lines(
                         out,
@@ -337,7 +330,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         &waited,
                         e,
                     )?;
-                    if let Some(h) = f.edges.get(i + 1).filter(|h| h.via == "held_by") {
+                    if let Some(h) = f.edges.get(i + 1).filter(|h| h.via == EdgeVia::HeldBy) {
                         let named = h
                             .name
                             .as_deref()
@@ -356,7 +349,9 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                                 style.dim(&format!("[{}]", h.evidence.as_str()))
                             )?;
                             i += 2;
-                            while let Some(more) = f.edges.get(i).filter(|x| x.via == "held_by") {
+                            while let Some(more) =
+                                f.edges.get(i).filter(|x| x.via == EdgeVia::HeldBy)
+                            {
                                 writeln!(
                                     out,
                                     "      and by {}  {}",
@@ -376,7 +371,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         )?;
                         i += 1;
                     }
-                } else if e.via == "awaits" {
+                } else if e.via == EdgeVia::Awaits {
                     let awaited = node_label(doc, &e.to);
                     edge_lines(
                         out,
@@ -386,7 +381,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         &awaited,
                         e,
                     )?;
-                } else if e.via == "held_by" {
+                } else if e.via == EdgeVia::HeldBy {
                     // A further holder of an OR-wait (knot).
                     writeln!(
                         out,
@@ -394,7 +389,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         party_label(doc, &e.to),
                         style.dim(&format!("[{}]", e.evidence.as_str()))
                     )?;
-                } else if e.via == "waits_for_exit" {
+                } else if e.via == EdgeVia::WaitsForExit {
                     let child = format!("{} to exit", party_label(doc, &e.to));
                     edge_lines(
                         out,
@@ -404,7 +399,7 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         &child,
                         e,
                     )?;
-                } else if e.via == "joins" {
+                } else if e.via == EdgeVia::Joins {
                     let joined = node_label(doc, &e.to);
                     edge_lines(
                         out,
@@ -432,12 +427,11 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                 } else {
                     node_label(doc, &e.from)
                 };
-                let verb = match e.via.as_str() {
-                    "runs" => "runs",
-                    "held_by" => "is held by",
-                    "joins" => "joins",
-                    "then_takes" => "is held while taking",
-                    _ => "waits for",
+                let verb = match e.via {
+                    EdgeVia::WaitsForExit | EdgeVia::HasThread | EdgeVia::Awaits => {
+                        EdgeVia::WaitsFor.verb()
+                    }
+                    via => via.verb(),
                 };
                 edge_lines(out, style, &from, verb, &target, e)?;
             }

@@ -43,18 +43,18 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
         let addrs: Vec<usize> = self.locks.keys().copied().collect();
         for addr in addrs {
-            let kind = self.locks[&addr].kind.clone();
+            let kind = self.locks[&addr].kind;
             let mut holders: Vec<Holder> = Vec::new();
             let mut locked = None;
             let objs = self.objs();
-            let memory_owner = match kind.as_str() {
-                "rlock" => {
+            let memory_owner = match kind {
+                LockKind::RLock => {
                     let owner = objs.mem.u64(addr + RLOCK_OWNER).unwrap_or(0);
                     let count = objs.mem.u64(addr + RLOCK_COUNT).unwrap_or(0);
                     locked = Some(count > 0);
                     (count > 0 && owner != 0).then_some((owner, Some(count)))
                 }
-                "module_lock" => {
+                LockKind::ModuleLock => {
                     let owner = objs
                         .attr(addr, "owner")
                         .ok()
@@ -71,7 +71,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                         .filter(|_| count.unwrap_or(1) > 0)
                         .map(|o| (o as u64, count))
                 }
-                "lock" => {
+                LockKind::Lock => {
                     locked = objs.mem.u8(addr + LOCK_LOCKED).ok().map(|b| b != 0);
                     None
                 }
@@ -118,7 +118,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 if !holders
                     .iter()
                     .any(|x| x.thread.as_deref() == Some(tid.as_str()))
-                    && kind != "rlock"
+                    && kind != LockKind::RLock
                 {
                     holders.push(Holder {
                         process: None,

@@ -316,13 +316,6 @@ struct Builder<'w, 'a> {
     runtime_region: Option<(usize, usize)>,
 }
 
-/// What an object in a `with` slot or a wait turns out to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LockKind {
-    Lock,
-    RLock,
-}
-
 struct FrameView<'r> {
     raw: &'r RawFrame,
     frame: Frame,
@@ -360,13 +353,13 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
     }
 
-    fn ensure_lock(&mut self, addr: usize, kind: &str) -> &mut Lock {
+    fn ensure_lock(&mut self, addr: usize, kind: LockKind) -> &mut Lock {
         let pid = self.pid;
         self.locks.entry(addr).or_insert_with(|| Lock {
             id: lock_id(pid, addr),
             pid,
             address: format!("{addr:#x}"),
-            kind: kind.to_string(),
+            kind,
             names: Vec::new(),
             locked: None,
             holders: Vec::new(),

@@ -25,11 +25,11 @@ impl<'w, 'a> Builder<'w, 'a> {
             };
             let asyncio = claims.iter().any(|c| c.task.is_some());
             let kind = match ty.as_str() {
-                "_thread.lock" => "lock",
-                "_thread.RLock" => "rlock",
-                "Semaphore" | "BoundedSemaphore" if asyncio => "asyncio_semaphore",
-                "Semaphore" | "BoundedSemaphore" => "semaphore",
-                "Lock" => "asyncio_lock",
+                "_thread.lock" => LockKind::Lock,
+                "_thread.RLock" => LockKind::RLock,
+                "Semaphore" | "BoundedSemaphore" if asyncio => LockKind::AsyncioSemaphore,
+                "Semaphore" | "BoundedSemaphore" => LockKind::Semaphore,
+                "Lock" => LockKind::AsyncioLock,
                 // Freed and its address reused by something else: nothing to attach it to.
                 _ => continue,
             };
@@ -66,7 +66,9 @@ impl<'w, 'a> Builder<'w, 'a> {
                     .find(|h| h.thread.as_deref() == Some(tid.as_str()) && h.task == task)
                 {
                     // Memory or a `with` block already says so: the probe adds the site.
-                    Some(h) if !kind.contains("semaphore") => {
+                    Some(h)
+                        if !matches!(kind, LockKind::Semaphore | LockKind::AsyncioSemaphore) =>
+                    {
                         if h.site.is_none() {
                             h.site = Some(c.site.clone());
                         }
@@ -105,7 +107,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         let conditions: Vec<usize> = self
             .locks
             .iter()
-            .filter(|(_, l)| l.kind == "condition" && l.holders.is_empty())
+            .filter(|(_, l)| l.kind == LockKind::Condition && l.holders.is_empty())
             .map(|(a, _)| *a)
             .collect();
         for cond in conditions {
@@ -146,7 +148,7 @@ impl<'w, 'a> Builder<'w, 'a> {
     pub(super) fn check_claims(
         &self,
         key: usize,
-        kind: &str,
+        kind: LockKind,
         ty: &str,
         claims: &[&ProbeHold],
     ) -> (Option<bool>, Option<String>) {
@@ -158,12 +160,12 @@ impl<'w, 'a> Builder<'w, 'a> {
                 .and_then(|v| objs.int(v).ok())
         };
         match kind {
-            "lock" => match objs.mem.u8(key + LOCK_LOCKED) {
+            LockKind::Lock => match objs.mem.u8(key + LOCK_LOCKED) {
                 Ok(0) => (Some(false), Some("the lock is unlocked".into())),
                 Ok(_) => (Some(true), None),
                 Err(_) => (None, None),
             },
-            "rlock" => {
+            LockKind::RLock => {
                 let owner = objs.mem.u64(key + RLOCK_OWNER).unwrap_or(0);
                 let count = objs.mem.u64(key + RLOCK_COUNT).unwrap_or(0);
                 if count == 0 {
@@ -177,7 +179,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     (Some(true), None)
                 }
             }
-            "semaphore" => {
+            LockKind::Semaphore => {
                 let value = attr_int("_value");
                 let initial = attr_int("_initial_value").filter(|_| ty == "BoundedSemaphore");
                 match (value, initial) {
@@ -188,7 +190,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     (v, _) => (v.map(|v| v == 0), None),
                 }
             }
-            "asyncio_lock" => match attr_int("_locked") {
+            LockKind::AsyncioLock => match attr_int("_locked") {
                 Some(0) => (Some(false), Some("the asyncio.Lock is unlocked".into())),
                 Some(_) => (Some(true), None),
                 None => (None, None),

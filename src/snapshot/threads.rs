@@ -247,14 +247,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     ..fv.frame.clone()
                 }
                 .site();
-                self.ensure_lock(
-                    lock,
-                    if kind == LockKind::RLock {
-                        "rlock"
-                    } else {
-                        "lock"
-                    },
-                );
+                self.ensure_lock(lock, kind);
                 self.add_name(lock, name.as_ref(), &site);
                 holds.push((
                     lock,

@@ -7,14 +7,14 @@ use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
 use crate::probe;
 
-pub(super) fn primitive_kind(type_name: &str) -> &'static str {
+pub(super) fn primitive_kind(type_name: &str) -> LockKind {
     match type_name {
-        "Event" => "event",
-        "Semaphore" | "BoundedSemaphore" => "semaphore",
-        "Barrier" => "barrier",
-        "Queue" | "LifoQueue" | "PriorityQueue" | "SimpleQueue" => "queue",
-        "Thread" => "thread",
-        _ => "condition",
+        "Event" => LockKind::Event,
+        "Semaphore" | "BoundedSemaphore" => LockKind::Semaphore,
+        "Barrier" => LockKind::Barrier,
+        "Queue" | "LifoQueue" | "PriorityQueue" | "SimpleQueue" => LockKind::Queue,
+        "Thread" => LockKind::Thread,
+        _ => LockKind::Condition,
     }
 }
 
@@ -143,7 +143,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                         let obj = self.walker.local(f.raw, "self")?;
                         Some((obj, primitive_kind(&self.objs().type_name(obj).ok()?)))
                     })
-                    .unwrap_or((cond, "condition"));
+                    .unwrap_or((cond, LockKind::Condition));
                 self.ensure_lock(target_obj, kind);
                 let name = user.and_then(|i| self.receiver_name(&frames[i]));
                 if let Some(site) = &user_site {
@@ -207,14 +207,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     );
                 }
             }
-            self.ensure_lock(
-                lock,
-                if kind == LockKind::RLock {
-                    "rlock"
-                } else {
-                    "lock"
-                },
-            );
+            self.ensure_lock(lock, kind);
             // The probe's wrapper frame is not where the user's code waits.
             let top = frames.iter().find(|f| !probe::is_probe_file(&f.frame.file));
             let site = top.map(|f| f.frame.site());
@@ -321,7 +314,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             .flatten()
             .and_then(|n| self.objs().str(n).ok());
         let site = user.map(|i| frames[i].frame.site());
-        let lock = self.ensure_lock(ml, "module_lock");
+        let lock = self.ensure_lock(ml, LockKind::ModuleLock);
         lock.module = module.clone();
         lock.waiters.push(Waiter {
             thread: thread.to_string(),

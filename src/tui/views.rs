@@ -772,17 +772,16 @@ pub fn graph_lines(doc: &Document) -> Vec<Line<'static>> {
             CYCLE_STYLE,
         ));
         for e in &f.edges {
-            if e.via == "waits_for" || e.via == "joins" {
+            if e.via == EdgeVia::WaitsFor || e.via == EdgeVia::Joins {
                 in_cycle_waits.push(e.from.as_str());
             }
-            let verb = match e.via.as_str() {
-                "waits_for" => "waits for",
-                "held_by" => "held by",
-                "joins" => "joins",
-                v => v,
+            // An arrow label, not a sentence: "held by" rather than "is held by".
+            let verb = match e.via {
+                EdgeVia::HeldBy => "held by",
+                via => via.verb(),
             };
             // A lock is named as the waiter names it; its holder's own name for it follows.
-            let (from, to) = if e.via == "held_by" {
+            let (from, to) = if e.via == EdgeVia::HeldBy {
                 let addr = doc
                     .lock(&e.from)
                     .map(|l| l.address.clone())
@@ -1012,7 +1011,7 @@ fn loop_summary(doc: &Document) -> Vec<Line<'static>> {
                 .clone()
                 .or_else(|| step.task.as_deref().map(short))
                 .unwrap_or_else(|| "a step".into()),
-            None => l.state.clone(),
+            None => l.state.as_str().to_string(),
         };
         let ongoing = blocks
             .iter()
@@ -1029,7 +1028,7 @@ fn loop_summary(doc: &Document) -> Vec<Line<'static>> {
             format!(
                 "loop {} on {thread}: {} {doing}  ({} tasks, {} ready){ongoing}",
                 short(&l.id),
-                l.state,
+                l.state.as_str(),
                 l.tasks,
                 l.ready.unwrap_or(0)
             ),
@@ -1120,7 +1119,7 @@ fn draw_loops(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
             Row::new(vec![
                 short(&t.loop_id),
                 t.name.clone().unwrap_or_default(),
-                t.state.clone(),
+                t.state.as_str().to_string(),
                 t.coroutine.clone().unwrap_or_default(),
                 top,
                 waits,
