@@ -43,16 +43,33 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What gridlock inside a container needs to read a process next to it.
+const CONTAINER_HINT: &str = "gridlock runs in a container: give it CAP_SYS_PTRACE and the target's PID namespace (docker run --cap-add SYS_PTRACE --pid=container:TARGET_CONTAINER, or --pid=host; in Kubernetes, securityContext.capabilities.add: [SYS_PTRACE] and shareProcessNamespace: true), and run it as root or as the target's user";
+
+/// Whether gridlock itself runs in a container (Docker's, Podman's marker file, or a
+/// container runtime named in its cgroup).
+fn in_container() -> bool {
+    let marked = ["/.dockerenv", "/run/.containerenv"]
+        .iter()
+        .any(|f| std::path::Path::new(f).exists());
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    marked
+        || ["docker", "kubepods", "containerd", "libpod", "lxc"]
+            .iter()
+            .any(|k| cgroup.contains(k))
+}
+
 /// How to fix a ptrace permission problem on Linux.
 pub fn permission_hint() -> String {
     let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .ok()
         .map(|s| s.trim().to_string());
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let mut hint = String::from(if unsafe { libc::geteuid() } == 0 {
-        "gridlock already runs as root: the target may live in another user namespace or container, or gridlock's own container lacks CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE)"
-    } else {
-        "run gridlock as root (sudo), or as the target's user with CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep $(which gridlock))"
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut hint = String::from(match (in_container(), root) {
+        (true, _) => CONTAINER_HINT,
+        (false, true) => "gridlock already runs as root: the target may live in another user namespace, or gridlock runs in a container that lacks CAP_SYS_PTRACE (docker run --cap-add SYS_PTRACE, sharing the target's PID namespace with --pid=container:NAME or --pid=host)",
+        (false, false) => "run gridlock as root (sudo), or as the target's user with CAP_SYS_PTRACE (sudo setcap cap_sys_ptrace+ep $(which gridlock))",
     });
     match scope.as_deref() {
         Some("1") => hint.push_str(

@@ -10,6 +10,8 @@ use gridlock::report;
 const EXIT_OK: u8 = 0;
 const EXIT_FAILED_TO_RUN: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+/// Shares usage errors' code: the report cannot be trusted to be complete.
+const EXIT_INCOMPLETE: u8 = 2;
 const EXIT_FINDING: u8 = 3;
 
 fn main() -> ExitCode {
@@ -105,11 +107,7 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_FAILED_TO_RUN);
     }
-    Ok(if gridlock::fails(&doc, &args.fail_on) {
-        EXIT_FINDING
-    } else {
-        EXIT_OK
-    })
+    Ok(verdict(&doc, &args.fail_on))
 }
 
 fn top(args: &TopArgs) -> anyhow::Result<u8> {
@@ -201,6 +199,10 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
             if inversion {
                 return Ok(EXIT_FINDING);
             }
+            if let (true, Some(why)) = (status.success(), &result.unmatched) {
+                eprintln!("gridlock run: incomplete: {why}");
+                return Ok(EXIT_INCOMPLETE);
+            }
             Ok(status
                 .code()
                 .map(|c| c as u8)
@@ -251,11 +253,22 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
             file.flush()?;
         }
     }
-    Ok(if gridlock::fails(&doc, &args.fail_on) {
-        EXIT_FINDING
-    } else {
-        EXIT_OK
-    })
+    Ok(verdict(&doc, &args.fail_on))
+}
+
+/// The exit status of a report: a failing finding; else, when some thread's kernel state
+/// could not be matched, an incomplete report (said on stderr), never "nothing found".
+fn verdict(doc: &gridlock::model::Document, fail_on: &[FindingKind]) -> u8 {
+    if gridlock::fails(doc, fail_on) {
+        return EXIT_FINDING;
+    }
+    match doc.unmatched_summary() {
+        Some(why) => {
+            eprintln!("gridlock: incomplete report: {why}");
+            EXIT_INCOMPLETE
+        }
+        None => EXIT_OK,
+    }
 }
 
 /// The document on stdout: JSON, or the text report (coloured per `--color`).

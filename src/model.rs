@@ -19,6 +19,12 @@ pub struct Document {
     /// Event loops found (one per thread running one), with what each was doing last.
     #[serde(default)]
     pub loops: Vec<EventLoop>,
+    /// Threads whose kernel state could be matched in none of the snapshots they were seen
+    /// in (at least two, or the window's only one): the report is incomplete, so its verdict cannot be
+    /// "nothing found" (exit 2 unless something fails). Each thread says why
+    /// (`kernel_unmatched`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmatched_threads: Vec<String>,
 }
 
 /// An asyncio task, like a row of CPython 3.14's `python -m asyncio ps`.
@@ -332,8 +338,16 @@ pub struct Thread {
     pub pid: i32,
     /// Python's thread ident (`threading.get_ident()`).
     pub thread_id: u64,
-    /// Kernel TID.
+    /// Kernel TID, as gridlock's `/proc` numbers it (the host's, for a target in a container).
     pub native_id: Option<i32>,
+    /// The kernel TID in the target's own PID namespace, when it differs from `native_id`
+    /// (`unshare --pid`, a container): what the thread state and the target itself see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_tid: Option<i32>,
+    /// Why this thread's kernel state (scheduler state, syscall) could not be read: its
+    /// `state` is then `unknown`, and the report cannot say that nothing was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_unmatched: Option<String>,
     pub name: Option<String>,
     pub state: ThreadState,
     /// When the thread was first seen in this state during the window (a lower bound).
@@ -350,6 +364,19 @@ pub struct Thread {
     /// Shared locations the thread is writing on its current line (`record` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writes: Vec<WriteAccess>,
+}
+
+impl Thread {
+    /// `tid 31215`, or `tid 31215, 1 in its namespace` for a thread in another PID
+    /// namespace; `tid 1 in its namespace` when only that one is known.
+    pub fn tid_label(&self) -> Option<String> {
+        match (self.native_id, self.namespace_tid) {
+            (Some(tid), Some(own)) => Some(format!("tid {tid}, {own} in its namespace")),
+            (Some(tid), None) => Some(format!("tid {tid}")),
+            (None, Some(own)) => Some(format!("tid {own} in its namespace")),
+            (None, None) => None,
+        }
+    }
 }
 
 /// A write to shared state seen in a sample: the location by identity and by name.
@@ -740,6 +767,39 @@ pub struct Edge {
 }
 
 impl Document {
+    /// One sentence saying the report is incomplete and what to do, when some thread's
+    /// kernel state could not be matched (`unmatched_threads`).
+    pub fn unmatched_summary(&self) -> Option<String> {
+        let first = self.unmatched_threads.first()?;
+        let n = self.unmatched_threads.len();
+        let (who, why) = match self.thread(first) {
+            Some(t) => (
+                t.name
+                    .as_ref()
+                    .map(|n| format!("\"{n}\""))
+                    .unwrap_or_else(|| format!("thread {}", t.thread_id)),
+                t.kernel_unmatched.clone().unwrap_or_default(),
+            ),
+            None => (first.clone(), String::new()),
+        };
+        let also = match n {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        let advice = if self.threads.iter().any(|t| t.namespace_tid.is_some()) {
+            "; the target runs in another PID namespace: run gridlock on the host or in a \
+             container that shares the target's PID namespace (docker run \
+             --pid=container:NAME --cap-add SYS_PTRACE), with that namespace's /proc mounted"
+        } else {
+            ""
+        };
+        Some(format!(
+            "the kernel state of {who}{also} could not be matched, so gridlock cannot tell \
+             whether {} stuck: {why}{advice}",
+            if n == 1 { "it is" } else { "they are" }
+        ))
+    }
+
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.tasks.iter().find(|t| t.id == id)
     }

@@ -47,6 +47,9 @@ pub struct Watch {
     pub outcome: Outcome,
     pub status: Option<ExitStatus>,
     pub document: Document,
+    /// The first time a document of the run had threads whose kernel state stayed unknown:
+    /// what it said (`Document::unmatched_summary`). Such a run cannot pass as clean.
+    pub unmatched: Option<String>,
 }
 
 /// Set by the signal handler; read by the watch loop.
@@ -116,6 +119,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
     let mut over_time: HashMap<i32, analysis::Accumulator> = HashMap::new();
     let mut last_progress = Instant::now();
     let mut last_fingerprint = 0u64;
+    let mut unmatched: Option<String> = None;
     loop {
         reap(root, &mut status);
         if status.is_some() && tree::own_descendants().is_empty() {
@@ -124,6 +128,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
                 outcome: Outcome::Exited,
                 status,
                 document: doc,
+                unmatched,
             };
         }
         let sig = RECEIVED_SIGNAL.load(Ordering::SeqCst);
@@ -133,6 +138,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
                 outcome: Outcome::Signalled(sig),
                 status,
                 document: doc,
+                unmatched,
             };
         }
         if opts
@@ -145,6 +151,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
                 outcome: Outcome::TimedOut,
                 status: None,
                 document: doc,
+                unmatched,
             };
         }
 
@@ -181,11 +188,16 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
         }
 
         let doc = document(&history, &over_time, root, &command, opts, true);
+        // A window of one snapshot cannot tell a starting thread from an unmatched one.
+        if unmatched.is_none() && doc.window.snapshots >= 2 {
+            unmatched = doc.unmatched_summary();
+        }
         if crate::fails(&doc, &opts.fail_on) {
             return Watch {
                 outcome: Outcome::Failed,
                 status: None,
                 document: doc,
+                unmatched,
             };
         }
         if last_progress.elapsed() >= opts.hang_after {
@@ -195,6 +207,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
                 outcome: Outcome::Failed,
                 status: None,
                 document: doc,
+                unmatched,
             };
         }
         std::thread::sleep(opts.interval);
@@ -265,6 +278,7 @@ fn empty_document(command: &Command) -> Document {
         tasks: Vec::new(),
         findings: Vec::new(),
         loops: Vec::new(),
+        unmatched_threads: Vec::new(),
     }
 }
 

@@ -444,3 +444,66 @@ fn tiny_and_resized_terminals_do_not_panic() {
         render(&app, size);
     }
 }
+
+#[test]
+fn threads_in_a_pid_namespace_show_both_tids() {
+    // Real `dump --json` of the bank deadlock under `unshare --pid --fork --mount-proc`.
+    let doc = load("bank_deadlock_namespace.json");
+    let main = doc
+        .threads
+        .iter()
+        .find(|t| t.name.as_deref() == Some("MainThread"));
+    let (host, own) = main
+        .map(|t| (t.native_id.unwrap(), t.namespace_tid.unwrap()))
+        .unwrap();
+    assert_eq!(own, 1);
+    for size in SIZES {
+        let mut app = App::from_document(doc.clone());
+        let buf = render(&app, size);
+        let all = text(&buf);
+        let row = lines(&buf)
+            .into_iter()
+            .find(|l| l.starts_with("MainThread"))
+            .unwrap_or_else(|| panic!("{all}"));
+        assert!(row.contains(&format!("{host}/{own}")), "{row}");
+        // The detail view spells it out.
+        let pos = app
+            .rows
+            .iter()
+            .position(|&i| app.doc.as_ref().unwrap().threads[i].native_id == Some(host))
+            .unwrap();
+        for _ in 0..pos {
+            key(&mut app, KeyCode::Down);
+        }
+        key(&mut app, KeyCode::Enter);
+        let detail = text(&render(&app, size));
+        assert!(
+            detail.contains(&format!("tid {host}, 1 in its namespace")),
+            "{detail}"
+        );
+    }
+}
+
+#[test]
+fn a_thread_in_unknown_state_marks_the_screen_incomplete() {
+    // Real `dump --json` of tests/fixtures/leaked_thread_state.py (a thread state left behind).
+    let doc = load("leaked_thread_state.json");
+    assert_eq!(doc.unmatched_threads.len(), 1);
+    for size in SIZES {
+        let mut app = App::from_document(doc.clone());
+        let buf = render(&app, size);
+        let (_, y) = find(&buf, "INCOMPLETE").unwrap_or_else(|| panic!("{}", text(&buf)));
+        assert!(y < 3, "in the header: {}", text(&buf));
+        let pos = app
+            .rows
+            .iter()
+            .position(|&i| app.doc.as_ref().unwrap().threads[i].id == doc.unmatched_threads[0])
+            .unwrap();
+        for _ in 0..pos {
+            key(&mut app, KeyCode::Down);
+        }
+        key(&mut app, KeyCode::Enter);
+        let detail = text(&render(&app, size));
+        assert!(detail.contains("kernel state unknown: "), "{detail}");
+    }
+}

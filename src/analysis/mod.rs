@@ -72,6 +72,9 @@ pub struct Accumulator {
     /// Every finding ever seen, with when and how often (for `top`, which shows findings
     /// as they appear rather than only those that persisted over the whole window).
     ever: HashMap<String, Seen>,
+    /// Per thread: in how many snapshots it was seen, and in how many of them its kernel
+    /// state could not be matched.
+    unmatched: HashMap<String, (usize, usize)>,
 }
 
 struct Seen {
@@ -125,6 +128,12 @@ impl Accumulator {
             }
         }
         self.state_since.retain(|id, _| snap.thread(id).is_some());
+        for t in &snap.threads {
+            let e = self.unmatched.entry(t.id.clone()).or_default();
+            e.0 += 1;
+            e.1 += t.kernel_unmatched.is_some() as usize;
+        }
+        self.unmatched.retain(|id, _| snap.thread(id).is_some());
         if let Some(lo) = self.lock_order.as_mut() {
             lo.observe(&snap);
         }
@@ -241,6 +250,20 @@ impl Accumulator {
         self.assemble(process, command, findings)
     }
 
+    /// Threads of `last` whose kernel state was unknown in every snapshot they were seen in:
+    /// at least two (a thread seen once may be starting), or the window's only one.
+    fn persistently_unmatched(&self, last: &Snapshot) -> Vec<String> {
+        last.threads
+            .iter()
+            .filter(|t| {
+                self.unmatched.get(&t.id).is_some_and(|&(seen, unmatched)| {
+                    unmatched == seen && (seen >= 2 || self.snapshots == 1)
+                })
+            })
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
     /// The document of the newest snapshot with the given findings.
     fn assemble(&self, process: Process, command: Command, findings: Vec<Finding>) -> Document {
         let last = self.last.as_ref().expect("at least one snapshot");
@@ -287,6 +310,7 @@ impl Accumulator {
             tasks: last.tasks.clone(),
             findings,
             loops: last.loops.clone(),
+            unmatched_threads: self.persistently_unmatched(last),
         }
     }
 }

@@ -68,8 +68,8 @@ fn thread_label(doc: &Document, id: &str) -> String {
                 .clone()
                 .map(|n| format!("\"{n}\""))
                 .unwrap_or_else(|| format!("thread {}", t.thread_id));
-            match t.native_id {
-                Some(tid) => format!("{name} (tid {tid})"),
+            match t.tid_label() {
+                Some(tid) => format!("{name} ({tid})"),
                 None => name,
             }
         }
@@ -175,7 +175,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         }
         writeln!(out)?;
         process_notes(doc, style, &mut out)?;
-        if doc.findings.is_empty() {
+        if !incomplete(doc, style, &mut out)? && doc.findings.is_empty() {
             writeln!(
                 out,
                 "No deadlock, stall or orphaned lock persisted over the window."
@@ -209,7 +209,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     writeln!(out)?;
     process_notes(doc, style, &mut out)?;
-    if doc.findings.is_empty() {
+    if !incomplete(doc, style, &mut out)? && doc.findings.is_empty() {
         writeln!(
             out,
             "No deadlock, stall, orphaned lock or event-loop block persisted over the window."
@@ -543,6 +543,25 @@ fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
+/// The `INCOMPLETE` banner when some thread's kernel state could not be matched; whether it
+/// was printed (a report that cannot say "nothing found").
+fn incomplete<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<bool> {
+    let Some(summary) = doc.unmatched_summary() else {
+        return Ok(false);
+    };
+    let mut chars = summary.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+    writeln!(
+        out,
+        "{}  {}{}.",
+        style.red("INCOMPLETE"),
+        first.unwrap_or_default(),
+        chars.as_str()
+    )?;
+    writeln!(out)?;
+    Ok(true)
+}
+
 fn interest(t: &Thread) -> u8 {
     match (t.blocked, t.waits_for.is_some(), t.holds.is_empty()) {
         (true, _, false) => 0,
@@ -584,6 +603,9 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
             style.bold(&thread_label(doc, &t.id)),
             t.state.as_str()
         )?;
+        if let Some(why) = &t.kernel_unmatched {
+            writeln!(out, "      kernel state unknown: {why}")?;
+        }
         holds_and_stack(doc, style, &t.holds, &t.frames, "      ", out)?;
         for f in t.frames.iter().filter(|f| f.locals.is_some()) {
             writeln!(

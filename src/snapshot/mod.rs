@@ -32,7 +32,7 @@ pub use crate::model::{lock_id, thread_id};
 use multiprocessing::collect_semlocks;
 pub use multiprocessing::{read_semlock, MpHold, MpView, MpWait, SemLockObj};
 pub use session::Session;
-use threads::{gil_holder, native_ids, thread_names, ThreadInfo};
+use threads::{gil_holder, native_ids, thread_names, unmatched_reason, Namespace, ThreadInfo};
 
 /// How many innermost frames are searched for the object a thread waits on.
 const WAIT_SEARCH_FRAMES: usize = 6;
@@ -84,6 +84,7 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
     loop {
         let tids = procfs::task_ids(session.pid);
         session.task_files.retain(&tids);
+        session.target.namespace_tids.refresh(&tids);
         let kernel: HashMap<i32, KernelThread> = tids
             .iter()
             .filter_map(|&tid| Some((tid, session.task_files.kernel_thread(tid)?)))
@@ -229,7 +230,14 @@ fn take_cached(
             return Err(e);
         }
     };
-    let native_ids = native_ids(pthread_tid_offset, &walker, &raw, &kernel);
+    // Thread states hold TIDs of the target's own PID namespace; `/proc` has gridlock's.
+    let to_proc = target.namespace_tids.to_proc();
+    let own_ids = native_ids(pthread_tid_offset, &walker, &raw, &to_proc);
+    let namespace = Namespace {
+        pid,
+        other: target.other_pid_namespace || target.namespace_tids.nested,
+        missing_nspid: target.namespace_tids.missing_nspid,
+    };
     let names = thread_names(&walker, target.interpreter, threading_active);
     let gil_holder = gil_holder(&walker, target.gil_address);
     let probe_state: Option<ProbeState> = probe
@@ -251,11 +259,19 @@ fn take_cached(
     };
     let mut threads = Vec::new();
     for (i, rt) in raw.iter().enumerate() {
-        let native_id = native_ids[i];
-        let k = native_id.and_then(|tid| kernel.get(&tid));
+        let own = own_ids[i];
+        let proc_tid = own.and_then(|o| to_proc.get(&o).copied());
+        // Outside a namespace the two numberings are one: keep a TID that matched nothing.
+        let native_id = proc_tid.or(own.filter(|_| !namespace.other));
+        let k = proc_tid.and_then(|tid| kernel.get(&tid));
         let info = ThreadInfo {
             name: names.get(&rt.thread_id).cloned(),
             owns_gil: gil_holder == Some(rt.tstate),
+            namespace_tid: own.filter(|o| namespace.other && proc_tid != Some(*o)),
+            unmatched: match k {
+                Some(_) => None,
+                None => Some(unmatched_reason(&namespace, own, proc_tid)),
+            },
         };
         threads.push(builder.thread(rt, native_id, k, &info));
     }

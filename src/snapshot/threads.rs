@@ -8,14 +8,19 @@ use super::*;
 use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
 
-/// Kernel TIDs of the interpreter's threads. 3.11+ store it in the thread state; before that,
+/// glibc 2.26+ on x86-64 keeps `struct pthread`'s `tid` here; other offsets are scanned in
+/// case of another libc build.
+const GLIBC_PTHREAD_TID: usize = 0x2d0;
+
+/// Kernel TIDs of the interpreter's threads, as the target's own PID namespace numbers them
+/// (`known` holds those of its live threads). 3.11+ store it in the thread state; before that,
 /// the ident is glibc's `pthread_t`, a pointer to `struct pthread`, whose `tid` field sits at
 /// a fixed offset: find the offset where every thread's value is one of the process's TIDs.
 pub(super) fn native_ids(
     offset: &mut Option<usize>,
     walker: &Walker,
     raw: &[RawThread],
-    kernel: &HashMap<i32, KernelThread>,
+    known: &HashMap<i32, i32>,
 ) -> Vec<Option<i32>> {
     if raw.iter().all(|t| t.native_id.is_some()) {
         return raw.iter().map(|t| t.native_id).collect();
@@ -28,37 +33,83 @@ pub(super) fn native_ids(
                     .mem
                     .i32(t.thread_id as usize + off)
                     .ok()
-                    .filter(|tid| kernel.contains_key(tid))
+                    .filter(|tid| known.contains_key(tid))
             })
             .collect()
     };
-    let consistent = |ids: &Vec<Option<i32>>| {
+    // How many threads an offset matched, when it matched some and no two alike.
+    let matched = |ids: &Vec<Option<i32>>| {
         let found: Vec<i32> = ids.iter().flatten().copied().collect();
         let distinct: HashSet<i32> = found.iter().copied().collect();
-        !found.is_empty() && found.len() == ids.len() && distinct.len() == found.len()
+        (!found.is_empty() && distinct.len() == found.len()).then_some(found.len())
     };
+    let consistent = |ids: &Vec<Option<i32>>| matched(ids) == Some(ids.len());
     if let Some(off) = *offset {
         let ids = read(off);
-        if consistent(&ids) {
+        // A thread state left behind by a thread that exited matches nothing: the offset
+        // found before still holds for the others (that one is reported unmatched).
+        if matched(&ids).is_some() {
             return ids;
         }
     }
-    // glibc 2.26+ on x86-64 keeps `tid` at 0x2d0; scan nearby in case of another libc build.
-    for off in std::iter::once(0x2d0).chain((0..0x800).step_by(4)) {
+    for off in std::iter::once(GLIBC_PTHREAD_TID).chain((0..0x800).step_by(4)) {
         let ids = read(off);
         if consistent(&ids) {
             *offset = Some(off);
             return ids;
         }
     }
+    // A thread state left behind by an exited thread fails every offset: glibc's own still
+    // matches the live threads.
+    let ids = read(GLIBC_PTHREAD_TID);
+    if matched(&ids).is_some() {
+        *offset = Some(GLIBC_PTHREAD_TID);
+        return ids;
+    }
     raw.iter().map(|t| t.native_id).collect()
 }
 
-/// What the interpreter says about a thread beyond its state: its `threading` name and
-/// whether it holds the GIL.
+/// What the interpreter says about a thread beyond its state: its `threading` name, whether
+/// it holds the GIL, its TID in its own PID namespace (when that differs from gridlock's) and
+/// why its kernel state could not be matched, if it could not.
 pub(super) struct ThreadInfo {
     pub(super) name: Option<String>,
     pub(super) owns_gil: bool,
+    pub(super) namespace_tid: Option<i32>,
+    pub(super) unmatched: Option<String>,
+}
+
+/// What is known of the target's PID namespace, to explain an unmatched thread.
+pub(super) struct Namespace {
+    pub(super) pid: i32,
+    /// The target is in another PID namespace than gridlock.
+    pub(super) other: bool,
+    /// Some thread's `status` has no `NSpid` line.
+    pub(super) missing_nspid: bool,
+}
+
+/// Why a thread whose thread state records the TID `own` (in its own namespace), which maps
+/// to `/proc`'s `proc_tid`, has no kernel state: one clause for the report.
+pub(super) fn unmatched_reason(ns: &Namespace, own: Option<i32>, proc_tid: Option<i32>) -> String {
+    let pid = ns.pid;
+    match (own, proc_tid) {
+        (_, Some(tid)) => format!("/proc/{pid}/task/{tid} could not be read"),
+        (None, _) => "its kernel TID could not be read from its thread state".into(),
+        (Some(0), _) => {
+            "its thread state is bound to no kernel thread yet, as while the thread starts".into()
+        }
+        (Some(tid), None) if ns.other && ns.missing_nspid => format!(
+            "the target is in another PID namespace and this kernel's /proc/{pid}/task/*/status \
+             has no NSpid line to map its TID {tid} there"
+        ),
+        (Some(tid), None) if ns.other => format!(
+            "its TID {tid} in the target's PID namespace is no thread's NSpid in /proc/{pid}/task"
+        ),
+        (Some(tid), None) => format!(
+            "its TID {tid} is no thread of /proc/{pid}/task: the thread exited without its \
+             thread state being deleted, or gridlock's /proc belongs to another PID namespace"
+        ),
+    }
 }
 
 /// `threading._active`: thread ident -> `Thread._name`. The dict is found once through
@@ -287,6 +338,8 @@ impl<'w, 'a> Builder<'w, 'a> {
             pid: self.pid,
             thread_id: rt.thread_id,
             native_id,
+            namespace_tid: info.namespace_tid,
+            kernel_unmatched: info.unmatched.clone(),
             name,
             state,
             state_since: String::new(),

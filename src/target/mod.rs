@@ -3,6 +3,7 @@
 
 pub mod discovery;
 pub mod memory;
+pub mod namespaces;
 pub mod procfs;
 pub mod sockdiag;
 pub mod taskfiles;
@@ -42,6 +43,10 @@ pub struct Target {
     pub(crate) runtime_region: Option<(usize, usize)>,
     /// Each thread's `/proc` files, open across snapshots.
     pub(crate) task_files: taskfiles::TaskFiles,
+    /// Each thread's TID in the target's own PID namespace, which its thread state holds.
+    pub(crate) namespace_tids: namespaces::NamespaceTids,
+    /// The target lives in another PID namespace than gridlock (a container).
+    pub other_pid_namespace: bool,
 }
 
 impl Target {
@@ -156,6 +161,8 @@ impl Target {
             read,
             runtime_region,
             task_files: taskfiles::TaskFiles::new(pid),
+            namespace_tids: namespaces::NamespaceTids::new(pid),
+            other_pid_namespace: namespaces::other_pid_namespace(pid).unwrap_or(false),
         })
     }
 

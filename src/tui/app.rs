@@ -570,6 +570,7 @@ fn thread_matches(t: &Thread, needle: &str) -> bool {
         .is_some_and(|n| n.to_lowercase().contains(needle))
         || t.state.as_str().contains(needle)
         || t.native_id.is_some_and(|id| id.to_string() == needle)
+        || t.namespace_tid.is_some_and(|id| id.to_string() == needle)
         || t.frames
             .first()
             .is_some_and(|f| f.function.to_lowercase().contains(needle))

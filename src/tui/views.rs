@@ -138,6 +138,19 @@ fn draw_header(frame: &mut Frame, app: &App, area: Rect) {
 
     let mut status = vec![Span::raw(" ")];
     status.push(banner(app));
+    if let Some(n) = app
+        .doc
+        .as_ref()
+        .map(|d| d.unmatched_threads.len())
+        .filter(|n| *n > 0)
+    {
+        // Some thread's state is unknown: a clean screen would not mean a healthy target.
+        status.push(Span::raw(" "));
+        status.push(Span::styled(
+            format!(" INCOMPLETE: {n} thread(s) in unknown state (Enter on one says why) "),
+            Style::new().fg(Color::Black).bg(Color::Yellow),
+        ));
+    }
     if app.exited {
         status.push(Span::raw(" "));
         status.push(Span::styled(
@@ -324,9 +337,15 @@ fn draw_threads(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
     let with_where = area.width >= 100;
     let name_w = if wide { 22 } else { 11 };
     let state_w = if wide { 14 } else { 9 };
+    // `HOST/OWN` for threads in another PID namespace.
+    let tid_w = if doc.threads.iter().any(|t| t.namespace_tid.is_some()) {
+        13
+    } else {
+        7
+    };
     let mut widths = vec![
         Constraint::Length(name_w),
-        Constraint::Length(7),
+        Constraint::Length(tid_w),
         Constraint::Length(state_w),
         Constraint::Length(5),
         Constraint::Fill(2),
@@ -365,7 +384,10 @@ fn draw_threads(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
             };
             let mut cells = vec![
                 Cell::from(qualified_name(doc, t)).style(name_style),
-                Cell::from(t.native_id.map(|n| n.to_string()).unwrap_or_default()),
+                Cell::from(match (t.native_id, t.namespace_tid) {
+                    (Some(tid), Some(own)) => format!("{tid}/{own}"),
+                    (tid, own) => tid.or(own).map(|n| n.to_string()).unwrap_or_default(),
+                }),
                 Cell::from(state).style(state_style(t.state, t.blocked)),
                 Cell::from(App::time_in_state(doc, t).map(fmt_secs).unwrap_or_default()),
                 Cell::from(holds_text(doc, t)),
@@ -608,8 +630,8 @@ fn draw_thread_detail(frame: &mut Frame, app: &App, doc: &Document, id: &str, ar
     lines.push(Line::from(vec![
         Span::styled(thread_name(t), BOLD),
         Span::raw(format!(
-            "  tid {}  ident {}  ",
-            t.native_id.map(|n| n.to_string()).unwrap_or("?".into()),
+            "  {}  ident {}  ",
+            t.tid_label().unwrap_or("tid ?".into()),
             t.thread_id
         )),
         Span::styled(t.state.as_str(), state_style(t.state, t.blocked)),
@@ -652,6 +674,9 @@ fn draw_thread_detail(frame: &mut Frame, app: &App, doc: &Document, id: &str, ar
             ),
             Span::styled(format!("  [{}]", h.evidence.as_str()), DIM),
         ]));
+    }
+    if let Some(why) = &t.kernel_unmatched {
+        lines.push(Line::styled(format!("kernel state unknown: {why}"), DIM));
     }
     if let Some(k) = &t.kernel {
         lines.push(Line::styled(

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+pub mod namespaces;
+
 #[derive(Debug, Clone)]
 pub struct Interpreter {
     /// e.g. "3.12.1" or "debian-3.11"
@@ -102,6 +104,15 @@ pub fn interpreters() -> Vec<Interpreter> {
     found
 }
 
+/// Whether `py` can import pytest.
+pub fn pytest_available(py: &Interpreter) -> bool {
+    Command::new(&py.path)
+        .args(["-c", "import pytest"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -155,6 +166,13 @@ impl Target {
             .stderr(Stdio::inherit())
             .stdin(Stdio::null());
         cmd.env("PYTHONDONTWRITEBYTECODE", "1");
+        tweak(&mut cmd);
+        Self::spawn_command(cmd, &interp.label)
+    }
+
+    /// Start `cmd` (its stdout piped here, killed if the test process dies) and wait for a
+    /// line starting with `READY`: for targets started through a wrapper (`namespaces`).
+    pub fn spawn_command(mut cmd: Command, label: &str) -> Target {
         unsafe {
             // If the test process dies, the kernel kills the target too.
             cmd.pre_exec(|| {
@@ -162,10 +180,10 @@ impl Target {
                 Ok(())
             });
         }
-        tweak(&mut cmd);
         let mut child = cmd
+            .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", interp.path.display()));
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
         let pid = child.id() as i32;
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -180,7 +198,7 @@ impl Target {
         let mut target = Target {
             child,
             pid,
-            label: interp.label.clone(),
+            label: label.to_string(),
             lines: rx,
         };
         target.wait_for_line("READY", Duration::from_secs(30));
@@ -319,6 +337,15 @@ pub mod doc {
                     serde_json::to_string_pretty(&doc["threads"]).unwrap()
                 )
             })
+    }
+
+    pub fn thread<'a>(doc: &'a Value, id: &str) -> &'a Value {
+        doc["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .unwrap_or_else(|| panic!("no thread {id}"))
     }
 
     pub fn lock<'a>(doc: &'a Value, id: &str) -> &'a Value {
