@@ -372,6 +372,7 @@ fn link_semaphores(
                     via: w.via.clone(),
                     timed,
                     futex: Some(format!("{:#x}", w.futex)),
+                    targets: Vec::new(),
                 });
                 t.state = if notify {
                     ThreadState::ConditionWait
@@ -495,6 +496,7 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
                 "wait4".into()
             }),
             timed: false,
+            targets: Vec::new(),
             futex: None,
         });
         t.state = ThreadState::JoinWait;
@@ -628,6 +630,7 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             name: Some(format!("{what} {}", if reads { "from" } else { "to" }))
                 .map(|s| format!("{s} {id}")),
             via: Some(what.into()),
+            targets: Vec::new(),
             timed: false,
             futex: None,
         });

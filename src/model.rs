@@ -194,6 +194,10 @@ pub enum Evidence {
     Wait4,
     Pipe,
     ShmFutex,
+    /// A `concurrent.futures` future: the waiter's frame (`Future.result`, `wait`,
+    /// `as_completed`) names it, and the worker's `_WorkItem.run` frame (or the executor's
+    /// work queue, or the asyncio chain of callbacks) says who will complete it.
+    Future,
     Unknown,
 }
 
@@ -208,6 +212,7 @@ impl Evidence {
             Evidence::Wait4 => "wait4",
             Evidence::Pipe => "pipe",
             Evidence::ShmFutex => "shm_futex",
+            Evidence::Future => "future",
             Evidence::Unknown => "unknown",
         }
     }
@@ -313,6 +318,11 @@ pub enum WaitKind {
     /// Blocked reading or writing a pipe or socket: `target` is the `pipe:[INODE]` or
     /// `socket:[INODE]` resource, whose holders are the processes that could serve it.
     Pipe,
+    /// Waiting for a `concurrent.futures.Future`: `target` is the future (a `locks[]` entry
+    /// of kind `future` whose holders are who will complete it: the worker thread running
+    /// it, every worker of the pool it is queued in, or the asyncio task computing it);
+    /// `targets` lists the others when any one of several will do (`as_completed`).
+    Future,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -326,6 +336,10 @@ pub struct Wait {
     pub via: Option<String>,
     pub timed: bool,
     pub futex: Option<String>,
+    /// `future` waits that any one of several futures ends (`as_completed`,
+    /// `wait(FIRST_COMPLETED)`): the futures besides `target`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

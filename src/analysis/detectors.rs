@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::graph::{Node, WaitGraph};
+use super::graph::{Node, WaitGraph, COMPLETED_BY};
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
@@ -168,6 +168,10 @@ impl Detector for Deadlocks {
                 .cloned()
                 .collect();
             key.sort();
+            if edges.iter().any(|e| e.via == COMPLETED_BY) {
+                out.push(future_deadlock(snap, key, threads, tasks, locks, edges));
+                continue;
+            }
             if !tasks.is_empty() {
                 out.push(task_deadlock(snap, key, threads, tasks, locks, edges));
                 continue;
@@ -291,6 +295,98 @@ fn task_deadlock(
     f.locks = locks;
     f.edges = edges;
     f.processes = vec![snap.pid];
+    f
+}
+
+/// A thread or task's label, whichever `id` names.
+fn party(snap: &Snapshot, id: &str) -> String {
+    if snap.task(id).is_some() {
+        task_label(snap, id)
+    } else {
+        thread_label(snap, id)
+    }
+}
+
+/// Each wait of a cycle in words, from the waiter to whoever can end it: "A waits for the
+/// result of f running on B", "B waits for lock_a, held by A", "C joins D".
+pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
+    let mut parts = Vec::new();
+    for (i, e) in edges.iter().enumerate() {
+        let next = edges.get(i + 1).filter(|n| n.from == e.to);
+        let from = party(snap, &e.from);
+        let part = match e.via.as_str() {
+            "waits_for" if snap.lock(&e.to).is_some_and(|l| l.kind == "future") => {
+                let what = lock_label(snap, &e.to);
+                match next.filter(|n| n.via == COMPLETED_BY) {
+                    Some(n) if n.site.is_some() || snap.task(&n.to).is_some() => format!(
+                        "{from} waits for {what} {} {}",
+                        if snap.task(&n.to).is_some() {
+                            "computed by"
+                        } else {
+                            "running on"
+                        },
+                        party(snap, &n.to)
+                    ),
+                    Some(_) => format!("{from} waits for {what}"),
+                    None => format!("{from} waits for {what}"),
+                }
+            }
+            "waits_for" => match next.filter(|n| n.via == "held_by") {
+                Some(n) => format!(
+                    "{from} waits for {}, held by {}",
+                    lock_label(snap, &e.to),
+                    party(snap, &n.to)
+                ),
+                None => format!("{from} waits for {}", lock_label(snap, &e.to)),
+            },
+            "joins" => format!("{from} joins {}", party(snap, &e.to)),
+            "awaits" => format!("{from} awaits {}", party(snap, &e.to)),
+            "waits_for_exit" => format!("{from} waits for {} to exit", e.to),
+            _ => continue,
+        };
+        parts.push(part);
+    }
+    parts
+}
+
+/// A cycle through a future: a waiter holds what the work behind the future needs, or the
+/// work waits for the waiter in turn.
+fn future_deadlock(
+    snap: &Snapshot,
+    key: Vec<String>,
+    threads: Vec<String>,
+    tasks: Vec<String>,
+    locks: Vec<String>,
+    edges: Vec<Edge>,
+) -> Finding {
+    let parties = threads.len() + tasks.len();
+    let pids = pids_of(threads.iter().chain(&tasks));
+    let mut f = finding(
+        FindingKind::Deadlock,
+        format!("deadlock:{}", key.join(",")),
+        format!(
+            "{parties} {} wait for each other in a cycle through a future: {}",
+            match (threads.is_empty(), tasks.is_empty()) {
+                (false, true) => "threads",
+                (true, false) => "asyncio tasks",
+                _ => "threads and tasks",
+            },
+            describe_waits(snap, &edges).join("; ")
+        ),
+    );
+    f.advice = Some("A future's work needs something its waiter holds or is blocked on (a lock, or the waiter itself): release it before waiting on the future, and never block on a future from inside the work that must complete it.".into());
+    f.threads = threads;
+    f.tasks = tasks;
+    f.locks = locks;
+    f.edges = edges
+        .into_iter()
+        .filter(|e| e.via != "has_thread")
+        .collect();
+    f.processes = if pids.is_empty() {
+        vec![snap.pid]
+    } else {
+        pids
+    };
     f
 }
 
@@ -420,6 +516,27 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
     let pids = pids_of(threads.iter().chain(&nodes));
     let procs: Vec<String> = pids.iter().map(|p| process_label(snap, *p)).collect();
     let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
+    let starved = locks
+        .iter()
+        .filter_map(|l| snap.lock(l))
+        .any(|l| l.kind == "future" && l.holders.len() > 1);
+    if starved {
+        let mut f = finding(
+            FindingKind::Deadlock,
+            format!("deadlock:{}", key.join(",")),
+            format!(
+                "pool starvation: every worker of a thread pool waits for work queued in that same pool, which no worker is left to run: {}",
+                describe_waits(snap, &edges).join("; ")
+            ),
+        );
+        f.advice = Some("Work running in a pool blocks on other work submitted to the same pool: with every worker waiting, the queued work never starts. Do not wait on a pool's futures from inside its workers (chain with add_done_callback, or use a separate pool), or give the pool more workers than nested waits.".into());
+        f.knot = true;
+        f.threads = threads;
+        f.locks = locks;
+        f.edges = edges;
+        f.processes = pids_of(f.threads.iter().chain(&nodes));
+        return f;
+    }
     let mut f = finding(
         FindingKind::Deadlock,
         format!("deadlock:{}", key.join(",")),

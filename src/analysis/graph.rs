@@ -6,7 +6,10 @@ use std::collections::HashMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::model::{Edge, Evidence, WaitKind};
+use crate::model::{Edge, Evidence, Wait, WaitKind};
+
+/// The edge from a future to whoever will complete it.
+pub const COMPLETED_BY: &str = "completed_by";
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,11 +158,68 @@ impl WaitGraph {
                         g.shared_holders(snap, lock, to);
                     }
                 }
+                WaitKind::Future => {
+                    let from = g.index[&t.id];
+                    for target in std::iter::once(target).chain(&w.targets) {
+                        g.future_wait(snap, from, &t.id, target, w);
+                    }
+                }
                 WaitKind::Notify | WaitKind::UnknownFutex => {}
             }
         }
         g.add_tasks(snap);
         g
+    }
+
+    /// A wait on a `concurrent.futures` future: waiter -> future -> whoever completes it
+    /// (the worker running it; every worker of the pool it is queued in, an OR; the task
+    /// its result is copied from). A future nobody is known to complete has no way out.
+    fn future_wait(
+        &mut self,
+        snap: &Snapshot,
+        from: NodeIndex,
+        waiter: &str,
+        target: &str,
+        w: &Wait,
+    ) {
+        let Some(fut) = snap.lock(target) else { return };
+        let to = self.node(Node::Lock(fut.id.clone()));
+        self.graph.add_edge(
+            from,
+            to,
+            Edge {
+                from: waiter.to_string(),
+                to: fut.id.clone(),
+                via: "waits_for".into(),
+                evidence: w.evidence,
+                site: w.site.clone(),
+                name: fut.names.first().map(|n| n.name.clone()),
+            },
+        );
+        for h in &fut.holders {
+            let (Some(by), node) = (match (&h.thread, &h.task) {
+                (Some(th), _) => (Some(th.clone()), Node::Thread(th.clone())),
+                (None, Some(task)) => (Some(task.clone()), Node::Task(task.clone())),
+                _ => (None, Node::Thread(String::new())),
+            }) else {
+                continue;
+            };
+            let hn = self.node(node);
+            if !self.graph.contains_edge(to, hn) {
+                self.graph.add_edge(
+                    to,
+                    hn,
+                    Edge {
+                        from: fut.id.clone(),
+                        to: by,
+                        via: COMPLETED_BY.into(),
+                        evidence: h.evidence,
+                        site: h.site.clone(),
+                        name: None,
+                    },
+                );
+            }
+        }
     }
 
     /// Suspended tasks: task -> awaited task (each gathered task), task -> `asyncio.Lock`
@@ -186,6 +246,22 @@ impl WaitGraph {
                         if let Some(&to) = self.index.get(target.as_str()) {
                             self.graph.add_edge(from, to, edge(target, "awaits"));
                         }
+                    }
+                }
+                "future" => {
+                    if let Some(target) = &w.target {
+                        let wait = Wait {
+                            kind: WaitKind::Future,
+                            target: Some(target.clone()),
+                            evidence: w.evidence,
+                            site: w.site.clone(),
+                            name: w.name.clone(),
+                            via: w.via.clone(),
+                            timed: false,
+                            futex: None,
+                            targets: Vec::new(),
+                        };
+                        self.future_wait(snap, from, &t.id, target, &wait);
                     }
                 }
                 "lock" if w.evidence != Evidence::Unknown => {

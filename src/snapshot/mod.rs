@@ -4,10 +4,11 @@
 //! This file answers "how is a snapshot taken": the `Snapshot` value, one consistent sample
 //! (`take`, retries on torn reads, settling threads that moved) and the per-snapshot `Builder`
 //! that the files beside it extend. Which thread waits on what is `waits`, who holds a lock is
-//! `holders`, the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
+//! `holders`, who completes a waited future is `futures`, the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
+mod futures;
 mod holders;
 pub mod ids;
 pub mod multiprocessing;
@@ -266,13 +267,15 @@ fn take_cached(
         &threads,
     );
     locks.extend(view.locks);
+    let mut tasks = view.tasks;
+    futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
     target.code_cache = walker.take_cache();
     Ok(Snapshot {
         taken,
         pid,
         threads,
         locks,
-        tasks: view.tasks,
+        tasks,
         loops: view.loops,
         processes: Vec::new(),
         mp,

@@ -168,6 +168,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     via,
                     timed,
                     futex: futex_hex,
+                    targets: Vec::new(),
                 };
                 return (ThreadState::ConditionWait, Some(wait), released);
             }
@@ -236,6 +237,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 name,
                 via: None,
                 timed,
+                targets: Vec::new(),
                 futex: futex_hex,
             };
             return (ThreadState::LockWait, Some(wait), None);
@@ -278,6 +280,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             site: frames.first().map(|f| f.frame.site()),
             name: None,
             via: None,
+            targets: Vec::new(),
             timed,
             futex: futex_hex,
         };
@@ -299,6 +302,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             evidence: Evidence::Futex,
             site: user.map(|i| frames[i].frame.site()),
             name: user.and_then(|i| self.receiver_name(&frames[i])),
+            targets: Vec::new(),
             via,
             timed,
             futex,
@@ -337,6 +341,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             target: Some(lock_id(self.pid, ml)),
             evidence: Evidence::Futex,
             site,
+            targets: Vec::new(),
             name,
             via: Some("import".into()),
             timed,

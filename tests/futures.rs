@@ -1,0 +1,173 @@
+//! End-to-end: waits on futures and pools as wait-for edges, on real CPython processes of
+//! every interpreter. A thread waiting on a future waits for the worker running its work item
+//! (or for every worker of the pool it is queued in, or for the asyncio task computing it);
+//! cycles through those edges are deadlocks naming every party; busy, healthy pools are not.
+
+mod support;
+
+use serde_json::Value;
+use support::{doc, dump_json, dump_text, fixture, for_each_interpreter, line_of, Target};
+
+const WINDOW: &str = "300ms";
+
+fn deadlocks(d: &Value) -> Vec<&Value> {
+    doc::findings(d, "deadlock")
+}
+
+fn only_deadlock(d: &Value) -> &Value {
+    let found = deadlocks(d);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one deadlock, got: {:#}",
+        d["findings"]
+    );
+    found[0]
+}
+
+fn thread_id<'a>(d: &'a Value, name: &str) -> &'a str {
+    doc::thread_by_name(d, name)["id"].as_str().unwrap()
+}
+
+/// The finding's edge leaving `from` with `via`.
+fn edge<'a>(f: &'a Value, from: &str, via: &str) -> &'a Value {
+    f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["from"] == from && e["via"] == via)
+        .unwrap_or_else(|| panic!("no {via} edge from {from} in {:#}", f["edges"]))
+}
+
+/// MainThread holds `config_lock` and waits (through each kind of future wait) for
+/// `reload_rate`, which runs on "reloader_0" and waits for `config_lock`.
+#[test]
+fn thread_pool_cycle_through_every_kind_of_wait() {
+    let script = fixture("futures_thread_pool.py");
+    let run_line = line_of(&script, "def reload_rate", "with config_lock:");
+    for_each_interpreter(|interp| {
+        for (mode, via) in [
+            ("result", "Future.result"),
+            ("wait", "concurrent.futures.wait"),
+            ("as_completed", "as_completed"),
+            ("map", "Future.result"),
+        ] {
+            let target = Target::start(interp, &script, &[mode]);
+            let (code, d) = dump_json(target.pid, WINDOW);
+            assert_eq!(code, 3, "[{mode}] exit status: {:#}", d["findings"]);
+            let f = only_deadlock(&d);
+            let main = thread_id(&d, "MainThread");
+            let worker = thread_id(&d, "reloader_0");
+            let summary = f["summary"].as_str().unwrap();
+            assert!(
+                summary.contains(
+                    "\"MainThread\" waits for the result of reload_rate running on \"reloader_0\""
+                ) && summary
+                    .contains("\"reloader_0\" waits for config_lock, held by \"MainThread\""),
+                "[{mode}] {summary}"
+            );
+            assert!(!summary.contains("_condition"), "[{mode}] {summary}");
+            let wait = &doc::thread_by_name(&d, "MainThread")["waits_for"];
+            assert_eq!(wait["kind"], "future", "[{mode}] {wait:#}");
+            assert_eq!(wait["via"], via, "[{mode}] {wait:#}");
+            assert_eq!(wait["evidence"], "future", "[{mode}] {wait:#}");
+            let to_future = edge(f, main, "waits_for");
+            assert_eq!(to_future["evidence"], "future");
+            let fut = doc::lock(&d, to_future["to"].as_str().unwrap());
+            assert_eq!(fut["kind"], "future", "{fut:#}");
+            assert_eq!(
+                fut["names"][0]["name"], "the result of reload_rate",
+                "{fut:#}"
+            );
+            let by = edge(f, to_future["to"].as_str().unwrap(), "completed_by");
+            assert_eq!(by["to"], worker, "[{mode}] {by:#}");
+            assert_eq!(by["evidence"], "future");
+            assert_eq!(
+                by["site"],
+                format!("reload_rate futures_thread_pool.py:{run_line}"),
+                "[{mode}] {by:#}"
+            );
+            let held = edge(
+                f,
+                edge(f, worker, "waits_for")["to"].as_str().unwrap(),
+                "held_by",
+            );
+            assert_eq!(held["to"], main);
+        }
+    });
+}
+
+/// `shutdown(wait=True)` joins the workers: a join cycle with the worker that needs the lock.
+#[test]
+fn thread_pool_shutdown_joins_its_workers() {
+    let script = fixture("futures_thread_pool.py");
+    for_each_interpreter(|interp| {
+        let target = Target::start(interp, &script, &["shutdown"]);
+        let (code, d) = dump_json(target.pid, WINDOW);
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let f = only_deadlock(&d);
+        let main = thread_id(&d, "MainThread");
+        assert_eq!(edge(f, main, "joins")["to"], thread_id(&d, "reloader_0"));
+    });
+}
+
+/// Every worker of a two-thread pool waits on work it queued in the same pool.
+#[test]
+fn pool_starvation_is_a_deadlock_of_the_pool() {
+    let script = fixture("futures_starvation.py");
+    for_each_interpreter(|interp| {
+        let target = Target::start(interp, &script, &[]);
+        let (code, d) = dump_json(target.pid, WINDOW);
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let f = only_deadlock(&d);
+        assert!(
+            f["summary"]
+                .as_str()
+                .unwrap()
+                .starts_with("pool starvation"),
+            "{}",
+            f["summary"]
+        );
+        assert_eq!(doc::finding_thread_names(&d, f), vec!["pool_0", "pool_1"]);
+        for w in ["pool_0", "pool_1"] {
+            let id = thread_id(&d, w);
+            let to = edge(f, id, "waits_for")["to"].as_str().unwrap().to_string();
+            let fut = doc::lock(&d, &to);
+            assert_eq!(fut["names"][0]["name"], "the result of inner (queued)");
+            let mut holders: Vec<&str> = fut["holders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["thread"].as_str().unwrap())
+                .collect();
+            holders.sort();
+            let mut pool = vec![thread_id(&d, "pool_0"), thread_id(&d, "pool_1")];
+            pool.sort();
+            assert_eq!(holders, pool, "a queued future waits for every worker");
+        }
+        let (_, text) = dump_text(target.pid, WINDOW);
+        assert!(
+            text.contains("queued in its pool, for any of its workers"),
+            "{text}"
+        );
+    });
+}
+
+/// Pools kept busy with futures in flight: waits that end, never a finding.
+#[test]
+fn busy_pools_are_healthy() {
+    let script = fixture("futures_healthy.py");
+    for_each_interpreter(|interp| {
+        for mode in ["map", "asyncio"] {
+            let target = Target::start_busy(interp, &script, &[mode]);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let (code, d) = dump_json(target.pid, "500ms");
+            assert_eq!(code, 0, "[{mode}] {:#}", d["findings"]);
+            assert!(
+                deadlocks(&d).is_empty() && doc::findings(&d, "stall").is_empty(),
+                "[{mode}] {:#}",
+                d["findings"]
+            );
+        }
+    });
+}
