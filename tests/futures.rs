@@ -171,3 +171,44 @@ fn busy_pools_are_healthy() {
         }
     });
 }
+
+/// At exit MainThread joins the non-daemon threads in `threading._shutdown`; the stall names
+/// the holder of the lock "stats" waits for.
+#[test]
+fn stall_names_holders_and_the_exit_join() {
+    let script = fixture("futures_shutdown.py");
+    for_each_interpreter(|interp| {
+        let target = Target::start(interp, &script, &[]);
+        let (code, d) = dump_json(target.pid, WINDOW);
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let stalls = doc::findings(&d, "stall");
+        assert_eq!(stalls.len(), 1, "{:#}", d["findings"]);
+        let s = stalls[0];
+        let summary = s["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("\"stats\" waits for stats_lock, held by \"reporter\""),
+            "{summary}"
+        );
+        // `_shutdown` joins them one at a time, in no set order.
+        let joined = ["reporter", "stats"]
+            .into_iter()
+            .find(|t| {
+                summary.contains(&format!(
+                    "\"MainThread\" waits for the non-daemon thread \"{t}\" to exit"
+                ))
+            })
+            .unwrap_or_else(|| panic!("{summary}"));
+        let main = doc::thread_by_name(&d, "MainThread");
+        assert_eq!(main["state"], "join_wait", "{main:#}");
+        assert_eq!(main["waits_for"]["kind"], "join");
+        assert_eq!(main["waits_for"]["target"], thread_id(&d, joined));
+        let join = edge(s, main["id"].as_str().unwrap(), "joins");
+        assert!(
+            join["site"]
+                .as_str()
+                .unwrap()
+                .starts_with("_shutdown threading.py:"),
+            "{join:#}"
+        );
+    });
+}

@@ -689,10 +689,52 @@ impl Detector for Stalls {
                         if lk.holders.iter().any(|h| h.evidence == Evidence::Unknown) {
                             " (holder unknown)".to_string()
                         } else {
-                            String::new()
+                            let by: Vec<String> = lk
+                                .holders
+                                .iter()
+                                .filter_map(|h| h.thread.as_ref().or(h.task.as_ref()))
+                                .map(|h| party(snap, h))
+                                .chain(
+                                    lk.holders
+                                        .iter()
+                                        .filter(|h| h.thread.is_none())
+                                        .filter_map(|h| h.process)
+                                        .map(|p| process_label(snap, p)),
+                                )
+                                .collect();
+                            if by.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", held by {}", by.join(" and "))
+                            }
                         }
                     });
                     format!("{}{}", lock_label(snap, l), holder.unwrap_or_default())
+                }
+                (WaitKind::Future, Some(fut)) => {
+                    let by: Vec<String> = snap
+                        .lock(fut)
+                        .map(|l| {
+                            l.holders
+                                .iter()
+                                .filter_map(|h| h.thread.as_ref().or(h.task.as_ref()))
+                                .map(|h| party(snap, h))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    match by.len() {
+                        0 => lock_label(snap, fut),
+                        1 => format!("{} running on {}", lock_label(snap, fut), by[0]),
+                        _ => format!("{} (any of {})", lock_label(snap, fut), by.join(", ")),
+                    }
+                }
+                (WaitKind::Join, Some(th))
+                    if w.via.as_deref().is_some_and(|v| v.ends_with("_shutdown")) =>
+                {
+                    format!(
+                        "the non-daemon thread {} to exit (joined at interpreter exit by threading._shutdown)",
+                        thread_label(snap, th)
+                    )
                 }
                 (WaitKind::Join, Some(th)) => format!("{} to exit", thread_label(snap, th)),
                 (WaitKind::ChildExit, Some(p)) => format!("{p} to exit"),
@@ -706,7 +748,12 @@ impl Detector for Stalls {
             edges.push(Edge {
                 from: t.id.clone(),
                 to: target,
-                via: "waits_for".into(),
+                via: if w.kind == WaitKind::Join {
+                    "joins"
+                } else {
+                    "waits_for"
+                }
+                .into(),
                 evidence: w.evidence,
                 site: w.site.clone(),
                 name: w.name.clone(),
