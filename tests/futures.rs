@@ -212,3 +212,57 @@ fn stall_names_holders_and_the_exit_join() {
         );
     });
 }
+
+/// Task "refresher" holds `cache_lock` and awaits `blocking_refresh` in the pool; the worker
+/// waits on `run_coroutine_threadsafe(reload_cache())`, whose task waits for `cache_lock`.
+#[test]
+fn asyncio_cycle_through_executor_and_run_coroutine_threadsafe() {
+    let script = fixture("futures_asyncio.py");
+    for_each_interpreter(|interp| {
+        for mode in ["run_in_executor", "wrap_future"] {
+            let target = Target::start(interp, &script, &[mode]);
+            let (code, d) = dump_json(target.pid, WINDOW);
+            assert_eq!(code, 3, "[{mode}] {:#}", d["findings"]);
+            let f = only_deadlock(&d);
+            assert_eq!(doc::finding_thread_names(&d, f), vec!["blocking_0"]);
+            let tasks = &f["tasks"];
+            assert_eq!(tasks.as_array().unwrap().len(), 2, "[{mode}] {f:#}");
+            let refresher = d["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == "refresher")
+                .unwrap();
+            let reload = d["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["coroutine"].as_str().unwrap().ends_with("reload_cache"))
+                .unwrap();
+            let worker = thread_id(&d, "blocking_0");
+            // refresher -> its executor future -> the worker running blocking_refresh.
+            let rid = refresher["id"].as_str().unwrap();
+            let to_pool = edge(f, rid, "waits_for");
+            assert_eq!(to_pool["evidence"], "future");
+            let pool_future = to_pool["to"].as_str().unwrap();
+            assert_eq!(doc::lock(&d, pool_future)["kind"], "future");
+            assert_eq!(refresher["waits_for"]["target"], pool_future);
+            assert_eq!(edge(f, pool_future, "completed_by")["to"], worker);
+            // worker -> the run_coroutine_threadsafe future -> the reload_cache task.
+            let to_task = edge(f, worker, "waits_for");
+            let chained = to_task["to"].as_str().unwrap();
+            assert_eq!(edge(f, chained, "completed_by")["to"], reload["id"]);
+            // reload_cache -> cache_lock -> refresher.
+            let to_lock = edge(f, reload["id"].as_str().unwrap(), "waits_for");
+            assert_eq!(
+                edge(f, to_lock["to"].as_str().unwrap(), "held_by")["to"],
+                refresher["id"]
+            );
+            let summary = f["summary"].as_str().unwrap();
+            assert!(
+                summary.contains("blocking_refresh running on \"blocking_0\""),
+                "[{mode}] {summary}"
+            );
+        }
+    });
+}
