@@ -197,12 +197,14 @@ impl WaitGraph {
             },
         );
         for h in &fut.holders {
-            let (Some(by), node) = (match (&h.thread, &h.task) {
-                (Some(th), _) => (Some(th.clone()), Node::Thread(th.clone())),
-                (None, Some(task)) => (Some(task.clone()), Node::Task(task.clone())),
-                _ => (None, Node::Thread(String::new())),
-            }) else {
-                continue;
+            let (by, node) = match (&h.thread, &h.task, h.process) {
+                (Some(th), _, _) => (th.clone(), Node::Thread(th.clone())),
+                (None, Some(task), _) => (task.clone(), Node::Task(task.clone())),
+                (None, None, Some(p)) => {
+                    let id = crate::crossproc::process_id(p);
+                    (id.clone(), Node::Process(id))
+                }
+                _ => continue,
             };
             let hn = self.node(node);
             if !self.graph.contains_edge(to, hn) {

@@ -15,6 +15,45 @@ use super::*;
 /// (`wrap_future`, `run_in_executor`).
 const DONE_CALLBACKS: &str = "_done_callbacks";
 
+/// A pool whose workers are other processes: its jobs are matched across the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    /// `concurrent.futures.ProcessPoolExecutor` (work ids).
+    ProcessPool,
+    /// `multiprocessing.Pool` (job ids).
+    MpPool,
+}
+
+/// What this process knows of pools whose work runs in other processes.
+#[derive(Debug, Clone, Default)]
+pub struct PoolView {
+    /// Waited futures (or `ApplyResult`s) whose work a child process runs.
+    pub waits: Vec<PoolWait>,
+    /// Work this process runs as a pool worker.
+    pub runs: Vec<PoolRun>,
+    /// Whether this process is a worker of such a pool.
+    pub worker: Option<PoolKind>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolWait {
+    /// The `locks[]` entry of kind `future`.
+    pub future: String,
+    pub kind: PoolKind,
+    /// The work id (`_pending_work_items`) or job id (`ApplyResult._job`).
+    pub id: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolRun {
+    pub thread: String,
+    pub kind: PoolKind,
+    pub id: i64,
+    /// Where the work is now, and the function it runs.
+    pub site: Option<String>,
+    pub what: Option<String>,
+}
+
 /// How a future will be completed.
 #[derive(Debug, Clone)]
 enum Completer {
@@ -57,9 +96,11 @@ pub(super) fn resolve(
     threads: &mut [Thread],
     tasks: &mut [Task],
     locks: &mut Vec<Lock>,
-) {
+) -> PoolView {
     let objs = &walker.objs;
     let mut jobs = running_and_queued(walker, raw, threads);
+    let mut pools = PoolView::default();
+    let remote = remote_jobs(walker, raw, threads, &mut pools);
     let waits: Vec<(usize, FutureWait)> = threads
         .iter()
         .enumerate()
@@ -72,7 +113,7 @@ pub(super) fn resolve(
         .filter_map(|(i, t)| Some((i, waited_futures(walker, &raw[i], &t.frames)?)))
         .collect();
     if jobs.is_empty() && waits.is_empty() {
-        return;
+        return pools;
     }
 
     // asyncio chains: a future copied from a task, a task awaiting a copy of a future.
@@ -146,7 +187,20 @@ pub(super) fn resolve(
         let site = user.map(Frame::site);
         let old = t.waits_for.clone().unwrap();
         for &f in &chosen {
+            if let Some(r) = remote.get(&f).filter(|_| !jobs.contains_key(&f)) {
+                if !entries.contains_key(&f) {
+                    pools.waits.push(PoolWait {
+                        future: lock_id(pid, f),
+                        kind: r.kind,
+                        id: r.id,
+                    });
+                }
+            }
+            let what = remote.get(&f).map(|r| r.what.clone());
             let e = future_entry(pid, f, jobs.get(&f), threads, &mut entries);
+            if let (Some(what), true) = (what, e.holders.is_empty()) {
+                e.names[0].name = what;
+            }
             if let Some(s) = &site {
                 add_name(e, s);
             }
@@ -202,19 +256,29 @@ pub(super) fn resolve(
         }
     }
     locks.extend(entries.into_values());
+    pools
 }
 
 fn parse_hex(s: &str) -> Option<usize> {
     usize::from_str_radix(s.trim_start_matches("0x"), 16).ok()
 }
 
-/// A future is still to be completed while its `_state` is `PENDING` or `RUNNING`.
+/// A future is still to be completed while its `_state` is `PENDING` or `RUNNING`; a
+/// `multiprocessing.Pool` result while its `_event` is not set (an `imap` iterator has none).
 fn is_pending(objs: &Objects, fut: usize) -> bool {
-    objs.attr(fut, "_state")
-        .ok()
-        .flatten()
-        .and_then(|s| objs.str(s).ok())
-        .is_some_and(|s| s == "PENDING" || s == "RUNNING")
+    if let Some(state) = objs.attr(fut, "_state").ok().flatten() {
+        return objs
+            .str(state)
+            .is_ok_and(|s| s == "PENDING" || s == "RUNNING");
+    }
+    match objs.attr(fut, "_event").ok().flatten() {
+        Some(ev) => objs
+            .attr(ev, "_flag")
+            .ok()
+            .flatten()
+            .is_some_and(|f| objs.type_is(f, "bool") && objs.int(f).is_ok_and(|v| v == 0)),
+        None => true,
+    }
 }
 
 fn add_name(lock: &mut Lock, site: &str) {
@@ -361,6 +425,28 @@ fn work_item_function(objs: &Objects, item: usize) -> Option<String> {
 /// `concurrent.futures.wait` or `as_completed` on its stack.
 fn waited_futures(walker: &Walker, rt: &RawThread, frames: &[Frame]) -> Option<FutureWait> {
     let objs = &walker.objs;
+    if let Some((j, f)) = frames
+        .iter()
+        .enumerate()
+        .take(WAIT_SEARCH_FRAMES)
+        .find(|(_, f)| {
+            f.file.ends_with("multiprocessing/pool.py")
+                && (named(f, "wait") || named(f, "get") || named(f, "next"))
+        })
+    {
+        let result = walker.local(rt.frames.get(j)?, "self")?;
+        objs.attr(result, "_job").ok()??;
+        let via = if named(f, "next") {
+            "IMapIterator.next"
+        } else {
+            "AsyncResult.get"
+        };
+        return Some(FutureWait {
+            futures: vec![result],
+            any: false,
+            via,
+        });
+    }
     let (j, f) = frames
         .iter()
         .enumerate()
@@ -412,4 +498,126 @@ fn done_callback_cells(objs: &Objects, fut: usize) -> Vec<usize> {
         .into_iter()
         .flat_map(|cb| objs.closure_values(cb))
         .collect()
+}
+
+/// A job of a process pool, as the submitting process knows it.
+struct RemoteJob {
+    kind: PoolKind,
+    id: i64,
+    /// The entry's name: the submitted function, or the job id.
+    what: String,
+}
+
+/// Futures of this process's `ProcessPoolExecutor`s (the manager's `pending_work_items`,
+/// work id -> `_WorkItem`) and `multiprocessing.Pool` results waited on here (`_job`); and,
+/// in a pool worker, the work it runs now (`_process_worker`'s `call_item`, `worker`'s `job`).
+fn remote_jobs(
+    walker: &Walker,
+    raw: &[RawThread],
+    threads: &[Thread],
+    pools: &mut PoolView,
+) -> HashMap<usize, RemoteJob> {
+    let objs = &walker.objs;
+    let mut out = HashMap::new();
+    for (i, rt) in raw.iter().enumerate() {
+        let frames = &threads[i].frames;
+        for (j, rf) in rt.frames.iter().enumerate() {
+            let Some(f) = frames.get(j) else { break };
+            let worker = if in_futures(f, "process.py") {
+                let pending = walker.local(rf, "pending_work_items").or_else(|| {
+                    let me = walker.local(rf, "self")?;
+                    objs.attr(me, "pending_work_items").ok()?
+                });
+                for (id, item) in pending
+                    .and_then(|d| objs.dict_entries(d).ok())
+                    .unwrap_or_default()
+                {
+                    let (Ok(id), Some(fut)) =
+                        (objs.int(id), objs.attr(item, "future").ok().flatten())
+                    else {
+                        continue;
+                    };
+                    let what = match work_item_function(objs, item) {
+                        Some(w) => format!("the result of {w}"),
+                        None => format!("the result of work item {id}"),
+                    };
+                    out.insert(
+                        fut,
+                        RemoteJob {
+                            kind: PoolKind::ProcessPool,
+                            id,
+                            what,
+                        },
+                    );
+                }
+                named(f, "_process_worker").then(|| {
+                    let id = walker
+                        .local(rf, "call_item")
+                        .and_then(|c| objs.attr(c, "work_id").ok()?)
+                        .and_then(|w| objs.int(w).ok());
+                    (PoolKind::ProcessPool, id)
+                })
+            } else if f.file.ends_with("multiprocessing/pool.py") && named(f, "worker") {
+                let id = walker.local(rf, "job").and_then(|w| objs.int(w).ok());
+                Some((PoolKind::MpPool, id))
+            } else {
+                None
+            };
+            let Some((kind, id)) = worker else { continue };
+            pools.worker = Some(kind);
+            // Running only while the frame it called is not the queue read of the next item.
+            let inner = &frames[..j];
+            let idle = inner.last().is_none_or(|c| {
+                c.file.contains("/multiprocessing/")
+                    && matches!(short_file(&c.file), "queues.py" | "connection.py")
+            });
+            if let (Some(id), false) = (id, idle) {
+                let user = inner.iter().rev().find(|c| {
+                    !c.file.contains("/multiprocessing/") && !c.file.contains("/concurrent/")
+                });
+                pools.runs.push(PoolRun {
+                    thread: threads[i].id.clone(),
+                    kind,
+                    id,
+                    site: user.or(inner.last()).map(Frame::site),
+                    what: user.map(|c| c.function.clone()),
+                });
+            }
+        }
+    }
+    // `multiprocessing.Pool` results: known only from the frames waiting on them.
+    for (i, rt) in raw.iter().enumerate() {
+        for (j, f) in threads[i]
+            .frames
+            .iter()
+            .enumerate()
+            .take(WAIT_SEARCH_FRAMES)
+        {
+            if !(f.file.ends_with("multiprocessing/pool.py")
+                && (named(f, "wait") || named(f, "get") || named(f, "next")))
+            {
+                continue;
+            }
+            let Some(result) = rt.frames.get(j).and_then(|rf| walker.local(rf, "self")) else {
+                continue;
+            };
+            let Some(id) = objs
+                .attr(result, "_job")
+                .ok()
+                .flatten()
+                .and_then(|v| objs.int(v).ok())
+            else {
+                continue;
+            };
+            out.insert(
+                result,
+                RemoteJob {
+                    kind: PoolKind::MpPool,
+                    id,
+                    what: format!("the result of pool job {id}"),
+                },
+            );
+        }
+    }
+    out
 }

@@ -8,7 +8,7 @@
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
-mod futures;
+pub mod futures;
 mod holders;
 pub mod ids;
 pub mod multiprocessing;
@@ -29,6 +29,7 @@ use crate::target::procfs::{self, KernelThread};
 use crate::target::taskfiles::{InSyscall, TaskFiles};
 use crate::target::Target;
 
+pub use futures::{PoolKind, PoolRun, PoolView, PoolWait};
 pub use ids::{lock_id, thread_id};
 use multiprocessing::collect_semlocks;
 pub use multiprocessing::{read_semlock, MpHold, MpView, MpWait, SemLockObj};
@@ -58,6 +59,8 @@ pub struct Snapshot {
     /// Whether the target loaded gridlock's probe, and every lock-order pair it recorded.
     pub probe_loaded: bool,
     pub probe_edges: Vec<ProbeEdge>,
+    /// Pools whose work runs in other processes, for linking them (`--tree`).
+    pub pools: PoolView,
 }
 
 impl Snapshot {
@@ -268,7 +271,7 @@ fn take_cached(
     );
     locks.extend(view.locks);
     let mut tasks = view.tasks;
-    futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
+    let pools = futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
     target.code_cache = walker.take_cache();
     Ok(Snapshot {
         taken,
@@ -281,6 +284,7 @@ fn take_cached(
         mp,
         probe_loaded: probe_state.is_some(),
         probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
+        pools,
     })
 }
 
