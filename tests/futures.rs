@@ -6,7 +6,12 @@
 mod support;
 
 use serde_json::Value;
-use support::{doc, dump_json, dump_text, fixture, for_each_interpreter, line_of, Target};
+use std::process::{Command, Stdio};
+
+use support::{
+    doc, dump_json, dump_text, fixture, for_each_interpreter, gridlock, gridlock_bin, line_of,
+    Target,
+};
 
 const WINDOW: &str = "300ms";
 
@@ -264,5 +269,155 @@ fn asyncio_cycle_through_executor_and_run_coroutine_threadsafe() {
                 "[{mode}] {summary}"
             );
         }
+    });
+}
+
+/// A fixture with pool worker processes, started in its own process group so that the
+/// workers (which outlive a killed parent) are killed with it.
+struct Group(Target);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        unsafe { libc::kill(-self.0.pid, libc::SIGKILL) };
+    }
+}
+
+fn own_group(cmd: &mut Command) {
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+}
+
+/// `gridlock dump PID --tree --json`: exit code and document.
+fn dump_tree(pid: i32, window: &str) -> (i32, Value) {
+    let out = gridlock(&[
+        "dump",
+        &pid.to_string(),
+        "--tree",
+        "--json",
+        "--window",
+        window,
+    ]);
+    let doc = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+/// The parent holds a multiprocessing.Lock its pool's worker process needs, and waits for
+/// that worker's result: ProcessPoolExecutor (work id) and multiprocessing.Pool (job id).
+#[test]
+fn process_pool_cycles_under_tree() {
+    let script = fixture("futures_process_pool.py");
+    let line = line_of(&script, "def reload_rate", "with config_lock:");
+    for_each_interpreter(|interp| {
+        for mode in ["executor", "pool"] {
+            let group = Group(Target::start_with(interp, &script, &[mode], own_group));
+            let target = &group.0;
+            let (code, d) = dump_tree(target.pid, WINDOW);
+            assert_eq!(code, 3, "[{mode}] {:#}", d["findings"]);
+            let f = only_deadlock(&d);
+            assert_eq!(
+                f["processes"].as_array().unwrap().len(),
+                2,
+                "[{mode}] {f:#}"
+            );
+            let parent = format!("{}:", target.pid);
+            let main = f["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .find(|t| t.starts_with(&parent))
+                .unwrap();
+            let to_future = edge(f, main, "waits_for");
+            assert_eq!(to_future["evidence"], "future", "[{mode}] {f:#}");
+            let fut = to_future["to"].as_str().unwrap();
+            let by = edge(f, fut, "completed_by");
+            let worker = by["to"].as_str().unwrap();
+            assert!(!worker.starts_with(&parent), "[{mode}] {by:#}");
+            assert_eq!(
+                by["site"],
+                format!("reload_rate futures_process_pool.py:{line}")
+            );
+            let wait = edge(f, worker, "waits_for");
+            assert_eq!(wait["evidence"], "shm_futex", "[{mode}] {f:#}");
+            assert_eq!(edge(f, wait["to"].as_str().unwrap(), "held_by")["to"], main);
+            let name = doc::lock(&d, fut)["names"][0]["name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                name.starts_with("the result of reload_rate"),
+                "[{mode}] {name}"
+            );
+        }
+    });
+}
+
+/// `gridlock run` stops the same cycles, reports them and kills the tree.
+#[test]
+fn run_stops_process_pool_cycles() {
+    let script = fixture("futures_process_pool.py");
+    for_each_interpreter(|interp| {
+        for mode in ["executor", "pool"] {
+            let dir = std::env::temp_dir().join(format!(
+                "gridlock-futures-run-{}-{}-{mode}",
+                std::process::id(),
+                interp.label
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let report = dir.join("report.json");
+            let out = Command::new(gridlock_bin())
+                .args(["run", "--window", "500ms", "--timeout", "60s", "--report"])
+                .arg(&report)
+                .arg("--")
+                .arg(&interp.path)
+                .arg(&script)
+                .arg(mode)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(3), "[{mode}] {stderr}");
+            assert!(stderr.contains("through a future"), "[{mode}] {stderr}");
+            let d: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+            let f = only_deadlock(&d);
+            assert!(
+                f["edges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["via"] == "completed_by"),
+                "[{mode}] {f:#}"
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    });
+}
+
+/// A multiprocessing.Pool.imap pipeline kept busy: no finding under `--tree`.
+#[test]
+fn busy_process_pool_is_healthy() {
+    let script = fixture("futures_healthy.py");
+    for_each_interpreter(|interp| {
+        let group = Group(Target::start_busy_with(
+            interp,
+            &script,
+            &["imap"],
+            own_group,
+        ));
+        let target = &group.0;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let (code, d) = dump_tree(target.pid, "500ms");
+        assert_eq!(code, 0, "{:#}", d["findings"]);
+        assert!(
+            d["processes"].as_array().unwrap().len() >= 3,
+            "{:#}",
+            d["processes"]
+        );
+        assert!(
+            deadlocks(&d).is_empty() && doc::findings(&d, "stall").is_empty(),
+            "{:#}",
+            d["findings"]
+        );
     });
 }
