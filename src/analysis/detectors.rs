@@ -225,17 +225,7 @@ impl Detector for Deadlocks {
                 let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
                 format!("The threads take the same locks in different orders ({}): take them in one global order.", order.join(", "))
             });
-            f.threads = threads;
-            f.locks = locks;
-            f.edges = edges
-                .into_iter()
-                .filter(|e| e.via != "has_thread")
-                .collect();
-            f.processes = if pids.is_empty() {
-                vec![snap.pid]
-            } else {
-                pids
-            };
+            set_cycle(&mut f, snap, threads, Vec::new(), locks, edges, pids);
             out.push(f);
         }
         out
@@ -375,6 +365,21 @@ fn future_deadlock(
         ),
     );
     f.advice = Some("A future's work needs something its waiter holds or is blocked on (a lock, or the waiter itself): release it before waiting on the future, and never block on a future from inside the work that must complete it.".into());
+    set_cycle(&mut f, snap, threads, tasks, locks, edges, pids);
+    f
+}
+
+/// A cycle's parties, in cycle order, and its edges (a process acting through its threads
+/// is implied, not listed); the snapshot's own process when no other is named.
+fn set_cycle(
+    f: &mut Finding,
+    snap: &Snapshot,
+    threads: Vec<String>,
+    tasks: Vec<String>,
+    locks: Vec<String>,
+    edges: Vec<Edge>,
+    pids: Vec<i32>,
+) {
     f.threads = threads;
     f.tasks = tasks;
     f.locks = locks;
@@ -387,7 +392,18 @@ fn future_deadlock(
     } else {
         pids
     };
-    f
+}
+
+/// Who holds a lock (or completes a future), as far as known: threads, tasks, processes.
+fn holder_labels(snap: &Snapshot, lock: &Lock) -> Vec<String> {
+    lock.holders
+        .iter()
+        .filter_map(|h| match (&h.thread, &h.task, h.process) {
+            (Some(id), _, _) | (None, Some(id), _) => Some(party(snap, id)),
+            (None, None, Some(p)) => Some(process_label(snap, p)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A loop thread that, inside one of its own steps, blocks untimed on a
@@ -689,19 +705,7 @@ impl Detector for Stalls {
                         if lk.holders.iter().any(|h| h.evidence == Evidence::Unknown) {
                             " (holder unknown)".to_string()
                         } else {
-                            let by: Vec<String> = lk
-                                .holders
-                                .iter()
-                                .filter_map(|h| h.thread.as_ref().or(h.task.as_ref()))
-                                .map(|h| party(snap, h))
-                                .chain(
-                                    lk.holders
-                                        .iter()
-                                        .filter(|h| h.thread.is_none())
-                                        .filter_map(|h| h.process)
-                                        .map(|p| process_label(snap, p)),
-                                )
-                                .collect();
+                            let by = holder_labels(snap, lk);
                             if by.is_empty() {
                                 String::new()
                             } else {
@@ -712,15 +716,9 @@ impl Detector for Stalls {
                     format!("{}{}", lock_label(snap, l), holder.unwrap_or_default())
                 }
                 (WaitKind::Future, Some(fut)) => {
-                    let by: Vec<String> = snap
+                    let by = snap
                         .lock(fut)
-                        .map(|l| {
-                            l.holders
-                                .iter()
-                                .filter_map(|h| h.thread.as_ref().or(h.task.as_ref()))
-                                .map(|h| party(snap, h))
-                                .collect()
-                        })
+                        .map(|l| holder_labels(snap, l))
                         .unwrap_or_default();
                     match by.len() {
                         0 => lock_label(snap, fut),
