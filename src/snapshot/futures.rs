@@ -80,12 +80,19 @@ struct FutureWait {
     via: &'static str,
 }
 
+/// Whether the frame is in `concurrent/futures/<file>` (no allocation: every frame of every
+/// thread is asked, every snapshot).
 fn in_futures(f: &Frame, file: &str) -> bool {
-    f.file.ends_with(&format!("concurrent/futures/{file}"))
+    f.file
+        .strip_suffix(file)
+        .is_some_and(|dir| dir.ends_with("concurrent/futures/"))
 }
 
+/// `function`, or a method of that name (`Future.result` on 3.11+).
 fn named(f: &Frame, function: &str) -> bool {
-    f.function == function || f.function.ends_with(&format!(".{function}"))
+    f.function
+        .strip_suffix(function)
+        .is_some_and(|head| head.is_empty() || head.ends_with('.'))
 }
 
 /// Resolve every future wait of this snapshot's threads and tasks (after both were read).
