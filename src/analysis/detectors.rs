@@ -457,7 +457,9 @@ impl Detector for LoopSelfDeadlocks {
                 from: tid.clone(),
                 to: l.id.clone(),
                 via: "waits_for".into(),
-                evidence: w.evidence,
+                // Known from the futex the thread sleeps on (its wait may have been resolved
+                // further, to the future and who completes it).
+                evidence: Evidence::Futex,
                 site: Some(result.site()),
                 name: w.name.clone(),
             }];
@@ -789,4 +791,168 @@ fn waiter_edges(lock: &Lock) -> impl Iterator<Item = Edge> + '_ {
         site: w.site.clone(),
         name: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread(pid: i32, ident: u64, name: &str, wait: Option<(WaitKind, &str)>) -> Thread {
+        Thread {
+            id: format!("{pid}:t:{ident}"),
+            pid,
+            thread_id: ident,
+            native_id: None,
+            name: Some(name.into()),
+            state: ThreadState::LockWait,
+            state_since: String::new(),
+            blocked: wait.is_some(),
+            owns_gil: false,
+            frames: Vec::new(),
+            holds: Vec::new(),
+            waits_for: wait.map(|(kind, target)| Wait {
+                kind,
+                target: Some(target.into()),
+                evidence: Evidence::Future,
+                site: None,
+                name: None,
+                via: None,
+                timed: false,
+                futex: None,
+                targets: Vec::new(),
+            }),
+            kernel: None,
+            writes: Vec::new(),
+        }
+    }
+
+    fn lock(id: &str, kind: &str, name: &str, holders: &[&str], site: Option<&str>) -> Lock {
+        Lock {
+            id: id.into(),
+            pid: 1,
+            address: "0x1".into(),
+            kind: kind.into(),
+            names: vec![LockName {
+                name: name.into(),
+                frame: String::new(),
+            }],
+            locked: Some(true),
+            holders: holders
+                .iter()
+                .map(|h| Holder {
+                    thread: Some(h.to_string()),
+                    task: None,
+                    process: None,
+                    owner_ident: None,
+                    evidence: Evidence::Future,
+                    site: site.map(str::to_string),
+                    count: None,
+                })
+                .collect(),
+            waiters: Vec::new(),
+            module: None,
+            shared: None,
+            contradictions: Vec::new(),
+        }
+    }
+
+    fn snapshot(threads: Vec<Thread>, locks: Vec<Lock>) -> Snapshot {
+        Snapshot {
+            taken: std::time::SystemTime::now(),
+            pid: 1,
+            threads,
+            locks,
+            tasks: Vec::new(),
+            loops: Vec::new(),
+            processes: Vec::new(),
+            mp: Default::default(),
+            probe_loaded: false,
+            probe_edges: Vec::new(),
+            pools: Default::default(),
+        }
+    }
+
+    fn findings(snap: &Snapshot) -> Vec<Finding> {
+        crate::analysis::findings(snap)
+    }
+
+    #[test]
+    fn a_cycle_through_a_running_future_names_both_waits() {
+        let snap = snapshot(
+            vec![
+                thread(1, 1, "MainThread", Some((WaitKind::Future, "1:l:0xf"))),
+                thread(1, 2, "reloader_0", Some((WaitKind::Lock, "1:l:0xa"))),
+            ],
+            vec![
+                lock(
+                    "1:l:0xf",
+                    "future",
+                    "the result of reload_rate",
+                    &["1:t:2"],
+                    Some("reload_rate a.py:3"),
+                ),
+                lock("1:l:0xa", "lock", "config_lock", &["1:t:1"], None),
+            ],
+        );
+        let f = findings(&snap);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].kind, FindingKind::Deadlock);
+        assert!(
+            f[0].summary.contains(
+                "\"MainThread\" waits for the result of reload_rate running on \"reloader_0\""
+            ),
+            "{}",
+            f[0].summary
+        );
+        assert!(
+            f[0].summary
+                .contains("\"reloader_0\" waits for config_lock, held by \"MainThread\""),
+            "{}",
+            f[0].summary
+        );
+        assert!(f[0]
+            .edges
+            .iter()
+            .any(|e| e.via == COMPLETED_BY && e.to == "1:t:2"));
+    }
+
+    #[test]
+    fn queued_futures_deadlock_only_when_every_worker_is_stuck() {
+        let pool = ["1:t:1", "1:t:2"];
+        let starved = snapshot(
+            vec![
+                thread(1, 1, "pool_0", Some((WaitKind::Future, "1:l:0xf1"))),
+                thread(1, 2, "pool_1", Some((WaitKind::Future, "1:l:0xf2"))),
+            ],
+            vec![
+                lock(
+                    "1:l:0xf1",
+                    "future",
+                    "the result of inner (queued)",
+                    &pool,
+                    None,
+                ),
+                lock(
+                    "1:l:0xf2",
+                    "future",
+                    "the result of inner (queued)",
+                    &pool,
+                    None,
+                ),
+            ],
+        );
+        let f = findings(&starved);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(
+            f[0].knot && f[0].summary.starts_with("pool starvation"),
+            "{}",
+            f[0].summary
+        );
+
+        // One worker free (not blocked): the queued work will run.
+        let mut busy = starved.clone();
+        busy.threads[1].blocked = false;
+        busy.threads[1].waits_for = None;
+        assert!(findings(&busy).is_empty());
+    }
 }

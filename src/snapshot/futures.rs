@@ -288,10 +288,15 @@ fn is_pending(objs: &Objects, fut: usize) -> bool {
     }
 }
 
+/// Where the future is waited on, as a place its name is used (the entry is made unplaced).
 fn add_name(lock: &mut Lock, site: &str) {
     let Some(name) = lock.names.first().map(|n| n.name.clone()) else {
         return;
     };
+    if let Some(unplaced) = lock.names.iter_mut().find(|n| n.frame.is_empty()) {
+        unplaced.frame = site.to_string();
+        return;
+    }
     let n = LockName {
         name,
         frame: site.to_string(),
