@@ -308,7 +308,7 @@ fn process_pool_cycles_under_tree() {
     let script = fixture("futures_process_pool.py");
     let line = line_of(&script, "def reload_rate", "with config_lock:");
     for_each_interpreter(|interp| {
-        for mode in ["executor", "pool"] {
+        for mode in ["executor", "queued", "pool"] {
             let group = Group(Target::start_with(interp, &script, &[mode], own_group));
             let target = &group.0;
             let (code, d) = dump_tree(target.pid, WINDOW);
@@ -333,10 +333,25 @@ fn process_pool_cycles_under_tree() {
             let by = edge(f, fut, "completed_by");
             let worker = by["to"].as_str().unwrap();
             assert!(!worker.starts_with(&parent), "[{mode}] {by:#}");
-            assert_eq!(
-                by["site"],
-                format!("reload_rate futures_process_pool.py:{line}")
-            );
+            let worker = if mode == "queued" {
+                // Queued work waits for the pool's worker processes, not for one thread.
+                assert!(worker.ends_with(":p"), "[{mode}] {by:#}");
+                assert_eq!(by["site"], Value::Null);
+                let child = worker.trim_end_matches(":p");
+                f["threads"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap())
+                    .find(|t| t.starts_with(&format!("{child}:")))
+                    .unwrap_or_else(|| panic!("[{mode}] no thread of {child}: {f:#}"))
+            } else {
+                assert_eq!(
+                    by["site"],
+                    format!("reload_rate futures_process_pool.py:{line}")
+                );
+                worker
+            };
             let wait = edge(f, worker, "waits_for");
             assert_eq!(wait["evidence"], "shm_futex", "[{mode}] {f:#}");
             assert_eq!(edge(f, wait["to"].as_str().unwrap(), "held_by")["to"], main);

@@ -290,7 +290,9 @@ fn task_deadlock(
 
 /// A thread or task's label, whichever `id` names.
 fn party(snap: &Snapshot, id: &str) -> String {
-    if snap.task(id).is_some() {
+    if let Some(pid) = id.strip_suffix(":p").and_then(|p| p.parse().ok()) {
+        process_label(snap, pid)
+    } else if snap.task(id).is_some() {
         task_label(snap, id)
     } else {
         thread_label(snap, id)
@@ -317,7 +319,9 @@ pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
                         },
                         party(snap, &n.to)
                     ),
-                    Some(_) => format!("{from} waits for {what}"),
+                    Some(n) => {
+                        format!("{from} waits for {what}, queued for {}", party(snap, &n.to))
+                    }
                     None => format!("{from} waits for {what}"),
                 }
             }
