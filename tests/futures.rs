@@ -133,6 +133,11 @@ fn pool_starvation_is_a_deadlock_of_the_pool() {
             "{}",
             f["summary"]
         );
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("queued for any of \"pool_0\", \"pool_1\""),
+            "{summary}"
+        );
         assert_eq!(doc::finding_thread_names(&d, f), vec!["pool_0", "pool_1"]);
         for w in ["pool_0", "pool_1"] {
             let id = thread_id(&d, w);

@@ -319,8 +319,17 @@ pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
                         },
                         party(snap, &n.to)
                     ),
-                    Some(n) => {
-                        format!("{from} waits for {what}, queued for {}", party(snap, &n.to))
+                    Some(_) => {
+                        let workers: Vec<String> = edges[i + 1..]
+                            .iter()
+                            .take_while(|n| n.via == COMPLETED_BY && n.from == e.to)
+                            .map(|n| party(snap, &n.to))
+                            .collect();
+                        let any = if workers.len() > 1 { "any of " } else { "" };
+                        format!(
+                            "{from} waits for {what}, queued for {any}{}",
+                            workers.join(", ")
+                        )
                     }
                     None => format!("{from} waits for {what}"),
                 }
