@@ -2,8 +2,11 @@
 //! thread whose `_WorkItem.run` frame holds it, every worker of the thread pool whose work
 //! queue holds it, or the asyncio task a `run_coroutine_threadsafe` chain copies it from.
 //! Each waited future becomes a `locks[]` entry of kind `future` whose holders are those
-//! parties, and the wait a `future` wait on it. It never guesses: a future nobody is known
-//! to complete keeps no holder, so nothing through it is claimed stuck.
+//! parties, and the wait a `future` wait on it. For pools whose workers are other processes
+//! (`ProcessPoolExecutor` work ids, `multiprocessing.Pool` job ids) it only records what
+//! this process knows (`PoolView`); `crossproc` matches them across the tree. It never
+//! guesses: a future nobody is known to complete keeps no holder, so nothing through it is
+//! claimed stuck.
 
 use std::collections::HashMap;
 
