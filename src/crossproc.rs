@@ -184,8 +184,10 @@ pub fn link(
         mp: Default::default(),
         tasks: Vec::new(),
         loops: Vec::new(),
+        pools: Default::default(),
     };
     let mut views = Vec::new();
+    let mut pools = Vec::new();
     for s in snaps {
         if let Some(t) = targets.get(&s.pid) {
             out.processes.push(t.process.clone());
@@ -195,6 +197,7 @@ pub fn link(
         out.tasks.extend(s.tasks);
         out.loops.extend(s.loops);
         views.push((s.pid, s.mp));
+        pools.push((s.pid, s.pools));
     }
     let maps: HashMap<i32, Vec<Mapping>> = tree_pids
         .iter()
@@ -209,7 +212,68 @@ pub fn link(
     link_semaphores(&mut out, &views, &maps, targets, &python);
     link_children(&mut out, tree_pids, &python);
     link_channels(&mut out, tree_pids, &python);
+    link_pools(&mut out, &pools);
     out
+}
+
+/// A future (or `multiprocessing.Pool` result) waited on in one process, whose work a child
+/// runs: its holder is the worker thread whose `_process_worker`/`worker` frame runs that
+/// work or job id; work no child runs yet is queued, for any worker process of the pool.
+fn link_pools(out: &mut Snapshot, pools: &[(i32, snapshot::PoolView)]) {
+    let ppid: HashMap<i32, Option<i32>> = out.processes.iter().map(|p| (p.pid, p.ppid)).collect();
+    let children = |parent: i32| -> Vec<&(i32, snapshot::PoolView)> {
+        pools
+            .iter()
+            .filter(|(c, _)| ppid.get(c).copied().flatten() == Some(parent))
+            .collect()
+    };
+    for (pid, view) in pools {
+        for w in &view.waits {
+            let runs: Vec<&snapshot::PoolRun> = children(*pid)
+                .into_iter()
+                .flat_map(|(_, v)| &v.runs)
+                .filter(|r| r.kind == w.kind && r.id == w.id)
+                .collect();
+            let holder =
+                |thread: Option<String>, process: Option<i32>, site: Option<String>| Holder {
+                    thread,
+                    task: None,
+                    process,
+                    owner_ident: None,
+                    evidence: Evidence::Future,
+                    site,
+                    count: None,
+                };
+            let holders: Vec<Holder> = if runs.is_empty() {
+                children(*pid)
+                    .into_iter()
+                    .filter(|(_, v)| v.worker == Some(w.kind))
+                    .map(|(c, _)| holder(None, Some(*c), None))
+                    .collect()
+            } else {
+                runs.iter()
+                    .map(|r| holder(Some(r.thread.clone()), None, r.site.clone()))
+                    .collect()
+            };
+            let Some(lock) = out.locks.iter_mut().find(|l| l.id == w.future) else {
+                continue;
+            };
+            if let (Some(what), Some(name)) = (
+                runs.first().and_then(|r| r.what.as_ref()),
+                lock.names.first_mut(),
+            ) {
+                if w.kind == snapshot::PoolKind::MpPool {
+                    name.name = format!("the result of {what} (pool job {})", w.id);
+                }
+            }
+            if runs.is_empty() {
+                if let Some(name) = lock.names.first_mut() {
+                    name.name.push_str(" (queued)");
+                }
+            }
+            lock.holders = holders;
+        }
+    }
 }
 
 fn thread_mut<'a>(snap: &'a mut Snapshot, id: &str) -> Option<&'a mut Thread> {
@@ -377,6 +441,7 @@ fn link_semaphores(
                     via: w.via.clone(),
                     timed,
                     futex: Some(format!("{:#x}", w.futex)),
+                    targets: Vec::new(),
                 });
                 t.state = if notify {
                     ThreadState::ConditionWait
@@ -500,6 +565,7 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
                 "wait4".into()
             }),
             timed: false,
+            targets: Vec::new(),
             futex: None,
         });
         t.state = ThreadState::JoinWait;
@@ -633,6 +699,7 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             name: Some(format!("{what} {}", if reads { "from" } else { "to" }))
                 .map(|s| format!("{s} {id}")),
             via: Some(what.into()),
+            targets: Vec::new(),
             timed: false,
             futex: None,
         });

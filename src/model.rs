@@ -283,6 +283,10 @@ pub enum Evidence {
     Wait4,
     Pipe,
     ShmFutex,
+    /// A `concurrent.futures` future: the waiter's frame (`Future.result`, `wait`,
+    /// `as_completed`) names it, and the worker's `_WorkItem.run` frame (or the executor's
+    /// work queue, or the asyncio chain of callbacks) says who will complete it.
+    Future,
     Unknown,
 }
 
@@ -297,6 +301,7 @@ impl Evidence {
             Evidence::Wait4 => "wait4",
             Evidence::Pipe => "pipe",
             Evidence::ShmFutex => "shm_futex",
+            Evidence::Future => "future",
             Evidence::Unknown => "unknown",
         }
     }
@@ -423,6 +428,11 @@ pub enum WaitKind {
     /// Blocked reading or writing a pipe or socket: `target` is the `pipe:[INODE]` or
     /// `socket:[INODE]` resource, whose holders are the processes that could serve it.
     Pipe,
+    /// Waiting for a `concurrent.futures.Future`: `target` is the future (a `locks[]` entry
+    /// of kind `future` whose holders are who will complete it: the worker thread running
+    /// it, every worker of the pool it is queued in, or the asyncio task computing it);
+    /// `targets` lists the others when any one of several will do (`as_completed`).
+    Future,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -436,6 +446,10 @@ pub struct Wait {
     pub via: Option<String>,
     pub timed: bool,
     pub futex: Option<String>,
+    /// `future` waits that any one of several futures ends (`as_completed`,
+    /// `wait(FIRST_COMPLETED)`): the futures besides `target`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
 /// What a lock node of the report is: a synchronisation object, or a resource shared between
@@ -468,6 +482,8 @@ pub enum LockKind {
     Socket,
     /// "Any child of this process exits" (`wait4(-1)`).
     Children,
+    /// A `concurrent.futures.Future` waited on: completed by whoever runs its work.
+    Future,
 }
 
 impl LockKind {
@@ -493,6 +509,7 @@ impl LockKind {
             LockKind::Pipe => "pipe",
             LockKind::Socket => "socket",
             LockKind::Children => "children",
+            LockKind::Future => "future",
         }
     }
 
@@ -507,6 +524,7 @@ impl LockKind {
             LockKind::MpRLock => "multiprocessing.RLock",
             LockKind::MpSemaphore => "multiprocessing.Semaphore",
             LockKind::MpCondition => "multiprocessing.Condition",
+            LockKind::Future => "concurrent.futures.Future",
             k => k.as_str(),
         }
     }
@@ -721,6 +739,8 @@ pub enum EdgeVia {
     Runs,
     /// thread -> a shared location (races).
     Writes,
+    /// a waited future -> whoever will complete it (a worker thread or process, a task).
+    CompletedBy,
 }
 
 impl EdgeVia {
@@ -736,6 +756,7 @@ impl EdgeVia {
             EdgeVia::ThenTakes => "then_takes",
             EdgeVia::Runs => "runs",
             EdgeVia::Writes => "writes",
+            EdgeVia::CompletedBy => "completed_by",
         }
     }
 
@@ -751,6 +772,7 @@ impl EdgeVia {
             EdgeVia::ThenTakes => "is held while taking",
             EdgeVia::Runs => "runs",
             EdgeVia::Writes => "writes",
+            EdgeVia::CompletedBy => "is completed by",
         }
     }
 }

@@ -168,6 +168,10 @@ impl Detector for Deadlocks {
                 .cloned()
                 .collect();
             key.sort();
+            if edges.iter().any(|e| e.via == EdgeVia::CompletedBy) {
+                out.push(future_deadlock(snap, key, threads, tasks, locks, edges));
+                continue;
+            }
             if !tasks.is_empty() {
                 out.push(task_deadlock(snap, key, threads, tasks, locks, edges));
                 continue;
@@ -221,17 +225,7 @@ impl Detector for Deadlocks {
                 let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
                 format!("The threads take the same locks in different orders ({}): take them in one global order.", order.join(", "))
             });
-            f.threads = threads;
-            f.locks = locks;
-            f.edges = edges
-                .into_iter()
-                .filter(|e| e.via != EdgeVia::HasThread)
-                .collect();
-            f.processes = if pids.is_empty() {
-                vec![snap.pid]
-            } else {
-                pids
-            };
+            set_cycle(&mut f, snap, threads, Vec::new(), locks, edges, pids);
             out.push(f);
         }
         out
@@ -294,6 +288,137 @@ fn task_deadlock(
     f
 }
 
+/// A thread or task's label, whichever `id` names.
+fn party(snap: &Snapshot, id: &str) -> String {
+    if let Some(pid) = id.strip_suffix(":p").and_then(|p| p.parse().ok()) {
+        process_label(snap, pid)
+    } else if snap.task(id).is_some() {
+        task_label(snap, id)
+    } else {
+        thread_label(snap, id)
+    }
+}
+
+/// Each wait of a cycle in words, from the waiter to whoever can end it: "A waits for the
+/// result of f running on B", "B waits for lock_a, held by A", "C joins D".
+pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
+    let mut parts = Vec::new();
+    for (i, e) in edges.iter().enumerate() {
+        let next = edges.get(i + 1).filter(|n| n.from == e.to);
+        let from = party(snap, &e.from);
+        let part = match e.via {
+            EdgeVia::WaitsFor if snap.lock(&e.to).is_some_and(|l| l.kind == LockKind::Future) => {
+                let what = lock_label(snap, &e.to);
+                match next.filter(|n| n.via == EdgeVia::CompletedBy) {
+                    Some(n) if n.site.is_some() || snap.task(&n.to).is_some() => format!(
+                        "{from} waits for {what} {} {}",
+                        if snap.task(&n.to).is_some() {
+                            "computed by"
+                        } else {
+                            "running on"
+                        },
+                        party(snap, &n.to)
+                    ),
+                    Some(_) => {
+                        let workers: Vec<String> = edges[i + 1..]
+                            .iter()
+                            .take_while(|n| n.via == EdgeVia::CompletedBy && n.from == e.to)
+                            .map(|n| party(snap, &n.to))
+                            .collect();
+                        let any = if workers.len() > 1 { "any of " } else { "" };
+                        format!(
+                            "{from} waits for {what}, queued for {any}{}",
+                            workers.join(", ")
+                        )
+                    }
+                    None => format!("{from} waits for {what}"),
+                }
+            }
+            EdgeVia::WaitsFor => match next.filter(|n| n.via == EdgeVia::HeldBy) {
+                Some(n) => format!(
+                    "{from} waits for {}, held by {}",
+                    lock_label(snap, &e.to),
+                    party(snap, &n.to)
+                ),
+                None => format!("{from} waits for {}", lock_label(snap, &e.to)),
+            },
+            EdgeVia::Joins => format!("{from} joins {}", party(snap, &e.to)),
+            EdgeVia::Awaits => format!("{from} awaits {}", party(snap, &e.to)),
+            EdgeVia::WaitsForExit => format!("{from} waits for {} to exit", e.to),
+            _ => continue,
+        };
+        parts.push(part);
+    }
+    parts
+}
+
+/// A cycle through a future: a waiter holds what the work behind the future needs, or the
+/// work waits for the waiter in turn.
+fn future_deadlock(
+    snap: &Snapshot,
+    key: Vec<String>,
+    threads: Vec<String>,
+    tasks: Vec<String>,
+    locks: Vec<String>,
+    edges: Vec<Edge>,
+) -> Finding {
+    let parties = threads.len() + tasks.len();
+    let pids = pids_of(threads.iter().chain(&tasks));
+    let mut f = finding(
+        FindingKind::Deadlock,
+        format!("deadlock:{}", key.join(",")),
+        format!(
+            "{parties} {} wait for each other in a cycle through a future: {}",
+            match (threads.is_empty(), tasks.is_empty()) {
+                (false, true) => "threads",
+                (true, false) => "asyncio tasks",
+                _ => "threads and tasks",
+            },
+            describe_waits(snap, &edges).join("; ")
+        ),
+    );
+    f.advice = Some("A future's work needs something its waiter holds or is blocked on (a lock, or the waiter itself): release it before waiting on the future, and never block on a future from inside the work that must complete it.".into());
+    set_cycle(&mut f, snap, threads, tasks, locks, edges, pids);
+    f
+}
+
+/// A cycle's parties, in cycle order, and its edges (a process acting through its threads
+/// is implied, not listed); the snapshot's own process when no other is named.
+fn set_cycle(
+    f: &mut Finding,
+    snap: &Snapshot,
+    threads: Vec<String>,
+    tasks: Vec<String>,
+    locks: Vec<String>,
+    edges: Vec<Edge>,
+    pids: Vec<i32>,
+) {
+    f.threads = threads;
+    f.tasks = tasks;
+    f.locks = locks;
+    f.edges = edges
+        .into_iter()
+        .filter(|e| e.via != EdgeVia::HasThread)
+        .collect();
+    f.processes = if pids.is_empty() {
+        vec![snap.pid]
+    } else {
+        pids
+    };
+}
+
+/// Who holds a lock (or completes a future), as far as known: threads, tasks, processes.
+fn holder_labels(snap: &Snapshot, lock: &Lock) -> Vec<String> {
+    lock.holders
+        .iter()
+        .filter_map(|h| match (&h.thread, &h.task, h.process) {
+            (Some(id), _, _) | (None, Some(id), _) => Some(party(snap, id)),
+            (None, None, Some(p)) => Some(process_label(snap, p)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A loop thread that, inside one of its own steps, blocks untimed on a
 /// `concurrent.futures.Future` while work is queued on its loop: the future can only be
 /// completed by that work (`run_coroutine_threadsafe(coro, own_loop).result()`), which the
@@ -345,7 +470,9 @@ impl Detector for LoopSelfDeadlocks {
                 from: tid.clone(),
                 to: l.id.clone(),
                 via: EdgeVia::WaitsFor,
-                evidence: w.evidence,
+                // Known from the futex the thread sleeps on (its wait may have been resolved
+                // further, to the future and who completes it).
+                evidence: Evidence::Futex,
                 site: Some(result.site()),
                 name: w.name.clone(),
             }];
@@ -420,6 +547,27 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
     let pids = pids_of(threads.iter().chain(&nodes));
     let procs: Vec<String> = pids.iter().map(|p| process_label(snap, *p)).collect();
     let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
+    let starved = locks
+        .iter()
+        .filter_map(|l| snap.lock(l))
+        .any(|l| l.kind == LockKind::Future && l.holders.len() > 1);
+    if starved {
+        let mut f = finding(
+            FindingKind::Deadlock,
+            format!("deadlock:{}", key.join(",")),
+            format!(
+                "pool starvation: every worker of a thread pool waits for work queued in that same pool, which no worker is left to run: {}",
+                describe_waits(snap, &edges).join("; ")
+            ),
+        );
+        f.advice = Some("Work running in a pool blocks on other work submitted to the same pool: with every worker waiting, the queued work never starts. Do not wait on a pool's futures from inside its workers (chain with add_done_callback, or use a separate pool), or give the pool more workers than nested waits.".into());
+        f.knot = true;
+        f.threads = threads;
+        f.locks = locks;
+        f.edges = edges;
+        f.processes = pids_of(f.threads.iter().chain(&nodes));
+        return f;
+    }
     let mut f = finding(
         FindingKind::Deadlock,
         format!("deadlock:{}", key.join(",")),
@@ -572,10 +720,34 @@ impl Detector for Stalls {
                         if lk.holders.iter().any(|h| h.evidence == Evidence::Unknown) {
                             " (holder unknown)".to_string()
                         } else {
-                            String::new()
+                            let by = holder_labels(snap, lk);
+                            if by.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", held by {}", by.join(" and "))
+                            }
                         }
                     });
                     format!("{}{}", lock_label(snap, l), holder.unwrap_or_default())
+                }
+                (WaitKind::Future, Some(fut)) => {
+                    let by = snap
+                        .lock(fut)
+                        .map(|l| holder_labels(snap, l))
+                        .unwrap_or_default();
+                    match by.len() {
+                        0 => lock_label(snap, fut),
+                        1 => format!("{} running on {}", lock_label(snap, fut), by[0]),
+                        _ => format!("{} (any of {})", lock_label(snap, fut), by.join(", ")),
+                    }
+                }
+                (WaitKind::Join, Some(th))
+                    if w.via.as_deref().is_some_and(|v| v.ends_with("_shutdown")) =>
+                {
+                    format!(
+                        "the non-daemon thread {} to exit (joined at interpreter exit by threading._shutdown)",
+                        thread_label(snap, th)
+                    )
                 }
                 (WaitKind::Join, Some(th)) => format!("{} to exit", thread_label(snap, th)),
                 (WaitKind::ChildExit, Some(p)) => format!("{p} to exit"),
@@ -589,7 +761,11 @@ impl Detector for Stalls {
             edges.push(Edge {
                 from: t.id.clone(),
                 to: target,
-                via: EdgeVia::WaitsFor,
+                via: if w.kind == WaitKind::Join {
+                    EdgeVia::Joins
+                } else {
+                    EdgeVia::WaitsFor
+                },
                 evidence: w.evidence,
                 site: w.site.clone(),
                 name: w.name.clone(),
@@ -634,4 +810,170 @@ fn waiter_edges(lock: &Lock) -> impl Iterator<Item = Edge> + '_ {
         site: w.site.clone(),
         name: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread(pid: i32, ident: u64, name: &str, wait: Option<(WaitKind, &str)>) -> Thread {
+        Thread {
+            id: format!("{pid}:t:{ident}"),
+            pid,
+            thread_id: ident,
+            native_id: None,
+            namespace_tid: None,
+            kernel_unmatched: None,
+            name: Some(name.into()),
+            state: ThreadState::LockWait,
+            state_since: String::new(),
+            blocked: wait.is_some(),
+            owns_gil: false,
+            frames: Vec::new(),
+            holds: Vec::new(),
+            waits_for: wait.map(|(kind, target)| Wait {
+                kind,
+                target: Some(target.into()),
+                evidence: Evidence::Future,
+                site: None,
+                name: None,
+                via: None,
+                timed: false,
+                futex: None,
+                targets: Vec::new(),
+            }),
+            kernel: None,
+            writes: Vec::new(),
+        }
+    }
+
+    fn lock(id: &str, kind: LockKind, name: &str, holders: &[&str], site: Option<&str>) -> Lock {
+        Lock {
+            id: id.into(),
+            pid: 1,
+            address: "0x1".into(),
+            kind,
+            names: vec![LockName {
+                name: name.into(),
+                frame: String::new(),
+            }],
+            locked: Some(true),
+            holders: holders
+                .iter()
+                .map(|h| Holder {
+                    thread: Some(h.to_string()),
+                    task: None,
+                    process: None,
+                    owner_ident: None,
+                    evidence: Evidence::Future,
+                    site: site.map(str::to_string),
+                    count: None,
+                })
+                .collect(),
+            waiters: Vec::new(),
+            module: None,
+            shared: None,
+            contradictions: Vec::new(),
+        }
+    }
+
+    fn snapshot(threads: Vec<Thread>, locks: Vec<Lock>) -> Snapshot {
+        Snapshot {
+            taken: std::time::SystemTime::now(),
+            pid: 1,
+            threads,
+            locks,
+            tasks: Vec::new(),
+            loops: Vec::new(),
+            processes: Vec::new(),
+            mp: Default::default(),
+            probe_loaded: false,
+            probe_edges: Vec::new(),
+            pools: Default::default(),
+        }
+    }
+
+    fn findings(snap: &Snapshot) -> Vec<Finding> {
+        crate::analysis::findings(snap)
+    }
+
+    #[test]
+    fn a_cycle_through_a_running_future_names_both_waits() {
+        let snap = snapshot(
+            vec![
+                thread(1, 1, "MainThread", Some((WaitKind::Future, "1:l:0xf"))),
+                thread(1, 2, "reloader_0", Some((WaitKind::Lock, "1:l:0xa"))),
+            ],
+            vec![
+                lock(
+                    "1:l:0xf",
+                    LockKind::Future,
+                    "the result of reload_rate",
+                    &["1:t:2"],
+                    Some("reload_rate a.py:3"),
+                ),
+                lock("1:l:0xa", LockKind::Lock, "config_lock", &["1:t:1"], None),
+            ],
+        );
+        let f = findings(&snap);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].kind, FindingKind::Deadlock);
+        assert!(
+            f[0].summary.contains(
+                "\"MainThread\" waits for the result of reload_rate running on \"reloader_0\""
+            ),
+            "{}",
+            f[0].summary
+        );
+        assert!(
+            f[0].summary
+                .contains("\"reloader_0\" waits for config_lock, held by \"MainThread\""),
+            "{}",
+            f[0].summary
+        );
+        assert!(f[0]
+            .edges
+            .iter()
+            .any(|e| e.via == EdgeVia::CompletedBy && e.to == "1:t:2"));
+    }
+
+    #[test]
+    fn queued_futures_deadlock_only_when_every_worker_is_stuck() {
+        let pool = ["1:t:1", "1:t:2"];
+        let starved = snapshot(
+            vec![
+                thread(1, 1, "pool_0", Some((WaitKind::Future, "1:l:0xf1"))),
+                thread(1, 2, "pool_1", Some((WaitKind::Future, "1:l:0xf2"))),
+            ],
+            vec![
+                lock(
+                    "1:l:0xf1",
+                    LockKind::Future,
+                    "the result of inner (queued)",
+                    &pool,
+                    None,
+                ),
+                lock(
+                    "1:l:0xf2",
+                    LockKind::Future,
+                    "the result of inner (queued)",
+                    &pool,
+                    None,
+                ),
+            ],
+        );
+        let f = findings(&starved);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert!(
+            f[0].knot && f[0].summary.starts_with("pool starvation"),
+            "{}",
+            f[0].summary
+        );
+
+        // One worker free (not blocked): the queued work will run.
+        let mut busy = starved.clone();
+        busy.threads[1].blocked = false;
+        busy.threads[1].waits_for = None;
+        assert!(findings(&busy).is_empty());
+    }
 }

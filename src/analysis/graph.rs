@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::model::{Edge, EdgeVia, Evidence, TaskState, WaitKind};
+use crate::model::{Edge, EdgeVia, Evidence, TaskState, Wait, WaitKind};
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,11 +155,70 @@ impl WaitGraph {
                         g.shared_holders(snap, lock, to);
                     }
                 }
+                WaitKind::Future => {
+                    let from = g.index[&t.id];
+                    for target in std::iter::once(target).chain(&w.targets) {
+                        g.future_wait(snap, from, &t.id, target, w);
+                    }
+                }
                 WaitKind::Notify | WaitKind::UnknownFutex => {}
             }
         }
         g.add_tasks(snap);
         g
+    }
+
+    /// A wait on a `concurrent.futures` future: waiter -> future -> whoever completes it
+    /// (the worker running it; every worker of the pool it is queued in, an OR; the task
+    /// its result is copied from). A future nobody is known to complete has no way out.
+    fn future_wait(
+        &mut self,
+        snap: &Snapshot,
+        from: NodeIndex,
+        waiter: &str,
+        target: &str,
+        w: &Wait,
+    ) {
+        let Some(fut) = snap.lock(target) else { return };
+        let to = self.node(Node::Lock(fut.id.clone()));
+        self.graph.add_edge(
+            from,
+            to,
+            Edge {
+                from: waiter.to_string(),
+                to: fut.id.clone(),
+                via: EdgeVia::WaitsFor,
+                evidence: w.evidence,
+                site: w.site.clone(),
+                name: fut.names.first().map(|n| n.name.clone()),
+            },
+        );
+        for h in &fut.holders {
+            let (by, node) = match (&h.thread, &h.task, h.process) {
+                (Some(th), _, _) => (th.clone(), Node::Thread(th.clone())),
+                (None, Some(task), _) => (task.clone(), Node::Task(task.clone())),
+                (None, None, Some(p)) => {
+                    let id = crate::crossproc::process_id(p);
+                    (id.clone(), Node::Process(id))
+                }
+                _ => continue,
+            };
+            let hn = self.node(node);
+            if !self.graph.contains_edge(to, hn) {
+                self.graph.add_edge(
+                    to,
+                    hn,
+                    Edge {
+                        from: fut.id.clone(),
+                        to: by,
+                        via: EdgeVia::CompletedBy,
+                        evidence: h.evidence,
+                        site: h.site.clone(),
+                        name: None,
+                    },
+                );
+            }
+        }
     }
 
     /// Suspended tasks: task -> awaited task (each gathered task), task -> `asyncio.Lock`
@@ -186,6 +245,22 @@ impl WaitGraph {
                         if let Some(&to) = self.index.get(target.as_str()) {
                             self.graph.add_edge(from, to, edge(target, EdgeVia::Awaits));
                         }
+                    }
+                }
+                "future" => {
+                    if let Some(target) = &w.target {
+                        let wait = Wait {
+                            kind: WaitKind::Future,
+                            target: Some(target.clone()),
+                            evidence: w.evidence,
+                            site: w.site.clone(),
+                            name: w.name.clone(),
+                            via: w.via.clone(),
+                            timed: false,
+                            futex: None,
+                            targets: Vec::new(),
+                        };
+                        self.future_wait(snap, from, &t.id, target, &wait);
                     }
                 }
                 "lock" if w.evidence != Evidence::Unknown => {

@@ -5,6 +5,7 @@ pub mod bytecode;
 pub mod layout;
 pub mod lines;
 pub mod objects;
+pub mod stdlib;
 #[rustfmt::skip]
 pub mod opcodes;
 pub mod threads;

@@ -392,6 +392,30 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         &waited,
                         e,
                     )?;
+                    if f.edges.get(i + 1).is_some_and(|c| c.via == EdgeVia::CompletedBy) {
+                        i += 1;
+                        let mut first = true;
+                        while let Some(c) = f.edges.get(i).filter(|c| c.via == EdgeVia::CompletedBy) {
+                            let by = node_label(doc, &c.to);
+                            let ev = style.dim(&format!("[{}]", c.evidence.as_str()));
+                            match (&c.site, first) {
+                                (Some(site), _) => {
+                                    writeln!(out, "    running on {by}, now at {site}  {ev}")?
+                                }
+                                (None, _) if c.to.contains(":task:") => {
+                                    writeln!(out, "    computed by {by}  {ev}")?
+                                }
+                                (None, true) => writeln!(
+                                    out,
+                                    "    queued in its pool, for any of its workers: {by}  {ev}"
+                                )?,
+                                (None, false) => writeln!(out, "      or {by}  {ev}")?,
+                            }
+                            first = false;
+                            i += 1;
+                        }
+                        continue;
+                    }
                     if let Some(h) = f.edges.get(i + 1).filter(|h| h.via == EdgeVia::HeldBy) {
                         let named = h
                             .name

@@ -4,11 +4,12 @@
 //! This file answers "how is a snapshot taken": the `Snapshot` value, one consistent sample
 //! (`take`, retries on torn reads, settling threads that moved) and the per-snapshot `Builder`
 //! that the files beside it extend. Which thread waits on what is `waits`, who holds a lock is
-//! `holders`, the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
+//! `holders`, who completes a waited future is `futures`, the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
 pub mod current_test;
+pub mod futures;
 mod holders;
 pub mod multiprocessing;
 mod probe;
@@ -29,6 +30,7 @@ use crate::target::procfs::{self, KernelThread};
 use crate::target::taskfiles::{InSyscall, TaskFiles};
 
 pub use crate::model::{lock_id, thread_id};
+pub use futures::{PoolKind, PoolRun, PoolView, PoolWait};
 use multiprocessing::collect_semlocks;
 pub use multiprocessing::{read_semlock, MpHold, MpView, MpWait, SemLockObj};
 pub use session::Session;
@@ -58,6 +60,8 @@ pub struct Snapshot {
     /// Whether the target loaded gridlock's probe, and every lock-order pair it recorded.
     pub probe_loaded: bool,
     pub probe_edges: Vec<ProbeEdge>,
+    /// Pools whose work runs in other processes, for linking them (`--tree`).
+    pub pools: PoolView,
 }
 
 impl Snapshot {
@@ -293,18 +297,21 @@ fn take_cached(
         &threads,
     );
     locks.extend(view.locks);
+    let mut tasks = view.tasks;
+    let pools = futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
     *code_cache = walker.take_cache();
     Ok(Snapshot {
         taken,
         pid,
         threads,
         locks,
-        tasks: view.tasks,
+        tasks,
         loops: view.loops,
         processes: Vec::new(),
         mp,
         probe_loaded: probe_state.is_some(),
         probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
+        pools,
     })
 }
 

@@ -168,6 +168,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     via,
                     timed,
                     futex: futex_hex,
+                    targets: Vec::new(),
                 };
                 return (ThreadState::ConditionWait, Some(wait), released);
             }
@@ -188,6 +189,19 @@ impl<'w, 'a> Builder<'w, 'a> {
                         Some(self.join_wait(ident, frames, user, futex_hex, timed, via)),
                         None,
                     );
+                }
+            }
+            // At exit, `threading._shutdown` (3.8-3.12) acquires each non-daemon thread's
+            // `_tstate_lock` in turn: it joins that thread.
+            if let Some(sf) = frames
+                .iter()
+                .find(|f| is_function(f, "threading.py", "_shutdown"))
+            {
+                if let Some(ident) = self.tstate_lock_owner(sf.raw, lock) {
+                    let mut w = self.join_wait(Some(ident), frames, user, futex_hex, timed, via);
+                    w.site = Some(sf.frame.site());
+                    w.via = Some("threading._shutdown".into());
+                    return (ThreadState::JoinWait, Some(w), None);
                 }
             }
             // An import: sleeping on a `_ModuleLock`'s wakeup lock.
@@ -229,6 +243,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 name,
                 via: None,
                 timed,
+                targets: Vec::new(),
                 futex: futex_hex,
             };
             return (ThreadState::LockWait, Some(wait), None);
@@ -238,9 +253,10 @@ impl<'w, 'a> Builder<'w, 'a> {
         // `wait_entry` on the joiner's stack whose `addr` is the joined ThreadHandle's
         // `thread_is_exiting` event; the handle's `ident` names the joined thread.
         if minor >= 13
-            && frames
-                .iter()
-                .any(|f| is_function(f, "threading.py", "join"))
+            && frames.iter().any(|f| {
+                is_function(f, "threading.py", "join")
+                    || is_function(f, "threading.py", "_shutdown")
+            })
         {
             let mem = self.objs().mem;
             if let Ok(addr) = mem.ptr(futex - WAIT_ENTRY_SEMA + WAIT_ENTRY_ADDR) {
@@ -271,6 +287,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             site: frames.first().map(|f| f.frame.site()),
             name: None,
             via: None,
+            targets: Vec::new(),
             timed,
             futex: futex_hex,
         };
@@ -290,12 +307,30 @@ impl<'w, 'a> Builder<'w, 'a> {
             kind: WaitKind::Join,
             target: ident.map(|i| thread_id(self.pid, i as u64)),
             evidence: Evidence::Futex,
-            site: user.map(|i| frames[i].frame.site()),
+            // All in threading (`_shutdown` at exit): its innermost frame.
+            site: user
+                .or((!frames.is_empty()).then_some(0))
+                .map(|i| frames[i].frame.site()),
             name: user.and_then(|i| self.receiver_name(&frames[i])),
+            targets: Vec::new(),
             via,
             timed,
             futex,
         }
+    }
+
+    /// The ident of the thread in `threading._active` whose `_tstate_lock` is `lock`, read
+    /// through the globals of a frame of `threading`.
+    fn tstate_lock_owner(&self, threading_frame: &RawFrame, lock: usize) -> Option<i64> {
+        let objs = self.objs();
+        let globals = super::multiprocessing::frame_globals(self.walker, threading_frame)?;
+        let active = objs.dict_get(globals, "_active").ok()??;
+        objs.dict_entries(active)
+            .ok()?
+            .into_iter()
+            .find_map(|(ident, thread)| {
+                (objs.attr(thread, "_tstate_lock").ok()?? == lock).then(|| objs.int(ident).ok())?
+            })
     }
 
     pub(super) fn module_lock_wait(
@@ -330,6 +365,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             target: Some(lock_id(self.pid, ml)),
             evidence: Evidence::Futex,
             site,
+            targets: Vec::new(),
             name,
             via: Some("import".into()),
             timed,

@@ -439,6 +439,16 @@ impl Target {
     pub fn start_busy(interp: &Interpreter, script: &Path, args: &[&str]) -> Target {
         Self::spawn_ready(interp, script, args, |_| {})
     }
+
+    /// `start_busy`, with a tweak to the command (e.g. its own process group).
+    pub fn start_busy_with(
+        interp: &Interpreter,
+        script: &Path,
+        args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Target {
+        Self::spawn_ready(interp, script, args, tweak)
+    }
 }
 
 /// The 1-based number of the first line containing `needle` at or after the first line
