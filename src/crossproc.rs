@@ -7,6 +7,7 @@
 //! - `pipe`: a thread blocked reading or writing a pipe or socket waits for the processes
 //!   holding the other end, unless one of them is serving it right now.
 
+use crate::memory::ReadMemory;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::cpython::objects::Objects;

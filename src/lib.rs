@@ -12,6 +12,7 @@ pub mod cpython;
 pub mod crossproc;
 pub mod duration;
 pub mod error;
+pub mod memory;
 pub mod model;
 pub mod probe;
 pub mod report;

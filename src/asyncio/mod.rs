@@ -111,7 +111,7 @@ pub struct AsyncioCache {
 
 impl AsyncioCache {
     /// Read the ready-queue counters of the loops seen last time, before anything else.
-    pub fn begin(&mut self, mem: &crate::target::memory::Memory) {
+    pub fn begin(&mut self, mem: &dyn crate::memory::ReadMemory) {
         self.ready_before = self
             .ready_queues
             .iter()
@@ -212,7 +212,7 @@ fn int32(raw: &[u8], off: usize) -> i32 {
 }
 
 impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
-    fn mem(&self) -> &crate::target::memory::Memory {
+    fn mem(&self) -> &dyn crate::memory::ReadMemory {
         self.walker.objs.mem
     }
 

@@ -3,7 +3,7 @@
 
 use super::layout::{common::*, InstanceDict, VersionLayout};
 use crate::error::{Error, Result};
-use crate::target::memory::{AddrMap, Memory};
+use crate::memory::{AddrMap, ReadMemory};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -21,14 +21,14 @@ const MAX_ITEMS: usize = 1 << 16;
 /// are decoded once per view: the same few types and attribute names come up for every
 /// thread, and within one view an address always holds the same object.
 pub struct Objects<'a> {
-    pub mem: &'a Memory,
+    pub mem: &'a dyn ReadMemory,
     pub layout: &'static dyn VersionLayout,
     type_names: RefCell<AddrMap<Rc<str>>>,
     strs: RefCell<AddrMap<Rc<str>>>,
 }
 
 impl<'a> Objects<'a> {
-    pub fn new(mem: &'a Memory, layout: &'static dyn VersionLayout) -> Self {
+    pub fn new(mem: &'a dyn ReadMemory, layout: &'static dyn VersionLayout) -> Self {
         Objects {
             mem,
             layout,
@@ -406,11 +406,5 @@ impl<'a> Objects<'a> {
                 d => dict(d),
             },
         }
-    }
-}
-
-impl Memory {
-    pub fn u32_at(&self, addr: usize) -> Result<u32> {
-        Ok(self.i32(addr)? as u32)
     }
 }

@@ -9,7 +9,7 @@ use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
 use super::layout::{common::*, BlockScheme, Bytecode, InstructionPointer, TopFrame};
 use super::objects::Objects;
 use crate::error::{Error, Result};
-use crate::target::memory::AddrMap;
+use crate::memory::AddrMap;
 
 const MAX_THREADS: usize = 4096;
 const MAX_FRAMES: usize = 2048;

@@ -15,9 +15,9 @@ use py_spy::config::{LineNo, LockingStrategy};
 use py_spy::python_process_info::{get_python_version, PythonProcessInfo, PythonProcessLayout};
 use py_spy::Config;
 
-use super::memory::Memory;
 use super::procfs::Mapping;
 use crate::cpython::{self, VersionLayout};
+use crate::memory::{ProcMemory as Memory, ReadMemory};
 
 /// `PyThreadState.interp`: after `prev` and `next` on 3.8-3.13 (Include/cpython/pystate.h).
 const TSTATE_INTERP: usize = 16;

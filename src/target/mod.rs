@@ -2,7 +2,6 @@
 //! memory access and what `/proc` says about it. Read-only; nothing here stops the target.
 
 pub mod discovery;
-pub mod memory;
 pub mod procfs;
 pub mod sockdiag;
 pub mod taskfiles;
@@ -13,13 +12,13 @@ use std::sync::Arc;
 use crate::cpython::threads::CodeInfo;
 use crate::cpython::{self, VersionLayout};
 use crate::error::{Error, Result};
+use crate::memory::{ProcMemory, ReadMemory};
 use crate::model;
 use discovery::{DiscoveryCache, SearchError};
-use memory::Memory;
 
 pub struct Target {
     pub pid: i32,
-    pub mem: Memory,
+    pub mem: ProcMemory,
     pub layout: &'static dyn VersionLayout,
     pub version: String,
     pub interpreter: usize,
@@ -66,7 +65,7 @@ impl Target {
         if procfs::process_state(pid) == Some('Z') {
             return Err(Error::Zombie { pid });
         }
-        let mem = Memory::open(pid).map_err(|e| match e {
+        let mem = ProcMemory::open(pid).map_err(|e| match e {
             // `/proc/PID/mem` of a live process without an address space: a kernel thread.
             Error::NoSuchProcess { .. } if procfs::exists(pid) => {
                 match procfs::process_state(pid) {
