@@ -170,6 +170,7 @@ pub fn record_tree(
             python_version: String::new(),
             exited,
             interpreter_found: None,
+            notes: Vec::new(),
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);

@@ -82,9 +82,7 @@ impl ProbeCache {
 
 /// `sys.modules['gridlock_probe'].__dict__`, through the interpreter state.
 pub fn find_module_dict(objs: &Objects, interp: usize) -> Result<Option<usize>> {
-    let modules = objs
-        .mem
-        .ptr(interp + objs.layout.offsets().interp_modules)?;
+    let modules = objs.mem.ptr(interp + objs.layout.offsets.interp_modules)?;
     let Some(module) = objs.dict_get(modules, MODULE)? else {
         return Ok(None);
     };

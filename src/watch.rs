@@ -183,6 +183,7 @@ fn document(
         python_version: String::new(),
         exited: false,
         interpreter_found: None,
+        notes: Vec::new(),
     });
     let mut doc = analysis::document_with(
         &snaps,

@@ -178,10 +178,10 @@ pub fn read(
     raw: &[RawThread],
     threads: &[Thread],
 ) -> AsyncView {
-    let Some(offs) = walker.objs.layout.asyncio() else {
+    let Some(offs) = walker.objs.layout.asyncio else {
         return AsyncView::default();
     };
-    let layout = *walker.objs.layout.offsets();
+    let layout = walker.objs.layout.offsets;
     let mut r = Reader {
         walker,
         cache,
@@ -499,10 +499,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         th: &Thread,
         current: Option<usize>,
     ) -> (&'static str, Option<LoopStep>) {
-        let minor = self.walker.minor();
+        let dialect = self.walker.dialect();
         let run = rt.frames.iter().position(|f| {
             matches!(
-                self.facts.of(minor, f).called_method(),
+                self.facts.of(dialect, f).called_method(),
                 Some("run_until_complete" | "run_forever")
             )
         });
@@ -596,7 +596,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     let code = &rf.code;
                     let name = w.statement.and_then(|s| {
                         bytecode::with_subject(
-                            self.walker.minor(),
+                            self.walker.dialect(),
                             &code.instructions,
                             s,
                             &code.names,
@@ -748,7 +748,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     /// code tells (decoded once per code and instruction).
     fn await_chain(&mut self, coro: usize) -> Vec<ChainFrame> {
         let mut chain = Vec::new();
-        let minor = self.walker.minor();
+        let dialect = self.walker.dialect();
         let mut obj = coro;
         self.chain_end = None;
         for _ in 0..MAX_CHAIN {
@@ -756,7 +756,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 // A future (FutureIter, Future, Task) ends the chain: `fut_waiter` names it.
                 break;
             };
-            let facts = self.facts.of(minor, &rf);
+            let facts = self.facts.of(dialect, &rf);
             let next = if suspended && facts.yield_from {
                 top.and_then(|slot| self.mem().ptr(slot).ok())
                     .filter(|p| *p != 0)
@@ -776,7 +776,6 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     /// or finished), and the address of the top of its value stack (what a suspended `await`
     /// waits on). The object and its frame's fields come in one read each.
     fn suspended_frame(&mut self, obj: usize) -> Option<(RawFrame, bool, Option<usize>)> {
-        let minor = self.walker.minor();
         let mut buf = [0u8; 80 + FRAME_READ_EMBEDDED];
         let mut fbuf = [0u8; FRAME_READ];
         let (frame, suspended, embedded_at) = match self.offs.coro_frame {
@@ -808,17 +807,9 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     self.chain_end = Some((obj, word(raw, OB_TYPE)));
                     return None;
                 }
-                let s = raw[state] as i8;
-                // 3.11/3.12: CREATED -2, SUSPENDED -1; 3.13: CREATED -3, SUSPENDED -2,
-                // SUSPENDED_YIELD_FROM -1; EXECUTING 0, then COMPLETED/CLEARED.
-                let (created, suspended) = if minor >= 13 {
-                    (s == -3, s == -1 || s == -2)
-                } else {
-                    (s == -2, s == -1)
-                };
-                if s > 0 || created {
+                let Some(suspended) = self.offs.coro_states.suspended(raw[state] as i8) else {
                     return None;
-                }
+                };
                 (obj + at, suspended, Some(at))
             }
         };
@@ -890,7 +881,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
 
     /// A frame's local at slot `i` (locals, then cells and frees), if set.
     fn local_slot(&self, rf: &RawFrame, i: usize) -> Option<usize> {
-        let base = rf.addr + self.walker.objs.layout.offsets().frame_localsplus;
+        let base = rf.addr + self.walker.objs.layout.offsets.frame_localsplus;
         self.mem().ptr(base + 8 * i).ok().filter(|v| *v != 0)
     }
 

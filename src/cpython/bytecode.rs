@@ -2,7 +2,10 @@
 //! of the expression that produced a value (how code names a lock: `src.lock`, `forks[2]`).
 //! Names come from the code object, never from source text, so they survive edited files.
 
+use super::layout::Dialect;
+
 /// One version's opcode facts, generated from the interpreter's own `opcode` module.
+#[derive(Debug)]
 pub struct OpcodeTable {
     pub minor: u8,
     pub have_argument: u8,
@@ -354,22 +357,24 @@ fn evaluate_before(
 /// The expression whose value is entered by the `with` at `instructions[at]`
 /// (`SETUP_WITH` / `BEFORE_WITH`).
 pub fn with_subject(
-    minor: u8,
+    dialect: Dialect,
     instructions: &[Instruction],
     at: usize,
     names: &CodeNames,
 ) -> Option<String> {
+    let minor = dialect.0;
     let stack = evaluate_before(minor, instructions, at, names)?;
     stack.into_iter().flatten().last().map(|s| s.text)
 }
 
 /// The object a call at `instructions[at]` is made on: `lock` for `lock.acquire()`.
 pub fn call_receiver(
-    minor: u8,
+    dialect: Dialect,
     instructions: &[Instruction],
     at: usize,
     names: &CodeNames,
 ) -> Option<(String, String)> {
+    let minor = dialect.0;
     let stack = evaluate_before(minor, instructions, at, names)?;
     stack.into_iter().rev().flatten().find_map(|s| {
         let method = s.text.rsplit('.').next()?.to_string();
@@ -381,11 +386,12 @@ pub fn call_receiver(
 /// 3.8-3.10: the `SETUP_WITH` jumping to it; 3.11+: the `BEFORE_WITH` just before the
 /// first protected instruction of any exception-table entry targeting it.
 pub fn with_statement_for_handler(
-    minor: u8,
+    dialect: Dialect,
     instructions: &[Instruction],
     entries: &[ExceptionEntry],
     handler: usize,
 ) -> Option<usize> {
+    let minor = dialect.0;
     // `async with` is named at its BEFORE_ASYNC_WITH, a few await instructions earlier.
     let async_entry = |idx: usize| {
         (idx.saturating_sub(8)..=idx)
@@ -432,7 +438,8 @@ pub fn with_statement_for_handler(
 }
 
 /// Whether the handler at `target` is a `with` statement's cleanup.
-pub fn is_with_cleanup(minor: u8, instructions: &[Instruction], target: usize) -> bool {
+pub fn is_with_cleanup(dialect: Dialect, instructions: &[Instruction], target: usize) -> bool {
+    let minor = dialect.0;
     let Some(i) = instructions.iter().position(|ins| ins.offset == target) else {
         return false;
     };
@@ -531,7 +538,7 @@ mod tests {
             consts: vec!["None".into(), "0".into()],
         };
         assert_eq!(
-            with_subject(12, &ins, ins.len() - 1, &names).as_deref(),
+            with_subject(Dialect(12), &ins, ins.len() - 1, &names).as_deref(),
             Some("a.x[0]")
         );
     }
@@ -569,7 +576,7 @@ mod tests {
             let ins = decode(t, &assemble(t, ops));
             assert_eq!(ins.len(), ops.len());
             assert_eq!(
-                with_subject(minor, &ins, ins.len() - 1, &names).as_deref(),
+                with_subject(Dialect(minor), &ins, ins.len() - 1, &names).as_deref(),
                 Some("forks[(i + 1) % N]"),
                 "3.{minor}"
             );
@@ -639,13 +646,14 @@ const MUTATORS: &[&str] = &[
 /// current instruction: a write already done in this pass, or a with-block's exit code that
 /// shares the line, is not a write in progress), decoded from bytecode.
 pub fn writes_in(
-    minor: u8,
+    dialect: Dialect,
     instructions: &[Instruction],
     range: std::ops::Range<usize>,
     from: usize,
     names: &CodeNames,
     module_level: bool,
 ) -> Vec<WriteTarget> {
+    let minor = dialect.0;
     let mut out = Vec::new();
     let top_paths = |at: usize| -> Vec<Option<Path>> {
         evaluate_before(minor, instructions, at, names)

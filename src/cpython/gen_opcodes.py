@@ -1,7 +1,8 @@
 """Generate src/cpython/opcodes.rs from each interpreter's own `opcode`/`dis` modules.
 
-Run with every CPython 3.8-3.13 (facts about the bytecode, taken from the interpreter itself):
-    python3 src/cpython/gen_opcodes.py ~/.pyenv/versions/3.{8,9,10,11,12,13}*/bin/python > src/cpython/opcodes.rs
+Run with every CPython 3.8-3.15 (facts about the bytecode, taken from the interpreter itself;
+3.14 and 3.15 from the Debian root, through `chroot ROOT python3.X` wrappers):
+    python3 src/cpython/gen_opcodes.py ~/.pyenv/versions/3.{8,9,10,11,12,13}*/bin/python py314 py315 > src/cpython/opcodes.rs
 """
 import json
 import subprocess

@@ -2,11 +2,61 @@
 //! readers, a bytecode decoder and the thread/frame walker.
 
 pub mod bytecode;
+pub mod debug_offsets;
 pub mod layout;
 pub mod lines;
+pub mod locks;
 pub mod objects;
 #[rustfmt::skip]
 pub mod opcodes;
 pub mod threads;
 
-pub use layout::{for_version, VersionLayout};
+pub use layout::{for_version, Dialect, Layout};
+
+use crate::memory::ReadMemory;
+
+/// Why a target's interpreter is not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A version gridlock has no layout for (and no debug offsets to read one from).
+    Unsupported(String),
+    /// A free-threaded build (its object header and per-object locks are not read).
+    FreeThreaded(String),
+    /// The debug offsets were present but could not be read or made sense of.
+    Unreadable(String),
+}
+
+/// The layout of the interpreter `major.minor.patch` whose `_PyRuntime` is at `runtime`:
+/// from its debug offsets when it publishes them (3.13+), else from the version tables.
+pub fn layout_for(
+    mem: &dyn ReadMemory,
+    major: u64,
+    minor: u64,
+    patch: u64,
+    runtime: Option<usize>,
+) -> Result<Layout, Refusal> {
+    let version = format!("{major}.{minor}.{patch}");
+    if let Some(runtime) =
+        runtime.filter(|r| major == 3 && minor >= 13 && debug_offsets::present(mem, *r))
+    {
+        let d =
+            debug_offsets::read(mem, runtime).map_err(|e| Refusal::Unreadable(e.to_string()))?;
+        if d.free_threaded {
+            return Err(Refusal::FreeThreaded(version));
+        }
+        return layout::from_debug_offsets(&d).map_err(|e| Refusal::Unreadable(e.to_string()));
+    }
+    for_version(major, minor, patch).ok_or(Refusal::Unsupported(version))
+}
+
+/// Check the layout's lock choices against the target's own lock types (through the
+/// interpreter's `sys.modules`), turning off what is not recognised, with a note.
+pub fn check_locks(mem: &dyn ReadMemory, layout: &mut Layout, interpreter: usize) {
+    let objs = objects::Objects::new(mem, layout);
+    let Ok(modules) = mem.ptr(interpreter + layout.offsets.interp_modules) else {
+        return;
+    };
+    let (locks, notes) = locks::check_locks(&objs, modules, layout.locks);
+    layout.locks = locks;
+    layout.notes.extend(notes);
+}

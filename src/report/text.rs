@@ -174,6 +174,9 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
                     &q.cmdline
                 }
             )?;
+            for n in &q.notes {
+                writeln!(out, "    note: {n}")?;
+            }
         }
         writeln!(out)?;
         if doc.findings.is_empty() {
@@ -205,6 +208,9 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         doc.window.snapshots,
         if doc.window.snapshots == 1 { "" } else { "s" }
     )?;
+    for n in &p.notes {
+        writeln!(out, "note: {n}")?;
+    }
     writeln!(out)?;
     if doc.findings.is_empty() {
         writeln!(

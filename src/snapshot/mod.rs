@@ -202,7 +202,7 @@ fn take_cached(
     kernel: &HashMap<i32, KernelThread>,
 ) -> Result<Snapshot> {
     let pid = target.pid;
-    let objs = Objects::new(&target.mem, target.layout);
+    let objs = Objects::new(&target.mem, &target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(&mut target.code_cache));
     let raw = walker.threads(target.interpreter).map_err(|e| {

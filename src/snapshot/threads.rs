@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::*;
 use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
+use crate::cpython::layout::GilRecord;
 
 /// Kernel TIDs of the interpreter's threads. 3.11+ store it in the thread state; before that,
 /// the ident is glibc's `pthread_t`, a pointer to `struct pthread`, whose `tid` field sits at
@@ -73,7 +74,7 @@ pub(super) fn thread_names(
     let find = || -> Option<usize> {
         let modules = objs
             .mem
-            .ptr(interpreter + objs.layout.offsets().interp_modules)
+            .ptr(interpreter + objs.layout.offsets.interp_modules)
             .ok()?;
         let threading = objs.dict_get(modules, "threading").ok()??;
         let globals = objs.mem.ptr(threading + MODULE_DICT).ok()?;
@@ -106,7 +107,7 @@ pub(super) fn gil_holder(walker: &Walker, gil_address: usize) -> Option<usize> {
         return None;
     }
     let mem = walker.objs.mem;
-    if walker.minor() >= 12 {
+    if walker.objs.layout.offsets.gil == GilRecord::LastHolder {
         (mem.i32(gil_address + GIL_LOCKED).ok()? != 0)
             .then(|| mem.ptr(gil_address + GIL_LAST_HOLDER).ok())?
     } else {
@@ -184,7 +185,12 @@ impl<'w, 'a> Builder<'w, 'a> {
                 };
                 let code = &fv.raw.code;
                 let name = w.statement.and_then(|s| {
-                    bytecode::with_subject(self.walker.minor(), &code.instructions, s, &code.names)
+                    bytecode::with_subject(
+                        self.walker.dialect(),
+                        &code.instructions,
+                        s,
+                        &code.names,
+                    )
                 });
                 // The holder's site is the `with` statement that took the lock.
                 let line = w
@@ -334,15 +340,12 @@ impl<'w, 'a> Builder<'w, 'a> {
                 let repr = match objs.type_name(addr).as_deref() {
                     Ok("int" | "str" | "NoneType") => objs.short_repr(addr),
                     Ok("_thread.lock") => {
-                        let locked = objs
-                            .mem
-                            .u8(addr + LOCK_LOCKED)
-                            .map(|b| b != 0)
-                            .unwrap_or(false);
-                        format!(
-                            "<{} _thread.lock at {addr:#x}>",
-                            if locked { "locked" } else { "unlocked" }
-                        )
+                        let state = match objs.lock_held(addr) {
+                            Some(true) => "locked ",
+                            Some(false) => "unlocked ",
+                            None => "",
+                        };
+                        format!("<{state}_thread.lock at {addr:#x}>")
                     }
                     Ok(ty) => format!("<{ty} at {addr:#x}>"),
                     Err(_) => format!("<unreadable at {addr:#x}>"),

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::cpython::threads::CodeInfo;
-use crate::cpython::{self, VersionLayout};
+use crate::cpython::{Layout, Refusal};
 use crate::error::{Error, Result};
 use crate::memory::{ProcMemory, ReadMemory};
 use crate::model;
@@ -19,7 +19,7 @@ use discovery::{DiscoveryCache, SearchError};
 pub struct Target {
     pub pid: i32,
     pub mem: ProcMemory,
-    pub layout: &'static dyn VersionLayout,
+    pub layout: Arc<Layout>,
     pub version: String,
     pub interpreter: usize,
     /// Where the GIL holder is recorded (py-spy's `threadstate_address`): the address of
@@ -108,31 +108,34 @@ impl Target {
             return Err(Error::NotPython { pid, name });
         }
         let mappings = procfs::parse_maps(&maps);
-        let found = discovery
-            .find(pid, &mem, &mappings)
-            .map_err(|SearchError(msg)| {
-                if !procfs::exists(pid) {
-                    Error::TargetExited { pid }
-                } else if msg.contains("Permission denied")
-                    || msg.contains("Operation not permitted")
-                {
-                    Error::PermissionDenied {
-                        pid,
-                        hint: crate::error::permission_hint(),
-                    }
-                } else if let Some(v) = unsupported_version(&msg) {
-                    Error::Unsupported { pid, version: v }
-                } else {
-                    Error::Attach { pid, reason: msg }
+        let found = discovery.find(pid, &mem, &mappings).map_err(|e| {
+            let msg = match e {
+                SearchError::Search(msg) => msg,
+                SearchError::Refused(Refusal::Unsupported(version)) => {
+                    return Error::Unsupported { pid, version }
                 }
-            })?;
-        let version = format!("{}.{}.{}", found.major, found.minor, found.patch);
-        let layout = cpython::for_version(found.major as u64, found.minor as u64).ok_or(
-            Error::Unsupported {
-                pid,
-                version: version.clone(),
-            },
-        )?;
+                SearchError::Refused(Refusal::FreeThreaded(version)) => {
+                    return Error::FreeThreaded { pid, version }
+                }
+                SearchError::Refused(Refusal::Unreadable(reason)) => {
+                    return Error::Layout(format!("process {pid}: {reason}"))
+                }
+            };
+            if !procfs::exists(pid) {
+                Error::TargetExited { pid }
+            } else if msg.contains("Permission denied") || msg.contains("Operation not permitted") {
+                Error::PermissionDenied {
+                    pid,
+                    hint: crate::error::permission_hint(),
+                }
+            } else if let Some(v) = unsupported_version(&msg) {
+                Error::Unsupported { pid, version: v }
+            } else {
+                Error::Attach { pid, reason: msg }
+            }
+        })?;
+        let layout = found.layout.clone();
+        let version = layout.version.clone();
         let interpreter = found.interpreter;
         let gil_address = found.gil_address;
         let runtime_region = static_region(&mappings, gil_address);
@@ -144,6 +147,7 @@ impl Target {
             python_version: version.clone(),
             exited: false,
             interpreter_found: Some(if found.cached { "cached" } else { "searched" }.into()),
+            notes: layout.notes.clone(),
         };
         Ok(Target {
             pid,
