@@ -1,4 +1,4 @@
-//! asyncio tasks and async deadlocks on real programs, every CPython 3.8-3.13.
+//! asyncio tasks and async deadlocks on real programs, every CPython under test.
 mod support;
 
 use serde_json::Value;

@@ -165,7 +165,8 @@ fn binary_operator(minor: u8, ins: &Instruction) -> Option<&'static str> {
         "+", "&", "//", "<<", "@", "*", "%", "|", "**", ">>", "-", "/", "^",
     ];
     if minor >= 11 {
-        return (ins.name == "BINARY_OP")
+        // 26 and up (3.14+) are not operators: NB_SUBSCR is a subscript.
+        return (ins.name == "BINARY_OP" && ins.arg < 26)
             .then(|| NB_OPS.get(ins.arg as usize % 13).copied())
             .flatten();
     }
@@ -193,6 +194,9 @@ fn is_expression_op(name: &str) -> bool {
         "LOAD_FAST"
             | "LOAD_FAST_CHECK"
             | "LOAD_FAST_LOAD_FAST"
+            | "LOAD_FAST_BORROW"
+            | "LOAD_FAST_BORROW_LOAD_FAST_BORROW"
+            | "LOAD_SMALL_INT"
             | "LOAD_DEREF"
             | "LOAD_CLASSDEREF"
             | "LOAD_GLOBAL"
@@ -214,6 +218,28 @@ fn is_expression_op(name: &str) -> bool {
     )
 }
 
+/// `BINARY_OP` with `NB_SUBSCR` (3.14+ subscripts).
+fn is_subscript(minor: u8, ins: &Instruction) -> bool {
+    minor >= 14 && ins.name == "BINARY_OP" && ins.arg == 26
+}
+
+/// If the instruction at `idx` enters a `with` (3.8-3.10 `SETUP_WITH`, 3.11-3.13
+/// `BEFORE_WITH`, 3.14+ the `__enter__` call after `COPY 1; LOAD_SPECIAL __exit__; SWAP 2;
+/// SWAP 3; LOAD_SPECIAL __enter__`), the index to name its subject from (`with_subject`).
+pub fn entering_with(dialect: Dialect, instructions: &[Instruction], idx: usize) -> Option<usize> {
+    let ins = instructions.get(idx)?;
+    if matches!(ins.name, "SETUP_WITH" | "BEFORE_WITH") {
+        return Some(idx);
+    }
+    if dialect.0 < 14 || ins.name != "CALL" || idx < 5 {
+        return None;
+    }
+    let seq = &instructions[idx - 5..idx];
+    let names: Vec<&str> = seq.iter().map(|i| i.name).collect();
+    (names == ["COPY", "LOAD_SPECIAL", "SWAP", "SWAP", "LOAD_SPECIAL"] && seq[4].arg == 0)
+        .then_some(idx - 5)
+}
+
 /// Evaluate symbolically the pure expression that ends right before `instructions[end]`
 /// and return the stack it leaves, innermost last. `None` where any step is not understood.
 fn evaluate_before(
@@ -225,7 +251,8 @@ fn evaluate_before(
     let mut start = end;
     while start > 0
         && (is_expression_op(instructions[start - 1].name)
-            || binary_operator(minor, &instructions[start - 1]).is_some())
+            || binary_operator(minor, &instructions[start - 1]).is_some()
+            || is_subscript(minor, &instructions[start - 1]))
     {
         start -= 1;
     }
@@ -255,10 +282,11 @@ fn evaluate_before(
     for ins in &instructions[start..end] {
         let arg = ins.arg as usize;
         match ins.name {
-            "LOAD_FAST" | "LOAD_FAST_CHECK" => {
+            "LOAD_FAST" | "LOAD_FAST_CHECK" | "LOAD_FAST_BORROW" => {
                 stack.push(named(get(&names.locals, arg)?, Root::Local))
             }
-            "LOAD_FAST_LOAD_FAST" => {
+            "LOAD_SMALL_INT" => stack.push(plain(arg.to_string())),
+            "LOAD_FAST_LOAD_FAST" | "LOAD_FAST_BORROW_LOAD_FAST_BORROW" => {
                 stack.push(named(get(&names.locals, arg >> 4)?, Root::Local));
                 stack.push(named(get(&names.locals, arg & 15)?, Root::Local));
             }
@@ -314,7 +342,7 @@ fn evaluate_before(
                     stack.push(sym);
                 }
             }
-            "BINARY_SUBSCR" => {
+            _ if ins.name == "BINARY_SUBSCR" || is_subscript(minor, ins) => {
                 let index = stack.pop()??;
                 let obj = stack.pop()??;
                 stack.push(plain(format!("{}[{}]", obj.operand(), index.text)));
@@ -429,11 +457,7 @@ pub fn with_statement_for_handler(
             .map(|e| e.start)
             .min()?;
         let idx = instructions.iter().position(|ins| ins.next == start)?;
-        if instructions[idx].name == "BEFORE_WITH" {
-            Some(idx)
-        } else {
-            async_entry(idx)
-        }
+        entering_with(dialect, instructions, idx).or_else(|| async_entry(idx))
     }
 }
 

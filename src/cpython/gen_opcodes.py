@@ -30,7 +30,7 @@ ice = getattr(opcode, "_inline_cache_entries", None)
 if isinstance(ice, list):
     for op, n in enumerate(ice):
         caches[op] = n
-elif isinstance(ice, dict):
+elif hasattr(ice, "items"):  # a dict; a frozendict on 3.15
     for name, n in ice.items():
         if name in opcode.opmap:
             caches[opcode.opmap[name]] = n

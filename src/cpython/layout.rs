@@ -425,7 +425,7 @@ const fn from_312(minor: u8) -> Offsets {
 pub const OLDEST: u8 = 8;
 pub const NEWEST: u8 = 15;
 
-/// The supported range as users read it: "3.8 to 3.13".
+/// The supported range as users read it ("3.8 to 3.15").
 pub fn supported_range() -> String {
     format!("3.{OLDEST} to 3.{NEWEST}")
 }

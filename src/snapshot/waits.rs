@@ -347,11 +347,9 @@ impl<'w, 'a> Builder<'w, 'a> {
         let idx = self.walker.current_index(fv.raw)?;
         let code = &fv.raw.code;
         let dialect = self.walker.dialect();
-        match code.instructions[idx].name {
-            "SETUP_WITH" | "BEFORE_WITH" => {
-                bytecode::with_subject(dialect, &code.instructions, idx, &code.names)
-            }
-            _ => bytecode::call_receiver(dialect, &code.instructions, idx, &code.names)
+        match bytecode::entering_with(dialect, &code.instructions, idx) {
+            Some(at) => bytecode::with_subject(dialect, &code.instructions, at, &code.names),
+            None => bytecode::call_receiver(dialect, &code.instructions, idx, &code.names)
                 .map(|(r, _)| r),
         }
     }
