@@ -695,6 +695,11 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
             supported_range()
         ));
     }
+    if newer {
+        notes.push(
+            "asyncio tasks and event loops are not read on CPython 3.14+ yet (its tasks live in per-thread lists)".into(),
+        );
+    }
     let opcodes: &'static OpcodeTable = match minor {
         13 => &opcodes::V3_13,
         14 => &opcodes::V3_14,
