@@ -47,10 +47,6 @@ fn a_blocked_loop_is_a_loop_block_with_its_culprit_and_stack() {
         ),
     ];
     for_each_interpreter(|py| {
-        // Excluded on 3.14+: asyncio there is not read yet (see the helper).
-        if support::asyncio_not_read_yet(py) {
-            return;
-        }
         for (mode, culprit, inner, thread) in cases {
             let target = scenario(py, mode);
             let (code, d) = dump_json(target.pid, "300ms");
@@ -153,10 +149,6 @@ fn record(pid: i32) -> Value {
 #[test]
 fn steps_are_told_apart_short_ones_pass_long_ones_are_each_a_block() {
     for_each_interpreter(|py| {
-        // Excluded on 3.14+: asyncio there is not read yet (see the helper).
-        if support::asyncio_not_read_yet(py) {
-            return;
-        }
         // 60 ms steps separated by `await asyncio.sleep(0)`: never one long block.
         let target = scenario(py, "steps60");
         let d = record(target.pid);
@@ -190,10 +182,6 @@ fn steps_are_told_apart_short_ones_pass_long_ones_are_each_a_block() {
 #[test]
 fn run_fails_on_a_loop_block_as_it_happens() {
     for_each_interpreter(|py| {
-        // Excluded on 3.14+: asyncio there is not read yet (see the helper).
-        if support::asyncio_not_read_yet(py) {
-            return;
-        }
         let report = std::env::temp_dir().join(format!(
             "gridlock-asyncio-run-{}-{}.json",
             std::process::id(),
@@ -250,10 +238,6 @@ fn a_uvloop_loop_block_is_seen_from_its_stack_and_syscall() {
     let script = fixture("uvloop_scenarios.py");
     let mut ran = Vec::new();
     for_each_interpreter(|py| {
-        // Excluded on 3.14+: asyncio there is not read yet (see the helper).
-        if support::asyncio_not_read_yet(py) {
-            return;
-        }
         if !has_uvloop(py) {
             return;
         }

@@ -128,7 +128,7 @@ fn decode(dialect: Dialect, rf: &RawFrame) -> FrameFacts {
         index,
         dialect,
         self_slot,
-        async_with: ins.iter().any(|i| i.name == "BEFORE_ASYNC_WITH"),
+        async_with: bytecode::has_async_with(ins),
         frame,
         code: rf.code.clone(),
     }
@@ -138,10 +138,7 @@ fn decode(dialect: Dialect, rf: &RawFrame) -> FrameFacts {
 /// entered, or the receiver of the awaited call (`q` in `await q.get()`).
 fn awaited_name(dialect: Dialect, code: &CodeInfo, idx: usize) -> Option<String> {
     let lo = idx.saturating_sub(10);
-    if let Some(at) = (lo..=idx)
-        .rev()
-        .find(|&i| code.instructions[i].name == "BEFORE_ASYNC_WITH")
-    {
+    if let Some(at) = bytecode::entering_async_with(&code.instructions, idx) {
         return bytecode::with_subject(dialect, &code.instructions, at, &code.names);
     }
     let at = (lo..=idx).rev().find(|&i| {

@@ -15,7 +15,8 @@ use crate::cpython::bytecode;
 use crate::cpython::layout::asyncio_common::*;
 use crate::cpython::layout::common::{METHOD_SELF, OB_TYPE};
 use crate::cpython::layout::{
-    AsyncioOffsets, AwaitTop, Bytecode, CoroFrame, InstructionPointer, Offsets, RunningLoop,
+    AsyncioOffsets, AwaitTop, Bytecode, CoroFrame, CurrentTask, InstructionPointer, Offsets,
+    RunningLoop, TaskRegistry,
 };
 use crate::cpython::threads::{CodeInfo, RawFrame, RawThread, Walker};
 use crate::model::*;
@@ -280,12 +281,32 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             py_future,
             gathering: globals.get("_GatheringFuture").copied().unwrap_or(0),
         });
-        let current: HashMap<usize, usize> = globals
-            .get("_current_tasks")
-            .and_then(|d| self.walker.objs.dict_entries(*d).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let current: HashMap<usize, usize> = match self.offs.current_task {
+            CurrentTask::ModuleDict => globals
+                .get("_current_tasks")
+                .and_then(|d| self.walker.objs.dict_entries(*d).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            CurrentTask::TstateField(off) => {
+                let mut current = HashMap::new();
+                for rt in raw {
+                    let Some(lp) = self.running_loop(rt) else {
+                        continue;
+                    };
+                    let objs = &self.walker.objs;
+                    if let Some(t) = objs
+                        .mem
+                        .ptr(rt.tstate + off)
+                        .ok()
+                        .filter(|t| *t != 0 && !objs.is_none(*t))
+                    {
+                        current.insert(lp, t);
+                    }
+                }
+                current
+            }
+        };
 
         // Loops, per thread.
         let mut view = AsyncView::default();
@@ -305,6 +326,22 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
 
         // Tasks: the registry, plus 3.12+'s eager tasks.
         let mut members: Vec<(usize, bool)> = Vec::new();
+        if let TaskRegistry::ThreadLists {
+            tstate_head,
+            interp_head,
+            node,
+        } = self.offs.registry
+        {
+            for head in raw
+                .iter()
+                .map(|rt| rt.tstate + tstate_head)
+                .chain([interp + interp_head])
+            {
+                for t in self.task_list(head, node) {
+                    members.push((t, false));
+                }
+            }
+        }
         for name in ["_all_tasks", "_scheduled_tasks"] {
             if let Some(ws) = globals.get(name) {
                 for t in self.weakset(*ws) {
@@ -354,6 +391,29 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         view.tasks = tasks;
         view.locks = self.locks(locks, &view.tasks);
         Some(view)
+    }
+
+    /// The tasks of a 3.14+ circular task list whose head node is at `head`: each node is
+    /// `{next, prev}` inside a task, `node` bytes from its start.
+    fn task_list(&self, head: usize, node: usize) -> Vec<usize> {
+        const MAX_TASKS: usize = 1 << 20;
+        let mut out = Vec::new();
+        let mem = self.mem();
+        let mut at = match mem.ptr(head) {
+            Ok(p) => p,
+            Err(_) => return out,
+        };
+        while at != head && at != 0 && out.len() < MAX_TASKS {
+            let Some(task) = at.checked_sub(node) else {
+                break;
+            };
+            out.push(task);
+            at = match mem.ptr(at) {
+                Ok(p) => p,
+                Err(_) => break,
+            };
+        }
+        out
     }
 
     /// The members of a `weakref.WeakSet`: its `data` set holds weak references. A dead
@@ -727,7 +787,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     /// The `asyncio.Lock` whose bound `__aexit__` an `async with` keeps on the value stack.
     fn asyncio_lock_in_slot(&mut self, slot: usize) -> Option<usize> {
         if self.kind(slot)? != Kind::Method {
-            return None;
+            // 3.14+: the slot holds the context manager itself.
+            return self.is_asyncio_lock(slot).then_some(slot);
         }
         let owner = self.mem().ptr(slot + METHOD_SELF).ok()?;
         self.is_asyncio_lock(owner).then_some(owner)
@@ -759,6 +820,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             let facts = self.facts.of(dialect, &rf);
             let next = if suspended && facts.yield_from {
                 top.and_then(|slot| self.mem().ptr(slot).ok())
+                    .map(|p| self.walker.slot_object(p))
                     .filter(|p| *p != 0)
             } else {
                 None
@@ -817,7 +879,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             Some(at) => &buf[at..at + FRAME_READ_EMBEDDED],
             None => &fbuf,
         };
-        let code_addr = word(fraw, self.layout.frame_code);
+        let code_addr = self.walker.slot_object(word(fraw, self.layout.frame_code));
         let code = self.code(code_addr)?;
         let instr = match self.layout.frame_instruction {
             InstructionPointer::LastiBytes(off) => {
@@ -852,6 +914,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 (1..=4096)
                     .contains(&d)
                     .then(|| frame + lp + 8 * (d as usize - 1))
+            }
+            AwaitTop::StackPointer { sp, below } => {
+                let base = frame + self.layout.frame_localsplus;
+                Some(word(fraw, sp))
+                    .filter(|p| *p >= base + below && *p < base + 8 * 4096)
+                    .map(|p| p - below)
             }
         };
         let rf = RawFrame {

@@ -231,13 +231,47 @@ pub fn entering_with(dialect: Dialect, instructions: &[Instruction], idx: usize)
     if matches!(ins.name, "SETUP_WITH" | "BEFORE_WITH") {
         return Some(idx);
     }
-    if dialect.0 < 14 || ins.name != "CALL" || idx < 5 {
+    if dialect.0 < 14 {
         return None;
     }
-    let seq = &instructions[idx - 5..idx];
+    special_entry(instructions, idx, ENTER)
+}
+
+/// Whether the code has an `async with` (`BEFORE_ASYNC_WITH`, or 3.14+'s `LOAD_SPECIAL
+/// __aenter__`).
+pub fn has_async_with(instructions: &[Instruction]) -> bool {
+    instructions
+        .iter()
+        .any(|i| i.name == "BEFORE_ASYNC_WITH" || (i.name == "LOAD_SPECIAL" && i.arg == AENTER))
+}
+
+/// `LOAD_SPECIAL` arguments (3.14+): `__enter__`, `__aenter__`.
+const ENTER: u32 = 0;
+const AENTER: u32 = 2;
+
+/// 3.14+: the index of the `COPY 1` that starts the `with` / `async with` entry whose
+/// `__enter__` / `__aenter__` call is at `call`.
+fn special_entry(instructions: &[Instruction], call: usize, special: u32) -> Option<usize> {
+    if instructions.get(call)?.name != "CALL" || call < 5 {
+        return None;
+    }
+    let seq = &instructions[call - 5..call];
     let names: Vec<&str> = seq.iter().map(|i| i.name).collect();
-    (names == ["COPY", "LOAD_SPECIAL", "SWAP", "SWAP", "LOAD_SPECIAL"] && seq[4].arg == 0)
-        .then_some(idx - 5)
+    (names == ["COPY", "LOAD_SPECIAL", "SWAP", "SWAP", "LOAD_SPECIAL"] && seq[4].arg == special)
+        .then_some(call - 5)
+}
+
+/// The `async with` entered at or shortly before `idx` (a few await instructions follow
+/// its `BEFORE_ASYNC_WITH`, or 3.14+'s `__aenter__` call): the index to name its subject from.
+pub fn entering_async_with(instructions: &[Instruction], idx: usize) -> Option<usize> {
+    let idx = idx.min(instructions.len().checked_sub(1)?);
+    (idx.saturating_sub(12)..=idx).rev().find_map(|i| {
+        if instructions[i].name == "BEFORE_ASYNC_WITH" {
+            Some(i)
+        } else {
+            special_entry(instructions, i, AENTER)
+        }
+    })
 }
 
 /// Evaluate symbolically the pure expression that ends right before `instructions[end]`
@@ -421,11 +455,7 @@ pub fn with_statement_for_handler(
 ) -> Option<usize> {
     let minor = dialect.0;
     // `async with` is named at its BEFORE_ASYNC_WITH, a few await instructions earlier.
-    let async_entry = |idx: usize| {
-        (idx.saturating_sub(8)..=idx)
-            .rev()
-            .find(|&i| instructions[i].name == "BEFORE_ASYNC_WITH")
-    };
+    let async_entry = |idx: usize| entering_async_with(instructions, idx);
     if minor <= 10 {
         if let Some(idx) = instructions.iter().position(|ins| {
             ins.name == "SETUP_ASYNC_WITH"

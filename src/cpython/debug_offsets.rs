@@ -9,259 +9,271 @@ use crate::memory::ReadMemory;
 const COOKIE: &[u8; 8] = b"xdebugpy";
 const HEADER: usize = 24;
 
-type Spec = &'static [(&'static str, &'static [&'static str])];
+/// One section of the struct: its name and its fields, in order.
+type Section = (&'static str, &'static [&'static str]);
+type Spec = &'static [Section];
+
+// Sections, each written once; a version lists the ones it has, in order.
+const RUNTIME: Section = (
+    "runtime_state",
+    &["size", "finalizing", "interpreters_head"],
+);
+const INTERP_313: Section = (
+    "interpreter_state",
+    &[
+        "size",
+        "id",
+        "next",
+        "threads_head",
+        "gc",
+        "imports_modules",
+        "sysdict",
+        "builtins",
+        "ceval_gil",
+        "gil_runtime_state",
+        "gil_runtime_state_enabled",
+        "gil_runtime_state_locked",
+        "gil_runtime_state_holder",
+    ],
+);
+const INTERP_314: Section = (
+    "interpreter_state",
+    &[
+        "size",
+        "id",
+        "next",
+        "threads_head",
+        "threads_main",
+        "gc",
+        "imports_modules",
+        "sysdict",
+        "builtins",
+        "ceval_gil",
+        "gil_runtime_state",
+        "gil_runtime_state_enabled",
+        "gil_runtime_state_locked",
+        "gil_runtime_state_holder",
+        "code_object_generation",
+        "tlbc_generation",
+    ],
+);
+const TSTATE_313: Section = (
+    "thread_state",
+    &[
+        "size",
+        "prev",
+        "next",
+        "interp",
+        "current_frame",
+        "thread_id",
+        "native_thread_id",
+        "datastack_chunk",
+        "status",
+    ],
+);
+const TSTATE_315: Section = (
+    "thread_state",
+    &[
+        "size",
+        "prev",
+        "next",
+        "interp",
+        "current_frame",
+        "base_frame",
+        "last_profiled_frame",
+        "last_profiled_frame_seq",
+        "thread_id",
+        "native_thread_id",
+        "datastack_chunk",
+        "status",
+        "holds_gil",
+        "gil_requested",
+        "current_exception",
+        "exc_state",
+    ],
+);
+const ERR_STACKITEM: Section = ("err_stackitem", &["exc_value"]);
+const FRAME_313: Section = (
+    "interpreter_frame",
+    &[
+        "size",
+        "previous",
+        "executable",
+        "instr_ptr",
+        "localsplus",
+        "owner",
+    ],
+);
+const FRAME_314: Section = (
+    "interpreter_frame",
+    &[
+        "size",
+        "previous",
+        "executable",
+        "instr_ptr",
+        "localsplus",
+        "owner",
+        "stackpointer",
+        "tlbc_index",
+    ],
+);
+const CODE_313: Section = (
+    "code_object",
+    &[
+        "size",
+        "filename",
+        "name",
+        "qualname",
+        "linetable",
+        "firstlineno",
+        "argcount",
+        "localsplusnames",
+        "localspluskinds",
+        "co_code_adaptive",
+    ],
+);
+const CODE_314: Section = (
+    "code_object",
+    &[
+        "size",
+        "filename",
+        "name",
+        "qualname",
+        "linetable",
+        "firstlineno",
+        "argcount",
+        "localsplusnames",
+        "localspluskinds",
+        "co_code_adaptive",
+        "co_tlbc",
+    ],
+);
+const PYOBJECT: Section = ("pyobject", &["size", "ob_type"]);
+const TYPE_313: Section = ("type_object", &["size", "tp_name", "tp_repr", "tp_flags"]);
+const TYPE_315: Section = (
+    "type_object",
+    &[
+        "size",
+        "tp_name",
+        "tp_repr",
+        "tp_flags",
+        "tp_basicsize",
+        "tp_dictoffset",
+    ],
+);
+const HEAP_TYPE: Section = ("heap_type_object", &["size", "ht_cached_keys"]);
+const TUPLE: Section = ("tuple_object", &["size", "ob_item", "ob_size"]);
+const LIST: Section = ("list_object", &["size", "ob_item", "ob_size"]);
+const SET: Section = ("set_object", &["size", "used", "table", "mask"]);
+const DICT: Section = ("dict_object", &["size", "ma_keys", "ma_values"]);
+const FLOAT: Section = ("float_object", &["size", "ob_fval"]);
+const LONG: Section = ("long_object", &["size", "lv_tag", "ob_digit"]);
+const BYTES: Section = ("bytes_object", &["size", "ob_size", "ob_sval"]);
+const UNICODE_313: Section = (
+    "unicode_object",
+    &["size", "state", "length", "asciiobject_size"],
+);
+const UNICODE_315: Section = (
+    "unicode_object",
+    &[
+        "size",
+        "state",
+        "length",
+        "asciiobject_size",
+        "compactunicodeobject_size",
+    ],
+);
+const GC_313: Section = ("gc", &["size", "collecting"]);
+const GC_315: Section = (
+    "gc",
+    &[
+        "size",
+        "collecting",
+        "frame",
+        "generation_stats_size",
+        "generation_stats",
+    ],
+);
+const GEN: Section = (
+    "gen_object",
+    &["size", "gi_name", "gi_iframe", "gi_frame_state"],
+);
+const LLIST: Section = ("llist_node", &["next", "prev"]);
+const DEBUGGER: Section = (
+    "debugger_support",
+    &[
+        "eval_breaker",
+        "remote_debugger_support",
+        "remote_debugging_enabled",
+        "debugger_pending_call",
+        "debugger_script_path",
+        "debugger_script_path_size",
+    ],
+);
 
 /// 3.13 (pycore_runtime.h).
 const V313: Spec = &[
-    (
-        "runtime_state",
-        &["size", "finalizing", "interpreters_head"],
-    ),
-    (
-        "interpreter_state",
-        &[
-            "size",
-            "id",
-            "next",
-            "threads_head",
-            "gc",
-            "imports_modules",
-            "sysdict",
-            "builtins",
-            "ceval_gil",
-            "gil_runtime_state",
-            "gil_runtime_state_enabled",
-            "gil_runtime_state_locked",
-            "gil_runtime_state_holder",
-        ],
-    ),
-    (
-        "thread_state",
-        &[
-            "size",
-            "prev",
-            "next",
-            "interp",
-            "current_frame",
-            "thread_id",
-            "native_thread_id",
-            "datastack_chunk",
-            "status",
-        ],
-    ),
-    (
-        "interpreter_frame",
-        &[
-            "size",
-            "previous",
-            "executable",
-            "instr_ptr",
-            "localsplus",
-            "owner",
-        ],
-    ),
-    (
-        "code_object",
-        &[
-            "size",
-            "filename",
-            "name",
-            "qualname",
-            "linetable",
-            "firstlineno",
-            "argcount",
-            "localsplusnames",
-            "localspluskinds",
-            "co_code_adaptive",
-        ],
-    ),
-    ("pyobject", &["size", "ob_type"]),
-    ("type_object", &["size", "tp_name", "tp_repr", "tp_flags"]),
-    ("tuple_object", &["size", "ob_item", "ob_size"]),
-    ("list_object", &["size", "ob_item", "ob_size"]),
-    ("dict_object", &["size", "ma_keys", "ma_values"]),
-    ("float_object", &["size", "ob_fval"]),
-    ("long_object", &["size", "lv_tag", "ob_digit"]),
-    ("bytes_object", &["size", "ob_size", "ob_sval"]),
-    (
-        "unicode_object",
-        &["size", "state", "length", "asciiobject_size"],
-    ),
-    ("gc", &["size", "collecting"]),
+    RUNTIME,
+    INTERP_313,
+    TSTATE_313,
+    FRAME_313,
+    CODE_313,
+    PYOBJECT,
+    TYPE_313,
+    TUPLE,
+    LIST,
+    DICT,
+    FLOAT,
+    LONG,
+    BYTES,
+    UNICODE_313,
+    GC_313,
 ];
-
-const INTERP_314: &[&str] = &[
-    "size",
-    "id",
-    "next",
-    "threads_head",
-    "threads_main",
-    "gc",
-    "imports_modules",
-    "sysdict",
-    "builtins",
-    "ceval_gil",
-    "gil_runtime_state",
-    "gil_runtime_state_enabled",
-    "gil_runtime_state_locked",
-    "gil_runtime_state_holder",
-    "code_object_generation",
-    "tlbc_generation",
-];
-const FRAME_314: &[&str] = &[
-    "size",
-    "previous",
-    "executable",
-    "instr_ptr",
-    "localsplus",
-    "owner",
-    "stackpointer",
-    "tlbc_index",
-];
-const CODE_314: &[&str] = &[
-    "size",
-    "filename",
-    "name",
-    "qualname",
-    "linetable",
-    "firstlineno",
-    "argcount",
-    "localsplusnames",
-    "localspluskinds",
-    "co_code_adaptive",
-    "co_tlbc",
-];
-const DEBUGGER: &[&str] = &[
-    "eval_breaker",
-    "remote_debugger_support",
-    "remote_debugging_enabled",
-    "debugger_pending_call",
-    "debugger_script_path",
-    "debugger_script_path_size",
-];
-
 /// 3.14 (pycore_debug_offsets.h).
 const V314: Spec = &[
-    (
-        "runtime_state",
-        &["size", "finalizing", "interpreters_head"],
-    ),
-    ("interpreter_state", INTERP_314),
-    (
-        "thread_state",
-        &[
-            "size",
-            "prev",
-            "next",
-            "interp",
-            "current_frame",
-            "thread_id",
-            "native_thread_id",
-            "datastack_chunk",
-            "status",
-        ],
-    ),
-    ("interpreter_frame", FRAME_314),
-    ("code_object", CODE_314),
-    ("pyobject", &["size", "ob_type"]),
-    ("type_object", &["size", "tp_name", "tp_repr", "tp_flags"]),
-    ("tuple_object", &["size", "ob_item", "ob_size"]),
-    ("list_object", &["size", "ob_item", "ob_size"]),
-    ("set_object", &["size", "used", "table", "mask"]),
-    ("dict_object", &["size", "ma_keys", "ma_values"]),
-    ("float_object", &["size", "ob_fval"]),
-    ("long_object", &["size", "lv_tag", "ob_digit"]),
-    ("bytes_object", &["size", "ob_size", "ob_sval"]),
-    (
-        "unicode_object",
-        &["size", "state", "length", "asciiobject_size"],
-    ),
-    ("gc", &["size", "collecting"]),
-    (
-        "gen_object",
-        &["size", "gi_name", "gi_iframe", "gi_frame_state"],
-    ),
-    ("llist_node", &["next", "prev"]),
-    ("debugger_support", DEBUGGER),
+    RUNTIME,
+    INTERP_314,
+    TSTATE_313,
+    FRAME_314,
+    CODE_314,
+    PYOBJECT,
+    TYPE_313,
+    TUPLE,
+    LIST,
+    SET,
+    DICT,
+    FLOAT,
+    LONG,
+    BYTES,
+    UNICODE_313,
+    GC_313,
+    GEN,
+    LLIST,
+    DEBUGGER,
 ];
-
 /// 3.15 (pycore_debug_offsets.h).
 const V315: Spec = &[
-    (
-        "runtime_state",
-        &["size", "finalizing", "interpreters_head"],
-    ),
-    ("interpreter_state", INTERP_314),
-    (
-        "thread_state",
-        &[
-            "size",
-            "prev",
-            "next",
-            "interp",
-            "current_frame",
-            "base_frame",
-            "last_profiled_frame",
-            "last_profiled_frame_seq",
-            "thread_id",
-            "native_thread_id",
-            "datastack_chunk",
-            "status",
-            "holds_gil",
-            "gil_requested",
-            "current_exception",
-            "exc_state",
-        ],
-    ),
-    ("err_stackitem", &["exc_value"]),
-    ("interpreter_frame", FRAME_314),
-    ("code_object", CODE_314),
-    ("pyobject", &["size", "ob_type"]),
-    (
-        "type_object",
-        &[
-            "size",
-            "tp_name",
-            "tp_repr",
-            "tp_flags",
-            "tp_basicsize",
-            "tp_dictoffset",
-        ],
-    ),
-    ("heap_type_object", &["size", "ht_cached_keys"]),
-    ("tuple_object", &["size", "ob_item", "ob_size"]),
-    ("list_object", &["size", "ob_item", "ob_size"]),
-    ("set_object", &["size", "used", "table", "mask"]),
-    ("dict_object", &["size", "ma_keys", "ma_values"]),
-    ("float_object", &["size", "ob_fval"]),
-    ("long_object", &["size", "lv_tag", "ob_digit"]),
-    ("bytes_object", &["size", "ob_size", "ob_sval"]),
-    (
-        "unicode_object",
-        &[
-            "size",
-            "state",
-            "length",
-            "asciiobject_size",
-            "compactunicodeobject_size",
-        ],
-    ),
-    (
-        "gc",
-        &[
-            "size",
-            "collecting",
-            "frame",
-            "generation_stats_size",
-            "generation_stats",
-        ],
-    ),
-    (
-        "gen_object",
-        &["size", "gi_name", "gi_iframe", "gi_frame_state"],
-    ),
-    ("llist_node", &["next", "prev"]),
-    ("debugger_support", DEBUGGER),
+    RUNTIME,
+    INTERP_314,
+    TSTATE_315,
+    ERR_STACKITEM,
+    FRAME_314,
+    CODE_314,
+    PYOBJECT,
+    TYPE_315,
+    HEAP_TYPE,
+    TUPLE,
+    LIST,
+    SET,
+    DICT,
+    FLOAT,
+    LONG,
+    BYTES,
+    UNICODE_315,
+    GC_315,
+    GEN,
+    LLIST,
+    DEBUGGER,
 ];
 
 /// The offsets a target published, by `section.field`.

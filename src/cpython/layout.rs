@@ -164,6 +164,9 @@ pub struct Layout {
     pub opcodes: &'static OpcodeTable,
     /// `_thread.lock` / `_thread.RLock` internals, as checked on the target (None: off).
     pub locks: LockLayouts,
+    /// The lock types were read from the target (a process that has just started may not
+    /// have imported `_thread` yet: the check is repeated until it has).
+    pub locks_checked: bool,
     /// What the report should say about this layout (an untested version, a part turned off).
     pub notes: Vec<String>,
 }
@@ -455,6 +458,7 @@ pub fn for_version(major: u64, minor: u64, patch: u64) -> Option<Layout> {
             lock: Some(SEM_LOCK),
             rlock: Some(SEM_RLOCK),
         },
+        locks_checked: false,
         notes: Vec::new(),
     })
 }
@@ -512,6 +516,34 @@ pub struct AsyncioOffsets {
     pub await_top: AwaitTop,
     /// How the coroutine's frame state byte is numbered.
     pub coro_states: CoroStates,
+    /// Where the native tasks are listed.
+    pub registry: TaskRegistry,
+    /// Where a loop's running task is recorded.
+    pub current_task: CurrentTask,
+}
+
+/// Where asyncio keeps its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskRegistry {
+    /// `asyncio.tasks`' `_all_tasks` / `_scheduled_tasks` WeakSets and `_eager_tasks` set.
+    ModuleSets,
+    /// 3.14+: a circular list per thread state (head at `tstate_head`), and one on the
+    /// interpreter (`interp_head`) for the tasks of exited threads; each task's list node is
+    /// at `node` inside it.
+    ThreadLists {
+        tstate_head: usize,
+        interp_head: usize,
+        node: usize,
+    },
+}
+
+/// Where the task a loop is running is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurrentTask {
+    /// `asyncio.tasks._current_tasks`, a dict {loop: task}.
+    ModuleDict,
+    /// The running thread's `asyncio_running_task` field (3.14+).
+    TstateField(usize),
 }
 
 /// The numbering of a generator's or coroutine's frame state (`gi_frame_state`, i8).
@@ -573,8 +605,10 @@ pub enum AwaitTop {
     StackTop(usize),
     /// `f_valuestack[f_stackdepth - 1]` (3.10): (valuestack, stackdepth).
     Depth(usize, usize),
-    /// `localsplus[stacktop - 1]` (3.11+): (localsplus, stacktop i32).
+    /// `localsplus[stacktop - 1]` (3.11-3.13): (localsplus, stacktop i32).
     Localsplus(usize, usize),
+    /// 3.14+: the slot `below` bytes under the frame's `stackpointer` (at `sp`).
+    StackPointer { sp: usize, below: usize },
 }
 
 /// Offsets of `FutureIter.future`, the running-loop holder's loop, and a `collections.deque`.
@@ -648,6 +682,39 @@ pub fn asyncio_offsets(minor: u8) -> Option<AsyncioOffsets> {
         } else {
             CoroStates::V311
         },
+        registry: TaskRegistry::ModuleSets,
+        current_task: CurrentTask::ModuleDict,
+    })
+}
+
+/// asyncio on 3.14/3.15 (../shared/FACTS-cpython-314.md, "asyncio", every offset checked
+/// live; the same values `_asyncio`'s `.AsyncioDebug` section publishes).
+fn asyncio_offsets_314(minor: u8, interp_modules: usize) -> Option<AsyncioOffsets> {
+    // (running loop, running task, tasks head) in the thread state; interpreter tasks head.
+    let (running_loop, running_task, tstate_head, interp_head, below, states) = match minor {
+        14 => (864, 872, 880, 10880, 8, CoroStates::V313),
+        // 3.15 pushes a NULL before SEND: the awaited object is one slot lower.
+        15 => (1024, 1032, 1048, 10856, 16, CoroStates::V315),
+        _ => return None,
+    };
+    Some(AsyncioOffsets {
+        interp_modules,
+        running_loop: RunningLoop::Field(running_loop),
+        fut_loop: 16,
+        fut_result: 64,
+        fut_state: 104,
+        task_fut_waiter: 120,
+        task_coro: 128,
+        task_name: 136,
+        coro_frame: CoroFrame::Embedded { at: 72, state: 67 },
+        await_top: AwaitTop::StackPointer { sp: 64, below },
+        coro_states: states,
+        registry: TaskRegistry::ThreadLists {
+            tstate_head,
+            interp_head,
+            node: 152,
+        },
+        current_task: CurrentTask::TstateField(running_task),
     })
 }
 
@@ -695,11 +762,6 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
             supported_range()
         ));
     }
-    if newer {
-        notes.push(
-            "asyncio tasks and event loops are not read on CPython 3.14+ yet (its tasks live in per-thread lists)".into(),
-        );
-    }
     let opcodes: &'static OpcodeTable = match minor {
         13 => &opcodes::V3_13,
         14 => &opcodes::V3_14,
@@ -715,8 +777,13 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
             a
         })
     } else {
-        None
+        asyncio_offsets_314(minor, o.interp_modules)
     };
+    if newer && asyncio.is_none() {
+        notes.push(format!(
+            "asyncio tasks and event loops are not read on CPython 3.{minor} (untested layout)"
+        ));
+    }
     Ok(Layout {
         minor,
         version: format!("{}.{}.{}", d.major(), d.minor(), d.micro()),
@@ -736,6 +803,7 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
                 rlock: Some(SEM_RLOCK),
             }
         },
+        locks_checked: false,
         notes,
     })
 }

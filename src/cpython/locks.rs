@@ -77,13 +77,13 @@ impl Objects<'_> {
 }
 
 /// Choose the lock layouts from the target's own lock types (`_thread.LockType` and
-/// `_thread.RLock`, through `sys.modules`), returning them and a note per part turned off.
-/// A type that cannot be read leaves the table's choice (the caller's `table`) in place.
+/// `_thread.RLock`, through `sys.modules`), returning them and a note per part turned off;
+/// None while `_thread` cannot be read yet (the caller's `table` stays in place).
 pub fn check_locks(
     objs: &Objects,
     modules: usize,
     table: LockLayouts,
-) -> (LockLayouts, Vec<String>) {
+) -> Option<(LockLayouts, Vec<String>)> {
     let mut out = table;
     let mut notes = Vec::new();
     let thread = objs
@@ -91,12 +91,7 @@ pub fn check_locks(
         .ok()
         .flatten()
         .and_then(|m| objs.mem.ptr(m + MODULE_DICT).ok());
-    let Some(thread) = thread else {
-        if out.lock.is_none() {
-            notes.push("lock owners unavailable: the `_thread` module could not be read".into());
-        }
-        return (out, notes);
-    };
+    let thread = thread?;
     let size_of = |name: &str| -> Option<u64> {
         let ty = objs.dict_get(thread, name).ok().flatten()?;
         objs.mem.u64(ty + TP_BASICSIZE).ok()
@@ -123,7 +118,7 @@ pub fn check_locks(
             ));
         }
     }
-    (out, notes)
+    Some((out, notes))
 }
 
 #[cfg(test)]
@@ -197,7 +192,7 @@ mod tests {
         heap.mem.put_u64s(lock + 16, &[0xdead_0000, 0, 1]);
         let mut layout = for_version(3, 12, 1).unwrap();
         let objs = Objects::new(&heap.mem, &layout);
-        let (locks, notes) = check_locks(&objs, modules, layout.locks);
+        let (locks, notes) = check_locks(&objs, modules, layout.locks).unwrap();
         assert_eq!(locks.lock, None);
         assert!(matches!(locks.rlock, Some(RLockLayout::Semaphore { .. })));
         assert_eq!(
@@ -224,7 +219,7 @@ mod tests {
         let modules = modules_with_lock_sizes(&mut heap, 24, 40);
         let layout = for_version(3, 12, 1).unwrap();
         let objs = Objects::new(&heap.mem, &layout);
-        let (locks, notes) = check_locks(&objs, modules, layout.locks);
+        let (locks, notes) = check_locks(&objs, modules, layout.locks).unwrap();
         assert!(notes.is_empty());
         assert_eq!(locks.lock, Some(LockLayout::Mutex { mutex: 16 }));
         assert!(matches!(locks.rlock, Some(RLockLayout::Mutex { .. })));

@@ -50,13 +50,19 @@ pub fn layout_for(
 }
 
 /// Check the layout's lock choices against the target's own lock types (through the
-/// interpreter's `sys.modules`), turning off what is not recognised, with a note.
-pub fn check_locks(mem: &dyn ReadMemory, layout: &mut Layout, interpreter: usize) {
+/// interpreter's `sys.modules`), turning off what is not recognised, with a note; returns
+/// the notes added. Nothing changes while `_thread` cannot be read yet (`locks_checked`
+/// stays false, and the caller asks again at the next snapshot).
+pub fn check_locks(mem: &dyn ReadMemory, layout: &mut Layout, interpreter: usize) -> Vec<String> {
     let objs = objects::Objects::new(mem, layout);
     let Ok(modules) = mem.ptr(interpreter + layout.offsets.interp_modules) else {
-        return;
+        return Vec::new();
     };
-    let (locks, notes) = locks::check_locks(&objs, modules, layout.locks);
+    let Some((locks, notes)) = locks::check_locks(&objs, modules, layout.locks) else {
+        return Vec::new();
+    };
     layout.locks = locks;
-    layout.notes.extend(notes);
+    layout.locks_checked = true;
+    layout.notes.extend(notes.iter().cloned());
+    notes
 }

@@ -188,6 +188,13 @@ fn take_once(target: &mut Target, kernel: &HashMap<i32, KernelThread>) -> Result
     if kernel.is_empty() || !target.alive() {
         return Err(Error::TargetExited { pid });
     }
+    if !target.layout.locks_checked {
+        // Attached before the target imported `_thread`: choose the lock layouts now.
+        let mut layout = (*target.layout).clone();
+        let notes = crate::cpython::check_locks(&target.mem, &mut layout, target.interpreter);
+        target.process.notes.extend(notes);
+        target.layout = std::sync::Arc::new(layout);
+    }
     // Before the page cache: a counter that moves during the sample marks a step boundary.
     target.asyncio.begin(&target.mem);
     target.mem.begin_snapshot();

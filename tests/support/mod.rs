@@ -37,6 +37,7 @@ fn mirror_into_root(root: &Path) {
     DONE.call_once(|| {
         let project = Path::new(env!("CARGO_MANIFEST_DIR"));
         for dir in [
+            "tests",
             "tests/fixtures",
             "tests/fixtures/documents",
             "examples",
@@ -68,6 +69,14 @@ fn mirror_into_root(root: &Path) {
             }
         }
     });
+}
+
+/// Where the host sees a path that the target (maybe inside a Debian root) opens.
+pub fn host_path(py: &Interpreter, path: &Path) -> PathBuf {
+    match &py.root {
+        Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+        None => path.to_path_buf(),
+    }
 }
 
 /// Copy one file into `root` at its own absolute path (a script made by a test).
@@ -481,20 +490,6 @@ pub mod doc {
         names.sort();
         names
     }
-}
-
-/// CPython 3.14+ keeps asyncio tasks in per-thread linked lists described by the `_asyncio`
-/// module's `.AsyncioDebug` section (../shared/FACTS-cpython-314.md, "asyncio"); gridlock
-/// does not read them yet, so the asyncio scenarios are excluded there, with a printed note.
-pub fn asyncio_not_read_yet(py: &Interpreter) -> bool {
-    let missing = py.minor >= 14;
-    if missing {
-        eprintln!(
-            "excluded on {}: asyncio tasks (per-thread task lists, .AsyncioDebug) are not read on 3.14+ yet",
-            py.label
-        );
-    }
-    missing
 }
 
 /// Run `check` for every interpreter, collecting failures so one version's failure does not
