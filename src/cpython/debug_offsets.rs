@@ -362,6 +362,22 @@ pub fn read(mem: &dyn ReadMemory, runtime: usize) -> Result<DebugOffsets> {
     })
 }
 
+/// A fake `_PyRuntime` at 0x10000 whose debug offsets hold, for each field, 1000 + its
+/// position (for unit tests).
+#[cfg(test)]
+pub(crate) fn fake_runtime(
+    version: u64,
+    spec: Spec,
+    free_threaded: bool,
+) -> crate::memory::FakeMemory {
+    let count: usize = spec.iter().map(|(_, f)| f.len()).sum();
+    let mut words = vec![u64::from_le_bytes(*COOKIE), version, free_threaded as u64];
+    words.extend((0..count as u64).map(|i| 1000 + i));
+    let mut m = crate::memory::FakeMemory::new();
+    m.put_u64s(0x10000, &words);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,12 +385,35 @@ mod tests {
 
     /// A fake `_PyRuntime` whose debug offsets hold, for each field, its own position.
     fn fake(version: u64, spec: Spec) -> FakeMemory {
-        let count: usize = spec.iter().map(|(_, f)| f.len()).sum();
-        let mut words = vec![u64::from_le_bytes(*COOKIE), version, 0];
-        words.extend((0..count as u64).map(|i| 1000 + i));
-        let mut m = FakeMemory::new();
-        m.put_u64s(0x10000, &words);
-        m
+        fake_runtime(version, spec, false)
+    }
+
+    #[test]
+    fn a_newer_version_is_attempted_with_a_note_and_free_threaded_is_refused() {
+        use crate::cpython::{layout_for, Refusal};
+        let m = fake_runtime(0x031000a0, V315, false);
+        let layout = layout_for(&m, 3, 16, 0, Some(0x10000)).unwrap();
+        assert!(
+            layout
+                .notes
+                .iter()
+                .any(|n| n.contains("newer than the newest tested")),
+            "{:?}",
+            layout.notes
+        );
+        let m = fake_runtime(0x030e0af0, V314, true);
+        assert_eq!(
+            layout_for(&m, 3, 14, 10, Some(0x10000)).unwrap_err(),
+            Refusal::FreeThreaded("3.14.10".into())
+        );
+        let plain = layout_for(
+            &fake_runtime(0x030e0af0, V314, false),
+            3,
+            14,
+            10,
+            Some(0x10000),
+        );
+        assert!(plain.unwrap().notes.is_empty());
     }
 
     #[test]
