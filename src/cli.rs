@@ -71,7 +71,7 @@ pub const TOP_EXIT_CODES: &str = "EXIT STATUS:
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// Process id of the running CPython 3.8-3.13 process
+    /// Process id of the running CPython process (3.8 and newer)
     pub pid: i32,
 
     /// Samples per second, 0.01 to 1000 (lowered automatically when the target
@@ -86,7 +86,7 @@ pub struct TopArgs {
 
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Process id of the running CPython 3.8-3.13 process
+    /// Process id of the running CPython process (3.8 and newer)
     pub pid: i32,
 
     /// How long to sample (1ms to 720h). A target that exits before the end: the report shows
@@ -183,7 +183,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct DumpArgs {
-    /// Process id of the running CPython 3.8-3.13 process
+    /// Process id of the running CPython process (3.8 and newer)
     pub pid: i32,
 
     /// Print the report contract's JSON document instead of text

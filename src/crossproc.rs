@@ -7,6 +7,7 @@
 //! - `pipe`: a thread blocked reading or writing a pipe or socket waits for the processes
 //!   holding the other end, unless one of them is serving it right now.
 
+use crate::memory::ReadMemory;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::cpython::objects::Objects;
@@ -316,7 +317,7 @@ fn link_semaphores(
         let mut per_process: BTreeMap<i32, Vec<SemLockObj>> = BTreeMap::new();
         for &p in &mapped_by {
             let Some(t) = targets.get(&p) else { continue };
-            let objs = Objects::new(&t.mem, t.layout);
+            let objs = Objects::new(&t.mem, &t.layout);
             let reachable = views
                 .iter()
                 .find(|(vp, _)| *vp == p)
@@ -336,7 +337,7 @@ fn link_semaphores(
         }
         let sample = per_process.values().flatten().next().cloned().or_else(|| {
             let t = targets.get(&wpid)?;
-            read_semlock(&Objects::new(&t.mem, t.layout), first.semlock?)
+            read_semlock(&Objects::new(&t.mem, &t.layout), first.semlock?)
         });
         let notify = waits.iter().any(|(_, w, _)| w.notify);
         let kind = match &sample {

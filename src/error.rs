@@ -16,8 +16,11 @@ pub enum Error {
     #[error("permission denied reading process {pid}: {hint}")]
     PermissionDenied { pid: i32, hint: String },
 
-    #[error("process {pid} runs CPython {version}, which gridlock does not support (supported: CPython 3.8 to 3.13)")]
+    #[error("process {pid} runs CPython {version}, which gridlock does not support (supported: CPython {}; newer versions are attempted when they publish debug offsets)", crate::cpython::layout::supported_range())]
     Unsupported { pid: i32, version: String },
+
+    #[error("process {pid} runs a free-threaded CPython {version} build, which gridlock does not read yet: run the program on a default (GIL) build of CPython to inspect it")]
+    FreeThreaded { pid: i32, version: String },
 
     #[error("process {pid} exited while gridlock was reading it")]
     TargetExited { pid: i32 },

@@ -14,6 +14,7 @@ pub mod crossproc;
 pub mod duration;
 pub mod error;
 pub mod guard;
+pub mod memory;
 pub mod model;
 pub mod probe;
 pub mod report;
@@ -194,6 +195,7 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             exited_at: None,
             interpreter_found: None,
             current_test: None,
+            notes: Vec::new(),
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);

@@ -194,6 +194,10 @@ pub struct Process {
     /// scanned its data) or `cached` (from a process of the tree running the same binary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpreter_found: Option<String>,
+    /// What gridlock could not read in this process, or read without testing: an interpreter
+    /// newer than the newest tested, a lock layout it did not recognise (that part is off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The test the process was running at its latest snapshot (pytest, unittest), if it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_test: Option<CurrentTest>,

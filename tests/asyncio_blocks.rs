@@ -1,4 +1,4 @@
-//! Event-loop blocks (`loop_block`) on real asyncio programs, every CPython 3.8-3.13.
+//! Event-loop blocks (`loop_block`) on real asyncio programs, every CPython under test.
 mod support;
 
 use std::process::Command;

@@ -178,6 +178,7 @@ fn unsupported_versions_are_refused() {
             label: version.clone(),
             path,
             minor,
+            root: None,
         };
         let target = Target::start(&interp, &fixture("idle.py"), &[]);
         let out = dump(target.pid, &["--window", "0"]);
@@ -187,7 +188,10 @@ fn unsupported_versions_are_refused() {
             1,
             &[
                 &format!("CPython {version}"),
-                "supported: CPython 3.8 to 3.13",
+                &format!(
+                    "supported: CPython {}",
+                    gridlock::cpython::layout::supported_range()
+                ),
             ],
         );
     }
@@ -414,6 +418,7 @@ fn system_python() -> Option<Interpreter> {
         label: "debian-3.11".into(),
         path,
         minor: 11,
+        root: None,
     })
 }
 

@@ -52,12 +52,20 @@ struct Progressing {
 impl Progressing {
     fn start(py: &Interpreter, dir: &Path) -> Progressing {
         let counter = dir.join(format!("counter-{}", py.label));
+        // The file the target writes, where this test can read it (inside a Debian root).
+        let seen = support::host_path(py, &counter);
+        if let Some(parent) = seen.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
         let target = Target::start(
             py,
             &fixture("progress_counter.py"),
             &[counter.to_str().unwrap()],
         );
-        let p = Progressing { target, counter };
+        let p = Progressing {
+            target,
+            counter: seen,
+        };
         p.wait_for_progress(); // the workers are up
         p
     }

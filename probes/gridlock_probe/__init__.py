@@ -360,6 +360,12 @@ class _GridlockProbeRLock(_Wrapper, metaclass=_Mirror):
     def _recursion_count(self):
         return self._lock._recursion_count()
 
+    # 3.14+: Condition reads `lock.locked`, which the C RLock has there.
+    if hasattr(_RLockType, "locked"):
+
+        def locked(self):
+            return self._lock.locked()
+
     def _at_fork_reinit(self):
         self._lock._at_fork_reinit()
         self._depth = 0

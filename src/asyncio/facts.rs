@@ -6,8 +6,8 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::cpython::bytecode;
 use crate::cpython::threads::{CodeInfo, RawFrame};
+use crate::cpython::{bytecode, Dialect};
 use crate::model::{short_file, Frame};
 
 use super::types::AddrMap;
@@ -17,7 +17,7 @@ pub struct FrameFacts {
     /// Keeps the code object alive while its address is a key of the table.
     code: Arc<CodeInfo>,
     index: Option<usize>,
-    minor: u8,
+    dialect: Dialect,
     /// `function`, `file` and the current line.
     pub frame: Frame,
     /// `function file:line`.
@@ -44,7 +44,7 @@ impl FrameFacts {
     /// How the awaiting code names what it awaits (`q` in `await q.get()`).
     pub fn awaited_name(&self) -> Option<&str> {
         self.awaited
-            .get_or_init(|| awaited_name(self.minor, &self.code, self.index?))
+            .get_or_init(|| awaited_name(self.dialect, &self.code, self.index?))
             .as_deref()
     }
 }
@@ -63,7 +63,7 @@ impl FrameFacts {
                         "CALL_METHOD" | "CALL_FUNCTION" | "CALL_FUNCTION_KW" | "CALL" | "CALL_KW"
                     )
                 })?;
-                bytecode::call_receiver(self.minor, ins, at, &self.code.names).map(|(_, m)| m)
+                bytecode::call_receiver(self.dialect, ins, at, &self.code.names).map(|(_, m)| m)
             })
             .as_deref()
     }
@@ -76,7 +76,7 @@ pub struct Facts {
 }
 
 impl Facts {
-    pub fn of(&mut self, minor: u8, rf: &RawFrame) -> Rc<FrameFacts> {
+    pub fn of(&mut self, dialect: Dialect, rf: &RawFrame) -> Rc<FrameFacts> {
         let key = (
             Arc::as_ptr(&rf.code) as usize,
             rf.instr.unwrap_or(usize::MAX),
@@ -84,13 +84,13 @@ impl Facts {
         if let Some(f) = self.by_site.get(&key) {
             return f.clone();
         }
-        let f = Rc::new(decode(minor, rf));
+        let f = Rc::new(decode(dialect, rf));
         self.by_site.insert(key, f.clone());
         f
     }
 }
 
-fn decode(minor: u8, rf: &RawFrame) -> FrameFacts {
+fn decode(dialect: Dialect, rf: &RawFrame) -> FrameFacts {
     let code = &rf.code;
     let frame = Frame {
         function: code.name.clone(),
@@ -102,7 +102,7 @@ fn decode(minor: u8, rf: &RawFrame) -> FrameFacts {
         .instr
         .and_then(|u| bytecode::index_at(&code.instructions, u));
     let ins = &code.instructions;
-    let yield_from = minor >= 11
+    let yield_from = !dialect.marks_yield_from()
         || index
             .map(|i| {
                 // `f_lasti` is moved back one instruction on suspension, so YIELD_FROM is next.
@@ -110,7 +110,7 @@ fn decode(minor: u8, rf: &RawFrame) -> FrameFacts {
             })
             .unwrap_or(false);
     let mut names: Vec<&String> = code.names.locals.iter().collect();
-    if minor <= 10 {
+    if dialect.cells_named_apart() {
         names.extend(code.names.cells.iter());
     }
     let self_slot = names
@@ -126,9 +126,9 @@ fn decode(minor: u8, rf: &RawFrame) -> FrameFacts {
         awaited: OnceCell::new(),
         called: OnceCell::new(),
         index,
-        minor,
+        dialect,
         self_slot,
-        async_with: ins.iter().any(|i| i.name == "BEFORE_ASYNC_WITH"),
+        async_with: bytecode::has_async_with(ins),
         frame,
         code: rf.code.clone(),
     }
@@ -136,13 +136,10 @@ fn decode(minor: u8, rf: &RawFrame) -> FrameFacts {
 
 /// How the awaiting frame names what it awaits: the subject of the `async with` being
 /// entered, or the receiver of the awaited call (`q` in `await q.get()`).
-fn awaited_name(minor: u8, code: &CodeInfo, idx: usize) -> Option<String> {
+fn awaited_name(dialect: Dialect, code: &CodeInfo, idx: usize) -> Option<String> {
     let lo = idx.saturating_sub(10);
-    if let Some(at) = (lo..=idx)
-        .rev()
-        .find(|&i| code.instructions[i].name == "BEFORE_ASYNC_WITH")
-    {
-        return bytecode::with_subject(minor, &code.instructions, at, &code.names);
+    if let Some(at) = bytecode::entering_async_with(&code.instructions, idx) {
+        return bytecode::with_subject(dialect, &code.instructions, at, &code.names);
     }
     let at = (lo..=idx).rev().find(|&i| {
         matches!(
@@ -150,5 +147,5 @@ fn awaited_name(minor: u8, code: &CodeInfo, idx: usize) -> Option<String> {
             "CALL_METHOD" | "CALL_FUNCTION" | "CALL" | "PRECALL"
         )
     })?;
-    bytecode::call_receiver(minor, &code.instructions, at, &code.names).map(|(r, _)| r)
+    bytecode::call_receiver(dialect, &code.instructions, at, &code.names).map(|(r, _)| r)
 }

@@ -15,7 +15,8 @@ use crate::cpython::bytecode;
 use crate::cpython::layout::asyncio_common::*;
 use crate::cpython::layout::common::{METHOD_SELF, OB_TYPE};
 use crate::cpython::layout::{
-    AsyncioOffsets, AwaitTop, Bytecode, CoroFrame, InstructionPointer, Offsets, RunningLoop,
+    AsyncioOffsets, AwaitTop, Bytecode, CoroFrame, CurrentTask, InstructionPointer, Offsets,
+    RunningLoop, TaskRegistry,
 };
 use crate::cpython::threads::{CodeInfo, RawFrame, RawThread, Walker};
 use crate::model::lock_id;
@@ -111,7 +112,7 @@ pub struct AsyncioCache {
 
 impl AsyncioCache {
     /// Read the ready-queue counters of the loops seen last time, before anything else.
-    pub fn begin(&mut self, mem: &crate::target::memory::Memory) {
+    pub fn begin(&mut self, mem: &dyn crate::memory::ReadMemory) {
         self.ready_before = self
             .ready_queues
             .iter()
@@ -178,10 +179,10 @@ pub fn read(
     raw: &[RawThread],
     threads: &[Thread],
 ) -> AsyncView {
-    let Some(offs) = walker.objs.layout.asyncio() else {
+    let Some(offs) = walker.objs.layout.asyncio else {
         return AsyncView::default();
     };
-    let layout = *walker.objs.layout.offsets();
+    let layout = walker.objs.layout.offsets;
     let mut r = Reader {
         walker,
         cache,
@@ -212,7 +213,7 @@ fn int32(raw: &[u8], off: usize) -> i32 {
 }
 
 impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
-    fn mem(&self) -> &crate::target::memory::Memory {
+    fn mem(&self) -> &dyn crate::memory::ReadMemory {
         self.walker.objs.mem
     }
 
@@ -280,12 +281,32 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             py_future,
             gathering: globals.get("_GatheringFuture").copied().unwrap_or(0),
         });
-        let current: HashMap<usize, usize> = globals
-            .get("_current_tasks")
-            .and_then(|d| self.walker.objs.dict_entries(*d).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let current: HashMap<usize, usize> = match self.offs.current_task {
+            CurrentTask::ModuleDict => globals
+                .get("_current_tasks")
+                .and_then(|d| self.walker.objs.dict_entries(*d).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            CurrentTask::TstateField(off) => {
+                let mut current = HashMap::new();
+                for rt in raw {
+                    let Some(lp) = self.running_loop(rt) else {
+                        continue;
+                    };
+                    let objs = &self.walker.objs;
+                    if let Some(t) = objs
+                        .mem
+                        .ptr(rt.tstate + off)
+                        .ok()
+                        .filter(|t| *t != 0 && !objs.is_none(*t))
+                    {
+                        current.insert(lp, t);
+                    }
+                }
+                current
+            }
+        };
 
         // Loops, per thread.
         let mut view = AsyncView::default();
@@ -305,6 +326,22 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
 
         // Tasks: the registry, plus 3.12+'s eager tasks.
         let mut members: Vec<(usize, bool)> = Vec::new();
+        if let TaskRegistry::ThreadLists {
+            tstate_head,
+            interp_head,
+            node,
+        } = self.offs.registry
+        {
+            for head in raw
+                .iter()
+                .map(|rt| rt.tstate + tstate_head)
+                .chain([interp + interp_head])
+            {
+                for t in self.task_list(head, node) {
+                    members.push((t, false));
+                }
+            }
+        }
         for name in ["_all_tasks", "_scheduled_tasks"] {
             if let Some(ws) = globals.get(name) {
                 for t in self.weakset(*ws) {
@@ -354,6 +391,29 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         view.tasks = tasks;
         view.locks = self.locks(locks, &view.tasks);
         Some(view)
+    }
+
+    /// The tasks of a 3.14+ circular task list whose head node is at `head`: each node is
+    /// `{next, prev}` inside a task, `node` bytes from its start.
+    fn task_list(&self, head: usize, node: usize) -> Vec<usize> {
+        const MAX_TASKS: usize = 1 << 20;
+        let mut out = Vec::new();
+        let mem = self.mem();
+        let mut at = match mem.ptr(head) {
+            Ok(p) => p,
+            Err(_) => return out,
+        };
+        while at != head && at != 0 && out.len() < MAX_TASKS {
+            let Some(task) = at.checked_sub(node) else {
+                break;
+            };
+            out.push(task);
+            at = match mem.ptr(at) {
+                Ok(p) => p,
+                Err(_) => break,
+            };
+        }
+        out
     }
 
     /// The members of a `weakref.WeakSet`: its `data` set holds weak references. A dead
@@ -499,10 +559,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         th: &Thread,
         current: Option<usize>,
     ) -> (LoopState, Option<LoopStep>) {
-        let minor = self.walker.minor();
+        let dialect = self.walker.dialect();
         let run = rt.frames.iter().position(|f| {
             matches!(
-                self.facts.of(minor, f).called_method(),
+                self.facts.of(dialect, f).called_method(),
                 Some("run_until_complete" | "run_forever")
             )
         });
@@ -603,7 +663,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     let code = &rf.code;
                     let name = w.statement.and_then(|s| {
                         bytecode::with_subject(
-                            self.walker.minor(),
+                            self.walker.dialect(),
                             &code.instructions,
                             s,
                             &code.names,
@@ -738,7 +798,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     /// The `asyncio.Lock` whose bound `__aexit__` an `async with` keeps on the value stack.
     fn asyncio_lock_in_slot(&mut self, slot: usize) -> Option<usize> {
         if self.kind(slot)? != Kind::Method {
-            return None;
+            // 3.14+: the slot holds the context manager itself.
+            return self.is_asyncio_lock(slot).then_some(slot);
         }
         let owner = self.mem().ptr(slot + METHOD_SELF).ok()?;
         self.is_asyncio_lock(owner).then_some(owner)
@@ -759,7 +820,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     /// code tells (decoded once per code and instruction).
     fn await_chain(&mut self, coro: usize) -> Vec<ChainFrame> {
         let mut chain = Vec::new();
-        let minor = self.walker.minor();
+        let dialect = self.walker.dialect();
         let mut obj = coro;
         self.chain_end = None;
         for _ in 0..MAX_CHAIN {
@@ -767,9 +828,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 // A future (FutureIter, Future, Task) ends the chain: `fut_waiter` names it.
                 break;
             };
-            let facts = self.facts.of(minor, &rf);
+            let facts = self.facts.of(dialect, &rf);
             let next = if suspended && facts.yield_from {
                 top.and_then(|slot| self.mem().ptr(slot).ok())
+                    .map(|p| self.walker.slot_object(p))
                     .filter(|p| *p != 0)
             } else {
                 None
@@ -787,7 +849,6 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     /// or finished), and the address of the top of its value stack (what a suspended `await`
     /// waits on). The object and its frame's fields come in one read each.
     fn suspended_frame(&mut self, obj: usize) -> Option<(RawFrame, bool, Option<usize>)> {
-        let minor = self.walker.minor();
         let mut buf = [0u8; 80 + FRAME_READ_EMBEDDED];
         let mut fbuf = [0u8; FRAME_READ];
         let (frame, suspended, embedded_at) = match self.offs.coro_frame {
@@ -819,17 +880,9 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     self.chain_end = Some((obj, word(raw, OB_TYPE)));
                     return None;
                 }
-                let s = raw[state] as i8;
-                // 3.11/3.12: CREATED -2, SUSPENDED -1; 3.13: CREATED -3, SUSPENDED -2,
-                // SUSPENDED_YIELD_FROM -1; EXECUTING 0, then COMPLETED/CLEARED.
-                let (created, suspended) = if minor >= 13 {
-                    (s == -3, s == -1 || s == -2)
-                } else {
-                    (s == -2, s == -1)
-                };
-                if s > 0 || created {
+                let Some(suspended) = self.offs.coro_states.suspended(raw[state] as i8) else {
                     return None;
-                }
+                };
                 (obj + at, suspended, Some(at))
             }
         };
@@ -837,7 +890,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             Some(at) => &buf[at..at + FRAME_READ_EMBEDDED],
             None => &fbuf,
         };
-        let code_addr = word(fraw, self.layout.frame_code);
+        let code_addr = self.walker.slot_object(word(fraw, self.layout.frame_code));
         let code = self.code(code_addr)?;
         let instr = match self.layout.frame_instruction {
             InstructionPointer::LastiBytes(off) => {
@@ -873,6 +926,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     .contains(&d)
                     .then(|| frame + lp + 8 * (d as usize - 1))
             }
+            AwaitTop::StackPointer { sp, below } => {
+                let base = frame + self.layout.frame_localsplus;
+                Some(word(fraw, sp))
+                    .filter(|p| *p >= base + below && *p < base + 8 * 4096)
+                    .map(|p| p - below)
+            }
         };
         let rf = RawFrame {
             addr: frame,
@@ -901,7 +960,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
 
     /// A frame's local at slot `i` (locals, then cells and frees), if set.
     fn local_slot(&self, rf: &RawFrame, i: usize) -> Option<usize> {
-        let base = rf.addr + self.walker.objs.layout.offsets().frame_localsplus;
+        let base = rf.addr + self.walker.objs.layout.offsets.frame_localsplus;
         self.mem().ptr(base + 8 * i).ok().filter(|v| *v != 0)
     }
 

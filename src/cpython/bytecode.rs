@@ -2,7 +2,10 @@
 //! of the expression that produced a value (how code names a lock: `src.lock`, `forks[2]`).
 //! Names come from the code object, never from source text, so they survive edited files.
 
+use super::layout::Dialect;
+
 /// One version's opcode facts, generated from the interpreter's own `opcode` module.
+#[derive(Debug)]
 pub struct OpcodeTable {
     pub minor: u8,
     pub have_argument: u8,
@@ -162,7 +165,8 @@ fn binary_operator(minor: u8, ins: &Instruction) -> Option<&'static str> {
         "+", "&", "//", "<<", "@", "*", "%", "|", "**", ">>", "-", "/", "^",
     ];
     if minor >= 11 {
-        return (ins.name == "BINARY_OP")
+        // 26 and up (3.14+) are not operators: NB_SUBSCR is a subscript.
+        return (ins.name == "BINARY_OP" && ins.arg < 26)
             .then(|| NB_OPS.get(ins.arg as usize % 13).copied())
             .flatten();
     }
@@ -190,6 +194,9 @@ fn is_expression_op(name: &str) -> bool {
         "LOAD_FAST"
             | "LOAD_FAST_CHECK"
             | "LOAD_FAST_LOAD_FAST"
+            | "LOAD_FAST_BORROW"
+            | "LOAD_FAST_BORROW_LOAD_FAST_BORROW"
+            | "LOAD_SMALL_INT"
             | "LOAD_DEREF"
             | "LOAD_CLASSDEREF"
             | "LOAD_GLOBAL"
@@ -211,6 +218,62 @@ fn is_expression_op(name: &str) -> bool {
     )
 }
 
+/// `BINARY_OP` with `NB_SUBSCR` (3.14+ subscripts).
+fn is_subscript(minor: u8, ins: &Instruction) -> bool {
+    minor >= 14 && ins.name == "BINARY_OP" && ins.arg == 26
+}
+
+/// If the instruction at `idx` enters a `with` (3.8-3.10 `SETUP_WITH`, 3.11-3.13
+/// `BEFORE_WITH`, 3.14+ the `__enter__` call after `COPY 1; LOAD_SPECIAL __exit__; SWAP 2;
+/// SWAP 3; LOAD_SPECIAL __enter__`), the index to name its subject from (`with_subject`).
+pub fn entering_with(dialect: Dialect, instructions: &[Instruction], idx: usize) -> Option<usize> {
+    let ins = instructions.get(idx)?;
+    if matches!(ins.name, "SETUP_WITH" | "BEFORE_WITH") {
+        return Some(idx);
+    }
+    if dialect.0 < 14 {
+        return None;
+    }
+    special_entry(instructions, idx, ENTER)
+}
+
+/// Whether the code has an `async with` (`BEFORE_ASYNC_WITH`, or 3.14+'s `LOAD_SPECIAL
+/// __aenter__`).
+pub fn has_async_with(instructions: &[Instruction]) -> bool {
+    instructions
+        .iter()
+        .any(|i| i.name == "BEFORE_ASYNC_WITH" || (i.name == "LOAD_SPECIAL" && i.arg == AENTER))
+}
+
+/// `LOAD_SPECIAL` arguments (3.14+): `__enter__`, `__aenter__`.
+const ENTER: u32 = 0;
+const AENTER: u32 = 2;
+
+/// 3.14+: the index of the `COPY 1` that starts the `with` / `async with` entry whose
+/// `__enter__` / `__aenter__` call is at `call`.
+fn special_entry(instructions: &[Instruction], call: usize, special: u32) -> Option<usize> {
+    if instructions.get(call)?.name != "CALL" || call < 5 {
+        return None;
+    }
+    let seq = &instructions[call - 5..call];
+    let names: Vec<&str> = seq.iter().map(|i| i.name).collect();
+    (names == ["COPY", "LOAD_SPECIAL", "SWAP", "SWAP", "LOAD_SPECIAL"] && seq[4].arg == special)
+        .then_some(call - 5)
+}
+
+/// The `async with` entered at or shortly before `idx` (a few await instructions follow
+/// its `BEFORE_ASYNC_WITH`, or 3.14+'s `__aenter__` call): the index to name its subject from.
+pub fn entering_async_with(instructions: &[Instruction], idx: usize) -> Option<usize> {
+    let idx = idx.min(instructions.len().checked_sub(1)?);
+    (idx.saturating_sub(12)..=idx).rev().find_map(|i| {
+        if instructions[i].name == "BEFORE_ASYNC_WITH" {
+            Some(i)
+        } else {
+            special_entry(instructions, i, AENTER)
+        }
+    })
+}
+
 /// Evaluate symbolically the pure expression that ends right before `instructions[end]`
 /// and return the stack it leaves, innermost last. `None` where any step is not understood.
 fn evaluate_before(
@@ -222,7 +285,8 @@ fn evaluate_before(
     let mut start = end;
     while start > 0
         && (is_expression_op(instructions[start - 1].name)
-            || binary_operator(minor, &instructions[start - 1]).is_some())
+            || binary_operator(minor, &instructions[start - 1]).is_some()
+            || is_subscript(minor, &instructions[start - 1]))
     {
         start -= 1;
     }
@@ -252,10 +316,11 @@ fn evaluate_before(
     for ins in &instructions[start..end] {
         let arg = ins.arg as usize;
         match ins.name {
-            "LOAD_FAST" | "LOAD_FAST_CHECK" => {
+            "LOAD_FAST" | "LOAD_FAST_CHECK" | "LOAD_FAST_BORROW" => {
                 stack.push(named(get(&names.locals, arg)?, Root::Local))
             }
-            "LOAD_FAST_LOAD_FAST" => {
+            "LOAD_SMALL_INT" => stack.push(plain(arg.to_string())),
+            "LOAD_FAST_LOAD_FAST" | "LOAD_FAST_BORROW_LOAD_FAST_BORROW" => {
                 stack.push(named(get(&names.locals, arg >> 4)?, Root::Local));
                 stack.push(named(get(&names.locals, arg & 15)?, Root::Local));
             }
@@ -311,7 +376,7 @@ fn evaluate_before(
                     stack.push(sym);
                 }
             }
-            "BINARY_SUBSCR" => {
+            _ if ins.name == "BINARY_SUBSCR" || is_subscript(minor, ins) => {
                 let index = stack.pop()??;
                 let obj = stack.pop()??;
                 stack.push(plain(format!("{}[{}]", obj.operand(), index.text)));
@@ -354,22 +419,24 @@ fn evaluate_before(
 /// The expression whose value is entered by the `with` at `instructions[at]`
 /// (`SETUP_WITH` / `BEFORE_WITH`).
 pub fn with_subject(
-    minor: u8,
+    dialect: Dialect,
     instructions: &[Instruction],
     at: usize,
     names: &CodeNames,
 ) -> Option<String> {
+    let minor = dialect.0;
     let stack = evaluate_before(minor, instructions, at, names)?;
     stack.into_iter().flatten().last().map(|s| s.text)
 }
 
 /// The object a call at `instructions[at]` is made on: `lock` for `lock.acquire()`.
 pub fn call_receiver(
-    minor: u8,
+    dialect: Dialect,
     instructions: &[Instruction],
     at: usize,
     names: &CodeNames,
 ) -> Option<(String, String)> {
+    let minor = dialect.0;
     let stack = evaluate_before(minor, instructions, at, names)?;
     stack.into_iter().rev().flatten().find_map(|s| {
         let method = s.text.rsplit('.').next()?.to_string();
@@ -381,17 +448,14 @@ pub fn call_receiver(
 /// 3.8-3.10: the `SETUP_WITH` jumping to it; 3.11+: the `BEFORE_WITH` just before the
 /// first protected instruction of any exception-table entry targeting it.
 pub fn with_statement_for_handler(
-    minor: u8,
+    dialect: Dialect,
     instructions: &[Instruction],
     entries: &[ExceptionEntry],
     handler: usize,
 ) -> Option<usize> {
+    let minor = dialect.0;
     // `async with` is named at its BEFORE_ASYNC_WITH, a few await instructions earlier.
-    let async_entry = |idx: usize| {
-        (idx.saturating_sub(8)..=idx)
-            .rev()
-            .find(|&i| instructions[i].name == "BEFORE_ASYNC_WITH")
-    };
+    let async_entry = |idx: usize| entering_async_with(instructions, idx);
     if minor <= 10 {
         if let Some(idx) = instructions.iter().position(|ins| {
             ins.name == "SETUP_ASYNC_WITH"
@@ -423,16 +487,13 @@ pub fn with_statement_for_handler(
             .map(|e| e.start)
             .min()?;
         let idx = instructions.iter().position(|ins| ins.next == start)?;
-        if instructions[idx].name == "BEFORE_WITH" {
-            Some(idx)
-        } else {
-            async_entry(idx)
-        }
+        entering_with(dialect, instructions, idx).or_else(|| async_entry(idx))
     }
 }
 
 /// Whether the handler at `target` is a `with` statement's cleanup.
-pub fn is_with_cleanup(minor: u8, instructions: &[Instruction], target: usize) -> bool {
+pub fn is_with_cleanup(dialect: Dialect, instructions: &[Instruction], target: usize) -> bool {
+    let minor = dialect.0;
     let Some(i) = instructions.iter().position(|ins| ins.offset == target) else {
         return false;
     };
@@ -531,7 +592,7 @@ mod tests {
             consts: vec!["None".into(), "0".into()],
         };
         assert_eq!(
-            with_subject(12, &ins, ins.len() - 1, &names).as_deref(),
+            with_subject(Dialect(12), &ins, ins.len() - 1, &names).as_deref(),
             Some("a.x[0]")
         );
     }
@@ -569,7 +630,7 @@ mod tests {
             let ins = decode(t, &assemble(t, ops));
             assert_eq!(ins.len(), ops.len());
             assert_eq!(
-                with_subject(minor, &ins, ins.len() - 1, &names).as_deref(),
+                with_subject(Dialect(minor), &ins, ins.len() - 1, &names).as_deref(),
                 Some("forks[(i + 1) % N]"),
                 "3.{minor}"
             );
@@ -639,13 +700,14 @@ const MUTATORS: &[&str] = &[
 /// current instruction: a write already done in this pass, or a with-block's exit code that
 /// shares the line, is not a write in progress), decoded from bytecode.
 pub fn writes_in(
-    minor: u8,
+    dialect: Dialect,
     instructions: &[Instruction],
     range: std::ops::Range<usize>,
     from: usize,
     names: &CodeNames,
     module_level: bool,
 ) -> Vec<WriteTarget> {
+    let minor = dialect.0;
     let mut out = Vec::new();
     let top_paths = |at: usize| -> Vec<Option<Path>> {
         evaluate_before(minor, instructions, at, names)

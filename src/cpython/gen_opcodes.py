@@ -1,7 +1,8 @@
 """Generate src/cpython/opcodes.rs from each interpreter's own `opcode`/`dis` modules.
 
-Run with every CPython 3.8-3.13 (facts about the bytecode, taken from the interpreter itself):
-    python3 src/cpython/gen_opcodes.py ~/.pyenv/versions/3.{8,9,10,11,12,13}*/bin/python > src/cpython/opcodes.rs
+Run with every CPython 3.8-3.15 (facts about the bytecode, taken from the interpreter itself;
+3.14 and 3.15 from the Debian root, through `chroot ROOT python3.X` wrappers):
+    python3 src/cpython/gen_opcodes.py ~/.pyenv/versions/3.{8,9,10,11,12,13}*/bin/python py314 py315 > src/cpython/opcodes.rs
 """
 import json
 import subprocess
@@ -29,7 +30,7 @@ ice = getattr(opcode, "_inline_cache_entries", None)
 if isinstance(ice, list):
     for op, n in enumerate(ice):
         caches[op] = n
-elif isinstance(ice, dict):
+elif hasattr(ice, "items"):  # a dict; a frozendict on 3.15
     for name, n in ice.items():
         if name in opcode.opmap:
             caches[opcode.opmap[name]] = n

@@ -1,4 +1,7 @@
-//! Per-version CPython object layouts (x86-64), in one place behind one trait.
+//! Per-version CPython object layouts (x86-64), in one place: one `Layout` value per target,
+//! built from this file's tables (3.8-3.12, and what 3.13+ does not publish) and, on 3.13+,
+//! from the target's own `_Py_DebugOffsets` (`debug_offsets.rs`). Only `cpython/` knows the
+//! version; everything else reads offsets and the semantic choices (enums) from `Layout`.
 //!
 //! Sources: offsets were taken with `gdb -batch -ex 'ptype /o struct NAME'` on the debug info
 //! that pyenv's builds ship (libpython3.X.so.1.0), and checked against live targets as recorded
@@ -88,6 +91,43 @@ pub struct Offsets {
     pub int_lv_tag: bool,
     // instance dicts
     pub instance_dict: InstanceDict,
+    /// `_PyRuntime.interpreters.head`.
+    pub runtime_interpreters_head: usize,
+    /// `PyThreadState.interp`.
+    pub tstate_interp: usize,
+    /// Frames whose `owner` byte is at least this are interpreter shims, not Python code
+    /// (3.12+; 3 = C stack on 3.12/3.13, interpreter entry on 3.14+).
+    pub frame_shim_owner: Option<u8>,
+    /// Frame slots hold `_PyStackRef`s (3.14+): low bits are tags, `& 3 == 3` a tagged int.
+    pub stackrefs: bool,
+    /// `PyTupleObject.ob_item`.
+    pub tuple_items: usize,
+    pub dict_keys: DictKeys,
+    /// Bytes before the first value of a split dict's values array (3.13+: a header).
+    pub dict_values_header: usize,
+    /// `PyHeapTypeObject.ht_cached_keys` (3.11+).
+    pub ht_cached_keys: usize,
+    pub gil: GilRecord,
+    /// `Thread.join` (3.13+) and `PyMutex` locks park in CPython's parking lot.
+    pub parking_lot: bool,
+}
+
+/// The dict-keys object's internals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DictKeys {
+    /// 3.8-3.10: `dk_size` +8, `dk_nentries` +32, indices at +40, 24-byte entries.
+    Sized,
+    /// 3.11+: `log2_index_bytes` +9, `dk_kind` +10, `dk_nentries` +24, indices at +32.
+    Log2,
+}
+
+/// Where the interpreter records which thread holds the GIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GilRecord {
+    /// `gilstate.tstate_current`, a thread-state pointer (3.8-3.11).
+    TstatePointer,
+    /// `_gil_runtime_state`: `last_holder` counts only while `locked` (3.12+).
+    LastHolder,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -111,35 +151,109 @@ pub enum InstanceDict {
     Managed313,
 }
 
-/// One CPython minor version's layout.
-pub trait VersionLayout: Send + Sync {
-    fn minor(&self) -> u8;
-    fn offsets(&self) -> &Offsets;
-    fn opcodes(&self) -> &'static OpcodeTable;
-    fn name(&self) -> String {
-        format!("3.{}", self.minor())
-    }
+/// Everything gridlock reads from one target's interpreter: offsets, object internals and
+/// the semantic choices of that build. Built once per binary at attach.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub(in crate::cpython) minor: u8,
+    /// `3.13.18`.
+    pub version: String,
+    pub offsets: Offsets,
     /// asyncio's structures (task registry, Task/Future, coroutine frames, running loop).
-    fn asyncio(&self) -> Option<AsyncioOffsets> {
-        asyncio_offsets(self.minor())
+    pub asyncio: Option<AsyncioOffsets>,
+    pub opcodes: &'static OpcodeTable,
+    /// `_thread.lock` / `_thread.RLock` internals, as checked on the target (None: off).
+    pub locks: LockLayouts,
+    /// The lock types were read from the target (a process that has just started may not
+    /// have imported `_thread` yet: the check is repeated until it has).
+    pub locks_checked: bool,
+    /// What the report should say about this layout (an untested version, a part turned off).
+    pub notes: Vec<String>,
+}
+
+impl Layout {
+    /// How bytecode is decoded and evaluated (opaque outside `cpython/`).
+    pub fn dialect(&self) -> Dialect {
+        Dialect(self.minor)
     }
 }
 
-struct Layout {
-    minor: u8,
-    offsets: Offsets,
-    opcodes: &'static OpcodeTable,
+/// The bytecode dialect of a target: which instruction set and stack conventions apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect(pub(in crate::cpython) u8);
+
+impl Dialect {
+    /// 3.8-3.10 mark a suspended `await` with `YIELD_FROM`; 3.11+ have no such marker.
+    pub fn marks_yield_from(self) -> bool {
+        self.0 <= 10
+    }
+    /// 3.8-3.10 keep cells and frees after the locals, named by separate tuples.
+    pub fn cells_named_apart(self) -> bool {
+        self.0 <= 10
+    }
 }
 
-impl VersionLayout for Layout {
-    fn minor(&self) -> u8 {
-        self.minor
+/// `_thread.lock` internals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockLayout {
+    /// 40 bytes (3.8-3.13.0): `lock_lock` (a `sem_t*`) and the `locked` byte.
+    Semaphore { sem: usize, locked: usize },
+    /// 24 bytes (3.13.x later, 3.14+): a `PyMutex` byte; waiters park in the parking lot.
+    Mutex { mutex: usize },
+}
+
+/// `_thread.RLock` internals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RLockLayout {
+    /// 48 bytes (3.8-3.13): `rlock_lock` (`sem_t*`), `rlock_owner` (ident), `rlock_count`.
+    Semaphore {
+        sem: usize,
+        owner: usize,
+        count: usize,
+    },
+    /// 40 bytes (3.14+): `PyMutex`, owner ident, `level` = count - 1 while held.
+    Mutex {
+        mutex: usize,
+        owner: usize,
+        level: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockLayouts {
+    pub lock: Option<LockLayout>,
+    pub rlock: Option<RLockLayout>,
+}
+
+const SEM_LOCK: LockLayout = LockLayout::Semaphore {
+    sem: 16,
+    locked: 32,
+};
+const SEM_RLOCK: RLockLayout = RLockLayout::Semaphore {
+    sem: 16,
+    owner: 24,
+    count: 32,
+};
+
+impl LockLayouts {
+    /// The layouts a `tp_basicsize` identifies (../shared/FACTS-cpython-314.md, "Locks").
+    pub fn lock_of_size(size: u64) -> Option<LockLayout> {
+        match size {
+            40 => Some(SEM_LOCK),
+            24 => Some(LockLayout::Mutex { mutex: 16 }),
+            _ => None,
+        }
     }
-    fn offsets(&self) -> &Offsets {
-        &self.offsets
-    }
-    fn opcodes(&self) -> &'static OpcodeTable {
-        self.opcodes
+    pub fn rlock_of_size(size: u64) -> Option<RLockLayout> {
+        match size {
+            48 => Some(SEM_RLOCK),
+            40 => Some(RLockLayout::Mutex {
+                mutex: 16,
+                owner: 24,
+                level: 32,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -194,63 +308,63 @@ const fn before_311(minor: u8) -> Offsets {
         str_compact_data: 72,
         int_lv_tag: false,
         instance_dict: InstanceDict::DictOffset,
+        runtime_interpreters_head: 32,
+        tstate_interp: 16,
+        frame_shim_owner: None,
+        stackrefs: false,
+        tuple_items: 24,
+        dict_keys: DictKeys::Sized,
+        dict_values_header: 0,
+        ht_cached_keys: 0,
+        gil: GilRecord::TstatePointer,
+        parking_lot: false,
     }
 }
 
-static V38: Layout = Layout {
-    minor: 8,
-    offsets: before_311(8),
-    opcodes: &opcodes::V3_8,
-};
-static V39: Layout = Layout {
-    minor: 9,
-    offsets: before_311(9),
-    opcodes: &opcodes::V3_9,
-};
-static V310: Layout = Layout {
-    minor: 10,
-    offsets: before_311(10),
-    opcodes: &opcodes::V3_10,
-};
-
-static V311: Layout = Layout {
-    minor: 11,
-    opcodes: &opcodes::V3_11,
-    offsets: Offsets {
-        interp_threads_head: 16,
-        interp_modules: 888,
-        tstate_next: 8,
-        tstate_thread_id: 152,
-        tstate_native_thread_id: Some(160),
-        tstate_top_frame: TopFrame::ViaCframe(56, 8),
-        frame_back: 48,
-        frame_code: 32,
-        frame_globals: 8,
-        frame_instruction: InstructionPointer::Pointer(56),
-        frame_valuestack_ptr: None,
-        frame_localsplus: 72,
-        frame_blocks: BlockScheme::ExceptionTable,
-        frame_owner: Some(69),
-        code_bytecode: Bytecode::Inline(184),
-        code_consts: 24,
-        code_names: 32,
-        code_varnames: 96,
-        code_cellvars: None,
-        code_freevars: None,
-        code_nlocals: 80,
-        code_nlocalsplus: Some(76),
-        code_stacksize: 68,
-        code_exceptiontable: Some(40),
-        code_filename: 112,
-        code_name: 120,
-        code_qualname: Some(128),
-        code_firstlineno: 72,
-        code_linetable: 136,
-        str_ascii_data: 48,
-        str_compact_data: 72,
-        int_lv_tag: false,
-        instance_dict: InstanceDict::Managed311,
-    },
+const V311: Offsets = Offsets {
+    interp_threads_head: 16,
+    interp_modules: 888,
+    tstate_next: 8,
+    tstate_thread_id: 152,
+    tstate_native_thread_id: Some(160),
+    tstate_top_frame: TopFrame::ViaCframe(56, 8),
+    frame_back: 48,
+    frame_code: 32,
+    frame_globals: 8,
+    frame_instruction: InstructionPointer::Pointer(56),
+    frame_valuestack_ptr: None,
+    frame_localsplus: 72,
+    frame_blocks: BlockScheme::ExceptionTable,
+    frame_owner: Some(69),
+    code_bytecode: Bytecode::Inline(184),
+    code_consts: 24,
+    code_names: 32,
+    code_varnames: 96,
+    code_cellvars: None,
+    code_freevars: None,
+    code_nlocals: 80,
+    code_nlocalsplus: Some(76),
+    code_stacksize: 68,
+    code_exceptiontable: Some(40),
+    code_filename: 112,
+    code_name: 120,
+    code_qualname: Some(128),
+    code_firstlineno: 72,
+    code_linetable: 136,
+    str_ascii_data: 48,
+    str_compact_data: 72,
+    int_lv_tag: false,
+    instance_dict: InstanceDict::Managed311,
+    runtime_interpreters_head: 40,
+    tstate_interp: 16,
+    frame_shim_owner: None,
+    stackrefs: false,
+    tuple_items: 24,
+    dict_keys: DictKeys::Log2,
+    dict_values_header: 0,
+    ht_cached_keys: 872,
+    gil: GilRecord::TstatePointer,
+    parking_lot: false,
 };
 
 const fn from_312(minor: u8) -> Offsets {
@@ -297,33 +411,55 @@ const fn from_312(minor: u8) -> Offsets {
         } else {
             InstanceDict::Managed312
         },
+        runtime_interpreters_head: if is_313 { 632 } else { 40 },
+        tstate_interp: 16,
+        frame_shim_owner: Some(3),
+        stackrefs: false,
+        tuple_items: 24,
+        dict_keys: DictKeys::Log2,
+        dict_values_header: if is_313 { 8 } else { 0 },
+        ht_cached_keys: 880,
+        gil: GilRecord::LastHolder,
+        parking_lot: is_313,
     }
 }
 
-static V312: Layout = Layout {
-    minor: 12,
-    offsets: from_312(12),
-    opcodes: &opcodes::V3_12,
-};
-static V313: Layout = Layout {
-    minor: 13,
-    offsets: from_312(13),
-    opcodes: &opcodes::V3_13,
-};
+/// The oldest and newest CPython minor versions gridlock is tested on (3.`OLDEST`..3.`NEWEST`).
+pub const OLDEST: u8 = 8;
+pub const NEWEST: u8 = 15;
 
-/// The layout for CPython 3.`minor`, if gridlock supports it.
-pub fn for_version(major: u64, minor: u64) -> Option<&'static dyn VersionLayout> {
+/// The supported range as users read it ("3.8 to 3.15").
+pub fn supported_range() -> String {
+    format!("3.{OLDEST} to 3.{NEWEST}")
+}
+
+/// The table layout for CPython `major.minor.patch`, if this file knows it.
+pub fn for_version(major: u64, minor: u64, patch: u64) -> Option<Layout> {
     if major != 3 {
         return None;
     }
-    Some(match minor {
-        8 => &V38,
-        9 => &V39,
-        10 => &V310,
-        11 => &V311,
-        12 => &V312,
-        13 => &V313,
+    let minor = u8::try_from(minor).ok()?;
+    let (offsets, opcodes): (Offsets, &'static OpcodeTable) = match minor {
+        8 => (before_311(8), &opcodes::V3_8),
+        9 => (before_311(9), &opcodes::V3_9),
+        10 => (before_311(10), &opcodes::V3_10),
+        11 => (V311, &opcodes::V3_11),
+        12 => (from_312(12), &opcodes::V3_12),
+        13 => (from_312(13), &opcodes::V3_13),
         _ => return None,
+    };
+    Some(Layout {
+        minor,
+        version: format!("{major}.{minor}.{patch}"),
+        offsets,
+        asyncio: asyncio_offsets(minor),
+        opcodes,
+        locks: LockLayouts {
+            lock: Some(SEM_LOCK),
+            rlock: Some(SEM_RLOCK),
+        },
+        locks_checked: false,
+        notes: Vec::new(),
     })
 }
 
@@ -331,7 +467,6 @@ pub fn for_version(major: u64, minor: u64) -> Option<&'static dyn VersionLayout>
 pub mod common {
     pub const OB_TYPE: usize = 8;
     pub const VAR_SIZE: usize = 16;
-    pub const TUPLE_ITEMS: usize = 24;
     pub const BYTES_DATA: usize = 32;
     pub const LIST_ITEMS: usize = 24;
     pub const TP_NAME: usize = 24;
@@ -345,13 +480,6 @@ pub mod common {
     /// Builtin method `m_self`; bound method `im_self` (`im_func` at 16).
     pub const METHOD_SELF: usize = 24;
     pub const METHOD_FUNC: usize = 16;
-    /// `_thread.lock`: `lock_lock` (sem_t*) and the `locked` byte.
-    pub const LOCK_SEM: usize = 16;
-    pub const LOCK_LOCKED: usize = 32;
-    /// `_thread.RLock`: `rlock_lock`, `rlock_owner` (thread ident), `rlock_count`.
-    pub const RLOCK_SEM: usize = 16;
-    pub const RLOCK_OWNER: usize = 24;
-    pub const RLOCK_COUNT: usize = 32;
     /// A module's `md_dict`.
     pub const MODULE_DICT: usize = 16;
     /// `_gil_runtime_state` (3.12+): `last_holder` and `locked`.
@@ -389,6 +517,71 @@ pub struct AsyncioOffsets {
     pub coro_frame: CoroFrame,
     /// Where a suspended frame keeps the object it awaits.
     pub await_top: AwaitTop,
+    /// How the coroutine's frame state byte is numbered.
+    pub coro_states: CoroStates,
+    /// Where the native tasks are listed.
+    pub registry: TaskRegistry,
+    /// Where a loop's running task is recorded.
+    pub current_task: CurrentTask,
+}
+
+/// Where asyncio keeps its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskRegistry {
+    /// `asyncio.tasks`' `_all_tasks` / `_scheduled_tasks` WeakSets and `_eager_tasks` set.
+    ModuleSets,
+    /// 3.14+: a circular list per thread state (head at `tstate_head`), and one on the
+    /// interpreter (`interp_head`) for the tasks of exited threads; each task's list node is
+    /// at `node` inside it.
+    ThreadLists {
+        tstate_head: usize,
+        interp_head: usize,
+        node: usize,
+    },
+}
+
+/// Where the task a loop is running is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurrentTask {
+    /// `asyncio.tasks._current_tasks`, a dict {loop: task}.
+    ModuleDict,
+    /// The running thread's `asyncio_running_task` field (3.14+).
+    TstateField(usize),
+}
+
+/// The numbering of a generator's or coroutine's frame state (`gi_frame_state`, i8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoroStates {
+    /// 3.11/3.12: CREATED -2, SUSPENDED -1, EXECUTING 0, then COMPLETED/CLEARED.
+    V311,
+    /// 3.13/3.14: CREATED -3, SUSPENDED -2, SUSPENDED_YIELD_FROM -1, EXECUTING 0, ...
+    V313,
+    /// 3.15: CREATED 0, SUSPENDED 1, YIELD_FROM 2, YIELD_FROM_LOCKED 3, EXECUTING 4, CLEARED 5.
+    V315,
+}
+
+impl CoroStates {
+    /// None for a frame that has not started or has finished; else whether it is suspended
+    /// (false: executing).
+    pub fn suspended(self, s: i8) -> Option<bool> {
+        match self {
+            CoroStates::V311 => match s {
+                -1 => Some(true),
+                0 => Some(false),
+                _ => None,
+            },
+            CoroStates::V313 => match s {
+                -2 | -1 => Some(true),
+                0 => Some(false),
+                _ => None,
+            },
+            CoroStates::V315 => match s {
+                1..=3 => Some(true),
+                4 => Some(false),
+                _ => None,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -415,8 +608,10 @@ pub enum AwaitTop {
     StackTop(usize),
     /// `f_valuestack[f_stackdepth - 1]` (3.10): (valuestack, stackdepth).
     Depth(usize, usize),
-    /// `localsplus[stacktop - 1]` (3.11+): (localsplus, stacktop i32).
+    /// `localsplus[stacktop - 1]` (3.11-3.13): (localsplus, stacktop i32).
     Localsplus(usize, usize),
+    /// 3.14+: the slot `below` bytes under the frame's `stackpointer` (at `sp`).
+    StackPointer { sp: usize, below: usize },
 }
 
 /// Offsets of `FutureIter.future`, the running-loop holder's loop, and a `collections.deque`.
@@ -485,5 +680,136 @@ pub fn asyncio_offsets(minor: u8) -> Option<AsyncioOffsets> {
         task_name: name,
         coro_frame,
         await_top,
+        coro_states: if minor >= 13 {
+            CoroStates::V313
+        } else {
+            CoroStates::V311
+        },
+        registry: TaskRegistry::ModuleSets,
+        current_task: CurrentTask::ModuleDict,
     })
 }
+
+/// asyncio on 3.14/3.15 (../shared/FACTS-cpython-314.md, "asyncio", every offset checked
+/// live; the same values `_asyncio`'s `.AsyncioDebug` section publishes).
+fn asyncio_offsets_314(minor: u8, interp_modules: usize) -> Option<AsyncioOffsets> {
+    // (running loop, running task, tasks head) in the thread state; interpreter tasks head.
+    let (running_loop, running_task, tstate_head, interp_head, below, states) = match minor {
+        14 => (864, 872, 880, 10880, 8, CoroStates::V313),
+        // 3.15 pushes a NULL before SEND: the awaited object is one slot lower.
+        15 => (1024, 1032, 1048, 10856, 16, CoroStates::V315),
+        _ => return None,
+    };
+    Some(AsyncioOffsets {
+        interp_modules,
+        running_loop: RunningLoop::Field(running_loop),
+        fut_loop: 16,
+        fut_result: 64,
+        fut_state: 104,
+        task_fut_waiter: 120,
+        task_coro: 128,
+        task_name: 136,
+        coro_frame: CoroFrame::Embedded { at: 72, state: 67 },
+        await_top: AwaitTop::StackPointer { sp: 64, below },
+        coro_states: states,
+        registry: TaskRegistry::ThreadLists {
+            tstate_head,
+            interp_head,
+            node: 152,
+        },
+        current_task: CurrentTask::TstateField(running_task),
+    })
+}
+
+/// The layout of a 3.13+ target: every offset its `_Py_DebugOffsets` gives, completed by
+/// the facts it does not give (../shared/FACTS-cpython-314.md, "Not provided by
+/// `_Py_DebugOffsets`"). A version newer than the newest tested is attempted with a note.
+pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::error::Result<Layout> {
+    let minor = u8::try_from(d.minor()).unwrap_or(u8::MAX);
+    let mut o = from_312(13);
+    let newer = minor >= 14;
+    o.runtime_interpreters_head = d.need("runtime_state", "interpreters_head")?;
+    o.interp_threads_head = d.need("interpreter_state", "threads_head")?;
+    o.interp_modules = d.need("interpreter_state", "imports_modules")?;
+    o.tstate_next = d.need("thread_state", "next")?;
+    o.tstate_interp = d.need("thread_state", "interp")?;
+    o.tstate_thread_id = d.need("thread_state", "thread_id")?;
+    o.tstate_native_thread_id = Some(d.need("thread_state", "native_thread_id")?);
+    o.tstate_top_frame = TopFrame::Direct(d.need("thread_state", "current_frame")?);
+    o.frame_back = d.need("interpreter_frame", "previous")?;
+    o.frame_code = d.need("interpreter_frame", "executable")?;
+    o.frame_instruction = InstructionPointer::Pointer(d.need("interpreter_frame", "instr_ptr")?);
+    o.frame_localsplus = d.need("interpreter_frame", "localsplus")?;
+    o.frame_owner = Some(d.need("interpreter_frame", "owner")?);
+    o.code_filename = d.need("code_object", "filename")?;
+    o.code_name = d.need("code_object", "name")?;
+    o.code_qualname = Some(d.need("code_object", "qualname")?);
+    o.code_linetable = d.need("code_object", "linetable")?;
+    o.code_firstlineno = d.need("code_object", "firstlineno")?;
+    o.code_varnames = d.need("code_object", "localsplusnames")?;
+    o.code_bytecode = Bytecode::Inline(d.need("code_object", "co_code_adaptive")?);
+    o.tuple_items = d.need("tuple_object", "ob_item")?;
+    o.str_ascii_data = d.need("unicode_object", "asciiobject_size")?;
+    if let Some(compact) = d.get("unicode_object", "compactunicodeobject_size") {
+        o.str_compact_data = compact;
+    }
+    if let Some(keys) = d.get("heap_type_object", "ht_cached_keys") {
+        o.ht_cached_keys = keys;
+    }
+    // 3.14+: frame slots are `_PyStackRef`s; the shim owner (3) is the interpreter's entry.
+    o.stackrefs = newer;
+    let mut notes = Vec::new();
+    if d.newer_than_known {
+        notes.push(format!(
+            "CPython 3.{minor} is newer than the newest tested ({}): its layout was read from its debug offsets with 3.{NEWEST_DEBUG}'s field order, untested",
+            supported_range()
+        ));
+    }
+    let opcodes: &'static OpcodeTable = match minor {
+        13 => &opcodes::V3_13,
+        14 => &opcodes::V3_14,
+        _ => &opcodes::V3_15,
+    };
+    let asyncio = if minor == 13 {
+        asyncio_offsets(13).map(|mut a| {
+            // `asyncio_running_loop` follows the thread state (3.13.18 grew it by 8 bytes).
+            if let Some(size) = d.get("thread_state", "size") {
+                a.running_loop = RunningLoop::Field(size);
+            }
+            a.interp_modules = o.interp_modules;
+            a
+        })
+    } else {
+        asyncio_offsets_314(minor, o.interp_modules)
+    };
+    if newer && asyncio.is_none() {
+        notes.push(format!(
+            "asyncio tasks and event loops are not read on CPython 3.{minor} (untested layout)"
+        ));
+    }
+    Ok(Layout {
+        minor,
+        version: format!("{}.{}.{}", d.major(), d.minor(), d.micro()),
+        offsets: o,
+        asyncio,
+        opcodes,
+        // 3.13's patch releases differ (3.13.0 a semaphore, later a PyMutex): the target's
+        // own lock types decide at attach (`locks::check_locks`).
+        locks: if newer {
+            LockLayouts {
+                lock: LockLayouts::lock_of_size(24),
+                rlock: LockLayouts::rlock_of_size(40),
+            }
+        } else {
+            LockLayouts {
+                lock: None,
+                rlock: Some(SEM_RLOCK),
+            }
+        },
+        locks_checked: false,
+        notes,
+    })
+}
+
+/// The newest version whose debug-offsets field order `debug_offsets.rs` knows.
+const NEWEST_DEBUG: u8 = 15;

@@ -2,21 +2,76 @@
 //! readers, a bytecode decoder and the thread/frame walker.
 
 pub mod bytecode;
+pub mod debug_offsets;
 pub mod layout;
 pub mod lines;
+pub mod locks;
 pub mod objects;
 pub mod stdlib;
 #[rustfmt::skip]
 pub mod opcodes;
 pub mod threads;
 
-pub use layout::{for_version, VersionLayout};
+pub use layout::{for_version, Dialect, Layout};
 
-/// The CPython versions gridlock reads ("3.8", ...), straight from the layout table so the
-/// list `--version` prints cannot drift from what attaching accepts.
+use crate::memory::ReadMemory;
+
+/// Why a target's interpreter is not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A version gridlock has no layout for (and no debug offsets to read one from).
+    Unsupported(String),
+    /// A free-threaded build (its object header and per-object locks are not read).
+    FreeThreaded(String),
+    /// The debug offsets were present but could not be read or made sense of.
+    Unreadable(String),
+}
+
+/// The layout of the interpreter `major.minor.patch` whose `_PyRuntime` is at `runtime`:
+/// from its debug offsets when it publishes them (3.13+), else from the version tables.
+pub fn layout_for(
+    mem: &dyn ReadMemory,
+    major: u64,
+    minor: u64,
+    patch: u64,
+    runtime: Option<usize>,
+) -> Result<Layout, Refusal> {
+    let version = format!("{major}.{minor}.{patch}");
+    if let Some(runtime) =
+        runtime.filter(|r| major == 3 && minor >= 13 && debug_offsets::present(mem, *r))
+    {
+        let d =
+            debug_offsets::read(mem, runtime).map_err(|e| Refusal::Unreadable(e.to_string()))?;
+        if d.free_threaded {
+            return Err(Refusal::FreeThreaded(version));
+        }
+        return layout::from_debug_offsets(&d).map_err(|e| Refusal::Unreadable(e.to_string()));
+    }
+    for_version(major, minor, patch).ok_or(Refusal::Unsupported(version))
+}
+
+/// Check the layout's lock choices against the target's own lock types (through the
+/// interpreter's `sys.modules`), turning off what is not recognised, with a note; returns
+/// the notes added. Nothing changes while `_thread` cannot be read yet (`locks_checked`
+/// stays false, and the caller asks again at the next snapshot).
+pub fn check_locks(mem: &dyn ReadMemory, layout: &mut Layout, interpreter: usize) -> Vec<String> {
+    let objs = objects::Objects::new(mem, layout);
+    let Ok(modules) = mem.ptr(interpreter + layout.offsets.interp_modules) else {
+        return Vec::new();
+    };
+    let Some((locks, notes)) = locks::check_locks(&objs, modules, layout.locks) else {
+        return Vec::new();
+    };
+    layout.locks = locks;
+    layout.locks_checked = true;
+    layout.notes.extend(notes.iter().cloned());
+    notes
+}
+
+/// The CPython versions gridlock reads ("3.8", ...), from the range the layouts are tested on,
+/// so the list `--version` prints cannot drift from what attaching accepts.
 pub fn supported_versions() -> Vec<String> {
-    (0..=40)
-        .filter(|&minor| for_version(3, minor).is_some())
+    (layout::OLDEST..=layout::NEWEST)
         .map(|minor| format!("3.{minor}"))
         .collect()
 }

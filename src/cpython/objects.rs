@@ -1,9 +1,9 @@
 //! Readers for the CPython objects gridlock needs: type names, str, int, tuple, dict,
 //! instance attributes. Every read goes through `Memory`; nothing runs in the target.
 
-use super::layout::{common::*, InstanceDict, VersionLayout};
+use super::layout::{common::*, DictKeys, InstanceDict, Layout};
 use crate::error::{Error, Result};
-use crate::target::memory::{AddrMap, Memory};
+use crate::memory::{AddrMap, ReadMemory};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -21,14 +21,14 @@ const MAX_ITEMS: usize = 1 << 16;
 /// are decoded once per view: the same few types and attribute names come up for every
 /// thread, and within one view an address always holds the same object.
 pub struct Objects<'a> {
-    pub mem: &'a Memory,
-    pub layout: &'static dyn VersionLayout,
+    pub mem: &'a dyn ReadMemory,
+    pub layout: &'a Layout,
     type_names: RefCell<AddrMap<Rc<str>>>,
     strs: RefCell<AddrMap<Rc<str>>>,
 }
 
 impl<'a> Objects<'a> {
-    pub fn new(mem: &'a Memory, layout: &'static dyn VersionLayout) -> Self {
+    pub fn new(mem: &'a dyn ReadMemory, layout: &'a Layout) -> Self {
         Objects {
             mem,
             layout,
@@ -86,7 +86,7 @@ impl<'a> Objects<'a> {
     }
 
     fn decode_str(&self, obj: usize) -> Result<String> {
-        let offs = self.layout.offsets();
+        let offs = &self.layout.offsets;
         let len = self.mem.i64(obj + STR_LENGTH)?;
         if !(0..=MAX_STR as i64).contains(&len) {
             return Err(Error::Layout(format!(
@@ -133,7 +133,7 @@ impl<'a> Objects<'a> {
         if flags & TPFLAGS_LONG_SUBCLASS == 0 {
             return Err(Error::Layout(format!("{obj:#x} is not an int")));
         }
-        let (ndigits, negative) = if self.layout.offsets().int_lv_tag {
+        let (ndigits, negative) = if self.layout.offsets.int_lv_tag {
             let tag = self.mem.u64(obj + 16)?;
             ((tag >> 3) as usize, tag & 3 == 2)
         } else {
@@ -152,7 +152,10 @@ impl<'a> Objects<'a> {
     }
 
     pub fn tuple_items(&self, obj: usize) -> Result<Vec<usize>> {
-        self.array(obj + TUPLE_ITEMS, self.mem.i64(obj + VAR_SIZE)?)
+        self.array(
+            obj + self.layout.offsets.tuple_items,
+            self.mem.i64(obj + VAR_SIZE)?,
+        )
     }
 
     pub fn list_items(&self, obj: usize) -> Result<Vec<usize>> {
@@ -218,10 +221,8 @@ impl<'a> Objects<'a> {
         let values = self.mem.ptr(dict + 40)?;
         let values = if values == 0 {
             None
-        } else if self.layout.minor() >= 13 {
-            Some(values + 8)
         } else {
-            Some(values)
+            Some(values + self.layout.offsets.dict_values_header)
         };
         Ok((keys, values))
     }
@@ -255,40 +256,40 @@ impl<'a> Objects<'a> {
 
     /// (key, value) object pairs of a dict-keys object; `values` is a split table's values.
     fn entries_with(&self, keys: usize, values: Option<usize>) -> Result<Vec<(usize, usize)>> {
-        let minor = self.layout.minor();
-        let (entries, nentries, entry_size, key_off) = if minor <= 10 {
-            let size = self.mem.i64(keys + 8)?;
-            let nentries = self.mem.i64(keys + 32)?;
-            if !(0..=MAX_ITEMS as i64).contains(&size) {
-                return Err(Error::Layout("implausible dict size".into()));
-            }
-            let index_bytes = match size {
-                s if s <= 0xff => 1,
-                s if s <= 0xffff => 2,
-                s if s <= 0xffff_ffff => 4,
-                _ => 8,
+        let (entries, nentries, entry_size, key_off) =
+            if self.layout.offsets.dict_keys == DictKeys::Sized {
+                let size = self.mem.i64(keys + 8)?;
+                let nentries = self.mem.i64(keys + 32)?;
+                if !(0..=MAX_ITEMS as i64).contains(&size) {
+                    return Err(Error::Layout("implausible dict size".into()));
+                }
+                let index_bytes = match size {
+                    s if s <= 0xff => 1,
+                    s if s <= 0xffff => 2,
+                    s if s <= 0xffff_ffff => 4,
+                    _ => 8,
+                };
+                (
+                    keys + 40 + size as usize * index_bytes,
+                    nentries,
+                    24usize,
+                    8usize,
+                )
+            } else {
+                let log2_index_bytes = self.mem.u8(keys + 9)?;
+                let kind = self.mem.u8(keys + 10)?;
+                let nentries = self.mem.i64(keys + 24)?;
+                if log2_index_bytes > 24 {
+                    return Err(Error::Layout("implausible dict index size".into()));
+                }
+                let (entry_size, key_off) = if kind == 0 { (24, 8) } else { (16, 0) };
+                (
+                    keys + 32 + (1usize << log2_index_bytes),
+                    nentries,
+                    entry_size,
+                    key_off,
+                )
             };
-            (
-                keys + 40 + size as usize * index_bytes,
-                nentries,
-                24usize,
-                8usize,
-            )
-        } else {
-            let log2_index_bytes = self.mem.u8(keys + 9)?;
-            let kind = self.mem.u8(keys + 10)?;
-            let nentries = self.mem.i64(keys + 24)?;
-            if log2_index_bytes > 24 {
-                return Err(Error::Layout("implausible dict index size".into()));
-            }
-            let (entry_size, key_off) = if kind == 0 { (24, 8) } else { (16, 0) };
-            (
-                keys + 32 + (1usize << log2_index_bytes),
-                nentries,
-                entry_size,
-                key_off,
-            )
-        };
         if !(0..=MAX_ITEMS as i64).contains(&nentries) {
             return Err(Error::Layout("implausible dict entry count".into()));
         }
@@ -348,7 +349,7 @@ impl<'a> Objects<'a> {
     pub fn sys_module_dict(&self, interp: usize, name: &str) -> Result<Option<usize>> {
         let modules = self
             .mem
-            .ptr(interp + self.layout.offsets().interp_modules)?;
+            .ptr(interp + self.layout.offsets.interp_modules)?;
         let Some(module) = self.dict_get(modules, name)? else {
             return Ok(None);
         };
@@ -404,7 +405,7 @@ impl<'a> Objects<'a> {
     /// values array. `None` for an object without attributes.
     fn instance_dict_parts(&self, obj: usize) -> Result<Option<(usize, Option<usize>)>> {
         let ty = self.type_of(obj)?;
-        let mut scheme = self.layout.offsets().instance_dict;
+        let mut scheme = self.layout.offsets.instance_dict;
         // 3.11+: subclasses of C types that have their own dict slot (asyncio's
         // `_GatheringFuture` of `_asyncio.Future`) keep it at `tp_dictoffset`, not managed.
         if !matches!(scheme, InstanceDict::DictOffset)
@@ -415,11 +416,11 @@ impl<'a> Objects<'a> {
         let dict =
             |d: usize| -> Result<Option<(usize, Option<usize>)>> { Ok(Some(self.dict_parts(d)?)) };
         // Inline or split values, described by the type's cached keys.
-        let cached = |cached_keys_off: usize, values: usize| -> Result<_> {
+        let cached = |values: usize| -> Result<_> {
             if values == 0 {
                 return Ok(None);
             }
-            let keys = self.mem.ptr(ty + cached_keys_off)?;
+            let keys = self.mem.ptr(ty + self.layout.offsets.ht_cached_keys)?;
             Ok((keys != 0).then_some((keys, Some(values))))
         };
         match scheme {
@@ -434,13 +435,13 @@ impl<'a> Objects<'a> {
                 }
             }
             InstanceDict::Managed311 => match self.mem.ptr(obj - 24)? {
-                0 => cached(872, self.mem.ptr(obj - 32)?),
+                0 => cached(self.mem.ptr(obj - 32)?),
                 d => dict(d),
             },
             InstanceDict::Managed312 => {
                 let tagged = self.mem.ptr(obj - 24)?;
                 if tagged & 1 == 1 {
-                    cached(880, tagged + 1)
+                    cached(tagged + 1)
                 } else if tagged != 0 {
                     dict(tagged)
                 } else {
@@ -450,16 +451,10 @@ impl<'a> Objects<'a> {
             InstanceDict::Managed313 => match self.mem.ptr(obj - 24)? {
                 0 => {
                     let basic = self.mem.i64(ty + TP_BASICSIZE)? as usize;
-                    cached(880, obj + basic + 8)
+                    cached(obj + basic + 8)
                 }
                 d => dict(d),
             },
         }
-    }
-}
-
-impl Memory {
-    pub fn u32_at(&self, addr: usize) -> Result<u32> {
-        Ok(self.i32(addr)? as u32)
     }
 }

@@ -14,7 +14,7 @@ const CELL_REF: usize = 16;
 impl Objects<'_> {
     /// `(func_qualname, func_closure)` offsets in `PyFunctionObject`.
     fn function_fields(&self) -> (usize, usize) {
-        if self.layout.minor() <= 9 {
+        if self.layout.minor <= 9 {
             (104, 48)
         } else {
             (40, 72)
@@ -55,7 +55,7 @@ impl Objects<'_> {
         if !self.type_is(queue, "_queue.SimpleQueue") {
             return Err(Error::Layout(format!("{queue:#x} is not a SimpleQueue")));
         }
-        if self.layout.minor() <= 12 {
+        if self.layout.minor <= 12 {
             let list = self.mem.ptr(queue + 32)?;
             let pos = self.mem.i64(queue + 40)?;
             let items = self.list_items(list)?;

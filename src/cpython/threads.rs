@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
-use super::layout::{common::*, BlockScheme, Bytecode, InstructionPointer, TopFrame};
+use super::layout::{common::*, BlockScheme, Bytecode, Dialect, InstructionPointer, TopFrame};
 use super::objects::Objects;
 use crate::error::{Error, Result};
-use crate::target::memory::AddrMap;
+use crate::memory::AddrMap;
 
 const MAX_THREADS: usize = 4096;
 const MAX_FRAMES: usize = 2048;
@@ -87,12 +87,30 @@ impl<'a> Walker<'a> {
         }
     }
 
-    pub fn minor(&self) -> u8 {
-        self.objs.layout.minor()
+    /// The target's bytecode dialect, for the decoders in `bytecode`.
+    pub fn dialect(&self) -> Dialect {
+        self.objs.layout.dialect()
+    }
+
+    fn minor(&self) -> u8 {
+        self.objs.layout.minor
+    }
+
+    /// A frame slot's object: 3.14+ slots are `_PyStackRef`s whose low bits are tags
+    /// (bit 0 a borrowed reference, `& 3 == 3` a tagged int, not an object).
+    pub fn slot_object(&self, bits: usize) -> usize {
+        if !self.objs.layout.offsets.stackrefs {
+            return bits;
+        }
+        if bits & 3 == 3 {
+            0
+        } else {
+            bits & !3
+        }
     }
 
     pub fn threads(&mut self, interp: usize) -> Result<Vec<RawThread>> {
-        let offs = *self.objs.layout.offsets();
+        let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
         let mut tstate = mem.ptr(interp + offs.interp_threads_head)?;
         let mut out = Vec::new();
@@ -119,7 +137,7 @@ impl<'a> Walker<'a> {
 
     fn top_frame(&self, tstate: usize) -> Result<usize> {
         let mem = self.objs.mem;
-        match self.objs.layout.offsets().tstate_top_frame {
+        match self.objs.layout.offsets.tstate_top_frame {
             TopFrame::Direct(off) => mem.ptr(tstate + off),
             TopFrame::ViaCframe(cframe, current) => {
                 let cf = mem.ptr(tstate + cframe)?;
@@ -132,7 +150,7 @@ impl<'a> Walker<'a> {
     }
 
     pub fn frames(&mut self, tstate: usize) -> Result<Vec<RawFrame>> {
-        let offs = *self.objs.layout.offsets();
+        let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
         let mut frame = self.top_frame(tstate)?;
         let mut out = Vec::new();
@@ -140,14 +158,14 @@ impl<'a> Walker<'a> {
         while frame != 0 && seen < MAX_FRAMES {
             seen += 1;
             let back = mem.ptr(frame + offs.frame_back)?;
-            if let Some(owner) = offs.frame_owner {
-                // 3.12+: frames owned by the C stack are shims between Python frames.
-                if self.minor() >= 12 && mem.u8(frame + owner)? == 3 {
+            if let (Some(owner), Some(shim)) = (offs.frame_owner, offs.frame_shim_owner) {
+                // 3.12+: frames owned by the C stack (or the interpreter) are shims.
+                if mem.u8(frame + owner)? >= shim {
                     frame = back;
                     continue;
                 }
             }
-            let code_addr = mem.ptr(frame + offs.frame_code)?;
+            let code_addr = self.slot_object(mem.ptr(frame + offs.frame_code)?);
             let code = match self.code(code_addr) {
                 Ok(code) => code,
                 Err(_) => {
@@ -169,17 +187,18 @@ impl<'a> Walker<'a> {
 
     /// One frame at `addr` (a coroutine's or generator's frame, which no thread links to).
     pub fn frame_at(&mut self, addr: usize) -> Result<RawFrame> {
-        let code_addr = self
-            .objs
-            .mem
-            .ptr(addr + self.objs.layout.offsets().frame_code)?;
+        let code_addr = self.slot_object(
+            self.objs
+                .mem
+                .ptr(addr + self.objs.layout.offsets.frame_code)?,
+        );
         let code = self.code(code_addr)?;
         let instr = self.instruction(addr, code_addr);
         Ok(RawFrame { addr, code, instr })
     }
 
     fn instruction(&self, frame: usize, code_addr: usize) -> Option<usize> {
-        let offs = self.objs.layout.offsets();
+        let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
         match offs.frame_instruction {
             InstructionPointer::LastiBytes(off) => {
@@ -202,7 +221,7 @@ impl<'a> Walker<'a> {
     }
 
     pub fn code(&mut self, addr: usize) -> Result<Arc<CodeInfo>> {
-        let offs = *self.objs.layout.offsets();
+        let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
         let name_ptr = mem.ptr(addr + offs.code_name)?;
         if let Some(c) = self.code_cache.get(&addr) {
@@ -255,7 +274,7 @@ impl<'a> Walker<'a> {
                 mem.bytes(addr + off, units as usize * 2)?
             }
         };
-        let instructions = bytecode::decode(self.objs.layout.opcodes(), &raw_code);
+        let instructions = bytecode::decode(self.objs.layout.opcodes, &raw_code);
         let exception_table = match offs.code_exceptiontable {
             Some(off) => bytecode::exception_table(&objs.bytes_object(mem.ptr(addr + off)?)?),
             None => Vec::new(),
@@ -277,7 +296,7 @@ impl<'a> Walker<'a> {
             line_table: objs
                 .bytes_object(mem.ptr(addr + offs.code_linetable)?)
                 .unwrap_or_default(),
-            minor: self.objs.layout.minor(),
+            minor: self.minor(),
             name_ptr,
             lines: Default::default(),
         });
@@ -286,12 +305,12 @@ impl<'a> Walker<'a> {
     }
 
     fn localsplus(&self, frame: usize) -> usize {
-        frame + self.objs.layout.offsets().frame_localsplus
+        frame + self.objs.layout.offsets.frame_localsplus
     }
 
     /// The value-stack base of a frame.
     fn valuestack(&self, frame: &RawFrame) -> Result<usize> {
-        match self.objs.layout.offsets().frame_valuestack_ptr {
+        match self.objs.layout.offsets.frame_valuestack_ptr {
             Some(off) => self.objs.mem.ptr(frame.addr + off),
             None => Ok(self.localsplus(frame.addr) + 8 * frame.code.nlocalsplus),
         }
@@ -311,7 +330,7 @@ impl<'a> Walker<'a> {
         raw.chunks_exact(8)
             .enumerate()
             .filter_map(|(i, c)| {
-                let v = u64::from_le_bytes(c.try_into().unwrap()) as usize;
+                let v = self.slot_object(u64::from_le_bytes(c.try_into().unwrap()) as usize);
                 (v != 0).then(|| (names.get(i).cloned().unwrap_or_else(|| format!("#{i}")), v))
             })
             .collect()
@@ -334,7 +353,7 @@ impl<'a> Walker<'a> {
             return Vec::new();
         };
         raw.chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap()) as usize)
+            .map(|c| self.slot_object(u64::from_le_bytes(c.try_into().unwrap()) as usize))
             .filter(|v| *v != 0)
             .collect()
     }
@@ -345,7 +364,7 @@ impl<'a> Walker<'a> {
         let minor = self.minor();
         let code = &frame.code;
         let mut out = Vec::new();
-        match self.objs.layout.offsets().frame_blocks {
+        match self.objs.layout.offsets.frame_blocks {
             BlockScheme::BlockStack { iblock, blockstack } => {
                 let mem = self.objs.mem;
                 let Ok(n) = mem.i32(frame.addr + iblock) else {
@@ -369,12 +388,12 @@ impl<'a> Walker<'a> {
                     } else {
                         handler as usize / 2
                     };
-                    if !bytecode::is_with_cleanup(minor, &code.instructions, handler) {
+                    if !bytecode::is_with_cleanup(Dialect(minor), &code.instructions, handler) {
                         continue;
                     }
                     if let Ok(slot) = mem.ptr(stack + 8 * (level as usize - 1)) {
                         let statement = bytecode::with_statement_for_handler(
-                            minor,
+                            Dialect(minor),
                             &code.instructions,
                             &[],
                             handler,
@@ -401,11 +420,16 @@ impl<'a> Walker<'a> {
                     }
                     visited.push(entry.target);
                     if entry.depth >= 1
-                        && bytecode::is_with_cleanup(minor, &code.instructions, entry.target)
+                        && bytecode::is_with_cleanup(
+                            Dialect(minor),
+                            &code.instructions,
+                            entry.target,
+                        )
                     {
                         if let Ok(slot) = self.objs.mem.ptr(stack + 8 * (entry.depth - 1)) {
+                            let slot = self.slot_object(slot);
                             let statement = bytecode::with_statement_for_handler(
-                                minor,
+                                Dialect(minor),
                                 &code.instructions,
                                 &code.exception_table,
                                 entry.target,

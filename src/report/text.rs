@@ -172,6 +172,9 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
                     .map(|t| format!(" · test {}", t.describe()))
                     .unwrap_or_default()
             )?;
+            for n in &q.notes {
+                writeln!(out, "    note: {n}")?;
+            }
         }
         writeln!(out)?;
         process_notes(doc, style, &mut out)?;
@@ -204,6 +207,9 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         doc.window.snapshots,
         if doc.window.snapshots == 1 { "" } else { "s" }
     )?;
+    for n in &p.notes {
+        writeln!(out, "note: {n}")?;
+    }
     if let Some(test) = &p.current_test {
         writeln!(out, "test {}", test.describe())?;
     }

@@ -49,10 +49,11 @@ impl<'w, 'a> Builder<'w, 'a> {
             let objs = self.objs();
             let memory_owner = match kind {
                 LockKind::RLock => {
-                    let owner = objs.mem.u64(addr + RLOCK_OWNER).unwrap_or(0);
-                    let count = objs.mem.u64(addr + RLOCK_COUNT).unwrap_or(0);
-                    locked = Some(count > 0);
-                    (count > 0 && owner != 0).then_some((owner, Some(count)))
+                    let state = objs.rlock_state(addr);
+                    locked = state.map(|s| s.count > 0);
+                    state
+                        .filter(|s| s.count > 0 && s.owner != 0)
+                        .map(|s| (s.owner, Some(s.count)))
                 }
                 LockKind::ModuleLock => {
                     let owner = objs
@@ -72,7 +73,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                         .map(|o| (o as u64, count))
                 }
                 LockKind::Lock => {
-                    locked = objs.mem.u8(addr + LOCK_LOCKED).ok().map(|b| b != 0);
+                    locked = objs.lock_held(addr);
                     None
                 }
                 _ => None,

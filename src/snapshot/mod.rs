@@ -194,6 +194,14 @@ fn take_once(session: &mut Session, kernel: &HashMap<i32, KernelThread>) -> Resu
     if kernel.is_empty() || !session.alive() {
         return Err(Error::TargetExited { pid });
     }
+    let target = &mut session.target;
+    if !target.layout.locks_checked {
+        // Attached before the target imported `_thread`: choose the lock layouts now.
+        let mut layout = (*target.layout).clone();
+        let notes = crate::cpython::check_locks(&target.mem, &mut layout, target.interpreter);
+        target.process.notes.extend(notes);
+        target.layout = std::sync::Arc::new(layout);
+    }
     // Before the page cache: a counter that moves during the sample marks a step boundary.
     session.asyncio.begin(&session.target.mem);
     session.mem.begin_snapshot();
@@ -217,7 +225,7 @@ fn take_cached(
         tests,
     } = session;
     let pid = target.pid;
-    let objs = Objects::new(&target.mem, target.layout);
+    let objs = Objects::new(&target.mem, &target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(code_cache));
     let raw = walker.threads(target.interpreter).map_err(|e| {

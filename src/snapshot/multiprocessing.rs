@@ -89,11 +89,7 @@ pub(super) const MP_WRAPPERS: &[&str] = &[
 
 /// The module globals dict of a frame (`f_globals`).
 pub(super) fn frame_globals(walker: &Walker, frame: &RawFrame) -> Option<usize> {
-    let off = match walker.minor() {
-        8..=10 => 48,
-        11 => 8,
-        _ => 24,
-    };
+    let off = walker.objs.layout.offsets.frame_globals;
     let d = walker.objs.mem.ptr(frame.addr + off).ok()?;
     (walker.objs.type_name(d).ok()? == "dict").then_some(d)
 }
@@ -179,7 +175,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         };
         let code = &fv.raw.code;
         let name = statement.and_then(|s| {
-            bytecode::with_subject(self.walker.minor(), &code.instructions, s, &code.names)
+            bytecode::with_subject(self.walker.dialect(), &code.instructions, s, &code.names)
         });
         let line = statement
             .and_then(|i| code.line_of_instruction(i))

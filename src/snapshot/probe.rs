@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::*;
-use crate::cpython::layout::common::*;
 use crate::probe::{self, ProbeHold};
 
 impl<'w, 'a> Builder<'w, 'a> {
@@ -160,14 +159,16 @@ impl<'w, 'a> Builder<'w, 'a> {
                 .and_then(|v| objs.int(v).ok())
         };
         match kind {
-            LockKind::Lock => match objs.mem.u8(key + LOCK_LOCKED) {
-                Ok(0) => (Some(false), Some("the lock is unlocked".into())),
-                Ok(_) => (Some(true), None),
-                Err(_) => (None, None),
+            LockKind::Lock => match objs.lock_held(key) {
+                Some(false) => (Some(false), Some("the lock is unlocked".into())),
+                Some(true) => (Some(true), None),
+                None => (None, None),
             },
             LockKind::RLock => {
-                let owner = objs.mem.u64(key + RLOCK_OWNER).unwrap_or(0);
-                let count = objs.mem.u64(key + RLOCK_COUNT).unwrap_or(0);
+                let Some(state) = objs.rlock_state(key) else {
+                    return (None, None);
+                };
+                let (owner, count) = (state.owner, state.count);
                 if count == 0 {
                     (Some(false), Some("the RLock is unlocked".into()))
                 } else if claims.iter().any(|c| c.ident != owner) {

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::*;
 use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
+use crate::cpython::layout::GilRecord;
 
 /// glibc 2.26+ on x86-64 keeps `struct pthread`'s `tid` here; other offsets are scanned in
 /// case of another libc build.
@@ -124,7 +125,7 @@ pub(super) fn thread_names(
     let find = || -> Option<usize> {
         let modules = objs
             .mem
-            .ptr(interpreter + objs.layout.offsets().interp_modules)
+            .ptr(interpreter + objs.layout.offsets.interp_modules)
             .ok()?;
         let threading = objs.dict_get(modules, "threading").ok()??;
         let globals = objs.mem.ptr(threading + MODULE_DICT).ok()?;
@@ -157,7 +158,7 @@ pub(super) fn gil_holder(walker: &Walker, gil_address: usize) -> Option<usize> {
         return None;
     }
     let mem = walker.objs.mem;
-    if walker.minor() >= 12 {
+    if walker.objs.layout.offsets.gil == GilRecord::LastHolder {
         (mem.i32(gil_address + GIL_LOCKED).ok()? != 0)
             .then(|| mem.ptr(gil_address + GIL_LAST_HOLDER).ok())?
     } else {
@@ -244,7 +245,12 @@ impl<'w, 'a> Builder<'w, 'a> {
                 };
                 let code = &fv.raw.code;
                 let name = w.statement.and_then(|s| {
-                    bytecode::with_subject(self.walker.minor(), &code.instructions, s, &code.names)
+                    bytecode::with_subject(
+                        self.walker.dialect(),
+                        &code.instructions,
+                        s,
+                        &code.names,
+                    )
                 });
                 // The holder's site is the `with` statement that took the lock.
                 let line = w
@@ -391,15 +397,12 @@ impl<'w, 'a> Builder<'w, 'a> {
                 let repr = match objs.type_name(addr).as_deref() {
                     Ok("int" | "str" | "NoneType") => objs.short_repr(addr),
                     Ok("_thread.lock") => {
-                        let locked = objs
-                            .mem
-                            .u8(addr + LOCK_LOCKED)
-                            .map(|b| b != 0)
-                            .unwrap_or(false);
-                        format!(
-                            "<{} _thread.lock at {addr:#x}>",
-                            if locked { "locked" } else { "unlocked" }
-                        )
+                        let state = match objs.lock_held(addr) {
+                            Some(true) => "locked ",
+                            Some(false) => "unlocked ",
+                            None => "",
+                        };
+                        format!("<{state}_thread.lock at {addr:#x}>")
                     }
                     Ok(ty) => format!("<{ty} at {addr:#x}>"),
                     Err(_) => format!("<unreadable at {addr:#x}>"),

@@ -25,10 +25,6 @@ impl<'w, 'a> Builder<'w, 'a> {
             .is_some_and(|(start, end)| start <= futex && futex < end)
     }
 
-    pub(super) fn semaphore_of(&self, lock: usize) -> Option<usize> {
-        self.objs().mem.ptr(lock + LOCK_SEM).ok()
-    }
-
     /// Objects a thread's innermost frames can reach: locals, value-stack slots, the
     /// `__self__` of methods there, and the attributes of `self` in threading's frames.
     pub(super) fn candidates(&self, frames: &[FrameView]) -> Vec<usize> {
@@ -90,7 +86,6 @@ impl<'w, 'a> Builder<'w, 'a> {
         futex: usize,
         timed: bool,
     ) -> (ThreadState, Option<Wait>, Option<usize>) {
-        let minor = self.walker.minor();
         let futex_hex = Some(format!("{futex:#x}"));
         // The kind is kept from this one read: the object may change under a running target.
         let matched = if self.interpreter_internal(futex) {
@@ -98,7 +93,9 @@ impl<'w, 'a> Builder<'w, 'a> {
         } else {
             self.candidates(frames).into_iter().find_map(|c| {
                 let kind = self.lock_kind(c)?;
-                (self.semaphore_of(c) == Some(futex)).then_some((c, kind))
+                self.objs()
+                    .lock_waited_on(c, kind == LockKind::RLock, futex)
+                    .then_some((c, kind))
             })
         };
         let in_sync_module = |f: &Frame| {
@@ -252,7 +249,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         // 3.13 Thread.join parks in the parking lot: the futex is a semaphore inside a
         // `wait_entry` on the joiner's stack whose `addr` is the joined ThreadHandle's
         // `thread_is_exiting` event; the handle's `ident` names the joined thread.
-        if minor >= 13
+        if self.objs().layout.offsets.parking_lot
             && frames.iter().any(|f| {
                 is_function(f, "threading.py", "join")
                     || is_function(f, "threading.py", "_shutdown")
@@ -378,21 +375,18 @@ impl<'w, 'a> Builder<'w, 'a> {
     pub(super) fn waited_name(&self, fv: &FrameView) -> Option<String> {
         let idx = self.walker.current_index(fv.raw)?;
         let code = &fv.raw.code;
-        let minor = self.walker.minor();
-        match code.instructions[idx].name {
-            "SETUP_WITH" | "BEFORE_WITH" => {
-                bytecode::with_subject(minor, &code.instructions, idx, &code.names)
-            }
-            _ => {
-                bytecode::call_receiver(minor, &code.instructions, idx, &code.names).map(|(r, _)| r)
-            }
+        let dialect = self.walker.dialect();
+        match bytecode::entering_with(dialect, &code.instructions, idx) {
+            Some(at) => bytecode::with_subject(dialect, &code.instructions, at, &code.names),
+            None => bytecode::call_receiver(dialect, &code.instructions, idx, &code.names)
+                .map(|(r, _)| r),
         }
     }
 
     pub(super) fn receiver_name(&self, fv: &FrameView) -> Option<String> {
         let idx = self.walker.current_index(fv.raw)?;
         let code = &fv.raw.code;
-        bytecode::call_receiver(self.walker.minor(), &code.instructions, idx, &code.names)
+        bytecode::call_receiver(self.walker.dialect(), &code.instructions, idx, &code.names)
             .map(|(r, _)| r)
     }
 }

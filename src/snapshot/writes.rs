@@ -41,7 +41,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         let objs = self.objs();
         let mut out = Vec::new();
         for w in bytecode::writes_in(
-            self.walker.minor(),
+            self.walker.dialect(),
             &code.instructions,
             start..end,
             at,
@@ -52,7 +52,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 bytecode::WriteTarget::Global(name) => {
                     let Ok(globals) = objs
                         .mem
-                        .ptr(fv.raw.addr + objs.layout.offsets().frame_globals)
+                        .ptr(fv.raw.addr + objs.layout.offsets.frame_globals)
                     else {
                         continue;
                     };
@@ -109,7 +109,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             bytecode::Root::Global(n) => {
                 let globals = objs
                     .mem
-                    .ptr(frame.addr + objs.layout.offsets().frame_globals)
+                    .ptr(frame.addr + objs.layout.offsets.frame_globals)
                     .ok()?;
                 objs.dict_get(globals, n).ok()??
             }

@@ -10,37 +10,25 @@
 //! doubt the full search runs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use py_spy::config::{LineNo, LockingStrategy};
 use py_spy::python_process_info::{get_python_version, PythonProcessInfo, PythonProcessLayout};
 use py_spy::Config;
 
-use super::memory::Memory;
 use super::procfs::Mapping;
-use crate::cpython::{self, VersionLayout};
-
-/// `PyThreadState.interp`: after `prev` and `next` on 3.8-3.13 (Include/cpython/pystate.h).
-const TSTATE_INTERP: usize = 16;
-
-/// `_PyRuntime.interpreters.head` (../shared/FACTS-cpython.md, "Getting to module globals").
-fn runtime_interpreters_head(minor: u8) -> usize {
-    match minor {
-        ..=10 => 32,
-        11 | 12 => 40,
-        _ => 632,
-    }
-}
+use crate::cpython::{self, Layout, Refusal};
+use crate::memory::{ProcMemory as Memory, ReadMemory};
 
 /// The GIL record lies inside `_PyRuntime` (3.8-3.11 `gilstate.tstate_current`) or inside
 /// the main interpreter, which 3.12+ embeds in `_PyRuntime`: a cached offset is only kept when
 /// it is that close.
 const MAX_RUNTIME_SPAN: usize = 1 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Found {
-    pub major: u8,
-    pub minor: u8,
-    pub patch: u64,
+    /// The interpreter's layout, lock layouts checked (shared by processes of one binary).
+    pub layout: Arc<Layout>,
     pub interpreter: usize,
     pub gil_address: usize,
     /// Found from the cache, not by a search.
@@ -50,11 +38,9 @@ pub struct Found {
 /// Identity of a mapped binary file: (device, inode).
 type BinaryKey = (String, u64);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct BinaryFacts {
-    major: u8,
-    minor: u8,
-    patch: u64,
+    layout: Arc<Layout>,
     /// `_PyRuntime` minus the start of the binary's first mapping (file offset 0).
     runtime_from_start: usize,
     /// The GIL record minus `_PyRuntime`.
@@ -67,8 +53,12 @@ pub struct DiscoveryCache {
     binaries: HashMap<BinaryKey, BinaryFacts>,
 }
 
-/// Why a search failed, in py-spy's words (sorted into gridlock's errors by the caller).
-pub struct SearchError(pub String);
+/// Why a search failed: in py-spy's words (sorted into gridlock's errors by the caller), or
+/// an interpreter gridlock does not read.
+pub enum SearchError {
+    Search(String),
+    Refused(Refusal),
+}
 
 impl DiscoveryCache {
     /// The interpreter of process `pid`, whose memory is `mem` and maps `maps`.
@@ -88,18 +78,16 @@ impl DiscoveryCache {
             let Some(facts) = self.binaries.get(&(m.device.clone(), m.inode)) else {
                 continue;
             };
-            let layout = cpython::for_version(3, facts.minor as u64)?;
+            let layout = &facts.layout;
             let runtime = m.start + facts.runtime_from_start;
             let interpreter = mem
-                .ptr(runtime + runtime_interpreters_head(facts.minor))
+                .ptr(runtime + layout.offsets.runtime_interpreters_head)
                 .ok()?;
             if !plausible(mem, layout, interpreter) {
                 return None;
             }
             return Some(Found {
-                major: facts.major,
-                minor: facts.minor,
-                patch: facts.patch,
+                layout: layout.clone(),
                 interpreter,
                 gil_address: runtime.wrapping_add_signed(facts.gil_from_runtime),
                 cached: true,
@@ -131,9 +119,7 @@ impl DiscoveryCache {
         self.binaries.insert(
             (first.device.clone(), first.inode),
             BinaryFacts {
-                major: found.major,
-                minor: found.minor,
-                patch: found.patch,
+                layout: found.layout.clone(),
                 runtime_from_start: runtime - first.start,
                 gil_from_runtime,
             },
@@ -142,13 +128,15 @@ impl DiscoveryCache {
 }
 
 /// The interpreter's first thread state points back at it: the address is an interpreter.
-fn plausible(mem: &Memory, layout: &dyn VersionLayout, interpreter: usize) -> bool {
+fn plausible(mem: &Memory, layout: &Layout, interpreter: usize) -> bool {
     if interpreter == 0 {
         return false;
     }
-    let head = layout.offsets().interp_threads_head;
+    let head = layout.offsets.interp_threads_head;
     match mem.ptr(interpreter + head) {
-        Ok(tstate) if tstate != 0 => mem.ptr(tstate + TSTATE_INTERP).ok() == Some(interpreter),
+        Ok(tstate) if tstate != 0 => {
+            mem.ptr(tstate + layout.offsets.tstate_interp).ok() == Some(interpreter)
+        }
         _ => false,
     }
 }
@@ -158,13 +146,14 @@ fn plausible(mem: &Memory, layout: &dyn VersionLayout, interpreter: usize) -> bo
 /// binary exports it, for the cache.
 fn search_with_retries(pid: i32, mem: &Memory) -> Result<(Found, Option<usize>), SearchError> {
     const TRIES: usize = 5;
-    let mut last = SearchError(String::new());
+    let mut last = SearchError::Search(String::new());
     for attempt in 0..TRIES {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         match search(pid, mem) {
             Ok(found) => return Ok(found),
+            Err(e @ SearchError::Refused(_)) => return Err(e),
             Err(e) => last = e,
         }
     }
@@ -172,7 +161,7 @@ fn search_with_retries(pid: i32, mem: &Memory) -> Result<(Found, Option<usize>),
 }
 
 fn search(pid: i32, mem: &Memory) -> Result<(Found, Option<usize>), SearchError> {
-    let err = |e: anyhow::Error| SearchError(format!("{e:#}"));
+    let err = |e: anyhow::Error| SearchError::Search(format!("{e:#}"));
     let config = Config {
         blocking: LockingStrategy::NonBlocking,
         lineno: LineNo::LastInstruction,
@@ -184,21 +173,19 @@ fn search(pid: i32, mem: &Memory) -> Result<(Found, Option<usize>), SearchError>
     let info = PythonProcessInfo::new(&process).map_err(err)?;
     let version = get_python_version(&info, &process).map_err(err)?;
     let addresses = PythonProcessLayout::new(&info, &process, &version, &config).map_err(err)?;
-    let (major, minor) = (version.major as u8, version.minor as u8);
-    if let Some(layout) = cpython::for_version(version.major, version.minor) {
-        if !plausible(mem, layout, addresses.interpreter_address) {
-            return Err(SearchError(format!(
-                "no thread state points back at the interpreter found at {:#x}",
-                addresses.interpreter_address
-            )));
-        }
-    }
     let runtime = info.get_symbol("_PyRuntime").map(|a| *a as usize);
+    let mut layout = cpython::layout_for(mem, version.major, version.minor, version.patch, runtime)
+        .map_err(SearchError::Refused)?;
+    if !plausible(mem, &layout, addresses.interpreter_address) {
+        return Err(SearchError::Search(format!(
+            "no thread state points back at the interpreter found at {:#x}",
+            addresses.interpreter_address
+        )));
+    }
+    cpython::check_locks(mem, &mut layout, addresses.interpreter_address);
     Ok((
         Found {
-            major,
-            minor,
-            patch: version.patch,
+            layout: Arc::new(layout),
             interpreter: addresses.interpreter_address,
             gil_address: addresses.threadstate_address,
             cached: false,

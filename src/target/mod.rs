@@ -2,17 +2,18 @@
 //! memory access and what `/proc` says about it. Read-only; nothing here stops the target.
 
 pub mod discovery;
-pub mod memory;
 pub mod namespaces;
 pub mod procfs;
 pub mod sockdiag;
 pub mod taskfiles;
 
-use crate::cpython::{self, VersionLayout};
+use std::sync::Arc;
+
+use crate::cpython::{Layout, Refusal};
 use crate::error::{Error, Result};
+use crate::memory::{ProcMemory, ReadMemory};
 use crate::model;
 use discovery::{DiscoveryCache, SearchError};
-use memory::Memory;
 
 /// What a snapshot reads beyond stacks, locks and waits, chosen by the verb at attach.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,8 +28,8 @@ pub struct ReadOptions {
 
 pub struct Target {
     pub pid: i32,
-    pub mem: Memory,
-    pub layout: &'static dyn VersionLayout,
+    pub mem: ProcMemory,
+    pub layout: Arc<Layout>,
     pub version: String,
     pub interpreter: usize,
     /// Where the GIL holder is recorded (py-spy's `threadstate_address`): the address of
@@ -68,7 +69,7 @@ impl Target {
         if procfs::process_state(pid) == Some('Z') {
             return Err(Error::Zombie { pid });
         }
-        let mem = Memory::open(pid).map_err(|e| match e {
+        let mem = ProcMemory::open(pid).map_err(|e| match e {
             // `/proc/PID/mem` of a live process without an address space: a kernel thread.
             Error::NoSuchProcess { .. } if procfs::exists(pid) => {
                 match procfs::process_state(pid) {
@@ -111,31 +112,34 @@ impl Target {
             return Err(Error::NotPython { pid, name });
         }
         let mappings = procfs::parse_maps(&maps);
-        let found = discovery
-            .find(pid, &mem, &mappings)
-            .map_err(|SearchError(msg)| {
-                if !procfs::exists(pid) {
-                    Error::TargetExited { pid }
-                } else if msg.contains("Permission denied")
-                    || msg.contains("Operation not permitted")
-                {
-                    Error::PermissionDenied {
-                        pid,
-                        hint: crate::error::permission_hint(),
-                    }
-                } else if let Some(v) = unsupported_version(&msg) {
-                    Error::Unsupported { pid, version: v }
-                } else {
-                    Error::Attach { pid, reason: msg }
+        let found = discovery.find(pid, &mem, &mappings).map_err(|e| {
+            let msg = match e {
+                SearchError::Search(msg) => msg,
+                SearchError::Refused(Refusal::Unsupported(version)) => {
+                    return Error::Unsupported { pid, version }
                 }
-            })?;
-        let version = format!("{}.{}.{}", found.major, found.minor, found.patch);
-        let layout = cpython::for_version(found.major as u64, found.minor as u64).ok_or(
-            Error::Unsupported {
-                pid,
-                version: version.clone(),
-            },
-        )?;
+                SearchError::Refused(Refusal::FreeThreaded(version)) => {
+                    return Error::FreeThreaded { pid, version }
+                }
+                SearchError::Refused(Refusal::Unreadable(reason)) => {
+                    return Error::Layout(format!("process {pid}: {reason}"))
+                }
+            };
+            if !procfs::exists(pid) {
+                Error::TargetExited { pid }
+            } else if msg.contains("Permission denied") || msg.contains("Operation not permitted") {
+                Error::PermissionDenied {
+                    pid,
+                    hint: crate::error::permission_hint(),
+                }
+            } else if let Some(v) = unsupported_version(&msg) {
+                Error::Unsupported { pid, version: v }
+            } else {
+                Error::Attach { pid, reason: msg }
+            }
+        })?;
+        let layout = found.layout.clone();
+        let version = layout.version.clone();
         let interpreter = found.interpreter;
         let gil_address = found.gil_address;
         let runtime_region = static_region(&mappings, gil_address);
@@ -149,6 +153,7 @@ impl Target {
             exited_at: None,
             interpreter_found: Some(if found.cached { "cached" } else { "searched" }.into()),
             current_test: None,
+            notes: layout.notes.clone(),
         };
         Ok(Target {
             pid,

@@ -13,10 +13,132 @@ pub mod namespaces;
 
 #[derive(Debug, Clone)]
 pub struct Interpreter {
-    /// e.g. "3.12.1" or "debian-3.11"
+    /// e.g. "3.12.1", "debian-3.11" or "sid-3.14"
     pub label: String,
+    /// What to exec. For an interpreter in the Debian root, a wrapper script that execs
+    /// `chroot ROOT python3.X "$@"` (the PID stays the same through both execs).
     pub path: PathBuf,
     pub minor: u32,
+    /// The Debian root the interpreter lives in, if any. Fixture, example and probe files
+    /// are mirrored into it at their own absolute paths (see `mirror_into_root`).
+    pub root: Option<PathBuf>,
+}
+
+/// The Debian unstable root holding python3.13/3.14/3.15 (../shared/FACTS.md).
+pub fn debian_root() -> PathBuf {
+    PathBuf::from(
+        std::env::var("GRIDLOCK_DEBIAN_ROOT").unwrap_or_else(|_| "/var/tmp/gridlock-sid".into()),
+    )
+}
+
+/// Copy this project's fixtures, examples and probe package into `root` at the same
+/// absolute paths, so that every path a test passes works inside `chroot root`. Files only,
+/// one folder at a time, and never from a folder that contains the root itself.
+fn mirror_into_root(root: &Path) {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for dir in [
+            "tests",
+            "tests/fixtures",
+            "tests/fixtures/documents",
+            "examples",
+            "probes/boot",
+            "probes/gridlock_probe",
+        ] {
+            let src = project.join(dir);
+            let root_real = std::fs::canonicalize(root).unwrap_or(root.to_path_buf());
+            if root_real.starts_with(&src) {
+                continue;
+            }
+            let dst = root.join(src.strip_prefix("/").unwrap());
+            let Ok(rd) = std::fs::read_dir(&src) else {
+                continue;
+            };
+            std::fs::create_dir_all(&dst).unwrap();
+            for e in rd.filter_map(|e| e.ok()) {
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    let to = dst.join(e.file_name());
+                    let tmp = dst.join(format!(
+                        ".{}.{}",
+                        e.file_name().to_string_lossy(),
+                        std::process::id()
+                    ));
+                    if std::fs::copy(e.path(), &tmp).is_ok() {
+                        let _ = std::fs::rename(&tmp, &to);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Where the host sees a path that the target (maybe inside a Debian root) opens.
+pub fn host_path(py: &Interpreter, path: &Path) -> PathBuf {
+    match &py.root {
+        Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+        None => path.to_path_buf(),
+    }
+}
+
+/// Copy one file into `root` at its own absolute path (a script made by a test).
+pub fn copy_into_root(root: &Path, file: &Path) {
+    let Ok(file) = std::fs::canonicalize(file) else {
+        return;
+    };
+    if file.starts_with(root) {
+        return;
+    }
+    let dst = root.join(file.strip_prefix("/").unwrap());
+    if let Some(parent) = dst.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::copy(&file, &dst);
+}
+
+/// The Debian root's interpreters (python3.13, 3.14, 3.15), each behind a wrapper script;
+/// none, with a printed note, where the root does not exist.
+fn debian_root_interpreters() -> Vec<(String, PathBuf, PathBuf)> {
+    let root = debian_root();
+    if !root.join("usr/bin").is_dir() {
+        eprintln!(
+            "note: no Debian root at {} (scripts/debian-root.sh makes one): its CPython 3.13/3.14/3.15 are skipped",
+            root.display()
+        );
+        return Vec::new();
+    }
+    if !root.join("proc/self").exists() {
+        eprintln!(
+            "note: {}/proc is not mounted (mount -t proc proc {}/proc): the Debian root's interpreters are skipped",
+            root.display(),
+            root.display()
+        );
+        return Vec::new();
+    }
+    mirror_into_root(&root);
+    let mut out = Vec::new();
+    for v in ["3.13", "3.14", "3.15"] {
+        if !root.join(format!("usr/bin/python{v}")).exists() {
+            continue;
+        }
+        let wrapper = std::env::temp_dir().join(format!(
+            "gridlock-sid-python{v}-{}",
+            root.display().to_string().replace('/', "_")
+        ));
+        let text = format!(
+            "#!/bin/sh\nexec chroot '{}' /usr/bin/python{v} \"$@\"\n",
+            root.display()
+        );
+        if std::fs::read_to_string(&wrapper).ok().as_deref() != Some(text.as_str()) {
+            let tmp = wrapper.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, &text).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::rename(&tmp, &wrapper).unwrap();
+        }
+        out.push((format!("sid-{v}"), wrapper, root.clone()));
+    }
+    out
 }
 
 fn pyenv_root() -> Option<PathBuf> {
@@ -47,26 +169,29 @@ fn minor_of(path: &Path) -> Option<u32> {
     it.next()?.parse().ok()
 }
 
-/// Every CPython 3.8-3.13 under `$(pyenv root)/versions`, Debian's static `/usr/bin/python3.11`,
-/// and whatever `python3` is. Missing ones are skipped; finding none at all fails the test.
+/// Every CPython 3.8+ under `$(pyenv root)/versions`, Debian's static `/usr/bin/python3.11`,
+/// whatever `python3` is, and the Debian root's python3.13/3.14/3.15. Missing ones are
+/// skipped; finding none at all fails the test.
 pub fn interpreters() -> Vec<Interpreter> {
     let mut found: Vec<Interpreter> = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let mut add = |label: String, path: PathBuf| {
+    let mut add_in = |label: String, path: PathBuf, root: Option<PathBuf>| {
         let real = std::fs::canonicalize(&path).unwrap_or(path.clone());
         if !seen.insert(real.clone()) {
             return;
         }
         if let Some(minor) = minor_of(&real) {
-            if (8..=13).contains(&minor) {
+            if minor >= 8 {
                 found.push(Interpreter {
                     label,
                     path: real,
                     minor,
+                    root,
                 });
             }
         }
     };
+    let mut add = |label: String, path: PathBuf| add_in(label, path, None);
     if let Some(root) = pyenv_root() {
         if let Ok(rd) = std::fs::read_dir(root.join("versions")) {
             let mut dirs: Vec<_> = rd
@@ -94,9 +219,12 @@ pub fn interpreters() -> Vec<Interpreter> {
             add("python3".into(), PathBuf::from(exe));
         }
     }
+    for (label, wrapper, root) in debian_root_interpreters() {
+        add_in(label, wrapper, Some(root));
+    }
     assert!(
         !found.is_empty(),
-        "no CPython 3.8-3.13 found: install one (pyenv) or python3"
+        "no CPython 3.8+ found: install one (pyenv) or python3"
     );
     if let Ok(only) = std::env::var("GRIDLOCK_TEST_PYTHONS") {
         found.retain(|i| only.split(',').any(|o| i.label.starts_with(o)));
@@ -159,6 +287,9 @@ impl Target {
         args: &[&str],
         tweak: impl FnOnce(&mut Command),
     ) -> Target {
+        if let Some(root) = &interp.root {
+            copy_into_root(root, script);
+        }
         let mut cmd = Command::new(&interp.path);
         cmd.arg(script)
             .args(args)

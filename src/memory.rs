@@ -1,13 +1,64 @@
-//! Read-only access to another process's memory through `/proc/PID/mem`.
-//! Never writes, never stops the target: a positioned read per request.
+//! Reading another process's memory: the one trait every reader of target memory takes
+//! (`ReadMemory`), the live `/proc/PID/mem` reader and an in-memory fake for unit tests.
+//! A leaf: it imports nothing of the crate but the error type. Never writes, never stops
+//! the target: a positioned read per request.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
 
 use crate::error::{Error, Result};
+
+/// Reads of the target's memory; little-endian integers (x86-64). Only `read_into` is
+/// required: the typed reads fill a stack buffer through it (no allocation per read).
+pub trait ReadMemory {
+    /// Fill `buf` from `addr`, all or nothing.
+    fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()>;
+
+    fn bytes(&self, addr: usize, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        self.read_into(addr, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn u64(&self, addr: usize) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.read_into(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn ptr(&self, addr: usize) -> Result<usize> {
+        Ok(self.u64(addr)? as usize)
+    }
+
+    fn i64(&self, addr: usize) -> Result<i64> {
+        Ok(self.u64(addr)? as i64)
+    }
+
+    fn i32(&self, addr: usize) -> Result<i32> {
+        let mut b = [0u8; 4];
+        self.read_into(addr, &mut b)?;
+        Ok(i32::from_le_bytes(b))
+    }
+
+    fn u32_at(&self, addr: usize) -> Result<u32> {
+        Ok(self.i32(addr)? as u32)
+    }
+
+    fn u16(&self, addr: usize) -> Result<u16> {
+        let mut b = [0u8; 2];
+        self.read_into(addr, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    fn u8(&self, addr: usize) -> Result<u8> {
+        let mut b = [0u8; 1];
+        self.read_into(addr, &mut b)?;
+        Ok(b[0])
+    }
+}
 
 const PAGE: usize = 4096;
 
@@ -35,7 +86,7 @@ impl Hasher for AddrHasher {
     }
 }
 
-pub struct Memory {
+pub struct ProcMemory {
     pid: i32,
     file: File,
     /// Pages read during one snapshot (see `begin_snapshot`): one read syscall per page
@@ -45,10 +96,10 @@ pub struct Memory {
     spare: RefCell<Vec<Box<[u8]>>>,
 }
 
-impl Memory {
-    pub fn open(pid: i32) -> Result<Memory> {
+impl ProcMemory {
+    pub fn open(pid: i32) -> Result<ProcMemory> {
         match File::open(format!("/proc/{pid}/mem")) {
-            Ok(file) => Ok(Memory {
+            Ok(file) => Ok(ProcMemory {
                 pid,
                 file,
                 pages: RefCell::new(None),
@@ -80,16 +131,6 @@ impl Memory {
                 .borrow_mut()
                 .extend(pages.into_values().flatten());
         }
-    }
-
-    pub fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
-        if addr == 0 {
-            return Err(self.error(addr, buf.len(), std::io::Error::other("null pointer")));
-        }
-        if buf.len() <= PAGE && self.pages.borrow().is_some() && self.read_cached(addr, buf) {
-            return Ok(());
-        }
-        self.read_direct(addr, buf)
     }
 
     /// Serve a small read from cached pages; false when a page cannot be read whole (the
@@ -154,42 +195,92 @@ impl Memory {
             source,
         }
     }
+}
 
-    pub fn bytes(&self, addr: usize, len: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        self.read_into(addr, &mut buf)?;
-        Ok(buf)
+impl ReadMemory for ProcMemory {
+    fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
+        if addr == 0 {
+            return Err(self.error(addr, buf.len(), std::io::Error::other("null pointer")));
+        }
+        if buf.len() <= PAGE && self.pages.borrow().is_some() && self.read_cached(addr, buf) {
+            return Ok(());
+        }
+        self.read_direct(addr, buf)
+    }
+}
+
+/// Memory filled by hand: regions of bytes at addresses. Reads outside every region fail
+/// as an unmapped address of a live process does.
+#[derive(Default, Debug, Clone)]
+pub struct FakeMemory {
+    regions: BTreeMap<usize, Vec<u8>>,
+}
+
+impl FakeMemory {
+    pub fn new() -> FakeMemory {
+        FakeMemory::default()
     }
 
-    pub fn u64(&self, addr: usize) -> Result<u64> {
-        let mut b = [0u8; 8];
-        self.read_into(addr, &mut b)?;
-        Ok(u64::from_le_bytes(b))
+    /// Map `bytes` at `addr` (replacing any region starting there).
+    pub fn put(&mut self, addr: usize, bytes: &[u8]) -> &mut FakeMemory {
+        self.regions.insert(addr, bytes.to_vec());
+        self
     }
 
-    pub fn ptr(&self, addr: usize) -> Result<usize> {
-        Ok(self.u64(addr)? as usize)
+    /// Write little-endian u64s at `addr`, inside an existing region or as a new one.
+    pub fn put_u64s(&mut self, addr: usize, words: &[u64]) -> &mut FakeMemory {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        self.write(addr, &bytes)
     }
 
-    pub fn i64(&self, addr: usize) -> Result<i64> {
-        Ok(self.u64(addr)? as i64)
+    /// Overwrite bytes inside an existing region, or map them as a new region.
+    pub fn write(&mut self, addr: usize, bytes: &[u8]) -> &mut FakeMemory {
+        if let Some((start, region)) = self.regions.range_mut(..=addr).next_back() {
+            let from = addr - start;
+            if from + bytes.len() <= region.len() {
+                region[from..from + bytes.len()].copy_from_slice(bytes);
+                return self;
+            }
+        }
+        self.put(addr, bytes)
     }
+}
 
-    pub fn i32(&self, addr: usize) -> Result<i32> {
-        let mut b = [0u8; 4];
-        self.read_into(addr, &mut b)?;
-        Ok(i32::from_le_bytes(b))
+impl ReadMemory for FakeMemory {
+    fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
+        let unmapped = || Error::Memory {
+            pid: 0,
+            addr,
+            len: buf.len(),
+            source: std::io::Error::other("unmapped in the fake memory"),
+        };
+        let (start, region) = self
+            .regions
+            .range(..=addr)
+            .next_back()
+            .ok_or_else(unmapped)?;
+        let from = addr - start;
+        let bytes = region.get(from..from + buf.len()).ok_or_else(unmapped)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
     }
+}
 
-    pub fn u16(&self, addr: usize) -> Result<u16> {
-        let mut b = [0u8; 2];
-        self.read_into(addr, &mut b)?;
-        Ok(u16::from_le_bytes(b))
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    pub fn u8(&self, addr: usize) -> Result<u8> {
-        let mut b = [0u8; 1];
-        self.read_into(addr, &mut b)?;
-        Ok(b[0])
+    #[test]
+    fn fake_memory_reads_what_was_put_and_fails_elsewhere() {
+        let mut m = FakeMemory::new();
+        m.put_u64s(0x1000, &[7, 0x2000]).put(0x2000, b"abc\0");
+        assert_eq!(m.u64(0x1000).unwrap(), 7);
+        assert_eq!(m.ptr(0x1008).unwrap(), 0x2000);
+        assert_eq!(m.bytes(0x2000, 3).unwrap(), b"abc");
+        assert_eq!(m.u8(0x2001).unwrap(), b'b');
+        assert!(m.u64(0x100c).is_err(), "a read past a region's end fails");
+        assert!(m.u8(0x3000).is_err());
+        m.write(0x1008, &9u64.to_le_bytes());
+        assert_eq!(m.u64(0x1008).unwrap(), 9);
     }
 }
