@@ -4,13 +4,14 @@
 //! around the write. A location written by two or more threads whose lock sets have an empty
 //! intersection is a `race` finding.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Default, Clone)]
 struct PerThread {
+    id: String,
     name: Option<String>,
     sites: BTreeSet<String>,
     /// Locks held at every sampled write (intersection so far).
@@ -24,13 +25,15 @@ struct Tracked {
     /// How the code names it; a name through `self` only until another is seen.
     name: String,
     through_self: bool,
-    threads: BTreeMap<String, PerThread>,
+    /// By thread incarnation (id, first snapshot seen): an ident reused by a later thread is
+    /// another thread.
+    threads: BTreeMap<Incarnation, PerThread>,
     /// Locks held at every sampled write by any thread.
     common: Option<BTreeSet<String>>,
     /// The only thread seen writing so far (Eraser's exclusive state): its writes are not
     /// judged until a second thread writes, so one thread's set-up before handing an object
     /// over (through a queue, say) is not a race.
-    exclusive: Option<String>,
+    exclusive: Option<Incarnation>,
     shared: bool,
 }
 
@@ -38,7 +41,13 @@ struct Tracked {
 pub struct RaceTracker {
     locations: BTreeMap<Location, Tracked>,
     lock_names: BTreeMap<String, String>,
+    snapshots: usize,
+    /// Each live thread's incarnation, and the last snapshot each incarnation was seen in.
+    current: HashMap<String, Incarnation>,
+    last_seen: HashMap<Incarnation, usize>,
 }
+
+type Incarnation = (String, usize);
 
 fn intersect(acc: &mut Option<BTreeSet<String>>, with: &BTreeSet<String>) {
     *acc = Some(match acc.take() {
@@ -49,7 +58,19 @@ fn intersect(acc: &mut Option<BTreeSet<String>>, with: &BTreeSet<String>) {
 
 impl RaceTracker {
     pub fn observe(&mut self, snap: &Snapshot) {
+        self.snapshots += 1;
+        let now = self.snapshots;
         for t in &snap.threads {
+            // A thread absent from the previous snapshot is a new one, even with a reused id.
+            let inc = match self.current.get(&t.id) {
+                Some(inc) if self.last_seen.get(inc) == Some(&(now - 1)) => inc.clone(),
+                _ => (t.id.clone(), now),
+            };
+            self.current.insert(t.id.clone(), inc.clone());
+            self.last_seen.insert(inc, now);
+        }
+        for t in &snap.threads {
+            let inc = self.current[&t.id].clone();
             let held: BTreeSet<String> = t.holds.iter().map(|h| h.lock.clone()).collect();
             let mut counted: BTreeSet<&Location> = BTreeSet::new();
             for w in &t.writes {
@@ -68,16 +89,17 @@ impl RaceTracker {
                 if !loc.shared {
                     match &loc.exclusive {
                         None => {
-                            loc.exclusive = Some(t.id.clone());
+                            loc.exclusive = Some(inc.clone());
                             continue;
                         }
-                        Some(owner) if *owner == t.id => continue,
+                        Some(owner) if *owner == inc => continue,
                         Some(_) => loc.shared = true,
                     }
                 }
                 let mut locks = held.clone();
                 locks.extend(w.guards.iter().map(|g| g.lock.clone()));
-                let per = loc.threads.entry(t.id.clone()).or_default();
+                let per = loc.threads.entry(inc.clone()).or_default();
+                per.id = t.id.clone();
                 per.name = t.name.clone();
                 per.sites.insert(w.site.clone());
                 per.evidence.insert(w.evidence);
@@ -118,14 +140,29 @@ impl RaceTracker {
             if loc.threads.len() < 2 || !loc.common.as_ref().is_some_and(|c| c.is_empty()) {
                 continue;
             }
+            // Two threads never alive at the same time cannot race (one ended before the
+            // other started: an address reused by a new object, or a later test's thread).
+            let life =
+                |inc: &Incarnation| (inc.1, self.last_seen.get(inc).copied().unwrap_or(inc.1));
+            let incs: Vec<&Incarnation> = loc.threads.keys().collect();
+            let overlap = incs.iter().enumerate().any(|(i, a)| {
+                incs[i + 1..].iter().any(|b| {
+                    let (a0, a1) = life(a);
+                    let (b0, b1) = life(b);
+                    a0 <= b1 && b0 <= a1
+                })
+            });
+            if !overlap {
+                continue;
+            }
             let id = location.id();
             let sides: Vec<RaceSide> = loc
                 .threads
                 .iter()
-                .map(|(tid, p)| {
+                .map(|(_, p)| {
                     let locks: Vec<String> = p.lockset.iter().flatten().cloned().collect();
                     RaceSide {
-                        thread: tid.clone(),
+                        thread: p.id.clone(),
                         name: p.name.clone(),
                         sites: p.sites.iter().cloned().collect(),
                         lock_names: locks.iter().map(|l| self.lock_name(l)).collect(),
@@ -174,7 +211,13 @@ impl RaceTracker {
                     sides.len(),
                     parts.join("; ")
                 ),
-                threads: loc.threads.keys().cloned().collect(),
+                threads: loc
+                    .threads
+                    .values()
+                    .map(|p| p.id.clone())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect(),
                 tasks: Vec::new(),
                 processes: vec![pid],
                 locks: locks.into_iter().collect(),

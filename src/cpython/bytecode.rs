@@ -447,7 +447,7 @@ pub fn is_with_cleanup(minor: u8, instructions: &[Instruction], target: usize) -
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cpython::opcodes;
 
@@ -494,7 +494,7 @@ mod tests {
     }
 
     /// Bytecode for `(opcode, arg)` pairs, with each opcode's inline cache units.
-    fn assemble(t: &OpcodeTable, ops: &[(&str, u8)]) -> Vec<u8> {
+    pub(crate) fn assemble(t: &OpcodeTable, ops: &[(&str, u8)]) -> Vec<u8> {
         let mut code = Vec::new();
         for (name, arg) in ops {
             let op = (0..=255u8)
@@ -637,23 +637,9 @@ pub const MUTATORS: &[&str] = &[
 
 /// The writes made by the instructions in `range` (one source line) at or after `from` (the
 /// current instruction: a write already done in this pass, or a with-block's exit code that
-/// shares the line, is not a write in progress), decoded from bytecode.
-pub fn writes_in(
-    minor: u8,
-    instructions: &[Instruction],
-    range: std::ops::Range<usize>,
-    from: usize,
-    names: &CodeNames,
-    module_level: bool,
-) -> Vec<WriteTarget> {
-    indexed_writes_in(minor, instructions, range, from, names, module_level)
-        .into_iter()
-        .map(|(_, w)| w)
-        .collect()
-}
-
-/// `writes_in`, each write with the index of the instruction that makes it.
-pub(super) fn indexed_writes_in(
+/// shares the line, is not a write in progress), decoded from bytecode, each with the index
+/// of the instruction that makes it.
+pub(super) fn writes_in(
     minor: u8,
     instructions: &[Instruction],
     range: std::ops::Range<usize>,

@@ -4,7 +4,7 @@
 //! resolves through still bound as they are now. It reads no memory and names no object.
 
 use super::bytecode::{
-    self, evaluate_before, indexed_writes_in, CodeNames, ExceptionEntry, Instruction, Path, Root,
+    self, evaluate_before, writes_in, CodeNames, ExceptionEntry, Instruction, Path, Root,
     WriteTarget,
 };
 
@@ -46,6 +46,8 @@ pub struct CodeWrites {
     loops: Vec<(usize, usize)>,
     /// Instructions that bind a name a path can start from.
     rebinds: Vec<(usize, Root)>,
+    /// Exception handlers' code, as index ranges: run only while an exception is handled.
+    handlers: Vec<(usize, usize)>,
 }
 
 /// Decode a code object's writes. `lines[i]` is the line of instruction `i`.
@@ -66,7 +68,7 @@ pub fn decode(
             end += 1;
         }
         for (index, target) in
-            indexed_writes_in(minor, instructions, start..end, start, names, module_level)
+            writes_in(minor, instructions, start..end, start, names, module_level)
         {
             if under_construction(instructions, names, index, &target) {
                 continue;
@@ -122,7 +124,55 @@ pub fn decode(
         calls,
         loops: loops(minor, instructions),
         rebinds: rebinds(minor, instructions, names, module_level),
+        handlers: handlers(minor, instructions, exception_table),
     }
+}
+
+/// The code of exception handlers (`except` bodies, the exceptional copy of a `finally`):
+/// from a handler's entry to its first `POP_EXCEPT` or re-raise. 3.11+: handler entries are
+/// exception-table targets; 3.8-3.10: `SETUP_FINALLY` targets.
+fn handlers(
+    minor: u8,
+    instructions: &[Instruction],
+    entries: &[ExceptionEntry],
+) -> Vec<(usize, usize)> {
+    let mut starts: Vec<usize> = if minor >= 11 {
+        entries
+            .iter()
+            .filter_map(|e| bytecode::index_at(instructions, e.target))
+            .filter(|&i| instructions[i].name == "PUSH_EXC_INFO")
+            .collect()
+    } else {
+        instructions
+            .iter()
+            .filter(|ins| ins.name == "SETUP_FINALLY")
+            .filter_map(|ins| {
+                // Relative jump from the next instruction; bytes before 3.10.
+                let delta = if minor == 10 {
+                    ins.arg as usize
+                } else {
+                    ins.arg as usize / 2
+                };
+                bytecode::index_at(instructions, ins.next + delta)
+            })
+            // 3.8 runs a `finally` body on the normal path too, falling into it.
+            .filter(|&i| i == 0 || instructions[i - 1].name != "BEGIN_FINALLY")
+            .collect()
+    };
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+        .into_iter()
+        .filter_map(|s| {
+            let end = (s..instructions.len()).find(|&i| {
+                matches!(
+                    instructions[i].name,
+                    "POP_EXCEPT" | "RERAISE" | "END_FINALLY" | "RAISE_VARARGS"
+                )
+            })?;
+            Some((s, end))
+        })
+        .collect()
 }
 
 /// Whether a write sets an attribute of a local bound to a call's result earlier in this code
@@ -245,33 +295,33 @@ fn acquire_spans(
     instructions: &[Instruction],
     names: &CodeNames,
 ) -> Vec<(usize, usize, Guard)> {
+    // Found at the method lookup, not the call: the call's arguments can be anything
+    // (`X.acquire(timeout=-1 if d is None else d)`), the lookup is on a name chain.
     let calls: Vec<(usize, String, Guard)> = instructions
         .iter()
         .enumerate()
-        .filter(|(_, ins)| {
-            matches!(
-                ins.name,
-                "CALL" | "CALL_METHOD" | "CALL_FUNCTION" | "CALL_FUNCTION_KW"
-            )
-        })
-        .filter_map(|(i, _)| {
-            let stack = evaluate_before(minor, instructions, i, names)?;
-            let call = stack
-                .into_iter()
-                .rev()
-                .flatten()
-                .find(|s| s.receiver.is_some())?;
-            let method = call.text.rsplit('.').next()?.to_string();
-            matches!(method.as_str(), "acquire" | "release").then(|| {
-                (
-                    i,
-                    method,
-                    Guard {
-                        path: call.receiver_path,
-                        text: call.receiver,
-                    },
-                )
-            })
+        .filter_map(|(k, ins)| {
+            let arg = ins.arg as usize;
+            let idx = match ins.name {
+                "LOAD_METHOD" => arg,
+                "LOAD_ATTR" if minor >= 12 => arg >> 1,
+                "LOAD_ATTR" => arg,
+                _ => return None,
+            };
+            let method = names.names.get(idx)?;
+            if !matches!(method.as_str(), "acquire" | "release") {
+                return None;
+            }
+            let receiver = evaluate_before(minor, instructions, k, names)
+                .and_then(|st| st.into_iter().last().flatten())?;
+            Some((
+                k,
+                method.clone(),
+                Guard {
+                    text: Some(receiver.text),
+                    path: receiver.path,
+                },
+            ))
         })
         .collect();
     let mut out = Vec::new();
@@ -439,6 +489,18 @@ impl CodeWrites {
     }
 
     fn reachable_index(&self, at: usize, index: usize, roots: &[&Root]) -> bool {
+        // A handler's code runs only while its exception is handled: not from outside it.
+        let inside = |i: usize| {
+            self.handlers
+                .iter()
+                .filter(|(s, e)| *s <= i && i <= *e)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        let here = inside(at);
+        if inside(index).iter().any(|h| !here.contains(h)) {
+            return false;
+        }
         let clear = |spans: &[(usize, usize)]| {
             !roots
                 .iter()
@@ -459,21 +521,8 @@ impl CodeWrites {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpython::bytecode::tests::assemble;
     use crate::cpython::opcodes;
-
-    fn assemble(t: &bytecode::OpcodeTable, ops: &[(&str, u8)]) -> Vec<u8> {
-        let mut code = Vec::new();
-        for (name, arg) in ops {
-            let op = (0..=255u8)
-                .find(|o| t.names[*o as usize] == Some(name))
-                .unwrap_or_else(|| panic!("no opcode {name} in 3.{}", t.minor));
-            code.extend([op, *arg]);
-            for _ in 0..t.caches[op as usize] {
-                code.extend([0, 0]);
-            }
-        }
-        code
-    }
 
     #[test]
     fn a_write_under_setup_with_is_guarded_and_reachable_through_the_loop() {
