@@ -294,10 +294,20 @@ pub struct WriteAccess {
 pub enum Location {
     /// A module global: the module's globals dict and the name.
     Global { globals: String, name: String },
-    /// An attribute of one object.
-    Attr { object: String, attr: String },
+    /// An attribute of one object. `type` is its class's address: an address reused by an
+    /// object of another class is another location.
+    Attr {
+        object: String,
+        #[serde(rename = "type")]
+        class: String,
+        attr: String,
+    },
     /// Any item of one container (`container[key]`, `container.append(...)`).
-    Item { container: String },
+    Item {
+        container: String,
+        #[serde(rename = "type")]
+        class: String,
+    },
 }
 
 impl Location {
@@ -305,8 +315,8 @@ impl Location {
     pub fn id(&self) -> String {
         match self {
             Location::Global { globals, name } => format!("global {globals}:{name}"),
-            Location::Attr { object, attr } => format!("attr {object}:{attr}"),
-            Location::Item { container } => format!("item {container}"),
+            Location::Attr { object, attr, .. } => format!("attr {object}:{attr}"),
+            Location::Item { container, .. } => format!("item {container}"),
         }
     }
 }

@@ -265,6 +265,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 (
                     Location::Attr {
                         object: format!("{obj:#x}"),
+                        class: format!("{:#x}", objs.type_of(obj).ok()?),
                         attr: attr.clone(),
                     },
                     format!("{owner}.{attr}"),
@@ -281,6 +282,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 (
                     Location::Item {
                         container: format!("{obj:#x}"),
+                        class: format!("{:#x}", objs.type_of(obj).ok()?),
                     },
                     format!("{owner}[...]"),
                     through_self,
