@@ -218,7 +218,13 @@ impl<'w, 'a> Builder<'w, 'a> {
         let mut out = Vec::new();
         for g in guards {
             let obj = self.resolve(scope, g.path.as_ref()?)?;
-            let lock = self.lock_behind(obj).map(|(l, _)| l).unwrap_or(obj);
+            // Any other context manager counts as itself; a Condition whose lock cannot be
+            // read now is unknown (its own address would not match the holds of its lock).
+            let lock = match self.lock_behind(obj) {
+                Some((l, _)) => l,
+                None if self.objs().type_name(obj).ok()? == "Condition" => return None,
+                None => obj,
+            };
             let guard = GuardLock {
                 lock: lock_id(self.pid, lock),
                 name: g.text.clone(),
