@@ -1,7 +1,8 @@
 //! The shared locations a thread can write from where it is (for `record`'s race candidates):
-//! every user frame's writes that are still reachable from its current instruction, resolved
-//! to objects through that frame's names now, each with the locks that guard it lexically.
-//! Read only from off-CPU threads; standard-library code is skipped. Judges no race.
+//! every user frame's writes still reachable from its current instruction, and those of the
+//! user functions it can still call (one call deep, code already seen on a stack), resolved to
+//! objects through that frame's names now, each with the locks that guard it lexically. Read
+//! only from off-CPU threads; standard-library code is skipped. Judges no race.
 
 use super::*;
 use crate::cpython::bytecode::{self, WriteTarget};
