@@ -304,6 +304,8 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         advice: Some("Every thread is parked: look at what each waits for below (an I/O call without a timeout, a wait nobody will end).".into()),
         duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
         knot: false,
+        location: None,
+        locksets: Vec::new(),
     }
 }
 

@@ -221,3 +221,86 @@ fn a_target_that_exits_mid_recording_exits_1_and_says_when() {
     );
     assert!(stderr.contains("exited during the recording"), "{stderr}");
 }
+
+/// Races written as people write them (`races_real.py`): the write sits in a method, a callee,
+/// a property setter or a multi-line loop body, never on the line a thread is paused at.
+#[test]
+fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
+    let _serial = serial();
+    let cases = [
+        ("method_attr", "Meter.value", Some("self.lock")),
+        ("registry", "registry[...]", None),
+        ("append_callee", "results[...]", None),
+        ("property", "Gauge._level", None),
+        ("for_body", "total", None),
+    ];
+    for_each_interpreter(|py| {
+        for (mode, location, locked_side) in cases {
+            let target = Target::start_busy(py, &fixture("races_real.py"), &[mode]);
+            // The default rate, and no longer than the 5 s the issue allows.
+            let (code, d) = record_doc(target.pid, &["--duration", "4s"]);
+            assert_eq!(code, Some(0), "{mode}: a race does not fail by default");
+            let races = doc::findings(&d, "race");
+            assert_eq!(races.len(), 1, "{mode}: {:#}", d["findings"]);
+            let race = races[0];
+            assert_eq!(race["location"], location, "{mode}: {race:#}");
+            let summary = race["summary"].as_str().unwrap();
+            assert!(
+                summary.starts_with(&format!("{location} is written by 2 threads")),
+                "{mode}: {summary}"
+            );
+            let sides = race["locksets"].as_array().unwrap();
+            assert_eq!(sides.len(), 2, "{mode}: {race:#}");
+            let mut names: Vec<Vec<&str>> = Vec::new();
+            for side in sides {
+                assert!(side["samples"].as_u64().unwrap() >= 1, "{side:#}");
+                let evidence = side["evidence"].as_array().unwrap();
+                assert!(
+                    evidence.iter().all(|e| matches!(
+                        e.as_str(),
+                        Some("current_line" | "reachable_write" | "callee_write")
+                    )) && !evidence.is_empty(),
+                    "{mode}: {side:#}"
+                );
+                assert!(
+                    side["sites"][0]
+                        .as_str()
+                        .unwrap()
+                        .contains("races_real.py:"),
+                    "{side:#}"
+                );
+                names.push(
+                    side["lock_names"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|n| n.as_str().unwrap())
+                        .collect(),
+                );
+            }
+            names.sort();
+            match locked_side {
+                // One side writes under the lock, the other with none.
+                Some(lock) => assert_eq!(names, [vec![], vec![lock]], "{mode}: {race:#}"),
+                None => assert!(names.iter().all(|n| n.is_empty()), "{mode}: {race:#}"),
+            }
+            let mut threads = doc::finding_thread_names(&d, race);
+            threads.sort();
+            assert_eq!(threads, ["worker-0", "worker-1"], "{mode}");
+        }
+    });
+}
+
+/// The same shapes done right: the lock taken in the method or by the caller around the call,
+/// writes only in `__init__`, per-thread objects, and objects handed over through a queue.
+#[test]
+fn the_same_shapes_done_right_are_not_races() {
+    let _serial = serial();
+    for_each_interpreter(|py| {
+        let target = Target::start_busy(py, &fixture("races_real.py"), &["safe"]);
+        let (code, d) = record_doc(target.pid, &["--duration", "4s"]);
+        assert_eq!(code, Some(0));
+        assert!(doc::findings(&d, "race").is_empty(), "{:#}", d["findings"]);
+        assert!(d["window"]["snapshots"].as_u64().unwrap() > 100);
+    });
+}

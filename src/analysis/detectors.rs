@@ -43,6 +43,8 @@ fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
         stack: Vec::new(),
         histogram: None,
         knot: false,
+        location: None,
+        locksets: Vec::new(),
     }
 }
 

@@ -210,6 +210,8 @@ impl LockOrder {
                 advice: Some("Two code paths take these locks in opposite orders; if they ever run at the same time they deadlock. Take them in one global order.".into()),
                 duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
                 knot: false,
+                location: None,
+                locksets: Vec::new(),
             });
         }
         out

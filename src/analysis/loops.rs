@@ -231,6 +231,8 @@ impl LoopTracker {
             stack: s.stack.clone(),
             histogram,
             knot: false,
+            location: None,
+            locksets: Vec::new(),
         }
     }
 }

@@ -137,13 +137,13 @@ pub struct CodeNames {
 }
 
 #[derive(Debug, Clone)]
-struct Sym {
-    text: String,
+pub(super) struct Sym {
+    pub(super) text: String,
     /// For a method or attribute about to be called: the object it was looked up on.
-    receiver: Option<String>,
+    pub(super) receiver: Option<String>,
     /// Where the value comes from, when it is a name or an attribute chain on one.
-    path: Option<Path>,
-    receiver_path: Option<Path>,
+    pub(super) path: Option<Path>,
+    pub(super) receiver_path: Option<Path>,
     /// A binary operation: parenthesised when it is itself an operand (`(i + 1) % n`).
     compound: bool,
 }
@@ -276,7 +276,7 @@ pub fn entering_async_with(instructions: &[Instruction], idx: usize) -> Option<u
 
 /// Evaluate symbolically the pure expression that ends right before `instructions[end]`
 /// and return the stack it leaves, innermost last. `None` where any step is not understood.
-fn evaluate_before(
+pub(super) fn evaluate_before(
     minor: u8,
     instructions: &[Instruction],
     end: usize,
@@ -508,7 +508,7 @@ pub fn is_with_cleanup(dialect: Dialect, instructions: &[Instruction], target: u
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cpython::opcodes;
 
@@ -555,7 +555,7 @@ mod tests {
     }
 
     /// Bytecode for `(opcode, arg)` pairs, with each opcode's inline cache units.
-    fn assemble(t: &OpcodeTable, ops: &[(&str, u8)]) -> Vec<u8> {
+    pub(crate) fn assemble(t: &OpcodeTable, ops: &[(&str, u8)]) -> Vec<u8> {
         let mut code = Vec::new();
         for (name, arg) in ops {
             let op = (0..=255u8)
@@ -677,7 +677,7 @@ pub enum WriteTarget {
 }
 
 /// Methods that mutate the container they are called on.
-const MUTATORS: &[&str] = &[
+pub const MUTATORS: &[&str] = &[
     "append",
     "extend",
     "insert",
@@ -698,15 +698,16 @@ const MUTATORS: &[&str] = &[
 
 /// The writes made by the instructions in `range` (one source line) at or after `from` (the
 /// current instruction: a write already done in this pass, or a with-block's exit code that
-/// shares the line, is not a write in progress), decoded from bytecode.
-pub fn writes_in(
+/// shares the line, is not a write in progress), decoded from bytecode, each with the index
+/// of the instruction that makes it.
+pub(super) fn writes_in(
     dialect: Dialect,
     instructions: &[Instruction],
     range: std::ops::Range<usize>,
     from: usize,
     names: &CodeNames,
     module_level: bool,
-) -> Vec<WriteTarget> {
+) -> Vec<(usize, WriteTarget)> {
     let minor = dialect.0;
     let mut out = Vec::new();
     let top_paths = |at: usize| -> Vec<Option<Path>> {
@@ -716,15 +717,17 @@ pub fn writes_in(
     };
     // Augmented assignments duplicate the target before loading from it: find the duplication
     // inside the line and evaluate what was on the stack there.
-    let duplicated = |is_dup: &dyn Fn(&Instruction) -> bool, depth: usize| -> Option<Path> {
-        range
-            .clone()
-            .find(|&j| is_dup(&instructions[j]))
-            .and_then(|j| {
-                let st = top_paths(j);
-                st.len().checked_sub(depth).and_then(|k| st[k].clone())
-            })
-    };
+    // The nearest duplication before the store: a line can hold several augmented assignments.
+    let duplicated =
+        |at: usize, is_dup: &dyn Fn(&Instruction) -> bool, depth: usize| -> Option<Path> {
+            (range.start..at)
+                .rev()
+                .find(|&j| is_dup(&instructions[j]))
+                .and_then(|j| {
+                    let st = top_paths(j);
+                    st.len().checked_sub(depth).and_then(|k| st[k].clone())
+                })
+        };
     // A thread paused on the line's loop back edge is looping over the whole line.
     let looping = instructions
         .get(from)
@@ -746,12 +749,12 @@ pub fn writes_in(
         match ins.name {
             "STORE_GLOBAL" => {
                 if let Some(n) = names.names.get(arg) {
-                    out.push(WriteTarget::Global(n.clone()));
+                    out.push((i, WriteTarget::Global(n.clone())));
                 }
             }
             "STORE_NAME" if module_level => {
                 if let Some(n) = names.names.get(arg) {
-                    out.push(WriteTarget::Global(n.clone()));
+                    out.push((i, WriteTarget::Global(n.clone())));
                 }
             }
             "STORE_ATTR" => {
@@ -760,12 +763,13 @@ pub fn writes_in(
                 };
                 let object = top_paths(i).last().cloned().flatten().or_else(|| {
                     duplicated(
+                        i,
                         &|x: &Instruction| x.name == "DUP_TOP" || (x.name == "COPY" && x.arg == 1),
                         1,
                     )
                 });
                 if let Some(object) = object {
-                    out.push(WriteTarget::Attr { object, attr });
+                    out.push((i, WriteTarget::Attr { object, attr }));
                 }
             }
             "STORE_SUBSCR" => {
@@ -776,6 +780,7 @@ pub fn writes_in(
                     .and_then(|k| st[k].clone())
                     .or_else(|| {
                         duplicated(
+                            i,
                             &|x: &Instruction| {
                                 x.name == "DUP_TOP_TWO" || (x.name == "COPY" && x.arg == 2)
                             },
@@ -783,10 +788,10 @@ pub fn writes_in(
                         )
                     });
                 if let Some(container) = container {
-                    out.push(WriteTarget::Item { container });
+                    out.push((i, WriteTarget::Item { container }));
                 }
             }
-            "CALL" | "CALL_METHOD" | "CALL_FUNCTION" => {
+            "CALL" | "CALL_METHOD" | "CALL_FUNCTION" | "CALL_FUNCTION_KW" => {
                 let Some(stack) = evaluate_before(minor, instructions, i, names) else {
                     continue;
                 };
@@ -800,7 +805,7 @@ pub fn writes_in(
                     if let (true, Some(container)) =
                         (MUTATORS.contains(&method), call.receiver_path)
                     {
-                        out.push(WriteTarget::Item { container });
+                        out.push((i, WriteTarget::Item { container }));
                     }
                 }
             }

@@ -3,6 +3,7 @@
 
 pub mod bytecode;
 pub mod debug_offsets;
+pub mod functions;
 pub mod layout;
 pub mod lines;
 pub mod locks;
@@ -11,6 +12,7 @@ pub mod stdlib;
 #[rustfmt::skip]
 pub mod opcodes;
 pub mod threads;
+pub mod writes;
 
 pub use layout::{for_version, Dialect, Layout};
 

@@ -347,9 +347,7 @@ impl<'a> Objects<'a> {
 
     /// `sys.modules[name].__dict__`, through the interpreter state (`None` if not imported).
     pub fn sys_module_dict(&self, interp: usize, name: &str) -> Result<Option<usize>> {
-        let modules = self
-            .mem
-            .ptr(interp + self.layout.offsets.interp_modules)?;
+        let modules = self.mem.ptr(interp + self.layout.offsets.interp_modules)?;
         let Some(module) = self.dict_get(modules, name)? else {
             return Ok(None);
         };

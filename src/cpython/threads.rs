@@ -32,6 +32,8 @@ pub struct CodeInfo {
     /// Lines already decoded, by code unit: a line table is walked from its start for each
     /// lookup, and the same few instructions are looked up in every snapshot.
     lines: Mutex<AddrMap<Option<u32>>>,
+    /// Its writes to shared locations, decoded on first use.
+    writes: std::sync::OnceLock<super::writes::CodeWrites>,
 }
 
 impl CodeInfo {
@@ -46,6 +48,23 @@ impl CodeInfo {
     /// The line of the `index`-th decoded instruction.
     pub fn line_of_instruction(&self, index: usize) -> Option<u32> {
         self.line_at(self.instructions.get(index)?.offset)
+    }
+
+    /// Every write to a possibly shared location this code makes, decoded once.
+    pub fn writes(&self) -> &super::writes::CodeWrites {
+        self.writes.get_or_init(|| {
+            let lines: Vec<Option<u32>> = (0..self.instructions.len())
+                .map(|i| self.line_of_instruction(i))
+                .collect();
+            super::writes::decode(
+                self.minor,
+                &self.instructions,
+                &self.exception_table,
+                &self.names,
+                self.name == "<module>",
+                &lines,
+            )
+        })
     }
 }
 
@@ -299,6 +318,7 @@ impl<'a> Walker<'a> {
             minor: self.minor(),
             name_ptr,
             lines: Default::default(),
+            writes: Default::default(),
         });
         self.code_cache.insert(addr, info.clone());
         Ok(info)
@@ -454,6 +474,18 @@ impl<'a> Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
+    /// A code object this walker (or an earlier snapshot's) already read, without reading it:
+    /// for code a frame may call, which has run on some thread's stack if it runs often.
+    pub fn cached_code(&self, addr: usize) -> Option<Arc<CodeInfo>> {
+        let c = self.code_cache.get(&addr)?;
+        let name_ptr = self
+            .objs
+            .mem
+            .ptr(addr + self.objs.layout.offsets.code_name)
+            .ok()?;
+        (c.name_ptr == name_ptr).then(|| c.clone())
+    }
+
     /// Reuse code objects read by an earlier snapshot of the same process.
     pub fn adopt_cache(&mut self, cache: HashMap<usize, Arc<CodeInfo>>) {
         self.code_cache = cache;

@@ -398,10 +398,14 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         &waited,
                         e,
                     )?;
-                    if f.edges.get(i + 1).is_some_and(|c| c.via == EdgeVia::CompletedBy) {
+                    if f.edges
+                        .get(i + 1)
+                        .is_some_and(|c| c.via == EdgeVia::CompletedBy)
+                    {
                         i += 1;
                         let mut first = true;
-                        while let Some(c) = f.edges.get(i).filter(|c| c.via == EdgeVia::CompletedBy) {
+                        while let Some(c) = f.edges.get(i).filter(|c| c.via == EdgeVia::CompletedBy)
+                        {
                             let by = node_label(doc, &c.to);
                             let ev = style.dim(&format!("[{}]", c.evidence.as_str()));
                             match (&c.site, first) {

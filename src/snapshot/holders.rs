@@ -17,6 +17,13 @@ impl<'w, 'a> Builder<'w, 'a> {
             "builtin_function_or_method" | "method" => objs.mem.ptr(slot + METHOD_SELF).ok()?,
             _ => slot,
         };
+        self.lock_behind(owner)
+    }
+
+    /// The lock an object is or wraps: a Lock or RLock (or the probe's wrapper of one), or a
+    /// `Condition`'s inner lock.
+    pub(super) fn lock_behind(&self, owner: usize) -> Option<(usize, LockKind)> {
+        let objs = self.objs();
         let owner = probe::unwrap(objs, owner);
         if let Some(kind) = self.lock_kind(owner) {
             return Some((owner, kind));

@@ -1,0 +1,599 @@
+//! Which shared locations a code object writes, and which locks guard each write lexically
+//! (the `with` blocks around it, an `X.acquire()` ... `X.release()` span): decoded once per code
+//! object. Also whether a frame at one instruction can still reach a write with the names it
+//! resolves through still bound as they are now. It reads no memory and names no object.
+
+use super::bytecode::{
+    self, evaluate_before, writes_in, CodeNames, ExceptionEntry, Instruction, Path, Root,
+    WriteTarget,
+};
+use super::layout::Dialect;
+
+/// A lock expression guarding a write: `self.lock` for `with self.lock:`. `path` is `None`
+/// where the expression is not a name chain (`with self.lock_for(key):`): the guard is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub path: Option<Path>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeWrite {
+    /// Index of the instruction that writes.
+    pub index: usize,
+    pub line: Option<u32>,
+    pub target: WriteTarget,
+    /// Innermost first.
+    pub guards: Vec<Guard>,
+}
+
+/// A function this code names in order to call it: `register` (a global) or `meter.add`
+/// (a method looked up on `meter`), with the locks guarding that point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeCall {
+    pub index: usize,
+    /// The object the method is looked up on; `None` for a global function.
+    pub receiver: Option<Path>,
+    pub name: String,
+    pub guards: Vec<Guard>,
+}
+
+/// Every write of one code object, with what reachability needs.
+#[derive(Debug, Clone, Default)]
+pub struct CodeWrites {
+    pub writes: Vec<CodeWrite>,
+    pub calls: Vec<CodeCall>,
+    /// Loops as (first instruction, backward jump) index pairs.
+    loops: Vec<(usize, usize)>,
+    /// Instructions that bind a name a path can start from.
+    rebinds: Vec<(usize, Root)>,
+    /// Exception handlers' code, as index ranges: run only while an exception is handled.
+    handlers: Vec<(usize, usize)>,
+}
+
+/// Decode a code object's writes. `lines[i]` is the line of instruction `i`.
+pub fn decode(
+    minor: u8,
+    instructions: &[Instruction],
+    exception_table: &[ExceptionEntry],
+    names: &CodeNames,
+    module_level: bool,
+    lines: &[Option<u32>],
+) -> CodeWrites {
+    let mut writes = Vec::new();
+    // One source line at a time: augmented assignments are recognised within their line.
+    let mut start = 0;
+    while start < instructions.len() {
+        let mut end = start + 1;
+        while end < instructions.len() && lines.get(end) == lines.get(start) {
+            end += 1;
+        }
+        for (index, target) in writes_in(
+            Dialect(minor),
+            instructions,
+            start..end,
+            start,
+            names,
+            module_level,
+        ) {
+            if under_construction(instructions, names, index, &target) {
+                continue;
+            }
+            writes.push(CodeWrite {
+                index,
+                line: lines.get(index).copied().flatten(),
+                target,
+                guards: Vec::new(),
+            });
+        }
+        start = end;
+    }
+    let spans = acquire_spans(minor, instructions, names);
+    let with_spans = if minor <= 10 {
+        with_spans_by_setup(minor, instructions, names)
+    } else {
+        Vec::new()
+    };
+    let guards_at = |index: usize| -> Vec<Guard> {
+        let mut guards = if minor >= 11 {
+            withs_by_exception_table(minor, instructions, exception_table, names, index)
+        } else {
+            with_spans
+                .iter()
+                .rev()
+                .filter(|(s, e, _)| *s < index && index < *e)
+                .map(|(_, _, g)| g.clone())
+                .collect()
+        };
+        guards.extend(
+            spans
+                .iter()
+                .filter(|(s, e, _)| *s < index && index < *e)
+                .map(|(_, _, g)| g.clone()),
+        );
+        guards
+    };
+    for w in &mut writes {
+        w.guards = guards_at(w.index);
+    }
+    let calls = callees(minor, instructions, names, module_level)
+        .into_iter()
+        .map(|(index, receiver, name)| CodeCall {
+            index,
+            receiver,
+            name,
+            guards: guards_at(index),
+        })
+        .collect();
+    CodeWrites {
+        writes,
+        calls,
+        loops: loops(minor, instructions),
+        rebinds: rebinds(minor, instructions, names, module_level),
+        handlers: handlers(minor, instructions, exception_table),
+    }
+}
+
+/// The code of exception handlers (`except` bodies, the exceptional copy of a `finally`):
+/// from a handler's entry to its first `POP_EXCEPT` or re-raise. 3.11+: handler entries are
+/// exception-table targets; 3.8-3.10: `SETUP_FINALLY` targets.
+fn handlers(
+    minor: u8,
+    instructions: &[Instruction],
+    entries: &[ExceptionEntry],
+) -> Vec<(usize, usize)> {
+    let mut starts: Vec<usize> = if minor >= 11 {
+        entries
+            .iter()
+            .filter_map(|e| bytecode::index_at(instructions, e.target))
+            .filter(|&i| instructions[i].name == "PUSH_EXC_INFO")
+            .collect()
+    } else {
+        instructions
+            .iter()
+            .filter(|ins| ins.name == "SETUP_FINALLY")
+            .filter_map(|ins| {
+                // Relative jump from the next instruction; bytes before 3.10.
+                let delta = if minor == 10 {
+                    ins.arg as usize
+                } else {
+                    ins.arg as usize / 2
+                };
+                bytecode::index_at(instructions, ins.next + delta)
+            })
+            // 3.8 runs a `finally` body on the normal path too, falling into it.
+            .filter(|&i| i == 0 || instructions[i - 1].name != "BEGIN_FINALLY")
+            .collect()
+    };
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+        .into_iter()
+        .filter_map(|s| {
+            let end = (s..instructions.len()).find(|&i| {
+                matches!(
+                    instructions[i].name,
+                    "POP_EXCEPT" | "RERAISE" | "END_FINALLY" | "RAISE_VARARGS"
+                )
+            })?;
+            Some((s, end))
+        })
+        .collect()
+}
+
+/// Whether a write sets an attribute of a local bound to a call's result earlier in this code
+/// (`job = Job(); job.state = "new"`) that has not been used since except to set attributes:
+/// the object is still being built, and no other thread can have seen it.
+fn under_construction(
+    instructions: &[Instruction],
+    names: &CodeNames,
+    at: usize,
+    target: &WriteTarget,
+) -> bool {
+    let WriteTarget::Attr { object, .. } = target else {
+        return false;
+    };
+    let (Root::Local(n), true) = (&object.root, object.attrs.is_empty()) else {
+        return false;
+    };
+    let Some(slot) = names.locals.iter().position(|x| x == n) else {
+        return false;
+    };
+    let sets_attr = |k: usize| instructions.get(k + 1).map(|i| i.name) == Some("STORE_ATTR");
+    let is_call = |k: usize| {
+        k > 0
+            && matches!(
+                instructions[k - 1].name,
+                "CALL" | "CALL_FUNCTION" | "CALL_METHOD" | "CALL_FUNCTION_KW" | "CALL_KW"
+            )
+    };
+    for k in (0..at).rev() {
+        let ins = &instructions[k];
+        let arg = ins.arg as usize;
+        match ins.name {
+            "STORE_FAST" if arg == slot => return is_call(k),
+            "LOAD_FAST" | "LOAD_FAST_CHECK" if arg == slot && !sets_attr(k) => return false,
+            // 3.13 pairs: `(first << 4) | second`.
+            "LOAD_FAST_LOAD_FAST" if arg >> 4 == slot || (arg & 15 == slot && !sets_attr(k)) => {
+                return false
+            }
+            "STORE_FAST_LOAD_FAST" if arg >> 4 == slot => return is_call(k),
+            "STORE_FAST_LOAD_FAST" if arg & 15 == slot && !sets_attr(k) => return false,
+            "STORE_FAST_STORE_FAST" | "DELETE_FAST" if arg >> 4 == slot || arg & 15 == slot => {
+                return false
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+fn guard_at(minor: u8, instructions: &[Instruction], at: usize, names: &CodeNames) -> Guard {
+    let sym = evaluate_before(minor, instructions, at, names)
+        .and_then(|st| st.into_iter().flatten().last());
+    Guard {
+        path: sym.as_ref().and_then(|s| s.path.clone()),
+        text: sym.map(|s| s.text),
+    }
+}
+
+/// 3.11+: the `with` statements whose cleanup handlers cover the instruction, following
+/// handlers outward as the interpreter would on an exception.
+fn withs_by_exception_table(
+    minor: u8,
+    instructions: &[Instruction],
+    entries: &[ExceptionEntry],
+    names: &CodeNames,
+    index: usize,
+) -> Vec<Guard> {
+    let mut out = Vec::new();
+    let mut unit = instructions[index].offset;
+    let mut visited = Vec::new();
+    while let Some(entry) = bytecode::covering(entries, unit) {
+        if visited.contains(&entry.target) || visited.len() > 64 {
+            break;
+        }
+        visited.push(entry.target);
+        if bytecode::is_with_cleanup(Dialect(minor), instructions, entry.target) {
+            if let Some(s) = bytecode::with_statement_for_handler(
+                Dialect(minor),
+                instructions,
+                entries,
+                entry.target,
+            ) {
+                if instructions[s].name == "BEFORE_WITH" {
+                    out.push(guard_at(minor, instructions, s, names));
+                }
+            }
+        }
+        unit = entry.target;
+    }
+    out
+}
+
+/// 3.8-3.10: each `SETUP_WITH` and the handler it jumps to bound its body, as
+/// (statement, handler) instruction indices with the guard.
+fn with_spans_by_setup(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+) -> Vec<(usize, usize, Guard)> {
+    let mut out = Vec::new();
+    for (s, ins) in instructions.iter().enumerate() {
+        if ins.name != "SETUP_WITH" {
+            continue;
+        }
+        // Relative jump from the next instruction; bytes before 3.10.
+        let delta = if minor == 10 {
+            ins.arg as usize
+        } else {
+            ins.arg as usize / 2
+        };
+        let Some(end) = bytecode::index_at(instructions, ins.next + delta) else {
+            continue;
+        };
+        out.push((s, end, guard_at(minor, instructions, s, names)));
+    }
+    out
+}
+
+/// `X.acquire()` ... `X.release()` in one code object: from each acquire to the first release
+/// of the same expression after it (the normal path of a `try: ... finally: X.release()`).
+fn acquire_spans(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+) -> Vec<(usize, usize, Guard)> {
+    // Found at the method lookup, not the call: the call's arguments can be anything
+    // (`X.acquire(timeout=-1 if d is None else d)`), the lookup is on a name chain.
+    let calls: Vec<(usize, String, Guard)> = instructions
+        .iter()
+        .enumerate()
+        .filter_map(|(k, ins)| {
+            let arg = ins.arg as usize;
+            let idx = match ins.name {
+                "LOAD_METHOD" => arg,
+                "LOAD_ATTR" if minor >= 12 => arg >> 1,
+                "LOAD_ATTR" => arg,
+                _ => return None,
+            };
+            let method = names.names.get(idx)?;
+            if !matches!(method.as_str(), "acquire" | "release") {
+                return None;
+            }
+            let receiver = evaluate_before(minor, instructions, k, names)
+                .and_then(|st| st.into_iter().last().flatten())?;
+            Some((
+                k,
+                method.clone(),
+                Guard {
+                    text: Some(receiver.text),
+                    path: receiver.path,
+                },
+            ))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (a, method, guard) in &calls {
+        if method != "acquire" {
+            continue;
+        }
+        let end = calls
+            .iter()
+            .find(|(r, m, g)| r > a && m == "release" && g.text == guard.text)
+            .map(|(r, _, _)| *r)
+            .unwrap_or(instructions.len());
+        out.push((*a, end, guard.clone()));
+    }
+    out
+}
+
+/// Functions named to be called: a global (`LOAD_GLOBAL`, or `LOAD_NAME` at module level)
+/// or a method lookup (`LOAD_METHOD`, 3.12+ `LOAD_ATTR` with its method bit) on a name chain.
+fn callees(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+    module_level: bool,
+) -> Vec<(usize, Option<Path>, String)> {
+    let mut out = Vec::new();
+    for (k, ins) in instructions.iter().enumerate() {
+        let arg = ins.arg as usize;
+        let (name, method) = match ins.name {
+            "LOAD_GLOBAL" if minor >= 11 => (names.names.get(arg >> 1), false),
+            "LOAD_GLOBAL" => (names.names.get(arg), false),
+            "LOAD_NAME" if module_level => (names.names.get(arg), false),
+            "LOAD_METHOD" => (names.names.get(arg), true),
+            "LOAD_ATTR" if minor >= 12 && arg & 1 == 1 => (names.names.get(arg >> 1), true),
+            _ => continue,
+        };
+        let Some(name) = name.cloned() else {
+            continue;
+        };
+        if !method {
+            out.push((k, None, name));
+            continue;
+        }
+        let receiver = evaluate_before(minor, instructions, k, names)
+            .and_then(|st| st.into_iter().last().flatten())
+            .and_then(|s| s.path);
+        if let Some(receiver) = receiver {
+            out.push((k, Some(receiver), name));
+        }
+    }
+    out
+}
+
+/// The instruction a jump goes to, for jumps that can go backward.
+fn backward_target(minor: u8, ins: &Instruction) -> Option<usize> {
+    let arg = ins.arg as usize;
+    if minor >= 11 {
+        let backward =
+            ins.name.starts_with("JUMP_BACKWARD") || ins.name.starts_with("POP_JUMP_BACKWARD");
+        return backward.then(|| ins.next.checked_sub(arg)).flatten();
+    }
+    let absolute = matches!(
+        ins.name,
+        "JUMP_ABSOLUTE"
+            | "POP_JUMP_IF_FALSE"
+            | "POP_JUMP_IF_TRUE"
+            | "JUMP_IF_FALSE_OR_POP"
+            | "JUMP_IF_TRUE_OR_POP"
+            | "JUMP_IF_NOT_EXC_MATCH"
+    );
+    // Byte offsets before 3.10, code units after.
+    let target = if minor == 10 { arg } else { arg / 2 };
+    (absolute && target <= ins.offset).then_some(target)
+}
+
+fn loops(minor: u8, instructions: &[Instruction]) -> Vec<(usize, usize)> {
+    instructions
+        .iter()
+        .enumerate()
+        .filter_map(|(j, ins)| {
+            let t = backward_target(minor, ins)?;
+            Some((bytecode::index_at(instructions, t)?, j))
+        })
+        .collect()
+}
+
+fn rebinds(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+    module_level: bool,
+) -> Vec<(usize, Root)> {
+    let local = |i: usize| names.locals.get(i).cloned();
+    let mut out = Vec::new();
+    for (k, ins) in instructions.iter().enumerate() {
+        let arg = ins.arg as usize;
+        let mut push = |r: Option<Root>| {
+            if let Some(r) = r {
+                out.push((k, r));
+            }
+        };
+        match ins.name {
+            "STORE_FAST" | "DELETE_FAST" | "STORE_FAST_MAYBE_NULL" => {
+                push(local(arg).map(Root::Local))
+            }
+            "STORE_FAST_STORE_FAST" => {
+                push(local(arg >> 4).map(Root::Local));
+                push(local(arg & 15).map(Root::Local));
+            }
+            "STORE_FAST_LOAD_FAST" => push(local(arg >> 4).map(Root::Local)),
+            "STORE_DEREF" | "DELETE_DEREF" => {
+                let n = if minor >= 11 {
+                    names.locals.get(arg)
+                } else {
+                    names.cells.get(arg)
+                };
+                push(n.cloned().map(Root::Deref))
+            }
+            "STORE_GLOBAL" | "DELETE_GLOBAL" => {
+                push(names.names.get(arg).cloned().map(Root::Global))
+            }
+            "STORE_NAME" | "DELETE_NAME" if module_level => {
+                push(names.names.get(arg).cloned().map(Root::Global))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl CodeWrites {
+    fn rebound(&self, root: &Root, from: usize, to: usize) -> bool {
+        self.rebinds
+            .iter()
+            .any(|(k, r)| r == root && from <= *k && *k < to)
+    }
+
+    /// Whether a frame whose current instruction is `at` can still make `w` with the names its
+    /// target and guards start from bound as they are now: `w` lies ahead of `at`, or in a
+    /// loop around `at`, and no instruction on the way binds those names again.
+    pub fn reachable(&self, at: usize, w: &CodeWrite) -> bool {
+        let mut roots: Vec<&Root> = Vec::new();
+        match &w.target {
+            WriteTarget::Global(_) => {}
+            WriteTarget::Attr { object, .. } => roots.push(&object.root),
+            WriteTarget::Item { container } => roots.push(&container.root),
+        }
+        roots.extend(
+            w.guards
+                .iter()
+                .filter_map(|g| g.path.as_ref().map(|p| &p.root)),
+        );
+        self.reachable_index(at, w.index, &roots)
+    }
+
+    /// `reachable`, for a call.
+    pub fn reachable_call(&self, at: usize, c: &CodeCall) -> bool {
+        let mut roots: Vec<&Root> = c.receiver.iter().map(|p| &p.root).collect();
+        roots.extend(
+            c.guards
+                .iter()
+                .filter_map(|g| g.path.as_ref().map(|p| &p.root)),
+        );
+        self.reachable_index(at, c.index, &roots)
+    }
+
+    fn reachable_index(&self, at: usize, index: usize, roots: &[&Root]) -> bool {
+        // A handler's code runs only while its exception is handled: not from outside it.
+        let inside = |i: usize| {
+            self.handlers
+                .iter()
+                .filter(|(s, e)| *s <= i && i <= *e)
+                .copied()
+                .collect::<Vec<_>>()
+        };
+        let here = inside(at);
+        if inside(index).iter().any(|h| !here.contains(h)) {
+            return false;
+        }
+        let clear = |spans: &[(usize, usize)]| {
+            !roots
+                .iter()
+                .any(|r| spans.iter().any(|(a, b)| self.rebound(r, *a, *b)))
+        };
+        if index >= at {
+            return clear(&[(at + 1, index)]);
+        }
+        // Behind the current instruction: only through a loop around both, the tightest first.
+        self.loops
+            .iter()
+            .filter(|(t, j)| *t <= index && *j >= at)
+            .min_by_key(|(t, j)| j - t)
+            .is_some_and(|(t, j)| clear(&[(at + 1, j + 1), (*t, index)]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpython::bytecode::tests::assemble;
+    use crate::cpython::opcodes;
+
+    #[test]
+    fn a_write_under_setup_with_is_guarded_and_reachable_through_the_loop() {
+        // 3.9: while True: with self.lock: self.n = 1   (then jump back to the top)
+        let t = &opcodes::V3_9;
+        let ops = [
+            ("LOAD_FAST", 0),         // 0  self
+            ("LOAD_ATTR", 0),         // 1  .lock
+            ("SETUP_WITH", 8),        // 2  handler at unit 3 + 4 = 7 (bytes/2)
+            ("POP_TOP", 0),           // 3
+            ("LOAD_CONST", 1),        // 4
+            ("LOAD_FAST", 0),         // 5  self
+            ("STORE_ATTR", 1),        // 6  .n
+            ("WITH_EXCEPT_START", 0), // 7
+            ("JUMP_ABSOLUTE", 0),     // 8  back to 0
+        ];
+        let ins = bytecode::decode(t, &assemble(t, &ops));
+        let names = CodeNames {
+            names: vec!["lock".into(), "n".into()],
+            locals: vec!["self".into()],
+            cells: vec![],
+            consts: vec!["None".into(), "1".into()],
+        };
+        let lines = vec![Some(1); ins.len()];
+        let cw = decode(9, &ins, &[], &names, false, &lines);
+        assert_eq!(cw.writes.len(), 1, "{:?}", cw.writes);
+        let w = &cw.writes[0];
+        assert_eq!(w.index, 6);
+        assert_eq!(w.guards.len(), 1);
+        assert_eq!(w.guards[0].text.as_deref(), Some("self.lock"));
+        assert!(cw.reachable(0, w), "ahead");
+        assert!(cw.reachable(8, w), "through the loop");
+    }
+
+    #[test]
+    fn a_rebound_local_makes_a_write_unreachable_with_its_current_value() {
+        // 3.12: for item in items: item.done = 1
+        let t = &opcodes::V3_12;
+        let ops = [
+            ("LOAD_FAST", 1),     // 0 items
+            ("GET_ITER", 0),      // 1
+            ("FOR_ITER", 5),      // 2
+            ("STORE_FAST", 0),    // 3 item
+            ("LOAD_CONST", 1),    // 4
+            ("LOAD_FAST", 0),     // 5 item
+            ("STORE_ATTR", 0),    // 6 .done
+            ("JUMP_BACKWARD", 0), // 7 (target patched below)
+        ];
+        let mut ins = bytecode::decode(t, &assemble(t, &ops));
+        // Jump back to FOR_ITER.
+        ins[7].arg = (ins[7].next - ins[2].offset) as u32;
+        let names = CodeNames {
+            names: vec!["done".into()],
+            locals: vec!["item".into(), "items".into()],
+            cells: vec![],
+            consts: vec!["None".into(), "1".into()],
+        };
+        let lines = vec![Some(1); ins.len()];
+        let cw = decode(12, &ins, &[], &names, false, &lines);
+        let w = &cw.writes[0];
+        assert!(cw.reachable(4, w), "between the binding and the write");
+        assert!(!cw.reachable(7, w), "the next iteration binds `item` again");
+        assert!(!cw.reachable(1, w), "`item` is bound on the way");
+    }
+}
