@@ -11,7 +11,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cpython::bytecode;
 use crate::cpython::layout::asyncio_common::*;
 use crate::cpython::layout::common::{METHOD_SELF, OB_TYPE};
 use crate::cpython::layout::{
@@ -660,21 +659,9 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     let Some(lock) = self.asyncio_lock_in_slot(w.exit_slot) else {
                         continue;
                     };
-                    let code = &rf.code;
-                    let name = w.statement.and_then(|s| {
-                        bytecode::with_subject(
-                            self.walker.dialect(),
-                            &code.instructions,
-                            s,
-                            &code.names,
-                        )
-                    });
-                    let line = w
-                        .statement
-                        .and_then(|i| code.line_of_instruction(i))
-                        .unwrap_or(facts.frame.line);
+                    let (name, line) = self.walker.with_statement(rf, &w);
                     let site = Frame {
-                        line,
+                        line: line.unwrap_or(facts.frame.line),
                         ..facts.frame.clone()
                     }
                     .site();

@@ -363,6 +363,14 @@ impl<'a> Walker<'a> {
             .map(|(_, v)| v)
     }
 
+    /// The objects a frame's locals hold, then its value-stack candidates (see
+    /// `stack_candidates`): what a search for the object a thread uses starts from.
+    pub fn frame_objects(&self, frame: &RawFrame) -> Vec<usize> {
+        let mut out: Vec<usize> = self.locals(frame).into_iter().map(|(_, v)| v).collect();
+        out.extend(self.stack_candidates(frame));
+        out
+    }
+
     /// Every non-NULL slot of the frame's value stack up to `co_stacksize`. Slots above the
     /// live depth may be stale: use these only as candidates to verify, never as facts.
     pub fn stack_candidates(&self, frame: &RawFrame) -> Vec<usize> {
@@ -376,6 +384,23 @@ impl<'a> Walker<'a> {
             .map(|c| self.slot_object(u64::from_le_bytes(c.try_into().unwrap()) as usize))
             .filter(|v| *v != 0)
             .collect()
+    }
+
+    /// How an active `with` names what it entered (`src.lock`) and the line of its statement:
+    /// what a holder's site says. Each is `None` where the statement is not known.
+    pub fn with_statement(
+        &self,
+        frame: &RawFrame,
+        with: &ActiveWith,
+    ) -> (Option<String>, Option<u32>) {
+        let code = &frame.code;
+        let Some(at) = with.statement else {
+            return (None, None);
+        };
+        (
+            bytecode::with_subject(self.dialect(), &code.instructions, at, &code.names),
+            code.line_of_instruction(at),
+        )
     }
 
     /// The `with` blocks active in a frame, innermost first. A `with` whose statement is the

@@ -402,8 +402,12 @@ fn running_and_queued(
             let Some(fut) = objs.attr(item, "future").ok().flatten() else {
                 continue;
             };
-            // The frame `run` called is the submitted function's, where it is now.
-            let inner = j.checked_sub(1).and_then(|k| frames.get(k));
+            // The frame `run` called is the submitted function's, where it is now (3.14+ call
+            // it through `WorkerContext.run`, in the same file).
+            let inner = frames[..j]
+                .iter()
+                .rev()
+                .find(|f| !f.file.ends_with("concurrent/futures/thread.py"));
             let what = work_item_function(objs, item).or_else(|| inner.map(|f| f.function.clone()));
             jobs.insert(
                 fut,
@@ -431,8 +435,16 @@ fn running_and_queued(
     jobs
 }
 
+/// The function a `_WorkItem` runs: its `fn`, or (3.14+) the first of its `task` tuple
+/// `(fn, args, kwargs)`.
 fn work_item_function(objs: &Objects, item: usize) -> Option<String> {
-    let f = objs.attr(item, "fn").ok().flatten()?;
+    let f = match objs.attr(item, "fn").ok().flatten() {
+        Some(f) => f,
+        None => {
+            let task = objs.attr(item, "task").ok().flatten()?;
+            *objs.tuple_items(task).ok()?.first()?
+        }
+    };
     objs.function_qualname(f).ok()
 }
 

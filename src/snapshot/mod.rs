@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 use crate::cpython::objects::Objects;
-use crate::cpython::threads::{RawFrame, RawThread, Walker};
+use crate::cpython::threads::{ActiveWith, RawFrame, RawThread, Walker};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::probe::{ProbeEdge, ProbeState};
@@ -370,6 +370,18 @@ impl<'w, 'a> Builder<'w, 'a> {
             "_thread.RLock" => Some(LockKind::RLock),
             _ => None,
         }
+    }
+
+    /// The name a `with` gives what it took and the site of its statement (the frame's own
+    /// line where the statement is not known): a holder's evidence.
+    fn with_site(&self, fv: &FrameView, with: &ActiveWith) -> (Option<String>, String) {
+        let (name, line) = self.walker.with_statement(fv.raw, with);
+        let site = Frame {
+            line: line.unwrap_or(fv.frame.line),
+            ..fv.frame.clone()
+        }
+        .site();
+        (name, site)
     }
 
     fn ensure_lock(&mut self, addr: usize, kind: LockKind) -> &mut Lock {

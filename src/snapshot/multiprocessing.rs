@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
 
 /// What one process shows of its `multiprocessing` semaphores.
@@ -102,8 +101,7 @@ pub(super) fn collect_semlocks(walker: &Walker, raw: &[RawThread]) -> Vec<SemLoc
     let mut globals = HashSet::new();
     for t in raw {
         for f in &t.frames {
-            roots.extend(walker.locals(f).into_iter().map(|(_, v)| v));
-            roots.extend(walker.stack_candidates(f));
+            roots.extend(walker.frame_objects(f));
             if let Some(g) = frame_globals(walker, f) {
                 if globals.insert(g) {
                     roots.extend(
@@ -153,13 +151,8 @@ pub(super) fn collect_semlocks(walker: &Walker, raw: &[RawThread]) -> Vec<SemLoc
 
 impl<'w, 'a> Builder<'w, 'a> {
     /// A `with` on a `multiprocessing` lock keeps the wrapper's bound `__exit__`.
-    pub(super) fn note_mp_hold(
-        &mut self,
-        thread: &str,
-        fv: &FrameView,
-        slot: usize,
-        statement: Option<usize>,
-    ) {
+    pub(super) fn note_mp_hold(&mut self, thread: &str, fv: &FrameView, with: &ActiveWith) {
+        let slot = with.exit_slot;
         let objs = self.objs();
         let owner = match objs.type_name(slot).ok().as_deref() {
             Some("method") => objs.mem.ptr(slot + METHOD_SELF).unwrap_or(0),
@@ -173,18 +166,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         else {
             return;
         };
-        let code = &fv.raw.code;
-        let name = statement.and_then(|s| {
-            bytecode::with_subject(self.walker.dialect(), &code.instructions, s, &code.names)
-        });
-        let line = statement
-            .and_then(|i| code.line_of_instruction(i))
-            .unwrap_or(fv.frame.line);
-        let site = Frame {
-            line,
-            ..fv.frame.clone()
-        }
-        .site();
+        let (name, site) = self.with_site(fv, with);
         if let Some(mp) = self.mp.as_mut() {
             mp.holds.push(MpHold {
                 thread: thread.to_string(),
@@ -201,14 +183,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         let in_mp = |f: &FrameView| f.frame.file.contains("multiprocessing/");
         let mut semlock = None;
         'search: for fv in frames.iter().take(WAIT_SEARCH_FRAMES) {
-            let mut slots: Vec<usize> = self
-                .walker
-                .locals(fv.raw)
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect();
-            slots.extend(self.walker.stack_candidates(fv.raw));
-            for s in slots {
+            for s in self.walker.frame_objects(fv.raw) {
                 let mut cands = vec![s];
                 if let Ok(ty) = objs.type_name(s) {
                     if ty == "builtin_function_or_method" || ty == "method" {

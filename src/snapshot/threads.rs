@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 
 use super::*;
-use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
 use crate::cpython::layout::GilRecord;
 
@@ -239,29 +238,12 @@ impl<'w, 'a> Builder<'w, 'a> {
             for w in self.walker.active_withs(fv.raw) {
                 let Some((lock, kind)) = self.lock_in_exit_slot(w.exit_slot) else {
                     if self.mp.is_some() {
-                        self.note_mp_hold(&id, fv, w.exit_slot, w.statement);
+                        self.note_mp_hold(&id, fv, &w);
                     }
                     continue;
                 };
-                let code = &fv.raw.code;
-                let name = w.statement.and_then(|s| {
-                    bytecode::with_subject(
-                        self.walker.dialect(),
-                        &code.instructions,
-                        s,
-                        &code.names,
-                    )
-                });
                 // The holder's site is the `with` statement that took the lock.
-                let line = w
-                    .statement
-                    .and_then(|i| code.line_of_instruction(i))
-                    .unwrap_or(fv.frame.line);
-                let site = Frame {
-                    line,
-                    ..fv.frame.clone()
-                }
-                .site();
+                let (name, site) = self.with_site(fv, &w);
                 self.ensure_lock(lock, kind);
                 self.add_name(lock, name.as_ref(), &site);
                 holds.push((

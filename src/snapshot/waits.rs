@@ -31,14 +31,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         let objs = self.objs();
         let mut out = Vec::new();
         for fv in frames.iter().take(WAIT_SEARCH_FRAMES) {
-            let mut slots: Vec<usize> = self
-                .walker
-                .locals(fv.raw)
-                .into_iter()
-                .map(|(_, v)| v)
-                .collect();
-            slots.extend(self.walker.stack_candidates(fv.raw));
-            for s in slots {
+            for s in self.walker.frame_objects(fv.raw) {
                 out.push(s);
                 match objs.type_name_rc(s).as_deref() {
                     Ok("builtin_function_or_method") | Ok("method") => {

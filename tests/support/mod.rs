@@ -38,15 +38,25 @@ fn mirror_into_root(root: &Path) {
     static DONE: std::sync::Once = std::sync::Once::new();
     DONE.call_once(|| {
         let project = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for dir in [
+        let mut dirs: Vec<PathBuf> = [
             "tests",
             "tests/fixtures",
-            "tests/fixtures/documents",
             "examples",
             "probes/boot",
             "probes/gridlock_probe",
-        ] {
-            let src = project.join(dir);
+        ]
+        .iter()
+        .map(|d| project.join(d))
+        .collect();
+        // Every fixture folder (pytest and unittest suites, documents), one level down.
+        if let Ok(rd) = std::fs::read_dir(project.join("tests/fixtures")) {
+            dirs.extend(
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        for src in dirs {
             let root_real = std::fs::canonicalize(root).unwrap_or(root.to_path_buf());
             if root_real.starts_with(&src) {
                 continue;
