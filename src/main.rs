@@ -87,10 +87,7 @@ fn man(args: &gridlock::cli::ManArgs) -> anyhow::Result<()> {
 }
 
 fn record(args: &RecordArgs) -> anyhow::Result<u8> {
-    let command = Command {
-        name: "record".into(),
-        args: std::env::args().skip(1).collect(),
-    };
+    let command = this_command("record");
     let options = gridlock::RecordOptions {
         duration: args.duration,
         rate: args.rate,
@@ -111,10 +108,7 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
 }
 
 fn top(args: &TopArgs) -> anyhow::Result<u8> {
-    let command = Command {
-        name: "top".into(),
-        args: std::env::args().skip(1).collect(),
-    };
+    let command = this_command("top");
     gridlock::tui::run(gridlock::tui::TopOptions {
         pid: args.pid,
         rate: args.rate,
@@ -155,10 +149,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         fail_on: args.fail_on.clone(),
         loop_threshold: args.loop_threshold,
     };
-    let command = Command {
-        name: "run".into(),
-        args: std::env::args().skip(1).collect(),
-    };
+    let command = this_command("run");
     let result = watch::watch(&child, &opts, command, &mut guard);
     let doc = &result.document;
     let write_files = || -> anyhow::Result<()> {
@@ -231,10 +222,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
 }
 
 fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
-    let command = Command {
-        name: "dump".into(),
-        args: std::env::args().skip(1).collect(),
-    };
+    let command = this_command("dump");
     let options = gridlock::DumpOptions {
         window: args.window,
         locals: args.locals,
@@ -285,6 +273,14 @@ fn print_document(doc: &gridlock::model::Document, json: bool, color: &str) -> s
         report::text::render(doc, &report::text::Style { color }, &mut out)?;
     }
     out.flush()
+}
+
+/// The command as the report contract records it: the verb and gridlock's own arguments.
+fn this_command(name: &str) -> Command {
+    Command {
+        name: name.into(),
+        args: std::env::args().skip(1).collect(),
+    }
 }
 
 fn ignore_broken_pipe(r: std::io::Result<()>) -> std::io::Result<()> {
