@@ -2,6 +2,8 @@
 //! window logic that keeps only what persisted.
 
 pub mod detectors;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod graph;
 pub mod lockorder;
 pub mod loops;

@@ -2,9 +2,11 @@
 //! thread can write from where it is (its current line, or a write its frames can still
 //! reach), with the locks held then: the locks it holds now plus those of the `with` blocks
 //! around the write. A location written by two or more threads whose lock sets have an empty
-//! intersection is a `race` finding.
+//! intersection is a `race` finding, unless every write to it, by any thread, only adds to a
+//! container (`list.append`, `set.add`, ...): under the GIL those lose nothing in any order, so
+//! they race only with a write that replaces or removes (a store, `pop`, `del`, `clear`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::model::*;
 use crate::snapshot::Snapshot;
@@ -35,6 +37,8 @@ struct Tracked {
     /// over (through a queue, say) is not a race.
     exclusive: Option<Incarnation>,
     shared: bool,
+    /// A write that does more than add to a container was seen (by any thread).
+    order_dependent: bool,
 }
 
 #[derive(Default)]
@@ -45,6 +49,9 @@ pub struct RaceTracker {
     /// Each live thread's incarnation, and the last snapshot each incarnation was seen in.
     current: HashMap<String, Incarnation>,
     last_seen: HashMap<Incarnation, usize>,
+    /// What each live thread could write when its frames were last read (a thread on a CPU is
+    /// not read, and keeps its last sighting).
+    reach: HashMap<Incarnation, HashSet<Location>>,
 }
 
 type Incarnation = (String, usize);
@@ -67,8 +74,14 @@ impl RaceTracker {
                 _ => (t.id.clone(), now),
             };
             self.current.insert(t.id.clone(), inc.clone());
+            if !t.writes.is_empty() {
+                let reach = t.writes.iter().map(|w| w.location.clone()).collect();
+                self.reach.insert(inc.clone(), reach);
+            }
             self.last_seen.insert(inc, now);
         }
+        let last_seen = &self.last_seen;
+        self.reach.retain(|inc, _| last_seen.get(inc) == Some(&now));
         for t in &snap.threads {
             let inc = self.current[&t.id].clone();
             let held: BTreeSet<String> = t.holds.iter().map(|h| h.lock.clone()).collect();
@@ -86,6 +99,7 @@ impl RaceTracker {
                     loc.name = w.name.clone();
                     loc.through_self = false;
                 }
+                loc.order_dependent |= !w.accumulates;
                 if !loc.shared {
                     match &loc.exclusive {
                         None => {
@@ -93,7 +107,22 @@ impl RaceTracker {
                             continue;
                         }
                         Some(owner) if *owner == inc => continue,
-                        Some(_) => loc.shared = true,
+                        // The first writer's exclusive hold ends only if it can still write
+                        // the location now; otherwise the object changed hands (a queue
+                        // hand-off, or a freed object's address taken by a new one) and the
+                        // newcomer holds it alone.
+                        Some(owner) => {
+                            if self
+                                .reach
+                                .get(owner)
+                                .is_some_and(|r| r.contains(&w.location))
+                            {
+                                loc.shared = true;
+                            } else {
+                                loc.exclusive = Some(inc.clone());
+                                continue;
+                            }
+                        }
                     }
                 }
                 let mut locks = held.clone();
@@ -137,7 +166,10 @@ impl RaceTracker {
     pub fn findings(&self, pid: i32) -> Vec<Finding> {
         let mut out = Vec::new();
         for (location, loc) in &self.locations {
-            if loc.threads.len() < 2 || !loc.common.as_ref().is_some_and(|c| c.is_empty()) {
+            if loc.threads.len() < 2
+                || !loc.common.as_ref().is_some_and(|c| c.is_empty())
+                || !loc.order_dependent
+            {
                 continue;
             }
             // Two threads never alive at the same time cannot race (one ended before the
@@ -243,5 +275,103 @@ impl RaceTracker {
             });
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::fixtures::{snapshot, thread};
+
+    fn write(name: &str, site: &str, accumulates: bool, guard: Option<&str>) -> WriteAccess {
+        WriteAccess {
+            location: Location::Item {
+                container: "0x1000".into(),
+                class: "0x2000".into(),
+            },
+            name: name.into(),
+            through_self: false,
+            site: site.into(),
+            evidence: WriteEvidence::ReachableWrite,
+            guards: guard
+                .map(|g| GuardLock {
+                    lock: g.into(),
+                    name: Some(g.into()),
+                })
+                .into_iter()
+                .collect(),
+            accumulates,
+        }
+    }
+
+    /// Two threads writing one list, five samples each, one thread per snapshot.
+    fn findings_for(first: WriteAccess, second: WriteAccess) -> Vec<Finding> {
+        let mut tracker = RaceTracker::default();
+        for round in 0..10 {
+            let mut a = thread(1, 1, "a", None);
+            let mut b = thread(1, 2, "b", None);
+            if round % 2 == 0 {
+                a.writes.push(first.clone());
+            } else {
+                b.writes.push(second.clone());
+            }
+            tracker.observe(&snapshot(vec![a, b], Vec::new()));
+        }
+        tracker.findings(1)
+    }
+
+    #[test]
+    fn appends_alone_from_two_threads_are_not_a_race() {
+        let found = findings_for(
+            write("results[...]", "a f.py:1", true, None),
+            write("results[...]", "b f.py:2", true, None),
+        );
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn appends_race_with_an_order_dependent_write_under_a_lock() {
+        let found = findings_for(
+            write("results[...]", "a f.py:1", true, None),
+            write("results[...]", "b f.py:2", false, Some("1:lock:0x10")),
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0]
+            .summary
+            .starts_with("results[...] is written by 2 threads"));
+    }
+
+    #[test]
+    fn a_location_that_changed_hands_is_not_a_race() {
+        // Thread a writes its object at 0x1000, then moves on to another one; only then does
+        // thread b write an object at 0x1000 (a freed address reused, or a hand-off).
+        let mut tracker = RaceTracker::default();
+        let mut other = write("mine.x", "a f.py:1", false, None);
+        other.location = Location::Item {
+            container: "0x3000".into(),
+            class: "0x2000".into(),
+        };
+        for round in 0..10 {
+            let mut a = thread(1, 1, "a", None);
+            let mut b = thread(1, 2, "b", None);
+            if round < 5 {
+                a.writes.push(write("mine.x", "a f.py:1", false, None));
+            } else {
+                a.writes.push(other.clone());
+                b.writes.push(write("mine.x", "b f.py:2", false, None));
+            }
+            tracker.observe(&snapshot(vec![a, b], Vec::new()));
+        }
+        let found = tracker.findings(1);
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn stores_from_two_threads_with_no_lock_are_a_race() {
+        let found = findings_for(
+            write("registry[...]", "a f.py:1", false, None),
+            write("registry[...]", "b f.py:2", false, None),
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
     }
 }

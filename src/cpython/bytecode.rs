@@ -205,6 +205,7 @@ fn is_expression_op(name: &str) -> bool {
             | "LOAD_METHOD"
             | "LOAD_CONST"
             | "BINARY_SUBSCR"
+            | "BUILD_SLICE"
             | "PUSH_NULL"
             | "PRECALL"
             | "KW_NAMES"
@@ -382,6 +383,13 @@ pub(super) fn evaluate_before(
                 stack.push(plain(format!("{}[{}]", obj.operand(), index.text)));
             }
             "PUSH_NULL" => stack.push(None),
+            // `x[a:b]` for `del x[a:b]` (a slice stored or loaded has an op of its own).
+            "BUILD_SLICE" => {
+                for _ in 0..arg {
+                    stack.pop()?;
+                }
+                stack.push(plain("slice".into()));
+            }
             "CALL" | "CALL_METHOD" | "CALL_FUNCTION" => {
                 for _ in 0..arg {
                     stack.pop()?;
@@ -672,9 +680,15 @@ pub enum WriteTarget {
     Global(String),
     /// `obj.attr = ...` / `obj.attr += ...`
     Attr { object: Path, attr: String },
-    /// `container[key] = ...`, `container[key] += ...`, or a mutating method call.
-    Item { container: Path },
+    /// `container[key] = ...`, `container[key] += ...`, `del container[key]`, or a mutating
+    /// method call. `accumulates`: the call only adds (see [`ACCUMULATORS`]).
+    Item { container: Path, accumulates: bool },
 }
+
+/// Mutating methods that only add to their container: calls of these from several threads
+/// lose nothing in any order (each is one atomic call under the GIL), unlike a store, which
+/// replaces another thread's value, or a `pop`/`remove`/`clear`, whose outcome depends on order.
+pub const ACCUMULATORS: &[&str] = &["append", "appendleft", "extend", "extendleft", "add"];
 
 /// Methods that mutate the container they are called on.
 pub const MUTATORS: &[&str] = &[
@@ -747,7 +761,7 @@ pub(super) fn writes_in(
         let ins = &instructions[i];
         let arg = ins.arg as usize;
         match ins.name {
-            "STORE_GLOBAL" => {
+            "STORE_GLOBAL" | "DELETE_GLOBAL" => {
                 if let Some(n) = names.names.get(arg) {
                     out.push((i, WriteTarget::Global(n.clone())));
                 }
@@ -757,7 +771,7 @@ pub(super) fn writes_in(
                     out.push((i, WriteTarget::Global(n.clone())));
                 }
             }
-            "STORE_ATTR" => {
+            "STORE_ATTR" | "DELETE_ATTR" => {
                 let Some(attr) = names.names.get(arg).cloned() else {
                     continue;
                 };
@@ -772,8 +786,10 @@ pub(super) fn writes_in(
                     out.push((i, WriteTarget::Attr { object, attr }));
                 }
             }
-            "STORE_SUBSCR" => {
+            "STORE_SUBSCR" | "DELETE_SUBSCR" => {
                 let st = top_paths(i);
+                // `container[key] = value` has the container second from the top; `del
+                // container[key]` has it second too (under the key), with no value above.
                 let container = st
                     .len()
                     .checked_sub(2)
@@ -788,7 +804,13 @@ pub(super) fn writes_in(
                         )
                     });
                 if let Some(container) = container {
-                    out.push((i, WriteTarget::Item { container }));
+                    out.push((
+                        i,
+                        WriteTarget::Item {
+                            container,
+                            accumulates: false,
+                        },
+                    ));
                 }
             }
             "CALL" | "CALL_METHOD" | "CALL_FUNCTION" | "CALL_FUNCTION_KW" => {
@@ -805,7 +827,13 @@ pub(super) fn writes_in(
                     if let (true, Some(container)) =
                         (MUTATORS.contains(&method), call.receiver_path)
                     {
-                        out.push((i, WriteTarget::Item { container }));
+                        out.push((
+                            i,
+                            WriteTarget::Item {
+                                container,
+                                accumulates: ACCUMULATORS.contains(&method),
+                            },
+                        ));
                     }
                 }
             }

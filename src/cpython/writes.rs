@@ -476,7 +476,7 @@ impl CodeWrites {
         match &w.target {
             WriteTarget::Global(_) => {}
             WriteTarget::Attr { object, .. } => roots.push(&object.root),
-            WriteTarget::Item { container } => roots.push(&container.root),
+            WriteTarget::Item { container, .. } => roots.push(&container.root),
         }
         roots.extend(
             w.guards
@@ -595,5 +595,52 @@ mod tests {
         assert!(cw.reachable(4, w), "between the binding and the write");
         assert!(!cw.reachable(7, w), "the next iteration binds `item` again");
         assert!(!cw.reachable(1, w), "`item` is bound on the way");
+    }
+
+    #[test]
+    fn a_slice_deletion_is_a_write_and_an_append_only_adds() {
+        // 3.12: results.append(item); del results[:500]
+        let t = &opcodes::V3_12;
+        let ops = [
+            ("LOAD_GLOBAL", 0),   // 0 results
+            ("LOAD_ATTR", 3),     // 1 .append (method)
+            ("LOAD_FAST", 0),     // 2 item
+            ("CALL", 1),          // 3
+            ("POP_TOP", 0),       // 4
+            ("LOAD_GLOBAL", 0),   // 5 results
+            ("LOAD_CONST", 0),    // 6 None
+            ("LOAD_CONST", 1),    // 7 500
+            ("BUILD_SLICE", 2),   // 8
+            ("DELETE_SUBSCR", 0), // 9
+        ];
+        let ins = bytecode::decode(t, &assemble(t, &ops));
+        let names = CodeNames {
+            names: vec!["results".into(), "append".into()],
+            locals: vec!["item".into()],
+            cells: vec![],
+            consts: vec!["None".into(), "500".into()],
+        };
+        let lines: Vec<Option<u32>> = (0..ins.len())
+            .map(|i| Some(if i < 5 { 1 } else { 2 }))
+            .collect();
+        let cw = decode(12, &ins, &[], &names, false, &lines);
+        let targets: Vec<&WriteTarget> = cw.writes.iter().map(|w| &w.target).collect();
+        let results = Path {
+            root: Root::Global("results".into()),
+            attrs: vec![],
+        };
+        assert_eq!(
+            targets,
+            [
+                &WriteTarget::Item {
+                    container: results.clone(),
+                    accumulates: true
+                },
+                &WriteTarget::Item {
+                    container: results,
+                    accumulates: false
+                }
+            ]
+        );
     }
 }

@@ -279,7 +279,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     through_self,
                 )
             }
-            WriteTarget::Item { container } => {
+            WriteTarget::Item { container, .. } => {
                 let obj = self.resolve(scope, container)?;
                 let ty = objs.type_name_rc(obj).ok()?;
                 if own(container) || !shared(obj) || !PLAIN_CONTAINERS.contains(&&*ty) {
@@ -303,6 +303,13 @@ impl<'w, 'a> Builder<'w, 'a> {
             locals: None,
         }
         .site();
+        let accumulates = matches!(
+            w.target,
+            WriteTarget::Item {
+                accumulates: true,
+                ..
+            }
+        );
         Some(WriteAccess {
             location,
             name,
@@ -310,6 +317,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             site,
             evidence,
             guards,
+            accumulates,
         })
     }
 
