@@ -405,10 +405,11 @@ pub struct WriteAccess {
     /// its code, resolved in its frame: held when the write runs, whether or not held now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub guards: Vec<GuardLock>,
-    /// The write only adds to a container (`append`, `appendleft`, `extend`, `extendleft`,
-    /// `add`): such writes from several threads lose nothing in any order.
+    /// The write adds items to a container or takes one out (`append`, `appendleft`,
+    /// `extend`, `extendleft`, `add`, `pop`, `popleft`, `popitem`): such writes from several
+    /// threads lose and duplicate nothing in any order.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub accumulates: bool,
+    pub adds_or_takes: bool,
 }
 
 /// A shared location by identity (addresses in the target, as hex).

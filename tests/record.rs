@@ -316,7 +316,7 @@ fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
 
 /// The same shapes done right: the lock taken in the method or by the caller around the call,
 /// writes only in `__init__`, per-thread objects, objects handed over through a queue, and a
-/// list that threads only append to.
+/// list that threads only append to and pop from.
 #[test]
 fn the_same_shapes_done_right_are_not_races() {
     let _serial = serial();

@@ -2,9 +2,10 @@
 //! thread can write from where it is (its current line, or a write its frames can still
 //! reach), with the locks held then: the locks it holds now plus those of the `with` blocks
 //! around the write. A location written by two or more threads whose lock sets have an empty
-//! intersection is a `race` finding, unless every write to it, by any thread, only adds to a
-//! container (`list.append`, `set.add`, ...): under the GIL those lose nothing in any order, so
-//! they race only with a write that replaces or removes (a store, `pop`, `del`, `clear`).
+//! intersection is a `race` finding, unless every write to it, by any thread, adds items to a
+//! container or takes one out (`list.append`, `set.add`, `list.pop`, ...): under the GIL those
+//! lose and duplicate nothing in any order, so they race only with a write that replaces or
+//! removes (a store, `del`, `remove`, `clear`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -37,7 +38,7 @@ struct Tracked {
     /// over (through a queue, say) is not a race.
     exclusive: Option<Incarnation>,
     shared: bool,
-    /// A write that does more than add to a container was seen (by any thread).
+    /// A write other than adding or taking one item was seen (by any thread).
     order_dependent: bool,
 }
 
@@ -101,7 +102,7 @@ impl RaceTracker {
                     loc.name = w.name.clone();
                     loc.through_self = false;
                 }
-                loc.order_dependent |= !w.accumulates;
+                loc.order_dependent |= !w.adds_or_takes;
                 if !loc.shared {
                     match &loc.exclusive {
                         None => {
@@ -285,7 +286,7 @@ mod tests {
     use super::*;
     use crate::analysis::fixtures::{snapshot, thread};
 
-    fn write(name: &str, site: &str, accumulates: bool, guard: Option<&str>) -> WriteAccess {
+    fn write(name: &str, site: &str, adds_or_takes: bool, guard: Option<&str>) -> WriteAccess {
         WriteAccess {
             location: Location::Item {
                 container: "0x1000".into(),
@@ -302,7 +303,7 @@ mod tests {
                 })
                 .into_iter()
                 .collect(),
-            accumulates,
+            adds_or_takes,
         }
     }
 

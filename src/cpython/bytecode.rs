@@ -424,6 +424,36 @@ pub(super) fn evaluate_before(
     Some(stack)
 }
 
+/// Whether the instruction compares two values for sameness: `==` or `is`.
+pub(super) fn is_identity_test(minor: u8, ins: &Instruction) -> bool {
+    const EQ: u32 = 2;
+    match ins.name {
+        "IS_OP" => ins.arg == 0,
+        // 3.8 spells `is` as a comparison (8).
+        "COMPARE_OP" if minor <= 8 => ins.arg == EQ || ins.arg == 8,
+        "COMPARE_OP" if minor <= 11 => ins.arg == EQ,
+        // 3.12: the comparison in the high bits; 3.13+: above a bool-conversion flag.
+        "COMPARE_OP" if minor == 12 => ins.arg >> 4 == EQ,
+        "COMPARE_OP" => ins.arg >> 5 == EQ,
+        _ => false,
+    }
+}
+
+/// Where a jump taken when the test is false goes (code units), for forward jumps: the end
+/// of an `if` body that falls through on true.
+pub(super) fn forward_if_false_target(minor: u8, ins: &Instruction) -> Option<usize> {
+    let arg = ins.arg as usize;
+    match (minor, ins.name) {
+        // Absolute: bytes before 3.10, code units in 3.10.
+        (8 | 9, "POP_JUMP_IF_FALSE") => Some(arg / 2),
+        (10, "POP_JUMP_IF_FALSE") => Some(arg),
+        (11, "POP_JUMP_FORWARD_IF_FALSE") => Some(ins.next + arg),
+        (12.., "POP_JUMP_IF_FALSE") => Some(ins.next + arg),
+        _ => None,
+    }
+    .filter(|&t| t > ins.offset)
+}
+
 /// The expression whose value is entered by the `with` at `instructions[at]`
 /// (`SETUP_WITH` / `BEFORE_WITH`).
 pub fn with_subject(
@@ -681,14 +711,29 @@ pub enum WriteTarget {
     /// `obj.attr = ...` / `obj.attr += ...`
     Attr { object: Path, attr: String },
     /// `container[key] = ...`, `container[key] += ...`, `del container[key]`, or a mutating
-    /// method call. `accumulates`: the call only adds (see [`ACCUMULATORS`]).
-    Item { container: Path, accumulates: bool },
+    /// method call. `adds_or_takes`: the call adds or takes items one by one (see
+    /// [`ADD_OR_TAKE`]).
+    Item {
+        container: Path,
+        adds_or_takes: bool,
+    },
 }
 
-/// Mutating methods that only add to their container: calls of these from several threads
-/// lose nothing in any order (each is one atomic call under the GIL), unlike a store, which
-/// replaces another thread's value, or a `pop`/`remove`/`clear`, whose outcome depends on order.
-pub const ACCUMULATORS: &[&str] = &["append", "appendleft", "extend", "extendleft", "add"];
+/// Mutating methods that add items to their container or take one out: calls of these from
+/// several threads lose and duplicate nothing in any order (each is one atomic call under
+/// the GIL; every item added is there, every item taken goes to one caller: a work list),
+/// unlike a store, which replaces another thread's value, or a `remove`/`clear`/`del`, which
+/// acts on what another thread may have changed.
+pub const ADD_OR_TAKE: &[&str] = &[
+    "append",
+    "appendleft",
+    "extend",
+    "extendleft",
+    "add",
+    "pop",
+    "popleft",
+    "popitem",
+];
 
 /// Methods that mutate the container they are called on.
 pub const MUTATORS: &[&str] = &[
@@ -808,7 +853,7 @@ pub(super) fn writes_in(
                         i,
                         WriteTarget::Item {
                             container,
-                            accumulates: false,
+                            adds_or_takes: false,
                         },
                     ));
                 }
@@ -831,7 +876,7 @@ pub(super) fn writes_in(
                             i,
                             WriteTarget::Item {
                                 container,
-                                accumulates: ACCUMULATORS.contains(&method),
+                                adds_or_takes: ADD_OR_TAKE.contains(&method),
                             },
                         ));
                     }

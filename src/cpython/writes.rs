@@ -61,6 +61,7 @@ pub fn decode(
     lines: &[Option<u32>],
 ) -> CodeWrites {
     let mut writes = Vec::new();
+    let owner_branches = owner_branches(minor, instructions, names);
     // One source line at a time: augmented assignments are recognised within their line.
     let mut start = 0;
     while start < instructions.len() {
@@ -77,6 +78,9 @@ pub fn decode(
             module_level,
         ) {
             if under_construction(instructions, names, index, &target) {
+                continue;
+            }
+            if owner_branches.iter().any(|&(s, e)| s < index && index < e) {
                 continue;
             }
             writes.push(CodeWrite {
@@ -132,6 +136,69 @@ pub fn decode(
         rebinds: rebinds(minor, instructions, names, module_level),
         handlers: handlers(minor, instructions, exception_table),
     }
+}
+
+/// Calls that name the current thread: `threading.get_ident()`, `current_thread()`, or a
+/// method of that name (`self._current_thread()`).
+const CURRENT_THREAD: &[&str] = &[
+    "get_ident",
+    "get_native_id",
+    "current_thread",
+    "currentThread",
+];
+
+fn names_current_thread(text: &str) -> bool {
+    text.strip_suffix("()")
+        .and_then(|callee| callee.rsplit('.').next())
+        .is_some_and(|f| CURRENT_THREAD.contains(&f.trim_start_matches('_')))
+}
+
+/// The bodies of `if X.owner == me:` (or `is`), where `me` is the current thread (a call
+/// naming it, or a local bound to one): the owner idiom of re-entrant locks. Only the thread
+/// that `X.owner` names can be inside, so its writes there are confined to the owner: the
+/// protocol that set `X.owner` (under a lock, as the owner's own code) is what guards them.
+/// As (jump, target) index pairs.
+fn owner_branches(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+) -> Vec<(usize, usize)> {
+    let current_thread_local = |name: &str| {
+        instructions.iter().enumerate().any(|(k, ins)| {
+            matches!(ins.name, "STORE_FAST")
+                && names.locals.get(ins.arg as usize).map(String::as_str) == Some(name)
+                && evaluate_before(minor, instructions, k, names)
+                    .and_then(|st| st.into_iter().last().flatten())
+                    .is_some_and(|s| names_current_thread(&s.text))
+        })
+    };
+    let mut out = Vec::new();
+    for (j, ins) in instructions.iter().enumerate().skip(1) {
+        let Some(target) = bytecode::forward_if_false_target(minor, ins) else {
+            continue;
+        };
+        if !bytecode::is_identity_test(minor, &instructions[j - 1]) {
+            continue;
+        }
+        let Some(stack) = evaluate_before(minor, instructions, j - 1, names) else {
+            continue;
+        };
+        let [.., Some(left), Some(right)] = stack.as_slice() else {
+            continue;
+        };
+        let is_owner_attr =
+            |s: &bytecode::Sym| s.path.as_ref().is_some_and(|p| !p.attrs.is_empty());
+        let is_me = |s: &bytecode::Sym| {
+            names_current_thread(&s.text)
+                || matches!(&s.path, Some(Path { root: Root::Local(n), attrs }) if attrs.is_empty() && current_thread_local(n))
+        };
+        if (is_owner_attr(left) && is_me(right)) || (is_me(left) && is_owner_attr(right)) {
+            if let Some(end) = bytecode::index_at(instructions, target) {
+                out.push((j, end));
+            }
+        }
+    }
+    out
 }
 
 /// The code of exception handlers (`except` bodies, the exceptional copy of a `finally`):
@@ -634,13 +701,76 @@ mod tests {
             [
                 &WriteTarget::Item {
                     container: results.clone(),
-                    accumulates: true
+                    adds_or_takes: true
                 },
                 &WriteTarget::Item {
                     container: results,
-                    accumulates: false
+                    adds_or_takes: false
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_write_only_the_owner_can_make_is_not_a_shared_write() {
+        // 3.12: me = threading.get_ident()
+        //       if self._writer == me: self.entries += 1      (the owner's re-entry)
+        //       self.total = 1                                 (anyone)
+        let t = &opcodes::V3_12;
+        let ops = [
+            ("LOAD_GLOBAL", 1),       // 0 threading (+ NULL)
+            ("LOAD_ATTR", 2),         // 1 .get_ident
+            ("CALL", 0),              // 2
+            ("STORE_FAST", 1),        // 3 me
+            ("LOAD_FAST", 0),         // 4 self
+            ("LOAD_ATTR", 4),         // 5 ._writer
+            ("LOAD_FAST", 1),         // 6 me
+            ("COMPARE_OP", 40),       // 7 ==
+            ("POP_JUMP_IF_FALSE", 0), // 8 (target patched below)
+            ("LOAD_FAST", 0),         // 9 self
+            ("COPY", 1),              // 10
+            ("LOAD_ATTR", 6),         // 11 .entries
+            ("LOAD_CONST", 1),        // 12 1
+            ("BINARY_OP", 13),        // 13 +=
+            ("SWAP", 2),              // 14
+            ("STORE_ATTR", 3),        // 15 .entries
+            ("LOAD_CONST", 1),        // 16 1
+            ("LOAD_FAST", 0),         // 17 self
+            ("STORE_ATTR", 4),        // 18 .total
+        ];
+        let mut ins = bytecode::decode(t, &assemble(t, &ops));
+        ins[8].arg = (ins[16].offset - ins[8].next) as u32;
+        let names = CodeNames {
+            names: vec![
+                "threading".into(),
+                "get_ident".into(),
+                "_writer".into(),
+                "entries".into(),
+                "total".into(),
+            ],
+            locals: vec!["self".into(), "me".into()],
+            cells: vec![],
+            consts: vec!["None".into(), "1".into()],
+        };
+        let lines: Vec<Option<u32>> = (0..ins.len())
+            .map(|i| {
+                Some(match i {
+                    0..=3 => 1,
+                    4..=8 => 2,
+                    9..=15 => 3,
+                    _ => 4,
+                })
+            })
+            .collect();
+        let cw = decode(12, &ins, &[], &names, false, &lines);
+        let written: Vec<String> = cw
+            .writes
+            .iter()
+            .map(|w| match &w.target {
+                WriteTarget::Attr { attr, .. } => attr.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(written, ["total"]);
     }
 }

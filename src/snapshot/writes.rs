@@ -303,10 +303,10 @@ impl<'w, 'a> Builder<'w, 'a> {
             locals: None,
         }
         .site();
-        let accumulates = matches!(
+        let adds_or_takes = matches!(
             w.target,
             WriteTarget::Item {
-                accumulates: true,
+                adds_or_takes: true,
                 ..
             }
         );
@@ -317,7 +317,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             site,
             evidence,
             guards,
-            accumulates,
+            adds_or_takes,
         })
     }
 
