@@ -9,6 +9,9 @@
 # need the root then skip with their own note.
 #
 #   scripts/debian-root.sh            make or check the root, mount what it needs
+#   scripts/debian-root.sh --testsuites  also install CPython's own test packages
+#                                     (libpython3.X-testsuite: ~11 MB download, ~70 MB, ~30 s)
+#                                     for tests/probe_cpython_suites.sh sid-3.14 sid-3.15
 #   scripts/debian-root.sh --remove   unmount and delete it (for a root made to try this script)
 #
 # The root lives at ${GRIDLOCK_DEBIAN_ROOT:-/var/tmp/gridlock-sid}, never inside a repository
@@ -73,8 +76,13 @@ if [ "${1:-}" = "--remove" ]; then
     note "removed $ROOT"
     exit 0
 fi
+TESTSUITES=0
+if [ "${1:-}" = "--testsuites" ]; then
+    TESTSUITES=1
+    shift
+fi
 if [ $# -gt 0 ]; then
-    note "usage: $0 [--remove]"
+    note "usage: $0 [--testsuites | --remove]"
     exit 2
 fi
 
@@ -143,4 +151,20 @@ for py in "${PYTHONS[@]}"; do
         skip "chroot into $ROOT cannot run $py here"
     note "$py $version"
 done
+if [ "$TESTSUITES" = 1 ]; then
+    missing=()
+    for py in "${PYTHONS[@]}"; do
+        [ -f "$ROOT/usr/lib/$py/test/test_threading.py" ] || missing+=("lib$py-testsuite")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        note "installing ${missing[*]} (about 30 s)"
+        chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
+            chroot "$ROOT" apt-get update -q >/dev/null 2>&1 || true
+            chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+                skip "could not install ${missing[*]} in $ROOT"
+        }
+    fi
+fi
 echo "$ROOT"

@@ -130,8 +130,13 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
     let mut cmd = std::process::Command::new(&args.command[0]);
     cmd.args(&args.command[1..]);
     gridlock::guard::die_with_parent(&mut cmd);
+    let probe_dirs = if args.probe {
+        gridlock::probe::materialize()?
+    } else {
+        Vec::new()
+    };
     if args.probe {
-        let mut path: Vec<std::path::PathBuf> = gridlock::probe::materialize()?;
+        let mut path = gridlock::probe::python_path(&probe_dirs);
         if let Some(old) = std::env::var_os("PYTHONPATH") {
             path.extend(std::env::split_paths(&old));
         }
@@ -148,6 +153,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         timeout: args.timeout,
         fail_on: args.fail_on.clone(),
         loop_threshold: args.loop_threshold,
+        probe: args.probe.then_some(probe_dirs),
     };
     let command = this_command("run");
     let result = watch::watch(&child, &opts, command, &mut guard);
@@ -178,6 +184,17 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
             if !doc.findings.is_empty() {
                 let mut err = std::io::stderr().lock();
                 let _ = report::text::render(doc, &report::text::Style { color: false }, &mut err);
+            } else {
+                // A clean run still says where the probe it was asked for did not load.
+                for p in &doc.processes {
+                    for n in p
+                        .notes
+                        .iter()
+                        .filter(|n| n.starts_with(gridlock::probe::MISSING))
+                    {
+                        eprintln!("gridlock run: process {}: {n}", p.pid);
+                    }
+                }
             }
             let status = result.status.expect("exited");
             // A lock-order inversion asked for with --fail-on fails a run that ended by itself

@@ -6,6 +6,7 @@
 //! with its own object readers: nothing runs in the target. What the probe says is a claim;
 //! `snapshot` checks it against the lock objects' memory before using it.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cpython::objects::Objects;
@@ -15,6 +16,8 @@ use crate::error::{Error, Result};
 pub const MODULE: &str = "gridlock_probe";
 /// `tp_name` prefix of the probe's Lock/RLock wrappers (their `_lock` is the real lock).
 pub const WRAPPER_PREFIX: &str = "_GridlockProbe";
+/// How a process note saying the probe is missing begins.
+pub const MISSING: &str = "the probe asked for with --probe did not load here";
 /// How often to look for the module again in a process that has not loaded it (yet).
 const RETRY: Duration = Duration::from_millis(100);
 /// Bounds against torn reads: far above what a sane program holds at once.
@@ -199,7 +202,7 @@ const SOURCES: [(&str, &str); 3] = [
 /// Write the probe to a private folder (once per content) and return the two folders to put
 /// first on `PYTHONPATH`: the boot folder (its `sitecustomize` installs the probe when
 /// `GRIDLOCK_PROBE=1`) and the folder holding the `gridlock_probe` package.
-pub fn materialize() -> Result<Vec<std::path::PathBuf>> {
+pub fn materialize() -> Result<Vec<PathBuf>> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     SOURCES.hash(&mut h);
@@ -227,4 +230,94 @@ pub fn materialize() -> Result<Vec<std::path::PathBuf>> {
         }
     }
     Ok(vec![root.join("boot"), root.join("lib")])
+}
+
+/// The `PYTHONPATH` entries that carry the probe folders `materialize` wrote into CMD: each
+/// folder as this host names it, then the same folder through `/proc/<gridlock's pid>/root`.
+/// That link leads to gridlock's own root from any root that has `/proc` mounted, so a
+/// command that changes its root (`chroot ROOT python ...`) still finds the probe; the host
+/// names come first for a process that may not follow the link (another user's).
+pub fn python_path(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let via_proc = PathBuf::from(format!("/proc/{}/root", std::process::id()));
+    let mut path = dirs.to_vec();
+    for d in dirs {
+        path.push(via_proc.join(d.strip_prefix("/").unwrap_or(d)));
+    }
+    path
+}
+
+/// Why the probe that `run --probe` asked for is not loaded in process `pid`, and what to do,
+/// as one note for its report. `dirs` are the folders `materialize` wrote.
+pub fn missing_note(pid: i32, dirs: &[PathBuf]) -> String {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    let var = |name: &str| {
+        let prefix = format!("{name}=");
+        vars.iter()
+            .find_map(|v| v.strip_prefix(prefix.as_bytes()))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let boot = dirs
+        .first()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let why = if var("GRIDLOCK_PROBE").as_deref() != Some("1") {
+        "its environment lacks gridlock's GRIDLOCK_PROBE=1 and PYTHONPATH (the command started \
+         it with an environment of its own)"
+            .to_string()
+    } else if !python_path(dirs)
+        .iter()
+        .filter(|d| d.ends_with("boot"))
+        .any(|d| {
+            // As the process sees it: through its own root.
+            let inside = Path::new(&format!("/proc/{pid}/root"))
+                .join(d.strip_prefix("/").unwrap_or(d))
+                .join("sitecustomize.py");
+            inside.exists()
+        })
+    {
+        format!(
+            "the probe's folder {boot} is not visible from its root, nor through /proc/{}/root \
+             (no /proc mounted there, or another PID namespace)",
+            std::process::id()
+        )
+    } else {
+        "Python did not run the probe's sitecustomize (started with -I, -S or -E, or the \
+         PYTHONPATH was replaced)"
+            .to_string()
+    };
+    format!(
+        "{MISSING}: {why}; lock owners come from \
+         memory alone. To load it, install the py-gridlock wheel (it carries gridlock_probe) in \
+         this Python's environment and start the program with `python -m gridlock_probe`"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probe_folders_come_as_the_host_names_them_then_through_gridlocks_root() {
+        let dirs = vec![PathBuf::from("/tmp/p/boot"), PathBuf::from("/tmp/p/lib")];
+        let me = std::process::id();
+        assert_eq!(
+            python_path(&dirs),
+            vec![
+                PathBuf::from("/tmp/p/boot"),
+                PathBuf::from("/tmp/p/lib"),
+                PathBuf::from(format!("/proc/{me}/root/tmp/p/boot")),
+                PathBuf::from(format!("/proc/{me}/root/tmp/p/lib")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_process_without_gridlocks_environment_is_told_apart() {
+        // This test process never had GRIDLOCK_PROBE=1.
+        let note = missing_note(std::process::id() as i32, &[PathBuf::from("/nonexistent")]);
+        assert!(note.starts_with(MISSING), "{note}");
+        assert!(note.contains("environment lacks"), "{note}");
+        assert!(note.contains("python -m gridlock_probe"), "{note}");
+    }
 }

@@ -29,6 +29,9 @@ pub struct WatchOptions {
     pub fail_on: Vec<FindingKind>,
     /// Event-loop steps longer than this are `loop_block`s, reported as they happen.
     pub loop_threshold: Duration,
+    /// With `run --probe`: the folders the probe was written to. A Python process of the tree
+    /// that has not loaded it gets a note saying why and what to do.
+    pub probe: Option<Vec<std::path::PathBuf>>,
 }
 
 /// Why watching ended.
@@ -50,6 +53,35 @@ pub struct Watch {
     /// The first time a document of the run had threads whose kernel state stayed unknown:
     /// what it said (`Document::unmatched_summary`). Such a run cannot pass as clean.
     pub unmatched: Option<String>,
+}
+
+/// How long a process must have been sampled without the probe before it counts as missing:
+/// the probe loads at interpreter start-up, well before this.
+const PROBE_GRACE: Duration = Duration::from_millis(500);
+
+/// Per process of the tree with `run --probe`: when it was first sampled, whether the probe
+/// was ever seen in it, and why not once it has been missing past `PROBE_GRACE` (worked out
+/// then, while the process is alive to be asked).
+#[derive(Default)]
+struct ProbeSeen(HashMap<i32, (SystemTime, bool, Option<String>)>);
+
+impl ProbeSeen {
+    fn update(&mut self, part: &Snapshot, dirs: &[std::path::PathBuf]) {
+        let e = self.0.entry(part.pid).or_insert((part.taken, false, None));
+        e.1 |= part.probe_loaded;
+        let long = part.taken.duration_since(e.0).unwrap_or_default() >= PROBE_GRACE;
+        if !e.1 && long && e.2.is_none() {
+            e.2 = Some(crate::probe::missing_note(part.pid, dirs));
+        }
+    }
+
+    fn annotate(&self, doc: &mut Document) {
+        for p in &mut doc.processes {
+            if let Some((_, false, Some(note))) = self.0.get(&p.pid) {
+                p.notes.push(note.clone());
+            }
+        }
+    }
 }
 
 /// Set by the signal handler; read by the watch loop.
@@ -120,10 +152,27 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
     let mut last_progress = Instant::now();
     let mut last_fingerprint = 0u64;
     let mut unmatched: Option<String> = None;
+    let mut probe_seen = ProbeSeen::default();
+    // Every document of the run, with the probe's notes where it is missing.
+    let doc_of = |history: &VecDeque<Snapshot>,
+                  over_time: &HashMap<i32, analysis::Accumulator>,
+                  probe_seen: &ProbeSeen,
+                  require_persistence: bool| {
+        let mut doc = document(
+            history,
+            over_time,
+            root,
+            &command,
+            opts,
+            require_persistence,
+        );
+        probe_seen.annotate(&mut doc);
+        doc
+    };
     loop {
         reap(root, &mut status);
         if status.is_some() && tree::own_descendants().is_empty() {
-            let doc = document(&history, &over_time, root, &command, opts, false);
+            let doc = doc_of(&history, &over_time, &probe_seen, false);
             return Watch {
                 outcome: Outcome::Exited,
                 status,
@@ -133,7 +182,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
         }
         let sig = RECEIVED_SIGNAL.load(Ordering::SeqCst);
         if sig != 0 {
-            let doc = document(&history, &over_time, root, &command, opts, false);
+            let doc = doc_of(&history, &over_time, &probe_seen, false);
             return Watch {
                 outcome: Outcome::Signalled(sig),
                 status,
@@ -146,7 +195,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
             .map(|t| started.elapsed() >= t)
             .unwrap_or(false)
         {
-            let doc = document(&history, &over_time, root, &command, opts, false);
+            let doc = doc_of(&history, &over_time, &probe_seen, false);
             return Watch {
                 outcome: Outcome::TimedOut,
                 status: None,
@@ -167,6 +216,9 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
         if let Ok((s, parts)) = tree.snapshot_parts() {
             over_time.retain(|pid, _| pids.contains(pid));
             for part in parts {
+                if let Some(dirs) = &opts.probe {
+                    probe_seen.update(&part, dirs);
+                }
                 over_time
                     .entry(part.pid)
                     .or_insert_with(analysis::Accumulator::over_time)
@@ -187,7 +239,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
             last_progress = Instant::now();
         }
 
-        let doc = document(&history, &over_time, root, &command, opts, true);
+        let doc = doc_of(&history, &over_time, &probe_seen, true);
         // A window of one snapshot cannot tell a starting thread from an unmatched one.
         if unmatched.is_none() && doc.window.snapshots >= 2 {
             unmatched = doc.unmatched_summary();
@@ -201,7 +253,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
             };
         }
         if last_progress.elapsed() >= opts.hang_after {
-            let mut doc = document(&history, &over_time, root, &command, opts, false);
+            let mut doc = doc_of(&history, &over_time, &probe_seen, false);
             doc.findings.push(hang_finding(&doc, opts.hang_after));
             return Watch {
                 outcome: Outcome::Failed,

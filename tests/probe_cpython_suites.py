@@ -1,8 +1,10 @@
 """CPython's own lock and threading test modules, with and without gridlock's probe.
 
-    python3 tests/probe_cpython_suites.py [VERSION ...]        (default: 3.11 3.13)
+    python3 tests/probe_cpython_suites.py [VERSION ...]   (default: 3.11 3.13 sid-3.14 sid-3.15)
 
-For each pyenv interpreter asked for, runs test_threading, test_thread, test_queue and
+VERSION is a pyenv version prefix (3.11) or sid-3.13/sid-3.14/sid-3.15: Debian unstable's build
+in the Debian root (scripts/debian-root.sh --testsuites installs its test package). For each
+interpreter asked for, runs test_threading, test_thread, test_queue and
 test_asyncio.test_locks from its own standard library once without and once with the probe
 (`python -m gridlock_probe`), each in a fresh interpreter, and compares the outcome of every
 test (ok, FAIL, ERROR, skipped, xfail, xpass). A test whose outcome differs is run again on its
@@ -23,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -109,13 +112,49 @@ def run_tests(out, names):
 # --- the comparison -------------------------------------------------------------------------
 
 
+class Python:
+    """One interpreter to compare: the command that starts it and, for Debian unstable's builds
+    (`sid-3.14`), the root it runs in under chroot (scripts/debian-root.sh --testsuites)."""
+
+    def __init__(self, cmd, label, root=None):
+        self.cmd, self.label, self.root = cmd, label, root
+
+    def inside(self, path):
+        """Where the interpreter sees a host path that lies in its root."""
+        if self.root is None:
+            return path
+        return "/" + os.path.relpath(path, self.root)
+
+    def mirror(self, files):
+        """Copy host files into the root at their own absolute paths."""
+        import shutil
+        for f in files if self.root else ():
+            dst = os.path.join(self.root, f.lstrip("/"))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(f, dst)
+
+
 def interpreter(version):
+    if version.startswith("sid-"):
+        root = os.environ.get("GRIDLOCK_DEBIAN_ROOT", "/var/tmp/gridlock-sid")
+        exe = "/usr/bin/python" + version[4:]
+        if not os.access(os.path.join(root, exe.lstrip("/")), os.X_OK):
+            return None
+        if not os.path.exists(os.path.join(root, "usr/lib/python%s/test/test_threading.py"
+                                           % version[4:])):
+            print("skip %s: no test package in %s (scripts/debian-root.sh --testsuites)"
+                  % (version, root))
+            return None
+        py = Python(["chroot", root, exe], version, root)
+        py.mirror([os.path.abspath(__file__)] + sorted(
+            glob.glob(os.path.join(PROBES, "gridlock_probe", "*.py"))))
+        return py
     root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
     root = root or os.path.expanduser("~/.pyenv")
     for d in sorted(glob.glob(os.path.join(root, "versions", version + "*"))):
         py = os.path.join(d, "bin", "python3")
         if os.access(py, os.X_OK):
-            return py
+            return Python([py], os.path.basename(d))
     return None
 
 
@@ -126,8 +165,8 @@ def default_sigint():
 def run(py, probe, names, tmp, tag):
     """{test id: (outcome, seconds)} of one run in a fresh interpreter."""
     out = os.path.join(tmp, tag + ".out")
-    cmd = [py] + (["-m", "gridlock_probe"] if probe else []) + [
-        os.path.abspath(__file__), "--run", out] + names
+    cmd = py.cmd + (["-m", "gridlock_probe"] if probe else []) + [
+        os.path.abspath(__file__), "--run", py.inside(out)] + names
     env = dict(os.environ, PYTHONPATH=PROBES)
     with open(os.path.join(tmp, tag + ".log"), "w") as log:
         # SIGINT at its default, as in a terminal: a shell's background job ignores it, and
@@ -165,7 +204,11 @@ def compare(version, tmp):
     if py is None:
         print("skip %s: no interpreter" % version)
         return True
-    label = os.path.basename(os.path.dirname(os.path.dirname(py)))
+    label = py.label
+    if py.root is not None:
+        # The runner writes its results where it can: in the root.
+        tmp = tempfile.mkdtemp(prefix="probe-suites-", dir=os.path.join(py.root, "var/tmp"))
+        print("%s: logs in %s" % (label, tmp))
     plain = run(py, False, MODULES, tmp, label + "-plain")
     probe = run(py, True, MODULES, tmp, label + "-probe")
     for mode, res in (("plain", plain), ("probe", probe)):
@@ -208,11 +251,10 @@ def main():
     if sys.argv[1:2] == ["--run"]:
         run_tests(sys.argv[2], sys.argv[3:])
         return 0
-    import tempfile
     tmp = tempfile.mkdtemp(prefix="probe-suites-")
     print("logs in %s" % tmp)
     ok = True
-    for version in sys.argv[1:] or ["3.11", "3.13"]:
+    for version in sys.argv[1:] or ["3.11", "3.13", "sid-3.14", "sid-3.15"]:
         ok = compare(version, tmp) and ok
         sys.stdout.flush()
     return 0 if ok else 1

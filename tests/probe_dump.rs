@@ -174,18 +174,108 @@ fn run(args: &[&str]) -> (i32, String) {
     )
 }
 
-/// Excluded: the Debian root's interpreters. `run --probe` materialises the probe package
-/// in a host temporary folder and puts it on the command's PYTHONPATH, which a command run
-/// under `chroot` cannot see; the probe on 3.13.18/3.14/3.15 is covered by the other tests
-/// here (`python -m gridlock_probe` from the mirrored `probes/`).
+/// The host's oldest and newest, and every Debian root interpreter: those run under `chroot`,
+/// where the probe's host folder is reached through `/proc/<gridlock's pid>/root`.
 fn oldest_and_newest() -> Vec<Interpreter> {
-    let all: Vec<Interpreter> = support::interpreters()
-        .into_iter()
-        .filter(|i| i.root.is_none())
-        .collect();
-    let mut picked = vec![all.iter().min_by_key(|i| i.minor).unwrap().clone()];
-    picked.push(all.iter().max_by_key(|i| i.minor).unwrap().clone());
+    let all = support::interpreters();
+    let host: Vec<&Interpreter> = all.iter().filter(|i| i.root.is_none()).collect();
+    let mut picked: Vec<Interpreter> = Vec::new();
+    if let Some(i) = host.iter().min_by_key(|i| i.minor) {
+        picked.push((*i).clone());
+    }
+    if let Some(i) = host.iter().max_by_key(|i| i.minor) {
+        picked.push((*i).clone());
+    }
+    picked.extend(all.iter().filter(|i| i.root.is_some()).cloned());
     picked
+}
+
+fn run_json(args: &[&str]) -> (i32, String, serde_json::Value) {
+    let report = std::env::temp_dir().join(format!(
+        "gridlock-probe-run-{}-{}.json",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let mut all = vec!["--report", report.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (code, stderr) = run(&all);
+    let doc = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_else(|| panic!("no report written: {stderr}"));
+    let _ = std::fs::remove_file(&report);
+    (code, stderr, doc)
+}
+
+fn probe_notes(doc: &serde_json::Value) -> Vec<String> {
+    doc["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["notes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .filter(|n| n.contains("did not load"))
+        .collect()
+}
+
+/// A Python process of a `run --probe` that could not load the probe is told apart, with
+/// why and what to do, instead of silently reporting without it.
+#[test]
+fn run_probe_says_where_the_probe_did_not_load() {
+    let script = "import time; time.sleep(1.5)";
+    for py in oldest_and_newest() {
+        let p = py.path.to_str().unwrap();
+        // Loaded: no note.
+        let (code, stderr, doc) = run_json(&["--probe", "--", p, "-c", script]);
+        assert_eq!(code, 0, "[{}] {stderr}", py.label);
+        assert!(probe_notes(&doc).is_empty(), "[{}] {doc:#}", py.label);
+        // -I ignores PYTHONPATH: the probe's folders were given but not used.
+        let (code, stderr, doc) = run_json(&["--probe", "--", p, "-I", "-c", script]);
+        assert_eq!(code, 0, "[{}] {stderr}", py.label);
+        let notes = probe_notes(&doc);
+        assert_eq!(notes.len(), 1, "[{}] {doc:#}", py.label);
+        assert!(
+            notes[0].contains("did not run the probe's sitecustomize"),
+            "{notes:?}"
+        );
+        assert!(notes[0].contains("python -m gridlock_probe"), "{notes:?}");
+        assert!(stderr.contains("did not load"), "[{}] {stderr}", py.label);
+        // A command that starts Python with an environment of its own.
+        let (code, stderr, doc) = run_json(&["--probe", "--", "env", "-i", p, "-c", script]);
+        assert_eq!(code, 0, "[{}] {stderr}", py.label);
+        let notes = probe_notes(&doc);
+        assert_eq!(notes.len(), 1, "[{}] {doc:#}", py.label);
+        assert!(notes[0].contains("environment lacks"), "{notes:?}");
+    }
+}
+
+/// A root without `/proc` cannot reach the probe's host folder: said so, in a private mount
+/// namespace where the Debian root's `/proc` is unmounted (the host's mount is untouched).
+#[test]
+fn run_probe_in_a_root_without_proc_says_the_folder_is_not_visible() {
+    let Some(py) = support::interpreters()
+        .into_iter()
+        .find(|i| i.root.is_some() && i.minor == 14)
+    else {
+        eprintln!("note: no Debian root python3.14: skipped");
+        return;
+    };
+    let root = py.root.as_ref().unwrap().to_str().unwrap().to_string();
+    let shell = format!(
+        "umount '{root}/proc' && exec chroot '{root}' /usr/bin/python3.14 -c 'import time; time.sleep(1.5)'"
+    );
+    let (code, stderr, doc) =
+        run_json(&["--probe", "--", "unshare", "--mount", "sh", "-c", &shell]);
+    assert_eq!(code, 0, "{stderr}");
+    let notes = probe_notes(&doc);
+    assert_eq!(notes.len(), 1, "{doc:#}");
+    assert!(
+        notes[0].contains("is not visible from its root"),
+        "{notes:?}"
+    );
 }
 
 #[test]

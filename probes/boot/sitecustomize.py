@@ -13,12 +13,22 @@ def _gridlock_boot():
             gridlock_probe.install()
         except Exception:
             pass
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.abspath(__file__)
+
+    def ours(folder):
+        # The same file under another name (gridlock also puts it on the path through
+        # /proc/PID/root) is still this one.
+        mine = os.path.join(os.path.abspath(folder or "."), "sitecustomize.py")
+        try:
+            return mine == here or os.path.samefile(mine, here)
+        except OSError:
+            return False
+
     try:
         import importlib.machinery
         import importlib.util
 
-        path = [p for p in sys.path if os.path.abspath(p or ".") != here]
+        path = [p for p in sys.path if not ours(p)]
         spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
     except Exception:
         spec = None

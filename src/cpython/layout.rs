@@ -167,6 +167,8 @@ pub struct Layout {
     /// The lock types were read from the target (a process that has just started may not
     /// have imported `_thread` yet: the check is repeated until it has).
     pub locks_checked: bool,
+    /// The standard library's C objects that pools and futures are built on.
+    pub stdlib: StdlibOffsets,
     /// What the report should say about this layout (an untested version, a part turned off).
     pub notes: Vec<String>,
 }
@@ -459,8 +461,58 @@ pub fn for_version(major: u64, minor: u64, patch: u64) -> Option<Layout> {
             rlock: Some(SEM_RLOCK),
         },
         locks_checked: false,
+        stdlib: stdlib_offsets(minor),
         notes: Vec::new(),
     })
+}
+
+/// The few standard-library C objects that pools and futures are built on: a Python
+/// function (who a done-callback refers to) and a `_queue.SimpleQueue` (an executor's work
+/// queue). Not in `_Py_DebugOffsets`; checked against each interpreter with ctypes
+/// (`id()`-relative reads of `__qualname__`, `__closure__` and queued items).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StdlibOffsets {
+    /// `PyFunctionObject.func_qualname`.
+    pub func_qualname: usize,
+    /// `PyFunctionObject.func_closure`.
+    pub func_closure: usize,
+    /// `PyCellObject.ob_ref`.
+    pub cell_ref: usize,
+    pub simple_queue: SimpleQueueLayout,
+}
+
+/// Where a `_queue.SimpleQueue` keeps its items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimpleQueueLayout {
+    /// 3.8-3.12: a list and the read position in it.
+    List { list: usize, pos: usize },
+    /// 3.13+: `RingBuf { put_idx, get_idx, items, items_cap, num_items }` after a padded bool.
+    Ring {
+        get: usize,
+        items: usize,
+        cap: usize,
+        len: usize,
+    },
+}
+
+/// The standard-library offsets of CPython 3.`minor` (3.8 and newer).
+pub fn stdlib_offsets(minor: u8) -> StdlibOffsets {
+    let (func_qualname, func_closure) = if minor <= 9 { (104, 48) } else { (40, 72) };
+    StdlibOffsets {
+        func_qualname,
+        func_closure,
+        cell_ref: 16,
+        simple_queue: if minor <= 12 {
+            SimpleQueueLayout::List { list: 32, pos: 40 }
+        } else {
+            SimpleQueueLayout::Ring {
+                get: 32,
+                items: 40,
+                cap: 48,
+                len: 56,
+            }
+        },
+    }
 }
 
 /// Object-header and fixed offsets shared by every supported version.
@@ -807,9 +859,32 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
             }
         },
         locks_checked: false,
+        stdlib: stdlib_offsets(minor),
         notes,
     })
 }
 
 /// The newest version whose debug-offsets field order `debug_offsets.rs` knows.
 const NEWEST_DEBUG: u8 = 15;
+
+#[cfg(test)]
+mod stdlib_tests {
+    use super::*;
+
+    #[test]
+    fn every_layout_carries_its_versions_stdlib_offsets() {
+        let l = for_version(3, 12, 1).unwrap();
+        assert_eq!(l.stdlib.func_qualname, 40);
+        assert!(matches!(
+            l.stdlib.simple_queue,
+            SimpleQueueLayout::List { list: 32, pos: 40 }
+        ));
+        let l = for_version(3, 9, 18).unwrap();
+        assert_eq!((l.stdlib.func_qualname, l.stdlib.func_closure), (104, 48));
+        let l = for_version(3, 13, 0).unwrap();
+        assert!(matches!(
+            l.stdlib.simple_queue,
+            SimpleQueueLayout::Ring { get: 32, .. }
+        ));
+    }
+}
