@@ -83,7 +83,7 @@ fn an_asyncio_lock_inversion_is_a_deadlock_with_exact_holders() {
 }
 
 #[test]
-fn eager_tasks_are_read_on_312_and_later() {
+fn eager_tasks_are_read_and_flagged_on_312_and_later() {
     for_each_interpreter(|py| {
         if py.minor < 12 {
             return;
@@ -102,14 +102,22 @@ fn eager_tasks_are_read_on_312_and_later() {
                     .ends_with("eager_blocker")
             })
             .unwrap_or_else(|| panic!("no eager task: {:#}", d["tasks"]));
-        // 3.14+ keeps no `_eager_tasks` set: a task in its first eager step is read from
-        // the thread's task list like any other, and the `eager` flag is not derived there yet.
-        if py.minor < 14 {
-            assert_eq!(t["eager"], true);
-        }
+        // 3.12/3.13 list it in `_eager_tasks`; 3.14+ keep no such set, and the task is told
+        // by its coroutine's frame being called by the code that created it, not by the loop.
+        assert_eq!(t["eager"], true, "{t:#}");
         assert_eq!(t["state"], "running");
+        if py.minor >= 14 {
+            // Its own frames only, down to its coroutine (not its creator's).
+            let frames = t["frames"].as_array().unwrap();
+            let outer = frames.last().unwrap()["function"].as_str().unwrap();
+            assert!(outer.ends_with("eager_blocker"), "{t:#}");
+        }
         let parked = task(&d, "parked");
         assert_eq!(parked["waits_for"]["kind"], "event");
+        // A task whose first step has run, and the task that created the eager one (its
+        // step is under way below the eager step), are not eager.
+        assert_eq!(parked["eager"], false, "{parked:#}");
+        assert_eq!(task(&d, "Task-1")["eager"], false);
         let blocks = doc::findings(&d, "loop_block");
         assert_eq!(blocks.len(), 1, "{:#}", d["findings"]);
         assert_eq!(blocks[0]["tasks"][0], t["id"]);
