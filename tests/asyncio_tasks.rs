@@ -246,3 +246,93 @@ fn subclassed_and_pure_python_tasks_are_read_like_c_tasks() {
         }
     });
 }
+
+/// The notes of the document's only process.
+fn process_notes(d: &Value) -> Vec<String> {
+    d["processes"][0]["notes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// 3.14's `_asyncio` without its `.AsyncioDebug` section (a copy whose section is renamed,
+/// found first on `sys.path`): gridlock says it used its own offsets, checked on live tasks,
+/// on the build they were verified on (3.14.10), and finds the same deadlock; on any other
+/// build it reads no asyncio at all and says why. With the real `_asyncio` there is no such
+/// note (the published offsets passed the check).
+#[test]
+fn without_the_published_section_the_table_is_used_only_where_verified() {
+    let Some(py) = support::interpreters()
+        .into_iter()
+        .find(|py| py.root.is_some() && py.minor == 14)
+    else {
+        eprintln!("skipped: no CPython 3.14 in a Debian root");
+        return;
+    };
+    let root = py.root.clone().unwrap();
+    let so = "_asyncio.cpython-314-x86_64-linux-gnu.so";
+    let original = std::fs::read(root.join("usr/lib/python3.14/lib-dynload").join(so))
+        .expect("the Debian root's _asyncio extension");
+    let name = b".AsyncioDebug\0";
+    let at: Vec<usize> = original
+        .windows(name.len())
+        .enumerate()
+        .filter(|(_, w)| w == name)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "the section name appears once, in .shstrtab");
+    let mut patched = original.clone();
+    patched[at[0] + name.len() - 2] = b'X';
+    let inside = format!("/tmp/gridlock-nosection-{}", std::process::id());
+    let dir = root.join(inside.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(so), &patched).unwrap();
+    std::fs::copy(
+        fixture("asyncio_scenarios.py"),
+        dir.join("asyncio_scenarios.py"),
+    )
+    .unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let script = std::path::Path::new(&inside).join("asyncio_scenarios.py");
+        let target = Target::start_busy(&py, &script, &["await_cycle"]);
+        let (code, d) = dump_json(target.pid, "300ms");
+        let notes = process_notes(&d);
+        if d["processes"][0]["python_version"] == "3.14.10" {
+            assert_eq!(code, 3, "{notes:?} {:#}", d["findings"]);
+            assert!(
+                notes.iter().any(|n| n.starts_with(
+                    "asyncio read with gridlock's own offsets for CPython 3.14.10 (checked on live tasks): no .AsyncioDebug section"
+                )),
+                "{notes:?}"
+            );
+            let dl = doc::findings(&d, "deadlock");
+            assert_eq!(doc::finding_task_names(&d, dl[0]), ["first", "second"]);
+        } else {
+            assert_eq!(code, 0, "{notes:?}");
+            assert!(d["tasks"].as_array().unwrap().is_empty());
+            assert!(
+                notes.iter().any(|n| n.starts_with(
+                    "asyncio tasks and event loops not read: no .AsyncioDebug section"
+                )),
+                "{notes:?}"
+            );
+        }
+        // The real extension publishes its offsets: no note.
+        let target = scenario(&py, "await_cycle");
+        let (code, d) = dump_json(target.pid, "300ms");
+        assert_eq!(code, 3);
+        assert!(
+            !process_notes(&d).iter().any(|n| n.contains("asyncio")),
+            "{:?}",
+            process_notes(&d)
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

@@ -38,6 +38,9 @@ const TASK_READ_MAX: usize = 256;
 /// `_PyInterpreterFrame` up to `stacktop` (+64), both well inside the frame.
 const FRAME_READ: usize = 112;
 const FRAME_READ_EMBEDDED: usize = 72;
+/// Snapshots in a row whose live check of the asyncio offsets must fail before they are
+/// given up.
+const CHECK_TRIES: u32 = 3;
 /// A task's name object read in one go: an int's first digits, or a short ASCII str.
 const NAME_READ: usize = 64;
 
@@ -125,6 +128,9 @@ pub struct AsyncioCache {
     resolution: Resolution,
     /// Why the published offsets were not used, while the table's are being checked.
     table_because: Option<String>,
+    /// Consecutive snapshots whose live check failed: a list the target changed while it
+    /// was read can fail once, so offsets are given up only after `CHECK_TRIES`.
+    check_failures: u32,
     /// Notes for the report not yet taken by the caller.
     notes: Vec<String>,
     /// `asyncio.tasks.__dict__`, once the target has imported asyncio.
@@ -202,6 +208,37 @@ struct TaskFields {
 
 /// A suspended frame of an await chain with what its code tells.
 type ChainFrame = (RawFrame, Rc<FrameFacts>);
+
+/// The offsets a target's `.AsyncioDebug` section publishes, from what looking for it found,
+/// or why there are none.
+fn published_offsets(
+    layout: &crate::cpython::Layout,
+    found: SectionLookup,
+) -> Result<AsyncioOffsets, String> {
+    let section = asyncio_debug::SECTION;
+    match found {
+        Ok(Some((binary, bytes))) => asyncio_debug::parse(&bytes)
+            .and_then(|d| asyncio_debug::offsets(layout, &d))
+            .map_err(|e| format!("{binary}: {e}")),
+        Ok(None) => Err(format!(
+            "no {section} section was found in the target's _asyncio module or interpreter binary"
+        )),
+        Err(e) => Err(format!("its {section} section could not be read ({e})")),
+    }
+}
+
+/// gridlock's own offsets for this build, when it is one they were verified on; else the
+/// note that turns asyncio off, saying `why` the published ones are not used.
+fn table_offsets(layout: &crate::cpython::Layout, why: &str) -> Result<AsyncioOffsets, String> {
+    match (&layout.asyncio_published, layout.asyncio) {
+        (Some(p), Some(offs)) if p.table_build => Ok(offs),
+        (p, _) => Err(format!(
+            "asyncio tasks and event loops not read: {why}; CPython {} is not a build whose asyncio offsets gridlock has verified ({})",
+            layout.version,
+            p.as_ref().map(|p| p.table_builds.as_str()).unwrap_or("none")
+        )),
+    }
+}
 
 /// Read loops and tasks. Anything unreadable is left out (or `unknown`), never guessed.
 /// `section` finds the target's `.AsyncioDebug` section; it is asked at most once.
@@ -305,6 +342,18 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         section: &mut dyn FnMut() -> SectionLookup,
     ) -> Option<AsyncioOffsets> {
         let layout = self.walker.objs.layout;
+        let unresolved = matches!(self.cache.resolution, Resolution::Unresolved);
+        if layout.asyncio_published.is_some() && unresolved && !globals.contains_key("_CTask") {
+            // asyncio without its C accelerator (or still importing it, before its section
+            // is mapped): no C task exists and no thread-state field is in use, so only the
+            // pure-Python registries are read, with no offset that needs the section.
+            return Some(AsyncioOffsets {
+                registry: TaskRegistry::ModuleSets,
+                current_task: CurrentTask::ModuleDict,
+                running_loop: RunningLoop::NotInThreadState,
+                ..self.offs
+            });
+        }
         loop {
             match std::mem::take(&mut self.cache.resolution) {
                 Resolution::Trusted(o) => {
@@ -320,17 +369,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                         self.cache.resolution = Resolution::Trusted(self.offs);
                         continue;
                     }
-                    let published = match section() {
-                        Ok(Some((binary, bytes))) => asyncio_debug::parse(&bytes)
-                            .and_then(|d| asyncio_debug::offsets(layout, &d))
-                            .map_err(|e| format!("{binary}: {e}")),
-                        Ok(None) => Err(format!(
-                            "no {} section was found in the target's _asyncio module or interpreter binary",
-                            asyncio_debug::SECTION
-                        )),
-                        Err(e) => Err(format!("its {} section could not be read ({e})", asyncio_debug::SECTION)),
-                    };
-                    self.cache.resolution = match published {
+                    self.cache.resolution = match published_offsets(layout, section()) {
                         Ok(offs) => Resolution::Checking { offs, table: false },
                         Err(why) => self.fallback(why),
                     };
@@ -338,7 +377,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 Resolution::Checking { offs, table } => {
                     let task_type = globals.get("Task").copied();
                     let objs = &self.walker.objs;
-                    match check::check(objs, &mut self.types, &offs, interp, raw, task_type) {
+                    let verdict =
+                        check::check(objs, &mut self.types, &offs, interp, raw, task_type);
+                    if !matches!(verdict, check::Verdict::Fails(_)) {
+                        self.cache.check_failures = 0;
+                    }
+                    match verdict {
                         check::Verdict::Holds => {
                             if let Some(why) = self.cache.table_because.take() {
                                 self.cache.notes.push(format!(
@@ -353,6 +397,12 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                             self.cache.resolution = Resolution::Checking { offs, table };
                             return Some(offs);
                         }
+                        check::Verdict::Fails(_) if self.cache.check_failures + 1 < CHECK_TRIES => {
+                            // Not read this time; checked again at the next snapshot.
+                            self.cache.check_failures += 1;
+                            self.cache.resolution = Resolution::Checking { offs, table };
+                            return None;
+                        }
                         check::Verdict::Fails(why) if table => {
                             let first = self.cache.table_because.take().unwrap_or_default();
                             self.cache.notes.push(format!(
@@ -362,6 +412,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                             self.cache.resolution = Resolution::Off;
                         }
                         check::Verdict::Fails(why) => {
+                            self.cache.check_failures = 0;
                             self.cache.resolution = self.fallback(format!(
                                 "the offsets its {} section publishes fail a check on live objects ({why})",
                                 asyncio_debug::SECTION
@@ -376,18 +427,13 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     /// The table's offsets, to be checked, when this build is the one they were verified
     /// on; else asyncio off with a note saying `why`.
     fn fallback(&mut self, why: String) -> Resolution {
-        let layout = self.walker.objs.layout;
-        match (&layout.asyncio_published, layout.asyncio) {
-            (Some(p), Some(offs)) if p.table_build => {
+        match table_offsets(self.walker.objs.layout, &why) {
+            Ok(offs) => {
                 self.cache.table_because = Some(why);
                 Resolution::Checking { offs, table: true }
             }
-            (p, _) => {
-                self.cache.notes.push(format!(
-                    "asyncio tasks and event loops not read: {why}; CPython {} is not a build whose asyncio offsets gridlock has verified ({})",
-                    layout.version,
-                    p.as_ref().map(|p| p.table_builds.as_str()).unwrap_or("none")
-                ));
+            Err(note) => {
+                self.cache.notes.push(note);
                 Resolution::Off
             }
         }
@@ -650,6 +696,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 }
             }
             RunningLoop::Field(off) => objs.mem.ptr(rt.tstate + off).ok(),
+            RunningLoop::NotInThreadState => None,
         };
         if let Some(lp) = from_tstate.filter(|l| *l != 0 && !objs.is_none(*l)) {
             return Some(lp);
@@ -1357,4 +1404,46 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
 
 fn is_run_once(file: &str, function: &str) -> bool {
     short_file(file) == "base_events.py" && function.ends_with("_run_once")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpython::asyncio_debug::test_layout_314;
+
+    /// 3.14.10's `.AsyncioDebug`, as bytes.
+    fn section_314() -> Vec<u8> {
+        [
+            168u64, 136, 96, 108, 109, 128, 152, 225864, 10880, 936, 864, 872, 880,
+        ]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect()
+    }
+
+    #[test]
+    fn a_found_section_gives_offsets_and_a_missing_one_says_why() {
+        let layout = test_layout_314(10);
+        let found = Ok(Some(("/usr/lib/_asyncio.so".to_string(), section_314())));
+        let o = published_offsets(&layout, found).unwrap();
+        assert!(matches!(
+            o.registry,
+            TaskRegistry::ThreadLists { node: 152, .. }
+        ));
+        let err = published_offsets(&layout, Ok(None)).unwrap_err();
+        assert!(err.contains("no .AsyncioDebug section"), "{err}");
+        let short = Ok(Some(("/x/_asyncio.so".to_string(), vec![0u8; 40])));
+        let err = published_offsets(&layout, short).unwrap_err();
+        assert!(err.starts_with("/x/_asyncio.so: "), "{err}");
+    }
+
+    #[test]
+    fn the_table_stands_in_only_on_the_build_it_was_verified_on() {
+        assert!(table_offsets(&test_layout_314(10), "no section").is_ok());
+        let note = table_offsets(&test_layout_314(11), "no section").unwrap_err();
+        assert_eq!(
+            note,
+            "asyncio tasks and event loops not read: no section; CPython 3.14.11 is not a build whose asyncio offsets gridlock has verified (3.14.10, 3.15.2)"
+        );
+    }
 }

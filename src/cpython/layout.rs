@@ -613,8 +613,11 @@ pub enum RunningLoop {
     DictHolder(usize),
     /// `tstate->dict`, same key -> the loop itself (3.12).
     DictLoop(usize),
-    /// `tstate->asyncio_running_loop` (3.13).
+    /// `tstate->asyncio_running_loop` (3.13+).
     Field(usize),
+    /// Not in the thread state: asyncio running without its C accelerator on 3.14+ keeps it
+    /// in a `threading.local`, and only `_run_once`'s `self` tells.
+    NotInThreadState,
 }
 
 #[derive(Debug, Clone, Copy)]
