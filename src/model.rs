@@ -44,7 +44,8 @@ pub struct Task {
     pub frames: Vec<Frame>,
     pub waits_for: Option<TaskWait>,
     pub address: String,
-    /// 3.12+: a task in its first, eager step (only in `_eager_tasks`).
+    /// 3.12+: a task in its first, eager step (3.12/3.13: in `_eager_tasks`; 3.14+: the
+    /// running task whose coroutine was called by its creator, not by the loop).
     #[serde(default)]
     pub eager: bool,
     /// `asyncio.Lock`s held through an active `async with` in the await stack.
@@ -93,11 +94,53 @@ impl LoopState {
     }
 }
 
+/// What kind of thing a suspended task waits for (`tasks[].waits_for.kind`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskWaitKind {
+    /// Another task (`target`), awaited.
+    Task,
+    /// The tasks of an `asyncio.gather` (`targets`).
+    Gather,
+    /// An `asyncio.Lock` (`target` is its `locks[]` id).
+    Lock,
+    Event,
+    Condition,
+    Semaphore,
+    Queue,
+    /// `asyncio.sleep`.
+    Sleep,
+    /// A bare future (or one wrapping a `concurrent.futures.Future`, then `target`).
+    Future,
+}
+
+impl TaskWaitKind {
+    /// The contract's spelling, also the label in text, DOT and the TUI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskWaitKind::Task => "task",
+            TaskWaitKind::Gather => "gather",
+            TaskWaitKind::Lock => "lock",
+            TaskWaitKind::Event => "event",
+            TaskWaitKind::Condition => "condition",
+            TaskWaitKind::Semaphore => "semaphore",
+            TaskWaitKind::Queue => "queue",
+            TaskWaitKind::Sleep => "sleep",
+            TaskWaitKind::Future => "future",
+        }
+    }
+}
+
+impl std::fmt::Display for TaskWaitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a suspended task waits for.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct TaskWait {
-    /// `task`, `gather`, `lock`, `event`, `condition`, `semaphore`, `queue`, `sleep`, `future`.
-    pub kind: String,
+    pub kind: TaskWaitKind,
     /// A task id, an asyncio lock's id, or none (a bare future).
     pub target: Option<String>,
     /// For `gather`: the task ids gathered.

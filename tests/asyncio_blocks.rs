@@ -95,6 +95,8 @@ fn a_blocked_loop_is_a_loop_block_with_its_culprit_and_stack() {
                     .find(|t| t["id"] == task)
                     .unwrap();
                 assert_eq!(t["state"], "running", "[{mode}]");
+                // A step the loop runs (not the first step of an eager task).
+                assert_eq!(t["eager"], false, "[{mode}]");
             }
             if mode == "thread-sleep" {
                 // The busy workers are not the loop: only the loop thread is named.
@@ -311,6 +313,7 @@ fn a_uvloop_loop_block_is_seen_from_its_stack_and_syscall() {
                     .find(|x| x["id"] == *t)
                     .unwrap();
                 assert_eq!(task["state"], "running");
+                assert_eq!(task["eager"], false);
                 assert!(task["coroutine"].as_str().unwrap().ends_with("blocker"));
             }
         }

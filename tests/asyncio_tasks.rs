@@ -83,7 +83,7 @@ fn an_asyncio_lock_inversion_is_a_deadlock_with_exact_holders() {
 }
 
 #[test]
-fn eager_tasks_are_read_on_312_and_later() {
+fn eager_tasks_are_read_and_flagged_on_312_and_later() {
     for_each_interpreter(|py| {
         if py.minor < 12 {
             return;
@@ -102,14 +102,22 @@ fn eager_tasks_are_read_on_312_and_later() {
                     .ends_with("eager_blocker")
             })
             .unwrap_or_else(|| panic!("no eager task: {:#}", d["tasks"]));
-        // 3.14+ keeps no `_eager_tasks` set: a task in its first eager step is read from
-        // the thread's task list like any other, and the `eager` flag is not derived there yet.
-        if py.minor < 14 {
-            assert_eq!(t["eager"], true);
-        }
+        // 3.12/3.13 list it in `_eager_tasks`; 3.14+ keep no such set, and the task is told
+        // by its coroutine's frame being called by the code that created it, not by the loop.
+        assert_eq!(t["eager"], true, "{t:#}");
         assert_eq!(t["state"], "running");
+        if py.minor >= 14 {
+            // Its own frames only, down to its coroutine (not its creator's).
+            let frames = t["frames"].as_array().unwrap();
+            let outer = frames.last().unwrap()["function"].as_str().unwrap();
+            assert!(outer.ends_with("eager_blocker"), "{t:#}");
+        }
         let parked = task(&d, "parked");
         assert_eq!(parked["waits_for"]["kind"], "event");
+        // A task whose first step has run, and the task that created the eager one (its
+        // step is under way below the eager step), are not eager.
+        assert_eq!(parked["eager"], false, "{parked:#}");
+        assert_eq!(task(&d, "Task-1")["eager"], false);
         let blocks = doc::findings(&d, "loop_block");
         assert_eq!(blocks.len(), 1, "{:#}", d["findings"]);
         assert_eq!(blocks[0]["tasks"][0], t["id"]);
@@ -237,4 +245,137 @@ fn subclassed_and_pure_python_tasks_are_read_like_c_tasks() {
             assert_eq!(d["loops"][0]["tasks"], 6, "{kind}");
         }
     });
+}
+
+/// The notes of the document's only process.
+fn process_notes(d: &Value) -> Vec<String> {
+    d["processes"][0]["notes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// 3.14's `_asyncio` without its `.AsyncioDebug` section (a copy whose section is renamed,
+/// found first on `sys.path`): gridlock says it used its own offsets, checked on live tasks,
+/// on the build they were verified on (3.14.10), and finds the same deadlock; on any other
+/// build it reads no asyncio at all and says why. With the real `_asyncio` there is no such
+/// note (the published offsets passed the check).
+#[test]
+fn without_the_published_section_the_table_is_used_only_where_verified() {
+    let Some(py) = support::interpreters()
+        .into_iter()
+        .find(|py| py.root.is_some() && py.minor == 14)
+    else {
+        eprintln!("skipped: no CPython 3.14 in a Debian root");
+        return;
+    };
+    let root = py.root.clone().unwrap();
+    let so = "_asyncio.cpython-314-x86_64-linux-gnu.so";
+    let original = std::fs::read(root.join("usr/lib/python3.14/lib-dynload").join(so))
+        .expect("the Debian root's _asyncio extension");
+    let name = b".AsyncioDebug\0";
+    let at: Vec<usize> = original
+        .windows(name.len())
+        .enumerate()
+        .filter(|(_, w)| w == name)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "the section name appears once, in .shstrtab");
+    let mut patched = original.clone();
+    patched[at[0] + name.len() - 2] = b'X';
+    let inside = format!("/tmp/gridlock-nosection-{}", std::process::id());
+    let dir = root.join(inside.trim_start_matches('/'));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(so), &patched).unwrap();
+    std::fs::copy(
+        fixture("asyncio_scenarios.py"),
+        dir.join("asyncio_scenarios.py"),
+    )
+    .unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let script = std::path::Path::new(&inside).join("asyncio_scenarios.py");
+        let target = Target::start_busy(&py, &script, &["await_cycle"]);
+        let (code, d) = dump_json(target.pid, "300ms");
+        drop(target);
+        let notes = process_notes(&d);
+        if d["processes"][0]["python_version"] == "3.14.10" {
+            assert_eq!(code, 3, "{notes:?} {:#}", d["findings"]);
+            assert!(
+                notes.iter().any(|n| n.starts_with(
+                    "asyncio read with gridlock's own offsets for CPython 3.14.10 (checked on live tasks): no .AsyncioDebug section"
+                )),
+                "{notes:?}"
+            );
+            let dl = doc::findings(&d, "deadlock");
+            assert_eq!(doc::finding_task_names(&d, dl[0]), ["first", "second"]);
+        } else {
+            assert_eq!(code, 0, "{notes:?}");
+            assert!(d["tasks"].as_array().unwrap().is_empty());
+            assert!(
+                notes.iter().any(|n| n.starts_with(
+                    "asyncio tasks and event loops not read: no .AsyncioDebug section"
+                )),
+                "{notes:?}"
+            );
+        }
+        // A section whose offsets fail the live check (a Task size `_asyncio.Task` does not
+        // have): given up after three snapshots, then the same fallback.
+        let words: Vec<u8> = [168u64, 136, 96, 108, 109, 128, 152]
+            .iter()
+            .flat_map(|w| w.to_le_bytes())
+            .collect();
+        let at: Vec<usize> = original
+            .windows(words.len())
+            .enumerate()
+            .filter(|(_, w)| *w == &words[..])
+            .map(|(i, _)| i)
+            .collect();
+        if at.len() == 1 {
+            let mut wrong = original.clone();
+            wrong[at[0]..at[0] + 8].copy_from_slice(&176u64.to_le_bytes());
+            std::fs::write(dir.join(so), &wrong).unwrap();
+            let target = Target::start_busy(&py, &script, &["await_cycle"]);
+            let (_, d) = dump_json(target.pid, "1s");
+            let notes = process_notes(&d);
+            if d["processes"][0]["python_version"] == "3.14.10" {
+                assert!(
+                    notes.iter().any(|n| n.ends_with(
+                        "the offsets its .AsyncioDebug section publishes fail a check on live objects (_asyncio.Task is 168 bytes, the offsets say 176)"
+                    ) && n.starts_with("asyncio read with gridlock's own offsets")),
+                    "{notes:?}"
+                );
+                assert!(d["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t["name"] == "first"));
+            } else {
+                assert!(
+                    notes
+                        .iter()
+                        .any(|n| n.starts_with("asyncio tasks and event loops not read")),
+                    "{notes:?}"
+                );
+            }
+        } else {
+            eprintln!("note: 3.14's section values differ from 3.14.10's: the wrong-section case is skipped");
+        }
+        // The real extension publishes its offsets: no note.
+        let target = scenario(&py, "await_cycle");
+        let (code, d) = dump_json(target.pid, "300ms");
+        assert_eq!(code, 3);
+        assert!(
+            !process_notes(&d).iter().any(|n| n.contains("asyncio")),
+            "{:?}",
+            process_notes(&d)
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }

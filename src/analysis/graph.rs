@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::model::{Edge, EdgeVia, Evidence, TaskState, Wait, WaitKind};
+use crate::model::{Edge, EdgeVia, Evidence, TaskState, TaskWaitKind, Wait, WaitKind};
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,15 +239,15 @@ impl WaitGraph {
                 site: w.site.clone(),
                 name: w.name.clone(),
             };
-            match w.kind.as_str() {
-                "task" | "gather" => {
+            match w.kind {
+                TaskWaitKind::Task | TaskWaitKind::Gather => {
                     for target in w.target.iter().chain(&w.targets) {
                         if let Some(&to) = self.index.get(target.as_str()) {
                             self.graph.add_edge(from, to, edge(target, EdgeVia::Awaits));
                         }
                     }
                 }
-                "future" => {
+                TaskWaitKind::Future => {
                     if let Some(target) = &w.target {
                         let wait = Wait {
                             kind: WaitKind::Future,
@@ -263,7 +263,7 @@ impl WaitGraph {
                         self.future_wait(snap, from, &t.id, target, &wait);
                     }
                 }
-                "lock" if w.evidence != Evidence::Unknown => {
+                TaskWaitKind::Lock if w.evidence != Evidence::Unknown => {
                     let Some(lock) = w.target.as_deref().and_then(|l| snap.lock(l)) else {
                         continue;
                     };

@@ -1,8 +1,11 @@
 //! asyncio, read from outside: event loops per thread (polling or running which step), every
 //! task of every loop with its suspended await stack and what it waits for, and the
 //! `asyncio.Lock`s tasks hold through `async with`. Offsets are in `cpython::layout`
-//! (`AsyncioOffsets`); everything is read through `Memory`, nothing runs in the target.
+//! (`AsyncioOffsets`); on 3.14+ they are those the target publishes (`.AsyncioDebug`, found
+//! by the caller), checked on live objects (`check`) before anything is built on them.
+//! Everything is read through `Memory`, nothing runs in the target.
 
+mod check;
 mod facts;
 mod types;
 
@@ -11,6 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cpython::asyncio_debug;
 use crate::cpython::layout::asyncio_common::*;
 use crate::cpython::layout::common::{METHOD_SELF, OB_TYPE};
 use crate::cpython::layout::{
@@ -34,6 +38,9 @@ const TASK_READ_MAX: usize = 256;
 /// `_PyInterpreterFrame` up to `stacktop` (+64), both well inside the frame.
 const FRAME_READ: usize = 112;
 const FRAME_READ_EMBEDDED: usize = 72;
+/// Snapshots in a row whose live check of the asyncio offsets must fail before they are
+/// given up.
+const CHECK_TRIES: u32 = 3;
 /// A task's name object read in one go: an int's first digits, or a short ASCII str.
 const NAME_READ: usize = 64;
 
@@ -96,9 +103,36 @@ pub fn loop_id(pid: i32, addr: usize) -> String {
     format!("{pid}:loop:{addr:#x}")
 }
 
+/// What looking for the target's published asyncio offsets found: the binary holding the
+/// section and its bytes, no such section, or why the binaries could not be read.
+pub type SectionLookup = Result<Option<(String, Vec<u8>)>, String>;
+
+/// How far a process's asyncio offsets are established.
+#[derive(Debug, Clone, Default)]
+enum Resolution {
+    /// Not looked at yet (asyncio not imported so far).
+    #[default]
+    Unresolved,
+    /// Being checked on live objects, which needs a task to exist; meanwhile used, since
+    /// with no task nothing is built on them. `table`: the table's values, not the section's.
+    Checking { offs: AsyncioOffsets, table: bool },
+    /// Checked (or a version without published offsets, whose table is used as is).
+    Trusted(AsyncioOffsets),
+    /// asyncio is not read in this process (a note says why).
+    Off,
+}
+
 /// What is kept between snapshots of one process.
 #[derive(Default)]
 pub struct AsyncioCache {
+    resolution: Resolution,
+    /// Why the published offsets were not used, while the table's are being checked.
+    table_because: Option<String>,
+    /// Consecutive snapshots whose live check failed: a list the target changed while it
+    /// was read can fail once, so offsets are given up only after `CHECK_TRIES`.
+    check_failures: u32,
+    /// Notes for the report not yet taken by the caller.
+    notes: Vec<String>,
     /// `asyncio.tasks.__dict__`, once the target has imported asyncio.
     tasks_module: Option<usize>,
     last_lookup: Option<Instant>,
@@ -110,6 +144,12 @@ pub struct AsyncioCache {
 }
 
 impl AsyncioCache {
+    /// Notes about how this process's asyncio is read (a fallback, or asyncio turned off),
+    /// each given once.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
     /// Read the ready-queue counters of the loops seen last time, before anything else.
     pub fn begin(&mut self, mem: &dyn crate::memory::ReadMemory) {
         self.ready_before = self
@@ -169,7 +209,39 @@ struct TaskFields {
 /// A suspended frame of an await chain with what its code tells.
 type ChainFrame = (RawFrame, Rc<FrameFacts>);
 
+/// The offsets a target's `.AsyncioDebug` section publishes, from what looking for it found,
+/// or why there are none.
+fn published_offsets(
+    layout: &crate::cpython::Layout,
+    found: SectionLookup,
+) -> Result<AsyncioOffsets, String> {
+    let section = asyncio_debug::SECTION;
+    match found {
+        Ok(Some((binary, bytes))) => asyncio_debug::parse(&bytes)
+            .and_then(|d| asyncio_debug::offsets(layout, &d))
+            .map_err(|e| format!("{binary}: {e}")),
+        Ok(None) => Err(format!(
+            "no {section} section was found in the target's _asyncio module or interpreter binary"
+        )),
+        Err(e) => Err(format!("its {section} section could not be read ({e})")),
+    }
+}
+
+/// gridlock's own offsets for this build, when it is one they were verified on; else the
+/// note that turns asyncio off, saying `why` the published ones are not used.
+fn table_offsets(layout: &crate::cpython::Layout, why: &str) -> Result<AsyncioOffsets, String> {
+    match (&layout.asyncio_published, layout.asyncio) {
+        (Some(p), Some(offs)) if p.table_build => Ok(offs),
+        (p, _) => Err(format!(
+            "asyncio tasks and event loops not read: {why}; CPython {} is not a build whose asyncio offsets gridlock has verified ({})",
+            layout.version,
+            p.as_ref().map(|p| p.table_builds.as_str()).unwrap_or("none")
+        )),
+    }
+}
+
 /// Read loops and tasks. Anything unreadable is left out (or `unknown`), never guessed.
+/// `section` finds the target's `.AsyncioDebug` section; it is asked at most once.
 pub fn read(
     walker: &mut Walker,
     cache: &mut AsyncioCache,
@@ -177,6 +249,7 @@ pub fn read(
     pid: i32,
     raw: &[RawThread],
     threads: &[Thread],
+    section: &mut dyn FnMut() -> SectionLookup,
 ) -> AsyncView {
     let Some(offs) = walker.objs.layout.asyncio else {
         return AsyncView::default();
@@ -196,7 +269,7 @@ pub fn read(
         task_prefix: format!("{pid}:task:"),
         pid_prefix: format!("{pid}:"),
     };
-    r.read(interp, raw, threads).unwrap_or_default()
+    r.read(interp, raw, threads, section).unwrap_or_default()
 }
 
 fn short(path: &str) -> &str {
@@ -257,7 +330,122 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         Some(dict)
     }
 
-    fn read(&mut self, interp: usize, raw: &[RawThread], threads: &[Thread]) -> Option<AsyncView> {
+    /// The offsets to read this process's asyncio with: on 3.14+ those its `.AsyncioDebug`
+    /// section publishes, else (section missing, unreadable or failing the live check) the
+    /// table's when this exact build is the one they were verified on, checked the same way;
+    /// else none (asyncio off, with a note). `None` also while nothing can be trusted.
+    fn resolve(
+        &mut self,
+        interp: usize,
+        raw: &[RawThread],
+        globals: &HashMap<String, usize>,
+        section: &mut dyn FnMut() -> SectionLookup,
+    ) -> Option<AsyncioOffsets> {
+        let layout = self.walker.objs.layout;
+        let unresolved = matches!(self.cache.resolution, Resolution::Unresolved);
+        if layout.asyncio_published.is_some() && unresolved && !globals.contains_key("_CTask") {
+            // asyncio without its C accelerator (or still importing it, before its section
+            // is mapped): no C task exists and no thread-state field is in use, so only the
+            // pure-Python registries are read, with no offset that needs the section.
+            return Some(AsyncioOffsets {
+                registry: TaskRegistry::ModuleSets,
+                current_task: CurrentTask::ModuleDict,
+                running_loop: RunningLoop::NotInThreadState,
+                ..self.offs
+            });
+        }
+        loop {
+            match std::mem::take(&mut self.cache.resolution) {
+                Resolution::Trusted(o) => {
+                    self.cache.resolution = Resolution::Trusted(o);
+                    return Some(o);
+                }
+                Resolution::Off => {
+                    self.cache.resolution = Resolution::Off;
+                    return None;
+                }
+                Resolution::Unresolved => {
+                    if layout.asyncio_published.is_none() {
+                        self.cache.resolution = Resolution::Trusted(self.offs);
+                        continue;
+                    }
+                    self.cache.resolution = match published_offsets(layout, section()) {
+                        Ok(offs) => Resolution::Checking { offs, table: false },
+                        Err(why) => self.fallback(why),
+                    };
+                }
+                Resolution::Checking { offs, table } => {
+                    let task_type = globals.get("Task").copied();
+                    let objs = &self.walker.objs;
+                    let verdict =
+                        check::check(objs, &mut self.types, &offs, interp, raw, task_type);
+                    if !matches!(verdict, check::Verdict::Fails(_)) {
+                        self.cache.check_failures = 0;
+                    }
+                    match verdict {
+                        check::Verdict::Holds => {
+                            if let Some(why) = self.cache.table_because.take() {
+                                self.cache.notes.push(format!(
+                                    "asyncio read with gridlock's own offsets for CPython {} (checked on live tasks): {why}",
+                                    layout.version
+                                ));
+                            }
+                            self.cache.resolution = Resolution::Trusted(offs);
+                            return Some(offs);
+                        }
+                        check::Verdict::NoTaskYet => {
+                            self.cache.resolution = Resolution::Checking { offs, table };
+                            return Some(offs);
+                        }
+                        check::Verdict::Fails(_) if self.cache.check_failures + 1 < CHECK_TRIES => {
+                            // Not read this time; checked again at the next snapshot.
+                            self.cache.check_failures += 1;
+                            self.cache.resolution = Resolution::Checking { offs, table };
+                            return None;
+                        }
+                        check::Verdict::Fails(why) if table => {
+                            let first = self.cache.table_because.take().unwrap_or_default();
+                            self.cache.notes.push(format!(
+                                "asyncio tasks and event loops not read: {first}; gridlock's own offsets for CPython {} fail a check on live objects too ({why})",
+                                layout.version
+                            ));
+                            self.cache.resolution = Resolution::Off;
+                        }
+                        check::Verdict::Fails(why) => {
+                            self.cache.check_failures = 0;
+                            self.cache.resolution = self.fallback(format!(
+                                "the offsets its {} section publishes fail a check on live objects ({why})",
+                                asyncio_debug::SECTION
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The table's offsets, to be checked, when this build is the one they were verified
+    /// on; else asyncio off with a note saying `why`.
+    fn fallback(&mut self, why: String) -> Resolution {
+        match table_offsets(self.walker.objs.layout, &why) {
+            Ok(offs) => {
+                self.cache.table_because = Some(why);
+                Resolution::Checking { offs, table: true }
+            }
+            Err(note) => {
+                self.cache.notes.push(note);
+                Resolution::Off
+            }
+        }
+    }
+
+    fn read(
+        &mut self,
+        interp: usize,
+        raw: &[RawThread],
+        threads: &[Thread],
+        section: &mut dyn FnMut() -> SectionLookup,
+    ) -> Option<AsyncView> {
         let module = self.tasks_module(interp)?;
         let globals: HashMap<String, usize> = match self.walker.objs.dict_items(module) {
             Ok(g) => g.into_iter().collect(),
@@ -280,6 +468,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             py_future,
             gathering: globals.get("_GatheringFuture").copied().unwrap_or(0),
         });
+        self.offs = self.resolve(interp, raw, &globals, section)?;
         let current: HashMap<usize, usize> = match self.offs.current_task {
             CurrentTask::ModuleDict => globals
                 .get("_current_tasks")
@@ -307,6 +496,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             }
         };
 
+        let eager_steps = self.eager_steps(raw, &current);
+
         // Loops, per thread.
         let mut view = AsyncView::default();
         let mut loop_addrs = Vec::new();
@@ -329,6 +520,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             tstate_head,
             interp_head,
             node,
+            ..
         } = self.offs.registry
         {
             for head in raw
@@ -365,7 +557,9 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             if !seen.insert(addr) {
                 continue;
             }
-            let step = running.get(&addr).and_then(|l| steps.get(l));
+            let eager_step = eager_steps.get(&addr);
+            let eager = eager || eager_step.is_some();
+            let step = eager_step.or_else(|| running.get(&addr).and_then(|l| steps.get(l)));
             if let Some((lp, t)) =
                 self.task(addr, eager, running.contains_key(&addr), step, &mut locks)
             {
@@ -390,6 +584,66 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         view.tasks = tasks;
         view.locks = self.locks(locks, &view.tasks);
         Some(view)
+    }
+
+    /// 3.14+: the running tasks in their first, eager step, with their frames (innermost
+    /// first, down to the task's coroutine). With `eager_start` the first step runs inside
+    /// the task's constructor (`task_eager_start`), so the coroutine's frame is called by
+    /// whatever created the task; a step the loop runs is called by `Handle._run`, or, in a
+    /// native loop, by the frame that called into the loop. (3.12/3.13 list such tasks in
+    /// `_eager_tasks` instead.)
+    fn eager_steps(
+        &mut self,
+        raw: &[RawThread],
+        current: &HashMap<usize, usize>,
+    ) -> AddrMap<usize, Vec<Frame>> {
+        let mut out = AddrMap::default();
+        let (TaskRegistry::ThreadLists { .. }, CoroFrame::Embedded { at, .. }) =
+            (self.offs.registry, self.offs.coro_frame)
+        else {
+            return out;
+        };
+        let dialect = self.walker.dialect();
+        for rt in raw {
+            let Some(task) = self
+                .running_loop(rt)
+                .and_then(|lp| current.get(&lp).copied())
+            else {
+                continue;
+            };
+            if self.kind(task) != Some(Kind::Task(TaskImpl::C)) {
+                continue;
+            }
+            let Some(coro) = self
+                .mem()
+                .ptr(task + self.offs.task_coro)
+                .ok()
+                .filter(|c| *c != 0)
+            else {
+                continue;
+            };
+            let Some(k) = rt.frames.iter().position(|f| f.addr == coro + at) else {
+                continue;
+            };
+            let Some(caller) = rt.frames.get(k + 1) else {
+                continue;
+            };
+            let by_loop = (short(&caller.code.filename) == "events.py"
+                && matches!(caller.code.name.as_str(), "_run" | "Handle._run"))
+                || matches!(
+                    self.facts.of(dialect, caller).called_method(),
+                    Some("run_until_complete" | "run_forever")
+                );
+            if by_loop {
+                continue;
+            }
+            let frames = rt.frames[..=k]
+                .iter()
+                .map(|f| self.facts.of(dialect, f).frame.clone())
+                .collect();
+            out.insert(task, frames);
+        }
+        out
     }
 
     /// The tasks of a 3.14+ circular task list whose head node is at `head`: each node is
@@ -442,6 +696,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 }
             }
             RunningLoop::Field(off) => objs.mem.ptr(rt.tstate + off).ok(),
+            RunningLoop::NotInThreadState => None,
         };
         if let Some(lp) = from_tstate.filter(|l| *l != 0 && !objs.is_none(*l)) {
             return Some(lp);
@@ -793,7 +1048,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
     }
 
     fn is_asyncio_lock(&mut self, obj: usize) -> bool {
-        self.ty(obj).and_then(|i| i.primitive) == Some("lock")
+        self.ty(obj).and_then(|i| i.primitive) == Some(TaskWaitKind::Lock)
             && self
                 .walker
                 .objs
@@ -968,7 +1223,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             .take_while(|c| c.1.in_asyncio)
             .find_map(|(rf, f)| {
                 if f.file == "tasks.py" && f.function == "sleep" {
-                    return Some(("sleep", None, "asyncio.sleep".to_string()));
+                    return Some((TaskWaitKind::Sleep, None, "asyncio.sleep".to_string()));
                 }
                 if f.file != "locks.py" && f.file != "queues.py" {
                     return None;
@@ -987,7 +1242,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             _ => self.ty(waiter),
         };
         let mut wait = TaskWait {
-            kind: "future".into(),
+            kind: TaskWaitKind::Future,
             target: None,
             targets: Vec::new(),
             future: Some(with_hex("", waiter)),
@@ -996,16 +1251,16 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             name,
             via: None,
         };
-        if !matches!(primitive.as_ref().map(|p| p.0), Some(k) if k != "sleep") {
+        if !matches!(primitive.as_ref().map(|p| p.0), Some(k) if k != TaskWaitKind::Sleep) {
             // `asyncio` in `asyncio.sleep()` names a module, not what is awaited.
             wait.name = None;
         }
         if matches!(wty.as_ref().map(|t| t.kind), Some(Kind::Task(_))) {
-            wait.kind = "task".into();
+            wait.kind = TaskWaitKind::Task;
             wait.target = Some(self.task_id(waiter));
             wait.via = Some("await".into());
         } else if wty.as_ref().is_some_and(|t| t.gathering) {
-            wait.kind = "gather".into();
+            wait.kind = TaskWaitKind::Gather;
             wait.via = Some("asyncio.gather".into());
             let children = self.walker.objs.attr(waiter, "_children").ok().flatten();
             let items = children
@@ -1017,10 +1272,10 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 }
             }
         } else if let Some((kind, obj, via)) = primitive {
-            wait.kind = kind.into();
+            wait.kind = kind;
             wait.via = Some(via);
             if let Some(obj) = obj {
-                if kind == "lock" {
+                if kind == TaskWaitKind::Lock {
                     // Exact when the future is one of the lock's waiters.
                     if !self.deque_contains(obj, "_waiters", waiter) {
                         wait.evidence = Evidence::Unknown;
@@ -1037,7 +1292,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                         }
                     }
                 } else {
-                    wait.target = Some(with_hex_parts(&[&self.pid_prefix, kind, ":"], obj));
+                    wait.target =
+                        Some(with_hex_parts(&[&self.pid_prefix, kind.as_str(), ":"], obj));
                 }
             }
         }
@@ -1148,4 +1404,46 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
 
 fn is_run_once(file: &str, function: &str) -> bool {
     short_file(file) == "base_events.py" && function.ends_with("_run_once")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpython::asyncio_debug::test_layout_314;
+
+    /// 3.14.10's `.AsyncioDebug`, as bytes.
+    fn section_314() -> Vec<u8> {
+        [
+            168u64, 136, 96, 108, 109, 128, 152, 225864, 10880, 936, 864, 872, 880,
+        ]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect()
+    }
+
+    #[test]
+    fn a_found_section_gives_offsets_and_a_missing_one_says_why() {
+        let layout = test_layout_314(10);
+        let found = Ok(Some(("/usr/lib/_asyncio.so".to_string(), section_314())));
+        let o = published_offsets(&layout, found).unwrap();
+        assert!(matches!(
+            o.registry,
+            TaskRegistry::ThreadLists { node: 152, .. }
+        ));
+        let err = published_offsets(&layout, Ok(None)).unwrap_err();
+        assert!(err.contains("no .AsyncioDebug section"), "{err}");
+        let short = Ok(Some(("/x/_asyncio.so".to_string(), vec![0u8; 40])));
+        let err = published_offsets(&layout, short).unwrap_err();
+        assert!(err.starts_with("/x/_asyncio.so: "), "{err}");
+    }
+
+    #[test]
+    fn the_table_stands_in_only_on_the_build_it_was_verified_on() {
+        assert!(table_offsets(&test_layout_314(10), "no section").is_ok());
+        let note = table_offsets(&test_layout_314(11), "no section").unwrap_err();
+        assert_eq!(
+            note,
+            "asyncio tasks and event loops not read: no section; CPython 3.14.11 is not a build whose asyncio offsets gridlock has verified (3.14.10, 3.15.2)"
+        );
+    }
 }

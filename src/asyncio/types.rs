@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use crate::cpython::layout::common::TP_NAME;
 use crate::cpython::objects::Objects;
+use crate::model::TaskWaitKind;
 
 /// `PyTypeObject.tp_base`, the same offset on 3.8-3.13 (checked against `T.__base__`).
 pub const TP_BASE: usize = 256;
@@ -73,9 +74,9 @@ pub struct TypeInfo {
     /// `asyncio.tasks._GatheringFuture` (or a subclass).
     pub gathering: bool,
     /// The asyncio primitive the type is or derives from (by class name along `tp_base`):
-    /// `lock`, `event`, `condition`, `semaphore`, `queue`. Only trusted for objects found as
+    /// `Lock`, `Event`, `Condition`, `Semaphore`, `Queue`. Only trusted for objects found as
     /// `self` of a frame in asyncio's own locks.py / queues.py.
-    pub primitive: Option<&'static str>,
+    pub primitive: Option<TaskWaitKind>,
     /// An event loop asyncio's `BaseEventLoop` runs (a base class of that name); uvloop's
     /// `Loop` is not one.
     pub base_event_loop: bool,
@@ -96,13 +97,13 @@ pub struct Types {
     by_type: AddrMap<usize, Rc<TypeInfo>>,
 }
 
-fn primitive_of(name: &str) -> Option<&'static str> {
+fn primitive_of(name: &str) -> Option<TaskWaitKind> {
     Some(match name {
-        "Lock" => "lock",
-        "Event" => "event",
-        "Condition" => "condition",
-        "Semaphore" | "BoundedSemaphore" => "semaphore",
-        "Queue" | "LifoQueue" | "PriorityQueue" => "queue",
+        "Lock" => TaskWaitKind::Lock,
+        "Event" => TaskWaitKind::Event,
+        "Condition" => TaskWaitKind::Condition,
+        "Semaphore" | "BoundedSemaphore" => TaskWaitKind::Semaphore,
+        "Queue" | "LifoQueue" | "PriorityQueue" => TaskWaitKind::Queue,
         _ => return None,
     })
 }

@@ -230,7 +230,7 @@ const V313: Spec = &[
     GC_313,
 ];
 /// 3.14 (pycore_debug_offsets.h).
-const V314: Spec = &[
+pub(crate) const V314: Spec = &[
     RUNTIME,
     INTERP_314,
     TSTATE_313,
@@ -304,6 +304,18 @@ impl DebugOffsets {
             .iter()
             .find(|(s, f, _)| *s == section && *f == field)
             .map(|(_, _, v)| *v as usize)
+    }
+
+    /// Replace a value (for unit tests that need a real size).
+    #[cfg(test)]
+    pub(crate) fn set(&mut self, section: &str, field: &str, value: u64) {
+        if let Some(v) = self
+            .values
+            .iter_mut()
+            .find(|(s, f, _)| *s == section && *f == field)
+        {
+            v.2 = value;
+        }
     }
 
     /// Like `get`, for a field every supported version publishes.

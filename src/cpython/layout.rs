@@ -159,8 +159,12 @@ pub struct Layout {
     /// `3.13.18`.
     pub version: String,
     pub offsets: Offsets,
-    /// asyncio's structures (task registry, Task/Future, coroutine frames, running loop).
+    /// asyncio's structures (task registry, Task/Future, coroutine frames, running loop). On
+    /// 3.14+ these are the table's values, used only where `asyncio_published` allows.
     pub asyncio: Option<AsyncioOffsets>,
+    /// 3.14+: the target publishes its asyncio offsets (`_asyncio`'s `.AsyncioDebug` section),
+    /// read from it at the first snapshot that sees asyncio (`asyncio_debug.rs`).
+    pub asyncio_published: Option<PublishedAsyncio>,
     pub opcodes: &'static OpcodeTable,
     /// `_thread.lock` / `_thread.RLock` internals, as checked on the target (None: off).
     pub locks: LockLayouts,
@@ -455,6 +459,7 @@ pub fn for_version(major: u64, minor: u64, patch: u64) -> Option<Layout> {
         version: format!("{major}.{minor}.{patch}"),
         offsets,
         asyncio: asyncio_offsets(minor),
+        asyncio_published: None,
         opcodes,
         locks: LockLayouts {
             lock: Some(SEM_LOCK),
@@ -584,12 +589,30 @@ pub enum TaskRegistry {
     ModuleSets,
     /// 3.14+: a circular list per thread state (head at `tstate_head`), and one on the
     /// interpreter (`interp_head`) for the tasks of exited threads; each task's list node is
-    /// at `node` inside it.
+    /// at `node` inside it. `task_size` (`sizeof(TaskObj)`) and `is_task` (a byte that is 1
+    /// in every task) are what a live check compares.
     ThreadLists {
         tstate_head: usize,
         interp_head: usize,
         node: usize,
+        task_size: usize,
+        is_task: usize,
     },
+}
+
+/// What a 3.14+ target's published asyncio offsets are checked against.
+#[derive(Debug, Clone)]
+pub struct PublishedAsyncio {
+    /// The table (`Layout::asyncio`) holds the values this exact build was seen to publish,
+    /// so it may stand in when the section cannot be read or fails its check.
+    pub table_build: bool,
+    /// `sizeof(PyInterpreterState)` from `_Py_DebugOffsets`: the section's must agree.
+    pub interp_size: Option<usize>,
+    /// `sizeof(PyThreadState)` from `_Py_DebugOffsets`: the section's thread-state fields live
+    /// in `_PyThreadStateImpl`, past it.
+    pub tstate_base_size: Option<usize>,
+    /// The builds the table was verified on (for notes).
+    pub table_builds: String,
 }
 
 /// Where the task a loop is running is recorded.
@@ -642,8 +665,11 @@ pub enum RunningLoop {
     DictHolder(usize),
     /// `tstate->dict`, same key -> the loop itself (3.12).
     DictLoop(usize),
-    /// `tstate->asyncio_running_loop` (3.13).
+    /// `tstate->asyncio_running_loop` (3.13+).
     Field(usize),
+    /// Not in the thread state: asyncio running without its C accelerator on 3.14+ keeps it
+    /// in a `threading.local`, and only `_run_once`'s `self` tells.
+    NotInThreadState,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -742,8 +768,12 @@ pub fn asyncio_offsets(minor: u8) -> Option<AsyncioOffsets> {
     })
 }
 
+/// The builds whose `.AsyncioDebug` values the 3.14+ table holds (seen live).
+const ASYNCIO_TABLE_BUILDS: &[(u8, u64)] = &[(14, 10), (15, 2)];
+
 /// asyncio on 3.14/3.15 (../shared/FACTS-cpython-314.md, "asyncio", every offset checked
-/// live; the same values `_asyncio`'s `.AsyncioDebug` section publishes).
+/// live on 3.14.10 and 3.15.2; the values their `.AsyncioDebug` sections publish, and the
+/// Future fields no section publishes).
 fn asyncio_offsets_314(minor: u8, interp_modules: usize) -> Option<AsyncioOffsets> {
     // (running loop, running task, tasks head) in the thread state; interpreter tasks head.
     let (running_loop, running_task, tstate_head, interp_head, below, states) = match minor {
@@ -768,6 +798,8 @@ fn asyncio_offsets_314(minor: u8, interp_modules: usize) -> Option<AsyncioOffset
             tstate_head,
             interp_head,
             node: 152,
+            task_size: 168,
+            is_task: 108,
         },
         current_task: CurrentTask::TstateField(running_task),
     })
@@ -834,6 +866,16 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
     } else {
         asyncio_offsets_314(minor, o.interp_modules)
     };
+    let asyncio_published = asyncio.is_some().then(|| PublishedAsyncio {
+        table_build: ASYNCIO_TABLE_BUILDS.contains(&(minor, d.micro())),
+        interp_size: d.get("interpreter_state", "size"),
+        tstate_base_size: d.get("thread_state", "size"),
+        table_builds: ASYNCIO_TABLE_BUILDS
+            .iter()
+            .map(|(minor, micro)| format!("3.{minor}.{micro}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    });
     if newer && asyncio.is_none() {
         notes.push(format!(
             "asyncio tasks and event loops are not read on CPython 3.{minor} (untested layout)"
@@ -844,6 +886,7 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
         version: format!("{}.{}.{}", d.major(), d.minor(), d.micro()),
         offsets: o,
         asyncio,
+        asyncio_published: if newer { asyncio_published } else { None },
         opcodes,
         // 3.13's patch releases differ (3.13.0 a semaphore, later a PyMutex): the target's
         // own lock types decide at attach (`locks::check_locks`).

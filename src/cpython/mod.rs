@@ -1,6 +1,7 @@
 //! CPython internals, read from outside: per-version layouts behind one trait, object
 //! readers, a bytecode decoder and the thread/frame walker.
 
+pub mod asyncio_debug;
 pub mod bytecode;
 pub mod debug_offsets;
 pub mod functions;

@@ -323,10 +323,10 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
         for t in tasks.iter().take(SHOWN) {
             let waits = match &t.waits_for {
                 Some(w) => {
-                    let target = match (&w.target, w.kind.as_str()) {
-                        (Some(x), "task") => node_label(doc, x),
-                        (Some(x), "lock") => lock_label(doc, x, w.name.as_deref()),
-                        (_, "gather") => format!(
+                    let target = match (&w.target, w.kind) {
+                        (Some(x), TaskWaitKind::Task) => node_label(doc, x),
+                        (Some(x), TaskWaitKind::Lock) => lock_label(doc, x, w.name.as_deref()),
+                        (_, TaskWaitKind::Gather) => format!(
                             "gather of {}",
                             w.targets
                                 .iter()

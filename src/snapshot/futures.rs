@@ -136,7 +136,10 @@ pub(super) fn resolve(
         .iter()
         .enumerate()
         .filter_map(|(i, t)| {
-            let w = t.waits_for.as_ref().filter(|w| w.kind == "future")?;
+            let w = t
+                .waits_for
+                .as_ref()
+                .filter(|w| w.kind == TaskWaitKind::Future)?;
             Some((parse_hex(w.future.as_deref()?)?, i))
         })
         .collect();

@@ -303,7 +303,9 @@ fn take_cached(
         pid,
         &raw,
         &threads,
+        &mut || published_asyncio_section(pid),
     );
+    target.process.notes.extend(asyncio.take_notes());
     locks.extend(view.locks);
     let mut tasks = view.tasks;
     let pools = futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
@@ -321,6 +323,15 @@ fn take_cached(
         probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
         pools,
     })
+}
+
+/// The target's `.AsyncioDebug` section, from the binaries it maps that may hold it.
+fn published_asyncio_section(pid: i32) -> crate::asyncio::SectionLookup {
+    use crate::cpython::asyncio_debug::{may_hold_section, SECTION, SECTION_MAX};
+    let maps = procfs::maps(pid);
+    crate::target::elf::find_in_maps(pid, &maps, &may_hold_section, SECTION, SECTION_MAX)
+        .map(|found| found.map(|s| (s.binary, s.bytes)))
+        .map_err(|e| e.to_string())
 }
 
 struct Builder<'w, 'a> {

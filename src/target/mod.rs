@@ -2,6 +2,7 @@
 //! memory access and what `/proc` says about it. Read-only; nothing here stops the target.
 
 pub mod discovery;
+pub mod elf;
 pub mod namespaces;
 pub mod procfs;
 pub mod sockdiag;

@@ -1112,7 +1112,7 @@ fn draw_loops(frame: &mut Frame, app: &App, doc: &Document, area: Rect) {
                     let what = w.name.clone().or_else(|| w.target.as_deref().map(short));
                     match what {
                         Some(what) => format!("{} {what}", w.kind),
-                        None => w.kind.clone(),
+                        None => w.kind.to_string(),
                     }
                 })
                 .unwrap_or_default();

@@ -1,0 +1,279 @@
+//! Which bytes a named ELF section holds in the binaries a target maps, read from the files
+//! themselves (through `/proc/PID/root`, so a target in another root is read from its own
+//! files; `/proc/PID/map_files` when the path no longer leads to the mapped file). Only the
+//! ELF header, the section header table, the section-name table and the section are read,
+//! each bounded, never the whole file. What the section's bytes mean is not known here.
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+use goblin::container::{Container, Ctx};
+use goblin::elf::section_header::{SectionHeader, SHN_XINDEX, SHT_NOBITS};
+use goblin::elf::Elf;
+use goblin::strtab::Strtab;
+
+use super::procfs::Mapping;
+
+/// More section headers than any real binary has (CPython's: about 40).
+const MAX_SECTIONS: usize = 4096;
+/// The section-name table of a binary with `MAX_SECTIONS` long names.
+const MAX_NAMES: usize = 1 << 20;
+const ELF_HEADER: usize = 64;
+
+/// A named section found in a mapped binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// The binary's path as the target maps it.
+    pub binary: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Why a binary's section could not be read (one sentence, for a note).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SectionError {
+    #[error("{binary}: cannot be opened ({reason})")]
+    Open { binary: String, reason: String },
+    #[error("{binary}: {reason}")]
+    Malformed { binary: String, reason: String },
+}
+
+/// The first of the binaries mapped in `maps` whose file name `wanted` accepts that has a
+/// section `name`, with at most `max_len` bytes. `Ok(None)`: none of them has it.
+pub fn find_in_maps(
+    pid: i32,
+    maps: &[Mapping],
+    wanted: &dyn Fn(&str) -> bool,
+    name: &str,
+    max_len: usize,
+) -> Result<Option<Section>, SectionError> {
+    let mut seen: Vec<(&str, u64)> = Vec::new();
+    let mut first_error = None;
+    for m in maps.iter().filter(|m| m.inode != 0 && m.offset == 0) {
+        let file_name = m.path.rsplit('/').next().unwrap_or(&m.path);
+        if !wanted(file_name) || seen.contains(&(m.device.as_str(), m.inode)) {
+            continue;
+        }
+        seen.push((m.device.as_str(), m.inode));
+        let found = open_mapped(pid, m).and_then(|f| {
+            read_section(&f, name, max_len).map_err(|reason| SectionError::Malformed {
+                binary: m.path.clone(),
+                reason,
+            })
+        });
+        match found {
+            Ok(Some(bytes)) => {
+                return Ok(Some(Section {
+                    binary: m.path.clone(),
+                    bytes,
+                }))
+            }
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
+}
+
+/// The file mapped at `m`: the path inside the target's root when it still is that file
+/// (same inode), else the kernel's link to the mapping itself.
+fn open_mapped(pid: i32, m: &Mapping) -> Result<File, SectionError> {
+    let in_root = format!("/proc/{pid}/root{}", m.path);
+    if let Ok(f) = File::open(&in_root) {
+        if f.metadata().map(|md| md.ino() == m.inode).unwrap_or(false) {
+            return Ok(f);
+        }
+    }
+    let link = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+    File::open(&link).map_err(|e| SectionError::Open {
+        binary: m.path.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// `len` bytes of `f` at `at`, refusing a range past the end of the file.
+fn read_at(f: &File, at: u64, len: usize, file_len: u64) -> Result<Vec<u8>, String> {
+    at.checked_add(len as u64)
+        .filter(|end| *end <= file_len)
+        .ok_or_else(|| format!("{len} bytes at {at:#x} lie past the end of the file"))?;
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, at).map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// The bytes of section `name` of the ELF file `f`, or `None` when it has no such section.
+pub fn read_section(f: &File, name: &str, max_len: usize) -> Result<Option<Vec<u8>>, String> {
+    let file_len = f.metadata().map_err(|e| e.to_string())?.len();
+    let head = read_at(f, 0, ELF_HEADER, file_len).map_err(|_| "not an ELF file".to_string())?;
+    section_from(
+        &head,
+        file_len,
+        &|at, len| read_at(f, at, len, file_len),
+        name,
+        max_len,
+    )
+}
+
+/// The section lookup over an ELF image reached through `read(at, len)`: separate from the
+/// file so that it can be tested over bytes.
+fn section_from(
+    head: &[u8],
+    file_len: u64,
+    read: &dyn Fn(u64, usize) -> Result<Vec<u8>, String>,
+    name: &str,
+    max_len: usize,
+) -> Result<Option<Vec<u8>>, String> {
+    let header = Elf::parse_header(head).map_err(|e| format!("not an ELF file ({e})"))?;
+    let container = header.container().map_err(|e| e.to_string())?;
+    let endian = header.endianness().map_err(|e| e.to_string())?;
+    if container != Container::Big {
+        return Err("not a 64-bit ELF file".into());
+    }
+    let ctx = Ctx::new(container, endian);
+    let count = header.e_shnum as usize;
+    if header.e_shoff == 0 || count == 0 {
+        return Ok(None);
+    }
+    if count > MAX_SECTIONS || header.e_shentsize as usize != SectionHeader::size(ctx) {
+        return Err(format!(
+            "unexpected section header table ({count} entries of {} bytes)",
+            header.e_shentsize
+        ));
+    }
+    if header.e_shoff >= file_len {
+        return Err("section header table past the end of the file".into());
+    }
+    let table = read(header.e_shoff, count * SectionHeader::size(ctx))?;
+    let sections = SectionHeader::parse_from(&table, 0, count, ctx).map_err(|e| e.to_string())?;
+    let names_index = header.e_shstrndx as usize;
+    if names_index == SHN_XINDEX as usize {
+        return Err("extended section-name index not supported".into());
+    }
+    let names = sections.get(names_index).ok_or("no section-name table")?;
+    let names_len = names.sh_size as usize;
+    if names_len > MAX_NAMES {
+        return Err(format!("section-name table of {names_len} bytes"));
+    }
+    let names_bytes = read(names.sh_offset, names_len)?;
+    let strtab = Strtab::parse(&names_bytes, 0, names_len, 0).map_err(|e| e.to_string())?;
+    let Some(sh) = sections
+        .iter()
+        .find(|s| strtab.get_at(s.sh_name) == Some(name))
+    else {
+        return Ok(None);
+    };
+    if sh.sh_type == SHT_NOBITS {
+        return Err(format!("section {name} has no bytes in the file"));
+    }
+    let len = sh.sh_size as usize;
+    if len > max_len {
+        return Err(format!(
+            "section {name} is {len} bytes, more than the {max_len} expected"
+        ));
+    }
+    read(sh.sh_offset, len).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal 64-bit little-endian ELF image: header, then `sections` (name, bytes) laid
+    /// out one after another, a section-name table and the section header table.
+    fn elf_with(sections: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = vec![0u8; ELF_HEADER];
+        let mut names = vec![0u8];
+        let mut placed = Vec::new();
+        for (name, bytes) in sections {
+            let name_at = names.len();
+            names.extend_from_slice(name.as_bytes());
+            names.push(0);
+            placed.push((name_at as u32, out.len() as u64, bytes.len() as u64));
+            out.extend_from_slice(bytes);
+        }
+        let shstrtab_name = names.len() as u32;
+        names.extend_from_slice(b".shstrtab\0");
+        let names_at = out.len() as u64;
+        out.extend_from_slice(&names);
+        let shoff = out.len() as u64;
+        let mut sh = |name: u32, ty: u32, off: u64, size: u64| {
+            let mut e = Vec::with_capacity(64);
+            e.extend_from_slice(&name.to_le_bytes());
+            e.extend_from_slice(&ty.to_le_bytes());
+            e.extend_from_slice(&0u64.to_le_bytes()); // flags
+            e.extend_from_slice(&0u64.to_le_bytes()); // addr
+            e.extend_from_slice(&off.to_le_bytes());
+            e.extend_from_slice(&size.to_le_bytes());
+            e.extend_from_slice(&[0u8; 24]); // link, info, addralign, entsize
+            out.extend_from_slice(&e);
+        };
+        sh(0, 0, 0, 0);
+        for (name, off, size) in &placed {
+            sh(*name, 1, *off, *size); // PROGBITS
+        }
+        sh(shstrtab_name, 3, names_at, names.len() as u64);
+        let count = placed.len() as u16 + 2;
+        // e_ident: magic, 64-bit, little-endian, version 1.
+        out[..7].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1]);
+        out[16..18].copy_from_slice(&3u16.to_le_bytes()); // ET_DYN
+        out[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+        out[20..24].copy_from_slice(&1u32.to_le_bytes());
+        out[40..48].copy_from_slice(&shoff.to_le_bytes());
+        out[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        out[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+        out[60..62].copy_from_slice(&count.to_le_bytes());
+        out[62..64].copy_from_slice(&(count - 1).to_le_bytes()); // e_shstrndx
+        out
+    }
+
+    fn lookup(image: &[u8], name: &str, max: usize) -> Result<Option<Vec<u8>>, String> {
+        let len = image.len() as u64;
+        let read = |at: u64, n: usize| {
+            let at = at as usize;
+            image
+                .get(at..at.checked_add(n).ok_or("overflow")?)
+                .map(|b| b.to_vec())
+                .ok_or_else(|| format!("{n} bytes at {at:#x} lie past the end of the file"))
+        };
+        section_from(&image[..ELF_HEADER], len, &read, name, max)
+    }
+
+    #[test]
+    fn finds_a_named_section_and_only_that_one() {
+        let image = elf_with(&[(".data", &[9; 16]), (".AsyncioDebug", &[1, 2, 3, 4])]);
+        assert_eq!(
+            lookup(&image, ".AsyncioDebug", 64).unwrap(),
+            Some(vec![1, 2, 3, 4])
+        );
+        assert_eq!(lookup(&image, ".PyRuntime", 64).unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_oversized_and_truncated_sections() {
+        let image = elf_with(&[(".AsyncioDebug", &[7; 200])]);
+        let err = lookup(&image, ".AsyncioDebug", 104).unwrap_err();
+        assert!(err.contains("200 bytes"), "{err}");
+        // Cut the file inside the section header table.
+        let shoff = u64::from_le_bytes(image[40..48].try_into().unwrap()) as usize;
+        let cut = &image[..shoff + 10];
+        assert!(lookup(cut, ".AsyncioDebug", 4096).is_err());
+        // Not an ELF file at all.
+        let junk = vec![0u8; 128];
+        assert!(lookup(&junk, ".AsyncioDebug", 4096).is_err());
+    }
+
+    #[test]
+    fn reads_the_section_from_a_real_file() {
+        let image = elf_with(&[(".AsyncioDebug", &[5; 104])]);
+        let dir = std::env::temp_dir().join(format!("gridlock-elf-{}", std::process::id()));
+        std::fs::write(&dir, &image).unwrap();
+        let f = File::open(&dir).unwrap();
+        let got = read_section(&f, ".AsyncioDebug", 4096);
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(got.unwrap(), Some(vec![5; 104]));
+    }
+}
