@@ -750,4 +750,35 @@ mod tests {
             .collect();
         assert_eq!(attrs, ["payload"]);
     }
+
+    #[test]
+    fn an_augmented_subscript_on_314_writes_its_container() {
+        // `def f(k): box.data[k] += 1` by 3.14.10: `COPY 2; COPY 2` duplicates both operands.
+        let t = &opcodes::V3_14;
+        let code = [
+            128, 0, 92, 0, 0, 0, 0, 0, 0, 0, 0, 0, 80, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 86, 0, 59, 2, 59, 2, 44, 26, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 94, 1, 44, 13,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 117, 3, 117, 2, 38, 0, 0, 0, 82, 1, 35, 0,
+        ];
+        let lines = [3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4].map(Some);
+        let names = CodeNames {
+            names: vec!["box".into(), "data".into()],
+            locals: vec!["k".into()],
+            cells: vec![],
+            consts: vec!["1".into(), "None".into()],
+        };
+        let ins = bytecode::decode(t, &code);
+        assert_eq!(ins.len(), lines.len());
+        let cw = decode(14, &ins, &[], &names, false, &lines);
+        assert_eq!(cw.writes.len(), 1, "{:?}", cw.writes);
+        assert_eq!(
+            cw.writes[0].target,
+            WriteTarget::Item {
+                container: Path {
+                    root: Root::Global("box".into()),
+                    attrs: vec!["data".into()],
+                },
+            }
+        );
+    }
 }
