@@ -753,7 +753,7 @@ pub(super) fn writes_in(
             (range.start..at)
                 .rev()
                 .find(|&j| is_dup(&instructions[j]))
-                // 3.11+ duplicates a subscript's two operands as `COPY 2; COPY 2`: before the first.
+                // 3.11+ copies a subscript's two operands as `COPY 2; COPY 2`: take the first.
                 .map(|j| j - usize::from(j > range.start && is_dup(&instructions[j - 1])))
                 .and_then(|j| {
                     let st = top_paths(j);
