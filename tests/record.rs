@@ -60,20 +60,6 @@ fn an_inversion_that_never_deadlocks_is_a_lock_order_inversion() {
 
 /// `gridlock record PID ARGS... --json`: its exit status and document (gridlock's stderr in
 /// the panic message when there is no document).
-/// The race write decoding (src/cpython/writes.rs) does not read 3.14+ bytecode yet
-/// (`LOAD_FAST_BORROW`, `with` entered through `LOAD_SPECIAL`): the race tests below leave
-/// 3.14 and 3.15 out, saying so, until it does (issue 12).
-fn race_decoding_missing(py: &support::Interpreter) -> bool {
-    let missing = py.minor >= 14;
-    if missing {
-        eprintln!(
-            "[{}] left out: race write decoding does not read 3.14+ bytecode yet",
-            py.label
-        );
-    }
-    missing
-}
-
 fn record_doc(pid: i32, args: &[&str]) -> (Option<i32>, serde_json::Value) {
     let out = Command::new(gridlock_bin())
         .arg("record")
@@ -113,9 +99,6 @@ fn a_racy_module_global_counter_is_a_race() {
 fn an_attribute_written_with_and_without_the_lock_is_a_race() {
     let _serial = serial();
     for_each_interpreter(|py| {
-        if race_decoding_missing(py) {
-            return;
-        }
         let target = Target::start_busy(py, &fixture("races.py"), &["racy_attribute"]);
         let d = record_json(target.pid, "2s");
         let races = doc::findings(&d, "race");
@@ -136,9 +119,6 @@ fn an_attribute_written_with_and_without_the_lock_is_a_race() {
 fn common_locks_thread_locals_per_thread_objects_and_queues_are_not_races() {
     let _serial = serial();
     for_each_interpreter(|py| {
-        if race_decoding_missing(py) {
-            return;
-        }
         let target = Target::start_busy(py, &fixture("races.py"), &["safe"]);
         let d = record_json(target.pid, "2s");
         assert!(doc::findings(&d, "race").is_empty(), "{:#}", d["findings"]);
@@ -255,9 +235,6 @@ fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
         ("for_body", "total", None),
     ];
     for_each_interpreter(|py| {
-        if race_decoding_missing(py) {
-            return;
-        }
         for (mode, location, locked_side) in cases {
             let target = Target::start_busy(py, &fixture("races_real.py"), &[mode]);
             // The default rate, and no longer than the 5 s the issue allows.
@@ -321,9 +298,6 @@ fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
 fn the_same_shapes_done_right_are_not_races() {
     let _serial = serial();
     for_each_interpreter(|py| {
-        if race_decoding_missing(py) {
-            return;
-        }
         let target = Target::start_busy(py, &fixture("races_real.py"), &["safe"]);
         let (code, d) = record_doc(target.pid, &["--duration", "4s"]);
         assert_eq!(code, Some(0));

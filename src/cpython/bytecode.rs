@@ -197,6 +197,7 @@ fn is_expression_op(name: &str) -> bool {
             | "LOAD_FAST_BORROW"
             | "LOAD_FAST_BORROW_LOAD_FAST_BORROW"
             | "LOAD_SMALL_INT"
+            | "LOAD_COMMON_CONSTANT"
             | "LOAD_DEREF"
             | "LOAD_CLASSDEREF"
             | "LOAD_GLOBAL"
@@ -238,6 +239,17 @@ pub fn entering_with(dialect: Dialect, instructions: &[Instruction], idx: usize)
     special_entry(instructions, idx, ENTER)
 }
 
+/// Whether the instruction at `idx` starts a (not async) `with` statement's entry as
+/// `with_statement_for_handler` names it: `SETUP_WITH` / `BEFORE_WITH`, or on 3.14+ the
+/// `COPY 1` before `LOAD_SPECIAL __exit__` ... `LOAD_SPECIAL __enter__; CALL`.
+pub fn is_with_entry(dialect: Dialect, instructions: &[Instruction], idx: usize) -> bool {
+    match instructions.get(idx).map(|i| i.name) {
+        Some("SETUP_WITH" | "BEFORE_WITH") => true,
+        Some("COPY") if dialect.0 >= 14 => special_entry(instructions, idx + 5, ENTER) == Some(idx),
+        _ => false,
+    }
+}
+
 /// Whether the code has an `async with` (`BEFORE_ASYNC_WITH`, or 3.14+'s `LOAD_SPECIAL
 /// __aenter__`).
 pub fn has_async_with(instructions: &[Instruction]) -> bool {
@@ -274,6 +286,23 @@ pub fn entering_async_with(instructions: &[Instruction], idx: usize) -> Option<u
         }
     })
 }
+
+/// `LOAD_COMMON_CONSTANT` operands, from `opcode._common_constants`: 3.14 has the first five,
+/// 3.15 appends the rest (its compiler loads `None` this way).
+const COMMON_CONSTANTS: [&str; 12] = [
+    "AssertionError",
+    "NotImplementedError",
+    "tuple",
+    "all",
+    "any",
+    "list",
+    "set",
+    "None",
+    "''",
+    "True",
+    "False",
+    "-1",
+];
 
 /// Evaluate symbolically the pure expression that ends right before `instructions[end]`
 /// and return the stack it leaves, innermost last. `None` where any step is not understood.
@@ -321,6 +350,7 @@ pub(super) fn evaluate_before(
                 stack.push(named(get(&names.locals, arg)?, Root::Local))
             }
             "LOAD_SMALL_INT" => stack.push(plain(arg.to_string())),
+            "LOAD_COMMON_CONSTANT" => stack.push(plain(COMMON_CONSTANTS.get(arg)?.to_string())),
             "LOAD_FAST_LOAD_FAST" | "LOAD_FAST_BORROW_LOAD_FAST_BORROW" => {
                 stack.push(named(get(&names.locals, arg >> 4)?, Root::Local));
                 stack.push(named(get(&names.locals, arg & 15)?, Root::Local));
@@ -782,6 +812,8 @@ pub(super) fn writes_in(
             (range.start..at)
                 .rev()
                 .find(|&j| is_dup(&instructions[j]))
+                // 3.11+ copies a subscript's two operands as `COPY 2; COPY 2`: take the first.
+                .map(|j| j - usize::from(j > range.start && is_dup(&instructions[j - 1])))
                 .and_then(|j| {
                     let st = top_paths(j);
                     st.len().checked_sub(depth).and_then(|k| st[k].clone())
@@ -858,10 +890,15 @@ pub(super) fn writes_in(
                     ));
                 }
             }
-            "CALL" | "CALL_METHOD" | "CALL_FUNCTION" | "CALL_FUNCTION_KW" => {
-                let Some(stack) = evaluate_before(minor, instructions, i, names) else {
+            "CALL" | "CALL_METHOD" | "CALL_FUNCTION" | "CALL_FUNCTION_KW" | "CALL_KW" => {
+                let Some(mut stack) = evaluate_before(minor, instructions, i, names) else {
                     continue;
                 };
+                // The arguments sit above the callable (and, for keyword calls before 3.11
+                // and from 3.13, a tuple of their names): an argument such as `x.y` in
+                // `items.append(x.y)` is not the method called.
+                let above = arg + matches!(ins.name, "CALL_FUNCTION_KW" | "CALL_KW") as usize;
+                stack.truncate(stack.len().saturating_sub(above));
                 let call = stack
                     .into_iter()
                     .rev()

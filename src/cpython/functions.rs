@@ -1,6 +1,7 @@
 //! What a call or an attribute store will run, read from outside: a Python function's code
 //! object and globals, and a property's setter. Layout facts checked with ctypes against
-//! `id(f.__code__)`, `id(f.__globals__)` and `id(prop.fset)` on 3.8-3.13.
+//! `id(f.__code__)`, `id(f.__globals__)` and `id(prop.fset)` on 3.8-3.13, and on Debian's
+//! 3.13.18, 3.14.10 and 3.15.2.
 
 use super::objects::Objects;
 

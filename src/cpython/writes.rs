@@ -279,9 +279,15 @@ fn under_construction(
         let arg = ins.arg as usize;
         match ins.name {
             "STORE_FAST" if arg == slot => return is_call(k),
-            "LOAD_FAST" | "LOAD_FAST_CHECK" if arg == slot && !sets_attr(k) => return false,
-            // 3.13 pairs: `(first << 4) | second`.
-            "LOAD_FAST_LOAD_FAST" if arg >> 4 == slot || (arg & 15 == slot && !sets_attr(k)) => {
+            "LOAD_FAST" | "LOAD_FAST_CHECK" | "LOAD_FAST_BORROW"
+                if arg == slot && !sets_attr(k) =>
+            {
+                return false
+            }
+            // 3.13+ pairs: `(first << 4) | second`.
+            "LOAD_FAST_LOAD_FAST" | "LOAD_FAST_BORROW_LOAD_FAST_BORROW"
+                if arg >> 4 == slot || (arg & 15 == slot && !sets_attr(k)) =>
+            {
                 return false
             }
             "STORE_FAST_LOAD_FAST" if arg >> 4 == slot => return is_call(k),
@@ -328,7 +334,7 @@ fn withs_by_exception_table(
                 entries,
                 entry.target,
             ) {
-                if instructions[s].name == "BEFORE_WITH" {
+                if bytecode::is_with_entry(Dialect(minor), instructions, s) {
                     out.push(guard_at(minor, instructions, s, names));
                 }
             }
@@ -772,5 +778,219 @@ mod tests {
             })
             .collect();
         assert_eq!(written, ["total"]);
+    }
+
+    /// `co_code`, `co_exceptiontable` and per-instruction lines of
+    /// `def add_locked(self, n):\n    with self.lock:\n        self.value += n`, as compiled by
+    /// Debian's CPython 3.14.10 and 3.15.2: the `with` is entered through `LOAD_SPECIAL`.
+    const ADD_LOCKED_314: [u8; 154] = [
+        128, 0, 86, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 59, 1, 95, 1,
+        117, 2, 117, 3, 95, 0, 52, 0, 0, 0, 0, 0, 0, 0, 31, 0, 86, 0, 59, 1, 80, 2, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 86, 1, 44, 13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 117, 2,
+        110, 1, 0, 0, 0, 0, 0, 0, 0, 0, 82, 0, 82, 0, 82, 0, 52, 3, 0, 0, 0, 0, 0, 0, 31, 0, 82, 0,
+        35, 0, 32, 0, 43, 0, 39, 0, 0, 0, 0, 0, 0, 0, 103, 2, 0, 0, 28, 0, 105, 2, 31, 0, 29, 0,
+        31, 0, 31, 0, 31, 0, 82, 0, 35, 0, 59, 3, 29, 0, 105, 1,
+    ];
+    const ADD_LOCKED_314_TABLE: [u8; 9] = [149, 26, 57, 5, 185, 11, 65, 10, 9];
+    const ADD_LOCKED_315: [u8; 156] = [
+        128, 0, 0, 0, 85, 0, 79, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 57, 1,
+        94, 1, 116, 2, 116, 3, 94, 0, 50, 0, 0, 0, 0, 0, 0, 0, 29, 0, 85, 0, 57, 1, 79, 2, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 85, 1, 42, 13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        116, 2, 109, 1, 0, 0, 0, 0, 0, 0, 0, 0, 80, 7, 80, 7, 80, 7, 50, 3, 0, 0, 0, 0, 0, 0, 29,
+        0, 80, 7, 33, 0, 30, 0, 41, 0, 37, 0, 0, 0, 0, 0, 0, 0, 102, 2, 0, 0, 26, 0, 104, 2, 29, 0,
+        27, 0, 29, 0, 29, 0, 29, 0, 80, 7, 33, 0, 57, 3, 27, 0, 104, 1,
+    ];
+    const ADD_LOCKED_315_TABLE: [u8; 9] = [150, 26, 58, 5, 186, 11, 65, 11, 9];
+    const ADD_LOCKED_LINES: [Option<u32>; 40] = {
+        let mut l = [Some(4); 40];
+        l[0] = Some(3);
+        let mut i = 10;
+        while i < 17 {
+            l[i] = Some(5);
+            i += 1;
+        }
+        l[37] = None;
+        l[38] = None;
+        l[39] = None;
+        l
+    };
+
+    #[test]
+    fn a_314_with_block_entered_through_load_special_guards_its_body() {
+        let names = CodeNames {
+            names: vec!["lock".into(), "value".into()],
+            locals: vec!["self".into(), "n".into()],
+            cells: vec![],
+            consts: vec!["None".into()],
+        };
+        for (minor, t, code, table) in [
+            (
+                14u8,
+                &opcodes::V3_14,
+                &ADD_LOCKED_314[..],
+                &ADD_LOCKED_314_TABLE[..],
+            ),
+            (
+                15,
+                &opcodes::V3_15,
+                &ADD_LOCKED_315[..],
+                &ADD_LOCKED_315_TABLE[..],
+            ),
+        ] {
+            let ins = bytecode::decode(t, code);
+            assert_eq!(ins.len(), ADD_LOCKED_LINES.len(), "3.{minor}");
+            let entries = bytecode::exception_table(table);
+            let cw = decode(minor, &ins, &entries, &names, false, &ADD_LOCKED_LINES);
+            assert_eq!(cw.writes.len(), 1, "3.{minor}: {:?}", cw.writes);
+            let w = &cw.writes[0];
+            assert_eq!(ins[w.index].name, "STORE_ATTR", "3.{minor}");
+            assert_eq!(w.line, Some(5));
+            assert_eq!(
+                w.target,
+                WriteTarget::Attr {
+                    object: Path {
+                        root: Root::Local("self".into()),
+                        attrs: vec![],
+                    },
+                    attr: "value".into(),
+                },
+                "3.{minor}"
+            );
+            assert_eq!(w.guards.len(), 1, "3.{minor}: {:?}", w.guards);
+            assert_eq!(w.guards[0].text.as_deref(), Some("self.lock"), "3.{minor}");
+            assert!(
+                cw.reachable(0, w),
+                "3.{minor}: ahead of the function's entry"
+            );
+        }
+    }
+
+    #[test]
+    fn a_315_mutator_call_with_a_common_constant_argument_is_a_write() {
+        // `def f(key): results.append(None); registry[key] = None` (two lines) by 3.15.2:
+        // `None` is loaded with LOAD_COMMON_CONSTANT.
+        let t = &opcodes::V3_15;
+        let code = [
+            128, 0, 0, 0, 91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 79, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 80, 7, 50, 1, 0, 0, 0, 0, 0, 0, 29, 0, 80, 7, 91, 4, 0, 0, 0, 0, 0,
+            0, 0, 0, 85, 0, 36, 0, 0, 0, 80, 7, 33, 0,
+        ];
+        let lines = [2, 3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4].map(Some);
+        let names = CodeNames {
+            names: vec!["results".into(), "append".into(), "registry".into()],
+            locals: vec!["key".into()],
+            cells: vec![],
+            consts: vec!["None".into()],
+        };
+        let ins = bytecode::decode(t, &code);
+        assert_eq!(ins.len(), lines.len());
+        let cw = decode(15, &ins, &[], &names, false, &lines);
+        let containers: Vec<String> = cw
+            .writes
+            .iter()
+            .map(|w| match &w.target {
+                WriteTarget::Item { container, .. } => container.to_string(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(containers, ["results", "registry"]);
+    }
+
+    #[test]
+    fn a_borrowed_load_ends_construction_on_314() {
+        // `job = Job(i); job.state = "queued"; q.put(job); job.payload = 1` by 3.14.10: the
+        // first store is construction, the one after `job` was handed to `q.put` is not.
+        let t = &opcodes::V3_14;
+        let code = [
+            128, 0, 92, 1, 0, 0, 0, 0, 0, 0, 0, 0, 86, 1, 52, 1, 0, 0, 0, 0, 0, 0, 112, 2, 82, 0,
+            86, 2, 110, 1, 0, 0, 0, 0, 0, 0, 0, 0, 86, 0, 80, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 86, 2, 52, 1, 0, 0, 0, 0, 0, 0, 31, 0, 94, 1, 86, 2, 110, 3, 0, 0,
+            0, 0, 0, 0, 0, 0, 82, 1, 35, 0,
+        ];
+        let lines = [6, 7, 7, 7, 7, 8, 8, 8, 9, 9, 9, 9, 9, 10, 10, 10, 10, 10].map(Some);
+        let names = CodeNames {
+            names: vec!["Job".into(), "state".into(), "put".into(), "payload".into()],
+            locals: vec!["q".into(), "i".into(), "job".into()],
+            cells: vec![],
+            consts: vec!["'queued'".into(), "None".into()],
+        };
+        let ins = bytecode::decode(t, &code);
+        assert_eq!(ins.len(), lines.len());
+        let cw = decode(14, &ins, &[], &names, false, &lines);
+        let attrs: Vec<&str> = cw
+            .writes
+            .iter()
+            .filter_map(|w| match &w.target {
+                WriteTarget::Attr { attr, .. } => Some(attr.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(attrs, ["payload"]);
+    }
+
+    #[test]
+    fn an_augmented_subscript_on_314_writes_its_container() {
+        // `def f(k): box.data[k] += 1` by 3.14.10: `COPY 2; COPY 2` duplicates both operands.
+        let t = &opcodes::V3_14;
+        let code = [
+            128, 0, 92, 0, 0, 0, 0, 0, 0, 0, 0, 0, 80, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 86, 0, 59, 2, 59, 2, 44, 26, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 94, 1, 44, 13,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 117, 3, 117, 2, 38, 0, 0, 0, 82, 1, 35, 0,
+        ];
+        let lines = [3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4].map(Some);
+        let names = CodeNames {
+            names: vec!["box".into(), "data".into()],
+            locals: vec!["k".into()],
+            cells: vec![],
+            consts: vec!["1".into(), "None".into()],
+        };
+        let ins = bytecode::decode(t, &code);
+        assert_eq!(ins.len(), lines.len());
+        let cw = decode(14, &ins, &[], &names, false, &lines);
+        assert_eq!(cw.writes.len(), 1, "{:?}", cw.writes);
+        assert_eq!(
+            cw.writes[0].target,
+            WriteTarget::Item {
+                container: Path {
+                    root: Root::Global("box".into()),
+                    attrs: vec!["data".into()],
+                },
+                adds_or_takes: false,
+            }
+        );
+    }
+
+    #[test]
+    fn an_attribute_argument_is_not_the_method_called() {
+        // 3.12: items.append(job.result)
+        let t = &opcodes::V3_12;
+        let ops = [
+            ("LOAD_GLOBAL", 0), // 0 items
+            ("LOAD_ATTR", 3),   // 1 .append (method)
+            ("LOAD_FAST", 0),   // 2 job
+            ("LOAD_ATTR", 4),   // 3 .result (plain)
+            ("CALL", 1),        // 4
+            ("POP_TOP", 0),     // 5
+        ];
+        let ins = bytecode::decode(t, &assemble(t, &ops));
+        let names = CodeNames {
+            names: vec!["items".into(), "append".into(), "result".into()],
+            locals: vec!["job".into()],
+            cells: vec![],
+            consts: vec!["None".into()],
+        };
+        let lines = vec![Some(1); ins.len()];
+        let cw = decode(12, &ins, &[], &names, false, &lines);
+        let targets: Vec<&WriteTarget> = cw.writes.iter().map(|w| &w.target).collect();
+        assert_eq!(
+            targets,
+            [&WriteTarget::Item {
+                container: Path {
+                    root: Root::Global("items".into()),
+                    attrs: vec![],
+                },
+                adds_or_takes: true
+            }]
+        );
     }
 }
