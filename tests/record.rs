@@ -237,8 +237,9 @@ fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
     for_each_interpreter(|py| {
         for (mode, location, locked_side) in cases {
             let target = Target::start_busy(py, &fixture("races_real.py"), &[mode]);
-            // The default rate, and no longer than the 5 s the issue allows.
-            let (code, d) = record_doc(target.pid, &["--duration", "4s"]);
+            // The default rate, and the 5 s the issue allows (4 s missed `method_attr` on
+            // 3.12.1 once in about twenty runs of the whole suite, with no finding at all).
+            let (code, d) = record_doc(target.pid, &["--duration", "5s"]);
             assert_eq!(code, Some(0), "{mode}: a race does not fail by default");
             let races = doc::findings(&d, "race");
             assert_eq!(races.len(), 1, "{mode}: {:#}", d["findings"]);
