@@ -22,6 +22,15 @@ pub fn other_pid_namespace(pid: i32) -> Option<bool> {
     Some(theirs != ours)
 }
 
+/// Whether `pid` is in the PID namespace of the `/proc` gridlock reads: that of its PID 1
+/// (not `/proc/self`'s: a `/proc` of an enclosing namespace shows gridlock too). `false` when
+/// it cannot be told (no permission to read PID 1's namespace link).
+fn in_procs_namespace(pid: i32) -> bool {
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
+    let procs = std::fs::read_link("/proc/1/ns/pid");
+    matches!((theirs, procs), (Ok(a), Ok(b)) if a == b)
+}
+
 /// One target's map between TIDs in its own namespace and TIDs in `/proc`.
 #[derive(Debug, Default)]
 pub struct NamespaceTids {
@@ -33,6 +42,9 @@ pub struct NamespaceTids {
     pub missing_nspid: bool,
     /// Whether some thread's own TID differs from its `/proc` TID.
     pub nested: bool,
+    /// Whether the target is in the PID namespace `/proc` numbers threads in, so each own TID
+    /// is its `/proc` TID with no `status` to read (`None` until first asked).
+    numbered_by_proc: Option<bool>,
 }
 
 impl NamespaceTids {
@@ -47,8 +59,16 @@ impl NamespaceTids {
     /// `status` only for threads not seen before.
     pub fn refresh(&mut self, tids: &[i32]) {
         self.own.retain(|tid, _| tids.binary_search(tid).is_ok());
+        let pid = self.pid;
+        let numbered_by_proc = *self
+            .numbered_by_proc
+            .get_or_insert_with(|| in_procs_namespace(pid));
         for &tid in tids {
             if self.own.contains_key(&tid) {
+                continue;
+            }
+            if numbered_by_proc {
+                self.own.insert(tid, tid);
                 continue;
             }
             let path = format!("/proc/{}/task/{tid}/status", self.pid);
