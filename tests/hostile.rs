@@ -159,6 +159,12 @@ fn run_reports_and_junit_escape_what_the_target_controls() {
 fn a_stopped_target_says_so_and_nothing_is_inferred_from_its_waits() {
     for_each_interpreter(|py| {
         let target = Target::start(py, &support::example("bank_transfer.py"), &[]);
+        // Let the deadlock form first (bounded): stopped before the tellers reach their
+        // locks, the target would form it only after SIGCONT, during the last dump's window.
+        let formed_by = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while support::dump_json(target.pid, "0").0 != 3 && std::time::Instant::now() < formed_by {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let signal = |sig| unsafe { libc::kill(target.pid, sig) };
         signal(libc::SIGSTOP);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
