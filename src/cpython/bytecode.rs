@@ -469,19 +469,30 @@ pub(super) fn is_identity_test(minor: u8, ins: &Instruction) -> bool {
     }
 }
 
-/// Where a jump taken when the test is false goes (code units), for forward jumps: the end
-/// of an `if` body that falls through on true.
-pub(super) fn forward_if_false_target(minor: u8, ins: &Instruction) -> Option<usize> {
+/// Where a jump goes (code units), for the jumps that loops and `if`s compile to: absolute
+/// before 3.11 (bytes before 3.10, code units in 3.10); from 3.11 relative to the next
+/// instruction, backward when the name says so (`POP_JUMP_IF_*` is forward from 3.12).
+pub(super) fn jump_target(minor: u8, ins: &Instruction) -> Option<usize> {
     let arg = ins.arg as usize;
-    match (minor, ins.name) {
-        // Absolute: bytes before 3.10, code units in 3.10.
-        (8 | 9, "POP_JUMP_IF_FALSE") => Some(arg / 2),
-        (10, "POP_JUMP_IF_FALSE") => Some(arg),
-        (11, "POP_JUMP_FORWARD_IF_FALSE") => Some(ins.next + arg),
-        (12.., "POP_JUMP_IF_FALSE") => Some(ins.next + arg),
-        _ => None,
+    if minor <= 10 {
+        let absolute = matches!(
+            ins.name,
+            "JUMP_ABSOLUTE"
+                | "POP_JUMP_IF_FALSE"
+                | "POP_JUMP_IF_TRUE"
+                | "JUMP_IF_FALSE_OR_POP"
+                | "JUMP_IF_TRUE_OR_POP"
+                | "JUMP_IF_NOT_EXC_MATCH"
+        );
+        return absolute.then_some(if minor == 10 { arg } else { arg / 2 });
     }
-    .filter(|&t| t > ins.offset)
+    if ins.name.starts_with("JUMP_BACKWARD") || ins.name.starts_with("POP_JUMP_BACKWARD") {
+        ins.next.checked_sub(arg)
+    } else if ins.name.starts_with("POP_JUMP_") {
+        Some(ins.next + arg)
+    } else {
+        None
+    }
 }
 
 /// The expression whose value is entered by the `with` at `instructions[at]`

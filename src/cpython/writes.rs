@@ -174,7 +174,11 @@ fn owner_branches(
     };
     let mut out = Vec::new();
     for (j, ins) in instructions.iter().enumerate().skip(1) {
-        let Some(target) = bytecode::forward_if_false_target(minor, ins) else {
+        // The jump past an `if` body that falls through on true.
+        if !matches!(ins.name, "POP_JUMP_IF_FALSE" | "POP_JUMP_FORWARD_IF_FALSE") {
+            continue;
+        }
+        let Some(target) = bytecode::jump_target(minor, ins).filter(|&t| t > ins.offset) else {
             continue;
         };
         if !bytecode::is_identity_test(minor, &instructions[j - 1]) {
@@ -457,26 +461,9 @@ fn callees(
     out
 }
 
-/// The instruction a jump goes to, for jumps that can go backward.
+/// The instruction a jump goes to, for jumps that go backward.
 fn backward_target(minor: u8, ins: &Instruction) -> Option<usize> {
-    let arg = ins.arg as usize;
-    if minor >= 11 {
-        let backward =
-            ins.name.starts_with("JUMP_BACKWARD") || ins.name.starts_with("POP_JUMP_BACKWARD");
-        return backward.then(|| ins.next.checked_sub(arg)).flatten();
-    }
-    let absolute = matches!(
-        ins.name,
-        "JUMP_ABSOLUTE"
-            | "POP_JUMP_IF_FALSE"
-            | "POP_JUMP_IF_TRUE"
-            | "JUMP_IF_FALSE_OR_POP"
-            | "JUMP_IF_TRUE_OR_POP"
-            | "JUMP_IF_NOT_EXC_MATCH"
-    );
-    // Byte offsets before 3.10, code units after.
-    let target = if minor == 10 { arg } else { arg / 2 };
-    (absolute && target <= ins.offset).then_some(target)
+    bytecode::jump_target(minor, ins).filter(|&t| t <= ins.offset)
 }
 
 fn loops(minor: u8, instructions: &[Instruction]) -> Vec<(usize, usize)> {
