@@ -46,6 +46,9 @@ pub struct Offsets {
     pub interp_threads_head: usize,
     /// `interp->modules` (`interp->imports.modules` on 3.12+): the `sys.modules` dict.
     pub interp_modules: usize,
+    /// `interp->ceval.gil`, the pointer to the GIL's record (3.13+, from the debug offsets;
+    /// older versions take it from py-spy's knowledge of each version).
+    pub interp_ceval_gil: Option<usize>,
     // PyThreadState
     pub tstate_next: usize,
     pub tstate_thread_id: usize,
@@ -268,6 +271,7 @@ const fn before_311(minor: u8) -> Offsets {
     Offsets {
         interp_threads_head: 8,
         interp_modules: if minor == 8 { 56 } else { 856 },
+        interp_ceval_gil: None,
         tstate_next: 8,
         tstate_thread_id: 176,
         tstate_native_thread_id: None,
@@ -330,6 +334,7 @@ const fn before_311(minor: u8) -> Offsets {
 const V311: Offsets = Offsets {
     interp_threads_head: 16,
     interp_modules: 888,
+    interp_ceval_gil: None,
     tstate_next: 8,
     tstate_thread_id: 152,
     tstate_native_thread_id: Some(160),
@@ -378,6 +383,7 @@ const fn from_312(minor: u8) -> Offsets {
     Offsets {
         interp_threads_head: if is_313 { 7344 } else { 72 },
         interp_modules: if is_313 { 7656 } else { 944 },
+        interp_ceval_gil: None,
         tstate_next: 8,
         tstate_thread_id: if is_313 { 152 } else { 136 },
         tstate_native_thread_id: Some(if is_313 { 160 } else { 144 }),
@@ -815,6 +821,7 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
     o.runtime_interpreters_head = d.need("runtime_state", "interpreters_head")?;
     o.interp_threads_head = d.need("interpreter_state", "threads_head")?;
     o.interp_modules = d.need("interpreter_state", "imports_modules")?;
+    o.interp_ceval_gil = d.get("interpreter_state", "ceval_gil");
     o.tstate_next = d.need("thread_state", "next")?;
     o.tstate_interp = d.need("thread_state", "interp")?;
     o.tstate_thread_id = d.need("thread_state", "thread_id")?;

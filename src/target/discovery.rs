@@ -1,8 +1,10 @@
 //! Finding the interpreter in a process: the Python version, the main `PyInterpreterState`
 //! and where the GIL holder is recorded.
 //!
-//! The first process running a given Python binary is searched with py-spy (its ELF symbols,
-//! or a scan of the binary's data). What that finds is kept per binary as offsets from where
+//! The first process running a given Python binary is searched with py-spy's knowledge: from
+//! `_PyRuntime` and `Py_Version` when the binary exports them (3.11+: read from its dynamic
+//! symbol table alone), else from py-spy's parse of the whole binaries (their ELF symbols, or
+//! a scan of their data). What that finds is kept per binary as offsets from where
 //! the binary is loaded, so every other process running the same binary (pool workers,
 //! pytest-xdist workers, forked or spawned children) is found with a few reads instead of
 //! parsing the binary again. A cached answer is checked against the process's own memory
@@ -12,8 +14,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use py_spy::binary_parser::BinaryInfo;
 use py_spy::config::{LineNo, LockingStrategy};
-use py_spy::python_process_info::{get_python_version, PythonProcessInfo, PythonProcessLayout};
+use py_spy::python_process_info::{
+    get_python_version, get_threadstate_address, ContainsAddr, PythonProcessInfo,
+    PythonProcessLayout,
+};
 use py_spy::Config;
 
 use super::procfs::Mapping;
@@ -66,7 +72,7 @@ impl DiscoveryCache {
         if let Some(found) = self.from_cache(mem, maps) {
             return Ok(found);
         }
-        let (found, runtime) = search_with_retries(pid, mem)?;
+        let (found, runtime) = search_with_retries(pid, mem, maps)?;
         if let Some(runtime) = runtime {
             self.remember(maps, &found, runtime);
         }
@@ -144,14 +150,18 @@ fn plausible(mem: &Memory, layout: &Layout, interpreter: usize) -> bool {
 /// py-spy's search, tried a few times: a process that has just started may not have loaded
 /// its interpreter (or its first thread) yet. Also returns `_PyRuntime`'s address when the
 /// binary exports it, for the cache.
-fn search_with_retries(pid: i32, mem: &Memory) -> Result<(Found, Option<usize>), SearchError> {
+fn search_with_retries(
+    pid: i32,
+    mem: &Memory,
+    maps: &[Mapping],
+) -> Result<(Found, Option<usize>), SearchError> {
     const TRIES: usize = 5;
     let mut last = SearchError::Search(String::new());
     for attempt in 0..TRIES {
         if attempt > 0 {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        match search(pid, mem) {
+        match search(pid, mem, maps) {
             Ok(found) => return Ok(found),
             Err(e @ SearchError::Refused(_)) => return Err(e),
             Err(e) => last = e,
@@ -160,8 +170,89 @@ fn search_with_retries(pid: i32, mem: &Memory) -> Result<(Found, Option<usize>),
     Err(last)
 }
 
-fn search(pid: i32, mem: &Memory) -> Result<(Found, Option<usize>), SearchError> {
-    let err = |e: anyhow::Error| SearchError::Search(format!("{e:#}"));
+fn search(pid: i32, mem: &Memory, maps: &[Mapping]) -> Result<(Found, Option<usize>), SearchError> {
+    let process = remoteprocess::Process::new(pid).map_err(|e| search_error(e.into()))?;
+    if let Some(info) = exported_runtime(pid, mem, maps) {
+        match search_with(mem, &process, &info, false) {
+            Err(SearchError::Search(_)) => {}
+            done => return done,
+        }
+    }
+    let info = PythonProcessInfo::new(&process).map_err(search_error)?;
+    search_with(mem, &process, &info, true)
+}
+
+fn search_error(e: anyhow::Error) -> SearchError {
+    SearchError::Search(format!("{e:#}"))
+}
+
+/// The symbols a CPython 3.11+ binary exports that tell where its runtime lies and which
+/// version it is (`Py_Version`, the packed `PY_VERSION_HEX`).
+const EXPORTS: [&str; 2] = ["_PyRuntime", "Py_Version"];
+
+/// What py-spy's search needs of the binaries, taken from the dynamic symbols of a Python
+/// binary the process maps, when it exports `_PyRuntime` and a 3.11+ `Py_Version`: a few
+/// reads instead of parsing the executable and libpython whole (most of a one-shot dump's
+/// time on 3.11). `None` sends the caller to the full search.
+fn exported_runtime(pid: i32, mem: &Memory, maps: &[Mapping]) -> Option<PythonProcessInfo> {
+    let mut seen = Vec::new();
+    for m in maps.iter().filter(|m| m.offset == 0 && m.inode != 0) {
+        let file_name = m.path.rsplit('/').next().unwrap_or(&m.path);
+        let pythonic = file_name.starts_with("python") || file_name.starts_with("libpython");
+        if !pythonic || seen.contains(&(&m.device, m.inode)) {
+            continue;
+        }
+        seen.push((&m.device, m.inode));
+        let Ok(symbols) = super::elf::exported_symbols(pid, m, &EXPORTS) else {
+            continue;
+        };
+        let symbols: HashMap<String, u64> =
+            symbols.into_iter().map(|(n, a)| (n, a as u64)).collect();
+        let (Some(_), Some(&version_at)) = (symbols.get("_PyRuntime"), symbols.get("Py_Version"))
+        else {
+            continue;
+        };
+        let hex = mem.u32_at(version_at as usize).ok()?;
+        if hex >> 24 != 3 || (hex >> 16) & 0xff < 11 {
+            return None;
+        }
+        return Some(PythonProcessInfo {
+            python_binary: Some(BinaryInfo {
+                symbols,
+                bss_addr: 0,
+                bss_size: 0,
+                pyruntime_addr: 0,
+                pyruntime_size: 0,
+                addr: m.start as u64,
+                size: (m.end - m.start) as u64,
+            }),
+            libpython_binary: None,
+            maps: Box::new(NoMaps),
+            python_filename: m.path.clone().into(),
+            dockerized: false,
+        });
+    }
+    None
+}
+
+/// The address ranges py-spy's binary scan would search: none, when the symbols were found.
+struct NoMaps;
+
+impl ContainsAddr for NoMaps {
+    fn contains_addr(&self, _: usize) -> bool {
+        false
+    }
+}
+
+/// The interpreter, from the binaries' facts in `info`; with `scan`, py-spy's search of the
+/// binaries' data when `_PyRuntime` does not lead to it.
+fn search_with(
+    mem: &Memory,
+    process: &remoteprocess::Process,
+    info: &PythonProcessInfo,
+    scan: bool,
+) -> Result<(Found, Option<usize>), SearchError> {
+    let err = search_error;
     let config = Config {
         blocking: LockingStrategy::NonBlocking,
         lineno: LineNo::LastInstruction,
@@ -169,25 +260,47 @@ fn search(pid: i32, mem: &Memory) -> Result<(Found, Option<usize>), SearchError>
         dump_locals: 0,
         ..Config::default()
     };
-    let process = remoteprocess::Process::new(pid).map_err(|e| err(e.into()))?;
-    let info = PythonProcessInfo::new(&process).map_err(err)?;
-    let version = get_python_version(&info, &process).map_err(err)?;
-    let addresses = PythonProcessLayout::new(&info, &process, &version, &config).map_err(err)?;
+    let version = get_python_version(info, process).map_err(err)?;
     let runtime = info.get_symbol("_PyRuntime").map(|a| *a as usize);
     let mut layout = cpython::layout_for(mem, version.major, version.minor, version.patch, runtime)
         .map_err(SearchError::Refused)?;
-    if !plausible(mem, &layout, addresses.interpreter_address) {
+    let from_runtime = runtime.and_then(|runtime| {
+        let interpreter = mem
+            .ptr(runtime + layout.offsets.runtime_interpreters_head)
+            .ok()
+            .filter(|&i| plausible(mem, &layout, i))?;
+        let gil = match layout.offsets.interp_ceval_gil {
+            Some(offset) => mem.ptr(interpreter + offset).ok()?,
+            None => get_threadstate_address(interpreter, info, process, &version, &config).ok()?,
+        };
+        Some((interpreter, gil))
+    });
+    // py-spy's own search checks the interpreter it finds by reading every thread's stack (a
+    // second full read of the target): only taken when `_PyRuntime` does not lead to one.
+    let (interpreter, gil_address) = match from_runtime {
+        Some(found) => found,
+        None if scan => {
+            let addresses =
+                PythonProcessLayout::new(info, process, &version, &config).map_err(err)?;
+            (addresses.interpreter_address, addresses.threadstate_address)
+        }
+        None => {
+            return Err(SearchError::Search(
+                "_PyRuntime does not lead to an interpreter".into(),
+            ))
+        }
+    };
+    if !plausible(mem, &layout, interpreter) {
         return Err(SearchError::Search(format!(
-            "no thread state points back at the interpreter found at {:#x}",
-            addresses.interpreter_address
+            "no thread state points back at the interpreter found at {interpreter:#x}"
         )));
     }
-    cpython::check_locks(mem, &mut layout, addresses.interpreter_address);
+    cpython::check_locks(mem, &mut layout, interpreter);
     Ok((
         Found {
             layout: Arc::new(layout),
-            interpreter: addresses.interpreter_address,
-            gil_address: addresses.threadstate_address,
+            interpreter,
+            gil_address,
             cached: false,
         },
         runtime,

@@ -1,14 +1,18 @@
-//! Which bytes a named ELF section holds in the binaries a target maps, read from the files
-//! themselves (through `/proc/PID/root`, so a target in another root is read from its own
-//! files; `/proc/PID/map_files` when the path no longer leads to the mapped file). Only the
-//! ELF header, the section header table, the section-name table and the section are read,
-//! each bounded, never the whole file. What the section's bytes mean is not known here.
+//! Which bytes a named ELF section holds, and where a few exported symbols lie, in the
+//! binaries a target maps, read from the files themselves (through `/proc/PID/root`, so a
+//! target in another root is read from its own files; `/proc/PID/map_files` when the path no
+//! longer leads to the mapped file). Only the ELF header, the section header table, the
+//! section-name table, the program headers and the section asked for (or the dynamic symbol
+//! table and its strings) are read, each bounded, never the whole file. What the bytes mean
+//! is not known here.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 
 use goblin::container::{Container, Ctx};
-use goblin::elf::section_header::{SectionHeader, SHN_XINDEX, SHT_NOBITS};
+use goblin::elf::program_header::{ProgramHeader, PT_LOAD};
+use goblin::elf::section_header::{SectionHeader, SHN_XINDEX, SHT_DYNSYM, SHT_NOBITS};
+use goblin::elf::sym::Sym;
 use goblin::elf::Elf;
 use goblin::strtab::Strtab;
 
@@ -19,6 +23,10 @@ const MAX_SECTIONS: usize = 4096;
 /// The section-name table of a binary with `MAX_SECTIONS` long names.
 const MAX_NAMES: usize = 1 << 20;
 const ELF_HEADER: usize = 64;
+/// More program headers than any real binary has (CPython's: about 12).
+const MAX_PROGRAM_HEADERS: usize = 256;
+/// A dynamic symbol table, or its strings, far larger than libpython's (about 100 KiB each).
+const MAX_DYNAMIC_SYMBOLS: usize = 64 << 20;
 
 /// A named section found in a mapped binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,55 +135,170 @@ fn section_from(
     name: &str,
     max_len: usize,
 ) -> Result<Option<Vec<u8>>, String> {
-    let header = Elf::parse_header(head).map_err(|e| format!("not an ELF file ({e})"))?;
-    let container = header.container().map_err(|e| e.to_string())?;
-    let endian = header.endianness().map_err(|e| e.to_string())?;
-    if container != Container::Big {
-        return Err("not a 64-bit ELF file".into());
-    }
-    let ctx = Ctx::new(container, endian);
-    let count = header.e_shnum as usize;
-    if header.e_shoff == 0 || count == 0 {
-        return Ok(None);
-    }
-    if count > MAX_SECTIONS || header.e_shentsize as usize != SectionHeader::size(ctx) {
-        return Err(format!(
-            "unexpected section header table ({count} entries of {} bytes)",
-            header.e_shentsize
-        ));
-    }
-    if header.e_shoff >= file_len {
-        return Err("section header table past the end of the file".into());
-    }
-    let table = read(header.e_shoff, count * SectionHeader::size(ctx))?;
-    let sections = SectionHeader::parse_from(&table, 0, count, ctx).map_err(|e| e.to_string())?;
-    let names_index = header.e_shstrndx as usize;
-    if names_index == SHN_XINDEX as usize {
-        return Err("extended section-name index not supported".into());
-    }
-    let names = sections.get(names_index).ok_or("no section-name table")?;
-    let names_len = names.sh_size as usize;
-    if names_len > MAX_NAMES {
-        return Err(format!("section-name table of {names_len} bytes"));
-    }
-    let names_bytes = read(names.sh_offset, names_len)?;
-    let strtab = Strtab::parse(&names_bytes, 0, names_len, 0).map_err(|e| e.to_string())?;
-    let Some(sh) = sections
-        .iter()
-        .find(|s| strtab.get_at(s.sh_name) == Some(name))
-    else {
+    let image = Image::parse(head, file_len, read)?;
+    let Some(sh) = image.named(name) else {
         return Ok(None);
     };
-    if sh.sh_type == SHT_NOBITS {
-        return Err(format!("section {name} has no bytes in the file"));
+    image.contents(sh, name, max_len).map(Some)
+}
+
+/// An ELF image's headers and section table, with the reader of its bytes.
+struct Image<'a> {
+    header: goblin::elf::Header,
+    ctx: Ctx,
+    sections: Vec<SectionHeader>,
+    names: Option<(Vec<u8>, usize)>,
+    read: &'a dyn Fn(u64, usize) -> Result<Vec<u8>, String>,
+}
+
+impl<'a> Image<'a> {
+    fn parse(
+        head: &[u8],
+        file_len: u64,
+        read: &'a dyn Fn(u64, usize) -> Result<Vec<u8>, String>,
+    ) -> Result<Image<'a>, String> {
+        let header = Elf::parse_header(head).map_err(|e| format!("not an ELF file ({e})"))?;
+        let container = header.container().map_err(|e| e.to_string())?;
+        let endian = header.endianness().map_err(|e| e.to_string())?;
+        if container != Container::Big {
+            return Err("not a 64-bit ELF file".into());
+        }
+        let ctx = Ctx::new(container, endian);
+        let mut image = Image {
+            header,
+            ctx,
+            sections: Vec::new(),
+            names: None,
+            read,
+        };
+        let count = header.e_shnum as usize;
+        if header.e_shoff == 0 || count == 0 {
+            return Ok(image);
+        }
+        if count > MAX_SECTIONS || header.e_shentsize as usize != SectionHeader::size(ctx) {
+            return Err(format!(
+                "unexpected section header table ({count} entries of {} bytes)",
+                header.e_shentsize
+            ));
+        }
+        if header.e_shoff >= file_len {
+            return Err("section header table past the end of the file".into());
+        }
+        let table = read(header.e_shoff, count * SectionHeader::size(ctx))?;
+        image.sections =
+            SectionHeader::parse_from(&table, 0, count, ctx).map_err(|e| e.to_string())?;
+        let names_index = header.e_shstrndx as usize;
+        if names_index == SHN_XINDEX as usize {
+            return Err("extended section-name index not supported".into());
+        }
+        let names = image
+            .sections
+            .get(names_index)
+            .ok_or("no section-name table")?;
+        let names_len = names.sh_size as usize;
+        if names_len > MAX_NAMES {
+            return Err(format!("section-name table of {names_len} bytes"));
+        }
+        image.names = Some((read(names.sh_offset, names_len)?, names_len));
+        Ok(image)
     }
-    let len = sh.sh_size as usize;
-    if len > max_len {
-        return Err(format!(
-            "section {name} is {len} bytes, more than the {max_len} expected"
-        ));
+
+    fn named(&self, name: &str) -> Option<&SectionHeader> {
+        let (bytes, len) = self.names.as_ref()?;
+        let strtab = Strtab::parse(bytes, 0, *len, 0).ok()?;
+        self.sections
+            .iter()
+            .find(|s| strtab.get_at(s.sh_name) == Some(name))
     }
-    read(sh.sh_offset, len).map(Some)
+
+    /// The bytes of section `sh` (called `what` in errors), at most `max_len` of them.
+    fn contents(&self, sh: &SectionHeader, what: &str, max_len: usize) -> Result<Vec<u8>, String> {
+        if sh.sh_type == SHT_NOBITS {
+            return Err(format!("section {what} has no bytes in the file"));
+        }
+        let len = sh.sh_size as usize;
+        if len > max_len {
+            return Err(format!(
+                "section {what} is {len} bytes, more than the {max_len} expected"
+            ));
+        }
+        (self.read)(sh.sh_offset, len)
+    }
+
+    /// What to add to a virtual address of the image to find it in a process that maps the
+    /// image's start (file offset 0) at `mapped_at`.
+    fn load_bias(&self, mapped_at: u64) -> Result<u64, String> {
+        let count = self.header.e_phnum as usize;
+        if count == 0 || count > MAX_PROGRAM_HEADERS {
+            return Err(format!("{count} program headers"));
+        }
+        let size = ProgramHeader::size(self.ctx);
+        let table = (self.read)(self.header.e_phoff, count * size)?;
+        let headers =
+            ProgramHeader::parse(&table, 0, count, self.ctx).map_err(|e| e.to_string())?;
+        let first = headers
+            .iter()
+            .filter(|p| p.p_type == PT_LOAD)
+            .min_by_key(|p| p.p_offset)
+            .ok_or("no loadable segment")?;
+        if first.p_offset != 0 {
+            return Err("the first loadable segment does not start the file".into());
+        }
+        const PAGE: u64 = 4096;
+        Ok(mapped_at.wrapping_sub(first.p_vaddr & !(PAGE - 1)))
+    }
+
+    /// The values of the defined dynamic symbols among `wanted`.
+    fn dynamic_symbols(&self, wanted: &[&str]) -> Result<Vec<(String, u64)>, String> {
+        let Some(dynsym) = self.sections.iter().find(|s| s.sh_type == SHT_DYNSYM) else {
+            return Ok(Vec::new());
+        };
+        let strings = self
+            .sections
+            .get(dynsym.sh_link as usize)
+            .ok_or("the dynamic symbol table names no string table")?;
+        let table = self.contents(dynsym, ".dynsym", MAX_DYNAMIC_SYMBOLS)?;
+        let names = self.contents(strings, ".dynstr", MAX_DYNAMIC_SYMBOLS)?;
+        let count = table.len() / Sym::size(self.ctx.container);
+        let symbols = goblin::elf::sym::Symtab::parse(&table, 0, count, self.ctx)
+            .map_err(|e| e.to_string())?;
+        let strtab = Strtab::parse(&names, 0, names.len(), 0).map_err(|e| e.to_string())?;
+        Ok(symbols
+            .iter()
+            .filter(|sym| sym.st_shndx != 0 && sym.st_value != 0)
+            .filter_map(|sym| {
+                let name = strtab.get_at(sym.st_name)?;
+                wanted
+                    .contains(&name)
+                    .then(|| (name.to_string(), sym.st_value))
+            })
+            .collect())
+    }
+}
+
+/// Where the defined dynamic symbols among `wanted` lie in process `pid`, which maps the
+/// binary of `m` (its mapping of file offset 0).
+pub fn exported_symbols(
+    pid: i32,
+    m: &Mapping,
+    wanted: &[&str],
+) -> Result<Vec<(String, usize)>, SectionError> {
+    let malformed = |reason: String| SectionError::Malformed {
+        binary: m.path.clone(),
+        reason,
+    };
+    let f = open_mapped(pid, m)?;
+    let file_len = f.metadata().map_err(|e| malformed(e.to_string()))?.len();
+    let read = |at: u64, len: usize| read_at(&f, at, len, file_len);
+    let head = read(0, ELF_HEADER).map_err(|_| malformed("not an ELF file".into()))?;
+    let image = Image::parse(&head, file_len, &read).map_err(malformed)?;
+    let bias = image.load_bias(m.start as u64).map_err(malformed)?;
+    Ok(image
+        .dynamic_symbols(wanted)
+        .map_err(malformed)?
+        .into_iter()
+        .map(|(name, value)| (name, value.wrapping_add(bias) as usize))
+        .collect())
 }
 
 #[cfg(test)]
@@ -264,6 +387,23 @@ mod tests {
         // Not an ELF file at all.
         let junk = vec![0u8; 128];
         assert!(lookup(&junk, ".AsyncioDebug", 4096).is_err());
+    }
+
+    #[test]
+    fn finds_an_exported_symbol_where_this_process_has_it() {
+        let pid = std::process::id() as i32;
+        let maps =
+            super::super::procfs::parse_maps(&std::fs::read_to_string("/proc/self/maps").unwrap());
+        let libc_start = maps
+            .iter()
+            .find(|m| m.offset == 0 && m.path.rsplit('/').next().unwrap().starts_with("libc.so"))
+            .expect("this test binary maps libc");
+        let got = exported_symbols(pid, libc_start, &["getpid", "no_such_symbol"]).unwrap();
+        assert!(!got.is_empty());
+        for (name, address) in got {
+            assert_eq!(name, "getpid");
+            assert_eq!(address, libc::getpid as usize);
+        }
     }
 
     #[test]

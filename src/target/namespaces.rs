@@ -22,13 +22,24 @@ pub fn other_pid_namespace(pid: i32) -> Option<bool> {
     Some(theirs != ours)
 }
 
-/// Whether `pid` is in the PID namespace of the `/proc` gridlock reads: that of its PID 1
-/// (not `/proc/self`'s: a `/proc` of an enclosing namespace shows gridlock too). `false` when
-/// it cannot be told (no permission to read PID 1's namespace link).
+/// Whether `pid` is in the PID namespace of the `/proc` gridlock reads. Either gridlock
+/// shares the target's namespace and its own `NSpid` has one number (so `/proc` numbers
+/// threads in that namespace; a `/proc` of an enclosing namespace would show gridlock's TID
+/// there too), or the target shares PID 1's (whose namespace link only a privileged reader
+/// may see). `false` when it cannot be told.
 fn in_procs_namespace(pid: i32) -> bool {
-    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/pid"));
-    let procs = std::fs::read_link("/proc/1/ns/pid");
-    matches!((theirs, procs), (Ok(a), Ok(b)) if a == b)
+    let Ok(theirs) = std::fs::read_link(format!("/proc/{pid}/ns/pid")) else {
+        return false;
+    };
+    let ours_is_procs = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .as_deref()
+        .and_then(parse_nspid)
+        .is_some_and(|ids| ids.len() == 1);
+    if ours_is_procs && std::fs::read_link("/proc/self/ns/pid").ok() == Some(theirs.clone()) {
+        return true;
+    }
+    std::fs::read_link("/proc/1/ns/pid").is_ok_and(|procs| procs == theirs)
 }
 
 /// One target's map between TIDs in its own namespace and TIDs in `/proc`.
@@ -115,6 +126,8 @@ mod tests {
         map.refresh(&tids);
         assert!(!map.nested);
         assert_eq!(map.to_proc().get(&pid), Some(&pid));
+        // This test runs in the namespace its `/proc` numbers threads in.
+        assert!(in_procs_namespace(pid));
         assert_eq!(other_pid_namespace(pid), Some(false));
     }
 }
