@@ -118,6 +118,9 @@ fn eager_tasks_are_read_and_flagged_on_312_and_later() {
         // step is under way below the eager step), are not eager.
         assert_eq!(parked["eager"], false, "{parked:#}");
         assert_eq!(task(&d, "Task-1")["eager"], false);
+        // The creator's own step is under way (its coroutine executes, below the eager
+        // step): running, though the loop's running task is the eager one.
+        assert_eq!(task(&d, "Task-1")["state"], "running", "{:#}", d["tasks"]);
         let blocks = doc::findings(&d, "loop_block");
         assert_eq!(blocks.len(), 1, "{:#}", d["findings"]);
         assert_eq!(blocks[0]["tasks"][0], t["id"]);

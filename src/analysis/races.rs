@@ -68,6 +68,7 @@ impl RaceTracker {
     pub fn observe(&mut self, snap: &Snapshot) {
         self.snapshots += 1;
         let now = self.snapshots;
+        let mut refreshed: HashSet<Incarnation> = HashSet::new();
         for t in &snap.threads {
             // A thread absent from the previous snapshot is a new one, even with a reused id.
             // One id twice in a snapshot (a second thread state made on the same OS thread,
@@ -78,8 +79,12 @@ impl RaceTracker {
             };
             self.current.insert(t.id.clone(), inc.clone());
             if !t.writes.is_empty() {
-                let reach = t.writes.iter().map(|w| w.location.clone()).collect();
-                self.reach.insert(inc.clone(), reach);
+                // A thread's reach is that of all its thread states in this snapshot.
+                let reach = self.reach.entry(inc.clone()).or_default();
+                if refreshed.insert(inc.clone()) {
+                    reach.clear();
+                }
+                reach.extend(t.writes.iter().map(|w| w.location.clone()));
             }
             self.last_seen.insert(inc, now);
         }
@@ -382,6 +387,32 @@ mod tests {
         }
         let found = tracker.findings(1);
         assert!(found.is_empty(), "{found:#?}");
+    }
+
+    #[test]
+    fn every_thread_state_of_one_os_thread_counts_for_its_reach() {
+        // Thread a keeps writing mine.x from one thread state while its second one writes
+        // elsewhere: b's one write to mine.x, read before a's in the last snapshot, meets a's
+        // (a can still write it), no change of hands.
+        let mut tracker = RaceTracker::default();
+        let mut other = write("mine.x", "a f.py:3", false, None);
+        other.location = Location::Item {
+            container: "0x3000".into(),
+            class: "0x2000".into(),
+        };
+        for round in 0..10 {
+            let mut a = thread(1, 1, "a", None);
+            a.writes.push(write("mine.x", "a f.py:1", false, None));
+            let mut again = thread(1, 1, "a", None);
+            again.writes.push(other.clone());
+            let mut b = thread(1, 2, "b", None);
+            if round == 9 {
+                b.writes.push(write("mine.x", "b f.py:2", false, None));
+            }
+            tracker.observe(&snapshot(vec![b, a, again], Vec::new()));
+        }
+        let found = tracker.findings(1);
+        assert_eq!(found.len(), 1, "{found:#?}");
     }
 
     #[test]

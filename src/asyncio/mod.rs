@@ -186,6 +186,9 @@ struct Reader<'w, 'a, 'c> {
     /// The object that ended the last await chain read (not a coroutine) and its type: the
     /// future the task waits on, whose type is then known without another read.
     chain_end: Option<(usize, usize)>,
+    /// Whether the last await chain read starts with a coroutine that is executing (3.11+,
+    /// where the frame state tells executing from not yet started).
+    chain_executing: bool,
     /// `PID:task:` and `PID:`.
     task_prefix: String,
     pid_prefix: String,
@@ -266,6 +269,7 @@ pub fn read(
         codes: AddrMap::default(),
         loop_ids: AddrMap::default(),
         chain_end: None,
+        chain_executing: false,
         task_prefix: format!("{pid}:task:"),
         pid_prefix: format!("{pid}:"),
     };
@@ -897,6 +901,9 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             name,
         } = fields;
         let chain = self.await_chain(coro);
+        // A task that is not its loop's running task while its coroutine executes has its
+        // step under way below another's: the creator of a task in its eager first step.
+        let under_way = !running && self.chain_executing;
         let coroutine = chain.first().map(|(rf, _)| rf.code.name.clone());
         let id = self.task_id(addr);
         let frames: Vec<Frame> = match (running, step) {
@@ -951,7 +958,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             loop_id: self.loop_id(lp),
             name,
             coroutine,
-            state: if running {
+            state: if running || under_way {
                 TaskState::Running
             } else {
                 TaskState::Pending
@@ -1065,11 +1072,16 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
         let dialect = self.walker.dialect();
         let mut obj = coro;
         self.chain_end = None;
+        self.chain_executing = false;
+        let embedded = matches!(self.offs.coro_frame, CoroFrame::Embedded { .. });
         for _ in 0..MAX_CHAIN {
             let Some((rf, suspended, top)) = self.suspended_frame(obj) else {
                 // A future (FutureIter, Future, Task) ends the chain: `fut_waiter` names it.
                 break;
             };
+            if chain.is_empty() {
+                self.chain_executing = embedded && !suspended;
+            }
             let facts = self.facts.of(dialect, &rf);
             let next = if suspended && facts.yield_from {
                 top.and_then(|slot| self.mem().ptr(slot).ok())

@@ -3,11 +3,13 @@
 //! target in another root is read from its own files; `/proc/PID/map_files` when the path no
 //! longer leads to the mapped file). Only the ELF header, the section header table, the
 //! section-name table, the program headers and the section asked for (or the dynamic symbol
-//! table and its strings) are read, each bounded, never the whole file. What the bytes mean
-//! is not known here.
+//! table and its strings) are read, each bounded, never the whole file; a section is read once
+//! per mapped file for all the processes that map it. What the bytes mean is not known here.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Mutex;
 
 use goblin::container::{Container, Ctx};
 use goblin::elf::program_header::{ProgramHeader, PT_LOAD};
@@ -36,6 +38,12 @@ pub struct Section {
     pub bytes: Vec<u8>,
 }
 
+/// Sections already looked for, per mapped file (device, inode) and section name: the
+/// processes of a tree that map one binary share one read of it (a file is replaced by a new
+/// inode when a package is upgraded; only a read that worked is kept).
+type SectionKey = (String, u64, String);
+static SECTIONS_READ: Mutex<BTreeMap<SectionKey, Option<Vec<u8>>>> = Mutex::new(BTreeMap::new());
+
 /// Why a binary's section could not be read (one sentence, for a note).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SectionError {
@@ -62,12 +70,23 @@ pub fn find_in_maps(
             continue;
         }
         seen.push((m.device.as_str(), m.inode));
-        let found = open_mapped(pid, m).and_then(|f| {
-            read_section(&f, name, max_len).map_err(|reason| SectionError::Malformed {
-                binary: m.path.clone(),
-                reason,
-            })
-        });
+        let key = (m.device.clone(), m.inode, name.to_string());
+        let known = SECTIONS_READ
+            .lock()
+            .ok()
+            .and_then(|read| read.get(&key).cloned());
+        let found = match known {
+            Some(bytes) => Ok(bytes),
+            None => open_mapped(pid, m).and_then(|f| {
+                read_section(&f, name, max_len).map_err(|reason| SectionError::Malformed {
+                    binary: m.path.clone(),
+                    reason,
+                })
+            }),
+        };
+        if let (Ok(bytes), Ok(mut read)) = (&found, SECTIONS_READ.lock()) {
+            read.insert(key, bytes.clone());
+        }
         match found {
             Ok(Some(bytes)) => {
                 return Ok(Some(Section {
@@ -402,8 +421,33 @@ mod tests {
         assert!(!got.is_empty());
         for (name, address) in got {
             assert_eq!(name, "getpid");
-            assert_eq!(address, libc::getpid as usize);
+            assert_eq!(address, libc::getpid as *const () as usize);
         }
+    }
+
+    #[test]
+    fn a_binary_mapped_by_many_processes_is_read_once() {
+        let image = elf_with(&[(".AsyncioDebug", &[6; 8])]);
+        let path = std::env::temp_dir().join(format!("gridlock-elf-once-{}", std::process::id()));
+        std::fs::write(&path, &image).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let m = Mapping {
+            start: 0x1000,
+            end: 0x2000,
+            perms: "r--p".into(),
+            offset: 0,
+            device: "fe:01".into(),
+            inode,
+            path: path.to_string_lossy().into_owned(),
+        };
+        let pid = std::process::id() as i32;
+        let any = |_: &str| true;
+        let first = find_in_maps(pid, std::slice::from_ref(&m), &any, ".AsyncioDebug", 64);
+        // Gone from disk: a second process mapping the same file is answered from the first read.
+        std::fs::remove_file(&path).unwrap();
+        let second = find_in_maps(pid, &[m], &any, ".AsyncioDebug", 64);
+        assert_eq!(first.unwrap().unwrap().bytes, vec![6; 8]);
+        assert_eq!(second.unwrap().unwrap().bytes, vec![6; 8]);
     }
 
     #[test]

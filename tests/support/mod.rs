@@ -103,7 +103,24 @@ pub fn copy_into_root(root: &Path, file: &Path) {
     if let Some(parent) = dst.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let _ = std::fs::copy(&file, &dst);
+    // Tests running side by side start targets from the same file: a copy in place would
+    // truncate it under an interpreter that is reading it. Unchanged files are left alone;
+    // others are replaced whole (a copy under a name of this thread's, then a rename).
+    let Ok(bytes) = std::fs::read(&file) else {
+        return;
+    };
+    if std::fs::read(&dst).is_ok_and(|old| old == bytes) {
+        return;
+    }
+    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dst.with_extension(format!("copy{}-{n}", std::process::id()));
+    if std::fs::write(&tmp, &bytes).is_ok() {
+        if let Ok(meta) = std::fs::metadata(&file) {
+            let _ = std::fs::set_permissions(&tmp, meta.permissions());
+        }
+        let _ = std::fs::rename(&tmp, &dst);
+    }
 }
 
 /// The Debian root's interpreters (python3.13, 3.14, 3.15), each behind a wrapper script;
