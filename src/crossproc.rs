@@ -220,12 +220,23 @@ pub fn link(
 /// A future (or `multiprocessing.Pool` result) waited on in one process, whose work a child
 /// runs: its holder is the worker thread whose `_process_worker`/`worker` frame runs that
 /// work or job id; work no child runs yet is queued, for any worker process of the pool.
+/// A `forkserver` pool's workers are the server's children: they count as children of the
+/// process that started the server.
 fn link_pools(out: &mut Snapshot, pools: &[(i32, snapshot::PoolView)]) {
     let ppid: HashMap<i32, Option<i32>> = out.processes.iter().map(|p| (p.pid, p.ppid)).collect();
+    let servers = fork_servers(out);
+    let pool_parent = |child: i32| -> Option<i32> {
+        let parent = ppid.get(&child).copied().flatten()?;
+        if servers.contains(&parent) {
+            ppid.get(&parent).copied().flatten()
+        } else {
+            Some(parent)
+        }
+    };
     let children = |parent: i32| -> Vec<&(i32, snapshot::PoolView)> {
         pools
             .iter()
-            .filter(|(c, _)| ppid.get(c).copied().flatten() == Some(parent))
+            .filter(|(c, _)| pool_parent(*c) == Some(parent))
             .collect()
     };
     for (pid, view) in pools {
@@ -275,6 +286,23 @@ fn link_pools(out: &mut Snapshot, pools: &[(i32, snapshot::PoolView)]) {
             lock.holders = holders;
         }
     }
+}
+
+/// The processes serving `multiprocessing`'s `forkserver`: a thread in the server's `main`
+/// (`multiprocessing/forkserver.py`) that is not serving one fork (`_serve_one`: a worker
+/// forked from the server keeps the server's frames below its own).
+fn fork_servers(snap: &Snapshot) -> HashSet<i32> {
+    let in_forkserver = |f: &Frame, function: &str| {
+        f.function == function && f.file.ends_with("multiprocessing/forkserver.py")
+    };
+    snap.threads
+        .iter()
+        .filter(|t| {
+            t.frames.iter().any(|f| in_forkserver(f, "main"))
+                && !t.frames.iter().any(|f| in_forkserver(f, "_serve_one"))
+        })
+        .map(|t| t.pid)
+        .collect()
 }
 
 fn thread_mut<'a>(snap: &'a mut Snapshot, id: &str) -> Option<&'a mut Thread> {

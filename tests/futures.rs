@@ -313,8 +313,21 @@ fn process_pool_cycles_under_tree() {
     let script = fixture("futures_process_pool.py");
     let line = line_of(&script, "def reload_rate", "with config_lock:");
     for_each_interpreter(|interp| {
-        for mode in ["executor", "queued", "pool"] {
-            let group = Group(Target::start_with(interp, &script, &[mode], own_group));
+        // `forkserver` (3.14's default on Linux): the workers are the server's children.
+        for (mode, start) in [
+            ("executor", "fork"),
+            ("queued", "fork"),
+            ("pool", "fork"),
+            ("executor", "forkserver"),
+            ("pool", "forkserver"),
+        ] {
+            let mode = &format!("{mode} {start}")[..];
+            let group = Group(Target::start_with(
+                interp,
+                &script,
+                &mode.split(' ').collect::<Vec<_>>(),
+                own_group,
+            ));
             let target = &group.0;
             let (code, d) = dump_tree(target.pid, WINDOW);
             assert_eq!(code, 3, "[{mode}] {:#}", d["findings"]);
@@ -338,7 +351,7 @@ fn process_pool_cycles_under_tree() {
             let by = edge(f, fut, "completed_by");
             let worker = by["to"].as_str().unwrap();
             assert!(!worker.starts_with(&parent), "[{mode}] {by:#}");
-            let worker = if mode == "queued" {
+            let worker = if mode.starts_with("queued") {
                 // Queued work waits for the pool's worker processes, not for one thread.
                 assert!(worker.ends_with(":p"), "[{mode}] {by:#}");
                 assert_eq!(by["site"], Value::Null);
@@ -377,11 +390,12 @@ fn process_pool_cycles_under_tree() {
 fn run_stops_process_pool_cycles() {
     let script = fixture("futures_process_pool.py");
     for_each_interpreter(|interp| {
-        for mode in ["executor", "pool"] {
+        for mode in ["executor", "pool", "executor forkserver"] {
             let dir = std::env::temp_dir().join(format!(
-                "gridlock-futures-run-{}-{}-{mode}",
+                "gridlock-futures-run-{}-{}-{}",
                 std::process::id(),
-                interp.label
+                interp.label,
+                mode.replace(' ', "-")
             ));
             std::fs::create_dir_all(&dir).unwrap();
             let report = dir.join("report.json");
@@ -391,7 +405,7 @@ fn run_stops_process_pool_cycles() {
                 .arg("--")
                 .arg(&interp.path)
                 .arg(&script)
-                .arg(mode)
+                .args(mode.split(' '))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .output()
