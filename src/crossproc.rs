@@ -212,6 +212,7 @@ pub fn link(
         .collect();
     link_semaphores(&mut out, &views, &maps, targets, &python);
     link_children(&mut out, tree_pids, &python);
+    link_joins(&mut out, &views, &python);
     link_channels(&mut out, tree_pids, &python);
     link_pools(&mut out, &pools);
     out
@@ -601,6 +602,35 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
         t.blocked = blocked;
     }
     out.locks.extend(new_locks);
+}
+
+/// Threads in `Process.join` that no `wait4` explains (a `forkserver` child, waited for through
+/// the server's pipe): waiting for the child whose pid their `Popen` holds to exit.
+fn link_joins(out: &mut Snapshot, views: &[(i32, snapshot::MpView)], python: &HashSet<i32>) {
+    for join in views.iter().flat_map(|(_, v)| &v.joins) {
+        let Some(t) = thread_mut(out, &join.thread) else {
+            continue;
+        };
+        if t.waits_for
+            .as_ref()
+            .is_some_and(|w| w.kind == WaitKind::ChildExit)
+        {
+            continue;
+        }
+        t.waits_for = Some(Wait {
+            kind: WaitKind::ChildExit,
+            target: Some(process_node(join.pid)),
+            evidence: Evidence::Memory,
+            site: join.site.clone(),
+            name: Some(format!("process {}", join.pid)),
+            via: Some("Process.join".into()),
+            timed: join.timed,
+            targets: Vec::new(),
+            futex: None,
+        });
+        t.state = ThreadState::JoinWait;
+        t.blocked = python.contains(&join.pid);
+    }
 }
 
 /// Threads blocked reading or writing a pipe or socket, linked to the holders of the other end.

@@ -228,7 +228,7 @@ fn pytest_suites_that_pass_or_fail_keep_pytest_s_own_status() {
 #[test]
 fn a_multiprocessing_child_that_deadlocks_while_the_parent_waits_is_caught() {
     for py in some_interpreters() {
-        for method in ["fork", "spawn"] {
+        for method in ["fork", "spawn", "forkserver"] {
             let (code, stderr) = run(&[
                 "--",
                 py.path.to_str().unwrap(),

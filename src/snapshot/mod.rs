@@ -32,7 +32,7 @@ use crate::target::taskfiles::{InSyscall, TaskFiles};
 pub use crate::model::{lock_id, thread_id};
 pub use futures::{PoolKind, PoolRun, PoolView, PoolWait};
 use multiprocessing::collect_semlocks;
-pub use multiprocessing::{read_semlock, MpHold, MpView, MpWait, SemLockObj};
+pub use multiprocessing::{read_semlock, MpHold, MpJoin, MpView, MpWait, SemLockObj};
 pub use session::Session;
 use threads::{gil_holder, native_ids, thread_names, unmatched_reason, Namespace, ThreadInfo};
 
@@ -290,6 +290,7 @@ fn take_cached(
     builder.resolve_owners(&mut threads);
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
+        mp.joins = multiprocessing::child_joins(&walker, &raw, &threads);
     }
     let mp = builder.mp.take().unwrap_or_default();
     if let Some(p) = &probe_state {

@@ -1,6 +1,6 @@
 //! `multiprocessing` semaphores seen by one process (SemLocks, holds through `with`, futex
-//! waits no `threading` object explains), for linking processes in `--tree`. It does not link
-//! processes itself: that is `crossproc`.
+//! waits no `threading` object explains) and its joins of child processes, for linking
+//! processes in `--tree`. It does not link processes itself: that is `crossproc`.
 
 use std::collections::HashSet;
 
@@ -16,6 +16,59 @@ pub struct MpView {
     pub holds: Vec<MpHold>,
     /// Threads sleeping on a futex that no `threading` object accounts for.
     pub waits: Vec<MpWait>,
+    /// Threads in `Process.join` (`Popen.wait`), with the child's pid from the `Popen`.
+    pub joins: Vec<MpJoin>,
+}
+
+/// A thread blocked in `multiprocessing`'s `Popen.wait`: it waits for child `pid` to exit.
+/// A `forkserver` child is waited for through a pipe from the server (its sentinel), not by
+/// `wait4`, so only the frames tell which process the wait is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpJoin {
+    pub thread: String,
+    pub pid: i32,
+    pub site: Option<String>,
+    /// `join(timeout)`: the wait ends by itself.
+    pub timed: bool,
+}
+
+/// The sleeping threads of this snapshot inside `Popen.wait` (`multiprocessing/popen_fork.py`,
+/// which every start method's `Popen` inherits), with the child's pid read from `self.pid`.
+pub(super) fn child_joins(walker: &Walker, raw: &[RawThread], threads: &[Thread]) -> Vec<MpJoin> {
+    let objs = &walker.objs;
+    let mut out = Vec::new();
+    let asleep = |t: &&Thread| t.kernel.as_ref().is_some_and(|k| k.state == "S");
+    for (rt, t) in raw.iter().zip(threads).filter(|(_, t)| asleep(t)) {
+        let Some(j) = t.frames.iter().take(WAIT_SEARCH_FRAMES).position(|f| {
+            f.file.ends_with("multiprocessing/popen_fork.py")
+                && f.function.rsplit('.').next() == Some("wait")
+        }) else {
+            continue;
+        };
+        let Some(rf) = rt.frames.get(j) else { continue };
+        let Some(pid) = walker
+            .local(rf, "self")
+            .and_then(|popen| objs.attr(popen, "pid").ok().flatten())
+            .and_then(|p| objs.int(p).ok())
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        let timed = walker
+            .local(rf, "timeout")
+            .is_some_and(|timeout| !objs.is_none(timeout));
+        let user = t.frames[j..]
+            .iter()
+            .find(|f| !f.file.contains("/multiprocessing/"));
+        out.push(MpJoin {
+            thread: t.id.clone(),
+            pid,
+            site: user.map(Frame::site),
+            timed,
+        });
+    }
+    out
 }
 
 /// A `_multiprocessing.SemLock`: `+16 handle (sem_t*), +24 last_tid, +32 count, +36 maxvalue,
