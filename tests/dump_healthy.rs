@@ -14,6 +14,16 @@ const WINDOWED: usize = 3;
 fn busy_healthy_process_has_no_findings() {
     for_each_interpreter(|py| {
         let target = Target::start_busy(py, &fixture("healthy_busy.py"), &[]);
+        // The main thread prints READY just before it joins the workers: until it is in that
+        // join, a dump rightly sees it running or waiting for the GIL.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let (_, d) = dump_json(target.pid, "0");
+            if doc::thread_by_name(&d, "MainThread")["state"] == "join_wait" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let runs = std::iter::repeat("0")
             .take(SINGLE_SNAPSHOTS)
             .chain(std::iter::repeat("300ms").take(WINDOWED));
