@@ -49,6 +49,9 @@ pub struct Offsets {
     /// `interp->ceval.gil`, the pointer to the GIL's record (3.13+, from the debug offsets;
     /// older versions take it from py-spy's knowledge of each version).
     pub interp_ceval_gil: Option<usize>,
+    /// `interp->next` and `interp->id` (3.13+, from the debug offsets): `_PyRuntime`'s list
+    /// starts at the newest interpreter, and the main one (id 0) is found along it.
+    pub interp_next_and_id: Option<(usize, usize)>,
     // PyThreadState
     pub tstate_next: usize,
     pub tstate_thread_id: usize,
@@ -272,6 +275,7 @@ const fn before_311(minor: u8) -> Offsets {
         interp_threads_head: 8,
         interp_modules: if minor == 8 { 56 } else { 856 },
         interp_ceval_gil: None,
+        interp_next_and_id: None,
         tstate_next: 8,
         tstate_thread_id: 176,
         tstate_native_thread_id: None,
@@ -335,6 +339,7 @@ const V311: Offsets = Offsets {
     interp_threads_head: 16,
     interp_modules: 888,
     interp_ceval_gil: None,
+    interp_next_and_id: None,
     tstate_next: 8,
     tstate_thread_id: 152,
     tstate_native_thread_id: Some(160),
@@ -384,6 +389,7 @@ const fn from_312(minor: u8) -> Offsets {
         interp_threads_head: if is_313 { 7344 } else { 72 },
         interp_modules: if is_313 { 7656 } else { 944 },
         interp_ceval_gil: None,
+        interp_next_and_id: None,
         tstate_next: 8,
         tstate_thread_id: if is_313 { 152 } else { 136 },
         tstate_native_thread_id: Some(if is_313 { 160 } else { 144 }),
@@ -822,6 +828,9 @@ pub fn from_debug_offsets(d: &super::debug_offsets::DebugOffsets) -> crate::erro
     o.interp_threads_head = d.need("interpreter_state", "threads_head")?;
     o.interp_modules = d.need("interpreter_state", "imports_modules")?;
     o.interp_ceval_gil = d.get("interpreter_state", "ceval_gil");
+    o.interp_next_and_id = d
+        .get("interpreter_state", "next")
+        .zip(d.get("interpreter_state", "id"));
     o.tstate_next = d.need("thread_state", "next")?;
     o.tstate_interp = d.need("thread_state", "interp")?;
     o.tstate_thread_id = d.need("thread_state", "thread_id")?;

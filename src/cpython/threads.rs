@@ -76,6 +76,9 @@ pub struct RawFrame {
     pub instr: Option<usize>,
 }
 
+/// Interpreters a process may run at once, at most, when walking their list.
+const MAX_INTERPRETERS: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct RawThread {
     pub tstate: usize,
@@ -152,6 +155,46 @@ impl<'a> Walker<'a> {
             tstate = mem.ptr(tstate + offs.tstate_next)?;
         }
         Ok(out)
+    }
+
+    /// Add to `threads` (the main interpreter's, read by `threads`) what the other
+    /// interpreters listed from `head` run: a thread state of a subinterpreter on an OS thread
+    /// of the main list holds that thread's innermost frames (`Interpreter.call`, an
+    /// `InterpreterPoolExecutor` worker), put before the main one's; one on a thread the main
+    /// interpreter does not list is a thread of its own. Unreadable links end the walk.
+    pub fn add_subinterpreters(&mut self, head: usize, main: usize, threads: &mut Vec<RawThread>) {
+        let Some((next, _)) = self.objs.layout.offsets.interp_next_and_id else {
+            return;
+        };
+        let mem = self.objs.mem;
+        let mut interp = head;
+        for _ in 0..MAX_INTERPRETERS {
+            if interp == 0 {
+                break;
+            }
+            if interp != main {
+                for sub in self.threads(interp).unwrap_or_default() {
+                    if sub.frames.is_empty() {
+                        continue;
+                    }
+                    let same = sub
+                        .native_id
+                        .and_then(|n| threads.iter_mut().find(|t| t.native_id == Some(n)));
+                    match same {
+                        Some(t) => {
+                            let mut frames = sub.frames;
+                            frames.append(&mut t.frames);
+                            t.frames = frames;
+                        }
+                        None => threads.push(sub),
+                    }
+                }
+            }
+            match mem.ptr(interp + next) {
+                Ok(p) => interp = p,
+                Err(_) => break,
+            }
+        }
     }
 
     fn top_frame(&self, tstate: usize) -> Result<usize> {

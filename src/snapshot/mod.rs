@@ -236,7 +236,15 @@ fn take_cached(
         }
     });
     let raw = match raw {
-        Ok(r) => r,
+        Ok(mut r) => {
+            if let Some(head) = target
+                .interpreters_head
+                .and_then(|h| walker.objs.mem.ptr(h).ok())
+            {
+                walker.add_subinterpreters(head, target.interpreter, &mut r);
+            }
+            r
+        }
         Err(e) => {
             *code_cache = walker.take_cache();
             return Err(e);

@@ -37,6 +37,9 @@ pub struct Found {
     pub layout: Arc<Layout>,
     pub interpreter: usize,
     pub gil_address: usize,
+    /// `_PyRuntime.interpreters.head`, where subinterpreters are listed (3.13+, when
+    /// `_PyRuntime` is known).
+    pub interpreters_head: Option<usize>,
     /// Found from the cache, not by a search.
     pub cached: bool,
 }
@@ -86,9 +89,10 @@ impl DiscoveryCache {
             };
             let layout = &facts.layout;
             let runtime = m.start + facts.runtime_from_start;
-            let interpreter = mem
+            let head = mem
                 .ptr(runtime + layout.offsets.runtime_interpreters_head)
                 .ok()?;
+            let interpreter = main_interpreter(mem, layout, head);
             if !plausible(mem, layout, interpreter) {
                 return None;
             }
@@ -96,6 +100,7 @@ impl DiscoveryCache {
                 layout: layout.clone(),
                 interpreter,
                 gil_address: runtime.wrapping_add_signed(facts.gil_from_runtime),
+                interpreters_head: interpreters_head(layout, Some(runtime)),
                 cached: true,
             });
         }
@@ -131,6 +136,40 @@ impl DiscoveryCache {
             },
         );
     }
+}
+
+/// Where `_PyRuntime` lists the interpreters, when the layout knows how to walk them.
+fn interpreters_head(layout: &Layout, runtime: Option<usize>) -> Option<usize> {
+    layout.offsets.interp_next_and_id?;
+    Some(runtime? + layout.offsets.runtime_interpreters_head)
+}
+
+/// Subinterpreters a process may hold at once, at most, when walking to the main one.
+const MAX_INTERPRETERS: usize = 4096;
+
+/// The main interpreter (id 0), walking from `head`, the newest interpreter `_PyRuntime` lists
+/// (a process running subinterpreters lists those first). `head` itself where the layout does
+/// not know the links (before 3.13) or the walk finds no main interpreter.
+fn main_interpreter(mem: &Memory, layout: &Layout, head: usize) -> usize {
+    let Some((next, id)) = layout.offsets.interp_next_and_id else {
+        return head;
+    };
+    let mut at = head;
+    for _ in 0..MAX_INTERPRETERS {
+        if at == 0 {
+            break;
+        }
+        match mem.u64(at + id) {
+            Ok(0) => return at,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        match mem.ptr(at + next) {
+            Ok(p) => at = p,
+            Err(_) => break,
+        }
+    }
+    head
 }
 
 /// The interpreter's first thread state points back at it: the address is an interpreter.
@@ -268,6 +307,7 @@ fn search_with(
         let interpreter = mem
             .ptr(runtime + layout.offsets.runtime_interpreters_head)
             .ok()
+            .map(|head| main_interpreter(mem, &layout, head))
             .filter(|&i| plausible(mem, &layout, i))?;
         let gil = match layout.offsets.interp_ceval_gil {
             Some(offset) => mem.ptr(interpreter + offset).ok()?,
@@ -282,7 +322,18 @@ fn search_with(
         None if scan => {
             let addresses =
                 PythonProcessLayout::new(info, process, &version, &config).map_err(err)?;
-            (addresses.interpreter_address, addresses.threadstate_address)
+            let interpreter = main_interpreter(mem, &layout, addresses.interpreter_address);
+            if interpreter != addresses.interpreter_address {
+                // py-spy took the GIL record of the newest interpreter: the main one's is wanted.
+                let gil = layout
+                    .offsets
+                    .interp_ceval_gil
+                    .and_then(|offset| mem.ptr(interpreter + offset).ok())
+                    .unwrap_or(0);
+                (interpreter, gil)
+            } else {
+                (addresses.interpreter_address, addresses.threadstate_address)
+            }
         }
         None => {
             return Err(SearchError::Search(
@@ -298,6 +349,7 @@ fn search_with(
     cpython::check_locks(mem, &mut layout, interpreter);
     Ok((
         Found {
+            interpreters_head: interpreters_head(&layout, runtime),
             layout: Arc::new(layout),
             interpreter,
             gil_address,

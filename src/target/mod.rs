@@ -36,6 +36,9 @@ pub struct Target {
     /// Where the GIL holder is recorded (py-spy's `threadstate_address`): the address of
     /// `gilstate.tstate_current` up to 3.11, of the GIL's `_gil_runtime_state` from 3.12.
     pub gil_address: usize,
+    /// Where `_PyRuntime` lists the interpreters (3.13+): threads running in a subinterpreter
+    /// have their innermost frames there.
+    pub interpreters_head: Option<usize>,
     pub process: model::Process,
     /// What each snapshot reads beyond stacks, locks and waits (set at attach; `top` toggles locals).
     pub read: ReadOptions,
@@ -163,6 +166,7 @@ impl Target {
             version,
             interpreter,
             gil_address,
+            interpreters_head: found.interpreters_head,
             process,
             read,
             runtime_region,
