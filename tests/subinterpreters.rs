@@ -18,6 +18,24 @@ fn with_subinterpreters() -> Vec<Interpreter> {
     found
 }
 
+/// Start the fixture in `mode` and dump it over 300 ms, expecting exit `code`.
+fn dump_mode(py: &Interpreter, mode: &str, code: i32) -> serde_json::Value {
+    let target = Target::start(py, &fixture("subinterpreters.py"), &[mode]);
+    let (got, d) = dump_json(target.pid, "300ms");
+    assert_eq!(got, code, "[{} {mode}] {:#}", py.label, d["findings"]);
+    d
+}
+
+/// A thread's functions, innermost first.
+fn functions(thread: &serde_json::Value) -> Vec<&str> {
+    thread["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function"].as_str().unwrap())
+        .collect()
+}
+
 fn deadlocked_names(d: &serde_json::Value) -> Vec<String> {
     let found = doc::findings(d, "deadlock");
     assert_eq!(found.len(), 1, "{:#}", d["findings"]);
@@ -43,9 +61,7 @@ fn deadlocked_names(d: &serde_json::Value) -> Vec<String> {
 #[test]
 fn a_deadlock_of_the_main_interpreter_is_found_beside_a_subinterpreter() {
     for py in with_subinterpreters() {
-        let target = Target::start(&py, &fixture("subinterpreters.py"), &["idle"]);
-        let (code, d) = dump_json(target.pid, "300ms");
-        assert_eq!(code, 3, "[{}] {:#}", py.label, d["findings"]);
+        let d = dump_mode(&py, "idle", 3);
         assert_eq!(
             deadlocked_names(&d),
             ["main-ab", "main-ba"],
@@ -58,20 +74,13 @@ fn a_deadlock_of_the_main_interpreter_is_found_beside_a_subinterpreter() {
 #[test]
 fn a_deadlock_inside_a_subinterpreter_is_found_with_the_join_waiting_on_it() {
     for py in with_subinterpreters() {
-        let target = Target::start(&py, &fixture("subinterpreters.py"), &["inside"]);
-        let (code, d) = dump_json(target.pid, "300ms");
-        assert_eq!(code, 3, "[{}] {:#}", py.label, d["findings"]);
+        let d = dump_mode(&py, "inside", 3);
         assert_eq!(deadlocked_names(&d), ["sub-ab", "sub-ba"], "[{}]", py.label);
         // The main thread runs the subinterpreter's code: its stack goes from the join in
         // that code down to `Interpreter.exec` and the main interpreter's module.
         let main = doc::thread_by_name(&d, "MainThread");
         assert_eq!(main["state"], "join_wait", "[{}] {main:#}", py.label);
-        let functions: Vec<&str> = main["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["function"].as_str().unwrap())
-            .collect();
+        let functions = functions(main);
         assert!(
             functions.first() == Some(&"Thread.join")
                 && functions.contains(&"Interpreter.exec")
@@ -85,9 +94,7 @@ fn a_deadlock_inside_a_subinterpreter_is_found_with_the_join_waiting_on_it() {
 #[test]
 fn an_interpreter_pool_worker_shows_the_function_it_runs() {
     for py in with_subinterpreters() {
-        let target = Target::start(&py, &fixture("subinterpreters.py"), &["pool"]);
-        let (code, d) = dump_json(target.pid, "300ms");
-        assert_eq!(code, 0, "[{}] {:#}", py.label, d["findings"]);
+        let d = dump_mode(&py, "pool", 0);
         let worker = d["threads"]
             .as_array()
             .unwrap()
@@ -98,12 +105,7 @@ fn an_interpreter_pool_worker_shows_the_function_it_runs() {
                     .is_some_and(|n| n.starts_with("InterpreterPoolExecutor"))
             })
             .unwrap_or_else(|| panic!("[{}] no worker: {:#}", py.label, d["threads"]));
-        let functions: Vec<&str> = worker["frames"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["function"].as_str().unwrap())
-            .collect();
+        let functions = functions(worker);
         // Innermost the subinterpreter's frames (the submitted function), then the worker's.
         assert_eq!(
             functions.first(),
