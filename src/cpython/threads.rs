@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
-use super::layout::{common::*, BlockScheme, Bytecode, Dialect, InstructionPointer, TopFrame};
+use super::layout::{
+    common::*, BlockScheme, Bytecode, Dialect, InstructionPointer, Offsets, TopFrame,
+};
 use super::objects::Objects;
 use crate::error::{Error, Result};
-use crate::memory::AddrMap;
+use crate::memory::{AddrMap, ReadMemory};
 
 const MAX_THREADS: usize = 4096;
 const MAX_FRAMES: usize = 2048;
@@ -78,6 +80,24 @@ pub struct RawFrame {
 
 /// Interpreters a process may run at once, at most, when walking their list.
 const MAX_INTERPRETERS: usize = 4096;
+
+/// The interpreters `_PyRuntime` lists from `head` (the newest first), while the layout knows
+/// the links (3.13+; else `head` alone). An unreadable link ends the list.
+pub fn interpreters(mem: &dyn ReadMemory, offsets: &Offsets, head: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = head;
+    while at != 0 && out.len() < MAX_INTERPRETERS {
+        out.push(at);
+        let Some((next, _)) = offsets.interp_next_and_id else {
+            break;
+        };
+        match mem.ptr(at + next) {
+            Ok(p) => at = p,
+            Err(_) => break,
+        }
+    }
+    out
+}
 
 #[derive(Debug, Clone)]
 pub struct RawThread {
@@ -163,36 +183,29 @@ impl<'a> Walker<'a> {
     /// `InterpreterPoolExecutor` worker), put before the main one's; one on a thread the main
     /// interpreter does not list is a thread of its own. Unreadable links end the walk.
     pub fn add_subinterpreters(&mut self, head: usize, main: usize, threads: &mut Vec<RawThread>) {
-        let Some((next, _)) = self.objs.layout.offsets.interp_next_and_id else {
+        let offsets = self.objs.layout.offsets;
+        if offsets.interp_next_and_id.is_none() {
             return;
-        };
-        let mem = self.objs.mem;
-        let mut interp = head;
-        for _ in 0..MAX_INTERPRETERS {
-            if interp == 0 {
-                break;
+        }
+        for interp in interpreters(self.objs.mem, &offsets, head) {
+            if interp == main {
+                continue;
             }
-            if interp != main {
-                for sub in self.threads(interp).unwrap_or_default() {
-                    if sub.frames.is_empty() {
-                        continue;
-                    }
-                    let same = sub
-                        .native_id
-                        .and_then(|n| threads.iter_mut().find(|t| t.native_id == Some(n)));
-                    match same {
-                        Some(t) => {
-                            let mut frames = sub.frames;
-                            frames.append(&mut t.frames);
-                            t.frames = frames;
-                        }
-                        None => threads.push(sub),
-                    }
+            for sub in self.threads(interp).unwrap_or_default() {
+                if sub.frames.is_empty() {
+                    continue;
                 }
-            }
-            match mem.ptr(interp + next) {
-                Ok(p) => interp = p,
-                Err(_) => break,
+                let same = sub
+                    .native_id
+                    .and_then(|n| threads.iter_mut().find(|t| t.native_id == Some(n)));
+                match same {
+                    Some(t) => {
+                        let mut frames = sub.frames;
+                        frames.append(&mut t.frames);
+                        t.frames = frames;
+                    }
+                    None => threads.push(sub),
+                }
             }
         }
     }

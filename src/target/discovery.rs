@@ -89,13 +89,7 @@ impl DiscoveryCache {
             };
             let layout = &facts.layout;
             let runtime = m.start + facts.runtime_from_start;
-            let head = mem
-                .ptr(runtime + layout.offsets.runtime_interpreters_head)
-                .ok()?;
-            let interpreter = main_interpreter(mem, layout, head);
-            if !plausible(mem, layout, interpreter) {
-                return None;
-            }
+            let interpreter = runtime_interpreter(mem, layout, runtime)?;
             return Some(Found {
                 layout: layout.clone(),
                 interpreter,
@@ -144,28 +138,26 @@ fn interpreters_head(layout: &Layout, runtime: Option<usize>) -> Option<usize> {
     Some(runtime? + layout.offsets.runtime_interpreters_head)
 }
 
-/// Subinterpreters a process may hold at once, at most, when walking to the main one.
-const MAX_INTERPRETERS: usize = 4096;
+/// The main interpreter of the runtime at `runtime` (`_PyRuntime`), once its first thread
+/// state points back at it.
+fn runtime_interpreter(mem: &Memory, layout: &Layout, runtime: usize) -> Option<usize> {
+    let head = mem
+        .ptr(runtime + layout.offsets.runtime_interpreters_head)
+        .ok()?;
+    Some(main_interpreter(mem, layout, head)).filter(|&i| plausible(mem, layout, i))
+}
 
 /// The main interpreter (id 0), walking from `head`, the newest interpreter `_PyRuntime` lists
 /// (a process running subinterpreters lists those first). `head` itself where the layout does
 /// not know the links (before 3.13) or the walk finds no main interpreter.
 fn main_interpreter(mem: &Memory, layout: &Layout, head: usize) -> usize {
-    let Some((next, id)) = layout.offsets.interp_next_and_id else {
+    let Some((_, id)) = layout.offsets.interp_next_and_id else {
         return head;
     };
-    let mut at = head;
-    for _ in 0..MAX_INTERPRETERS {
-        if at == 0 {
-            break;
-        }
-        match mem.u64(at + id) {
-            Ok(0) => return at,
+    for interp in cpython::threads::interpreters(mem, &layout.offsets, head) {
+        match mem.u64(interp + id) {
+            Ok(0) => return interp,
             Ok(_) => {}
-            Err(_) => break,
-        }
-        match mem.ptr(at + next) {
-            Ok(p) => at = p,
             Err(_) => break,
         }
     }
@@ -234,14 +226,9 @@ const EXPORTS: [&str; 2] = ["_PyRuntime", "Py_Version"];
 /// reads instead of parsing the executable and libpython whole (most of a one-shot dump's
 /// time on 3.11). `None` sends the caller to the full search.
 fn exported_runtime(pid: i32, mem: &Memory, maps: &[Mapping]) -> Option<PythonProcessInfo> {
-    let mut seen = Vec::new();
-    for m in maps.iter().filter(|m| m.offset == 0 && m.inode != 0) {
-        let file_name = m.path.rsplit('/').next().unwrap_or(&m.path);
-        let pythonic = file_name.starts_with("python") || file_name.starts_with("libpython");
-        if !pythonic || seen.contains(&(&m.device, m.inode)) {
-            continue;
-        }
-        seen.push((&m.device, m.inode));
+    let pythonic =
+        |file_name: &str| file_name.starts_with("python") || file_name.starts_with("libpython");
+    for m in super::elf::mapped_binaries(maps, &pythonic) {
         let Ok(symbols) = super::elf::exported_symbols(pid, m, &EXPORTS) else {
             continue;
         };
@@ -303,17 +290,15 @@ fn search_with(
     let runtime = info.get_symbol("_PyRuntime").map(|a| *a as usize);
     let mut layout = cpython::layout_for(mem, version.major, version.minor, version.patch, runtime)
         .map_err(SearchError::Refused)?;
+    // Where the GIL holder of `interpreter` is recorded: the debug offsets' `ceval_gil`
+    // (3.13+), else py-spy's knowledge of the version.
+    let gil_of = |interpreter: usize| match layout.offsets.interp_ceval_gil {
+        Some(offset) => mem.ptr(interpreter + offset).ok(),
+        None => get_threadstate_address(interpreter, info, process, &version, &config).ok(),
+    };
     let from_runtime = runtime.and_then(|runtime| {
-        let interpreter = mem
-            .ptr(runtime + layout.offsets.runtime_interpreters_head)
-            .ok()
-            .map(|head| main_interpreter(mem, &layout, head))
-            .filter(|&i| plausible(mem, &layout, i))?;
-        let gil = match layout.offsets.interp_ceval_gil {
-            Some(offset) => mem.ptr(interpreter + offset).ok()?,
-            None => get_threadstate_address(interpreter, info, process, &version, &config).ok()?,
-        };
-        Some((interpreter, gil))
+        let interpreter = runtime_interpreter(mem, &layout, runtime)?;
+        Some((interpreter, gil_of(interpreter)?))
     });
     // py-spy's own search checks the interpreter it finds by reading every thread's stack (a
     // second full read of the target): only taken when `_PyRuntime` does not lead to one.
@@ -325,12 +310,7 @@ fn search_with(
             let interpreter = main_interpreter(mem, &layout, addresses.interpreter_address);
             if interpreter != addresses.interpreter_address {
                 // py-spy took the GIL record of the newest interpreter: the main one's is wanted.
-                let gil = layout
-                    .offsets
-                    .interp_ceval_gil
-                    .and_then(|offset| mem.ptr(interpreter + offset).ok())
-                    .unwrap_or(0);
-                (interpreter, gil)
+                (interpreter, gil_of(interpreter).unwrap_or(0))
             } else {
                 (addresses.interpreter_address, addresses.threadstate_address)
             }

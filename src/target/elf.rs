@@ -62,14 +62,8 @@ pub fn find_in_maps(
     name: &str,
     max_len: usize,
 ) -> Result<Option<Section>, SectionError> {
-    let mut seen: Vec<(&str, u64)> = Vec::new();
     let mut first_error = None;
-    for m in maps.iter().filter(|m| m.inode != 0 && m.offset == 0) {
-        let file_name = m.path.rsplit('/').next().unwrap_or(&m.path);
-        if !wanted(file_name) || seen.contains(&(m.device.as_str(), m.inode)) {
-            continue;
-        }
-        seen.push((m.device.as_str(), m.inode));
+    for m in mapped_binaries(maps, wanted) {
         let key = (m.device.clone(), m.inode, name.to_string());
         let known = SECTIONS_READ
             .lock()
@@ -106,6 +100,26 @@ pub fn find_in_maps(
     }
 }
 
+/// The mappings of file offset 0 of the files mapped in `maps` whose file name `wanted`
+/// accepts, one per file (device, inode).
+pub fn mapped_binaries<'m>(
+    maps: &'m [Mapping],
+    wanted: &'m dyn Fn(&str) -> bool,
+) -> impl Iterator<Item = &'m Mapping> {
+    let mut seen: Vec<(&str, u64)> = Vec::new();
+    maps.iter()
+        .filter(|m| m.inode != 0 && m.offset == 0)
+        .filter(move |m| {
+            let file_name = m.path.rsplit('/').next().unwrap_or(&m.path);
+            let key = (m.device.as_str(), m.inode);
+            if !wanted(file_name) || seen.contains(&key) {
+                return false;
+            }
+            seen.push(key);
+            true
+        })
+}
+
 /// The file mapped at `m`: the path inside the target's root when it still is that file
 /// (same inode), else the kernel's link to the mapping itself.
 fn open_mapped(pid: i32, m: &Mapping) -> Result<File, SectionError> {
@@ -134,31 +148,15 @@ fn read_at(f: &File, at: u64, len: usize, file_len: u64) -> Result<Vec<u8>, Stri
 
 /// The bytes of section `name` of the ELF file `f`, or `None` when it has no such section.
 pub fn read_section(f: &File, name: &str, max_len: usize) -> Result<Option<Vec<u8>>, String> {
-    let file_len = f.metadata().map_err(|e| e.to_string())?.len();
-    let head = read_at(f, 0, ELF_HEADER, file_len).map_err(|_| "not an ELF file".to_string())?;
-    section_from(
-        &head,
-        file_len,
-        &|at, len| read_at(f, at, len, file_len),
-        name,
-        max_len,
-    )
+    with_image(f, |image| image.section(name, max_len))
 }
 
-/// The section lookup over an ELF image reached through `read(at, len)`: separate from the
-/// file so that it can be tested over bytes.
-fn section_from(
-    head: &[u8],
-    file_len: u64,
-    read: &dyn Fn(u64, usize) -> Result<Vec<u8>, String>,
-    name: &str,
-    max_len: usize,
-) -> Result<Option<Vec<u8>>, String> {
-    let image = Image::parse(head, file_len, read)?;
-    let Some(sh) = image.named(name) else {
-        return Ok(None);
-    };
-    image.contents(sh, name, max_len).map(Some)
+/// `body` over the ELF image of file `f`, whose headers are read first.
+fn with_image<T>(f: &File, body: impl FnOnce(&Image) -> Result<T, String>) -> Result<T, String> {
+    let file_len = f.metadata().map_err(|e| e.to_string())?.len();
+    let read = |at: u64, len: usize| read_at(f, at, len, file_len);
+    let head = read(0, ELF_HEADER).map_err(|_| "not an ELF file".to_string())?;
+    body(&Image::parse(&head, file_len, &read)?)
 }
 
 /// An ELF image's headers and section table, with the reader of its bytes.
@@ -166,7 +164,8 @@ struct Image<'a> {
     header: goblin::elf::Header,
     ctx: Ctx,
     sections: Vec<SectionHeader>,
-    names: Option<(Vec<u8>, usize)>,
+    /// The section-name table.
+    names: Option<Vec<u8>>,
     read: &'a dyn Fn(u64, usize) -> Result<Vec<u8>, String>,
 }
 
@@ -218,16 +217,24 @@ impl<'a> Image<'a> {
         if names_len > MAX_NAMES {
             return Err(format!("section-name table of {names_len} bytes"));
         }
-        image.names = Some((read(names.sh_offset, names_len)?, names_len));
+        image.names = Some(read(names.sh_offset, names_len)?);
         Ok(image)
     }
 
     fn named(&self, name: &str) -> Option<&SectionHeader> {
-        let (bytes, len) = self.names.as_ref()?;
-        let strtab = Strtab::parse(bytes, 0, *len, 0).ok()?;
+        let bytes = self.names.as_ref()?;
+        let strtab = Strtab::parse(bytes, 0, bytes.len(), 0).ok()?;
         self.sections
             .iter()
             .find(|s| strtab.get_at(s.sh_name) == Some(name))
+    }
+
+    /// The bytes of section `name`, at most `max_len`, or `None` when there is none.
+    fn section(&self, name: &str, max_len: usize) -> Result<Option<Vec<u8>>, String> {
+        match self.named(name) {
+            Some(sh) => self.contents(sh, name, max_len).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The bytes of section `sh` (called `what` in errors), at most `max_len` of them.
@@ -307,17 +314,15 @@ pub fn exported_symbols(
         reason,
     };
     let f = open_mapped(pid, m)?;
-    let file_len = f.metadata().map_err(|e| malformed(e.to_string()))?.len();
-    let read = |at: u64, len: usize| read_at(&f, at, len, file_len);
-    let head = read(0, ELF_HEADER).map_err(|_| malformed("not an ELF file".into()))?;
-    let image = Image::parse(&head, file_len, &read).map_err(malformed)?;
-    let bias = image.load_bias(m.start as u64).map_err(malformed)?;
-    Ok(image
-        .dynamic_symbols(wanted)
-        .map_err(malformed)?
-        .into_iter()
-        .map(|(name, value)| (name, value.wrapping_add(bias) as usize))
-        .collect())
+    with_image(&f, |image| {
+        let bias = image.load_bias(m.start as u64)?;
+        Ok(image
+            .dynamic_symbols(wanted)?
+            .into_iter()
+            .map(|(name, value)| (name, value.wrapping_add(bias) as usize))
+            .collect())
+    })
+    .map_err(malformed)
 }
 
 #[cfg(test)]
@@ -381,7 +386,7 @@ mod tests {
                 .map(|b| b.to_vec())
                 .ok_or_else(|| format!("{n} bytes at {at:#x} lie past the end of the file"))
         };
-        section_from(&image[..ELF_HEADER], len, &read, name, max)
+        Image::parse(&image[..ELF_HEADER], len, &read)?.section(name, max)
     }
 
     #[test]
