@@ -36,26 +36,11 @@ fn functions(thread: &serde_json::Value) -> Vec<&str> {
         .collect()
 }
 
+/// The names of the threads of the one deadlock found, sorted.
 fn deadlocked_names(d: &serde_json::Value) -> Vec<String> {
     let found = doc::findings(d, "deadlock");
     assert_eq!(found.len(), 1, "{:#}", d["findings"]);
-    let mut names: Vec<String> = found[0]["threads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|id| {
-            d["threads"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|t| &t["id"] == id)
-                .and_then(|t| t["name"].as_str())
-                .unwrap_or("?")
-                .to_string()
-        })
-        .collect();
-    names.sort();
-    names
+    doc::finding_thread_names(d, found[0])
 }
 
 #[test]
