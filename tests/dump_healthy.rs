@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::{doc, dump_json, fixture, for_each_interpreter, Target};
 
 const SINGLE_SNAPSHOTS: usize = 20;
@@ -16,14 +18,9 @@ fn busy_healthy_process_has_no_findings() {
         let target = Target::start_busy(py, &fixture("healthy_busy.py"), &[]);
         // The main thread prints READY just before it joins the workers: until it is in that
         // join, a dump rightly sees it running or waiting for the GIL.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            let (_, d) = dump_json(target.pid, "0");
-            if doc::thread_by_name(&d, "MainThread")["state"] == "join_wait" {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        support::dump_json_until(target.pid, "0", Duration::from_secs(10), |_, d| {
+            doc::thread_by_name(d, "MainThread")["state"] == "join_wait"
+        });
         let runs = std::iter::repeat("0")
             .take(SINGLE_SNAPSHOTS)
             .chain(std::iter::repeat("300ms").take(WINDOWED));

@@ -5,6 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use support::{fixture, for_each_interpreter, gridlock, gridlock_bin, Interpreter, Target};
 
@@ -161,10 +162,9 @@ fn a_stopped_target_says_so_and_nothing_is_inferred_from_its_waits() {
         let target = Target::start(py, &support::example("bank_transfer.py"), &[]);
         // Let the deadlock form first (bounded): stopped before the tellers reach their
         // locks, the target would form it only after SIGCONT, during the last dump's window.
-        let formed_by = std::time::Instant::now() + std::time::Duration::from_secs(15);
-        while support::dump_json(target.pid, "0").0 != 3 && std::time::Instant::now() < formed_by {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        support::dump_json_until(target.pid, "0", Duration::from_secs(15), |code, _| {
+            code == 3
+        });
         let signal = |sig| unsafe { libc::kill(target.pid, sig) };
         signal(libc::SIGSTOP);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -196,19 +196,14 @@ fn a_stopped_target_says_so_and_nothing_is_inferred_from_its_waits() {
         signal(libc::SIGCONT);
         // The resumed threads restart their futex waits: one may still be running at the
         // first snapshot of a dump taken at once, and a deadlock must hold over the window.
-        let mut last = None;
-        for _ in 0..20 {
-            let (code, doc) = support::dump_json(target.pid, "300ms");
-            if code == 3 && support::doc::findings(&doc, "deadlock").len() == 1 {
-                last = None;
-                break;
-            }
-            last = Some((code, doc));
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let resumed = |code: i32, doc: &serde_json::Value| {
+            code == 3 && support::doc::findings(doc, "deadlock").len() == 1
+        };
+        let (code, doc) =
+            support::dump_json_until(target.pid, "300ms", Duration::from_secs(10), resumed);
         assert!(
-            last.is_none(),
-            "no deadlock reported once resumed: {last:?}"
+            resumed(code, &doc),
+            "no deadlock reported once resumed: {code} {doc}"
         );
     });
 }

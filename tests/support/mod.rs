@@ -455,6 +455,25 @@ pub fn dump_json(pid: i32, window: &str) -> (i32, serde_json::Value) {
     (code, doc)
 }
 
+/// `dump_json` again and again (50 ms apart) until `done` holds of a dump or `limit` has
+/// passed: for a state the target reaches by itself soon. Returns the last dump.
+#[allow(dead_code)]
+pub fn dump_json_until(
+    pid: i32,
+    window: &str,
+    limit: Duration,
+    done: impl Fn(i32, &serde_json::Value) -> bool,
+) -> (i32, serde_json::Value) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (code, doc) = dump_json(pid, window);
+        if done(code, &doc) || Instant::now() >= deadline {
+            return (code, doc);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn dump_text(pid: i32, window: &str) -> (i32, String) {
     let out = gridlock(&[
         "dump",
