@@ -444,6 +444,7 @@ fn link_semaphores(
         for (_, w, _) in &waits {
             if let (Some(n), Some(s)) = (&w.name, &w.site) {
                 let ln = LockName {
+                    how: NameHow::Local,
                     name: n.clone(),
                     frame: s.clone(),
                 };
@@ -459,6 +460,8 @@ fn link_semaphores(
             if let Some(t) = thread_mut(out, &w.thread) {
                 let timed = t.waits_for.as_ref().map(|x| x.timed).unwrap_or(false);
                 t.waits_for = Some(Wait {
+                    timeout_s: None,
+                    waited_s: None,
                     kind: if notify {
                         WaitKind::Notify
                     } else {
@@ -482,6 +485,8 @@ fn link_semaphores(
             }
         }
         out.locks.push(Lock {
+            name: None,
+            permits: None,
             contradictions: Vec::new(),
             id,
             pid: wpid,
@@ -544,6 +549,8 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             let id = format!("{}:children", t.pid);
             if !new_locks.iter().any(|l: &Lock| l.id == id) {
                 new_locks.push(Lock {
+                    name: None,
+                    permits: None,
                     contradictions: Vec::new(),
                     id: id.clone(),
                     pid: t.pid,
@@ -584,6 +591,8 @@ fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             )
         };
         t.waits_for = Some(Wait {
+            timeout_s: None,
+            waited_s: None,
             kind: WaitKind::ChildExit,
             target: Some(target),
             evidence: Evidence::Wait4,
@@ -618,6 +627,8 @@ fn link_joins(out: &mut Snapshot, views: &[(i32, snapshot::MpView)], python: &Ha
             continue;
         }
         t.waits_for = Some(Wait {
+            timeout_s: None,
+            waited_s: None,
             kind: WaitKind::ChildExit,
             target: Some(process_node(join.pid)),
             evidence: Evidence::Memory,
@@ -711,6 +722,8 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
         let site = user_site(t);
         let what = if reads { "read" } else { "write" };
         let lock = locks.entry(id.clone()).or_insert_with(|| Lock {
+            name: None,
+            permits: None,
             contradictions: Vec::new(),
             id: id.clone(),
             pid: t.pid,
@@ -751,6 +764,8 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             site: site.clone(),
         });
         t.waits_for = Some(Wait {
+            timeout_s: None,
+            waited_s: None,
             kind: WaitKind::Pipe,
             target: Some(id.clone()),
             evidence: Evidence::Pipe,

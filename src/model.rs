@@ -51,6 +51,20 @@ pub struct Task {
     /// `asyncio.Lock`s held through an active `async with` in the await stack.
     #[serde(default)]
     pub holds: Vec<Hold>,
+    /// Whose scheduler runs the task.
+    #[serde(default)]
+    pub framework: Framework,
+}
+
+/// The concurrency framework a task belongs to (the contract's `tasks[].framework`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Framework {
+    #[default]
+    Asyncio,
+    Trio,
+    Twisted,
+    Celery,
 }
 
 /// Where a task is: `running` (the loop's current task), `pending` (suspended or scheduled).
@@ -291,6 +305,12 @@ pub enum ThreadState {
     Sleep,
     IoWait,
     GilWait,
+    /// Blocked on a C-level lock (a `pthread_mutex_t` or rwlock) below Python.
+    NativeLockWait,
+    /// Blocked taking a file lock (`flock`, POSIX record or OFD lock).
+    FileLockWait,
+    /// Reading a terminal or a stdin nobody writes.
+    InputWait,
     Syscall,
     /// Stopped by a signal (SIGSTOP, SIGTSTP) or a tracer: it cannot act until continued.
     Stopped,
@@ -307,6 +327,9 @@ impl ThreadState {
             ThreadState::Sleep => "sleep",
             ThreadState::IoWait => "io_wait",
             ThreadState::GilWait => "gil_wait",
+            ThreadState::NativeLockWait => "native_lock_wait",
+            ThreadState::FileLockWait => "file_lock_wait",
+            ThreadState::InputWait => "input_wait",
             ThreadState::Syscall => "syscall",
             ThreadState::Stopped => "stopped",
             ThreadState::Unknown => "unknown",
@@ -334,6 +357,19 @@ pub enum Evidence {
     /// `as_completed`) names it, and the worker's `_WorkItem.run` frame (or the executor's
     /// work queue, or the asyncio chain of callbacks) says who will complete it.
     Future,
+    /// The interpreter's GIL record (its holder thread state).
+    GilState,
+    /// A C mutex's or rwlock's owner TID read from the lock itself.
+    PthreadOwner,
+    /// `/proc/locks` and `/proc/PID/fdinfo/FD` lock lines.
+    ProcLocks,
+    /// A socket's peer (`NETLINK_SOCK_DIAG`, `/proc/net/*`).
+    SockDiag,
+    /// A core dump's thread registers (`NT_PRSTATUS`).
+    CoreRegisters,
+    /// A thread's frame holds an item taken from a pool (a `with` block over it, or a local,
+    /// within a few attribute steps of the pool).
+    Checkout,
     Unknown,
 }
 
@@ -349,6 +385,12 @@ impl Evidence {
             Evidence::Pipe => "pipe",
             Evidence::ShmFutex => "shm_futex",
             Evidence::Future => "future",
+            Evidence::GilState => "gil_state",
+            Evidence::PthreadOwner => "pthread_owner",
+            Evidence::ProcLocks => "proc_locks",
+            Evidence::SockDiag => "sock_diag",
+            Evidence::CoreRegisters => "core_registers",
+            Evidence::Checkout => "checkout",
             Evidence::Unknown => "unknown",
         }
     }
@@ -413,6 +455,10 @@ pub struct Thread {
     pub waits_for: Option<Wait>,
     /// What the kernel shows: scheduler state, syscall and wait channel.
     pub kernel: Option<KernelView>,
+    /// The syscall the thread is blocked in, by name (`flock`, `recvfrom`, `futex`), when the
+    /// kernel says it is in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscall_name: Option<String>,
     /// Shared locations the thread is writing on its current line (`record` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writes: Vec<WriteAccess>,
@@ -575,6 +621,8 @@ pub enum WaitKind {
     /// it, every worker of the pool it is queued in, or the asyncio task computing it);
     /// `targets` lists the others when any one of several will do (`as_completed`).
     Future,
+    /// Reading a terminal or a stdin: `target` is the fd's resource.
+    Input,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -592,6 +640,13 @@ pub struct Wait {
     /// `wait(FIRST_COMPLETED)`): the futures besides `target`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// The wait's timeout in seconds, read from the frame (`None`: untimed or unknown).
+    #[serde(default)]
+    pub timeout_s: Option<Seconds>,
+    /// How long the thread has waited here, counted from its first entry (a polling loop
+    /// that waits again at the same site is one wait).
+    #[serde(default)]
+    pub waited_s: Option<Seconds>,
 }
 
 /// What a lock node of the report is: a synchronisation object, or a resource shared between
@@ -626,6 +681,16 @@ pub enum LockKind {
     Children,
     /// A `concurrent.futures.Future` waited on: completed by whoever runs its work.
     Future,
+    /// An interpreter's GIL.
+    Gil,
+    /// A C `pthread_mutex_t` (glibc), below Python.
+    PthreadMutex,
+    /// A C `pthread_rwlock_t` (glibc), below Python.
+    PthreadRwlock,
+    /// A file lock (`flock`, POSIX record lock, OFD lock) on one file.
+    FileLock,
+    /// An object pool built on a queue (a connection pool): its items are its permits.
+    Pool,
 }
 
 impl LockKind {
@@ -652,6 +717,11 @@ impl LockKind {
             LockKind::Socket => "socket",
             LockKind::Children => "children",
             LockKind::Future => "future",
+            LockKind::Gil => "gil",
+            LockKind::PthreadMutex => "pthread_mutex",
+            LockKind::PthreadRwlock => "pthread_rwlock",
+            LockKind::FileLock => "file_lock",
+            LockKind::Pool => "pool",
         }
     }
 
@@ -667,6 +737,9 @@ impl LockKind {
             LockKind::MpSemaphore => "multiprocessing.Semaphore",
             LockKind::MpCondition => "multiprocessing.Condition",
             LockKind::Future => "concurrent.futures.Future",
+            LockKind::Gil => "GIL",
+            LockKind::PthreadMutex => "pthread_mutex_t",
+            LockKind::PthreadRwlock => "pthread_rwlock_t",
             k => k.as_str(),
         }
     }
@@ -685,7 +758,14 @@ pub struct Lock {
     pub pid: i32,
     pub address: String,
     pub kind: LockKind,
+    /// The one program-wide name (`checking.lock`, `LOCKS['users']`), read from memory in
+    /// this sample; `None` when none was found.
+    #[serde(default)]
+    pub name: Option<String>,
     pub names: Vec<LockName>,
+    /// For a semaphore or a pool: its permits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permits: Option<Permits>,
     pub locked: Option<bool>,
     pub holders: Vec<Holder>,
     pub waiters: Vec<Waiter>,
@@ -737,6 +817,46 @@ pub struct Contradiction {
 pub struct LockName {
     pub name: String,
     pub frame: String,
+    /// How the name was found.
+    #[serde(default)]
+    pub how: NameHow,
+}
+
+/// How a lock's name was found (the contract's `names[].how`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NameHow {
+    /// A module global.
+    Global,
+    /// An attribute path from a module global or an owner object.
+    Attribute,
+    /// An entry of a module-level dict, list or tuple.
+    Registry,
+    /// A frame's local name.
+    #[default]
+    Local,
+}
+
+/// A number of seconds in the document (`timeout_s`, `waited_s`): serialised as a plain
+/// number, compared and hashed by its bits so the structs that carry it stay `Eq + Hash`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct Seconds(pub f64);
+
+impl Eq for Seconds {}
+
+impl std::hash::Hash for Seconds {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
+
+/// A semaphore's or pool's permits: how many there are (`None` where unknown) and how many
+/// are free.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Permits {
+    pub total: Option<u64>,
+    pub free: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -773,6 +893,8 @@ pub enum FindingKind {
     LockOrderInversion,
     Race,
     LoopBlock,
+    /// A thread held the GIL while blocked in the kernel for the whole window.
+    GilHold,
 }
 
 impl FindingKind {
@@ -785,6 +907,7 @@ impl FindingKind {
             FindingKind::LockOrderInversion => "lock_order_inversion",
             FindingKind::Race => "race",
             FindingKind::LoopBlock => "loop_block",
+            FindingKind::GilHold => "gil_hold",
         }
     }
 
@@ -797,6 +920,7 @@ impl FindingKind {
             "lock_order_inversion" => FindingKind::LockOrderInversion,
             "race" => FindingKind::Race,
             "loop_block" => FindingKind::LoopBlock,
+            "gil_hold" => FindingKind::GilHold,
             _ => return None,
         })
     }
@@ -806,7 +930,8 @@ impl FindingKind {
             FindingKind::Deadlock
             | FindingKind::Stall
             | FindingKind::OrphanedLock
-            | FindingKind::Hang => Severity::Error,
+            | FindingKind::Hang
+            | FindingKind::GilHold => Severity::Error,
             _ => Severity::Warning,
         }
     }

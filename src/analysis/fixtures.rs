@@ -6,6 +6,7 @@ use crate::snapshot::Snapshot;
 
 pub fn thread(pid: i32, ident: u64, name: &str, wait: Option<(WaitKind, &str)>) -> Thread {
     Thread {
+        syscall_name: None,
         id: format!("{pid}:t:{ident}"),
         pid,
         thread_id: ident,
@@ -20,6 +21,8 @@ pub fn thread(pid: i32, ident: u64, name: &str, wait: Option<(WaitKind, &str)>) 
         frames: Vec::new(),
         holds: Vec::new(),
         waits_for: wait.map(|(kind, target)| Wait {
+            timeout_s: None,
+            waited_s: None,
             kind,
             target: Some(target.into()),
             evidence: Evidence::Future,
@@ -37,11 +40,14 @@ pub fn thread(pid: i32, ident: u64, name: &str, wait: Option<(WaitKind, &str)>) 
 
 pub fn lock(id: &str, kind: LockKind, name: &str, holders: &[&str], site: Option<&str>) -> Lock {
     Lock {
+        name: None,
+        permits: None,
         id: id.into(),
         pid: 1,
         address: "0x1".into(),
         kind,
         names: vec![LockName {
+            how: NameHow::Local,
             name: name.into(),
             frame: String::new(),
         }],

@@ -161,7 +161,7 @@ impl WaitGraph {
                         g.future_wait(snap, from, &t.id, target, w);
                     }
                 }
-                WaitKind::Notify | WaitKind::UnknownFutex => {}
+                WaitKind::Notify | WaitKind::UnknownFutex | WaitKind::Input => {}
             }
         }
         g.add_tasks(snap);
@@ -250,6 +250,8 @@ impl WaitGraph {
                 TaskWaitKind::Future => {
                     if let Some(target) = &w.target {
                         let wait = Wait {
+                            timeout_s: None,
+                            waited_s: None,
                             kind: WaitKind::Future,
                             target: Some(target.clone()),
                             evidence: w.evidence,

@@ -931,6 +931,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     seen.holders.push((addr, Some(site.clone()), name.clone()));
                     if let Some(n) = &name {
                         let ln = LockName {
+                            how: NameHow::Local,
                             name: n.clone(),
                             frame: site.clone(),
                         };
@@ -953,6 +954,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
             self.task_wait(waiter, &chain, locks)
         };
         let task = Task {
+            framework: Framework::Asyncio,
             id,
             pid: self.pid,
             loop_id: self.loop_id(lp),
@@ -1296,6 +1298,7 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                     let seen = locks.entry(obj).or_default();
                     if let (Some(n), Some(s)) = (&wait.name, &wait.site) {
                         let ln = LockName {
+                            how: NameHow::Local,
                             name: n.clone(),
                             frame: s.clone(),
                         };
@@ -1397,6 +1400,8 @@ impl<'w, 'a, 'c> Reader<'w, 'a, 'c> {
                 })
                 .collect();
             out.push(Lock {
+                name: None,
+                permits: None,
                 contradictions: Vec::new(),
                 id,
                 pid: self.pid,

@@ -233,6 +233,8 @@ pub(super) fn resolve(
             locks.retain(|l| l.id != cond || !l.waiters.is_empty() || !l.holders.is_empty());
         }
         threads[i].waits_for = Some(Wait {
+            timeout_s: None,
+            waited_s: None,
             kind: WaitKind::Future,
             target: ids.first().cloned(),
             targets: ids[1..].to_vec(),
@@ -304,6 +306,7 @@ fn add_name(lock: &mut Lock, site: &str) {
         return;
     }
     let n = LockName {
+        how: NameHow::Local,
         name,
         frame: site.to_string(),
     };
@@ -353,11 +356,14 @@ fn future_entry<'e>(
             None => "a future".to_string(),
         };
         Lock {
+            name: None,
+            permits: None,
             id: lock_id(pid, fut),
             pid,
             address: format!("{fut:#x}"),
             kind: LockKind::Future,
             names: vec![LockName {
+                how: NameHow::Local,
                 name,
                 frame: String::new(),
             }],

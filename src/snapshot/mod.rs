@@ -407,6 +407,8 @@ impl<'w, 'a> Builder<'w, 'a> {
     fn ensure_lock(&mut self, addr: usize, kind: LockKind) -> &mut Lock {
         let pid = self.pid;
         self.locks.entry(addr).or_insert_with(|| Lock {
+            name: None,
+            permits: None,
             id: lock_id(pid, addr),
             pid,
             address: format!("{addr:#x}"),
@@ -424,6 +426,7 @@ impl<'w, 'a> Builder<'w, 'a> {
     fn add_name(&mut self, addr: usize, name: Option<&String>, site: &str) {
         if let (Some(name), Some(lock)) = (name, self.locks.get_mut(&addr)) {
             let n = LockName {
+                how: NameHow::Local,
                 name: name.clone(),
                 frame: site.to_string(),
             };

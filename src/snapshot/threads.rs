@@ -322,6 +322,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             .clone()
             .or_else(|| native_id.and_then(|tid| procfs::thread_comm(self.pid, tid)));
         Thread {
+            syscall_name: None,
             id,
             pid: self.pid,
             thread_id: rt.thread_id,

@@ -150,6 +150,8 @@ impl<'w, 'a> Builder<'w, 'a> {
                     .waiters
                     .push(waiter);
                 let wait = Wait {
+                    timeout_s: None,
+                    waited_s: None,
                     kind: WaitKind::Notify,
                     target: Some(lock_id(self.pid, target_obj)),
                     evidence: Evidence::Futex,
@@ -226,6 +228,8 @@ impl<'w, 'a> Builder<'w, 'a> {
             };
             self.locks.get_mut(&lock).unwrap().waiters.push(waiter);
             let wait = Wait {
+                timeout_s: None,
+                waited_s: None,
                 kind: WaitKind::Lock,
                 target: Some(lock_id(self.pid, lock)),
                 evidence: Evidence::Futex,
@@ -271,6 +275,8 @@ impl<'w, 'a> Builder<'w, 'a> {
             }
         }
         let wait = Wait {
+            timeout_s: None,
+            waited_s: None,
             kind: WaitKind::UnknownFutex,
             target: None,
             evidence: Evidence::Futex,
@@ -294,6 +300,8 @@ impl<'w, 'a> Builder<'w, 'a> {
         via: Option<String>,
     ) -> Wait {
         Wait {
+            timeout_s: None,
+            waited_s: None,
             kind: WaitKind::Join,
             target: ident.map(|i| thread_id(self.pid, i as u64)),
             evidence: Evidence::Futex,
@@ -351,6 +359,8 @@ impl<'w, 'a> Builder<'w, 'a> {
             self.add_name(ml, name.as_ref(), s);
         }
         Wait {
+            timeout_s: None,
+            waited_s: None,
             kind: WaitKind::Lock,
             target: Some(lock_id(self.pid, ml)),
             evidence: Evidence::Futex,

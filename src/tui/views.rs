@@ -498,9 +498,12 @@ fn glyph(s: ThreadState) -> (&'static str, Color) {
     match s {
         ThreadState::Running => ("█", Color::Green),
         ThreadState::GilWait => ("▆", Color::Yellow),
-        ThreadState::LockWait | ThreadState::JoinWait | ThreadState::ConditionWait => {
-            ("▃", Color::Red)
-        }
+        ThreadState::LockWait
+        | ThreadState::JoinWait
+        | ThreadState::ConditionWait
+        | ThreadState::NativeLockWait
+        | ThreadState::FileLockWait => ("▃", Color::Red),
+        ThreadState::InputWait => ("▁", Color::Blue),
         ThreadState::Sleep | ThreadState::IoWait | ThreadState::Syscall => ("▁", Color::Blue),
         ThreadState::Stopped | ThreadState::Unknown => ("·", Color::DarkGray),
     }
@@ -517,15 +520,24 @@ fn state_style(s: ThreadState, blocked: bool) -> Style {
     match s {
         ThreadState::Running => Style::new().fg(Color::Green),
         ThreadState::GilWait => Style::new().fg(Color::Yellow),
-        ThreadState::LockWait | ThreadState::JoinWait | ThreadState::ConditionWait if blocked => {
+        ThreadState::LockWait
+        | ThreadState::JoinWait
+        | ThreadState::ConditionWait
+        | ThreadState::NativeLockWait
+        | ThreadState::FileLockWait
+            if blocked =>
+        {
             Style::new().fg(Color::Red)
         }
-        ThreadState::LockWait | ThreadState::JoinWait | ThreadState::ConditionWait => {
-            Style::new().fg(Color::Magenta)
-        }
-        ThreadState::Sleep | ThreadState::IoWait | ThreadState::Syscall => {
-            Style::new().fg(Color::Blue)
-        }
+        ThreadState::LockWait
+        | ThreadState::JoinWait
+        | ThreadState::ConditionWait
+        | ThreadState::NativeLockWait
+        | ThreadState::FileLockWait => Style::new().fg(Color::Magenta),
+        ThreadState::Sleep
+        | ThreadState::IoWait
+        | ThreadState::Syscall
+        | ThreadState::InputWait => Style::new().fg(Color::Blue),
         ThreadState::Stopped | ThreadState::Unknown => DIM,
     }
 }
