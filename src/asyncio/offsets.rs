@@ -41,10 +41,7 @@ fn published_offsets(
 
 /// gridlock's own offsets for this build, when it is one they were verified on; else the
 /// note that turns asyncio off, saying `why` the published ones are not used.
-fn table_offsets(
-    layout: &crate::cpython::Layout,
-    why: &str,
-) -> Result<AsyncioOffsets, String> {
+fn table_offsets(layout: &crate::cpython::Layout, why: &str) -> Result<AsyncioOffsets, String> {
     match (&layout.asyncio_published, layout.asyncio) {
         (Some(p), Some(offs)) if p.table_build => Ok(offs),
         (p, _) => Err(format!(
