@@ -1,0 +1,24 @@
+//! Which shared locations a code object writes, and which locks guard each write lexically
+//! (the `with` blocks around it, an `X.acquire()` ... `X.release()` span): decoded once per code
+//! object. Also whether a frame at one instruction can still reach a write with the names it
+//! resolves through still bound as they are now. It reads no memory and names no object.
+//!
+//! One file per question; this one only names them and what the rest of the crate may use:
+//! - `code`: what one code object's writes and calls are, and whether a frame can still reach
+//!   one (`CodeWrites::reachable`);
+//! - `decode`: which writes and calls a code object makes, put together with their guards;
+//! - `guards`: which lock expressions guard an instruction (`with` blocks, acquire spans);
+//! - `confined`: which writes no other thread can make (owner branches, objects being built);
+//! - `flow`: which loops, rebinding instructions and exception handlers a code object has.
+
+mod code;
+mod confined;
+mod decode;
+mod flow;
+mod guards;
+
+pub use code::{CodeCall, CodeWrite, CodeWrites, Guard};
+pub use decode::decode;
+
+#[cfg(test)]
+mod tests;
