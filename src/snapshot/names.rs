@@ -56,7 +56,13 @@ const WRAPPED: &[&str] = &[
 pub struct NameCache {
     paths: HashMap<usize, Found>,
     unreached: HashSet<usize>,
+    /// When the last walk began: `record` meets new locks at many samples (threads come and
+    /// go), and walks at most once per `SEARCH_EVERY` for them.
+    last_search: Option<Instant>,
 }
+
+/// The least time between two walks of one session.
+const SEARCH_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Step {
@@ -167,7 +173,11 @@ pub fn name_locks(
         .copied()
         .collect();
     let mut note = None;
-    if !wanted.is_empty() {
+    let due = cache
+        .last_search
+        .is_none_or(|t| t.elapsed() >= SEARCH_EVERY);
+    if !wanted.is_empty() && due {
+        cache.last_search = Some(Instant::now());
         let mut walk = Walk::new(objs, wanted.clone());
         let roots = roots(walker, interp, raw, threads);
         let complete = walk.run(&roots);
