@@ -103,7 +103,6 @@ enum Shape {
 
 struct Node {
     obj: usize,
-    shape: Shape,
     depth: u8,
     /// Index of the node it was reached from, and how; `None` for a module's dict.
     parent: Option<usize>,
@@ -300,8 +299,9 @@ struct Walk<'o, 'a> {
     nodes: Vec<Node>,
     visited: HashSet<usize>,
     found: HashMap<usize, Found>,
-    /// Objects whose contents were read.
+    /// Objects whose contents were read, and objects looked at (for the clock).
     read: usize,
+    steps: usize,
     started: Instant,
     /// Per root: the key of the module name that qualifies its names (none for the
     /// frames' own globals), and its dict.
@@ -318,14 +318,16 @@ impl<'o, 'a> Walk<'o, 'a> {
             visited: HashSet::new(),
             found: HashMap::new(),
             read: 0,
+            steps: 0,
             started: Instant::now(),
             root_modules: Vec::new(),
             root_dicts: Vec::new(),
         }
     }
 
-    fn over_budget(&self) -> bool {
-        self.read >= MAX_OBJECTS || (self.read % 64 == 0 && self.started.elapsed() > MAX_TIME)
+    fn over_budget(&mut self) -> bool {
+        self.steps += 1;
+        self.read >= MAX_OBJECTS || (self.steps % 64 == 0 && self.started.elapsed() > MAX_TIME)
     }
 
     /// Walk level by level; whether it looked everywhere it meant to (or found everything).
@@ -357,7 +359,6 @@ impl<'o, 'a> Walk<'o, 'a> {
             if self.over_budget() {
                 return false;
             }
-            self.read += 1;
             self.expand(n, &mut queue);
         }
         true
@@ -392,12 +393,10 @@ impl<'o, 'a> Walk<'o, 'a> {
         if depth >= MAX_DEPTH || !self.visited.insert(v) {
             return;
         }
-        let Some(shape) = self.shape(v) else {
-            return;
-        };
+        // Its shape is read when it is expanded: every module's globals are looked at
+        // before anything of theirs is read.
         self.nodes.push(Node {
             obj: v,
-            shape,
             depth,
             parent,
             step,
@@ -457,10 +456,14 @@ impl<'o, 'a> Walk<'o, 'a> {
     }
 
     fn expand(&mut self, n: usize, queue: &mut VecDeque<usize>) {
-        let (obj, shape, depth, root) = {
+        let (obj, depth, root) = {
             let node = &self.nodes[n];
-            (node.obj, node.shape, node.depth, node.root)
+            (node.obj, node.depth, node.root)
         };
+        let Some(shape) = self.shape(obj) else {
+            return;
+        };
+        self.read += 1;
         let objs = self.objs;
         match shape {
             Shape::Seq => {

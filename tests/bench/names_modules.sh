@@ -30,8 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # $1: modules; prints the pid
-    "$PYTHON" "$here/names_modules.py" "$1" >"$tmp/out.$1" &
+start() { # $1: modules; sets $started to the pid (no subshell: cleanup must see it)
+    "$PYTHON" "$here/names_modules.py" "$1" >"$tmp/out.$1" 2>&1 </dev/null &
     local pid=$!
     disown "$pid"
     pids+=("$pid")
@@ -40,10 +40,12 @@ start() { # $1: modules; prints the pid
         sleep 0.1
     done
     grep -q '^READY' "$tmp/out.$1" || { echo "target never got READY" >&2; exit 1; }
-    echo "$pid"
+    started=$pid
 }
-big=$(start "$MODULES")
-small=$(start 0)
+start "$MODULES"
+big=$started
+start 0
+small=$started
 echo "targets: $("$PYTHON" -V 2>&1); $MODULES modules (pid $big, $(cut -d' ' -f2 "$tmp/out.$MODULES") in sys.modules), none (pid $small)"
 
 now_ns() { date +%s%N; }
