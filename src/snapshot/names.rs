@@ -116,11 +116,13 @@ struct Root {
     module: Option<usize>,
 }
 
-/// Whether the kind is a Python object a global can refer to.
+/// Whether the kind is a Python object a global can refer to. A future is named by what it
+/// computes (`futures`), which says more than the attribute that holds it.
 fn nameable(kind: LockKind) -> bool {
     !matches!(
         kind,
-        LockKind::SharedSemaphore
+        LockKind::Future
+            | LockKind::SharedSemaphore
             | LockKind::Pipe
             | LockKind::Socket
             | LockKind::Children
