@@ -780,6 +780,34 @@ pub struct Lock {
     pub contradictions: Vec<Contradiction>,
 }
 
+impl Lock {
+    /// How a report names the lock where the code calls it `local` (if known): the
+    /// program-wide name first, with the local one where it differs and the function that
+    /// uses it (`checking.lock (dst.lock in transfer)`); else the local name; else the
+    /// first name seen.
+    pub fn display_name(&self, local: Option<&str>) -> Option<String> {
+        match (&self.name, local) {
+            (Some(name), Some(local)) if name != local => {
+                // The function that uses the name, where only one does.
+                let mut functions = self
+                    .names
+                    .iter()
+                    .filter(|n| n.how == NameHow::Local && n.name == local)
+                    .filter_map(|n| n.frame.split_whitespace().next());
+                let first = functions.next();
+                let function = first.filter(|f| functions.all(|g| g == *f));
+                Some(match function {
+                    Some(f) => format!("{name} ({local} in {f})"),
+                    None => format!("{name} ({local})"),
+                })
+            }
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(local)) => Some(local.to_string()),
+            (None, None) => self.names.first().map(|n| n.name.clone()),
+        }
+    }
+}
+
 /// A cross-process resource: a `multiprocessing` semaphore (futex in a shared mapping), a pipe
 /// or socket, or the set of a process's children.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -111,10 +111,9 @@ fn thread_label_in_process(snap: &Snapshot, id: &str) -> String {
 
 pub fn lock_label(snap: &Snapshot, id: &str) -> String {
     match snap.lock(id) {
-        Some(l) => match l.names.first() {
-            Some(n) => n.name.clone(),
-            None => format!("{} {}", l.kind, l.address),
-        },
+        Some(l) => l
+            .display_name(None)
+            .unwrap_or_else(|| format!("{} {}", l.kind, l.address)),
         None => id.to_string(),
     }
 }
@@ -224,8 +223,10 @@ impl Detector for Deadlocks {
             } else if joins {
                 "A thread joins another thread that waits for something the joiner holds: release it before joining.".into()
             } else {
-                let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
-                format!("The threads take the same locks in different orders ({}): take them in one global order.", order.join(", "))
+                super::order_advice::lock_cycle_advice(snap, &threads, &edges).unwrap_or_else(|| {
+                    let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
+                    format!("The threads take the same locks in different orders ({}): take them in one global order.", order.join(", "))
+                })
             });
             set_cycle(&mut f, snap, threads, Vec::new(), locks, edges, pids);
             out.push(f);

@@ -8,6 +8,7 @@ pub(crate) mod fixtures;
 pub mod graph;
 pub mod lockorder;
 pub mod loops;
+pub mod order_advice;
 pub mod races;
 
 use std::collections::HashMap;

@@ -44,7 +44,7 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             .module
             .clone()
             .map(|m| format!("import {m}"))
-            .or_else(|| l.names.first().map(|n| n.name.clone()))
+            .or_else(|| l.display_name(None))
             .unwrap_or_default();
         let label = format!("{}\\n{} {}", name, l.kind, l.address);
         let color = if hot_nodes.contains(l.id.as_str()) {

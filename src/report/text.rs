@@ -127,9 +127,7 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                 };
             }
             let kind = l.kind.type_label();
-            let name = name
-                .map(str::to_string)
-                .or_else(|| l.names.first().map(|n| n.name.clone()));
+            let name = l.display_name(name);
             match (name, &l.module) {
                 (_, Some(m)) => format!("import lock of module {m} <{kind} {}>", l.address),
                 (Some(n), None) => format!("{n} <{kind} {}>", l.address),

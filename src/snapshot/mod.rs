@@ -12,6 +12,7 @@ pub mod current_test;
 pub mod futures;
 mod holders;
 pub mod multiprocessing;
+pub mod names;
 mod probe;
 mod session;
 mod threads;
@@ -223,6 +224,7 @@ fn take_cached(
         asyncio,
         threading_active,
         tests,
+        names: name_cache,
     } = session;
     let pid = target.pid;
     let objs = Objects::new(&target.mem, &target.layout);
@@ -318,6 +320,18 @@ fn take_cached(
     locks.extend(view.locks);
     let mut tasks = view.tasks;
     let pools = futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
+    let note = names::name_locks(
+        &walker,
+        target.interpreter,
+        &raw,
+        &threads,
+        &mut locks,
+        name_cache,
+    );
+    let noted = |n: &String| n.starts_with(names::NOTE_PREFIX);
+    if let Some(note) = note.filter(|_| !target.process.notes.iter().any(noted)) {
+        target.process.notes.push(note);
+    }
     *code_cache = walker.take_cache();
     Ok(Snapshot {
         taken,
