@@ -5,7 +5,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -48,8 +48,9 @@ impl AttachError {
     }
 }
 
-/// Who a series is about. `cmdline` stays empty (no label) unless `--label-cmdline`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// Who a series is about. Labels without a value are left out (Prometheus reads an empty
+/// label as none); `cmdline` stays empty unless `--label-cmdline`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct ProcessLabels {
     pub pid: String,
     pub comm: String,
@@ -57,6 +58,23 @@ pub struct ProcessLabels {
     pub pod: String,
     pub unit: String,
     pub cmdline: Option<String>,
+}
+
+impl EncodeLabelSet for ProcessLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let labels: Vec<(&str, &str)> = [
+            ("pid", self.pid.as_str()),
+            ("comm", self.comm.as_str()),
+            ("container", self.container.as_str()),
+            ("pod", self.pod.as_str()),
+            ("unit", self.unit.as_str()),
+            ("cmdline", self.cmdline.as_deref().unwrap_or("")),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+        labels.encode(encoder)
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -215,7 +233,7 @@ mod tests {
         m.attach_error(AttachError::PermissionDenied);
         let text = m.encode();
         assert!(
-            text.contains(r#"gridlock_findings{kind="deadlock",pid="42",comm="py\"th\\on\nx""#),
+            text.contains(r#"gridlock_findings{kind="deadlock",pid="42",comm="py\"th\\on\nx"} 1"#),
             "{text}"
         );
         assert!(
