@@ -145,7 +145,11 @@ impl Fleet {
             let State::Watched(w) = &mut known.state else {
                 continue;
             };
-            match snapshot::take(&mut w.session) {
+            let taken = snapshot::take(&mut w.session);
+            // A page cache per target held between passes a second apart is most of the
+            // agent's memory: given back (measured in tests/bench/README.md).
+            w.session.mem.release_spare();
+            match taken {
                 Ok(s) => {
                     w.failures = 0;
                     w.history.push_back(s);
@@ -252,13 +256,8 @@ impl Watched {
     /// Fold the newest snapshot in: the findings that persist now, their events and series.
     fn update(&mut self, pass: &mut Pass) {
         let now = SystemTime::now();
-        // Keep the newest snapshot at least a window older than the last one, and nothing
-        // older: the history spans the window (once it can), whatever the timing jitter.
-        if let Some(horizon) = self.history.back().map(|l| l.taken - pass.opts.window) {
-            while self.history.len() > 2 && self.history[1].taken <= horizon {
-                self.history.pop_front();
-            }
-        }
+        // `run`'s window: it spans --window (once it can), whatever the timing jitter.
+        crate::watch::trim_to_window(&mut self.history, pass.opts.window);
         let (Some(first), Some(last)) = (self.history.front(), self.history.back()) else {
             return;
         };
