@@ -5,6 +5,7 @@
 //! locks (`analysis`) and renders the report contract's document (`model`, `report`).
 //! Nothing outside `tui` touches a terminal UI.
 
+pub mod agent;
 pub mod analysis;
 pub mod asyncio;
 pub mod cli;

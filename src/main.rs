@@ -54,6 +54,13 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILED_TO_RUN)
             }
         },
+        Commands::Watch(args) => match watch_host(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("gridlock: error: {e:#}");
+                ExitCode::from(EXIT_FAILED_TO_RUN)
+            }
+        },
         Commands::Completions(args) => {
             let mut out = std::io::stdout().lock();
             match ignore_broken_pipe(gridlock::cli_docs::completions(args.shell, &mut out)) {
@@ -237,6 +244,53 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
             Ok(128 + sig as u8)
         }
     }
+}
+
+/// `gridlock watch`: the node agent, until SIGINT or SIGTERM.
+fn watch_host(args: &gridlock::cli::WatchArgs) -> anyhow::Result<u8> {
+    use gridlock::agent::{events::EventSink, host::Filter, WatchOptions};
+    let uid = match &args.user {
+        None => None,
+        Some(u) => Some(match u.parse::<u32>() {
+            Ok(uid) => uid,
+            Err(_) => nix::unistd::User::from_name(u)?
+                .ok_or_else(|| anyhow::anyhow!("no such user: {u}"))?
+                .uid
+                .as_raw(),
+        }),
+    };
+    let metrics = match args.metrics.as_str() {
+        "none" => None,
+        addr => Some(addr.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "invalid --metrics address {addr:?}: use IP:PORT, e.g. 127.0.0.1:9464, or none"
+            )
+        })?),
+    };
+    let options = WatchOptions {
+        filter: Filter {
+            pids: args.pid.clone(),
+            comm: args.comm.clone(),
+            uid,
+            cgroup: args.cgroup.clone(),
+            ppid: args.ppid,
+        },
+        rate: args.rate,
+        window: args.window,
+        max_cpu: args.max_cpu / 100.0,
+        metrics,
+        events: args.events.as_deref().map(EventSink::parse),
+        report_dir: args.report_dir.clone(),
+        label_cmdline: args.label_cmdline,
+        loop_threshold: args.loop_threshold,
+    };
+    gridlock::watch::install_signal_handlers();
+    gridlock::agent::run(
+        &options,
+        this_command("watch"),
+        &gridlock::watch::RECEIVED_SIGNAL,
+    )?;
+    Ok(EXIT_OK)
 }
 
 fn dump(args: &DumpArgs) -> anyhow::Result<u8> {

@@ -276,7 +276,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
 /// behind the clock instead kept the span short of `persist` for good whenever one tree
 /// snapshot took longer than the sample interval: a busy pytest-xdist run then reported its
 /// deadlock only once the other workers fell quiet.)
-fn trim_to_window(history: &mut VecDeque<Snapshot>, persist: Duration) {
+pub(crate) fn trim_to_window(history: &mut VecDeque<Snapshot>, persist: Duration) {
     let Some(newest) = history.back().map(|s| s.taken) else {
         return;
     };
