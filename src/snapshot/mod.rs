@@ -84,6 +84,11 @@ impl Snapshot {
 /// reported running, never blocked: a single snapshot of a healthy process never shows a
 /// cycle that was not there. Reads that fail because memory changed under them are retried.
 pub fn take(session: &mut Session) -> Result<Snapshot> {
+    if let Some(frozen) = &session.target.frozen {
+        // A core: one instant, read once; nothing moved while it was read.
+        let kernel = frozen.kernel.clone();
+        return take_once(session, &kernel);
+    }
     let mut tries = 0;
     loop {
         let tids = procfs::task_ids(session.pid);
@@ -228,8 +233,9 @@ fn take_cached(
     let objs = Objects::new(&target.mem, &target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(code_cache));
+    let frozen = target.frozen.as_ref().map(|f| f.asyncio_section.clone());
     let raw = walker.threads(target.interpreter).map_err(|e| {
-        if procfs::exists(pid) {
+        if frozen.is_some() || procfs::exists(pid) {
             e
         } else {
             Error::TargetExited { pid }
@@ -312,7 +318,10 @@ fn take_cached(
         pid,
         &raw,
         &threads,
-        &mut || published_asyncio_section(pid),
+        &mut || match &frozen {
+            Some(section) => section.clone(),
+            None => published_asyncio_section(pid),
+        },
     );
     target.process.notes.extend(asyncio.take_notes());
     locks.extend(view.locks);
