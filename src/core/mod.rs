@@ -378,11 +378,12 @@ impl Core {
     }
 }
 
-/// `path` as seen from inside `sysroot`.
+/// `path` as seen from inside `sysroot`. A path already under the sysroot is kept: a core
+/// taken from outside the root (gdb's gcore from the host) names the files as the host sees them.
 pub fn host_path(sysroot: Option<&Path>, path: &str) -> PathBuf {
     match sysroot {
-        Some(root) => root.join(path.trim_start_matches('/')),
-        None => PathBuf::from(path),
+        Some(root) if !Path::new(path).starts_with(root) => root.join(path.trim_start_matches('/')),
+        _ => PathBuf::from(path),
     }
 }
 

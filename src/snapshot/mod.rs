@@ -282,6 +282,7 @@ fn take_cached(
         mp: target.read.cross_process.then(MpView::default),
         task_files: &mut target.task_files,
         runtime_region: target.runtime_region,
+        frozen: frozen.is_some(),
     };
     let mut threads = Vec::new();
     for (i, rt) in raw.iter().enumerate() {
@@ -362,6 +363,8 @@ struct Builder<'w, 'a> {
     mp: Option<MpView>,
     task_files: &'w mut TaskFiles,
     runtime_region: Option<(usize, usize)>,
+    /// Read from a core: `/proc` knows nothing of this process (its pid may be another's now).
+    frozen: bool,
 }
 
 struct FrameView<'r> {
