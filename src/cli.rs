@@ -188,9 +188,10 @@ pub struct DumpArgs {
     #[arg(required_unless_present = "core")]
     pub pid: Option<i32>,
 
-    /// Read a core dump instead of a running process (gdb's gcore, the kernel's): one
-    /// snapshot of the moment it was dumped. A file that is not a readable core, or binaries
-    /// that are not the ones the core mapped, exit 2
+    /// Read a core dump instead of a running process (gdb's gcore, the kernel's, or
+    /// systemd-coredump's zstd/lz4/xz-compressed ones): one snapshot of the moment it was
+    /// dumped. A file that is not a readable core, or binaries that are not the ones the core
+    /// mapped, exit 2
     #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "tree"])]
     pub core: Option<PathBuf>,
 

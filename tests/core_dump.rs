@@ -397,6 +397,23 @@ fn replaced_libpython_truncated_core_and_random_file_exit_2() {
     assert_eq!(code, 3, "{err}");
     assert!(!doc::findings(d.as_ref().unwrap(), "deadlock").is_empty());
 
+    // The same core as systemd-coredump stores it (zstd): unpacked, the same report.
+    let packed = dir.0.join("core.zst");
+    let zstd = Command::new("zstd")
+        .args(["-q", "-1", "-f", "-o"])
+        .arg(&packed)
+        .arg(&core)
+        .status()
+        .is_ok_and(|s| s.success());
+    if zstd {
+        let (code, d, err) = dump_core(&packed, &[]);
+        assert_eq!(code, 3, "a zstd-compressed core: {err}");
+        assert!(!doc::findings(d.as_ref().unwrap(), "deadlock").is_empty());
+        let _ = std::fs::remove_file(&packed);
+    } else {
+        eprintln!("note: zstd is not installed: the compressed core is not tested");
+    }
+
     // The core cut in half, and random bytes.
     let whole = std::fs::read(&core).unwrap();
     let cut = dir.0.join("cut.core");
