@@ -1,6 +1,7 @@
 //! The command line (clap derive).
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -15,11 +16,24 @@ pub const EXIT_CODES: &str = "EXIT STATUS:
      that are not the ones the core mapped); an incomplete report
   3  a failing finding: deadlock, stall, orphaned_lock or hang by default (see --fail-on)";
 
+/// `gridlock --version`: the version, then the CPython builds gridlock reads.
+pub static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
+    let versions = crate::cpython::supported_versions();
+    format!(
+        "{version}\n\
+         CPython builds it reads: {list} (default builds, with the GIL), on 64-bit Linux (tested on x86-64);\n\
+         \x20 libpython as a shared library (pyenv, python.org, most distributions) or linked into the\n\
+         \x20 executable (Debian's static python3.X). Free-threaded builds (3.13t) are not supported.",
+        version = env!("CARGO_PKG_VERSION"),
+        list = versions.join(", "),
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "gridlock",
     version,
-    long_version = crate::cli_docs::LONG_VERSION.as_str(),
+    long_version = LONG_VERSION.as_str(),
     about = "Tells you why a Python process is stuck: deadlocks, stalls and orphaned locks, read from outside the running process",
     after_help = EXIT_CODES
 )]
@@ -171,6 +185,11 @@ pub struct RunArgs {
     /// Report an event-loop step (task step or callback) that holds the loop longer than this
     #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION")]
     pub loop_threshold: Duration,
+
+    /// Say on stderr why a failing finding's window restarted (a process that could not be
+    /// read in a sample, a finding gone from the latest sample)
+    #[arg(long, short)]
+    pub verbose: bool,
 
     /// The command to run, after `--`
     #[arg(
