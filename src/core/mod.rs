@@ -27,14 +27,7 @@ use crate::error::{Error, Result};
 use crate::target::procfs::Mapping;
 use memory::{Backing, PagedFile};
 pub use memory::{CoreMemory, Segment};
-pub use notes::{CoreThread, FileMapping, ProcessInfo, Registers};
-
-/// Why a core's bytes cannot be taken for what they claim (becomes `Error::BadCore`).
-#[derive(Debug, thiserror::Error)]
-pub enum CoreError {
-    #[error("{0}")]
-    Malformed(String),
-}
+pub use notes::{CoreError, CoreThread, FileMapping, ProcessInfo, Registers};
 
 /// More segments than any process has (`vm.max_map_count` is 65530 by default).
 const MAX_SEGMENTS: usize = 1 << 20;

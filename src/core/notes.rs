@@ -4,7 +4,12 @@
 //! offset is checked against the bytes at hand, so corrupt input is an error, never a panic.
 //! It knows nothing of segments or memory reads.
 
-use super::CoreError;
+/// Why a core's bytes cannot be taken for what they claim (becomes `Error::BadCore`).
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    Malformed(String),
+}
 
 pub const NT_PRSTATUS: u32 = 1;
 pub const NT_PRPSINFO: u32 = 3;
