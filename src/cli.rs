@@ -12,7 +12,8 @@ pub const EXIT_CODES: &str = "EXIT STATUS:
   0  nothing that fails was found
   1  gridlock could not do its job (no such process, not Python, permission denied,
      unsupported version, target exited)
-  2  usage error
+  2  usage error; bad input (dump --core: not a core, truncated or corrupt, or binaries
+     that are not the ones the core mapped); an incomplete report
   3  a failing finding: deadlock, stall, orphaned_lock or hang by default (see --fail-on)";
 
 /// `gridlock --version`: the version, then the CPython builds gridlock reads.
@@ -208,7 +209,24 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// Process id of the running CPython process (3.8 and newer)
-    pub pid: i32,
+    #[arg(required_unless_present = "core")]
+    pub pid: Option<i32>,
+
+    /// Read a core dump instead of a running process (gdb's gcore, the kernel's, or
+    /// systemd-coredump's zstd/lz4/xz-compressed ones): one snapshot of the moment it was
+    /// dumped. A file that is not a readable core, or binaries that are not the ones the core
+    /// mapped, exit 2
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "tree"])]
+    pub core: Option<PathBuf>,
+
+    /// With --core: the dumped process's executable, when it is not at the path the core names
+    #[arg(long, value_name = "PATH", requires = "core")]
+    pub executable: Option<PathBuf>,
+
+    /// With --core: the directory the dumped process saw as / (a container's or a chroot's
+    /// root); the binaries the core names are read from under it
+    #[arg(long, value_name = "DIR", requires = "core")]
+    pub sysroot: Option<PathBuf>,
 
     /// Print the report contract's JSON document instead of text
     #[arg(long)]

@@ -30,7 +30,16 @@ fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("gridlock: error: {e:#}");
-                ExitCode::from(EXIT_FAILED_TO_RUN)
+                // A core that is not one, or binaries that are not the core's: bad input.
+                let bad_input = matches!(
+                    e.downcast_ref::<gridlock::error::Error>(),
+                    Some(gridlock::error::Error::BadCore { .. })
+                );
+                ExitCode::from(if bad_input {
+                    EXIT_USAGE
+                } else {
+                    EXIT_FAILED_TO_RUN
+                })
             }
         },
         Commands::Record(args) => match record(&args) {
@@ -301,7 +310,20 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         tree: args.tree,
         loop_threshold: args.loop_threshold,
     };
-    let doc = gridlock::dump(args.pid, &options, command)?;
+    let doc = match (&args.core, args.pid) {
+        (Some(core), _) => gridlock::dump_core(
+            &gridlock::CoreDumpOptions {
+                core: core.clone(),
+                executable: args.executable.clone(),
+                sysroot: args.sysroot.clone(),
+                locals: args.locals,
+                loop_threshold: args.loop_threshold,
+            },
+            command,
+        )?,
+        (None, Some(pid)) => gridlock::dump(pid, &options, command)?,
+        (None, None) => unreachable!("clap requires a pid without --core"),
+    };
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     if let Some(path) = &args.dot {
         if path.as_os_str() == "-" {

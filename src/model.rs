@@ -258,6 +258,9 @@ pub struct Process {
     /// The test the process was running at its latest snapshot (pytest, unittest), if it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_test: Option<CurrentTest>,
+    /// The core file this process was read from (`dump --core`), when it was not read live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<String>,
 }
 
 /// A test a process was running, and how gridlock knew.

@@ -347,6 +347,7 @@ fn document(
         exited_at: None,
         interpreter_found: None,
         current_test: None,
+        core: None,
         notes: Vec::new(),
     });
     let mut doc = analysis::document_with(

@@ -191,9 +191,12 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     writeln!(
         out,
-        "{} · pid {} · CPython {} · {} · {} · window {:.1} s ({} snapshot{})",
+        "{} · {} · CPython {} · {} · {} · window {:.1} s ({} snapshot{})",
         style.bold(&format!("gridlock {}", doc.tool.version)),
-        p.pid,
+        match &p.core {
+            Some(core) => format!("core {core} of pid {}", p.pid),
+            None => format!("pid {}", p.pid),
+        },
         p.python_version,
         if p.cmdline.is_empty() {
             &p.name

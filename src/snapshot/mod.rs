@@ -85,6 +85,11 @@ impl Snapshot {
 /// reported running, never blocked: a single snapshot of a healthy process never shows a
 /// cycle that was not there. Reads that fail because memory changed under them are retried.
 pub fn take(session: &mut Session) -> Result<Snapshot> {
+    if let Some(frozen) = &session.target.frozen {
+        // A core: one instant, read once; nothing moved while it was read.
+        let kernel = frozen.kernel.clone();
+        return take_once(session, &kernel);
+    }
     let mut tries = 0;
     loop {
         let tids = procfs::task_ids(session.pid);
@@ -230,8 +235,9 @@ fn take_cached(
     let objs = Objects::new(&target.mem, &target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(code_cache));
+    let frozen = target.frozen.as_ref().map(|f| f.asyncio_section.clone());
     let raw = walker.threads(target.interpreter).map_err(|e| {
-        if procfs::exists(pid) {
+        if frozen.is_some() || procfs::exists(pid) {
             e
         } else {
             Error::TargetExited { pid }
@@ -278,6 +284,7 @@ fn take_cached(
         mp: target.read.cross_process.then(MpView::default),
         task_files: &mut target.task_files,
         runtime_region: target.runtime_region,
+        frozen: frozen.is_some(),
     };
     let mut threads = Vec::new();
     for (i, rt) in raw.iter().enumerate() {
@@ -314,7 +321,10 @@ fn take_cached(
         pid,
         &raw,
         &threads,
-        &mut || published_asyncio_section(pid),
+        &mut || match &frozen {
+            Some(section) => section.clone(),
+            None => published_asyncio_section(pid),
+        },
     );
     target.process.notes.extend(asyncio.take_notes());
     locks.extend(view.locks);
@@ -367,6 +377,8 @@ struct Builder<'w, 'a> {
     mp: Option<MpView>,
     task_files: &'w mut TaskFiles,
     runtime_region: Option<(usize, usize)>,
+    /// Read from a core: `/proc` knows nothing of this process (its pid may be another's now).
+    frozen: bool,
 }
 
 struct FrameView<'r> {

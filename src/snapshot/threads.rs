@@ -317,10 +317,10 @@ impl<'w, 'a> Builder<'w, 'a> {
             .filter(|(l, _)| seen.insert(*l))
             .map(|(_, h)| h)
             .collect();
-        let name = info
-            .name
-            .clone()
-            .or_else(|| native_id.and_then(|tid| procfs::thread_comm(self.pid, tid)));
+        let name = info.name.clone().or_else(|| {
+            let tid = native_id.filter(|_| !self.frozen)?;
+            procfs::thread_comm(self.pid, tid)
+        });
         Thread {
             syscall_name: None,
             id,
