@@ -17,11 +17,13 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(Deadlocks),
         Box::new(LoopSelfDeadlocks),
         Box::new(OrphanedLocks),
+        Box::new(super::native::OrphanedCLocks),
+        Box::new(super::native::GilHolds),
         Box::new(Stalls),
     ]
 }
 
-fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
+pub(super) fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
     Finding {
         id,
         kind,
@@ -113,7 +115,8 @@ pub fn lock_label(snap: &Snapshot, id: &str) -> String {
     match snap.lock(id) {
         Some(l) => match l.names.first() {
             Some(n) => n.name.clone(),
-            None => format!("{} {}", l.kind, l.address),
+            None => super::native::below_python_label(l)
+                .unwrap_or_else(|| format!("{} {}", l.kind, l.address)),
         },
         None => id.to_string(),
     }
@@ -221,6 +224,11 @@ impl Detector for Deadlocks {
                 "The thread re-enters a non-reentrant Lock it already holds (a signal handler, callback or recursion): use an RLock, or do not take the lock there.".into()
             } else if pids.len() > 1 {
                 cross_process_advice(&edges)
+            } else if locks
+                .iter()
+                .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Gil))
+            {
+                super::native::GIL_CYCLE_ADVICE.into()
             } else if joins {
                 "A thread joins another thread that waits for something the joiner holds: release it before joining.".into()
             } else {

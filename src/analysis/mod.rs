@@ -7,6 +7,7 @@ pub(crate) mod fixtures;
 pub mod graph;
 pub mod lockorder;
 pub mod loops;
+pub mod native;
 pub mod races;
 
 use std::collections::HashMap;

@@ -32,8 +32,8 @@ const KIND_KNOWN: i32 = KIND_TYPE_MASK
     | KIND_PSHARED
     | KIND_ELISION;
 
-/// A robust or PI mutex's word: the owner TID in the low bits, these flags above.
-const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// A robust or PI mutex's word: the owner TID in the low bits, `FUTEX_WAITERS` and this
+/// flag above.
 const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 /// The value a normal mutex's waiter sleeps on (`__lll_lock_wait`: locked, with waiters).
@@ -62,12 +62,12 @@ fn plausible_tid(tid: i32) -> bool {
 
 /// The C lock whose futex word a thread sleeps on, if the memory there is one glibc lock
 /// that is held, by a TID the lock records.
-pub fn recognise<M: ReadMemory>(mem: &M, wait: &FutexWait) -> Option<CLock> {
+pub fn recognise<M: ReadMemory + ?Sized>(mem: &M, wait: &FutexWait) -> Option<CLock> {
     mutex(mem, wait).or_else(|| rwlock_writer(mem, wait))
 }
 
 /// A `pthread_mutex_t` starting at the futex word.
-fn mutex<M: ReadMemory>(mem: &M, wait: &FutexWait) -> Option<CLock> {
+fn mutex<M: ReadMemory + ?Sized>(mem: &M, wait: &FutexWait) -> Option<CLock> {
     let at = wait.addr;
     let word = mem.u32_at(at + MUTEX_LOCK).ok()?;
     let count = mem.u32_at(at + MUTEX_COUNT).ok()?;
@@ -104,10 +104,16 @@ fn mutex<M: ReadMemory>(mem: &M, wait: &FutexWait) -> Option<CLock> {
     } else {
         // A normal (or priority-protect) mutex: 1 locked, 2 locked with waiters, which
         // is what `__lll_lock_wait` sleeps on; `__owner` is the TID.
-        let state = if protect { word & 3 } else { word };
+        // Every lock of one counts a user (`__nusers`), so a held one has at least one.
+        let (state, expected) = if protect {
+            (word & 3, wait.expected & 3)
+        } else {
+            (word, wait.expected)
+        };
         if wait.op != FutexOp::Wait
-            || wait.expected & 3 != LOCKED_WITH_WAITERS
+            || expected != LOCKED_WITH_WAITERS
             || !(state == 1 || state == 2)
+            || nusers == 0
             || !plausible_tid(owner)
         {
             return None;
@@ -144,7 +150,7 @@ fn mutex<M: ReadMemory>(mem: &M, wait: &FutexWait) -> Option<CLock> {
 
 /// A `pthread_rwlock_t` held for writing, whose readers (on `__wrphase_futex`) or writers
 /// (on `__writers_futex`) sleep: `__cur_writer` is the writer's TID.
-fn rwlock_writer<M: ReadMemory>(mem: &M, wait: &FutexWait) -> Option<CLock> {
+fn rwlock_writer<M: ReadMemory + ?Sized>(mem: &M, wait: &FutexWait) -> Option<CLock> {
     if wait.op != FutexOp::Wait || wait.expected != RW_FUTEX_WAITING {
         return None;
     }
@@ -178,6 +184,8 @@ fn rwlock_writer<M: ReadMemory>(mem: &M, wait: &FutexWait) -> Option<CLock> {
 mod tests {
     use super::*;
     use crate::memory::FakeMemory;
+
+    const FUTEX_WAITERS: u32 = 0x8000_0000;
 
     const AT: usize = 0x7f00_0000_1000;
 
@@ -237,6 +245,7 @@ mod tests {
             (mutex_bytes(2, 3, 900, 1, 0), 2),
             (mutex_bytes(2, 0, 900, 1, 0), 0),
             (mutex_bytes(2, 0, -5, 1, 0), 2),
+            (mutex_bytes(2, 0, 900, 0, 0), 2),
         ] {
             let m = mem(&bytes);
             assert_eq!(

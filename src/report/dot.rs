@@ -46,7 +46,10 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             .map(|m| format!("import {m}"))
             .or_else(|| l.names.first().map(|n| n.name.clone()))
             .unwrap_or_default();
-        let label = format!("{}\\n{} {}", name, l.kind, l.address);
+        let label = match crate::analysis::native::below_python_label(l) {
+            Some(c) => c,
+            None => format!("{}\\n{} {}", name, l.kind, l.address),
+        };
         let color = if hot_nodes.contains(l.id.as_str()) {
             ", color=red, penwidth=2"
         } else {

@@ -26,6 +26,8 @@ pub struct Session {
     pub(super) threading_active: Option<usize>,
     /// Where the target's `os.environ` is, for the test it runs.
     pub(super) tests: super::current_test::TestCache,
+    /// The target's C library, told from its mappings at the first snapshot.
+    pub(super) libc: Option<crate::native::Libc>,
 }
 
 impl Session {
@@ -38,6 +40,7 @@ impl Session {
             asyncio: Default::default(),
             threading_active: None,
             tests: Default::default(),
+            libc: None,
         }
     }
 
