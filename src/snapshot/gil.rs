@@ -76,6 +76,76 @@ impl<'w, 'a> Builder<'w, 'a> {
     }
 }
 
+impl<'w, 'a> Builder<'w, 'a> {
+    /// While the GIL's holder sits in the kernel, no other thread can run Python: one seen on
+    /// a CPU is in C without the GIL, or just woke in `take_gil` (every switch interval, and
+    /// it may wait for a CPU a while on a busy machine). Such a thread's syscall is read
+    /// again, a few times and briefly, and a thread found back asleep on the GIL's
+    /// condition variable is a GIL waiter.
+    pub(super) fn catch_gil_waiters(&mut self, threads: &mut [Thread]) {
+        let frozen = threads.iter().any(|t| {
+            t.owns_gil
+                && t.state != ThreadState::Running
+                && t.kernel.as_ref().is_some_and(|k| k.syscall.is_some())
+        });
+        if !frozen {
+            return;
+        }
+        for t in threads
+            .iter_mut()
+            .filter(|t| t.state == ThreadState::Running && !t.owns_gil)
+        {
+            let Some(tid) = t.native_id else { continue };
+            for attempt in 0..GIL_WAITER_RETRIES {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                match self.task_files.syscall(tid) {
+                    Some(InSyscall::Running) => continue,
+                    Some(InSyscall::Yes(s)) => {
+                        let futex = s
+                            .futex_wait_addr()
+                            .filter(|f| s.futex_timed() && self.interpreter_internal(*f));
+                        if let Some(futex) = futex {
+                            t.state = ThreadState::GilWait;
+                            t.waits_for = Some(Wait {
+                                kind: WaitKind::UnknownFutex,
+                                target: None,
+                                evidence: Evidence::Futex,
+                                site: None,
+                                name: None,
+                                via: None,
+                                timed: true,
+                                futex: Some(format!("{futex:#x}")),
+                                targets: Vec::new(),
+                                timeout_s: None,
+                                waited_s: None,
+                            });
+                            t.kernel = Some(KernelView {
+                                state: "S".into(),
+                                syscall: Some(format!(
+                                    "{} {:#x} {:#x} {:#x} {:#x}",
+                                    super::threads::syscall_name(s.nr),
+                                    s.args[0],
+                                    s.args[1],
+                                    s.args[2],
+                                    s.args[3]
+                                )),
+                                wchan: None,
+                            });
+                        }
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+/// How many times a running thread's syscall is read while the GIL is frozen (1 ms apart).
+const GIL_WAITER_RETRIES: usize = 4;
+
 /// Whether a thread seen waiting for the GIL is exempt from the check that it stayed in its
 /// wait for the whole snapshot: it wakes every switch interval by design, and while the
 /// holder is blocked (which that holder's own check confirms) it cannot have taken the GIL.

@@ -311,6 +311,7 @@ fn take_cached(
     }
     builder.resolve_owners(&mut threads);
     builder.resolve_c_lock_owners(&mut threads, &to_proc);
+    builder.catch_gil_waiters(&mut threads);
     builder.gil_lock(&mut threads, target.gil_address);
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
