@@ -84,3 +84,28 @@ pub enum CLockKind {
     /// A rwlock held for writing (the writer's TID is recorded; readers are only counted).
     RwlockWriter,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_the_libc_from_the_mapped_files() {
+        let glibc = [
+            "/usr/bin/python3.11",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "[stack]",
+        ];
+        assert_eq!(Libc::from_mapped_paths(glibc), Libc::Glibc);
+        let musl = ["/usr/local/bin/python3", "/lib/ld-musl-x86_64.so.1"];
+        assert_eq!(Libc::from_mapped_paths(musl), Libc::Musl);
+        assert_eq!(
+            Libc::from_mapped_paths(["/usr/bin/python3.12"]),
+            Libc::Unknown
+        );
+        assert_eq!(FutexOp::from_arg(0x80), FutexOp::Wait);
+        assert_eq!(FutexOp::from_arg(0x189), FutexOp::Wait);
+        assert_eq!(FutexOp::from_arg(0x86), FutexOp::LockPi);
+        assert_eq!(FutexOp::from_arg(0x81), FutexOp::Other);
+    }
+}

@@ -313,6 +313,11 @@ fn take_cached(
     builder.resolve_c_lock_owners(&mut threads, &to_proc);
     builder.catch_gil_waiters(&mut threads);
     builder.gil_lock(&mut threads, target.gil_address);
+    if let Some(note) = native_locks::unread_libc_note(libc, &threads) {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
         mp.joins = multiprocessing::child_joins(&walker, &raw, &threads);

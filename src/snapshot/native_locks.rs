@@ -121,3 +121,14 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
     }
 }
+
+/// Under musl, whose lock layouts `native` does not know, one note when some thread sleeps on
+/// a futex nothing explained: its C lock's owner (if it is one) is unknown.
+pub(super) fn unread_libc_note(libc: Libc, threads: &[Thread]) -> Option<String> {
+    let unexplained = threads
+        .iter()
+        .any(|t| matches!(&t.waits_for, Some(w) if w.kind == WaitKind::UnknownFutex));
+    (libc == Libc::Musl && unexplained).then(|| {
+        "owner unknown: musl: the C library is musl, whose lock layouts gridlock does not read, so a thread asleep on a futex no Python lock explains may wait for a C mutex whose owner is not known".to_string()
+    })
+}
