@@ -238,18 +238,54 @@ fn a_thread_keeping_the_gil_while_blocked_in_c_is_a_gil_hold() {
         let gil = doc::lock(&d, holds[0]["locks"][0].as_str().unwrap());
         assert_eq!(gil["kind"], "gil", "{gil:#}");
         assert!(!gil["waiters"].as_array().unwrap().is_empty(), "{gil:#}");
-        // DOT draws the GIL as a lock node.
+        // DOT draws the GIL as a lock node (a node of a snapshot in which someone waits for it:
+        // the waiters wake every few milliseconds, so a one-snapshot dump is taken again).
         let file = std::env::temp_dir().join(format!("gridlock-gil-{}.dot", target.pid));
-        support::gridlock(&[
-            "dump",
-            &target.pid.to_string(),
-            "--window",
-            "0",
-            "--dot",
-            file.to_str().unwrap(),
-        ]);
-        let dot = std::fs::read_to_string(&file).unwrap_or_default();
+        let mut dot = String::new();
+        for _ in 0..20 {
+            support::gridlock(&[
+                "dump",
+                &target.pid.to_string(),
+                "--window",
+                "0",
+                "--dot",
+                file.to_str().unwrap(),
+            ]);
+            dot = std::fs::read_to_string(&file).unwrap_or_default();
+            if dot.contains("label=\"the GIL\"") {
+                break;
+            }
+        }
         let _ = std::fs::remove_file(&file);
         assert!(dot.contains("shape=ellipse, label=\"the GIL\""), "{dot}");
     });
+}
+
+#[test]
+fn run_stops_a_command_deadlocked_through_the_gil_with_exit_3() {
+    let Some(py) = pythons().into_iter().find(|py| py.root.is_none()) else {
+        eprintln!("note: no pyenv or system CPython: skipped");
+        return;
+    };
+    let script = fixture("native_locks.py");
+    let out = std::process::Command::new(support::gridlock_bin())
+        .args(["run", "--timeout", "60s", "--"])
+        .arg(&py.path)
+        .arg(&script)
+        .arg("gil_cycle")
+        .output()
+        .expect("run gridlock");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "[{}] {text}", py.label);
+    let deadlock = text
+        .lines()
+        .find(|l| l.starts_with("DEADLOCK  2 threads wait for each other in a cycle"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        deadlock.contains("\"gil-holder\"") && deadlock.contains("\"native-holder\""),
+        "{text}"
+    );
+    assert!(text.contains("waits for  the GIL"), "{text}");
+    assert!(text.contains("waits for  C mutex 0x"), "{text}");
 }

@@ -52,7 +52,7 @@ impl Detector for OrphanedCLocks {
                     format!("orphaned_lock:{}", lock.id),
                     format!(
                         "{what} is held by TID {tid}, which is no thread of process {}: the thread exited holding it, or the process was forked while another thread held it{}",
-                        snap.pid,
+                        lock.pid,
                         if waiters.is_empty() {
                             String::new()
                         } else {
@@ -76,14 +76,14 @@ impl Detector for OrphanedCLocks {
                     })
                     .chain(std::iter::once(Edge {
                         from: lock.id.clone(),
-                        to: gone_owner_id(snap.pid, tid),
+                        to: gone_owner_id(lock.pid, tid),
                         via: EdgeVia::HeldBy,
                         evidence: Evidence::PthreadOwner,
                         site: None,
                         name: None,
                     }))
                     .collect();
-                f.processes = vec![snap.pid];
+                f.processes = vec![lock.pid];
                 out.push(f);
             }
         }
