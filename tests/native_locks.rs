@@ -194,7 +194,9 @@ fn a_recursive_mutex_a_contended_one_and_gil_contention_give_no_finding() {
     for_each_python(|py| {
         let target = Target::start_busy(py, &fixture("native_locks.py"), &["healthy"]);
         let (code, d) = dump_json_until(target.pid, "500ms", Duration::from_secs(10), |_, d| {
-            doc::thread_by_name(d, "recursive-waiter")["state"] == "native_lock_wait"
+            ["recursive-waiter", "rw-reader"]
+                .iter()
+                .all(|n| doc::thread_by_name(d, n)["state"] == "native_lock_wait")
         });
         assert_eq!(code, 0, "{:#}", d["findings"]);
         assert!(
@@ -213,6 +215,15 @@ fn a_recursive_mutex_a_contended_one_and_gil_contention_give_no_finding() {
         assert_eq!(holders[0]["thread"], owner["id"], "{lock:#}");
         assert_eq!(holders[0]["evidence"], "pthread_owner", "{lock:#}");
         assert_eq!(holders[0]["count"], 2, "{lock:#}");
+        // The rwlock: its writer, as `__cur_writer` records it.
+        let reader = doc::thread_by_name(&d, "rw-reader");
+        let rw = doc::lock(&d, reader["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(rw["kind"], "pthread_rwlock", "{rw:#}");
+        assert_eq!(
+            rw["holders"][0]["thread"],
+            doc::thread_by_name(&d, "rw-writer")["id"],
+            "{rw:#}"
+        );
     });
 }
 
