@@ -186,6 +186,19 @@ fn c_mutex_and_gil_cycles_are_deadlocks_and_a_mutex_held_across_fork_is_orphaned
         assert!(summary.contains("(pthread_mutex_t)"), "{summary}");
         let main = doc::thread_by_name(&c, "MainThread");
         assert_eq!(main["state"], "native_lock_wait", "{main:#}");
+        // DOT draws the dead owner as a node of its own.
+        let file = std::env::temp_dir().join(format!("gridlock-orphan-{}.dot", child.0));
+        support::gridlock(&[
+            "dump",
+            &child.0.to_string(),
+            "--window",
+            "0",
+            "--dot",
+            file.to_str().unwrap(),
+        ]);
+        let dot = std::fs::read_to_string(&file).unwrap_or_default();
+        let _ = std::fs::remove_file(&file);
+        assert!(dot.contains(&format!("TID {owner} (gone)")), "{dot}");
     });
 }
 

@@ -99,6 +99,19 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
     }
     for l in &doc.locks {
         for h in &l.holders {
+            // A C lock's owner that is no thread of the process: a node of its own.
+            if let (None, None, Some(tid), Evidence::PthreadOwner) =
+                (&h.thread, h.process, h.owner_ident, h.evidence)
+            {
+                let gone = crate::analysis::native::gone_owner_id(l.pid, tid);
+                writeln!(
+                    out,
+                    "  {} [shape=box, style=dashed, label={}];",
+                    quote(&gone),
+                    quote(&format!("TID {tid} (gone)"))
+                )?;
+                edge(&l.id, &gone, "held by\\n[pthread_owner]".into(), &mut out)?;
+            }
             if let Some(th) = &h.thread {
                 edge(
                     &l.id,
