@@ -186,6 +186,17 @@ fn c_mutex_and_gil_cycles_are_deadlocks_and_a_mutex_held_across_fork_is_orphaned
         assert!(summary.contains("(pthread_mutex_t)"), "{summary}");
         let main = doc::thread_by_name(&c, "MainThread");
         assert_eq!(main["state"], "native_lock_wait", "{main:#}");
+        // The child's stall names the mutex's dead owner too.
+        let stalls = doc::findings(&c, "stall");
+        assert!(
+            stalls.len() == 1
+                && stalls.iter().all(|f| f["summary"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("held by TID {owner}, which no longer exists"))),
+            "{:#}",
+            c["findings"]
+        );
         // DOT draws the dead owner as a node of its own.
         let file = std::env::temp_dir().join(format!("gridlock-orphan-{}.dot", child.0));
         support::gridlock(&[

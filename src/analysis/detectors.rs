@@ -423,6 +423,9 @@ fn holder_labels(snap: &Snapshot, lock: &Lock) -> Vec<String> {
         .iter()
         .filter_map(|h| match (&h.thread, &h.task, h.process) {
             (Some(id), _, _) | (None, Some(id), _) => Some(party(snap, id)),
+            (None, None, _) if h.evidence == Evidence::PthreadOwner => {
+                super::native::c_owner_label(h)
+            }
             (None, None, Some(p)) => Some(process_label(snap, p)),
             _ => None,
         })

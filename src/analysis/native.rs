@@ -91,6 +91,15 @@ impl Detector for OrphanedCLocks {
     }
 }
 
+/// A C lock's owner that is no Python thread, by its TID: gone, or a thread running no Python.
+pub fn c_owner_label(h: &Holder) -> Option<String> {
+    let tid = h.owner_ident?;
+    Some(match h.process {
+        Some(_) => format!("TID {tid} (a thread running no Python)"),
+        None => format!("TID {tid}, which no longer exists"),
+    })
+}
+
 /// The id of an owner that is no thread of the process, known only by its TID: `PID:tid:TID`.
 pub fn gone_owner_id(pid: i32, tid: u64) -> String {
     format!("{pid}:tid:{tid}")
