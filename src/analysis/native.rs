@@ -117,24 +117,23 @@ impl Detector for GilHolds {
     }
 
     fn detect(&self, snap: &Snapshot, _: &WaitGraph, so_far: &[Finding]) -> Vec<Finding> {
-        let Some(gil) = snap
+        let mut out = Vec::new();
+        // One GIL per process (with `--tree`, several processes).
+        for gil in snap
             .locks
             .iter()
-            .find(|l| l.kind == LockKind::Gil && l.pid == snap.pid && !l.waiters.is_empty())
-        else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for t in &snap.threads {
+            .filter(|l| l.kind == LockKind::Gil && !l.waiters.is_empty())
+        {
+            let holder = gil
+                .holders
+                .iter()
+                .find_map(|h| snap.thread(h.thread.as_deref()?));
+            let Some(t) = holder else { continue };
             let in_kernel = !matches!(
                 t.state,
                 ThreadState::Running | ThreadState::Unknown | ThreadState::Stopped
             );
-            let held = gil
-                .holders
-                .iter()
-                .any(|h| h.thread.as_deref() == Some(t.id.as_str()));
-            let Some(call) = syscall_of(t).filter(|_| in_kernel && held && t.owns_gil) else {
+            let Some(call) = syscall_of(t).filter(|_| in_kernel && t.owns_gil) else {
                 continue;
             };
             let in_deadlock = so_far
@@ -143,53 +142,57 @@ impl Detector for GilHolds {
             if in_deadlock {
                 continue;
             }
-            let waiters: Vec<String> = gil
-                .waiters
-                .iter()
-                .map(|w| thread_label(snap, &w.thread))
-                .collect();
-            let site = t
-                .frames
-                .first()
-                .map(|f| format!(" (called from {})", f.site()))
-                .unwrap_or_default();
-            let mut f = finding(
-                FindingKind::GilHold,
-                format!("gil_hold:{}", t.id),
-                format!(
-                    "{} holds the GIL while blocked in {call}{site}: every other thread of the interpreter is frozen ({} waiting for the GIL: {})",
-                    thread_label(snap, &t.id),
-                    waiters.len(),
-                    waiters.join(", ")
-                ),
-            );
-            f.advice = Some("Release the GIL around blocking C calls: ctypes.CDLL instead of PyDLL, Py_BEGIN_ALLOW_THREADS in a C extension; long C work that cannot release it belongs in another process.".into());
-            f.threads = std::iter::once(t.id.clone())
-                .chain(gil.waiters.iter().map(|w| w.thread.clone()))
-                .collect();
-            f.locks = vec![gil.id.clone()];
-            f.edges = std::iter::once(Edge {
-                from: gil.id.clone(),
-                to: t.id.clone(),
-                via: EdgeVia::HeldBy,
-                evidence: Evidence::GilState,
-                site: t.frames.first().map(|f| f.site()),
-                name: None,
-            })
-            .chain(gil.waiters.iter().map(|w| Edge {
-                from: w.thread.clone(),
-                to: gil.id.clone(),
-                via: EdgeVia::WaitsFor,
-                evidence: w.evidence,
-                site: w.site.clone(),
-                name: None,
-            }))
-            .collect();
-            f.processes = vec![snap.pid];
-            out.push(f);
+            out.push(gil_hold(snap, gil, t, &call));
         }
         out
     }
+}
+
+fn gil_hold(snap: &Snapshot, gil: &Lock, t: &Thread, call: &str) -> Finding {
+    let waiters: Vec<String> = gil
+        .waiters
+        .iter()
+        .map(|w| thread_label(snap, &w.thread))
+        .collect();
+    let site = t
+        .frames
+        .first()
+        .map(|f| format!(" (called from {})", f.site()))
+        .unwrap_or_default();
+    let mut f = finding(
+        FindingKind::GilHold,
+        format!("gil_hold:{}", t.id),
+        format!(
+            "{} holds the GIL while blocked in {call}{site}: every other thread of the interpreter is frozen ({} waiting for the GIL: {})",
+            thread_label(snap, &t.id),
+            waiters.len(),
+            waiters.join(", ")
+        ),
+    );
+    f.advice = Some("Release the GIL around blocking C calls: ctypes.CDLL instead of PyDLL, Py_BEGIN_ALLOW_THREADS in a C extension; long C work that cannot release it belongs in another process.".into());
+    f.threads = std::iter::once(t.id.clone())
+        .chain(gil.waiters.iter().map(|w| w.thread.clone()))
+        .collect();
+    f.locks = vec![gil.id.clone()];
+    f.edges = std::iter::once(Edge {
+        from: gil.id.clone(),
+        to: t.id.clone(),
+        via: EdgeVia::HeldBy,
+        evidence: Evidence::GilState,
+        site: t.frames.first().map(|f| f.site()),
+        name: None,
+    })
+    .chain(gil.waiters.iter().map(|w| Edge {
+        from: w.thread.clone(),
+        to: gil.id.clone(),
+        via: EdgeVia::WaitsFor,
+        evidence: w.evidence,
+        site: w.site.clone(),
+        name: None,
+    }))
+    .collect();
+    f.processes = vec![gil.pid];
+    f
 }
 
 /// The syscall a thread is in, by name.
