@@ -80,7 +80,7 @@ fn mutex<M: ReadMemory + ?Sized>(mem: &M, wait: &FutexWait) -> Option<CLock> {
     let ty = kind & KIND_TYPE_MASK;
     // Only a recursive mutex counts its owner's acquisitions.
     let count = match ty {
-        KIND_RECURSIVE if count >= 1 && count < 1 << 20 => Some(count),
+        KIND_RECURSIVE if (1..1 << 20).contains(&count) => Some(count),
         KIND_RECURSIVE => return None,
         _ if count == 0 => None,
         _ => return None,
