@@ -17,8 +17,6 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(Deadlocks),
         Box::new(LoopSelfDeadlocks),
         Box::new(OrphanedLocks),
-        Box::new(super::native::OrphanedCLocks),
-        Box::new(super::native::GilHolds),
         Box::new(Stalls),
     ]
 }
@@ -115,7 +113,7 @@ pub fn lock_label(snap: &Snapshot, id: &str) -> String {
     match snap.lock(id) {
         Some(l) => match l.names.first() {
             Some(n) => n.name.clone(),
-            None => super::native::below_python_label(l)
+            None => super::below_python::below_python_label(l)
                 .unwrap_or_else(|| format!("{} {}", l.kind, l.address)),
         },
         None => id.to_string(),
@@ -228,7 +226,7 @@ impl Detector for Deadlocks {
                 .iter()
                 .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Gil))
             {
-                super::native::GIL_CYCLE_ADVICE.into()
+                super::below_python::GIL_CYCLE_ADVICE.into()
             } else if joins {
                 "A thread joins another thread that waits for something the joiner holds: release it before joining.".into()
             } else {
@@ -453,7 +451,7 @@ fn holder_labels(snap: &Snapshot, lock: &Lock) -> Vec<String> {
         .filter_map(|h| match (&h.thread, &h.task, h.process) {
             (Some(id), _, _) | (None, Some(id), _) => Some(party(snap, id)),
             (None, None, _) if h.evidence == Evidence::PthreadOwner => {
-                super::native::c_owner_label(h)
+                super::below_python::c_owner_label(h)
             }
             (None, None, Some(p)) => Some(process_label(snap, p)),
             _ => None,

@@ -1,6 +1,7 @@
 //! From snapshots to findings: the wait-for graph, one detector per finding kind, and the
 //! window logic that keeps only what persisted.
 
+pub mod below_python;
 mod clock;
 pub mod detectors;
 #[cfg(test)]
@@ -14,15 +15,15 @@ pub mod races;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-pub use clock::timestamp;
 use crate::model::*;
 use crate::snapshot::Snapshot;
+pub use clock::timestamp;
 
 /// All findings of one snapshot.
 pub fn findings(snap: &Snapshot) -> Vec<Finding> {
     let graph = graph::WaitGraph::build(snap);
     let mut out: Vec<Finding> = Vec::new();
-    for d in detectors::all() {
+    for d in detectors::all().into_iter().chain(native::all()) {
         let found = d.detect(snap, &graph, &out);
         out.extend(found);
     }

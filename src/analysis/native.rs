@@ -2,22 +2,16 @@
 //! and a thread that keeps the GIL while it blocks in the kernel (`gil_hold`). Deadlocks
 //! through C locks and the GIL need nothing here: they are cycles of the one wait-for graph.
 
+use super::below_python::{below_python_label, gone_owner_id};
 use super::detectors::{finding, thread_label, Detector};
 use super::graph::WaitGraph;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
-/// Advice for a deadlock cycle that passes through the GIL.
-pub const GIL_CYCLE_ADVICE: &str = "A thread keeps the GIL while it blocks in C (a ctypes.PyDLL call, or a C extension that does not release the GIL around a blocking call) on something only a thread waiting for the GIL can release: release the GIL around blocking C calls (ctypes.CDLL, Py_BEGIN_ALLOW_THREADS).";
-
-/// The report's word for a C lock or the GIL: "C mutex 0x7f.. (pthread_mutex_t)", "the GIL".
-pub fn below_python_label(l: &Lock) -> Option<String> {
-    match l.kind {
-        LockKind::Gil => Some("the GIL".into()),
-        LockKind::PthreadMutex => Some(format!("C mutex {} (pthread_mutex_t)", l.address)),
-        LockKind::PthreadRwlock => Some(format!("C rwlock {} (pthread_rwlock_t)", l.address)),
-        _ => None,
-    }
+/// The detectors of this file, run after `detectors::all()` (a `gil_hold` defers to the
+/// deadlocks found there).
+pub fn all() -> Vec<Box<dyn Detector>> {
+    vec![Box::new(OrphanedCLocks), Box::new(GilHolds)]
 }
 
 /// A C lock's holder whose recorded owner TID is no thread of the process: it exited holding
@@ -89,20 +83,6 @@ impl Detector for OrphanedCLocks {
         }
         out
     }
-}
-
-/// A C lock's owner that is no Python thread, by its TID: gone, or a thread running no Python.
-pub fn c_owner_label(h: &Holder) -> Option<String> {
-    let tid = h.owner_ident?;
-    Some(match h.process {
-        Some(_) => format!("TID {tid} (a thread running no Python)"),
-        None => format!("TID {tid}, which no longer exists"),
-    })
-}
-
-/// The id of an owner that is no thread of the process, known only by its TID: `PID:tid:TID`.
-pub fn gone_owner_id(pid: i32, tid: u64) -> String {
-    format!("{pid}:tid:{tid}")
 }
 
 /// A thread that holds the GIL while blocked in the kernel, while other threads wait for the

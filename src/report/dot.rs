@@ -46,7 +46,7 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             .map(|m| format!("import {m}"))
             .or_else(|| l.names.first().map(|n| n.name.clone()))
             .unwrap_or_default();
-        let label = match crate::analysis::native::below_python_label(l) {
+        let label = match crate::analysis::below_python::below_python_label(l) {
             Some(c) => c,
             None => format!("{}\\n{} {}", name, l.kind, l.address),
         };
@@ -103,7 +103,7 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             if let (None, None, Some(tid), Evidence::PthreadOwner) =
                 (&h.thread, h.process, h.owner_ident, h.evidence)
             {
-                let gone = crate::analysis::native::gone_owner_id(l.pid, tid);
+                let gone = crate::analysis::below_python::gone_owner_id(l.pid, tid);
                 writeln!(
                     out,
                     "  {} [shape=box, style=dashed, label={}];",

@@ -126,7 +126,7 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                     _ => format!("<{what} {place}>"),
                 };
             }
-            if let Some(c) = crate::analysis::native::below_python_label(l) {
+            if let Some(c) = crate::analysis::below_python::below_python_label(l) {
                 return c;
             }
             let kind = l.kind.type_label();
