@@ -19,6 +19,7 @@ pub mod error;
 pub mod guard;
 pub mod memory;
 pub mod model;
+pub mod native;
 pub mod probe;
 pub mod report;
 pub mod sampler;

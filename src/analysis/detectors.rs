@@ -21,7 +21,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
     ]
 }
 
-fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
+pub(super) fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
     Finding {
         id,
         kind,
@@ -113,6 +113,7 @@ pub fn lock_label(snap: &Snapshot, id: &str) -> String {
     match snap.lock(id) {
         Some(l) => l
             .display_name(None)
+            .or_else(|| super::below_python::below_python_label(l))
             .unwrap_or_else(|| format!("{} {}", l.kind, l.address)),
         None => id.to_string(),
     }
@@ -220,6 +221,11 @@ impl Detector for Deadlocks {
                 "The thread re-enters a non-reentrant Lock it already holds (a signal handler, callback or recursion): use an RLock, or do not take the lock there.".into()
             } else if pids.len() > 1 {
                 cross_process_advice(&edges)
+            } else if locks
+                .iter()
+                .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Gil))
+            {
+                super::below_python::GIL_CYCLE_ADVICE.into()
             } else if joins {
                 "A thread joins another thread that waits for something the joiner holds: release it before joining.".into()
             } else {
@@ -445,6 +451,9 @@ fn holder_labels(snap: &Snapshot, lock: &Lock) -> Vec<String> {
         .iter()
         .filter_map(|h| match (&h.thread, &h.task, h.process) {
             (Some(id), _, _) | (None, Some(id), _) => Some(party(snap, id)),
+            (None, None, _) if h.evidence == Evidence::PthreadOwner => {
+                super::below_python::c_owner_label(h)
+            }
             (None, None, Some(p)) => Some(process_label(snap, p)),
             _ => None,
         })

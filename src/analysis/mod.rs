@@ -1,6 +1,7 @@
 //! From snapshots to findings: the wait-for graph, one detector per finding kind, and the
 //! window logic that keeps only what persisted.
 
+pub mod below_python;
 mod clock;
 pub mod detectors;
 #[cfg(test)]
@@ -9,6 +10,7 @@ pub mod graph;
 pub mod lockorder;
 pub mod loops;
 pub mod order_advice;
+pub mod native;
 pub mod races;
 
 use std::collections::HashMap;
@@ -22,7 +24,7 @@ pub use clock::timestamp;
 pub fn findings(snap: &Snapshot) -> Vec<Finding> {
     let graph = graph::WaitGraph::build(snap);
     let mut out: Vec<Finding> = Vec::new();
-    for d in detectors::all() {
+    for d in detectors::all().into_iter().chain(native::all()) {
         let found = d.detect(snap, &graph, &out);
         out.extend(found);
     }

@@ -126,6 +126,9 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                     _ => format!("<{what} {place}>"),
                 };
             }
+            if let Some(c) = crate::analysis::below_python::below_python_label(l) {
+                return c;
+            }
             let kind = l.kind.type_label();
             let name = l.display_name(name);
             match (name, &l.module) {

@@ -10,9 +10,11 @@
 
 pub mod current_test;
 pub mod futures;
+mod gil;
 mod holders;
 pub mod multiprocessing;
 pub mod names;
+mod native_locks;
 mod probe;
 mod session;
 mod threads;
@@ -102,6 +104,7 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
         match take_once(session, &kernel) {
             Ok(mut snap) => {
                 settle_moved_threads(&mut snap, &kernel, &mut session.task_files);
+                gil::settle_gil_holders(&mut snap, &kernel, &mut session.task_files);
                 return Ok(snap);
             }
             Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && session.alive() => {
@@ -129,7 +132,11 @@ fn settle_moved_threads(
     files: &mut TaskFiles,
 ) {
     let mut moved = HashSet::new();
-    for t in snap.threads.iter_mut().filter(|t| t.blocked) {
+    for t in snap
+        .threads
+        .iter_mut()
+        .filter(|t| t.blocked && !gil::waits_for_gil(t))
+    {
         let still = t.native_id.is_some_and(|tid| {
             let same_switches = matches!(
                 (before.get(&tid).and_then(|k| k.timeslices), files.schedstat(tid)),
@@ -230,8 +237,13 @@ fn take_cached(
         threading_active,
         tests,
         names: name_cache,
+        libc,
     } = session;
     let pid = target.pid;
+    let libc = *libc.get_or_insert_with(|| {
+        let maps = procfs::maps(pid);
+        crate::native::Libc::from_mapped_paths(maps.iter().map(|m| m.path.as_str()))
+    });
     let objs = Objects::new(&target.mem, &target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(code_cache));
@@ -285,6 +297,8 @@ fn take_cached(
         task_files: &mut target.task_files,
         runtime_region: target.runtime_region,
         frozen: frozen.is_some(),
+        libc,
+        c_locks: BTreeMap::new(),
     };
     let mut threads = Vec::new();
     for (i, rt) in raw.iter().enumerate() {
@@ -305,6 +319,14 @@ fn take_cached(
         threads.push(builder.thread(rt, native_id, k, &info));
     }
     builder.resolve_owners(&mut threads);
+    builder.resolve_c_lock_owners(&mut threads, &to_proc);
+    builder.catch_gil_waiters(&mut threads);
+    builder.gil_lock(&mut threads, target.gil_address);
+    if let Some(note) = native_locks::unread_libc_note(libc, &threads) {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
         mp.joins = multiprocessing::child_joins(&walker, &raw, &threads);
@@ -379,6 +401,10 @@ struct Builder<'w, 'a> {
     runtime_region: Option<(usize, usize)>,
     /// Read from a core: `/proc` knows nothing of this process (its pid may be another's now).
     frozen: bool,
+    /// The C library, whose lock layouts `native` knows.
+    libc: crate::native::Libc,
+    /// C locks recognised around waited futexes, by address, until their owners are resolved.
+    c_locks: BTreeMap<usize, crate::native::CLock>,
 }
 
 struct FrameView<'r> {

@@ -28,6 +28,8 @@ pub struct Session {
     pub(super) tests: super::current_test::TestCache,
     /// The program's names of locks found so far (`names`).
     pub(super) names: super::names::NameCache,
+    /// The target's C library, told from its mappings at the first snapshot.
+    pub(super) libc: Option<crate::native::Libc>,
 }
 
 impl Session {
@@ -41,6 +43,7 @@ impl Session {
             threading_active: None,
             tests: Default::default(),
             names: Default::default(),
+            libc: None,
         }
     }
 

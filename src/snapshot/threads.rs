@@ -272,6 +272,8 @@ impl<'w, 'a> Builder<'w, 'a> {
         let mut waits_for = None;
         if let Some(futex) = futex {
             let (s, w, released) = self.classify_futex_wait(&id, &frames, futex, timed);
+            let syscall = k.and_then(|k| k.syscall.as_ref());
+            let (s, w) = self.c_lock_or_unknown(&id, &frames, syscall, s, w);
             state = match s {
                 ThreadState::Unknown if timed && !owns_gil => ThreadState::GilWait,
                 ThreadState::Unknown => ThreadState::LockWait,
