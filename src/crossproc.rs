@@ -215,6 +215,7 @@ pub fn link(
     link_joins(&mut out, &views, &python);
     link_channels(&mut out, tree_pids, &python);
     link_pools(&mut out, &pools);
+    snapshot::kernel_waits::link(&mut out, tree_pids);
     out
 }
 
@@ -506,6 +507,7 @@ fn link_semaphores(
                 processes: mapped_by,
                 peer_inode: None,
                 holder_exited,
+                commands: Default::default(),
             }),
         });
     }
