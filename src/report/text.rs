@@ -630,6 +630,7 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
             Some(w) => {
                 let target = match (w.kind, &w.target) {
                     (WaitKind::ChildExit, Some(p)) => format!("{} to exit", party_label(doc, p)),
+                    (WaitKind::Input, _) => w.name.clone().unwrap_or_else(|| "input".into()),
                     (WaitKind::Join, Some(th)) => {
                         format!("thread {} (join)", thread_label(doc, th))
                     }
