@@ -19,6 +19,13 @@ pub fn link(snap: &mut Snapshot, tree: &[i32]) {
     let mut proc_locks: Option<Vec<file_locks::LockLine>> = None;
     let mut locks: BTreeMap<String, Lock> = BTreeMap::new();
     for t in snap.threads.iter_mut() {
+        // Only a thread seen in one of these syscalls is read again (`record` samples often).
+        if !matches!(
+            t.syscall_name.as_deref(),
+            Some("flock" | "fcntl" | "read" | "readv")
+        ) {
+            continue;
+        }
         let Some(tid) = t.native_id else { continue };
         let Some(k) = procfs::kernel_thread(t.pid, tid).filter(|k| matches!(k.state, 'S' | 'D'))
         else {
