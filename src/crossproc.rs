@@ -674,7 +674,9 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
         .any(|(_, _, c, _)| matches!(c, Channel::Socket(_)));
     // Unknown peers stay unknown: a socket wait is then left unlinked.
     let peers = if need_peers {
-        sockdiag::unix_peers().unwrap_or_default()
+        let mut p = sockdiag::unix_peers().unwrap_or_default();
+        p.extend(crate::kernel::sockets::tcp_peers());
+        p
     } else {
         HashMap::new()
     };

@@ -189,10 +189,7 @@ fn lockf_ranges_name_the_holder_of_the_range_waited_for_after_edeadlk() {
     for py in some_interpreters().into_iter().skip(1) {
         let label = py.label.clone();
         let dir = Scratch::new(&py, "lockf");
-        let mut g = Group::start(&py, "lockf", &dir);
-        let _ = &mut g;
-        let ready = std::fs::read_to_string(format!("/proc/{}/cmdline", g.pid())).unwrap();
-        assert!(ready.contains("lockf"));
+        let g = Group::start(&py, "lockf", &dir);
         let (code, doc, text) = dump_tree(g.pid());
         // The parent got EDEADLK for bytes 10-19 and now waits for the child, which still
         // waits for bytes 0-9 that the parent holds: a deadlock the kernel let through.
@@ -366,5 +363,42 @@ fn a_lock_file_counter_hammered_by_four_processes_has_no_finding() {
             .parse()
             .unwrap_or(0);
         assert!(n > 0, "[{label}] the workers made progress");
+    }
+}
+
+#[test]
+fn loopback_tcp_sendall_both_ways_is_a_deadlock_and_an_echo_server_is_not() {
+    for py in some_interpreters().into_iter().skip(1) {
+        let label = py.label.clone();
+        let dir = Scratch::new(&py, "tcp");
+        let g = Group::start(&py, "tcp_sendall", &dir);
+        let (code, doc, text) = dump_tree(g.pid());
+        assert_eq!(code, 3, "[{label}] {text}");
+        let dl = findings(&doc, "deadlock");
+        assert_eq!(dl.len(), 1, "[{label}] {text}");
+        assert_eq!(dl[0]["processes"].as_array().unwrap().len(), 2, "[{label}]");
+        for t in doc["threads"].as_array().unwrap() {
+            assert_eq!(t["state"], "io_wait", "[{label}] {t:#?}");
+            assert_eq!(t["syscall_name"], "sendto", "[{label}]");
+            assert!(t["blocked"].as_bool().unwrap(), "[{label}] {t:#?}");
+        }
+        drop(g);
+        let g = Group(Target::start_busy_with(
+            &py,
+            &fixture("kernel_waits.py"),
+            &["tcp_healthy", dir.arg()],
+            |cmd| unsafe {
+                cmd.pre_exec(|| {
+                    libc::setpgid(0, 0);
+                    Ok(())
+                });
+            },
+        ));
+        let (code, doc, text) = dump_tree(g.pid());
+        assert_eq!(code, 0, "[{label}] {text}");
+        assert!(
+            doc["findings"].as_array().unwrap().is_empty(),
+            "[{label}] {text}"
+        );
     }
 }
