@@ -9,6 +9,7 @@ pub mod layout;
 pub mod lines;
 pub mod locks;
 pub mod objects;
+pub mod opcode_table;
 pub mod stdlib;
 #[rustfmt::skip]
 pub mod opcodes;
