@@ -221,6 +221,7 @@ pub fn link(
     link_joins(&mut out, &views, &python);
     link_channels(&mut out, tree_pids, &python);
     link_pools(&mut out, &pools);
+    snapshot::kernel_waits::link(&mut out, tree_pids);
     out
 }
 
@@ -512,6 +513,7 @@ fn link_semaphores(
                 processes: mapped_by,
                 peer_inode: None,
                 holder_exited,
+                commands: Default::default(),
             }),
         });
     }
@@ -678,7 +680,9 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
         .any(|(_, _, c, _)| matches!(c, Channel::Socket(_)));
     // Unknown peers stay unknown: a socket wait is then left unlinked.
     let peers = if need_peers {
-        sockdiag::unix_peers().unwrap_or_default()
+        let mut p = sockdiag::unix_peers().unwrap_or_default();
+        p.extend(crate::kernel::sockets::tcp_peers());
+        p
     } else {
         HashMap::new()
     };

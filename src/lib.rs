@@ -17,6 +17,7 @@ pub mod crossproc;
 pub mod duration;
 pub mod error;
 pub mod guard;
+pub mod kernel;
 pub mod memory;
 pub mod model;
 pub mod native;

@@ -402,8 +402,9 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         last_seen: now,
         samples: doc.window.snapshots,
         summary: format!(
-            "no thread's stack changed, no thread used CPU time and no process in the tree made progress for {:.1} s",
-            after.as_secs_f64()
+            "no thread's stack changed, no thread used CPU time and no process in the tree made progress for {:.1} s{}",
+            after.as_secs_f64(),
+            input_waits(doc)
         ),
         threads: doc.threads.iter().map(|t| t.id.clone()).collect(),
         tasks: Vec::new(),
@@ -415,6 +416,28 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         knot: false,
         location: None,
         locksets: Vec::new(),
+    }
+}
+
+/// The threads waiting for input (a prompt nobody answers), as a clause of the hang's summary.
+fn input_waits(doc: &Document) -> String {
+    let waits: Vec<String> = doc
+        .threads
+        .iter()
+        .filter(|t| t.state == ThreadState::InputWait)
+        .filter_map(|t| {
+            let what = t.waits_for.as_ref()?.name.clone()?;
+            let who = t
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("thread {}", t.thread_id));
+            Some(format!("\"{who}\" of process {} waits for {what}", t.pid))
+        })
+        .collect();
+    if waits.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", waits.join("; "))
     }
 }
 

@@ -188,11 +188,19 @@ impl Detector for Deadlocks {
                     lock_label(snap, locks.first().map(String::as_str).unwrap_or("?"))
                 )
             } else if pids.len() > 1 {
+                let files = locks
+                    .iter()
+                    .filter_map(|l| snap.lock(l))
+                    .any(|l| l.kind == LockKind::FileLock);
                 format!(
                     "{} threads in {} processes wait for each other in a cycle: {}",
                     threads.len(),
                     pids.len(),
-                    names.join(" -> ")
+                    if files {
+                        describe_waits(snap, &edges).join("; ")
+                    } else {
+                        names.join(" -> ")
+                    }
                 )
             } else {
                 format!(
@@ -454,10 +462,21 @@ fn holder_labels(snap: &Snapshot, lock: &Lock) -> Vec<String> {
             (None, None, _) if h.evidence == Evidence::PthreadOwner => {
                 super::below_python::c_owner_label(h)
             }
-            (None, None, Some(p)) => Some(process_label(snap, p)),
+            (None, None, Some(p)) => Some(outside_process_label(snap, lock, p)),
             _ => None,
         })
         .collect()
+}
+
+/// A holding process; one outside the snapshot by the command the lock recorded for it.
+fn outside_process_label(snap: &Snapshot, lock: &Lock, pid: i32) -> String {
+    let command = lock.shared.as_ref().and_then(|s| s.commands.get(&pid));
+    match command {
+        Some(c) if !snap.processes.iter().any(|p| p.pid == pid) && pid != snap.pid => {
+            format!("process {pid} ({c}), outside the watched processes")
+        }
+        _ => process_label(snap, pid),
+    }
 }
 
 /// A loop thread that, inside one of its own steps, blocks untimed on a
@@ -528,6 +547,8 @@ fn cross_process_advice(edges: &[Edge]) -> String {
     let ev: Vec<Evidence> = edges.iter().map(|e| e.evidence).collect();
     if ev.contains(&Evidence::Wait4) && ev.contains(&Evidence::Pipe) {
         "A process waits for a child to exit while the child waits for it to drain a pipe or queue: read everything the child sends (Queue.get, Connection.recv) before joining it.".into()
+    } else if ev.contains(&Evidence::ProcLocks) {
+        "Processes take the same lock files in different orders, or wait for one while holding another: take them in one global order (sorted by path), or take the later ones without blocking (LOCK_NB, F_SETLK) and back off.".into()
     } else if ev.contains(&Evidence::ShmFutex) {
         "Processes take the same multiprocessing locks in different orders, or wait for one while holding another: take them in one global order, and never block on another process while holding a lock it needs.".into()
     } else {

@@ -3,6 +3,7 @@
 pub mod dot;
 pub mod escape;
 pub mod junit;
+pub mod kernel;
 pub mod text;
 
 use std::io::Write;

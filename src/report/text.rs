@@ -109,6 +109,9 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                 if l.kind == LockKind::Children {
                     return format!("any child of process {} to exit", l.pid);
                 }
+                if l.kind == LockKind::FileLock {
+                    return crate::report::kernel::file_lock_label(doc, l);
+                }
                 let what = l.kind.type_label();
                 let place = match (&sh.path, sh.offset) {
                     (Some(p), Some(off))
@@ -179,7 +182,8 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         }
         writeln!(out)?;
         process_notes(doc, style, &mut out)?;
-        if !incomplete(doc, style, &mut out)? && doc.findings.is_empty() {
+        let unmodelled = not_modelled(doc, style, &mut out)?;
+        if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
             writeln!(
                 out,
                 "No deadlock, stall or orphaned lock persisted over the window."
@@ -219,7 +223,8 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     writeln!(out)?;
     process_notes(doc, style, &mut out)?;
-    if !incomplete(doc, style, &mut out)? && doc.findings.is_empty() {
+    let unmodelled = not_modelled(doc, style, &mut out)?;
+    if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
         writeln!(
             out,
             "No deadlock, stall, orphaned lock or event-loop block persisted over the window."
@@ -621,6 +626,17 @@ fn incomplete<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Resul
     Ok(true)
 }
 
+/// The `NOT MODELLED` line when threads sit in syscalls gridlock does not model; whether it
+/// was printed (a report that cannot say "nothing found" about them).
+fn not_modelled<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<bool> {
+    let Some(summary) = doc.unmodelled_summary() else {
+        return Ok(false);
+    };
+    writeln!(out, "{}  {summary}.", style.red("NOT MODELLED"))?;
+    writeln!(out)?;
+    Ok(true)
+}
+
 fn interest(t: &Thread) -> u8 {
     match (t.blocked, t.waits_for.is_some(), t.holds.is_empty()) {
         (true, _, false) => 0,
@@ -639,6 +655,7 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
             Some(w) => {
                 let target = match (w.kind, &w.target) {
                     (WaitKind::ChildExit, Some(p)) => format!("{} to exit", party_label(doc, p)),
+                    (WaitKind::Input, _) => w.name.clone().unwrap_or_else(|| "input".into()),
                     (WaitKind::Join, Some(th)) => {
                         format!("thread {} (join)", thread_label(doc, th))
                     }
@@ -654,7 +671,10 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
                     if w.timed { " (with timeout)" } else { "" }
                 )
             }
-            None => t.state.as_str().to_string(),
+            None => match (&t.syscall_name, t.state) {
+                (Some(call), ThreadState::Syscall) => format!("in {call}, not modelled"),
+                _ => t.state.as_str().to_string(),
+            },
         };
         writeln!(
             out,

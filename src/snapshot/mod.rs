@@ -12,6 +12,7 @@ pub mod current_test;
 pub mod futures;
 mod gil;
 mod holders;
+pub mod kernel_waits;
 pub mod multiprocessing;
 pub mod names;
 mod native_locks;
@@ -105,6 +106,10 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
             Ok(mut snap) => {
                 settle_moved_threads(&mut snap, &kernel, &mut session.task_files);
                 gil::settle_gil_holders(&mut snap, &kernel, &mut session.task_files);
+                // A tree links these once over all its processes (`crossproc`).
+                if !session.target.read.cross_process {
+                    kernel_waits::link(&mut snap, &[session.pid]);
+                }
                 return Ok(snap);
             }
             Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && session.alive() => {
