@@ -292,6 +292,7 @@ fn document(
         interpreter_found: None,
         current_test: None,
         notes: Vec::new(),
+        idle: None,
     });
     let mut doc = analysis::document_with(
         &snaps,

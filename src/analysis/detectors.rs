@@ -570,6 +570,20 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
         f.processes = pids_of(f.threads.iter().chain(&nodes));
         return f;
     }
+    if let Some(summary) = super::permits::knot_summary(snap, &locks) {
+        let mut f = finding(
+            FindingKind::Deadlock,
+            format!("deadlock:{}", key.join(",")),
+            summary,
+        );
+        f.advice = Some(super::permits::KNOT_ADVICE.into());
+        f.knot = true;
+        f.threads = threads;
+        f.locks = locks;
+        f.edges = edges;
+        f.processes = pids;
+        return f;
+    }
     let mut f = finding(
         FindingKind::Deadlock,
         format!("deadlock:{}", key.join(",")),
@@ -690,7 +704,7 @@ impl Detector for Stalls {
         if snap.threads.is_empty() || !snap.threads.iter().all(|t| t.blocked) {
             return Vec::new();
         }
-        if so_far.iter().any(|f| f.kind == FindingKind::Deadlock) {
+        if so_far.iter().any(|f| f.kind == FindingKind::Deadlock) || super::idle::any_idle(snap) {
             return Vec::new();
         }
         // A waited-for lock that is unlocked has just been released: its waiter is being woken.

@@ -8,6 +8,7 @@ pub mod functions;
 pub mod layout;
 pub mod lines;
 pub mod locks;
+pub mod numbers;
 pub mod objects;
 pub mod stdlib;
 #[rustfmt::skip]

@@ -4,6 +4,7 @@ pub mod dot;
 pub mod escape;
 pub mod junit;
 pub mod text;
+pub mod timing;
 
 use std::io::Write;
 

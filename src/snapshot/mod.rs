@@ -12,9 +12,11 @@ pub mod current_test;
 pub mod futures;
 mod holders;
 pub mod multiprocessing;
+mod permits;
 mod probe;
 mod session;
 mod threads;
+mod timeouts;
 mod waits;
 mod writes;
 
@@ -62,6 +64,8 @@ pub struct Snapshot {
     pub probe_edges: Vec<ProbeEdge>,
     /// Pools whose work runs in other processes, for linking them (`--tree`).
     pub pools: PoolView,
+    /// Per process: the signals it catches (`SigCgt`), read at this snapshot.
+    pub signals: BTreeMap<i32, u64>,
 }
 
 impl Snapshot {
@@ -331,6 +335,9 @@ fn take_cached(
         probe_loaded: probe_state.is_some(),
         probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
         pools,
+        signals: crate::target::signals::caught_mask(pid)
+            .map(|m| BTreeMap::from([(pid, m)]))
+            .unwrap_or_default(),
     })
 }
 

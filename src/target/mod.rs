@@ -5,6 +5,7 @@ pub mod discovery;
 pub mod elf;
 pub mod namespaces;
 pub mod procfs;
+pub mod signals;
 pub mod sockdiag;
 pub mod taskfiles;
 
@@ -158,6 +159,7 @@ impl Target {
             interpreter_found: Some(if found.cached { "cached" } else { "searched" }.into()),
             current_test: None,
             notes: layout.notes.clone(),
+            idle: None,
         };
         Ok(Target {
             pid,
