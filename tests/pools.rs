@@ -1,0 +1,101 @@
+//! Counting resources (issue 31), on real processes: a semaphore shows its permits and who
+//! holds them; when every permit is held by a thread that waits for another, it is a deadlock
+//! (a knot) naming the holders and the counts; threads sharing a semaphore one permit at a
+//! time give no finding.
+
+mod support;
+
+use serde_json::Value;
+use support::representative::interpreters_to_test;
+use support::{doc, dump_json, fixture, line_of, Interpreter, Target};
+
+fn for_each(check: impl Fn(&Interpreter)) {
+    let mut failures = Vec::new();
+    for interp in interpreters_to_test() {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&interp)));
+        if let Err(e) = run {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", interp.label));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn lock_named<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["name"] == name)
+        })
+        .unwrap_or_else(|| panic!("no lock named {name}: {:#}", d["locks"]))
+}
+
+#[test]
+fn a_bounded_semaphore_held_by_its_own_waiters_is_a_deadlock_naming_holders_and_counts() {
+    let script = fixture("semaphores.py");
+    let taken = line_of(&script, "def handle", "with backend_slots:");
+    let waited = line_of(&script, "def fetch_profile", "with backend_slots:");
+    for_each(|interp| {
+        let t = Target::start(interp, &script, &["held"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "{d:#}");
+        let f = deadlocks[0];
+        assert_eq!(f["knot"], true, "{f:#}");
+        assert_eq!(
+            doc::finding_thread_names(&d, f),
+            ["handler-0", "handler-1"],
+            "{f:#}"
+        );
+        assert_eq!(
+            f["summary"],
+            format!(
+                "backend_slots: 2 of 2 permits held by \"handler-0\" (handle semaphores.py:{taken}) \
+                 and \"handler-1\" (handle semaphores.py:{taken}), each waiting for another at \
+                 fetch_profile semaphores.py:{waited}"
+            )
+        );
+        let sem = lock_named(&d, "backend_slots");
+        assert_eq!(sem["kind"], "semaphore");
+        assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
+        let holders = sem["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 2, "{sem:#}");
+        assert!(
+            holders.iter().all(|h| h["evidence"] == "value_stack"),
+            "{sem:#}"
+        );
+        // Every holder is named by an edge of the finding, as is every wait.
+        let held_by = f["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["via"] == "held_by" && e["from"] == sem["id"])
+            .count();
+        assert_eq!(held_by, 2, "{f:#}");
+        assert!(doc::findings(&d, "stall").is_empty());
+    });
+}
+
+#[test]
+fn eight_threads_sharing_a_bounded_semaphore_of_three_give_no_finding() {
+    let script = fixture("semaphores.py");
+    for_each(|interp| {
+        let t = Target::start_busy(interp, &script, &["shared"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 0, "[{}] {d:#}", interp.label);
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        let sem = lock_named(&d, "pool_slots");
+        assert_eq!(sem["permits"]["total"], 3, "{sem:#}");
+    });
+}
