@@ -99,3 +99,63 @@ fn eight_threads_sharing_a_bounded_semaphore_of_three_give_no_finding() {
         assert_eq!(sem["permits"]["total"], 3, "{sem:#}");
     });
 }
+
+/// pyenv interpreters that import SQLAlchemy (installed by scripts/test); the others are
+/// skipped with a note.
+fn with_sqlalchemy(check: impl Fn(&Interpreter)) {
+    for_each(|interp| {
+        let ok = std::process::Command::new(&interp.path)
+            .args(["-c", "import sqlalchemy"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            check(interp)
+        } else {
+            eprintln!("note: {}: SQLAlchemy not installed, skipped", interp.label);
+        }
+    });
+}
+
+#[test]
+fn a_sqlalchemy_pool_exhausted_by_its_own_holders_is_a_deadlock_until_the_timeout() {
+    let script = fixture("sqlalchemy_pool.py");
+    let taken = line_of(&script, "def handle_request", "with engine.connect()");
+    let asked = line_of(&script, "def audit", "with engine.connect()");
+    with_sqlalchemy(|interp| {
+        let t = Target::start(interp, &script, &["exhausted"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "{d:#}");
+        let f = deadlocks[0];
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(&format!(
+                "QueuePool: 2 of 2 items held by \"request-0\" (handle_request \
+                 sqlalchemy_pool.py:{taken}) and \"request-1\" (handle_request \
+                 sqlalchemy_pool.py:{taken}), each waiting for another at audit \
+                 sqlalchemy_pool.py:{asked}, until the timeout in "
+            )),
+            "{summary}"
+        );
+        assert_eq!(f["knot"], true);
+        let pool = doc::lock(&d, f["locks"][0].as_str().unwrap());
+        assert_eq!(pool["kind"], "pool", "{pool:#}");
+        assert_eq!(pool["permits"], serde_json::json!({"total": 2, "free": 0}));
+        let holders = pool["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 2, "{pool:#}");
+        assert!(
+            holders.iter().all(|h| h["evidence"] == "checkout"),
+            "{pool:#}"
+        );
+        let w = &doc::thread_by_name(&d, "request-0")["waits_for"];
+        assert_eq!(w["timeout_s"].as_f64(), Some(3600.0), "{w:#}");
+        drop(t);
+
+        let t = Target::start_busy(interp, &script, &["shared"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 0, "{d:#}");
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+    });
+}

@@ -8,6 +8,7 @@
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
+mod checkout;
 pub mod current_test;
 pub mod futures;
 mod holders;
@@ -300,6 +301,7 @@ fn take_cached(
         threads.push(builder.thread(rt, native_id, k, &info));
     }
     builder.resolve_owners(&mut threads);
+    builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
         mp.joins = multiprocessing::child_joins(&walker, &raw, &threads);
