@@ -171,6 +171,11 @@ pub struct RunArgs {
     #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION")]
     pub loop_threshold: Duration,
 
+    /// Say on stderr why a failing finding's window restarted (a process that could not be
+    /// read in a sample, a finding gone from the latest sample)
+    #[arg(long, short)]
+    pub verbose: bool,
+
     /// The command to run, after `--`
     #[arg(
         required = true,

@@ -36,6 +36,9 @@ pub struct Tree {
     /// The tree is every descendant of this process, not only of `root` (`run`, a subreaper:
     /// what `root` leaves behind is re-parented here and still watched).
     pub subreaper: bool,
+    /// The processes whose snapshot failed in the latest `snapshot_parts`, and why: they are
+    /// missing from that tree snapshot.
+    pub failed: Vec<(i32, String)>,
 }
 
 impl Tree {
@@ -51,6 +54,7 @@ impl Tree {
             },
             discovery: DiscoveryCache::default(),
             subreaper: false,
+            failed: Vec::new(),
         }
     }
 
@@ -120,9 +124,11 @@ impl Tree {
     pub fn snapshot_parts(&mut self) -> Result<(Snapshot, Vec<Snapshot>)> {
         let pids = self.refresh();
         let mut snaps = Vec::new();
-        for t in self.targets.values_mut() {
-            if let Ok(s) = snapshot::take(t) {
-                snaps.push(s);
+        self.failed.clear();
+        for (&pid, t) in self.targets.iter_mut() {
+            match snapshot::take(t) {
+                Ok(s) => snaps.push(s),
+                Err(e) => self.failed.push((pid, e.to_string())),
             }
         }
         if snaps.is_empty() {

@@ -251,11 +251,10 @@ fn sample_on_schedule(
 
 /// Whether a document fails under the given kinds (empty: the contract's error kinds).
 pub fn fails(doc: &Document, fail_on: &[FindingKind]) -> bool {
-    doc.findings.iter().any(|f| {
-        if fail_on.is_empty() {
-            f.severity == model::Severity::Error
-        } else {
-            fail_on.contains(&f.kind) || f.severity == model::Severity::Error
-        }
-    })
+    doc.findings.iter().any(|f| fails_on(f, fail_on))
+}
+
+/// Whether one finding fails a command: the error kinds, and those named by `--fail-on`.
+pub fn fails_on(f: &model::Finding, fail_on: &[FindingKind]) -> bool {
+    f.severity == model::Severity::Error || fail_on.contains(&f.kind)
 }

@@ -154,6 +154,7 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
         fail_on: args.fail_on.clone(),
         loop_threshold: args.loop_threshold,
         probe: args.probe.then_some(probe_dirs),
+        verbose: args.verbose,
     };
     let command = this_command("run");
     let result = watch::watch(&child, &opts, command, &mut guard);

@@ -32,6 +32,8 @@ pub struct WatchOptions {
     /// With `run --probe`: the folders the probe was written to. A Python process of the tree
     /// that has not loaded it gets a note saying why and what to do.
     pub probe: Option<Vec<std::path::PathBuf>>,
+    /// Say on stderr why a failing finding's persistence window restarted.
+    pub verbose: bool,
 }
 
 /// Why watching ended.
@@ -153,6 +155,9 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
     let mut last_fingerprint = 0u64;
     let mut unmatched: Option<String> = None;
     let mut probe_seen = ProbeSeen::default();
+    // With `verbose`: the failing findings of the latest tree snapshot, to tell when one's
+    // window restarts.
+    let mut present: HashMap<String, String> = HashMap::new();
     // Every document of the run, with the probe's notes where it is missing.
     let doc_of = |history: &VecDeque<Snapshot>,
                   over_time: &HashMap<i32, analysis::Accumulator>,
@@ -227,11 +232,11 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
             for th in &s.threads {
                 (&th.id, &th.frames, th.state).hash(&mut hasher);
             }
-            history.push_back(s);
-            let horizon = SystemTime::now() - opts.persist - opts.interval;
-            while history.len() > 2 && history.front().map(|f| f.taken < horizon).unwrap_or(false) {
-                history.pop_front();
+            if opts.verbose {
+                explain_restarts(&mut present, &s, &tree.failed, opts);
             }
+            history.push_back(s);
+            trim_to_window(&mut history, opts.persist);
         }
         let fingerprint = hasher.finish();
         if fingerprint != last_fingerprint || timed_sleep {
@@ -264,6 +269,57 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
         }
         std::thread::sleep(opts.interval);
     }
+}
+
+/// Drops the oldest snapshots the window no longer needs: the oldest goes only while the one
+/// after it still lies a whole `persist` before the newest. (Trimming to a fixed horizon
+/// behind the clock instead kept the span short of `persist` for good whenever one tree
+/// snapshot took longer than the sample interval: a busy pytest-xdist run then reported its
+/// deadlock only once the other workers fell quiet.)
+fn trim_to_window(history: &mut VecDeque<Snapshot>, persist: Duration) {
+    let Some(newest) = history.back().map(|s| s.taken) else {
+        return;
+    };
+    let spans_window = |s: &Snapshot| newest.duration_since(s.taken).unwrap_or_default() >= persist;
+    while history.len() > 2 && history.get(1).is_some_and(spans_window) {
+        history.pop_front();
+    }
+}
+
+/// `run --verbose`: says on stderr when a failing finding of the previous tree snapshot is
+/// missing from this one (its persistence window starts over), and why when it is known: a
+/// process of the finding could not be read this time.
+fn explain_restarts(
+    present: &mut HashMap<String, String>,
+    snap: &Snapshot,
+    failed: &[(i32, String)],
+    opts: &WatchOptions,
+) {
+    let now: HashMap<String, String> = analysis::findings(snap)
+        .into_iter()
+        .filter(|f| crate::fails_on(f, &opts.fail_on))
+        .map(|f| (f.id, format!("{} ({})", f.kind.as_str(), f.summary)))
+        .collect();
+    for (pid, why) in failed {
+        eprintln!("gridlock run: process {pid} could not be read in this sample: {why}");
+    }
+    for (id, what) in present.iter().filter(|(id, _)| !now.contains_key(*id)) {
+        let unread: Vec<String> = failed
+            .iter()
+            .filter(|(pid, _)| id.contains(&format!("{pid}:")))
+            .map(|(pid, _)| pid.to_string())
+            .collect();
+        let why = if unread.is_empty() {
+            "it is absent from the latest snapshot".to_string()
+        } else {
+            format!("process {} could not be read", unread.join(", "))
+        };
+        eprintln!(
+            "gridlock run: the window of {} restarted: {why}",
+            crate::report::escape::escape(what)
+        );
+    }
+    *present = now;
 }
 
 /// One document over the tree's snapshots; with `require_persistence`, findings count only

@@ -485,6 +485,55 @@ fn a_pytest_suite_that_hangs_in_its_third_test_names_it_plain_and_under_xdist() 
     }
 }
 
+/// Under pytest-xdist with `-n 2` and `-n 4`, a deadlock in one worker is reported while the
+/// other workers are still busy running tests: a tree snapshot slower than the sample interval
+/// once kept the persistence window from ever spanning `--window` until they fell quiet (30 s
+/// and more, sometimes past a CI job's timeout). Three runs of each; the measure is how many
+/// of the other workers' tests finished before the report, not wall time.
+#[test]
+fn a_deadlock_under_xdist_is_reported_while_other_workers_are_busy() {
+    let py = python_with(&["pytest", "xdist"]);
+    let p = py.to_str().unwrap();
+    let suite = support::fixture("hung_tests/test_busy_xdist.py");
+    let suite = suite.to_str().unwrap();
+    for workers in ["2", "4"] {
+        for round in 0..3 {
+            let label = format!("xdist-busy-{workers}-{round}");
+            let log =
+                std::env::temp_dir().join(format!("gridlock-{label}-{}.log", std::process::id()));
+            let _ = std::fs::remove_file(&log);
+            let out = Command::new(gridlock_bin())
+                .args(["run", "--verbose", "--", p, "-m", "pytest", "-q"])
+                .args(["-p", "no:cacheprovider", "-n", workers, suite])
+                .env("BUSY_LOG", &log)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let busy_done = std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .count();
+            let _ = std::fs::remove_file(&log);
+            assert_eq!(out.status.code(), Some(3), "{label}: {stderr}");
+            assert!(
+                stderr.contains("DEADLOCK") && stderr.contains("mover-ab"),
+                "{label}: {stderr}"
+            );
+            // About 15 at most here (the window, one slow tree snapshot and the workers'
+            // attach, at some 12 busy tests a second); 58-138 before the fix under `-n 4`.
+            assert!(
+                busy_done < 40,
+                "{label}: {busy_done} busy tests ran before the deadlock was reported: {stderr}"
+            );
+            assert!(
+                python_processes_running(suite).is_empty(),
+                "{label}: pytest was left running"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_unittest_suite_that_hangs_in_its_third_test_names_it() {
     let suite = support::fixture("hung_tests");
