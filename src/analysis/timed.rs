@@ -5,6 +5,8 @@
 //! This file only rewrites snapshots' waits before the detectors see them, and words how long
 //! a deadlock of timed waits lasts; it reads no process.
 
+use std::collections::HashMap;
+
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
@@ -31,21 +33,28 @@ fn key(w: &Wait) -> WaitKey {
 pub fn settle_window(snaps: &mut [Snapshot]) {
     let Some(last) = snaps.last() else { return };
     let ids: Vec<String> = last.threads.iter().map(|t| t.id.clone()).collect();
+    // Each snapshot's index of each thread.
+    let index: Vec<HashMap<String, usize>> = snaps
+        .iter()
+        .map(|s| {
+            s.threads
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect()
+        })
+        .collect();
     for id in ids {
-        settle_thread(snaps, &id);
+        // A thread missing from a snapshot of the window is left as it was seen.
+        let at: Option<Vec<usize>> = index.iter().map(|m| m.get(&id).copied()).collect();
+        if let Some(at) = at {
+            settle_thread(snaps, &at);
+        }
     }
 }
 
-fn settle_thread(snaps: &mut [Snapshot], id: &str) {
+fn settle_thread(snaps: &mut [Snapshot], at: &[usize]) {
     let n = snaps.len();
-    // Each snapshot's index of the thread, or give up if it is missing from one.
-    let mut at = Vec::with_capacity(n);
-    for s in snaps.iter() {
-        match s.threads.iter().position(|t| t.id == id) {
-            Some(i) => at.push(i),
-            None => return,
-        }
-    }
     let thread = |i: usize| &snaps[i].threads[at[i]];
     // A running sighting at the wait's own stack (woken by its timeout, not yet back in
     // Python), or, once per window, anywhere in the frames that called the wait (between

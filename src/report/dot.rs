@@ -46,7 +46,10 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             .map(|m| format!("import {m}"))
             .or_else(|| l.names.first().map(|n| n.name.clone()))
             .unwrap_or_default();
-        let label = format!("{}\\n{} {}", name, l.kind, l.address);
+        let mut label = format!("{}\\n{} {}", name, l.kind, l.address);
+        if let Some(p) = super::timing::permits_label(l) {
+            label = format!("{label}\\n{p}");
+        }
         let color = if hot_nodes.contains(l.id.as_str()) {
             ", color=red, penwidth=2"
         } else {
