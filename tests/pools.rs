@@ -157,5 +157,21 @@ fn a_sqlalchemy_pool_exhausted_by_its_own_holders_is_a_deadlock_until_the_timeou
         let (code, d) = dump_json(t.pid, "1s");
         assert_eq!(code, 0, "{d:#}");
         assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        drop(t);
+
+        // Held by threads that wait for something else: a stall that names the pool.
+        let t = Target::start(interp, &script, &["stalled"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 3, "{d:#}");
+        let stalls = doc::findings(&d, "stall");
+        assert_eq!(stalls.len(), 1, "{d:#}");
+        let summary = stalls[0]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains(
+                "\"late\" waits for a notify on QueuePool (2 of 2 items held by \"request-0\" \
+                 and \"request-1\")"
+            ),
+            "{summary}"
+        );
     });
 }

@@ -730,7 +730,11 @@ impl Detector for Stalls {
             let Some(w) = &t.waits_for else { continue };
             let target = w.target.clone().unwrap_or_else(|| "unknown".into());
             let what = match (w.kind, &w.target) {
-                (WaitKind::Notify, Some(l)) => format!("a notify on {}", lock_label(snap, l)),
+                (WaitKind::Notify, Some(l)) => format!(
+                    "a notify on {}{}",
+                    lock_label(snap, l),
+                    super::permits::held_note(snap, l)
+                ),
                 (WaitKind::Lock, Some(l)) => {
                     let holder = snap.lock(l).map(|lk| {
                         if lk.holders.iter().any(|h| h.evidence == Evidence::Unknown) {

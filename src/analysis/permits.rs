@@ -112,6 +112,38 @@ pub fn knot_summary(snap: &Snapshot, locks: &[String]) -> Option<String> {
     ))
 }
 
+/// ` (2 of 2 items held by "request-0" and "request-1")` for a counting resource whose
+/// permits are known, for a stall's words; empty otherwise.
+pub fn held_note(snap: &Snapshot, id: &str) -> String {
+    let Some(lock) = snap.lock(id).filter(|l| counts_permits(l)) else {
+        return String::new();
+    };
+    let Some(p) = lock.permits else {
+        return String::new();
+    };
+    let unit = if lock.kind == LockKind::Pool {
+        "items"
+    } else {
+        "permits"
+    };
+    let mut by: Vec<String> = lock
+        .holders
+        .iter()
+        .filter_map(|h| h.thread.as_deref().map(|t| thread_label(snap, t)))
+        .collect();
+    by.sort();
+    let held = match (p.total, p.free) {
+        (Some(t), Some(f)) => format!("{} of {t} {unit} held", t.saturating_sub(f)),
+        (None, Some(f)) => format!("{f} {unit} free"),
+        _ => return String::new(),
+    };
+    if by.is_empty() {
+        format!(" ({held}, by no thread found)")
+    } else {
+        format!(" ({held} by {})", join_and(&by))
+    }
+}
+
 fn join_and(parts: &[String]) -> String {
     match parts {
         [] => String::new(),

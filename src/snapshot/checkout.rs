@@ -122,7 +122,18 @@ impl<'w, 'a> Builder<'w, 'a> {
             }
             held.push((i, mine));
         }
-        // An object several threads reach (the engine, a shared session factory) is no item.
+        // An object several threads reach (the engine, a shared session factory), or a module
+        // global of the code holding it (an engine made at import), is no item.
+        let globals: HashSet<usize> = raw
+            .iter()
+            .flat_map(|rt| rt.frames.iter())
+            .filter(|f| !library_frame(&f.code.filename))
+            .filter_map(|f| super::multiprocessing::frame_globals(self.walker, f))
+            .collect::<HashSet<usize>>()
+            .into_iter()
+            .flat_map(|d| objs.dict_entries(d).unwrap_or_default())
+            .map(|(_, v)| v)
+            .collect();
         let mut seen: HashMap<usize, usize> = HashMap::new();
         for (_, mine) in &held {
             for (item, _, _) in mine {
@@ -134,7 +145,8 @@ impl<'w, 'a> Builder<'w, 'a> {
         let owner_name = objs.type_name(owner).ok();
         let mut holders = Vec::new();
         for (i, mine) in held {
-            for (_, site, name) in mine.into_iter().filter(|(m, _, _)| seen[m] == 1) {
+            let private = |m: &usize| seen[m] == 1 && !globals.contains(m);
+            for (_, site, name) in mine.into_iter().filter(|(m, _, _)| private(m)) {
                 holders.push(Holder {
                     thread: Some(threads[i].id.clone()),
                     task: None,
