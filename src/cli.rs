@@ -1,6 +1,7 @@
 //! The command line (clap derive).
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -14,11 +15,24 @@ pub const EXIT_CODES: &str = "EXIT STATUS:
   2  usage error
   3  a failing finding: deadlock, stall, orphaned_lock or hang by default (see --fail-on)";
 
+/// `gridlock --version`: the version, then the CPython builds gridlock reads.
+pub static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
+    let versions = crate::cpython::supported_versions();
+    format!(
+        "{version}\n\
+         CPython builds it reads: {list} (default builds, with the GIL), on 64-bit Linux (tested on x86-64);\n\
+         \x20 libpython as a shared library (pyenv, python.org, most distributions) or linked into the\n\
+         \x20 executable (Debian's static python3.X). Free-threaded builds (3.13t) are not supported.",
+        version = env!("CARGO_PKG_VERSION"),
+        list = versions.join(", "),
+    )
+});
+
 #[derive(Debug, Parser)]
 #[command(
     name = "gridlock",
     version,
-    long_version = crate::cli_docs::LONG_VERSION.as_str(),
+    long_version = LONG_VERSION.as_str(),
     about = "Tells you why a Python process is stuck: deadlocks, stalls and orphaned locks, read from outside the running process",
     after_help = EXIT_CODES
 )]

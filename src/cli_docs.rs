@@ -1,26 +1,12 @@
-//! What the command line says about itself beyond `--help`: the long `--version` text, shell
-//! completions and the man page, all generated from the clap definitions in `cli` (never
-//! written by hand, so they cannot drift). It may not attach to or read any process.
+//! What the command line says about itself beyond `--help` and `--version`: shell completions
+//! and the man page, generated from the clap definitions in `cli` (never written by hand, so
+//! they cannot drift). It may not attach to or read any process; `cli` does not import it.
 
 use std::io::Write;
-use std::sync::LazyLock;
 
 use clap::CommandFactory;
 
 use crate::cli::Cli;
-
-/// `gridlock --version`: the version, then the CPython builds gridlock reads.
-pub static LONG_VERSION: LazyLock<String> = LazyLock::new(|| {
-    let versions = crate::cpython::supported_versions();
-    format!(
-        "{version}\n\
-         CPython builds it reads: {list} (default builds, with the GIL), on 64-bit Linux (tested on x86-64);\n\
-         \x20 libpython as a shared library (pyenv, python.org, most distributions) or linked into the\n\
-         \x20 executable (Debian's static python3.X). Free-threaded builds (3.13t) are not supported.",
-        version = env!("CARGO_PKG_VERSION"),
-        list = versions.join(", "),
-    )
-});
 
 /// Writes the completion script for `shell` (bash, zsh, fish, elvish, powershell).
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> std::io::Result<()> {

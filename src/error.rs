@@ -1,4 +1,5 @@
-//! Library errors. Each variant carries enough for a one-line message a user can act on.
+//! Library errors. Each variant carries enough for a one-line message a user can act on,
+//! passed in when it is built: this file imports nothing of the domain (it sits below all).
 
 use thiserror::Error;
 
@@ -16,8 +17,14 @@ pub enum Error {
     #[error("permission denied reading process {pid}: {hint}")]
     PermissionDenied { pid: i32, hint: String },
 
-    #[error("process {pid} runs CPython {version}, which gridlock does not support (supported: CPython {}; newer versions are attempted when they publish debug offsets)", crate::cpython::layout::supported_range())]
-    Unsupported { pid: i32, version: String },
+    /// `supported`: the versions gridlock reads (`3.8 to 3.15`), passed in by the caller:
+    /// this file knows no CPython version.
+    #[error("process {pid} runs CPython {version}, which gridlock does not support (supported: CPython {supported}; newer versions are attempted when they publish debug offsets)")]
+    Unsupported {
+        pid: i32,
+        version: String,
+        supported: String,
+    },
 
     #[error("process {pid} runs a free-threaded CPython {version} build, which gridlock does not read yet: run the program on a default (GIL) build of CPython to inspect it")]
     FreeThreaded { pid: i32, version: String },

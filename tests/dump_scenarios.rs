@@ -860,3 +860,47 @@ fn condition_wait_without_a_notifier_is_a_stall() {
         assert_text_reports(&target, "STALL");
     });
 }
+
+/// A stall's summary names who holds the lock a thread waits for; its edges say so too (a
+/// `held_by` edge with evidence and site), and so does the text's evidence block.
+#[test]
+fn a_stall_names_the_holder_in_its_edges() {
+    for_each_interpreter(|py| {
+        let src = fixture("stall_known_holder.py");
+        let target = Target::start(py, &src, &[]);
+        let (code, d) = dump_json(target.pid, WINDOW);
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        assert_eq!(kinds(&d), vec!["stall"], "{:#}", d["findings"]);
+        let stall = only(&d, "stall");
+        let consumer = doc::thread_by_name(&d, "consumer");
+        let producer = doc::thread_by_name(&d, "producer");
+        let edges = stall["edges"].as_array().unwrap();
+        let wait = edges
+            .iter()
+            .find(|e| e["from"] == consumer["id"])
+            .unwrap_or_else(|| panic!("no edge from consumer: {stall:#}"));
+        assert_eq!(wait["via"], "waits_for");
+        let held = edges
+            .iter()
+            .find(|e| e["via"] == "held_by" && e["from"] == wait["to"])
+            .unwrap_or_else(|| panic!("no held_by edge for the waited lock: {stall:#}"));
+        assert_eq!(held["to"], producer["id"], "{stall:#}");
+        assert_eq!(held["evidence"], "value_stack", "{held}");
+        assert_eq!(held["name"], "stats_lock", "{held}");
+        assert_eq!(
+            held["site"],
+            site(
+                "produce",
+                &src,
+                line_of(&src, "def produce", "with stats_lock:")
+            )
+        );
+        let (code, text) = dump_text(target.pid, "0");
+        assert_eq!(code, 3, "{text}");
+        assert!(
+            text.contains("held by \"producer\"")
+                && text.contains("as stats_lock, taken at produce"),
+            "{text}"
+        );
+    });
+}

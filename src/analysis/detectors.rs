@@ -410,6 +410,35 @@ fn set_cycle(
 }
 
 /// Who holds a lock (or completes a future), as far as known: threads, tasks, processes.
+/// An edge (`held_by`, or `completed_by` for a future) from the lock to each holder that is a
+/// thread, task or process, with how it is known, where it was taken and the name the
+/// holder's code gives it.
+fn holder_edges<'a>(
+    snap: &'a Snapshot,
+    lock: &'a Lock,
+    via: EdgeVia,
+) -> impl Iterator<Item = Edge> + 'a {
+    lock.holders.iter().filter_map(move |h| {
+        let to = match (&h.thread, &h.task, h.process) {
+            (Some(id), _, _) | (None, Some(id), _) => id.clone(),
+            (None, None, Some(p)) => format!("{p}:p"),
+            _ => return None,
+        };
+        let name = snap
+            .thread(&to)
+            .and_then(|t| t.holds.iter().find(|x| x.lock == lock.id))
+            .and_then(|x| x.name.clone());
+        Some(Edge {
+            from: lock.id.clone(),
+            to,
+            via,
+            evidence: h.evidence,
+            site: h.site.clone(),
+            name,
+        })
+    })
+}
+
 fn holder_labels(snap: &Snapshot, lock: &Lock) -> Vec<String> {
     lock.holders
         .iter()
@@ -780,7 +809,7 @@ impl Detector for Stalls {
             }
             edges.push(Edge {
                 from: t.id.clone(),
-                to: target,
+                to: target.clone(),
                 via: if w.kind == WaitKind::Join {
                     EdgeVia::Joins
                 } else {
@@ -790,6 +819,16 @@ impl Detector for Stalls {
                 site: w.site.clone(),
                 name: w.name.clone(),
             });
+            // Every holder the summary names is an edge too, so the JSON says who holds (or,
+            // for a future, who will complete it, as a deadlock says).
+            let via = match w.kind {
+                WaitKind::Lock => Some(EdgeVia::HeldBy),
+                WaitKind::Future => Some(EdgeVia::CompletedBy),
+                _ => None,
+            };
+            if let (Some(via), Some(lock)) = (via, snap.lock(&target)) {
+                edges.extend(holder_edges(snap, lock, via));
+            }
         }
         let mut f = finding(
             FindingKind::Stall,

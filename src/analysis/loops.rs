@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
-use super::timestamp;
+use super::clock::timestamp;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 

@@ -1,6 +1,7 @@
 //! From snapshots to findings: the wait-for graph, one detector per finding kind, and the
 //! window logic that keeps only what persisted.
 
+mod clock;
 pub mod detectors;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -15,6 +16,7 @@ pub mod timed;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+pub use clock::timestamp;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
@@ -344,31 +346,6 @@ pub fn add_latent_findings(doc: &mut Document, per_process: &HashMap<i32, Accumu
             }
         }
     }
-}
-
-/// RFC 3339 UTC timestamp with milliseconds.
-pub fn timestamp(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = if month <= 2 { y + 1 } else { y };
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
 }
 
 #[cfg(test)]

@@ -3,24 +3,7 @@
 //! Names come from the code object, never from source text, so they survive edited files.
 
 use super::layout::Dialect;
-
-/// One version's opcode facts, generated from the interpreter's own `opcode` module.
-#[derive(Debug)]
-pub struct OpcodeTable {
-    pub minor: u8,
-    pub have_argument: u8,
-    pub names: [Option<&'static str>; 256],
-    /// Specialised (quickened) opcode -> its base opcode; identity for base opcodes.
-    pub deopt: [u8; 256],
-    /// Inline cache code units following each opcode (3.11+).
-    pub caches: [u8; 256],
-}
-
-impl OpcodeTable {
-    pub fn name(&self, op: u8) -> &'static str {
-        self.names[self.deopt[op as usize] as usize].unwrap_or("?")
-    }
-}
+pub use super::opcode_table::OpcodeTable;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instruction {

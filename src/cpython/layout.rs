@@ -8,7 +8,7 @@
 //! in the project's shared FACTS-cpython.md (every pointer compared with `id()` in the target).
 //! 3.8 matches 3.9 for every field used here (CPython's Include/cpython/code.h and frameobject.h).
 
-use super::bytecode::OpcodeTable;
+use super::opcode_table::OpcodeTable;
 use super::opcodes;
 
 /// How a thread state reaches its innermost frame.

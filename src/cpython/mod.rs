@@ -10,6 +10,7 @@ pub mod lines;
 pub mod locks;
 pub mod numbers;
 pub mod objects;
+pub mod opcode_table;
 pub mod slots;
 pub mod stdlib;
 #[rustfmt::skip]

@@ -515,7 +515,28 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
             }
         }
         _ => {
-            for e in &f.edges {
+            for (i, e) in f.edges.iter().enumerate() {
+                // A holder of the lock the edge before waits for: said as a deadlock says it.
+                let waited = f.edges[..i]
+                    .iter()
+                    .rev()
+                    .find(|p| !(p.via == EdgeVia::HeldBy && p.from == e.from))
+                    .is_some_and(|w| w.via == EdgeVia::WaitsFor && w.to == e.from);
+                if e.via == EdgeVia::HeldBy && waited {
+                    let named = e
+                        .name
+                        .as_deref()
+                        .map(|n| format!(" as {n}"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "    held by {}{named}, taken at {}  {}",
+                        node_label(doc, &e.to),
+                        e.site.as_deref().unwrap_or("an unknown site"),
+                        style.dim(&format!("[{}]", e.evidence.as_str()))
+                    )?;
+                    continue;
+                }
                 let target = if e.to.contains(":l:") || doc.lock(&e.to).is_some() {
                     lock_label(doc, &e.to, e.name.as_deref())
                 } else if e.to.contains(":t:") || e.to.ends_with(":p") || e.to.contains(":task:") {

@@ -121,7 +121,11 @@ impl Target {
             let msg = match e {
                 SearchError::Search(msg) => msg,
                 SearchError::Refused(Refusal::Unsupported(version)) => {
-                    return Error::Unsupported { pid, version }
+                    return Error::Unsupported {
+                        pid,
+                        version,
+                        supported: crate::cpython::layout::supported_range(),
+                    }
                 }
                 SearchError::Refused(Refusal::FreeThreaded(version)) => {
                     return Error::FreeThreaded { pid, version }
@@ -138,7 +142,11 @@ impl Target {
                     hint: crate::error::permission_hint(),
                 }
             } else if let Some(v) = unsupported_version(&msg) {
-                Error::Unsupported { pid, version: v }
+                Error::Unsupported {
+                    pid,
+                    version: v,
+                    supported: crate::cpython::layout::supported_range(),
+                }
             } else {
                 Error::Attach { pid, reason: msg }
             }

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use crossterm::event::{Event as Input, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::panels::threads::{self, SortKey, ThreadHistory, HISTORY_SECS};
+use super::panels::{findings, graph};
 use crate::model::{Document, Finding, FindingKind, Thread, ThreadState};
-
-/// How much history the state strips and GIL shares cover.
-pub const HISTORY_SECS: f64 = 60.0;
 
 /// Everything that can change the state.
 #[derive(Debug)]
@@ -91,45 +90,6 @@ impl View {
 pub enum Detail {
     Thread(String),
     Finding(String),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortKey {
-    /// Blocked holders first, then blocked, then waiting, then the rest (as the text report).
-    Interest,
-    Name,
-    Tid,
-    State,
-    /// Longest in its state first.
-    TimeInState,
-}
-
-impl SortKey {
-    pub fn label(self) -> &'static str {
-        match self {
-            SortKey::Interest => "interest",
-            SortKey::Name => "name",
-            SortKey::Tid => "tid",
-            SortKey::State => "state",
-            SortKey::TimeInState => "time in state",
-        }
-    }
-    fn next(self) -> SortKey {
-        match self {
-            SortKey::Interest => SortKey::Name,
-            SortKey::Name => SortKey::Tid,
-            SortKey::Tid => SortKey::State,
-            SortKey::State => SortKey::TimeInState,
-            SortKey::TimeInState => SortKey::Interest,
-        }
-    }
-}
-
-/// A thread's states over the last minute, one entry per sample, and its state changes.
-#[derive(Debug, Default, Clone)]
-pub struct ThreadHistory {
-    pub samples: VecDeque<(f64, ThreadState)>,
-    pub changes: VecDeque<(f64, ThreadState)>,
 }
 
 /// Per sample: whether some thread held the GIL, and whether some thread waited for it.
@@ -295,21 +255,7 @@ impl App {
         self.now = at;
         self.elapsed = self.elapsed.max(at);
         let horizon = at - HISTORY_SECS;
-        for t in &doc.threads {
-            let h = self.history.entry(t.id.clone()).or_default();
-            if h.changes.back().map(|c| c.1) != Some(t.state) {
-                h.changes.push_back((at, t.state));
-                if h.changes.len() > 50 {
-                    h.changes.pop_front();
-                }
-            }
-            h.samples.push_back((at, t.state));
-            while h.samples.front().is_some_and(|s| s.0 < horizon) {
-                h.samples.pop_front();
-            }
-        }
-        let live: HashSet<&str> = doc.threads.iter().map(|t| t.id.as_str()).collect();
-        self.history.retain(|id, _| live.contains(id.as_str()));
+        threads::record(&mut self.history, &doc, at);
         self.gil.samples.push_back((
             at,
             doc.threads.iter().any(|t| t.owns_gil),
@@ -459,7 +405,7 @@ impl App {
         match self.view {
             View::Threads => self.rows.len(),
             View::Findings => doc.findings.len(),
-            View::Graph => crate::tui::views::graph_lines_len(doc),
+            View::Graph => graph::lines_len(doc),
             View::Loops => doc.tasks.len(),
             View::Processes => doc.processes.len(),
         }
@@ -514,114 +460,16 @@ impl App {
 
     /// The text report (`gridlock dump`'s) of one finding, threads included.
     fn finding_report(&self, id: &str) -> Vec<String> {
-        let Some(doc) = &self.doc else {
-            return Vec::new();
-        };
-        let mut one = doc.clone();
-        one.findings.retain(|f| f.id == id);
-        let mut out = Vec::new();
-        let _ = crate::report::text::render(
-            &one,
-            &crate::report::text::Style { color: false },
-            &mut out,
-        );
-        String::from_utf8_lossy(&out)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Seconds a thread has been in its current state, from the document's timestamps.
-    pub fn time_in_state(doc: &Document, t: &Thread) -> Option<f64> {
-        Some(parse_timestamp(&doc.window.ended)? - parse_timestamp(&t.state_since)?)
+        match &self.doc {
+            Some(doc) => findings::report(doc, id),
+            None => Vec::new(),
+        }
     }
 
     fn refresh_rows(&mut self) {
-        let Some(doc) = &self.doc else {
-            self.rows.clear();
-            return;
+        self.rows = match &self.doc {
+            Some(doc) => threads::rows(doc, &self.filter, self.sort),
+            None => Vec::new(),
         };
-        let needle = self.filter.to_lowercase();
-        let mut rows: Vec<usize> = (0..doc.threads.len())
-            .filter(|&i| needle.is_empty() || thread_matches(&doc.threads[i], &needle))
-            .collect();
-        let name = |t: &Thread| t.name.clone().unwrap_or_default();
-        match self.sort {
-            SortKey::Interest => rows.sort_by_key(|&i| (interest(&doc.threads[i]), i)),
-            SortKey::Name => rows.sort_by_key(|&i| (name(&doc.threads[i]), i)),
-            SortKey::Tid => rows.sort_by_key(|&i| (doc.threads[i].native_id, i)),
-            SortKey::State => rows.sort_by_key(|&i| (doc.threads[i].state, i)),
-            SortKey::TimeInState => {
-                let t: Vec<f64> = doc
-                    .threads
-                    .iter()
-                    .map(|t| App::time_in_state(doc, t).unwrap_or(0.0))
-                    .collect();
-                rows.sort_by(|&a, &b| t[b].total_cmp(&t[a]).then(a.cmp(&b)))
-            }
-        }
-        self.rows = rows;
-    }
-}
-
-fn thread_matches(t: &Thread, needle: &str) -> bool {
-    t.name
-        .as_deref()
-        .is_some_and(|n| n.to_lowercase().contains(needle))
-        || t.state.as_str().contains(needle)
-        || t.native_id.is_some_and(|id| id.to_string() == needle)
-        || t.namespace_tid.is_some_and(|id| id.to_string() == needle)
-        || t.frames
-            .first()
-            .is_some_and(|f| f.function.to_lowercase().contains(needle))
-}
-
-/// As the text report orders threads: blocked holders, blocked, waiting, the rest.
-fn interest(t: &Thread) -> u8 {
-    match (t.blocked, t.waits_for.is_some(), t.holds.is_empty()) {
-        (true, _, false) => 0,
-        (true, _, true) => 1,
-        (false, true, _) => 2,
-        _ => match t.state {
-            ThreadState::Running | ThreadState::GilWait => 3,
-            _ => 4,
-        },
-    }
-}
-
-/// Seconds since the epoch of an RFC 3339 UTC timestamp as the document writes them
-/// (`2026-11-18T10:26:40.123Z`).
-pub fn parse_timestamp(s: &str) -> Option<f64> {
-    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.split(':');
-    let (h, min) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let sec: f64 = t.next()?.parse().ok()?;
-    // Days from civil (the inverse of analysis::timestamp's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86400 + h * 3600 + min * 60) as f64 + sec)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_the_documents_timestamps() {
-        let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_000_000_123);
-        let s = crate::analysis::timestamp(t);
-        assert!((parse_timestamp(&s).unwrap() - 1_795_000_000.123).abs() < 1e-6);
-        assert_eq!(parse_timestamp("1970-01-01T00:00:00.000Z"), Some(0.0));
-        assert_eq!(parse_timestamp("garbage"), None);
     }
 }

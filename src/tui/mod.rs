@@ -4,6 +4,9 @@
 //! terminal; this module never reads the target itself.
 
 pub mod app;
+mod names;
+pub mod panels;
+mod style;
 pub mod term;
 pub mod views;
 

@@ -1,0 +1,166 @@
+//! A task's await chain: coroutine -> awaited coroutine -> ... down to the future that ends
+//! it, each suspended frame with its current instruction and the top of its value stack,
+//! for every version's frame layout (3.8-3.10 frame objects, 3.11+ embedded frames). It
+//! follows pointers; what the frames mean is `facts`'s question.
+
+use std::rc::Rc;
+
+use crate::cpython::layout::common::OB_TYPE;
+use crate::cpython::layout::{AwaitTop, Bytecode, CoroFrame, InstructionPointer};
+use crate::cpython::threads::RawFrame;
+
+use super::facts::FrameFacts;
+use super::reader::{int32, word, Reader};
+use super::types::Kind;
+
+/// Deepest await chain followed (coroutine -> coroutine -> ... -> future).
+const MAX_CHAIN: usize = 64;
+/// A frame's fields read in one go: 3.8-3.10 `PyFrameObject` up to `f_state` (+108), 3.11+
+/// `_PyInterpreterFrame` up to `stacktop` (+64), both well inside the frame.
+const FRAME_READ: usize = 112;
+const FRAME_READ_EMBEDDED: usize = 72;
+
+/// A suspended frame of an await chain with what its code tells.
+pub(super) type ChainFrame = (RawFrame, Rc<FrameFacts>);
+
+impl Reader<'_, '_, '_> {
+    /// Coroutine -> awaited coroutine -> ..., outermost frame first, each frame with what its
+    /// code tells (decoded once per code and instruction).
+    pub(super) fn await_chain(&mut self, coro: usize) -> Vec<ChainFrame> {
+        let mut chain = Vec::new();
+        let dialect = self.walker.dialect();
+        let mut obj = coro;
+        self.chain_end = None;
+        self.chain_executing = false;
+        let embedded = matches!(self.offs.coro_frame, CoroFrame::Embedded { .. });
+        for _ in 0..MAX_CHAIN {
+            let Some((rf, suspended, top)) = self.suspended_frame(obj) else {
+                // A future (FutureIter, Future, Task) ends the chain: `fut_waiter` names it.
+                break;
+            };
+            if chain.is_empty() {
+                self.chain_executing = embedded && !suspended;
+            }
+            let facts = self.facts.of(dialect, &rf);
+            let next = if suspended && facts.yield_from {
+                top.and_then(|slot| self.mem().ptr(slot).ok())
+                    .map(|p| self.walker.slot_object(p))
+                    .filter(|p| *p != 0)
+            } else {
+                None
+            };
+            chain.push((rf, facts));
+            match next {
+                Some(next) => obj = next,
+                None => break,
+            }
+        }
+        chain
+    }
+
+    /// The frame of a coroutine or generator, whether it is suspended (not created, running
+    /// or finished), and the address of the top of its value stack (what a suspended `await`
+    /// waits on). The object and its frame's fields come in one read each.
+    pub(super) fn suspended_frame(
+        &mut self,
+        obj: usize,
+    ) -> Option<(RawFrame, bool, Option<usize>)> {
+        let mut buf = [0u8; 80 + FRAME_READ_EMBEDDED];
+        let mut fbuf = [0u8; FRAME_READ];
+        let (frame, suspended, embedded_at) = match self.offs.coro_frame {
+            CoroFrame::Pointer { at, f_state } => {
+                let head = &mut buf[..at + 8];
+                self.mem().read_into(obj, head).ok()?;
+                if !self.is_coroutine(word(head, OB_TYPE)) {
+                    self.chain_end = Some((obj, word(head, OB_TYPE)));
+                    return None;
+                }
+                let frame = word(head, at);
+                if frame == 0 {
+                    return None;
+                }
+                self.mem().read_into(frame, &mut fbuf).ok()?;
+                let suspended = match f_state {
+                    // 3.10 FRAME_SUSPENDED.
+                    Some(off) => fbuf[off] as i8 == -1,
+                    // 3.8/3.9: the value stack top is saved only while suspended.
+                    None => word(&fbuf, 72) != 0,
+                };
+                (frame, suspended, None)
+            }
+            CoroFrame::Embedded { at, state } => {
+                // The object's head and its embedded frame's fields, in one read.
+                let raw = &mut buf[..at + FRAME_READ_EMBEDDED];
+                self.mem().read_into(obj, raw).ok()?;
+                if !self.is_coroutine(word(raw, OB_TYPE)) {
+                    self.chain_end = Some((obj, word(raw, OB_TYPE)));
+                    return None;
+                }
+                let Some(suspended) = self.offs.coro_states.suspended(raw[state] as i8) else {
+                    return None;
+                };
+                (obj + at, suspended, Some(at))
+            }
+        };
+        let fraw: &[u8] = match embedded_at {
+            Some(at) => &buf[at..at + FRAME_READ_EMBEDDED],
+            None => &fbuf,
+        };
+        let code_addr = self.walker.slot_object(word(fraw, self.layout.frame_code));
+        let code = self.code(code_addr)?;
+        let instr = match self.layout.frame_instruction {
+            InstructionPointer::LastiBytes(off) => {
+                let lasti = int32(fraw, off);
+                (lasti >= 0).then_some(lasti as usize / 2)
+            }
+            InstructionPointer::LastiUnits(off) => {
+                let lasti = int32(fraw, off);
+                (lasti >= 0).then_some(lasti as usize)
+            }
+            InstructionPointer::Pointer(off) => match self.layout.code_bytecode {
+                Bytecode::Inline(start) => {
+                    let ptr = word(fraw, off);
+                    let base = code_addr + start;
+                    (ptr >= base).then(|| (ptr - base) / 2)
+                }
+                Bytecode::Object(_) => None,
+            },
+        };
+        let top = match self.offs.await_top {
+            AwaitTop::StackTop(off) => Some(word(fraw, off))
+                .filter(|t| *t != 0)
+                .and_then(|t| t.checked_sub(8)),
+            AwaitTop::Depth(vs, depth) => {
+                let d = int32(fraw, depth);
+                (1..=4096)
+                    .contains(&d)
+                    .then(|| word(fraw, vs) + 8 * (d as usize - 1))
+            }
+            AwaitTop::Localsplus(lp, top) => {
+                let d = int32(fraw, top);
+                (1..=4096)
+                    .contains(&d)
+                    .then(|| frame + lp + 8 * (d as usize - 1))
+            }
+            AwaitTop::StackPointer { sp, below } => {
+                let base = frame + self.layout.frame_localsplus;
+                Some(word(fraw, sp))
+                    .filter(|p| *p >= base + below && *p < base + 8 * 4096)
+                    .map(|p| p - below)
+            }
+        };
+        let rf = RawFrame {
+            addr: frame,
+            code,
+            instr,
+        };
+        Some((rf, suspended, top))
+    }
+
+    pub(super) fn is_coroutine(&mut self, ty: usize) -> bool {
+        matches!(
+            self.types.kind(&self.walker.objs, ty),
+            Some(Kind::Coroutine | Kind::Generator)
+        )
+    }
+}

@@ -1,0 +1,84 @@
+//! How the dashboard names threads, locks and waits in a few words (the header, the threads
+//! table and the graph say them the same way). Functions of the document only.
+
+use crate::model::{Document, Thread, ThreadState, WaitKind};
+
+pub fn thread_name(t: &Thread) -> String {
+    t.name
+        .clone()
+        .unwrap_or_else(|| format!("thread {}", t.thread_id))
+}
+
+/// A thread's name, with its process when the document spans several (each has a MainThread).
+pub fn qualified_name(doc: &Document, t: &Thread) -> String {
+    if doc.processes.len() > 1 {
+        format!("{}@{}", thread_name(t), t.pid)
+    } else {
+        thread_name(t)
+    }
+}
+
+pub fn thread_name_by_id(doc: &Document, id: &str) -> String {
+    doc.thread(id)
+        .map(|t| qualified_name(doc, t))
+        .unwrap_or_else(|| format!("thread {}", id.rsplit(':').next().unwrap_or(id)))
+}
+
+/// How code names a lock: the given name, else its first known name, else kind and address.
+pub fn lock_short(doc: &Document, id: &str, name: Option<&str>) -> String {
+    if let Some(n) = name {
+        return n.to_string();
+    }
+    match doc.lock(id) {
+        Some(l) => match (&l.module, l.names.first()) {
+            (Some(m), _) => format!("import lock {m}"),
+            (None, Some(n)) => n.name.clone(),
+            (None, None) => format!("{} {}", l.kind, l.address),
+        },
+        None => id.rsplit(':').next().unwrap_or(id).to_string(),
+    }
+}
+
+pub fn holds_text(doc: &Document, t: &Thread) -> String {
+    t.holds
+        .iter()
+        .map(|h| lock_short(doc, &h.lock, h.name.as_deref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn wait_text(doc: &Document, t: &Thread) -> String {
+    let Some(w) = &t.waits_for else {
+        return String::new();
+    };
+    // The futex of a thread waiting for the GIL is the GIL's: say so rather than its address.
+    if t.state == ThreadState::GilWait && w.kind == WaitKind::UnknownFutex {
+        return "GIL".into();
+    }
+    let timed = if w.timed { " (timeout)" } else { "" };
+    match (w.kind, &w.target) {
+        (WaitKind::Join, Some(th)) => format!("join {}{timed}", thread_name_by_id(doc, th)),
+        (WaitKind::Notify, Some(l)) => {
+            format!("notify {}{timed}", lock_short(doc, l, w.name.as_deref()))
+        }
+        (_, Some(l)) => {
+            let holders: Vec<String> = doc
+                .lock(l)
+                .map(|lock| {
+                    lock.holders
+                        .iter()
+                        .filter_map(|h| h.thread.as_deref())
+                        .map(|id| thread_name_by_id(doc, id))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let by = if holders.is_empty() {
+                String::new()
+            } else {
+                format!(" ← {}", holders.join(", "))
+            };
+            format!("{}{by}{timed}", lock_short(doc, l, w.name.as_deref()))
+        }
+        _ => format!("futex {}{timed}", w.futex.as_deref().unwrap_or("?")),
+    }
+}
