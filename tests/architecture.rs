@@ -269,8 +269,7 @@ fn import_graph(src: &Path) -> BTreeMap<ModPath, BTreeMap<ModPath, String>> {
     let mut graph: BTreeMap<ModPath, BTreeMap<ModPath, String>> = BTreeMap::new();
     for (module, path) in &files {
         let text = std::fs::read_to_string(path).unwrap();
-        let ast =
-            syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let mut c = Collector {
             at: module.clone(),
             children: BTreeSet::new(),
@@ -356,9 +355,15 @@ fn the_import_graph_has_no_circle() {
         let p = |s: &str| -> ModPath { s.split("::").map(String::from).collect() };
         graph.get(&p(a)).is_some_and(|e| e.contains_key(&p(b)))
     };
-    assert!(edge("asyncio::view", "asyncio::reader"), "super:: paths are read");
+    assert!(
+        edge("asyncio::view", "asyncio::reader"),
+        "super:: paths are read"
+    );
     assert!(edge("tui::views", "tui::app"), "use super:: trees are read");
-    assert!(edge("snapshot", "asyncio"), "crate:: paths in expressions are read");
+    assert!(
+        edge("snapshot", "asyncio"),
+        "crate:: paths in expressions are read"
+    );
     let found = cycles(&graph);
     let report: Vec<String> = found
         .iter()
@@ -384,7 +389,10 @@ fn a_circle_is_found_and_named() {
     let p = |s: &str| -> ModPath { s.split("::").map(String::from).collect() };
     let mut graph: BTreeMap<ModPath, BTreeMap<ModPath, String>> = BTreeMap::new();
     for (a, b) in [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d"), ("e", "a")] {
-        graph.entry(p(a)).or_default().insert(p(b), format!("crate::{b}"));
+        graph
+            .entry(p(a))
+            .or_default()
+            .insert(p(b), format!("crate::{b}"));
         graph.entry(p(b)).or_default();
     }
     assert_eq!(cycles(&graph), vec![vec![p("a"), p("b"), p("c")]]);

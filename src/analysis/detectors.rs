@@ -599,7 +599,7 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
         f.processes = pids_of(f.threads.iter().chain(&nodes));
         return f;
     }
-    if let Some(summary) = super::permits::knot_summary(snap, &locks) {
+    if let Some(summary) = super::permits::knot_summary(snap, &locks, thread_label, lock_label) {
         let mut f = finding(
             FindingKind::Deadlock,
             format!("deadlock:{}", key.join(",")),
@@ -762,7 +762,7 @@ impl Detector for Stalls {
                 (WaitKind::Notify, Some(l)) => format!(
                     "a notify on {}{}",
                     lock_label(snap, l),
-                    super::permits::held_note(snap, l)
+                    super::permits::held_note(snap, l, thread_label)
                 ),
                 (WaitKind::Lock, Some(l)) => {
                     let holder = snap.lock(l).map(|lk| {

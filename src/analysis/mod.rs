@@ -16,9 +16,9 @@ pub mod timed;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-pub use clock::timestamp;
 use crate::model::*;
 use crate::snapshot::Snapshot;
+pub use clock::timestamp;
 
 /// All findings of one snapshot.
 pub fn findings(snap: &Snapshot) -> Vec<Finding> {

@@ -6,7 +6,9 @@
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
-use super::detectors::{lock_label, thread_label};
+/// How the caller labels a thread or lock of a snapshot (the detectors' words), passed in so
+/// that this file needs nothing of theirs.
+pub type Label = fn(&Snapshot, &str) -> String;
 
 /// What to do about a knot through a counting resource.
 pub const KNOT_ADVICE: &str = "Every permit (or pooled item) is held by a party that waits for another one, or for something only another holder can give: do not take a second permit while holding one (pass the one you hold down to the helper), or size the resource for the nesting.";
@@ -39,7 +41,12 @@ pub fn complete_holders(lock: &Lock) -> Option<Vec<&str>> {
 /// `backend_slots: 2 of 2 permits held by "handler-0" (handle app.py:11) and "handler-1"
 /// (handle app.py:11), each waiting for another at fetch_profile app.py:7`, for a knot through
 /// a counting resource among `locks`.
-pub fn knot_summary(snap: &Snapshot, locks: &[String]) -> Option<String> {
+pub fn knot_summary(
+    snap: &Snapshot,
+    locks: &[String],
+    thread_label: Label,
+    lock_label: Label,
+) -> Option<String> {
     let lock = locks
         .iter()
         .filter_map(|l| snap.lock(l))
@@ -114,7 +121,7 @@ pub fn knot_summary(snap: &Snapshot, locks: &[String]) -> Option<String> {
 
 /// ` (2 of 2 items held by "request-0" and "request-1")` for a counting resource whose
 /// permits are known, for a stall's words; empty otherwise.
-pub fn held_note(snap: &Snapshot, id: &str) -> String {
+pub fn held_note(snap: &Snapshot, id: &str, thread_label: Label) -> String {
     let Some(lock) = snap.lock(id).filter(|l| counts_permits(l)) else {
         return String::new();
     };
