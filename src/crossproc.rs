@@ -192,6 +192,7 @@ pub fn link(
         tasks: Vec::new(),
         loops: Vec::new(),
         pools: Default::default(),
+        signals: Default::default(),
     };
     let mut views = Vec::new();
     let mut pools = Vec::new();
@@ -203,6 +204,7 @@ pub fn link(
         out.locks.extend(s.locks);
         out.tasks.extend(s.tasks);
         out.loops.extend(s.loops);
+        out.signals.extend(s.signals);
         views.push((s.pid, s.mp));
         pools.push((s.pid, s.pools));
     }

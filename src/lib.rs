@@ -240,6 +240,7 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             current_test: None,
             core: None,
             notes: Vec::new(),
+            idle: None,
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);

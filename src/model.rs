@@ -263,6 +263,21 @@ pub struct Process {
     /// The core file this process was read from (`dump --core`), when it was not read live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core: Option<String>,
+    /// Every thread is blocked, yet the process is not stuck: it catches a signal someone
+    /// outside can send, and its main thread waits where CPython runs the handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
+}
+
+/// What can wake an idle process (`processes[].idle`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Idle {
+    /// The signals it catches that could wake it (`SIGTERM`), SIGINT and faults aside.
+    pub signals: Vec<String>,
+    /// Where the main thread waits, which is where the handler runs (`function file:line`).
+    pub site: Option<String>,
+    /// One line for people: `waiting for SIGTERM's handler`.
+    pub summary: String,
 }
 
 /// A test a process was running, and how gridlock knew.

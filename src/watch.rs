@@ -349,6 +349,7 @@ fn document(
         current_test: None,
         core: None,
         notes: Vec::new(),
+        idle: None,
     });
     let mut doc = analysis::document_with(
         &snaps,

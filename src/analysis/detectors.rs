@@ -630,6 +630,20 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
         f.processes = pids_of(f.threads.iter().chain(&nodes));
         return f;
     }
+    if let Some(summary) = super::permits::knot_summary(snap, &locks, thread_label, lock_label) {
+        let mut f = finding(
+            FindingKind::Deadlock,
+            format!("deadlock:{}", key.join(",")),
+            summary,
+        );
+        f.advice = Some(super::permits::KNOT_ADVICE.into());
+        f.knot = true;
+        f.threads = threads;
+        f.locks = locks;
+        f.edges = edges;
+        f.processes = pids;
+        return f;
+    }
     let mut f = finding(
         FindingKind::Deadlock,
         format!("deadlock:{}", key.join(",")),
@@ -750,7 +764,7 @@ impl Detector for Stalls {
         if snap.threads.is_empty() || !snap.threads.iter().all(|t| t.blocked) {
             return Vec::new();
         }
-        if so_far.iter().any(|f| f.kind == FindingKind::Deadlock) {
+        if so_far.iter().any(|f| f.kind == FindingKind::Deadlock) || super::idle::any_idle(snap) {
             return Vec::new();
         }
         // A waited-for lock that is unlocked has just been released: its waiter is being woken.
@@ -776,7 +790,11 @@ impl Detector for Stalls {
             let Some(w) = &t.waits_for else { continue };
             let target = w.target.clone().unwrap_or_else(|| "unknown".into());
             let what = match (w.kind, &w.target) {
-                (WaitKind::Notify, Some(l)) => format!("a notify on {}", lock_label(snap, l)),
+                (WaitKind::Notify, Some(l)) => format!(
+                    "a notify on {}{}",
+                    lock_label(snap, l),
+                    super::permits::held_note(snap, l, thread_label)
+                ),
                 (WaitKind::Lock, Some(l)) => {
                     let holder = snap.lock(l).map(|lk| {
                         if lk.holders.iter().any(|h| h.evidence == Evidence::Unknown) {

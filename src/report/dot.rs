@@ -46,10 +46,13 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             .map(|m| format!("import {m}"))
             .or_else(|| l.display_name(None))
             .unwrap_or_default();
-        let label = match crate::analysis::below_python::below_python_label(l) {
+        let mut label = match crate::analysis::below_python::below_python_label(l) {
             Some(c) => c,
             None => format!("{}\\n{} {}", name, l.kind, l.address),
         };
+        if let Some(p) = super::timing::permits_label(l) {
+            label = format!("{label}\\n{p}");
+        }
         let color = if hot_nodes.contains(l.id.as_str()) {
             ", color=red, penwidth=2"
         } else {

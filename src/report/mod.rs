@@ -5,6 +5,7 @@ pub mod escape;
 pub mod junit;
 pub mod kernel;
 pub mod text;
+pub mod timing;
 
 use std::io::Write;
 

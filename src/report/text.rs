@@ -136,7 +136,10 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
             let name = l.display_name(name);
             match (name, &l.module) {
                 (_, Some(m)) => format!("import lock of module {m} <{kind} {}>", l.address),
-                (Some(n), None) => format!("{n} <{kind} {}>", l.address),
+                (Some(n), None) => match super::timing::permits_label(l) {
+                    Some(p) => format!("{n} <{kind} {}, {p}>", l.address),
+                    None => format!("{n} <{kind} {}>", l.address),
+                },
                 (None, None) => format!("<{kind} {}>", l.address),
             }
         }
@@ -183,6 +186,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         writeln!(out)?;
         process_notes(doc, style, &mut out)?;
         let unmodelled = not_modelled(doc, style, &mut out)?;
+        super::timing::idle_lines(doc, &mut out)?;
         if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
             writeln!(
                 out,
@@ -224,6 +228,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     writeln!(out)?;
     process_notes(doc, style, &mut out)?;
     let unmodelled = not_modelled(doc, style, &mut out)?;
+    super::timing::idle_lines(doc, &mut out)?;
     if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
         writeln!(
             out,
@@ -668,7 +673,7 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
                 format!(
                     "waits for {target} [{}]{}",
                     w.evidence.as_str(),
-                    if w.timed { " (with timeout)" } else { "" }
+                    super::timing::wait_timing(w)
                 )
             }
             None => match (&t.syscall_name, t.state) {

@@ -8,6 +8,7 @@
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
+mod checkout;
 pub mod current_test;
 pub mod futures;
 mod gil;
@@ -16,9 +17,11 @@ pub mod kernel_waits;
 pub mod multiprocessing;
 pub mod names;
 mod native_locks;
+mod permits;
 mod probe;
 mod session;
 mod threads;
+mod timeouts;
 mod waits;
 mod writes;
 
@@ -66,6 +69,8 @@ pub struct Snapshot {
     pub probe_edges: Vec<ProbeEdge>,
     /// Pools whose work runs in other processes, for linking them (`--tree`).
     pub pools: PoolView,
+    /// Per process: the signals it catches (`SigCgt`), read at this snapshot.
+    pub signals: BTreeMap<i32, u64>,
 }
 
 impl Snapshot {
@@ -332,6 +337,7 @@ fn take_cached(
             target.process.notes.push(note);
         }
     }
+    builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
         mp.joins = multiprocessing::child_joins(&walker, &raw, &threads);
@@ -382,6 +388,9 @@ fn take_cached(
         probe_loaded: probe_state.is_some(),
         probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
         pools,
+        signals: crate::target::signals::caught_mask(pid)
+            .map(|m| BTreeMap::from([(pid, m)]))
+            .unwrap_or_default(),
     })
 }
 

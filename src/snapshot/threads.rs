@@ -287,6 +287,9 @@ impl<'w, 'a> Builder<'w, 'a> {
                 self.note_mp_wait(&id, &frames, futex);
             }
             waits_for = w;
+            if let Some(w) = waits_for.as_mut() {
+                self.time_wait(w, &frames, k.and_then(|k| k.syscall.as_ref()));
+            }
             // A thread inside `Condition.wait` has released the condition's lock, although the
             // caller's `with cond:` block is still active.
             if let Some(released) = released {

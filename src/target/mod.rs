@@ -6,6 +6,7 @@ pub mod elf;
 pub mod frozen;
 pub mod namespaces;
 pub mod procfs;
+pub mod signals;
 pub mod sockdiag;
 pub mod taskfiles;
 
@@ -171,6 +172,7 @@ impl Target {
             current_test: None,
             core: None,
             notes: layout.notes.clone(),
+            idle: None,
         };
         Ok(Target {
             pid,
