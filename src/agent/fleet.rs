@@ -17,7 +17,7 @@ use super::events::{self, Change, Event, Events};
 use super::host::{self, Entry};
 use super::labels;
 use super::metrics::{AttachError, FindingLabels, Metrics, ProcessLabels};
-use super::WatchOptions;
+use super::options::WatchOptions;
 
 /// Passes a process that looks like Python but whose interpreter was not found is tried in
 /// (one starting up has not set it up yet).

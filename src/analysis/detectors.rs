@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::graph::{Node, WaitGraph};
+pub use super::labels::thread_label;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
@@ -48,14 +49,6 @@ pub(super) fn finding(kind: FindingKind, id: String, summary: String) -> Finding
     }
 }
 
-pub fn thread_label(snap: &Snapshot, id: &str) -> String {
-    let label = thread_label_in_process(snap, id);
-    match snap.thread(id) {
-        Some(t) if snap.processes.len() > 1 => format!("{label} of process {}", t.pid),
-        _ => label,
-    }
-}
-
 fn process_label(snap: &Snapshot, pid: i32) -> String {
     match snap.processes.iter().find(|p| p.pid == pid) {
         Some(p) => format!("process {pid} ({})", short_cmd(p)),
@@ -92,21 +85,6 @@ fn pids_of<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<i32> {
     v.sort_unstable();
     v.dedup();
     v
-}
-
-fn thread_label_in_process(snap: &Snapshot, id: &str) -> String {
-    match snap.thread(id) {
-        Some(t) => match &t.name {
-            Some(n) => format!("\"{n}\""),
-            None => format!(
-                "thread {}",
-                t.native_id
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| t.thread_id.to_string())
-            ),
-        },
-        None => id.to_string(),
-    }
 }
 
 pub fn lock_label(snap: &Snapshot, id: &str) -> String {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::detectors::thread_label;
+use super::labels::thread_label;
 use crate::model::{short_file, Edge, EdgeVia, Frame};
 use crate::snapshot::Snapshot;
 

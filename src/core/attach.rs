@@ -68,7 +68,11 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
         f.missing.is_none().then(|| File::open(&f.host).ok())?
     };
     let found = discovery::find_frozen(&core.memory, &maps, &open).map_err(|e| match e {
-        SearchError::Refused(Refusal::Unsupported(version)) => Error::Unsupported { pid, version },
+        SearchError::Refused(Refusal::Unsupported(version)) => Error::Unsupported {
+            pid,
+            version,
+            supported: crate::cpython::layout::supported_range(),
+        },
         SearchError::Refused(Refusal::FreeThreaded(version)) => {
             Error::FreeThreaded { pid, version }
         }
@@ -99,6 +103,7 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
         interpreter_found: Some("searched".into()),
         current_test: None,
         core: Some(core.path.display().to_string()),
+        idle: None,
         notes,
     };
     Ok(Target {

@@ -28,6 +28,13 @@ impl TargetMemory {
             m.end_snapshot()
         }
     }
+
+    /// Free the page buffers a live reader keeps for reuse (`ProcMemory::release_spare`).
+    pub fn release_spare(&self) {
+        if let TargetMemory::Live(m) = self {
+            m.release_spare()
+        }
+    }
 }
 
 impl ReadMemory for TargetMemory {
