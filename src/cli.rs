@@ -12,7 +12,8 @@ pub const EXIT_CODES: &str = "EXIT STATUS:
   0  nothing that fails was found
   1  gridlock could not do its job (no such process, not Python, permission denied,
      unsupported version, target exited)
-  2  usage error
+  2  usage error; bad input (dump --core: not a core, truncated or corrupt, or binaries
+     that are not the ones the core mapped); an incomplete report
   3  a failing finding: deadlock, stall, orphaned_lock or hang by default (see --fail-on)";
 
 /// `gridlock --version`: the version, then the CPython builds gridlock reads.
@@ -58,6 +59,11 @@ pub enum Commands {
     /// as they appear (keys: Tab views, Enter detail, / filter, s sort, p pause, d save, ? help, q quit)
     #[command(after_help = TOP_EXIT_CODES)]
     Top(TopArgs),
+    /// A node agent: watch every CPython process of this host (or those the filters select),
+    /// sample each at a low rate within a CPU budget, and export the findings that persist as
+    /// Prometheus metrics (GET /metrics), JSON event lines and kept reports
+    #[command(after_help = WATCH_EXIT_CODES)]
+    Watch(WatchArgs),
     /// Print a shell completion script, e.g. `gridlock completions bash > /etc/bash_completion.d/gridlock`
     Completions(CompletionsArgs),
     /// Print the man page gridlock(1) in roff, e.g. `gridlock man | man -l -`; --out-dir writes
@@ -203,7 +209,24 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// Process id of the running CPython process (3.8 and newer)
-    pub pid: i32,
+    #[arg(required_unless_present = "core")]
+    pub pid: Option<i32>,
+
+    /// Read a core dump instead of a running process (gdb's gcore, the kernel's, or
+    /// systemd-coredump's zstd/lz4/xz-compressed ones): one snapshot of the moment it was
+    /// dumped. A file that is not a readable core, or binaries that are not the ones the core
+    /// mapped, exit 2
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "tree"])]
+    pub core: Option<PathBuf>,
+
+    /// With --core: the dumped process's executable, when it is not at the path the core names
+    #[arg(long, value_name = "PATH", requires = "core")]
+    pub executable: Option<PathBuf>,
+
+    /// With --core: the directory the dumped process saw as / (a container's or a chroot's
+    /// root); the binaries the core names are read from under it
+    #[arg(long, value_name = "DIR", requires = "core")]
+    pub sysroot: Option<PathBuf>,
 
     /// Print the report contract's JSON document instead of text
     #[arg(long)]
@@ -238,6 +261,88 @@ pub struct DumpArgs {
     /// Colour the text report: auto (when stdout is a terminal), always, never
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
+}
+
+pub const WATCH_EXIT_CODES: &str = "EXIT STATUS:
+  0  stopped by SIGINT or SIGTERM
+  1  gridlock could not start (the metrics address is taken, the events file or report
+     folder cannot be written, no such user)
+  2  usage error";
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only these processes (comma-separated or repeated)
+    #[arg(long, value_delimiter = ',', value_name = "PID,...")]
+    pub pid: Vec<i32>,
+
+    /// Only processes whose name (/proc/PID/comm) matches this regular expression
+    #[arg(long, value_parser = parse_regex, value_name = "REGEX")]
+    pub comm: Option<regex::Regex>,
+
+    /// Only processes of this user (name or uid)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Only processes whose cgroup path (/proc/PID/cgroup) starts with PREFIX, e.g. /kubepods
+    #[arg(long, value_name = "PREFIX")]
+    pub cgroup: Option<String>,
+
+    /// Only children of this process (a supervisor, a test)
+    #[arg(long, value_name = "PID")]
+    pub ppid: Option<i32>,
+
+    /// Passes over every process per second, 0.01 to 100 (lowered when --max-cpu requires)
+    #[arg(long, default_value_t = 1.0, value_parser = rate_up_to(100.0), value_name = "HZ")]
+    pub rate: f64,
+
+    /// How long a finding must persist before it is exported
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub window: Duration,
+
+    /// The agent's CPU budget in percent of one core: the rate is lowered to stay within it
+    #[arg(long, default_value_t = 5.0, value_parser = parse_percent, value_name = "PERCENT")]
+    pub max_cpu: f64,
+
+    /// Serve Prometheus/OpenMetrics metrics on ADDR (GET /metrics); `none` serves nothing
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
+    pub metrics: String,
+
+    /// Write one JSON line per finding that appears or clears, with the process's whole
+    /// report, to FILE (appended) or `-` (stdout)
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<String>,
+
+    /// Keep the newest report of each stuck process as DIR/PID.json
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+
+    /// Add the command line as a `cmdline` label (off by default: arguments can hold secrets)
+    #[arg(long)]
+    pub label_cmdline: bool,
+
+    /// Report an event-loop step (task step or callback) that holds the loop longer than this
+    #[arg(long, default_value = "100ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub loop_threshold: Duration,
+}
+
+fn parse_regex(s: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))
+}
+
+/// A CPU share in percent of one core, above 0 and at most 100 per core of the host.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim().trim_end_matches('%').parse::<f64>() {
+        Ok(p)
+            if p > 0.0
+                && p <= 100.0
+                    * std::thread::available_parallelism().map_or(1, |n| n.get()) as f64 =>
+        {
+            Ok(p)
+        }
+        _ => Err(format!(
+            "invalid CPU budget {s:?}: use a percentage of one core, e.g. 5"
+        )),
+    }
 }
 
 /// Every duration option but `dump --window`: 1 ms to 30 days.

@@ -192,6 +192,7 @@ pub fn link(
         tasks: Vec::new(),
         loops: Vec::new(),
         pools: Default::default(),
+        signals: Default::default(),
     };
     let mut views = Vec::new();
     let mut pools = Vec::new();
@@ -203,6 +204,7 @@ pub fn link(
         out.locks.extend(s.locks);
         out.tasks.extend(s.tasks);
         out.loops.extend(s.loops);
+        out.signals.extend(s.signals);
         views.push((s.pid, s.mp));
         pools.push((s.pid, s.pools));
     }
@@ -221,6 +223,7 @@ pub fn link(
     link_joins(&mut out, &views, &python);
     link_channels(&mut out, tree_pids, &python);
     link_pools(&mut out, &pools);
+    snapshot::kernel_waits::link(&mut out, tree_pids);
     out
 }
 
@@ -512,6 +515,7 @@ fn link_semaphores(
                 processes: mapped_by,
                 peer_inode: None,
                 holder_exited,
+                commands: Default::default(),
             }),
         });
     }
@@ -678,7 +682,9 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
         .any(|(_, _, c, _)| matches!(c, Channel::Socket(_)));
     // Unknown peers stay unknown: a socket wait is then left unlinked.
     let peers = if need_peers {
-        sockdiag::unix_peers().unwrap_or_default()
+        let mut p = sockdiag::unix_peers().unwrap_or_default();
+        p.extend(crate::kernel::sockets::tcp_peers());
+        p
     } else {
         HashMap::new()
     };

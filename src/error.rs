@@ -44,6 +44,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A core file that cannot be read as one (bad input: exit 2).
+    #[error("cannot use core file {path}: {reason}")]
+    BadCore { path: String, reason: String },
+
     #[error("unexpected object layout: {0}")]
     Layout(String),
 

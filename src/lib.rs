@@ -5,17 +5,22 @@
 //! locks (`analysis`) and renders the report contract's document (`model`, `report`).
 //! Nothing outside `tui` touches a terminal UI.
 
+pub mod agent;
 pub mod analysis;
 pub mod asyncio;
 pub mod cli;
 pub mod cli_docs;
+/// Post-mortem: a core dump read as a target.
+pub mod core;
 pub mod cpython;
 pub mod crossproc;
 pub mod duration;
 pub mod error;
 pub mod guard;
+pub mod kernel;
 pub mod memory;
 pub mod model;
+pub mod native;
 pub mod probe;
 pub mod report;
 pub mod sampler;
@@ -98,6 +103,44 @@ pub fn dump(pid: i32, options: &DumpOptions, command: Command) -> error::Result<
         target.process.clone(),
         command,
         loop_options,
+    ))
+}
+
+/// What `dump --core` reads: a core file and where the binaries it names are.
+#[derive(Debug, Clone, Default)]
+pub struct CoreDumpOptions {
+    pub core: std::path::PathBuf,
+    /// The dumped process's executable, when it is not at its recorded path.
+    pub executable: Option<std::path::PathBuf>,
+    /// The root the dumped process saw (a container's or a chroot's).
+    pub sysroot: Option<std::path::PathBuf>,
+    pub locals: bool,
+    pub loop_threshold: Duration,
+}
+
+/// `dump --core`: the report of the process a core dump froze, as one snapshot.
+pub fn dump_core(options: &CoreDumpOptions, command: Command) -> error::Result<Document> {
+    let core = core::Core::open(
+        &options.core,
+        &core::CoreOptions {
+            executable: options.executable.clone(),
+            sysroot: options.sysroot.clone(),
+        },
+    )?;
+    let read = target::ReadOptions {
+        locals: options.locals,
+        ..target::ReadOptions::default()
+    };
+    let mut session = snapshot::Session::new(core::attach::target(core, read)?);
+    let snap = snapshot::take(&mut session)?;
+    Ok(analysis::document_with(
+        &[snap],
+        session.target.process.clone(),
+        command,
+        analysis::loops::LoopOptions {
+            threshold: options.loop_threshold,
+            mode: analysis::loops::LoopMode::Persisting,
+        },
     ))
 }
 
@@ -195,7 +238,9 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             exited_at: None,
             interpreter_found: None,
             current_test: None,
+            core: None,
             notes: Vec::new(),
+            idle: None,
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);

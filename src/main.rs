@@ -30,7 +30,16 @@ fn main() -> ExitCode {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("gridlock: error: {e:#}");
-                ExitCode::from(EXIT_FAILED_TO_RUN)
+                // A core that is not one, or binaries that are not the core's: bad input.
+                let bad_input = matches!(
+                    e.downcast_ref::<gridlock::error::Error>(),
+                    Some(gridlock::error::Error::BadCore { .. })
+                );
+                ExitCode::from(if bad_input {
+                    EXIT_USAGE
+                } else {
+                    EXIT_FAILED_TO_RUN
+                })
             }
         },
         Commands::Record(args) => match record(&args) {
@@ -48,6 +57,13 @@ fn main() -> ExitCode {
             }
         },
         Commands::Run(args) => match run(&args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("gridlock: error: {e:#}");
+                ExitCode::from(EXIT_FAILED_TO_RUN)
+            }
+        },
+        Commands::Watch(args) => match watch_host(&args) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
                 eprintln!("gridlock: error: {e:#}");
@@ -239,6 +255,53 @@ fn run(args: &RunArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// `gridlock watch`: the node agent, until SIGINT or SIGTERM.
+fn watch_host(args: &gridlock::cli::WatchArgs) -> anyhow::Result<u8> {
+    use gridlock::agent::{events::EventSink, host::Filter, WatchOptions};
+    let uid = match &args.user {
+        None => None,
+        Some(u) => Some(match u.parse::<u32>() {
+            Ok(uid) => uid,
+            Err(_) => nix::unistd::User::from_name(u)?
+                .ok_or_else(|| anyhow::anyhow!("no such user: {u}"))?
+                .uid
+                .as_raw(),
+        }),
+    };
+    let metrics = match args.metrics.as_str() {
+        "none" => None,
+        addr => Some(addr.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "invalid --metrics address {addr:?}: use IP:PORT, e.g. 127.0.0.1:9464, or none"
+            )
+        })?),
+    };
+    let options = WatchOptions {
+        filter: Filter {
+            pids: args.pid.clone(),
+            comm: args.comm.clone(),
+            uid,
+            cgroup: args.cgroup.clone(),
+            ppid: args.ppid,
+        },
+        rate: args.rate,
+        window: args.window,
+        max_cpu: args.max_cpu / 100.0,
+        metrics,
+        events: args.events.as_deref().map(EventSink::parse),
+        report_dir: args.report_dir.clone(),
+        label_cmdline: args.label_cmdline,
+        loop_threshold: args.loop_threshold,
+    };
+    gridlock::watch::install_signal_handlers();
+    gridlock::agent::run(
+        &options,
+        this_command("watch"),
+        &gridlock::watch::RECEIVED_SIGNAL,
+    )?;
+    Ok(EXIT_OK)
+}
+
 fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
     let command = this_command("dump");
     let options = gridlock::DumpOptions {
@@ -247,7 +310,20 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         tree: args.tree,
         loop_threshold: args.loop_threshold,
     };
-    let doc = gridlock::dump(args.pid, &options, command)?;
+    let doc = match (&args.core, args.pid) {
+        (Some(core), _) => gridlock::dump_core(
+            &gridlock::CoreDumpOptions {
+                core: core.clone(),
+                executable: args.executable.clone(),
+                sysroot: args.sysroot.clone(),
+                locals: args.locals,
+                loop_threshold: args.loop_threshold,
+            },
+            command,
+        )?,
+        (None, Some(pid)) => gridlock::dump(pid, &options, command)?,
+        (None, None) => unreachable!("clap requires a pid without --core"),
+    };
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     if let Some(path) = &args.dot {
         if path.as_os_str() == "-" {
@@ -263,12 +339,13 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
 }
 
 /// The exit status of a report: a failing finding; else, when some thread's kernel state
-/// could not be matched, an incomplete report (said on stderr), never "nothing found".
+/// could not be matched or it is blocked in a syscall gridlock does not model, an incomplete
+/// report (said on stderr), never "nothing found".
 fn verdict(doc: &gridlock::model::Document, fail_on: &[FindingKind]) -> u8 {
     if gridlock::fails(doc, fail_on) {
         return EXIT_FINDING;
     }
-    match doc.unmatched_summary() {
+    match doc.unmatched_summary().or_else(|| doc.unmodelled_summary()) {
         Some(why) => {
             eprintln!("gridlock: incomplete report: {why}");
             EXIT_INCOMPLETE

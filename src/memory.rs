@@ -133,6 +133,13 @@ impl ProcMemory {
         }
     }
 
+    /// Free the page buffers kept for reuse: for a caller that samples many processes
+    /// rarely (`watch`), where holding each one's pages between snapshots costs more than
+    /// allocating them again.
+    pub fn release_spare(&self) {
+        *self.spare.borrow_mut() = Vec::new();
+    }
+
     /// Serve a small read from cached pages; false when a page cannot be read whole (the
     /// direct read then reports the precise error).
     fn read_cached(&self, addr: usize, buf: &mut [u8]) -> bool {

@@ -1,6 +1,8 @@
 //! The report contract's document (`shared/design/report-contract.md`): one serde model that
 //! every output renders (text, JSON, DOT, and later the TUI). Fields are only ever added.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -258,6 +260,24 @@ pub struct Process {
     /// The test the process was running at its latest snapshot (pytest, unittest), if it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_test: Option<CurrentTest>,
+    /// The core file this process was read from (`dump --core`), when it was not read live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core: Option<String>,
+    /// Every thread is blocked, yet the process is not stuck: it catches a signal someone
+    /// outside can send, and its main thread waits where CPython runs the handler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<Idle>,
+}
+
+/// What can wake an idle process (`processes[].idle`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Idle {
+    /// The signals it catches that could wake it (`SIGTERM`), SIGINT and faults aside.
+    pub signals: Vec<String>,
+    /// Where the main thread waits, which is where the handler runs (`function file:line`).
+    pub site: Option<String>,
+    /// One line for people: `waiting for SIGTERM's handler`.
+    pub summary: String,
 }
 
 /// A test a process was running, and how gridlock knew.
@@ -370,6 +390,8 @@ pub enum Evidence {
     /// A thread's frame holds an item taken from a pool (a `with` block over it, or a local,
     /// within a few attribute steps of the pool).
     Checkout,
+    /// What a descriptor is (`/proc/PID/fd`, `fdinfo`): a terminal, the pipe a stdin reads.
+    Fd,
     Unknown,
 }
 
@@ -391,6 +413,7 @@ impl Evidence {
             Evidence::SockDiag => "sock_diag",
             Evidence::CoreRegisters => "core_registers",
             Evidence::Checkout => "checkout",
+            Evidence::Fd => "fd",
             Evidence::Unknown => "unknown",
         }
     }
@@ -780,6 +803,34 @@ pub struct Lock {
     pub contradictions: Vec<Contradiction>,
 }
 
+impl Lock {
+    /// How a report names the lock where the code calls it `local` (if known): the
+    /// program-wide name first, with the local one where it differs and the function that
+    /// uses it (`checking.lock (dst.lock in transfer)`); else the local name; else the
+    /// first name seen.
+    pub fn display_name(&self, local: Option<&str>) -> Option<String> {
+        match (&self.name, local) {
+            (Some(name), Some(local)) if name != local => {
+                // The function that uses the name, where only one does.
+                let mut functions = self
+                    .names
+                    .iter()
+                    .filter(|n| n.how == NameHow::Local && n.name == local)
+                    .filter_map(|n| n.frame.split_whitespace().next());
+                let first = functions.next();
+                let function = first.filter(|f| functions.all(|g| g == *f));
+                Some(match function {
+                    Some(f) => format!("{name} ({local} in {f})"),
+                    None => format!("{name} ({local})"),
+                })
+            }
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(local)) => Some(local.to_string()),
+            (None, None) => self.names.first().map(|n| n.name.clone()),
+        }
+    }
+}
+
 /// A cross-process resource: a `multiprocessing` semaphore (futex in a shared mapping), a pipe
 /// or socket, or the set of a process's children.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -798,6 +849,10 @@ pub struct Shared {
     pub peer_inode: Option<u64>,
     /// A taken semaphore that no live process in the tree holds: its holder exited.
     pub holder_exited: bool,
+    /// For a file lock: the command line of each holding process (by pid), which may lie
+    /// outside the processes gridlock reads.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub commands: BTreeMap<i32, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -835,6 +890,8 @@ pub enum NameHow {
     /// A frame's local name.
     #[default]
     Local,
+    /// The locked file's path as the target names it (a file lock).
+    Path,
 }
 
 /// A number of seconds in the document (`timeout_s`, `waited_s`): serialised as a plain
@@ -1092,6 +1149,55 @@ impl Document {
             "the kernel state of {who}{also} could not be matched, so gridlock cannot tell \
              whether {} stuck: {why}{advice}",
             if n == 1 { "it is" } else { "they are" }
+        ))
+    }
+
+    /// Threads blocked, for the whole window, in a syscall gridlock does not model (state
+    /// `syscall`): they may be stuck or not, so no report about them may say "nothing found".
+    pub fn unmodelled_threads(&self) -> Vec<&Thread> {
+        self.threads
+            .iter()
+            .filter(|t| t.state == ThreadState::Syscall && t.syscall_name.is_some())
+            .filter(|t| self.window.snapshots <= 1 || t.state_since <= self.window.started)
+            .collect()
+    }
+
+    /// One sentence about `unmodelled_threads`, grouped by syscall: "2 threads blocked in
+    /// flock(2), 1 in msgrcv(2): not modelled, ...".
+    pub fn unmodelled_summary(&self) -> Option<String> {
+        let threads = self.unmodelled_threads();
+        if threads.is_empty() {
+            return None;
+        }
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for t in &threads {
+            *by.entry(t.syscall_name.as_deref().unwrap_or("?"))
+                .or_default() += 1;
+        }
+        let parts: Vec<String> = by
+            .iter()
+            .enumerate()
+            .map(|(i, (name, n))| {
+                let call = if name.starts_with("syscall ") {
+                    name.to_string()
+                } else {
+                    format!("{name}(2)")
+                };
+                match (i, n) {
+                    (0, 1) => format!("1 thread blocked in {call}"),
+                    (0, n) => format!("{n} threads blocked in {call}"),
+                    (_, n) => format!("{n} in {call}"),
+                }
+            })
+            .collect();
+        Some(format!(
+            "{}: not modelled, so gridlock cannot tell whether {} stuck",
+            parts.join(", "),
+            if threads.len() == 1 {
+                "it is"
+            } else {
+                "they are"
+            }
         ))
     }
 

@@ -276,7 +276,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
 /// behind the clock instead kept the span short of `persist` for good whenever one tree
 /// snapshot took longer than the sample interval: a busy pytest-xdist run then reported its
 /// deadlock only once the other workers fell quiet.)
-fn trim_to_window(history: &mut VecDeque<Snapshot>, persist: Duration) {
+pub(crate) fn trim_to_window(history: &mut VecDeque<Snapshot>, persist: Duration) {
     let Some(newest) = history.back().map(|s| s.taken) else {
         return;
     };
@@ -347,7 +347,9 @@ fn document(
         exited_at: None,
         interpreter_found: None,
         current_test: None,
+        core: None,
         notes: Vec::new(),
+        idle: None,
     });
     let mut doc = analysis::document_with(
         &snaps,
@@ -401,8 +403,9 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         last_seen: now,
         samples: doc.window.snapshots,
         summary: format!(
-            "no thread's stack changed, no thread used CPU time and no process in the tree made progress for {:.1} s",
-            after.as_secs_f64()
+            "no thread's stack changed, no thread used CPU time and no process in the tree made progress for {:.1} s{}",
+            after.as_secs_f64(),
+            input_waits(doc)
         ),
         threads: doc.threads.iter().map(|t| t.id.clone()).collect(),
         tasks: Vec::new(),
@@ -414,6 +417,28 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         knot: false,
         location: None,
         locksets: Vec::new(),
+    }
+}
+
+/// The threads waiting for input (a prompt nobody answers), as a clause of the hang's summary.
+fn input_waits(doc: &Document) -> String {
+    let waits: Vec<String> = doc
+        .threads
+        .iter()
+        .filter(|t| t.state == ThreadState::InputWait)
+        .filter_map(|t| {
+            let what = t.waits_for.as_ref()?.name.clone()?;
+            let who = t
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("thread {}", t.thread_id));
+            Some(format!("\"{who}\" of process {} waits for {what}", t.pid))
+        })
+        .collect();
+    if waits.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", waits.join("; "))
     }
 }
 

@@ -25,10 +25,11 @@ fn an_inversion_that_never_deadlocks_is_a_lock_order_inversion() {
         let inv = doc::findings(&d, "lock_order_inversion");
         assert_eq!(inv.len(), 1, "{:#}", d["findings"]);
         let summary = inv[0]["summary"].as_str().unwrap();
-        // Each path names the locks `first` and `second`; identity is the address.
+        // Each path names the locks `first` and `second`, the program `lock_a` and `lock_b`
+        // (module globals): the program's name leads; identity is the address.
         assert!(
-            summary.contains("\"path-ab\" takes first <")
-                && summary.contains("\"path-ba\" takes first <"),
+            summary.contains("\"path-ab\" takes lock_a (first) <")
+                && summary.contains("\"path-ba\" takes lock_b (first) <"),
             "{summary}"
         );
         let edges = inv[0]["edges"].as_array().unwrap();

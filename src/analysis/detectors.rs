@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::graph::{Node, WaitGraph};
+pub use super::labels::thread_label;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
@@ -21,7 +22,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
     ]
 }
 
-fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
+pub(super) fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
     Finding {
         id,
         kind,
@@ -45,14 +46,6 @@ fn finding(kind: FindingKind, id: String, summary: String) -> Finding {
         knot: false,
         location: None,
         locksets: Vec::new(),
-    }
-}
-
-pub fn thread_label(snap: &Snapshot, id: &str) -> String {
-    let label = thread_label_in_process(snap, id);
-    match snap.thread(id) {
-        Some(t) if snap.processes.len() > 1 => format!("{label} of process {}", t.pid),
-        _ => label,
     }
 }
 
@@ -94,27 +87,12 @@ fn pids_of<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<i32> {
     v
 }
 
-fn thread_label_in_process(snap: &Snapshot, id: &str) -> String {
-    match snap.thread(id) {
-        Some(t) => match &t.name {
-            Some(n) => format!("\"{n}\""),
-            None => format!(
-                "thread {}",
-                t.native_id
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|| t.thread_id.to_string())
-            ),
-        },
-        None => id.to_string(),
-    }
-}
-
 pub fn lock_label(snap: &Snapshot, id: &str) -> String {
     match snap.lock(id) {
-        Some(l) => match l.names.first() {
-            Some(n) => n.name.clone(),
-            None => format!("{} {}", l.kind, l.address),
-        },
+        Some(l) => l
+            .display_name(None)
+            .or_else(|| super::below_python::below_python_label(l))
+            .unwrap_or_else(|| format!("{} {}", l.kind, l.address)),
         None => id.to_string(),
     }
 }
@@ -188,11 +166,19 @@ impl Detector for Deadlocks {
                     lock_label(snap, locks.first().map(String::as_str).unwrap_or("?"))
                 )
             } else if pids.len() > 1 {
+                let files = locks
+                    .iter()
+                    .filter_map(|l| snap.lock(l))
+                    .any(|l| l.kind == LockKind::FileLock);
                 format!(
                     "{} threads in {} processes wait for each other in a cycle: {}",
                     threads.len(),
                     pids.len(),
-                    names.join(" -> ")
+                    if files {
+                        describe_waits(snap, &edges).join("; ")
+                    } else {
+                        names.join(" -> ")
+                    }
                 )
             } else {
                 format!(
@@ -221,11 +207,18 @@ impl Detector for Deadlocks {
                 "The thread re-enters a non-reentrant Lock it already holds (a signal handler, callback or recursion): use an RLock, or do not take the lock there.".into()
             } else if pids.len() > 1 {
                 cross_process_advice(&edges)
+            } else if locks
+                .iter()
+                .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Gil))
+            {
+                super::below_python::GIL_CYCLE_ADVICE.into()
             } else if joins {
                 "A thread joins another thread that waits for something the joiner holds: release it before joining.".into()
             } else {
-                let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
-                format!("The threads take the same locks in different orders ({}): take them in one global order.", order.join(", "))
+                super::order_advice::lock_cycle_advice(snap, &threads, &edges).unwrap_or_else(|| {
+                    let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
+                    format!("The threads take the same locks in different orders ({}): take them in one global order.", order.join(", "))
+                })
             });
             set_cycle(&mut f, snap, threads, Vec::new(), locks, edges, pids);
             out.push(f);
@@ -444,10 +437,24 @@ fn holder_labels(snap: &Snapshot, lock: &Lock) -> Vec<String> {
         .iter()
         .filter_map(|h| match (&h.thread, &h.task, h.process) {
             (Some(id), _, _) | (None, Some(id), _) => Some(party(snap, id)),
-            (None, None, Some(p)) => Some(process_label(snap, p)),
+            (None, None, _) if h.evidence == Evidence::PthreadOwner => {
+                super::below_python::c_owner_label(h)
+            }
+            (None, None, Some(p)) => Some(outside_process_label(snap, lock, p)),
             _ => None,
         })
         .collect()
+}
+
+/// A holding process; one outside the snapshot by the command the lock recorded for it.
+fn outside_process_label(snap: &Snapshot, lock: &Lock, pid: i32) -> String {
+    let command = lock.shared.as_ref().and_then(|s| s.commands.get(&pid));
+    match command {
+        Some(c) if !snap.processes.iter().any(|p| p.pid == pid) && pid != snap.pid => {
+            format!("process {pid} ({c}), outside the watched processes")
+        }
+        _ => process_label(snap, pid),
+    }
 }
 
 /// A loop thread that, inside one of its own steps, blocks untimed on a
@@ -518,6 +525,8 @@ fn cross_process_advice(edges: &[Edge]) -> String {
     let ev: Vec<Evidence> = edges.iter().map(|e| e.evidence).collect();
     if ev.contains(&Evidence::Wait4) && ev.contains(&Evidence::Pipe) {
         "A process waits for a child to exit while the child waits for it to drain a pipe or queue: read everything the child sends (Queue.get, Connection.recv) before joining it.".into()
+    } else if ev.contains(&Evidence::ProcLocks) {
+        "Processes take the same lock files in different orders, or wait for one while holding another: take them in one global order (sorted by path), or take the later ones without blocking (LOCK_NB, F_SETLK) and back off.".into()
     } else if ev.contains(&Evidence::ShmFutex) {
         "Processes take the same multiprocessing locks in different orders, or wait for one while holding another: take them in one global order, and never block on another process while holding a lock it needs.".into()
     } else {
@@ -597,6 +606,20 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
         f.locks = locks;
         f.edges = edges;
         f.processes = pids_of(f.threads.iter().chain(&nodes));
+        return f;
+    }
+    if let Some(summary) = super::permits::knot_summary(snap, &locks, thread_label, lock_label) {
+        let mut f = finding(
+            FindingKind::Deadlock,
+            format!("deadlock:{}", key.join(",")),
+            summary,
+        );
+        f.advice = Some(super::permits::KNOT_ADVICE.into());
+        f.knot = true;
+        f.threads = threads;
+        f.locks = locks;
+        f.edges = edges;
+        f.processes = pids;
         return f;
     }
     let mut f = finding(
@@ -719,7 +742,7 @@ impl Detector for Stalls {
         if snap.threads.is_empty() || !snap.threads.iter().all(|t| t.blocked) {
             return Vec::new();
         }
-        if so_far.iter().any(|f| f.kind == FindingKind::Deadlock) {
+        if so_far.iter().any(|f| f.kind == FindingKind::Deadlock) || super::idle::any_idle(snap) {
             return Vec::new();
         }
         // A waited-for lock that is unlocked has just been released: its waiter is being woken.
@@ -745,7 +768,11 @@ impl Detector for Stalls {
             let Some(w) = &t.waits_for else { continue };
             let target = w.target.clone().unwrap_or_else(|| "unknown".into());
             let what = match (w.kind, &w.target) {
-                (WaitKind::Notify, Some(l)) => format!("a notify on {}", lock_label(snap, l)),
+                (WaitKind::Notify, Some(l)) => format!(
+                    "a notify on {}{}",
+                    lock_label(snap, l),
+                    super::permits::held_note(snap, l, thread_label)
+                ),
                 (WaitKind::Lock, Some(l)) => {
                     let holder = snap.lock(l).map(|lk| {
                         if lk.holders.iter().any(|h| h.evidence == Evidence::Unknown) {

@@ -84,5 +84,6 @@ pub fn snapshot(threads: Vec<Thread>, locks: Vec<Lock>) -> Snapshot {
         probe_loaded: false,
         probe_edges: Vec::new(),
         pools: Default::default(),
+        signals: Default::default(),
     }
 }

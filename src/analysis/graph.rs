@@ -161,7 +161,12 @@ impl WaitGraph {
                         g.future_wait(snap, from, &t.id, target, w);
                     }
                 }
-                WaitKind::Notify | WaitKind::UnknownFutex | WaitKind::Input => {}
+                WaitKind::Notify => {
+                    if let Some(lock) = snap.lock(target) {
+                        g.permit_wait(snap, &t.id, w, lock);
+                    }
+                }
+                WaitKind::UnknownFutex | WaitKind::Input => {}
             }
         }
         g.add_tasks(snap);
@@ -298,6 +303,52 @@ impl WaitGraph {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// A wait for a counting resource every permit of which is held: waiter -> resource ->
+    /// each holder (an OR-wait). Nothing when a permit is free or a holder is unknown.
+    fn permit_wait(&mut self, snap: &Snapshot, waiter: &str, w: &Wait, lock: &crate::model::Lock) {
+        let Some(holders) = super::permits::complete_holders(lock) else {
+            return;
+        };
+        let from = self.index[waiter];
+        let to = self.node(Node::Lock(lock.id.clone()));
+        self.graph.add_edge(
+            from,
+            to,
+            Edge {
+                from: waiter.to_string(),
+                to: lock.id.clone(),
+                via: EdgeVia::WaitsFor,
+                evidence: w.evidence,
+                site: w.site.clone(),
+                name: w.name.clone(),
+            },
+        );
+        for (holder, h) in holders.into_iter().zip(&lock.holders) {
+            let Some(&hn) = self.index.get(holder) else {
+                continue;
+            };
+            if self.graph.contains_edge(to, hn) {
+                continue;
+            }
+            let name = snap
+                .thread(holder)
+                .and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id))
+                .and_then(|x| x.name.clone());
+            self.graph.add_edge(
+                to,
+                hn,
+                Edge {
+                    from: lock.id.clone(),
+                    to: holder.to_string(),
+                    via: EdgeVia::HeldBy,
+                    evidence: h.evidence,
+                    site: h.site.clone(),
+                    name,
+                },
+            );
         }
     }
 

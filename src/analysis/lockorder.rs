@@ -32,6 +32,8 @@ pub struct OrderEdge {
 pub struct LockOrder {
     edges: BTreeMap<(String, String), OrderEdge>,
     names: HashMap<String, String>,
+    /// Program-wide names (`checking.lock`), from the latest sample that read one.
+    program: HashMap<String, String>,
     /// Probe serial -> node id. An address reused by a later lock gets `#serial` appended,
     /// so two locks that lived at one address are never one node.
     serials: HashMap<u64, String>,
@@ -123,6 +125,9 @@ impl LockOrder {
             }
         }
         for l in &snap.locks {
+            if let Some(n) = &l.name {
+                self.program.insert(l.id.clone(), n.clone());
+            }
             if let Some(n) = l
                 .module
                 .as_ref()
@@ -168,10 +173,13 @@ impl LockOrder {
                         .as_deref()
                         .map(|n| format!("\"{n}\""))
                         .unwrap_or_else(|| e.thread.clone());
-                    let label = |id: &str, local: &Option<String>| match local {
-                        Some(n) => format!("{n} <{}>", short(id)),
-                        None => format!("{} <{}>", name(id), short(id)),
-                    };
+                    let label =
+                        |id: &str, local: &Option<String>| match (self.program.get(id), local) {
+                            (Some(p), Some(n)) if p != n => format!("{p} ({n}) <{}>", short(id)),
+                            (Some(p), _) => format!("{p} <{}>", short(id)),
+                            (None, Some(n)) => format!("{n} <{}>", short(id)),
+                            (None, None) => format!("{} <{}>", name(id), short(id)),
+                        };
                     format!(
                         "{who} takes {} then {}",
                         label(a, &e.first_name),

@@ -1,14 +1,21 @@
 //! From snapshots to findings: the wait-for graph, one detector per finding kind, and the
 //! window logic that keeps only what persisted.
 
+pub mod below_python;
 mod clock;
 pub mod detectors;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod graph;
+pub mod idle;
+pub mod labels;
 pub mod lockorder;
 pub mod loops;
+pub mod native;
+pub mod order_advice;
+pub mod permits;
 pub mod races;
+pub mod timed;
 
 use std::collections::HashMap;
 use std::time::SystemTime;
@@ -21,10 +28,11 @@ pub use clock::timestamp;
 pub fn findings(snap: &Snapshot) -> Vec<Finding> {
     let graph = graph::WaitGraph::build(snap);
     let mut out: Vec<Finding> = Vec::new();
-    for d in detectors::all() {
+    for d in detectors::all().into_iter().chain(native::all()) {
         let found = d.detect(snap, &graph, &out);
         out.extend(found);
     }
+    timed::annotate(snap, &mut out);
     out
 }
 
@@ -51,8 +59,10 @@ pub fn document_with(
         Accumulator::default()
     };
     acc.set_loop_options(loop_options);
+    let mut snaps = snaps.to_vec();
+    timed::settle_window(&mut snaps);
     for s in snaps {
-        acc.push(s.clone());
+        acc.push(s);
     }
     acc.document(process, command)
 }
@@ -282,6 +292,25 @@ impl Accumulator {
                 .unwrap_or(last.taken);
             t.state_since = timestamp(since);
         }
+        let mut processes = if last.processes.is_empty() {
+            vec![Process {
+                exited: false,
+                ..process
+            }]
+        } else {
+            // The root first (a document's first process is the one asked about).
+            let mut ps = last.processes.clone();
+            ps.sort_by_key(|p| (p.pid != last.pid, p.pid));
+            ps
+        };
+        for p in &mut processes {
+            // Idle only where nothing was found: a deadlocked process is not idle.
+            let involved = findings.iter().any(|f| {
+                matches!(f.kind, FindingKind::Deadlock | FindingKind::Stall)
+                    && (f.processes.contains(&p.pid) || f.processes.is_empty())
+            });
+            p.idle = (!involved).then(|| idle::idle(last, p.pid)).flatten();
+        }
         Document {
             schema_version: SCHEMA_VERSION,
             tool: Tool {
@@ -298,17 +327,7 @@ impl Accumulator {
                     .map(|d| d.as_secs_f64())
                     .unwrap_or(0.0),
             },
-            processes: if last.processes.is_empty() {
-                vec![Process {
-                    exited: false,
-                    ..process
-                }]
-            } else {
-                // The root first (a document's first process is the one asked about).
-                let mut ps = last.processes.clone();
-                ps.sort_by_key(|p| (p.pid != last.pid, p.pid));
-                ps
-            },
+            processes,
             threads,
             locks: last.locks.clone(),
             tasks: last.tasks.clone(),

@@ -8,8 +8,10 @@ pub mod functions;
 pub mod layout;
 pub mod lines;
 pub mod locks;
+pub mod numbers;
 pub mod objects;
 pub mod opcode_table;
+pub mod slots;
 pub mod stdlib;
 #[rustfmt::skip]
 pub mod opcodes;

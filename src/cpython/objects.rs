@@ -12,6 +12,10 @@ const TP_FLAGS: usize = 168;
 const TPFLAGS_LONG_SUBCLASS: u64 = 1 << 24;
 /// `Py_TPFLAGS_MANAGED_DICT` (3.11+).
 const TPFLAGS_MANAGED_DICT: u64 = 1 << 4;
+/// `Py_TPFLAGS_HEAPTYPE` (a class made by a `class` statement) and, on a metaclass,
+/// `Py_TPFLAGS_TYPE_SUBCLASS` (its instances are types).
+const TPFLAGS_HEAPTYPE: u64 = 1 << 9;
+const TPFLAGS_TYPE_SUBCLASS: u64 = 1 << 31;
 
 /// Bounds against torn or hostile reads.
 const MAX_STR: usize = 4096;
@@ -343,6 +347,54 @@ impl<'a> Objects<'a> {
             Some((keys, values)) => self.keys_items(keys, values),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// An object's attributes as (key object, value) pairs, keys not decoded: the name
+    /// search reads many objects and decodes a key only where it names a lock. Empty for an
+    /// object without attributes; instance dicts, 3.11+ managed dicts and inline values alike.
+    pub fn instance_entries(&self, obj: usize) -> Result<Vec<(usize, usize)>> {
+        match self.instance_dict_parts(obj)? {
+            Some((keys, values)) => self.entries_with(keys, values),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Every module of `sys.modules` (through the interpreter state) as (name key object,
+    /// module `__dict__`); entries that are not modules with a dict are left out.
+    pub fn modules(&self, interp: usize) -> Result<Vec<(usize, usize)>> {
+        let modules = self.mem.ptr(interp + self.layout.offsets.interp_modules)?;
+        Ok(self
+            .dict_entries(modules)?
+            .into_iter()
+            .filter(|(_, m)| self.type_is(*m, "module"))
+            .filter_map(|(k, m)| {
+                let dict = self.mem.ptr(m + MODULE_DICT).ok()?;
+                (dict != 0 && self.type_is(dict, "dict")).then_some((k, dict))
+            })
+            .collect())
+    }
+
+    /// The namespace (`tp_dict`) of a class defined in Python (a heap type); `None` for
+    /// anything else, built-in types included (their `tp_dict` may be NULL on 3.12+).
+    pub fn class_dict(&self, obj: usize) -> Option<usize> {
+        let meta_flags = self.mem.u64(self.type_of(obj).ok()? + TP_FLAGS).ok()?;
+        if meta_flags & TPFLAGS_TYPE_SUBCLASS == 0 {
+            return None;
+        }
+        let flags = self.mem.u64(obj + TP_FLAGS).ok()?;
+        if flags & TPFLAGS_HEAPTYPE == 0 {
+            return None;
+        }
+        let dict = self.mem.ptr(obj + TP_DICT).ok()?;
+        (dict != 0 && self.type_is(dict, "dict")).then_some(dict)
+    }
+
+    /// `tp_name` of a type object (for a class found as a global: `InventoryService`).
+    pub fn type_object_name(&self, ty: usize) -> Option<String> {
+        let name = self.mem.ptr(ty + TP_NAME).ok()?;
+        let raw = self.mem.bytes(name, 128).ok()?;
+        let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+        Some(String::from_utf8_lossy(&raw[..end]).into_owned())
     }
 
     /// `sys.modules[name].__dict__`, through the interpreter state (`None` if not imported).

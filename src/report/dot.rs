@@ -44,9 +44,15 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             .module
             .clone()
             .map(|m| format!("import {m}"))
-            .or_else(|| l.names.first().map(|n| n.name.clone()))
+            .or_else(|| l.display_name(None))
             .unwrap_or_default();
-        let label = format!("{}\\n{} {}", name, l.kind, l.address);
+        let mut label = match crate::analysis::below_python::below_python_label(l) {
+            Some(c) => c,
+            None => format!("{}\\n{} {}", name, l.kind, l.address),
+        };
+        if let Some(p) = super::timing::permits_label(l) {
+            label = format!("{label}\\n{p}");
+        }
         let color = if hot_nodes.contains(l.id.as_str()) {
             ", color=red, penwidth=2"
         } else {
@@ -96,6 +102,19 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
     }
     for l in &doc.locks {
         for h in &l.holders {
+            // A C lock's owner that is no thread of the process: a node of its own.
+            if let (None, None, Some(tid), Evidence::PthreadOwner) =
+                (&h.thread, h.process, h.owner_ident, h.evidence)
+            {
+                let gone = crate::analysis::below_python::gone_owner_id(l.pid, tid);
+                writeln!(
+                    out,
+                    "  {} [shape=box, style=dashed, label={}];",
+                    quote(&gone),
+                    quote(&format!("TID {tid} (gone)"))
+                )?;
+                edge(&l.id, &gone, "held by\\n[pthread_owner]".into(), &mut out)?;
+            }
             if let Some(th) = &h.thread {
                 edge(
                     &l.id,

@@ -3,7 +3,9 @@
 pub mod dot;
 pub mod escape;
 pub mod junit;
+pub mod kernel;
 pub mod text;
+pub mod timing;
 
 use std::io::Write;
 

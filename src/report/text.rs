@@ -109,6 +109,9 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                 if l.kind == LockKind::Children {
                     return format!("any child of process {} to exit", l.pid);
                 }
+                if l.kind == LockKind::FileLock {
+                    return crate::report::kernel::file_lock_label(doc, l);
+                }
                 let what = l.kind.type_label();
                 let place = match (&sh.path, sh.offset) {
                     (Some(p), Some(off))
@@ -126,13 +129,17 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                     _ => format!("<{what} {place}>"),
                 };
             }
+            if let Some(c) = crate::analysis::below_python::below_python_label(l) {
+                return c;
+            }
             let kind = l.kind.type_label();
-            let name = name
-                .map(str::to_string)
-                .or_else(|| l.names.first().map(|n| n.name.clone()));
+            let name = l.display_name(name);
             match (name, &l.module) {
                 (_, Some(m)) => format!("import lock of module {m} <{kind} {}>", l.address),
-                (Some(n), None) => format!("{n} <{kind} {}>", l.address),
+                (Some(n), None) => match super::timing::permits_label(l) {
+                    Some(p) => format!("{n} <{kind} {}, {p}>", l.address),
+                    None => format!("{n} <{kind} {}>", l.address),
+                },
                 (None, None) => format!("<{kind} {}>", l.address),
             }
         }
@@ -178,7 +185,9 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         }
         writeln!(out)?;
         process_notes(doc, style, &mut out)?;
-        if !incomplete(doc, style, &mut out)? && doc.findings.is_empty() {
+        let unmodelled = not_modelled(doc, style, &mut out)?;
+        super::timing::idle_lines(doc, &mut out)?;
+        if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
             writeln!(
                 out,
                 "No deadlock, stall or orphaned lock persisted over the window."
@@ -193,9 +202,12 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     writeln!(
         out,
-        "{} · pid {} · CPython {} · {} · {} · window {:.1} s ({} snapshot{})",
+        "{} · {} · CPython {} · {} · {} · window {:.1} s ({} snapshot{})",
         style.bold(&format!("gridlock {}", doc.tool.version)),
-        p.pid,
+        match &p.core {
+            Some(core) => format!("core {core} of pid {}", p.pid),
+            None => format!("pid {}", p.pid),
+        },
         p.python_version,
         if p.cmdline.is_empty() {
             &p.name
@@ -215,7 +227,9 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     }
     writeln!(out)?;
     process_notes(doc, style, &mut out)?;
-    if !incomplete(doc, style, &mut out)? && doc.findings.is_empty() {
+    let unmodelled = not_modelled(doc, style, &mut out)?;
+    super::timing::idle_lines(doc, &mut out)?;
+    if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
         writeln!(
             out,
             "No deadlock, stall, orphaned lock or event-loop block persisted over the window."
@@ -617,6 +631,17 @@ fn incomplete<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Resul
     Ok(true)
 }
 
+/// The `NOT MODELLED` line when threads sit in syscalls gridlock does not model; whether it
+/// was printed (a report that cannot say "nothing found" about them).
+fn not_modelled<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<bool> {
+    let Some(summary) = doc.unmodelled_summary() else {
+        return Ok(false);
+    };
+    writeln!(out, "{}  {summary}.", style.red("NOT MODELLED"))?;
+    writeln!(out)?;
+    Ok(true)
+}
+
 fn interest(t: &Thread) -> u8 {
     match (t.blocked, t.waits_for.is_some(), t.holds.is_empty()) {
         (true, _, false) => 0,
@@ -635,6 +660,7 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
             Some(w) => {
                 let target = match (w.kind, &w.target) {
                     (WaitKind::ChildExit, Some(p)) => format!("{} to exit", party_label(doc, p)),
+                    (WaitKind::Input, _) => w.name.clone().unwrap_or_else(|| "input".into()),
                     (WaitKind::Join, Some(th)) => {
                         format!("thread {} (join)", thread_label(doc, th))
                     }
@@ -647,10 +673,13 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
                 format!(
                     "waits for {target} [{}]{}",
                     w.evidence.as_str(),
-                    if w.timed { " (with timeout)" } else { "" }
+                    super::timing::wait_timing(w)
                 )
             }
-            None => t.state.as_str().to_string(),
+            None => match (&t.syscall_name, t.state) {
+                (Some(call), ThreadState::Syscall) => format!("in {call}, not modelled"),
+                _ => t.state.as_str().to_string(),
+            },
         };
         writeln!(
             out,

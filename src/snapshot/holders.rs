@@ -28,11 +28,15 @@ impl<'w, 'a> Builder<'w, 'a> {
         if let Some(kind) = self.lock_kind(owner) {
             return Some((owner, kind));
         }
-        if objs.type_name(owner).ok()? == "Condition" {
-            let inner = probe::unwrap(objs, objs.attr(owner, "_lock").ok()??);
-            return self.lock_kind(inner).map(|k| (inner, k));
+        match objs.type_name_rc(owner).ok()?.as_ref() {
+            "Condition" => {
+                let inner = probe::unwrap(objs, objs.attr(owner, "_lock").ok()??);
+                self.lock_kind(inner).map(|k| (inner, k))
+            }
+            // `with sem:` holds one permit of a counting semaphore.
+            "Semaphore" | "BoundedSemaphore" => Some((owner, LockKind::Semaphore)),
+            _ => None,
         }
-        None
     }
 
     /// Owners read from memory: RLock owner fields and import module locks. Plain locks that
@@ -53,6 +57,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             let kind = self.locks[&addr].kind;
             let mut holders: Vec<Holder> = Vec::new();
             let mut locked = None;
+            let mut permits = None;
             let objs = self.objs();
             let memory_owner = match kind {
                 LockKind::RLock => {
@@ -81,6 +86,11 @@ impl<'w, 'a> Builder<'w, 'a> {
                 }
                 LockKind::Lock => {
                     locked = objs.lock_held(addr);
+                    None
+                }
+                LockKind::Semaphore => {
+                    permits = super::permits::semaphore(objs, addr);
+                    locked = permits.and_then(|p| p.free).map(|free| free == 0);
                     None
                 }
                 _ => None,
@@ -152,6 +162,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             }
             let lock = self.locks.get_mut(&addr).unwrap();
             lock.locked = locked.or(lock.locked);
+            lock.permits = permits.or(lock.permits);
             lock.holders = holders;
         }
     }

@@ -8,13 +8,20 @@
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
+mod checkout;
 pub mod current_test;
 pub mod futures;
+mod gil;
 mod holders;
+pub mod kernel_waits;
 pub mod multiprocessing;
+pub mod names;
+mod native_locks;
+mod permits;
 mod probe;
 mod session;
 mod threads;
+mod timeouts;
 mod waits;
 mod writes;
 
@@ -62,6 +69,8 @@ pub struct Snapshot {
     pub probe_edges: Vec<ProbeEdge>,
     /// Pools whose work runs in other processes, for linking them (`--tree`).
     pub pools: PoolView,
+    /// Per process: the signals it catches (`SigCgt`), read at this snapshot.
+    pub signals: BTreeMap<i32, u64>,
 }
 
 impl Snapshot {
@@ -84,6 +93,11 @@ impl Snapshot {
 /// reported running, never blocked: a single snapshot of a healthy process never shows a
 /// cycle that was not there. Reads that fail because memory changed under them are retried.
 pub fn take(session: &mut Session) -> Result<Snapshot> {
+    if let Some(frozen) = &session.target.frozen {
+        // A core: one instant, read once; nothing moved while it was read.
+        let kernel = frozen.kernel.clone();
+        return take_once(session, &kernel);
+    }
     let mut tries = 0;
     loop {
         let tids = procfs::task_ids(session.pid);
@@ -96,6 +110,11 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
         match take_once(session, &kernel) {
             Ok(mut snap) => {
                 settle_moved_threads(&mut snap, &kernel, &mut session.task_files);
+                gil::settle_gil_holders(&mut snap, &kernel, &mut session.task_files);
+                // A tree links these once over all its processes (`crossproc`).
+                if !session.target.read.cross_process {
+                    kernel_waits::link(&mut snap, &[session.pid]);
+                }
                 return Ok(snap);
             }
             Err(e) if tries < SNAPSHOT_RETRIES && is_torn_read(&e) && session.alive() => {
@@ -123,7 +142,11 @@ fn settle_moved_threads(
     files: &mut TaskFiles,
 ) {
     let mut moved = HashSet::new();
-    for t in snap.threads.iter_mut().filter(|t| t.blocked) {
+    for t in snap
+        .threads
+        .iter_mut()
+        .filter(|t| t.blocked && !gil::waits_for_gil(t))
+    {
         let still = t.native_id.is_some_and(|tid| {
             let same_switches = matches!(
                 (before.get(&tid).and_then(|k| k.timeslices), files.schedstat(tid)),
@@ -223,13 +246,20 @@ fn take_cached(
         asyncio,
         threading_active,
         tests,
+        names: name_cache,
+        libc,
     } = session;
     let pid = target.pid;
+    let libc = *libc.get_or_insert_with(|| {
+        let maps = procfs::maps(pid);
+        crate::native::Libc::from_mapped_paths(maps.iter().map(|m| m.path.as_str()))
+    });
     let objs = Objects::new(&target.mem, &target.layout);
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(code_cache));
+    let frozen = target.frozen.as_ref().map(|f| f.asyncio_section.clone());
     let raw = walker.threads(target.interpreter).map_err(|e| {
-        if procfs::exists(pid) {
+        if frozen.is_some() || procfs::exists(pid) {
             e
         } else {
             Error::TargetExited { pid }
@@ -276,6 +306,9 @@ fn take_cached(
         mp: target.read.cross_process.then(MpView::default),
         task_files: &mut target.task_files,
         runtime_region: target.runtime_region,
+        frozen: frozen.is_some(),
+        libc,
+        c_locks: BTreeMap::new(),
     };
     let mut threads = Vec::new();
     for (i, rt) in raw.iter().enumerate() {
@@ -296,6 +329,15 @@ fn take_cached(
         threads.push(builder.thread(rt, native_id, k, &info));
     }
     builder.resolve_owners(&mut threads);
+    builder.resolve_c_lock_owners(&mut threads, &to_proc);
+    builder.catch_gil_waiters(&mut threads);
+    builder.gil_lock(&mut threads, target.gil_address);
+    if let Some(note) = native_locks::unread_libc_note(libc, &threads) {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
+    builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
         mp.joins = multiprocessing::child_joins(&walker, &raw, &threads);
@@ -312,12 +354,27 @@ fn take_cached(
         pid,
         &raw,
         &threads,
-        &mut || published_asyncio_section(pid),
+        &mut || match &frozen {
+            Some(section) => section.clone(),
+            None => published_asyncio_section(pid),
+        },
     );
     target.process.notes.extend(asyncio.take_notes());
     locks.extend(view.locks);
     let mut tasks = view.tasks;
     let pools = futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
+    let note = names::name_locks(
+        &walker,
+        target.interpreter,
+        &raw,
+        &threads,
+        &mut locks,
+        name_cache,
+    );
+    let noted = |n: &String| n.starts_with(names::NOTE_PREFIX);
+    if let Some(note) = note.filter(|_| !target.process.notes.iter().any(noted)) {
+        target.process.notes.push(note);
+    }
     *code_cache = walker.take_cache();
     Ok(Snapshot {
         taken,
@@ -331,6 +388,9 @@ fn take_cached(
         probe_loaded: probe_state.is_some(),
         probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
         pools,
+        signals: crate::target::signals::caught_mask(pid)
+            .map(|m| BTreeMap::from([(pid, m)]))
+            .unwrap_or_default(),
     })
 }
 
@@ -353,6 +413,12 @@ struct Builder<'w, 'a> {
     mp: Option<MpView>,
     task_files: &'w mut TaskFiles,
     runtime_region: Option<(usize, usize)>,
+    /// Read from a core: `/proc` knows nothing of this process (its pid may be another's now).
+    frozen: bool,
+    /// The C library, whose lock layouts `native` knows.
+    libc: crate::native::Libc,
+    /// C locks recognised around waited futexes, by address, until their owners are resolved.
+    c_locks: BTreeMap<usize, crate::native::CLock>,
 }
 
 struct FrameView<'r> {

@@ -26,6 +26,10 @@ pub struct Session {
     pub(super) threading_active: Option<usize>,
     /// Where the target's `os.environ` is, for the test it runs.
     pub(super) tests: super::current_test::TestCache,
+    /// The program's names of locks found so far (`names`).
+    pub(super) names: super::names::NameCache,
+    /// The target's C library, told from its mappings at the first snapshot.
+    pub(super) libc: Option<crate::native::Libc>,
 }
 
 impl Session {
@@ -38,6 +42,8 @@ impl Session {
             asyncio: Default::default(),
             threading_active: None,
             tests: Default::default(),
+            names: Default::default(),
+            libc: None,
         }
     }
 

@@ -188,9 +188,26 @@ pub(super) fn kernel_state(k: Option<&KernelThread>, owns_gil: bool) -> ThreadSt
     match s.nr {
         SYS_NANOSLEEP | SYS_CLOCK_NANOSLEEP => ThreadState::Sleep,
         SYS_SELECT | SYS_PSELECT6 if s.args[4] != 0 && s.args[0] == 0 => ThreadState::Sleep,
-        SYS_READ | SYS_WRITE | SYS_POLL | SYS_SELECT | SYS_PSELECT6 | SYS_PPOLL | SYS_ACCEPT
-        | SYS_ACCEPT4 | SYS_RECVFROM | SYS_RECVMSG | SYS_EPOLL_WAIT | SYS_EPOLL_PWAIT
-        | SYS_EPOLL_PWAIT2 => ThreadState::IoWait,
+        SYS_READ
+        | SYS_WRITE
+        | SYS_POLL
+        | SYS_SELECT
+        | SYS_PSELECT6
+        | SYS_PPOLL
+        | SYS_ACCEPT
+        | SYS_ACCEPT4
+        | SYS_RECVFROM
+        | SYS_RECVMSG
+        | SYS_EPOLL_WAIT
+        | SYS_EPOLL_PWAIT
+        | SYS_EPOLL_PWAIT2
+        | SYS_READV
+        | SYS_WRITEV
+        | SYS_SENDTO
+        | SYS_SENDMSG
+        | crate::kernel::syscalls::SYS_CONNECT => ThreadState::IoWait,
+        // A child's exit: `--tree` links it to the child (`crossproc`).
+        SYS_WAIT4 | SYS_WAITID => ThreadState::JoinWait,
         SYS_FUTEX if !owns_gil => ThreadState::LockWait,
         _ => ThreadState::Syscall,
     }
@@ -203,23 +220,7 @@ fn is_stopped(k: &KernelThread) -> bool {
 }
 
 pub(super) fn syscall_name(nr: i64) -> String {
-    use procfs::*;
-    match nr {
-        SYS_READ => "read".into(),
-        SYS_WRITE => "write".into(),
-        SYS_POLL => "poll".into(),
-        SYS_SELECT => "select".into(),
-        SYS_NANOSLEEP => "nanosleep".into(),
-        SYS_WAIT4 => "wait4".into(),
-        SYS_FUTEX => "futex".into(),
-        SYS_CLOCK_NANOSLEEP => "clock_nanosleep".into(),
-        SYS_EPOLL_WAIT => "epoll_wait".into(),
-        SYS_WAITID => "waitid".into(),
-        SYS_PSELECT6 => "pselect6".into(),
-        SYS_PPOLL => "ppoll".into(),
-        SYS_EPOLL_PWAIT => "epoll_pwait".into(),
-        n => format!("syscall {n}"),
-    }
+    crate::kernel::syscalls::label(nr)
 }
 
 impl<'w, 'a> Builder<'w, 'a> {
@@ -272,6 +273,8 @@ impl<'w, 'a> Builder<'w, 'a> {
         let mut waits_for = None;
         if let Some(futex) = futex {
             let (s, w, released) = self.classify_futex_wait(&id, &frames, futex, timed);
+            let syscall = k.and_then(|k| k.syscall.as_ref());
+            let (s, w) = self.c_lock_or_unknown(&id, &frames, syscall, s, w);
             state = match s {
                 ThreadState::Unknown if timed && !owns_gil => ThreadState::GilWait,
                 ThreadState::Unknown => ThreadState::LockWait,
@@ -284,6 +287,9 @@ impl<'w, 'a> Builder<'w, 'a> {
                 self.note_mp_wait(&id, &frames, futex);
             }
             waits_for = w;
+            if let Some(w) = waits_for.as_mut() {
+                self.time_wait(w, &frames, k.and_then(|k| k.syscall.as_ref()));
+            }
             // A thread inside `Condition.wait` has released the condition's lock, although the
             // caller's `with cond:` block is still active.
             if let Some(released) = released {
@@ -317,12 +323,16 @@ impl<'w, 'a> Builder<'w, 'a> {
             .filter(|(l, _)| seen.insert(*l))
             .map(|(_, h)| h)
             .collect();
-        let name = info
-            .name
-            .clone()
-            .or_else(|| native_id.and_then(|tid| procfs::thread_comm(self.pid, tid)));
+        let name = info.name.clone().or_else(|| {
+            let tid = native_id.filter(|_| !self.frozen)?;
+            procfs::thread_comm(self.pid, tid)
+        });
         Thread {
-            syscall_name: None,
+            // The syscall a sleeping thread is in, by name (a running one is in none).
+            syscall_name: k
+                .filter(|k| matches!(k.state, 'S' | 'D'))
+                .and_then(|k| k.syscall.as_ref())
+                .map(|s| syscall_name(s.nr)),
             id,
             pid: self.pid,
             thread_id: rt.thread_id,

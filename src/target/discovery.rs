@@ -24,7 +24,10 @@ use py_spy::Config;
 
 use super::procfs::Mapping;
 use crate::cpython::{self, Layout, Refusal};
-use crate::memory::{ProcMemory as Memory, ReadMemory};
+use crate::memory::ReadMemory;
+
+/// Any reader of the target's memory: a live process's, or a core's.
+type Memory = dyn ReadMemory;
 
 /// The GIL record lies inside `_PyRuntime` (3.8-3.11 `gilstate.tstate_current`) or inside
 /// the main interpreter, which 3.12+ embeds in `_PyRuntime`: a cached offset is only kept when
@@ -337,4 +340,118 @@ fn search_with(
         },
         runtime,
     ))
+}
+
+/// The interpreter of a process that no longer runs (a core), whose memory is `mem` and maps
+/// `maps`: from the dynamic symbols of the Python binaries it mapped (`_PyRuntime`, and
+/// `Py_Version` on 3.11+), which `open` finds on disk. Before 3.11 the version is read from
+/// `sys.version`'s text in the binary's data, or else from its file name.
+pub fn find_frozen(
+    mem: &Memory,
+    maps: &[Mapping],
+    open: &dyn Fn(&Mapping) -> Option<std::fs::File>,
+) -> Result<Found, SearchError> {
+    let pythonic =
+        |file_name: &str| file_name.starts_with("python") || file_name.starts_with("libpython");
+    let mut last = SearchError::Search(
+        "no Python binary the process mapped could be read (python* or libpython*)".into(),
+    );
+    for m in super::elf::mapped_binaries(maps, &pythonic) {
+        let Some(f) = open(m) else { continue };
+        let symbols = match super::elf::exported_symbols_in(&f, m.start, &EXPORTS) {
+            Ok(s) => s,
+            Err(e) => {
+                last = SearchError::Search(format!("{}: {e}", m.path));
+                continue;
+            }
+        };
+        let symbols: HashMap<String, u64> =
+            symbols.into_iter().map(|(n, a)| (n, a as u64)).collect();
+        let Some(&runtime) = symbols.get("_PyRuntime") else {
+            last = SearchError::Search(format!("{} does not export _PyRuntime", m.path));
+            continue;
+        };
+        let (bss_addr, bss_size) = writable_data(maps, m);
+        let info = PythonProcessInfo {
+            python_binary: Some(BinaryInfo {
+                symbols: symbols.clone(),
+                bss_addr,
+                bss_size,
+                pyruntime_addr: 0,
+                pyruntime_size: 0,
+                addr: m.start as u64,
+                size: (m.end - m.start) as u64,
+            }),
+            libpython_binary: None,
+            maps: Box::new(NoMaps),
+            python_filename: m.path.clone().into(),
+            dockerized: false,
+        };
+        let version = get_python_version(&info, &Frozen(mem)).map_err(|e| {
+            SearchError::Search(format!("the Python version of {} is unknown ({e})", m.path))
+        })?;
+        let runtime = runtime as usize;
+        let mut layout = cpython::layout_for(
+            mem,
+            version.major,
+            version.minor,
+            version.patch,
+            Some(runtime),
+        )
+        .map_err(SearchError::Refused)?;
+        let interpreter = runtime_interpreter(mem, &layout, runtime).ok_or_else(|| {
+            SearchError::Search("_PyRuntime does not lead to an interpreter".into())
+        })?;
+        let gil_address = match layout.offsets.interp_ceval_gil {
+            Some(offset) => mem.ptr(interpreter + offset).unwrap_or(0),
+            None => {
+                let config = Config {
+                    blocking: LockingStrategy::NonBlocking,
+                    ..Config::default()
+                };
+                get_threadstate_address(interpreter, &info, &Frozen(mem), &version, &config)
+                    .unwrap_or(0)
+            }
+        };
+        cpython::check_locks(mem, &mut layout, interpreter);
+        return Ok(Found {
+            interpreters_head: interpreters_head(&layout, Some(runtime)),
+            layout: Arc::new(layout),
+            interpreter,
+            gil_address,
+            cached: false,
+        });
+    }
+    Err(last)
+}
+
+/// More of a binary's data than `sys.version`'s text is searched in.
+const MAX_VERSION_SCAN: usize = 16 << 20;
+
+/// The writable data of binary `m` (its last writable mapping and the anonymous `.bss` right
+/// after it), where `Py_GetVersion` formats `sys.version` at start-up: (address, size).
+fn writable_data(maps: &[Mapping], m: &Mapping) -> (u64, u64) {
+    let Some(i) = maps
+        .iter()
+        .rposition(|w| w.inode == m.inode && w.device == m.device && w.perms.contains('w'))
+    else {
+        return (0, 0);
+    };
+    let mut end = maps[i].end;
+    if let Some(bss) = maps.get(i + 1).filter(|b| b.inode == 0 && b.start == end) {
+        end = bss.end;
+    }
+    let size = (end - maps[i].start).min(MAX_VERSION_SCAN);
+    (maps[i].start as u64, size as u64)
+}
+
+/// A core's memory as py-spy reads a process's.
+struct Frozen<'m>(&'m Memory);
+
+impl remoteprocess::ProcessMemory for Frozen<'_> {
+    fn read(&self, addr: usize, buf: &mut [u8]) -> Result<(), remoteprocess::Error> {
+        self.0
+            .read_into(addr, buf)
+            .map_err(|e| remoteprocess::Error::Other(e.to_string()))
+    }
 }

@@ -314,15 +314,24 @@ pub fn exported_symbols(
         reason,
     };
     let f = open_mapped(pid, m)?;
-    with_image(&f, |image| {
-        let bias = image.load_bias(m.start as u64)?;
+    exported_symbols_in(&f, m.start, wanted).map_err(malformed)
+}
+
+/// Where the defined dynamic symbols among `wanted` of the ELF file `f` lie when its start
+/// (file offset 0) is mapped at `mapped_at`.
+pub fn exported_symbols_in(
+    f: &File,
+    mapped_at: usize,
+    wanted: &[&str],
+) -> Result<Vec<(String, usize)>, String> {
+    with_image(f, |image| {
+        let bias = image.load_bias(mapped_at as u64)?;
         Ok(image
             .dynamic_symbols(wanted)?
             .into_iter()
             .map(|(name, value)| (name, value.wrapping_add(bias) as usize))
             .collect())
     })
-    .map_err(malformed)
 }
 
 #[cfg(test)]

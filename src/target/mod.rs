@@ -3,8 +3,10 @@
 
 pub mod discovery;
 pub mod elf;
+pub mod frozen;
 pub mod namespaces;
 pub mod procfs;
+pub mod signals;
 pub mod sockdiag;
 pub mod taskfiles;
 
@@ -15,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::memory::{ProcMemory, ReadMemory};
 use crate::model;
 use discovery::{DiscoveryCache, SearchError};
+pub use frozen::{Frozen, TargetMemory};
 
 /// What a snapshot reads beyond stacks, locks and waits, chosen by the verb at attach.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,7 +32,7 @@ pub struct ReadOptions {
 
 pub struct Target {
     pub pid: i32,
-    pub mem: ProcMemory,
+    pub mem: TargetMemory,
     pub layout: Arc<Layout>,
     pub version: String,
     pub interpreter: usize,
@@ -52,6 +55,8 @@ pub struct Target {
     pub(crate) namespace_tids: namespaces::NamespaceTids,
     /// The target lives in another PID namespace than gridlock (a container).
     pub other_pid_namespace: bool,
+    /// A process read from a core dump: what `/proc` would have said of it.
+    pub frozen: Option<Frozen>,
 }
 
 impl Target {
@@ -165,11 +170,13 @@ impl Target {
             exited_at: None,
             interpreter_found: Some(if found.cached { "cached" } else { "searched" }.into()),
             current_test: None,
+            core: None,
             notes: layout.notes.clone(),
+            idle: None,
         };
         Ok(Target {
             pid,
-            mem,
+            mem: TargetMemory::Live(mem),
             layout,
             version,
             interpreter,
@@ -181,17 +188,19 @@ impl Target {
             task_files: taskfiles::TaskFiles::new(pid),
             namespace_tids: namespaces::NamespaceTids::new(pid),
             other_pid_namespace: namespaces::other_pid_namespace(pid).unwrap_or(false),
+            frozen: None,
         })
     }
 
     pub fn alive(&self) -> bool {
-        procfs::exists(self.pid) && procfs::process_state(self.pid) != Some('Z')
+        self.frozen.is_some()
+            || procfs::exists(self.pid) && procfs::process_state(self.pid) != Some('Z')
     }
 }
 
 /// The mapping holding `addr` when it is a binary's static data: a file mapping, or the
 /// anonymous `.bss` mapping right after one (never the heap).
-fn static_region(maps: &[procfs::Mapping], addr: usize) -> Option<(usize, usize)> {
+pub(crate) fn static_region(maps: &[procfs::Mapping], addr: usize) -> Option<(usize, usize)> {
     let i = maps.iter().position(|m| m.start <= addr && addr < m.end)?;
     let m = &maps[i];
     let file_backed = |m: &procfs::Mapping| m.inode != 0;

@@ -66,6 +66,17 @@ impl NamespaceTids {
         }
     }
 
+    /// The map of a process whose threads `/proc` cannot list (a core dump's): each TID is
+    /// taken as its own.
+    pub fn fixed(pid: i32, tids: &[i32]) -> NamespaceTids {
+        NamespaceTids {
+            pid,
+            own: tids.iter().map(|&t| (t, t)).collect(),
+            numbered_by_proc: Some(true),
+            ..Default::default()
+        }
+    }
+
     /// Bring the map up to date with the threads now in `/proc/PID/task` (sorted), reading
     /// `status` only for threads not seen before.
     pub fn refresh(&mut self, tids: &[i32]) {

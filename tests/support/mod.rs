@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod namespaces;
+pub mod representative;
 
 #[derive(Debug, Clone)]
 pub struct Interpreter {

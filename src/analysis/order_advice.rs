@@ -1,0 +1,156 @@
+//! What a lock cycle's advice says: which thread took which lock first, by the program's
+//! names, and where that order came from (one function called with its arguments swapped,
+//! and who chose them; or two functions that nest the locks oppositely). It only reads a
+//! finding's edges and the snapshot's stacks; it decides nothing about the cycle itself.
+
+use std::collections::HashMap;
+
+use super::labels::thread_label;
+use crate::model::{short_file, Edge, EdgeVia, Frame};
+use crate::snapshot::Snapshot;
+
+/// One thread's part of the cycle: the lock it holds, where it took it, the lock it waits
+/// for, where it waits.
+struct Part {
+    thread: String,
+    first: String,
+    first_site: Option<String>,
+    then: String,
+    then_site: Option<String>,
+}
+
+/// The advice for a cycle of threads over locks (edges alternate `waits_for`, `held_by`);
+/// `None` when the edges do not give every thread both ends.
+pub fn lock_cycle_advice(snap: &Snapshot, threads: &[String], edges: &[Edge]) -> Option<String> {
+    let mut holds: HashMap<&str, (&Edge, &str)> = HashMap::new();
+    let mut waits: HashMap<&str, &Edge> = HashMap::new();
+    for e in edges {
+        match e.via {
+            EdgeVia::WaitsFor => {
+                waits.insert(e.from.as_str(), e);
+            }
+            EdgeVia::HeldBy => {
+                holds.insert(e.to.as_str(), (e, e.from.as_str()));
+            }
+            _ => {}
+        }
+    }
+    let parts: Vec<Part> = threads
+        .iter()
+        .map(|t| {
+            let (held, lock) = holds.get(t.as_str())?;
+            let wait = waits.get(t.as_str())?;
+            Some(Part {
+                thread: thread_label(snap, t),
+                first: lock_name(snap, lock, held.name.as_deref()),
+                first_site: held.site.clone(),
+                then: lock_name(snap, &wait.to, wait.name.as_deref()),
+                then_site: wait.site.clone(),
+            })
+        })
+        .collect::<Option<_>>()?;
+    if parts.len() < 2 {
+        return None;
+    }
+    let same_function = parts
+        .iter()
+        .all(|p| function(&p.first_site) == function(&parts[0].first_site))
+        && parts
+            .iter()
+            .all(|p| function(&p.then_site) == function(&p.first_site))
+        && function(&parts[0].first_site).is_some();
+    let orders: Vec<String> = parts
+        .iter()
+        .map(|p| {
+            if same_function {
+                format!("{} takes {} then {}", p.thread, p.first, p.then)
+            } else {
+                format!(
+                    "{} takes {} (at {}) then {} (at {})",
+                    p.thread,
+                    p.first,
+                    p.first_site.as_deref().unwrap_or("an unknown site"),
+                    p.then,
+                    p.then_site.as_deref().unwrap_or("an unknown site")
+                )
+            }
+        })
+        .collect();
+    let orders = orders.join("; ");
+    if !same_function {
+        return Some(format!(
+            "{orders}: take these locks in one order in every place that nests them."
+        ));
+    }
+    let f = function(&parts[0].first_site).unwrap_or("?");
+    let file_lines = lines(&parts);
+    let callers: Vec<Option<String>> = threads.iter().map(|t| caller(snap, t, f)).collect();
+    let chosen = if callers.iter().all(Option::is_none) {
+        "each thread's Thread(target=..., args=...) chose them".to_string()
+    } else {
+        parts
+            .iter()
+            .zip(&callers)
+            .map(|(p, c)| match c {
+                Some(site) => format!("{} called it from {site}", p.thread),
+                None => format!("{}'s Thread(target=..., args=...)", p.thread),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let all = if parts.len() == 2 { "both" } else { "all" };
+    Some(format!(
+        "{orders}, {all} in {f} {file_lines}, which takes the locks in the order of its arguments ({chosen}); choose one order (for example by id() or by a key of what the locks protect) before taking them."
+    ))
+}
+
+/// A lock's program-wide name, else the name at this edge with its address (two locals of
+/// one function name different locks).
+fn lock_name(snap: &Snapshot, id: &str, local: Option<&str>) -> String {
+    match snap.lock(id) {
+        Some(l) => match (&l.name, local) {
+            (Some(n), _) => n.clone(),
+            (None, Some(local)) => format!("{local} ({})", l.address),
+            (None, None) => format!("{} {}", l.kind, l.address),
+        },
+        None => local.unwrap_or(id).to_string(),
+    }
+}
+
+/// `file.py:12-14`: the lines of the function's sites.
+fn lines(parts: &[Part]) -> String {
+    let mut file = None;
+    let mut nums: Vec<u32> = Vec::new();
+    for s in parts
+        .iter()
+        .flat_map(|p| [&p.first_site, &p.then_site])
+        .flatten()
+    {
+        if let Some((f, n)) = s.split(' ').nth(1).and_then(|fl| fl.rsplit_once(':')) {
+            file = Some(f.to_string());
+            nums.extend(n.parse::<u32>().ok());
+        }
+    }
+    match (file, nums.iter().min(), nums.iter().max()) {
+        (Some(f), Some(a), Some(b)) if a != b => format!("{f}:{a}-{b}"),
+        (Some(f), Some(a), _) => format!("{f}:{a}"),
+        _ => String::new(),
+    }
+}
+
+/// Where a thread's call of `function` came from: the frame below its outermost frame of
+/// `function` (outside `threading`); `None` when the thread's `Thread(target=...,
+/// args=...)` called it.
+fn caller(snap: &Snapshot, thread: &str, function: &str) -> Option<String> {
+    let frames: &[Frame] = &snap.thread(thread)?.frames;
+    let outermost = frames.iter().rposition(|f| f.function == function)?;
+    frames
+        .get(outermost + 1)
+        .filter(|f| short_file(&f.file) != "threading.py")
+        .map(Frame::site)
+}
+
+/// The function of a site (`transfer` of `transfer bank.py:12`).
+fn function(site: &Option<String>) -> Option<&str> {
+    site.as_deref().and_then(|s| s.split(' ').next())
+}

@@ -1,0 +1,286 @@
+//! A timed wait is a wait (the contract's Blocked): over a window of snapshots, a thread
+//! found in the same wait (same kind, target and site) in every snapshot is blocked, timed
+//! or not. Either its timeout lies beyond the window, or it timed out and waited again at the
+//! same site (a polling loop: one wait). `waited_s` counts from the wait's first entry seen.
+//! This file only rewrites snapshots' waits before the detectors see them, and words how long
+//! a deadlock of timed waits lasts; it reads no process.
+
+use std::collections::HashMap;
+
+use crate::model::*;
+use crate::snapshot::Snapshot;
+
+/// What makes two sightings of a wait the same wait.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct WaitKey {
+    kind: WaitKind,
+    target: Option<String>,
+    site: Option<String>,
+}
+
+fn key(w: &Wait) -> WaitKey {
+    WaitKey {
+        kind: w.kind,
+        target: w.target.clone(),
+        site: w.site.clone(),
+    }
+}
+
+/// Join each thread's sightings of one wait over the window (oldest snapshot first): set
+/// `waited_s` from the first entry seen, and mark a timed wait that held for the whole window
+/// blocked. A thread seen running in some snapshot with exactly the stack it had in that
+/// wait (it had just timed out and was waiting again) is taken to be in it.
+pub fn settle_window(snaps: &mut [Snapshot]) {
+    let Some(last) = snaps.last() else { return };
+    let ids: Vec<String> = last.threads.iter().map(|t| t.id.clone()).collect();
+    // Each snapshot's index of each thread.
+    let index: Vec<HashMap<String, usize>> = snaps
+        .iter()
+        .map(|s| {
+            s.threads
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect()
+        })
+        .collect();
+    for id in ids {
+        // A thread missing from a snapshot of the window is left as it was seen.
+        let at: Option<Vec<usize>> = index.iter().map(|m| m.get(&id).copied()).collect();
+        if let Some(at) = at {
+            settle_thread(snaps, &at);
+        }
+    }
+}
+
+fn settle_thread(snaps: &mut [Snapshot], at: &[usize]) {
+    let n = snaps.len();
+    let thread = |i: usize| &snaps[i].threads[at[i]];
+    // A running sighting at the wait's own stack (woken by its timeout, not yet back in
+    // Python), or, once per window, anywhere in the frames that called the wait (between
+    // two entries of the loop): the wait of a snapshot that saw it.
+    let mut blips = 0;
+    let borrowed: Vec<Option<usize>> = (0..n)
+        .map(|i| {
+            let t = thread(i);
+            if t.waits_for.is_some() || t.state != ThreadState::Running || t.frames.is_empty() {
+                return None;
+            }
+            let timed_at = |j: usize| thread(j).waits_for.as_ref().is_some_and(|w| w.timed);
+            if let Some(j) = (0..n).find(|&j| timed_at(j) && thread(j).frames == t.frames) {
+                return Some(j);
+            }
+            let j = (0..n).find(|&j| timed_at(j) && same_caller(&thread(j).frames, &t.frames))?;
+            blips += 1;
+            (blips <= 1.max(n / 5)).then_some(j)
+        })
+        .collect();
+    let wait_at = |i: usize| -> Option<&Wait> {
+        match borrowed[i] {
+            Some(j) => thread(j).waits_for.as_ref(),
+            None => thread(i).waits_for.as_ref(),
+        }
+    };
+    let Some(k) = wait_at(n - 1).map(key) else {
+        return;
+    };
+    if k.kind == WaitKind::UnknownFutex {
+        return;
+    }
+    // The run of sightings of this wait that ends at the newest snapshot.
+    let first = (0..n)
+        .rev()
+        .take_while(|&i| wait_at(i).map(key).as_ref() == Some(&k))
+        .last()
+        .unwrap_or(n - 1);
+    let whole_window = first == 0;
+    let timed = (first..n).any(|i| wait_at(i).is_some_and(|w| w.timed));
+    // The first entry: the earliest sighting, less what it had waited in its own entry.
+    let entered = {
+        let s = &snaps[first];
+        let own = wait_at(first)
+            .and_then(|w| w.waited_s)
+            .map(|w| std::time::Duration::from_secs_f64(w.0))
+            .unwrap_or_default();
+        s.taken.checked_sub(own).unwrap_or(s.taken)
+    };
+    for i in first..n {
+        let restored = borrowed[i].map(|j| {
+            let o = &snaps[j].threads[at[j]];
+            (o.waits_for.clone(), o.state, o.holds.clone())
+        });
+        let taken = snaps[i].taken;
+        let t = &mut snaps[i].threads[at[i]];
+        if let Some((w, state, holds)) = restored {
+            t.waits_for = w;
+            t.state = state;
+            t.holds = holds;
+        }
+        let Some(w) = t.waits_for.as_mut() else {
+            continue;
+        };
+        let since = taken
+            .duration_since(entered)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        w.waited_s = Some(Seconds(w.waited_s.map_or(since, |own| own.0.max(since))));
+        if timed && whole_window {
+            t.blocked = true;
+        }
+    }
+    if timed && whole_window {
+        for i in (0..n).filter(|&i| borrowed[i].is_some()) {
+            restore_lock_view(&mut snaps[i], at[i]);
+        }
+    }
+}
+
+/// Whether a running thread's stack is the caller of a wait's stack: the same functions
+/// below the `threading`/`queue` frames the wait runs in (the innermost's line aside).
+fn same_caller(waiting: &[Frame], running: &[Frame]) -> bool {
+    let callers = |frames: &[Frame]| -> Vec<(String, String)> {
+        frames
+            .iter()
+            .skip_while(|f| matches!(short_file(&f.file), "threading.py" | "queue.py"))
+            .map(|f| (f.function.clone(), f.file.clone()))
+            .collect()
+    };
+    let (a, b) = (callers(waiting), callers(running));
+    !a.is_empty() && a == b
+}
+
+/// A restored wait in the locks' view: the thread waits on its target again, and holds only
+/// what its restored holds say (a condition's lock is released inside `Condition.wait`).
+fn restore_lock_view(snap: &mut Snapshot, index: usize) {
+    let t = &snap.threads[index];
+    let id = t.id.clone();
+    let holds: Vec<String> = t.holds.iter().map(|h| h.lock.clone()).collect();
+    let wait = t.waits_for.clone();
+    for lock in &mut snap.locks {
+        lock.holders
+            .retain(|h| h.thread.as_deref() != Some(id.as_str()) || holds.contains(&lock.id));
+        if let Some(w) = wait
+            .as_ref()
+            .filter(|w| w.target.as_ref() == Some(&lock.id))
+        {
+            if !lock.waiters.iter().any(|x| x.thread == id) {
+                lock.waiters.push(Waiter {
+                    thread: id.clone(),
+                    evidence: w.evidence,
+                    site: w.site.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// Seconds left before the first of `threads`' timed waits times out, counting only waits
+/// that have not yet outlived their timeout (a polling loop never ends by itself).
+pub fn first_timeout(snap: &Snapshot, threads: &[String]) -> Option<f64> {
+    threads
+        .iter()
+        .filter_map(|id| snap.thread(id)?.waits_for.as_ref())
+        .filter_map(|w| {
+            let left = w.timeout_s?.0 - w.waited_s.map_or(0.0, |s| s.0);
+            (left > 0.0).then_some(left)
+        })
+        .min_by(f64::total_cmp)
+}
+
+/// `3,597 s`.
+pub fn seconds_text(s: f64) -> String {
+    let whole = s.round() as u64;
+    let digits = whole.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{out} s")
+}
+
+/// Deadlocks whose waits are timed say how long they last at most: "until the timeout in
+/// 3,597 s" (the first wait to time out breaks the cycle).
+pub fn annotate(snap: &Snapshot, findings: &mut [Finding]) {
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.kind == FindingKind::Deadlock)
+    {
+        if let Some(left) = first_timeout(snap, &f.threads) {
+            f.summary = format!("{}, until the timeout in {}", f.summary, seconds_text(left));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::fixtures::{snapshot, thread};
+    use std::time::{Duration, SystemTime};
+
+    fn polling(taken: SystemTime, running: bool) -> Snapshot {
+        let mut t = thread(1, 1, "cond-loop", Some((WaitKind::Notify, "1:l:0xc")));
+        t.frames = vec![Frame {
+            function: "wait".into(),
+            file: "threading.py".into(),
+            line: 320,
+            locals: None,
+        }];
+        let w = t.waits_for.as_mut().unwrap();
+        w.timed = true;
+        w.site = Some("cond_loop app.py:9".into());
+        w.timeout_s = Some(Seconds(0.2));
+        w.waited_s = Some(Seconds(0.1));
+        t.blocked = false;
+        if running {
+            t.waits_for = None;
+            t.state = ThreadState::Running;
+        }
+        let mut s = snapshot(vec![t], Vec::new());
+        s.taken = taken;
+        s
+    }
+
+    #[test]
+    fn a_polling_loop_over_the_window_is_one_blocked_wait() {
+        let t0 = SystemTime::now();
+        let mut snaps: Vec<Snapshot> = (0..5)
+            .map(|i| polling(t0 + Duration::from_millis(250 * i), i == 2))
+            .collect();
+        settle_window(&mut snaps);
+        for s in &snaps {
+            let t = &s.threads[0];
+            assert!(t.blocked, "{t:#?}");
+            assert_eq!(
+                t.waits_for.as_ref().unwrap().target.as_deref(),
+                Some("1:l:0xc")
+            );
+        }
+        let waited = snaps[4].threads[0]
+            .waits_for
+            .as_ref()
+            .unwrap()
+            .waited_s
+            .unwrap()
+            .0;
+        assert!((waited - 1.1).abs() < 0.01, "{waited}");
+        // It outlived its timeout: it never ends by itself.
+        assert_eq!(first_timeout(&snaps[4], &["1:t:1".into()]), None);
+    }
+
+    #[test]
+    fn a_wait_seen_once_in_a_window_is_not_blocked() {
+        let t0 = SystemTime::now();
+        let mut snaps = vec![
+            polling(t0, true),
+            polling(t0 + Duration::from_millis(250), false),
+        ];
+        snaps[0].threads[0].frames[0].line = 1;
+        settle_window(&mut snaps);
+        assert!(!snaps[1].threads[0].blocked);
+        assert_eq!(seconds_text(3597.4), "3,597 s");
+        assert_eq!(seconds_text(12.0), "12 s");
+    }
+}

@@ -1,0 +1,43 @@
+//! How the human-facing printers name what only the kernel explains: a file lock and who
+//! holds it (a process of the report, or one outside it, by pid and command).
+
+use crate::model::*;
+
+/// `pid 27370 (python3 gc.py)` for a process of the report; `pid 4242 (sleep 600), outside
+/// the watched processes` for one the lock table names but gridlock does not read.
+pub fn holder_label(doc: &Document, lock: &Lock, pid: i32) -> String {
+    if let Some(p) = doc.processes.iter().find(|p| p.pid == pid) {
+        return format!("pid {pid} ({})", crate::analysis::detectors::short_cmd(p));
+    }
+    let command = lock
+        .shared
+        .as_ref()
+        .and_then(|s| s.commands.get(&pid))
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    format!("pid {pid}{command}, outside the watched processes")
+}
+
+/// `file lock on /tmp/index.lock, held by pid 20415 (gc.py)`.
+pub fn file_lock_label(doc: &Document, lock: &Lock) -> String {
+    let what = lock
+        .name
+        .clone()
+        .or_else(|| lock.shared.as_ref().and_then(|s| s.path.clone()))
+        .unwrap_or_else(|| lock.address.clone());
+    let holders: Vec<String> = lock
+        .holders
+        .iter()
+        .filter_map(|h| h.process)
+        .map(|p| holder_label(doc, lock, p))
+        .collect();
+    let unknown = lock.holders.iter().any(|h| h.evidence == Evidence::Unknown);
+    match (holders.is_empty(), unknown) {
+        (true, _) => format!("file lock on {what} (holder unknown)"),
+        (false, false) => format!("file lock on {what}, held by {}", holders.join(" and ")),
+        (false, true) => format!(
+            "file lock on {what}, held by {} and a holder gridlock cannot see",
+            holders.join(" and ")
+        ),
+    }
+}

@@ -1,0 +1,209 @@
+//! End-to-end: locks by the names the program gives them (issue 30). One process per
+//! interpreter holds every shape (`fixtures/lock_names.py`): accounts that are module globals
+//! handed to `transfer(src, dst)`, module-level locks handed to `reconcile(first, second)`,
+//! a registry `LOCKS['users']`, a global service whose private helpers take its locks, an
+//! object no global reaches (named by its class), a local lock (no program-wide name), and a
+//! global `queue.Queue` with its inner lock. The names are asserted in JSON and text, and the
+//! lock-cycle advice's order.
+mod support;
+
+use serde_json::Value;
+use support::{doc, dump_json_until, dump_text, fixture, interpreters, Interpreter, Target};
+
+/// pyenv's 3.8 (else 3.9), 3.11, 3.12 and 3.13.0, and the Debian root's 3.14 and 3.15: the
+/// dict and instance layouts differ between them.
+fn chosen() -> Vec<Interpreter> {
+    let all = interpreters();
+    let mut out: Vec<Interpreter> = Vec::new();
+    let old = all
+        .iter()
+        .find(|p| p.root.is_none() && p.minor == 8)
+        .or_else(|| all.iter().find(|p| p.root.is_none() && p.minor == 9));
+    out.extend(old.cloned());
+    for minor in [11, 12] {
+        out.extend(
+            all.iter()
+                .find(|p| p.root.is_none() && p.minor == minor)
+                .cloned(),
+        );
+    }
+    out.extend(all.iter().find(|p| p.label == "3.13.0").cloned());
+    for minor in [14, 15] {
+        out.extend(
+            all.iter()
+                .find(|p| p.root.is_some() && p.minor == minor)
+                .cloned(),
+        );
+    }
+    let labels: Vec<&str> = out.iter().map(|p| p.label.as_str()).collect();
+    eprintln!("lock_names on: {labels:?}");
+    out
+}
+
+fn lock_named<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == name)
+        .unwrap_or_else(|| panic!("no lock named {name}: {:#}", d["locks"]))
+}
+
+fn hows(lock: &Value) -> Vec<(String, String)> {
+    lock["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_string(),
+                n["how"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has(lock: &Value, name: &str, how: &str) -> bool {
+    hows(lock).contains(&(name.to_string(), how.to_string()))
+}
+
+/// The deadlock naming `thread`, by the names of its threads.
+fn deadlock_of<'a>(d: &'a Value, thread: &str) -> &'a Value {
+    doc::findings(d, "deadlock")
+        .into_iter()
+        .find(|f| doc::finding_thread_names(d, f).iter().any(|n| n == thread))
+        .unwrap_or_else(|| panic!("no deadlock of {thread}: {:#}", d["findings"]))
+}
+
+/// The lock `thread` waits for.
+fn waited<'a>(d: &'a Value, thread: &str) -> &'a Value {
+    let t = doc::thread_by_name(d, thread);
+    doc::lock(d, t["waits_for"]["target"].as_str().unwrap())
+}
+
+fn check(py: &Interpreter) {
+    let script = fixture("lock_names.py");
+    let target = Target::start(py, &script, &[]);
+    let (code, d) = dump_json_until(
+        target.pid,
+        "0",
+        std::time::Duration::from_secs(10),
+        |_, d| {
+            doc::findings(d, "deadlock").len() == 6
+                && doc::thread_by_name(d, "producer")["state"] == "lock_wait"
+        },
+    );
+    assert_eq!(code, 3, "{:#}", d["findings"]);
+
+    // Module globals handed to one function: the attribute path, and the locals kept.
+    let checking = lock_named(&d, "checking.lock");
+    assert!(has(checking, "checking.lock", "attribute"), "{checking:#}");
+    assert!(has(checking, "src.lock", "local"), "{checking:#}");
+    assert!(has(checking, "dst.lock", "local"), "{checking:#}");
+    assert!(has(
+        lock_named(&d, "savings.lock"),
+        "savings.lock",
+        "attribute"
+    ));
+    // Module-level locks handed to a helper.
+    for name in ["inventory", "orders"] {
+        let l = lock_named(&d, name);
+        assert!(has(l, name, "global"), "{l:#}");
+        assert!(
+            has(l, "first", "local") && has(l, "second", "local"),
+            "{l:#}"
+        );
+    }
+    // A registry.
+    for name in ["LOCKS['users']", "LOCKS['orders']"] {
+        assert!(has(lock_named(&d, name), name, "registry"));
+    }
+    // A global service's locks, taken by its private helpers.
+    for name in ["service._stock_lock", "service._ledger_lock"] {
+        assert!(has(lock_named(&d, name), name, "attribute"));
+    }
+    // An object no global reaches: its class.
+    for name in ["Pipeline._in_lock", "Pipeline._out_lock"] {
+        assert!(has(lock_named(&d, name), name, "attribute"));
+    }
+    // A local lock keeps its local name, and has no program-wide one.
+    let mine = waited(&d, "reentrant");
+    assert_eq!(mine["name"], Value::Null, "{mine:#}");
+    assert!(
+        hows(mine)
+            .iter()
+            .all(|(n, how)| n == "mine" && how == "local"),
+        "{mine:#}"
+    );
+    // A global queue, and its inner lock, are `jobs`.
+    let queue = waited(&d, "consumer");
+    assert_eq!(queue["kind"], "queue");
+    assert!(has(queue, "jobs", "global"), "{queue:#}");
+    let mutex = waited(&d, "producer");
+    assert_eq!(mutex["kind"], "lock");
+    assert_eq!(mutex["name"], "jobs", "{mutex:#}");
+
+    // The advice says who took which lock first, by these names, and where.
+    let bank = deadlock_of(&d, "teller-1");
+    let advice = bank["advice"].as_str().unwrap();
+    for part in [
+        "\"teller-1\" takes checking.lock then savings.lock",
+        "\"teller-2\" takes savings.lock then checking.lock",
+        "both in transfer lock_names.py:",
+        "Thread(target=..., args=...)",
+    ] {
+        assert!(advice.contains(part), "{part:?} not in {advice}");
+    }
+    let registry = deadlock_of(&d, "users-first")["advice"].as_str().unwrap();
+    assert!(
+        registry.contains("\"users-first\" takes LOCKS['users'] then LOCKS['orders']"),
+        "{registry}"
+    );
+    let service = deadlock_of(&d, "restocker")["advice"].as_str().unwrap();
+    for part in [
+        "\"restocker\" takes service._stock_lock (at InventoryService.restock lock_names.py:",
+        "then service._ledger_lock (at InventoryService._write_ledger lock_names.py:",
+        "\"auditor\" takes service._ledger_lock (at InventoryService.audit lock_names.py:",
+    ] {
+        // 3.8-3.10 code objects have no qualified name: the method alone.
+        let part = if py.minor <= 10 {
+            part.replace("InventoryService.", "")
+        } else {
+            part.to_string()
+        };
+        assert!(service.contains(&part), "{part:?} not in {service}");
+    }
+
+    // Text: the program-wide name first, the local one beside it where it differs.
+    let (code, text) = dump_text(target.pid, "0");
+    assert_eq!(code, 3, "{text}");
+    for part in [
+        "checking.lock (dst.lock in transfer) <_thread.lock 0x",
+        "savings.lock (dst.lock in transfer) <_thread.lock 0x",
+        "LOCKS['users'] (b in take) <_thread.lock 0x",
+        "holds inventory (first in reconcile) <_thread.lock 0x",
+        "waits for mine <_thread.lock 0x",
+        "waits for notify on jobs <queue 0x",
+        "\"teller-1\" takes checking.lock then savings.lock",
+    ] {
+        assert!(text.contains(part), "{part:?} not in:\n{text}");
+    }
+    assert!(!text.contains("(mine"), "{text}");
+}
+
+#[test]
+fn locks_are_named_as_the_program_names_them() {
+    let mut failures = Vec::new();
+    for py in chosen() {
+        let r = std::panic::catch_unwind(|| check(&py));
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", py.label));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

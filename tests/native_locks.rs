@@ -1,0 +1,326 @@
+//! End-to-end: C-level locks and the GIL as nodes of the wait-for graph, with real targets
+//! built from ctypes (`tests/fixtures/native_locks.py`): CDLL calls release the GIL, PyDLL
+//! calls keep it. One "stuck" process per interpreter holds three hangs (a C-mutex AB-BA, a
+//! cycle through the GIL and a C mutex, and a forked child blocked on a mutex its parent's
+//! thread held); one healthy process and one holding the GIL in C complete the set.
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{doc, dump_json_until, dump_text, fixture, interpreters, Interpreter, Target};
+
+/// A representative set: one of 3.8/3.9, 3.11, 3.12, 3.13.0, and the Debian root's 3.14 and
+/// 3.15; each missing one is skipped with a note.
+fn pythons() -> Vec<Interpreter> {
+    let all = interpreters();
+    let mut out = Vec::new();
+    for wanted in [
+        &["3.8.", "3.9."][..],
+        &["3.11."],
+        &["3.12."],
+        &["3.13.0"],
+        &["sid-3.14"],
+        &["sid-3.15"],
+    ] {
+        match all
+            .iter()
+            .find(|py| wanted.iter().any(|w| py.label.starts_with(w)))
+        {
+            Some(py) => out.push(py.clone()),
+            None => eprintln!("note: no CPython {wanted:?} found: skipped"),
+        }
+    }
+    assert!(!out.is_empty(), "no interpreter to test");
+    out
+}
+
+fn for_each_python(mut check: impl FnMut(&Interpreter)) {
+    let mut failures = Vec::new();
+    for py in pythons() {
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&py))) {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", py.label));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Kills a process the target forked (it has no guard of its own) when dropped.
+struct Forked(i32);
+
+impl Drop for Forked {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0, libc::SIGKILL);
+        }
+    }
+}
+
+fn child_of(pid: i32) -> Option<i32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(c) = text.split_whitespace().next().and_then(|c| c.parse().ok()) {
+            return Some(c);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lock_kind<'a>(d: &'a Value, id: &Value) -> &'a str {
+    doc::lock(d, id.as_str().unwrap())["kind"].as_str().unwrap()
+}
+
+fn deadlock_with<'a>(d: &'a Value, names: &[&str]) -> Option<&'a Value> {
+    doc::findings(d, "deadlock")
+        .into_iter()
+        .find(|f| doc::finding_thread_names(d, f) == names)
+}
+
+fn native_id(d: &Value, name: &str) -> i64 {
+    doc::thread_by_name(d, name)["native_id"].as_i64().unwrap()
+}
+
+#[test]
+fn c_mutex_and_gil_cycles_are_deadlocks_and_a_mutex_held_across_fork_is_orphaned() {
+    for_each_python(|py| {
+        let target = Target::start(py, &fixture("native_locks.py"), &["stuck"]);
+        let child = Forked(child_of(target.pid).expect("the fixture forked a child"));
+        let (code, d) = dump_json_until(target.pid, "500ms", Duration::from_secs(10), |_, d| {
+            deadlock_with(d, &["native-ab", "native-ba"]).is_some()
+                && deadlock_with(d, &["gil-holder", "native-holder"]).is_some()
+        });
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+
+        // The AB-BA through two C mutexes, both taken through calls that release the GIL.
+        let abba = deadlock_with(&d, &["native-ab", "native-ba"])
+            .unwrap_or_else(|| panic!("no C-mutex deadlock: {:#}", d["findings"]));
+        let locks = abba["locks"].as_array().unwrap();
+        assert_eq!(locks.len(), 2, "{abba:#}");
+        assert!(
+            locks.iter().all(|l| lock_kind(&d, l) == "pthread_mutex"),
+            "{abba:#}"
+        );
+        let held_by: Vec<&Value> = abba["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["via"] == "held_by")
+            .collect();
+        assert_eq!(held_by.len(), 2, "{abba:#}");
+        assert!(
+            held_by.iter().all(|e| e["evidence"] == "pthread_owner"),
+            "{abba:#}"
+        );
+        for name in ["native-ab", "native-ba"] {
+            let t = doc::thread_by_name(&d, name);
+            assert_eq!(t["state"], "native_lock_wait", "{t:#}");
+        }
+
+        // The GIL and a C mutex: "gil-holder" keeps the GIL while it waits for the mutex
+        // "native-holder" holds, which needs the GIL back.
+        let gil_cycle = deadlock_with(&d, &["gil-holder", "native-holder"])
+            .unwrap_or_else(|| panic!("no GIL deadlock: {:#}", d["findings"]));
+        let mut kinds: Vec<&str> = gil_cycle["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| lock_kind(&d, l))
+            .collect();
+        kinds.sort();
+        assert_eq!(kinds, ["gil", "pthread_mutex"], "{gil_cycle:#}");
+        let edges = gil_cycle["edges"].as_array().unwrap();
+        let holder = doc::thread_by_name(&d, "gil-holder");
+        assert!(
+            edges.iter().any(|e| e["via"] == "held_by"
+                && e["evidence"] == "gil_state"
+                && e["to"] == holder["id"]),
+            "{gil_cycle:#}"
+        );
+        assert_eq!(holder["owns_gil"], true);
+        assert_eq!(
+            doc::thread_by_name(&d, "native-holder")["state"],
+            "gil_wait"
+        );
+        // No gil_hold beside the deadlock that already explains the frozen GIL.
+        assert!(
+            doc::findings(&d, "gil_hold").is_empty(),
+            "{:#}",
+            d["findings"]
+        );
+
+        let (code, text) = dump_text(target.pid, "300ms");
+        assert_eq!(code, 3, "{text}");
+        assert!(
+            text.contains("waits for  C mutex 0x") && text.contains("(pthread_mutex_t)"),
+            "{text}"
+        );
+        assert!(text.contains("waits for  the GIL"), "{text}");
+
+        // The forked child: its only thread waits for a mutex whose owner TID is the
+        // parent's "fork-holder", which does not exist in the child.
+        let owner = native_id(&d, "fork-holder");
+        let (code, c) = dump_json_until(child.0, "300ms", Duration::from_secs(10), |_, c| {
+            !doc::findings(c, "orphaned_lock").is_empty()
+        });
+        assert_eq!(code, 3, "{:#}", c["findings"]);
+        let orphans = doc::findings(&c, "orphaned_lock");
+        assert_eq!(orphans.len(), 1, "{:#}", c["findings"]);
+        let summary = orphans[0]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains(&format!(
+                "is held by TID {owner}, which is no thread of process {}",
+                child.0
+            )),
+            "{summary}"
+        );
+        assert!(summary.contains("(pthread_mutex_t)"), "{summary}");
+        let main = doc::thread_by_name(&c, "MainThread");
+        assert_eq!(main["state"], "native_lock_wait", "{main:#}");
+        // The child's stall names the mutex's dead owner too.
+        let stalls = doc::findings(&c, "stall");
+        assert!(
+            stalls.len() == 1
+                && stalls.iter().all(|f| f["summary"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("held by TID {owner}, which no longer exists"))),
+            "{:#}",
+            c["findings"]
+        );
+        // DOT draws the dead owner as a node of its own.
+        let file = std::env::temp_dir().join(format!("gridlock-orphan-{}.dot", child.0));
+        support::gridlock(&[
+            "dump",
+            &child.0.to_string(),
+            "--window",
+            "0",
+            "--dot",
+            file.to_str().unwrap(),
+        ]);
+        let dot = std::fs::read_to_string(&file).unwrap_or_default();
+        let _ = std::fs::remove_file(&file);
+        assert!(dot.contains(&format!("TID {owner} (gone)")), "{dot}");
+    });
+}
+
+#[test]
+fn a_recursive_mutex_a_contended_one_and_gil_contention_give_no_finding() {
+    for_each_python(|py| {
+        let target = Target::start_busy(py, &fixture("native_locks.py"), &["healthy"]);
+        let (code, d) = dump_json_until(target.pid, "500ms", Duration::from_secs(10), |_, d| {
+            ["recursive-waiter", "rw-reader"]
+                .iter()
+                .all(|n| doc::thread_by_name(d, n)["state"] == "native_lock_wait")
+        });
+        assert_eq!(code, 0, "{:#}", d["findings"]);
+        assert!(
+            d["findings"].as_array().unwrap().is_empty(),
+            "{:#}",
+            d["findings"]
+        );
+        // The recursive mutex: its owner holds it twice, as the mutex records.
+        let waiter = doc::thread_by_name(&d, "recursive-waiter");
+        assert_eq!(waiter["state"], "native_lock_wait", "{waiter:#}");
+        let lock = doc::lock(&d, waiter["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(lock["kind"], "pthread_mutex", "{lock:#}");
+        let owner = doc::thread_by_name(&d, "recursive-owner");
+        let holders = lock["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 1, "{lock:#}");
+        assert_eq!(holders[0]["thread"], owner["id"], "{lock:#}");
+        assert_eq!(holders[0]["evidence"], "pthread_owner", "{lock:#}");
+        assert_eq!(holders[0]["count"], 2, "{lock:#}");
+        // The rwlock: its writer, as `__cur_writer` records it.
+        let reader = doc::thread_by_name(&d, "rw-reader");
+        let rw = doc::lock(&d, reader["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(rw["kind"], "pthread_rwlock", "{rw:#}");
+        assert_eq!(
+            rw["holders"][0]["thread"],
+            doc::thread_by_name(&d, "rw-writer")["id"],
+            "{rw:#}"
+        );
+    });
+}
+
+#[test]
+fn a_thread_keeping_the_gil_while_blocked_in_c_is_a_gil_hold() {
+    for_each_python(|py| {
+        let target = Target::start(py, &fixture("native_locks.py"), &["gil_hold"]);
+        let (code, d) = dump_json_until(target.pid, "500ms", Duration::from_secs(10), |code, _| {
+            code == 3
+        });
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let holds = doc::findings(&d, "gil_hold");
+        assert_eq!(holds.len(), 1, "{:#}", d["findings"]);
+        let sleeper = doc::thread_by_name(&d, "gil-sleeper");
+        assert_eq!(holds[0]["threads"][0], sleeper["id"], "{:#}", holds[0]);
+        assert_eq!(holds[0]["severity"], "error");
+        let summary = holds[0]["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with("\"gil-sleeper\" holds the GIL while blocked in ")
+                && summary.contains("every other thread of the interpreter is frozen"),
+            "{summary}"
+        );
+        let gil = doc::lock(&d, holds[0]["locks"][0].as_str().unwrap());
+        assert_eq!(gil["kind"], "gil", "{gil:#}");
+        assert!(!gil["waiters"].as_array().unwrap().is_empty(), "{gil:#}");
+        // DOT draws the GIL as a lock node (a node of a snapshot in which someone waits for it:
+        // the waiters wake every few milliseconds, so a one-snapshot dump is taken again).
+        let file = std::env::temp_dir().join(format!("gridlock-gil-{}.dot", target.pid));
+        let mut dot = String::new();
+        for _ in 0..20 {
+            support::gridlock(&[
+                "dump",
+                &target.pid.to_string(),
+                "--window",
+                "0",
+                "--dot",
+                file.to_str().unwrap(),
+            ]);
+            dot = std::fs::read_to_string(&file).unwrap_or_default();
+            if dot.contains("label=\"the GIL\"") {
+                break;
+            }
+        }
+        let _ = std::fs::remove_file(&file);
+        assert!(dot.contains("shape=ellipse, label=\"the GIL\""), "{dot}");
+    });
+}
+
+#[test]
+fn run_stops_a_command_deadlocked_through_the_gil_with_exit_3() {
+    let Some(py) = pythons().into_iter().find(|py| py.root.is_none()) else {
+        eprintln!("note: no pyenv or system CPython: skipped");
+        return;
+    };
+    let script = fixture("native_locks.py");
+    let out = std::process::Command::new(support::gridlock_bin())
+        .args(["run", "--timeout", "60s", "--"])
+        .arg(&py.path)
+        .arg(&script)
+        .arg("gil_cycle")
+        .output()
+        .expect("run gridlock");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "[{}] {text}", py.label);
+    let deadlock = text
+        .lines()
+        .find(|l| l.starts_with("DEADLOCK  2 threads wait for each other in a cycle"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        deadlock.contains("\"gil-holder\"") && deadlock.contains("\"native-holder\""),
+        "{text}"
+    );
+    assert!(text.contains("waits for  the GIL"), "{text}");
+    assert!(text.contains("waits for  C mutex 0x"), "{text}");
+}

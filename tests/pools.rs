@@ -1,0 +1,177 @@
+//! Counting resources (issue 31), on real processes: a semaphore shows its permits and who
+//! holds them; when every permit is held by a thread that waits for another, it is a deadlock
+//! (a knot) naming the holders and the counts; threads sharing a semaphore one permit at a
+//! time give no finding.
+
+mod support;
+
+use serde_json::Value;
+use support::representative::interpreters_to_test;
+use support::{doc, dump_json, fixture, line_of, Interpreter, Target};
+
+fn for_each(check: impl Fn(&Interpreter)) {
+    let mut failures = Vec::new();
+    for interp in interpreters_to_test() {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&interp)));
+        if let Err(e) = run {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", interp.label));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn lock_named<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            l["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["name"] == name)
+        })
+        .unwrap_or_else(|| panic!("no lock named {name}: {:#}", d["locks"]))
+}
+
+#[test]
+fn a_bounded_semaphore_held_by_its_own_waiters_is_a_deadlock_naming_holders_and_counts() {
+    let script = fixture("semaphores.py");
+    let taken = line_of(&script, "def handle", "with backend_slots:");
+    let waited = line_of(&script, "def fetch_profile", "with backend_slots:");
+    for_each(|interp| {
+        let t = Target::start(interp, &script, &["held"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "{d:#}");
+        let f = deadlocks[0];
+        assert_eq!(f["knot"], true, "{f:#}");
+        assert_eq!(
+            doc::finding_thread_names(&d, f),
+            ["handler-0", "handler-1"],
+            "{f:#}"
+        );
+        assert_eq!(
+            f["summary"],
+            format!(
+                "backend_slots: 2 of 2 permits held by \"handler-0\" (handle semaphores.py:{taken}) \
+                 and \"handler-1\" (handle semaphores.py:{taken}), each waiting for another at \
+                 fetch_profile semaphores.py:{waited}"
+            )
+        );
+        let sem = lock_named(&d, "backend_slots");
+        assert_eq!(sem["kind"], "semaphore");
+        assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
+        let holders = sem["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 2, "{sem:#}");
+        assert!(
+            holders.iter().all(|h| h["evidence"] == "value_stack"),
+            "{sem:#}"
+        );
+        // Every holder is named by an edge of the finding, as is every wait.
+        let held_by = f["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["via"] == "held_by" && e["from"] == sem["id"])
+            .count();
+        assert_eq!(held_by, 2, "{f:#}");
+        assert!(doc::findings(&d, "stall").is_empty());
+    });
+}
+
+#[test]
+fn eight_threads_sharing_a_bounded_semaphore_of_three_give_no_finding() {
+    let script = fixture("semaphores.py");
+    for_each(|interp| {
+        let t = Target::start_busy(interp, &script, &["shared"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 0, "[{}] {d:#}", interp.label);
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        let sem = lock_named(&d, "pool_slots");
+        assert_eq!(sem["permits"]["total"], 3, "{sem:#}");
+    });
+}
+
+/// pyenv interpreters that import SQLAlchemy (installed by scripts/test); the others are
+/// skipped with a note.
+fn with_sqlalchemy(check: impl Fn(&Interpreter)) {
+    for_each(|interp| {
+        let ok = std::process::Command::new(&interp.path)
+            .args(["-c", "import sqlalchemy"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if ok {
+            check(interp)
+        } else {
+            eprintln!("note: {}: SQLAlchemy not installed, skipped", interp.label);
+        }
+    });
+}
+
+#[test]
+fn a_sqlalchemy_pool_exhausted_by_its_own_holders_is_a_deadlock_until_the_timeout() {
+    let script = fixture("sqlalchemy_pool.py");
+    let taken = line_of(&script, "def handle_request", "with engine.connect()");
+    let asked = line_of(&script, "def audit", "with engine.connect()");
+    with_sqlalchemy(|interp| {
+        let t = Target::start(interp, &script, &["exhausted"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "{d:#}");
+        let f = deadlocks[0];
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(&format!(
+                "QueuePool: 2 of 2 items held by \"request-0\" (handle_request \
+                 sqlalchemy_pool.py:{taken}) and \"request-1\" (handle_request \
+                 sqlalchemy_pool.py:{taken}), each waiting for another at audit \
+                 sqlalchemy_pool.py:{asked}, until the timeout in "
+            )),
+            "{summary}"
+        );
+        assert_eq!(f["knot"], true);
+        let pool = doc::lock(&d, f["locks"][0].as_str().unwrap());
+        assert_eq!(pool["kind"], "pool", "{pool:#}");
+        assert_eq!(pool["permits"], serde_json::json!({"total": 2, "free": 0}));
+        let holders = pool["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 2, "{pool:#}");
+        assert!(
+            holders.iter().all(|h| h["evidence"] == "checkout"),
+            "{pool:#}"
+        );
+        let w = &doc::thread_by_name(&d, "request-0")["waits_for"];
+        assert_eq!(w["timeout_s"].as_f64(), Some(3600.0), "{w:#}");
+        drop(t);
+
+        let t = Target::start_busy(interp, &script, &["shared"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 0, "{d:#}");
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        drop(t);
+
+        // Held by threads that wait for something else: a stall that names the pool.
+        let t = Target::start(interp, &script, &["stalled"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 3, "{d:#}");
+        let stalls = doc::findings(&d, "stall");
+        assert_eq!(stalls.len(), 1, "{d:#}");
+        let summary = stalls[0]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains(
+                "\"late\" waits for a notify on QueuePool (2 of 2 items held by \"request-0\" \
+                 and \"request-1\")"
+            ),
+            "{summary}"
+        );
+    });
+}
