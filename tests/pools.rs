@@ -6,24 +6,8 @@
 mod support;
 
 use serde_json::Value;
-use support::representative::interpreters_to_test;
+use support::representative::for_each_representative as for_each;
 use support::{doc, dump_json, fixture, line_of, Interpreter, Target};
-
-fn for_each(check: impl Fn(&Interpreter)) {
-    let mut failures = Vec::new();
-    for interp in interpreters_to_test() {
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&interp)));
-        if let Err(e) = run {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {msg}", interp.label));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-}
 
 fn lock_named<'a>(d: &'a Value, name: &str) -> &'a Value {
     d["locks"]

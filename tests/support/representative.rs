@@ -27,3 +27,22 @@ pub fn interpreters_to_test() -> Vec<Interpreter> {
     assert!(!picked.is_empty(), "no interpreter to test");
     picked
 }
+
+/// Runs `check` on each interpreter of `interpreters_to_test`, going on past a failing one, and
+/// fails at the end naming every interpreter that failed and why.
+#[allow(dead_code)]
+pub fn for_each_representative(check: impl Fn(&Interpreter)) {
+    let mut failures = Vec::new();
+    for interp in interpreters_to_test() {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&interp)));
+        if let Err(e) = run {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", interp.label));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
