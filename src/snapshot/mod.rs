@@ -21,6 +21,7 @@ mod native_locks;
 mod permits;
 mod probe;
 mod session;
+pub mod socket_waits;
 mod threads;
 mod timeouts;
 mod waits;
