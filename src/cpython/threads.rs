@@ -36,6 +36,8 @@ pub struct CodeInfo {
     lines: Mutex<AddrMap<Option<u32>>>,
     /// Its writes to shared locations, decoded on first use.
     writes: std::sync::OnceLock<super::writes::CodeWrites>,
+    /// Its `X.acquire()` ... `X.release()` spans, decoded on first use.
+    acquires: std::sync::OnceLock<Vec<(usize, usize, super::writes::Guard)>>,
 }
 
 impl CodeInfo {
@@ -50,6 +52,14 @@ impl CodeInfo {
     /// The line of the `index`-th decoded instruction.
     pub fn line_of_instruction(&self, index: usize) -> Option<u32> {
         self.line_at(self.instructions.get(index)?.offset)
+    }
+
+    /// Its `X.acquire()` ... `X.release()` spans (acquire lookup, release lookup or end,
+    /// `X`), decoded once: a frame between them holds what `X` names.
+    pub fn acquires(&self) -> &[(usize, usize, super::writes::Guard)] {
+        self.acquires.get_or_init(|| {
+            super::writes::acquire_spans(self.minor, &self.instructions, &self.names)
+        })
     }
 
     /// Every write to a possibly shared location this code makes, decoded once.
@@ -387,6 +397,7 @@ impl<'a> Walker<'a> {
             name_ptr,
             lines: Default::default(),
             writes: Default::default(),
+            acquires: Default::default(),
         });
         self.code_cache.insert(addr, info.clone());
         Ok(info)

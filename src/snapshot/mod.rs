@@ -8,6 +8,7 @@
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
+mod acquired;
 mod checkout;
 pub mod current_test;
 pub mod futures;
@@ -20,6 +21,7 @@ mod native_locks;
 mod permits;
 mod probe;
 mod session;
+pub mod socket_waits;
 mod threads;
 mod timeouts;
 mod waits;
