@@ -38,6 +38,9 @@ pub enum Evidence {
     Checkout,
     /// What a descriptor is (`/proc/PID/fd`, `fdinfo`): a terminal, the pipe a stdin reads.
     Fd,
+    /// Read from Celery's own objects: the id a pool process traces (`fast_trace_task`), the
+    /// result it waits for in `celery/result.py`, the worker's reserved requests.
+    Celery,
     Unknown,
 }
 
@@ -60,6 +63,7 @@ impl Evidence {
             Evidence::CoreRegisters => "core_registers",
             Evidence::Checkout => "checkout",
             Evidence::Fd => "fd",
+            Evidence::Celery => "celery",
             Evidence::Unknown => "unknown",
         }
     }

@@ -385,6 +385,13 @@ fn take_cached(
     target.process.notes.extend(asyncio.take_notes());
     locks.extend(view.locks);
     let mut tasks = view.tasks;
+    tasks.extend(crate::frameworks::celery::read(
+        &walker,
+        target.interpreter,
+        pid,
+        &raw,
+        &threads,
+    ));
     let pools = futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
     let note = names::name_locks(
         &walker,
