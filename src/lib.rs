@@ -16,6 +16,7 @@ pub mod cpython;
 pub mod crossproc;
 pub mod duration;
 pub mod error;
+pub mod frameworks;
 pub mod guard;
 pub mod kernel;
 pub mod memory;

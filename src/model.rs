@@ -128,6 +128,13 @@ pub enum TaskWaitKind {
     Sleep,
     /// A bare future (or one wrapping a `concurrent.futures.Future`, then `target`).
     Future,
+    /// A memory channel's other side (`target`: the channel, completed by its senders).
+    Channel,
+    /// A file descriptor becoming readable or writable (trio's I/O waits).
+    Io,
+    /// Rescheduled by whoever the framework's low-level wait names (trio's
+    /// `wait_task_rescheduled` outside any primitive gridlock knows).
+    Reschedule,
 }
 
 impl TaskWaitKind {
@@ -143,6 +150,9 @@ impl TaskWaitKind {
             TaskWaitKind::Queue => "queue",
             TaskWaitKind::Sleep => "sleep",
             TaskWaitKind::Future => "future",
+            TaskWaitKind::Channel => "channel",
+            TaskWaitKind::Io => "io",
+            TaskWaitKind::Reschedule => "reschedule",
         }
     }
 }
@@ -714,6 +724,12 @@ pub enum LockKind {
     FileLock,
     /// An object pool built on a queue (a connection pool): its items are its permits.
     Pool,
+    /// A `trio.Lock` or `trio.StrictFIFOLock`: its owner task is recorded in it.
+    TrioLock,
+    /// A `trio.Semaphore` or `trio.CapacityLimiter` (whose borrowers are recorded).
+    TrioSemaphore,
+    /// A trio memory channel: a receiver waits for whoever holds its send side.
+    Channel,
 }
 
 impl LockKind {
@@ -745,6 +761,9 @@ impl LockKind {
             LockKind::PthreadRwlock => "pthread_rwlock",
             LockKind::FileLock => "file_lock",
             LockKind::Pool => "pool",
+            LockKind::TrioLock => "trio_lock",
+            LockKind::TrioSemaphore => "trio_semaphore",
+            LockKind::Channel => "channel",
         }
     }
 
@@ -755,6 +774,8 @@ impl LockKind {
             LockKind::Lock => "_thread.lock",
             LockKind::RLock => "_thread.RLock",
             LockKind::AsyncioLock => "asyncio.Lock",
+            LockKind::TrioLock => "trio.Lock",
+            LockKind::Channel => "trio memory channel",
             LockKind::MpLock => "multiprocessing.Lock",
             LockKind::MpRLock => "multiprocessing.RLock",
             LockKind::MpSemaphore => "multiprocessing.Semaphore",
