@@ -252,7 +252,9 @@ impl WaitGraph {
                         }
                     }
                 }
-                TaskWaitKind::Future => {
+                // A channel is completed by the tasks holding its other side, as a future by
+                // whoever runs its work.
+                TaskWaitKind::Future | TaskWaitKind::Channel => {
                     if let Some(target) = &w.target {
                         let wait = Wait {
                             timeout_s: None,

@@ -385,6 +385,16 @@ fn take_cached(
     target.process.notes.extend(asyncio.take_notes());
     locks.extend(view.locks);
     let mut tasks = view.tasks;
+    let mut loops = view.loops;
+    let trio = crate::frameworks::trio::read(&mut walker, target.interpreter, pid, &raw, &threads);
+    for note in trio.notes {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
+    locks.extend(trio.locks);
+    tasks.extend(trio.tasks);
+    loops.extend(trio.loops);
     tasks.extend(crate::frameworks::celery::read(
         &walker,
         target.interpreter,
@@ -412,7 +422,7 @@ fn take_cached(
         threads,
         locks,
         tasks,
-        loops: view.loops,
+        loops,
         processes: Vec::new(),
         mp,
         probe_loaded: probe_state.is_some(),
