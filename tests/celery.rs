@@ -28,7 +28,7 @@ fn celery_interpreters() -> Vec<Interpreter> {
             continue;
         };
         let imports = Command::new(&path)
-            .args(["-c", "import celery, redis"])
+            .args(["-c", "import celery, redis, kombu.transport.redis"])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
