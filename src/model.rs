@@ -392,6 +392,9 @@ pub enum Evidence {
     Checkout,
     /// What a descriptor is (`/proc/PID/fd`, `fdinfo`): a terminal, the pipe a stdin reads.
     Fd,
+    /// An event loop's ready queue (`_ready`) holds a handle whose callback completes the
+    /// waited future or sets the waited event: only that loop's thread will run it.
+    ReadyQueue,
     Unknown,
 }
 
@@ -414,6 +417,7 @@ impl Evidence {
             Evidence::CoreRegisters => "core_registers",
             Evidence::Checkout => "checkout",
             Evidence::Fd => "fd",
+            Evidence::ReadyQueue => "ready_queue",
             Evidence::Unknown => "unknown",
         }
     }
