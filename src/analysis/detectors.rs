@@ -192,8 +192,7 @@ impl Detector for Deadlocks {
                 format!("deadlock:{}", key.join(",")),
                 summary,
             );
-            let self_pipe =
-                threads.len() == 1 && edges.iter().any(|e| e.evidence == Evidence::Pipe);
+            let self_pipe = threads.len() == 1 && edges.iter().any(|e| is_channel(e.evidence));
             if self_pipe {
                 f.summary = format!(
                     "{} waits on {} whose other end only its own process holds, and no other thread of it can serve it",
@@ -531,8 +530,12 @@ impl Detector for LoopSelfDeadlocks {
                 to: l.id.clone(),
                 via: EdgeVia::WaitsFor,
                 // Known from the futex the thread sleeps on (its wait may have been resolved
-                // further, to the future and who completes it).
-                evidence: Evidence::Futex,
+                // further, to the future and who completes it); in a core, from its registers.
+                evidence: if w.evidence == Evidence::CoreRegisters {
+                    Evidence::CoreRegisters
+                } else {
+                    Evidence::Futex
+                },
                 site: Some(result.site()),
                 name: w.name.clone(),
             }];
@@ -543,9 +546,22 @@ impl Detector for LoopSelfDeadlocks {
     }
 }
 
+/// A wait on a pipe's or socket's other end (`pipe`, `sock_diag`).
+fn is_channel(e: Evidence) -> bool {
+    matches!(e, Evidence::Pipe | Evidence::SockDiag)
+}
+
 fn cross_process_advice(edges: &[Edge]) -> String {
     let ev: Vec<Evidence> = edges.iter().map(|e| e.evidence).collect();
-    if ev.contains(&Evidence::Wait4) && ev.contains(&Evidence::Pipe) {
+    let connects = edges.iter().any(|e| {
+        e.evidence == Evidence::SockDiag
+            && e.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("connect to "))
+    });
+    if connects {
+        "A process waits to connect to a listener whose process does not accept (it waits for the connecting side instead): accept from a thread of its own, or connect with a timeout.".into()
+    } else if ev.contains(&Evidence::Wait4) && ev.iter().any(|e| is_channel(*e)) {
         "A process waits for a child to exit while the child waits for it to drain a pipe or queue: read everything the child sends (Queue.get, Connection.recv) before joining it.".into()
     } else if ev.contains(&Evidence::ProcLocks) {
         "Processes take the same lock files in different orders, or wait for one while holding another: take them in one global order (sorted by path), or take the later ones without blocking (LOCK_NB, F_SETLK) and back off.".into()

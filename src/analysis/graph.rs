@@ -125,7 +125,7 @@ impl WaitGraph {
                                 from: t.id.clone(),
                                 to: target.clone(),
                                 via: EdgeVia::Joins,
-                                evidence: Evidence::Futex,
+                                evidence: w.evidence,
                                 site: w.site.clone(),
                                 name: w.name.clone(),
                             },

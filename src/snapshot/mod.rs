@@ -9,6 +9,7 @@
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
+mod acquired;
 mod checkout;
 pub mod current_test;
 pub mod futures;
@@ -22,6 +23,7 @@ mod permits;
 mod probe;
 mod ready_queue;
 mod session;
+pub mod socket_waits;
 mod threads;
 mod timeouts;
 mod waits;
@@ -98,7 +100,9 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
     if let Some(frozen) = &session.target.frozen {
         // A core: one instant, read once; nothing moved while it was read.
         let kernel = frozen.kernel.clone();
-        return take_once(session, &kernel);
+        let mut snap = take_once(session, &kernel)?;
+        known_from_registers(&mut snap);
+        return Ok(snap);
     }
     let mut tries = 0;
     loop {
@@ -124,6 +128,25 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// In a core, what a live snapshot knows from the futex syscall a thread sleeps in
+/// (`/proc/PID/task/TID/syscall`) is known from its dumped registers (`NT_PRSTATUS`).
+fn known_from_registers(snap: &mut Snapshot) {
+    let relabel = |e: &mut Evidence| {
+        if *e == Evidence::Futex {
+            *e = Evidence::CoreRegisters;
+        }
+    };
+    for t in &mut snap.threads {
+        if let Some(w) = &mut t.waits_for {
+            relabel(&mut w.evidence);
+        }
+    }
+    for l in &mut snap.locks {
+        l.waiters.iter_mut().for_each(|w| relabel(&mut w.evidence));
+        l.holders.iter_mut().for_each(|h| relabel(&mut h.evidence));
     }
 }
 

@@ -23,6 +23,10 @@ const RUN_COROUTINE_THREADSAFE: &str = "run_coroutine_threadsafe.<locals>.callba
 /// argument.
 const CHAIN_SET_STATE: &str = "_chain_future.<locals>._set_state";
 
+/// How many handles of one ready queue are looked at (each costs a few reads): a handle past
+/// them claims nothing.
+const MAX_HANDLES: usize = 512;
+
 /// A queued handle that will complete a waited object when its loop runs it.
 #[derive(Debug, Clone)]
 pub(super) struct Queued {
@@ -58,7 +62,12 @@ pub(super) fn completers(
         let Some(ready) = objs.attr(addr, "_ready").ok().flatten() else {
             continue;
         };
-        for handle in objs.deque_items(ready).unwrap_or_default() {
+        for handle in objs
+            .deque_items(ready)
+            .unwrap_or_default()
+            .into_iter()
+            .take(MAX_HANDLES)
+        {
             for (obj, callback) in completed_by(objs, handle) {
                 if wanted.contains(&obj) {
                     out.entry(obj).or_insert(Queued {
