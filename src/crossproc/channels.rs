@@ -89,6 +89,11 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
         let id = channel.id();
         let site = user_site(t);
         let what = if reads { "read" } else { "write" };
+        // A socket's other end is known from sock_diag or /proc/net/tcp; a pipe's from fds.
+        let evidence = match channel {
+            Channel::Pipe(_) => Evidence::Pipe,
+            Channel::Socket(_) => Evidence::SockDiag,
+        };
         let lock = locks.entry(id.clone()).or_insert_with(|| Lock {
             name: None,
             permits: None,
@@ -109,7 +114,7 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
                     thread: None,
                     process: Some(p),
                     owner_ident: None,
-                    evidence: Evidence::Pipe,
+                    evidence,
                     site: None,
                     count: None,
                 })
@@ -128,7 +133,7 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
         });
         lock.waiters.push(Waiter {
             thread: t.id.clone(),
-            evidence: Evidence::Pipe,
+            evidence,
             site: site.clone(),
         });
         t.waits_for = Some(Wait {
@@ -136,7 +141,7 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
             waited_s: None,
             kind: WaitKind::Pipe,
             target: Some(id.clone()),
-            evidence: Evidence::Pipe,
+            evidence,
             site,
             name: Some(format!("{what} {}", if reads { "from" } else { "to" }))
                 .map(|s| format!("{s} {id}")),

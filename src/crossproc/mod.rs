@@ -5,7 +5,8 @@
 //!   processes whose `SemLock` has `count > 0` (`last_tid` names the thread);
 //! - `wait4`: a thread in `wait4`/`waitid` waits for that child (or any child) to exit;
 //! - `pipe`: a thread blocked reading or writing a pipe or socket waits for the processes
-//!   holding the other end, unless one of them is serving it right now.
+//!   holding the other end, unless one of them is serving it right now (`sock_diag` for a
+//!   socket, whose peer the kernel's socket tables name).
 //!
 //! This file samples the tree (`Tree`); `link` merges its snapshots and each child answers
 //! one kind of link; none names this file.

@@ -59,8 +59,12 @@ impl Detector for LoopSelfDeadlocks {
                 to: l.id.clone(),
                 via: EdgeVia::WaitsFor,
                 // Known from the futex the thread sleeps on (its wait may have been resolved
-                // further, to the future and who completes it).
-                evidence: Evidence::Futex,
+                // further, to the future and who completes it); in a core, from its registers.
+                evidence: if w.evidence == Evidence::CoreRegisters {
+                    Evidence::CoreRegisters
+                } else {
+                    Evidence::Futex
+                },
                 site: Some(result.site()),
                 name: w.name.clone(),
             }];

@@ -84,6 +84,23 @@ pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
         let next = edges.get(i + 1).filter(|n| n.from == e.to);
         let from = party(snap, &e.from);
         let part = match e.via {
+            EdgeVia::WaitsFor
+                if next.is_some_and(|n| {
+                    n.via == EdgeVia::CompletedBy && n.evidence == Evidence::ReadyQueue
+                }) =>
+            {
+                let event = snap.lock(&e.to).is_some_and(|l| l.kind == LockKind::Event);
+                format!(
+                    "{from} waits for {}, {} on the event loop of {}",
+                    lock_label(snap, &e.to),
+                    if event {
+                        "set by a callback queued"
+                    } else {
+                        "queued"
+                    },
+                    party(snap, &next.unwrap().to)
+                )
+            }
             EdgeVia::WaitsFor if snap.lock(&e.to).is_some_and(|l| l.kind == LockKind::Future) => {
                 let what = lock_label(snap, &e.to);
                 match next.filter(|n| n.via == EdgeVia::CompletedBy) {
