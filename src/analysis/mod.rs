@@ -89,13 +89,7 @@ pub struct Accumulator {
     /// Per thread: in how many snapshots it was seen, and in how many of them its kernel
     /// state could not be matched.
     unmatched: HashMap<String, (usize, usize)>,
-    /// For streams (`record`, `top`, `run`, `watch`): the newest snapshots, over which timed
-    /// waits are settled as `dump` settles its window (a polling loop is one wait).
-    recent: Option<std::collections::VecDeque<Snapshot>>,
 }
-
-/// How many of a stream's newest snapshots a timed wait must persist over to be blocked.
-const SETTLE_SNAPSHOTS: usize = 5;
 
 struct Seen {
     first: SystemTime,
@@ -111,7 +105,6 @@ impl Accumulator {
         Accumulator {
             lock_order: Some(lockorder::LockOrder::default()),
             races: Some(races::RaceTracker::default()),
-            recent: Some(Default::default()),
             ..Accumulator::default()
         }
     }
@@ -122,17 +115,6 @@ impl Accumulator {
     }
 
     pub fn push(&mut self, snap: Snapshot) {
-        let snap = match self.recent.as_mut() {
-            Some(recent) => {
-                recent.push_back(snap);
-                if recent.len() > SETTLE_SNAPSHOTS {
-                    recent.pop_front();
-                }
-                timed::settle_window(recent.make_contiguous());
-                recent.back().cloned().expect("just pushed")
-            }
-            None => snap,
-        };
         self.started.get_or_insert(snap.taken);
         self.loops.observe(&snap, &self.loop_options);
         self.snapshots += 1;
