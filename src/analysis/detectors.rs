@@ -372,6 +372,24 @@ fn future_deadlock(
     let channel = locks
         .iter()
         .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Channel));
+    let reactor = locks
+        .iter()
+        .find_map(|l| snap.lock(l).filter(|l| l.kind == LockKind::Reactor));
+    if let (Some(r), [thread]) = (reactor, &threads[..]) {
+        // blockingCallFromThread on the reactor's own thread.
+        let mut f = finding(
+            FindingKind::Deadlock,
+            format!("deadlock:{}", key.join(",")),
+            format!(
+                "{} waits in blockingCallFromThread for a call only its own {} would run: the reactor runs on this very thread",
+                party(snap, thread),
+                r.name.as_deref().unwrap_or("reactor"),
+            ),
+        );
+        f.advice = Some("blockingCallFromThread is for threads other than the reactor's: on the reactor thread call the function directly, or return its Deferred.".into());
+        set_cycle(&mut f, snap, threads, tasks, locks, edges, pids);
+        return f;
+    }
     let trio = !tasks.is_empty()
         && tasks
             .iter()
