@@ -224,6 +224,12 @@ pub fn link(
     link_joins(&mut out, &views, &python);
     link_channels(&mut out, tree_pids, &python);
     link_pools(&mut out, &pools);
+    crate::frameworks::celery::link(
+        &out.processes,
+        &mut out.threads,
+        &mut out.locks,
+        &mut out.tasks,
+    );
     snapshot::kernel_waits::link(&mut out, tree_pids);
     out
 }

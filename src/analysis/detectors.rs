@@ -311,6 +311,23 @@ pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
         let next = edges.get(i + 1).filter(|n| n.from == e.to);
         let from = party(snap, &e.from);
         let part = match e.via {
+            EdgeVia::WaitsFor
+                if next.is_some_and(|n| {
+                    n.via == EdgeVia::CompletedBy && n.evidence == Evidence::ReadyQueue
+                }) =>
+            {
+                let event = snap.lock(&e.to).is_some_and(|l| l.kind == LockKind::Event);
+                format!(
+                    "{from} waits for {}, {} on the event loop of {}",
+                    lock_label(snap, &e.to),
+                    if event {
+                        "set by a callback queued"
+                    } else {
+                        "queued"
+                    },
+                    party(snap, &next.unwrap().to)
+                )
+            }
             EdgeVia::WaitsFor if snap.lock(&e.to).is_some_and(|l| l.kind == LockKind::Future) => {
                 let what = lock_label(snap, &e.to);
                 match next.filter(|n| n.via == EdgeVia::CompletedBy) {
@@ -409,8 +426,11 @@ fn future_deadlock(
             describe_waits(snap, &edges).join("; ")
         ),
     );
+    let on_loop = f.edges.iter().any(|e| e.evidence == Evidence::ReadyQueue);
     f.advice = Some(if channel {
         "A channel's other side is held only by tasks that wait for the waiter (or for what it holds): release what the other side needs before waiting on the channel, or give the channel to a task that does not wait.".into()
+    } else if on_loop {
+        "Only the event loop's thread can run the callback that completes this wait, and that thread is blocked: never join, lock or wait for a thread from inside a loop step while that thread waits for the loop (await asyncio.to_thread(...) or loop.run_in_executor instead of a blocking join or lock).".into()
     } else {
         "A future's work needs something its waiter holds or is blocked on (a lock, or the waiter itself): release it before waiting on the future, and never block on a future from inside the work that must complete it.".into()
     });

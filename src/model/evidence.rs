@@ -38,6 +38,12 @@ pub enum Evidence {
     Checkout,
     /// What a descriptor is (`/proc/PID/fd`, `fdinfo`): a terminal, the pipe a stdin reads.
     Fd,
+    /// Read from Celery's own objects: the id a pool process traces (`fast_trace_task`), the
+    /// result it waits for in `celery/result.py`, the worker's reserved requests.
+    Celery,
+    /// An event loop's ready queue (`_ready`) holds a handle whose callback completes the
+    /// waited future or sets the waited event: only that loop's thread will run it.
+    ReadyQueue,
     Unknown,
 }
 
@@ -60,6 +66,8 @@ impl Evidence {
             Evidence::CoreRegisters => "core_registers",
             Evidence::Checkout => "checkout",
             Evidence::Fd => "fd",
+            Evidence::Celery => "celery",
+            Evidence::ReadyQueue => "ready_queue",
             Evidence::Unknown => "unknown",
         }
     }
