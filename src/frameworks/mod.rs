@@ -3,3 +3,4 @@
 
 pub mod celery;
 pub mod trio;
+pub mod twisted;

@@ -56,6 +56,9 @@ pub enum LockKind {
     TrioSemaphore,
     /// A trio memory channel: a receiver waits for whoever holds its send side.
     Channel,
+    /// A Twisted reactor, waited on for a call it would run (`blockingCallFromThread`):
+    /// held by the thread running it.
+    Reactor,
 }
 
 impl LockKind {
@@ -90,6 +93,7 @@ impl LockKind {
             LockKind::TrioLock => "trio_lock",
             LockKind::TrioSemaphore => "trio_semaphore",
             LockKind::Channel => "channel",
+            LockKind::Reactor => "reactor",
         }
     }
 

@@ -372,6 +372,7 @@ fn take_cached(
         builder.apply_probe(&mut threads, &p.holds);
     }
     let mut locks: Vec<Lock> = builder.locks.into_values().collect();
+    crate::frameworks::twisted::blocking_calls(&walker, pid, &raw, &mut threads, &mut locks);
     let view = crate::asyncio::read(
         &mut walker,
         asyncio,

@@ -1,0 +1,112 @@
+//! Twisted, read from outside: a thread that runs a reactor and, inside one of its calls,
+//! waits in `threads.blockingCallFromThread` on that same reactor. The call waits for a
+//! result only the reactor could produce, and the reactor's only thread is the one waiting:
+//! its wait is turned into a wait on the reactor (a `future` completed by that thread), a
+//! cycle the wait-for graph reports as a deadlock naming the reactor. Read-only; frames and
+//! their locals only. Versions are data: `SUPPORTED` is what it was checked on.
+
+use crate::cpython::threads::{RawThread, Walker};
+use crate::model::{
+    lock_id, short_file, Evidence, Holder, Lock, LockKind, Thread, Wait, WaitKind, Waiter,
+};
+
+/// The Twisted releases this was checked on.
+pub const SUPPORTED: &str = "24.x-26.x";
+
+fn in_twisted(filename: &str, file: &str) -> bool {
+    filename.ends_with(&format!("twisted/internet/{file}"))
+}
+
+/// Threads blocked in `blockingCallFromThread` on the reactor they run: each one's wait
+/// becomes a wait on the reactor, which it alone would run (a `future`-kind entry of
+/// `locks` named after the reactor's class, held by the same thread).
+pub fn blocking_calls(
+    walker: &Walker,
+    pid: i32,
+    raw: &[RawThread],
+    threads: &mut [Thread],
+    locks: &mut Vec<Lock>,
+) {
+    for (rt, th) in raw.iter().zip(threads.iter_mut()) {
+        let Some(i) = rt.frames.iter().position(|f| {
+            in_twisted(&f.code.filename, "threads.py")
+                && f.code.name.ends_with("blockingCallFromThread")
+        }) else {
+            continue;
+        };
+        let Some(reactor) = walker.local(&rt.frames[i], "reactor") else {
+            continue;
+        };
+        // The same reactor's own code further out on this thread: it runs the reactor.
+        let Some(runs) = rt.frames[i + 1..].iter().rev().find(|f| {
+            f.code.filename.contains("twisted/internet/")
+                && walker.local(f, "self") == Some(reactor)
+        }) else {
+            continue;
+        };
+        let Some(old) = th.waits_for.clone() else {
+            continue;
+        };
+        let class = walker
+            .objs
+            .type_name(reactor)
+            .unwrap_or_else(|_| "reactor".into());
+        let id = lock_id(pid, reactor);
+        let caller = rt.frames.get(i + 1).map(|f| {
+            let line = f.instr.and_then(|u| f.code.line_at(u)).unwrap_or(0);
+            format!("{} {}:{line}", f.code.name, short_file(&f.code.filename))
+        });
+        let run_site = {
+            let line = runs.instr.and_then(|u| runs.code.line_at(u)).unwrap_or(0);
+            format!(
+                "{} {}:{line}",
+                runs.code.name,
+                short_file(&runs.code.filename)
+            )
+        };
+        th.waits_for = Some(Wait {
+            kind: WaitKind::Future,
+            target: Some(id.clone()),
+            evidence: Evidence::Memory,
+            site: caller.clone().or(old.site),
+            name: Some(format!("reactor {class}")),
+            via: Some("twisted.internet.threads.blockingCallFromThread".into()),
+            timed: old.timed,
+            futex: old.futex,
+            targets: Vec::new(),
+            timeout_s: old.timeout_s,
+            waited_s: old.waited_s,
+        });
+        if locks.iter().any(|l| l.id == id) {
+            continue;
+        }
+        locks.push(Lock {
+            id,
+            pid,
+            address: format!("{reactor:#x}"),
+            kind: LockKind::Reactor,
+            name: Some(format!("reactor {class}")),
+            names: Vec::new(),
+            permits: None,
+            locked: None,
+            // The reactor runs on this thread only: only it could run the call.
+            holders: vec![Holder {
+                thread: Some(th.id.clone()),
+                task: None,
+                process: None,
+                owner_ident: None,
+                evidence: Evidence::Memory,
+                site: Some(run_site),
+                count: None,
+            }],
+            waiters: vec![Waiter {
+                thread: th.id.clone(),
+                evidence: Evidence::Memory,
+                site: caller,
+            }],
+            module: None,
+            shared: None,
+            contradictions: Vec::new(),
+        });
+    }
+}
