@@ -3,7 +3,7 @@
 //! blocked in the knot. Each says who waits for whom and what to change.
 
 use super::detector::{finding, Detector};
-use super::naming::{describe_waits, lock_label, pids_of, process_label, task_label};
+use super::naming::{describe_waits, lock_label, party, pids_of, process_label, task_label};
 use crate::analysis::graph::{Node, WaitGraph};
 use crate::analysis::labels::thread_label;
 use crate::model::*;
@@ -209,6 +209,24 @@ fn future_deadlock(
     let channel = locks
         .iter()
         .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Channel));
+    let reactor = locks
+        .iter()
+        .find_map(|l| snap.lock(l).filter(|l| l.kind == LockKind::Reactor));
+    if let (Some(r), [thread]) = (reactor, &threads[..]) {
+        // blockingCallFromThread on the reactor's own thread.
+        let mut f = finding(
+            FindingKind::Deadlock,
+            format!("deadlock:{}", key.join(",")),
+            format!(
+                "{} waits in blockingCallFromThread for a call only its own {} would run: the reactor runs on this very thread",
+                party(snap, thread),
+                r.name.as_deref().unwrap_or("reactor"),
+            ),
+        );
+        f.advice = Some("blockingCallFromThread is for threads other than the reactor's: on the reactor thread call the function directly, or return its Deferred.".into());
+        set_cycle(&mut f, snap, threads, tasks, locks, edges, pids);
+        return f;
+    }
     let trio = !tasks.is_empty()
         && tasks
             .iter()
@@ -228,7 +246,7 @@ fn future_deadlock(
             describe_waits(snap, &edges).join("; ")
         ),
     );
-    let on_loop = f.edges.iter().any(|e| e.evidence == Evidence::ReadyQueue);
+    let on_loop = edges.iter().any(|e| e.evidence == Evidence::ReadyQueue);
     f.advice = Some(if channel {
         "A channel's other side is held only by tasks that wait for the waiter (or for what it holds): release what the other side needs before waiting on the channel, or give the channel to a task that does not wait.".into()
     } else if on_loop {
