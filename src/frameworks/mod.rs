@@ -2,3 +2,4 @@
 //! units of work as `tasks[]`, what they wait for and who holds it. One module per framework.
 
 pub mod celery;
+pub mod trio;

@@ -41,6 +41,9 @@ pub enum Evidence {
     /// Read from Celery's own objects: the id a pool process traces (`fast_trace_task`), the
     /// result it waits for in `celery/result.py`, the worker's reserved requests.
     Celery,
+    /// An event loop's ready queue (`_ready`) holds a handle whose callback completes the
+    /// waited future or sets the waited event: only that loop's thread will run it.
+    ReadyQueue,
     Unknown,
 }
 
@@ -64,6 +67,7 @@ impl Evidence {
             Evidence::Checkout => "checkout",
             Evidence::Fd => "fd",
             Evidence::Celery => "celery",
+            Evidence::ReadyQueue => "ready_queue",
             Evidence::Unknown => "unknown",
         }
     }

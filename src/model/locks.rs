@@ -50,6 +50,12 @@ pub enum LockKind {
     FileLock,
     /// An object pool built on a queue (a connection pool): its items are its permits.
     Pool,
+    /// A `trio.Lock` or `trio.StrictFIFOLock`: its owner task is recorded in it.
+    TrioLock,
+    /// A `trio.Semaphore` or `trio.CapacityLimiter` (whose borrowers are recorded).
+    TrioSemaphore,
+    /// A trio memory channel: a receiver waits for whoever holds its send side.
+    Channel,
 }
 
 impl LockKind {
@@ -81,6 +87,9 @@ impl LockKind {
             LockKind::PthreadRwlock => "pthread_rwlock",
             LockKind::FileLock => "file_lock",
             LockKind::Pool => "pool",
+            LockKind::TrioLock => "trio_lock",
+            LockKind::TrioSemaphore => "trio_semaphore",
+            LockKind::Channel => "channel",
         }
     }
 
@@ -91,6 +100,8 @@ impl LockKind {
             LockKind::Lock => "_thread.lock",
             LockKind::RLock => "_thread.RLock",
             LockKind::AsyncioLock => "asyncio.Lock",
+            LockKind::TrioLock => "trio.Lock",
+            LockKind::Channel => "trio memory channel",
             LockKind::MpLock => "multiprocessing.Lock",
             LockKind::MpRLock => "multiprocessing.RLock",
             LockKind::MpSemaphore => "multiprocessing.Semaphore",

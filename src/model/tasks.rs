@@ -107,6 +107,13 @@ pub enum TaskWaitKind {
     Sleep,
     /// A bare future (or one wrapping a `concurrent.futures.Future`, then `target`).
     Future,
+    /// A memory channel's other side (`target`: the channel, completed by its senders).
+    Channel,
+    /// A file descriptor becoming readable or writable (trio's I/O waits).
+    Io,
+    /// Rescheduled by whoever the framework's low-level wait names (trio's
+    /// `wait_task_rescheduled` outside any primitive gridlock knows).
+    Reschedule,
 }
 
 impl TaskWaitKind {
@@ -122,6 +129,9 @@ impl TaskWaitKind {
             TaskWaitKind::Queue => "queue",
             TaskWaitKind::Sleep => "sleep",
             TaskWaitKind::Future => "future",
+            TaskWaitKind::Channel => "channel",
+            TaskWaitKind::Io => "io",
+            TaskWaitKind::Reschedule => "reschedule",
         }
     }
 }

@@ -436,6 +436,10 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                                 (None, _) if c.to.contains(":task:") => {
                                     writeln!(out, "    computed by {by}  {ev}")?
                                 }
+                                (None, _) if c.evidence == Evidence::ReadyQueue => writeln!(
+                                    out,
+                                    "    set by a callback queued on the event loop of {by}  {ev}"
+                                )?,
                                 (None, true) => writeln!(
                                     out,
                                     "    queued in its pool, for any of its workers: {by}  {ev}"

@@ -4,7 +4,8 @@
 //! This file answers "how is a snapshot taken": the `Snapshot` value, one consistent sample
 //! (`take`, retries on torn reads, settling threads that moved) and the per-snapshot `Builder`
 //! that the files beside it extend. Which thread waits on what is `waits`, who holds a lock is
-//! `holders`, who completes a waited future is `futures`, the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
+//! `holders`, who completes a waited future is `futures` (and `ready_queue`, a blocked loop's queued
+//! callbacks), the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
@@ -20,6 +21,7 @@ pub mod names;
 mod native_locks;
 mod permits;
 mod probe;
+mod ready_queue;
 mod session;
 pub mod socket_waits;
 mod threads;
@@ -385,6 +387,16 @@ fn take_cached(
     target.process.notes.extend(asyncio.take_notes());
     locks.extend(view.locks);
     let mut tasks = view.tasks;
+    let mut loops = view.loops;
+    let trio = crate::frameworks::trio::read(&mut walker, target.interpreter, pid, &raw, &threads);
+    for note in trio.notes {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
+    locks.extend(trio.locks);
+    tasks.extend(trio.tasks);
+    loops.extend(trio.loops);
     tasks.extend(crate::frameworks::celery::read(
         &walker,
         target.interpreter,
@@ -392,7 +404,15 @@ fn take_cached(
         &raw,
         &threads,
     ));
-    let pools = futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
+    let pools = futures::resolve(
+        &walker,
+        pid,
+        &raw,
+        &mut threads,
+        &mut tasks,
+        &mut locks,
+        &loops,
+    );
     let note = names::name_locks(
         &walker,
         target.interpreter,
@@ -412,7 +432,7 @@ fn take_cached(
         threads,
         locks,
         tasks,
-        loops: view.loops,
+        loops,
         processes: Vec::new(),
         mp,
         probe_loaded: probe_state.is_some(),
