@@ -2,6 +2,7 @@
 //! window logic that keeps only what persisted.
 
 pub mod below_python;
+mod celery;
 mod clock;
 pub mod detectors;
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub fn findings(snap: &Snapshot) -> Vec<Finding> {
         out.extend(found);
     }
     timed::annotate(snap, &mut out);
+    celery::describe(snap, &mut out);
     out
 }
 

@@ -435,6 +435,20 @@ pub fn link(
         .filter(|t| t.framework == Framework::Celery)
     {
         if let Some(w) = t.waits_for.as_mut() {
+            // Name each waited result by its task's name where the tree holds that task.
+            let named: Vec<String> = w
+                .target
+                .iter()
+                .chain(&w.targets)
+                .filter_map(|id| id.strip_prefix("celery:"))
+                .map(|uuid| match task_names.get(uuid) {
+                    Some(name) => format!("{name}[{uuid}]"),
+                    None => format!("[{uuid}]"),
+                })
+                .collect();
+            if !named.is_empty() {
+                w.name = Some(named.join(", "));
+            }
             let fix = |id: &mut String| {
                 if let Some(Some(real)) = resolved.get(id.as_str()) {
                     *id = real.clone();
