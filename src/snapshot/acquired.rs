@@ -4,8 +4,8 @@
 //! and claims a plain lock only while memory shows it locked; RLock owners are read from
 //! memory elsewhere.
 
+use super::builder::*;
 use super::writes::{is_library_file, Scope};
-use super::*;
 use crate::cpython::bytecode;
 
 impl<'w, 'a> Builder<'w, 'a> {

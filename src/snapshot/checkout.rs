@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::*;
+use super::builder::*;
 use crate::cpython::layout::common::*;
 
 /// Attribute steps from a frame's object to the pool.

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::*;
+use super::builder::*;
 
 /// The asyncio chain's callbacks name both ends of `_chain_future`: a concurrent future's
 /// done-callbacks hold, in their closure cells, the task it copies its result from
@@ -159,7 +159,7 @@ pub(super) fn resolve(
         .copied()
         .filter(|f| !jobs.contains_key(f) && !remote.contains_key(f))
         .collect();
-    for (fut, q) in ready_queue::completers(objs, threads, loops, &unknown) {
+    for (fut, q) in super::ready_queue::completers(objs, threads, loops, &unknown) {
         jobs.insert(
             fut,
             Job {
@@ -307,7 +307,7 @@ fn events_set_by_loops(
         .filter(|l| l.kind == LockKind::Event && l.holders.is_empty() && !l.waiters.is_empty())
         .filter_map(|l| parse_hex(&l.address))
         .collect();
-    let setters = ready_queue::completers(objs, threads, loops, &waited);
+    let setters = super::ready_queue::completers(objs, threads, loops, &waited);
     for l in locks.iter_mut().filter(|l| l.kind == LockKind::Event) {
         let Some(q) = parse_hex(&l.address).and_then(|a| setters.get(&a)) else {
             continue;

@@ -3,7 +3,8 @@
 //! condition variable in `take_gil`. Those wake every switch interval (a timed futex) and go
 //! back to sleep while the GIL stays taken: they are blocked on it all the same.
 
-use super::*;
+use super::builder::*;
+use super::sample::Snapshot;
 use crate::target::taskfiles::{InSyscall, TaskFiles};
 
 /// What the report calls the GIL.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::*;
+use super::builder::*;
 use crate::cpython::layout::common::*;
 use crate::probe;
 

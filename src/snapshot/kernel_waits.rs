@@ -11,7 +11,7 @@ use crate::memory::ProcMemory;
 use crate::model::*;
 use crate::target::procfs;
 
-use super::Snapshot;
+use super::sample::Snapshot;
 
 /// Link the file-lock and input waits of `snap`'s threads. `tree` is every process gridlock
 /// watches (holders and writers are looked for there first).

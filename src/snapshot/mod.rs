@@ -10,18 +10,21 @@
 //! version: layouts come from `cpython`.
 
 mod acquired;
+mod builder;
 mod checkout;
 pub mod current_test;
 pub mod futures;
 mod gil;
 mod holders;
 pub mod kernel_waits;
+mod mp_view;
 pub mod multiprocessing;
 pub mod names;
 mod native_locks;
 mod permits;
 mod probe;
 mod ready_queue;
+mod sample;
 mod session;
 pub mod socket_waits;
 mod threads;
@@ -33,61 +36,25 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 use crate::cpython::objects::Objects;
-use crate::cpython::threads::{ActiveWith, RawFrame, RawThread, Walker};
+use crate::cpython::threads::Walker;
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::probe::{ProbeEdge, ProbeState};
+use crate::probe::ProbeState;
 use crate::target::procfs::{self, KernelThread};
 use crate::target::taskfiles::{InSyscall, TaskFiles};
+use builder::Builder;
 
 pub use crate::model::{lock_id, thread_id};
 pub use futures::{PoolKind, PoolRun, PoolView, PoolWait};
 use multiprocessing::collect_semlocks;
 pub use multiprocessing::{read_semlock, MpHold, MpJoin, MpView, MpWait, SemLockObj};
+pub use sample::Snapshot;
 pub use session::Session;
 use threads::{gil_holder, native_ids, thread_names, unmatched_reason, Namespace, ThreadInfo};
-
-/// How many innermost frames are searched for the object a thread waits on.
-const WAIT_SEARCH_FRAMES: usize = 6;
 
 /// How many times a snapshot is taken again when a read failed because the running target
 /// changed under it (a torn read).
 const SNAPSHOT_RETRIES: usize = 4;
-
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub taken: SystemTime,
-    pub pid: i32,
-    pub threads: Vec<Thread>,
-    pub locks: Vec<Lock>,
-    /// asyncio tasks of every loop (empty without asyncio).
-    pub tasks: Vec<Task>,
-    /// Event loops, one per thread running one.
-    pub loops: Vec<EventLoop>,
-    /// With `--tree`: every sampled process (empty for a single-process snapshot).
-    pub processes: Vec<Process>,
-    /// `multiprocessing` objects seen, for linking processes (only with `Target::cross_process`).
-    pub mp: MpView,
-    /// Whether the target loaded gridlock's probe, and every lock-order pair it recorded.
-    pub probe_loaded: bool,
-    pub probe_edges: Vec<ProbeEdge>,
-    /// Pools whose work runs in other processes, for linking them (`--tree`).
-    pub pools: PoolView,
-    /// Per process: the signals it catches (`SigCgt`), read at this snapshot.
-    pub signals: BTreeMap<i32, u64>,
-}
-
-impl Snapshot {
-    pub fn thread(&self, id: &str) -> Option<&Thread> {
-        self.threads.iter().find(|t| t.id == id)
-    }
-    pub fn lock(&self, id: &str) -> Option<&Lock> {
-        self.locks.iter().find(|l| l.id == id)
-    }
-    pub fn task(&self, id: &str) -> Option<&Task> {
-        self.tasks.iter().find(|t| t.id == id)
-    }
-}
 
 /// Take one snapshot of `target`, consistent for every thread it reports blocked.
 ///
@@ -452,104 +419,4 @@ fn published_asyncio_section(pid: i32) -> crate::asyncio::SectionLookup {
     crate::target::elf::find_in_maps(pid, &maps, &may_hold_section, SECTION, SECTION_MAX)
         .map(|found| found.map(|s| (s.binary, s.bytes)))
         .map_err(|e| e.to_string())
-}
-
-struct Builder<'w, 'a> {
-    pid: i32,
-    with_locals: bool,
-    with_writes: bool,
-    walker: &'w Walker<'a>,
-    locks: BTreeMap<usize, Lock>,
-    live_idents: HashSet<u64>,
-    mp: Option<MpView>,
-    task_files: &'w mut TaskFiles,
-    runtime_region: Option<(usize, usize)>,
-    /// Read from a core: `/proc` knows nothing of this process (its pid may be another's now).
-    frozen: bool,
-    /// The C library, whose lock layouts `native` knows.
-    libc: crate::native::Libc,
-    /// C locks recognised around waited futexes, by address, until their owners are resolved.
-    c_locks: BTreeMap<usize, crate::native::CLock>,
-}
-
-struct FrameView<'r> {
-    raw: &'r RawFrame,
-    frame: Frame,
-}
-
-fn is_function(f: &FrameView, file: &str, function: &str) -> bool {
-    short_file(&f.frame.file) == file
-        && (f.frame.function == function || f.frame.function.ends_with(&format!(".{function}")))
-}
-
-/// `Event.wait` for a frame named `wait` whose `self` is an Event (3.8-3.10 code has no qualname).
-fn qualified(function: &str, _locals: &[String], raw: &RawFrame, walker: &Walker) -> String {
-    if function.contains('.') {
-        return function.to_string();
-    }
-    match walker
-        .local(raw, "self")
-        .and_then(|s| walker.objs.type_name(s).ok())
-    {
-        Some(ty) => format!("{ty}.{function}"),
-        None => function.to_string(),
-    }
-}
-
-impl<'w, 'a> Builder<'w, 'a> {
-    fn objs(&self) -> &Objects<'a> {
-        &self.walker.objs
-    }
-
-    fn lock_kind(&self, obj: usize) -> Option<LockKind> {
-        match self.objs().type_name_rc(obj).ok()?.as_ref() {
-            "_thread.lock" => Some(LockKind::Lock),
-            "_thread.RLock" => Some(LockKind::RLock),
-            _ => None,
-        }
-    }
-
-    /// The name a `with` gives what it took and the site of its statement (the frame's own
-    /// line where the statement is not known): a holder's evidence.
-    fn with_site(&self, fv: &FrameView, with: &ActiveWith) -> (Option<String>, String) {
-        let (name, line) = self.walker.with_statement(fv.raw, with);
-        let site = Frame {
-            line: line.unwrap_or(fv.frame.line),
-            ..fv.frame.clone()
-        }
-        .site();
-        (name, site)
-    }
-
-    fn ensure_lock(&mut self, addr: usize, kind: LockKind) -> &mut Lock {
-        let pid = self.pid;
-        self.locks.entry(addr).or_insert_with(|| Lock {
-            name: None,
-            permits: None,
-            id: lock_id(pid, addr),
-            pid,
-            address: format!("{addr:#x}"),
-            kind,
-            names: Vec::new(),
-            locked: None,
-            holders: Vec::new(),
-            waiters: Vec::new(),
-            module: None,
-            shared: None,
-            contradictions: Vec::new(),
-        })
-    }
-
-    fn add_name(&mut self, addr: usize, name: Option<&String>, site: &str) {
-        if let (Some(name), Some(lock)) = (name, self.locks.get_mut(&addr)) {
-            let n = LockName {
-                how: NameHow::Local,
-                name: name.clone(),
-                frame: site.to_string(),
-            };
-            if !lock.names.contains(&n) {
-                lock.names.push(n);
-            }
-        }
-    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::*;
+use super::builder::*;
 use crate::native::{glibc, CLock, CLockKind, FutexOp, FutexWait, Libc};
 use crate::target::procfs::Syscall;
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::*;
+use super::builder::*;
 use crate::probe::{self, ProbeHold};
 
 impl<'w, 'a> Builder<'w, 'a> {

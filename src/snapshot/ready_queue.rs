@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::*;
+use super::builder::*;
 
 /// Method names that complete the object they are bound to: `threading.Event.set`,
 /// `Future.set_result` / `set_exception` (concurrent and asyncio, Python or C).

@@ -14,7 +14,7 @@ use crate::memory::ProcMemory;
 use crate::model::*;
 use crate::target::procfs::{self, Channel};
 
-use super::Snapshot;
+use super::sample::Snapshot;
 
 /// What a socket wait is for.
 enum SocketWait {

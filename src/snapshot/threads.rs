@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::*;
+use super::builder::*;
 use crate::cpython::layout::common::*;
 use crate::cpython::layout::GilRecord;
 

@@ -4,7 +4,7 @@
 //! its futex wait carries. A polling loop's re-entries are joined into one wait over the
 //! window by `analysis::timed`, not here; nothing here decides whether a wait is blocked.
 
-use super::*;
+use super::builder::*;
 use crate::target::procfs::{Syscall, SYS_FUTEX};
 
 /// `FUTEX_WAIT_BITSET`: its timeout is an absolute `struct timespec`; `FUTEX_CLOCK_REALTIME`

@@ -2,7 +2,7 @@
 //! lock objects its innermost frames reach (locks, RLocks, conditions, joins, import locks).
 //! It never claims a holder: that is `holders`.
 
-use super::*;
+use super::builder::*;
 use crate::cpython::bytecode;
 use crate::cpython::layout::common::*;
 use crate::probe;

@@ -4,7 +4,7 @@
 //! objects through that frame's names now, each with the locks that guard it lexically. Read
 //! only from off-CPU threads; standard-library code is skipped. Judges no race.
 
-use super::*;
+use super::builder::*;
 use crate::cpython::bytecode::{self, WriteTarget};
 use crate::cpython::functions;
 use crate::cpython::threads::CodeInfo;

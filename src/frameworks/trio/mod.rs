@@ -16,6 +16,7 @@ use crate::model::{
 };
 
 use fields::Fields;
+use waits::TaskRead;
 
 /// The trio releases gridlock reads (the layout of `Runner`, `Task`, the primitives and
 /// the memory channels was checked on 0.31 and 0.35).
@@ -33,12 +34,6 @@ pub struct TrioView {
 
 /// The suffix of trio's run loop's file.
 const RUN_FILE: &str = "trio/_core/_run.py";
-
-/// A trio task as read: its object, coroutine chain and whether it runs now.
-pub(crate) struct TaskRead {
-    pub(crate) addr: usize,
-    pub(crate) chain: Vec<ChainLink>,
-}
 
 /// Read every trio run of the process. Nothing when no thread runs `trio.run`.
 pub fn read(

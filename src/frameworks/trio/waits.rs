@@ -13,8 +13,13 @@ use crate::model::{
 };
 
 use super::fields::Fields;
-use super::TaskRead;
-use crate::asyncio::task_id;
+use crate::asyncio::{task_id, ChainLink};
+
+/// A trio task as read: its object, coroutine chain and whether it runs now.
+pub(crate) struct TaskRead {
+    pub(crate) addr: usize,
+    pub(crate) chain: Vec<ChainLink>,
+}
 
 /// A primitive seen in a wait, with what is known of who holds it.
 struct Seen {
