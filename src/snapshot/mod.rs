@@ -16,6 +16,7 @@ mod holders;
 pub mod kernel_waits;
 pub mod multiprocessing;
 pub mod names;
+mod native_frames;
 mod native_locks;
 mod permits;
 mod probe;
@@ -248,6 +249,7 @@ fn take_cached(
         tests,
         names: name_cache,
         libc,
+        binaries,
     } = session;
     let pid = target.pid;
     let libc = *libc.get_or_insert_with(|| {
@@ -336,6 +338,9 @@ fn take_cached(
         if !target.process.notes.contains(&note) {
             target.process.notes.push(note);
         }
+    }
+    if frozen.is_none() {
+        native_frames::attach(pid, &mut threads, kernel, walker.objs.mem, binaries);
     }
     builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {
