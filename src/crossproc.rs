@@ -5,7 +5,8 @@
 //!   processes whose `SemLock` has `count > 0` (`last_tid` names the thread);
 //! - `wait4`: a thread in `wait4`/`waitid` waits for that child (or any child) to exit;
 //! - `pipe`: a thread blocked reading or writing a pipe or socket waits for the processes
-//!   holding the other end, unless one of them is serving it right now.
+//!   holding the other end, unless one of them is serving it right now (`sock_diag` for a
+//!   socket, whose peer the kernel's socket tables name).
 
 use crate::memory::ReadMemory;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -223,6 +224,12 @@ pub fn link(
     link_joins(&mut out, &views, &python);
     link_channels(&mut out, tree_pids, &python);
     link_pools(&mut out, &pools);
+    crate::frameworks::celery::link(
+        &out.processes,
+        &mut out.threads,
+        &mut out.locks,
+        &mut out.tasks,
+    );
     snapshot::kernel_waits::link(&mut out, tree_pids);
     out
 }
@@ -733,6 +740,11 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
         let id = channel.id();
         let site = user_site(t);
         let what = if reads { "read" } else { "write" };
+        // A socket's other end is known from sock_diag or /proc/net/tcp; a pipe's from fds.
+        let evidence = match channel {
+            Channel::Pipe(_) => Evidence::Pipe,
+            Channel::Socket(_) => Evidence::SockDiag,
+        };
         let lock = locks.entry(id.clone()).or_insert_with(|| Lock {
             name: None,
             permits: None,
@@ -753,7 +765,7 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
                     thread: None,
                     process: Some(p),
                     owner_ident: None,
-                    evidence: Evidence::Pipe,
+                    evidence,
                     site: None,
                     count: None,
                 })
@@ -772,7 +784,7 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
         });
         lock.waiters.push(Waiter {
             thread: t.id.clone(),
-            evidence: Evidence::Pipe,
+            evidence,
             site: site.clone(),
         });
         t.waits_for = Some(Wait {
@@ -780,7 +792,7 @@ fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &HashSet<i32>) {
             waited_s: None,
             kind: WaitKind::Pipe,
             target: Some(id.clone()),
-            evidence: Evidence::Pipe,
+            evidence,
             site,
             name: Some(format!("{what} {}", if reads { "from" } else { "to" }))
                 .map(|s| format!("{s} {id}")),

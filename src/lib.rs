@@ -16,6 +16,8 @@ pub mod cpython;
 pub mod crossproc;
 pub mod duration;
 pub mod error;
+/// Concurrency frameworks beside asyncio, read from memory.
+pub mod frameworks;
 pub mod guard;
 pub mod kernel;
 pub mod memory;

@@ -4,7 +4,13 @@
 //! for and not a bystander's; an OFD lock held outside the tree is a stall naming its holder;
 //! `input()` under `run` is named when the run is stopped; a thread in a syscall gridlock does
 //! not model is reported so, never as fine; a lock-file protected counter hammered by 4
-//! processes gives no finding. Interpreters: one pyenv 3.8/3.9, pyenv 3.11, sid's 3.14.
+//! processes gives no finding. Sockets: `sendall` both ways over loopback TCP and over named
+//! and abstract Unix sockets is a deadlock between processes (evidence `sock_diag`), and a
+//! thread waiting for the answer of a server thread that waits for a lock it holds is one
+//! too; a `connect` to a listener whose process waits for the connecting side is a deadlock,
+//! an `accept` names its address and is no finding, a socket to another host is an I/O wait
+//! naming it; a Unix socket server under load gives no finding. Interpreters: one pyenv
+//! 3.8/3.9, pyenv 3.11, sid's 3.14.
 mod support;
 
 use std::io::Read;
@@ -381,6 +387,7 @@ fn loopback_tcp_sendall_both_ways_is_a_deadlock_and_an_echo_server_is_not() {
             assert_eq!(t["state"], "io_wait", "[{label}] {t:#?}");
             assert_eq!(t["syscall_name"], "sendto", "[{label}]");
             assert!(t["blocked"].as_bool().unwrap(), "[{label}] {t:#?}");
+            assert_eq!(t["waits_for"]["evidence"], "sock_diag", "[{label}] {t:#?}");
         }
         drop(g);
         let g = Group(Target::start_busy_with(
@@ -398,6 +405,223 @@ fn loopback_tcp_sendall_both_ways_is_a_deadlock_and_an_echo_server_is_not() {
         assert_eq!(code, 0, "[{label}] {text}");
         assert!(
             doc["findings"].as_array().unwrap().is_empty(),
+            "[{label}] {text}"
+        );
+    }
+}
+
+fn start_group(py: &Interpreter, mode: &str, dir: &Scratch, busy: bool) -> Group {
+    let setpgid = |cmd: &mut Command| unsafe {
+        cmd.pre_exec(|| {
+            libc::setpgid(0, 0);
+            Ok(())
+        });
+    };
+    let script = fixture("kernel_waits.py");
+    let args = [mode, dir.arg()];
+    Group(if busy {
+        Target::start_busy_with(py, &script, &args, setpgid)
+    } else {
+        Target::start_with(py, &script, &args, setpgid)
+    })
+}
+
+fn threads(doc: &Value) -> &Vec<Value> {
+    doc["threads"].as_array().unwrap()
+}
+
+/// The oldest pyenv interpreter of the set and sid's 3.14.
+fn ends_of_the_set() -> Vec<Interpreter> {
+    let mut all = some_interpreters();
+    if all.len() > 2 {
+        all.remove(1);
+    }
+    all
+}
+
+#[test]
+fn unix_socket_sendall_both_ways_is_a_deadlock_named_and_abstract() {
+    for py in ends_of_the_set() {
+        for mode in ["unix_sendall", "abstract_sendall"] {
+            let label = format!("{} {mode}", py.label);
+            let dir = Scratch::new(&py, mode);
+            let g = start_group(&py, mode, &dir, false);
+            let (code, doc, text) = dump_tree(g.pid());
+            assert_eq!(code, 3, "[{label}] {text}");
+            let dl = findings(&doc, "deadlock");
+            assert_eq!(dl.len(), 1, "[{label}] {text}");
+            assert_eq!(dl[0]["processes"].as_array().unwrap().len(), 2, "[{label}]");
+            for t in threads(&doc) {
+                assert_eq!(t["state"], "io_wait", "[{label}] {t:#?}");
+                assert_eq!(t["waits_for"]["evidence"], "sock_diag", "[{label}] {t:#?}");
+                let lock = doc["locks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l["id"] == t["waits_for"]["target"])
+                    .unwrap();
+                assert_eq!(lock["kind"], "socket", "[{label}]");
+                // The peer is held by the other process.
+                let holders = holder_pids(lock);
+                assert_eq!(holders.len(), 1, "[{label}] {lock:#?}");
+                assert_ne!(holders[0], t["pid"].as_i64().unwrap(), "[{label}]");
+                assert_eq!(lock["holders"][0]["evidence"], "sock_diag", "[{label}]");
+            }
+            assert!(
+                text.contains("other end held by process"),
+                "[{label}] {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_server_thread_waiting_for_the_lock_its_waiting_client_holds_is_a_deadlock() {
+    for py in ends_of_the_set() {
+        let label = py.label.clone();
+        let dir = Scratch::new(&py, "lock_rpc");
+        let g = start_group(&py, "lock_rpc", &dir, false);
+        let (code, doc, text) = dump_tree(g.pid());
+        assert_eq!(code, 3, "[{label}] {text}");
+        let dl = findings(&doc, "deadlock");
+        assert_eq!(dl.len(), 1, "[{label}] {text}");
+        let main = threads(&doc)
+            .iter()
+            .find(|t| t["name"] == "MainThread")
+            .unwrap();
+        let server = threads(&doc)
+            .iter()
+            .find(|t| t["name"] == "server")
+            .unwrap();
+        assert_eq!(main["state"], "io_wait", "[{label}] {main:#?}");
+        assert_eq!(main["waits_for"]["evidence"], "sock_diag", "[{label}]");
+        assert_eq!(server["state"], "lock_wait", "[{label}] {server:#?}");
+        assert!(
+            main["holds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["lock"] == server["waits_for"]["target"]),
+            "[{label}] the waiting client holds the server's lock: {text}"
+        );
+        let members: Vec<&Value> = dl[0]["threads"].as_array().unwrap().iter().collect();
+        assert!(
+            members.contains(&&main["id"]) && members.contains(&&server["id"]),
+            "[{label}] {text}"
+        );
+        assert!(text.contains("state_lock"), "[{label}] {text}");
+    }
+}
+
+#[test]
+fn a_connect_the_listener_never_accepts_is_a_deadlock_and_an_idle_accept_is_no_finding() {
+    for py in ends_of_the_set() {
+        let label = py.label.clone();
+        let dir = Scratch::new(&py, "backlog");
+        let g = start_group(&py, "connect_backlog", &dir, false);
+        let (code, doc, text) = dump_tree(g.pid());
+        assert_eq!(code, 3, "[{label}] {text}");
+        let dl = findings(&doc, "deadlock");
+        assert_eq!(dl.len(), 1, "[{label}] {text}");
+        let child = threads(&doc)
+            .iter()
+            .find(|t| t["pid"].as_i64() != Some(g.pid() as i64))
+            .unwrap();
+        assert_eq!(child["syscall_name"], "connect", "[{label}] {child:#?}");
+        let w = &child["waits_for"];
+        assert_eq!(w["evidence"], "sock_diag", "[{label}] {w:#?}");
+        let name = w["name"].as_str().unwrap();
+        assert!(
+            name.starts_with("connect to ") && name.ends_with("backlog.sock"),
+            "[{label}] {name}"
+        );
+        let lock = doc["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["id"] == w["target"])
+            .unwrap();
+        assert_eq!(
+            holder_pids(lock),
+            vec![g.pid() as i64],
+            "[{label}] {lock:#?}"
+        );
+        assert!(
+            text.contains(&format!("listened on by pid {}", g.pid())),
+            "[{label}] {text}"
+        );
+        drop(g);
+
+        let g = start_group(&py, "accept_idle", &dir, false);
+        let (code, doc, text) = dump_tree(g.pid());
+        assert_eq!(code, 0, "[{label}] {text}");
+        assert!(
+            doc["findings"].as_array().unwrap().is_empty(),
+            "[{label}] {text}"
+        );
+        let t = &threads(&doc)[0];
+        assert_eq!(t["waits_for"]["evidence"], "sock_diag", "[{label}] {t:#?}");
+        assert!(!t["blocked"].as_bool().unwrap(), "[{label}]");
+        let name = t["waits_for"]["name"].as_str().unwrap();
+        assert!(name.starts_with("accept on 127.0.0.1:"), "[{label}] {name}");
+        assert!(text.contains("nobody known to connect"), "[{label}] {text}");
+    }
+}
+
+#[test]
+fn a_socket_to_another_host_is_an_io_wait_naming_its_address() {
+    let py = some_interpreters().remove(0);
+    let dir = Scratch::new(&py, "remote");
+    let g = start_group(&py, "connect_remote", &dir, false);
+    std::thread::sleep(Duration::from_millis(300));
+    let p = g.pid().to_string();
+    let out = gridlock(&["dump", &p, "--json", "--window", "0.5s"]);
+    let Ok(doc) = serde_json::from_slice::<Value>(&out.stdout) else {
+        eprintln!("note: no connection to 198.51.100.7:80 can be made or attempted here: skipped");
+        return;
+    };
+    let t = &threads(&doc)[0];
+    if !matches!(t["syscall_name"].as_str(), Some("recvfrom" | "connect")) {
+        eprintln!("note: the fixture is not waiting on 198.51.100.7:80 ({t}): skipped");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    assert!(doc["findings"].as_array().unwrap().is_empty(), "{doc:#}");
+    let w = &t["waits_for"];
+    assert_eq!(w["evidence"], "sock_diag", "{t:#}");
+    assert!(
+        w["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("198.51.100.7:80, a remote host"),
+        "{t:#}"
+    );
+    assert!(w["waited_s"].as_f64().unwrap() > 0.0, "{t:#}");
+    assert!(!t["blocked"].as_bool().unwrap());
+    let text = gridlock(&["dump", &p, "--window", "0.3s", "--color", "never"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("198.51.100.7:80, a remote host [sock_diag] (waiting"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_unix_socket_server_under_load_has_no_finding() {
+    for py in some_interpreters().into_iter().skip(1).take(1) {
+        let label = py.label.clone();
+        let dir = Scratch::new(&py, "load");
+        let g = start_group(&py, "unix_load", &dir, true);
+        std::thread::sleep(Duration::from_millis(300));
+        let (code, doc, text) = dump_tree(g.pid());
+        assert_eq!(code, 0, "[{label}] {text}");
+        assert!(
+            doc["findings"].as_array().unwrap().is_empty(),
+            "[{label}] {text}"
+        );
+        assert_eq!(
+            doc["processes"].as_array().unwrap().len(),
+            6,
             "[{label}] {text}"
         );
     }

@@ -87,6 +87,45 @@ fn a_bounded_semaphore_held_by_its_own_waiters_is_a_deadlock_naming_holders_and_
 }
 
 #[test]
+fn permits_held_by_a_bare_acquire_whose_release_is_ahead_are_held_by_acquire_call() {
+    let script = fixture("semaphores.py");
+    let taken = line_of(&script, "def handle_bare", "backend_slots.acquire()");
+    let waited = line_of(&script, "def fetch_profile", "with backend_slots:");
+    for_each(|interp| {
+        let t = Target::start(interp, &script, &["bare"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "{d:#}");
+        let f = deadlocks[0];
+        assert_eq!(f["knot"], true, "{f:#}");
+        assert_eq!(
+            f["summary"],
+            format!(
+                "backend_slots: 2 of 2 permits held by \"handler-0\" (handle_bare \
+                 semaphores.py:{taken}) and \"handler-1\" (handle_bare semaphores.py:{taken}), \
+                 each waiting for another at fetch_profile semaphores.py:{waited}"
+            )
+        );
+        let sem = lock_named(&d, "backend_slots");
+        assert_eq!(sem["kind"], "semaphore", "{sem:#}");
+        let holders = sem["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 2, "{sem:#}");
+        assert!(
+            holders.iter().all(|h| h["evidence"] == "acquire_call"),
+            "{sem:#}"
+        );
+        let (_, text) = support::dump_text(t.pid, "0");
+        assert!(
+            text.contains(&format!(
+                "taken at handle_bare semaphores.py:{taken}  [acquire_call]"
+            )),
+            "{text}"
+        );
+    });
+}
+
+#[test]
 fn eight_threads_sharing_a_bounded_semaphore_of_three_give_no_finding() {
     let script = fixture("semaphores.py");
     for_each(|interp| {
@@ -117,8 +156,9 @@ fn with_sqlalchemy(check: impl Fn(&Interpreter)) {
 }
 
 /// How a report names the fixture's pool: its program-wide name, where the bounded name search
-/// reached it (`engine` is a module global), else the class of the object that owns the queue.
-const POOL_LABELS: [&str; 2] = ["engine.pool._pool", "QueuePool"];
+/// reached it (`engine` is a module global), else the attribute of the object that owns the
+/// queue, by its class (`QueuePool._pool`, as a frame's `self` holds it), else that class.
+const POOL_LABELS: [&str; 3] = ["engine.pool._pool", "QueuePool._pool", "QueuePool"];
 
 #[test]
 fn a_sqlalchemy_pool_exhausted_by_its_own_holders_is_a_deadlock_until_the_timeout() {

@@ -507,3 +507,33 @@ fn a_thread_in_unknown_state_marks_the_screen_incomplete() {
         assert!(detail.contains("kernel state unknown: "), "{detail}");
     }
 }
+
+/// Real `gridlock dump --json` of tests/fixtures/lock_names.py (CPython 3.12): the panels lead
+/// with the program-wide names (`locks[].name`), the local ones after.
+#[test]
+fn panels_lead_with_the_program_wide_lock_names() {
+    let doc = load("lock_names.json");
+    for size in SIZES {
+        let mut app = App::from_document(doc.clone());
+        let buf = render(&app, size);
+        let all = text(&buf);
+        let row = lines(&buf)
+            .into_iter()
+            .find(|l| l.starts_with("teller-1 "))
+            .unwrap_or_else(|| panic!("{all}"));
+        assert!(row.contains("checking.lock"), "holds: {row}");
+        if size.0 >= 100 {
+            assert!(row.contains("savings.lock ← teller-2"), "waits for: {row}");
+        }
+        key(&mut app, KeyCode::Tab);
+        assert_eq!(app.view, View::Graph);
+        let all = text(&render(&app, size));
+        if size.0 >= 200 {
+            assert!(
+                all.contains("══waits for══▶ savings.lock (dst.lock in transfer) <0x"),
+                "{all}"
+            );
+            assert!(all.contains("checking.lock <0x"), "{all}");
+        }
+    }
+}

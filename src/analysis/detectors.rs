@@ -192,8 +192,7 @@ impl Detector for Deadlocks {
                 format!("deadlock:{}", key.join(",")),
                 summary,
             );
-            let self_pipe =
-                threads.len() == 1 && edges.iter().any(|e| e.evidence == Evidence::Pipe);
+            let self_pipe = threads.len() == 1 && edges.iter().any(|e| is_channel(e.evidence));
             if self_pipe {
                 f.summary = format!(
                     "{} waits on {} whose other end only its own process holds, and no other thread of it can serve it",
@@ -249,17 +248,27 @@ fn task_deadlock(
     edges: Vec<Edge>,
 ) -> Finding {
     let names: Vec<String> = tasks.iter().map(|t| task_label(snap, t)).collect();
+    // The framework the tasks share (trio's tasks and locks are not asyncio's).
+    let trio = !tasks.is_empty()
+        && tasks
+            .iter()
+            .all(|t| snap.task(t).is_some_and(|t| t.framework == Framework::Trio));
+    let (fw, lock_type, timeout) = if trio {
+        ("trio", "trio.Lock", "trio.move_on_after")
+    } else {
+        ("asyncio", "asyncio.Lock", "asyncio.wait_for")
+    };
     let summary = if tasks.len() == 1 && locks.is_empty() {
         format!("{} awaits itself", names[0])
     } else if tasks.len() == 1 {
         format!(
-            "{} waits for asyncio.Lock {} that it holds itself",
+            "{} waits for {lock_type} {} that it holds itself",
             names[0],
             lock_label(snap, &locks[0])
         )
     } else {
         format!(
-            "{} asyncio tasks wait for each other in a cycle: {}",
+            "{} {fw} tasks wait for each other in a cycle: {}",
             tasks.len(),
             names.join(" -> ")
         )
@@ -270,10 +279,10 @@ fn task_deadlock(
         summary,
     );
     f.advice = Some(if locks.is_empty() {
-        "Each task awaits another task of the cycle, so none can finish: break the cycle (one of them must not await the other), or add a timeout with asyncio.wait_for.".into()
+        format!("Each task awaits another task of the cycle, so none can finish: break the cycle (one of them must not await the other), or add a timeout with {timeout}.")
     } else {
         let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
-        format!("The tasks take the same asyncio.Locks in different orders ({}): take them in one global order.", order.join(", "))
+        format!("The tasks take the same {lock_type}s in different orders ({}): take them in one global order.", order.join(", "))
     });
     f.threads = threads;
     f.tasks = tasks;
@@ -302,6 +311,23 @@ pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
         let next = edges.get(i + 1).filter(|n| n.from == e.to);
         let from = party(snap, &e.from);
         let part = match e.via {
+            EdgeVia::WaitsFor
+                if next.is_some_and(|n| {
+                    n.via == EdgeVia::CompletedBy && n.evidence == Evidence::ReadyQueue
+                }) =>
+            {
+                let event = snap.lock(&e.to).is_some_and(|l| l.kind == LockKind::Event);
+                format!(
+                    "{from} waits for {}, {} on the event loop of {}",
+                    lock_label(snap, &e.to),
+                    if event {
+                        "set by a callback queued"
+                    } else {
+                        "queued"
+                    },
+                    party(snap, &next.unwrap().to)
+                )
+            }
             EdgeVia::WaitsFor if snap.lock(&e.to).is_some_and(|l| l.kind == LockKind::Future) => {
                 let what = lock_label(snap, &e.to);
                 match next.filter(|n| n.via == EdgeVia::CompletedBy) {
@@ -359,20 +385,37 @@ fn future_deadlock(
 ) -> Finding {
     let parties = threads.len() + tasks.len();
     let pids = pids_of(threads.iter().chain(&tasks));
+    // A trio memory channel stands where a future would: its senders complete it.
+    let channel = locks
+        .iter()
+        .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Channel));
+    let trio = !tasks.is_empty()
+        && tasks
+            .iter()
+            .all(|t| snap.task(t).is_some_and(|t| t.framework == Framework::Trio));
     let mut f = finding(
         FindingKind::Deadlock,
         format!("deadlock:{}", key.join(",")),
         format!(
-            "{parties} {} wait for each other in a cycle through a future: {}",
+            "{parties} {} wait for each other in a cycle through a {}: {}",
             match (threads.is_empty(), tasks.is_empty()) {
                 (false, true) => "threads",
+                (true, false) if trio => "trio tasks",
                 (true, false) => "asyncio tasks",
                 _ => "threads and tasks",
             },
+            if channel { "memory channel" } else { "future" },
             describe_waits(snap, &edges).join("; ")
         ),
     );
-    f.advice = Some("A future's work needs something its waiter holds or is blocked on (a lock, or the waiter itself): release it before waiting on the future, and never block on a future from inside the work that must complete it.".into());
+    let on_loop = f.edges.iter().any(|e| e.evidence == Evidence::ReadyQueue);
+    f.advice = Some(if channel {
+        "A channel's other side is held only by tasks that wait for the waiter (or for what it holds): release what the other side needs before waiting on the channel, or give the channel to a task that does not wait.".into()
+    } else if on_loop {
+        "Only the event loop's thread can run the callback that completes this wait, and that thread is blocked: never join, lock or wait for a thread from inside a loop step while that thread waits for the loop (await asyncio.to_thread(...) or loop.run_in_executor instead of a blocking join or lock).".into()
+    } else {
+        "A future's work needs something its waiter holds or is blocked on (a lock, or the waiter itself): release it before waiting on the future, and never block on a future from inside the work that must complete it.".into()
+    });
     set_cycle(&mut f, snap, threads, tasks, locks, edges, pids);
     f
 }
@@ -509,8 +552,12 @@ impl Detector for LoopSelfDeadlocks {
                 to: l.id.clone(),
                 via: EdgeVia::WaitsFor,
                 // Known from the futex the thread sleeps on (its wait may have been resolved
-                // further, to the future and who completes it).
-                evidence: Evidence::Futex,
+                // further, to the future and who completes it); in a core, from its registers.
+                evidence: if w.evidence == Evidence::CoreRegisters {
+                    Evidence::CoreRegisters
+                } else {
+                    Evidence::Futex
+                },
                 site: Some(result.site()),
                 name: w.name.clone(),
             }];
@@ -521,9 +568,22 @@ impl Detector for LoopSelfDeadlocks {
     }
 }
 
+/// A wait on a pipe's or socket's other end (`pipe`, `sock_diag`).
+fn is_channel(e: Evidence) -> bool {
+    matches!(e, Evidence::Pipe | Evidence::SockDiag)
+}
+
 fn cross_process_advice(edges: &[Edge]) -> String {
     let ev: Vec<Evidence> = edges.iter().map(|e| e.evidence).collect();
-    if ev.contains(&Evidence::Wait4) && ev.contains(&Evidence::Pipe) {
+    let connects = edges.iter().any(|e| {
+        e.evidence == Evidence::SockDiag
+            && e.name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("connect to "))
+    });
+    if connects {
+        "A process waits to connect to a listener whose process does not accept (it waits for the connecting side instead): accept from a thread of its own, or connect with a timeout.".into()
+    } else if ev.contains(&Evidence::Wait4) && ev.iter().any(|e| is_channel(*e)) {
         "A process waits for a child to exit while the child waits for it to drain a pipe or queue: read everything the child sends (Queue.get, Connection.recv) before joining it.".into()
     } else if ev.contains(&Evidence::ProcLocks) {
         "Processes take the same lock files in different orders, or wait for one while holding another: take them in one global order (sorted by path), or take the later ones without blocking (LOCK_NB, F_SETLK) and back off.".into()

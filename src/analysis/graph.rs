@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::model::{Edge, EdgeVia, Evidence, TaskState, TaskWaitKind, Wait, WaitKind};
+use crate::model::{Edge, EdgeVia, Evidence, LockKind, TaskState, TaskWaitKind, Wait, WaitKind};
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +125,7 @@ impl WaitGraph {
                                 from: t.id.clone(),
                                 to: target.clone(),
                                 via: EdgeVia::Joins,
-                                evidence: Evidence::Futex,
+                                evidence: w.evidence,
                                 site: w.site.clone(),
                                 name: w.name.clone(),
                             },
@@ -161,11 +161,16 @@ impl WaitGraph {
                         g.future_wait(snap, from, &t.id, target, w);
                     }
                 }
-                WaitKind::Notify => {
-                    if let Some(lock) = snap.lock(target) {
-                        g.permit_wait(snap, &t.id, w, lock);
+                WaitKind::Notify => match snap.lock(target) {
+                    // An event only a loop's queued callback will set: waiter -> event ->
+                    // the loop's thread, as for a future.
+                    Some(lock) if lock.kind == LockKind::Event && !lock.holders.is_empty() => {
+                        let from = g.index[&t.id];
+                        g.future_wait(snap, from, &t.id, target, w);
                     }
-                }
+                    Some(lock) => g.permit_wait(snap, &t.id, w, lock),
+                    None => {}
+                },
                 WaitKind::UnknownFutex | WaitKind::Input => {}
             }
         }
@@ -175,7 +180,7 @@ impl WaitGraph {
 
     /// A wait on a `concurrent.futures` future: waiter -> future -> whoever completes it
     /// (the worker running it; every worker of the pool it is queued in, an OR; the task
-    /// its result is copied from). A future nobody is known to complete has no way out.
+    /// its result is copied from; the thread of the loop whose ready queue holds its setter). A future nobody is known to complete has no way out.
     fn future_wait(
         &mut self,
         snap: &Snapshot,
@@ -252,7 +257,9 @@ impl WaitGraph {
                         }
                     }
                 }
-                TaskWaitKind::Future => {
+                // A channel is completed by the tasks holding its other side, as a future by
+                // whoever runs its work.
+                TaskWaitKind::Future | TaskWaitKind::Channel => {
                     if let Some(target) = &w.target {
                         let wait = Wait {
                             timeout_s: None,

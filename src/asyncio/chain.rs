@@ -23,6 +23,49 @@ const FRAME_READ_EMBEDDED: usize = 72;
 /// A suspended frame of an await chain with what its code tells.
 pub(super) type ChainFrame = (RawFrame, Rc<FrameFacts>);
 
+/// One frame of a coroutine's await chain, for schedulers other than asyncio's (trio's
+/// tasks are coroutines too): the raw frame (for its locals) and the document's frame.
+#[derive(Debug, Clone)]
+pub struct ChainLink {
+    pub raw: RawFrame,
+    pub frame: crate::model::Frame,
+}
+
+/// The await chains of coroutines (outermost frame first), each with whether its outermost
+/// coroutine is executing now (3.11+; false where the frame state cannot tell). Empty for a
+/// version whose coroutine offsets gridlock has not, or anything that is not a coroutine.
+pub fn await_chains(
+    walker: &mut crate::cpython::threads::Walker,
+    pid: i32,
+    coros: &[usize],
+) -> Vec<(Vec<ChainLink>, bool)> {
+    // 3.14+: the table's coroutine offsets hold only on the build they were verified on.
+    let layout = walker.objs.layout;
+    let verified = layout
+        .asyncio_published
+        .as_ref()
+        .is_none_or(|p| p.table_build);
+    let Some(offs) = layout.asyncio.filter(|_| verified) else {
+        return vec![(Vec::new(), false); coros.len()];
+    };
+    let mut cache = super::cache::AsyncioCache::default();
+    let mut r = Reader::new(walker, &mut cache, offs, pid);
+    coros
+        .iter()
+        .map(|c| {
+            let chain = r
+                .await_chain(*c)
+                .into_iter()
+                .map(|(raw, facts)| ChainLink {
+                    raw,
+                    frame: facts.frame.clone(),
+                })
+                .collect();
+            (chain, r.chain_executing)
+        })
+        .collect()
+}
+
 impl Reader<'_, '_, '_> {
     /// Coroutine -> awaited coroutine -> ..., outermost frame first, each frame with what its
     /// code tells (decoded once per code and instruction).

@@ -37,6 +37,7 @@ mod view;
 mod waits;
 
 pub use cache::AsyncioCache;
+pub use chain::{await_chains, ChainLink};
 pub use ids::{loop_id, task_id};
 pub use offsets::SectionLookup;
 pub use view::{read, AsyncView};

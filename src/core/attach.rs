@@ -92,6 +92,9 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
     let layout = found.layout.clone();
     notes.splice(0..0, layout.notes.iter().cloned());
     notes.push(LIVE_ONLY.into());
+    if !core.lost_stacks.is_empty() {
+        notes.push(lost_stacks_note(&core.lost_stacks));
+    }
     let process = model::Process {
         pid,
         ppid: (core.process.ppid > 0).then_some(core.process.ppid),
@@ -125,6 +128,18 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
         }),
         mem: TargetMemory::Frozen(Box::new(core.memory)),
     })
+}
+
+/// Which threads' stacks the core holds as zeros, and what that hides.
+fn lost_stacks_note(tids: &[i32]) -> String {
+    let list: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
+    format!(
+        "the core holds only zeros for the stack of thread(s) {}: the program that wrote it \
+         could not read them (gdb's gcore gives up on a whole mapping at its first unreadable \
+         page, such as a guard page inside a thread's stack; a core the kernel writes keeps \
+         them), so what lay there (C frames, lock wait records) is unknown",
+        list.join(", ")
+    )
 }
 
 /// What `/proc/PID/task/TID/{stat,syscall}` would have said of a dumped thread: asleep in

@@ -1,9 +1,10 @@
 //! The memory of a dumped process: the bytes its core holds (`PT_LOAD` contents), and the
 //! file-backed pages the core leaves out (both `gcore` and the kernel skip unmodified file
 //! pages) read from the files `NT_FILE` names, at their offsets. An address found in neither
-//! is unreadable: an error, never zeros. Reads are positioned reads of pages kept for the
-//! whole dump (a core does not change); nothing is mapped, so a file shrunk under gridlock
-//! fails a read instead of faulting.
+//! is unreadable: an error, never zeros. So is a segment the core holds but whose writer
+//! could not read (`forget`): its zeros are not what the process had. Reads are positioned
+//! reads of pages kept for the whole dump (a core does not change); nothing is mapped, so a
+//! file shrunk under gridlock fails a read instead of faulting.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -110,6 +111,8 @@ pub struct CoreMemory {
     /// Sorted by address.
     backings: Vec<Backing>,
     files: Vec<PagedFile>,
+    /// Start addresses of segments whose bytes the writer of the core did not read.
+    forgotten: Vec<u64>,
 }
 
 impl CoreMemory {
@@ -128,7 +131,34 @@ impl CoreMemory {
             segments,
             backings,
             files,
+            forgotten: Vec::new(),
         }
+    }
+
+    /// Treat the segment holding `addr` as unreadable: the core holds zeros there that are
+    /// not what the process had (the program that wrote it could not read those pages).
+    pub(crate) fn forget(&mut self, addr: u64) {
+        if let Some(s) = self.segment(addr) {
+            let start = s.vaddr;
+            if !self.forgotten.contains(&start) {
+                self.forgotten.push(start);
+            }
+        }
+    }
+
+    /// Whether the core holds only zero bytes in `[addr, addr + len)` (cut at the end of the
+    /// dumped bytes of its segment). `None`: it holds none of them.
+    pub(crate) fn dumped_zeros(&self, addr: u64, len: u64) -> Option<bool> {
+        let s = self.segment(addr)?;
+        let dumped_end = s.vaddr.saturating_add(s.filesz);
+        if addr >= dumped_end {
+            return None;
+        }
+        let n = len.min(dumped_end - addr) as usize;
+        let mut buf = vec![0u8; n];
+        self.core
+            .read(s.offset.saturating_add(addr - s.vaddr), &mut buf)
+            .then(|| buf.iter().all(|&b| b == 0))
     }
 
     fn segment(&self, at: u64) -> Option<&Segment> {
@@ -147,6 +177,9 @@ impl CoreMemory {
         let Some(s) = self.segment(addr) else {
             return false;
         };
+        if self.forgotten.contains(&s.vaddr) {
+            return false;
+        }
         let from = addr - s.vaddr;
         from.checked_add(buf.len() as u64)
             .is_some_and(|end| end <= s.filesz)
@@ -157,6 +190,9 @@ impl CoreMemory {
     fn read_piece(&self, at: u64, buf: &mut [u8]) -> std::result::Result<usize, &'static str> {
         let segment = self.segment(at);
         if let Some(s) = segment {
+            if self.forgotten.contains(&s.vaddr) {
+                return Err("the core holds zeros here that its writer could not read");
+            }
             let from = at - s.vaddr;
             if from < s.filesz {
                 let n = ((s.filesz - from) as usize).min(buf.len());

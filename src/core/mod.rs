@@ -36,6 +36,9 @@ const MAX_NOTE_SEGMENT: u64 = 256 << 20;
 const ELF_HEADER: usize = 64;
 /// `e_phnum`'s escape value: the count is in section header 0's `sh_info`.
 const PN_XNUM: u16 = 0xffff;
+/// How far above a thread's stack pointer the core must hold a non-zero byte for its stack
+/// to count as dumped: a live stack has return addresses within a few hundred bytes of it.
+const STACK_PROBE: u64 = 16 << 10;
 
 /// Where to find the binaries a core names.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +74,11 @@ pub struct Core {
     /// The executable's path as the process saw it (the file mapped at `AT_ENTRY`).
     pub executable: Option<String>,
     pub memory: CoreMemory,
+    /// Threads whose stack the core holds as zeros only: whoever wrote it could not read
+    /// those pages (gdb's gcore gives up on a whole mapping at its first unreadable page,
+    /// such as a guard page glibc installs inside a thread's stack). Those segments read
+    /// as unreadable, not as zeros.
+    pub lost_stacks: Vec<i32>,
 }
 
 impl Core {
@@ -238,7 +246,15 @@ impl Core {
                 file: index.get(&m.path).copied(),
             })
             .collect();
-        let memory = CoreMemory::new(process.pid, core, segments.clone(), backings, opened);
+        let mut memory = CoreMemory::new(process.pid, core, segments.clone(), backings, opened);
+        let lost_stacks: Vec<i32> = threads
+            .iter()
+            .filter(|t| memory.dumped_zeros(t.registers.rsp, STACK_PROBE) == Some(true))
+            .map(|t| t.tid)
+            .collect();
+        for t in threads.iter().filter(|t| lost_stacks.contains(&t.tid)) {
+            memory.forget(t.registers.rsp);
+        }
         Ok(Core {
             path: path.to_path_buf(),
             process,
@@ -249,6 +265,7 @@ impl Core {
             segments,
             executable,
             memory,
+            lost_stacks,
         })
     }
 

@@ -127,6 +127,32 @@ fn reads_threads_memory_and_mapped_files_of_a_fake_core() {
 }
 
 #[test]
+fn a_stack_the_core_holds_as_zeros_reads_as_lost_not_as_zeros() {
+    // Both sample threads' stack pointers are 0x7ff0_0000: in a segment of zeros (a writer
+    // that could not read it), then in one whose bytes above the stack pointer are real.
+    let notes = sample_notes("/nonexistent");
+    let stack_at = 0x7fef_f000;
+    let zeros = fake_core(&notes, &[(stack_at, vec![0; 8192], 8192)]);
+    let path = write_temp("zero-stack", &zeros);
+    let core = Core::open(&path, &CoreOptions::default()).unwrap();
+    assert_eq!(core.lost_stacks, vec![4242, 4243]);
+    let err = core.memory.u64(0x7ff0_0000).unwrap_err().to_string();
+    assert!(err.contains("could not read"), "{err}");
+    assert!(!core.memory.read_dumped(stack_at, &mut [0u8; 8]));
+
+    let mut real = vec![0u8; 8192];
+    real[0x1000 + 0x48] = 0x42; // a return address's byte, just above the stack pointer
+    let dumped = fake_core(&notes, &[(stack_at, real, 8192)]);
+    let path2 = write_temp("real-stack", &dumped);
+    let core = Core::open(&path2, &CoreOptions::default()).unwrap();
+    assert!(core.lost_stacks.is_empty());
+    assert_eq!(core.memory.u8(0x7ff0_0048).unwrap(), 0x42);
+    assert_eq!(core.memory.u8(0x7ff0_0000).unwrap(), 0);
+    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(path2);
+}
+
+#[test]
 fn truncated_random_and_non_core_files_are_one_sentence_errors() {
     let notes = sample_notes("/nonexistent");
     let bytes = fake_core(&notes, &[(0x10_0000, vec![1; 4096], 4096)]);

@@ -21,6 +21,14 @@ const TPFLAGS_TYPE_SUBCLASS: u64 = 1 << 31;
 const MAX_STR: usize = 4096;
 const MAX_ITEMS: usize = 1 << 16;
 
+/// A `member_descriptor`'s `d_member` (after `PyDescr_COMMON`), and the `PyMemberDef` fields
+/// read from it: its `type` and `offset`, with the two object member types.
+const MEMBER_DESCR_MEMBER: usize = 40;
+const MEMBER_DEF_TYPE: usize = 8;
+const MEMBER_DEF_OFFSET: usize = 16;
+const MEMBER_T_OBJECT: i32 = 6;
+const MEMBER_T_OBJECT_EX: i32 = 16;
+
 /// Readers over one view of a target's memory (one snapshot). Type names and `str` values
 /// are decoded once per view: the same few types and attribute names come up for every
 /// thread, and within one view an address always holds the same object.
@@ -442,6 +450,41 @@ impl<'a> Objects<'a> {
         }
         let module = self.dict_get(dict, "__module__").ok()??;
         self.type_is(module, "str").then(|| self.str(module).ok())?
+    }
+
+    /// Where instances of type `ty` keep the `__slots__` member `name`: the offset its
+    /// `member_descriptor` (in the namespace of a class of the MRO) records for an object
+    /// member. `None` when no class of the MRO declares it as such.
+    pub fn slot_offset(&self, ty: usize, name: &str) -> Option<usize> {
+        let mro = self.mem.ptr(ty + TP_MRO).ok()?;
+        if !self.type_is(mro, "tuple") {
+            return None;
+        }
+        let classes = self.tuple_items(mro).ok()?;
+        for class in classes.into_iter().take(64) {
+            let Some(dict) = self.class_dict(class) else {
+                continue;
+            };
+            let Some(descr) = self.dict_get(dict, name).ok().flatten() else {
+                continue;
+            };
+            if !self.type_is(descr, "member_descriptor") {
+                return None;
+            }
+            let member = self.mem.ptr(descr + MEMBER_DESCR_MEMBER).ok()?;
+            let kind = self.mem.i32(member + MEMBER_DEF_TYPE).ok()?;
+            let offset = self.mem.i64(member + MEMBER_DEF_OFFSET).ok()?;
+            // Only object members (T_OBJECT, T_OBJECT_EX), inside a plausible instance.
+            let object = matches!(kind, MEMBER_T_OBJECT | MEMBER_T_OBJECT_EX);
+            return (object && (16..1 << 16).contains(&offset)).then_some(offset as usize);
+        }
+        None
+    }
+
+    /// A `__slots__` member of `obj` (`None` when unset or not a slot of its class).
+    pub fn slot(&self, obj: usize, name: &str) -> Option<usize> {
+        let off = self.slot_offset(self.type_of(obj).ok()?, name)?;
+        self.mem.ptr(obj + off).ok().filter(|v| *v != 0)
     }
 
     pub fn attr(&self, obj: usize, name: &str) -> Result<Option<usize>> {

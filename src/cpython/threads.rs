@@ -36,6 +36,8 @@ pub struct CodeInfo {
     lines: Mutex<AddrMap<Option<u32>>>,
     /// Its writes to shared locations, decoded on first use.
     writes: std::sync::OnceLock<super::writes::CodeWrites>,
+    /// Its `X.acquire()` ... `X.release()` spans, decoded on first use.
+    acquires: std::sync::OnceLock<Vec<(usize, usize, super::writes::Guard)>>,
 }
 
 impl CodeInfo {
@@ -50,6 +52,14 @@ impl CodeInfo {
     /// The line of the `index`-th decoded instruction.
     pub fn line_of_instruction(&self, index: usize) -> Option<u32> {
         self.line_at(self.instructions.get(index)?.offset)
+    }
+
+    /// Its `X.acquire()` ... `X.release()` spans (acquire lookup, release lookup or end,
+    /// `X`), decoded once: a frame between them holds what `X` names.
+    pub fn acquires(&self) -> &[(usize, usize, super::writes::Guard)] {
+        self.acquires.get_or_init(|| {
+            super::writes::acquire_spans(self.minor, &self.instructions, &self.names)
+        })
     }
 
     /// Every write to a possibly shared location this code makes, decoded once.
@@ -224,6 +234,9 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// A thread's frames, innermost first. A frame that cannot be read ends the walk: the
+    /// frames read before it are kept (a core whose writer lost a thread's C stack still
+    /// shows the Python frames above the shim frame that lived there).
     pub fn frames(&mut self, tstate: usize) -> Result<Vec<RawFrame>> {
         let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
@@ -232,12 +245,21 @@ impl<'a> Walker<'a> {
         let mut seen = 0;
         while frame != 0 && seen < MAX_FRAMES {
             seen += 1;
-            let back = mem.ptr(frame + offs.frame_back)?;
+            let back = match mem.ptr(frame + offs.frame_back) {
+                Ok(back) => back,
+                Err(_) if !out.is_empty() => break,
+                Err(e) => return Err(e),
+            };
             if let (Some(owner), Some(shim)) = (offs.frame_owner, offs.frame_shim_owner) {
                 // 3.12+: frames owned by the C stack (or the interpreter) are shims.
-                if mem.u8(frame + owner)? >= shim {
-                    frame = back;
-                    continue;
+                match mem.u8(frame + owner) {
+                    Ok(o) if o >= shim => {
+                        frame = back;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(_) if !out.is_empty() => break,
+                    Err(e) => return Err(e),
                 }
             }
             let code_addr = self.slot_object(mem.ptr(frame + offs.frame_code)?);
@@ -375,6 +397,7 @@ impl<'a> Walker<'a> {
             name_ptr,
             lines: Default::default(),
             writes: Default::default(),
+            acquires: Default::default(),
         });
         self.code_cache.insert(addr, info.clone());
         Ok(info)

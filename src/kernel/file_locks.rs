@@ -452,8 +452,9 @@ fn fdinfo_holders(candidates: &[i32], device: &str, inode: u64, lock: &LockLine)
     out
 }
 
-/// Every pid in `/proc` (bounded), for finding an OFD lock's holder outside the tree.
-fn all_pids() -> Vec<i32> {
+/// Every pid in `/proc` (bounded), for finding a holder outside the tree (an OFD lock's, a
+/// listening socket's).
+pub fn all_pids() -> Vec<i32> {
     let mut v: Vec<i32> = fs::read_dir("/proc")
         .map(|rd| {
             rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())

@@ -1,5 +1,6 @@
 //! How the human-facing printers name what only the kernel explains: a file lock and who
-//! holds it (a process of the report, or one outside it, by pid and command).
+//! holds it (a process of the report, or one outside it, by pid and command), a socket wait
+//! named by its address (an `accept`, a `connect` and who listens, another host).
 
 use crate::model::*;
 
@@ -40,4 +41,25 @@ pub fn file_lock_label(doc: &Document, lock: &Lock) -> String {
             holders.join(" and ")
         ),
     }
+}
+
+/// `connect to /run/app.sock, listened on by pid 4242 (server.py)`, `accept on
+/// 127.0.0.1:8080, nobody known to connect`, `read from 93.184.216.34:443, a remote host`: a
+/// socket wait whose lock carries an address (`Lock.name`); `None` for a peer-linked socket.
+pub fn socket_label(doc: &Document, lock: &Lock, wait_name: Option<&str>) -> Option<String> {
+    let address = lock.name.as_deref()?;
+    let what = wait_name.unwrap_or(address);
+    let holders: Vec<String> = lock
+        .holders
+        .iter()
+        .filter_map(|h| h.process)
+        .map(|p| holder_label(doc, lock, p))
+        .collect();
+    Some(if !holders.is_empty() {
+        format!("{what}, listened on by {}", holders.join(" and "))
+    } else if what.starts_with("accept") {
+        format!("{what}, nobody known to connect")
+    } else {
+        what.to_string()
+    })
 }

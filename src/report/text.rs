@@ -112,6 +112,13 @@ fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String {
                 if l.kind == LockKind::FileLock {
                     return crate::report::kernel::file_lock_label(doc, l);
                 }
+                if l.kind == LockKind::Socket {
+                    if let Some(label) =
+                        crate::report::kernel::socket_label(doc, l, name.as_deref())
+                    {
+                        return label;
+                    }
+                }
                 let what = l.kind.type_label();
                 let place = match (&sh.path, sh.offset) {
                     (Some(p), Some(off))
@@ -429,6 +436,10 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                                 (None, _) if c.to.contains(":task:") => {
                                     writeln!(out, "    computed by {by}  {ev}")?
                                 }
+                                (None, _) if c.evidence == Evidence::ReadyQueue => writeln!(
+                                    out,
+                                    "    set by a callback queued on the event loop of {by}  {ev}"
+                                )?,
                                 (None, true) => writeln!(
                                     out,
                                     "    queued in its pool, for any of its workers: {by}  {ev}"
@@ -446,14 +457,20 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                             .as_deref()
                             .map(|n| format!(" as {n}"))
                             .unwrap_or_default();
-                        if h.evidence == Evidence::Pipe || h.evidence == Evidence::Wait4 {
+                        if matches!(
+                            h.evidence,
+                            Evidence::Pipe | Evidence::Wait4 | Evidence::SockDiag
+                        ) {
+                            // A socket lock named by an address is a listener (`connect`).
+                            let listener = h.evidence == Evidence::SockDiag
+                                && doc.lock(&h.from).is_some_and(|l| l.name.is_some());
                             writeln!(
                                 out,
                                 "    {} by {}, which is not serving it  {}",
-                                if h.evidence == Evidence::Pipe {
-                                    "other end held"
-                                } else {
-                                    "child"
+                                match h.evidence {
+                                    Evidence::Wait4 => "child",
+                                    _ if listener => "listening socket held",
+                                    _ => "other end held",
                                 },
                                 party_label(doc, &h.to),
                                 style.dim(&format!("[{}]", h.evidence.as_str()))

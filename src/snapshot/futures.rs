@@ -1,6 +1,8 @@
 //! Who will complete the `concurrent.futures.Future` a thread or task waits on: the worker
 //! thread whose `_WorkItem.run` frame holds it, every worker of the thread pool whose work
-//! queue holds it, or the asyncio task a `run_coroutine_threadsafe` chain copies it from.
+//! queue holds it, the asyncio task a `run_coroutine_threadsafe` chain copies it from, or the
+//! loop thread whose ready queue holds the callback that will complete it (`ready_queue`;
+//! that also gives a waited `threading.Event` its setter).
 //! Each waited future becomes a `locks[]` entry of kind `future` whose holders are those
 //! parties, and the wait a `future` wait on it. For pools whose workers are other processes
 //! (`ProcessPoolExecutor` work ids, `multiprocessing.Pool` job ids) it only records what
@@ -8,7 +10,7 @@
 //! guesses: a future nobody is known to complete keeps no holder, so nothing through it is
 //! claimed stuck.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::*;
 
@@ -66,6 +68,8 @@ enum Completer {
     Queued(Vec<usize>),
     /// Copied from an asyncio task's result.
     Task(String),
+    /// A callback queued on the loop of this thread (index) will complete it.
+    Loop(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -106,8 +110,10 @@ pub(super) fn resolve(
     threads: &mut [Thread],
     tasks: &mut [Task],
     locks: &mut Vec<Lock>,
+    loops: &[EventLoop],
 ) -> PoolView {
     let objs = &walker.objs;
+    events_set_by_loops(objs, threads, loops, locks);
     let mut jobs = running_and_queued(walker, raw, threads);
     let mut pools = PoolView::default();
     let remote = remote_jobs(walker, raw, threads, &mut pools);
@@ -148,6 +154,20 @@ pub(super) fn resolve(
     known.sort_unstable();
     known.dedup();
     let mut task_waits: Vec<(usize, usize)> = Vec::new();
+    let unknown: HashSet<usize> = known
+        .iter()
+        .copied()
+        .filter(|f| !jobs.contains_key(f) && !remote.contains_key(f))
+        .collect();
+    for (fut, q) in ready_queue::completers(objs, threads, loops, &unknown) {
+        jobs.insert(
+            fut,
+            Job {
+                what: Some(short_callback(&q.callback).to_string()),
+                completer: Completer::Loop(q.thread),
+            },
+        );
+    }
     for &fut in &known {
         for value in done_callback_cells(objs, fut) {
             if let Some(&ti) = task_at.get(&value) {
@@ -274,6 +294,44 @@ pub(super) fn resolve(
     pools
 }
 
+/// A waited `threading.Event` that a callback queued on a loop will set: its `locks[]` entry
+/// (kind `event`, id of the event's address) gets the loop's thread as its one holder.
+fn events_set_by_loops(
+    objs: &Objects,
+    threads: &[Thread],
+    loops: &[EventLoop],
+    locks: &mut [Lock],
+) {
+    let waited: HashSet<usize> = locks
+        .iter()
+        .filter(|l| l.kind == LockKind::Event && l.holders.is_empty() && !l.waiters.is_empty())
+        .filter_map(|l| parse_hex(&l.address))
+        .collect();
+    let setters = ready_queue::completers(objs, threads, loops, &waited);
+    for l in locks.iter_mut().filter(|l| l.kind == LockKind::Event) {
+        let Some(q) = parse_hex(&l.address).and_then(|a| setters.get(&a)) else {
+            continue;
+        };
+        if !l.holders.is_empty() {
+            continue;
+        }
+        l.holders.push(Holder {
+            thread: Some(threads[q.thread].id.clone()),
+            task: None,
+            process: None,
+            owner_ident: None,
+            evidence: Evidence::ReadyQueue,
+            site: None,
+            count: None,
+        });
+    }
+}
+
+/// How a queued callback is named in a future's name.
+fn short_callback(callback: &str) -> &str {
+    callback.split(".<locals>.").next().unwrap_or(callback)
+}
+
 fn parse_hex(s: &str) -> Option<usize> {
     usize::from_str_radix(s.trim_start_matches("0x"), 16).ok()
 }
@@ -333,6 +391,10 @@ fn future_entry<'e>(
             site,
             count: None,
         };
+        let on_loop = |w: usize| Holder {
+            evidence: Evidence::ReadyQueue,
+            ..holder(Some(threads[w].id.clone()), None, None)
+        };
         let (what, holders) = match job {
             Some(j) => {
                 let holders = match &j.completer {
@@ -344,13 +406,17 @@ fn future_entry<'e>(
                         .map(|w| holder(Some(threads[*w].id.clone()), None, None))
                         .collect(),
                     Completer::Task(t) => vec![holder(None, Some(t.clone()), None)],
+                    Completer::Loop(w) => vec![on_loop(*w)],
                 };
                 (j.what.clone(), holders)
             }
             None => (None, Vec::new()),
         };
         let queued = matches!(job.map(|j| &j.completer), Some(Completer::Queued(_)));
+        let on_loop = matches!(job.map(|j| &j.completer), Some(Completer::Loop(_)));
         let name = match what {
+            Some(w) if on_loop && w == "run_coroutine_threadsafe" => format!("the result of {w}"),
+            Some(w) if on_loop => format!("a future set by {w}"),
             Some(w) if queued => format!("the result of {w} (queued)"),
             Some(w) => format!("the result of {w}"),
             None => "a future".to_string(),

@@ -50,6 +50,7 @@ pub fn link(snap: &mut Snapshot, tree: &[i32]) {
         }
     }
     snap.locks.extend(locks.into_values());
+    super::socket_waits::link(snap, tree);
 }
 
 /// Where user code waits: the innermost frame outside `fcntl`-wrapping libraries, else the innermost.

@@ -4,10 +4,12 @@
 //! This file answers "how is a snapshot taken": the `Snapshot` value, one consistent sample
 //! (`take`, retries on torn reads, settling threads that moved) and the per-snapshot `Builder`
 //! that the files beside it extend. Which thread waits on what is `waits`, who holds a lock is
-//! `holders`, who completes a waited future is `futures`, the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
+//! `holders`, who completes a waited future is `futures` (and `ready_queue`, a blocked loop's queued
+//! callbacks), the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
+mod acquired;
 mod checkout;
 pub mod current_test;
 pub mod futures;
@@ -20,7 +22,9 @@ mod native_frames;
 mod native_locks;
 mod permits;
 mod probe;
+mod ready_queue;
 mod session;
+pub mod socket_waits;
 mod threads;
 mod timeouts;
 mod waits;
@@ -97,7 +101,9 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
     if let Some(frozen) = &session.target.frozen {
         // A core: one instant, read once; nothing moved while it was read.
         let kernel = frozen.kernel.clone();
-        return take_once(session, &kernel);
+        let mut snap = take_once(session, &kernel)?;
+        known_from_registers(&mut snap);
+        return Ok(snap);
     }
     let mut tries = 0;
     loop {
@@ -123,6 +129,25 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// In a core, what a live snapshot knows from the futex syscall a thread sleeps in
+/// (`/proc/PID/task/TID/syscall`) is known from its dumped registers (`NT_PRSTATUS`).
+fn known_from_registers(snap: &mut Snapshot) {
+    let relabel = |e: &mut Evidence| {
+        if *e == Evidence::Futex {
+            *e = Evidence::CoreRegisters;
+        }
+    };
+    for t in &mut snap.threads {
+        if let Some(w) = &mut t.waits_for {
+            relabel(&mut w.evidence);
+        }
+    }
+    for l in &mut snap.locks {
+        l.waiters.iter_mut().for_each(|w| relabel(&mut w.evidence));
+        l.holders.iter_mut().for_each(|h| relabel(&mut h.evidence));
     }
 }
 
@@ -367,7 +392,32 @@ fn take_cached(
     target.process.notes.extend(asyncio.take_notes());
     locks.extend(view.locks);
     let mut tasks = view.tasks;
-    let pools = futures::resolve(&walker, pid, &raw, &mut threads, &mut tasks, &mut locks);
+    let mut loops = view.loops;
+    let trio = crate::frameworks::trio::read(&mut walker, target.interpreter, pid, &raw, &threads);
+    for note in trio.notes {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
+    locks.extend(trio.locks);
+    tasks.extend(trio.tasks);
+    loops.extend(trio.loops);
+    tasks.extend(crate::frameworks::celery::read(
+        &walker,
+        target.interpreter,
+        pid,
+        &raw,
+        &threads,
+    ));
+    let pools = futures::resolve(
+        &walker,
+        pid,
+        &raw,
+        &mut threads,
+        &mut tasks,
+        &mut locks,
+        &loops,
+    );
     let note = names::name_locks(
         &walker,
         target.interpreter,
@@ -387,7 +437,7 @@ fn take_cached(
         threads,
         locks,
         tasks,
-        loops: view.loops,
+        loops,
         processes: Vec::new(),
         mp,
         probe_loaded: probe_state.is_some(),

@@ -258,6 +258,8 @@ impl<'w, 'a> Builder<'w, 'a> {
                 ));
             }
         }
+        // Holds from bare `acquire()` calls whose `release()` is still ahead.
+        holds.extend(self.acquired_holds(&frames));
 
         let owns_gil = info.owns_gil;
         // Nothing is inferred from a stopped thread's wait: no lock wait, no blocked thread.

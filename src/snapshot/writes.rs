@@ -34,7 +34,7 @@ fn is_init(function: &str) -> bool {
 /// Where a write's names are looked up: a frame on the stack, or a function a frame can
 /// still call (its first parameter bound to the object the method was looked up on).
 #[derive(Clone, Copy)]
-enum Scope<'r> {
+pub(super) enum Scope<'r> {
     Frame(&'r RawFrame),
     Call {
         code: &'r CodeInfo,
@@ -354,7 +354,7 @@ impl<'w, 'a> Builder<'w, 'a> {
 
     /// The object a name-and-attributes path refers to in a scope. An attribute missing from
     /// an instance's dict is looked up on its class (`lock = Lock()` in a class body).
-    fn resolve(&self, scope: Scope, path: &bytecode::Path) -> Option<usize> {
+    pub(super) fn resolve(&self, scope: Scope, path: &bytecode::Path) -> Option<usize> {
         let objs = self.objs();
         let mut obj = match (&path.root, scope) {
             (bytecode::Root::Local(n), Scope::Frame(frame)) => self.walker.local(frame, n)?,

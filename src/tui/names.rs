@@ -24,8 +24,12 @@ pub fn thread_name_by_id(doc: &Document, id: &str) -> String {
         .unwrap_or_else(|| format!("thread {}", id.rsplit(':').next().unwrap_or(id)))
 }
 
-/// How code names a lock: the given name, else its first known name, else kind and address.
+/// How a table cell names a lock: its program-wide name (`checking.lock`), else the given
+/// name, else its first known name, else kind and address.
 pub fn lock_short(doc: &Document, id: &str, name: Option<&str>) -> String {
+    if let Some(program) = doc.lock(id).and_then(|l| l.name.clone()) {
+        return program;
+    }
     if let Some(n) = name {
         return n.to_string();
     }
@@ -37,6 +41,15 @@ pub fn lock_short(doc: &Document, id: &str, name: Option<&str>) -> String {
         },
         None => id.rsplit(':').next().unwrap_or(id).to_string(),
     }
+}
+
+/// How a wider panel names a lock: the program-wide name first, with the local one where it
+/// differs (`checking.lock (dst.lock in transfer)`); else as `lock_short`.
+pub fn lock_long(doc: &Document, id: &str, name: Option<&str>) -> String {
+    doc.lock(id)
+        .filter(|l| l.name.is_some())
+        .and_then(|l| l.display_name(name))
+        .unwrap_or_else(|| lock_short(doc, id, name))
 }
 
 pub fn holds_text(doc: &Document, t: &Thread) -> String {

@@ -20,5 +20,15 @@ mod guards;
 pub use code::{CodeCall, CodeWrite, CodeWrites, Guard};
 pub use decode::decode;
 
+/// `X.acquire()` ... `X.release()` spans of one code object, as (acquire lookup, first
+/// release lookup after it or the code's end, `X`) instruction indices.
+pub fn acquire_spans(
+    minor: u8,
+    instructions: &[crate::cpython::bytecode::Instruction],
+    names: &crate::cpython::bytecode::CodeNames,
+) -> Vec<(usize, usize, Guard)> {
+    guards::acquire_spans(minor, instructions, names)
+}
+
 #[cfg(test)]
 mod tests;

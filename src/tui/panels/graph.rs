@@ -9,7 +9,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::model::{Document, EdgeVia, Finding, FindingKind, WaitKind};
-use crate::tui::names::{lock_short, thread_name, thread_name_by_id};
+use crate::tui::names::{lock_long, thread_name, thread_name_by_id};
 use crate::tui::style::{BOLD, CYCLE_STYLE, DIM};
 
 /// The wait-for graph as lines: cycles first (highlighted), then every other wait.
@@ -23,7 +23,7 @@ pub fn lines(doc: &Document) -> Vec<Line<'static>> {
     let name_of = |id: &str, name: Option<&str>| -> String {
         if doc.lock(id).is_some() || id.contains(":l:") {
             let addr = doc.lock(id).map(|l| l.address.clone()).unwrap_or_default();
-            format!("{} <{}>", lock_short(doc, id, name), addr)
+            format!("{} <{}>", lock_long(doc, id, name), addr)
         } else {
             thread_name_by_id(doc, id)
         }
@@ -64,8 +64,13 @@ pub fn lines(doc: &Document) -> Vec<Line<'static>> {
                     .as_deref()
                     .map(|n| format!(" as {n}"))
                     .unwrap_or_default();
+                // Led by the program-wide name where one was read.
+                let program = doc.lock(&e.from).and_then(|l| l.name.as_deref());
                 (
-                    format!("<{addr}>"),
+                    match program {
+                        Some(n) => format!("{n} <{addr}>"),
+                        None => format!("<{addr}>"),
+                    },
                     format!("{}{alias}", name_of(&e.to, None)),
                 )
             } else {

@@ -11,7 +11,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use crate::model::{short_file, Document, FindingKind, Thread, ThreadState};
-use crate::tui::names::{holds_text, lock_short, qualified_name, thread_name, wait_text};
+use crate::tui::names::{holds_text, lock_long, qualified_name, thread_name, wait_text};
 use crate::tui::style::{fmt_secs, window_offset, BOLD, CYCLE_STYLE, DIM, SELECTED};
 
 /// How much history the state strips and GIL shares cover.
@@ -438,7 +438,7 @@ pub fn draw_detail(frame: &mut Frame, doc: &Document, id: &str, view: &DetailVie
             .unwrap_or_default();
         lines.push(Line::from(vec![
             Span::raw("holds "),
-            Span::styled(lock_short(doc, &h.lock, h.name.as_deref()), BOLD),
+            Span::styled(lock_long(doc, &h.lock, h.name.as_deref()), BOLD),
             Span::raw(format!(" {addr}")),
             Span::raw(
                 h.site

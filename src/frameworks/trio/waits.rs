@@ -1,0 +1,352 @@
+//! What a parked trio task waits on, from its await chain: the trio primitive whose method
+//! is suspended (its `self`), and who could wake it: a `Lock`'s owner (recorded in the lock),
+//! a `CapacityLimiter`'s borrowers, a memory channel's other side (the tasks whose frames
+//! hold it, when they account for every open one), a nursery's children. Anything it cannot
+//! tell is left without a target, never guessed.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::cpython::threads::Walker;
+use crate::model::{
+    lock_id, short_file, Evidence, Holder, Lock, LockKind, Permits, Task, TaskWait, TaskWaitKind,
+    Waiter,
+};
+
+use super::fields::Fields;
+use super::TaskRead;
+use crate::asyncio::task_id;
+
+/// A primitive seen in a wait, with what is known of who holds it.
+struct Seen {
+    kind: LockKind,
+    holders: Vec<Holder>,
+    permits: Option<Permits>,
+    locked: Option<bool>,
+}
+
+/// The waits of one run's tasks and the primitives they name.
+pub(crate) struct Waits<'r> {
+    pid: i32,
+    reads: &'r [TaskRead],
+    seen: BTreeMap<usize, Seen>,
+    /// Channel ends held in task frames, by (channel state, send side): (task, end), read
+    /// once when a channel wait first needs them.
+    ends: Option<HashMap<(usize, bool), Vec<(usize, usize)>>>,
+}
+
+fn holder(task: Option<String>, evidence: Evidence) -> Holder {
+    Holder {
+        thread: None,
+        task,
+        process: None,
+        owner_ident: None,
+        evidence,
+        site: None,
+        count: None,
+    }
+}
+
+fn in_trio(filename: &str) -> bool {
+    filename.contains("/trio/")
+}
+
+impl<'r> Waits<'r> {
+    pub(crate) fn new(pid: i32, reads: &'r [TaskRead]) -> Self {
+        Waits {
+            pid,
+            reads,
+            seen: BTreeMap::new(),
+            ends: None,
+        }
+    }
+
+    /// What the parked task `t` waits for; `None` when its chain could not be read.
+    pub(crate) fn of(
+        &mut self,
+        walker: &Walker,
+        fields: &mut Fields,
+        t: &TaskRead,
+    ) -> Option<TaskWait> {
+        let innermost = t.chain.last()?;
+        let site = t
+            .chain
+            .iter()
+            .rev()
+            .find(|l| !in_trio(&l.raw.code.filename))
+            .map(|l| l.frame.site());
+        let mut wait = TaskWait {
+            kind: TaskWaitKind::Reschedule,
+            target: None,
+            targets: Vec::new(),
+            future: None,
+            evidence: Evidence::Memory,
+            site,
+            name: None,
+            via: Some(innermost.raw.code.name.clone()),
+        };
+        let objs = &walker.objs;
+        // Outermost trio frame first: `sleep` before the `sleep_forever` it calls.
+        for link in t.chain.iter().filter(|l| in_trio(&l.raw.code.filename)) {
+            let code = &link.raw.code;
+            let file = short_file(&code.filename);
+            let function = code.name.rsplit('.').next().unwrap_or("");
+            // `self` is a cell where a nested function closes over it.
+            let this = || {
+                let v = walker.local(&link.raw, "self")?;
+                if !objs.type_is(v, "cell") {
+                    return Some(v);
+                }
+                let cell_ref = objs.layout.stdlib.cell_ref;
+                objs.mem.ptr(v + cell_ref).ok().filter(|v| *v != 0)
+            };
+            match (file, function) {
+                ("_timeouts.py", "sleep" | "sleep_until" | "sleep_forever") => {
+                    wait.kind = TaskWaitKind::Sleep;
+                    wait.via = Some(format!("trio.{function}"));
+                    return Some(wait);
+                }
+                (f, _) if f.starts_with("_io_") => {
+                    wait.kind = TaskWaitKind::Io;
+                    wait.via = Some(format!("trio.lowlevel.{function}"));
+                    return Some(wait);
+                }
+                ("_run.py", "_nested_child_finished") => {
+                    let nursery = this()?;
+                    wait.kind = TaskWaitKind::Gather;
+                    wait.via = Some("trio nursery".into());
+                    let children = fields
+                        .get(objs, nursery, "_children")
+                        .and_then(|s| objs.set_items(s).ok())
+                        .unwrap_or_default();
+                    let mut children: Vec<usize> = children
+                        .into_iter()
+                        .filter(|c| self.reads.iter().any(|r| r.addr == *c))
+                        .collect();
+                    children.sort_unstable();
+                    wait.targets = children.iter().map(|c| task_id(self.pid, *c)).collect();
+                    return Some(wait);
+                }
+                ("_sync.py", "acquire" | "acquire_on_behalf_of" | "wait") => {
+                    let obj = this()?;
+                    let mro = objs.type_mro_names(obj).ok()?;
+                    let ty = mro.first().cloned().unwrap_or_default();
+                    wait.via = Some(format!("trio.{ty}.{function}"));
+                    if mro.iter().any(|n| n == "_LockImpl") {
+                        self.lock_wait(objs, fields, obj, t.addr, &mut wait);
+                    } else if ty == "Semaphore" || ty == "CapacityLimiter" {
+                        self.semaphore_wait(objs, fields, obj, &ty, &mut wait);
+                    } else if ty == "Event" || ty == "Condition" {
+                        wait.kind = if ty == "Event" {
+                            TaskWaitKind::Event
+                        } else {
+                            TaskWaitKind::Condition
+                        };
+                        wait.target = Some(format!("{}:{}:{obj:#x}", self.pid, wait.kind.as_str()));
+                    } else {
+                        continue;
+                    }
+                    return Some(wait);
+                }
+                ("_channel.py", "send" | "receive") => {
+                    let end = this()?;
+                    let state = fields.get(objs, end, "_state")?;
+                    wait.kind = TaskWaitKind::Channel;
+                    wait.via = Some(format!("trio.{}.{function}", objs.type_name(end).ok()?));
+                    wait.target = Some(lock_id(self.pid, state));
+                    // A receiver waits for the send side, a sender for the receive side.
+                    let other_is_send = function == "receive";
+                    self.channel_wait(walker, fields, state, other_is_send);
+                    return Some(wait);
+                }
+                _ => {}
+            }
+        }
+        Some(wait)
+    }
+
+    fn lock_wait(
+        &mut self,
+        objs: &crate::cpython::objects::Objects,
+        fields: &mut Fields,
+        lock: usize,
+        task: usize,
+        wait: &mut TaskWait,
+    ) {
+        wait.kind = TaskWaitKind::Lock;
+        wait.target = Some(lock_id(self.pid, lock));
+        // Exact when the task is parked in the lock's own lot.
+        let parked = fields
+            .get(objs, lock, "_lot")
+            .and_then(|lot| fields.get(objs, lot, "_parked"))
+            .and_then(|d| objs.dict_entries(d).ok())
+            .is_some_and(|e| e.iter().any(|(k, _)| *k == task));
+        if !parked {
+            wait.evidence = Evidence::Unknown;
+        }
+        let owner = fields.get(objs, lock, "_owner");
+        let pid = self.pid;
+        self.seen.entry(lock).or_insert_with(|| Seen {
+            kind: LockKind::TrioLock,
+            locked: Some(owner.is_some()),
+            // trio records the owner task in the lock itself.
+            holders: owner
+                .map(|o| holder(Some(task_id(pid, o)), Evidence::Memory))
+                .into_iter()
+                .collect(),
+            permits: None,
+        });
+    }
+
+    fn semaphore_wait(
+        &mut self,
+        objs: &crate::cpython::objects::Objects,
+        fields: &mut Fields,
+        obj: usize,
+        ty: &str,
+        wait: &mut TaskWait,
+    ) {
+        wait.kind = TaskWaitKind::Semaphore;
+        wait.target = Some(lock_id(self.pid, obj));
+        let int = |fields: &mut Fields, name| {
+            fields
+                .get(objs, obj, name)
+                .and_then(|v| objs.int(v).ok())
+                .and_then(|v| u64::try_from(v).ok())
+        };
+        let (holders, permits) = if ty == "CapacityLimiter" {
+            let borrowers = fields
+                .get(objs, obj, "_borrowers")
+                .and_then(|s| objs.set_items(s).ok())
+                .unwrap_or_default();
+            let total = int(fields, "_total_tokens");
+            let holders: Vec<Holder> = borrowers
+                .iter()
+                .map(|b| {
+                    if self.reads.iter().any(|r| r.addr == *b) {
+                        holder(Some(task_id(self.pid, *b)), Evidence::Memory)
+                    } else {
+                        // A borrower that is not a task (`acquire_on_behalf_of`).
+                        holder(None, Evidence::Unknown)
+                    }
+                })
+                .collect();
+            let free = total.map(|t| t.saturating_sub(borrowers.len() as u64));
+            (holders, Some(Permits { total, free }))
+        } else {
+            let free = int(fields, "_value");
+            let total = int(fields, "_max_value");
+            // A semaphore records no holders.
+            (Vec::new(), Some(Permits { total, free }))
+        };
+        self.seen.entry(obj).or_insert(Seen {
+            kind: LockKind::TrioSemaphore,
+            locked: permits.and_then(|p| p.free).map(|f| f == 0),
+            holders,
+            permits,
+        });
+    }
+
+    /// The channel's other side: the tasks whose frames hold its open ends, when they
+    /// account for every open one; else an unknown holder.
+    fn channel_wait(&mut self, walker: &Walker, fields: &mut Fields, state: usize, send: bool) {
+        if self.seen.contains_key(&state) {
+            return;
+        }
+        let objs = &walker.objs;
+        let ends = self.ends.get_or_insert_with(|| {
+            let mut ends: HashMap<(usize, bool), Vec<(usize, usize)>> = HashMap::new();
+            for r in self.reads {
+                for link in &r.chain {
+                    for (_, v) in walker.locals(&link.raw) {
+                        let is_send = match objs.type_name_rc(v).as_deref() {
+                            Ok("MemorySendChannel") => true,
+                            Ok("MemoryReceiveChannel") => false,
+                            _ => continue,
+                        };
+                        let Some(st) = fields.get(objs, v, "_state") else {
+                            continue;
+                        };
+                        let closed = fields
+                            .get(objs, v, "_closed")
+                            .and_then(|c| objs.int(c).ok())
+                            .unwrap_or(0)
+                            != 0;
+                        if !closed {
+                            ends.entry((st, is_send)).or_default().push((r.addr, v));
+                        }
+                    }
+                }
+            }
+            ends
+        });
+        let found = ends.get(&(state, send)).cloned().unwrap_or_default();
+        let open_field = if send {
+            "open_send_channels"
+        } else {
+            "open_receive_channels"
+        };
+        let open = fields
+            .get(objs, state, open_field)
+            .and_then(|v| objs.int(v).ok());
+        let mut distinct: Vec<usize> = found.iter().map(|(_, e)| *e).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut tasks: Vec<usize> = found.iter().map(|(t, _)| *t).collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        let holders = if open == Some(distinct.len() as i64) && !tasks.is_empty() {
+            tasks
+                .iter()
+                .map(|t| holder(Some(task_id(self.pid, *t)), Evidence::Memory))
+                .collect()
+        } else {
+            vec![holder(None, Evidence::Unknown)]
+        };
+        self.seen.insert(
+            state,
+            Seen {
+                kind: LockKind::Channel,
+                holders,
+                permits: None,
+                locked: None,
+            },
+        );
+    }
+
+    /// The primitives seen, with the tasks waiting for each.
+    pub(crate) fn into_locks(self, tasks: &[Task]) -> Vec<Lock> {
+        let pid = self.pid;
+        self.seen
+            .into_iter()
+            .map(|(addr, s)| {
+                let id = lock_id(pid, addr);
+                let waiters = tasks
+                    .iter()
+                    .filter_map(|t| {
+                        let w = t.waits_for.as_ref()?;
+                        (w.target.as_ref() == Some(&id)).then(|| Waiter {
+                            thread: t.id.clone(),
+                            evidence: w.evidence,
+                            site: w.site.clone(),
+                        })
+                    })
+                    .collect();
+                Lock {
+                    id,
+                    pid,
+                    address: format!("{addr:#x}"),
+                    kind: s.kind,
+                    name: None,
+                    names: Vec::new(),
+                    permits: s.permits,
+                    locked: s.locked,
+                    holders: s.holders,
+                    waiters,
+                    module: None,
+                    shared: None,
+                    contradictions: Vec::new(),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,63 @@
+//! A stack frame as the document shows it (`function file:line`, optional locals). It
+//! names no other part of the document.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Frame {
+    pub function: String,
+    pub file: String,
+    pub line: u32,
+    /// With `--locals`: the frame's local variables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locals: Option<Vec<Local>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Local {
+    pub name: String,
+    pub address: String,
+    /// A short rendering: the value of an int, str or None, otherwise `<type at address>`.
+    pub repr: String,
+}
+
+impl Frame {
+    /// `function file:line`, the contract's `site`.
+    pub fn site(&self) -> String {
+        format!("{} {}:{}", self.function, short_file(&self.file), self.line)
+    }
+}
+
+pub fn short_file(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// One native frame: the program counter or a return address, and the function symbol of
+/// the mapped binary that covers it (none when the binary's symbols do not cover it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NativeFrame {
+    /// `0x7f...`.
+    pub address: String,
+    pub symbol: Option<String>,
+    /// Bytes into `symbol`.
+    pub offset: Option<u64>,
+    /// The binary's path as the target maps it.
+    pub module: Option<String>,
+    /// Found by scanning the stack for a return address where the unwind tables could not
+    /// go on (a frame that needs a frame pointer the kernel does not show): likely, not certain.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scanned: bool,
+}
+
+impl NativeFrame {
+    /// `pthread_mutex_lock+0x96 (libc.so.6)`, or `0x7f.. (libc.so.6)` without a symbol.
+    pub fn label(&self) -> String {
+        let module = self.module.as_deref().map(short_file).unwrap_or("?");
+        match (&self.symbol, self.offset) {
+            (Some(s), Some(off)) if self.scanned => format!("{s}+{off:#x} ({module}, scanned)"),
+            (Some(s), Some(off)) => format!("{s}+{off:#x} ({module})"),
+            (Some(s), None) => format!("{s} ({module})"),
+            _ => format!("{} ({module})", self.address),
+        }
+    }
+}

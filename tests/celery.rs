@@ -1,0 +1,363 @@
+//! Celery (issue 32), end to end on a real prefork worker and a real broker: kombu's
+//! filesystem transport with the file result backend, and a real `redis-server` started here
+//! on a loopback port. A task waiting inside the worker for a subtask
+//! (`thumbnail.delay(n).get(disable_sync_subtasks=False)`) while every pool process is busy
+//! doing the same is pool starvation: `dump --tree` reports a deadlock naming the tasks and
+//! their ids (exit 3), and reads the worker's tasks into `tasks[]` with `framework: celery`.
+//! A worker that ran chains (`-c 1`) and chains and a chord (`-c 2`) to completion gives no
+//! finding. Each broker with
+//! `-c 1` and `-c 2`; the workers of one broker start together. Interpreters: the pyenv
+//! 3.10 and 3.12 that can import celery and redis (installed by scripts/test), else skipped
+//! with a note.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+/// The interpreters Celery is tested on: pyenv's 3.10 and 3.12 where celery and redis import.
+fn celery_interpreters() -> Vec<Interpreter> {
+    let mut out = Vec::new();
+    for (prefix, minor) in [("3.10", 10), ("3.12", 12)] {
+        let Some((label, path)) = pyenv_python(prefix) else {
+            eprintln!("note: no pyenv CPython {prefix}: skipped");
+            continue;
+        };
+        let imports = Command::new(&path)
+            .args(["-c", "import celery, redis, kombu.transport.redis"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !imports {
+            eprintln!("note: celery or redis not installed for {label} (scripts/test installs them): skipped");
+            continue;
+        }
+        out.push(Interpreter {
+            label,
+            path,
+            minor,
+            root: None,
+        });
+    }
+    out
+}
+
+/// A worker started in its own process group: dropping it kills the main process and every
+/// pool process it forked, even when the test fails.
+struct Worker {
+    target: Target,
+    dir: PathBuf,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(-self.target.pid, libc::SIGKILL);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn data_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gridlock-celery-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn start_worker(py: &Interpreter, broker: &str, concurrency: u32, tag: &str) -> Worker {
+    let dir = data_dir(tag);
+    let c = concurrency.to_string();
+    let target = Target::start_busy_with(
+        py,
+        &fixture("celery_worker.py"),
+        &["worker", broker, &c, dir.to_str().unwrap()],
+        |cmd| {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        },
+    );
+    Worker { target, dir }
+}
+
+/// Run the fixture's client against a worker's broker; returns its stdout.
+fn send(py: &Interpreter, broker: &str, worker: &Worker, args: &[&str]) -> String {
+    let out = Command::new(&py.path)
+        .arg(fixture("celery_worker.py"))
+        .args(["send", broker, worker.dir.to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the celery client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "[{}] celery client {args:?} failed: {stdout}\n{}",
+        py.label,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn dump_tree_json(pid: i32) -> (i32, Value) {
+    let out = gridlock(&[
+        "dump",
+        &pid.to_string(),
+        "--tree",
+        "--json",
+        "--window",
+        "1",
+    ]);
+    let code = out.status.code().unwrap_or(-1);
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "gridlock dump --tree {pid} printed no JSON ({e}); exit {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, doc)
+}
+
+fn celery_tasks(doc: &Value) -> Vec<&Value> {
+    doc["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["framework"] == "celery")
+        .collect()
+}
+
+fn deadlocks(doc: &Value) -> Vec<&Value> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "deadlock")
+        .collect()
+}
+
+/// A starving worker of `concurrency` pool processes: the deadlock, its tasks and ids.
+fn check_starvation(py: &Interpreter, worker: &Worker, concurrency: usize) {
+    let label = &py.label;
+    let (code, doc) = dump_json_until_tree(worker.target.pid, |code, doc| {
+        code == 3
+            && celery_tasks(doc)
+                .iter()
+                .filter(|t| t["name"] == "render" && !t["frames"].as_array().unwrap().is_empty())
+                .count()
+                == concurrency
+    });
+    assert_eq!(
+        code, 3,
+        "[{label}] -c {concurrency}: expected a deadlock: {doc:#}"
+    );
+    // Every pool process runs a `render` that waits for a `thumbnail` result.
+    let tasks = celery_tasks(&doc);
+    let renders: Vec<&&Value> = tasks
+        .iter()
+        .filter(|t| t["name"] == "render" && t["pid"] != worker.target.pid)
+        .collect();
+    assert_eq!(renders.len(), concurrency, "[{label}] renders: {tasks:#?}");
+    for r in &renders {
+        assert_eq!(r["state"], "running");
+        let wait = &r["waits_for"];
+        assert_eq!(wait["evidence"], "celery", "[{label}] {r:#}");
+        assert_eq!(wait["via"], "AsyncResult.get", "[{label}] {r:#}");
+        assert!(
+            wait["site"]
+                .as_str()
+                .unwrap()
+                .starts_with("render celery_worker.py:"),
+            "[{label}] {r:#}"
+        );
+        let uuid = r["id"].as_str().unwrap().split(":celery:").nth(1).unwrap();
+        assert_eq!(uuid.len(), 36, "[{label}] a task id is a uuid: {uuid}");
+    }
+    // The worker's main process holds the requests, the subtask queued among them.
+    let queued: Vec<&&Value> = tasks
+        .iter()
+        .filter(|t| t["pid"] == worker.target.pid && t["state"] == "pending")
+        .collect();
+    assert!(
+        queued.iter().any(|t| t["name"] == "thumbnail"),
+        "[{label}] no queued thumbnail in the main process: {tasks:#?}"
+    );
+    let found = deadlocks(&doc);
+    assert_eq!(found.len(), 1, "[{label}] {found:#?}");
+    let f = found[0];
+    let summary = f["summary"].as_str().unwrap();
+    let queued_id = queued
+        .iter()
+        .find(|t| t["name"] == "thumbnail")
+        .and_then(|t| t["id"].as_str())
+        .and_then(|id| id.split(":celery:").nth(1))
+        .unwrap();
+    assert!(
+        summary.contains(&format!("thumbnail[{queued_id}]")),
+        "[{label}] the summary names the queued subtask {queued_id}: {summary}"
+    );
+    // Every pool process's thread is in the finding.
+    let pool_threads: Vec<&str> = f["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .filter(|t| !t.starts_with(&format!("{}:", worker.target.pid)))
+        .collect();
+    assert_eq!(pool_threads.len(), concurrency, "[{label}] {f:#}");
+    assert!(
+        f["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["evidence"] == "celery"),
+        "[{label}] {f:#}"
+    );
+    // The text report says it too, through `dump --tree`.
+    let out = gridlock(&["dump", &worker.target.pid.to_string(), "--tree"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "[{label}] {text}");
+    assert!(text.contains("DEADLOCK"), "[{label}] {text}");
+    assert!(text.contains("thumbnail["), "[{label}] {text}");
+}
+
+fn dump_json_until_tree(pid: i32, done: impl Fn(i32, &Value) -> bool) -> (i32, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, doc) = dump_tree_json(pid);
+        if done(code, &doc) || std::time::Instant::now() >= deadline {
+            return (code, doc);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A worker that ran chains and a chord to completion: no finding.
+fn check_healthy(py: &Interpreter, worker: &Worker) {
+    let (code, doc) = dump_tree_json(worker.target.pid);
+    assert_eq!(code, 0, "[{}] healthy worker: {doc:#}", py.label);
+    assert!(
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["kind"] != "deadlock" && f["kind"] != "stall"),
+        "[{}] {doc:#}",
+        py.label
+    );
+    // The tree is the worker and its pool processes.
+    assert!(
+        doc["processes"].as_array().unwrap().len() >= 2,
+        "[{}] {doc:#}",
+        py.label
+    );
+}
+
+/// Both concurrencies starve and one of each runs healthy work; `brokers` gives each of the
+/// four workers its own broker (its own queue), so no worker takes another's tasks.
+fn check_broker(py: &Interpreter, brokers: [String; 4], tag: &str) {
+    let starving: Vec<(usize, Worker, &str)> = [1, 2]
+        .into_iter()
+        .zip(&brokers[..2])
+        .map(|(c, b)| {
+            let w = start_worker(py, b, c as u32, &format!("{tag}-starve{c}"));
+            (c, w, b.as_str())
+        })
+        .collect();
+    let healthy: Vec<(Worker, &str)> = [1, 2]
+        .into_iter()
+        .zip(&brokers[2..])
+        .map(|(c, b)| {
+            (
+                start_worker(py, b, c, &format!("{tag}-healthy{c}")),
+                b.as_str(),
+            )
+        })
+        .collect();
+    for (c, w, b) in &starving {
+        send(py, b, w, &["starve", &c.to_string()]);
+    }
+    for ((w, b), args) in healthy
+        .iter()
+        .zip([&["healthy"][..], &["healthy", "chord"]])
+    {
+        let out = send(py, b, w, args);
+        assert!(out.contains("DONE"), "[{}] {out}", py.label);
+    }
+    for (w, _) in &healthy {
+        check_healthy(py, w);
+    }
+    for (c, w, _) in &starving {
+        check_starvation(py, w, *c);
+    }
+}
+
+#[test]
+fn celery_filesystem_broker() {
+    let pys = celery_interpreters();
+    for py in &pys {
+        let brokers = std::array::from_fn(|_| "filesystem".to_string());
+        check_broker(py, brokers, &format!("fs-{}", py.label));
+    }
+}
+
+/// A `redis-server` on a free loopback port, killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis() -> Option<Redis> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let redis = Redis { child, port };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(redis);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn celery_redis_broker() {
+    let pys = celery_interpreters();
+    if pys.is_empty() {
+        return;
+    }
+    let Some(redis) = start_redis() else {
+        eprintln!(
+            "note: redis-server not installed or did not start (scripts/test installs it): skipped"
+        );
+        return;
+    };
+    for (i, py) in pys.iter().enumerate() {
+        // One database per worker, so their queues never meet.
+        let brokers =
+            std::array::from_fn(|w| format!("redis://127.0.0.1:{}/{}", redis.port, 4 * i + w));
+        check_broker(py, brokers, &format!("redis-{}", py.label));
+    }
+}

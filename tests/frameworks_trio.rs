@@ -1,0 +1,180 @@
+//! trio (issue 32), on real runs of trio from PyPI: two tasks of a nursery taking two
+//! `trio.Lock`s in opposite orders are a deadlock of tasks; a receiver holding a lock while
+//! the only sender of its memory channel waits for that lock is a deadlock through the
+//! channel; a server idling in `sleep_forever` beside busy tasks gives no finding. Tasks carry
+//! `framework: trio`, the run is a loop. Interpreters: one pyenv 3.9-3.10 and one pyenv
+//! 3.11-3.13 with trio installed (`scripts/test` installs it); one without is skipped.
+
+mod support;
+
+use serde_json::Value;
+use support::Target;
+use support::{doc, dump_json, dump_text, fixture, gridlock, interpreters, line_of, Interpreter};
+
+/// A pyenv 3.9-3.10 and a pyenv 3.11-3.13 that can import trio.
+fn with_trio() -> Vec<Interpreter> {
+    let all = interpreters();
+    let has_trio = |i: &Interpreter| {
+        std::process::Command::new(&i.path)
+            .args(["-c", "import trio"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let mut picked = Vec::new();
+    for (what, range) in [("3.9-3.10", 9..=10), ("3.11-3.13", 11..=13)] {
+        match all
+            .iter()
+            .find(|i| i.root.is_none() && range.contains(&i.minor) && has_trio(i))
+        {
+            Some(i) => picked.push(i.clone()),
+            None => eprintln!("note: no pyenv CPython {what} with trio installed: skipped"),
+        }
+    }
+    picked
+}
+
+fn task<'a>(d: &'a Value, name: &str) -> &'a Value {
+    d["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name}: {:#}", d["tasks"]))
+}
+
+#[test]
+fn a_trio_lock_cycle_in_a_nursery_is_a_deadlock_of_its_two_tasks() {
+    let script = fixture("trio_tasks.py");
+    let at_ab = line_of(&script, "async def ab", "async with lock_b:");
+    let at_ba = line_of(&script, "async def ba", "async with lock_a:");
+    for interp in with_trio() {
+        let t = Target::start(&interp, &script, &["lock_cycle"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "[{}] {d:#}", interp.label);
+        let f = deadlocks[0];
+        assert_eq!(
+            doc::finding_task_names(&d, f),
+            ["worker-ab", "worker-ba"],
+            "{f:#}"
+        );
+        assert_eq!(f["locks"].as_array().unwrap().len(), 2, "{f:#}");
+        for (name, other, line) in [
+            ("worker-ab", "worker-ba", at_ab),
+            ("worker-ba", "worker-ab", at_ba),
+        ] {
+            let tk = task(&d, name);
+            assert_eq!(tk["framework"], "trio", "{tk:#}");
+            assert_eq!(tk["state"], "pending", "{tk:#}");
+            let w = &tk["waits_for"];
+            assert_eq!(w["kind"], "lock", "{tk:#}");
+            assert_eq!(w["evidence"], "memory", "{tk:#}");
+            assert_eq!(
+                w["site"],
+                format!(
+                    "{} trio_tasks.py:{line}",
+                    &tk["coroutine"].as_str().unwrap()
+                ),
+                "{tk:#}"
+            );
+            // The lock records its owner: the other task.
+            let lock = doc::lock(&d, w["target"].as_str().unwrap());
+            assert_eq!(lock["kind"], "trio_lock", "{lock:#}");
+            assert_eq!(lock["locked"], true, "{lock:#}");
+            let owner = task(&d, other)["id"].clone();
+            assert_eq!(lock["holders"][0]["task"], owner, "{lock:#}");
+            assert_eq!(lock["holders"][0]["evidence"], "memory", "{lock:#}");
+        }
+        // The run is a loop whose tasks include the nursery's parent, which waits for both.
+        let lp = d["loops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["kind"] == "trio")
+            .unwrap_or_else(|| panic!("no trio loop: {d:#}"));
+        assert_eq!(lp["state"], "polling", "{lp:#}");
+        let parent = task(&d, "__main__.lock_cycle");
+        assert_eq!(parent["waits_for"]["kind"], "gather", "{parent:#}");
+        assert_eq!(parent["waits_for"]["targets"].as_array().unwrap().len(), 2);
+
+        let (code, text) = dump_text(t.pid, "0.3s");
+        assert_eq!(code, 3, "{text}");
+        assert!(
+            text.contains("DEADLOCK  2 trio tasks wait for each other in a cycle: task \"worker-"),
+            "{text}"
+        );
+        assert!(
+            text.contains("take the same trio.Locks in different orders"),
+            "{text}"
+        );
+        let out = gridlock(&["dump", &t.pid.to_string(), "--window", "0", "--dot", "-"]);
+        let dot = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dot.contains("worker-ab") && dot.contains("worker-ba"),
+            "[{}] {dot}",
+            interp.label
+        );
+    }
+}
+
+#[test]
+fn a_receiver_whose_only_sender_waits_for_its_lock_is_a_deadlock_through_the_channel() {
+    let script = fixture("trio_tasks.py");
+    for interp in with_trio() {
+        let t = Target::start(&interp, &script, &["channel"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "[{}] {d:#}", interp.label);
+        let f = deadlocks[0];
+        assert_eq!(
+            doc::finding_task_names(&d, f),
+            ["consumer", "producer"],
+            "{f:#}"
+        );
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(
+                "2 trio tasks wait for each other in a cycle through a memory channel"
+            ),
+            "{summary}"
+        );
+        let consumer = task(&d, "consumer");
+        let w = &consumer["waits_for"];
+        assert_eq!(w["kind"], "channel", "{consumer:#}");
+        let channel = doc::lock(&d, w["target"].as_str().unwrap());
+        assert_eq!(channel["kind"], "channel", "{channel:#}");
+        // Its only open send side is the producer's.
+        assert_eq!(
+            channel["holders"].as_array().unwrap().len(),
+            1,
+            "{channel:#}"
+        );
+        assert_eq!(channel["holders"][0]["task"], task(&d, "producer")["id"]);
+        let producer = task(&d, "producer");
+        assert_eq!(producer["waits_for"]["kind"], "lock", "{producer:#}");
+    }
+}
+
+#[test]
+fn a_trio_server_idling_beside_busy_tasks_gives_no_finding() {
+    let script = fixture("trio_tasks.py");
+    for interp in with_trio() {
+        let t = Target::start(&interp, &script, &["healthy"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 0, "[{}] {d:#}", interp.label);
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        let serve = task(&d, "__main__.serve");
+        assert_eq!(serve["framework"], "trio");
+        assert_eq!(serve["waits_for"]["kind"], "sleep", "{serve:#}");
+        assert_eq!(serve["waits_for"]["via"], "trio.sleep_forever", "{serve:#}");
+        for n in 0..3 {
+            let busy = task(&d, &format!("busy-{n}"));
+            assert_eq!(busy["framework"], "trio", "{busy:#}");
+        }
+        let (code, text) = dump_text(t.pid, "0.3s");
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("(trio) on \"MainThread\""), "{text}");
+    }
+}

@@ -1,0 +1,125 @@
+//! End-to-end: a thread waits for a future or an event that only a callback queued on an
+//! event loop will complete (`run_coroutine_threadsafe` before its task exists,
+//! `call_soon_threadsafe(fut.set_result, ..)`, `call_soon_threadsafe(event.set)`), while the
+//! loop's own thread blocks on that thread (joins it, or takes a lock it holds): a deadlock
+//! naming both threads, through a `completed_by` edge to the loop's thread with evidence
+//! `ready_queue`. A loop that keeps bridging to a thread that finishes gives no finding.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::representative::for_each_representative;
+use support::{doc, dump_json, dump_json_until, dump_text, fixture, line_of, Target};
+
+const WINDOW: &str = "300ms";
+
+fn edges<'a>(f: &'a Value, via: &str) -> Vec<&'a Value> {
+    f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["via"] == via)
+        .collect()
+}
+
+#[test]
+fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
+    let script = fixture("loop_queued.py");
+    let lock_line = line_of(&script, "time.sleep(0.3)", "with registry_lock:");
+    for_each_representative(|interp| {
+        for (mode, summary_part, blocks) in [
+            (
+                "join",
+                "the result of run_coroutine_threadsafe",
+                "\"MainThread\" joins \"bridge\"",
+            ),
+            (
+                "lock",
+                "the result of run_coroutine_threadsafe",
+                "\"MainThread\" waits for registry_lock, held by \"bridge\"",
+            ),
+            ("event", "ready", "\"MainThread\" joins \"bridge\""),
+            (
+                "set_result",
+                "a future set by Future.set_result",
+                "\"MainThread\" joins \"bridge\"",
+            ),
+        ] {
+            let target = Target::start(interp, &script, &[mode]);
+            let (code, d) =
+                dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
+            assert_eq!(code, 3, "[{mode}] exit status: {:#}", d["findings"]);
+            let found = doc::findings(&d, "deadlock");
+            assert_eq!(found.len(), 1, "[{mode}] {:#}", d["findings"]);
+            let f = found[0];
+            assert_eq!(
+                doc::finding_thread_names(&d, f),
+                ["MainThread", "bridge"],
+                "[{mode}]"
+            );
+            let summary = f["summary"].as_str().unwrap();
+            let expected = format!("\"bridge\" waits for {summary_part}");
+            assert!(
+                summary.contains(&expected)
+                    && summary.contains("queued on the event loop of \"MainThread\"")
+                    && summary.contains(blocks),
+                "[{mode}] {summary}"
+            );
+            let main = doc::thread_by_name(&d, "MainThread")["id"].clone();
+            let completed = edges(f, "completed_by");
+            assert_eq!(completed.len(), 1, "[{mode}] {:#}", f["edges"]);
+            assert_eq!(completed[0]["to"], main, "[{mode}]");
+            assert_eq!(completed[0]["evidence"], "ready_queue", "[{mode}]");
+            let waited = doc::lock(&d, completed[0]["from"].as_str().unwrap());
+            let kind = if mode == "event" { "event" } else { "future" };
+            assert_eq!(waited["kind"], kind, "[{mode}] {waited:#}");
+            assert_eq!(waited["holders"][0]["thread"], main, "[{mode}] {waited:#}");
+            assert_eq!(waited["holders"][0]["evidence"], "ready_queue", "[{mode}]");
+            if mode == "lock" {
+                let held = edges(f, "held_by");
+                assert!(
+                    held.iter().any(|e| e["site"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("bridge ") && s.contains("loop_queued.py"))),
+                    "[{mode}] {:#}",
+                    f["edges"]
+                );
+                let wait = &doc::thread_by_name(&d, "MainThread")["waits_for"];
+                assert_eq!(
+                    wait["site"],
+                    format!("main loop_queued.py:{lock_line}"),
+                    "[{mode}] {wait:#}"
+                );
+            }
+            if mode == "join" {
+                let (_, text) = dump_text(target.pid, WINDOW);
+                assert!(
+                    text.contains("set by a callback queued on the event loop of \"MainThread\"")
+                        && text.contains("[ready_queue]"),
+                    "[{mode}] {text}"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn a_loop_bridging_to_a_thread_that_finishes_is_healthy() {
+    let script = fixture("loop_queued.py");
+    for_each_representative(|interp| {
+        let target = Target::start_busy(interp, &script, &["healthy"]);
+        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..3 {
+            let (code, d) = dump_json(target.pid, WINDOW);
+            assert_eq!(code, 0, "{}: {:#}", interp.label, d["findings"]);
+            assert!(
+                d["findings"].as_array().unwrap().is_empty(),
+                "{:#}",
+                d["findings"]
+            );
+            assert_eq!(doc::thread_by_name(&d, "bridge")["name"], "bridge");
+        }
+    });
+}
