@@ -199,14 +199,14 @@ fn c_mutex_and_gil_cycles_are_deadlocks_and_a_mutex_held_across_fork_is_orphaned
             "gil_wait"
         );
         // Native frames of the threads blocked below Python, read without stopping them; a
-        // thread waiting on a Python object (the main thread's Event) gets none.
+        // thread waiting on a Python object ("fork-holder"'s Event) gets none.
         for name in ["native-ab", "native-ba", "gil-holder"] {
             assert_native_mutex_wait(&d, name, py.root.is_none());
         }
         assert!(
-            native_symbols(&d, "MainThread").is_empty(),
+            native_symbols(&d, "fork-holder").is_empty(),
             "{:#}",
-            doc::thread_by_name(&d, "MainThread")
+            doc::thread_by_name(&d, "fork-holder")
         );
         // No gil_hold beside the deadlock that already explains the frozen GIL.
         assert!(
