@@ -86,6 +86,53 @@ fn deadlock_with<'a>(d: &'a Value, names: &[&str]) -> Option<&'a Value> {
         .find(|f| doc::finding_thread_names(d, f) == names)
 }
 
+/// The function names of a thread's native frames, innermost first (`?` for an unnamed one).
+fn native_symbols(d: &Value, name: &str) -> Vec<String> {
+    doc::thread_by_name(d, name)["native_frames"]
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .map(|f| f["symbol"].as_str().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A thread blocked in a C mutex through ctypes: its native frames name glibc's mutex lock
+/// and libffi's call; where the interpreter's loop is named (pyenv's binaries keep their
+/// symbols; Debian's are stripped of it) they end where it runs the innermost Python frame.
+fn assert_native_mutex_wait(d: &Value, name: &str, eval_loop_named: bool) {
+    let t = doc::thread_by_name(d, name);
+    let symbols = native_symbols(d, name);
+    let frames = t["native_frames"].as_array().cloned().unwrap_or_default();
+    assert!(
+        symbols.iter().any(|s| matches!(
+            s.as_str(),
+            "pthread_mutex_lock" | "___pthread_mutex_lock" | "__lll_lock_wait"
+        )),
+        "{name}: {symbols:?}"
+    );
+    assert!(
+        symbols.iter().any(|s| s.starts_with("ffi_call")),
+        "{name}: {symbols:?}"
+    );
+    if !eval_loop_named {
+        return;
+    }
+    assert!(frames.len() < 32, "{name}: {symbols:?}");
+    let last = frames.last().unwrap()["module"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        last.contains("python") || last.contains("libpython"),
+        "{name}: ends in {last}: {symbols:?}"
+    );
+    for f in &frames {
+        assert!(f["address"].as_str().unwrap().starts_with("0x"), "{f:#}");
+    }
+}
+
 fn native_id(d: &Value, name: &str) -> i64 {
     doc::thread_by_name(d, name)["native_id"].as_i64().unwrap()
 }
@@ -151,6 +198,16 @@ fn c_mutex_and_gil_cycles_are_deadlocks_and_a_mutex_held_across_fork_is_orphaned
             doc::thread_by_name(&d, "native-holder")["state"],
             "gil_wait"
         );
+        // Native frames of the threads blocked below Python, read without stopping them; a
+        // thread waiting on a Python object ("fork-holder"'s Event) gets none.
+        for name in ["native-ab", "native-ba", "gil-holder"] {
+            assert_native_mutex_wait(&d, name, py.root.is_none());
+        }
+        assert!(
+            native_symbols(&d, "fork-holder").is_empty(),
+            "{:#}",
+            doc::thread_by_name(&d, "fork-holder")
+        );
         // No gil_hold beside the deadlock that already explains the frozen GIL.
         assert!(
             doc::findings(&d, "gil_hold").is_empty(),
@@ -165,6 +222,11 @@ fn c_mutex_and_gil_cycles_are_deadlocks_and_a_mutex_held_across_fork_is_orphaned
             "{text}"
         );
         assert!(text.contains("waits for  the GIL"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("native: ") && l.contains("pthread_mutex_lock")),
+            "{text}"
+        );
 
         // The forked child: its only thread waits for a mutex whose owner TID is the
         // parent's "fork-holder", which does not exist in the child.
@@ -269,6 +331,13 @@ fn a_thread_keeping_the_gil_while_blocked_in_c_is_a_gil_hold() {
             summary.starts_with("\"gil-sleeper\" holds the GIL while blocked in ")
                 && summary.contains("every other thread of the interpreter is frozen"),
             "{summary}"
+        );
+        // Its native frames: asleep in libc's sleep through libffi, holding the GIL.
+        let symbols = native_symbols(&d, "gil-sleeper");
+        assert!(
+            symbols.iter().any(|s| s.contains("sleep"))
+                && symbols.iter().any(|s| s.starts_with("ffi_call")),
+            "{symbols:?}"
         );
         let gil = doc::lock(&d, holds[0]["locks"][0].as_str().unwrap());
         assert_eq!(gil["kind"], "gil", "{gil:#}");

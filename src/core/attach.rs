@@ -153,6 +153,8 @@ pub fn kernel_thread(t: &super::CoreThread) -> KernelThread {
         syscall: in_syscall.then_some(Syscall {
             nr: r.orig_rax,
             args: r.args,
+            sp: r.rsp,
+            pc: r.rip,
         }),
         wchan: None,
         cpu_ns: None,

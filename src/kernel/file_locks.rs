@@ -677,6 +677,8 @@ garbage line
         let s = |nr, a1| Syscall {
             nr,
             args: [4, a1, 0, 0, 0, 0],
+            sp: 0,
+            pc: 0,
         };
         assert!(is_lock_wait(&s(SYS_FLOCK, LOCK_EX)));
         assert!(!is_lock_wait(&s(SYS_FLOCK, LOCK_EX | LOCK_NB)));

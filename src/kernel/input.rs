@@ -199,6 +199,8 @@ mod tests {
         let s = Syscall {
             nr: procfs::SYS_READ,
             args: [fds[0] as u64, 0, 0, 0, 0, 0],
+            sp: 0,
+            pc: 0,
         };
         // Not fd 0: a pipe on another descriptor is left to the pipe linker.
         assert_eq!(input_wait(me, &s, &[]), None);

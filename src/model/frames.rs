@@ -31,3 +31,33 @@ impl Frame {
 pub fn short_file(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
+
+/// One native frame: the program counter or a return address, and the function symbol of
+/// the mapped binary that covers it (none when the binary's symbols do not cover it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NativeFrame {
+    /// `0x7f...`.
+    pub address: String,
+    pub symbol: Option<String>,
+    /// Bytes into `symbol`.
+    pub offset: Option<u64>,
+    /// The binary's path as the target maps it.
+    pub module: Option<String>,
+    /// Found by scanning the stack for a return address where the unwind tables could not
+    /// go on (a frame that needs a frame pointer the kernel does not show): likely, not certain.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scanned: bool,
+}
+
+impl NativeFrame {
+    /// `pthread_mutex_lock+0x96 (libc.so.6)`, or `0x7f.. (libc.so.6)` without a symbol.
+    pub fn label(&self) -> String {
+        let module = self.module.as_deref().map(short_file).unwrap_or("?");
+        match (&self.symbol, self.offset) {
+            (Some(s), Some(off)) if self.scanned => format!("{s}+{off:#x} ({module}, scanned)"),
+            (Some(s), Some(off)) => format!("{s}+{off:#x} ({module})"),
+            (Some(s), None) => format!("{s} ({module})"),
+            _ => format!("{} ({module})", self.address),
+        }
+    }
+}

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::evidence::Evidence;
-use super::frames::Frame;
+use super::frames::{Frame, NativeFrame};
 use super::writes::WriteAccess;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,6 +86,10 @@ pub struct Thread {
     /// Shared locations the thread is writing on its current line (`record` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writes: Vec<WriteAccess>,
+    /// For a thread blocked outside Python waits: its native frames, innermost (the syscall)
+    /// first, down to the interpreter loop that runs its innermost Python frame.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_frames: Vec<NativeFrame>,
 }
 
 impl Thread {

@@ -4,6 +4,7 @@
 //! here reads `/proc` or knows CPython.
 
 pub mod glibc;
+pub mod unwind;
 
 /// The C library a process runs on, told from the names of the files it maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

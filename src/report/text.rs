@@ -708,6 +708,7 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
             writeln!(out, "      kernel state unknown: {why}")?;
         }
         holds_and_stack(doc, style, &t.holds, &t.frames, "      ", out)?;
+        native_stack(style, &t.native_frames, "      ", out)?;
         for f in t.frames.iter().filter(|f| f.locals.is_some()) {
             writeln!(
                 out,
@@ -722,6 +723,26 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
         }
     }
     Ok(())
+}
+
+/// A blocked thread's native frames, innermost (the syscall) first, 12 at most.
+fn native_stack<W: Write>(
+    style: &Style,
+    frames: &[NativeFrame],
+    indent: &str,
+    out: &mut W,
+) -> io::Result<()> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = frames.iter().take(12).map(NativeFrame::label).collect();
+    let more = if frames.len() > 12 {
+        format!("  <- … {} more", frames.len() - 12)
+    } else {
+        String::new()
+    };
+    let line = format!("native: {}{more}", shown.join("  <-  "));
+    writeln!(out, "{indent}{}", style.dim(&line))
 }
 
 /// What a thread or task holds, then its innermost frames (8 at most).

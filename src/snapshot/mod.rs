@@ -20,6 +20,7 @@ pub mod kernel_waits;
 mod mp_view;
 pub mod multiprocessing;
 pub mod names;
+mod native_frames;
 mod native_locks;
 mod permits;
 mod probe;
@@ -240,6 +241,7 @@ fn take_cached(
         tests,
         names: name_cache,
         libc,
+        binaries,
     } = session;
     let pid = target.pid;
     let libc = *libc.get_or_insert_with(|| {
@@ -328,6 +330,9 @@ fn take_cached(
         if !target.process.notes.contains(&note) {
             target.process.notes.push(note);
         }
+    }
+    if frozen.is_none() {
+        native_frames::attach(pid, &mut threads, kernel, walker.objs.mem, binaries);
     }
     builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {

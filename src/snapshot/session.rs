@@ -30,6 +30,8 @@ pub struct Session {
     pub(super) names: super::names::NameCache,
     /// The target's C library, told from its mappings at the first snapshot.
     pub(super) libc: Option<crate::native::Libc>,
+    /// Unwind data and symbols of the binaries the target maps, read once per file.
+    pub(super) binaries: crate::native::unwind::Binaries,
 }
 
 impl Session {
@@ -44,6 +46,7 @@ impl Session {
             tests: Default::default(),
             names: Default::default(),
             libc: None,
+            binaries: Default::default(),
         }
     }
 

@@ -364,6 +364,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 wchan: k.wchan.clone(),
             }),
             writes,
+            native_frames: Vec::new(),
         }
     }
 

@@ -122,7 +122,7 @@ pub fn mapped_binaries<'m>(
 
 /// The file mapped at `m`: the path inside the target's root when it still is that file
 /// (same inode), else the kernel's link to the mapping itself.
-fn open_mapped(pid: i32, m: &Mapping) -> Result<File, SectionError> {
+pub fn open_mapped(pid: i32, m: &Mapping) -> Result<File, SectionError> {
     let in_root = format!("/proc/{pid}/root{}", m.path);
     if let Ok(f) = File::open(&in_root) {
         if f.metadata().map(|md| md.ino() == m.inode).unwrap_or(false) {

@@ -118,6 +118,12 @@ pub fn cpu_ns(pid: i32, tid: i32) -> Option<u64> {
 pub struct Syscall {
     pub nr: i64,
     pub args: [u64; 6],
+    /// The user stack pointer and program counter at the syscall (0: not known): where a
+    /// native unwind of the blocked thread starts.
+    #[serde(default)]
+    pub sp: u64,
+    #[serde(default)]
+    pub pc: u64,
 }
 
 pub const SYS_READ: i64 = 0;
@@ -193,11 +199,13 @@ pub fn parse_syscall(text: &str) -> Option<Syscall> {
     if nr < 0 {
         return None;
     }
+    let mut hex = || u64::from_str_radix(fields.next()?.trim_start_matches("0x"), 16).ok();
     let mut args = [0u64; 6];
     for arg in args.iter_mut() {
-        *arg = u64::from_str_radix(fields.next()?.trim_start_matches("0x"), 16).ok()?;
+        *arg = hex()?;
     }
-    Some(Syscall { nr, args })
+    let (sp, pc) = (hex().unwrap_or(0), hex().unwrap_or(0));
+    Some(Syscall { nr, args, sp, pc })
 }
 
 pub const SYS_READV: i64 = 19;
@@ -368,6 +376,7 @@ mod tests {
         assert_eq!(s.nr, SYS_FUTEX);
         assert_eq!(s.futex_wait_addr(), Some(0x7f3a1c000b60));
         assert!(!s.futex_timed());
+        assert_eq!((s.sp, s.pc), (0x7ffd, 0x7f3a));
         assert!(parse_syscall("running").is_none());
         assert!(parse_syscall("-1 0x7ffd 0x7f3a").is_none());
     }
