@@ -160,6 +160,14 @@ pub(super) fn resolve(
         .filter(|f| !jobs.contains_key(f) && !remote.contains_key(f))
         .collect();
     for (fut, q) in super::ready_queue::completers(objs, threads, loops, &unknown) {
+        // The loop's own thread waiting for a callback queued on its loop is the loop's
+        // self-deadlock, which `loop_self` reports with the loop; no second cycle for it.
+        let waited_by_loop_thread = waits
+            .iter()
+            .any(|(i, w)| *i == q.thread && w.futures.contains(&fut));
+        if waited_by_loop_thread {
+            continue;
+        }
         jobs.insert(
             fut,
             Job {
@@ -312,11 +320,13 @@ fn events_set_by_loops(
         let Some(q) = parse_hex(&l.address).and_then(|a| setters.get(&a)) else {
             continue;
         };
-        if !l.holders.is_empty() {
+        // The loop's own thread waiting for it is the loop's self-deadlock (`loop_self`).
+        let loop_thread = &threads[q.thread].id;
+        if !l.holders.is_empty() || l.waiters.iter().any(|w| &w.thread == loop_thread) {
             continue;
         }
         l.holders.push(Holder {
-            thread: Some(threads[q.thread].id.clone()),
+            thread: Some(loop_thread.clone()),
             task: None,
             process: None,
             owner_ident: None,
