@@ -364,6 +364,38 @@ fn loops_and_processes_render_documents_that_have_them() {
     assert!(all.contains("process tree"), "{all}");
 }
 
+/// A real `dump --tree --json` of tests/fixtures/kernel_waits.py `flock_fork` (two processes
+/// taking two lock files in opposite orders): the process view shows each process's kernel wait
+/// and the process on the other side.
+#[test]
+fn the_process_view_shows_the_kernel_edges_between_processes() {
+    let doc = load("flock_deadlock.json");
+    let (parent, child) = (doc.processes[0].pid, doc.processes[1].pid);
+    let mut app = App::from_document(doc);
+    key(&mut app, KeyCode::Char('4'));
+    key(&mut app, KeyCode::Tab);
+    let all = text(&render(&app, (200, 60)));
+    assert!(all.contains("process tree"), "{all}");
+    assert!(all.contains("KERNEL WAITS"), "{all}");
+    let row = |pid: i32| {
+        lines(&render(&app, (200, 60)))
+            .into_iter()
+            .find(|l| {
+                l.trim_start_matches(|c: char| !c.is_ascii_digit())
+                    .starts_with(&format!("{pid} "))
+            })
+            .unwrap_or_else(|| panic!("no row for {pid}: {all}"))
+    };
+    assert!(
+        row(parent).contains(&format!("file lock refs.lock -> pid {child}")),
+        "{all}"
+    );
+    assert!(
+        row(child).contains(&format!("file lock index.lock -> pid {parent}")),
+        "{all}"
+    );
+}
+
 #[test]
 fn exited_target_keeps_the_last_state_and_says_so() {
     let mut app = bank();

@@ -63,3 +63,61 @@ pub fn socket_label(doc: &Document, lock: &Lock, wait_name: Option<&str>) -> Opt
         what.to_string()
     })
 }
+
+/// What the threads of process `pid` wait for through the kernel and who is on the other side,
+/// one entry per wait: `file lock index.lock -> pid 20415`, `socket -> pid 20417`,
+/// `pipe -> pid 20417`; a holder outside the report is named by pid alone. The process view
+/// of `top` shows these as the edges between processes.
+pub fn process_kernel_waits(doc: &Document, pid: i32) -> Vec<String> {
+    let mut out = Vec::new();
+    for thread in doc.threads.iter().filter(|t| t.pid == pid) {
+        let Some(lock) = thread
+            .waits_for
+            .as_ref()
+            .and_then(|w| w.target.as_deref())
+            .and_then(|id| doc.lock(id))
+        else {
+            continue;
+        };
+        let what = match lock.kind {
+            LockKind::FileLock => {
+                let path = lock
+                    .name
+                    .clone()
+                    .or_else(|| lock.shared.as_ref().and_then(|s| s.path.clone()))
+                    .unwrap_or_else(|| lock.address.clone());
+                let file = path.rsplit('/').next().unwrap_or(&path).to_string();
+                format!("file lock {file}")
+            }
+            LockKind::Socket | LockKind::Pipe | LockKind::Children => {
+                lock.kind.as_str().to_string()
+            }
+            _ => continue,
+        };
+        let mut others: Vec<i32> = lock
+            .holders
+            .iter()
+            .filter_map(|h| {
+                h.process.or_else(|| {
+                    h.thread
+                        .as_deref()
+                        .and_then(|t| doc.thread(t))
+                        .map(|t| t.pid)
+                })
+            })
+            .filter(|p| *p != pid)
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        let entry = if others.is_empty() {
+            format!("{what} -> holder unknown")
+        } else {
+            let pids: Vec<String> = others.iter().map(|p| format!("pid {p}")).collect();
+            format!("{what} -> {}", pids.join(", "))
+        };
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    out
+}

@@ -4,6 +4,7 @@ pub mod dot;
 pub mod escape;
 pub mod junit;
 pub mod kernel;
+mod labels;
 pub mod text;
 pub mod timing;
 

@@ -1,5 +1,6 @@
 //! The processes panel: the process tree (with `--tree`) or the single process, each with
-//! its threads' count and how many are blocked. A function of the document, the selection
+//! its threads' count, how many are blocked, and what they wait for through the kernel in
+//! other processes (file locks, sockets, pipes, children). A function of the document, the selection
 //! and whether the tree is followed.
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -9,6 +10,8 @@ use ratatui::widgets::{Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use crate::model::{Document, Process, Thread};
+use crate::report::escape::escape;
+use crate::report::kernel::process_kernel_waits;
 use crate::tui::style::{BOLD, SELECTED};
 
 /// The processes' table with row `selected` highlighted; `tree`: child processes are
@@ -37,11 +40,13 @@ pub fn draw(frame: &mut Frame, doc: &Document, selected: usize, tree: bool, area
                 format!("{} threads, {} blocked", threads.len(), blocked)
             };
             let depth = depth(doc, p);
+            let kernel = process_kernel_waits(doc, p.pid).join("; ");
             Row::new(vec![
                 format!("{}{}", "  ".repeat(depth), p.pid),
                 p.ppid.map(|x| x.to_string()).unwrap_or_default(),
                 p.python_version.clone(),
                 state,
+                escape(&kernel).into_owned(),
                 if p.cmdline.is_empty() {
                     p.name.clone()
                 } else {
@@ -55,14 +60,22 @@ pub fn draw(frame: &mut Frame, doc: &Document, selected: usize, tree: bool, area
         Constraint::Length(8),
         Constraint::Length(8),
         Constraint::Length(24),
+        Constraint::Length(34),
         Constraint::Fill(1),
     ];
     let mut state = TableState::default().with_selected(Some(selected));
     frame.render_stateful_widget(
         Table::new(rows, widths)
             .header(
-                Row::new(vec!["PID", "PPID", "PYTHON", "STATE", "COMMAND"])
-                    .style(BOLD.fg(Color::Cyan)),
+                Row::new(vec![
+                    "PID",
+                    "PPID",
+                    "PYTHON",
+                    "STATE",
+                    "KERNEL WAITS",
+                    "COMMAND",
+                ])
+                .style(BOLD.fg(Color::Cyan)),
             )
             .row_highlight_style(SELECTED),
         table,
