@@ -9,28 +9,11 @@ mod support;
 
 use serde_json::Value;
 use support::Target;
-use support::{doc, dump_json, dump_text, fixture, gridlock, interpreters, line_of, Interpreter};
+use support::{doc, dump_json, dump_text, fixture, gridlock, line_of, Interpreter};
 
 /// A pyenv 3.9-3.10 and a pyenv 3.11-3.13 that can import trio.
 fn with_trio() -> Vec<Interpreter> {
-    let all = interpreters();
-    let has_trio = |i: &Interpreter| {
-        std::process::Command::new(&i.path)
-            .args(["-c", "import trio"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let mut picked = Vec::new();
-    for (what, range) in [("3.9-3.10", 9..=10), ("3.11-3.13", 11..=13)] {
-        match all
-            .iter()
-            .find(|i| i.root.is_none() && range.contains(&i.minor) && has_trio(i))
-        {
-            Some(i) => picked.push(i.clone()),
-            None => eprintln!("note: no pyenv CPython {what} with trio installed: skipped"),
-        }
-    }
-    picked
+    support::representative::pyenv_pair_importing("trio", "trio")
 }
 
 fn task<'a>(d: &'a Value, name: &str) -> &'a Value {

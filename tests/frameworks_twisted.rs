@@ -6,28 +6,11 @@
 
 mod support;
 
-use support::{doc, dump_json, dump_text, fixture, interpreters, line_of, Interpreter, Target};
+use support::{doc, dump_json, dump_text, fixture, line_of, Interpreter, Target};
 
-/// A pyenv 3.9-3.10 and a pyenv 3.11-3.13 that can import twisted.
+/// A pyenv 3.9-3.10 and a pyenv 3.11-3.13 that can import Twisted.
 fn with_twisted() -> Vec<Interpreter> {
-    let all = interpreters();
-    let has = |i: &Interpreter| {
-        std::process::Command::new(&i.path)
-            .args(["-c", "import twisted.internet.reactor"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let mut picked = Vec::new();
-    for (what, range) in [("3.9-3.10", 9..=10), ("3.11-3.13", 11..=13)] {
-        match all
-            .iter()
-            .find(|i| i.root.is_none() && range.contains(&i.minor) && has(i))
-        {
-            Some(i) => picked.push(i.clone()),
-            None => eprintln!("note: no pyenv CPython {what} with Twisted installed: skipped"),
-        }
-    }
-    picked
+    support::representative::pyenv_pair_importing("twisted.internet.reactor", "Twisted")
 }
 
 #[test]
