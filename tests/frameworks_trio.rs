@@ -145,9 +145,23 @@ fn a_trio_server_idling_beside_busy_tasks_gives_no_finding() {
     let script = fixture("trio_tasks.py");
     for interp in with_trio() {
         let t = Target::start(&interp, &script, &["healthy"]);
-        let (code, d) = dump_json(t.pid, "1s");
-        assert_eq!(code, 0, "[{}] {d:#}", interp.label);
-        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        // Every dump must be clean. The tasks are read while the busy ones run, so a read can
+        // be torn (the runner's task set changing under it) and come back empty: up to three
+        // dumps to see them (known limit: the trio reader does not re-read a torn set).
+        let mut d = Value::Null;
+        for attempt in 1..=3 {
+            let (code, doc) = dump_json(t.pid, "1s");
+            assert_eq!(code, 0, "[{}] {doc:#}", interp.label);
+            assert!(doc["findings"].as_array().unwrap().is_empty(), "{doc:#}");
+            d = doc;
+            let seen = d["tasks"]
+                .as_array()
+                .is_some_and(|ts| ts.iter().any(|t| t["name"] == "__main__.serve"));
+            if seen {
+                break;
+            }
+            eprintln!("note: [{}] dump {attempt} read no trio tasks", interp.label);
+        }
         let serve = task(&d, "__main__.serve");
         assert_eq!(serve["framework"], "trio");
         assert_eq!(serve["waits_for"]["kind"], "sleep", "{serve:#}");
