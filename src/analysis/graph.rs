@@ -94,24 +94,7 @@ impl WaitGraph {
                     if live.len() == 1 && lock.holders.len() == 1 {
                         let (holder, h) = live[0];
                         if let Some(&hn) = g.index.get(holder) {
-                            let name = snap
-                                .thread(holder)
-                                .and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id))
-                                .and_then(|x| x.name.clone());
-                            if !g.graph.contains_edge(to, hn) {
-                                g.graph.add_edge(
-                                    to,
-                                    hn,
-                                    Edge {
-                                        from: lock.id.clone(),
-                                        to: holder.clone(),
-                                        via: EdgeVia::HeldBy,
-                                        evidence: h.evidence,
-                                        site: h.site.clone(),
-                                        name,
-                                    },
-                                );
-                            }
+                            g.held_by(snap, to, hn, lock, holder, h);
                         }
                     }
                 }
@@ -289,24 +272,7 @@ impl WaitGraph {
                     let Some(&hn) = self.index.get(holder.as_str()) else {
                         continue;
                     };
-                    if !self.graph.contains_edge(to, hn) {
-                        let name = snap
-                            .task(holder)
-                            .and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id))
-                            .and_then(|x| x.name.clone());
-                        self.graph.add_edge(
-                            to,
-                            hn,
-                            Edge {
-                                from: lock.id.clone(),
-                                to: holder.clone(),
-                                via: EdgeVia::HeldBy,
-                                evidence: h.evidence,
-                                site: h.site.clone(),
-                                name,
-                            },
-                        );
-                    }
+                    self.held_by(snap, to, hn, lock, holder, h);
                 }
                 _ => {}
             }
@@ -337,25 +303,7 @@ impl WaitGraph {
             let Some(&hn) = self.index.get(holder) else {
                 continue;
             };
-            if self.graph.contains_edge(to, hn) {
-                continue;
-            }
-            let name = snap
-                .thread(holder)
-                .and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id))
-                .and_then(|x| x.name.clone());
-            self.graph.add_edge(
-                to,
-                hn,
-                Edge {
-                    from: lock.id.clone(),
-                    to: holder.to_string(),
-                    via: EdgeVia::HeldBy,
-                    evidence: h.evidence,
-                    site: h.site.clone(),
-                    name,
-                },
-            );
+            self.held_by(snap, to, hn, lock, holder, h);
         }
     }
 
@@ -378,28 +326,43 @@ impl WaitGraph {
             let Some(&hn) = self.index.get(&target) else {
                 continue;
             };
-            if self.graph.contains_edge(to, hn) {
-                continue;
-            }
-            let name = h
-                .thread
-                .as_ref()
-                .and_then(|th| snap.thread(th))
-                .and_then(|ht| ht.holds.iter().find(|x| x.lock == lock.id))
-                .and_then(|x| x.name.clone());
-            self.graph.add_edge(
-                to,
-                hn,
-                Edge {
-                    from: lock.id.clone(),
-                    to: target,
-                    via: EdgeVia::HeldBy,
-                    evidence: h.evidence,
-                    site: h.site.clone(),
-                    name,
-                },
-            );
+            self.held_by(snap, to, hn, lock, &target, h);
         }
+    }
+
+    /// `lock -> holder`, a `held_by` edge, unless there is one already; named as the holder (a
+    /// thread or a task) names the lock in the frame that holds it.
+    fn held_by(
+        &mut self,
+        snap: &Snapshot,
+        to: NodeIndex,
+        hn: NodeIndex,
+        lock: &crate::model::Lock,
+        holder: &str,
+        h: &crate::model::Holder,
+    ) {
+        if self.graph.contains_edge(to, hn) {
+            return;
+        }
+        let holds = snap
+            .thread(holder)
+            .map(|t| &t.holds)
+            .or_else(|| snap.task(holder).map(|t| &t.holds));
+        let name = holds
+            .and_then(|hs| hs.iter().find(|x| x.lock == lock.id))
+            .and_then(|x| x.name.clone());
+        self.graph.add_edge(
+            to,
+            hn,
+            Edge {
+                from: lock.id.clone(),
+                to: holder.to_string(),
+                via: EdgeVia::HeldBy,
+                evidence: h.evidence,
+                site: h.site.clone(),
+                name,
+            },
+        );
     }
 
     /// The nodes that can provably never proceed: the greatest set in which every node has a
