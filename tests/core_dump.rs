@@ -17,10 +17,12 @@ mod support;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    copy_into_root, doc, dump_json, fixture, gridlock, interpreters, Interpreter, Target,
+    copy_into_root, doc, dump_json, dump_json_until, fixture, gridlock, interpreters, Interpreter,
+    Target,
 };
 
 fn gcore_available() -> bool {
@@ -568,6 +570,92 @@ fn five_shapes_from_cores_match_the_live_dump_on_every_interpreter() {
         }
     }
     run_all(checks);
+}
+
+/// The function names of a thread's native frames, innermost first (`?` for an unnamed one).
+fn native_symbols(d: &Value, name: &str) -> Vec<String> {
+    doc::thread_by_name(d, name)["native_frames"]
+        .as_array()
+        .map(|frames| {
+            frames
+                .iter()
+                .map(|f| f["symbol"].as_str().unwrap_or("?").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A core of C-level hangs below Python (`native_locks.py stuck`: a C-mutex AB-BA through
+/// ctypes' CDLL, a cycle through the GIL and a C mutex): the blocked threads' native frames,
+/// unwound from the registers the core kept over the core's memory and the files it names,
+/// name glibc's mutex lock and libffi's call, frame for frame as the live dump's (unwound
+/// from `/proc`'s syscall file); the DOT graph shows them on the threads' boxes.
+#[test]
+fn native_frames_from_a_core_name_the_libc_frames_as_live() {
+    if !gcore_available() {
+        return;
+    }
+    let Some(py) = chosen(&["3.12"]).into_iter().next() else {
+        return;
+    };
+    let dir = CoreDir::new("native", None);
+    let target = Target::start(&py, &fixture("native_locks.py"), &["stuck"]);
+    let blocked = ["native-ab", "native-ba", "gil-holder"];
+    let (_, live) = dump_json_until(target.pid, "0", Duration::from_secs(10), |_, d| {
+        blocked.iter().all(|n| !native_symbols(d, n).is_empty())
+    });
+    let core = gcore(target.pid, &dir.host);
+    drop(target);
+    let (code, d, err) = dump_core(&core, &[]);
+    let d = d.unwrap_or_else(|| panic!("dump --core printed no JSON (exit {code}): {err}"));
+    assert_eq!(code, 3, "{:#}", d["findings"]);
+    for name in blocked {
+        let symbols = native_symbols(&d, name);
+        assert!(
+            symbols.iter().any(|s| matches!(
+                s.as_str(),
+                "pthread_mutex_lock" | "___pthread_mutex_lock" | "__lll_lock_wait"
+            )),
+            "{name}: {symbols:?}"
+        );
+        assert!(
+            symbols.iter().any(|s| s.starts_with("ffi_call")),
+            "{name}: {symbols:?}"
+        );
+        assert_eq!(symbols, native_symbols(&live, name), "{name}: core vs live");
+        let frames = doc::thread_by_name(&d, name)["native_frames"].clone();
+        let libc_frame = frames
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                f["symbol"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("mutex_lock"))
+            })
+            .unwrap();
+        assert!(
+            libc_frame["module"]
+                .as_str()
+                .is_some_and(|m| m.contains("libc.so")),
+            "{name}: {libc_frame:#}"
+        );
+    }
+    // A thread waiting on a Python object gets none, as live.
+    assert_eq!(
+        native_symbols(&d, "MainThread"),
+        native_symbols(&live, "MainThread")
+    );
+    let dot = gridlock(&["dump", "--core", core.to_str().unwrap(), "--dot"]);
+    let dot = String::from_utf8_lossy(&dot.stdout);
+    let native_ab = dot
+        .lines()
+        .find(|l| l.contains("label=\"native-ab\\n"))
+        .unwrap_or_else(|| panic!("no box for native-ab: {dot}"));
+    assert!(
+        native_ab.contains("\\nnative: ") && native_ab.contains("mutex_lock"),
+        "{native_ab}"
+    );
 }
 
 /// The byte offset of the GNU build id's contents in an ELF file.

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::Core;
@@ -89,6 +90,7 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
     let mut tids: Vec<i32> = kernel.keys().copied().collect();
     tids.sort_unstable();
     let asyncio_section = asyncio_section(&core, &maps, &open);
+    let files = readable_files(&core, &maps, &mut notes);
     let layout = found.layout.clone();
     notes.splice(0..0, layout.notes.iter().cloned());
     notes.push(LIVE_ONLY.into());
@@ -125,9 +127,38 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
         frozen: Some(Frozen {
             kernel,
             asyncio_section,
+            maps,
+            files,
         }),
         mem: TargetMemory::Frozen(Box::new(core.memory)),
     })
+}
+
+/// Every file the process mapped that gridlock can read (for native frames; a gcore core
+/// does not say which mappings were executable), by its mapped path: one whose build id
+/// contradicts the core's is left out with a note (the interpreter's own binaries were
+/// refused before).
+fn readable_files(
+    core: &Core,
+    maps: &[Mapping],
+    notes: &mut Vec<String>,
+) -> HashMap<String, PathBuf> {
+    let mut files = HashMap::new();
+    for m in maps.iter().filter(|m| m.path.starts_with('/')) {
+        let Some(f) = core.file(&m.path) else {
+            continue;
+        };
+        if f.missing.is_some() || files.contains_key(&m.path) {
+            continue;
+        }
+        match core.check_build_id(&m.path) {
+            Ok(_) => {
+                files.insert(m.path.clone(), f.host.clone());
+            }
+            Err(e) => notes.push(format!("native frames are not named in {}: {e}", m.path)),
+        }
+    }
+    files
 }
 
 /// Which threads' stacks the core holds as zeros, and what that hides.

@@ -10,6 +10,28 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The most native frames one thread's box names.
+const NATIVE_SHOWN: usize = 4;
+
+/// A thread's native frames in one compact line, innermost first: function names only
+/// (`__lll_lock_wait < pthread_mutex_lock < ffi_call …`), `?` for an unnamed one.
+fn native_line(frames: &[NativeFrame]) -> Option<String> {
+    if frames.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = frames
+        .iter()
+        .take(NATIVE_SHOWN)
+        .map(|f| f.symbol.as_deref().unwrap_or("?"))
+        .collect();
+    let more = if frames.len() > NATIVE_SHOWN {
+        " …"
+    } else {
+        ""
+    };
+    Some(format!("native: {}{more}", names.join(" < ")))
+}
+
 pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
     let doc = &*super::escape::document(doc);
     let hot_edges: HashSet<(&str, &str)> = doc
@@ -22,11 +44,14 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
     writeln!(out, "digraph waitfor {{")?;
     writeln!(out, "  rankdir=LR;")?;
     for t in &doc.threads {
-        let label = format!(
+        let mut label = format!(
             "{}\\n{}",
             t.name.clone().unwrap_or_else(|| t.thread_id.to_string()),
             t.state.as_str()
         );
+        if let Some(native) = native_line(&t.native_frames) {
+            label = format!("{label}\\n{native}");
+        }
         let color = if hot_nodes.contains(t.id.as_str()) {
             ", color=red, penwidth=2"
         } else {

@@ -245,7 +245,10 @@ fn take_cached(
     } = session;
     let pid = target.pid;
     let libc = *libc.get_or_insert_with(|| {
-        let maps = procfs::maps(pid);
+        let maps = match &target.frozen {
+            Some(f) => f.maps.clone(),
+            None => procfs::maps(pid),
+        };
         crate::native::Libc::from_mapped_paths(maps.iter().map(|m| m.path.as_str()))
     });
     let objs = Objects::new(&target.mem, &target.layout);
@@ -331,9 +334,14 @@ fn take_cached(
             target.process.notes.push(note);
         }
     }
-    if frozen.is_none() {
-        native_frames::attach(pid, &mut threads, kernel, walker.objs.mem, binaries);
-    }
+    native_frames::attach(
+        pid,
+        target.frozen.as_ref(),
+        &mut threads,
+        kernel,
+        walker.objs.mem,
+        binaries,
+    );
     builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);

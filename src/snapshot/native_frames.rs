@@ -1,9 +1,10 @@
 //! Which threads get native frames, and from where: a thread asleep in a syscall outside
 //! Python's own waits (a C lock, the GIL, an unknown futex, a syscall gridlock does not
 //! model, or any syscall while it holds the GIL) is unwound from the stack pointer and
-//! program counter its `syscall` file shows (`native::unwind`), down to the interpreter loop.
-//! A thread waiting on a Python object gets none: a 300-thread dump of Python waits reads no
-//! native frame. It never stops a thread; a live process only (a core's files are not at hand).
+//! program counter its `syscall` file shows (`native::unwind`), down to the interpreter loop;
+//! in a core, from the registers the core kept, over the core's memory and the files it
+//! names. A thread waiting on a Python object gets none: a 300-thread dump of Python waits
+//! reads no native frame. It never stops a thread.
 
 use std::collections::HashMap;
 
@@ -11,7 +12,7 @@ use crate::cpython::eval_loop::runs_python_frames;
 use crate::memory::ReadMemory;
 use crate::model::{NativeFrame, Thread, ThreadState, WaitKind};
 use crate::native::unwind::{Binaries, MappedBinary};
-use crate::target::{elf, procfs};
+use crate::target::{elf, procfs, Frozen};
 use procfs::KernelThread;
 
 /// Whether `t`'s wait is one Python's own objects do not explain.
@@ -28,9 +29,12 @@ fn below_python(t: &Thread) -> bool {
         )
 }
 
-/// Fill `native_frames` of every thread of `threads` asleep in a syscall below Python.
+/// Fill `native_frames` of every thread of `threads` asleep in a syscall below Python: of
+/// process `pid` while it runs, or of the process a core dumped (`frozen`), whose mappings
+/// and files the core named.
 pub(super) fn attach<M: ReadMemory + ?Sized>(
     pid: i32,
+    frozen: Option<&Frozen>,
     threads: &mut [Thread],
     kernel: &HashMap<i32, KernelThread>,
     mem: &M,
@@ -53,13 +57,21 @@ pub(super) fn attach<M: ReadMemory + ?Sized>(
     if wanted.is_empty() {
         return;
     }
-    let maps = procfs::maps(pid);
-    let mapped = mapped_binaries(&maps);
+    let maps = match frozen {
+        Some(f) => f.maps.clone(),
+        None => procfs::maps(pid),
+    };
+    // A core from gcore lists no program header for the file pages it left out (the text),
+    // so which mappings were executable is unknown there: every mapped file is a candidate.
+    let mapped = mapped_binaries(&maps, frozen.is_none());
     let mut process = binaries.process(&mapped, |b| {
         let m = maps
             .iter()
             .find(|m| (&m.device, m.inode) == (&b.file.0, b.file.1))?;
-        elf::open_mapped(pid, m).ok()
+        match frozen {
+            Some(f) => f.open(m),
+            None => elf::open_mapped(pid, m).ok(),
+        }
     });
     for (i, (pc, sp)) in wanted {
         let unwound = process.unwind(mem, pc, sp, &runs_python_frames);
@@ -77,9 +89,9 @@ pub(super) fn attach<M: ReadMemory + ?Sized>(
     }
 }
 
-/// One entry per file mapped with an executable part: its whole extent and where its
-/// offset 0 lies.
-fn mapped_binaries(maps: &[procfs::Mapping]) -> Vec<MappedBinary> {
+/// One entry per file mapped (with an executable part, if `executable_only`): its whole
+/// extent and where its offset 0 lies.
+fn mapped_binaries(maps: &[procfs::Mapping], executable_only: bool) -> Vec<MappedBinary> {
     let mut out: Vec<MappedBinary> = Vec::new();
     for m in maps
         .iter()
@@ -107,6 +119,6 @@ fn mapped_binaries(maps: &[procfs::Mapping]) -> Vec<MappedBinary> {
         .filter(|m| m.perms.contains('x'))
         .map(|m| (m.device.clone(), m.inode))
         .collect();
-    out.retain(|b| executable.contains(&b.file));
+    out.retain(|b| !executable_only || executable.contains(&b.file));
     out
 }

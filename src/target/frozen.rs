@@ -4,8 +4,10 @@
 //! uses. Nothing here reads `/proc`.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
 
-use super::procfs::KernelThread;
+use super::procfs::{KernelThread, Mapping};
 use crate::error::Result;
 use crate::memory::{ProcMemory, ReadMemory};
 
@@ -54,4 +56,16 @@ pub struct Frozen {
     pub kernel: HashMap<i32, KernelThread>,
     /// The asyncio offsets section of the binaries it mapped, looked up once.
     pub asyncio_section: std::result::Result<Option<(String, Vec<u8>)>, String>,
+    /// Its mappings, as `/proc/PID/maps` would have listed them.
+    pub maps: Vec<Mapping>,
+    /// Where each mapped file can be read, by the path the process mapped it at: only files
+    /// found and not contradicted by a build id the core kept.
+    pub files: HashMap<String, PathBuf>,
+}
+
+impl Frozen {
+    /// The file mapped at `m`, opened where it was found.
+    pub fn open(&self, m: &Mapping) -> Option<File> {
+        File::open(self.files.get(&m.path)?).ok()
+    }
 }
