@@ -646,14 +646,14 @@ fn native_frames_from_a_core_name_the_libc_frames_as_live() {
         native_symbols(&d, "MainThread"),
         native_symbols(&live, "MainThread")
     );
-    let dot = gridlock(&["dump", "--core", core.to_str().unwrap(), "--dot"]);
+    let dot = gridlock(&["dump", "--core", core.to_str().unwrap(), "--dot", "-"]);
     let dot = String::from_utf8_lossy(&dot.stdout);
     let native_ab = dot
         .lines()
-        .find(|l| l.contains("label=\"native-ab\\n"))
+        .find(|l| l.contains("label=\"native-ab\\"))
         .unwrap_or_else(|| panic!("no box for native-ab: {dot}"));
     assert!(
-        native_ab.contains("\\nnative: ") && native_ab.contains("mutex_lock"),
+        native_ab.contains("native_lock_wait\\\\nnative: ") && native_ab.contains("mutex_lock"),
         "{native_ab}"
     );
 }

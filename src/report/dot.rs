@@ -14,15 +14,20 @@ fn quote(s: &str) -> String {
 const NATIVE_SHOWN: usize = 4;
 
 /// A thread's native frames in one compact line, innermost first: function names only
-/// (`__lll_lock_wait < pthread_mutex_lock < ffi_call …`), `?` for an unnamed one.
+/// (`__lll_lock_wait < pthread_mutex_lock < ffi_call …`); an unnamed one as `?(libc.so.6)`,
+/// its binary's file name.
 fn native_line(frames: &[NativeFrame]) -> Option<String> {
     if frames.is_empty() {
         return None;
     }
-    let names: Vec<&str> = frames
+    let names: Vec<String> = frames
         .iter()
         .take(NATIVE_SHOWN)
-        .map(|f| f.symbol.as_deref().unwrap_or("?"))
+        .map(|f| match (&f.symbol, &f.module) {
+            (Some(symbol), _) => symbol.clone(),
+            (None, Some(module)) => format!("?({})", module.rsplit('/').next().unwrap_or("")),
+            (None, None) => "?".into(),
+        })
         .collect();
     let more = if frames.len() > NATIVE_SHOWN {
         " …"
