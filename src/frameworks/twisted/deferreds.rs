@@ -84,10 +84,9 @@ pub fn read(
     let get = |name| objs.dict_get(defer, name).ok().flatten();
     let (Some(deferred_ty), Some(got_result)) = (get("Deferred"), get("_gotResultInlineCallbacks"))
     else {
-        view.notes.push(format!(
-            "this Twisted has no Deferred or _gotResultInlineCallbacks where gridlock reads them ({}): inlineCallbacks waits are not read",
-            super::SUPPORTED
-        ));
+        view.notes.push(
+            "this Twisted has no Deferred or _gotResultInlineCallbacks in twisted.internet.defer: its inlineCallbacks waits are not read".into(),
+        );
         return view;
     };
     let mut search = Search {
