@@ -204,6 +204,8 @@ fn a_timed_call_sleeping_on_the_reactor_thread_is_a_loop_block() {
             )),
             "{summary}"
         );
+        let advice = blocks[0]["advice"].as_str().unwrap();
+        assert!(advice.contains("threads.deferToThread"), "{advice}");
         let reactor = &d["loops"][0];
         assert_eq!(reactor["state"], "step", "{reactor:#}");
         assert_eq!(reactor["step"]["callback"], "rebuild_index", "{reactor:#}");
