@@ -62,6 +62,17 @@ impl CodeInfo {
         })
     }
 
+    /// Where it looks up one of `methods` on an expression (`X.callback`), as (instruction
+    /// index, method, `X`), in code order; decoded on each call.
+    pub fn method_lookups(&self, methods: &[&str]) -> Vec<(usize, String, super::writes::Guard)> {
+        super::writes::method_lookups(self.minor, &self.instructions, &self.names, methods)
+    }
+
+    /// The index of the instruction executing at `unit` (code units).
+    pub fn index_at(&self, unit: usize) -> Option<usize> {
+        bytecode::index_at(&self.instructions, unit)
+    }
+
     /// Every write to a possibly shared location this code makes, decoded once.
     pub fn writes(&self) -> &super::writes::CodeWrites {
         self.writes.get_or_init(|| {

@@ -308,6 +308,13 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                             let by = node_label(doc, &c.to);
                             let ev = style.dim(&format!("[{}]", c.evidence.as_str()));
                             match (&c.site, first) {
+                                (Some(site), _) if c.evidence == Evidence::Deferred => writeln!(
+                                    out,
+                                    "    fired by {by}, whose code calls it next at {site}  {ev}"
+                                )?,
+                                (None, _) if c.evidence == Evidence::Deferred => {
+                                    writeln!(out, "    fired when {by} returns  {ev}")?
+                                }
                                 (Some(site), _) => {
                                     writeln!(out, "    running on {by}, now at {site}  {ev}")?
                                 }
