@@ -87,5 +87,6 @@ pub fn snapshot(threads: Vec<Thread>, locks: Vec<Lock>) -> Snapshot {
         probe_edges: Vec::new(),
         pools: Default::default(),
         signals: Default::default(),
+        notes: Default::default(),
     }
 }
