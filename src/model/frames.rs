@@ -32,6 +32,17 @@ pub fn short_file(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
+/// Where a thread's native frames started from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NativeSource {
+    /// The stack pointer and program counter the kernel shows for the syscall the thread
+    /// sleeps in (`/proc/PID/task/TID/syscall`): read without stopping it.
+    Syscall,
+    /// Its registers, read while it was held in a brief ptrace stop (`--native`).
+    PtraceStop,
+}
+
 /// One native frame: the program counter or a return address, and the function symbol of
 /// the mapped binary that covers it (none when the binary's symbols do not cover it).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

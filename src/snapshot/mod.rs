@@ -332,7 +332,15 @@ fn take_cached(
         }
     }
     if frozen.is_none() {
-        native_frames::attach(pid, &mut threads, kernel, walker.objs.mem, binaries);
+        let stop_running = target.read.native;
+        let mem = walker.objs.mem;
+        if let Some(note) =
+            native_frames::attach(pid, &mut threads, kernel, mem, binaries, stop_running)
+        {
+            if !target.process.notes.contains(&note) {
+                target.process.notes.push(note);
+            }
+        }
     }
     builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {

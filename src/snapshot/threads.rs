@@ -365,6 +365,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             }),
             writes,
             native_frames: Vec::new(),
+            native_frames_from: None,
         }
     }
 
