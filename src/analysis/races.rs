@@ -46,8 +46,6 @@ struct Tracked {
 pub struct RaceTracker {
     locations: BTreeMap<Location, Tracked>,
     lock_names: BTreeMap<String, String>,
-    /// Program-wide names (`meter.lock`), from the latest sample that read one: they lead.
-    program: BTreeMap<String, String>,
     snapshots: usize,
     /// Each live thread's incarnation, and the last snapshot each incarnation was seen in.
     current: HashMap<String, Incarnation>,
@@ -164,17 +162,11 @@ impl RaceTracker {
                 }
             }
         }
-        for l in &snap.locks {
-            if let Some(n) = &l.name {
-                self.program.insert(l.id.clone(), n.clone());
-            }
-        }
     }
 
     fn lock_name(&self, id: &str) -> String {
-        self.program
+        self.lock_names
             .get(id)
-            .or_else(|| self.lock_names.get(id))
             .cloned()
             .unwrap_or_else(|| id.rsplit(':').next().unwrap_or(id).to_string())
     }
