@@ -155,6 +155,15 @@ fn check(py: &Interpreter) {
     for name in ["ledger", "ALOCKS['audit']"] {
         assert_eq!(lock_named(&d, name)["kind"], "asyncio_lock");
     }
+    let tasks = doc::findings(&d, "deadlock")
+        .into_iter()
+        .find(|f| !f["tasks"].as_array().unwrap().is_empty())
+        .unwrap_or_else(|| panic!("no task deadlock: {:#}", d["findings"]));
+    let advice = tasks["advice"].as_str().unwrap();
+    assert!(
+        advice.contains("ledger") && advice.contains("ALOCKS['audit']"),
+        "{advice}"
+    );
     // An object no global reaches: its class.
     for name in ["Pipeline._in_lock", "Pipeline._out_lock"] {
         assert!(has(lock_named(&d, name), name, "attribute"));
@@ -224,6 +233,8 @@ fn check(py: &Interpreter) {
         "\"teller-1\" takes checking.lock then savings.lock",
         "hot._lock (b._lock in sync) <_thread.lock 0x",
         "both in sync(a, b) lock_names.py:",
+        "ledger (second in post) <asyncio.Lock 0x",
+        "ALOCKS['audit'] (second in post) <asyncio.Lock 0x",
     ] {
         assert!(text.contains(part), "{part:?} not in:\n{text}");
     }
