@@ -1,6 +1,7 @@
 //! What a lock cycle's advice says: which thread took which lock first, by the program's
 //! names, and where that order came from (one function called with its arguments swapped,
-//! and who chose them; or two functions that nest the locks oppositely). It only reads a
+//! spelled with the parameters its code object names, and who chose them; or two functions
+//! that nest the locks oppositely, each site as its call). It only reads a
 //! finding's edges and the snapshot's stacks; it decides nothing about the cycle itself.
 
 use std::collections::HashMap;
