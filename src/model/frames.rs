@@ -11,6 +11,10 @@ pub struct Frame {
     /// With `--locals`: the frame's local variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locals: Option<Vec<Local>>,
+    /// The function's parameters as its `def` names them (`src`, `dst`), for advice that
+    /// spells the call (`transfer(src, dst)`); not part of the document.
+    #[serde(skip)]
+    pub parameters: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
