@@ -623,6 +623,11 @@ fn native_frames_from_a_core_name_the_libc_frames_as_live() {
             "{name}: {symbols:?}"
         );
         assert_eq!(symbols, native_symbols(&live, name), "{name}: core vs live");
+        assert_eq!(
+            doc::thread_by_name(&d, name)["native_frames_from"],
+            "core_registers",
+            "{name}"
+        );
         let frames = doc::thread_by_name(&d, name)["native_frames"].clone();
         let libc_frame = frames
             .as_array()

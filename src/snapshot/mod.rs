@@ -334,14 +334,22 @@ fn take_cached(
             target.process.notes.push(note);
         }
     }
-    native_frames::attach(
+    let stop_running = target.read.native && frozen.is_none();
+    let mem = walker.objs.mem;
+    let frozen_target = target.frozen.as_ref();
+    if let Some(note) = native_frames::attach(
         pid,
-        target.frozen.as_ref(),
+        frozen_target,
         &mut threads,
         kernel,
-        walker.objs.mem,
+        mem,
         binaries,
-    );
+        stop_running,
+    ) {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
     builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
@@ -378,6 +386,16 @@ fn take_cached(
     locks.extend(trio.locks);
     tasks.extend(trio.tasks);
     loops.extend(trio.loops);
+    let twisted =
+        crate::frameworks::twisted::read(&mut walker, target.interpreter, pid, &raw, &threads);
+    for note in twisted.notes {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
+    locks.extend(twisted.locks);
+    tasks.extend(twisted.tasks);
+    loops.extend(twisted.loops);
     tasks.extend(crate::frameworks::celery::read(
         &walker,
         target.interpreter,

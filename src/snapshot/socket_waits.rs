@@ -2,7 +2,8 @@
 //! thread in `accept` waits on its listening address, for whoever connects (nobody known: not
 //! blocked); a thread in `connect` to a local listener waits for the processes holding that
 //! listener (one of them has to `accept`); a `recv`/`send`/`connect` to another host is an
-//! I/O wait naming that host's address; a `recv`/`send` to a local peer nothing linked names
+//! I/O wait naming that host's address, waited for as long as the connection has been silent
+//! (`tcp_info`); a `recv`/`send` to a local peer nothing linked names
 //! the connection and the processes holding its other end. Connections between local processes are linked by
 //! `crossproc` (`--tree`) first; this file only fills what is left. What the kernel says is
 //! `crate::kernel::sockets`'; this file only turns it into waits and locks.
@@ -48,7 +49,9 @@ pub fn link(snap: &mut Snapshot, tree: &[i32]) {
     let mut tables: HashMap<i32, SocketTable> = HashMap::new();
     let mut locks: BTreeMap<String, Lock> = BTreeMap::new();
     let mut notes: Vec<(i32, String)> = Vec::new();
-    for t in snap.threads.iter_mut() {
+    // Threads waiting on another host, by index, with their socket's inode.
+    let mut remote: Vec<(usize, u64)> = Vec::new();
+    for (index, t) in snap.threads.iter_mut().enumerate() {
         if t.waits_for.is_some() || t.state != ThreadState::IoWait {
             continue;
         }
@@ -128,7 +131,21 @@ pub fn link(snap: &mut Snapshot, tree: &[i32]) {
                 ));
             }
         }
+        if matches!(wait, SocketWait::Remote { .. }) {
+            remote.push((index, inode));
+        }
         link_wait(t, inode, wait, &python, &mut locks);
+    }
+    // How long a remote connection has been silent, from the kernel: a single dump knows it.
+    let inodes: Vec<u64> = remote.iter().map(|&(_, i)| i).collect();
+    if let Ok(silence) = crate::target::sockdiag::tcp_silence(&inodes) {
+        for (index, inode) in remote {
+            if let (Some(quiet), Some(w)) =
+                (silence.get(&inode), snap.threads[index].waits_for.as_mut())
+            {
+                w.waited_s = Some(Seconds(quiet.as_secs_f64()));
+            }
+        }
     }
     snap.locks.extend(locks.into_values());
     for (pid, note) in notes {
