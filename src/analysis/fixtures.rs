@@ -86,5 +86,6 @@ pub fn snapshot(threads: Vec<Thread>, locks: Vec<Lock>) -> Snapshot {
         probe_edges: Vec::new(),
         pools: Default::default(),
         signals: Default::default(),
+        notes: Default::default(),
     }
 }

@@ -415,6 +415,7 @@ fn take_cached(
         signals: crate::target::signals::caught_mask(pid)
             .map(|m| BTreeMap::from([(pid, m)]))
             .unwrap_or_default(),
+        notes: BTreeMap::new(),
     })
 }
 
