@@ -88,6 +88,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             file: code.filename.clone(),
             line: w.line.unwrap_or(0),
             locals: None,
+            parameters: None,
         }
         .site();
         Some(WriteAccess {
