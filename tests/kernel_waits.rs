@@ -386,6 +386,21 @@ fn loopback_tcp_sendall_both_ways_is_a_deadlock_and_an_echo_server_is_not() {
         for t in doc["threads"].as_array().unwrap() {
             assert_eq!(t["state"], "io_wait", "[{label}] {t:#?}");
             assert_eq!(t["syscall_name"], "sendto", "[{label}]");
+            let target = t["waits_for"]["target"].as_str().unwrap();
+            let lock = doc["locks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["id"] == target)
+                .unwrap();
+            // Named by its two addresses, from /proc/net/tcp.
+            assert!(
+                lock["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("tcp 127.0.0.1:"),
+                "[{label}] {lock:#?}"
+            );
             assert!(t["blocked"].as_bool().unwrap(), "[{label}] {t:#?}");
             assert_eq!(t["waits_for"]["evidence"], "sock_diag", "[{label}] {t:#?}");
         }
@@ -461,6 +476,14 @@ fn unix_socket_sendall_both_ways_is_a_deadlock_named_and_abstract() {
                     .find(|l| l["id"] == t["waits_for"]["target"])
                     .unwrap();
                 assert_eq!(lock["kind"], "socket", "[{label}]");
+                // Named by the socket's name, as /proc/net/unix lists it (`@` when abstract).
+                let name = lock["name"].as_str().unwrap_or_default();
+                let wanted = if mode == "abstract_sendall" {
+                    "unix socket @"
+                } else {
+                    "unix socket /"
+                };
+                assert!(name.starts_with(wanted), "[{label}] {lock:#?}");
                 // The peer is held by the other process.
                 let holders = holder_pids(lock);
                 assert_eq!(holders.len(), 1, "[{label}] {lock:#?}");
@@ -469,6 +492,10 @@ fn unix_socket_sendall_both_ways_is_a_deadlock_named_and_abstract() {
             }
             assert!(
                 text.contains("other end held by process"),
+                "[{label}] {text}"
+            );
+            assert!(
+                dl[0]["summary"].as_str().unwrap().contains("unix socket "),
                 "[{label}] {text}"
             );
         }
@@ -624,5 +651,57 @@ fn a_unix_socket_server_under_load_has_no_finding() {
             6,
             "[{label}] {text}"
         );
+    }
+}
+
+/// `run` over a command whose processes deadlock through the kernel (flock AB-BA, and
+/// `sendall` both ways over loopback TCP) stops it with exit 3 and a deadlock finding naming
+/// the kernel objects, and kills the tree.
+#[test]
+fn run_stops_processes_deadlocked_over_lock_files_and_loopback_tcp() {
+    let py = some_interpreters().pop().unwrap();
+    for (mode, names) in [
+        ("flock_subprocess", &["index.lock", "refs.lock"][..]),
+        ("tcp_sendall", &["tcp 127.0.0.1:"][..]),
+    ] {
+        let label = format!("{} {mode}", py.label);
+        let dir = Scratch::new(&py, &format!("run-{mode}"));
+        let report = dir.host.join("report.json");
+        let out = Command::new(gridlock_bin())
+            .args(["run", "--window", "500ms", "--timeout", "30s", "--report"])
+            .arg(&report)
+            .arg("--")
+            .arg(&py.path)
+            .arg(fixture("kernel_waits.py"))
+            .args([mode, dir.arg()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "[{label}] {stderr}");
+        assert!(stderr.contains("DEADLOCK"), "[{label}] {stderr}");
+        let doc: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        let dl = findings(&doc, "deadlock");
+        assert_eq!(dl.len(), 1, "[{label}] {doc:#}");
+        assert_eq!(dl[0]["processes"].as_array().unwrap().len(), 2, "[{label}]");
+        let summary = dl[0]["summary"].as_str().unwrap();
+        for name in names {
+            assert!(summary.contains(name), "[{label}] {summary}");
+        }
+        let pids: Vec<i64> = doc["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["pid"].as_i64())
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        for pid in pids {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            assert!(
+                state.is_empty() || state.contains(") Z"),
+                "[{label}] process {pid} survived the run: {state}"
+            );
+        }
     }
 }

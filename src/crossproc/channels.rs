@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::kernel::sockets::SocketTable;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 use crate::target::procfs::{self, Channel, ChannelFd};
@@ -63,6 +64,8 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
         v
     };
     let mut locks: BTreeMap<String, Lock> = BTreeMap::new();
+    // Each waiting process's sockets, read once, to name a connection by its addresses.
+    let mut socket_tables: HashMap<i32, SocketTable> = HashMap::new();
     for t in out.threads.iter_mut() {
         let Some(tid) = t.native_id else { continue };
         let Some(&(_, _, channel, reads)) =
@@ -94,8 +97,15 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
             Channel::Pipe(_) => Evidence::Pipe,
             Channel::Socket(_) => Evidence::SockDiag,
         };
+        let name = match channel {
+            Channel::Pipe(_) => None,
+            Channel::Socket(i) => socket_tables
+                .entry(t.pid)
+                .or_insert_with(|| SocketTable::read(t.pid))
+                .describe(i),
+        };
         let lock = locks.entry(id.clone()).or_insert_with(|| Lock {
-            name: None,
+            name,
             permits: None,
             contradictions: Vec::new(),
             id: id.clone(),

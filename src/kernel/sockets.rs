@@ -269,6 +269,27 @@ impl SocketTable {
         found.first().map(|e| e.inode)
     }
 
+    /// A connection as a person names it: `tcp 127.0.0.1:40122 -> 127.0.0.1:5000`, or a Unix
+    /// socket by its name (its own, or its peer's: a connecting end has none of its own).
+    pub fn describe(&self, inode: u64) -> Option<String> {
+        let end = self.end(inode)?;
+        match end.family {
+            SocketFamily::Tcp => Some(format!(
+                "tcp {} -> {}",
+                end.local.as_ref()?,
+                end.remote.as_ref()?
+            )),
+            SocketFamily::Unix => {
+                let name = end.local.as_ref().or_else(|| {
+                    self.peer(inode)
+                        .and_then(|p| self.end(p))
+                        .and_then(|p| p.local.as_ref())
+                })?;
+                Some(format!("unix socket {name}"))
+            }
+        }
+    }
+
     /// The other host a connected socket talks to: its remote address, when no socket of this
     /// table is its peer and no listener here has that address.
     pub fn remote_host(&self, inode: u64) -> Option<&SocketAddress> {
@@ -434,7 +455,19 @@ mod tests {
             local: Some(SocketAddress::Inet("0.0.0.0:8080".parse().unwrap())),
             remote: None,
         });
-        let t = SocketTable::from_parts(ends, HashMap::new());
+        // 7003 is a connected client end without a name of its own; its peer is 7001's.
+        let t = SocketTable::from_parts(ends, HashMap::from([(7003, 7001), (7001, 7003)]));
+        assert_eq!(
+            t.describe(5004).as_deref(),
+            Some("tcp 10.0.0.2:53956 -> 34.216.184.93:443")
+        );
+        assert_eq!(
+            t.describe(7003).as_deref(),
+            Some("unix socket /tmp/app dir/app.sock"),
+            "a nameless end is named by its peer"
+        );
+        assert_eq!(t.describe(7004), None, "no name on either end");
+        assert_eq!(t.describe(9999), None);
         let inet = |s: &str| SocketAddress::Inet(s.parse().unwrap());
         assert_eq!(t.listener(&inet("127.0.0.1:41205")), Some(5001));
         assert_eq!(

@@ -45,10 +45,18 @@ pub fn file_lock_label(doc: &Document, lock: &Lock) -> String {
 
 /// `connect to /run/app.sock, listened on by pid 4242 (server.py)`, `accept on
 /// 127.0.0.1:8080, nobody known to connect`, `read from 93.184.216.34:443, a remote host`: a
-/// socket wait whose lock carries an address (`Lock.name`); `None` for a peer-linked socket.
+/// socket wait whose lock carries an address (`Lock.name`); a connection linked to its peer as
+/// `write to socket:[N] (tcp 127.0.0.1:40122 -> 127.0.0.1:5000)`; `None` without a name.
 pub fn socket_label(doc: &Document, lock: &Lock, wait_name: Option<&str>) -> Option<String> {
     let address = lock.name.as_deref()?;
     let what = wait_name.unwrap_or(address);
+    if !is_listener(lock) {
+        // A connection linked to its peer: its name is its two addresses.
+        return Some(match wait_name {
+            Some(w) => format!("{w} ({address})"),
+            None => address.to_string(),
+        });
+    }
     let holders: Vec<String> = lock
         .holders
         .iter()
@@ -62,6 +70,14 @@ pub fn socket_label(doc: &Document, lock: &Lock, wait_name: Option<&str>) -> Opt
     } else {
         what.to_string()
     })
+}
+
+/// Whether a socket lock stands for a listener (a `connect` waits for whoever accepts), not for
+/// a connection linked to its peer: only the latter knows its peer's socket.
+pub fn is_listener(lock: &Lock) -> bool {
+    lock.kind == LockKind::Socket
+        && lock.name.is_some()
+        && lock.shared.as_ref().is_none_or(|s| s.peer_inode.is_none())
 }
 
 /// What the threads of process `pid` wait for through the kernel and who is on the other side,

@@ -341,7 +341,9 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         ) {
                             // A socket lock named by an address is a listener (`connect`).
                             let listener = h.evidence == Evidence::SockDiag
-                                && doc.lock(&h.from).is_some_and(|l| l.name.is_some());
+                                && doc
+                                    .lock(&h.from)
+                                    .is_some_and(crate::report::kernel::is_listener);
                             writeln!(
                                 out,
                                 "    {} by {}, which is not serving it  {}",

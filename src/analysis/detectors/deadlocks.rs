@@ -78,10 +78,11 @@ impl Detector for Deadlocks {
                     lock_label(snap, locks.first().map(String::as_str).unwrap_or("?"))
                 )
             } else if pids.len() > 1 {
-                let files = locks
-                    .iter()
-                    .filter_map(|l| snap.lock(l))
-                    .any(|l| l.kind == LockKind::FileLock);
+                // Kernel objects with a name (a lock file, a connection's addresses) say more
+                // than the threads' names alone.
+                let files = locks.iter().filter_map(|l| snap.lock(l)).any(|l| {
+                    l.kind == LockKind::FileLock || l.kind == LockKind::Socket && l.name.is_some()
+                });
                 format!(
                     "{} threads in {} processes wait for each other in a cycle: {}",
                     threads.len(),
