@@ -137,6 +137,11 @@ pub struct RecordArgs {
     /// Sample every Python process below PID too (following new ones), with the waits between them
     #[arg(long)]
     pub tree: bool,
+
+    /// Native frames of running threads too: at every sample each running thread is stopped
+    /// briefly with ptrace (one at a time, at most 100ms each, never left stopped)
+    #[arg(long)]
+    pub native: bool,
 }
 
 pub const RUN_EXIT_CODES: &str = "EXIT STATUS:
@@ -261,6 +266,12 @@ pub struct DumpArgs {
     /// Colour the text report: auto (when stdout is a terminal), always, never
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
+
+    /// Native frames of running threads too: each running thread is stopped briefly with
+    /// ptrace (one at a time, at most 100ms each, never left stopped) for its registers.
+    /// Threads blocked below Python get native frames without it, and without a stop
+    #[arg(long, conflicts_with = "core")]
+    pub native: bool,
 }
 
 pub const WATCH_EXIT_CODES: &str = "EXIT STATUS:

@@ -48,6 +48,8 @@ pub struct DumpOptions {
     pub tree: bool,
     /// Event-loop steps longer than this that persisted are reported.
     pub loop_threshold: Duration,
+    /// Native frames of running threads too, each stopped briefly with ptrace.
+    pub native: bool,
 }
 
 impl Default for DumpOptions {
@@ -57,6 +59,7 @@ impl Default for DumpOptions {
             locals: false,
             tree: false,
             loop_threshold: analysis::loops::DEFAULT_THRESHOLD,
+            native: false,
         }
     }
 }
@@ -71,6 +74,8 @@ pub struct RecordOptions {
     pub tree: bool,
     /// Every event-loop step longer than this is reported.
     pub loop_threshold: Duration,
+    /// Native frames of running threads too, each stopped briefly with ptrace at every sample.
+    pub native: bool,
 }
 
 impl Default for RecordOptions {
@@ -80,6 +85,7 @@ impl Default for RecordOptions {
             rate: 100.0,
             tree: false,
             loop_threshold: analysis::loops::DEFAULT_THRESHOLD,
+            native: false,
         }
     }
 }
@@ -93,6 +99,7 @@ pub fn dump(pid: i32, options: &DumpOptions, command: Command) -> error::Result<
     };
     let read = target::ReadOptions {
         locals: options.locals,
+        native: options.native,
         ..target::ReadOptions::default()
     };
     if options.tree {
@@ -190,6 +197,7 @@ pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Res
     }
     let read = target::ReadOptions {
         writes: true,
+        native: options.native,
         ..target::ReadOptions::default()
     };
     let mut target = snapshot::Session::attach(pid, read)?;
@@ -209,6 +217,7 @@ pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Res
 fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Result<Document> {
     let read = target::ReadOptions {
         writes: true,
+        native: options.native,
         ..target::ReadOptions::default()
     };
     let mut tree = crossproc::Tree::attach(pid, read)?;

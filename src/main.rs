@@ -109,6 +109,7 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         rate: args.rate,
         tree: args.tree,
         loop_threshold: args.loop_threshold,
+        native: args.native,
     };
     let doc = gridlock::record(args.pid, &options, command)?;
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
@@ -309,6 +310,7 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
         locals: args.locals,
         tree: args.tree,
         loop_threshold: args.loop_threshold,
+        native: args.native,
     };
     let doc = match (&args.core, args.pid) {
         (Some(core), _) => gridlock::dump_core(

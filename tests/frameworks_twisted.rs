@@ -1,6 +1,10 @@
 //! Twisted (issue 32), on real reactors from PyPI: `threads.blockingCallFromThread(reactor,
 //! f)` called on the reactor's own thread is a deadlock naming the reactor (the call waits for
-//! the reactor it blocks); a twisted.web server idling gives no finding. Interpreters: one
+//! the reactor it blocks); a twisted.web server idling gives no finding (its reactor a polling
+//! loop); two `inlineCallbacks` generators (and two `ensureDeferred` coroutines) each waiting
+//! for a Deferred only the other fires are a deadlock, their tasks of framework `twisted`;
+//! Deferreds a reactor timer fires give none; a timed call sleeping in the reactor thread is
+//! a loop block. Interpreters: one
 //! pyenv 3.9-3.10 and one pyenv 3.11-3.13 with Twisted installed (`scripts/test` installs it);
 //! one without is skipped with a note.
 
@@ -72,5 +76,138 @@ fn an_idle_twisted_web_server_gives_no_finding() {
                 .any(|l| l["kind"] == "reactor"),
             "{d:#}"
         );
+        let reactor = &d["loops"][0];
+        assert_eq!(reactor["state"], "polling", "{reactor:#}");
+        assert_eq!(reactor["kind"], "EPollReactor", "{reactor:#}");
+    }
+}
+
+/// The task whose coroutine is `name`.
+fn task<'a>(d: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    d["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["coroutine"] == name)
+        .unwrap_or_else(|| panic!("no task {name}: {d:#}"))
+}
+
+#[test]
+fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
+    let script = fixture("twisted_deferreds.py");
+    for interp in with_twisted() {
+        for (scenario, a, b) in [
+            ("cycle", "load_prices", "load_stock"),
+            ("coroutines", "fetch_prices", "fetch_stock"),
+        ] {
+            let fires_b = line_of(&script, &format!("def {a}"), "prices_ready.callback");
+            let waits_a = line_of(&script, &format!("def {a}"), "stock_ready");
+            let t = Target::start(&interp, &script, &[scenario]);
+            let (code, d) = dump_json(t.pid, "0.5s");
+            let label = format!("[{} {scenario}]", interp.label);
+            assert_eq!(code, 3, "{label} {d:#}");
+            let deadlocks = doc::findings(&d, "deadlock");
+            assert_eq!(deadlocks.len(), 1, "{label} {d:#}");
+            let mut names = doc::finding_task_names(&d, deadlocks[0]);
+            names.sort();
+            assert_eq!(names, [a, b], "{label} {:#}", deadlocks[0]);
+            let summary = deadlocks[0]["summary"].as_str().unwrap();
+            assert!(
+                summary.starts_with(
+                    "2 Twisted inlineCallbacks wait for each other in a cycle through a Deferred"
+                ),
+                "{summary}"
+            );
+            let (ta, tb) = (task(&d, a), task(&d, b));
+            for t in [ta, tb] {
+                assert_eq!(t["framework"], "twisted", "{label} {t:#}");
+                assert_eq!(t["waits_for"]["kind"], "future", "{label} {t:#}");
+                assert_eq!(t["waits_for"]["evidence"], "deferred", "{label} {t:#}");
+            }
+            assert_eq!(
+                ta["waits_for"]["site"],
+                format!("{a} twisted_deferreds.py:{waits_a}"),
+                "{label} {ta:#}"
+            );
+            // b waits for prices_ready, which a's code fires after its own wait.
+            let prices = doc::lock(&d, tb["waits_for"]["target"].as_str().unwrap());
+            assert_eq!(prices["kind"], "deferred", "{prices:#}");
+            assert_eq!(prices["holders"][0]["task"], ta["id"], "{prices:#}");
+            assert_eq!(prices["holders"][0]["evidence"], "deferred", "{prices:#}");
+            assert_eq!(
+                prices["holders"][0]["site"],
+                format!("{a} twisted_deferreds.py:{fires_b}"),
+                "{prices:#}"
+            );
+            let reactor = d["loops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["id"] == ta["loop"])
+                .unwrap_or_else(|| panic!("{label} no reactor loop {d:#}"));
+            assert_eq!(reactor["state"], "polling", "{reactor:#}");
+            assert_eq!(reactor["kind"], "EPollReactor", "{reactor:#}");
+
+            if scenario == "cycle" {
+                let (code, text) = dump_text(t.pid, "0.3s");
+                assert_eq!(code, 3, "{text}");
+                assert!(
+                    text.contains(&format!(
+                        "fired by task \"{a}\" ({a}), whose code calls it next at {a} twisted_deferreds.py:{fires_b}"
+                    )),
+                    "{text}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn deferreds_a_reactor_timer_fires_give_no_finding() {
+    let script = fixture("twisted_deferreds.py");
+    for interp in with_twisted() {
+        let t = Target::start(&interp, &script, &["healthy"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        assert_eq!(code, 0, "[{}] {d:#}", interp.label);
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        // The timer's generator sleeps; the one started by refresh is its result's firer.
+        let timer = task(&d, "wait_for_timer");
+        assert_eq!(timer["waits_for"]["kind"], "sleep", "{timer:#}");
+        assert_eq!(timer["waits_for"]["via"], "reactor.callLater", "{timer:#}");
+        let refresh = task(&d, "refresh");
+        let result = doc::lock(&d, refresh["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(result["holders"][0]["task"], timer["id"], "{result:#}");
+        // prices_ready is fired by the sleeping generator, after its timer.
+        let stock = task(&d, "load_stock");
+        let prices = doc::lock(&d, stock["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(prices["holders"][0]["task"], timer["id"], "{prices:#}");
+    }
+}
+
+#[test]
+fn a_timed_call_sleeping_on_the_reactor_thread_is_a_loop_block() {
+    let script = fixture("twisted_reactor.py");
+    let sleep = line_of(&script, "def rebuild_index", "time.sleep");
+    for interp in with_twisted() {
+        let t = Target::start(&interp, &script, &["slow_timer"]);
+        let (_, d) = dump_json(t.pid, "0.5s");
+        let blocks = doc::findings(&d, "loop_block");
+        assert_eq!(blocks.len(), 1, "[{}] {d:#}", interp.label);
+        let summary = blocks[0]["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with("the event loop of \"MainThread\" was held for"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains(&format!(
+                "by callback rebuild_index, at rebuild_index twisted_reactor.py:{sleep}"
+            )),
+            "{summary}"
+        );
+        let advice = blocks[0]["advice"].as_str().unwrap();
+        assert!(advice.contains("threads.deferToThread"), "{advice}");
+        let reactor = &d["loops"][0];
+        assert_eq!(reactor["state"], "step", "{reactor:#}");
+        assert_eq!(reactor["step"]["callback"], "rebuild_index", "{reactor:#}");
     }
 }

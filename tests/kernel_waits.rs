@@ -404,6 +404,19 @@ fn loopback_tcp_sendall_both_ways_is_a_deadlock_and_an_echo_server_is_not() {
             assert!(t["blocked"].as_bool().unwrap(), "[{label}] {t:#?}");
             assert_eq!(t["waits_for"]["evidence"], "sock_diag", "[{label}] {t:#?}");
         }
+        // A plain dump of one side names the connection and the process holding its other
+        // end, and says it cannot tell more without it.
+        let (_, one) = support::dump_json(g.pid(), "0");
+        let wait = &one["threads"][0]["waits_for"];
+        assert!(
+            wait["name"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("write to tcp 127.0.0.1:"),
+            "[{label}] {wait:#?}"
+        );
+        let notes = one["processes"][0]["notes"].to_string();
+        assert!(notes.contains("outside this report"), "[{label}] {notes}");
         drop(g);
         let g = Group(Target::start_busy_with(
             &py,

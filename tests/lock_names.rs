@@ -3,15 +3,17 @@
 //! handed to `transfer(src, dst)`, module-level locks handed to `reconcile(first, second)`,
 //! a registry `LOCKS['users']`, a global service whose private helpers take its locks, an
 //! object no global reaches (named by its class), a local lock (no program-wide name), and a
-//! global `queue.Queue` with its inner lock. The names are asserted in JSON and text, and the
-//! lock-cycle advice's order.
+//! global `queue.Queue` with its inner lock, two globals whose class has `__slots__`, and
+//! module-global asyncio locks (a global and a registry entry) taken in opposite orders by
+//! two tasks. The names are asserted in JSON and text, and the lock-cycle advice's order,
+//! spelled with the function's parameters and the lines of both takes.
 mod support;
 
 use serde_json::Value;
 use support::{doc, dump_json_until, dump_text, fixture, interpreters, Interpreter, Target};
 
-/// pyenv's 3.8 (else 3.9), 3.11, 3.12 and 3.13.0, and the Debian root's 3.14 and 3.15: the
-/// dict and instance layouts differ between them.
+/// pyenv's 3.8 (else 3.9), 3.11, 3.12 and 3.13.0, and the Debian root's 3.13, 3.14 and 3.15:
+/// the dict, instance and code layouts differ between them (3.13+ read from debug offsets).
 fn chosen() -> Vec<Interpreter> {
     let all = interpreters();
     let mut out: Vec<Interpreter> = Vec::new();
@@ -28,7 +30,7 @@ fn chosen() -> Vec<Interpreter> {
         );
     }
     out.extend(all.iter().find(|p| p.label == "3.13.0").cloned());
-    for minor in [14, 15] {
+    for minor in [13, 14, 15] {
         out.extend(
             all.iter()
                 .find(|p| p.root.is_some() && p.minor == minor)
@@ -81,6 +83,18 @@ fn waited<'a>(d: &'a Value, thread: &str) -> &'a Value {
     doc::lock(d, t["waits_for"]["target"].as_str().unwrap())
 }
 
+/// bank, reconcile, registry, service, slots, pipeline, local (one thread), asyncio.
+const DEADLOCKS: usize = 8;
+
+/// The 1-based line of the fixture's line `text` (trimmed).
+fn line_of(script: &std::path::Path, text: &str) -> usize {
+    let source = std::fs::read_to_string(script).unwrap();
+    1 + source
+        .lines()
+        .position(|l| l.trim() == text)
+        .unwrap_or_else(|| panic!("{text:?} not in the fixture"))
+}
+
 fn check(py: &Interpreter) {
     let script = fixture("lock_names.py");
     let target = Target::start(py, &script, &[]);
@@ -89,7 +103,7 @@ fn check(py: &Interpreter) {
         "0",
         std::time::Duration::from_secs(10),
         |_, d| {
-            doc::findings(d, "deadlock").len() == 6
+            doc::findings(d, "deadlock").len() == DEADLOCKS
                 && doc::thread_by_name(d, "producer")["state"] == "lock_wait"
         },
     );
@@ -122,6 +136,34 @@ fn check(py: &Interpreter) {
     for name in ["service._stock_lock", "service._ledger_lock"] {
         assert!(has(lock_named(&d, name), name, "attribute"));
     }
+    // Globals whose class has `__slots__`: the slot's name, read through its descriptor.
+    for name in ["hot._lock", "cold._lock"] {
+        let l = lock_named(&d, name);
+        assert!(has(l, name, "attribute"), "{l:#}");
+        assert!(
+            has(l, "a._lock", "local") && has(l, "b._lock", "local"),
+            "{l:#}"
+        );
+    }
+    // asyncio locks: a module global and a registry entry.
+    assert!(has(lock_named(&d, "ledger"), "ledger", "global"));
+    assert!(has(
+        lock_named(&d, "ALOCKS['audit']"),
+        "ALOCKS['audit']",
+        "registry"
+    ));
+    for name in ["ledger", "ALOCKS['audit']"] {
+        assert_eq!(lock_named(&d, name)["kind"], "asyncio_lock");
+    }
+    let tasks = doc::findings(&d, "deadlock")
+        .into_iter()
+        .find(|f| !f["tasks"].as_array().unwrap().is_empty())
+        .unwrap_or_else(|| panic!("no task deadlock: {:#}", d["findings"]));
+    let advice = tasks["advice"].as_str().unwrap();
+    assert!(
+        advice.contains("ledger") && advice.contains("ALOCKS['audit']"),
+        "{advice}"
+    );
     // An object no global reaches: its class.
     for name in ["Pipeline._in_lock", "Pipeline._out_lock"] {
         assert!(has(lock_named(&d, name), name, "attribute"));
@@ -149,7 +191,11 @@ fn check(py: &Interpreter) {
     for part in [
         "\"teller-1\" takes checking.lock then savings.lock",
         "\"teller-2\" takes savings.lock then checking.lock",
-        "both in transfer lock_names.py:",
+        &format!(
+            "both in transfer(src, dst) lock_names.py:{}-{}",
+            line_of(&script, "with src.lock:"),
+            line_of(&script, "with dst.lock:")
+        ),
         "Thread(target=..., args=...)",
     ] {
         assert!(advice.contains(part), "{part:?} not in {advice}");
@@ -161,9 +207,9 @@ fn check(py: &Interpreter) {
     );
     let service = deadlock_of(&d, "restocker")["advice"].as_str().unwrap();
     for part in [
-        "\"restocker\" takes service._stock_lock (at InventoryService.restock lock_names.py:",
-        "then service._ledger_lock (at InventoryService._write_ledger lock_names.py:",
-        "\"auditor\" takes service._ledger_lock (at InventoryService.audit lock_names.py:",
+        "\"restocker\" takes service._stock_lock (at InventoryService.restock(self) lock_names.py:",
+        "then service._ledger_lock (at InventoryService._write_ledger(self) lock_names.py:",
+        "\"auditor\" takes service._ledger_lock (at InventoryService.audit(self) lock_names.py:",
     ] {
         // 3.8-3.10 code objects have no qualified name: the method alone.
         let part = if py.minor <= 10 {
@@ -185,6 +231,10 @@ fn check(py: &Interpreter) {
         "waits for mine <_thread.lock 0x",
         "waits for notify on jobs <queue 0x",
         "\"teller-1\" takes checking.lock then savings.lock",
+        "hot._lock (b._lock in sync) <_thread.lock 0x",
+        "both in sync(a, b) lock_names.py:",
+        "ledger (second in post) <asyncio.Lock 0x",
+        "ALOCKS['audit'] (second in post) <asyncio.Lock 0x",
     ] {
         assert!(text.contains(part), "{part:?} not in:\n{text}");
     }

@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{example, gridlock_bin, interpreters, Target};
+use support::{example, fixture, gridlock_bin, interpreters, Target};
 
 /// A tmux server of our own (private socket), killed on drop.
 struct Tmux {
@@ -163,6 +163,37 @@ fn top_shows_the_deadlock_moves_between_views_and_restores_the_terminal() {
         !s.contains("gridlock top pid") && s.trim_end().ends_with("PROMPT$")
     });
     assert_terminal_restored(&t);
+}
+
+/// A deadlock over locks that are attributes of module globals (`transfer(src, dst)` called
+/// with `checking` and `savings` swapped): the threads panel and the graph name them as the
+/// program does (`checking.lock`), not only as the frames do (`src.lock`, `dst.lock`).
+#[test]
+fn top_names_the_locks_as_the_program_does() {
+    if !tmux_available() {
+        eprintln!("SKIPPED: tmux is not installed (.ci/run installs it with apt-get)");
+        return;
+    }
+    let py = interpreters()
+        .into_iter()
+        .max_by_key(|i| (i.label.starts_with("3.12"), i.minor))
+        .unwrap();
+    let target = Target::start(&py, &fixture("lock_names.py"), &["bank"]);
+    let t = Tmux::start("names", 120, 30).expect("start tmux");
+    t.wait_for("the prompt", |s| s.contains("PROMPT$"));
+    t.keys(&[&format!("{} top {}", gridlock_bin(), target.pid), "Enter"]);
+    let s = t.wait_for("the tellers holding the program's locks", |s| {
+        s.contains("DEADLOCK") && s.contains("teller-1") && s.contains("checking.lock")
+    });
+    assert!(s.contains("savings.lock"), "{s}");
+    t.keys(&["Tab"]);
+    let s = t.wait_for("the graph view", |s| s.contains("══waits for══▶"));
+    assert!(
+        s.contains("checking.lock") && s.contains("savings.lock"),
+        "the graph names the locks as the program does:\n{s}"
+    );
+    t.keys(&["q"]);
+    t.wait_for("the prompt after q", |s| s.trim_end().ends_with("PROMPT$"));
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub fn thread(pid: i32, ident: u64, name: &str, wait: Option<(WaitKind, &str)>) 
         kernel: None,
         writes: Vec::new(),
         native_frames: Vec::new(),
+        native_frames_from: None,
     }
 }
 
@@ -86,5 +87,6 @@ pub fn snapshot(threads: Vec<Thread>, locks: Vec<Lock>) -> Snapshot {
         probe_edges: Vec::new(),
         pools: Default::default(),
         signals: Default::default(),
+        notes: Default::default(),
     }
 }

@@ -221,8 +221,14 @@ impl LoopTracker {
             locks: Vec::new(),
             edges,
             advice: Some(format!(
-                "A step of an event loop must not block for more than {:.0} ms: move blocking calls to a thread (await asyncio.to_thread(...) or loop.run_in_executor), and split CPU-bound work or run it in a process pool.",
-                opts.threshold.as_secs_f64() * 1000.0
+                "A step of an event loop must not block for more than {:.0} ms: move blocking calls to a thread ({}), and split CPU-bound work or run it in a process pool.",
+                opts.threshold.as_secs_f64() * 1000.0,
+                // A Twisted reactor's steps (`frameworks::twisted`'s keys).
+                if s.key.starts_with("twisted:") {
+                    "threads.deferToThread(...) or reactor.callInThread"
+                } else {
+                    "await asyncio.to_thread(...) or loop.run_in_executor"
+                }
             )),
             duration: Some(secs),
             ongoing: Some(ongoing),

@@ -333,6 +333,11 @@ impl Accumulator {
             ps
         };
         for p in &mut processes {
+            for note in last.notes.get(&p.pid).into_iter().flatten() {
+                if !p.notes.contains(note) {
+                    p.notes.push(note.clone());
+                }
+            }
             // Idle only where nothing was found: a deadlocked process is not idle.
             let involved = findings.iter().any(|f| {
                 matches!(f.kind, FindingKind::Deadlock | FindingKind::Stall)

@@ -1,6 +1,7 @@
 //! What a lock cycle's advice says: which thread took which lock first, by the program's
 //! names, and where that order came from (one function called with its arguments swapped,
-//! and who chose them; or two functions that nest the locks oppositely). It only reads a
+//! spelled with the parameters its code object names, and who chose them; or two functions
+//! that nest the locks oppositely, each site as its call). It only reads a
 //! finding's edges and the snapshot's stacks; it decides nothing about the cycle itself.
 
 use std::collections::HashMap;
@@ -61,7 +62,8 @@ pub fn lock_cycle_advice(snap: &Snapshot, threads: &[String], edges: &[Edge]) ->
         && function(&parts[0].first_site).is_some();
     let orders: Vec<String> = parts
         .iter()
-        .map(|p| {
+        .zip(threads)
+        .map(|(p, t)| {
             if same_function {
                 format!("{} takes {} then {}", p.thread, p.first, p.then)
             } else {
@@ -69,20 +71,25 @@ pub fn lock_cycle_advice(snap: &Snapshot, threads: &[String], edges: &[Edge]) ->
                     "{} takes {} (at {}) then {} (at {})",
                     p.thread,
                     p.first,
-                    p.first_site.as_deref().unwrap_or("an unknown site"),
+                    called(snap, t, &p.first_site),
                     p.then,
-                    p.then_site.as_deref().unwrap_or("an unknown site")
+                    called(snap, t, &p.then_site)
                 )
             }
         })
         .collect();
-    let orders = orders.join("; ");
     if !same_function {
         return Some(format!(
-            "{orders}: take these locks in one order in every place that nests them."
+            "{}: take these locks in one order in every place that nests them.",
+            orders.join("; ")
         ));
     }
+    let orders = orders.join(", ");
     let f = function(&parts[0].first_site).unwrap_or("?");
+    let signature = threads
+        .iter()
+        .find_map(|t| signature(snap, t, f))
+        .unwrap_or_else(|| f.to_string());
     let file_lines = lines(&parts);
     let callers: Vec<Option<String>> = threads.iter().map(|t| caller(snap, t, f)).collect();
     let chosen = if callers.iter().all(Option::is_none) {
@@ -100,7 +107,7 @@ pub fn lock_cycle_advice(snap: &Snapshot, threads: &[String], edges: &[Edge]) ->
     };
     let all = if parts.len() == 2 { "both" } else { "all" };
     Some(format!(
-        "{orders}, {all} in {f} {file_lines}, which takes the locks in the order of its arguments ({chosen}); choose one order (for example by id() or by a key of what the locks protect) before taking them."
+        "{orders}, {all} in {signature} {file_lines}, which takes the locks in the order of its arguments ({chosen}); choose one order (for example by id() or by a key of what the locks protect) before taking them."
     ))
 }
 
@@ -153,4 +160,33 @@ fn caller(snap: &Snapshot, thread: &str, function: &str) -> Option<String> {
 /// The function of a site (`transfer` of `transfer bank.py:12`).
 fn function(site: &Option<String>) -> Option<&str> {
     site.as_deref().and_then(|s| s.split(' ').next())
+}
+
+/// `transfer(src, dst)`: the function as its `def` names its parameters, read from the code
+/// object of the thread's frame of that function; `None` when no frame of it, or not its
+/// parameters, is known.
+fn signature(snap: &Snapshot, thread: &str, function: &str) -> Option<String> {
+    let frame = snap
+        .thread(thread)?
+        .frames
+        .iter()
+        .find(|f| f.function == function)?;
+    Some(format!(
+        "{function}({})",
+        frame.parameters.as_ref()?.join(", ")
+    ))
+}
+
+/// A site as the call it is in: `InventoryService.restock(self) lock_names.py:75`.
+fn called(snap: &Snapshot, thread: &str, site: &Option<String>) -> String {
+    let Some(site) = site else {
+        return "an unknown site".into();
+    };
+    match site.split_once(' ') {
+        Some((f, rest)) => match signature(snap, thread, f) {
+            Some(sig) => format!("{sig} {rest}"),
+            None => site.clone(),
+        },
+        None => site.clone(),
+    }
 }

@@ -269,6 +269,7 @@ mod tests {
             file: "threading.py".into(),
             line: 320,
             locals: None,
+            parameters: None,
         }];
         let w = t.waits_for.as_mut().unwrap();
         w.timed = true;

@@ -97,6 +97,7 @@ fn decode(dialect: Dialect, rf: &RawFrame) -> FrameFacts {
         file: code.filename.clone(),
         line: rf.instr.and_then(|u| code.line_at(u)).unwrap_or(0),
         locals: None,
+        parameters: code.parameters.clone(),
     };
     let index = rf
         .instr

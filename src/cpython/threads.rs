@@ -24,6 +24,9 @@ pub struct CodeInfo {
     pub instructions: Vec<Instruction>,
     pub exception_table: Vec<ExceptionEntry>,
     pub names: CodeNames,
+    /// Its parameters as the `def` names them (`co_varnames[:co_argcount + co_kwonlyargcount]`),
+    /// without `*args`/`**kwargs`; `None` when the counts read are not plausible.
+    pub parameters: Option<Vec<String>>,
     /// Slots before the value stack: locals (+ cells + frees).
     pub nlocalsplus: usize,
     pub stacksize: usize,
@@ -60,6 +63,17 @@ impl CodeInfo {
         self.acquires.get_or_init(|| {
             super::writes::acquire_spans(self.minor, &self.instructions, &self.names)
         })
+    }
+
+    /// Where it looks up one of `methods` on an expression (`X.callback`), as (instruction
+    /// index, method, `X`), in code order; decoded on each call.
+    pub fn method_lookups(&self, methods: &[&str]) -> Vec<(usize, String, super::writes::Guard)> {
+        super::writes::method_lookups(self.minor, &self.instructions, &self.names, methods)
+    }
+
+    /// The index of the instruction executing at `unit` (code units).
+    pub fn index_at(&self, unit: usize) -> Option<usize> {
+        bytecode::index_at(&self.instructions, unit)
     }
 
     /// Every write to a possibly shared location this code makes, decoded once.
@@ -348,6 +362,7 @@ impl<'a> Walker<'a> {
         let locals = objs
             .tuple_strings(mem.ptr(addr + offs.code_varnames)?)
             .unwrap_or_default();
+        let parameters = parameter_names(mem, addr + offs.code_argcount, &locals);
         let mut cells = Vec::new();
         if let (Some(c), Some(f)) = (offs.code_cellvars, offs.code_freevars) {
             cells.extend(objs.tuple_strings(mem.ptr(addr + c)?).unwrap_or_default());
@@ -387,6 +402,7 @@ impl<'a> Walker<'a> {
             name,
             instructions,
             exception_table,
+            parameters,
             names: CodeNames {
                 names,
                 locals,
@@ -604,4 +620,19 @@ impl<'a> Walker<'a> {
     pub fn take_cache(&mut self) -> HashMap<usize, Arc<CodeInfo>> {
         std::mem::take(&mut self.code_cache)
     }
+}
+
+/// The first `co_argcount + co_kwonlyargcount` local names: the parameters come first in
+/// `co_varnames` / `co_localsplusnames`. `None` when the counts are not plausible.
+fn parameter_names(
+    mem: &dyn ReadMemory,
+    argcount_at: usize,
+    locals: &[String],
+) -> Option<Vec<String>> {
+    // `co_posonlyargcount` sits between the two counts; positional-only ones are in argcount.
+    let args = usize::try_from(mem.i32(argcount_at).ok()?).ok()?;
+    let kwonly = usize::try_from(mem.i32(argcount_at + 8).ok()?).ok()?;
+    locals
+        .get(..args.checked_add(kwonly)?)
+        .map(<[String]>::to_vec)
 }

@@ -33,6 +33,7 @@ pub fn link(
         loops: Vec::new(),
         pools: Default::default(),
         signals: Default::default(),
+        notes: Default::default(),
     };
     let mut views = Vec::new();
     let mut pools = Vec::new();
@@ -45,6 +46,7 @@ pub fn link(
         out.tasks.extend(s.tasks);
         out.loops.extend(s.loops);
         out.signals.extend(s.signals);
+        out.notes.extend(s.notes);
         views.push((s.pid, s.mp));
         pools.push((s.pid, s.pools));
     }

@@ -4,11 +4,65 @@
 //! its wait is turned into a wait on the reactor (a `future` completed by that thread), a
 //! cycle the wait-for graph reports as a deadlock naming the reactor. Read-only; frames and
 //! their locals only. Versions are data: `SUPPORTED` is what it was checked on.
+//!
+//! - `deferreds`: the `inlineCallbacks` generators waiting on Deferreds, as tasks;
+//! - `reactor`: the reactor as an event loop (polling, or running which step).
 
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
-    lock_id, short_file, Evidence, Holder, Lock, LockKind, Thread, Wait, WaitKind, Waiter,
+    lock_id, short_file, EventLoop, Evidence, Holder, Lock, LockKind, Task, Thread, Wait, WaitKind,
+    Waiter,
 };
+
+pub mod deferreds;
+mod reactor;
+
+/// The Twisted part of one snapshot: its reactors' Deferred waits as tasks.
+#[derive(Debug, Default)]
+pub struct TwistedView {
+    pub tasks: Vec<Task>,
+    pub locks: Vec<Lock>,
+    /// The reactor as an event loop (kind: the reactor's class).
+    pub loops: Vec<EventLoop>,
+    pub notes: Vec<String>,
+}
+
+/// Read the process's Twisted state; empty when Twisted is not imported.
+pub fn read(
+    walker: &mut Walker,
+    interp: usize,
+    pid: i32,
+    raw: &[RawThread],
+    threads: &[Thread],
+) -> TwistedView {
+    let run = raw
+        .iter()
+        .zip(threads)
+        .find_map(|(rt, th)| reactor_run(walker, rt).map(|(main, r)| (rt, th, main, r)));
+    let lp = crate::asyncio::loop_id(pid, run.map(|r| r.3).unwrap_or(0));
+    let d = deferreds::read(walker, interp, pid, &lp, run.map(|r| r.3));
+    let loops = run
+        .map(|(rt, th, main, r)| reactor::event_loop(walker, pid, r, rt, th, main, d.tasks.len()))
+        .into_iter()
+        .collect();
+    TwistedView {
+        tasks: d.tasks,
+        locks: d.locks,
+        loops,
+        notes: d.notes,
+    }
+}
+
+/// The index of a thread's frame running a reactor (`ReactorBase.mainLoop`, else `run`),
+/// and the reactor (its `self`).
+fn reactor_run(walker: &Walker, rt: &RawThread) -> Option<(usize, usize)> {
+    rt.frames.iter().enumerate().rev().find_map(|(i, f)| {
+        let runs = in_twisted(&f.code.filename, "base.py")
+            && matches!(f.code.name.rsplit('.').next(), Some("run" | "mainLoop"));
+        runs.then(|| walker.local(f, "self").map(|r| (i, r)))
+            .flatten()
+    })
+}
 
 /// The Twisted releases this was checked on.
 pub const SUPPORTED: &str = "24.x-26.x";

@@ -44,6 +44,10 @@ pub enum Evidence {
     /// An event loop's ready queue (`_ready`) holds a handle whose callback completes the
     /// waited future or sets the waited event: only that loop's thread will run it.
     ReadyQueue,
+    /// A Twisted `Deferred`'s callbacks hold the `inlineCallbacks` generator (or coroutine)
+    /// waiting on it; who fires it: the generator it is the result of (`_CancellationStatus`),
+    /// or the one suspended generator whose code calls its `callback`/`errback` further on.
+    Deferred,
     Unknown,
 }
 
@@ -68,6 +72,7 @@ impl Evidence {
             Evidence::Fd => "fd",
             Evidence::Celery => "celery",
             Evidence::ReadyQueue => "ready_queue",
+            Evidence::Deferred => "deferred",
             Evidence::Unknown => "unknown",
         }
     }

@@ -11,6 +11,10 @@ pub struct Frame {
     /// With `--locals`: the frame's local variables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locals: Option<Vec<Local>>,
+    /// The function's parameters as its `def` names them (`src`, `dst`), for advice that
+    /// spells the call (`transfer(src, dst)`); not part of the document.
+    #[serde(skip)]
+    pub parameters: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -30,6 +34,17 @@ impl Frame {
 
 pub fn short_file(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Where a thread's native frames started from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NativeSource {
+    /// The stack pointer and program counter the kernel shows for the syscall the thread
+    /// sleeps in (`/proc/PID/task/TID/syscall`): read without stopping it.
+    Syscall,
+    /// Its registers, read while it was held in a brief ptrace stop (`--native`).
+    PtraceStop,
 }
 
 /// One native frame: the program counter or a return address, and the function symbol of

@@ -59,6 +59,10 @@ pub enum LockKind {
     /// A Twisted reactor, waited on for a call it would run (`blockingCallFromThread`):
     /// held by the thread running it.
     Reactor,
+    /// A Twisted `Deferred` an `inlineCallbacks` generator or `ensureDeferred` coroutine
+    /// waits on: fired by the generator whose Deferred it is, or by whichever suspended
+    /// generator's code calls its `callback` later (its holders; unknown when neither).
+    Deferred,
 }
 
 impl LockKind {
@@ -94,6 +98,7 @@ impl LockKind {
             LockKind::TrioSemaphore => "trio_semaphore",
             LockKind::Channel => "channel",
             LockKind::Reactor => "reactor",
+            LockKind::Deferred => "deferred",
         }
     }
 

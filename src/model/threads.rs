@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::evidence::Evidence;
-use super::frames::{Frame, NativeFrame};
+use super::frames::{Frame, NativeFrame, NativeSource};
 use super::writes::WriteAccess;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -90,6 +90,9 @@ pub struct Thread {
     /// first, down to the interpreter loop that runs its innermost Python frame.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub native_frames: Vec<NativeFrame>,
+    /// How `native_frames` were started: from the syscall's registers, or in a ptrace stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native_frames_from: Option<NativeSource>,
 }
 
 impl Thread {

@@ -4,7 +4,8 @@
 //! the function symbol of its binary that covers it (`.symtab`, else `.dynsym`, through
 //! `object`). It reads the files it is handed and the target's memory through `ReadMemory`:
 //! it opens nothing by path, knows no CPython (the caller says which frame to stop before)
-//! and never stops or writes to a thread. Every file read and the frame count are bounded.
+//! and never stops or writes to a thread (a caller that stopped one hands its registers in).
+//! Every file read and the frame count are bounded.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -225,6 +226,19 @@ impl Process<'_> {
         sp: u64,
         stop_before: &dyn Fn(&str) -> bool,
     ) -> Unwound {
+        self.unwind_with_bp(mem, pc, sp, 0, stop_before)
+    }
+
+    /// As `unwind`, for a thread whose frame pointer `bp` is known too (its registers were
+    /// read in a ptrace stop); 0 when not known.
+    pub fn unwind_with_bp<M: ReadMemory + ?Sized>(
+        &mut self,
+        mem: &M,
+        pc: u64,
+        sp: u64,
+        bp: u64,
+        stop_before: &dyn Fn(&str) -> bool,
+    ) -> Unwound {
         let mut reads = 0usize;
         let mut read_stack = |addr: u64| {
             reads += 1;
@@ -233,7 +247,7 @@ impl Process<'_> {
             }
             mem.u64(addr as usize).map_err(|_| ())
         };
-        let mut regs = UnwindRegsX86_64::new(pc, sp, 0);
+        let mut regs = UnwindRegsX86_64::new(pc, sp, bp);
         let mut address = FrameAddress::from_instruction_pointer(pc);
         let mut scanned = false;
         let mut scans = 0;
@@ -263,12 +277,19 @@ impl Process<'_> {
                 .unwind_frame(address, &mut regs, self.cache, &mut read_stack);
             // framehop ends at a frame-pointer frame whose `rbp` it does not know (0) as at
             // the stack's root: both are passed by a scan, while scans are left.
+            // A return address outside every mapped binary is a rule misread (libffi's
+            // `ffi_call_unix64` keeps its frame at `rbp+16`, not where a frame-pointer rule
+            // looks): passed by a scan too.
             let ra = match next {
-                Ok(Some(ra)) => ra,
-                Ok(None) | Err(_) if scans < MAX_SCANS => {
+                Ok(Some(ra)) if self.in_a_binary(ra) => ra,
+                Ok(_) | Err(_) if scans < MAX_SCANS => {
                     scans += 1;
                     let Some((ra, slot)) = self.scan_for_return(mem, regs.sp()) else {
-                        break if next.is_ok() { End::Root } else { End::Lost };
+                        break if matches!(next, Ok(None)) {
+                            End::Root
+                        } else {
+                            End::Lost
+                        };
                     };
                     // A frame-pointer frame keeps its caller's `rbp` just below the return address.
                     let bp = mem.u64(slot as usize - 8).unwrap_or(0);
@@ -277,7 +298,7 @@ impl Process<'_> {
                     ra
                 }
                 Ok(None) => break End::Root,
-                Err(_) => break End::Lost,
+                Ok(Some(_)) | Err(_) => break End::Lost,
             };
             match FrameAddress::from_return_address(ra) {
                 Some(a) => address = a,
@@ -285,6 +306,10 @@ impl Process<'_> {
             }
         };
         Unwound { frames, end }
+    }
+
+    fn in_a_binary(&self, address: u64) -> bool {
+        self.modules.iter().any(|m| m.0.contains(&address))
     }
 
     /// The first word at or above `sp` (within `SCAN_WORDS`) that is a return address: it

@@ -51,11 +51,23 @@ pub fn socket_label(doc: &Document, lock: &Lock, wait_name: Option<&str>) -> Opt
     let address = lock.name.as_deref()?;
     let what = wait_name.unwrap_or(address);
     if !is_listener(lock) {
-        // A connection linked to its peer: its name is its two addresses.
-        return Some(match wait_name {
-            Some(w) => format!("{w} ({address})"),
-            None => address.to_string(),
-        });
+        // A connection: named by its two addresses; its other end's holders only when the
+        // report does not show them (a process outside it), as a finding's edges do that.
+        let mut label = match wait_name {
+            Some(w) if !w.contains(address) => format!("{w} ({address})"),
+            _ => what.to_string(),
+        };
+        let outside: Vec<String> = lock
+            .holders
+            .iter()
+            .filter_map(|h| h.process)
+            .filter(|p| !doc.processes.iter().any(|x| x.pid == *p))
+            .map(|p| holder_label(doc, lock, p))
+            .collect();
+        if !outside.is_empty() {
+            label.push_str(&format!(", other end held by {}", outside.join(" and ")));
+        }
+        return Some(label);
     }
     let holders: Vec<String> = lock
         .holders

@@ -308,6 +308,13 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                             let by = node_label(doc, &c.to);
                             let ev = style.dim(&format!("[{}]", c.evidence.as_str()));
                             match (&c.site, first) {
+                                (Some(site), _) if c.evidence == Evidence::Deferred => writeln!(
+                                    out,
+                                    "    fired by {by}, whose code calls it next at {site}  {ev}"
+                                )?,
+                                (None, _) if c.evidence == Evidence::Deferred => {
+                                    writeln!(out, "    fired when {by} returns  {ev}")?
+                                }
                                 (Some(site), _) => {
                                     writeln!(out, "    running on {by}, now at {site}  {ev}")?
                                 }
@@ -588,7 +595,8 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
             writeln!(out, "      kernel state unknown: {why}")?;
         }
         holds_and_stack(doc, style, &t.holds, &t.frames, "      ", out)?;
-        native_stack(style, &t.native_frames, "      ", out)?;
+        let stopped = t.native_frames_from == Some(NativeSource::PtraceStop);
+        native_stack(style, &t.native_frames, stopped, "      ", out)?;
         for f in t.frames.iter().filter(|f| f.locals.is_some()) {
             writeln!(
                 out,
@@ -609,6 +617,7 @@ fn threads<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<(
 fn native_stack<W: Write>(
     style: &Style,
     frames: &[NativeFrame],
+    stopped: bool,
     indent: &str,
     out: &mut W,
 ) -> io::Result<()> {
@@ -621,7 +630,9 @@ fn native_stack<W: Write>(
     } else {
         String::new()
     };
-    let line = format!("native: {}{more}", shown.join("  <-  "));
+    // Frames read in a ptrace stop (`--native`) say so: the thread was held for them.
+    let from = if stopped { " (ptrace stop)" } else { "" };
+    let line = format!("native{from}: {}{more}", shown.join("  <-  "));
     writeln!(out, "{indent}{}", style.dim(&line))
 }
 

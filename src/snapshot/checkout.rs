@@ -91,6 +91,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     file: rf.code.filename.clone(),
                     line: rf.instr.and_then(|u| rf.code.line_at(u)).unwrap_or(0),
                     locals: None,
+                    parameters: rf.code.parameters.clone(),
                 };
                 let mut candidates: Vec<(usize, Option<String>, u32)> = Vec::new();
                 for w in self.walker.active_withs(rf) {

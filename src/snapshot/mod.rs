@@ -332,7 +332,15 @@ fn take_cached(
         }
     }
     if frozen.is_none() {
-        native_frames::attach(pid, &mut threads, kernel, walker.objs.mem, binaries);
+        let stop_running = target.read.native;
+        let mem = walker.objs.mem;
+        if let Some(note) =
+            native_frames::attach(pid, &mut threads, kernel, mem, binaries, stop_running)
+        {
+            if !target.process.notes.contains(&note) {
+                target.process.notes.push(note);
+            }
+        }
     }
     builder.find_checkouts(&raw, &mut threads);
     if let Some(mp) = builder.mp.as_mut() {
@@ -370,6 +378,16 @@ fn take_cached(
     locks.extend(trio.locks);
     tasks.extend(trio.tasks);
     loops.extend(trio.loops);
+    let twisted =
+        crate::frameworks::twisted::read(&mut walker, target.interpreter, pid, &raw, &threads);
+    for note in twisted.notes {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
+    locks.extend(twisted.locks);
+    tasks.extend(twisted.tasks);
+    loops.extend(twisted.loops);
     tasks.extend(crate::frameworks::celery::read(
         &walker,
         target.interpreter,
@@ -414,6 +432,7 @@ fn take_cached(
         signals: crate::target::signals::caught_mask(pid)
             .map(|m| BTreeMap::from([(pid, m)]))
             .unwrap_or_default(),
+        notes: BTreeMap::new(),
     })
 }
 

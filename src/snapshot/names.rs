@@ -1,7 +1,8 @@
 //! Which name does the program itself give a lock? A module global (`checking`), an
-//! attribute path from one (`checking.lock`, `service._stock_lock`), an entry of a
-//! module-level dict, list or tuple (`LOCKS['users']`), or else an attribute of the `self`
-//! a holding or waiting thread's frame holds (`InventoryService._stock_lock`).
+//! attribute path from one (`checking.lock`, `service._stock_lock`, through instance dicts,
+//! `__slots__` and class attributes), an entry of a module-level dict, list or tuple
+//! (`LOCKS['users']`), or else an attribute of the `self` a holding or waiting thread's
+//! frame holds (`InventoryService._stock_lock`).
 //!
 //! Found from outside by one breadth-first walk, shortest paths first, from the `f_globals`
 //! of the blocked threads' frames (names there are unqualified) and then every module of
@@ -68,6 +69,8 @@ const SEARCH_EVERY: Duration = Duration::from_secs(1);
 enum Step {
     /// A global or an attribute, by its key object (a str).
     Attr(usize),
+    /// A `__slots__` attribute: its name object and its offset in the instance.
+    Slot(usize, usize),
     /// A dict entry, by its key object.
     Item(usize),
     Index(usize),
@@ -236,6 +239,7 @@ fn hop_holds(objs: &Objects, hop: &Hop) -> bool {
         Step::Attr(k) | Step::Item(k) => entries(objs, hop.container)
             .iter()
             .any(|&(key, v)| key == k && v == hop.child),
+        Step::Slot(_, offset) => objs.slot_value(hop.container, offset) == Some(hop.child),
         Step::Through => entries(objs, hop.container)
             .iter()
             .any(|&(_, v)| v == hop.child),
@@ -309,6 +313,8 @@ struct Walk<'o, 'a> {
     /// frames' own globals), and its dict.
     root_modules: Vec<Option<usize>>,
     root_dicts: Vec<usize>,
+    /// Per type: its `__slots__` members (name object, offset), read once.
+    slots: HashMap<usize, Vec<(usize, usize)>>,
 }
 
 impl<'o, 'a> Walk<'o, 'a> {
@@ -324,6 +330,7 @@ impl<'o, 'a> Walk<'o, 'a> {
             started: Instant::now(),
             root_modules: Vec::new(),
             root_dicts: Vec::new(),
+            slots: HashMap::new(),
         }
     }
 
@@ -501,6 +508,20 @@ impl<'o, 'a> Walk<'o, 'a> {
                         self.child(Some(n), root, obj, Step::Attr(k), v, depth + 1, queue);
                     }
                 }
+                let Ok(ty) = objs.type_of(obj) else {
+                    return;
+                };
+                let slots = self
+                    .slots
+                    .entry(ty)
+                    .or_insert_with(|| objs.slot_members(ty))
+                    .clone();
+                for (k, offset) in slots {
+                    if let Some(v) = objs.slot_value(obj, offset) {
+                        let step = Step::Slot(k, offset);
+                        self.child(Some(n), root, obj, step, v, depth + 1, queue);
+                    }
+                }
             }
         }
     }
@@ -539,7 +560,7 @@ impl<'o, 'a> Walk<'o, 'a> {
         let mut registry = false;
         for (i, hop) in hops.iter().enumerate() {
             match hop.step {
-                Step::Attr(k) => {
+                Step::Attr(k) | Step::Slot(k, _) => {
                     let s = self.objs.str(k).ok()?;
                     if !is_identifier(&s) {
                         return None;
@@ -628,7 +649,14 @@ fn owner_attributes(
             let Some(me) = walker.local(f, "self") else {
                 continue;
             };
-            for (k, v) in objs.instance_entries(me).unwrap_or_default() {
+            let slots = objs
+                .type_of(me)
+                .map(|ty| objs.slot_members(ty))
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, offset)| Some((k, objs.slot_value(me, offset)?)));
+            let attrs = objs.instance_entries(me).unwrap_or_default();
+            for (k, v) in attrs.into_iter().chain(slots) {
                 if !unnamed.contains_key(&v) || out.contains_key(&v) {
                     continue;
                 }

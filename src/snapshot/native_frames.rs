@@ -3,14 +3,18 @@
 //! model, or any syscall while it holds the GIL) is unwound from the stack pointer and
 //! program counter its `syscall` file shows (`native::unwind`), down to the interpreter loop.
 //! A thread waiting on a Python object gets none: a 300-thread dump of Python waits reads no
-//! native frame. It never stops a thread; a live process only (a core's files are not at hand).
+//! native frame. Only with `--native` is a running thread (no registers in `/proc`) stopped,
+//! one at a time and briefly (`target::ptrace_stop`), and unwound from the registers and the
+//! stack copy taken in that stop. A live process only (a core's files are not at hand).
 
 use std::collections::HashMap;
 
 use crate::cpython::eval_loop::runs_python_frames;
+use crate::error::Result;
 use crate::memory::ReadMemory;
-use crate::model::{NativeFrame, Thread, ThreadState, WaitKind};
-use crate::native::unwind::{Binaries, MappedBinary};
+use crate::model::{NativeFrame, NativeSource, Thread, ThreadState, WaitKind};
+use crate::native::unwind::{Binaries, MappedBinary, Unwound};
+use crate::target::ptrace_stop::{self, StopFailure};
 use crate::target::{elf, procfs};
 use procfs::KernelThread;
 
@@ -28,14 +32,16 @@ fn below_python(t: &Thread) -> bool {
         )
 }
 
-/// Fill `native_frames` of every thread of `threads` asleep in a syscall below Python.
+/// Fill `native_frames` of every thread of `threads` asleep in a syscall below Python, and
+/// with `stop_running` of every running thread. Returns a note when ptrace was refused.
 pub(super) fn attach<M: ReadMemory + ?Sized>(
     pid: i32,
     threads: &mut [Thread],
     kernel: &HashMap<i32, KernelThread>,
     mem: &M,
     binaries: &mut Binaries,
-) {
+    stop_running: bool,
+) -> Option<String> {
     let regs = |t: &Thread| {
         let k = kernel.get(&t.native_id?)?;
         let s = k
@@ -50,8 +56,17 @@ pub(super) fn attach<M: ReadMemory + ?Sized>(
         .filter(|(_, t)| below_python(t))
         .filter_map(|(i, t)| Some((i, regs(t)?)))
         .collect();
-    if wanted.is_empty() {
-        return;
+    let running: Vec<(usize, i32)> = threads
+        .iter()
+        .enumerate()
+        .filter(|_| stop_running)
+        .filter_map(|(i, t)| {
+            let tid = t.native_id?;
+            (kernel.get(&tid)?.state == 'R').then_some((i, tid))
+        })
+        .collect();
+    if wanted.is_empty() && running.is_empty() {
+        return None;
     }
     let maps = procfs::maps(pid);
     let mapped = mapped_binaries(&maps);
@@ -63,17 +78,83 @@ pub(super) fn attach<M: ReadMemory + ?Sized>(
     });
     for (i, (pc, sp)) in wanted {
         let unwound = process.unwind(mem, pc, sp, &runs_python_frames);
-        threads[i].native_frames = unwound
-            .frames
-            .into_iter()
-            .map(|f| NativeFrame {
-                address: format!("{:#x}", f.address),
-                offset: f.symbol.as_ref().map(|s| s.1),
-                symbol: f.symbol.map(|s| s.0),
-                module: f.module,
-                scanned: f.scanned,
-            })
-            .collect();
+        set_frames(&mut threads[i], unwound, NativeSource::Syscall);
+    }
+    if running.is_empty() {
+        return None;
+    }
+    // The binaries are read above: a thread is held only for its registers and stack copy.
+    let tids: Vec<i32> = running.iter().map(|r| r.1).collect();
+    let mut note = None;
+    for (tid, result) in ptrace_stop::registers_of(pid, &tids) {
+        let Some(&(i, _)) = running.iter().find(|r| r.1 == tid) else {
+            continue;
+        };
+        match result {
+            Ok(stopped) => {
+                let overlay = StackCopy {
+                    base: stopped.sp,
+                    bytes: &stopped.stack,
+                    rest: mem,
+                };
+                let (pc, sp, bp) = (stopped.pc, stopped.sp, stopped.bp);
+                let unwound = process.unwind_with_bp(&overlay, pc, sp, bp, &runs_python_frames);
+                set_frames(&mut threads[i], unwound, NativeSource::PtraceStop);
+            }
+            Err(StopFailure::NotPermitted) => {
+                note = Some(
+                    "--native: ptrace was refused, so running threads have no native frames \
+                     (run as the target's user or root, with kernel.yama.ptrace_scope 0 or \
+                     CAP_SYS_PTRACE)"
+                        .to_string(),
+                );
+            }
+            Err(StopFailure::Timeout) => {
+                note = Some(format!(
+                    "--native: thread {tid} did not stop within {} ms; it and the threads \
+                     after it were let go without native frames",
+                    ptrace_stop::STOP_TIMEOUT.as_millis()
+                ));
+            }
+            Err(StopFailure::Gone | StopFailure::Failed(_)) => {}
+        }
+    }
+    note
+}
+
+fn set_frames(t: &mut Thread, unwound: Unwound, from: NativeSource) {
+    t.native_frames = unwound
+        .frames
+        .into_iter()
+        .map(|f| NativeFrame {
+            address: format!("{:#x}", f.address),
+            offset: f.symbol.as_ref().map(|s| s.1),
+            symbol: f.symbol.map(|s| s.0),
+            module: f.module,
+            scanned: f.scanned,
+        })
+        .collect();
+    t.native_frames_from = Some(from);
+}
+
+/// The target's memory with a thread's stack as copied while it was stopped: reads inside
+/// the copy are served from it (the thread has run on since), the rest from the target.
+struct StackCopy<'a, M: ?Sized> {
+    base: u64,
+    bytes: &'a [u8],
+    rest: &'a M,
+}
+
+impl<M: ReadMemory + ?Sized> ReadMemory for StackCopy<'_, M> {
+    fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
+        let start = (addr as u64).wrapping_sub(self.base) as usize;
+        match self.bytes.get(start..start.saturating_add(buf.len())) {
+            Some(copy) if addr as u64 >= self.base => {
+                buf.copy_from_slice(copy);
+                Ok(())
+            }
+            _ => self.rest.read_into(addr, buf),
+        }
     }
 }
 

@@ -30,6 +30,9 @@ pub struct Snapshot {
     pub pools: PoolView,
     /// Per process: the signals it catches (`SigCgt`), read at this snapshot.
     pub signals: BTreeMap<i32, u64>,
+    /// Per process: what this sample's linking could not follow (a connection's other end
+    /// outside the report), shown with the process.
+    pub notes: BTreeMap<i32, Vec<String>>,
 }
 
 impl Snapshot {

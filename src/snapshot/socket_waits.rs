@@ -2,7 +2,9 @@
 //! thread in `accept` waits on its listening address, for whoever connects (nobody known: not
 //! blocked); a thread in `connect` to a local listener waits for the processes holding that
 //! listener (one of them has to `accept`); a `recv`/`send`/`connect` to another host is an
-//! I/O wait naming that host's address. Connections between local processes are linked by
+//! I/O wait naming that host's address, waited for as long as the connection has been silent
+//! (`tcp_info`); a `recv`/`send` to a local peer nothing linked names
+//! the connection and the processes holding its other end. Connections between local processes are linked by
 //! `crossproc` (`--tree`) first; this file only fills what is left. What the kernel says is
 //! `crate::kernel::sockets`'; this file only turns it into waits and locks.
 
@@ -29,6 +31,15 @@ enum SocketWait {
         what: &'static str,
         to: SocketAddress,
     },
+    /// A `recv`/`send` on a connection whose other end is a local socket that no watched
+    /// process links (plain `dump`, or a peer outside the tree): its holders are named, and
+    /// the wait is not called blocked, as the peer's own state is not read.
+    LocalPeer {
+        what: &'static str,
+        peer: u64,
+        connection: String,
+        holders: Vec<i32>,
+    },
 }
 
 /// Link the socket waits of `snap`'s threads that nothing linked yet. `tree` is every process
@@ -37,7 +48,10 @@ pub fn link(snap: &mut Snapshot, tree: &[i32]) {
     let python: HashSet<i32> = snap.threads.iter().map(|t| t.pid).collect();
     let mut tables: HashMap<i32, SocketTable> = HashMap::new();
     let mut locks: BTreeMap<String, Lock> = BTreeMap::new();
-    for t in snap.threads.iter_mut() {
+    let mut notes: Vec<(i32, String)> = Vec::new();
+    // Threads waiting on another host, by index, with their socket's inode.
+    let mut remote: Vec<(usize, u64)> = Vec::new();
+    for (index, t) in snap.threads.iter_mut().enumerate() {
         if t.waits_for.is_some() || t.state != ThreadState::IoWait {
             continue;
         }
@@ -84,17 +98,62 @@ pub fn link(snap: &mut Snapshot, tree: &[i32]) {
                     None => continue,
                 }
             }
-            _ => match table.remote_host(inode) {
-                Some(to) => SocketWait::Remote {
+            _ => match (table.remote_host(inode), table.peer(inode)) {
+                (Some(to), _) => SocketWait::Remote {
                     what,
                     to: to.clone(),
                 },
-                None => continue,
+                (None, Some(peer)) => SocketWait::LocalPeer {
+                    what,
+                    peer,
+                    connection: table
+                        .describe(inode)
+                        .unwrap_or_else(|| Channel::Socket(inode).id()),
+                    holders: sockets::holders(peer, tree),
+                },
+                (None, None) => continue,
             },
         };
+        if let SocketWait::LocalPeer { holders, .. } = &wait {
+            let outside: Vec<String> = holders
+                .iter()
+                .filter(|p| !tree.contains(p))
+                .map(|p| format!("pid {p}"))
+                .collect();
+            if !outside.is_empty() {
+                let thread = t.name.as_deref().unwrap_or("?");
+                notes.push((
+                    t.pid,
+                    format!(
+                        "thread {thread:?} waits on a connection whose other end {} holds, outside this report: dump it too (or a common parent with --tree) to know whether it can answer",
+                        outside.join(" and ")
+                    ),
+                ));
+            }
+        }
+        if matches!(wait, SocketWait::Remote { .. }) {
+            remote.push((index, inode));
+        }
         link_wait(t, inode, wait, &python, &mut locks);
     }
+    // How long a remote connection has been silent, from the kernel: a single dump knows it.
+    let inodes: Vec<u64> = remote.iter().map(|&(_, i)| i).collect();
+    if let Ok(silence) = crate::target::sockdiag::tcp_silence(&inodes) {
+        for (index, inode) in remote {
+            if let (Some(quiet), Some(w)) =
+                (silence.get(&inode), snap.threads[index].waits_for.as_mut())
+            {
+                w.waited_s = Some(Seconds(quiet.as_secs_f64()));
+            }
+        }
+    }
     snap.locks.extend(locks.into_values());
+    for (pid, note) in notes {
+        let notes = snap.notes.entry(pid).or_default();
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
 }
 
 fn link_wait(
@@ -104,6 +163,7 @@ fn link_wait(
     python: &HashSet<i32>,
     locks: &mut BTreeMap<String, Lock>,
 ) {
+    let mut peer_inode = None;
     let (socket, name, address, holders, blocked) = match &wait {
         SocketWait::Accept(at) => {
             let at = at
@@ -123,6 +183,21 @@ fn link_wait(
             // Stuck only while every process that could accept is one gridlock reads.
             !holders.is_empty() && holders.iter().all(|p| python.contains(p)),
         ),
+        SocketWait::LocalPeer {
+            what,
+            peer,
+            connection,
+            holders,
+        } => {
+            peer_inode = Some(*peer);
+            (
+                inode,
+                format!("{what} {connection}"),
+                connection.clone(),
+                holders.clone(),
+                false,
+            )
+        }
         SocketWait::Remote { what, to } => (
             inode,
             format!("{what} {to}, a remote host"),
@@ -164,6 +239,7 @@ fn link_wait(
         module: None,
         shared: Some(Shared {
             inode: Some(socket),
+            peer_inode,
             path: Some(address),
             processes: holders.clone(),
             commands: holders

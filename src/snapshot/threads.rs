@@ -365,6 +365,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             }),
             writes,
             native_frames: Vec::new(),
+            native_frames_from: None,
         }
     }
 
@@ -379,6 +380,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     file: r.code.filename.clone(),
                     locals: self.with_locals.then(|| self.local_values(r)),
                     line: r.instr.and_then(|u| r.code.line_at(u)).unwrap_or(0),
+                    parameters: r.code.parameters.clone(),
                 },
             })
             .collect()

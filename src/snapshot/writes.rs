@@ -301,6 +301,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             file: code.filename.clone(),
             line: w.line.unwrap_or(0),
             locals: None,
+            parameters: None,
         }
         .site();
         let adds_or_takes = matches!(

@@ -1,11 +1,13 @@
 //! The live process: attaching (through py-spy for interpreter discovery),
-//! memory access and what `/proc` says about it. Read-only; nothing here stops the target.
+//! memory access and what `/proc` says about it. Read-only; nothing here stops the target
+//! but `ptrace_stop`, and that only when the verb opted in (`--native`).
 
 pub mod discovery;
 pub mod elf;
 pub mod frozen;
 pub mod namespaces;
 pub mod procfs;
+pub mod ptrace_stop;
 pub mod signals;
 pub mod sockdiag;
 pub mod taskfiles;
@@ -28,6 +30,8 @@ pub struct ReadOptions {
     pub cross_process: bool,
     /// The shared locations each thread writes (`record`, `run`: race candidates).
     pub writes: bool,
+    /// Native frames of running threads too, each stopped briefly with ptrace (`--native`).
+    pub native: bool,
 }
 
 pub struct Target {

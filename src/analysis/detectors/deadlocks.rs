@@ -236,10 +236,16 @@ fn future_deadlock(
         set_cycle(&mut f, snap, threads, tasks, locks, edges, pids);
         return f;
     }
-    let trio = !tasks.is_empty()
-        && tasks
-            .iter()
-            .all(|t| snap.task(t).is_some_and(|t| t.framework == Framework::Trio));
+    let all_of = |fw: Framework| {
+        !tasks.is_empty()
+            && tasks
+                .iter()
+                .all(|t| snap.task(t).is_some_and(|t| t.framework == fw))
+    };
+    let (trio, twisted) = (all_of(Framework::Trio), all_of(Framework::Twisted));
+    let deferred = locks
+        .iter()
+        .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Deferred));
     let mut f = finding(
         FindingKind::Deadlock,
         format!("deadlock:{}", key.join(",")),
@@ -248,15 +254,24 @@ fn future_deadlock(
             match (threads.is_empty(), tasks.is_empty()) {
                 (false, true) => "threads",
                 (true, false) if trio => "trio tasks",
+                (true, false) if twisted => "Twisted inlineCallbacks",
                 (true, false) => "asyncio tasks",
                 _ => "threads and tasks",
             },
-            if channel { "memory channel" } else { "future" },
+            if channel {
+                "memory channel"
+            } else if deferred {
+                "Deferred"
+            } else {
+                "future"
+            },
             describe_waits(snap, &edges).join("; ")
         ),
     );
     let on_loop = edges.iter().any(|e| e.evidence == Evidence::ReadyQueue);
-    f.advice = Some(if channel {
+    f.advice = Some(if deferred {
+        "Each inlineCallbacks generator (or coroutine) waits for a Deferred that only another one of the cycle fires, after its own wait: fire it before waiting (or from code that does not wait on the others), or wait with a timeout (addTimeout).".into()
+    } else if channel {
         "A channel's other side is held only by tasks that wait for the waiter (or for what it holds): release what the other side needs before waiting on the channel, or give the channel to a task that does not wait.".into()
     } else if on_loop {
         "Only the event loop's thread can run the callback that completes this wait, and that thread is blocked: never join, lock or wait for a thread from inside a loop step while that thread waits for the loop (await asyncio.to_thread(...) or loop.run_in_executor instead of a blocking join or lock).".into()

@@ -101,6 +101,17 @@ pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
                     party(snap, &next.unwrap().to)
                 )
             }
+            EdgeVia::WaitsFor
+                if snap
+                    .lock(&e.to)
+                    .is_some_and(|l| l.kind == LockKind::Deferred) =>
+            {
+                let what = lock_label(snap, &e.to);
+                match next.filter(|n| n.via == EdgeVia::CompletedBy) {
+                    Some(n) => format!("{from} waits for {what}, fired by {}", party(snap, &n.to)),
+                    None => format!("{from} waits for {what}"),
+                }
+            }
             EdgeVia::WaitsFor if snap.lock(&e.to).is_some_and(|l| l.kind == LockKind::Future) => {
                 let what = lock_label(snap, &e.to);
                 match next.filter(|n| n.via == EdgeVia::CompletedBy) {

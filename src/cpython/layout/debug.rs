@@ -42,6 +42,7 @@ pub fn from_debug_offsets(
     o.code_linetable = d.need("code_object", "linetable")?;
     o.code_firstlineno = d.need("code_object", "firstlineno")?;
     o.code_varnames = d.need("code_object", "localsplusnames")?;
+    o.code_argcount = d.need("code_object", "argcount")?;
     o.code_bytecode = Bytecode::Inline(d.need("code_object", "co_code_adaptive")?);
     o.tuple_items = d.need("tuple_object", "ob_item")?;
     o.str_ascii_data = d.need("unicode_object", "asciiobject_size")?;

@@ -77,6 +77,9 @@ pub struct Offsets {
     pub code_cellvars: Option<usize>,
     pub code_freevars: Option<usize>,
     pub code_nlocals: usize,
+    /// `co_argcount`; `co_kwonlyargcount` is two ints later (after `co_posonlyargcount`)
+    /// in every version.
+    pub code_argcount: usize,
     /// 3.11+: `co_nlocalsplus` (locals + cells + frees, before the value stack).
     pub code_nlocalsplus: Option<usize>,
     pub code_stacksize: usize,

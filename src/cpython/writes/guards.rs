@@ -85,33 +85,7 @@ pub(super) fn acquire_spans(
 ) -> Vec<(usize, usize, Guard)> {
     // Found at the method lookup, not the call: the call's arguments can be anything
     // (`X.acquire(timeout=-1 if d is None else d)`), the lookup is on a name chain.
-    let calls: Vec<(usize, String, Guard)> = instructions
-        .iter()
-        .enumerate()
-        .filter_map(|(k, ins)| {
-            let arg = ins.arg as usize;
-            let idx = match ins.name {
-                "LOAD_METHOD" => arg,
-                "LOAD_ATTR" if minor >= 12 => arg >> 1,
-                "LOAD_ATTR" => arg,
-                _ => return None,
-            };
-            let method = names.names.get(idx)?;
-            if !matches!(method.as_str(), "acquire" | "release") {
-                return None;
-            }
-            let receiver = evaluate_before(minor, instructions, k, names)
-                .and_then(|st| st.into_iter().last().flatten())?;
-            Some((
-                k,
-                method.clone(),
-                Guard {
-                    text: Some(receiver.text),
-                    path: receiver.path,
-                },
-            ))
-        })
-        .collect();
+    let calls = method_lookups(minor, instructions, names, &["acquire", "release"]);
     let mut out = Vec::new();
     for (a, method, guard) in &calls {
         if method != "acquire" {
@@ -125,4 +99,41 @@ pub(super) fn acquire_spans(
         out.push((*a, end, guard.clone()));
     }
     out
+}
+
+/// Where code looks up one of `methods` on an expression (`X.callback` before its call), as
+/// (lookup instruction index, method, `X`), in code order.
+pub(super) fn method_lookups(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+    methods: &[&str],
+) -> Vec<(usize, String, Guard)> {
+    instructions
+        .iter()
+        .enumerate()
+        .filter_map(|(k, ins)| {
+            let arg = ins.arg as usize;
+            let idx = match ins.name {
+                "LOAD_METHOD" => arg,
+                "LOAD_ATTR" if minor >= 12 => arg >> 1,
+                "LOAD_ATTR" => arg,
+                _ => return None,
+            };
+            let method = names.names.get(idx)?;
+            if !methods.contains(&method.as_str()) {
+                return None;
+            }
+            let receiver = evaluate_before(minor, instructions, k, names)
+                .and_then(|st| st.into_iter().last().flatten())?;
+            Some((
+                k,
+                method.clone(),
+                Guard {
+                    text: Some(receiver.text),
+                    path: receiver.path,
+                },
+            ))
+        })
+        .collect()
 }

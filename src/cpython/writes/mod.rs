@@ -30,5 +30,16 @@ pub fn acquire_spans(
     guards::acquire_spans(minor, instructions, names)
 }
 
+/// Where a code object looks up one of `methods` on an expression, as (lookup instruction
+/// index, method, the expression), in code order.
+pub fn method_lookups(
+    minor: u8,
+    instructions: &[crate::cpython::bytecode::Instruction],
+    names: &crate::cpython::bytecode::CodeNames,
+    methods: &[&str],
+) -> Vec<(usize, String, Guard)> {
+    guards::method_lookups(minor, instructions, names, methods)
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,428 @@
+//! Twisted's Deferred waits, read from outside: the `inlineCallbacks` generators and
+//! `ensureDeferred` coroutines the reactor holds suspended (nothing runs them: each sits in
+//! the callbacks of the Deferred it yielded, as `_gotResultInlineCallbacks`'s arguments), as
+//! `tasks[]` of framework `twisted`, each waiting on its Deferred, and who would fire that
+//! Deferred: the generator whose result it is (its `_CancellationStatus.deferred`), or the
+//! one suspended generator whose code calls its `callback`/`errback` after where it waits.
+//! Anything else is a wait with an unknown firer, never guessed. Deferreds are found from
+//! module globals, then from what each generator found holds or fires. Read-only; bounded.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use crate::asyncio::{await_chains, task_id, ChainLink};
+use crate::cpython::bytecode::{Path, Root};
+use crate::cpython::objects::Objects;
+use crate::cpython::threads::{RawFrame, Walker};
+use crate::model::{
+    lock_id, Evidence, Frame, Framework, Holder, Lock, LockKind, Task, TaskState, TaskWait,
+    TaskWaitKind, Waiter,
+};
+
+/// Deferreds followed at most in one snapshot, and module-global values looked at.
+const MAX_DEFERREDS: usize = 4096;
+const MAX_GLOBALS: usize = 200_000;
+
+/// The Deferred waits of one process.
+#[derive(Debug, Default)]
+pub struct DeferredView {
+    pub tasks: Vec<Task>,
+    pub locks: Vec<Lock>,
+    pub notes: Vec<String>,
+}
+
+/// A suspended generator (or coroutine) and the Deferred it waits on.
+struct Waiting {
+    gen: usize,
+    deferred: usize,
+}
+
+/// A Deferred's firer as found: the generator it is the result of, or code that calls it.
+#[derive(Clone)]
+struct Firer {
+    gen: usize,
+    /// `function file:line` of the `callback` call (none: the generator's own result).
+    site: Option<String>,
+}
+
+struct Search<'w, 'a> {
+    walker: &'w mut Walker<'a>,
+    pid: i32,
+    /// The await chain of each generator searched (outermost frame first).
+    chains: HashMap<usize, Vec<ChainLink>>,
+    deferred_ty: usize,
+    got_result: usize,
+    queue: VecDeque<usize>,
+    seen: HashSet<usize>,
+    /// How the code names a Deferred (`stock_ready`), where known.
+    names: HashMap<usize, String>,
+    waiting: Vec<Waiting>,
+    /// The generator each Deferred is the result of.
+    result_of: HashMap<usize, usize>,
+    /// Generators whose code calls a Deferred's `callback`/`errback` further on.
+    fired_by: HashMap<usize, Vec<Firer>>,
+    /// Deferreds a reactor timer (`callLater(t, d.callback, ...)`) fires.
+    timed: HashSet<usize>,
+}
+
+/// Every Deferred wait of the process's suspended `inlineCallbacks`; empty without Twisted.
+pub fn read(
+    walker: &mut Walker,
+    interp: usize,
+    pid: i32,
+    loop_id: &str,
+    reactor: Option<usize>,
+) -> DeferredView {
+    let mut view = DeferredView::default();
+    let objs = &walker.objs;
+    let Some(defer) = objs
+        .sys_module_dict(interp, "twisted.internet.defer")
+        .ok()
+        .flatten()
+    else {
+        return view;
+    };
+    let get = |name| objs.dict_get(defer, name).ok().flatten();
+    let (Some(deferred_ty), Some(got_result)) = (get("Deferred"), get("_gotResultInlineCallbacks"))
+    else {
+        view.notes.push(
+            "this Twisted has no Deferred or _gotResultInlineCallbacks in twisted.internet.defer: its inlineCallbacks waits are not read".into(),
+        );
+        return view;
+    };
+    let mut search = Search {
+        walker,
+        pid,
+        chains: HashMap::new(),
+        deferred_ty,
+        got_result,
+        queue: VecDeque::new(),
+        seen: HashSet::new(),
+        names: HashMap::new(),
+        waiting: Vec::new(),
+        result_of: HashMap::new(),
+        fired_by: HashMap::new(),
+        timed: HashSet::new(),
+    };
+    search.module_globals(interp);
+    if let Some(r) = reactor {
+        search.timed_calls(r);
+    }
+    let mut gens_seen = HashSet::new();
+    while let Some(d) = search.queue.pop_front() {
+        for gen in search.waiters_of(d) {
+            if gens_seen.insert(gen) {
+                search.waiting.push(Waiting { gen, deferred: d });
+            }
+        }
+    }
+    let Search {
+        waiting,
+        names,
+        result_of,
+        fired_by,
+        mut chains,
+        timed,
+        walker,
+        ..
+    } = search;
+    let mut waiters: BTreeMap<usize, Vec<Waiter>> = BTreeMap::new();
+    for w in &waiting {
+        let chain = chains.remove(&w.gen).unwrap_or_default();
+        let frames: Vec<Frame> = chain.iter().rev().map(|l| l.frame.clone()).collect();
+        let site = frames
+            .iter()
+            .find(|f| !f.file.contains("/twisted/"))
+            .map(|f| f.site());
+        let id = task_id(pid, w.gen);
+        let coroutine = chain.first().map(|l| l.raw.code.name.clone());
+        let via = match walker.objs.type_name(w.gen).as_deref() {
+            Ok("coroutine") => "twisted.internet.defer.ensureDeferred",
+            _ => "twisted.internet.defer.inlineCallbacks",
+        };
+        waiters.entry(w.deferred).or_default().push(Waiter {
+            thread: id.clone(),
+            evidence: Evidence::Deferred,
+            site: site.clone(),
+        });
+        // Only a timer fires it: the generator sleeps.
+        let sleeps = timed.contains(&w.deferred)
+            && !result_of.contains_key(&w.deferred)
+            && !fired_by.contains_key(&w.deferred);
+        view.tasks.push(Task {
+            id,
+            pid,
+            loop_id: loop_id.to_string(),
+            name: coroutine.clone(),
+            coroutine,
+            state: TaskState::Pending,
+            frames,
+            waits_for: Some(TaskWait {
+                kind: if sleeps {
+                    TaskWaitKind::Sleep
+                } else {
+                    TaskWaitKind::Future
+                },
+                target: Some(lock_id(pid, w.deferred)),
+                targets: Vec::new(),
+                future: Some(format!("{:#x}", w.deferred)),
+                evidence: Evidence::Deferred,
+                site,
+                name: names.get(&w.deferred).cloned(),
+                via: Some(if sleeps { "reactor.callLater" } else { via }.into()),
+            }),
+            address: format!("{:#x}", w.gen),
+            eager: false,
+            holds: Vec::new(),
+            framework: Framework::Twisted,
+        });
+    }
+    for (d, waiters) in waiters {
+        let holders = match (result_of.get(&d), fired_by.get(&d).map(Vec::as_slice)) {
+            (Some(gen), _) => vec![holder(Some(task_id(pid, *gen)), None)],
+            (None, Some([one])) => vec![holder(Some(task_id(pid, one.gen)), one.site.clone())],
+            // Several generators could fire it, or none found: any other code might.
+            _ => vec![Holder {
+                evidence: Evidence::Unknown,
+                ..holder(None, None)
+            }],
+        };
+        view.locks.push(Lock {
+            id: lock_id(pid, d),
+            pid,
+            address: format!("{d:#x}"),
+            kind: LockKind::Deferred,
+            name: names.get(&d).map(|n| format!("Deferred {n}")),
+            names: Vec::new(),
+            permits: None,
+            locked: Some(true),
+            holders,
+            waiters,
+            module: None,
+            shared: None,
+            contradictions: Vec::new(),
+        });
+    }
+    view
+}
+
+fn holder(task: Option<String>, site: Option<String>) -> Holder {
+    Holder {
+        thread: None,
+        task,
+        process: None,
+        owner_ident: None,
+        evidence: Evidence::Deferred,
+        site,
+        count: None,
+    }
+}
+
+impl Search<'_, '_> {
+    fn objs(&self) -> &Objects<'_> {
+        &self.walker.objs
+    }
+
+    fn is_deferred(&self, obj: usize) -> bool {
+        self.objs().type_of(obj).ok() == Some(self.deferred_ty)
+    }
+
+    fn push(&mut self, d: usize, name: Option<String>) {
+        if self.seen.len() >= MAX_DEFERREDS || !self.is_deferred(d) {
+            return;
+        }
+        if let Some(n) = name {
+            self.names.entry(d).or_insert(n);
+        }
+        if self.seen.insert(d) {
+            self.queue.push_back(d);
+        }
+    }
+
+    /// Deferreds held in module globals (Twisted's own modules left out).
+    fn module_globals(&mut self, interp: usize) {
+        let Ok(modules) = self.objs().modules(interp) else {
+            return;
+        };
+        let mut budget = MAX_GLOBALS;
+        for (key, dict) in modules {
+            let name = self.objs().str(key).unwrap_or_default();
+            if name.starts_with("twisted") {
+                continue;
+            }
+            let Ok(entries) = self.objs().dict_entries(dict) else {
+                continue;
+            };
+            for (k, v) in entries {
+                if budget == 0 {
+                    return;
+                }
+                budget -= 1;
+                if self.is_deferred(v) {
+                    let name = self.objs().str(k).ok();
+                    self.push(v, name);
+                }
+            }
+        }
+    }
+
+    /// Deferreds the reactor's pending timed calls fire (`callLater(t, d.callback)`).
+    fn timed_calls(&mut self, reactor: usize) {
+        let objs = self.objs();
+        let mut calls = Vec::new();
+        for list in ["_pendingTimedCalls", "_newTimedCalls"] {
+            if let Some(items) = objs
+                .attr(reactor, list)
+                .ok()
+                .flatten()
+                .and_then(|l| objs.list_items(l).ok())
+            {
+                calls.extend(items.into_iter().take(MAX_DEFERREDS));
+            }
+        }
+        let mut fired = Vec::new();
+        for call in calls {
+            let Some(func) = objs.attr(call, "func").ok().flatten() else {
+                continue;
+            };
+            if !objs.type_is(func, "method") {
+                continue;
+            }
+            // A bound method: (head, im_func, im_self).
+            let (Ok(f), Ok(this)) = (objs.mem.ptr(func + 16), objs.mem.ptr(func + 24)) else {
+                continue;
+            };
+            let callback = crate::cpython::functions::function_parts(objs, f)
+                .and_then(|(code, _)| objs.mem.ptr(code).ok().map(|_| code));
+            if callback.is_some() && self.is_deferred(this) {
+                fired.push(this);
+            }
+        }
+        for d in fired {
+            self.timed.insert(d);
+            self.push(d, None);
+        }
+    }
+
+    /// The generators waiting on Deferred `d` (its `_gotResultInlineCallbacks` callbacks),
+    /// each searched for more Deferreds: its own result, its locals, what it fires.
+    fn waiters_of(&mut self, d: usize) -> Vec<usize> {
+        let objs = self.objs();
+        let callbacks = objs
+            .attr(d, "_callbacks")
+            .ok()
+            .flatten()
+            .or_else(|| objs.attr(d, "callbacks").ok().flatten())
+            .and_then(|l| objs.list_items(l).ok())
+            .unwrap_or_default();
+        let mut gens = Vec::new();
+        for pair in callbacks.into_iter().take(64) {
+            let Some(call) = objs.tuple_items(pair).ok().and_then(|p| p.first().copied()) else {
+                continue;
+            };
+            let Some(parts) = objs.tuple_items(call).ok() else {
+                continue;
+            };
+            if parts.first() != Some(&self.got_result) {
+                continue;
+            }
+            // (waiting, gen, status, context)
+            let Some(args) = parts.get(1).and_then(|a| objs.tuple_items(*a).ok()) else {
+                continue;
+            };
+            let (Some(&gen), Some(&status)) = (args.get(1), args.get(2)) else {
+                continue;
+            };
+            gens.push((gen, status));
+        }
+        let mut out = Vec::new();
+        for (gen, status) in gens {
+            if let Some(result) = self.objs().attr(status, "deferred").ok().flatten() {
+                if self.is_deferred(result) {
+                    self.result_of.insert(result, gen);
+                    self.push(result, None);
+                }
+            }
+            self.search_generator(gen);
+            out.push(gen);
+        }
+        out
+    }
+
+    /// A generator's locals that are Deferreds, and those its code fires further on.
+    fn search_generator(&mut self, gen: usize) {
+        let Some(frame) = self.generator_frame(gen) else {
+            return;
+        };
+        for (name, v) in self.walker.locals(&frame) {
+            self.push(v, Some(name));
+        }
+        let Some(at) = frame.instr.and_then(|u| frame.code.index_at(u)) else {
+            return;
+        };
+        for (k, _, guard) in frame.code.method_lookups(&["callback", "errback"]) {
+            if k <= at {
+                continue;
+            }
+            let Some(path) = guard.path.as_ref() else {
+                continue;
+            };
+            let Some(d) = self.resolve(&frame, path) else {
+                continue;
+            };
+            if !self.is_deferred(d) {
+                continue;
+            }
+            let line = frame.code.line_of_instruction(k).unwrap_or(0);
+            let site = format!(
+                "{} {}:{line}",
+                frame.code.name,
+                crate::model::short_file(&frame.code.filename)
+            );
+            let firers = self.fired_by.entry(d).or_default();
+            if !firers.iter().any(|f| f.gen == gen) {
+                firers.push(Firer {
+                    gen,
+                    site: Some(site),
+                });
+            }
+            self.push(d, guard.text.clone());
+        }
+    }
+
+    /// The generator's own suspended frame (for a coroutine: the coroutine's), its await
+    /// chain kept for its task.
+    fn generator_frame(&mut self, gen: usize) -> Option<RawFrame> {
+        let (chain, _) = await_chains(self.walker, self.pid, &[gen]).pop()?;
+        let frame = chain.first().map(|l| l.raw.clone());
+        self.chains.insert(gen, chain);
+        frame
+    }
+
+    /// The object a name chain refers to in a generator's frame.
+    fn resolve(&self, frame: &RawFrame, path: &Path) -> Option<usize> {
+        let objs = self.objs();
+        let mut obj = match &path.root {
+            Root::Local(n) => self.walker.local(frame, n)?,
+            Root::Deref(n) => {
+                let cell = self.walker.local(frame, n)?;
+                if objs.type_is(cell, "cell") {
+                    let cell_ref = objs.layout.stdlib.cell_ref;
+                    objs.mem.ptr(cell + cell_ref).ok().filter(|p| *p != 0)?
+                } else {
+                    cell
+                }
+            }
+            Root::Global(n) => {
+                let globals = objs
+                    .mem
+                    .ptr(frame.addr + objs.layout.offsets.frame_globals)
+                    .ok()?;
+                objs.dict_get(globals, n).ok()??
+            }
+        };
+        for a in &path.attrs {
+            obj = objs.attr(obj, a).ok()??;
+        }
+        Some(obj)
+    }
+}
