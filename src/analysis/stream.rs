@@ -49,3 +49,85 @@ impl StreamWindow {
         (window.pop().expect("just pushed"), spans)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::fixtures::{snapshot, thread};
+    use crate::analysis::Accumulator;
+    use crate::model::*;
+    use std::time::SystemTime;
+
+    /// One thread in a timed condition wait at `site` (a loop of `cond.wait(0.2)`), at `at`.
+    fn waiting(at: SystemTime, site: &str, timeout: f64) -> Snapshot {
+        let mut t = thread(1, 1, "cond-loop", Some((WaitKind::Notify, "1:l:0xc")));
+        t.state = ThreadState::ConditionWait;
+        t.blocked = false;
+        let w = t.waits_for.as_mut().unwrap();
+        w.timed = true;
+        w.site = Some(site.into());
+        w.timeout_s = Some(Seconds(timeout));
+        w.waited_s = Some(Seconds(0.05));
+        let mut s = snapshot(vec![t], Vec::new());
+        s.taken = at;
+        s
+    }
+
+    #[test]
+    fn a_polling_loop_in_a_stream_is_blocked_once_the_stream_spans_a_window() {
+        let t0 = SystemTime::now();
+        let mut acc = Accumulator::over_time();
+        let mut blocked_at = None;
+        for i in 0..25u64 {
+            let at = t0 + Duration::from_millis(100 * i);
+            acc.push(waiting(at, "cond_loop app.py:9", 0.2));
+            let t = &acc.last().unwrap().threads[0];
+            if t.blocked && blocked_at.is_none() {
+                blocked_at = Some(i);
+            }
+            if let Some(b) = blocked_at {
+                assert!(t.blocked, "blocked from snapshot {b} on, not at {i}");
+            }
+        }
+        // Blocked only once a second of snapshots agree, and from then on.
+        assert_eq!(blocked_at, Some(10));
+        let w = acc.last().unwrap().threads[0].waits_for.clone().unwrap();
+        // Counted over what the stream keeps: at least its window.
+        assert!(w.waited_s.unwrap().0 > 1.0, "{w:?}");
+        // The stall is found from then on, and counts as persisting: over every settled
+        // snapshot, though not over the stream's first second.
+        let stall = acc
+            .last_findings
+            .iter()
+            .find(|f| f.kind == FindingKind::Stall)
+            .expect("a stall")
+            .id
+            .clone();
+        assert_eq!(acc.warmup, 10);
+        assert!(acc.persisted(&stall));
+        assert_eq!(acc.seen.get(&stall), Some(&15));
+    }
+
+    #[test]
+    fn a_short_timed_wait_that_ends_is_never_blocked_in_a_stream() {
+        // `pause.wait(0.25)` entered again every 0.25 s while another thread goes from one
+        // wait to another (the program moves on), sampled at 100 Hz.
+        let t0 = SystemTime::now();
+        let mut acc = Accumulator::over_time();
+        for i in 0..200u64 {
+            let at = t0 + Duration::from_millis(10 * i);
+            let mut s = waiting(at, "alternate app.py:40", 0.25);
+            s.threads[0].waits_for.as_mut().unwrap().waited_s =
+                Some(Seconds((i % 25) as f64 / 100.0));
+            let target = if (i / 15) % 2 == 0 {
+                "1:l:0xa"
+            } else {
+                "1:l:0xb"
+            };
+            s.threads
+                .push(thread(1, 2, "path", Some((WaitKind::Notify, target))));
+            acc.push(s);
+            assert!(!acc.last().unwrap().threads[0].blocked, "blocked at {i}");
+        }
+    }
+}
