@@ -293,6 +293,86 @@ fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
     });
 }
 
+/// A read/write race (issue 22 part 4): `Collector.add` appends to `self.results` with no
+/// lock while `Collector.drain` swaps `self.results` for a new list under `self.lock`. The
+/// finding is on the attribute, with the drainer's write and the adder's read as its two
+/// sides. The healthy collector (appends under the lock too) is in `safe`'s target.
+#[test]
+fn a_read_to_mutate_without_the_lock_races_a_replacement_under_it() {
+    let _serial = serial();
+    let fixture = fixture("races_real.py");
+    let add = support::line_of(&fixture, "def add(self, item)", "self.results.append");
+    let drain = support::line_of(&fixture, "def drain(self)", "out, self.results =");
+    support::representative::for_each_representative(|py| {
+        let target = Target::start_busy(py, &fixture, &["collector"]);
+        let (code, d) = record_doc(target.pid, &["--duration", "5s"]);
+        assert_eq!(code, Some(0), "a race does not fail by default");
+        let races = doc::findings(&d, "race");
+        assert_eq!(races.len(), 1, "{:#}", d["findings"]);
+        let race = races[0];
+        assert_eq!(race["location"], "Collector.results", "{race:#}");
+        let summary = race["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(
+                "Collector.results is replaced and read to mutate what it holds by 2 threads"
+            ),
+            "{summary}"
+        );
+        let sides = race["locksets"].as_array().unwrap();
+        assert_eq!(sides.len(), 2, "{race:#}");
+        let side = |sites: &str, line: u32| {
+            sides
+                .iter()
+                .find(|s| {
+                    s[sites].as_array().is_some_and(|a| {
+                        a.iter().any(|x| {
+                            x.as_str()
+                                .is_some_and(|x| x.ends_with(&format!("races_real.py:{line}")))
+                        })
+                    })
+                })
+                .unwrap_or_else(|| panic!("no side with {sites} at line {line}: {race:#}"))
+        };
+        let writer = side("sites", drain);
+        let reader = side("read_sites", add);
+        assert_eq!(
+            writer["lock_names"],
+            serde_json::json!(["self.lock"]),
+            "{race:#}"
+        );
+        assert_eq!(reader["lock_names"], serde_json::json!([]), "{race:#}");
+        assert!(
+            reader["sites"].as_array().is_none_or(|a| a.is_empty()),
+            "{race:#}"
+        );
+        let names: Vec<&str> = [writer, reader]
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["worker-1", "worker-0"], "drainer and adder");
+        let vias: Vec<&str> = race["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["via"].as_str().unwrap())
+            .collect();
+        assert!(
+            vias.contains(&"writes") && vias.contains(&"reads"),
+            "{vias:?}"
+        );
+        // The adder's read is in its thread's accesses, marked as a read.
+        let adder = doc::thread_by_name(&d, "worker-0");
+        let accesses = adder["writes"].as_array().cloned().unwrap_or_default();
+        assert!(
+            accesses.is_empty()
+                || accesses
+                    .iter()
+                    .any(|a| a["access"] == "read_then_mutate" && a["name"] == "Collector.results"),
+            "{adder:#}"
+        );
+    });
+}
+
 /// The same shapes done right: the lock taken in the method or by the caller around the call,
 /// writes only in `__init__`, per-thread objects, objects handed over through a queue, and a
 /// list that threads only append to and pop from.

@@ -5,7 +5,9 @@
 //! intersection is a `race` finding, unless every write to it, by any thread, adds items to a
 //! container or takes one out (`list.append`, `set.add`, `list.pop`, ...): under the GIL those
 //! lose and duplicate nothing in any order, so they race only with a write that replaces or
-//! removes (a store, `del`, `remove`, `clear`).
+//! removes (a store, `del`, `remove`, `clear`). Reads that mutate what a location holds
+//! (`self.results.append(x)` reads `self.results`) join the lock sets of that location: with a
+//! write replacing it, accesses from two threads with no lock in common are a race too.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -17,6 +19,8 @@ struct PerThread {
     id: String,
     name: Option<String>,
     sites: BTreeSet<String>,
+    /// Where it reads the location to mutate what it holds.
+    read_sites: BTreeSet<String>,
     /// Locks held at every sampled write (intersection so far).
     lockset: Option<BTreeSet<String>>,
     samples: usize,
@@ -40,6 +44,8 @@ struct Tracked {
     shared: bool,
     /// A write other than adding or taking one item was seen (by any thread).
     order_dependent: bool,
+    /// A read to mutate what the location holds was seen (by any thread).
+    read: bool,
 }
 
 #[derive(Default)]
@@ -95,6 +101,12 @@ impl RaceTracker {
             let held: BTreeSet<String> = t.holds.iter().map(|h| h.lock.clone()).collect();
             let mut counted: BTreeSet<&Location> = BTreeSet::new();
             for w in &t.writes {
+                if std::env::var_os("XDEBUG").is_some() {
+                    eprintln!(
+                        "{:?} {} {:?} {} {:?}",
+                        t.name, w.name, w.access, w.site, w.guards
+                    );
+                }
                 let loc = self
                     .locations
                     .entry(w.location.clone())
@@ -107,7 +119,9 @@ impl RaceTracker {
                     loc.name = w.name.clone();
                     loc.through_self = false;
                 }
-                loc.order_dependent |= !w.adds_or_takes;
+                let reads = w.access == AccessKind::ReadThenMutate;
+                loc.order_dependent |= !reads && !w.adds_or_takes;
+                loc.read |= reads;
                 if !loc.shared {
                     match &loc.exclusive {
                         None => {
@@ -138,7 +152,11 @@ impl RaceTracker {
                 let per = loc.threads.entry(inc.clone()).or_default();
                 per.id = t.id.clone();
                 per.name = t.name.clone();
-                per.sites.insert(w.site.clone());
+                if reads {
+                    per.read_sites.insert(w.site.clone());
+                } else {
+                    per.sites.insert(w.site.clone());
+                }
                 per.evidence.insert(w.evidence);
                 // Several writes to one location in one sample are one sample of it.
                 if counted.insert(&w.location) {
@@ -205,6 +223,7 @@ impl RaceTracker {
                         thread: p.id.clone(),
                         name: p.name.clone(),
                         sites: p.sites.iter().cloned().collect(),
+                        read_sites: p.read_sites.iter().cloned().collect(),
                         lock_names: locks.iter().map(|l| self.lock_name(l)).collect(),
                         locks,
                         samples: p.samples,
@@ -226,9 +245,20 @@ impl RaceTracker {
                         side.lock_names.join(", ")
                     };
                     let seen: Vec<&str> = side.evidence.iter().map(|e| e.as_str()).collect();
+                    let at = if !loc.read {
+                        format!("at {}", side.sites.join(", "))
+                    } else {
+                        let mut at = Vec::new();
+                        if !side.sites.is_empty() {
+                            at.push(format!("writes at {}", side.sites.join(", ")));
+                        }
+                        if !side.read_sites.is_empty() {
+                            at.push(format!("reads at {}", side.read_sites.join(", ")));
+                        }
+                        at.join(" and ")
+                    };
                     format!(
-                        "{who} at {} holding {holding} ({} samples, {})",
-                        side.sites.join(", "),
+                        "{who} {at} holding {holding} ({} samples, {})",
                         side.samples,
                         seen.join(", ")
                     )
@@ -246,8 +276,13 @@ impl RaceTracker {
                 last_seen: String::new(),
                 samples: sides.iter().map(|p| p.samples).sum(),
                 summary: format!(
-                    "{} is written by {} threads with no lock in common: {}",
+                    "{} is {} by {} threads with no lock in common: {}",
                     loc.name,
+                    if loc.read {
+                        "replaced and read to mutate what it holds"
+                    } else {
+                        "written"
+                    },
                     sides.len(),
                     parts.join("; ")
                 ),
@@ -265,17 +300,23 @@ impl RaceTracker {
                     .iter()
                     .flat_map(|side| {
                         let id = id.clone();
-                        side.sites.iter().map(move |s| Edge {
+                        let writes = side.sites.iter().map(|s| (EdgeVia::Writes, s));
+                        let reads = side.read_sites.iter().map(|s| (EdgeVia::Reads, s));
+                        writes.chain(reads).map(move |(via, s)| Edge {
                             from: side.thread.clone(),
                             to: id.clone(),
-                            via: EdgeVia::Writes,
+                            via,
                             evidence: Evidence::ValueStack,
                             site: Some(s.clone()),
                             name: None,
                         })
                     })
                     .collect(),
-                advice: Some("Guard every write to this location with the same lock (or confine it to one thread).".into()),
+                advice: Some(if loc.read {
+                    "Hold the lock that guards its replacement around every read that mutates what it holds, from the read to the mutation (or confine it to one thread).".into()
+                } else {
+                    "Guard every write to this location with the same lock (or confine it to one thread).".into()
+                }),
                 duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
                 knot: false,
                 location: Some(loc.name.clone()),
@@ -309,6 +350,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             adds_or_takes,
+            access: AccessKind::Write,
         }
     }
 
@@ -422,5 +464,56 @@ mod tests {
             write("registry[...]", "b f.py:2", false, None),
         );
         assert_eq!(found.len(), 1, "{found:#?}");
+    }
+
+    fn read(name: &str, site: &str, guard: Option<&str>) -> WriteAccess {
+        WriteAccess {
+            access: AccessKind::ReadThenMutate,
+            ..write(name, site, false, guard)
+        }
+    }
+
+    #[test]
+    fn a_read_to_mutate_without_the_lock_races_a_replacement_under_it() {
+        let found = findings_for(
+            read("Collector.results", "add f.py:1", None),
+            write(
+                "Collector.results",
+                "drain f.py:2",
+                false,
+                Some("1:lock:0x10"),
+            ),
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let f = &found[0];
+        assert!(
+            f.summary
+                .starts_with("Collector.results is replaced and read to mutate what it holds"),
+            "{}",
+            f.summary
+        );
+        let vias: Vec<EdgeVia> = f.edges.iter().map(|e| e.via).collect();
+        assert_eq!(vias, [EdgeVia::Reads, EdgeVia::Writes], "{f:#?}");
+        assert_eq!(f.locksets[0].read_sites, ["add f.py:1"]);
+        assert!(f.locksets[0].sites.is_empty());
+    }
+
+    #[test]
+    fn reads_and_replacements_under_one_lock_or_reads_alone_are_not_a_race() {
+        let locked = findings_for(
+            read("Collector.results", "add f.py:1", Some("1:lock:0x10")),
+            write(
+                "Collector.results",
+                "drain f.py:2",
+                false,
+                Some("1:lock:0x10"),
+            ),
+        );
+        assert!(locked.is_empty(), "{locked:#?}");
+        let reads_only = findings_for(
+            read("results", "add f.py:1", None),
+            read("results", "add f.py:1", None),
+        );
+        assert!(reads_only.is_empty(), "{reads_only:#?}");
     }
 }

@@ -137,6 +137,8 @@ pub enum EdgeVia {
     Runs,
     /// thread -> a shared location (races).
     Writes,
+    /// thread -> a shared location it reads to mutate what it holds (races).
+    Reads,
     /// a waited future -> whoever will complete it (a worker thread or process, a task).
     CompletedBy,
 }
@@ -154,6 +156,7 @@ impl EdgeVia {
             EdgeVia::ThenTakes => "then_takes",
             EdgeVia::Runs => "runs",
             EdgeVia::Writes => "writes",
+            EdgeVia::Reads => "reads",
             EdgeVia::CompletedBy => "completed_by",
         }
     }
@@ -170,6 +173,7 @@ impl EdgeVia {
             EdgeVia::ThenTakes => "is held while taking",
             EdgeVia::Runs => "runs",
             EdgeVia::Writes => "writes",
+            EdgeVia::Reads => "reads to mutate",
             EdgeVia::CompletedBy => "is completed by",
         }
     }

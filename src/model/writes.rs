@@ -26,6 +26,31 @@ pub struct WriteAccess {
     /// threads lose and duplicate nothing in any order.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub adds_or_takes: bool,
+    /// What the access does to the location: writes it (the default, left out of the JSON), or
+    /// reads it to mutate the object it holds in place (`self.results.append(x)` reads
+    /// `self.results`).
+    #[serde(default, skip_serializing_if = "AccessKind::is_write")]
+    pub access: AccessKind,
+}
+
+/// What an access does to its location. A closed set.
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessKind {
+    /// Stores, deletes or mutates the location itself.
+    #[default]
+    Write,
+    /// Loads the location's value to mutate that object in place (a mutator call or an item
+    /// store on it): the mutation lands in whatever object the location held at the load.
+    ReadThenMutate,
+}
+
+impl AccessKind {
+    pub fn is_write(&self) -> bool {
+        *self == AccessKind::Write
+    }
 }
 
 /// A shared location by identity (addresses in the target, as hex).
@@ -100,6 +125,10 @@ pub struct RaceSide {
     pub name: Option<String>,
     /// Where it writes: `function file:line`.
     pub sites: Vec<String>,
+    /// Where it reads the location to mutate what it holds (`read_then_mutate` accesses),
+    /// apart from its writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_sites: Vec<String>,
     /// Lock ids held (or guarding the write) at every sampled write of this thread.
     pub locks: Vec<String>,
     /// How the code names those locks, in the same order.

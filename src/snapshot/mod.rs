@@ -24,6 +24,7 @@ mod native_frames;
 mod native_locks;
 mod permits;
 mod probe;
+mod reads;
 mod ready_queue;
 mod sample;
 mod session;

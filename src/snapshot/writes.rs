@@ -27,7 +27,7 @@ const PLAIN_CONTAINERS: &[&str] = &[
     "collections.defaultdict",
 ];
 
-fn is_init(function: &str) -> bool {
+pub(super) fn is_init(function: &str) -> bool {
     function == "__init__" || function.ends_with(".__init__")
 }
 
@@ -44,7 +44,7 @@ pub(super) enum Scope<'r> {
 }
 
 impl Scope<'_> {
-    fn code(&self) -> &CodeInfo {
+    pub(super) fn code(&self) -> &CodeInfo {
         match self {
             Scope::Frame(f) => &f.code,
             Scope::Call { code, .. } => code,
@@ -92,6 +92,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     continue;
                 };
                 push(self.access(scope, w, evidence, guards.clone(), &constructing));
+                push(self.container_read(scope, w, evidence, guards.clone(), &constructing));
                 // `obj.prop = v` runs the property's setter on `obj`.
                 if let WriteTarget::Attr { object, attr } = &w.target {
                     if let Some((callee, receiver, globals)) = self.setter(scope, object, attr) {
@@ -156,7 +157,9 @@ impl<'w, 'a> Builder<'w, 'a> {
                     guards.push(g.clone());
                 }
             }
-            out.extend(self.access(scope, w, WriteEvidence::CalleeWrite, guards, constructing));
+            let evidence = WriteEvidence::CalleeWrite;
+            out.extend(self.container_read(scope, w, evidence, guards.clone(), constructing));
+            out.extend(self.access(scope, w, evidence, guards, constructing));
         }
         out
     }
@@ -201,7 +204,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         Some((self.walker.cached_code(code)?, obj, globals))
     }
 
-    fn globals(&self, scope: Scope) -> Option<usize> {
+    pub(super) fn globals(&self, scope: Scope) -> Option<usize> {
         match scope {
             Scope::Frame(f) => {
                 let objs = self.objs();
@@ -319,11 +322,12 @@ impl<'w, 'a> Builder<'w, 'a> {
             evidence,
             guards,
             adds_or_takes,
+            access: AccessKind::Write,
         })
     }
 
     /// How the code names an object: its path, with `self` replaced by its class name.
-    fn name_of(&self, scope: Scope, path: &bytecode::Path) -> (String, bool) {
+    pub(super) fn name_of(&self, scope: Scope, path: &bytecode::Path) -> (String, bool) {
         if path.root == bytecode::Root::Local("self".into()) {
             if let Some(ty) = self
                 .resolve(

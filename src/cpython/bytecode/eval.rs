@@ -139,6 +139,13 @@ pub(in crate::cpython) fn evaluate_before(
         start -= 1;
     }
     let mut stack: Vec<Option<Sym>> = Vec::new();
+    // 3.13+ fuses a store with the next load (`out, self.results = ...` stores `out`, then
+    // loads `self` for the attribute store): the expression starts with the load half.
+    let fused_load = start
+        .checked_sub(1)
+        .map(|k| &instructions[k])
+        .filter(|ins| ins.name == "STORE_FAST_LOAD_FAST")
+        .map(|ins| ins.arg as usize & 15);
     let plain = |t: String| {
         Some(Sym {
             text: t,
@@ -161,6 +168,9 @@ pub(in crate::cpython) fn evaluate_before(
         })
     };
     let get = |v: &Vec<String>, i: usize| v.get(i).cloned();
+    if let Some(slot) = fused_load {
+        stack.push(named(get(&names.locals, slot)?, Root::Local));
+    }
     for ins in &instructions[start..end] {
         let arg = ins.arg as usize;
         match ins.name {

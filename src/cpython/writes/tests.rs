@@ -392,3 +392,43 @@ fn an_attribute_argument_is_not_the_method_called() {
         }]
     );
 }
+
+#[test]
+fn a_store_fused_with_the_load_of_its_object_is_an_attribute_write() {
+    // 3.13+: `out, self.results = self.results, []` stores `out` and loads `self` in one
+    // STORE_FAST_LOAD_FAST before the STORE_ATTR.
+    let names = CodeNames {
+        names: vec!["results".into()],
+        locals: vec!["self".into(), "out".into()],
+        cells: vec![],
+        consts: vec!["None".into()],
+    };
+    for (minor, t, load) in [
+        (13u8, &opcodes::V3_13, "LOAD_FAST"),
+        (14, &opcodes::V3_14, "LOAD_FAST_BORROW"),
+    ] {
+        let ops = [
+            (load, 0),                    // self
+            ("LOAD_ATTR", 0),             // .results
+            ("BUILD_LIST", 0),            // []
+            ("SWAP", 2),                  //
+            ("STORE_FAST_LOAD_FAST", 16), // out = ...; self
+            ("STORE_ATTR", 0),            // .results
+        ];
+        let ins = bytecode::decode(t, &assemble(t, &ops));
+        let lines = vec![Some(1); ins.len()];
+        let cw = decode(minor, &ins, &[], &names, false, &lines);
+        let targets: Vec<&WriteTarget> = cw.writes.iter().map(|w| &w.target).collect();
+        assert_eq!(
+            targets,
+            [&WriteTarget::Attr {
+                object: Path {
+                    root: Root::Local("self".into()),
+                    attrs: vec![],
+                },
+                attr: "results".into(),
+            }],
+            "3.{minor}"
+        );
+    }
+}
