@@ -151,7 +151,7 @@ impl WaitGraph {
                         let from = g.index[&t.id];
                         g.future_wait(snap, from, &t.id, target, w);
                     }
-                    Some(lock) => g.permit_wait(snap, &t.id, w, lock),
+                    Some(lock) => g.permit_wait(snap, &t.id, edge_of(w), lock),
                     None => {}
                 },
                 WaitKind::UnknownFutex | WaitKind::Input => {}
@@ -260,6 +260,13 @@ impl WaitGraph {
                         self.future_wait(snap, from, &t.id, target, &wait);
                     }
                 }
+                // A task waiting for an asyncio semaphore every permit of which is held.
+                TaskWaitKind::Semaphore if w.evidence != Evidence::Unknown => {
+                    if let Some(lock) = w.target.as_deref().and_then(|l| snap.lock(l)) {
+                        let wait = (w.evidence, w.site.clone(), w.name.clone());
+                        self.permit_wait(snap, &t.id, wait, lock);
+                    }
+                }
                 TaskWaitKind::Lock if w.evidence != Evidence::Unknown => {
                     let Some(lock) = w.target.as_deref().and_then(|l| snap.lock(l)) else {
                         continue;
@@ -281,7 +288,13 @@ impl WaitGraph {
 
     /// A wait for a counting resource every permit of which is held: waiter -> resource ->
     /// each holder (an OR-wait). Nothing when a permit is free or a holder is unknown.
-    fn permit_wait(&mut self, snap: &Snapshot, waiter: &str, w: &Wait, lock: &crate::model::Lock) {
+    fn permit_wait(
+        &mut self,
+        snap: &Snapshot,
+        waiter: &str,
+        w: (Evidence, Option<String>, Option<String>),
+        lock: &crate::model::Lock,
+    ) {
         let Some(holders) = super::permits::complete_holders(lock) else {
             return;
         };
@@ -294,9 +307,9 @@ impl WaitGraph {
                 from: waiter.to_string(),
                 to: lock.id.clone(),
                 via: EdgeVia::WaitsFor,
-                evidence: w.evidence,
-                site: w.site.clone(),
-                name: w.name.clone(),
+                evidence: w.0,
+                site: w.1,
+                name: w.2,
             },
         );
         for (holder, h) in holders.into_iter().zip(&lock.holders) {
@@ -478,4 +491,9 @@ impl WaitGraph {
     pub fn edge(&self, a: NodeIndex, b: NodeIndex) -> Option<&Edge> {
         self.graph.find_edge(a, b).map(|e| &self.graph[e])
     }
+}
+
+/// A thread's wait as the edge to its resource carries it: evidence, site and name.
+fn edge_of(w: &Wait) -> (Evidence, Option<String>, Option<String>) {
+    (w.evidence, w.site.clone(), w.name.clone())
 }

@@ -16,6 +16,7 @@ pub mod native;
 pub mod order_advice;
 pub mod permits;
 pub mod races;
+pub mod stream;
 pub mod timed;
 
 use std::collections::HashMap;
@@ -91,6 +92,12 @@ pub struct Accumulator {
     /// Per thread: in how many snapshots it was seen, and in how many of them its kernel
     /// state could not be matched.
     unmatched: HashMap<String, (usize, usize)>,
+    /// For streams (`over_time`): timed waits settled over the stream's recent past.
+    stream: Option<stream::StreamWindow>,
+    /// Snapshots taken before the stream spanned a settling window, and the findings seen in
+    /// the others: what persisted is judged over the settled snapshots once there are any.
+    warmup: usize,
+    seen_settled: HashMap<String, usize>,
 }
 
 struct Seen {
@@ -107,6 +114,7 @@ impl Accumulator {
         Accumulator {
             lock_order: Some(lockorder::LockOrder::default()),
             races: Some(races::RaceTracker::default()),
+            stream: Some(stream::StreamWindow::default()),
             ..Accumulator::default()
         }
     }
@@ -117,12 +125,20 @@ impl Accumulator {
     }
 
     pub fn push(&mut self, snap: Snapshot) {
+        let (snap, settled) = match self.stream.as_mut() {
+            Some(w) => w.settle(snap),
+            None => (snap, true),
+        };
+        self.warmup += usize::from(!settled);
         self.started.get_or_insert(snap.taken);
         self.loops.observe(&snap, &self.loop_options);
         self.snapshots += 1;
         let found = findings(&snap);
         for f in &found {
             *self.seen.entry(f.id.clone()).or_default() += 1;
+            if settled {
+                *self.seen_settled.entry(f.id.clone()).or_default() += 1;
+            }
             let seen = self.ever.entry(f.id.clone()).or_insert_with(|| Seen {
                 first: snap.taken,
                 last: snap.taken,
@@ -186,6 +202,17 @@ impl Accumulator {
         out
     }
 
+    /// Whether a finding was seen in every snapshot: every settled one, once a stream has
+    /// settled any (a polling loop is only known blocked once the stream spans a window).
+    fn persisted(&self, id: &str) -> bool {
+        let settled = self.snapshots - self.warmup;
+        if settled > 0 {
+            self.seen_settled.get(id) == Some(&settled)
+        } else {
+            self.seen.get(id) == Some(&self.snapshots)
+        }
+    }
+
     pub fn snapshots(&self) -> usize {
         self.snapshots
     }
@@ -238,7 +265,7 @@ impl Accumulator {
         let mut findings: Vec<Finding> = self
             .last_findings
             .iter()
-            .filter(|f| self.seen.get(&f.id) == Some(&self.snapshots))
+            .filter(|f| self.persisted(&f.id))
             .cloned()
             .map(|mut f| {
                 f.first_seen = timestamp(started);

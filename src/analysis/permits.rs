@@ -21,20 +21,22 @@ pub fn counts_permits(lock: &Lock) -> bool {
     )
 }
 
+/// The thread, or else the asyncio task, holding a permit.
+fn party(h: &Holder) -> Option<&str> {
+    h.thread.as_deref().or(h.task.as_deref())
+}
+
 /// The holders of a counting resource none of whose permits is free, when they are known
-/// threads that account for every permit (total known): the parties a waiter depends on.
-/// None when a permit is free (its waiter is being woken) or some holder is unknown.
+/// threads (or tasks) that account for every permit (total known): the parties a waiter
+/// depends on. None when a permit is free (its waiter is being woken) or some holder is
+/// unknown.
 pub fn complete_holders(lock: &Lock) -> Option<Vec<&str>> {
     if !counts_permits(lock) {
         return None;
     }
     let p = lock.permits?;
     let (total, free) = (p.total?, p.free?);
-    let threads: Vec<&str> = lock
-        .holders
-        .iter()
-        .map(|h| h.thread.as_deref())
-        .collect::<Option<_>>()?;
+    let threads: Vec<&str> = lock.holders.iter().map(party).collect::<Option<_>>()?;
     (free == 0 && total > 0 && threads.len() as u64 == total).then_some(threads)
 }
 
@@ -56,7 +58,7 @@ pub fn knot_summary(
         .holders
         .iter()
         .filter_map(|h| {
-            let t = h.thread.as_deref()?;
+            let t = party(h)?;
             Some(match &h.site {
                 Some(site) => format!("{} ({site})", thread_label(snap, t)),
                 None => thread_label(snap, t),
@@ -68,10 +70,19 @@ pub fn knot_summary(
         .holders
         .iter()
         .filter_map(|h| {
-            let t = snap.thread(h.thread.as_deref()?)?;
-            let w = t.waits_for.as_ref()?;
-            let same = w.target.as_deref() == Some(lock.id.as_str());
-            Some((thread_label(snap, &t.id), w.site.clone(), same))
+            let id = party(h)?;
+            let (target, site) = match snap.thread(id) {
+                Some(t) => {
+                    let w = t.waits_for.as_ref()?;
+                    (w.target.as_deref(), w.site.clone())
+                }
+                None => {
+                    let w = snap.task(id)?.waits_for.as_ref()?;
+                    (w.target.as_deref(), w.site.clone())
+                }
+            };
+            let same = target == Some(lock.id.as_str());
+            Some((thread_label(snap, id), site, same))
         })
         .collect();
     let all_same_site = !waits.is_empty()

@@ -31,7 +31,17 @@ fn key(w: &Wait) -> WaitKey {
 /// blocked. A thread seen running in some snapshot with exactly the stack it had in that
 /// wait (it had just timed out and was waiting again) is taken to be in it.
 pub fn settle_window(snaps: &mut [Snapshot]) {
+    settle_spanning(snaps, std::time::Duration::ZERO);
+}
+
+/// `settle_window`, where a timed wait is blocked only if the window spans at least `span`
+/// (a stream's first snapshots cannot tell a polling loop from a short wait).
+pub fn settle_spanning(snaps: &mut [Snapshot], span: std::time::Duration) {
     let Some(last) = snaps.last() else { return };
+    let spans = match (snaps.first(), snaps.last()) {
+        (Some(a), Some(b)) => b.taken.duration_since(a.taken).unwrap_or_default() >= span,
+        _ => false,
+    };
     let ids: Vec<String> = last.threads.iter().map(|t| t.id.clone()).collect();
     // Each snapshot's index of each thread.
     let index: Vec<HashMap<String, usize>> = snaps
@@ -44,16 +54,39 @@ pub fn settle_window(snaps: &mut [Snapshot]) {
                 .collect()
         })
         .collect();
+    let progress = some_thread_moved(snaps);
     for id in ids {
         // A thread missing from a snapshot of the window is left as it was seen.
         let at: Option<Vec<usize>> = index.iter().map(|m| m.get(&id).copied()).collect();
         if let Some(at) = at {
-            settle_thread(snaps, &at);
+            settle_thread(snaps, &at, spans, progress);
         }
     }
 }
 
-fn settle_thread(snaps: &mut [Snapshot], at: &[usize]) {
+/// Whether some thread went from one wait to another over the window (each seen in at least
+/// two snapshots): the process makes progress, so a timed wait entered again and again is a
+/// thread pacing that progress (`pause.wait(0.25)` between steps), not a loop whose notifier
+/// died.
+fn some_thread_moved(snaps: &[Snapshot]) -> bool {
+    let mut seen: HashMap<(&str, WaitKey), usize> = HashMap::new();
+    for s in snaps {
+        for t in &s.threads {
+            if let Some(w) = &t.waits_for {
+                *seen.entry((t.id.as_str(), key(w))).or_default() += 1;
+            }
+        }
+    }
+    let mut keys: HashMap<&str, usize> = HashMap::new();
+    for ((id, _), n) in seen {
+        if n >= 2 {
+            *keys.entry(id).or_default() += 1;
+        }
+    }
+    keys.values().any(|&k| k >= 2)
+}
+
+fn settle_thread(snaps: &mut [Snapshot], at: &[usize], spans: bool, progress: bool) {
     let n = snaps.len();
     let thread = |i: usize| &snaps[i].threads[at[i]];
     // A running sighting at the wait's own stack (woken by its timeout, not yet back in
@@ -93,7 +126,16 @@ fn settle_thread(snaps: &mut [Snapshot], at: &[usize]) {
         .take_while(|&i| wait_at(i).map(key).as_ref() == Some(&k))
         .last()
         .unwrap_or(n - 1);
-    let whole_window = first == 0;
+    // Entered again within the window (its own entry, from the frame, is younger than the
+    // window) while the process moves on: not one wait.
+    let reentered = wait_at(n - 1).and_then(|w| w.waited_s).is_some_and(|own| {
+        let seen = snaps[n - 1]
+            .taken
+            .duration_since(snaps[first].taken)
+            .unwrap_or_default();
+        own.0 + 0.05 < seen.as_secs_f64()
+    });
+    let whole_window = first == 0 && spans && !(progress && reentered);
     let timed = (first..n).any(|i| wait_at(i).is_some_and(|w| w.timed));
     // The first entry: the earliest sighting, less what it had waited in its own entry.
     let entered = {

@@ -1,12 +1,13 @@
-//! The `asyncio.Lock`s tasks hold (through `async with`, from the value stack) and wait
-//! for, with their holders and waiters. A lock held by a bare `acquire()` has an unknown
-//! holder: nothing records it.
+//! The `asyncio.Lock`s and `asyncio.Semaphore`s tasks hold (through `async with`, from the
+//! value stack) and wait for, with their holders, waiters and (semaphores) permits: `_value`
+//! free, a `BoundedSemaphore`'s `_bound_value` total. A lock held by a bare `acquire()` has
+//! an unknown holder: nothing records it.
 
 use std::collections::HashMap;
 
 use crate::cpython::layout::common::METHOD_SELF;
 use crate::model::{
-    lock_id, Evidence, Holder, Lock, LockKind, LockName, Task, TaskWaitKind, Waiter,
+    lock_id, Evidence, Holder, Lock, LockKind, LockName, Permits, Task, TaskWaitKind, Waiter,
 };
 
 use super::ids::task_id;
@@ -16,19 +17,43 @@ use super::types::Kind;
 /// Where an `asyncio.Lock` stands, as seen from the tasks.
 #[derive(Default)]
 pub(super) struct LockSeen {
-    pub(super) holders: Vec<(usize, Option<String>, Option<String>)>,
+    /// Holder task, the `async with`'s site and the name it used, and how it was known.
+    pub(super) holders: Vec<(usize, Option<String>, Option<String>, Evidence)>,
     pub(super) names: Vec<LockName>,
+    /// An `asyncio.Semaphore` (or `BoundedSemaphore`) rather than a `Lock`.
+    pub(super) semaphore: bool,
 }
 
+/// Counts above this are no semaphore's: a torn or foreign read.
+const MAX_PERMITS: i64 = 1 << 20;
+
 impl Reader<'_, '_, '_> {
-    /// The `asyncio.Lock` whose bound `__aexit__` an `async with` keeps on the value stack.
-    pub(super) fn asyncio_lock_in_slot(&mut self, slot: usize) -> Option<usize> {
-        if self.kind(slot)? != Kind::Method {
+    /// The `asyncio.Lock` or `Semaphore` whose bound `__aexit__` an `async with` keeps on the
+    /// value stack, and whether it is a semaphore.
+    pub(super) fn asyncio_lock_in_slot(&mut self, slot: usize) -> Option<(usize, bool)> {
+        let obj = if self.kind(slot)? != Kind::Method {
             // 3.14+: the slot holds the context manager itself.
-            return self.is_asyncio_lock(slot).then_some(slot);
+            slot
+        } else {
+            self.mem().ptr(slot + METHOD_SELF).ok()?
+        };
+        if self.is_asyncio_lock(obj) {
+            Some((obj, false))
+        } else {
+            self.is_asyncio_semaphore(obj).then_some((obj, true))
         }
-        let owner = self.mem().ptr(slot + METHOD_SELF).ok()?;
-        self.is_asyncio_lock(owner).then_some(owner)
+    }
+
+    /// An `asyncio.Semaphore` or `BoundedSemaphore` (or a subclass) with its `_value`.
+    pub(super) fn is_asyncio_semaphore(&mut self, obj: usize) -> bool {
+        self.ty(obj).and_then(|i| i.primitive) == Some(TaskWaitKind::Semaphore)
+            && self.permit_count(obj, "_value").is_some()
+    }
+
+    fn permit_count(&mut self, obj: usize, attr: &str) -> Option<u64> {
+        let objs = &self.walker.objs;
+        let v = objs.int(objs.attr(obj, attr).ok()??).ok()?;
+        (0..=MAX_PERMITS).contains(&v).then_some(v as u64)
     }
 
     pub(super) fn is_asyncio_lock(&mut self, obj: usize) -> bool {
@@ -42,13 +67,21 @@ impl Reader<'_, '_, '_> {
                 .is_some()
     }
 
-    /// `asyncio.Lock`s seen in waits and holds, with their holder tasks.
+    /// `asyncio.Lock`s and semaphores seen in waits and holds, with their holder tasks.
     pub(super) fn locks(&mut self, seen: HashMap<usize, LockSeen>, tasks: &[Task]) -> Vec<Lock> {
         let mut addrs: Vec<usize> = seen.keys().copied().collect();
         addrs.sort();
         let mut out = Vec::new();
         for addr in addrs {
             let s = &seen[&addr];
+            let permits = if s.semaphore {
+                let free = self.permit_count(addr, "_value");
+                // A plain Semaphore has no total: `release()` may add permits.
+                let total = self.permit_count(addr, "_bound_value");
+                Some(Permits { total, free })
+            } else {
+                None
+            };
             let locked = self
                 .walker
                 .objs
@@ -56,21 +89,31 @@ impl Reader<'_, '_, '_> {
                 .ok()
                 .flatten()
                 .and_then(|b| self.walker.objs.int(b).ok())
-                .map(|v| v != 0);
+                .map(|v| v != 0)
+                .or_else(|| permits.and_then(|p| p.free).map(|free| free == 0));
             let mut holders: Vec<Holder> = s
                 .holders
                 .iter()
-                .map(|(t, site, _)| Holder {
+                .map(|(t, site, _, evidence)| Holder {
                     thread: None,
                     task: Some(task_id(self.pid, *t)),
                     process: None,
                     owner_ident: None,
-                    evidence: Evidence::ValueStack,
+                    evidence: *evidence,
                     site: site.clone(),
                     count: None,
                 })
                 .collect();
-            if holders.is_empty() && locked == Some(true) {
+            // Permits taken beyond the holders found were taken where nothing records it.
+            let unexplained = match permits {
+                Some(Permits {
+                    total: Some(t),
+                    free: Some(f),
+                }) => t.saturating_sub(f) > holders.len() as u64,
+                Some(_) => false,
+                None => holders.is_empty() && locked == Some(true),
+            };
+            if unexplained {
                 // A bare acquire() leaves no trace of its owner.
                 holders.push(Holder {
                     thread: None,
@@ -94,12 +137,16 @@ impl Reader<'_, '_, '_> {
                 .collect();
             out.push(Lock {
                 name: None,
-                permits: None,
+                permits,
                 contradictions: Vec::new(),
                 id,
                 pid: self.pid,
                 address: format!("{addr:#x}"),
-                kind: LockKind::AsyncioLock,
+                kind: if s.semaphore {
+                    LockKind::AsyncioSemaphore
+                } else {
+                    LockKind::AsyncioLock
+                },
                 names: s.names.clone(),
                 locked,
                 holders,

@@ -88,7 +88,7 @@ impl Reader<'_, '_, '_> {
                     continue;
                 }
                 for w in self.walker.active_withs(rf) {
-                    let Some(lock) = self.asyncio_lock_in_slot(w.exit_slot) else {
+                    let Some((lock, semaphore)) = self.asyncio_lock_in_slot(w.exit_slot) else {
                         continue;
                     };
                     let (name, line) = self.walker.with_statement(rf, &w);
@@ -98,7 +98,13 @@ impl Reader<'_, '_, '_> {
                     }
                     .site();
                     let seen = locks.entry(lock).or_default();
-                    seen.holders.push((addr, Some(site.clone()), name.clone()));
+                    seen.semaphore |= semaphore;
+                    seen.holders.push((
+                        addr,
+                        Some(site.clone()),
+                        name.clone(),
+                        Evidence::ValueStack,
+                    ));
                     if let Some(n) = &name {
                         let ln = LockName {
                             how: NameHow::Local,

@@ -83,13 +83,15 @@ impl Reader<'_, '_, '_> {
             wait.kind = kind;
             wait.via = Some(via);
             if let Some(obj) = obj {
-                if kind == TaskWaitKind::Lock {
-                    // Exact when the future is one of the lock's waiters.
+                let semaphore = kind == TaskWaitKind::Semaphore && self.is_asyncio_semaphore(obj);
+                if kind == TaskWaitKind::Lock || semaphore {
+                    // Exact when the future is one of the lock's (semaphore's) waiters.
                     if !self.deque_contains(obj, "_waiters", waiter) {
                         wait.evidence = Evidence::Unknown;
                     }
                     wait.target = Some(lock_id(self.pid, obj));
                     let seen = locks.entry(obj).or_default();
+                    seen.semaphore |= semaphore;
                     if let (Some(n), Some(s)) = (&wait.name, &wait.site) {
                         let ln = LockName {
                             how: NameHow::Local,

@@ -285,6 +285,12 @@ impl<'a> Walker<'a> {
                     continue;
                 }
             };
+            if code.name == "__init__" && code.filename == "__init__" {
+                // The interpreter's own init-cleanup shim (`_Py_InitCleanup`, 3.13+), run
+                // between `Class(...)` and its `__init__`: no Python code of anyone's.
+                frame = back;
+                continue;
+            }
             let instr = self.instruction(frame, code_addr);
             out.push(RawFrame {
                 addr: frame,

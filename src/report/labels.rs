@@ -20,6 +20,8 @@ pub(super) fn party_label(doc: &Document, id: &str) -> String {
         process_label(doc, pid)
     } else if doc.thread(id).is_some() || id.contains(":t:") {
         thread_label(doc, id)
+    } else if id.contains(":task:") {
+        task_label(doc, id)
     } else {
         lock_label(doc, id, None)
     }

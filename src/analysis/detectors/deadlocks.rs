@@ -132,6 +132,14 @@ impl Detector for Deadlocks {
                     format!("The threads take the same locks in different orders ({}): take them in one global order.", order.join(", "))
                 })
             });
+            // A counting resource whose every permit its waiters hold (a pool of one whose
+            // only item its waiter has checked out): said with its counts.
+            if let Some(summary) =
+                crate::analysis::permits::knot_summary(snap, &locks, party, lock_label)
+            {
+                f.summary = summary;
+                f.advice = Some(crate::analysis::permits::KNOT_ADVICE.into());
+            }
             set_cycle(&mut f, snap, threads, Vec::new(), locks, edges, pids);
             out.push(f);
         }
@@ -348,9 +356,9 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
     key.sort();
     let members: std::collections::HashSet<_> = scc.iter().copied().collect();
     let mut edges: Vec<Edge> = Vec::new();
-    // Threads in a stable order, each followed by the path of its wait.
+    // Threads (and tasks) in a stable order, each followed by the path of its wait.
     for &n in scc {
-        if !matches!(graph.graph[n], Node::Thread(_)) {
+        if !matches!(graph.graph[n], Node::Thread(_) | Node::Task(_)) {
             continue;
         }
         let mut at = n;
@@ -399,9 +407,13 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
         f.processes = pids_of(f.threads.iter().chain(&nodes));
         return f;
     }
-    if let Some(summary) =
-        crate::analysis::permits::knot_summary(snap, &locks, thread_label, lock_label)
-    {
+    if let Some(summary) = crate::analysis::permits::knot_summary(snap, &locks, party, lock_label) {
+        // A knot among asyncio tasks names them as its tasks.
+        let tasks: Vec<String> = nodes
+            .iter()
+            .filter(|n| snap.task(n).is_some())
+            .cloned()
+            .collect();
         let mut f = finding(
             FindingKind::Deadlock,
             format!("deadlock:{}", key.join(",")),
@@ -410,6 +422,7 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
         f.advice = Some(crate::analysis::permits::KNOT_ADVICE.into());
         f.knot = true;
         f.threads = threads;
+        f.tasks = tasks;
         f.locks = locks;
         f.edges = edges;
         f.processes = pids;

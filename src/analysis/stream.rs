@@ -1,0 +1,133 @@
+//! Timed waits in a stream of snapshots (`record`, `top`, `run`, `watch`), settled as `dump`
+//! settles its window: each new snapshot is judged with a few older ones spanning at least
+//! one default window (a polling loop is one blocked wait, a wait that ends within it is not).
+//! Until the stream spans that long, no timed wait is blocked. It keeps a bounded handful of
+//! snapshots and reads no process.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::snapshot::Snapshot;
+
+/// What a timed wait must persist over to be blocked: `dump`'s default window.
+pub const SETTLE_SPAN: Duration = Duration::from_secs(1);
+/// How many older snapshots, evenly spread over the span, a new one is judged with.
+const STEPS: u32 = 5;
+
+/// The older snapshots a stream's new ones are settled with (as they were taken).
+#[derive(Default)]
+pub struct StreamWindow {
+    kept: VecDeque<Snapshot>,
+}
+
+impl StreamWindow {
+    /// `snap` with its timed waits settled over the stream's recent past, and whether the
+    /// stream already spans `SETTLE_SPAN` (before that, nothing timed is blocked).
+    pub fn settle(&mut self, snap: Snapshot) -> (Snapshot, bool) {
+        let taken = snap.taken;
+        let mut window: Vec<Snapshot> = self.kept.iter().cloned().collect();
+        window.push(snap.clone());
+        super::timed::settle_spanning(&mut window, SETTLE_SPAN);
+        let spans = self
+            .kept
+            .front()
+            .is_some_and(|f| taken.duration_since(f.taken).unwrap_or_default() >= SETTLE_SPAN);
+        let step = SETTLE_SPAN / STEPS;
+        let due = self
+            .kept
+            .back()
+            .is_none_or(|b| taken.duration_since(b.taken).unwrap_or_default() >= step);
+        if due {
+            self.kept.push_back(snap);
+        }
+        // The oldest one kept is the newest that still makes the window span the whole span.
+        while self.kept.len() > 2
+            && taken.duration_since(self.kept[1].taken).unwrap_or_default() >= SETTLE_SPAN
+        {
+            self.kept.pop_front();
+        }
+        (window.pop().expect("just pushed"), spans)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::fixtures::{snapshot, thread};
+    use crate::analysis::Accumulator;
+    use crate::model::*;
+    use std::time::SystemTime;
+
+    /// One thread in a timed condition wait at `site` (a loop of `cond.wait(0.2)`), at `at`.
+    fn waiting(at: SystemTime, site: &str, timeout: f64) -> Snapshot {
+        let mut t = thread(1, 1, "cond-loop", Some((WaitKind::Notify, "1:l:0xc")));
+        t.state = ThreadState::ConditionWait;
+        t.blocked = false;
+        let w = t.waits_for.as_mut().unwrap();
+        w.timed = true;
+        w.site = Some(site.into());
+        w.timeout_s = Some(Seconds(timeout));
+        w.waited_s = Some(Seconds(0.05));
+        let mut s = snapshot(vec![t], Vec::new());
+        s.taken = at;
+        s
+    }
+
+    #[test]
+    fn a_polling_loop_in_a_stream_is_blocked_once_the_stream_spans_a_window() {
+        let t0 = SystemTime::now();
+        let mut acc = Accumulator::over_time();
+        let mut blocked_at = None;
+        for i in 0..25u64 {
+            let at = t0 + Duration::from_millis(100 * i);
+            acc.push(waiting(at, "cond_loop app.py:9", 0.2));
+            let t = &acc.last().unwrap().threads[0];
+            if t.blocked && blocked_at.is_none() {
+                blocked_at = Some(i);
+            }
+            if let Some(b) = blocked_at {
+                assert!(t.blocked, "blocked from snapshot {b} on, not at {i}");
+            }
+        }
+        // Blocked only once a second of snapshots agree, and from then on.
+        assert_eq!(blocked_at, Some(10));
+        let w = acc.last().unwrap().threads[0].waits_for.clone().unwrap();
+        // Counted over what the stream keeps: at least its window.
+        assert!(w.waited_s.unwrap().0 > 1.0, "{w:?}");
+        // The stall is found from then on, and counts as persisting: over every settled
+        // snapshot, though not over the stream's first second.
+        let stall = acc
+            .last_findings
+            .iter()
+            .find(|f| f.kind == FindingKind::Stall)
+            .expect("a stall")
+            .id
+            .clone();
+        assert_eq!(acc.warmup, 10);
+        assert!(acc.persisted(&stall));
+        assert_eq!(acc.seen.get(&stall), Some(&15));
+    }
+
+    #[test]
+    fn a_short_timed_wait_that_ends_is_never_blocked_in_a_stream() {
+        // `pause.wait(0.25)` entered again every 0.25 s while another thread goes from one
+        // wait to another (the program moves on), sampled at 100 Hz.
+        let t0 = SystemTime::now();
+        let mut acc = Accumulator::over_time();
+        for i in 0..200u64 {
+            let at = t0 + Duration::from_millis(10 * i);
+            let mut s = waiting(at, "alternate app.py:40", 0.25);
+            s.threads[0].waits_for.as_mut().unwrap().waited_s =
+                Some(Seconds((i % 25) as f64 / 100.0));
+            let target = if (i / 15) % 2 == 0 {
+                "1:l:0xa"
+            } else {
+                "1:l:0xb"
+            };
+            s.threads
+                .push(thread(1, 2, "path", Some((WaitKind::Notify, target))));
+            acc.push(s);
+            assert!(!acc.last().unwrap().threads[0].blocked, "blocked at {i}");
+        }
+    }
+}
