@@ -572,18 +572,7 @@ fn five_shapes_from_cores_match_the_live_dump_on_every_interpreter() {
     run_all(checks);
 }
 
-/// The function names of a thread's native frames, innermost first (`?` for an unnamed one).
-fn native_symbols(d: &Value, name: &str) -> Vec<String> {
-    doc::thread_by_name(d, name)["native_frames"]
-        .as_array()
-        .map(|frames| {
-            frames
-                .iter()
-                .map(|f| f["symbol"].as_str().unwrap_or("?").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use support::doc::native_symbols;
 
 /// A core of C-level hangs below Python (`native_locks.py stuck`: a C-mutex AB-BA through
 /// ctypes' CDLL, a cycle through the GIL and a C mutex): the blocked threads' native frames,

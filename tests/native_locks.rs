@@ -90,18 +90,7 @@ fn deadlock_with<'a>(d: &'a Value, names: &[&str]) -> Option<&'a Value> {
         .find(|f| doc::finding_thread_names(d, f) == names)
 }
 
-/// The function names of a thread's native frames, innermost first (`?` for an unnamed one).
-fn native_symbols(d: &Value, name: &str) -> Vec<String> {
-    doc::thread_by_name(d, name)["native_frames"]
-        .as_array()
-        .map(|frames| {
-            frames
-                .iter()
-                .map(|f| f["symbol"].as_str().unwrap_or("?").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use support::doc::native_symbols;
 
 /// A thread blocked in a C mutex through ctypes: its native frames name glibc's mutex lock
 /// and libffi's call; where the interpreter's loop is named (pyenv's binaries keep their

@@ -6,7 +6,7 @@
 //! hold can lose it. Derived from the writes `cpython::writes` decodes; judges no race.
 
 use super::builder::*;
-use super::writes::{is_init, Scope};
+use super::writes::{code_site, is_init, Scope};
 use crate::cpython::bytecode::{Path, Root, WriteTarget};
 use crate::cpython::writes::CodeWrite;
 
@@ -82,15 +82,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 )
             }
         };
-        let code = scope.code();
-        let site = Frame {
-            function: code.name.clone(),
-            file: code.filename.clone(),
-            line: w.line.unwrap_or(0),
-            locals: None,
-            parameters: None,
-        }
-        .site();
+        let site = code_site(scope.code(), w.line);
         Some(WriteAccess {
             location,
             name,

@@ -299,14 +299,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 )
             }
         };
-        let site = Frame {
-            function: code.name.clone(),
-            file: code.filename.clone(),
-            line: w.line.unwrap_or(0),
-            locals: None,
-            parameters: None,
-        }
-        .site();
+        let site = code_site(code, w.line);
         let adds_or_takes = matches!(
             w.target,
             WriteTarget::Item {
@@ -388,4 +381,16 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
         Some(obj)
     }
+}
+
+/// `function file:line` of a line of `code`, as a frame there would give it.
+pub(super) fn code_site(code: &CodeInfo, line: Option<u32>) -> String {
+    Frame {
+        function: code.name.clone(),
+        file: code.filename.clone(),
+        line: line.unwrap_or(0),
+        locals: None,
+        parameters: None,
+    }
+    .site()
 }

@@ -61,19 +61,13 @@ pub fn tcp_silence(inodes: &[u64]) -> io::Result<HashMap<u64, Duration>> {
 
 /// `inet_diag_req_v2` for every TCP socket of `family`, asking for `INET_DIAG_INFO`.
 fn inet_dump(fd: i32, family: u8) -> io::Result<HashMap<u64, Duration>> {
-    let len = NLMSG_HDR + INET_DIAG_REQ;
-    let mut req = Vec::with_capacity(len);
-    req.extend_from_slice(&(len as u32).to_ne_bytes());
-    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    req.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    req.extend_from_slice(&1u32.to_ne_bytes());
-    req.extend_from_slice(&0u32.to_ne_bytes());
+    let mut req = dump_request(INET_DIAG_REQ);
     req.push(family);
     req.push(libc::IPPROTO_TCP as u8);
     req.push(1 << (INET_DIAG_INFO - 1));
     req.push(0);
     req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
-    req.resize(len, 0); // inet_diag_sockid: any
+    req.resize(NLMSG_HDR + INET_DIAG_REQ, 0); // inet_diag_sockid: any
     send_all(fd, &req)?;
     let mut silence = HashMap::new();
     receive(fd, |msg| {
@@ -98,6 +92,18 @@ fn inet_dump(fd: i32, family: u8) -> io::Result<HashMap<u64, Duration>> {
         }
     })?;
     Ok(silence)
+}
+
+/// A `SOCK_DIAG_BY_FAMILY` dump request's `nlmsghdr`, for a request body of `body` bytes
+/// the caller appends.
+fn dump_request(body: usize) -> Vec<u8> {
+    let mut req = Vec::with_capacity(NLMSG_HDR + body);
+    req.extend_from_slice(&((NLMSG_HDR + body) as u32).to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    req.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+    req
 }
 
 fn send_all(fd: i32, req: &[u8]) -> io::Result<()> {
@@ -155,13 +161,8 @@ fn attributes(mut attrs: &[u8]) -> Vec<(u16, &[u8])> {
 }
 
 fn dump(fd: i32) -> io::Result<HashMap<u64, u64>> {
-    // nlmsghdr + unix_diag_req {family, protocol, pad, states, ino, show, cookie[2]}.
-    let mut req = Vec::with_capacity(NLMSG_HDR + 24);
-    req.extend_from_slice(&((NLMSG_HDR + 24) as u32).to_ne_bytes());
-    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    req.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    req.extend_from_slice(&1u32.to_ne_bytes()); // seq
-    req.extend_from_slice(&0u32.to_ne_bytes()); // pid: the kernel
+    // unix_diag_req {family, protocol, pad, states, ino, show, cookie[2]}.
+    let mut req = dump_request(24);
     req.push(libc::AF_UNIX as u8);
     req.push(0);
     req.extend_from_slice(&0u16.to_ne_bytes());
@@ -169,21 +170,18 @@ fn dump(fd: i32) -> io::Result<HashMap<u64, u64>> {
     req.extend_from_slice(&0u32.to_ne_bytes());
     req.extend_from_slice(&UDIAG_SHOW_PEER.to_ne_bytes());
     req.extend_from_slice(&[0xff; 8]); // no cookie
-    let sent = unsafe { libc::send(fd, req.as_ptr().cast(), req.len(), 0) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    send_all(fd, &req)?;
     let mut peers = HashMap::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
+    receive(fd, |msg| {
+        // unix_diag_msg {family, type, state, pad, ino, cookie[2]}, then attributes.
+        let Some(ino) = u32_at(msg, 4) else { return };
+        for (ty, value) in attributes(msg.get(UNIX_DIAG_MSG..).unwrap_or(&[])) {
+            if let (UNIX_DIAG_PEER, Some(peer)) = (ty, u32_at(value, 0)) {
+                peers.insert(ino as u64, peer as u64);
+            }
         }
-        if parse_messages(&buf[..n as usize], &mut peers)? {
-            return Ok(peers);
-        }
-    }
+    })?;
+    Ok(peers)
 }
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
@@ -191,46 +189,6 @@ fn u16_at(b: &[u8], i: usize) -> Option<u16> {
 }
 fn u32_at(b: &[u8], i: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?))
-}
-
-/// Parse one datagram of netlink messages; `true` once the dump is done.
-fn parse_messages(mut b: &[u8], peers: &mut HashMap<u64, u64>) -> io::Result<bool> {
-    let bad = || io::Error::new(io::ErrorKind::InvalidData, "malformed sock_diag reply");
-    while b.len() >= NLMSG_HDR {
-        let len = u32_at(b, 0).ok_or_else(bad)? as usize;
-        let ty = u16_at(b, 4).ok_or_else(bad)?;
-        if len < NLMSG_HDR || len > b.len() {
-            return Err(bad());
-        }
-        match ty as i32 {
-            libc::NLMSG_DONE => return Ok(true),
-            libc::NLMSG_ERROR => {
-                let errno = u32_at(b, NLMSG_HDR).map(|e| -(e as i32)).unwrap_or(0);
-                return Err(io::Error::from_raw_os_error(errno));
-            }
-            _ => {
-                // unix_diag_msg {family, type, state, pad, ino, cookie[2]}, then attributes.
-                let msg = &b[NLMSG_HDR..len];
-                let ino = u32_at(msg, 4).ok_or_else(bad)? as u64;
-                let mut attrs = msg.get(UNIX_DIAG_MSG..).unwrap_or(&[]);
-                while attrs.len() >= 4 {
-                    let alen = u16_at(attrs, 0).ok_or_else(bad)? as usize;
-                    let aty = u16_at(attrs, 2).ok_or_else(bad)?;
-                    if alen < 4 || alen > attrs.len() {
-                        break;
-                    }
-                    if aty == UNIX_DIAG_PEER {
-                        if let Some(peer) = u32_at(attrs, 4) {
-                            peers.insert(ino, peer as u64);
-                        }
-                    }
-                    attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
-                }
-            }
-        }
-        b = &b[((len + 3) & !3).min(b.len())..];
-    }
-    Ok(false)
 }
 
 #[cfg(test)]

@@ -503,6 +503,20 @@ pub mod doc {
             .collect()
     }
 
+    /// The function names of a thread's native frames, innermost first (`?` for an
+    /// unnamed one).
+    pub fn native_symbols(d: &Value, name: &str) -> Vec<String> {
+        thread_by_name(d, name)["native_frames"]
+            .as_array()
+            .map(|frames| {
+                frames
+                    .iter()
+                    .map(|f| f["symbol"].as_str().unwrap_or("?").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn thread_by_name<'a>(doc: &'a Value, name: &str) -> &'a Value {
         doc["threads"]
             .as_array()
