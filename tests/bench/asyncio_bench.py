@@ -5,7 +5,8 @@
    block`; the target prints when it starts blocking; latency is the `last_seen` of the
    loop_block finding minus (block start + threshold), i.e. from crossing the threshold to the
    finding in run's live state.
-2. Reading 10,000 tasks: `gridlock record --rate 1000` on a loop with N parked tasks; the
+2. Reading 10,000 tasks: `gridlock record --rate 1000` on a loop with N parked tasks (then on
+   a trio run with N parked tasks, where the interpreter imports trio); the
    time per snapshot is the window over the number of snapshots (wall), and gridlock's CPU
    time (user + sys, from wait4) over the number of snapshots, which a loaded machine
    inflates less than the wall time.
@@ -59,8 +60,8 @@ def latency(py, rounds, rate):
     return out
 
 
-def read_tasks(py, n, rounds):
-    p = subprocess.Popen([py, TARGET, "tasks", str(n)], stdout=subprocess.PIPE, text=True)
+def read_tasks(py, n, rounds, mode="tasks"):
+    p = subprocess.Popen([py, TARGET, mode, str(n)], stdout=subprocess.PIPE, text=True)
     try:
         line = p.stdout.readline()
         assert line.startswith("READY"), line
@@ -100,6 +101,15 @@ def main():
     print(f"snapshot of a loop with {n} tasks (all read, with await stacks): "
           f"median {statistics.median(per):.1f} ms, max {max(per):.1f} ms wall; "
           f"CPU median {statistics.median(cpu):.1f} ms (goal < 50 ms)")
+    # The same number of trio tasks, side by side, where the interpreter has trio.
+    if subprocess.run([py, "-c", "import trio"], capture_output=True).returncode != 0:
+        print("trio: not importable by this interpreter, skipped")
+        return
+    tper, tcpu = read_tasks(py, n, max(1, rounds // 2), "trio_tasks")
+    print(f"snapshot of a trio run with {n} tasks (all read, with await stacks): "
+          f"median {statistics.median(tper):.1f} ms, max {max(tper):.1f} ms wall; "
+          f"CPU median {statistics.median(tcpu):.1f} ms; trio/asyncio CPU "
+          f"{statistics.median(tcpu) / statistics.median(cpu):.2f} (goal <= 1)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Targets for asyncio_bench.py.
 
 `block`: a healthy loop that, after a second, blocks in time.sleep and prints the wall time
-it started blocking. `tasks N`: N parked tasks on one loop.
+it started blocking. `tasks N`: N parked tasks on one loop. `trio_tasks N`: N parked tasks
+in one trio nursery (each waiting on one `trio.Event`).
 """
 import asyncio
 import sys
@@ -26,7 +27,23 @@ async def tasks(n):
     await ev.wait()
 
 
+async def trio_tasks(n):
+    import trio
+
+    ev = trio.Event()
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(ev.wait)
+        await trio.sleep(0.5)
+        print("READY", n, flush=True)
+        await ev.wait()
+
+
 if sys.argv[1] == "block":
     asyncio.run(block())
+elif sys.argv[1] == "trio_tasks":
+    import trio
+
+    trio.run(trio_tasks, int(sys.argv[2]))
 else:
     asyncio.run(tasks(int(sys.argv[2])))
