@@ -25,20 +25,21 @@ impl StreamWindow {
     /// stream already spans `SETTLE_SPAN` (before that, nothing timed is blocked).
     pub fn settle(&mut self, snap: Snapshot) -> (Snapshot, bool) {
         let taken = snap.taken;
-        let mut window: Vec<Snapshot> = self.kept.iter().cloned().collect();
-        window.push(snap.clone());
-        super::timed::settle_spanning(&mut window, SETTLE_SPAN);
-        let spans = self
-            .kept
-            .front()
-            .is_some_and(|f| taken.duration_since(f.taken).unwrap_or_default() >= SETTLE_SPAN);
         let step = SETTLE_SPAN / STEPS;
         let due = self
             .kept
             .back()
             .is_none_or(|b| taken.duration_since(b.taken).unwrap_or_default() >= step);
-        if due {
-            self.kept.push_back(snap);
+        let kept_copy = due.then(|| threads_only(&snap));
+        let mut window: Vec<Snapshot> = self.kept.iter().cloned().collect();
+        window.push(snap);
+        super::timed::settle_spanning(&mut window, SETTLE_SPAN);
+        let spans = self
+            .kept
+            .front()
+            .is_some_and(|f| taken.duration_since(f.taken).unwrap_or_default() >= SETTLE_SPAN);
+        if let Some(copy) = kept_copy {
+            self.kept.push_back(copy);
         }
         // The oldest one kept is the newest that still makes the window span the whole span.
         while self.kept.len() > 2
@@ -47,6 +48,27 @@ impl StreamWindow {
             self.kept.pop_front();
         }
         (window.pop().expect("just pushed"), spans)
+    }
+}
+
+/// What settling reads of an older snapshot, as it was taken: when, and its threads. Its
+/// tasks, locks and loops (10,000 tasks on a busy loop) are left out, as only the newest
+/// snapshot of a window comes back out of it.
+fn threads_only(snap: &Snapshot) -> Snapshot {
+    Snapshot {
+        taken: snap.taken,
+        pid: snap.pid,
+        threads: snap.threads.clone(),
+        locks: Vec::new(),
+        tasks: Vec::new(),
+        loops: Vec::new(),
+        processes: Vec::new(),
+        mp: Default::default(),
+        probe_loaded: false,
+        probe_edges: Vec::new(),
+        pools: Default::default(),
+        signals: Default::default(),
+        notes: Default::default(),
     }
 }
 
