@@ -600,17 +600,7 @@ fn native_frames_from_a_core_name_the_libc_frames_as_live() {
     assert_eq!(code, 3, "{:#}", d["findings"]);
     for name in blocked {
         let symbols = native_symbols(&d, name);
-        assert!(
-            symbols.iter().any(|s| matches!(
-                s.as_str(),
-                "pthread_mutex_lock" | "___pthread_mutex_lock" | "__lll_lock_wait"
-            )),
-            "{name}: {symbols:?}"
-        );
-        assert!(
-            symbols.iter().any(|s| s.starts_with("ffi_call")),
-            "{name}: {symbols:?}"
-        );
+        doc::assert_mutex_wait_through_ffi(&symbols, name);
         assert_eq!(symbols, native_symbols(&live, name), "{name}: core vs live");
         assert_eq!(
             doc::thread_by_name(&d, name)["native_frames_from"],

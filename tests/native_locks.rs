@@ -99,17 +99,7 @@ fn assert_native_mutex_wait(d: &Value, name: &str, eval_loop_named: bool) {
     let t = doc::thread_by_name(d, name);
     let symbols = native_symbols(d, name);
     let frames = t["native_frames"].as_array().cloned().unwrap_or_default();
-    assert!(
-        symbols.iter().any(|s| matches!(
-            s.as_str(),
-            "pthread_mutex_lock" | "___pthread_mutex_lock" | "__lll_lock_wait"
-        )),
-        "{name}: {symbols:?}"
-    );
-    assert!(
-        symbols.iter().any(|s| s.starts_with("ffi_call")),
-        "{name}: {symbols:?}"
-    );
+    doc::assert_mutex_wait_through_ffi(&symbols, name);
     if !eval_loop_named {
         return;
     }

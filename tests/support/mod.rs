@@ -517,6 +517,22 @@ pub mod doc {
             .unwrap_or_default()
     }
 
+    /// A thread's native frames (innermost first) show it waiting in glibc's mutex lock,
+    /// reached through ctypes' `ffi_call`.
+    pub fn assert_mutex_wait_through_ffi(symbols: &[String], name: &str) {
+        assert!(
+            symbols.iter().any(|s| matches!(
+                s.as_str(),
+                "pthread_mutex_lock" | "___pthread_mutex_lock" | "__lll_lock_wait"
+            )),
+            "{name}: {symbols:?}"
+        );
+        assert!(
+            symbols.iter().any(|s| s.starts_with("ffi_call")),
+            "{name}: {symbols:?}"
+        );
+    }
+
     pub fn thread_by_name<'a>(doc: &'a Value, name: &str) -> &'a Value {
         doc["threads"]
             .as_array()
