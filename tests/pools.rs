@@ -449,3 +449,86 @@ fn a_urllib3_pool_of_one_whose_connection_its_waiter_holds_is_a_deadlock() {
         }
     });
 }
+
+/// Issue 31's shapes on every interpreter the suite has (pyenv 3.8-3.13, Debian's, the Debian
+/// root's 3.13-3.15), one dump each: a semaphore knot, a SQLAlchemy pool exhausted by its own
+/// holders and asyncio permits held past a bare `acquire()` are deadlocks, wait loops whose
+/// notifier died a stall, and an idle daemon with a SIGTERM handler no finding. The detailed
+/// assertions of each shape run on the representative set above; this one runs the
+/// interpreters side by side, since each mostly waits for its targets to settle.
+#[test]
+fn every_shape_gives_its_finding_on_every_interpreter() {
+    // (fixture, mode, library it needs, the exit status and finding kinds of its dump)
+    let shapes: [(&str, &str, Option<&str>, i32, &[&str]); 5] = [
+        ("semaphores.py", "held", None, 3, &["deadlock"]),
+        (
+            "sqlalchemy_pool.py",
+            "exhausted",
+            Some("sqlalchemy"),
+            3,
+            &["deadlock"],
+        ),
+        ("asyncio_semaphores.py", "bare", None, 3, &["deadlock"]),
+        ("timed_loops.py", "", None, 3, &["stall"]),
+        ("idle_daemon.py", "handler", None, 0, &[]),
+    ];
+    let interps = support::interpreters();
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let runs: Vec<_> = interps
+            .iter()
+            .map(|interp| {
+                let run = s.spawn(move || {
+                    let mut failed = Vec::new();
+                    for (script, mode, library, status, kinds) in shapes {
+                        if let Some(module) = library {
+                            let mut cmd = Command::new(&interp.path);
+                            with_site(interp, &mut cmd);
+                            let ok = cmd
+                                .args(["-c", &format!("import {module}")])
+                                .output()
+                                .is_ok_and(|o| o.status.success());
+                            if !ok {
+                                eprintln!(
+                                    "note: {}: {module} not installed, skipped",
+                                    interp.label
+                                );
+                                continue;
+                            }
+                        }
+                        let args: &[&str] = if mode.is_empty() { &[] } else { &[mode] };
+                        let t = Target::start_with(interp, &fixture(script), args, |c| {
+                            with_site(interp, c)
+                        });
+                        // A polling loop wakes every 0.2 s: a window needs each seen waiting.
+                        let (code, d) = support::dump_json_until(
+                            t.pid,
+                            "1s",
+                            std::time::Duration::from_secs(10),
+                            |c, _| c == status,
+                        );
+                        let found: Vec<&str> = d["findings"]
+                            .as_array()
+                            .map(|f| f.iter().filter_map(|f| f["kind"].as_str()).collect())
+                            .unwrap_or_default();
+                        if code != status || found != kinds {
+                            failed.push(format!(
+                                "{} {script} {mode}: exit {code}, findings {found:?} \
+                                 (expected {status}, {kinds:?})",
+                                interp.label
+                            ));
+                        }
+                    }
+                    failed
+                });
+                (&interp.label, run)
+            })
+            .collect();
+        runs.into_iter()
+            .flat_map(|(label, run)| {
+                run.join()
+                    .unwrap_or_else(|_| vec![format!("{label}: panicked (see above)")])
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
