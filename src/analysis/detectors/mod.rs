@@ -1,7 +1,8 @@
 //! One detector per finding kind (tokio-console's lint idea): each looks at a snapshot and
 //! its wait-for graph and says what it sees. Persistence over a window is decided elsewhere.
 //!
-//! Each child answers one kind of finding (`deadlocks`, `loop_self`, `orphans`, `stalls`) and
+//! Each child answers one kind of finding (`deadlocks`, `loop_self`, `orphans`, `stalls`,
+//! `trio_parked`) and
 //! builds on `detector` (the trait, the blank finding) and `naming` (the words); none names
 //! this file.
 
@@ -13,6 +14,7 @@ mod orphans;
 mod stalls;
 #[cfg(test)]
 mod tests;
+mod trio_parked;
 
 pub use crate::analysis::labels::thread_label;
 pub use deadlocks::Deadlocks;
@@ -22,6 +24,7 @@ pub use loop_self::LoopSelfDeadlocks;
 pub use naming::{describe_waits, lock_label, short_cmd, task_label};
 pub use orphans::OrphanedLocks;
 pub use stalls::Stalls;
+pub use trio_parked::TrioParked;
 
 pub fn all() -> Vec<Box<dyn Detector>> {
     vec![
@@ -29,5 +32,6 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(LoopSelfDeadlocks),
         Box::new(OrphanedLocks),
         Box::new(Stalls),
+        Box::new(TrioParked),
     ]
 }
