@@ -195,12 +195,14 @@ fn a_trio_run_whose_every_task_is_parked_is_a_stall_naming_each_wait() {
             .unwrap_or_else(|| panic!("no trio loop: {d:#}"));
         assert_eq!(lp["deadlines"], 0, "{lp:#}");
         assert_eq!(f["loop"], lp["id"], "{f:#}");
-        // The three workers and the nursery's parent; not the entry queue's system task.
+        // The three workers, the nursery's parent and trio's `<init>` (parked on the system
+        // nursery); not the entry queue's task, which waits on its wakeup socket.
         let mut names = doc::finding_task_names(&d, f);
         names.sort();
         assert_eq!(
             names,
             [
+                "<init>",
                 "__main__.parked",
                 "event-waiter",
                 "semaphore-holder",
@@ -211,7 +213,7 @@ fn a_trio_run_whose_every_task_is_parked_is_a_stall_naming_each_wait() {
         let summary = f["summary"].as_str().unwrap();
         assert!(
             summary.starts_with("the trio run on thread ")
-                && summary.contains("is stuck: all 4 of its tasks are parked"),
+                && summary.contains("is stuck: all 5 of its tasks are parked"),
             "{summary}"
         );
         assert!(
@@ -240,9 +242,25 @@ fn a_trio_run_whose_every_task_is_parked_is_a_stall_naming_each_wait() {
             3,
             "{f:#}"
         );
+        // The nursery tree: each worker's parent is the task whose nursery started it, and
+        // the text report draws the workers under it.
+        for child in ["event-waiter", "semaphore-holder", "semaphore-taker"] {
+            assert_eq!(task(&d, child)["parent"], parent["id"], "{d:#}");
+        }
         let (code, text) = dump_text(t.pid, "0.3s");
         assert_eq!(code, 3, "{text}");
         assert!(text.contains("STALL"), "{text}");
+        let tasks_at = text.find("EVENT LOOPS AND TASKS").expect("a task section");
+        let tree = &text[tasks_at..];
+        let parent_at = tree
+            .find("task \"__main__.parked\" (parked)")
+            .unwrap_or_else(|| panic!("{text}"));
+        for child in ["event-waiter", "semaphore-holder", "semaphore-taker"] {
+            let at = tree
+                .find(&format!("└ task \"{child}\""))
+                .unwrap_or_else(|| panic!("{child} not drawn under its parent: {text}"));
+            assert!(at > parent_at, "{text}");
+        }
     }
 }
 
