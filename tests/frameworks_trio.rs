@@ -175,3 +175,127 @@ fn a_trio_server_idling_beside_busy_tasks_gives_no_finding() {
         assert!(text.contains("(trio) on \"MainThread\""), "{text}");
     }
 }
+
+#[test]
+fn a_trio_run_whose_every_task_is_parked_is_a_stall_naming_each_wait() {
+    let script = fixture("trio_tasks.py");
+    for interp in with_trio() {
+        let t = Target::start(&interp, &script, &["parked"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        assert!(doc::findings(&d, "deadlock").is_empty(), "{d:#}");
+        let stalls = doc::findings(&d, "stall");
+        assert_eq!(stalls.len(), 1, "[{}] {d:#}", interp.label);
+        let f = stalls[0];
+        let lp = d["loops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["kind"] == "trio")
+            .unwrap_or_else(|| panic!("no trio loop: {d:#}"));
+        assert_eq!(lp["deadlines"], 0, "{lp:#}");
+        assert_eq!(f["loop"], lp["id"], "{f:#}");
+        // The three workers, the nursery's parent and trio's `<init>` (parked on the system
+        // nursery); not the entry queue's task, which waits on its wakeup socket.
+        let mut names = doc::finding_task_names(&d, f);
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "<init>",
+                "__main__.parked",
+                "event-waiter",
+                "semaphore-holder",
+                "semaphore-taker"
+            ],
+            "{f:#}"
+        );
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with("the trio run on thread ")
+                && summary.contains("is stuck: all 5 of its tasks are parked"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("task \"event-waiter\" (wait_event) waits in trio.Event.wait"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("task \"semaphore-taker\" (take_semaphore) waits in trio.Semaphore.acquire on trio_semaphore"),
+            "{summary}"
+        );
+        // One edge per wait: the taker to the semaphore, the parent to each child.
+        let taker = task(&d, "semaphore-taker");
+        let edges = f["edges"].as_array().unwrap();
+        assert!(
+            edges.iter().any(|e| e["from"] == taker["id"]
+                && e["to"] == taker["waits_for"]["target"]
+                && e["via"] == "waits_for"),
+            "{f:#}"
+        );
+        let parent = task(&d, "__main__.parked");
+        assert_eq!(
+            edges
+                .iter()
+                .filter(|e| e["from"] == parent["id"] && e["via"] == "awaits")
+                .count(),
+            3,
+            "{f:#}"
+        );
+        // The nursery tree: each worker's parent is the task whose nursery started it, and
+        // the text report draws the workers under it.
+        for child in ["event-waiter", "semaphore-holder", "semaphore-taker"] {
+            assert_eq!(task(&d, child)["parent"], parent["id"], "{d:#}");
+        }
+        let (code, text) = dump_text(t.pid, "0.3s");
+        assert_eq!(code, 3, "{text}");
+        assert!(text.contains("STALL"), "{text}");
+        let tasks_at = text.find("EVENT LOOPS AND TASKS").expect("a task section");
+        let tree = &text[tasks_at..];
+        let parent_at = tree
+            .find("task \"__main__.parked\" (parked)")
+            .unwrap_or_else(|| panic!("{text}"));
+        for child in ["event-waiter", "semaphore-holder", "semaphore-taker"] {
+            let at = tree
+                .find(&format!("└ task \"{child}\""))
+                .unwrap_or_else(|| panic!("{child} not drawn under its parent: {text}"));
+            assert!(at > parent_at, "{text}");
+        }
+    }
+}
+
+#[test]
+fn parked_trio_tasks_beside_a_sleeper_or_a_socket_reader_give_no_finding() {
+    let script = fixture("trio_tasks.py");
+    for (interp, shape, waker, kind) in with_trio()
+        .into_iter()
+        .zip([
+            ("parked_sleeper", "sleeper", "sleep"),
+            ("parked_socket", "socket-reader", "io"),
+        ])
+        .map(|(i, (s, w, k))| (i, s, w, k))
+    {
+        let t = Target::start(&interp, &script, &[shape]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        assert_eq!(code, 0, "[{}] {shape}: {d:#}", interp.label);
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        let w = task(&d, waker);
+        assert_eq!(w["waits_for"]["kind"], kind, "{w:#}");
+        assert_eq!(
+            task(&d, "semaphore-taker")["waits_for"]["kind"],
+            "semaphore"
+        );
+        let lp = d["loops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["kind"] == "trio")
+            .unwrap();
+        // trio.sleep(100) is a deadline; a socket wait is not.
+        assert_eq!(
+            lp["deadlines"],
+            if kind == "sleep" { 1 } else { 0 },
+            "{lp:#}"
+        );
+    }
+}

@@ -8,7 +8,7 @@ pub fn task_id(pid: i32, addr: usize) -> String {
 
 /// `prefix` then `addr` as `{:#x}` would write it, without the formatting machinery (ten
 /// thousand tasks make tens of thousands of ids per snapshot).
-pub(super) fn with_hex(prefix: &str, addr: usize) -> String {
+pub fn with_hex(prefix: &str, addr: usize) -> String {
     with_hex_parts(&[prefix], addr)
 }
 

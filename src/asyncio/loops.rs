@@ -127,6 +127,7 @@ impl Reader<'_, '_, '_> {
                 step,
                 ready: ready_len,
                 tasks: 0,
+                deadlines: None,
             },
             step_frames,
         )

@@ -40,6 +40,6 @@ mod waits;
 
 pub use cache::AsyncioCache;
 pub use chain::{await_chains, ChainLink};
-pub use ids::{loop_id, task_id};
+pub use ids::{loop_id, task_id, with_hex};
 pub use offsets::SectionLookup;
 pub use view::{read, AsyncView};

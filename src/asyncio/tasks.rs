@@ -132,6 +132,7 @@ impl Reader<'_, '_, '_> {
             address: with_hex("", addr),
             eager,
             holds,
+            parent: None,
         };
         Some((lp, task))
     }

@@ -78,9 +78,7 @@ impl<'a> Objects<'a> {
     }
 
     pub fn is_none(&self, obj: usize) -> bool {
-        self.type_name(obj)
-            .map(|t| t == "NoneType")
-            .unwrap_or(false)
+        self.type_is(obj, "NoneType")
     }
 
     pub fn str(&self, obj: usize) -> Result<String> {

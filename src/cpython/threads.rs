@@ -457,11 +457,28 @@ impl<'a> Walker<'a> {
             .collect()
     }
 
+    /// The first set slot named `name` (a 3.8-3.10 argument that is also a cell is NULL in
+    /// its local slot and set in its cell slot). Reads only the slots so named.
     pub fn local(&self, frame: &RawFrame, name: &str) -> Option<usize> {
-        self.locals(frame)
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        let names = &frame.code.names;
+        let cells: &[String] = if self.minor() <= 10 {
+            &names.cells
+        } else {
+            &[]
+        };
+        let n = frame.code.nlocalsplus.min(256);
+        let base = self.localsplus(frame.addr);
+        names
+            .locals
+            .iter()
+            .chain(cells)
+            .enumerate()
+            .take(n)
+            .filter(|(_, n)| *n == name)
+            .find_map(|(i, _)| {
+                let v = self.slot_object(self.objs.mem.ptr(base + 8 * i).ok()?);
+                (v != 0).then_some(v)
+            })
     }
 
     /// The objects a frame's locals hold, then its value-stack candidates (see

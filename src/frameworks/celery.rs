@@ -105,6 +105,7 @@ fn task(
         eager: false,
         holds: Vec::new(),
         framework: Framework::Celery,
+        parent: None,
     }
 }
 

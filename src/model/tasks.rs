@@ -35,6 +35,10 @@ pub struct Task {
     /// Whose scheduler runs the task.
     #[serde(default)]
     pub framework: Framework,
+    /// trio: the task whose nursery started this one (`task._parent_nursery._parent_task`),
+    /// the nursery tree's edge; null for a root task and for other frameworks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// The concurrency framework a task belongs to (the contract's `tasks[].framework`).
@@ -178,6 +182,10 @@ pub struct EventLoop {
     pub ready: Option<usize>,
     /// Tasks of this loop (pending and running).
     pub tasks: usize,
+    /// trio: the run's active deadlines (cancel scopes with a finite deadline, `sleep`'s
+    /// among them), each of which wakes a task when it expires; null for other loops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlines: Option<usize>,
 }
 
 /// The callback or task step a loop is running.

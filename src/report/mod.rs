@@ -5,6 +5,7 @@ pub mod escape;
 pub mod junit;
 pub mod kernel;
 mod labels;
+mod task_tree;
 pub mod text;
 pub mod timing;
 

@@ -219,7 +219,10 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
         writeln!(out, "  {what}")?;
         let tasks: Vec<&Task> = doc.tasks.iter().filter(|t| t.loop_id == id).collect();
         const SHOWN: usize = 50;
-        for t in tasks.iter().take(SHOWN) {
+        // A nursery's (or gather's) children under it, indented.
+        for (t, depth) in super::task_tree::tree_order(&tasks).into_iter().take(SHOWN) {
+            let indent = "  ".repeat(depth);
+            let branch = if depth > 0 { "└ " } else { "" };
             let waits = match &t.waits_for {
                 Some(w) => {
                     let target = match (&w.target, w.kind) {
@@ -245,12 +248,13 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
             };
             writeln!(
                 out,
-                "    {}{}  {}  {waits}",
+                "    {indent}{branch}{}{}  {}  {waits}",
                 style.bold(&task_label(doc, &t.id)),
                 if t.eager { " eager" } else { "" },
                 t.address
             )?;
-            holds_and_stack(doc, style, &t.holds, &t.frames, "        ", out)?;
+            let under = format!("        {indent}");
+            holds_and_stack(doc, style, &t.holds, &t.frames, &under, out)?;
         }
         if tasks.len() > SHOWN {
             writeln!(

@@ -9,7 +9,7 @@
 mod fields;
 mod waits;
 
-use crate::asyncio::{await_chains, loop_id, task_id, ChainLink};
+use crate::asyncio::{await_chains, loop_id, with_hex, ChainLink};
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
     short_file, EventLoop, Frame, Framework, Lock, LoopState, LoopStep, Task, TaskState, Thread,
@@ -99,10 +99,12 @@ fn read_run(
     let mut addrs: Vec<usize> = members;
     addrs.sort_unstable();
     addrs.dedup();
-    let coros: Vec<usize> = addrs
+    // A task's coroutine, name and nursery, in one read.
+    let slots: Vec<[Option<usize>; 3]> = addrs
         .iter()
-        .map(|t| fields.get(&walker.objs, *t, "coro").unwrap_or(0))
+        .map(|t| fields.slots(&walker.objs, *t, ["coro", "name", "_parent_nursery"]))
         .collect();
+    let coros: Vec<usize> = slots.iter().map(|s| s[0].unwrap_or(0)).collect();
     let chains = await_chains(walker, pid, &coros);
     let lp = loop_id(pid, runner);
     let on_stack: std::collections::HashSet<usize> = rt.frames.iter().map(|f| f.addr).collect();
@@ -120,26 +122,41 @@ fn read_run(
         })
         .map(|t| t.addr);
     let mut waits = waits::Waits::new(pid, &reads);
+    let waits_for: Vec<_> = reads
+        .iter()
+        .map(|t| {
+            (running != Some(t.addr))
+                .then(|| waits.of(walker, &mut fields, t))
+                .flatten()
+        })
+        .collect();
+    let seen = waits.finish();
+    let task_addrs: std::collections::HashSet<usize> = reads.iter().map(|r| r.addr).collect();
+    let task_prefix = format!("{pid}:task:");
     let mut tasks = Vec::with_capacity(reads.len());
-    for t in &reads {
+    // Each nursery's parent task, read once for all its children.
+    let mut nursery_parents: std::collections::HashMap<usize, Option<usize>> = Default::default();
+    for ((t, waits_for), [_, name, nursery]) in reads.into_iter().zip(waits_for).zip(slots) {
         let is_running = running == Some(t.addr);
-        let name = fields
-            .get(&walker.objs, t.addr, "name")
-            .and_then(|n| walker.objs.str(n).ok());
+        let name = name.and_then(|n| walker.objs.str(n).ok());
         let coroutine = t.chain.first().map(|l| l.raw.code.name.clone());
+        // The nursery tree: the task whose nursery started this one.
+        let parent = nursery
+            .and_then(|n| {
+                *nursery_parents
+                    .entry(n)
+                    .or_insert_with(|| fields.get(&walker.objs, n, "_parent_task"))
+            })
+            .filter(|p| task_addrs.contains(p))
+            .map(|p| with_hex(&task_prefix, p));
         let frames: Vec<Frame> = if is_running {
             running_frames(rt, th, &t.chain)
         } else {
-            t.chain.iter().rev().map(|l| l.frame.clone()).collect()
-        };
-        let waits_for = if is_running {
-            None
-        } else {
-            waits.of(walker, &mut fields, t)
+            t.chain.into_iter().rev().map(|l| l.frame).collect()
         };
         tasks.push(Task {
             framework: Framework::Trio,
-            id: task_id(pid, t.addr),
+            id: with_hex(&task_prefix, t.addr),
             pid,
             loop_id: lp.clone(),
             name,
@@ -151,25 +168,38 @@ fn read_run(
             },
             frames,
             waits_for,
-            address: format!("{:#x}", t.addr),
+            address: with_hex("", t.addr),
             eager: false,
             holds: Vec::new(),
+            parent,
         });
     }
-    let locks = waits.into_locks(&tasks);
-    for l in &locks {
+    let locks = seen.into_locks(&tasks);
+    let by_id: std::collections::HashMap<String, usize> = locks
+        .iter()
+        .any(|l| l.kind == crate::model::LockKind::TrioLock)
+        .then(|| {
+            tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.clone(), i))
+                .collect()
+        })
+        .unwrap_or_default();
+    for l in locks
+        .iter()
+        .filter(|l| l.kind == crate::model::LockKind::TrioLock)
+    {
         for h in &l.holders {
-            let Some(owner) = &h.task else { continue };
-            if let Some(t) = tasks.iter_mut().find(|t| &t.id == owner) {
-                if l.kind == crate::model::LockKind::TrioLock {
-                    t.holds.push(crate::model::Hold {
-                        lock: l.id.clone(),
-                        evidence: h.evidence,
-                        site: None,
-                        name: None,
-                    });
-                }
-            }
+            let Some(i) = h.task.as_ref().and_then(|o| by_id.get(o)) else {
+                continue;
+            };
+            tasks[*i].holds.push(crate::model::Hold {
+                lock: l.id.clone(),
+                evidence: h.evidence,
+                site: None,
+                name: None,
+            });
         }
     }
     let step = running.map(|addr| {
@@ -202,6 +232,12 @@ fn read_run(
                 .ok()
         })
         .map(|n| n.clamp(0, 1 << 20) as usize);
+    // `Deadlines._active`: cancel scopes with a finite deadline still attached to a task.
+    let deadlines = fields
+        .get(&walker.objs, runner, "deadlines")
+        .and_then(|d| fields.get(&walker.objs, d, "_active"))
+        .and_then(|v| walker.objs.int(v).ok())
+        .map(|n| n.clamp(0, i64::from(u32::MAX)) as usize);
     view.loops.push(EventLoop {
         id: lp,
         pid,
@@ -216,6 +252,7 @@ fn read_run(
         step,
         ready: runq,
         tasks: tasks.len(),
+        deadlines,
     });
     if tasks.iter().all(|t| t.frames.is_empty()) && !tasks.is_empty() {
         view.notes.push(format!(

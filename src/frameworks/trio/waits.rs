@@ -4,7 +4,8 @@
 //! hold it, when they account for every open one), a nursery's children. Anything it cannot
 //! tell is left without a target, never guessed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 
 use crate::cpython::threads::Walker;
 use crate::model::{
@@ -22,7 +23,7 @@ pub(crate) struct TaskRead {
 }
 
 /// A primitive seen in a wait, with what is known of who holds it.
-struct Seen {
+struct Primitive {
     kind: LockKind,
     holders: Vec<Holder>,
     permits: Option<Permits>,
@@ -33,10 +34,21 @@ struct Seen {
 pub(crate) struct Waits<'r> {
     pid: i32,
     reads: &'r [TaskRead],
-    seen: BTreeMap<usize, Seen>,
+    seen: BTreeMap<usize, Primitive>,
     /// Channel ends held in task frames, by (channel state, send side): (task, end), read
     /// once when a channel wait first needs them.
     ends: Option<HashMap<(usize, bool), Vec<(usize, usize)>>>,
+    /// By type object: its name and whether it is one of trio's locks (`_LockImpl` in its
+    /// MRO), read once per type.
+    classes: HashMap<usize, Option<(Rc<str>, bool)>>,
+    /// The run's task objects.
+    task_addrs: HashSet<usize>,
+}
+
+/// The primitives seen in one run's waits, once the tasks' chains are no longer needed.
+pub(crate) struct Seen {
+    pid: i32,
+    seen: BTreeMap<usize, Primitive>,
 }
 
 fn holder(task: Option<String>, evidence: Evidence) -> Holder {
@@ -62,6 +74,33 @@ impl<'r> Waits<'r> {
             reads,
             seen: BTreeMap::new(),
             ends: None,
+            classes: HashMap::new(),
+            task_addrs: reads.iter().map(|r| r.addr).collect(),
+        }
+    }
+
+    /// The class name of `obj` and whether it is a trio lock, once per type.
+    fn class_of(
+        &mut self,
+        objs: &crate::cpython::objects::Objects,
+        obj: usize,
+    ) -> Option<(Rc<str>, bool)> {
+        let ty = objs.type_of(obj).ok()?;
+        self.classes
+            .entry(ty)
+            .or_insert_with(|| {
+                let mro = objs.type_mro_names(obj).ok()?;
+                let name: Rc<str> = mro.first().map(String::as_str).unwrap_or_default().into();
+                Some((name, mro.iter().any(|n| n == "_LockImpl")))
+            })
+            .clone()
+    }
+
+    /// What is left once every task's wait is read: the primitives seen.
+    pub(crate) fn finish(self) -> Seen {
+        Seen {
+            pid: self.pid,
+            seen: self.seen,
         }
     }
 
@@ -125,7 +164,7 @@ impl<'r> Waits<'r> {
                         .unwrap_or_default();
                     let mut children: Vec<usize> = children
                         .into_iter()
-                        .filter(|c| self.reads.iter().any(|r| r.addr == *c))
+                        .filter(|c| self.task_addrs.contains(c))
                         .collect();
                     children.sort_unstable();
                     wait.targets = children.iter().map(|c| task_id(self.pid, *c)).collect();
@@ -133,10 +172,10 @@ impl<'r> Waits<'r> {
                 }
                 ("_sync.py", "acquire" | "acquire_on_behalf_of" | "wait") => {
                     let obj = this()?;
-                    let mro = objs.type_mro_names(obj).ok()?;
-                    let ty = mro.first().cloned().unwrap_or_default();
+                    let (ty, is_lock) = self.class_of(objs, obj)?;
+                    let ty = ty.as_ref();
                     wait.via = Some(format!("trio.{ty}.{function}"));
-                    if mro.iter().any(|n| n == "_LockImpl") {
+                    if is_lock {
                         self.lock_wait(objs, fields, obj, t.addr, &mut wait);
                     } else if ty == "Semaphore" || ty == "CapacityLimiter" {
                         self.semaphore_wait(objs, fields, obj, &ty, &mut wait);
@@ -190,7 +229,7 @@ impl<'r> Waits<'r> {
         }
         let owner = fields.get(objs, lock, "_owner");
         let pid = self.pid;
-        self.seen.entry(lock).or_insert_with(|| Seen {
+        self.seen.entry(lock).or_insert_with(|| Primitive {
             kind: LockKind::TrioLock,
             locked: Some(owner.is_some()),
             // trio records the owner task in the lock itself.
@@ -227,7 +266,7 @@ impl<'r> Waits<'r> {
             let holders: Vec<Holder> = borrowers
                 .iter()
                 .map(|b| {
-                    if self.reads.iter().any(|r| r.addr == *b) {
+                    if self.task_addrs.contains(b) {
                         holder(Some(task_id(self.pid, *b)), Evidence::Memory)
                     } else {
                         // A borrower that is not a task (`acquire_on_behalf_of`).
@@ -243,7 +282,7 @@ impl<'r> Waits<'r> {
             // A semaphore records no holders.
             (Vec::new(), Some(Permits { total, free }))
         };
-        self.seen.entry(obj).or_insert(Seen {
+        self.seen.entry(obj).or_insert(Primitive {
             kind: LockKind::TrioSemaphore,
             locked: permits.and_then(|p| p.free).map(|f| f == 0),
             holders,
@@ -309,7 +348,7 @@ impl<'r> Waits<'r> {
         };
         self.seen.insert(
             state,
-            Seen {
+            Primitive {
                 kind: LockKind::Channel,
                 holders,
                 permits: None,
@@ -317,25 +356,36 @@ impl<'r> Waits<'r> {
             },
         );
     }
+}
 
+impl Seen {
     /// The primitives seen, with the tasks waiting for each.
     pub(crate) fn into_locks(self, tasks: &[Task]) -> Vec<Lock> {
         let pid = self.pid;
+        let ids: HashMap<String, usize> = self
+            .seen
+            .keys()
+            .map(|addr| (lock_id(pid, *addr), *addr))
+            .collect();
+        let mut waiting: HashMap<usize, Vec<Waiter>> = HashMap::new();
+        for t in tasks {
+            let Some(w) = t.waits_for.as_ref() else {
+                continue;
+            };
+            let Some(addr) = w.target.as_ref().and_then(|x| ids.get(x)) else {
+                continue;
+            };
+            waiting.entry(*addr).or_default().push(Waiter {
+                thread: t.id.clone(),
+                evidence: w.evidence,
+                site: w.site.clone(),
+            });
+        }
         self.seen
             .into_iter()
             .map(|(addr, s)| {
                 let id = lock_id(pid, addr);
-                let waiters = tasks
-                    .iter()
-                    .filter_map(|t| {
-                        let w = t.waits_for.as_ref()?;
-                        (w.target.as_ref() == Some(&id)).then(|| Waiter {
-                            thread: t.id.clone(),
-                            evidence: w.evidence,
-                            site: w.site.clone(),
-                        })
-                    })
-                    .collect();
+                let waiters = waiting.remove(&addr).unwrap_or_default();
                 Lock {
                     id,
                     pid,

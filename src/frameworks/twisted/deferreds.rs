@@ -174,6 +174,7 @@ pub fn read(
             eager: false,
             holds: Vec::new(),
             framework: Framework::Twisted,
+            parent: None,
         });
     }
     for (d, waiters) in waiters {

@@ -89,5 +89,6 @@ pub(super) fn event_loop(
         step,
         ready: None,
         tasks,
+        deadlines: None,
     }
 }
