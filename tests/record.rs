@@ -229,7 +229,7 @@ fn a_target_that_exits_mid_recording_exits_1_and_says_when() {
 fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
     let _serial = serial();
     let cases = [
-        ("method_attr", "Meter.value", Some("self.lock")),
+        ("method_attr", "meter.value", Some("meter.lock")),
         ("registry", "registry[...]", None),
         ("append_callee", "results[...]", None),
         ("property", "Gauge._level", None),
