@@ -206,6 +206,9 @@ pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Res
     let exited = sample_on_schedule(options.duration, options.rate, || {
         snapshot::take(&mut target).map(|s| acc.push(s))
     })?;
+    // Once, not per sample: what the program calls the objects of window-wide findings.
+    let names = snapshot::late_names::names_now(&target, &acc.latent_objects());
+    acc.set_program_names(&names);
     let mut doc = acc.document(target.process.clone(), command);
     mark_exited(&mut doc, pid, exited);
     Ok(doc)

@@ -159,11 +159,21 @@ fn check(py: &Interpreter) {
         .into_iter()
         .find(|f| !f["tasks"].as_array().unwrap().is_empty())
         .unwrap_or_else(|| panic!("no task deadlock: {:#}", d["findings"]));
+    // Which task took which lock first, by these names, and where, as for threads.
     let advice = tasks["advice"].as_str().unwrap();
-    assert!(
-        advice.contains("ledger") && advice.contains("ALOCKS['audit']"),
-        "{advice}"
+    let post = format!(
+        "both in post(first, second, started) lock_names.py:{}-{}",
+        line_of(&script, "async with first:"),
+        line_of(&script, "async with second:")
     );
+    for part in [
+        "(post) takes ledger then ALOCKS['audit']",
+        "(post) takes ALOCKS['audit'] then ledger",
+        &post,
+        "each task's create_task(...) call chose them",
+    ] {
+        assert!(advice.contains(part), "{part:?} not in {advice}");
+    }
     // An object no global reaches: its class.
     for name in ["Pipeline._in_lock", "Pipeline._out_lock"] {
         assert!(has(lock_named(&d, name), name, "attribute"));
@@ -235,6 +245,7 @@ fn check(py: &Interpreter) {
         "both in sync(a, b) lock_names.py:",
         "ledger (second in post) <asyncio.Lock 0x",
         "ALOCKS['audit'] (second in post) <asyncio.Lock 0x",
+        "(post) takes ALOCKS['audit'] then ledger",
     ] {
         assert!(text.contains(part), "{part:?} not in:\n{text}");
     }
@@ -256,4 +267,82 @@ fn locks_are_named_as_the_program_names_them() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `record`'s races by the program's names (`fixtures/race_names.py`, one process per
+/// interpreter; JSON, and the text rendered from it): the race on the module global
+/// `meter`'s attribute is `meter.value` with its lock `meter.lock` (not `Meter.value` /
+/// `self.lock`), and a Meter only
+/// closures reach keeps the code's names (`Meter.value`, `self.lock`).
+#[test]
+fn record_names_races_by_the_program_names() {
+    support::representative::for_each_representative(|py| {
+        let target = Target::start_busy(py, &fixture("race_names.py"), &[]);
+        // The 5 s `record`'s own race test gives its races; the text is rendered from the
+        // same document, as `record` prints it.
+        let out = std::process::Command::new(support::gridlock_bin())
+            .args([
+                "record",
+                &target.pid.to_string(),
+                "--duration",
+                "5s",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let d: Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+        let document: gridlock::model::Document = serde_json::from_value(d.clone()).unwrap();
+        let mut text = Vec::new();
+        let plain = gridlock::report::text::Style { color: false };
+        gridlock::report::text::render(&document, &plain, &mut text).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let races = doc::findings(&d, "race");
+        let race = |location: &str| {
+            races
+                .iter()
+                .find(|r| r["location"] == location)
+                .unwrap_or_else(|| panic!("no race on {location}: {:#}", d["findings"]))
+        };
+        // Each race's lock names, one list per side, sorted.
+        let lock_names = |r: &Value| {
+            let mut sides: Vec<Vec<String>> = r["locksets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    s["lock_names"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|n| n.as_str().unwrap().to_string())
+                        .collect()
+                })
+                .collect();
+            sides.sort();
+            sides
+        };
+        let meter = race("meter.value");
+        assert_eq!(lock_names(meter), [vec![], vec!["meter.lock"]], "{meter:#}");
+        let hidden = race("Meter.value");
+        assert_eq!(
+            lock_names(hidden),
+            [vec![], vec!["self.lock"]],
+            "{hidden:#}"
+        );
+        let mut threads = doc::finding_thread_names(&d, hidden);
+        threads.sort();
+        assert_eq!(threads, ["hidden-bare", "hidden-locked"]);
+        assert_eq!(races.len(), 2, "{:#}", d["findings"]);
+        for part in [
+            "meter.value is written by 2 threads with no lock in common",
+            // 3.8-3.10 code objects have no qualified name.
+            "add_locked race_names.py:",
+            "holding meter.lock (",
+            "Meter.value is written by 2 threads",
+            "holding self.lock (",
+        ] {
+            assert!(text.contains(part), "{part:?} not in:\n{text}");
+        }
+        assert!(!text.contains("holding Meter.lock"), "{text}");
+    });
 }

@@ -236,10 +236,10 @@ fn a_target_that_exits_mid_recording_exits_1_and_says_when() {
 fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
     let _serial = serial();
     let cases = [
-        ("method_attr", "Meter.value", Some("self.lock")),
+        ("method_attr", "meter.value", Some("meter.lock")),
         ("registry", "registry[...]", None),
         ("append_callee", "results[...]", None),
-        ("property", "Gauge._level", None),
+        ("property", "gauge._level", None),
         ("for_body", "total", None),
     ];
     // Two processes, each running a few shapes side by side: the method-call shapes, whose
@@ -352,8 +352,9 @@ fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
 
 /// A read/write race (issue 22 part 4): `Collector.add` appends to `self.results` with no
 /// lock while `Collector.drain` swaps `self.results` for a new list under `self.lock`. The
-/// finding is on the attribute, with the drainer's write and the adder's read as its two
-/// sides. The healthy collector (appends under the lock too) is in `safe`'s target.
+/// finding is on the attribute, named by the module global that holds the collector
+/// (`collector.results`, its lock `collector.lock`), with the drainer's write and the adder's
+/// read as its two sides. The healthy collector (appends under the lock too) is in `safe`'s target.
 #[test]
 fn a_read_to_mutate_without_the_lock_races_a_replacement_under_it() {
     let _serial = serial();
@@ -367,11 +368,12 @@ fn a_read_to_mutate_without_the_lock_races_a_replacement_under_it() {
         let races = doc::findings(&d, "race");
         assert_eq!(races.len(), 1, "{:#}", d["findings"]);
         let race = races[0];
-        assert_eq!(race["location"], "Collector.results", "{race:#}");
+        // The module global `collector`'s attribute, named as the program names it.
+        assert_eq!(race["location"], "collector.results", "{race:#}");
         let summary = race["summary"].as_str().unwrap();
         assert!(
             summary.starts_with(
-                "Collector.results is replaced and read to mutate what it holds by 2 threads"
+                "collector.results is replaced and read to mutate what it holds by 2 threads"
             ),
             "{summary}"
         );
@@ -394,7 +396,7 @@ fn a_read_to_mutate_without_the_lock_races_a_replacement_under_it() {
         let reader = side("read_sites", add);
         assert_eq!(
             writer["lock_names"],
-            serde_json::json!(["self.lock"]),
+            serde_json::json!(["collector.lock"]),
             "{race:#}"
         );
         assert_eq!(reader["lock_names"], serde_json::json!([]), "{race:#}");

@@ -139,6 +139,33 @@ impl LockOrder {
         }
     }
 
+    /// The locks of its inversions, by address, for their program-wide names.
+    pub fn wanted(&self) -> Vec<(usize, Option<usize>)> {
+        let mut out: Vec<(usize, Option<usize>)> = self
+            .findings(0)
+            .iter()
+            .flat_map(|f| f.locks.iter().filter_map(|l| lock_address(l)))
+            .map(|a| (a, None))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Program-wide names read at the recording's end, for locks no sample named.
+    pub fn set_program_names(&mut self, names: &HashMap<usize, String>) {
+        let ids: Vec<String> = self
+            .edges
+            .keys()
+            .flat_map(|(a, b)| [a.clone(), b.clone()])
+            .collect();
+        for id in ids {
+            if let Some(n) = lock_address(&id).and_then(|a| names.get(&a)) {
+                self.program.entry(id).or_insert_with(|| n.clone());
+            }
+        }
+    }
+
     pub fn findings(&self, pid: i32) -> Vec<Finding> {
         let mut g: DiGraph<String, ()> = DiGraph::new();
         let mut idx: HashMap<&str, NodeIndex> = HashMap::new();

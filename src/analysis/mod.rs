@@ -212,6 +212,32 @@ impl Accumulator {
         out
     }
 
+    /// The objects whose program-wide names its window-wide findings (inversions, races)
+    /// would use, each with the type it must still have where known (`set_program_names`).
+    pub fn latent_objects(&self) -> Vec<(usize, Option<usize>)> {
+        let mut out = Vec::new();
+        if let Some(lo) = &self.lock_order {
+            out.extend(lo.wanted());
+        }
+        if let Some(r) = &self.races {
+            out.extend(r.wanted());
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Names read for `latent_objects` (at the end of a recording): inversions and races
+    /// name their locks and raced objects by them.
+    pub fn set_program_names(&mut self, names: &HashMap<usize, String>) {
+        if let Some(lo) = self.lock_order.as_mut() {
+            lo.set_program_names(names);
+        }
+        if let Some(r) = self.races.as_mut() {
+            r.set_program_names(names);
+        }
+    }
+
     /// Whether a finding was seen in every snapshot: every settled one, once a stream has
     /// settled any (a polling loop is only known blocked once the stream spans a window).
     fn persisted(&self, id: &str) -> bool {

@@ -1,7 +1,7 @@
-//! What a lock cycle's advice says: which thread took which lock first, by the program's
-//! names, and where that order came from (one function called with its arguments swapped,
-//! spelled with the parameters its code object names, and who chose them; or two functions
-//! that nest the locks oppositely, each site as its call). It only reads a
+//! What a lock cycle's advice says: which thread (or asyncio task) took which lock first, by
+//! the program's names, and where that order came from (one function called with its
+//! arguments swapped, spelled with the parameters its code object names, and who chose them;
+//! or two functions that nest the locks oppositely, each site as its call). It only reads a
 //! finding's edges and the snapshot's stacks; it decides nothing about the cycle itself.
 
 use std::collections::HashMap;
@@ -9,6 +9,31 @@ use std::collections::HashMap;
 use super::labels::thread_label;
 use crate::model::{short_file, Edge, EdgeVia, Frame};
 use crate::snapshot::Snapshot;
+
+/// Who the cycle's parties are, and so what chose a function's arguments when nothing else
+/// is on their stacks.
+#[derive(Clone, Copy, PartialEq)]
+enum Parties {
+    Threads,
+    Tasks,
+}
+
+impl Parties {
+    fn chooser(self) -> &'static str {
+        match self {
+            Parties::Threads => "Thread(target=..., args=...)",
+            Parties::Tasks => "create_task(...) call",
+        }
+    }
+}
+
+/// A thread's or a task's frames, innermost first.
+fn frames<'s>(snap: &'s Snapshot, id: &str) -> &'s [Frame] {
+    snap.thread(id)
+        .map(|t| &t.frames[..])
+        .or_else(|| snap.task(id).map(|t| &t.frames[..]))
+        .unwrap_or(&[])
+}
 
 /// One thread's part of the cycle: the lock it holds, where it took it, the lock it waits
 /// for, where it waits.
@@ -23,6 +48,27 @@ struct Part {
 /// The advice for a cycle of threads over locks (edges alternate `waits_for`, `held_by`);
 /// `None` when the edges do not give every thread both ends.
 pub fn lock_cycle_advice(snap: &Snapshot, threads: &[String], edges: &[Edge]) -> Option<String> {
+    let label = |t: &str| thread_label(snap, t);
+    cycle_advice(snap, threads, edges, Parties::Threads, &label)
+}
+
+/// The same for a cycle of asyncio tasks over asyncio locks, each task named by `label`.
+pub fn task_cycle_advice(
+    snap: &Snapshot,
+    tasks: &[String],
+    edges: &[Edge],
+    label: &dyn Fn(&str) -> String,
+) -> Option<String> {
+    cycle_advice(snap, tasks, edges, Parties::Tasks, label)
+}
+
+fn cycle_advice(
+    snap: &Snapshot,
+    threads: &[String],
+    edges: &[Edge],
+    parties: Parties,
+    label: &dyn Fn(&str) -> String,
+) -> Option<String> {
     let mut holds: HashMap<&str, (&Edge, &str)> = HashMap::new();
     let mut waits: HashMap<&str, &Edge> = HashMap::new();
     for e in edges {
@@ -42,7 +88,7 @@ pub fn lock_cycle_advice(snap: &Snapshot, threads: &[String], edges: &[Edge]) ->
             let (held, lock) = holds.get(t.as_str())?;
             let wait = waits.get(t.as_str())?;
             Some(Part {
-                thread: thread_label(snap, t),
+                thread: label(t),
                 first: lock_name(snap, lock, held.name.as_deref()),
                 first_site: held.site.clone(),
                 then: lock_name(snap, &wait.to, wait.name.as_deref()),
@@ -92,15 +138,20 @@ pub fn lock_cycle_advice(snap: &Snapshot, threads: &[String], edges: &[Edge]) ->
         .unwrap_or_else(|| f.to_string());
     let file_lines = lines(&parts);
     let callers: Vec<Option<String>> = threads.iter().map(|t| caller(snap, t, f)).collect();
+    let chooser = parties.chooser();
     let chosen = if callers.iter().all(Option::is_none) {
-        "each thread's Thread(target=..., args=...) chose them".to_string()
+        let each = match parties {
+            Parties::Threads => "thread",
+            Parties::Tasks => "task",
+        };
+        format!("each {each}'s {chooser} chose them")
     } else {
         parts
             .iter()
             .zip(&callers)
             .map(|(p, c)| match c {
                 Some(site) => format!("{} called it from {site}", p.thread),
-                None => format!("{}'s Thread(target=..., args=...)", p.thread),
+                None => format!("{}'s {chooser}", p.thread),
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -149,7 +200,7 @@ fn lines(parts: &[Part]) -> String {
 /// `function` (outside `threading`); `None` when the thread's `Thread(target=...,
 /// args=...)` called it.
 fn caller(snap: &Snapshot, thread: &str, function: &str) -> Option<String> {
-    let frames: &[Frame] = &snap.thread(thread)?.frames;
+    let frames = frames(snap, thread);
     let outermost = frames.iter().rposition(|f| f.function == function)?;
     frames
         .get(outermost + 1)
@@ -166,9 +217,7 @@ fn function(site: &Option<String>) -> Option<&str> {
 /// object of the thread's frame of that function; `None` when no frame of it, or not its
 /// parameters, is known.
 fn signature(snap: &Snapshot, thread: &str, function: &str) -> Option<String> {
-    let frame = snap
-        .thread(thread)?
-        .frames
+    let frame = frames(snap, thread)
         .iter()
         .find(|f| f.function == function)?;
     Some(format!(

@@ -52,6 +52,9 @@ struct Tracked {
 pub struct RaceTracker {
     locations: BTreeMap<Location, Tracked>,
     lock_names: BTreeMap<String, String>,
+    /// Program-wide names of objects (locks, the objects of raced attributes and items) by
+    /// address, read at the recording's end (`set_program_names`): they lead.
+    program: HashMap<usize, String>,
     snapshots: usize,
     /// Each live thread's incarnation, and the last snapshot each incarnation was seen in.
     current: HashMap<String, Incarnation>,
@@ -183,37 +186,96 @@ impl RaceTracker {
     }
 
     fn lock_name(&self, id: &str) -> String {
-        self.lock_names
-            .get(id)
+        lock_address(id)
+            .and_then(|a| self.program.get(&a))
+            .or_else(|| self.lock_names.get(id))
             .cloned()
             .unwrap_or_else(|| id.rsplit(':').next().unwrap_or(id).to_string())
+    }
+
+    /// The objects whose program-wide names the race findings would use, each with the type
+    /// it must still have where that is known: the locks of their lock sets, and the object
+    /// whose attribute (or the container whose items) they race on.
+    pub fn wanted(&self) -> Vec<(usize, Option<usize>)> {
+        let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+        let mut out = Vec::new();
+        for (location, loc) in self.locations.iter().filter(|(_, l)| self.raced(l)) {
+            match location {
+                Location::Attr { object, class, .. } => {
+                    out.extend(hex(object).map(|o| (o, hex(class))))
+                }
+                Location::Item { container, class } => {
+                    out.extend(hex(container).map(|o| (o, hex(class))))
+                }
+                Location::Global { .. } => {}
+            }
+            for p in loc.threads.values() {
+                out.extend(
+                    p.lockset
+                        .iter()
+                        .flatten()
+                        .filter_map(|l| lock_address(l))
+                        .map(|a| (a, None)),
+                );
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Program-wide names read for `wanted`'s objects: a race names its locks, and the object
+    /// whose attribute or items it races on, by them (`meter.value`, not `Meter.value`).
+    pub fn set_program_names(&mut self, names: &HashMap<usize, String>) {
+        self.program = names.clone();
+    }
+
+    /// How the finding names a location: by the program-wide name of its object where one
+    /// was read, else as the code names it.
+    fn location_name(&self, location: &Location, loc: &Tracked) -> String {
+        let named = |obj: &str| {
+            usize::from_str_radix(obj.trim_start_matches("0x"), 16)
+                .ok()
+                .and_then(|a| self.program.get(&a))
+        };
+        match location {
+            Location::Attr { object, attr, .. } => named(object).map(|n| format!("{n}.{attr}")),
+            Location::Item { container, .. } => named(container).map(|n| format!("{n}[...]")),
+            Location::Global { .. } => None,
+        }
+        .unwrap_or_else(|| loc.name.clone())
+    }
+
+    /// Whether a location is a race: written by two threads alive at the same time with no
+    /// lock in common, and not only by adds and takes.
+    fn raced(&self, loc: &Tracked) -> bool {
+        if loc.threads.len() < 2
+            || !loc.common.as_ref().is_some_and(|c| c.is_empty())
+            || !loc.order_dependent
+        {
+            return false;
+        }
+        // Two threads never alive at the same time cannot race (one ended before the
+        // other started: an address reused by a new object, or a later test's thread).
+        let life = |inc: &Incarnation| (inc.1, self.last_seen.get(inc).copied().unwrap_or(inc.1));
+        let incs: Vec<&Incarnation> = loc.threads.keys().collect();
+        incs.iter().enumerate().any(|(i, a)| {
+            incs[i + 1..].iter().any(|b| {
+                let (a0, a1) = life(a);
+                let (b0, b1) = life(b);
+                a0 <= b1 && b0 <= a1
+            })
+        })
     }
 
     pub fn findings(&self, pid: i32) -> Vec<Finding> {
         let mut out = Vec::new();
         for (location, loc) in &self.locations {
-            if loc.threads.len() < 2
-                || !loc.common.as_ref().is_some_and(|c| c.is_empty())
-                || !loc.order_dependent
-            {
-                continue;
-            }
-            // Two threads never alive at the same time cannot race (one ended before the
-            // other started: an address reused by a new object, or a later test's thread).
-            let life =
-                |inc: &Incarnation| (inc.1, self.last_seen.get(inc).copied().unwrap_or(inc.1));
-            let incs: Vec<&Incarnation> = loc.threads.keys().collect();
-            let overlap = incs.iter().enumerate().any(|(i, a)| {
-                incs[i + 1..].iter().any(|b| {
-                    let (a0, a1) = life(a);
-                    let (b0, b1) = life(b);
-                    a0 <= b1 && b0 <= a1
-                })
-            });
-            if !overlap {
+            if !self.raced(loc) {
                 continue;
             }
             let id = location.id();
+            let name = self.location_name(location, loc);
             let sides: Vec<RaceSide> = loc
                 .threads
                 .iter()
@@ -277,7 +339,7 @@ impl RaceTracker {
                 samples: sides.iter().map(|p| p.samples).sum(),
                 summary: format!(
                     "{} is {} by {} threads with no lock in common: {}",
-                    loc.name,
+                    name,
                     if loc.read {
                         "replaced and read to mutate what it holds"
                     } else {
@@ -319,7 +381,7 @@ impl RaceTracker {
                 }),
                 duration: None, ongoing: None, loop_id: None, culprit: None, stack: Vec::new(), histogram: None,
                 knot: false,
-                location: Some(loc.name.clone()),
+                location: Some(name),
                 locksets: sides,
             });
         }

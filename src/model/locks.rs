@@ -287,3 +287,10 @@ pub struct Waiter {
 pub fn lock_id(pid: i32, addr: usize) -> String {
     format!("{pid}:l:{addr:#x}")
 }
+
+/// The object address of an id made by `lock_id`; `None` for any other id (a later lock at a
+/// reused address, `...#serial`, or a resource that is no Python object).
+pub fn lock_address(id: &str) -> Option<usize> {
+    let (_, addr) = id.split_once(":l:0x")?;
+    usize::from_str_radix(addr, 16).ok()
+}

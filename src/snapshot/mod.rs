@@ -17,6 +17,7 @@ pub mod futures;
 mod gil;
 mod holders;
 pub mod kernel_waits;
+pub mod late_names;
 mod mp_view;
 pub mod multiprocessing;
 pub mod names;

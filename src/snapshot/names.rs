@@ -57,6 +57,8 @@ const WRAPPED: &[&str] = &[
 pub struct NameCache {
     paths: HashMap<usize, Found>,
     unreached: HashSet<usize>,
+    /// Walks that stopped early without reaching a lock, per lock.
+    tries: HashMap<usize, u8>,
     /// When the last walk began: `record` meets new locks at many samples (threads come and
     /// go), and walks at most once per `SEARCH_EVERY` for them.
     last_search: Option<Instant>,
@@ -64,6 +66,8 @@ pub struct NameCache {
 
 /// The least time between two walks of one session.
 const SEARCH_EVERY: Duration = Duration::from_secs(1);
+/// Walks stopped early at their bounds after which a lock no walk reached is left unnamed.
+const MAX_TRIES: u8 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Step {
@@ -189,11 +193,17 @@ pub fn name_locks(
             cache.paths.insert(addr, f.clone());
             found.insert(addr, f);
         }
-        // Not searched again this session, even after a walk that stopped early: `record`
-        // must not pay the bound at every sample.
-        cache
-            .unreached
-            .extend(wanted.iter().filter(|a| !found.contains_key(a)));
+        // Not searched again this session once a walk looked everywhere, nor after
+        // `MAX_TRIES` walks that stopped early: `record` must not pay the bound at every
+        // sample. A first walk often stops early (nothing of the target read yet), and a
+        // lock it missed then would keep its local name for the whole recording.
+        for &a in wanted.iter().filter(|a| !found.contains_key(a)) {
+            let tries = cache.tries.entry(a).or_default();
+            *tries += 1;
+            if complete || *tries >= MAX_TRIES {
+                cache.unreached.insert(a);
+            }
+        }
         if !complete {
             note = Some(format!(
                 "{NOTE_PREFIX} the search for the program's names stopped after {} objects and {} ms (its bounds are {MAX_OBJECTS} and {} ms); locks it did not reach keep their local names",
@@ -219,6 +229,29 @@ pub fn name_locks(
         }
     }
     note
+}
+
+/// The program-wide names of `wanted` objects (any object, not only locks), by one walk
+/// from `sys.modules` (`__main__`'s globals unqualified); whether the walk looked everywhere.
+/// An object with an expected type is only named while it still has that type.
+pub(super) fn name_objects(
+    walker: &Walker,
+    interp: usize,
+    wanted: &[(usize, Option<usize>)],
+) -> (HashMap<usize, String>, bool) {
+    let objs = &walker.objs;
+    let wanted: HashSet<usize> = wanted
+        .iter()
+        .filter(|(addr, ty)| ty.is_none_or(|ty| objs.type_of(*addr).ok() == Some(ty)))
+        .map(|(addr, _)| *addr)
+        .collect();
+    if wanted.is_empty() {
+        return (HashMap::new(), true);
+    }
+    let mut walk = Walk::new(objs, wanted);
+    let complete = walk.run(&roots(walker, interp, &[], &[]));
+    let names = walk.found.into_iter().map(|(a, f)| (a, f.name)).collect();
+    (names, complete)
 }
 
 fn apply(lock: &mut Lock, name: String, how: NameHow, frame: String) {

@@ -197,8 +197,11 @@ fn task_deadlock(
     f.advice = Some(if locks.is_empty() {
         format!("Each task awaits another task of the cycle, so none can finish: break the cycle (one of them must not await the other), or add a timeout with {timeout}.")
     } else {
-        let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
-        format!("The tasks take the same {lock_type}s in different orders ({}): take them in one global order.", order.join(", "))
+        let label = |t: &str| task_label(snap, t);
+        crate::analysis::order_advice::task_cycle_advice(snap, &tasks, &edges, &label).unwrap_or_else(|| {
+            let order: Vec<String> = locks.iter().map(|l| lock_label(snap, l)).collect();
+            format!("The tasks take the same {lock_type}s in different orders ({}): take them in one global order.", order.join(", "))
+        })
     });
     f.threads = threads;
     f.tasks = tasks;
