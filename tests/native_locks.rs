@@ -205,17 +205,18 @@ fn c_mutex_and_gil_cycles_are_deadlocks_and_a_mutex_held_across_fork_is_orphaned
             d["findings"]
         );
 
-        // The JSON dump above showed every blocked thread's native frames; a text dump under
-        // heavy load once lacked them (cause not found: the threads stay blocked, so their
-        // frames cannot change), so a text dump without them is taken again, twice at most,
-        // each miss printed.
+        // The JSON dump above showed both cycles and every blocked thread's native frames; a
+        // text dump under heavy load once lacked the frames (cause not found: the threads stay
+        // blocked, so their frames cannot change) and, like the JSON dump, can miss the GIL
+        // cycle (its waiter wakes every switch interval), so one without them is taken again,
+        // twice at most, each miss printed.
         let has_native = |text: &str| {
             text.lines()
                 .any(|l| l.trim_start().starts_with("native: ") && l.contains("pthread_mutex_lock"))
         };
         let (mut code, mut text) = dump_text(target.pid, "300ms");
         for _ in 0..2 {
-            if has_native(&text) {
+            if has_native(&text) && text.contains("waits for  the GIL") {
                 break;
             }
             eprintln!(
