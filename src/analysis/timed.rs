@@ -26,6 +26,11 @@ fn key(w: &Wait) -> WaitKey {
     }
 }
 
+/// Whether two sightings are of the same wait: same kind, target and site.
+pub fn same_wait(a: &Wait, b: &Wait) -> bool {
+    key(a) == key(b)
+}
+
 /// Join each thread's sightings of one wait over the window (oldest snapshot first): set
 /// `waited_s` from the first entry seen, and mark a timed wait that held for the whole window
 /// blocked. A thread seen running in some snapshot with exactly the stack it had in that
