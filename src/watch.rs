@@ -390,6 +390,7 @@ fn empty_document(command: &Command) -> Document {
         findings: Vec::new(),
         loops: Vec::new(),
         unmatched_threads: Vec::new(),
+        gil: None,
     }
 }
 

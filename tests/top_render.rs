@@ -567,6 +567,51 @@ fn panels_lead_with_the_program_wide_lock_names() {
     }
 }
 
+/// GIL use over the stream (issue 24): the threads table's `GIL` column on a wide terminal and
+/// the thread detail's `GIL` line, from the document's `gil` (computed by the core).
+#[test]
+fn threads_view_shows_each_threads_share_of_the_gil() {
+    let mut value: serde_json::Value = serde_json::to_value(load("bank_deadlock.json")).unwrap();
+    let ids: Vec<serde_json::Value> = value["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    let use_of = |id: &serde_json::Value, held: u64, waited: u64| {
+        serde_json::json!({
+            "thread": id, "name": null, "samples": 50, "held": held,
+            "share": held as f64 / 50.0, "longest_hold_s": 0.9,
+            "longest_hold_samples": held, "waited": waited, "longest_wait_s": 0.4,
+            "max_waiters_while_held": 2
+        })
+    };
+    value["gil"] = serde_json::json!({
+        "samples": 50, "held_samples": 50, "contended_samples": 40, "max_waiters": 2,
+        "threads": [use_of(&ids[0], 48, 0), use_of(&ids[1], 1, 30), use_of(&ids[2], 1, 30)],
+    });
+    let mut app = App::from_document(serde_json::from_value(value).unwrap());
+    let buf = render(&app, (200, 60));
+    let all = text(&buf);
+    let (gx, gy) = find_below(&buf, "GIL ", 3).unwrap_or_else(|| panic!("{all}"));
+    assert!(lines(&buf)[gy as usize].contains("HOLDS"), "{all}");
+    // The column holds each thread's share: 96% for the one that held it in 48 of 50.
+    let (x, _) = find_below(&buf, "96%", gy as usize + 1).unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(x, gx, "{all}");
+    assert!(find_below(&buf, "2% ", gy as usize + 1).is_some(), "{all}");
+    // A narrow terminal drops the column.
+    let narrow = text(&render(&app, (80, 24)));
+    assert!(!narrow.contains("96%"), "{narrow}");
+    // The detail of the selected thread says what it did with the GIL.
+    key(&mut app, KeyCode::Enter);
+    let detail = text(&render(&app, (200, 60)));
+    assert!(
+        detail.contains("GIL held 96% of samples, longest hold 0.9 s (48 samples) while up to 2 waited")
+            || detail.contains("GIL held 2% of samples, longest hold 0.9 s (1 sample) while up to 2 waited; waited in 60% of its samples, longest wait 0.4 s"),
+        "{detail}"
+    );
+}
+
 /// bank_deadlock.json turned into issue 31's shapes: teller-1 waits with a timeout for a
 /// semaphore of 2 permits (both held), and MainThread's join is a polling loop.
 fn timed_semaphore() -> App {

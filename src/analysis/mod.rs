@@ -7,6 +7,7 @@ mod clock;
 pub mod detectors;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod gil_use;
 pub mod graph;
 pub mod idle;
 pub mod labels;
@@ -98,6 +99,8 @@ pub struct Accumulator {
     /// the others: what persisted is judged over the settled snapshots once there are any.
     warmup: usize,
     seen_settled: HashMap<String, usize>,
+    /// GIL use over the stream (`over_time`): shares, longest holds and waits.
+    gil: Option<gil_use::GilTracker>,
 }
 
 struct Seen {
@@ -115,6 +118,7 @@ impl Accumulator {
             lock_order: Some(lockorder::LockOrder::default()),
             races: Some(races::RaceTracker::default()),
             stream: Some(stream::StreamWindow::default()),
+            gil: Some(gil_use::GilTracker::default()),
             ..Accumulator::default()
         }
     }
@@ -181,6 +185,9 @@ impl Accumulator {
         }
         if let Some(r) = self.races.as_mut() {
             r.observe(&snap);
+        }
+        if let Some(g) = self.gil.as_mut() {
+            g.observe(&snap);
         }
         self.last_findings = found;
         self.last = Some(snap);
@@ -404,6 +411,7 @@ impl Accumulator {
             findings,
             loops: last.loops.clone(),
             unmatched_threads: self.persistently_unmatched(last),
+            gil: self.gil.as_ref().and_then(|g| g.summary()),
         }
     }
 }

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::findings::Finding;
+use super::gil::GilUse;
 use super::locks::Lock;
 use super::processes::Process;
 use super::tasks::{EventLoop, Task};
@@ -31,6 +32,10 @@ pub struct Document {
     /// (`kernel_unmatched`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmatched_threads: Vec<String>,
+    /// GIL use over the recording (`record`, `top`): per thread, its share of samples
+    /// holding the GIL, its longest hold and its waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gil: Option<GilUse>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -64,15 +64,28 @@ pub struct NativeFrame {
     /// go on (a frame that needs a frame pointer the kernel does not show): likely, not certain.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub scanned: bool,
+    /// `symbol` is the nearest exported symbol before the address, not the function that
+    /// contains it: the binary keeps only its exports (`.dynsym`) and none covers the address.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nearest_export: bool,
 }
 
 impl NativeFrame {
-    /// `pthread_mutex_lock+0x96 (libc.so.6)`, or `0x7f.. (libc.so.6)` without a symbol.
+    /// `pthread_mutex_lock+0x96 (libc.so.6)`, or `0x7f.. (libc.so.6)` without a symbol;
+    /// `, scanned` and `, nearest export` say how far to trust it.
     pub fn label(&self) -> String {
         let module = self.module.as_deref().map(short_file).unwrap_or("?");
+        let marks = format!(
+            "{}{}",
+            if self.scanned { ", scanned" } else { "" },
+            if self.nearest_export {
+                ", nearest export"
+            } else {
+                ""
+            }
+        );
         match (&self.symbol, self.offset) {
-            (Some(s), Some(off)) if self.scanned => format!("{s}+{off:#x} ({module}, scanned)"),
-            (Some(s), Some(off)) => format!("{s}+{off:#x} ({module})"),
+            (Some(s), Some(off)) => format!("{s}+{off:#x} ({module}{marks})"),
             (Some(s), None) => format!("{s} ({module})"),
             _ => format!("{} ({module})", self.address),
         }

@@ -47,11 +47,22 @@ pub struct MappedBinary {
 pub struct Frame {
     pub address: u64,
     /// The function symbol that covers the address, and how far into it the address lies.
-    pub symbol: Option<(String, u64)>,
+    pub symbol: Option<Symbol>,
     /// The path of the binary the address lies in.
     pub module: Option<String>,
     /// Found by scanning the stack for a return address, not from unwind tables.
     pub scanned: bool,
+}
+
+/// What names an address: a function symbol and how far into it the address lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: String,
+    pub offset: u64,
+    /// The binary keeps only its exported symbols (`.dynsym`, no `.symtab`) and none covers
+    /// the address: `name` is the nearest export before it, not the function itself (an
+    /// internal one such as `__lll_lock_wait` lies past the exports around it).
+    pub nearest_export: bool,
 }
 
 /// Where an unwind ended.
@@ -83,6 +94,8 @@ struct BinaryInfo {
     linked_at: u64,
     /// Function symbols by address: (address, size, name).
     symbols: Vec<(u64, u64, Arc<str>)>,
+    /// Whether `symbols` are the exports alone (`.dynsym`: the file has no `.symtab`).
+    exports_only: bool,
 }
 
 impl BinaryInfo {
@@ -116,7 +129,8 @@ impl BinaryInfo {
         if symtab_fits {
             collect_functions(obj.symbols(), &mut symbols);
         }
-        if symbols.is_empty() && dynsym_fits {
+        let exports_only = symbols.is_empty() && dynsym_fits;
+        if exports_only {
             collect_functions(obj.dynamic_symbols(), &mut symbols);
         }
         symbols.sort_by_key(|s| (s.0, std::cmp::Reverse(s.1)));
@@ -128,17 +142,26 @@ impl BinaryInfo {
             got: range(".got"),
             linked_at,
             symbols,
+            exports_only,
         })
     }
 
     /// The function covering `svma` (an address as the file links it), and the offset into it.
-    fn symbol_at(&self, svma: u64) -> Option<(String, u64)> {
+    /// In a binary with exports alone, an address in `.text` that no export covers is named
+    /// by the nearest export before it, marked so.
+    fn symbol_at(&self, svma: u64) -> Option<Symbol> {
         let i = self
             .symbols
             .partition_point(|s| s.0 <= svma)
             .checked_sub(1)?;
         let (addr, size, name) = &self.symbols[i];
-        (svma - addr < *size).then(|| (name.to_string(), svma - addr))
+        let covered = svma - addr < *size;
+        let in_text = self.text.as_ref().is_some_and(|t| t.contains(&svma));
+        (covered || (self.exports_only && in_text)).then(|| Symbol {
+            name: name.to_string(),
+            offset: svma - addr,
+            nearest_export: !covered,
+        })
     }
 }
 
@@ -259,10 +282,16 @@ impl Process<'_> {
             let lookup = address.address_for_lookup();
             let module = self.modules.iter().find(|m| m.0.contains(&lookup));
             let symbol = module.and_then(|(_, bias, info, _)| {
-                info.symbol_at(lookup.wrapping_sub(*bias))
-                    .map(|(name, off)| (name, off + (address.address() - lookup)))
+                info.symbol_at(lookup.wrapping_sub(*bias)).map(|s| Symbol {
+                    offset: s.offset + (address.address() - lookup),
+                    ..s
+                })
             });
-            if symbol.as_ref().is_some_and(|(name, _)| stop_before(name)) {
+            // The eval loop is recognised by its own symbol only, never by a nearest export.
+            if symbol
+                .as_ref()
+                .is_some_and(|s| !s.nearest_export && stop_before(&s.name))
+            {
                 break End::Stopped;
             }
             frames.push(Frame {
@@ -397,7 +426,7 @@ mod tests {
             .find(|m| m.0.contains(&getpid))
             .unwrap()
             .1;
-        let named = info.symbol_at(getpid - bias).map(|s| s.0);
+        let named = info.symbol_at(getpid - bias).map(|s| s.name);
         assert!(
             named.as_deref().is_some_and(|n| n.contains("getpid")),
             "{named:?}"
@@ -406,9 +435,59 @@ mod tests {
         let empty = crate::memory::FakeMemory::new();
         let u = process.unwind(&empty, getpid, 0x1000, &|_| false);
         assert!(u.frames.len() <= 1 && u.end == End::Lost, "{u:?}");
-        assert_eq!(u.frames[0].symbol.as_ref().map(|s| s.1), Some(0), "{u:?}");
+        assert_eq!(
+            u.frames[0].symbol.as_ref().map(|s| s.offset),
+            Some(0),
+            "{u:?}"
+        );
         let u = process.unwind(&empty, getpid, 0x1000, &|n| n.contains("getpid"));
         assert_eq!(u.end, End::Stopped, "{u:?}");
         assert!(u.frames.is_empty());
+    }
+
+    /// A stripped libc (exports only: the host's and the Debian root's): an address past
+    /// every export around it is named by the nearest export before it, marked so; an
+    /// address an export covers is named exactly.
+    #[test]
+    fn names_internal_functions_of_a_stripped_libc_by_the_nearest_export() {
+        let mut checked = 0;
+        for path in [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/var/tmp/gridlock-sid/lib/x86_64-linux-gnu/libc.so.6",
+        ] {
+            let Ok(file) = File::open(path) else {
+                eprintln!("note: no {path}: skipped");
+                continue;
+            };
+            let info = BinaryInfo::read(file).expect("libc parses");
+            if !info.exports_only {
+                eprintln!("note: {path} keeps .symtab: nothing to fall back from");
+                continue;
+            }
+            let text = info.text.clone().expect("libc has .text");
+            // The first gap in .text between one export's end and the next export.
+            let (addr, size, name) = info
+                .symbols
+                .windows(2)
+                .find(|w| {
+                    let end = w[0].0 + w[0].1;
+                    end < w[1].0 && text.contains(&end)
+                })
+                .map(|w| w[0].clone())
+                .expect("libc's .text has internal functions between its exports");
+            let near = info.symbol_at(addr + size).expect("named");
+            assert_eq!(near.name, &*name, "{path}");
+            assert_eq!(near.offset, size, "{path}");
+            assert!(near.nearest_export, "{path}");
+            let exact = info.symbol_at(addr).expect("named");
+            assert!(
+                !exact.nearest_export && exact.offset == 0,
+                "{path}: {exact:?}"
+            );
+            // Outside .text nothing is named.
+            assert!(info.symbol_at(text.end + 0x10_0000).is_none(), "{path}");
+            checked += 1;
+        }
+        assert!(checked > 0, "no stripped libc found");
     }
 }

@@ -24,6 +24,8 @@ fn native_line(frames: &[NativeFrame]) -> Option<String> {
         .iter()
         .take(NATIVE_SHOWN)
         .map(|f| match (&f.symbol, &f.module) {
+            // Only the nearest export before the address: not the function itself.
+            (Some(symbol), _) if f.nearest_export => format!("near {symbol}"),
             (Some(symbol), _) => symbol.clone(),
             (None, Some(module)) => format!("?({})", module.rsplit('/').next().unwrap_or("")),
             (None, None) => "?".into(),

@@ -82,6 +82,7 @@ pub fn document(doc: &Document) -> Cow<'_, Document> {
             tasks: Vec::new(),
             findings: Vec::new(),
             loops: Vec::new(),
+            gil: None,
             ..doc.clone()
         }),
     }

@@ -2,6 +2,7 @@
 
 pub mod dot;
 pub mod escape;
+pub mod gil;
 pub mod junit;
 pub mod kernel;
 mod labels;

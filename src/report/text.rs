@@ -83,6 +83,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
             finding(doc, f, style, &mut out)?;
             writeln!(out)?;
         }
+        super::gil::gil_lines(doc, &mut out)?;
         return threads(doc, style, &mut out);
     }
     writeln!(
@@ -126,6 +127,7 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
         writeln!(out)?;
     }
     loops(doc, style, &mut out)?;
+    super::gil::gil_lines(doc, &mut out)?;
     threads(doc, style, &mut out)?;
     Ok(())
 }

@@ -144,8 +144,9 @@ fn set_frames(t: &mut Thread, unwound: Unwound, from: NativeSource) {
         .into_iter()
         .map(|f| NativeFrame {
             address: format!("{:#x}", f.address),
-            offset: f.symbol.as_ref().map(|s| s.1),
-            symbol: f.symbol.map(|s| s.0),
+            offset: f.symbol.as_ref().map(|s| s.offset),
+            nearest_export: f.symbol.as_ref().is_some_and(|s| s.nearest_export),
+            symbol: f.symbol.map(|s| s.name),
             module: f.module,
             scanned: f.scanned,
         })

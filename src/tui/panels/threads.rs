@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use crate::model::{short_file, Document, FindingKind, Thread, ThreadState};
+use crate::model::{percent, short_file, Document, FindingKind, NativeSource, Thread, ThreadState};
 use crate::tui::names::{holds_text, lock_long, qualified_name, thread_name, wait_text};
 use crate::tui::style::{fmt_secs, window_offset, BOLD, CYCLE_STYLE, DIM, SELECTED};
 
@@ -184,6 +184,8 @@ pub fn draw(frame: &mut Frame, doc: &Document, view: &TableView, area: Rect) {
     // thread holds and waits for stays readable.
     let wide = area.width >= 120;
     let with_where = area.width >= 100;
+    // Each thread's share of samples holding the GIL, when the stream has seen it used.
+    let gil = doc.gil.as_ref().filter(|_| wide);
     let name_w = if wide { 22 } else { 11 };
     let state_w = if wide { 14 } else { 9 };
     // `HOST/OWN` for threads in another PID namespace.
@@ -197,9 +199,11 @@ pub fn draw(frame: &mut Frame, doc: &Document, view: &TableView, area: Rect) {
         Constraint::Length(tid_w),
         Constraint::Length(state_w),
         Constraint::Length(5),
-        Constraint::Fill(2),
-        Constraint::Fill(3),
     ];
+    if gil.is_some() {
+        widths.push(Constraint::Length(4));
+    }
+    widths.extend([Constraint::Fill(2), Constraint::Fill(3)]);
     if with_where {
         widths.push(Constraint::Fill(3));
     }
@@ -239,9 +243,19 @@ pub fn draw(frame: &mut Frame, doc: &Document, view: &TableView, area: Rect) {
                 }),
                 Cell::from(state).style(state_style(t.state, t.blocked)),
                 Cell::from(time_in_state(doc, t).map(fmt_secs).unwrap_or_default()),
+            ];
+            if let Some(g) = gil {
+                cells.push(Cell::from(
+                    g.thread(&t.id)
+                        .filter(|u| u.held > 0)
+                        .map(|u| percent(u.share))
+                        .unwrap_or_default(),
+                ));
+            }
+            cells.extend([
                 Cell::from(holds_text(doc, t)),
                 Cell::from(wait_text(doc, t)),
-            ];
+            ]);
             if with_where {
                 cells.push(Cell::from(
                     t.frames
@@ -270,9 +284,11 @@ pub fn draw(frame: &mut Frame, doc: &Document, view: &TableView, area: Rect) {
         sort("TID", SortKey::Tid),
         sort("STATE", SortKey::State),
         sort("TIME", SortKey::TimeInState),
-        "HOLDS".into(),
-        "WAITS FOR".into(),
     ];
+    if gil.is_some() {
+        header.push("GIL".into());
+    }
+    header.extend(["HOLDS".into(), "WAITS FOR".into()]);
     if with_where {
         header.push("WHERE".into());
     }
@@ -462,6 +478,31 @@ pub fn draw_detail(frame: &mut Frame, doc: &Document, id: &str, view: &DetailVie
             ),
             DIM,
         ));
+    }
+    if let Some(g) = doc.gil.as_ref().and_then(|g| g.thread(&t.id)) {
+        lines.push(Line::from(vec![
+            Span::styled("GIL ", BOLD),
+            Span::raw(g.summary()),
+        ]));
+    }
+    if !t.native_frames.is_empty() {
+        let from = match t.native_frames_from {
+            Some(NativeSource::PtraceStop) => " (ptrace stop)",
+            _ => "",
+        };
+        lines.push(Line::styled(
+            format!("native frames{from}, innermost first"),
+            BOLD,
+        ));
+        for f in t.native_frames.iter().take(16) {
+            lines.push(Line::raw(format!("  {}", f.label())));
+        }
+        if t.native_frames.len() > 16 {
+            lines.push(Line::styled(
+                format!("  … {} more", t.native_frames.len() - 16),
+                DIM,
+            ));
+        }
     }
     lines.push(Line::raw(""));
     let strip_w = (area.width as usize).saturating_sub(20).clamp(10, 120);

@@ -1,0 +1,203 @@
+//! Who held the GIL over a stream of samples, for how long, and who waited for it (`record`,
+//! `top`): the question "which threads hold the GIL, and who waits, for how long". Each
+//! sample says who holds the main interpreter's GIL (`owns_gil`) and who sleeps in `take_gil`
+//! (`gil_wait`); runs of consecutive samples make a hold or a wait. It reads snapshots only.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use crate::model::{GilThreadUse, GilUse, ThreadState};
+use crate::snapshot::Snapshot;
+
+#[derive(Default)]
+pub struct GilTracker {
+    samples: usize,
+    held_samples: usize,
+    contended_samples: usize,
+    max_waiters: usize,
+    /// Per thread id, in the order first seen holding or waiting.
+    threads: HashMap<String, ThreadRuns>,
+}
+
+#[derive(Default)]
+struct ThreadRuns {
+    name: Option<String>,
+    first_seen: usize,
+    samples: usize,
+    held: usize,
+    waited: usize,
+    hold: Run,
+    wait: Run,
+    longest_hold: (f64, usize),
+    longest_wait: (f64, usize),
+    max_waiters_while_held: usize,
+}
+
+/// A run of consecutive samples: when it started and how many samples it has so far.
+#[derive(Default)]
+struct Run {
+    since: Option<SystemTime>,
+    samples: usize,
+}
+
+impl Run {
+    /// Extend the run with a sample at `at` if `on`, else end it; returns its (seconds,
+    /// samples) so far.
+    fn step(&mut self, on: bool, at: SystemTime) -> (f64, usize) {
+        if !on {
+            *self = Run::default();
+            return (0.0, 0);
+        }
+        let since = *self.since.get_or_insert(at);
+        self.samples += 1;
+        let secs = at
+            .duration_since(since)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        (secs, self.samples)
+    }
+}
+
+fn longer(best: &mut (f64, usize), now: (f64, usize)) {
+    if now.1 > best.1 || (now.1 == best.1 && now.0 > best.0) {
+        *best = now;
+    }
+}
+
+impl GilTracker {
+    pub fn observe(&mut self, snap: &Snapshot) {
+        self.samples += 1;
+        let waiters = snap
+            .threads
+            .iter()
+            .filter(|t| t.state == ThreadState::GilWait && !t.owns_gil)
+            .count();
+        let held = snap.threads.iter().any(|t| t.owns_gil);
+        self.held_samples += usize::from(held);
+        self.contended_samples += usize::from(waiters > 0);
+        self.max_waiters = self.max_waiters.max(waiters);
+        let order = self.threads.len();
+        for t in &snap.threads {
+            let waiting = t.state == ThreadState::GilWait && !t.owns_gil;
+            let known = self.threads.contains_key(&t.id);
+            if !known && !t.owns_gil && !waiting {
+                continue;
+            }
+            let r = self
+                .threads
+                .entry(t.id.clone())
+                .or_insert_with(|| ThreadRuns {
+                    first_seen: order,
+                    ..ThreadRuns::default()
+                });
+            if t.name.is_some() {
+                r.name = t.name.clone();
+            }
+            r.samples += 1;
+            r.held += usize::from(t.owns_gil);
+            r.waited += usize::from(waiting);
+            let hold = r.hold.step(t.owns_gil, snap.taken);
+            longer(&mut r.longest_hold, hold);
+            let wait = r.wait.step(waiting, snap.taken);
+            longer(&mut r.longest_wait, wait);
+            if t.owns_gil {
+                r.max_waiters_while_held = r.max_waiters_while_held.max(waiters);
+            }
+        }
+        // A thread absent from this sample ended its runs (it exited, or was not read).
+        for (id, r) in self.threads.iter_mut() {
+            if snap.thread(id).is_none() {
+                r.hold = Run::default();
+                r.wait = Run::default();
+            }
+        }
+    }
+
+    /// The summary so far, or `None` when no sample saw a holder or a waiter (the GIL was not
+    /// read, or nobody used it while sampled).
+    pub fn summary(&self) -> Option<GilUse> {
+        if self.threads.is_empty() {
+            return None;
+        }
+        let total = self.samples.max(1) as f64;
+        let mut rows: Vec<(&String, &ThreadRuns)> = self.threads.iter().collect();
+        rows.sort_by(|a, b| {
+            b.1.held
+                .cmp(&a.1.held)
+                .then(b.1.longest_hold.0.total_cmp(&a.1.longest_hold.0))
+                .then(a.1.first_seen.cmp(&b.1.first_seen))
+        });
+        Some(GilUse {
+            samples: self.samples,
+            held_samples: self.held_samples,
+            contended_samples: self.contended_samples,
+            max_waiters: self.max_waiters,
+            threads: rows
+                .into_iter()
+                .map(|(id, r)| GilThreadUse {
+                    thread: id.clone(),
+                    name: r.name.clone(),
+                    samples: r.samples,
+                    held: r.held,
+                    share: r.held as f64 / total,
+                    longest_hold_s: r.longest_hold.0,
+                    longest_hold_samples: r.longest_hold.1,
+                    waited: r.waited,
+                    longest_wait_s: r.longest_wait.0,
+                    max_waiters_while_held: r.max_waiters_while_held,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::fixtures;
+    use std::time::Duration;
+
+    fn two_threads() -> Snapshot {
+        let mut threads = vec![
+            fixtures::thread(1, 1, "a", None),
+            fixtures::thread(1, 2, "b", None),
+        ];
+        for t in &mut threads {
+            t.state = ThreadState::Running;
+        }
+        fixtures::snapshot(threads, Vec::new())
+    }
+
+    #[test]
+    fn counts_shares_runs_and_waiters() {
+        let mut g = GilTracker::default();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        // "a" holds for three samples while "b" waits, then "b" holds once.
+        for i in 0..4u64 {
+            let mut snap = two_threads();
+            snap.taken = t0 + Duration::from_millis(100 * i);
+            let (a, b) = if i < 3 { (0, 1) } else { (1, 0) };
+            snap.threads[a].owns_gil = true;
+            snap.threads[b].state = ThreadState::GilWait;
+            g.observe(&snap);
+        }
+        let s = g.summary().unwrap();
+        assert_eq!((s.samples, s.held_samples, s.contended_samples), (4, 4, 4));
+        let a = &s.threads[0];
+        assert_eq!(a.name.as_deref(), Some("a"));
+        assert_eq!((a.held, a.longest_hold_samples, a.waited), (3, 3, 1));
+        assert!((a.longest_hold_s - 0.2).abs() < 1e-9);
+        assert!((a.share - 0.75).abs() < 1e-9);
+        assert_eq!(a.max_waiters_while_held, 1);
+        let b = &s.threads[1];
+        assert_eq!((b.held, b.waited, b.longest_hold_samples), (1, 3, 1));
+        assert!((b.longest_wait_s - 0.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nobody_holding_or_waiting_gives_no_summary() {
+        let mut g = GilTracker::default();
+        g.observe(&two_threads());
+        assert!(g.summary().is_none());
+    }
+}
