@@ -31,9 +31,13 @@ impl StreamWindow {
             .back()
             .is_none_or(|b| taken.duration_since(b.taken).unwrap_or_default() >= step);
         let kept_copy = due.then(|| threads_only(&snap));
-        let mut window: Vec<Snapshot> = self.kept.iter().cloned().collect();
+        // The kept snapshots are moved into the window and back (not cloned): settling
+        // rewrites only the newest.
+        let mut window: Vec<Snapshot> = self.kept.drain(..).collect();
         window.push(snap);
-        super::timed::settle_spanning(&mut window, SETTLE_SPAN);
+        super::timed::settle_newest(&mut window, SETTLE_SPAN);
+        let snap = window.pop().expect("just pushed");
+        self.kept.extend(window);
         let spans = self
             .kept
             .front()
@@ -47,7 +51,7 @@ impl StreamWindow {
         {
             self.kept.pop_front();
         }
-        (window.pop().expect("just pushed"), spans)
+        (snap, spans)
     }
 }
 

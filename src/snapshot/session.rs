@@ -30,8 +30,9 @@ pub struct Session {
     pub(super) names: super::names::NameCache,
     /// The target's C library, told from its mappings at the first snapshot.
     pub(super) libc: Option<crate::native::Libc>,
-    /// Unwind data and symbols of the binaries the target maps, read once per file.
-    pub(super) binaries: crate::native::unwind::Binaries,
+    /// Unwind data and symbols of the binaries the target maps, read once per file, and its
+    /// mappings.
+    pub(super) binaries: super::native_frames::NativeCache,
 }
 
 impl Session {
