@@ -319,6 +319,61 @@ fn an_asyncio_semaphore_held_by_tasks_waiting_for_it_is_a_deadlock_naming_holder
 }
 
 #[test]
+fn asyncio_permits_held_past_a_bare_acquire_whose_release_is_ahead_are_held_by_acquire_call() {
+    let script = fixture("asyncio_semaphores.py");
+    let taken = line_of(
+        &script,
+        "async def handle_bare",
+        "await backend_slots.acquire()",
+    );
+    let waited = line_of(
+        &script,
+        "async def fetch_profile",
+        "async with backend_slots:",
+    );
+    for_each(|interp| {
+        let t = Target::start_busy(interp, &script, &["bare"]);
+        let (code, d) = dump_json(t.pid, "1s");
+        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "{d:#}");
+        let f = deadlocks[0];
+        assert_eq!(f["knot"], true, "{f:#}");
+        assert_eq!(
+            doc::finding_task_names(&d, f),
+            ["handler-0", "handler-1"],
+            "{f:#}"
+        );
+        assert_eq!(
+            f["summary"],
+            format!(
+                "backend_slots: 2 of 2 permits held by task \"handler-0\" (handle_bare) \
+                 (handle_bare asyncio_semaphores.py:{taken}) and task \"handler-1\" \
+                 (handle_bare) (handle_bare asyncio_semaphores.py:{taken}), each waiting for \
+                 another at fetch_profile asyncio_semaphores.py:{waited}"
+            )
+        );
+        let sem = asyncio_semaphore(&d, "backend_slots");
+        assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
+        let holders = sem["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 2, "{sem:#}");
+        assert!(
+            holders
+                .iter()
+                .all(|h| h["evidence"] == "acquire_call" && h["task"].is_string()),
+            "{sem:#}"
+        );
+        let (_, text) = support::dump_text(t.pid, "0");
+        assert!(
+            text.contains(&format!(
+                "since handle_bare asyncio_semaphores.py:{taken}  [acquire_call]"
+            )),
+            "{text}"
+        );
+    });
+}
+
+#[test]
 fn eight_tasks_sharing_an_asyncio_semaphore_of_three_give_no_finding() {
     let script = fixture("asyncio_semaphores.py");
     for_each(|interp| {

@@ -17,6 +17,8 @@ use support::{doc, fixture, for_each_interpreter, gridlock_bin, Target};
 #[test]
 fn an_inversion_that_never_deadlocks_is_a_lock_order_inversion() {
     let _serial = serial();
+    // `--fail-on` is the command line's business, the same on every interpreter: checked once.
+    let mut fail_on_checked = false;
     for_each_interpreter(|py| {
         let target = Target::start(py, &fixture("inversion_no_deadlock.py"), &[]);
         let (code, d) = record_doc(target.pid, &["--duration", "2s", "--rate", "100"]);
@@ -43,6 +45,9 @@ fn an_inversion_that_never_deadlocks_is_a_lock_order_inversion() {
         assert_eq!(inv[0]["severity"], "warning");
         assert!(d["window"]["snapshots"].as_u64().unwrap() > 10);
 
+        if std::mem::replace(&mut fail_on_checked, true) {
+            return;
+        }
         let out = Command::new(gridlock_bin())
             .args([
                 "record",
@@ -224,7 +229,9 @@ fn a_target_that_exits_mid_recording_exits_1_and_says_when() {
 }
 
 /// Races written as people write them (`races_real.py`): the write sits in a method, a callee,
-/// a property setter or a multi-line loop body, never on the line a thread is paused at.
+/// a property setter or a multi-line loop body, never on the line a thread is paused at. The
+/// five shapes run side by side in one process (their threads named after the shape), so one
+/// recording per interpreter must find each of them, and nothing else.
 #[test]
 fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
     let _serial = serial();
@@ -235,17 +242,58 @@ fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
         ("property", "Gauge._level", None),
         ("for_body", "total", None),
     ];
+    // Two processes, each running a few shapes side by side: the method-call shapes, whose
+    // writes are seen only while a thread is inside the method, and the module functions.
+    let groups: [&[&str]; 2] = [
+        &["method_attr", "property"],
+        &["registry", "append_callee", "for_body"],
+    ];
+    let mut expected: Vec<&str> = cases.iter().map(|(_, location, _)| *location).collect();
+    expected.sort();
     for_each_interpreter(|py| {
+        let mut races: Vec<serde_json::Value> = Vec::new();
+        let mut last = serde_json::Value::Null;
+        for modes in groups {
+            let target = Target::start_busy(py, &fixture("races_real.py"), modes);
+            let wanted = cases
+                .iter()
+                .filter(|(mode, ..)| modes.contains(mode))
+                .count();
+            let found_before = races.len();
+            // The default rate, and the 5 s the issue allows for one race. A shape missed by
+            // the first recording (its threads share the GIL and the machine with the
+            // others) gets one more; a race found where none is written fails at once.
+            for _attempt in 0..2 {
+                let (code, d) = record_doc(target.pid, &["--duration", "5s"]);
+                assert_eq!(code, Some(0), "a race does not fail by default");
+                for race in doc::findings(&d, "race") {
+                    let location = race["location"].as_str().unwrap();
+                    assert!(expected.contains(&location), "not a race: {race:#}");
+                    if !races.iter().any(|r| r["location"] == location) {
+                        // The thread names go with the finding, for the checks below.
+                        let mut race = race.clone();
+                        race["names"] = doc::finding_thread_names(&d, &race).into();
+                        races.push(race);
+                    }
+                }
+                last = d;
+                if races.len() - found_before == wanted {
+                    break;
+                }
+            }
+        }
+        let mut locations: Vec<&str> = races
+            .iter()
+            .map(|r| r["location"].as_str().unwrap())
+            .collect();
+        locations.sort();
+        assert_eq!(
+            locations, expected,
+            "one race per shape: {:#}",
+            last["findings"]
+        );
         for (mode, location, locked_side) in cases {
-            let target = Target::start_busy(py, &fixture("races_real.py"), &[mode]);
-            // The default rate, and the 5 s the issue allows (4 s missed `method_attr` on
-            // 3.12.1 once in about twenty runs of the whole suite, with no finding at all).
-            let (code, d) = record_doc(target.pid, &["--duration", "5s"]);
-            assert_eq!(code, Some(0), "{mode}: a race does not fail by default");
-            let races = doc::findings(&d, "race");
-            assert_eq!(races.len(), 1, "{mode}: {:#}", d["findings"]);
-            let race = races[0];
-            assert_eq!(race["location"], location, "{mode}: {race:#}");
+            let race = races.iter().find(|r| r["location"] == location).unwrap();
             let summary = race["summary"].as_str().unwrap();
             assert!(
                 summary.starts_with(&format!("{location} is written by 2 threads")),
@@ -286,9 +334,18 @@ fn races_in_methods_callees_setters_and_loop_bodies_are_found() {
                 Some(lock) => assert_eq!(names, [vec![], vec![lock]], "{mode}: {race:#}"),
                 None => assert!(names.iter().all(|n| n.is_empty()), "{mode}: {race:#}"),
             }
-            let mut threads = doc::finding_thread_names(&d, race);
+            let mut threads: Vec<&str> = race["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap())
+                .collect();
             threads.sort();
-            assert_eq!(threads, ["worker-0", "worker-1"], "{mode}");
+            assert_eq!(
+                threads,
+                [format!("{mode}-0"), format!("{mode}-1")],
+                "{mode}"
+            );
         }
     });
 }

@@ -151,6 +151,18 @@ impl WaitGraph {
                         let from = g.index[&t.id];
                         g.future_wait(snap, from, &t.id, target, w);
                     }
+                    // A full bounded queue: waiter -> queue -> each thread whose code will
+                    // take from it (several: an OR-wait).
+                    Some(lock)
+                        if lock.kind == LockKind::Queue
+                            && !lock.holders.is_empty()
+                            && lock
+                                .holders
+                                .iter()
+                                .all(|h| h.evidence == Evidence::QueueGetter) =>
+                    {
+                        g.queue_wait(&t.id, edge_of(w), lock)
+                    }
                     Some(lock) => g.permit_wait(snap, &t.id, edge_of(w), lock),
                     None => {}
                 },
@@ -282,6 +294,50 @@ impl WaitGraph {
                     self.held_by(snap, to, hn, lock, holder, h);
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A wait to put into a full bounded queue: waiter -> queue -> each thread that will
+    /// take from it (`drained_by`).
+    fn queue_wait(
+        &mut self,
+        waiter: &str,
+        w: (Evidence, Option<String>, Option<String>),
+        queue: &crate::model::Lock,
+    ) {
+        let from = self.index[waiter];
+        let to = self.node(Node::Lock(queue.id.clone()));
+        self.graph.add_edge(
+            from,
+            to,
+            Edge {
+                from: waiter.to_string(),
+                to: queue.id.clone(),
+                via: EdgeVia::WaitsFor,
+                evidence: w.0,
+                site: w.1,
+                name: w.2,
+            },
+        );
+        for h in &queue.holders {
+            let Some(getter) = &h.thread else { continue };
+            let Some(&hn) = self.index.get(getter) else {
+                continue;
+            };
+            if !self.graph.contains_edge(to, hn) {
+                self.graph.add_edge(
+                    to,
+                    hn,
+                    Edge {
+                        from: queue.id.clone(),
+                        to: getter.clone(),
+                        via: EdgeVia::DrainedBy,
+                        evidence: h.evidence,
+                        site: h.site.clone(),
+                        name: None,
+                    },
+                );
             }
         }
     }

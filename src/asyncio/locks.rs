@@ -1,13 +1,15 @@
 //! The `asyncio.Lock`s and `asyncio.Semaphore`s tasks hold (through `async with`, from the
 //! value stack) and wait for, with their holders, waiters and (semaphores) permits: `_value`
-//! free, a `BoundedSemaphore`'s `_bound_value` total. A lock held by a bare `acquire()` has
-//! an unknown holder: nothing records it.
+//! free, a `BoundedSemaphore`'s `_bound_value` total. Permits taken beyond the holders found
+//! (by `async with`, or a bare `acquire()` whose `release()` is ahead: `acquired`) have an
+//! unknown holder.
 
 use std::collections::HashMap;
 
 use crate::cpython::layout::common::METHOD_SELF;
 use crate::model::{
-    lock_id, Evidence, Holder, Lock, LockKind, LockName, Permits, Task, TaskWaitKind, Waiter,
+    lock_id, Evidence, Hold, Holder, Lock, LockKind, LockName, NameHow, Permits, Task,
+    TaskWaitKind, Waiter,
 };
 
 use super::ids::task_id;
@@ -22,6 +24,37 @@ pub(super) struct LockSeen {
     pub(super) names: Vec<LockName>,
     /// An `asyncio.Semaphore` (or `BoundedSemaphore`) rather than a `Lock`.
     pub(super) semaphore: bool,
+}
+
+impl LockSeen {
+    /// Note `task` as a holder of `lock` (at `site`, through `name`) and give the task's hold.
+    pub(super) fn held_by(
+        &mut self,
+        pid: i32,
+        (task, lock): (usize, usize),
+        site: String,
+        name: Option<String>,
+        evidence: Evidence,
+    ) -> Hold {
+        self.holders
+            .push((task, Some(site.clone()), name.clone(), evidence));
+        if let Some(n) = &name {
+            let ln = LockName {
+                how: NameHow::Local,
+                name: n.clone(),
+                frame: site.clone(),
+            };
+            if !self.names.contains(&ln) {
+                self.names.push(ln);
+            }
+        }
+        Hold {
+            lock: lock_id(pid, lock),
+            evidence,
+            site: Some(site),
+            name,
+        }
+    }
 }
 
 /// Counts above this are no semaphore's: a torn or foreign read.
@@ -67,6 +100,17 @@ impl Reader<'_, '_, '_> {
                 .is_some()
     }
 
+    /// An `asyncio.Lock`'s `_locked`, where it reads as an int.
+    fn lock_flag(&mut self, obj: usize) -> Option<bool> {
+        let objs = &self.walker.objs;
+        let flag = objs.attr(obj, "_locked").ok()??;
+        objs.int(flag).ok().map(|v| v != 0)
+    }
+
+    pub(super) fn asyncio_lock_locked(&mut self, obj: usize) -> bool {
+        self.lock_flag(obj) == Some(true)
+    }
+
     /// `asyncio.Lock`s and semaphores seen in waits and holds, with their holder tasks.
     pub(super) fn locks(&mut self, seen: HashMap<usize, LockSeen>, tasks: &[Task]) -> Vec<Lock> {
         let mut addrs: Vec<usize> = seen.keys().copied().collect();
@@ -83,13 +127,7 @@ impl Reader<'_, '_, '_> {
                 None
             };
             let locked = self
-                .walker
-                .objs
-                .attr(addr, "_locked")
-                .ok()
-                .flatten()
-                .and_then(|b| self.walker.objs.int(b).ok())
-                .map(|v| v != 0)
+                .lock_flag(addr)
                 .or_else(|| permits.and_then(|p| p.free).map(|free| free == 0));
             let mut holders: Vec<Holder> = s
                 .holders

@@ -16,11 +16,13 @@
 //! - `chain`: a task's await chain, coroutine by coroutine;
 //! - `waits`: what a suspended task waits for;
 //! - `locks`: the `asyncio.Lock`s tasks hold and wait for;
+//! - `acquired`: those a task holds past a bare `await X.acquire()`;
 //! - `reader`: what one snapshot's reading shares (the `Reader`);
 //! - `cache`: what is kept between snapshots of one process;
 //! - `types`, `facts`: what a type object and a frame's code tell, decoded once;
 //! - `ids`: how task and loop ids are spelled.
 
+mod acquired;
 mod cache;
 mod chain;
 mod check;

@@ -1,12 +1,12 @@
 //! One task as the document has it: its fields from the C struct or the `_PyTask`
 //! instance dict, its name, its frames, the `asyncio.Lock`s its suspended `async with`s
-//! hold, and whether it runs. Done tasks and anything not a task are left out. What it
+//! hold (and, from `acquired`, its bare `acquire()`s), and whether it runs. Done tasks and anything not a task are left out. What it
 //! waits for is `waits`'s question, its await chain `chain`'s.
 
 use std::collections::HashMap;
 
 use crate::cpython::layout::common::OB_TYPE;
-use crate::model::{lock_id, Evidence, Frame, Framework, Hold, LockName, NameHow, Task, TaskState};
+use crate::model::{Evidence, Frame, Framework, Task, TaskState};
 
 use super::ids::{default_task_name, with_hex};
 use super::locks::LockSeen;
@@ -99,30 +99,16 @@ impl Reader<'_, '_, '_> {
                     .site();
                     let seen = locks.entry(lock).or_default();
                     seen.semaphore |= semaphore;
-                    seen.holders.push((
-                        addr,
-                        Some(site.clone()),
-                        name.clone(),
+                    holds.push(seen.held_by(
+                        self.pid,
+                        (addr, lock),
+                        site,
+                        name,
                         Evidence::ValueStack,
                     ));
-                    if let Some(n) = &name {
-                        let ln = LockName {
-                            how: NameHow::Local,
-                            name: n.clone(),
-                            frame: site.clone(),
-                        };
-                        if !seen.names.contains(&ln) {
-                            seen.names.push(ln);
-                        }
-                    }
-                    holds.push(Hold {
-                        lock: lock_id(self.pid, lock),
-                        evidence: Evidence::ValueStack,
-                        site: Some(site),
-                        name,
-                    });
                 }
             }
+            holds.extend(self.acquired_holds(addr, &chain, locks));
         }
         let waits_for = if running {
             None

@@ -5,6 +5,7 @@ pub mod asyncio_debug;
 pub mod bytecode;
 pub mod debug_offsets;
 pub mod eval_loop;
+pub mod frame_paths;
 pub mod functions;
 pub mod layout;
 pub mod lines;

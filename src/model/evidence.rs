@@ -48,6 +48,9 @@ pub enum Evidence {
     /// waiting on it; who fires it: the generator it is the result of (`_CancellationStatus`),
     /// or the one suspended generator whose code calls its `callback`/`errback` further on.
     Deferred,
+    /// A full bounded `queue.Queue`'s taker: the thread's own frame will load that queue and
+    /// call its `get`/`get_nowait` ahead of (or in a loop around) its current instruction.
+    QueueGetter,
     Unknown,
 }
 
@@ -73,6 +76,7 @@ impl Evidence {
             Evidence::Celery => "celery",
             Evidence::ReadyQueue => "ready_queue",
             Evidence::Deferred => "deferred",
+            Evidence::QueueGetter => "queue_getter",
             Evidence::Unknown => "unknown",
         }
     }

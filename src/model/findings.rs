@@ -141,6 +141,8 @@ pub enum EdgeVia {
     Reads,
     /// a waited future -> whoever will complete it (a worker thread or process, a task).
     CompletedBy,
+    /// a full bounded queue a thread waits to put into -> a thread whose code will take from it.
+    DrainedBy,
 }
 
 impl EdgeVia {
@@ -158,6 +160,7 @@ impl EdgeVia {
             EdgeVia::Writes => "writes",
             EdgeVia::Reads => "reads",
             EdgeVia::CompletedBy => "completed_by",
+            EdgeVia::DrainedBy => "drained_by",
         }
     }
 
@@ -175,6 +178,7 @@ impl EdgeVia {
             EdgeVia::Writes => "writes",
             EdgeVia::Reads => "reads to mutate",
             EdgeVia::CompletedBy => "is completed by",
+            EdgeVia::DrainedBy => "is drained by",
         }
     }
 }

@@ -336,6 +336,16 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         }
                         continue;
                     }
+                    while let Some(d) = f.edges.get(i + 1).filter(|d| d.via == EdgeVia::DrainedBy) {
+                        writeln!(
+                            out,
+                            "    full; taken from only by {}, whose code calls get next at {}  {}",
+                            node_label(doc, &d.to),
+                            d.site.as_deref().unwrap_or("an unknown site"),
+                            style.dim(&format!("[{}]", d.evidence.as_str()))
+                        )?;
+                        i += 1;
+                    }
                     if let Some(h) = f.edges.get(i + 1).filter(|h| h.via == EdgeVia::HeldBy) {
                         let named = h
                             .name

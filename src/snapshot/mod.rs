@@ -5,7 +5,7 @@
 //! (`take`, retries on torn reads, settling threads that moved) and the per-snapshot `Builder`
 //! that the files beside it extend. Which thread waits on what is `waits`, who holds a lock is
 //! `holders`, who completes a waited future is `futures` (and `ready_queue`, a blocked loop's queued
-//! callbacks), the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
+//! callbacks; `queue_getters`, who takes from a full queue a putter waits on), the probe's claims are `probe`, multiprocessing semaphores are `multiprocessing`,
 //! shared writes for races are `writes`, a thread's own view is `threads`. It knows no CPython
 //! version: layouts come from `cpython`.
 
@@ -24,6 +24,7 @@ mod native_frames;
 mod native_locks;
 mod permits;
 mod probe;
+mod queue_getters;
 mod reads;
 mod ready_queue;
 mod sample;
@@ -363,6 +364,7 @@ fn take_cached(
     drop(native_span);
     let locks_span = span(Phase::Locks);
     builder.find_checkouts(&raw, &mut threads);
+    builder.find_queue_getters(&raw, &threads);
     if let Some(mp) = builder.mp.as_mut() {
         mp.semlocks = collect_semlocks(&walker, &raw);
         mp.joins = multiprocessing::child_joins(&walker, &raw, &threads);

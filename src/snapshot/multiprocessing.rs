@@ -85,9 +85,7 @@ pub(super) const MP_WRAPPERS: &[&str] = &[
 
 /// The module globals dict of a frame (`f_globals`).
 pub(super) fn frame_globals(walker: &Walker, frame: &RawFrame) -> Option<usize> {
-    let off = walker.objs.layout.offsets.frame_globals;
-    let d = walker.objs.mem.ptr(frame.addr + off).ok()?;
-    (walker.objs.type_name(d).ok()? == "dict").then_some(d)
+    walker.frame_globals(frame)
 }
 
 /// Every SemLock reachable from any frame: locals, value stacks and module globals, through

@@ -353,25 +353,22 @@ impl<'w, 'a> Builder<'w, 'a> {
     /// The object a name-and-attributes path refers to in a scope. An attribute missing from
     /// an instance's dict is looked up on its class (`lock = Lock()` in a class body).
     pub(super) fn resolve(&self, scope: Scope, path: &bytecode::Path) -> Option<usize> {
+        let (code, receiver, globals) = match scope {
+            Scope::Frame(frame) => return self.walker.resolve_in_frame(frame, path),
+            Scope::Call {
+                code,
+                receiver,
+                globals,
+            } => (code, receiver, globals),
+        };
         let objs = self.objs();
-        let mut obj = match (&path.root, scope) {
-            (bytecode::Root::Local(n), Scope::Frame(frame)) => self.walker.local(frame, n)?,
-            (bytecode::Root::Deref(n), Scope::Frame(frame)) => {
-                let cell = self.walker.local(frame, n)?;
-                if objs.type_name(cell).ok()? == "cell" {
-                    objs.mem.ptr(cell + 16).ok().filter(|p| *p != 0)?
-                } else {
-                    cell
-                }
-            }
+        let mut obj = match &path.root {
             // A call's only known local is its first parameter, bound to the receiver.
-            (bytecode::Root::Local(n), Scope::Call { code, receiver, .. }) => {
-                (code.names.locals.first() == Some(n))
-                    .then_some(receiver)
-                    .flatten()?
-            }
-            (bytecode::Root::Deref(_), Scope::Call { .. }) => return None,
-            (bytecode::Root::Global(n), _) => objs.dict_get(self.globals(scope)?, n).ok()??,
+            bytecode::Root::Local(n) => (code.names.locals.first() == Some(n))
+                .then_some(receiver)
+                .flatten()?,
+            bytecode::Root::Deref(_) => return None,
+            bytecode::Root::Global(n) => objs.dict_get(globals, n).ok()??,
         };
         for a in &path.attrs {
             obj = match objs.attr(obj, a).ok()? {

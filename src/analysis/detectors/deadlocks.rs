@@ -64,6 +64,12 @@ impl Detector for Deadlocks {
                 out.push(future_deadlock(snap, key, threads, tasks, locks, edges));
                 continue;
             }
+            if edges.iter().any(|e| e.via == EdgeVia::DrainedBy) && tasks.is_empty() {
+                let mut f = super::queue_cycle::queue_deadlock(snap, &key, &edges);
+                set_cycle(&mut f, snap, threads, tasks, locks, edges, Vec::new());
+                out.push(f);
+                continue;
+            }
             if !tasks.is_empty() {
                 out.push(task_deadlock(snap, key, threads, tasks, locks, edges));
                 continue;

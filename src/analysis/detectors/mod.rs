@@ -1,7 +1,8 @@
 //! One detector per finding kind (tokio-console's lint idea): each looks at a snapshot and
 //! its wait-for graph and says what it sees. Persistence over a window is decided elsewhere.
 //!
-//! Each child answers one kind of finding (`deadlocks`, `loop_self`, `orphans`, `stalls`) and
+//! Each child answers one kind of finding (`deadlocks`, with `queue_cycle` for one through a full queue; `loop_self`,
+//! `orphans`, `stalls`) and
 //! builds on `detector` (the trait, the blank finding) and `naming` (the words); none names
 //! this file.
 
@@ -10,6 +11,7 @@ mod detector;
 mod loop_self;
 mod naming;
 mod orphans;
+mod queue_cycle;
 mod stalls;
 #[cfg(test)]
 mod tests;

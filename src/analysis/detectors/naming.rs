@@ -139,6 +139,18 @@ pub fn describe_waits(snap: &Snapshot, edges: &[Edge]) -> Vec<String> {
                     None => format!("{from} waits for {what}"),
                 }
             }
+            EdgeVia::WaitsFor if next.is_some_and(|n| n.via == EdgeVia::DrainedBy) => {
+                let getters: Vec<String> = edges[i + 1..]
+                    .iter()
+                    .take_while(|n| n.via == EdgeVia::DrainedBy && n.from == e.to)
+                    .map(|n| party(snap, &n.to))
+                    .collect();
+                format!(
+                    "{from} waits to put into {}, which is full and only {} takes from",
+                    lock_label(snap, &e.to),
+                    getters.join(" or ")
+                )
+            }
             EdgeVia::WaitsFor => match next.filter(|n| n.via == EdgeVia::HeldBy) {
                 Some(n) => format!(
                     "{from} waits for {}, held by {}",

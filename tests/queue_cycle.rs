@@ -1,0 +1,89 @@
+//! End-to-end: a full bounded `queue.Queue` whose putter holds the lock its only consumer
+//! takes before its next `get` is a deadlock through the queue (`drained_by`, evidence
+//! `queue_getter`), not a stall; a bounded queue under load (producers putting under a lock,
+//! consumers taking without it) in the same process, and alone, gives no finding.
+
+mod support;
+
+use std::time::Duration;
+
+use support::representative::for_each_representative;
+use support::{doc, dump_json, dump_json_until, dump_text, fixture, line_of, Target};
+
+const WINDOW: &str = "300ms";
+
+#[test]
+fn a_full_queue_whose_only_getter_waits_for_the_putters_lock_is_a_deadlock() {
+    let script = fixture("queue_cycle.py");
+    let get_line = line_of(&script, "def consume", "self.jobs.get()");
+    let put_line = line_of(&script, "def produce", "self.jobs.put(i)");
+    for_each_representative(|interp| {
+        let target = Target::start_busy(interp, &script, &["both"]);
+        let (code, d) = dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        let findings = d["findings"].as_array().unwrap();
+        assert_eq!(findings.len(), 1, "{:#}", d["findings"]);
+        let f = &findings[0];
+        assert_eq!(f["kind"], "deadlock");
+        let mut names = doc::finding_thread_names(&d, f);
+        names.sort();
+        assert_eq!(names, ["consumer", "producer"]);
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("through a full queue")
+                && summary.contains("\"producer\" waits to put into Pipeline.jobs, which is full and only \"consumer\" takes from")
+                && summary.contains("\"consumer\" waits for stats_lock, held by \"producer\""),
+            "{summary}"
+        );
+        let edges = f["edges"].as_array().unwrap();
+        let consumer = doc::thread_by_name(&d, "consumer")["id"].clone();
+        let producer = doc::thread_by_name(&d, "producer")["id"].clone();
+        let drained: Vec<_> = edges.iter().filter(|e| e["via"] == "drained_by").collect();
+        assert_eq!(drained.len(), 1, "{edges:#?}");
+        assert_eq!(drained[0]["to"], consumer);
+        assert_eq!(drained[0]["evidence"], "queue_getter");
+        assert_eq!(
+            drained[0]["site"],
+            format!("consume queue_cycle.py:{get_line}")
+        );
+        let queue = doc::lock(&d, drained[0]["from"].as_str().unwrap());
+        assert_eq!(queue["kind"], "queue", "{queue:#}");
+        assert_eq!(queue["holders"][0]["thread"], consumer, "{queue:#}");
+        assert!(edges.iter().any(|e| e["via"] == "held_by"
+            && e["to"] == producer
+            && e["evidence"] == "value_stack"));
+        let put = edges
+            .iter()
+            .find(|e| e["via"] == "waits_for" && e["from"] == producer)
+            .unwrap();
+        assert_eq!(put["site"], format!("produce queue_cycle.py:{put_line}"));
+        // The text says who drains the queue; the load beside it adds no finding.
+        let (code, text) = dump_text(target.pid, WINDOW);
+        assert_eq!(code, 3, "{text}");
+        assert!(
+            text.contains(&format!(
+                "full; taken from only by \"consumer\" (tid {}), whose code calls get next at consume queue_cycle.py:{get_line}  [queue_getter]",
+                doc::thread_by_name(&d, "consumer")["native_id"]
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("STALL"), "{text}");
+    });
+}
+
+#[test]
+fn a_bounded_queue_under_load_is_healthy() {
+    let script = fixture("queue_cycle.py");
+    for_each_representative(|interp| {
+        let target = Target::start_busy(interp, &script, &["healthy"]);
+        for _ in 0..3 {
+            let (code, d) = dump_json(target.pid, WINDOW);
+            assert_eq!(code, 0, "{}: {:#}", interp.label, d["findings"]);
+            assert!(
+                d["findings"].as_array().unwrap().is_empty(),
+                "{:#}",
+                d["findings"]
+            );
+        }
+    });
+}
