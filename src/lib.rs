@@ -226,7 +226,8 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
         ..target::ReadOptions::default()
     };
     let mut tree = crossproc::Tree::attach(pid, read)?;
-    let mut acc = analysis::Accumulator::default();
+    // Timed waits settle over the linked stream as over a single process's.
+    let mut acc = analysis::Accumulator::settling();
     acc.set_loop_options(record_loop_options(options.loop_threshold));
     let mut per_process: std::collections::HashMap<i32, analysis::Accumulator> = Default::default();
     let exited = sample_on_schedule(options.duration, options.rate, || {

@@ -123,3 +123,45 @@ fn a_loop_bridging_to_a_thread_that_finishes_is_healthy() {
         }
     });
 }
+
+/// uvloop keeps its ready queue in its C struct, which gridlock does not read: the same
+/// `run_coroutine_threadsafe` shape on uvloop gets no `completed_by` edge, and the document
+/// says so in a note ("uvloop: queued callbacks not read") instead of claiming the cycle.
+#[test]
+fn a_uvloop_loops_queued_callbacks_are_said_unread() {
+    let script = fixture("loop_queued.py");
+    let pair = support::representative::pyenv_pair_importing("uvloop", "uvloop");
+    let Some(interp) = pair.first() else {
+        return;
+    };
+    let target = Target::start(interp, &script, &["join", "uvloop"]);
+    let (_, d) = dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |_, d| {
+        !d["findings"].as_array().unwrap().is_empty()
+    });
+    let notes = &d["processes"][0]["notes"];
+    assert!(
+        notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(
+                "uvloop: queued callbacks not read (uvloop.Loop runs on thread \"MainThread\""
+            )),
+        "{}: {notes:#}",
+        interp.label
+    );
+    assert!(
+        doc::findings(&d, "deadlock").is_empty(),
+        "{:#}",
+        d["findings"]
+    );
+    assert!(
+        d["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| edges(f, "completed_by").is_empty()),
+        "{:#}",
+        d["findings"]
+    );
+}

@@ -42,9 +42,11 @@ fn a_full_queue_whose_only_getter_waits_for_the_putters_lock_is_a_deadlock() {
         assert_eq!(drained.len(), 1, "{edges:#?}");
         assert_eq!(drained[0]["to"], consumer);
         assert_eq!(drained[0]["evidence"], "queue_getter");
-        assert_eq!(
-            drained[0]["site"],
-            format!("consume queue_cycle.py:{get_line}")
+        // `Pipeline.consume` where the code object carries its qualified name (3.14).
+        let get_site = drained[0]["site"].as_str().unwrap().to_string();
+        assert!(
+            get_site.ends_with(&format!("consume queue_cycle.py:{get_line}")),
+            "{get_site}"
         );
         let queue = doc::lock(&d, drained[0]["from"].as_str().unwrap());
         assert_eq!(queue["kind"], "queue", "{queue:#}");
@@ -56,13 +58,19 @@ fn a_full_queue_whose_only_getter_waits_for_the_putters_lock_is_a_deadlock() {
             .iter()
             .find(|e| e["via"] == "waits_for" && e["from"] == producer)
             .unwrap();
-        assert_eq!(put["site"], format!("produce queue_cycle.py:{put_line}"));
+        assert!(
+            put["site"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("produce queue_cycle.py:{put_line}")),
+            "{put:#}"
+        );
         // The text says who drains the queue; the load beside it adds no finding.
         let (code, text) = dump_text(target.pid, WINDOW);
         assert_eq!(code, 3, "{text}");
         assert!(
             text.contains(&format!(
-                "full; taken from only by \"consumer\" (tid {}), whose code calls get next at consume queue_cycle.py:{get_line}  [queue_getter]",
+                "full; taken from only by \"consumer\" (tid {}), whose code calls get next at {get_site}  [queue_getter]",
                 doc::thread_by_name(&d, "consumer")["native_id"]
             )),
             "{text}"

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::representative::for_each_representative as for_each;
-use support::{doc, dump_json, dump_json_until, dump_text, fixture, Target};
+use support::{doc, dump_json, dump_json_until, dump_text, fixture, gridlock_bin, Target};
 
 fn wait_of<'a>(d: &'a Value, thread: &str) -> &'a Value {
     &doc::thread_by_name(d, thread)["waits_for"]
@@ -105,4 +105,84 @@ fn a_service_polling_an_empty_queue_with_a_sigterm_handler_is_idle() {
         let w = wait_of(&d, "MainThread");
         assert_eq!(seconds(&w["timeout_s"]), 0.5, "{w:#}");
     });
+}
+
+/// `gridlock record PID --tree --json` over `duration`: exit code and document.
+fn record_tree(pid: i32, duration: &str) -> (Option<i32>, Value) {
+    let out = std::process::Command::new(gridlock_bin())
+        .args(["record", &pid.to_string(), "--tree", "--json"])
+        .args(["--duration", duration, "--rate", "20"])
+        .output()
+        .unwrap();
+    let d = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no document ({e}), exit {:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), d)
+}
+
+/// `record --tree` settles timed waits over the linked stream as `record` does, and counts a
+/// polling loop's wait from its first entry, past the one-second settling window. One
+/// interpreter: the stream logic does not depend on the version (the loops' reading is
+/// tested on the representative set above).
+#[test]
+fn record_tree_finds_a_childs_polling_loop_stall_and_an_idle_child_is_no_finding() {
+    let Some(interp) = support::representative::interpreters_to_test()
+        .into_iter()
+        .find(|i| i.root.is_none())
+    else {
+        eprintln!("note: no pyenv CPython: skipped");
+        return;
+    };
+    let parent = fixture("tree_parent.py");
+    let loops = fixture("timed_loops.py");
+    let t = Target::start(&interp, &parent, &[loops.to_str().unwrap()]);
+    let (code, d) = record_tree(t.pid, "2.5s");
+    assert_eq!(code, Some(3), "[{}] {d:#}", interp.label);
+    let stalls = doc::findings(&d, "stall");
+    assert_eq!(stalls.len(), 1, "{:#}", d["findings"]);
+    let names = doc::finding_thread_names(&d, stalls[0]);
+    for name in ["cond-loop", "event-loop", "queue-loop"] {
+        assert!(names.iter().any(|n| n == name), "{names:?}");
+    }
+    let child = d["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["ppid"] == t.pid)
+        .unwrap_or_else(|| panic!("no child in {:#}", d["processes"]));
+    let cond = d["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|th| th["pid"] == child["pid"] && th["name"] == "cond-loop")
+        .expect("the child's cond-loop");
+    assert_eq!(cond["blocked"], true, "{cond:#}");
+    let w = &cond["waits_for"];
+    assert_eq!(seconds(&w["timeout_s"]), 0.2, "{w:#}");
+    // Counted from the first entry the stream saw, not over its one-second window.
+    assert!(seconds(&w["waited_s"]) > 1.8, "{w:#}");
+    drop(t);
+
+    let daemon = fixture("idle_daemon.py");
+    let t = Target::start(&interp, &parent, &[daemon.to_str().unwrap(), "poller"]);
+    let (code, d) = record_tree(t.pid, "1.5s");
+    assert_eq!(code, Some(0), "[{}] {d:#}", interp.label);
+    assert!(
+        d["findings"].as_array().unwrap().is_empty(),
+        "{:#}",
+        d["findings"]
+    );
+    assert!(
+        d["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["idle"]["summary"] == "waiting for SIGTERM's handler"),
+        "{:#}",
+        d["processes"]
+    );
 }

@@ -566,3 +566,76 @@ fn panels_lead_with_the_program_wide_lock_names() {
         }
     }
 }
+
+/// bank_deadlock.json turned into issue 31's shapes: teller-1 waits with a timeout for a
+/// semaphore of 2 permits (both held), and MainThread's join is a polling loop.
+fn timed_semaphore() -> App {
+    let path = format!(
+        "{}/tests/fixtures/documents/bank_deadlock.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let threads = d["threads"].as_array_mut().unwrap();
+    let teller = threads
+        .iter_mut()
+        .find(|t| t["name"] == "teller-1")
+        .unwrap();
+    let target = teller["waits_for"]["target"].clone();
+    teller["waits_for"]["timed"] = true.into();
+    teller["waits_for"]["timeout_s"] = 3600.0.into();
+    teller["waits_for"]["waited_s"] = 12.4.into();
+    let main = threads
+        .iter_mut()
+        .find(|t| t["name"] == "MainThread")
+        .unwrap();
+    main["waits_for"]["timed"] = true.into();
+    main["waits_for"]["timeout_s"] = 0.2.into();
+    main["waits_for"]["waited_s"] = 7.5.into();
+    let lock = d["locks"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|l| l["id"] == target)
+        .unwrap();
+    lock["kind"] = "semaphore".into();
+    lock["permits"] = serde_json::json!({"total": 2, "free": 0});
+    App::from_document(serde_json::from_value(d).unwrap())
+}
+
+/// The detail panel of thread `name`, opened from the threads table.
+fn detail_of(mut app: App, name: &str) -> String {
+    let pos = app
+        .rows
+        .iter()
+        .position(|&i| app.doc.as_ref().unwrap().threads[i].name.as_deref() == Some(name))
+        .unwrap();
+    for _ in 0..pos {
+        key(&mut app, KeyCode::Down);
+    }
+    key(&mut app, KeyCode::Enter);
+    text(&render(&app, (200, 60)))
+}
+
+#[test]
+fn top_shows_a_waits_timeout_how_long_it_lasted_and_a_semaphores_permits() {
+    let buf = render(&timed_semaphore(), (200, 60));
+    let all = text(&buf);
+    let row = lines(&buf)
+        .into_iter()
+        .find(|l| l.starts_with("teller-1 "))
+        .unwrap_or_else(|| panic!("{all}"));
+    // The table's column is narrow: the permits lead, after the lock's name.
+    assert!(row.contains("dst.lock, 2 of 2 permits held ←"), "{row}");
+    // The detail panel has room for all of it.
+    let all = detail_of(timed_semaphore(), "teller-1");
+    assert!(
+        all.contains(
+            "waits for dst.lock, 2 of 2 permits held ← teller-2 (timeout 3,600 s, waiting 12.4 s)"
+        ),
+        "{all}"
+    );
+    // A polling join says how long it has lasted, not just that it has a timeout.
+    let all = detail_of(timed_semaphore(), "MainThread");
+    assert!(all.contains("(timeout 0.2 s, waiting 7.5 s)"), "{all}");
+}

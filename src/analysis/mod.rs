@@ -119,6 +119,16 @@ impl Accumulator {
         }
     }
 
+    /// An accumulator that settles timed waits over the stream, as `over_time` does, but
+    /// tracks neither lock order nor races: `record --tree`'s linked snapshots, whose lock
+    /// order and races each process's own accumulator tracks.
+    pub fn settling() -> Accumulator {
+        Accumulator {
+            stream: Some(stream::StreamWindow::default()),
+            ..Accumulator::default()
+        }
+    }
+
     /// How `loop_block`s are found: the threshold, and which blocks a document reports.
     pub fn set_loop_options(&mut self, opts: loops::LoopOptions) {
         self.loop_options = opts;

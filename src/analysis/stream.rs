@@ -1,12 +1,15 @@
 //! Timed waits in a stream of snapshots (`record`, `top`, `run`, `watch`), settled as `dump`
 //! settles its window: each new snapshot is judged with a few older ones spanning at least
 //! one default window (a polling loop is one blocked wait, a wait that ends within it is not).
-//! Until the stream spans that long, no timed wait is blocked. It keeps a bounded handful of
-//! snapshots and reads no process.
+//! Until the stream spans that long, no timed wait is blocked. A wait's `waited_s` counts
+//! from its first entry, carried from window to window while the thread stays in it (a
+//! polling loop is one wait however long it lasts). It keeps a bounded handful of snapshots
+//! and one first entry per waiting thread, and reads no process.
 
-use std::collections::VecDeque;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, SystemTime};
 
+use crate::model::{Seconds, Wait};
 use crate::snapshot::Snapshot;
 
 /// What a timed wait must persist over to be blocked: `dump`'s default window.
@@ -18,6 +21,15 @@ const STEPS: u32 = 5;
 #[derive(Default)]
 pub struct StreamWindow {
     kept: VecDeque<Snapshot>,
+    /// Per thread id: the wait it was last seen in, when that wait was first entered, and
+    /// when it was last seen in it.
+    entries: HashMap<String, Entry>,
+}
+
+struct Entry {
+    wait: Wait,
+    entered: SystemTime,
+    seen: SystemTime,
 }
 
 impl StreamWindow {
@@ -31,13 +43,9 @@ impl StreamWindow {
             .back()
             .is_none_or(|b| taken.duration_since(b.taken).unwrap_or_default() >= step);
         let kept_copy = due.then(|| threads_only(&snap));
-        // The kept snapshots are moved into the window and back (not cloned): settling
-        // rewrites only the newest.
-        let mut window: Vec<Snapshot> = self.kept.drain(..).collect();
+        let mut window: Vec<Snapshot> = self.kept.iter().cloned().collect();
         window.push(snap);
-        super::timed::settle_newest(&mut window, SETTLE_SPAN);
-        let snap = window.pop().expect("just pushed");
-        self.kept.extend(window);
+        super::timed::settle_spanning(&mut window, SETTLE_SPAN);
         let spans = self
             .kept
             .front()
@@ -51,7 +59,52 @@ impl StreamWindow {
         {
             self.kept.pop_front();
         }
-        (snap, spans)
+        let mut newest = window.pop().expect("just pushed");
+        self.carry_entries(&window, &mut newest);
+        (newest, spans)
+    }
+
+    /// Count each wait of `newest` from its first entry: the one remembered from earlier
+    /// windows where the thread was in the same wait in every older snapshot of `window`
+    /// and last seen in it within the window; else its entry as this window settled it.
+    fn carry_entries(&mut self, window: &[Snapshot], newest: &mut Snapshot) {
+        let taken = newest.taken;
+        let front = window.first().map_or(taken, |s| s.taken);
+        for t in &mut newest.threads {
+            let Some(w) = t.waits_for.as_mut() else {
+                continue;
+            };
+            let own = w
+                .waited_s
+                .and_then(|s| taken.checked_sub(Duration::from_secs_f64(s.0.max(0.0))))
+                .unwrap_or(taken);
+            let throughout = window.iter().all(|s| {
+                s.thread(&t.id)
+                    .and_then(|o| o.waits_for.as_ref())
+                    .is_some_and(|o| super::timed::same_wait(o, w))
+            });
+            let entered = match self.entries.get(&t.id) {
+                Some(e) if throughout && e.seen >= front && super::timed::same_wait(&e.wait, w) => {
+                    e.entered.min(own)
+                }
+                _ => own,
+            };
+            let since = taken.duration_since(entered).unwrap_or_default();
+            w.waited_s = Some(Seconds(since.as_secs_f64()));
+            let wait = w.clone();
+            self.entries.insert(
+                t.id.clone(),
+                Entry {
+                    wait,
+                    entered,
+                    seen: taken,
+                },
+            );
+        }
+        // A thread between two entries of its loop keeps its entry until the window no
+        // longer shows it in that wait.
+        self.entries
+            .retain(|id, e| newest.thread(id).is_some() && e.seen >= front);
     }
 }
 
@@ -118,8 +171,8 @@ mod tests {
         // Blocked only once a second of snapshots agree, and from then on.
         assert_eq!(blocked_at, Some(10));
         let w = acc.last().unwrap().threads[0].waits_for.clone().unwrap();
-        // Counted over what the stream keeps: at least its window.
-        assert!(w.waited_s.unwrap().0 > 1.0, "{w:?}");
+        // Counted from its first entry (0.05 s before the first snapshot), past the window.
+        assert!((w.waited_s.unwrap().0 - 2.45).abs() < 0.01, "{w:?}");
         // The stall is found from then on, and counts as persisting: over every settled
         // snapshot, though not over the stream's first second.
         let stall = acc
@@ -132,6 +185,24 @@ mod tests {
         assert_eq!(acc.warmup, 10);
         assert!(acc.persisted(&stall));
         assert_eq!(acc.seen.get(&stall), Some(&15));
+    }
+
+    #[test]
+    fn a_wait_left_and_entered_again_later_counts_from_its_new_entry() {
+        let t0 = SystemTime::now();
+        let mut acc = Accumulator::over_time();
+        for i in 0..40u64 {
+            let at = t0 + Duration::from_millis(100 * i);
+            let mut s = waiting(at, "cond_loop app.py:9", 0.2);
+            if (15..20).contains(&i) {
+                // Half a second elsewhere: the first wait ended.
+                s.threads[0].waits_for.as_mut().unwrap().site = Some("work app.py:20".into());
+            }
+            acc.push(s);
+        }
+        let w = acc.last().unwrap().threads[0].waits_for.clone().unwrap();
+        // Entered again at snapshot 20 (0.05 s before it): 1.95 s by snapshot 39.
+        assert!((w.waited_s.unwrap().0 - 1.95).abs() < 0.01, "{w:?}");
     }
 
     #[test]

@@ -26,6 +26,11 @@ fn key(w: &Wait) -> WaitKey {
     }
 }
 
+/// Whether two sightings are of the same wait: same kind, target and site.
+pub fn same_wait(a: &Wait, b: &Wait) -> bool {
+    key(a) == key(b)
+}
+
 /// Join each thread's sightings of one wait over the window (oldest snapshot first): set
 /// `waited_s` from the first entry seen, and mark a timed wait that held for the whole window
 /// blocked. A thread seen running in some snapshot with exactly the stack it had in that
@@ -37,18 +42,6 @@ pub fn settle_window(snaps: &mut [Snapshot]) {
 /// `settle_window`, where a timed wait is blocked only if the window spans at least `span`
 /// (a stream's first snapshots cannot tell a polling loop from a short wait).
 pub fn settle_spanning(snaps: &mut [Snapshot], span: std::time::Duration) {
-    settle_from(snaps, span, 0);
-}
-
-/// `settle_spanning` that rewrites only the newest snapshot and leaves the older ones as they
-/// were taken (a stream's kept snapshots): the newest comes out exactly as
-/// `settle_spanning` would make it, as no snapshot's result depends on another's rewrite.
-pub fn settle_newest(snaps: &mut [Snapshot], span: std::time::Duration) {
-    settle_from(snaps, span, snaps.len().saturating_sub(1));
-}
-
-/// Settle the window, rewriting only the snapshots from index `from` on.
-fn settle_from(snaps: &mut [Snapshot], span: std::time::Duration, from: usize) {
     let Some(last) = snaps.last() else { return };
     let spans = match (snaps.first(), snaps.last()) {
         (Some(a), Some(b)) => b.taken.duration_since(a.taken).unwrap_or_default() >= span,
@@ -71,7 +64,7 @@ fn settle_from(snaps: &mut [Snapshot], span: std::time::Duration, from: usize) {
         // A thread missing from a snapshot of the window is left as it was seen.
         let at: Option<Vec<usize>> = index.iter().map(|m| m.get(&id).copied()).collect();
         if let Some(at) = at {
-            settle_thread(snaps, &at, spans, progress, from);
+            settle_thread(snaps, &at, spans, progress);
         }
     }
 }
@@ -98,7 +91,7 @@ fn some_thread_moved(snaps: &[Snapshot]) -> bool {
     keys.values().any(|&k| k >= 2)
 }
 
-fn settle_thread(snaps: &mut [Snapshot], at: &[usize], spans: bool, progress: bool, from: usize) {
+fn settle_thread(snaps: &mut [Snapshot], at: &[usize], spans: bool, progress: bool) {
     let n = snaps.len();
     let thread = |i: usize| &snaps[i].threads[at[i]];
     // A running sighting at the wait's own stack (woken by its timeout, not yet back in
@@ -158,9 +151,7 @@ fn settle_thread(snaps: &mut [Snapshot], at: &[usize], spans: bool, progress: bo
             .unwrap_or_default();
         s.taken.checked_sub(own).unwrap_or(s.taken)
     };
-    // A rewrite reads only sightings as they were taken (a borrowed wait's `waited_s` is
-    // raised to at least this one's below either way), so skipping older ones changes nothing.
-    for i in first.max(from)..n {
+    for i in first..n {
         let restored = borrowed[i].map(|j| {
             let o = &snaps[j].threads[at[j]];
             (o.waits_for.clone(), o.state, o.holds.clone())
@@ -185,7 +176,7 @@ fn settle_thread(snaps: &mut [Snapshot], at: &[usize], spans: bool, progress: bo
         }
     }
     if timed && whole_window {
-        for i in (from..n).filter(|&i| borrowed[i].is_some()) {
+        for i in (0..n).filter(|&i| borrowed[i].is_some()) {
             restore_lock_view(&mut snaps[i], at[i]);
         }
     }

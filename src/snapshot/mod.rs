@@ -428,6 +428,11 @@ fn take_cached(
         &mut locks,
         &loops,
     );
+    if let Some(note) = ready_queue::native_queue_note(&walker.objs, &threads, &locks, &loops) {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
     drop(futures_span);
     let names_span = span(Phase::Names);
     let note = names::name_locks(

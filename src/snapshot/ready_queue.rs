@@ -112,3 +112,35 @@ fn completed_by(objs: &Objects, handle: usize) -> Vec<(usize, String)> {
         };
     done.into_iter().map(|o| (o, cb.name.clone())).collect()
 }
+
+/// A note when a thread waits for a future or an event nobody is known to complete while a
+/// loop whose ready queue is native (uvloop's `Loop` keeps it in its C struct, with no
+/// layout gridlock can check) runs on a thread: a callback queued there may be the one that
+/// completes it, and a cycle through that loop's thread would go unseen.
+pub(super) fn native_queue_note(
+    objs: &Objects,
+    threads: &[Thread],
+    locks: &[Lock],
+    loops: &[EventLoop],
+) -> Option<String> {
+    let (ty, thread) = loops.iter().find_map(|l| {
+        let t = threads.iter().find(|t| Some(&t.id) == l.thread.as_ref())?;
+        let addr = usize::from_str_radix(l.address.trim_start_matches("0x"), 16).ok()?;
+        // `uvloop.Loop` is a Python subclass (module `uvloop`) of the Cython `uvloop.loop.Loop`.
+        let module = objs.type_module(addr)?;
+        let ty = format!("{module}.{}", objs.type_name(addr).ok()?);
+        (module == "uvloop" || module.starts_with("uvloop.")).then_some((ty, t))
+    })?;
+    let unheld = locks.iter().any(|l| {
+        matches!(l.kind, LockKind::Future | LockKind::Event)
+            && l.holders.is_empty()
+            && !l.waiters.is_empty()
+    });
+    unheld.then(|| {
+        format!(
+            "uvloop: queued callbacks not read ({} runs on thread {:?}, whose ready queue is native): a waited future or event that one of them would complete has no known completer, and a cycle through that thread is not seen",
+            ty,
+            thread.name.as_deref().unwrap_or("?")
+        )
+    })
+}

@@ -60,6 +60,8 @@ pub fn holds_text(doc: &Document, t: &Thread) -> String {
         .join(", ")
 }
 
+/// What a thread waits for, in a few words: the lock or thread, a counting resource's
+/// permits and holders, and the wait's timeout and how long it has lasted.
 pub fn wait_text(doc: &Document, t: &Thread) -> String {
     let Some(w) = &t.waits_for else {
         return String::new();
@@ -68,7 +70,8 @@ pub fn wait_text(doc: &Document, t: &Thread) -> String {
     if t.state == ThreadState::GilWait && w.kind == WaitKind::UnknownFutex {
         return "GIL".into();
     }
-    let timed = if w.timed { " (timeout)" } else { "" };
+    // ` (timeout 0.2 s, waiting 12.4 s)`: how long a (polling) wait has lasted so far.
+    let timed = &crate::report::timing::wait_timing(w);
     match (w.kind, &w.target) {
         (WaitKind::Join, Some(th)) => format!("join {}{timed}", thread_name_by_id(doc, th)),
         (WaitKind::Notify, Some(l)) => {
@@ -90,7 +93,16 @@ pub fn wait_text(doc: &Document, t: &Thread) -> String {
             } else {
                 format!(" ← {}", holders.join(", "))
             };
-            format!("{}{by}{timed}", lock_short(doc, l, w.name.as_deref()))
+            // A semaphore's or pool's count: `, 2 of 2 permits held`.
+            let permits = doc
+                .lock(l)
+                .and_then(crate::report::timing::permits_label)
+                .map(|p| format!(", {p}"))
+                .unwrap_or_default();
+            format!(
+                "{}{permits}{by}{timed}",
+                lock_short(doc, l, w.name.as_deref())
+            )
         }
         _ => format!("futex {}{timed}", w.futex.as_deref().unwrap_or("?")),
     }
