@@ -240,6 +240,7 @@ fn take_cached(
     let Session {
         target,
         code_cache,
+        modules_index,
         pthread_tid_offset,
         probe,
         asyncio,
@@ -258,7 +259,8 @@ fn take_cached(
         crate::native::Libc::from_mapped_paths(maps.iter().map(|m| m.path.as_str()))
     });
     let thread_list = span(Phase::ThreadList);
-    let objs = Objects::new(&target.mem, &target.layout);
+    let mut objs = Objects::new(&target.mem, &target.layout);
+    objs.adopt_modules(std::mem::take(modules_index));
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(code_cache));
     let frozen = target.frozen.as_ref().map(|f| f.asyncio_section.clone());
@@ -281,6 +283,7 @@ fn take_cached(
         }
         Err(e) => {
             *code_cache = walker.take_cache();
+            *modules_index = walker.objs.take_modules();
             return Err(e);
         }
     };
@@ -450,6 +453,7 @@ fn take_cached(
     drop(names_span);
     let _thread_list = span(Phase::ThreadList);
     *code_cache = walker.take_cache();
+    *modules_index = walker.objs.take_modules();
     Ok(Snapshot {
         taken,
         pid,
