@@ -12,6 +12,8 @@ pub mod cli;
 pub mod cli_docs;
 /// Post-mortem: a core dump read as a target.
 pub mod core;
+/// Where a snapshot's CPU time goes (a diagnostic, `GRIDLOCK_COST_SPLIT=1`).
+pub mod cost_split;
 pub mod cpython;
 pub mod crossproc;
 pub mod duration;
@@ -204,7 +206,10 @@ pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Res
     let mut acc = analysis::Accumulator::over_time();
     acc.set_loop_options(record_loop_options(options.loop_threshold));
     let exited = sample_on_schedule(options.duration, options.rate, || {
-        snapshot::take(&mut target).map(|s| acc.push(s))
+        let snap = snapshot::take(&mut target)?;
+        acc.push(snap);
+        cost_split::snapshot_done();
+        Ok(())
     })?;
     // Once, not per sample: what the program calls the objects of window-wide findings.
     let names = snapshot::late_names::names_now(&target, &acc.latent_objects());

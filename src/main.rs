@@ -112,6 +112,9 @@ fn record(args: &RecordArgs) -> anyhow::Result<u8> {
         native: args.native,
     };
     let doc = gridlock::record(args.pid, &options, command)?;
+    if let Some(split) = gridlock::cost_split::report() {
+        eprint!("{split}");
+    }
     ignore_broken_pipe(print_document(&doc, args.json, &args.color))?;
     // What was recorded is printed, but the recording is incomplete: as dump, exit 1.
     if doc.processes.iter().any(|p| p.pid == args.pid && p.exited) {

@@ -139,10 +139,13 @@ impl Accumulator {
     }
 
     pub fn push(&mut self, snap: Snapshot) {
+        let stream = crate::cost_split::span(crate::cost_split::Phase::Stream);
         let (snap, settled) = match self.stream.as_mut() {
             Some(w) => w.settle(snap),
             None => (snap, true),
         };
+        drop(stream);
+        let _analysis = crate::cost_split::span(crate::cost_split::Phase::Analysis);
         self.warmup += usize::from(!settled);
         self.started.get_or_insert(snap.taken);
         self.loops.observe(&snap, &self.loop_options);

@@ -10,6 +10,7 @@ pub mod functions;
 pub mod layout;
 pub mod lines;
 pub mod locks;
+pub mod modules_index;
 pub mod numbers;
 pub mod objects;
 pub mod opcode_table;

@@ -37,6 +37,8 @@ pub struct Objects<'a> {
     pub layout: &'a Layout,
     type_names: RefCell<AddrMap<Rc<str>>>,
     strs: RefCell<AddrMap<Rc<str>>>,
+    /// `sys.modules` by name, kept across snapshots by whoever adopts it.
+    modules: RefCell<super::modules_index::ModulesIndex>,
 }
 
 impl<'a> Objects<'a> {
@@ -46,7 +48,17 @@ impl<'a> Objects<'a> {
             layout,
             type_names: Default::default(),
             strs: Default::default(),
+            modules: Default::default(),
         }
+    }
+
+    /// Reuse the `sys.modules` index of an earlier view of the same process.
+    pub fn adopt_modules(&mut self, index: super::modules_index::ModulesIndex) {
+        self.modules = RefCell::new(index);
+    }
+
+    pub fn take_modules(&mut self) -> super::modules_index::ModulesIndex {
+        std::mem::take(self.modules.get_mut())
     }
 
     pub fn type_of(&self, obj: usize) -> Result<usize> {
@@ -266,43 +278,85 @@ impl<'a> Objects<'a> {
 
     /// (key, value) object pairs of a dict-keys object; `values` is a split table's values.
     fn entries_with(&self, keys: usize, values: Option<usize>) -> Result<Vec<(usize, usize)>> {
-        let (entries, nentries, entry_size, key_off) =
-            if self.layout.offsets.dict_keys == DictKeys::Sized {
-                let size = self.mem.i64(keys + 8)?;
-                let nentries = self.mem.i64(keys + 32)?;
-                if !(0..=MAX_ITEMS as i64).contains(&size) {
-                    return Err(Error::Layout("implausible dict size".into()));
-                }
-                let index_bytes = match size {
-                    s if s <= 0xff => 1,
-                    s if s <= 0xffff => 2,
-                    s if s <= 0xffff_ffff => 4,
-                    _ => 8,
-                };
-                (
-                    keys + 40 + size as usize * index_bytes,
-                    nentries,
-                    24usize,
-                    8usize,
-                )
-            } else {
-                let log2_index_bytes = self.mem.u8(keys + 9)?;
-                let kind = self.mem.u8(keys + 10)?;
-                let nentries = self.mem.i64(keys + 24)?;
-                if log2_index_bytes > 24 {
-                    return Err(Error::Layout("implausible dict index size".into()));
-                }
-                let (entry_size, key_off) = if kind == 0 { (24, 8) } else { (16, 0) };
-                (
-                    keys + 32 + (1usize << log2_index_bytes),
-                    nentries,
-                    entry_size,
-                    key_off,
-                )
+        Ok(self
+            .entries_indexed(keys, values)?
+            .into_iter()
+            .map(|(_, k, v)| (k, v))
+            .collect())
+    }
+
+    /// A dict's keys table and its used entries (`dk_nentries`), if its values are in the
+    /// table (a combined dict, as `sys.modules`); `None` for a split one.
+    pub fn combined_table(&self, dict: usize) -> Result<Option<(usize, i64)>> {
+        let (keys, values) = self.dict_parts(dict)?;
+        if values.is_some() {
+            return Ok(None);
+        }
+        let (_, nentries, _, _) = self.table_shape(keys)?;
+        Ok(Some((keys, nentries)))
+    }
+
+    /// The key and value of entry `i` of a combined keys table (either 0 where deleted);
+    /// `None` past its used entries.
+    pub fn entry_at(&self, keys: usize, i: usize) -> Result<Option<(usize, usize)>> {
+        let (entries, nentries, entry_size, key_off) = self.table_shape(keys)?;
+        if i as i64 >= nentries {
+            return Ok(None);
+        }
+        let at = entries + i * entry_size + key_off;
+        Ok(Some((self.mem.ptr(at)?, self.mem.ptr(at + 8)?)))
+    }
+
+    /// Where a keys table's entries start, how many are used, an entry's size and its key's
+    /// offset in it.
+    fn table_shape(&self, keys: usize) -> Result<(usize, i64, usize, usize)> {
+        let shape = if self.layout.offsets.dict_keys == DictKeys::Sized {
+            let size = self.mem.i64(keys + 8)?;
+            let nentries = self.mem.i64(keys + 32)?;
+            if !(0..=MAX_ITEMS as i64).contains(&size) {
+                return Err(Error::Layout("implausible dict size".into()));
+            }
+            let index_bytes = match size {
+                s if s <= 0xff => 1,
+                s if s <= 0xffff => 2,
+                s if s <= 0xffff_ffff => 4,
+                _ => 8,
             };
-        if !(0..=MAX_ITEMS as i64).contains(&nentries) {
+            (
+                keys + 40 + size as usize * index_bytes,
+                nentries,
+                24usize,
+                8usize,
+            )
+        } else {
+            let log2_index_bytes = self.mem.u8(keys + 9)?;
+            let kind = self.mem.u8(keys + 10)?;
+            let nentries = self.mem.i64(keys + 24)?;
+            if log2_index_bytes > 24 {
+                return Err(Error::Layout("implausible dict index size".into()));
+            }
+            let (entry_size, key_off) = if kind == 0 { (24, 8) } else { (16, 0) };
+            (
+                keys + 32 + (1usize << log2_index_bytes),
+                nentries,
+                entry_size,
+                key_off,
+            )
+        };
+        if !(0..=MAX_ITEMS as i64).contains(&shape.1) {
             return Err(Error::Layout("implausible dict entry count".into()));
         }
+        Ok(shape)
+    }
+
+    /// Every used entry of a keys table as (index, key, value); `values` is a split table's
+    /// values array, if any.
+    pub fn entries_indexed(
+        &self,
+        keys: usize,
+        values: Option<usize>,
+    ) -> Result<Vec<(usize, usize, usize)>> {
+        let (entries, nentries, entry_size, key_off) = self.table_shape(keys)?;
         let raw = self.mem.bytes(entries, nentries as usize * entry_size)?;
         let mut out = Vec::new();
         for (i, entry) in raw.chunks_exact(entry_size).enumerate() {
@@ -316,7 +370,7 @@ impl<'a> Objects<'a> {
                     as usize,
             };
             if value != 0 {
-                out.push((key, value));
+                out.push((i, key, value));
             }
         }
         Ok(out)
@@ -406,7 +460,7 @@ impl<'a> Objects<'a> {
     /// `sys.modules[name].__dict__`, through the interpreter state (`None` if not imported).
     pub fn sys_module_dict(&self, interp: usize, name: &str) -> Result<Option<usize>> {
         let modules = self.mem.ptr(interp + self.layout.offsets.interp_modules)?;
-        let Some(module) = self.dict_get(modules, name)? else {
+        let Some(module) = self.modules.borrow_mut().get(self, modules, name)? else {
             return Ok(None);
         };
         if !self.type_is(module, "module") {
@@ -547,5 +601,23 @@ impl<'a> Objects<'a> {
                 d => dict(d),
             },
         }
+    }
+}
+
+impl super::modules_index::DictReader for Objects<'_> {
+    fn combined_table(&self, dict: usize) -> Result<Option<(usize, i64)>> {
+        Objects::combined_table(self, dict)
+    }
+    fn table_entries(&self, keys: usize) -> Result<Vec<(usize, usize, usize)>> {
+        self.entries_indexed(keys, None)
+    }
+    fn entry_at(&self, keys: usize, i: usize) -> Result<Option<(usize, usize)>> {
+        Objects::entry_at(self, keys, i)
+    }
+    fn key_text(&self, key: usize) -> Option<String> {
+        self.str_rc(key).ok().map(|s| s.to_string())
+    }
+    fn scan(&self, dict: usize, name: &str) -> Result<Option<usize>> {
+        self.dict_get(dict, name)
     }
 }

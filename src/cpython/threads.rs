@@ -252,6 +252,7 @@ impl<'a> Walker<'a> {
     /// frames read before it are kept (a core whose writer lost a thread's C stack still
     /// shows the Python frames above the shim frame that lived there).
     pub fn frames(&mut self, tstate: usize) -> Result<Vec<RawFrame>> {
+        let _frames = crate::cost_split::span(crate::cost_split::Phase::Frames);
         let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
         let mut frame = self.top_frame(tstate)?;

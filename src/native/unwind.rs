@@ -30,7 +30,7 @@ const MAX_SYMBOLS: usize = 1 << 20;
 const PAGE: u64 = 4096;
 
 /// One binary the target maps, as the caller found it in the process's mappings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappedBinary {
     /// The file's device and inode: its unwind data and symbols are read once per file.
     pub file: (String, u64),
@@ -185,13 +185,22 @@ fn collect_functions<'d, S: ObjectSymbol<'d>>(
 pub struct Binaries {
     files: HashMap<(String, u64), Option<Arc<BinaryInfo>>>,
     cache: Option<Box<CacheX86_64>>,
+    /// The unwinder of the last mapping list: snapshots of a process mostly see the same.
+    built: Option<Built>,
 }
 
 /// The binaries of one process at one instant, ready to unwind its threads.
 pub struct Process<'b> {
+    unwinder: &'b UnwinderX86_64<Arc<[u8]>>,
+    modules: &'b [(Range<u64>, u64, Arc<BinaryInfo>, String)],
+    cache: &'b mut CacheX86_64,
+}
+
+/// An unwinder over one list of mapped binaries, kept while the process maps the same.
+struct Built {
+    mapped: Vec<MappedBinary>,
     unwinder: UnwinderX86_64<Arc<[u8]>>,
     modules: Vec<(Range<u64>, u64, Arc<BinaryInfo>, String)>,
-    cache: &'b mut CacheX86_64,
 }
 
 impl Binaries {
@@ -202,6 +211,22 @@ impl Binaries {
         mapped: &[MappedBinary],
         mut open: impl FnMut(&MappedBinary) -> Option<File>,
     ) -> Process<'_> {
+        if self.built.as_ref().is_none_or(|b| b.mapped != mapped) {
+            self.built = Some(self.build(mapped, &mut open));
+        }
+        let built = self.built.as_ref().expect("just built");
+        Process {
+            unwinder: &built.unwinder,
+            modules: &built.modules,
+            cache: self.cache.get_or_insert_with(Default::default),
+        }
+    }
+
+    fn build(
+        &mut self,
+        mapped: &[MappedBinary],
+        open: &mut impl FnMut(&MappedBinary) -> Option<File>,
+    ) -> Built {
         let mut unwinder = UnwinderX86_64::new();
         let mut modules = Vec::new();
         for b in mapped {
@@ -226,10 +251,10 @@ impl Binaries {
             unwinder.add_module(Module::new(b.path.clone(), b.range.clone(), bias, sections));
             modules.push((b.range.clone(), bias, info, b.path.clone()));
         }
-        Process {
+        Built {
+            mapped: mapped.to_vec(),
             unwinder,
             modules,
-            cache: self.cache.get_or_insert_with(Default::default),
         }
     }
 }

@@ -39,6 +39,7 @@ mod writes;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
+use crate::cost_split::{span, Phase};
 use crate::cpython::objects::Objects;
 use crate::cpython::threads::Walker;
 use crate::error::{Error, Result};
@@ -77,6 +78,7 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
     }
     let mut tries = 0;
     loop {
+        let kernel_span = span(Phase::Kernel);
         let tids = procfs::task_ids(session.pid);
         session.task_files.retain(&tids);
         session.target.namespace_tids.refresh(&tids);
@@ -84,8 +86,10 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
             .iter()
             .filter_map(|&tid| Some((tid, session.task_files.kernel_thread(tid)?)))
             .collect();
+        drop(kernel_span);
         match take_once(session, &kernel) {
             Ok(mut snap) => {
+                let _kernel = span(Phase::Kernel);
                 settle_moved_threads(&mut snap, &kernel, &mut session.task_files);
                 gil::settle_gil_holders(&mut snap, &kernel, &mut session.task_files);
                 // A tree links these once over all its processes (`crossproc`).
@@ -237,6 +241,7 @@ fn take_cached(
     let Session {
         target,
         code_cache,
+        modules_index,
         pthread_tid_offset,
         probe,
         asyncio,
@@ -254,7 +259,9 @@ fn take_cached(
         };
         crate::native::Libc::from_mapped_paths(maps.iter().map(|m| m.path.as_str()))
     });
-    let objs = Objects::new(&target.mem, &target.layout);
+    let thread_list = span(Phase::ThreadList);
+    let mut objs = Objects::new(&target.mem, &target.layout);
+    objs.adopt_modules(std::mem::take(modules_index));
     let mut walker = Walker::new(objs);
     walker.adopt_cache(std::mem::take(code_cache));
     let frozen = target.frozen.as_ref().map(|f| f.asyncio_section.clone());
@@ -277,6 +284,7 @@ fn take_cached(
         }
         Err(e) => {
             *code_cache = walker.take_cache();
+            *modules_index = walker.objs.take_modules();
             return Err(e);
         }
     };
@@ -295,6 +303,8 @@ fn take_cached(
         .and_then(|d| crate::probe::read(&walker.objs, d).ok());
     // Kept on the process (not the snapshot): a document names the test of the latest sample.
     target.process.current_test = current_test::read(&walker, target.interpreter, &raw, tests);
+    drop(thread_list);
+    let locks_span = span(Phase::Locks);
 
     let mut builder = Builder {
         pid,
@@ -337,6 +347,8 @@ fn take_cached(
             target.process.notes.push(note);
         }
     }
+    drop(locks_span);
+    let native_span = span(Phase::Native);
     let stop_running = target.read.native && frozen.is_none();
     let mem = walker.objs.mem;
     let frozen_target = target.frozen.as_ref();
@@ -353,6 +365,8 @@ fn take_cached(
             target.process.notes.push(note);
         }
     }
+    drop(native_span);
+    let locks_span = span(Phase::Locks);
     builder.find_checkouts(&raw, &mut threads);
     builder.find_queue_getters(&raw, &threads);
     if let Some(mp) = builder.mp.as_mut() {
@@ -364,6 +378,8 @@ fn take_cached(
         builder.apply_probe(&mut threads, &p.holds);
     }
     let mut locks: Vec<Lock> = builder.locks.into_values().collect();
+    drop(locks_span);
+    let futures_span = span(Phase::Futures);
     crate::frameworks::twisted::blocking_calls(&walker, pid, &raw, &mut threads, &mut locks);
     let view = crate::asyncio::read(
         &mut walker,
@@ -421,6 +437,8 @@ fn take_cached(
             target.process.notes.push(note);
         }
     }
+    drop(futures_span);
+    let names_span = span(Phase::Names);
     let note = names::name_locks(
         &walker,
         target.interpreter,
@@ -433,7 +451,10 @@ fn take_cached(
     if let Some(note) = note.filter(|_| !target.process.notes.iter().any(noted)) {
         target.process.notes.push(note);
     }
+    drop(names_span);
+    let _thread_list = span(Phase::ThreadList);
     *code_cache = walker.take_cache();
+    *modules_index = walker.objs.take_modules();
     Ok(Snapshot {
         taken,
         pid,

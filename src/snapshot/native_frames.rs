@@ -9,6 +9,7 @@
 //! the core kept, over the core's memory and the files it names (never stopped: no process).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::cpython::eval_loop::runs_python_frames;
 use crate::error::Result;
@@ -18,6 +19,42 @@ use crate::native::unwind::{Binaries, MappedBinary, Unwound};
 use crate::target::ptrace_stop::{self, StopFailure};
 use crate::target::{elf, procfs, Frozen};
 use procfs::KernelThread;
+
+/// How long a live process's mappings are trusted before they are read again, when every
+/// address to unwind lies in a binary they list (a library unmapped and another mapped at the
+/// same addresses in between would otherwise name frames wrongly).
+const MAPS_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// What native unwinding keeps across a session's snapshots: the binaries' unwind data and
+/// symbols, and the live process's mappings with when they were read (`/proc/PID/maps` of a
+/// large process costs more than the unwinds themselves).
+#[derive(Default)]
+pub struct NativeCache {
+    binaries: Binaries,
+    maps: Option<(Instant, Vec<procfs::Mapping>, Vec<MappedBinary>)>,
+}
+
+impl NativeCache {
+    /// The live process's mappings and its executable binaries: those read before while they
+    /// are younger than `MAPS_MAX_AGE` and cover every address in `pcs` (each lies in a
+    /// binary they list), else read now. `fresh` reads them now in any case.
+    fn live_maps(&mut self, pid: i32, pcs: &[u64], fresh: bool) {
+        let covered = |mapped: &[MappedBinary]| {
+            pcs.iter()
+                .all(|pc| mapped.iter().any(|b| b.range.contains(pc)))
+        };
+        let reuse = !fresh
+            && self
+                .maps
+                .as_ref()
+                .is_some_and(|(at, _, mapped)| at.elapsed() < MAPS_MAX_AGE && covered(mapped));
+        if !reuse {
+            let maps = procfs::maps(pid);
+            let mapped = mapped_binaries(&maps, true);
+            self.maps = Some((Instant::now(), maps, mapped));
+        }
+    }
+}
 
 /// Whether `t`'s wait is one Python's own objects do not explain.
 fn below_python(t: &Thread) -> bool {
@@ -43,7 +80,7 @@ pub(super) fn attach<M: ReadMemory + ?Sized>(
     threads: &mut [Thread],
     kernel: &HashMap<i32, KernelThread>,
     mem: &M,
-    binaries: &mut Binaries,
+    cache: &mut NativeCache,
     stop_running: bool,
 ) -> Option<String> {
     let regs = |t: &Thread| {
@@ -72,14 +109,22 @@ pub(super) fn attach<M: ReadMemory + ?Sized>(
     if wanted.is_empty() && running.is_empty() {
         return None;
     }
-    let maps = match frozen {
-        Some(f) => f.maps.clone(),
-        None => procfs::maps(pid),
-    };
     // A core from gcore lists no program header for the file pages it left out (the text),
     // so which mappings were executable is unknown there: every mapped file is a candidate.
-    let mapped = mapped_binaries(&maps, frozen.is_none());
-    let mut process = binaries.process(&mapped, |b| {
+    let from_core;
+    let (maps, mapped) = match frozen {
+        Some(f) => {
+            from_core = (f.maps.clone(), mapped_binaries(&f.maps, false));
+            (&from_core.0, &from_core.1)
+        }
+        None => {
+            let pcs: Vec<u64> = wanted.iter().map(|(_, (pc, _))| *pc).collect();
+            cache.live_maps(pid, &pcs, !running.is_empty());
+            let (_, maps, mapped) = cache.maps.as_ref().expect("just read");
+            (maps, mapped)
+        }
+    };
+    let mut process = cache.binaries.process(mapped, |b| {
         let m = maps
             .iter()
             .find(|m| (&m.device, m.inode) == (&b.file.0, b.file.1))?;

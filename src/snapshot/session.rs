@@ -15,6 +15,8 @@ use crate::target::{ReadOptions, Target};
 pub struct Session {
     pub target: Target,
     pub(super) code_cache: HashMap<usize, Arc<CodeInfo>>,
+    /// `sys.modules` by name, while its keys table stays the same.
+    pub(super) modules_index: crate::cpython::modules_index::ModulesIndex,
     /// Offset of the kernel TID inside glibc's `struct pthread` (3.8-3.10 only), found by
     /// matching thread states against `/proc/PID/task` once.
     pub(super) pthread_tid_offset: Option<usize>,
@@ -30,8 +32,9 @@ pub struct Session {
     pub(super) names: super::names::NameCache,
     /// The target's C library, told from its mappings at the first snapshot.
     pub(super) libc: Option<crate::native::Libc>,
-    /// Unwind data and symbols of the binaries the target maps, read once per file.
-    pub(super) binaries: crate::native::unwind::Binaries,
+    /// Unwind data and symbols of the binaries the target maps, read once per file, and its
+    /// mappings.
+    pub(super) binaries: super::native_frames::NativeCache,
 }
 
 impl Session {
@@ -39,6 +42,7 @@ impl Session {
         Session {
             target,
             code_cache: HashMap::new(),
+            modules_index: crate::cpython::modules_index::ModulesIndex::kept(),
             pthread_tid_offset: None,
             probe: Default::default(),
             asyncio: Default::default(),

@@ -310,6 +310,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             .map(|k| k.state != 'R' && k.cpu_ns.is_some())
             .unwrap_or(false);
         let mut writes = if self.with_writes && off_cpu {
+            let _writes = crate::cost_split::span(crate::cost_split::Phase::Writes);
             self.writes(&frames)
         } else {
             Vec::new()
@@ -371,6 +372,7 @@ impl<'w, 'a> Builder<'w, 'a> {
 
     /// The thread's frames, with lines from each code object's line table.
     pub(super) fn frames<'r>(&self, rt: &'r RawThread) -> Vec<FrameView<'r>> {
+        let _frames = crate::cost_split::span(crate::cost_split::Phase::Frames);
         rt.frames
             .iter()
             .map(|r| FrameView {
