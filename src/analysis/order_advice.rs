@@ -46,7 +46,8 @@ struct Part {
 }
 
 /// The advice for a cycle of threads over locks (edges alternate `waits_for`, `held_by`);
-/// `None` when the edges do not give every thread both ends.
+/// `None` when the edges do not give every thread both ends, or a first lock was taken at no
+/// known site.
 pub fn lock_cycle_advice(snap: &Snapshot, threads: &[String], edges: &[Edge]) -> Option<String> {
     let label = |t: &str| thread_label(snap, t);
     cycle_advice(snap, threads, edges, Parties::Threads, &label)
@@ -96,7 +97,9 @@ fn cycle_advice(
             })
         })
         .collect::<Option<_>>()?;
-    if parts.len() < 2 {
+    // An order is only advice where each party's first lock was seen taken somewhere (trio
+    // records no site for a held lock): otherwise the caller's general advice stands.
+    if parts.len() < 2 || parts.iter().any(|p| p.first_site.is_none()) {
         return None;
     }
     let same_function = parts
