@@ -255,42 +255,57 @@ fn asyncio_semaphore<'a>(d: &'a Value, name: &str) -> &'a Value {
     sem
 }
 
-#[test]
-fn an_asyncio_semaphore_held_by_tasks_waiting_for_it_is_a_deadlock_naming_holders_and_counts() {
+/// `asyncio_semaphores.py MODE`'s knot, on one interpreter: one deadlock of handler-0 and
+/// handler-1, each holding a permit of `backend_slots` taken in `function` at line `taken`
+/// and waiting for another in `fetch_profile`. Returns the target, the document and the
+/// finding's semaphore for the checks particular to the mode.
+fn asyncio_knot(
+    interp: &Interpreter,
+    mode: &str,
+    function: &str,
+    taken: u32,
+) -> (Target, Value, Value) {
     let script = fixture("asyncio_semaphores.py");
-    let taken = line_of(&script, "async def handle(", "async with backend_slots:");
     let waited = line_of(
         &script,
         "async def fetch_profile",
         "async with backend_slots:",
     );
+    let t = Target::start_busy(interp, &script, &[mode]);
+    let (code, d) = dump_json(t.pid, "1s");
+    assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+    let deadlocks = doc::findings(&d, "deadlock");
+    assert_eq!(deadlocks.len(), 1, "{d:#}");
+    let f = deadlocks[0];
+    assert_eq!(f["knot"], true, "{f:#}");
+    assert_eq!(
+        doc::finding_task_names(&d, f),
+        ["handler-0", "handler-1"],
+        "{f:#}"
+    );
+    assert_eq!(
+        f["summary"],
+        format!(
+            "backend_slots: 2 of 2 permits held by task \"handler-0\" ({function}) ({function} \
+             asyncio_semaphores.py:{taken}) and task \"handler-1\" ({function}) ({function} \
+             asyncio_semaphores.py:{taken}), each waiting for another at fetch_profile \
+             asyncio_semaphores.py:{waited}"
+        )
+    );
+    let sem = asyncio_semaphore(&d, "backend_slots").clone();
+    assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
+    assert_eq!(sem["holders"].as_array().unwrap().len(), 2, "{sem:#}");
+    (t, d, sem)
+}
+
+#[test]
+fn an_asyncio_semaphore_held_by_tasks_waiting_for_it_is_a_deadlock_naming_holders_and_counts() {
+    let script = fixture("asyncio_semaphores.py");
+    let taken = line_of(&script, "async def handle(", "async with backend_slots:");
     for_each(|interp| {
-        let t = Target::start_busy(interp, &script, &["held"]);
-        let (code, d) = dump_json(t.pid, "1s");
-        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
-        let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 1, "{d:#}");
-        let f = deadlocks[0];
-        assert_eq!(f["knot"], true, "{f:#}");
-        assert_eq!(
-            doc::finding_task_names(&d, f),
-            ["handler-0", "handler-1"],
-            "{f:#}"
-        );
-        assert_eq!(
-            f["summary"],
-            format!(
-                "backend_slots: 2 of 2 permits held by task \"handler-0\" (handle) (handle \
-                 asyncio_semaphores.py:{taken}) and task \"handler-1\" (handle) (handle \
-                 asyncio_semaphores.py:{taken}), each waiting for another at fetch_profile \
-                 asyncio_semaphores.py:{waited}"
-            )
-        );
-        let sem = asyncio_semaphore(&d, "backend_slots");
-        assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
-        let holders = sem["holders"].as_array().unwrap();
-        assert_eq!(holders.len(), 2, "{sem:#}");
-        for h in holders {
+        let (t, d, sem) = asyncio_knot(interp, "held", "handle", taken);
+        let f = doc::findings(&d, "deadlock")[0];
+        for h in sem["holders"].as_array().unwrap() {
             assert_eq!(h["evidence"], "value_stack", "{sem:#}");
             let task = &d["tasks"]
                 .as_array()
@@ -326,39 +341,12 @@ fn asyncio_permits_held_past_a_bare_acquire_whose_release_is_ahead_are_held_by_a
         "async def handle_bare",
         "await backend_slots.acquire()",
     );
-    let waited = line_of(
-        &script,
-        "async def fetch_profile",
-        "async with backend_slots:",
-    );
     for_each(|interp| {
-        let t = Target::start_busy(interp, &script, &["bare"]);
-        let (code, d) = dump_json(t.pid, "1s");
-        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
-        let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 1, "{d:#}");
-        let f = deadlocks[0];
-        assert_eq!(f["knot"], true, "{f:#}");
-        assert_eq!(
-            doc::finding_task_names(&d, f),
-            ["handler-0", "handler-1"],
-            "{f:#}"
-        );
-        assert_eq!(
-            f["summary"],
-            format!(
-                "backend_slots: 2 of 2 permits held by task \"handler-0\" (handle_bare) \
-                 (handle_bare asyncio_semaphores.py:{taken}) and task \"handler-1\" \
-                 (handle_bare) (handle_bare asyncio_semaphores.py:{taken}), each waiting for \
-                 another at fetch_profile asyncio_semaphores.py:{waited}"
-            )
-        );
-        let sem = asyncio_semaphore(&d, "backend_slots");
-        assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
-        let holders = sem["holders"].as_array().unwrap();
-        assert_eq!(holders.len(), 2, "{sem:#}");
+        let (t, _, sem) = asyncio_knot(interp, "bare", "handle_bare", taken);
         assert!(
-            holders
+            sem["holders"]
+                .as_array()
+                .unwrap()
                 .iter()
                 .all(|h| h["evidence"] == "acquire_call" && h["task"].is_string()),
             "{sem:#}"
