@@ -105,7 +105,12 @@ impl<'w, 'a> Builder<'w, 'a> {
                 site: None,
                 count: count.map(u64::from),
             };
-            if let Some(t) = owner {
+            // A mutex of the interpreter's own static data (the GIL's `mutex`, which a thread
+            // holds for an instant while it drops or takes the GIL) is not added to its
+            // holder's `holds`, as the GIL is not: lock order and race lock sets are about the
+            // program's locks, and every thread takes these.
+            let internal = self.interpreter_internal(addr);
+            if let Some(t) = owner.filter(|_| !internal) {
                 if !t.holds.iter().any(|h| h.lock == id) {
                     t.holds.push(Hold {
                         lock: id.clone(),
