@@ -214,7 +214,8 @@ fn settle_moved_threads(
 fn take_once(session: &mut Session, kernel: &HashMap<i32, KernelThread>) -> Result<Snapshot> {
     let pid = session.pid;
     let taken = SystemTime::now();
-    if kernel.is_empty() || !session.alive() {
+    let alive = session.target.frozen.is_some() || session.target.task_files.process_alive();
+    if kernel.is_empty() || !alive {
         return Err(Error::TargetExited { pid });
     }
     let target = &mut session.target;
@@ -455,6 +456,10 @@ fn take_cached(
     let _thread_list = span(Phase::ThreadList);
     *code_cache = walker.take_cache();
     *modules_index = walker.objs.take_modules();
+    let caught = match &target.frozen {
+        Some(_) => crate::target::signals::caught_mask(pid),
+        None => target.task_files.caught_signals(),
+    };
     Ok(Snapshot {
         taken,
         pid,
@@ -467,7 +472,7 @@ fn take_cached(
         probe_loaded: probe_state.is_some(),
         probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
         pools,
-        signals: crate::target::signals::caught_mask(pid)
+        signals: caught
             .map(|m| BTreeMap::from([(pid, m)]))
             .unwrap_or_default(),
         notes: BTreeMap::new(),
