@@ -401,6 +401,7 @@ pub fn link(
                 module: None,
                 shared: None,
                 contradictions: Vec::new(),
+                readers: None,
             });
         }
         let Some(first) = targets.first().cloned() else {

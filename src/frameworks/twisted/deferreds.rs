@@ -201,6 +201,7 @@ pub fn read(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         });
     }
     view
