@@ -468,6 +468,7 @@ pub fn link(
                 module: None,
                 shared: None,
                 contradictions: Vec::new(),
+                readers: None,
             });
         }
         let Some(first) = targets.first().cloned() else {

@@ -554,15 +554,23 @@ fn incomplete<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Resul
     Ok(true)
 }
 
-/// The `NOT MODELLED` line when threads sit in syscalls gridlock does not model; whether it
+/// The `NOT MODELLED` line when threads sit in syscalls gridlock does not model, and the
+/// `OWNERS UNKNOWN` line when they wait on a lock whose holders cannot be known; whether one
 /// was printed (a report that cannot say "nothing found" about them).
 fn not_modelled<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<bool> {
-    let Some(summary) = doc.unmodelled_summary() else {
-        return Ok(false);
-    };
-    writeln!(out, "{}  {summary}.", style.red("NOT MODELLED"))?;
-    writeln!(out)?;
-    Ok(true)
+    let mut any = false;
+    if let Some(summary) = doc.unmodelled_summary() {
+        writeln!(out, "{}  {summary}.", style.red("NOT MODELLED"))?;
+        writeln!(out)?;
+        any = true;
+    }
+    // Waits on a C rwlock held by readers glibc does not record.
+    if let Some(summary) = doc.unowned_summary() {
+        writeln!(out, "{}  {summary}.", style.red("OWNERS UNKNOWN"))?;
+        writeln!(out)?;
+        any = true;
+    }
+    Ok(any)
 }
 
 fn interest(t: &Thread) -> u8 {

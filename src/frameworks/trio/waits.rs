@@ -400,6 +400,7 @@ impl Seen {
                     module: None,
                     shared: None,
                     contradictions: Vec::new(),
+                    readers: None,
                 }
             })
             .collect()

@@ -215,6 +215,7 @@ pub(super) fn read(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         });
     }
     view
