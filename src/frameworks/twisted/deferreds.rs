@@ -169,6 +169,7 @@ pub fn read(
                 site,
                 name: names.get(&w.deferred).cloned(),
                 via: Some(if sleeps { "reactor.callLater" } else { via }.into()),
+                program_name: None,
             }),
             address: format!("{:#x}", w.gen),
             eager: false,
