@@ -263,6 +263,7 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             core: None,
             notes: Vec::new(),
             idle: None,
+            celery: None,
         });
     // Each process's window-wide findings by its own names, read once at the end.
     let notes = analysis::program_names::name_latent_tree(&mut per_process, &tree);

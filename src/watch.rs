@@ -364,6 +364,7 @@ fn document(
         core: None,
         notes: Vec::new(),
         idle: None,
+        celery: None,
     });
     let mut doc = analysis::document_with(
         &snaps,
@@ -432,6 +433,7 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         knot: false,
         location: None,
         locksets: Vec::new(),
+        notes: Vec::new(),
     }
 }
 

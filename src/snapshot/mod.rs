@@ -407,23 +407,26 @@ fn take_cached(
     locks.extend(trio.locks);
     tasks.extend(trio.tasks);
     loops.extend(trio.loops);
-    let twisted =
-        crate::frameworks::twisted::read(&mut walker, target.interpreter, pid, &raw, &threads);
+    let twisted = crate::frameworks::twisted::read(
+        &mut walker,
+        target.interpreter,
+        pid,
+        &raw,
+        &mut threads,
+        &mut locks,
+    );
     for note in twisted.notes {
         if !target.process.notes.contains(&note) {
             target.process.notes.push(note);
         }
     }
-    locks.extend(twisted.locks);
     tasks.extend(twisted.tasks);
     loops.extend(twisted.loops);
-    tasks.extend(crate::frameworks::celery::read(
-        &walker,
-        target.interpreter,
-        pid,
-        &raw,
-        &threads,
-    ));
+    let (celery_tasks, delivered) =
+        crate::frameworks::celery::read(&walker, target.interpreter, pid, &raw, &threads);
+    tasks.extend(celery_tasks);
+    target.process.celery = crate::frameworks::celery_app::read(&walker.objs, target.interpreter)
+        .map(|app| CeleryApp { delivered, ..app });
     let pools = futures::resolve(
         &walker,
         pid,
