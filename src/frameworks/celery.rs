@@ -166,6 +166,7 @@ fn running_task(walker: &Walker, pid: i32, rt: &RawThread, t: &Thread) -> Option
             site,
             name: Some(names.join(", ")),
             via: Some(format!("{kind}.{}", bare(&frame.code.name))),
+            program_name: None,
         })
     });
     Some(task(

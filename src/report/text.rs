@@ -229,7 +229,11 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
                 Some(w) => {
                     let target = match (&w.target, w.kind) {
                         (Some(x), TaskWaitKind::Task) => node_label(doc, x),
-                        (Some(x), TaskWaitKind::Lock) => lock_label(doc, x, w.name.as_deref()),
+                        (Some(x), TaskWaitKind::Lock | TaskWaitKind::Semaphore)
+                            if doc.lock(x).is_some() =>
+                        {
+                            lock_label(doc, x, w.name.as_deref())
+                        }
                         (_, TaskWaitKind::Gather) => format!(
                             "gather of {}",
                             w.targets
@@ -238,10 +242,7 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                        (_, k) => match &w.name {
-                            Some(n) => format!("{k} {n}"),
-                            None => k.to_string(),
-                        },
+                        (_, k) => super::labels::awaited_label(k, w),
                     };
                     format!("awaits {target} [{}]", w.evidence.as_str())
                 }
