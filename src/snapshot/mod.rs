@@ -406,14 +406,19 @@ fn take_cached(
     locks.extend(trio.locks);
     tasks.extend(trio.tasks);
     loops.extend(trio.loops);
-    let twisted =
-        crate::frameworks::twisted::read(&mut walker, target.interpreter, pid, &raw, &threads);
+    let twisted = crate::frameworks::twisted::read(
+        &mut walker,
+        target.interpreter,
+        pid,
+        &raw,
+        &mut threads,
+        &mut locks,
+    );
     for note in twisted.notes {
         if !target.process.notes.contains(&note) {
             target.process.notes.push(note);
         }
     }
-    locks.extend(twisted.locks);
     tasks.extend(twisted.tasks);
     loops.extend(twisted.loops);
     let (celery_tasks, delivered) =
