@@ -261,6 +261,7 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             core: None,
             notes: Vec::new(),
             idle: None,
+            celery: None,
         });
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);

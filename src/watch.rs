@@ -350,6 +350,7 @@ fn document(
         core: None,
         notes: Vec::new(),
         idle: None,
+        celery: None,
     });
     let mut doc = analysis::document_with(
         &snaps,
@@ -418,6 +419,7 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         knot: false,
         location: None,
         locksets: Vec::new(),
+        notes: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod below_python;
 mod celery;
+mod celery_stall;
 mod clock;
 pub mod detectors;
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub fn findings(snap: &Snapshot) -> Vec<Finding> {
     }
     timed::annotate(snap, &mut out);
     celery::describe(snap, &mut out);
+    celery_stall::detect(snap, &mut out);
     out
 }
 

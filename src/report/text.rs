@@ -520,6 +520,9 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
             buckets.join(", ")
         )?;
     }
+    for note in &f.notes {
+        writeln!(out, "  note: {note}")?;
+    }
     if let Some(a) = &f.advice {
         writeln!(out)?;
         writeln!(out, "  {a}")?;

@@ -421,13 +421,11 @@ fn take_cached(
     }
     tasks.extend(twisted.tasks);
     loops.extend(twisted.loops);
-    tasks.extend(crate::frameworks::celery::read(
-        &walker,
-        target.interpreter,
-        pid,
-        &raw,
-        &threads,
-    ));
+    let (celery_tasks, delivered) =
+        crate::frameworks::celery::read(&walker, target.interpreter, pid, &raw, &threads);
+    tasks.extend(celery_tasks);
+    target.process.celery = crate::frameworks::celery_app::read(&walker.objs, target.interpreter)
+        .map(|app| CeleryApp { delivered, ..app });
     let pools = futures::resolve(
         &walker,
         pid,
