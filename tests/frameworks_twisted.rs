@@ -304,3 +304,36 @@ fn a_busy_thread_pool_that_drains_gives_no_finding() {
         }
     }
 }
+
+#[test]
+fn a_deferred_a_protocol_fires_has_an_unknown_firer_and_gives_no_finding() {
+    let script = fixture("twisted_deferreds.py");
+    let waits = line_of(&script, "def ask_price", "yield price_answered");
+    for interp in with_twisted() {
+        let t = Target::start(&interp, &script, &["protocol"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        let label = format!("[{}]", interp.label);
+        // The client waits for a server that never answers: an I/O wait, never a deadlock.
+        assert_eq!(code, 0, "{label} {d:#}");
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        let ask = task(&d, "ask_price");
+        assert_eq!(ask["waits_for"]["kind"], "future", "{ask:#}");
+        assert_eq!(
+            ask["waits_for"]["site"],
+            format!("ask_price twisted_deferreds.py:{waits}"),
+            "{ask:#}"
+        );
+        // dataReceived fires it; quote_price calls its callback only before its own wait.
+        let answered = doc::lock(&d, ask["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(answered["kind"], "deferred", "{answered:#}");
+        let holders = answered["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 1, "{answered:#}");
+        assert_eq!(holders[0]["evidence"], "unknown", "{answered:#}");
+        assert!(holders[0]["task"].is_null(), "{answered:#}");
+        assert_eq!(
+            answered["waiters"].as_array().unwrap().len(),
+            2,
+            "{answered:#}"
+        );
+    }
+}

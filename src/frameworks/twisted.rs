@@ -80,6 +80,30 @@ fn reactor_run(walker: &Walker, rt: &RawThread) -> Option<(usize, usize)> {
 /// The Twisted releases this was checked on.
 pub const SUPPORTED: &str = "24.x-26.x";
 
+/// Whether a file is Twisted's own code (`.../twisted/internet/defer.py`), not a program's
+/// file that merely sits under a directory named `twisted`.
+pub(super) fn is_twisted_code(filename: &str) -> bool {
+    const PACKAGES: [&str; 12] = [
+        "internet/",
+        "python/",
+        "_threads/",
+        "web/",
+        "application/",
+        "protocols/",
+        "logger/",
+        "cred/",
+        "conch/",
+        "names/",
+        "spread/",
+        "trial/",
+    ];
+    filename.match_indices("/twisted/").any(|(i, m)| {
+        PACKAGES
+            .iter()
+            .any(|p| filename[i + m.len()..].starts_with(p))
+    })
+}
+
 fn in_twisted(filename: &str, file: &str) -> bool {
     filename.ends_with(&format!("twisted/internet/{file}"))
 }
@@ -174,6 +198,7 @@ pub fn blocking_calls(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         });
     }
 }

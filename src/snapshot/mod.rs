@@ -20,6 +20,7 @@ pub mod kernel_waits;
 pub mod late_names;
 mod mp_view;
 pub mod multiprocessing;
+mod name_walk;
 pub mod names;
 mod native_frames;
 mod native_locks;
@@ -449,6 +450,7 @@ fn take_cached(
         &raw,
         &threads,
         &mut locks,
+        &mut tasks,
         name_cache,
     );
     let noted = |n: &String| n.starts_with(names::NOTE_PREFIX);

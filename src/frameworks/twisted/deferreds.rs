@@ -141,7 +141,7 @@ pub(super) fn read(
         let frames: Vec<Frame> = chain.iter().rev().map(|l| l.frame.clone()).collect();
         let site = frames
             .iter()
-            .find(|f| !f.file.contains("/twisted/"))
+            .find(|f| !super::is_twisted_code(&f.file))
             .map(|f| f.site());
         let id = task_id(pid, w.gen);
         let coroutine = chain.first().map(|l| l.raw.code.name.clone());
@@ -179,6 +179,7 @@ pub(super) fn read(
                 site,
                 name: names.get(&w.deferred).cloned(),
                 via: Some(if sleeps { "reactor.callLater" } else { via }.into()),
+                program_name: None,
             }),
             address: format!("{:#x}", w.gen),
             eager: false,
@@ -215,6 +216,7 @@ pub(super) fn read(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         });
     }
     view
