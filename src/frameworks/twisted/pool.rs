@@ -80,6 +80,7 @@ impl Pools {
             waiters: Vec::new(),
             module: None,
             shared: None,
+            readers: None,
             contradictions: Vec::new(),
         })
     }
