@@ -223,6 +223,12 @@ impl PageCache {
                 let errno = std::io::Error::last_os_error().raw_os_error();
                 if matches!(errno, Some(libc::ENOSYS | libc::EPERM)) {
                     self.no_vm_readv.set(true);
+                    break;
+                }
+                if errno == Some(libc::EFAULT) {
+                    // The first range faults (unmapped since): skip it, fetch the rest.
+                    start += 1;
+                    continue;
                 }
                 break;
             }

@@ -1,4 +1,4 @@
-# Shared by the gridlock-vs-py-spy benches (dump_vs_pyspy.sh, core_vs_pyspy.sh), sourced
+# Shared by the benches (dump_vs_pyspy.sh, core_vs_pyspy.sh, record_overhead.sh), sourced
 # after `set -euo pipefail`: pick the interpreter, build gridlock, find py-spy, start the
 # 300-thread deadlocked target, time two commands interleaved, print medians, and check that
 # gridlock's deadlock finding names exactly the two deadlocked threads. It times nothing by

@@ -13,15 +13,13 @@
 #   tests/bench/record_overhead.sh            # PAIRS=7, CPython 3.11 from pyenv (else python3)
 #   QUICK=1 tests/bench/record_overhead.sh    # less work per run, a 15 s memory check
 #   PAIRS=15 ITERS=8000000 CHURN_SECS=120 PYTHON=/usr/bin/python3.11 tests/bench/record_overhead.sh
+#   PARTS=1 MODES=g100 GRIDLOCK=target/release/gridlock tests/bench/record_overhead.sh   # --rate 100 only
 #
 # Times and rates are printed, never asserted. Exits 1 only if gridlock fails (an exit status
 # other than 0 or 3, or 1 for a workload run whose target it saw exit, or no JSON document); the benchmark still runs to the end, lists every
 # failure, and leaves a failed run out of the rates (its workload time still counts, unless
 # gridlock stopped before the workload ended).
 set -euo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 
 if [[ -n ${QUICK:-} && ${QUICK:-0} != 0 ]]; then
     ITERS=${ITERS:-2000000}
@@ -33,30 +31,19 @@ fi
 PAIRS=${PAIRS:-7}
 MAXRATE_RUNS=${MAXRATE_RUNS:-3}
 SETTLE=${SETTLE:-0.5} # seconds between starting a sampler and starting the work (both arms)
+PARTS=${PARTS:-1 2 3} # which of the three measurements to run
 
+# The interpreter (CPython 3.11 from pyenv here, else python3), the release build (or
+# GRIDLOCK=PATH), py-spy and $tmp come from lib.sh, as for the other benches.
 if [[ -z ${PYTHON:-} ]]; then
     PYTHON=$(ls -d "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.11*/bin/python3 2>/dev/null | head -n1 || true)
-    [[ -x $PYTHON ]] || PYTHON=$(python3 -c 'import sys; print(sys.executable)')
 fi
-
-echo "building gridlock (release)..." >&2
-(cd "$root" && cargo build --release --quiet)
-GRIDLOCK=$root/target/release/gridlock
-
-# py-spy: from PATH (resolving a pyenv shim to the real binary), else pip.
-PYSPY=$(command -v py-spy || true)
-if [[ -z $PYSPY ]]; then
-    echo "installing py-spy with pip..." >&2
-    python3 -m pip install --quiet py-spy >&2
-    PYSPY=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/py-spy
-fi
-if [[ $PYSPY == */shims/* ]] && command -v pyenv >/dev/null; then
-    PYSPY=$(pyenv which py-spy)
-fi
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 TIME=$(command -v /usr/bin/time || true) # for the samplers' CPU time, when available
 
-tmp=$(mktemp -d)
 pids=()
+# lib.sh's cleanup, and every process started here.
 cleanup() {
     local p
     for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -176,8 +163,9 @@ run_workload() {
     fi
 }
 
+if [[ " $PARTS " == *" 1 "* ]]; then
 echo "1. slowdown: cpu_workload.py, 8 threads x $ITERS iterations, $PAIRS interleaved pairs per sampler"
-modes=(g100 g1000 pyspy)
+read -r -a modes <<<"${MODES:-g100 g1000 pyspy}" # which samplers part 1 compares
 label() {
     case $1 in
     g100) echo "gridlock record --rate 100" ;;
@@ -218,9 +206,11 @@ done
 echo "   ratio: under / alone, per pair (slowdown = ratio - 1); samples/s: window.snapshots / window.seconds"
 echo "   (runs that failed have none); sampler CPU: its user+sys time over the workload's wall time."
 echo
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 2. Highest sustained sample rate on a 20-thread target.
+if [[ " $PARTS " == *" 2 "* ]]; then
 echo "2. highest sustained rate: gridlock record --rate 10000 --duration 5s --json, 20 busy threads"
 start_bg "$tmp/t20.out" "$PYTHON" "$here/cpu_workload.py" 20 forever
 t20=$bg
@@ -245,9 +235,11 @@ done
 printf '   median: %s snapshots/s\n' "$(median <"$tmp/rates")"
 kill -9 "$t20" 2>/dev/null || true
 echo
+fi
 
 # ---------------------------------------------------------------------------------------------
 # 3. Memory over a long record of a target whose threads come and go.
+if [[ " $PARTS " == *" 3 "* ]]; then
 echo "3. memory: gridlock record --duration ${CHURN_SECS}s --rate 100 --json of thread_churn.py"
 start_bg "$tmp/churn.out" "$PYTHON" "$here/thread_churn.py"
 churn=$bg
@@ -295,6 +287,7 @@ if ((${#series[@]})); then
         "$(printf '%s\n' "${series[@]}" | sort -n | tail -n1)" "$((series[-1] - series[0]))"
 fi
 echo
+fi
 echo "load average at end: $(loadavg)"
 
 # ---------------------------------------------------------------------------------------------

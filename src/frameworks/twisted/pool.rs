@@ -81,6 +81,7 @@ impl Pools {
             waiters: Vec::new(),
             module: None,
             shared: None,
+            readers: None,
             contradictions: Vec::new(),
         })
     }
