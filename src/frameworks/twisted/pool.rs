@@ -81,6 +81,7 @@ impl Pools {
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         })
     }
 }
