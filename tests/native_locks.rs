@@ -413,6 +413,15 @@ fn run_stops_a_command_deadlocked_through_the_gil_with_exit_3() {
 #[test]
 fn a_writer_waiting_on_a_read_held_rwlock_names_no_reader_and_is_never_called_fine() {
     support::representative::for_each_representative(|py| {
+        // The layout is glibc's, not the interpreter's: one pyenv CPython (the host's glibc)
+        // and the Debian root's (its own glibc) are enough.
+        if py.root.is_none() && py.minor >= 11 {
+            eprintln!(
+                "note: {}: the host's glibc is tested with an older pyenv CPython: skipped",
+                py.label
+            );
+            return;
+        }
         let target = Target::start(py, &fixture("native_locks.py"), &["rwlock_readers"]);
         let (code, d) = dump_json_until(target.pid, "300ms", Duration::from_secs(10), |_, d| {
             ["rw-writer", "rw-writer-2"]

@@ -83,6 +83,7 @@ impl Pools {
             shared: None,
             readers: None,
             contradictions: Vec::new(),
+            readers: None,
         })
     }
 }
