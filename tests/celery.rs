@@ -319,6 +319,11 @@ impl Drop for Redis {
 }
 
 fn start_redis() -> Option<Redis> {
+    start_redis_with(&[])
+}
+
+/// A `redis-server` on a free loopback port with extra arguments (`--requirepass`).
+fn start_redis_with(extra: &[&str]) -> Option<Redis> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -327,6 +332,7 @@ fn start_redis() -> Option<Redis> {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -459,4 +465,88 @@ fn celery_shared_queue_is_a_stall() {
         "[{label}] {text}"
     );
     assert!(text.contains("note: "), "[{label}] {text}");
+}
+
+/// A task waiting inside a worker for a result while the Redis result backend goes away
+/// (`redis-server` killed mid-wait, password-protected): the wait is an I/O wait on the
+/// backend, a stall (exit 3) that names the backend's URL with its password masked, not a
+/// deadlock and not "no finding". Celery retries the connection for about 20 s, then fails
+/// the task: the dump is taken inside that time. Shown on the newest Celery interpreter.
+#[test]
+fn celery_backend_down_is_a_stall() {
+    let pys = celery_interpreters();
+    let Some(py) = pys.last() else { return };
+    let label = &py.label;
+    let Some(mut redis) = start_redis_with(&["--requirepass", "s3cretpw"]) else {
+        eprintln!("note: redis-server not installed or did not start: skipped");
+        return;
+    };
+    let url = format!("redis://:s3cretpw@127.0.0.1:{}/0", redis.port);
+    let worker = start_worker(py, &url, 1, &format!("ghost-{label}"));
+    send(py, &url, &worker, &["ghost"]);
+    // The task waits (its result never comes) while the backend is up ...
+    let (_, doc) = dump_json_until_tree(worker.target.pid, |_, doc| {
+        celery_tasks(doc)
+            .iter()
+            .any(|t| t["name"] == "await_ghost" && t["waits_for"]["via"] == "AsyncResult.get")
+    });
+    assert!(
+        celery_tasks(&doc)
+            .iter()
+            .any(|t| t["name"] == "await_ghost" && !t["waits_for"].is_null()),
+        "[{label}] the task waits: {doc:#}"
+    );
+    // ... then the backend goes away mid-wait.
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let down = |doc: &Value| -> Option<Value> {
+        doc["findings"]
+            .as_array()?
+            .iter()
+            .find(|f| {
+                f["id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("celery-backend:"))
+            })
+            .cloned()
+    };
+    let (code, doc) = dump_json_until_tree(worker.target.pid, |_, doc| down(doc).is_some());
+    let f = down(&doc).unwrap_or_else(|| panic!("[{label}] no backend finding: {doc:#}"));
+    assert_eq!(code, 3, "[{label}] {doc:#}");
+    assert_eq!(f["kind"], "stall", "[{label}] {f:#}");
+    assert!(deadlocks(&doc).is_empty(), "[{label}] {doc:#}");
+    let summary = f["summary"].as_str().unwrap();
+    let masked = format!("redis://:***@127.0.0.1:{}/0", redis.port);
+    assert!(
+        summary.contains(&masked),
+        "[{label}] names {masked}: {summary}"
+    );
+    assert!(summary.contains("await_ghost["), "[{label}] {summary}");
+    // What gridlock read from memory keeps the password masked (the command lines, which
+    // carry the URL as typed, are the user's own).
+    let read: Vec<String> = doc["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["celery"].to_string())
+        .chain(
+            doc["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.to_string()),
+        )
+        .collect();
+    assert!(
+        read.iter().all(|s| !s.contains("s3cretpw")),
+        "[{label}] the password leaks: {read:#?}"
+    );
+    assert!(
+        doc["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["celery"]["backend"] == masked.as_str()),
+        "[{label}] {doc:#}"
+    );
 }

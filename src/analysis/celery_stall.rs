@@ -79,6 +79,10 @@ pub fn detect(snap: &Snapshot, findings: &mut Vec<Finding>) {
             .filter_map(|l| snap.lock(l))
             .filter(|l| l.id.starts_with("celery:result:"))
             .collect();
+        if let Some(f) = backend_down(snap, task, thread, &results) {
+            found.push(f);
+            continue;
+        }
         let in_deadlock = findings
             .iter()
             .filter(|f| f.kind == FindingKind::Deadlock)
@@ -252,4 +256,101 @@ fn name_in_wait(thread: &Thread, id: &str) -> Option<String> {
         let (name, rest) = one.split_once('[')?;
         (rest.strip_suffix(']') == Some(id) && !name.is_empty()).then(|| name.to_string())
     })
+}
+
+/// The result backend's connection being retried under a task's wait (Celery's
+/// `reconnect_on_error` or a backend's `_reconnect`): the frame that says so.
+fn backend_retry(thread: &Thread) -> Option<&Frame> {
+    thread.frames.iter().find(|f| {
+        f.file.contains("celery/backends/")
+            && (f.function.ends_with("_reconnect") || f.function.ends_with("reconnect_on_error"))
+    })
+}
+
+/// Whether a process's main thread is retrying its broker connection (kombu's
+/// `Connection._ensure_connection`).
+fn broker_retry(snap: &Snapshot, pid: i32) -> Option<&Frame> {
+    snap.threads
+        .iter()
+        .filter(|t| t.pid == pid)
+        .flat_map(|t| &t.frames)
+        .find(|f| {
+            f.file.ends_with("kombu/connection.py") && f.function.ends_with("_ensure_connection")
+        })
+}
+
+/// A task waiting on a result backend that cannot answer: an I/O wait naming the backend
+/// (from the app's `result_backend`, its password masked), a stall, never a deadlock.
+fn backend_down(
+    snap: &Snapshot,
+    task: &Task,
+    thread: &Thread,
+    results: &[&Lock],
+) -> Option<Finding> {
+    let retry = backend_retry(thread)?;
+    let app = snap
+        .processes
+        .iter()
+        .find(|p| p.pid == task.pid)
+        .and_then(|p| p.celery.as_ref());
+    let backend = app
+        .and_then(|a| a.backend.clone())
+        .unwrap_or_else(|| "its result backend (URL not read)".into());
+    let waited = thread
+        .waits_for
+        .as_ref()
+        .and_then(|w| w.name.clone())
+        .unwrap_or_else(|| "a result".into());
+    let mut summary = format!(
+        "Celery task {}[{}] (pool process {}) waits for {waited} from the result backend {backend}, which cannot answer: the backend's connection is being retried ({})",
+        task.name.as_deref().unwrap_or("?"),
+        uuid(&task.id).unwrap_or("?"),
+        task.pid,
+        retry.site()
+    );
+    let worker = snap
+        .processes
+        .iter()
+        .find(|p| p.pid == task.pid)
+        .and_then(|p| p.ppid);
+    let mut processes = vec![task.pid];
+    if let Some((w, f)) = worker.and_then(|w| Some((w, broker_retry(snap, w)?))) {
+        let broker = snap
+            .processes
+            .iter()
+            .find(|p| p.pid == w)
+            .and_then(|p| p.celery.as_ref())
+            .and_then(|a| a.broker.clone())
+            .unwrap_or_else(|| "its broker".into());
+        summary.push_str(&format!(
+            "; worker pid {w} retries its broker connection to {broker} too ({})",
+            f.site()
+        ));
+        processes.push(w);
+    }
+    let mut f = finding(
+        FindingKind::Stall,
+        format!("celery-backend:{}", task.id),
+        summary,
+    );
+    f.threads = vec![thread.id.clone()];
+    f.tasks = vec![task.id.clone()];
+    f.processes = processes;
+    f.locks = results.iter().map(|l| l.id.clone()).collect();
+    f.edges = results
+        .iter()
+        .map(|l| Edge {
+            from: thread.id.clone(),
+            to: l.id.clone(),
+            via: EdgeVia::WaitsFor,
+            evidence: Evidence::Celery,
+            site: thread.waits_for.as_ref().and_then(|w| w.site.clone()),
+            name: Some(format!("a result from {backend}")),
+        })
+        .collect();
+    f.notes = vec![
+        "the connection's socket state (refused, connect in progress) is not read: the retry is known from the stack".into(),
+    ];
+    f.advice = Some("The result backend does not answer: check that the server in the backend URL is up and reachable; Celery retries the connection, then fails the task.".into());
+    Some(f)
 }

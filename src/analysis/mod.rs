@@ -17,6 +17,7 @@ pub mod loops;
 pub mod native;
 pub mod order_advice;
 pub mod permits;
+pub mod program_names;
 pub mod races;
 pub mod stream;
 pub mod timed;

@@ -166,6 +166,7 @@ fn running_task(walker: &Walker, pid: i32, rt: &RawThread, t: &Thread) -> Option
             site,
             name: Some(names.join(", ")),
             via: Some(format!("{kind}.{}", bare(&frame.code.name))),
+            program_name: None,
         })
     });
     Some(task(
@@ -262,6 +263,15 @@ fn is_pool_worker(t: &Thread) -> bool {
     t.frames
         .iter()
         .any(|f| f.function.ends_with("workloop") && f.file.ends_with("billiard/pool.py"))
+}
+
+/// A process's main thread: the one whose kernel id is the pid (the worker's consumer runs
+/// there).
+fn main_thread(threads: &[Thread], pid: i32) -> Option<String> {
+    threads
+        .iter()
+        .find(|t| t.pid == pid && t.native_id == Some(pid))
+        .map(|t| t.id.clone())
 }
 
 /// Whether a thread is the main process handing work to the pool (`Pool.apply_async`
@@ -423,13 +433,24 @@ pub fn link(
                     .iter()
                     .map(|main| holder(Some((*main).clone()), None))
                     .collect();
+                // The waiter's own worker, consuming the queue and free to fetch: its main
+                // thread will take the message.
+                let own_free = own.is_none() && worker.is_some_and(|w| takers.contains(&w));
+                if own_free {
+                    if let Some(main) = worker.and_then(|w| main_thread(threads, w)) {
+                        holders.push(holder(Some(main), None));
+                    }
+                }
                 for w in &others {
                     match handing_out.get(w) {
                         Some(main) => holders.push(holder(Some(main.clone()), None)),
                         None => holders.extend(pools[w].iter().map(|p| holder(None, Some(*p)))),
                     }
                 }
-                let whence = match (own.is_some(), others.is_empty()) {
+                let whence = match (own.is_some() || own_free, others.is_empty()) {
+                    (true, true) if own_free => {
+                        format!("in the broker{at}; its worker consumes that queue")
+                    }
                     (true, true) => format!(
                         "in the broker{at}; its worker's main thread is blocked handing out work"
                     ),
@@ -468,6 +489,7 @@ pub fn link(
                 module: None,
                 shared: None,
                 contradictions: Vec::new(),
+                readers: None,
             });
         }
         let Some(first) = targets.first().cloned() else {

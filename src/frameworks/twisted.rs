@@ -176,6 +176,7 @@ pub fn blocking_calls(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         });
     }
 }

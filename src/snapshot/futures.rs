@@ -449,6 +449,7 @@ fn future_entry<'e>(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         }
     })
 }

@@ -179,6 +179,7 @@ pub(super) fn read(
                 site,
                 name: names.get(&w.deferred).cloned(),
                 via: Some(if sleeps { "reactor.callLater" } else { via }.into()),
+                program_name: None,
             }),
             address: format!("{:#x}", w.gen),
             eager: false,
@@ -215,6 +216,7 @@ pub(super) fn read(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         });
     }
     view
