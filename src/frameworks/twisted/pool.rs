@@ -75,6 +75,7 @@ impl Pools {
             name: Some(name),
             names: Vec::new(),
             permits: None,
+            readers: None,
             locked: Some(true),
             holders,
             waiters: Vec::new(),
