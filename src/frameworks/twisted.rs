@@ -6,6 +6,7 @@
 //! their locals only. Versions are data: `SUPPORTED` is what it was checked on.
 //!
 //! - `deferreds`: the `inlineCallbacks` generators waiting on Deferreds, as tasks;
+//! - `files`: which files are Twisted's own code;
 //! - `pool`: thread pools (`deferToThread`): workers, queued work, the Deferreds they fire;
 //! - `reactor`: the reactor as an event loop (polling, or running which step).
 
@@ -16,6 +17,7 @@ use crate::model::{
 };
 
 pub mod deferreds;
+mod files;
 mod pool;
 mod reactor;
 
@@ -79,30 +81,6 @@ fn reactor_run(walker: &Walker, rt: &RawThread) -> Option<(usize, usize)> {
 
 /// The Twisted releases this was checked on.
 pub const SUPPORTED: &str = "24.x-26.x";
-
-/// Whether a file is Twisted's own code (`.../twisted/internet/defer.py`), not a program's
-/// file that merely sits under a directory named `twisted`.
-pub(super) fn is_twisted_code(filename: &str) -> bool {
-    const PACKAGES: [&str; 12] = [
-        "internet/",
-        "python/",
-        "_threads/",
-        "web/",
-        "application/",
-        "protocols/",
-        "logger/",
-        "cred/",
-        "conch/",
-        "names/",
-        "spread/",
-        "trial/",
-    ];
-    filename.match_indices("/twisted/").any(|(i, m)| {
-        PACKAGES
-            .iter()
-            .any(|p| filename[i + m.len()..].starts_with(p))
-    })
-}
 
 fn in_twisted(filename: &str, file: &str) -> bool {
     filename.ends_with(&format!("twisted/internet/{file}"))

@@ -141,7 +141,7 @@ pub(super) fn read(
         let frames: Vec<Frame> = chain.iter().rev().map(|l| l.frame.clone()).collect();
         let site = frames
             .iter()
-            .find(|f| !super::is_twisted_code(&f.file))
+            .find(|f| !super::files::is_twisted_code(&f.file))
             .map(|f| f.site());
         let id = task_id(pid, w.gen);
         let coroutine = chain.first().map(|l| l.raw.code.name.clone());

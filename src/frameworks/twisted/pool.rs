@@ -234,7 +234,7 @@ fn running_work(
     // The submitted function's frame: the outermost one inside, outside Twisted.
     let inner = rt.frames[..k]
         .iter()
-        .rposition(|f| !super::is_twisted_code(&f.code.filename));
+        .rposition(|f| !super::files::is_twisted_code(&f.code.filename));
     let what = inner.map(|x| rt.frames[x].code.name.clone());
     let site = inner.and_then(|x| th.frames.get(x)).map(|f| f.site());
     Some((d, what, site))
