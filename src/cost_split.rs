@@ -80,6 +80,9 @@ struct Split {
     /// When the innermost span (or the time outside all) was last charged.
     since: Option<u64>,
     snapshots: u64,
+    /// Reads of the target's memory that went to the kernel (whole pages, or direct reads),
+    /// charged as time is; the last slot is outside every span.
+    memory_reads: [u64; PHASES.len() + 1],
 }
 
 impl Split {
@@ -149,6 +152,18 @@ pub fn snapshot_done() {
     }
 }
 
+/// Count one read of the target's memory that went to the kernel (a page fetched, or a read
+/// too large for the page cache).
+pub fn memory_read() {
+    if enabled() {
+        SPLIT.with(|s| {
+            let mut s = s.borrow_mut();
+            let slot = s.open.last().map_or(PHASES.len(), |p| p.index());
+            s.memory_reads[slot] += 1;
+        });
+    }
+}
+
 /// The split so far, one line per phase in µs of CPU per snapshot with its share; `None` when
 /// off or before any snapshot.
 pub fn report() -> Option<String> {
@@ -164,16 +179,18 @@ pub fn report() -> Option<String> {
         }
         let total: u64 = s.ns.iter().sum();
         let mut out = format!(
-            "cost split: {} snapshots, {:.1} µs of CPU each (this thread)\n",
+            "cost split: {} snapshots, {:.1} µs of CPU each (this thread), {:.1} memory reads each\n",
             s.snapshots,
-            total as f64 / 1e3 / n
+            total as f64 / 1e3 / n,
+            s.memory_reads.iter().sum::<u64>() as f64 / n
         );
         let labels = PHASES.iter().map(|p| p.label()).chain(["other"]);
-        for (label, ns) in labels.zip(s.ns) {
+        for ((label, ns), reads) in labels.zip(s.ns).zip(s.memory_reads) {
             out.push_str(&format!(
-                "  {label:<16} {:>9.1} µs {:>5.1}%\n",
+                "  {label:<16} {:>9.1} µs {:>5.1}% {:>7.1} reads\n",
                 ns as f64 / 1e3 / n,
-                100.0 * ns as f64 / total.max(1) as f64
+                100.0 * ns as f64 / total.max(1) as f64,
+                reads as f64 / n
             ));
         }
         Some(out)

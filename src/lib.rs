@@ -212,9 +212,11 @@ pub fn record(pid: i32, options: &RecordOptions, command: Command) -> error::Res
         Ok(())
     })?;
     // Once, not per sample: what the program calls the objects of window-wide findings.
-    let names = snapshot::late_names::names_now(&target, &acc.latent_objects());
-    acc.set_program_names(&names);
+    let note = analysis::program_names::name_latent(&mut acc, &target);
     let mut doc = acc.document(target.process.clone(), command);
+    if let Some(note) = note {
+        analysis::program_names::add_note(&mut doc, pid, note);
+    }
     mark_exited(&mut doc, pid, exited);
     Ok(doc)
 }
@@ -261,9 +263,15 @@ fn record_tree(pid: i32, options: &RecordOptions, command: Command) -> error::Re
             core: None,
             notes: Vec::new(),
             idle: None,
+            celery: None,
         });
+    // Each process's window-wide findings by its own names, read once at the end.
+    let notes = analysis::program_names::name_latent_tree(&mut per_process, &tree);
     let mut doc = acc.document(root, command);
     analysis::add_latent_findings(&mut doc, &per_process);
+    for (pid, note) in notes {
+        analysis::program_names::add_note(&mut doc, pid, note);
+    }
     mark_exited(&mut doc, pid, exited);
     Ok(doc)
 }

@@ -344,13 +344,18 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
 }
 
 /// The exit status of a report: a failing finding; else, when some thread's kernel state
-/// could not be matched or it is blocked in a syscall gridlock does not model, an incomplete
-/// report (said on stderr), never "nothing found".
+/// could not be matched, it is blocked in a syscall gridlock does not model, or it waits on a
+/// lock whose holders cannot be known, an incomplete report (said on stderr), never "nothing
+/// found".
 fn verdict(doc: &gridlock::model::Document, fail_on: &[FindingKind]) -> u8 {
     if gridlock::fails(doc, fail_on) {
         return EXIT_FINDING;
     }
-    match doc.unmatched_summary().or_else(|| doc.unmodelled_summary()) {
+    match doc
+        .unmatched_summary()
+        .or_else(|| doc.unmodelled_summary())
+        .or_else(|| doc.unowned_summary())
+    {
         Some(why) => {
             eprintln!("gridlock: incomplete report: {why}");
             EXIT_INCOMPLETE

@@ -1,12 +1,13 @@
 //! Reading another process's memory: the one trait every reader of target memory takes
-//! (`ReadMemory`), the live `/proc/PID/mem` reader and an in-memory fake for unit tests.
-//! A leaf: it imports nothing of the crate but the error type. Never writes, never stops
+//! (`ReadMemory`), the live reader (`/proc/PID/mem`, and `process_vm_readv` to fetch many
+//! pages at once) and an in-memory fake for unit tests.
+//! A leaf: it imports nothing of the crate but the error type (and counts its reads for the
+//! cost split diagnostic). Never writes, never stops
 //! the target: a positioned read per request.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::fs::FileExt;
 
 use crate::error::{Error, Result};
@@ -60,40 +61,17 @@ pub trait ReadMemory {
     }
 }
 
-const PAGE: usize = 4096;
+mod addr_map;
+mod pages;
 
-/// A map keyed by addresses in the target. Its hasher is a multiply of the one word hashed:
-/// addresses are not chosen by an adversary, and SipHash was a measurable share of a snapshot.
-pub type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;
-
-#[derive(Default)]
-pub struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        // The product's low bits depend only on the input's low bits (zero for page
-        // addresses), and hashbrown picks buckets by the low bits: bring the mixed high bits down.
-        self.0.rotate_left(26)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        // Fibonacci hashing: the product's high bits depend on every input bit.
-        self.0 = (n as u64 ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
+pub use addr_map::{AddrHasher, AddrMap};
+use pages::PAGE;
 
 pub struct ProcMemory {
     pid: i32,
     file: File,
-    /// Pages read during one snapshot (see `begin_snapshot`): one read syscall per page
-    /// instead of one per field, and a view of each page that stays the same for the snapshot.
-    pages: RefCell<Option<AddrMap<Option<Box<[u8]>>>>>,
-    /// Page buffers of earlier snapshots, reused (no allocation or zeroing per page).
-    spare: RefCell<Vec<Box<[u8]>>>,
+    /// What the current snapshot read (see `begin_snapshot`).
+    cache: RefCell<pages::PageCache>,
 }
 
 impl ProcMemory {
@@ -102,8 +80,7 @@ impl ProcMemory {
             Ok(file) => Ok(ProcMemory {
                 pid,
                 file,
-                pages: RefCell::new(None),
-                spare: RefCell::new(Vec::new()),
+                cache: RefCell::default(),
             }),
             Err(e) => Err(match e.raw_os_error() {
                 Some(libc::ENOENT) | Some(libc::ESRCH) => Error::NoSuchProcess { pid },
@@ -120,61 +97,26 @@ impl ProcMemory {
         self.pid
     }
 
-    /// Cache pages until `end_snapshot`.
+    /// Cache what the snapshot reads until `end_snapshot`: one read syscall per page instead
+    /// of one per field, a view of each byte that stays the same for the snapshot, and the
+    /// places the last snapshot read fetched together first (`pages`).
     pub fn begin_snapshot(&self) {
-        *self.pages.borrow_mut() = Some(AddrMap::default());
+        self.cache.borrow_mut().begin(self.pid);
     }
 
     pub fn end_snapshot(&self) {
-        if let Some(pages) = self.pages.borrow_mut().take() {
-            self.spare
-                .borrow_mut()
-                .extend(pages.into_values().flatten());
-        }
+        self.cache.borrow_mut().end();
     }
 
     /// Free the page buffers kept for reuse: for a caller that samples many processes
     /// rarely (`watch`), where holding each one's pages between snapshots costs more than
     /// allocating them again.
     pub fn release_spare(&self) {
-        *self.spare.borrow_mut() = Vec::new();
-    }
-
-    /// Serve a small read from cached pages; false when a page cannot be read whole (the
-    /// direct read then reports the precise error).
-    fn read_cached(&self, addr: usize, buf: &mut [u8]) -> bool {
-        let mut pages = self.pages.borrow_mut();
-        let Some(pages) = pages.as_mut() else {
-            return false;
-        };
-        let mut done = 0;
-        while done < buf.len() {
-            let at = addr.wrapping_add(done);
-            let base = at & !(PAGE - 1);
-            let page = pages.entry(base).or_insert_with(|| {
-                let mut p = self
-                    .spare
-                    .borrow_mut()
-                    .pop()
-                    .unwrap_or_else(|| vec![0u8; PAGE].into_boxed_slice());
-                match self.file.read_at(&mut p, base as u64) {
-                    Ok(PAGE) => Some(p),
-                    _ => {
-                        self.spare.borrow_mut().push(p);
-                        None
-                    }
-                }
-            });
-            let Some(page) = page else { return false };
-            let from = at - base;
-            let n = (PAGE - from).min(buf.len() - done);
-            buf[done..done + n].copy_from_slice(&page[from..from + n]);
-            done += n;
-        }
-        true
+        self.cache.borrow_mut().release_spare();
     }
 
     fn read_direct(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
+        crate::cost_split::memory_read();
         let mut done = 0;
         while done < buf.len() {
             match self.file.read_at(&mut buf[done..], (addr + done) as u64) {
@@ -209,7 +151,7 @@ impl ReadMemory for ProcMemory {
         if addr == 0 {
             return Err(self.error(addr, buf.len(), std::io::Error::other("null pointer")));
         }
-        if buf.len() <= PAGE && self.pages.borrow().is_some() && self.read_cached(addr, buf) {
+        if buf.len() <= PAGE && self.cache.borrow_mut().read(&self.file, addr, buf) {
             return Ok(());
         }
         self.read_direct(addr, buf)

@@ -174,6 +174,20 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
         probe_seen.annotate(&mut doc);
         doc
     };
+    // The end of the run, while its processes are still there: the window-wide findings
+    // named as each program names their objects, then the document.
+    let final_doc = |history: &VecDeque<Snapshot>,
+                     over_time: &mut HashMap<i32, analysis::Accumulator>,
+                     tree: &crossproc::Tree,
+                     probe_seen: &ProbeSeen,
+                     require_persistence: bool| {
+        let notes = analysis::program_names::name_latent_tree(over_time, tree);
+        let mut doc = doc_of(history, over_time, probe_seen, require_persistence);
+        for (pid, note) in notes {
+            analysis::program_names::add_note(&mut doc, pid, note);
+        }
+        doc
+    };
     loop {
         reap(root, &mut status);
         if status.is_some() && tree::own_descendants().is_empty() {
@@ -187,7 +201,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
         }
         let sig = RECEIVED_SIGNAL.load(Ordering::SeqCst);
         if sig != 0 {
-            let doc = doc_of(&history, &over_time, &probe_seen, false);
+            let doc = final_doc(&history, &mut over_time, &tree, &probe_seen, false);
             return Watch {
                 outcome: Outcome::Signalled(sig),
                 status,
@@ -200,7 +214,7 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
             .map(|t| started.elapsed() >= t)
             .unwrap_or(false)
         {
-            let doc = doc_of(&history, &over_time, &probe_seen, false);
+            let doc = final_doc(&history, &mut over_time, &tree, &probe_seen, false);
             return Watch {
                 outcome: Outcome::TimedOut,
                 status: None,
@@ -253,12 +267,12 @@ pub fn watch(child: &Child, opts: &WatchOptions, command: Command, guard: &mut G
             return Watch {
                 outcome: Outcome::Failed,
                 status: None,
-                document: doc,
+                document: final_doc(&history, &mut over_time, &tree, &probe_seen, true),
                 unmatched,
             };
         }
         if last_progress.elapsed() >= opts.hang_after {
-            let mut doc = doc_of(&history, &over_time, &probe_seen, false);
+            let mut doc = final_doc(&history, &mut over_time, &tree, &probe_seen, false);
             doc.findings.push(hang_finding(&doc, opts.hang_after));
             return Watch {
                 outcome: Outcome::Failed,
@@ -350,6 +364,7 @@ fn document(
         core: None,
         notes: Vec::new(),
         idle: None,
+        celery: None,
     });
     let mut doc = analysis::document_with(
         &snaps,
@@ -418,6 +433,7 @@ fn hang_finding(doc: &Document, after: Duration) -> Finding {
         knot: false,
         location: None,
         locksets: Vec::new(),
+        notes: Vec::new(),
     }
 }
 

@@ -319,6 +319,11 @@ impl Drop for Redis {
 }
 
 fn start_redis() -> Option<Redis> {
+    start_redis_with(&[])
+}
+
+/// A `redis-server` on a free loopback port with extra arguments (`--requirepass`).
+fn start_redis_with(extra: &[&str]) -> Option<Redis> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -327,6 +332,7 @@ fn start_redis() -> Option<Redis> {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -360,4 +366,187 @@ fn celery_redis_broker() {
             std::array::from_fn(|w| format!("redis://127.0.0.1:{}/{}", redis.port, 4 * i + w));
         check_broker(py, brokers, &format!("redis-{}", py.label));
     }
+}
+
+/// Two workers on one broker (kombu's filesystem transport), each `-c 1`: A consumes only
+/// `renders`, B only `celery`, the default queue. B naps; A's `render` waits for a `thumbnail`
+/// that goes to B's queue. Another worker (B) could take the subtask once it frees, so
+/// `dump --tree` on the pair's parent reports a stall, not a deadlock, naming the subtask's id
+/// and queue and how the queue is known, with a note that consumers outside the tree are not
+/// seen. Shown on the newest of the Celery interpreters (one pair: five processes).
+#[test]
+fn celery_shared_queue_is_a_stall() {
+    let pys = celery_interpreters();
+    let Some(py) = pys.last() else { return };
+    let label = &py.label;
+    let dir = data_dir(&format!("pair-{label}"));
+    let target = Target::start_busy_with(
+        py,
+        &fixture("celery_worker.py"),
+        &["pair", "filesystem", dir.to_str().unwrap()],
+        |cmd| {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        },
+    );
+    let pair = Worker { target, dir };
+    send(py, "filesystem", &pair, &["shared"]);
+    let stall = |doc: &Value| -> Option<Value> {
+        doc["findings"]
+            .as_array()?
+            .iter()
+            .find(|f| {
+                f["kind"] == "stall"
+                    && f["id"]
+                        .as_str()
+                        .is_some_and(|id| id.starts_with("celery-stall:"))
+            })
+            .cloned()
+    };
+    let (code, doc) = dump_json_until_tree(pair.target.pid, |_, doc| stall(doc).is_some());
+    assert_eq!(code, 3, "[{label}] a stall fails: {doc:#}");
+    assert!(deadlocks(&doc).is_empty(), "[{label}] no deadlock: {doc:#}");
+    let f = stall(&doc).unwrap_or_else(|| panic!("[{label}] no Celery stall: {doc:#}"));
+    // The subtask's id, as the waiting render's AsyncResult names it.
+    let tasks = celery_tasks(&doc);
+    let render = tasks
+        .iter()
+        .find(|t| t["name"] == "render" && !t["frames"].as_array().unwrap().is_empty())
+        .unwrap_or_else(|| panic!("[{label}] no running render: {tasks:#?}"));
+    let waited = render["waits_for"]["name"].as_str().unwrap();
+    let id = waited
+        .split_once('[')
+        .and_then(|(_, rest)| rest.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("[{label}] {render:#}"));
+    assert_eq!(id.len(), 36, "[{label}] a task id is a uuid: {waited}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("[{id}]")),
+        "[{label}] names {id}: {summary}"
+    );
+    // The queue, and how it is known: B's request's delivery, or the app's default queue.
+    assert!(
+        summary.contains("queue celery (the routing key its request was delivered with)")
+            || summary.contains("queue celery (the app's default queue"),
+        "[{label}] names the queue: {summary}"
+    );
+    assert!(
+        summary.contains("nap["),
+        "[{label}] names what B is busy with: {summary}"
+    );
+    let notes = f["notes"].as_array().unwrap();
+    assert!(!notes.is_empty(), "[{label}] {f:#}");
+    assert!(
+        f["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["via"] == "completed_by" && e["evidence"] == "celery"),
+        "[{label}] {f:#}"
+    );
+    // Worker B's app was read: it consumes `celery`; A consumes `renders`.
+    let consumes: Vec<Vec<&str>> = doc["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["celery"]["consumes"].as_array())
+        .map(|q| q.iter().filter_map(|s| s.as_str()).collect())
+        .collect();
+    assert!(consumes.contains(&vec!["celery"]), "[{label}] {consumes:?}");
+    assert!(
+        consumes.contains(&vec!["renders"]),
+        "[{label}] {consumes:?}"
+    );
+    let out = gridlock(&["dump", &pair.target.pid.to_string(), "--tree"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "[{label}] {text}");
+    assert!(
+        text.contains("STALL") && text.contains(id),
+        "[{label}] {text}"
+    );
+    assert!(text.contains("note: "), "[{label}] {text}");
+}
+
+/// A task waiting inside a worker for a result while the Redis result backend goes away
+/// (`redis-server` killed mid-wait, password-protected): the wait is an I/O wait on the
+/// backend, a stall (exit 3) that names the backend's URL with its password masked, not a
+/// deadlock and not "no finding". Celery retries the connection for about 20 s, then fails
+/// the task: the dump is taken inside that time. Shown on the newest Celery interpreter.
+#[test]
+fn celery_backend_down_is_a_stall() {
+    let pys = celery_interpreters();
+    let Some(py) = pys.last() else { return };
+    let label = &py.label;
+    let Some(mut redis) = start_redis_with(&["--requirepass", "s3cretpw"]) else {
+        eprintln!("note: redis-server not installed or did not start: skipped");
+        return;
+    };
+    let url = format!("redis://:s3cretpw@127.0.0.1:{}/0", redis.port);
+    let worker = start_worker(py, &url, 1, &format!("ghost-{label}"));
+    send(py, &url, &worker, &["ghost"]);
+    // The task waits (its result never comes) while the backend is up ...
+    let (_, doc) = dump_json_until_tree(worker.target.pid, |_, doc| {
+        celery_tasks(doc)
+            .iter()
+            .any(|t| t["name"] == "await_ghost" && t["waits_for"]["via"] == "AsyncResult.get")
+    });
+    assert!(
+        celery_tasks(&doc)
+            .iter()
+            .any(|t| t["name"] == "await_ghost" && !t["waits_for"].is_null()),
+        "[{label}] the task waits: {doc:#}"
+    );
+    // ... then the backend goes away mid-wait.
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let down = |doc: &Value| -> Option<Value> {
+        doc["findings"]
+            .as_array()?
+            .iter()
+            .find(|f| {
+                f["id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("celery-backend:"))
+            })
+            .cloned()
+    };
+    let (code, doc) = dump_json_until_tree(worker.target.pid, |_, doc| down(doc).is_some());
+    let f = down(&doc).unwrap_or_else(|| panic!("[{label}] no backend finding: {doc:#}"));
+    assert_eq!(code, 3, "[{label}] {doc:#}");
+    assert_eq!(f["kind"], "stall", "[{label}] {f:#}");
+    assert!(deadlocks(&doc).is_empty(), "[{label}] {doc:#}");
+    let summary = f["summary"].as_str().unwrap();
+    let masked = format!("redis://:***@127.0.0.1:{}/0", redis.port);
+    assert!(
+        summary.contains(&masked),
+        "[{label}] names {masked}: {summary}"
+    );
+    assert!(summary.contains("await_ghost["), "[{label}] {summary}");
+    // What gridlock read from memory keeps the password masked (the command lines, which
+    // carry the URL as typed, are the user's own).
+    let read: Vec<String> = doc["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["celery"].to_string())
+        .chain(
+            doc["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.to_string()),
+        )
+        .collect();
+    assert!(
+        read.iter().all(|s| !s.contains("s3cretpw")),
+        "[{label}] the password leaks: {read:#?}"
+    );
+    assert!(
+        doc["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["celery"]["backend"] == masked.as_str()),
+        "[{label}] {doc:#}"
+    );
 }

@@ -25,6 +25,16 @@ fn task<'a>(d: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no task {name}: {:#}", d["tasks"]))
 }
 
+/// The trio run, as a loop of the document.
+fn trio_loop(d: &Value) -> &Value {
+    d["loops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "trio")
+        .unwrap_or_else(|| panic!("no trio loop: {d:#}"))
+}
+
 #[test]
 fn a_trio_lock_cycle_in_a_nursery_is_a_deadlock_of_its_two_tasks() {
     let script = fixture("trio_tasks.py");
@@ -70,12 +80,7 @@ fn a_trio_lock_cycle_in_a_nursery_is_a_deadlock_of_its_two_tasks() {
             assert_eq!(lock["holders"][0]["evidence"], "memory", "{lock:#}");
         }
         // The run is a loop whose tasks include the nursery's parent, which waits for both.
-        let lp = d["loops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["kind"] == "trio")
-            .unwrap_or_else(|| panic!("no trio loop: {d:#}"));
+        let lp = trio_loop(&d);
         assert_eq!(lp["state"], "polling", "{lp:#}");
         let parent = task(&d, "__main__.lock_cycle");
         assert_eq!(parent["waits_for"]["kind"], "gather", "{parent:#}");
@@ -187,12 +192,7 @@ fn a_trio_run_whose_every_task_is_parked_is_a_stall_naming_each_wait() {
         let stalls = doc::findings(&d, "stall");
         assert_eq!(stalls.len(), 1, "[{}] {d:#}", interp.label);
         let f = stalls[0];
-        let lp = d["loops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["kind"] == "trio")
-            .unwrap_or_else(|| panic!("no trio loop: {d:#}"));
+        let lp = trio_loop(&d);
         assert_eq!(lp["deadlines"], 0, "{lp:#}");
         assert_eq!(f["loop"], lp["id"], "{f:#}");
         // The three workers, the nursery's parent and trio's `<init>` (parked on the system
@@ -285,12 +285,7 @@ fn parked_trio_tasks_beside_a_sleeper_or_a_socket_reader_give_no_finding() {
             task(&d, "semaphore-taker")["waits_for"]["kind"],
             "semaphore"
         );
-        let lp = d["loops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["kind"] == "trio")
-            .unwrap();
+        let lp = trio_loop(&d);
         // trio.sleep(100) is a deadline; a socket wait is not.
         assert_eq!(
             lp["deadlines"],

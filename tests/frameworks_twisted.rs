@@ -4,7 +4,9 @@
 //! loop); two `inlineCallbacks` generators (and two `ensureDeferred` coroutines) each waiting
 //! for a Deferred only the other fires are a deadlock, their tasks of framework `twisted`;
 //! Deferreds a reactor timer fires give none; a timed call sleeping in the reactor thread is
-//! a loop block. Interpreters: one
+//! a loop block; a thread pool (deferToThread) whose workers all block in blockingCallFromThread
+//! on work queued behind them is a deadlock of the pool, and a busy pool that drains gives
+//! none. Interpreters: one
 //! pyenv 3.9-3.10 and one pyenv 3.11-3.13 with Twisted installed (`scripts/test` installs it);
 //! one without is skipped with a note.
 
@@ -209,5 +211,129 @@ fn a_timed_call_sleeping_on_the_reactor_thread_is_a_loop_block() {
         let reactor = &d["loops"][0];
         assert_eq!(reactor["state"], "step", "{reactor:#}");
         assert_eq!(reactor["step"]["callback"], "rebuild_index", "{reactor:#}");
+    }
+}
+
+#[test]
+fn a_thread_pool_whose_workers_block_on_work_queued_behind_them_is_a_deadlock_of_the_pool() {
+    let script = fixture("twisted_pool.py");
+    let call = line_of(&script, "def export_report", "blockingCallFromThread");
+    for interp in with_twisted() {
+        let t = Target::start(&interp, &script, &["starved"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        let label = format!("[{}]", interp.label);
+        assert_eq!(code, 3, "{label} {d:#}");
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 1, "{label} {d:#}");
+        let f = deadlocks[0];
+        assert_eq!(f["knot"], true, "{f:#}");
+        let summary = f["summary"].as_str().unwrap();
+        assert!(summary.starts_with("pool starvation"), "{summary}");
+        assert!(
+            f["advice"]
+                .as_str()
+                .unwrap()
+                .contains("Twisted thread pool"),
+            "{f:#}"
+        );
+        let workers = [
+            "PoolThread-twisted.internet.reactor-0",
+            "PoolThread-twisted.internet.reactor-1",
+        ];
+        let mut names = doc::finding_thread_names(&d, f);
+        names.sort();
+        assert_eq!(names, workers, "{label} {f:#}");
+        let mut ids: Vec<&serde_json::Value> = workers
+            .iter()
+            .map(|w| &doc::thread_by_name(&d, w)["id"])
+            .collect();
+        ids.sort_by_key(|v| v.as_str().unwrap().to_string());
+        for w in workers {
+            let worker = doc::thread_by_name(&d, w);
+            let wait = &worker["waits_for"];
+            assert_eq!(wait["kind"], "future", "{worker:#}");
+            assert_eq!(wait["evidence"], "deferred", "{worker:#}");
+            assert_eq!(
+                wait["via"], "twisted.internet.threads.blockingCallFromThread",
+                "{worker:#}"
+            );
+            assert_eq!(
+                wait["site"],
+                format!("export_report twisted_pool.py:{call}"),
+                "{worker:#}"
+            );
+            // The work render_page deferred to the pool is queued: any worker would run it.
+            let result = doc::lock(&d, wait["target"].as_str().unwrap());
+            assert_eq!(result["kind"], "deferred", "{result:#}");
+            assert_eq!(
+                result["name"], "Deferred: the result of render (deferToThread, queued)",
+                "{result:#}"
+            );
+            let holders = result["holders"].as_array().unwrap();
+            assert!(
+                holders.iter().all(|h| h["evidence"] == "thread_pool"),
+                "{result:#}"
+            );
+            let mut by: Vec<&serde_json::Value> = holders.iter().map(|h| &h["thread"]).collect();
+            by.sort_by_key(|v| v.as_str().unwrap().to_string());
+            assert_eq!(by, ids, "{result:#}");
+        }
+        let (code, text) = dump_text(t.pid, "0.3s");
+        assert_eq!(code, 3, "{text}");
+        assert!(
+            text.contains("queued in its pool, for any of its workers"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_busy_thread_pool_that_drains_gives_no_finding() {
+    let script = fixture("twisted_pool.py");
+    for interp in with_twisted() {
+        let t = Target::start_busy(&interp, &script, &["draining"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        assert_eq!(code, 0, "[{}] {d:#}", interp.label);
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        // Both workers are there, running or between items, never stuck.
+        for w in [
+            "PoolThread-twisted.internet.reactor-0",
+            "PoolThread-twisted.internet.reactor-1",
+        ] {
+            doc::thread_by_name(&d, w);
+        }
+    }
+}
+
+#[test]
+fn a_deferred_a_protocol_fires_has_an_unknown_firer_and_gives_no_finding() {
+    let script = fixture("twisted_deferreds.py");
+    let waits = line_of(&script, "def ask_price", "yield price_answered");
+    for interp in with_twisted() {
+        let t = Target::start(&interp, &script, &["protocol"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        let label = format!("[{}]", interp.label);
+        // The client waits for a server that never answers: an I/O wait, never a deadlock.
+        assert_eq!(code, 0, "{label} {d:#}");
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        let ask = task(&d, "ask_price");
+        assert_eq!(ask["waits_for"]["kind"], "future", "{ask:#}");
+        assert_eq!(
+            ask["waits_for"]["site"],
+            format!("ask_price twisted_deferreds.py:{waits}"),
+            "{ask:#}"
+        );
+        // dataReceived fires it; quote_price calls its callback only before its own wait.
+        let answered = doc::lock(&d, ask["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(answered["kind"], "deferred", "{answered:#}");
+        let holders = answered["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 1, "{answered:#}");
+        assert_eq!(holders[0]["evidence"], "unknown", "{answered:#}");
+        assert!(holders[0]["task"].is_null(), "{answered:#}");
+        assert_eq!(
+            answered["waiters"].as_array().unwrap().len(),
+            2,
+            "{answered:#}"
+        );
     }
 }

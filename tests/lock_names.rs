@@ -346,3 +346,201 @@ fn record_names_races_by_the_program_names() {
         assert!(!text.contains("holding Meter.lock"), "{text}");
     });
 }
+
+/// pyenv's 3.10 (else 3.9), 3.12 and the Debian root's 3.14: asyncio's primitives changed
+/// between them (3.10 dropped the `loop` binding; 3.12 and 3.14 rewrote `Task` and the
+/// frames reading them).
+fn asyncio_set() -> Vec<Interpreter> {
+    let all = interpreters();
+    let mut out = Vec::new();
+    let pick = |what: &str, fits: &dyn Fn(&Interpreter) -> bool| {
+        let found = all.iter().find(|p| fits(p)).cloned();
+        if found.is_none() {
+            eprintln!("note: no {what} found: skipped");
+        }
+        found
+    };
+    out.extend(
+        pick("pyenv CPython 3.10", &|p| p.root.is_none() && p.minor == 10)
+            .or_else(|| pick("pyenv CPython 3.9", &|p| p.root.is_none() && p.minor == 9)),
+    );
+    out.extend(pick("pyenv CPython 3.12", &|p| {
+        p.root.is_none() && p.minor == 12
+    }));
+    out.extend(pick("the Debian root's 3.14", &|p| {
+        p.root.is_some() && p.minor == 14
+    }));
+    assert!(!out.is_empty(), "no interpreter to test");
+    out
+}
+
+/// A task whose wait is on a `kind` the program names `name`.
+fn task_awaiting<'a>(d: &'a Value, kind: &str, name: &str) -> Option<&'a Value> {
+    d["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["waits_for"]["kind"] == kind && t["waits_for"]["program_name"]["name"] == name)
+}
+
+/// Every asyncio primitive and future of `fixtures/async_names.py` named: a global and a
+/// module object's attribute each, handed to the waiting code as a parameter (`cond`, `sem`,
+/// `ev`, `fut`), in JSON (`locks[].name` for semaphores and concurrent futures,
+/// `tasks[].waits_for.program_name` for what is no lock) and in the text report.
+#[test]
+fn asyncio_primitives_and_futures_are_named_as_the_program_names_them() {
+    let mut failures = Vec::new();
+    for py in asyncio_set() {
+        let r = std::panic::catch_unwind(|| check_asyncio(&py));
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {msg}", py.label));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+fn check_asyncio(py: &Interpreter) {
+    let script = fixture("async_names.py");
+    let target = Target::start(py, &script, &[]);
+    // Every wait in place, the names read (a loaded machine's first walk may stop at its
+    // time bound: the next dump walks again).
+    let (_, d) = dump_json_until(
+        target.pid,
+        "0",
+        std::time::Duration::from_secs(15),
+        |_, d| {
+            d["tasks"].as_array().is_some_and(|t| t.len() == 10)
+                && ["collector", "reporter"]
+                    .iter()
+                    .all(|t| doc::thread_by_name(d, t)["waits_for"]["kind"] == "future")
+                && task_awaiting(d, "future", "pending").is_some()
+        },
+    );
+    let by_kind = |kind: &str| -> Vec<&Value> {
+        d["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["waits_for"]["kind"] == kind)
+            .collect()
+    };
+    // A module-global Condition, waited on by two tasks as `cond`.
+    let conditions = by_kind("condition");
+    assert_eq!(conditions.len(), 2, "{:#}", d["tasks"]);
+    for t in conditions {
+        let w = &t["waits_for"];
+        assert_eq!(w["name"], "cond", "{w:#}");
+        assert_eq!(w["program_name"]["name"], "ready", "{w:#}");
+        assert_eq!(w["program_name"]["how"], "global", "{w:#}");
+    }
+    // Events: a global and a module object's attribute; the holders' own local events none.
+    for (name, how) in [("started", "global"), ("jobs.done", "attribute")] {
+        let t = task_awaiting(&d, "event", name)
+            .unwrap_or_else(|| panic!("no task awaiting event {name}: {:#}", d["tasks"]));
+        assert_eq!(t["waits_for"]["program_name"]["how"], how);
+        assert_eq!(t["waits_for"]["name"], "ev");
+    }
+    let unnamed_events = by_kind("event")
+        .into_iter()
+        .filter(|t| t["waits_for"]["program_name"].is_null())
+        .count();
+    assert_eq!(unnamed_events, 2, "{:#}", d["tasks"]);
+    // A module-global asyncio Future.
+    let t = task_awaiting(&d, "future", "pending").unwrap();
+    assert_eq!(t["waits_for"]["program_name"]["how"], "global");
+    // Semaphores are locks: a global and an attribute, with the local `sem` kept.
+    for (name, how) in [("gate", "global"), ("pool.slots", "attribute")] {
+        let l = lock_named(&d, name);
+        assert_eq!(l["kind"], "asyncio_semaphore");
+        assert!(has(l, name, how) && has(l, "sem", "local"), "{l:#}");
+    }
+    // concurrent.futures.Futures a thread waits on as `fut`: a global and an attribute.
+    for (thread, name, how) in [
+        ("reporter", "outcome", "global"),
+        ("collector", "jobs.result_future", "attribute"),
+    ] {
+        let l = waited(&d, thread);
+        assert_eq!(l["kind"], "future");
+        assert_eq!(l["name"], name, "{l:#}");
+        assert!(has(l, name, how), "{l:#}");
+    }
+
+    let (_, text) = dump_text(target.pid, "0");
+    for part in [
+        "awaits condition ready (cond)",
+        "awaits event started (ev)",
+        "awaits event jobs.done (ev)",
+        "awaits future pending",
+        "awaits gate (sem) <asyncio_semaphore 0x",
+        "awaits pool.slots (sem) <asyncio_semaphore 0x",
+        "holds gate (sem) <asyncio_semaphore 0x",
+        "waits for outcome (a future in wait_result) <concurrent.futures.Future 0x",
+        "waits for jobs.result_future (a future in wait_result) <concurrent.futures.Future 0x",
+    ] {
+        assert!(text.contains(part), "{part:?} not in:\n{text}");
+    }
+}
+
+/// The race on the module global `meter`'s attribute, by the program's names, in a document
+/// from another streaming verb (`record --tree`, `run`'s report).
+fn assert_meter_race_named(d: &Value, verb: &str) {
+    let races = doc::findings(d, "race");
+    let meter = races
+        .iter()
+        .find(|r| r["location"] == "meter.value")
+        .unwrap_or_else(|| panic!("{verb}: no race on meter.value: {:#}", d["findings"]));
+    let locked: Vec<&Value> = meter["locksets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["lock_names"].as_array().unwrap())
+        .collect();
+    assert_eq!(locked, ["meter.lock"], "{verb}: {meter:#}");
+}
+
+/// End-of-recording names in `record --tree` and in `run`'s report (at its timeout): the
+/// same late search per process as `record`'s (`fixtures/race_names.py`, pyenv 3.12).
+#[test]
+fn record_tree_and_run_name_races_by_the_program_names() {
+    let Some(py) = interpreters()
+        .into_iter()
+        .find(|p| p.root.is_none() && p.minor == 12)
+    else {
+        eprintln!("note: no pyenv CPython 3.12 found: skipped");
+        return;
+    };
+    let script = fixture("race_names.py");
+    {
+        let target = Target::start_busy(&py, &script, &[]);
+        let pid = target.pid.to_string();
+        let out = std::process::Command::new(support::gridlock_bin())
+            .args(["record", &pid, "--tree", "--duration", "5s", "--json"])
+            .output()
+            .unwrap();
+        let d: Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+        assert_meter_race_named(&d, "record --tree");
+    }
+    let dir = std::env::temp_dir().join(format!("gridlock-run-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.json");
+    let out = std::process::Command::new(support::gridlock_bin())
+        .args(["run", "--rate", "100", "--timeout", "5s", "--report"])
+        .arg(&report)
+        .arg("--")
+        .arg(&py.path)
+        .arg(&script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    let d: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_meter_race_named(&d, "run");
+}

@@ -404,3 +404,91 @@ fn run_stops_a_command_deadlocked_through_the_gil_with_exit_3() {
         "{text}"
     );
 }
+
+/// A writer waiting on a C rwlock held for reading: glibc counts the reader but records no
+/// reader's TID, so the lock is in `locks[]` with `readers: 1` and no holder, the wait says so,
+/// and no report calls the process fine (exit 2, an `OWNERS UNKNOWN` line, never "No
+/// deadlock"). With every thread blocked it is a stall, never a deadlock. One process per
+/// interpreter, on the host's glibc (pyenv) and the Debian root's; the stall on one.
+#[test]
+fn a_writer_waiting_on_a_read_held_rwlock_names_no_reader_and_is_never_called_fine() {
+    support::representative::for_each_representative(|py| {
+        let target = Target::start(py, &fixture("native_locks.py"), &["rwlock_readers"]);
+        let (code, d) = dump_json_until(target.pid, "300ms", Duration::from_secs(10), |_, d| {
+            ["rw-writer", "rw-writer-2"]
+                .iter()
+                .all(|n| doc::thread_by_name(d, n)["state"] == "native_lock_wait")
+        });
+        assert_eq!(code, 2, "{:#}", d["findings"]);
+        assert!(
+            d["findings"].as_array().unwrap().is_empty(),
+            "{:#}",
+            d["findings"]
+        );
+        // The primary writer (on `__wrphase_futex`) and the second one (on `__writers_futex`)
+        // wait for the same lock, read-held by one reader whom no holder names.
+        let writer = doc::thread_by_name(&d, "rw-writer");
+        let second = doc::thread_by_name(&d, "rw-writer-2");
+        assert_eq!(writer["waits_for"]["target"], second["waits_for"]["target"]);
+        assert_eq!(writer["waits_for"]["evidence"], "futex", "{writer:#}");
+        let rw = doc::lock(&d, writer["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(rw["kind"], "pthread_rwlock", "{rw:#}");
+        assert_eq!(rw["readers"], 1, "{rw:#}");
+        assert_eq!(rw["locked"], true, "{rw:#}");
+        assert!(rw["holders"].as_array().unwrap().is_empty(), "{rw:#}");
+        assert_eq!(rw["waiters"].as_array().unwrap().len(), 2, "{rw:#}");
+        // The reader holds nothing gridlock can prove.
+        let reader = doc::thread_by_name(&d, "rw-reader");
+        assert!(reader["holds"].as_array().unwrap().is_empty(), "{reader:#}");
+
+        let (code, text) = dump_text(target.pid, "300ms");
+        assert_eq!(code, 2, "{text}");
+        let held =
+            "(pthread_rwlock_t), held for reading by 1 reader (glibc records no reader owners)";
+        let unknown = text
+            .lines()
+            .find(|l| l.starts_with("OWNERS UNKNOWN  "))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            unknown.contains("\"rw-writer\" and \"rw-writer-2\" wait for C rwlock 0x")
+                && unknown.contains(held)
+                && unknown.contains("cannot tell whether they are stuck"),
+            "{unknown}"
+        );
+        assert!(!text.contains("No deadlock"), "{text}");
+        assert!(
+            text.lines().any(|l| l.contains("\"rw-writer\"")
+                && l.contains("native_lock_wait  waits for C rwlock 0x")
+                && l.contains(held)),
+            "{text}"
+        );
+        drop(target);
+
+        // The same shape with the main thread waiting too: a stall that says the readers are
+        // unknown, no deadlock (once: the shape does not change with the interpreter).
+        if py.root.is_none() || py.minor != 14 {
+            return;
+        }
+        let target = Target::start(
+            py,
+            &fixture("native_locks.py"),
+            &["rwlock_readers", "stall"],
+        );
+        let (code, d) = dump_json_until(target.pid, "300ms", Duration::from_secs(10), |code, _| {
+            code == 3
+        });
+        assert_eq!(code, 3, "{:#}", d["findings"]);
+        assert!(
+            doc::findings(&d, "deadlock").is_empty(),
+            "{:#}",
+            d["findings"]
+        );
+        let stalls = doc::findings(&d, "stall");
+        assert_eq!(stalls.len(), 1, "{:#}", d["findings"]);
+        let summary = stalls[0]["summary"].as_str().unwrap();
+        assert!(
+            summary.contains("\"rw-writer\" waits for C rwlock 0x") && summary.contains(held),
+            "{summary}"
+        );
+    });
+}

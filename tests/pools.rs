@@ -27,64 +27,84 @@ fn lock_named<'a>(d: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no lock named {name}: {:#}", d["locks"]))
 }
 
+/// `semaphores.py MODE`'s knot, on one interpreter: one deadlock of the threads handler-0 and
+/// handler-1, each holding a permit of `backend_slots` taken in `function` at line `taken` and
+/// waiting for another in `fetch_profile`, every holder named by a `held_by` edge of the
+/// finding. Returns the target, the document and the finding's semaphore for the checks
+/// particular to the mode.
+fn thread_knot(
+    interp: &Interpreter,
+    mode: &str,
+    function: &str,
+    taken: u32,
+) -> (Target, Value, Value) {
+    let script = fixture("semaphores.py");
+    let waited = line_of(&script, "def fetch_profile", "with backend_slots:");
+    let t = Target::start(interp, &script, &[mode]);
+    let (code, d) = dump_json(t.pid, "1s");
+    assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+    let deadlocks = doc::findings(&d, "deadlock");
+    assert_eq!(deadlocks.len(), 1, "{d:#}");
+    let f = deadlocks[0];
+    assert_eq!(f["knot"], true, "{f:#}");
+    assert_eq!(
+        doc::finding_thread_names(&d, f),
+        ["handler-0", "handler-1"],
+        "{f:#}"
+    );
+    assert_eq!(
+        f["summary"],
+        format!(
+            "backend_slots: 2 of 2 permits held by \"handler-0\" ({function} semaphores.py:{taken}) \
+             and \"handler-1\" ({function} semaphores.py:{taken}), each waiting for another at \
+             fetch_profile semaphores.py:{waited}"
+        )
+    );
+    // The semaphore itself, not the inner lock of its condition (which carries its name).
+    let sem = f["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| doc::lock(&d, id.as_str().unwrap()))
+        .find(|l| l["kind"] == "semaphore")
+        .unwrap_or_else(|| panic!("no semaphore in the finding: {f:#}"))
+        .clone();
+    assert!(
+        sem["name"] == "backend_slots"
+            || sem["names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["name"] == "backend_slots"),
+        "{sem:#}"
+    );
+    assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
+    assert_eq!(sem["holders"].as_array().unwrap().len(), 2, "{sem:#}");
+    // Every holder is named by an edge of the finding, as is every wait.
+    let held_by = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["via"] == "held_by" && e["from"] == sem["id"])
+        .count();
+    assert_eq!(held_by, 2, "{f:#}");
+    (t, d, sem)
+}
+
 #[test]
 fn a_bounded_semaphore_held_by_its_own_waiters_is_a_deadlock_naming_holders_and_counts() {
     let script = fixture("semaphores.py");
     let taken = line_of(&script, "def handle", "with backend_slots:");
-    let waited = line_of(&script, "def fetch_profile", "with backend_slots:");
     for_each(|interp| {
-        let t = Target::start(interp, &script, &["held"]);
-        let (code, d) = dump_json(t.pid, "1s");
-        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
-        let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 1, "{d:#}");
-        let f = deadlocks[0];
-        assert_eq!(f["knot"], true, "{f:#}");
-        assert_eq!(
-            doc::finding_thread_names(&d, f),
-            ["handler-0", "handler-1"],
-            "{f:#}"
-        );
-        assert_eq!(
-            f["summary"],
-            format!(
-                "backend_slots: 2 of 2 permits held by \"handler-0\" (handle semaphores.py:{taken}) \
-                 and \"handler-1\" (handle semaphores.py:{taken}), each waiting for another at \
-                 fetch_profile semaphores.py:{waited}"
-            )
-        );
-        // The semaphore itself, not the inner lock of its condition (which carries its name).
-        let sem = f["locks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|id| doc::lock(&d, id.as_str().unwrap()))
-            .find(|l| l["kind"] == "semaphore")
-            .unwrap_or_else(|| panic!("no semaphore in the finding: {f:#}"));
+        let (_t, d, sem) = thread_knot(interp, "held", "handle", taken);
         assert!(
-            sem["name"] == "backend_slots"
-                || sem["names"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|n| n["name"] == "backend_slots"),
+            sem["holders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["evidence"] == "value_stack"),
             "{sem:#}"
         );
-        assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
-        let holders = sem["holders"].as_array().unwrap();
-        assert_eq!(holders.len(), 2, "{sem:#}");
-        assert!(
-            holders.iter().all(|h| h["evidence"] == "value_stack"),
-            "{sem:#}"
-        );
-        // Every holder is named by an edge of the finding, as is every wait.
-        let held_by = f["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["via"] == "held_by" && e["from"] == sem["id"])
-            .count();
-        assert_eq!(held_by, 2, "{f:#}");
         assert!(doc::findings(&d, "stall").is_empty());
     });
 }
@@ -93,29 +113,14 @@ fn a_bounded_semaphore_held_by_its_own_waiters_is_a_deadlock_naming_holders_and_
 fn permits_held_by_a_bare_acquire_whose_release_is_ahead_are_held_by_acquire_call() {
     let script = fixture("semaphores.py");
     let taken = line_of(&script, "def handle_bare", "backend_slots.acquire()");
-    let waited = line_of(&script, "def fetch_profile", "with backend_slots:");
     for_each(|interp| {
-        let t = Target::start(interp, &script, &["bare"]);
-        let (code, d) = dump_json(t.pid, "1s");
-        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
-        let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 1, "{d:#}");
-        let f = deadlocks[0];
-        assert_eq!(f["knot"], true, "{f:#}");
-        assert_eq!(
-            f["summary"],
-            format!(
-                "backend_slots: 2 of 2 permits held by \"handler-0\" (handle_bare \
-                 semaphores.py:{taken}) and \"handler-1\" (handle_bare semaphores.py:{taken}), \
-                 each waiting for another at fetch_profile semaphores.py:{waited}"
-            )
-        );
-        let sem = lock_named(&d, "backend_slots");
-        assert_eq!(sem["kind"], "semaphore", "{sem:#}");
-        let holders = sem["holders"].as_array().unwrap();
-        assert_eq!(holders.len(), 2, "{sem:#}");
+        let (t, _, sem) = thread_knot(interp, "bare", "handle_bare", taken);
         assert!(
-            holders.iter().all(|h| h["evidence"] == "acquire_call"),
+            sem["holders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["evidence"] == "acquire_call"),
             "{sem:#}"
         );
         let (_, text) = support::dump_text(t.pid, "0");

@@ -684,3 +684,30 @@ fn top_shows_a_waits_timeout_how_long_it_lasted_and_a_semaphores_permits() {
     let all = detail_of(timed_semaphore(), "MainThread");
     assert!(all.contains("(timeout 0.2 s, waiting 7.5 s)"), "{all}");
 }
+
+/// A thread blocked in C shows its native frames in the detail panel, innermost first, as a
+/// real `gridlock dump --json` of `tests/fixtures/native_locks.py gil_cycle` (pyenv 3.12)
+/// recorded them: "gil-holder" sleeps in glibc's mutex lock under libffi's call.
+#[test]
+fn thread_detail_shows_the_native_frames_of_a_thread_blocked_in_c() {
+    let app = App::from_document(load("native_gil_cycle.json"));
+    let detail = detail_of(app, "gil-holder");
+    let lines: Vec<&str> = detail.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{detail}"))
+    };
+    let heading = at("native frames, innermost first");
+    let lock = at("  pthread_mutex_lock");
+    let ffi = at("  ffi_call");
+    assert!(heading < lock && lock < ffi, "{detail}");
+    assert!(lines[lock].contains("libc.so.6"), "{}", lines[lock]);
+    // The thread waiting for the GIL shows where it sleeps for it.
+    let detail = detail_of(
+        App::from_document(load("native_gil_cycle.json")),
+        "native-holder",
+    );
+    assert!(detail.contains("  take_gil"), "{detail}");
+}

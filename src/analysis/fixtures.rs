@@ -70,6 +70,7 @@ pub fn lock(id: &str, kind: LockKind, name: &str, holders: &[&str], site: Option
         module: None,
         shared: None,
         contradictions: Vec::new(),
+        readers: None,
     }
 }
 

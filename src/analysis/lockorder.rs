@@ -247,6 +247,7 @@ impl LockOrder {
                 knot: false,
                 location: None,
                 locksets: Vec::new(),
+                notes: Vec::new(),
             });
         }
         out

@@ -239,6 +239,7 @@ impl LoopTracker {
             knot: false,
             location: None,
             locksets: Vec::new(),
+            notes: Vec::new(),
         }
     }
 }

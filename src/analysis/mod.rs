@@ -3,6 +3,7 @@
 
 pub mod below_python;
 mod celery;
+mod celery_stall;
 mod clock;
 pub mod detectors;
 #[cfg(test)]
@@ -16,6 +17,7 @@ pub mod loops;
 pub mod native;
 pub mod order_advice;
 pub mod permits;
+pub mod program_names;
 pub mod races;
 pub mod stream;
 pub mod timed;
@@ -37,6 +39,7 @@ pub fn findings(snap: &Snapshot) -> Vec<Finding> {
     }
     timed::annotate(snap, &mut out);
     celery::describe(snap, &mut out);
+    celery_stall::detect(snap, &mut out);
     out
 }
 

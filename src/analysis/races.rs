@@ -383,6 +383,7 @@ impl RaceTracker {
                 knot: false,
                 location: Some(name),
                 locksets: sides,
+                notes: Vec::new(),
             });
         }
         out

@@ -34,22 +34,23 @@ struct Entry {
 
 impl StreamWindow {
     /// `snap` with its timed waits settled over the stream's recent past, and whether the
-    /// stream already spans `SETTLE_SPAN` (before that, nothing timed is blocked).
-    pub fn settle(&mut self, snap: Snapshot) -> (Snapshot, bool) {
+    /// stream already spans `SETTLE_SPAN` (before that, nothing timed is blocked). The kept
+    /// snapshots are read in place, never copied per snapshot.
+    pub fn settle(&mut self, mut snap: Snapshot) -> (Snapshot, bool) {
         let taken = snap.taken;
         let step = SETTLE_SPAN / STEPS;
         let due = self
             .kept
             .back()
             .is_none_or(|b| taken.duration_since(b.taken).unwrap_or_default() >= step);
+        // As taken: older snapshots are settled against their own window, not this one.
         let kept_copy = due.then(|| threads_only(&snap));
-        let mut window: Vec<Snapshot> = self.kept.iter().cloned().collect();
-        window.push(snap);
-        super::timed::settle_spanning(&mut window, SETTLE_SPAN);
-        let spans = self
-            .kept
-            .front()
-            .is_some_and(|f| taken.duration_since(f.taken).unwrap_or_default() >= SETTLE_SPAN);
+        let front = self.kept.front().map_or(taken, |s| s.taken);
+        let throughout = {
+            let older: Vec<&Snapshot> = self.kept.iter().collect();
+            super::timed::settle_newest(&older, &mut snap, SETTLE_SPAN)
+        };
+        let spans = taken.duration_since(front).unwrap_or_default() >= SETTLE_SPAN;
         if let Some(copy) = kept_copy {
             self.kept.push_back(copy);
         }
@@ -59,18 +60,17 @@ impl StreamWindow {
         {
             self.kept.pop_front();
         }
-        let mut newest = window.pop().expect("just pushed");
-        self.carry_entries(&window, &mut newest);
-        (newest, spans)
+        self.carry_entries(front, &throughout, &mut snap);
+        (snap, spans)
     }
 
     /// Count each wait of `newest` from its first entry: the one remembered from earlier
-    /// windows where the thread was in the same wait in every older snapshot of `window`
-    /// and last seen in it within the window; else its entry as this window settled it.
-    fn carry_entries(&mut self, window: &[Snapshot], newest: &mut Snapshot) {
+    /// windows where the thread was in the same wait in every older snapshot of the window
+    /// (`throughout`, per thread of `newest`) and last seen in it within the window (which
+    /// begins at `front`); else its entry as this window settled it.
+    fn carry_entries(&mut self, front: SystemTime, throughout: &[bool], newest: &mut Snapshot) {
         let taken = newest.taken;
-        let front = window.first().map_or(taken, |s| s.taken);
-        for t in &mut newest.threads {
+        for (t, &throughout) in newest.threads.iter_mut().zip(throughout) {
             let Some(w) = t.waits_for.as_mut() else {
                 continue;
             };
@@ -78,11 +78,6 @@ impl StreamWindow {
                 .waited_s
                 .and_then(|s| taken.checked_sub(Duration::from_secs_f64(s.0.max(0.0))))
                 .unwrap_or(taken);
-            let throughout = window.iter().all(|s| {
-                s.thread(&t.id)
-                    .and_then(|o| o.waits_for.as_ref())
-                    .is_some_and(|o| super::timed::same_wait(o, w))
-            });
             let entered = match self.entries.get(&t.id) {
                 Some(e) if throughout && e.seen >= front && super::timed::same_wait(&e.wait, w) => {
                     e.entered.min(own)
@@ -91,15 +86,25 @@ impl StreamWindow {
             };
             let since = taken.duration_since(entered).unwrap_or_default();
             w.waited_s = Some(Seconds(since.as_secs_f64()));
-            let wait = w.clone();
-            self.entries.insert(
-                t.id.clone(),
-                Entry {
-                    wait,
-                    entered,
-                    seen: taken,
-                },
-            );
+            match self.entries.get_mut(&t.id) {
+                Some(e) => {
+                    if !super::timed::same_wait(&e.wait, w) {
+                        e.wait = w.clone();
+                    }
+                    e.entered = entered;
+                    e.seen = taken;
+                }
+                None => {
+                    self.entries.insert(
+                        t.id.clone(),
+                        Entry {
+                            wait: w.clone(),
+                            entered,
+                            seen: taken,
+                        },
+                    );
+                }
+            }
         }
         // A thread between two entries of its loop keeps its entry until the window no
         // longer shows it in that wait.

@@ -36,36 +36,108 @@ pub fn same_wait(a: &Wait, b: &Wait) -> bool {
 /// blocked. A thread seen running in some snapshot with exactly the stack it had in that
 /// wait (it had just timed out and was waiting again) is taken to be in it.
 pub fn settle_window(snaps: &mut [Snapshot]) {
-    settle_spanning(snaps, std::time::Duration::ZERO);
+    let plans = {
+        let view: Vec<&Snapshot> = snaps.iter().collect();
+        plan_window(&view, std::time::Duration::ZERO, |_| true)
+    };
+    for plan in plans.into_iter().flatten() {
+        plan.apply(snaps);
+    }
 }
 
-/// `settle_window`, where a timed wait is blocked only if the window spans at least `span`
-/// (a stream's first snapshots cannot tell a polling loop from a short wait).
-pub fn settle_spanning(snaps: &mut [Snapshot], span: std::time::Duration) {
-    let Some(last) = snaps.last() else { return };
+/// Settle only the newest snapshot of a stream against `older` ones (oldest first, as they
+/// were taken), as `settle_window` would settle it; a timed wait is blocked only if the
+/// window spans at least `span` (a stream's first snapshots cannot tell a polling loop from
+/// a short wait). The older snapshots are only read: a stream pays no copy of its window.
+/// Returns, per thread of `newest` (in its order), whether the window shows it in its
+/// (settled) wait in every older snapshot.
+pub fn settle_newest(
+    older: &[&Snapshot],
+    newest: &mut Snapshot,
+    span: std::time::Duration,
+) -> Vec<bool> {
+    let n = older.len() + 1;
+    let (plans, throughout) = {
+        let mut view: Vec<&Snapshot> = older.to_vec();
+        view.push(newest);
+        let plans = plan_window(&view, span, |i| i + 1 == n);
+        let throughout: Vec<bool> = plans
+            .iter()
+            .zip(&newest.threads)
+            .map(|(plan, t)| match plan {
+                Some(p) if p.settled => p.first == 0,
+                // Left as seen: the raw sightings say it.
+                _ => t.waits_for.as_ref().is_some_and(|w| {
+                    older.iter().all(|s| {
+                        s.thread(&t.id)
+                            .and_then(|o| o.waits_for.as_ref())
+                            .is_some_and(|o| same_wait(o, w))
+                    })
+                }),
+            })
+            .collect();
+        (plans, throughout)
+    };
+    for plan in plans.into_iter().flatten() {
+        plan.apply_last(newest, n);
+    }
+    throughout
+}
+
+/// One thread's settling over a window, worked out from the snapshots as taken: where it
+/// is in each, which running sightings take the wait of another, and what to write.
+struct Plan {
+    /// Its index in each snapshot.
+    at: Vec<usize>,
+    /// Whether a wait was settled (else the thread is left as seen).
+    settled: bool,
+    /// The first snapshot of the run of sightings of the wait that ends at the newest.
+    first: usize,
+    /// When that wait was first entered.
+    entered: std::time::SystemTime,
+    /// Whether the wait is blocked (timed, and held over the whole window).
+    blocked: bool,
+    /// For each sighting from `first` on that takes another's wait: that wait, state and
+    /// holds (copied only for the snapshots to be written).
+    restored: Vec<(usize, Restored)>,
+}
+
+type Restored = (Option<Wait>, ThreadState, Vec<Hold>);
+
+/// Each newest thread's plan (`None`: absent from some snapshot of the window, left as seen).
+/// `writes(i)` says which snapshots will be written (the restored waits copied for them).
+fn plan_window(
+    snaps: &[&Snapshot],
+    span: std::time::Duration,
+    writes: impl Fn(usize) -> bool,
+) -> Vec<Option<Plan>> {
+    let Some(last) = snaps.last() else {
+        return Vec::new();
+    };
     let spans = match (snaps.first(), snaps.last()) {
         (Some(a), Some(b)) => b.taken.duration_since(a.taken).unwrap_or_default() >= span,
         _ => false,
     };
-    let ids: Vec<String> = last.threads.iter().map(|t| t.id.clone()).collect();
-    // Each snapshot's index of each thread.
-    let index: Vec<HashMap<String, usize>> = snaps
-        .iter()
-        .map(|s| {
-            s.threads
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.id.clone(), i))
-                .collect()
-        })
-        .collect();
     let progress = some_thread_moved(snaps);
-    for id in ids {
-        // A thread missing from a snapshot of the window is left as it was seen.
-        let at: Option<Vec<usize>> = index.iter().map(|m| m.get(&id).copied()).collect();
-        if let Some(at) = at {
-            settle_thread(snaps, &at, spans, progress);
-        }
+    last.threads
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            // A thread missing from a snapshot of the window is left as it was seen.
+            let at: Vec<usize> = snaps
+                .iter()
+                .map(|s| position(s, &t.id, k))
+                .collect::<Option<_>>()?;
+            Some(plan_thread(snaps, at, spans, progress, &writes))
+        })
+        .collect()
+}
+
+/// Where thread `id` is in `snap`: usually where it was in the newest (`hint`).
+fn position(snap: &Snapshot, id: &str, hint: usize) -> Option<usize> {
+    match snap.threads.get(hint) {
+        Some(t) if t.id == id => Some(hint),
+        _ => snap.threads.iter().position(|t| t.id == id),
     }
 }
 
@@ -73,17 +145,24 @@ pub fn settle_spanning(snaps: &mut [Snapshot], span: std::time::Duration) {
 /// two snapshots): the process makes progress, so a timed wait entered again and again is a
 /// thread pacing that progress (`pause.wait(0.25)` between steps), not a loop whose notifier
 /// died.
-fn some_thread_moved(snaps: &[Snapshot]) -> bool {
-    let mut seen: HashMap<(&str, WaitKey), usize> = HashMap::new();
+fn some_thread_moved(snaps: &[&Snapshot]) -> bool {
+    type Sighting<'a> = (&'a str, WaitKind, Option<&'a str>, Option<&'a str>);
+    let mut seen: HashMap<Sighting, usize> = HashMap::new();
     for s in snaps {
         for t in &s.threads {
             if let Some(w) = &t.waits_for {
-                *seen.entry((t.id.as_str(), key(w))).or_default() += 1;
+                let k = (
+                    t.id.as_str(),
+                    w.kind,
+                    w.target.as_deref(),
+                    w.site.as_deref(),
+                );
+                *seen.entry(k).or_default() += 1;
             }
         }
     }
     let mut keys: HashMap<&str, usize> = HashMap::new();
-    for ((id, _), n) in seen {
+    for ((id, ..), n) in seen {
         if n >= 2 {
             *keys.entry(id).or_default() += 1;
         }
@@ -91,9 +170,23 @@ fn some_thread_moved(snaps: &[Snapshot]) -> bool {
     keys.values().any(|&k| k >= 2)
 }
 
-fn settle_thread(snaps: &mut [Snapshot], at: &[usize], spans: bool, progress: bool) {
+fn plan_thread(
+    snaps: &[&Snapshot],
+    at: Vec<usize>,
+    spans: bool,
+    progress: bool,
+    writes: &impl Fn(usize) -> bool,
+) -> Plan {
     let n = snaps.len();
     let thread = |i: usize| &snaps[i].threads[at[i]];
+    let unsettled = |at: Vec<usize>| Plan {
+        at,
+        settled: false,
+        first: n - 1,
+        entered: snaps[n - 1].taken,
+        blocked: false,
+        restored: Vec::new(),
+    };
     // A running sighting at the wait's own stack (woken by its timeout, not yet back in
     // Python), or, once per window, anywhere in the frames that called the wait (between
     // two entries of the loop): the wait of a snapshot that saw it.
@@ -120,10 +213,10 @@ fn settle_thread(snaps: &mut [Snapshot], at: &[usize], spans: bool, progress: bo
         }
     };
     let Some(k) = wait_at(n - 1).map(key) else {
-        return;
+        return unsettled(at);
     };
     if k.kind == WaitKind::UnknownFutex {
-        return;
+        return unsettled(at);
     }
     // The run of sightings of this wait that ends at the newest snapshot.
     let first = (0..n)
@@ -144,40 +237,77 @@ fn settle_thread(snaps: &mut [Snapshot], at: &[usize], spans: bool, progress: bo
     let timed = (first..n).any(|i| wait_at(i).is_some_and(|w| w.timed));
     // The first entry: the earliest sighting, less what it had waited in its own entry.
     let entered = {
-        let s = &snaps[first];
+        let s = snaps[first];
         let own = wait_at(first)
             .and_then(|w| w.waited_s)
             .map(|w| std::time::Duration::from_secs_f64(w.0))
             .unwrap_or_default();
         s.taken.checked_sub(own).unwrap_or(s.taken)
     };
-    for i in first..n {
-        let restored = borrowed[i].map(|j| {
-            let o = &snaps[j].threads[at[j]];
-            (o.waits_for.clone(), o.state, o.holds.clone())
-        });
-        let taken = snaps[i].taken;
-        let t = &mut snaps[i].threads[at[i]];
+    let restored = (first..n)
+        .filter(|&i| writes(i))
+        .filter_map(|i| {
+            let o = thread(borrowed[i]?);
+            Some((i, (o.waits_for.clone(), o.state, o.holds.clone())))
+        })
+        .collect();
+    Plan {
+        at,
+        settled: true,
+        first,
+        entered,
+        blocked: timed && whole_window,
+        restored,
+    }
+}
+
+impl Plan {
+    /// Write the settled sightings into `snaps` (the whole window).
+    fn apply(mut self, snaps: &mut [Snapshot]) {
+        if !self.settled {
+            return;
+        }
+        for i in self.first..snaps.len() {
+            self.write(&mut snaps[i], i);
+        }
+    }
+
+    /// Write only the newest sighting, into `last`: the window had `n` snapshots.
+    fn apply_last(mut self, last: &mut Snapshot, n: usize) {
+        if self.settled {
+            self.write(last, n - 1);
+        }
+    }
+
+    /// Write sighting `i` (the thread's in `snap`, snapshot `i` of the window).
+    fn write(&mut self, snap: &mut Snapshot, i: usize) {
+        let index = self.at[i];
+        let restored = self
+            .restored
+            .iter()
+            .position(|(j, _)| *j == i)
+            .map(|p| self.restored.swap_remove(p).1);
+        let borrowed = restored.is_some();
+        let taken = snap.taken;
+        let t = &mut snap.threads[index];
         if let Some((w, state, holds)) = restored {
             t.waits_for = w;
             t.state = state;
             t.holds = holds;
         }
         let Some(w) = t.waits_for.as_mut() else {
-            continue;
+            return;
         };
         let since = taken
-            .duration_since(entered)
+            .duration_since(self.entered)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
         w.waited_s = Some(Seconds(w.waited_s.map_or(since, |own| own.0.max(since))));
-        if timed && whole_window {
+        if self.blocked {
             t.blocked = true;
-        }
-    }
-    if timed && whole_window {
-        for i in (0..n).filter(|&i| borrowed[i].is_some()) {
-            restore_lock_view(&mut snaps[i], at[i]);
+            if borrowed {
+                restore_lock_view(snap, index);
+            }
         }
     }
 }

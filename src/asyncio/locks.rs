@@ -177,6 +177,7 @@ impl Reader<'_, '_, '_> {
                 name: None,
                 permits,
                 contradictions: Vec::new(),
+                readers: None,
                 id,
                 pid: self.pid,
                 address: format!("{addr:#x}"),

@@ -58,6 +58,7 @@ impl Reader<'_, '_, '_> {
             site,
             name,
             via: None,
+            program_name: None,
         };
         if !matches!(primitive.as_ref().map(|p| p.0), Some(k) if k != TaskWaitKind::Sleep) {
             // `asyncio` in `asyncio.sleep()` names a module, not what is awaited.

@@ -109,6 +109,7 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
         current_test: None,
         core: Some(core.path.display().to_string()),
         idle: None,
+        celery: None,
         notes,
     };
     Ok(Target {

@@ -201,6 +201,7 @@ pub(super) fn link_semaphores(
             name: None,
             permits: None,
             contradictions: Vec::new(),
+            readers: None,
             id,
             pid: wpid,
             address: format!("{:#x}", first.futex),

@@ -8,8 +8,9 @@
 //! knows no CPython version (objects are read through `cpython`) and decides no finding (the
 //! wait-for graph does). Every id and name read here is data from the target.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::celery_routes::{consumers, queue_of};
 use crate::cpython::objects::Objects;
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::*;
@@ -45,13 +46,14 @@ fn uuid_of(task: &str) -> Option<&str> {
 
 /// One snapshot's Celery tasks of one process: the task each thread runs in a pool process
 /// (with the results it waits for), and the requests a worker's main process holds.
+/// Also returns the routing key each held request was delivered with (task id -> key).
 pub fn read(
     walker: &Walker,
     interp: usize,
     pid: i32,
     raw: &[RawThread],
     threads: &[Thread],
-) -> Vec<Task> {
+) -> (Vec<Task>, BTreeMap<String, String>) {
     let objs = &walker.objs;
     let mut out = Vec::new();
     for (rt, t) in raw.iter().zip(threads) {
@@ -60,15 +62,19 @@ pub fn read(
         }
     }
     let running: HashSet<String> = out.iter().map(|t| t.id.clone()).collect();
+    let mut delivered = BTreeMap::new();
     if let Ok(Some(state)) = objs.sys_module_dict(interp, STATE_MODULE) {
         let active: HashSet<String> = weak_set(objs, state, "active_requests")
             .into_iter()
-            .filter_map(|r| request_fields(objs, r).map(|(id, _)| id))
+            .filter_map(|r| request_fields(objs, r).map(|(id, ..)| id))
             .collect();
         for r in weak_set(objs, state, "reserved_requests") {
-            let Some((uuid, name)) = request_fields(objs, r) else {
+            let Some((uuid, name, key)) = request_fields(objs, r) else {
                 continue;
             };
+            if let Some(key) = key {
+                delivered.insert(uuid.clone(), key);
+            }
             let id = task_id(pid, &uuid);
             if running.contains(&id) {
                 continue;
@@ -81,7 +87,7 @@ pub fn read(
             out.push(task(pid, &uuid, name, state, Vec::new(), None));
         }
     }
-    out
+    (out, delivered)
 }
 
 fn task(
@@ -160,6 +166,7 @@ fn running_task(walker: &Walker, pid: i32, rt: &RawThread, t: &Thread) -> Option
             site,
             name: Some(names.join(", ")),
             via: Some(format!("{kind}.{}", bare(&frame.code.name))),
+            program_name: None,
         })
     });
     Some(task(
@@ -202,7 +209,7 @@ fn waited_results(objs: &Objects, result: usize) -> Vec<(String, Option<String>)
 }
 
 /// The live referents of a module-level `weakref.WeakSet` (its `data`, a set of weakrefs).
-fn weak_set(objs: &Objects, module: usize, name: &str) -> Vec<usize> {
+pub(super) fn weak_set(objs: &Objects, module: usize, name: &str) -> Vec<usize> {
     let Some(set) = objs.dict_get(module, name).ok().flatten() else {
         return Vec::new();
     };
@@ -221,8 +228,12 @@ fn weak_set(objs: &Objects, module: usize, name: &str) -> Vec<usize> {
         .collect()
 }
 
-/// A worker `Request`'s id and task name (`__slots__` members in Celery 5).
-fn request_fields(objs: &Objects, request: usize) -> Option<(String, Option<String>)> {
+/// A worker `Request`'s id, task name and the routing key it was delivered with
+/// (`__slots__` members in Celery 5).
+fn request_fields(
+    objs: &Objects,
+    request: usize,
+) -> Option<(String, Option<String>, Option<String>)> {
     let slots: HashMap<String, usize> = objs.slot_attrs(request).into_iter().collect();
     let get = |n: &str| {
         slots
@@ -231,11 +242,15 @@ fn request_fields(objs: &Objects, request: usize) -> Option<(String, Option<Stri
             .or_else(|| objs.attr(request, n).ok().flatten())
     };
     let id = get("id").and_then(|o| short_str(objs, o))?;
-    Some((id, get("name").and_then(|o| short_str(objs, o))))
+    let key = get("_delivery_info")
+        .filter(|d| objs.type_is(*d, "dict"))
+        .and_then(|d| objs.dict_get(d, "routing_key").ok().flatten())
+        .and_then(|o| short_str(objs, o));
+    Some((id, get("name").and_then(|o| short_str(objs, o)), key))
 }
 
 /// A `str` of plausible id length.
-fn short_str(objs: &Objects, obj: usize) -> Option<String> {
+pub(super) fn short_str(objs: &Objects, obj: usize) -> Option<String> {
     if !objs.type_is(obj, "str") {
         return None;
     }
@@ -248,6 +263,15 @@ fn is_pool_worker(t: &Thread) -> bool {
     t.frames
         .iter()
         .any(|f| f.function.ends_with("workloop") && f.file.ends_with("billiard/pool.py"))
+}
+
+/// A process's main thread: the one whose kernel id is the pid (the worker's consumer runs
+/// there).
+fn main_thread(threads: &[Thread], pid: i32) -> Option<String> {
+    threads
+        .iter()
+        .find(|t| t.pid == pid && t.native_id == Some(pid))
+        .map(|t| t.id.clone())
 }
 
 /// Whether a thread is the main process handing work to the pool (`Pool.apply_async`
@@ -331,6 +355,23 @@ pub fn link(
         .filter_map(|t| Some((t.pid, t.waits_for.clone()?, t.id.clone())))
         .collect();
     let mut resolved: HashMap<String, Option<String>> = HashMap::new();
+    // A subtask still in the broker is named by the `AsyncResult` waited on (`name[id]`).
+    let waited_names: HashMap<String, String> = waits
+        .iter()
+        .filter_map(|(_, w, _)| w.name.as_deref())
+        .flat_map(|n| n.split(", "))
+        .filter_map(|one| {
+            let (name, rest) = one.split_once('[')?;
+            Some((rest.strip_suffix(']')?.to_string(), name.to_string()))
+        })
+        .filter(|(_, name)| !name.is_empty())
+        .collect();
+    let name_of = |uuid: &str| {
+        task_names
+            .get(uuid)
+            .or_else(|| waited_names.get(uuid))
+            .map(String::as_str)
+    };
     for (pid, w, _) in &waits {
         let Some(waiter) = thread_of(*pid) else {
             continue;
@@ -363,23 +404,70 @@ pub fn link(
                 )
             } else if let Some((main, task)) = queued.get(uuid) {
                 let pool = pools.get(main).cloned().unwrap_or_default();
+                let queue = queue_of(processes, *pid, Some(*main), uuid, name_of(uuid))
+                    .map(|q| format!(", {q}"))
+                    .unwrap_or_default();
                 (
                     pool.iter().map(|p| holder(None, Some(*p))).collect(),
-                    format!("queued at worker pid {main}"),
+                    format!("queued at worker pid {main}{queue}"),
                     Some(task.clone()),
                 )
-            } else if let Some(main) = worker.and_then(|w| handing_out.get(&w)) {
-                (
-                    vec![holder(Some(main.clone()), None)],
-                    "in the broker; its worker's main thread is blocked handing out work"
-                        .to_string(),
-                    None,
-                )
             } else {
-                (Vec::new(), "not found in the tree".to_string(), None)
+                // Still in the broker: whoever consumes its queue may take it. In the tree
+                // that is each consuming worker (its main thread where that is blocked
+                // handing out work, else any of its pool processes).
+                let queue = queue_of(processes, *pid, None, uuid, name_of(uuid));
+                let workers: Vec<i32> = pools.keys().copied().collect();
+                let takers = queue
+                    .as_ref()
+                    .map(|q| consumers(processes, &workers, &q.name))
+                    .unwrap_or_default();
+                let others: Vec<i32> = takers
+                    .iter()
+                    .copied()
+                    .filter(|w| Some(*w) != worker)
+                    .collect();
+                let at = queue.map(|q| format!(", {q}")).unwrap_or_default();
+                let own = worker.and_then(|w| handing_out.get(&w));
+                let mut holders: Vec<Holder> = own
+                    .iter()
+                    .map(|main| holder(Some((*main).clone()), None))
+                    .collect();
+                // The waiter's own worker, consuming the queue and free to fetch: its main
+                // thread will take the message.
+                let own_free = own.is_none() && worker.is_some_and(|w| takers.contains(&w));
+                if own_free {
+                    if let Some(main) = worker.and_then(|w| main_thread(threads, w)) {
+                        holders.push(holder(Some(main), None));
+                    }
+                }
+                for w in &others {
+                    match handing_out.get(w) {
+                        Some(main) => holders.push(holder(Some(main.clone()), None)),
+                        None => holders.extend(pools[w].iter().map(|p| holder(None, Some(*p)))),
+                    }
+                }
+                let whence = match (own.is_some() || own_free, others.is_empty()) {
+                    (true, true) if own_free => {
+                        format!("in the broker{at}; its worker consumes that queue")
+                    }
+                    (true, true) => format!(
+                        "in the broker{at}; its worker's main thread is blocked handing out work"
+                    ),
+                    (_, false) => format!(
+                        "in the broker{at}; consumed in this tree by worker pid {}",
+                        others
+                            .iter()
+                            .map(|w| w.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    (false, true) => format!("in the broker{at}; no worker of this tree takes it"),
+                };
+                (holders, whence, None)
             };
             resolved.insert(target.clone(), task);
-            let label = match task_names.get(uuid) {
+            let label = match name_of(uuid) {
                 Some(name) => format!("{name}[{uuid}]"),
                 None => format!("[{uuid}]"),
             };
@@ -401,6 +489,7 @@ pub fn link(
                 module: None,
                 shared: None,
                 contradictions: Vec::new(),
+                readers: None,
             });
         }
         let Some(first) = targets.first().cloned() else {
@@ -442,7 +531,7 @@ pub fn link(
                 .iter()
                 .chain(&w.targets)
                 .filter_map(|id| id.strip_prefix("celery:"))
-                .map(|uuid| match task_names.get(uuid) {
+                .map(|uuid| match name_of(uuid) {
                     Some(name) => format!("{name}[{uuid}]"),
                     None => format!("[{uuid}]"),
                 })

@@ -6,6 +6,7 @@
 //! their locals only. Versions are data: `SUPPORTED` is what it was checked on.
 //!
 //! - `deferreds`: the `inlineCallbacks` generators waiting on Deferreds, as tasks;
+//! - `pool`: thread pools (`deferToThread`): workers, queued work, the Deferreds they fire;
 //! - `reactor`: the reactor as an event loop (polling, or running which step).
 
 use crate::cpython::threads::{RawThread, Walker};
@@ -15,39 +16,51 @@ use crate::model::{
 };
 
 pub mod deferreds;
+mod pool;
 mod reactor;
 
-/// The Twisted part of one snapshot: its reactors' Deferred waits as tasks.
+/// The Twisted part of one snapshot: its reactors' Deferred waits as tasks (their Deferreds
+/// go straight into the snapshot's `locks`).
 #[derive(Debug, Default)]
 pub struct TwistedView {
     pub tasks: Vec<Task>,
-    pub locks: Vec<Lock>,
     /// The reactor as an event loop (kind: the reactor's class).
     pub loops: Vec<EventLoop>,
     pub notes: Vec<String>,
 }
 
-/// Read the process's Twisted state; empty when Twisted is not imported.
+/// Read the process's Twisted state; empty when Twisted is not imported. Threads blocked in
+/// `blockingCallFromThread` on a thread pool's work get that wait (`locks` gains its entry).
 pub fn read(
     walker: &mut Walker,
     interp: usize,
     pid: i32,
     raw: &[RawThread],
-    threads: &[Thread],
+    threads: &mut [Thread],
+    locks: &mut Vec<Lock>,
 ) -> TwistedView {
+    let Some(defer) = deferreds::defer_module(&walker.objs, interp) else {
+        return TwistedView::default();
+    };
     let run = raw
         .iter()
-        .zip(threads)
-        .find_map(|(rt, th)| reactor_run(walker, rt).map(|(main, r)| (rt, th, main, r)));
-    let lp = crate::asyncio::loop_id(pid, run.map(|r| r.3).unwrap_or(0));
-    let d = deferreds::read(walker, interp, pid, &lp, run.map(|r| r.3));
+        .zip(threads.iter())
+        .find_map(|(rt, th)| reactor_run(walker, rt).map(|(main, r)| (rt, th.clone(), main, r)));
+    let reactor = run.as_ref().map(|r| r.3);
+    let pools = match walker.objs.dict_get(defer, "Deferred").ok().flatten() {
+        Some(ty) => pool::read(walker, raw, threads, reactor, ty),
+        None => pool::Pools::default(),
+    };
+    let lp = crate::asyncio::loop_id(pid, reactor.unwrap_or(0));
+    let d = deferreds::read(walker, interp, pid, &lp, reactor, &pools, threads);
+    locks.extend(d.locks);
+    pool::blocking_waits(walker, pid, raw, threads, &pools, locks);
     let loops = run
-        .map(|(rt, th, main, r)| reactor::event_loop(walker, pid, r, rt, th, main, d.tasks.len()))
+        .map(|(rt, th, main, r)| reactor::event_loop(walker, pid, r, rt, &th, main, d.tasks.len()))
         .into_iter()
         .collect();
     TwistedView {
         tasks: d.tasks,
-        locks: d.locks,
         loops,
         notes: d.notes,
     }
@@ -66,6 +79,30 @@ fn reactor_run(walker: &Walker, rt: &RawThread) -> Option<(usize, usize)> {
 
 /// The Twisted releases this was checked on.
 pub const SUPPORTED: &str = "24.x-26.x";
+
+/// Whether a file is Twisted's own code (`.../twisted/internet/defer.py`), not a program's
+/// file that merely sits under a directory named `twisted`.
+pub(super) fn is_twisted_code(filename: &str) -> bool {
+    const PACKAGES: [&str; 12] = [
+        "internet/",
+        "python/",
+        "_threads/",
+        "web/",
+        "application/",
+        "protocols/",
+        "logger/",
+        "cred/",
+        "conch/",
+        "names/",
+        "spread/",
+        "trial/",
+    ];
+    filename.match_indices("/twisted/").any(|(i, m)| {
+        PACKAGES
+            .iter()
+            .any(|p| filename[i + m.len()..].starts_with(p))
+    })
+}
 
 fn in_twisted(filename: &str, file: &str) -> bool {
     filename.ends_with(&format!("twisted/internet/{file}"))
@@ -161,6 +198,7 @@ pub fn blocking_calls(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         });
     }
 }

@@ -48,6 +48,10 @@ pub enum Evidence {
     /// waiting on it; who fires it: the generator it is the result of (`_CancellationStatus`),
     /// or the one suspended generator whose code calls its `callback`/`errback` further on.
     Deferred,
+    /// A Twisted thread pool's work fires this Deferred (`deferToThread`: the work item's
+    /// `onResult` closure holds it): run by the worker whose frames run it, or queued in the
+    /// pool's `Team._pending` for any of its workers.
+    ThreadPool,
     /// A full bounded `queue.Queue`'s taker: the thread's own frame will load that queue and
     /// call its `get`/`get_nowait` ahead of (or in a loop around) its current instruction.
     QueueGetter,
@@ -76,6 +80,7 @@ impl Evidence {
             Evidence::Celery => "celery",
             Evidence::ReadyQueue => "ready_queue",
             Evidence::Deferred => "deferred",
+            Evidence::ThreadPool => "thread_pool",
             Evidence::QueueGetter => "queue_getter",
             Evidence::Unknown => "unknown",
         }

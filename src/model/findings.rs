@@ -113,6 +113,10 @@ pub struct Finding {
     /// `race`: each writing thread's side, with its lock set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub locksets: Vec<RaceSide>,
+    /// What gridlock could not see that bears on the finding (a Celery stall: consumers of
+    /// the queue outside the tree).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// What an edge of a finding says. The JSON spelling is the contract's.

@@ -146,6 +146,10 @@ pub struct Lock {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permits: Option<Permits>,
     pub locked: Option<bool>,
+    /// For a C rwlock held for reading: how many readers the lock counts. glibc records no
+    /// reader, so they are not among `holders` (which stays empty: the owners are unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readers: Option<u64>,
     pub holders: Vec<Holder>,
     pub waiters: Vec<Waiter>,
     /// For a module lock: the module being imported.
@@ -160,6 +164,16 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// For a C rwlock held for reading: "held for reading by 2 readers (glibc records no
+    /// reader owners)".
+    pub fn readers_note(&self) -> Option<String> {
+        let n = self.readers?;
+        Some(format!(
+            "held for reading by {n} reader{} (glibc records no reader owners)",
+            if n == 1 { "" } else { "s" }
+        ))
+    }
+
     /// How a report names the lock where the code calls it `local` (if known): the
     /// program-wide name first, with the local one where it differs and the function that
     /// uses it (`checking.lock (dst.lock in transfer)`); else the local name; else the

@@ -1,6 +1,7 @@
 //! Questions asked of a whole document: a thread, lock or task by id, the test a finding's
 //! processes were running, and the sentences saying a report is incomplete (unmatched or
-//! unmodelled threads). It reads the document; it builds none of it.
+//! unmodelled threads, waits on a lock whose holders cannot be known). It reads the document;
+//! it builds none of it.
 
 use std::collections::BTreeMap;
 
@@ -92,6 +93,65 @@ impl Document {
                 "they are"
             }
         ))
+    }
+
+    /// Threads blocked, for the whole window, on a lock whose holders cannot be known: a C
+    /// rwlock held for reading (glibc counts its readers, it records none of them). Whatever
+    /// they wait for may never come, so no report about them may say "nothing found".
+    pub fn unowned_waiters(&self) -> Vec<(&Thread, &Lock)> {
+        self.threads
+            .iter()
+            .filter(|t| t.blocked)
+            .filter(|t| self.window.snapshots <= 1 || t.state_since <= self.window.started)
+            .filter_map(|t| {
+                let lock = self.lock(t.waits_for.as_ref()?.target.as_deref()?)?;
+                (lock.readers.is_some() && lock.holders.is_empty()).then_some((t, lock))
+            })
+            .collect()
+    }
+
+    /// One sentence about `unowned_waiters`, one clause per lock: "\"w\" waits for C rwlock
+    /// 0x7f.. (pthread_rwlock_t), held for reading by 1 reader (glibc records no reader
+    /// owners): ...".
+    pub fn unowned_summary(&self) -> Option<String> {
+        let waiters = self.unowned_waiters();
+        let mut by_lock: BTreeMap<&str, (&Lock, Vec<String>)> = BTreeMap::new();
+        for (t, lock) in &waiters {
+            let who = t
+                .name
+                .as_ref()
+                .map(|n| format!("\"{n}\""))
+                .unwrap_or_else(|| format!("thread {}", t.thread_id));
+            by_lock
+                .entry(&lock.id)
+                .or_insert((lock, Vec::new()))
+                .1
+                .push(who);
+        }
+        let parts: Vec<String> = by_lock
+            .values_mut()
+            .map(|(lock, who)| {
+                who.sort();
+                format!(
+                    "{} wait{} for C rwlock {} (pthread_rwlock_t), {}",
+                    who.join(" and "),
+                    if who.len() == 1 { "s" } else { "" },
+                    lock.address,
+                    lock.readers_note().unwrap_or_default()
+                )
+            })
+            .collect();
+        (!parts.is_empty()).then(|| {
+            format!(
+                "{}: gridlock cannot tell whether {} stuck",
+                parts.join("; "),
+                if waiters.len() == 1 {
+                    "it is"
+                } else {
+                    "they are"
+                }
+            )
+        })
     }
 
     pub fn task(&self, id: &str) -> Option<&Task> {

@@ -4,6 +4,7 @@
 //! Each child answers one question about the document and names only the children it builds on;
 //! every type is re-exported here, so callers write `crate::model::Thread`.
 
+mod celery;
 mod document;
 mod evidence;
 mod findings;
@@ -16,6 +17,7 @@ mod tasks;
 mod threads;
 mod writes;
 
+pub use celery::*;
 pub use document::*;
 pub use evidence::*;
 pub use findings::*;

@@ -1,7 +1,9 @@
 //! A process of the document: what it runs, what gridlock could not read in it, the test it
-//! was running and what can wake it when idle. It names no other part of the document.
+//! was running, what can wake it when idle and its Celery app. It names only the Celery app.
 
 use serde::{Deserialize, Serialize};
+
+use super::celery::CeleryApp;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Process {
@@ -33,6 +35,10 @@ pub struct Process {
     /// outside can send, and its main thread waits where CPython runs the handler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle: Option<Idle>,
+    /// The process's Celery app (queues consumed, default queue, broker and backend), where
+    /// one is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub celery: Option<CeleryApp>,
 }
 
 /// What can wake an idle process (`processes[].idle`).

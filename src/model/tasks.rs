@@ -164,6 +164,10 @@ pub struct TaskWait {
     pub name: Option<String>,
     /// The asyncio call doing the wait (`Lock.acquire`, `Queue.get`).
     pub via: Option<String>,
+    /// The program-wide name of an awaited object that is no `locks[]` entry (an asyncio
+    /// Event, Condition, Queue or bare Future: `jobs.done`), with how it was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_name: Option<super::locks::LockName>,
 }
 
 /// One event loop and the thread running it.

@@ -2,7 +2,8 @@
 //! `struct __pthread_mutex_s` and `struct __pthread_rwlock_arch_t`): which lock a sleeping
 //! thread's futex word belongs to, and the owner TID the lock records. What is read is
 //! checked against the futex word's state and the wait's expected value before it is
-//! trusted; anything that does not add up is no lock (the wait stays unknown).
+//! trusted; anything that does not add up is no lock (the wait stays unknown). A rwlock held
+//! for reading is recognised too, with its reader count only: glibc records no reader.
 
 use super::{CLock, CLockKind, FutexOp, FutexWait};
 use crate::memory::ReadMemory;
@@ -50,11 +51,18 @@ const RW_WRITERS_FUTEX: usize = 12;
 const RW_CUR_WRITER: usize = 24;
 const RW_SHARED: usize = 28;
 const RW_FLAGS: usize = 48;
-/// `__readers`: in a write phase, and write-locked.
+/// `__readers`: in a write phase, write-locked (a primary writer exists), readers waiting
+/// behind a preferred writer; the reader count above these bits.
 const RW_WRPHASE: u32 = 1;
 const RW_WRLOCKED: u32 = 2;
+const RW_READER_SHIFT: u32 = 3;
 /// The value a rwlock's futexes hold while someone sleeps on them (`1 | FUTEX_USED`).
 const RW_FUTEX_WAITING: u32 = 3;
+/// `PTHREAD_RWLOCK_FUTEX_USED`: what a primary writer waiting for the readers' hand-over
+/// sleeps on in `__wrphase_futex` (the read phase's 0 with the flag).
+const RW_FUTEX_USED: u32 = 2;
+/// No more readers than threads a process can have.
+const RW_READERS_MAX: u32 = TID_MAX as u32;
 
 fn plausible_tid(tid: i32) -> bool {
     tid > 0 && tid < TID_MAX
@@ -63,7 +71,9 @@ fn plausible_tid(tid: i32) -> bool {
 /// The C lock whose futex word a thread sleeps on, if the memory there is one glibc lock
 /// that is held, by a TID the lock records.
 pub fn recognise<M: ReadMemory + ?Sized>(mem: &M, wait: &FutexWait) -> Option<CLock> {
-    mutex(mem, wait).or_else(|| rwlock_writer(mem, wait))
+    mutex(mem, wait)
+        .or_else(|| rwlock_writer(mem, wait))
+        .or_else(|| rwlock_readers(mem, wait))
 }
 
 /// A `pthread_mutex_t` starting at the futex word.
@@ -141,7 +151,8 @@ fn mutex<M: ReadMemory + ?Sized>(mem: &M, wait: &FutexWait) -> Option<CLock> {
     Some(CLock {
         kind: CLockKind::Mutex,
         address: at,
-        owner_tid,
+        owner_tid: Some(owner_tid),
+        readers: None,
         count,
         owner_died,
         detail,
@@ -172,12 +183,56 @@ fn rwlock_writer<M: ReadMemory + ?Sized>(mem: &M, wait: &FutexWait) -> Option<CL
                 .then(|| CLock {
                     kind: CLockKind::RwlockWriter,
                     address: base,
-                    owner_tid: writer,
+                    owner_tid: Some(writer),
+                    readers: None,
                     count: None,
                     owner_died: false,
                     detail: "held for writing".into(),
                 })
         })
+}
+
+/// A `pthread_rwlock_t` in a read phase with readers, waited on by writers: the primary
+/// writer (which set `WRLOCKED`) sleeps on `__wrphase_futex` for the last reader's hand-over,
+/// later writers on `__writers_futex` for the primary one. No writer is recorded yet
+/// (`__cur_writer` 0) and readers are only counted, so the lock has no known owner.
+fn rwlock_readers<M: ReadMemory + ?Sized>(mem: &M, wait: &FutexWait) -> Option<CLock> {
+    if wait.op != FutexOp::Wait {
+        return None;
+    }
+    let offset = match wait.expected {
+        RW_FUTEX_USED => RW_WRPHASE_FUTEX,
+        RW_FUTEX_WAITING => RW_WRITERS_FUTEX,
+        _ => return None,
+    };
+    let base = wait.addr.checked_sub(offset)?;
+    let readers = mem.u32_at(base + RW_READERS).ok()?;
+    let wrphase_futex = mem.u32_at(base + RW_WRPHASE_FUTEX).ok()?;
+    let writers_futex = mem.u32_at(base + RW_WRITERS_FUTEX).ok()?;
+    let writer = mem.i32(base + RW_CUR_WRITER).ok()?;
+    let shared = mem.i32(base + RW_SHARED).ok()?;
+    let flags = mem.u32_at(base + RW_FLAGS).ok()?;
+    let count = readers >> RW_READER_SHIFT;
+    // A read phase (no WRPHASE) with a primary writer (WRLOCKED) and readers; the primary
+    // writer has enabled blocking on `__writers_futex` (1, or 3 once someone sleeps there);
+    // `__wrphase_futex` is the read phase's 0, flagged once the primary writer sleeps.
+    let read_held = readers & (RW_WRPHASE | RW_WRLOCKED) == RW_WRLOCKED
+        && (1..RW_READERS_MAX).contains(&count)
+        && wrphase_futex | RW_FUTEX_USED == RW_FUTEX_USED
+        && (writers_futex == 1 || writers_futex == RW_FUTEX_WAITING)
+        && mem.u32_at(wait.addr).ok()? == wait.expected;
+    (read_held && writer == 0 && (shared == 0 || shared == 1) && flags <= 2).then(|| CLock {
+        kind: CLockKind::RwlockReaders,
+        address: base,
+        owner_tid: None,
+        readers: Some(count),
+        count: None,
+        owner_died: false,
+        detail: format!(
+            "held for reading by {count} reader{} (glibc records no reader owners)",
+            if count == 1 { "" } else { "s" }
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -219,7 +274,7 @@ mod tests {
         let m = mem(&mutex_bytes(2, 0, 22421, 1, 0));
         let found = recognise(&m, &wait(FutexOp::Wait, 2)).unwrap();
         assert_eq!(found.kind, CLockKind::Mutex);
-        assert_eq!((found.address, found.owner_tid), (AT, 22421));
+        assert_eq!((found.address, found.owner_tid), (AT, Some(22421)));
         assert_eq!((found.count, found.detail.as_str()), (None, "normal"));
     }
 
@@ -227,7 +282,7 @@ mod tests {
     fn a_recursive_mutex_reports_its_count() {
         let m = mem(&mutex_bytes(2, 2, 700, 1, KIND_RECURSIVE));
         let found = recognise(&m, &wait(FutexOp::Wait, 2)).unwrap();
-        assert_eq!((found.owner_tid, found.count), (700, Some(2)));
+        assert_eq!((found.owner_tid, found.count), (Some(700), Some(2)));
         assert_eq!(found.detail, "recursive");
         // A recursive mutex that claims no acquisition is not one.
         let m = mem(&mutex_bytes(2, 0, 700, 1, KIND_RECURSIVE));
@@ -263,7 +318,7 @@ mod tests {
         let word = 4242 | FUTEX_WAITERS;
         let m = mem(&mutex_bytes(word, 0, 4242, 1, KIND_ROBUST));
         let found = recognise(&m, &wait(FutexOp::Wait, word)).unwrap();
-        assert_eq!(found.owner_tid, 4242);
+        assert_eq!(found.owner_tid, Some(4242));
         assert!(!found.owner_died);
         assert_eq!(found.detail, "normal, robust");
         // The word and `__owner` must agree.
@@ -282,7 +337,7 @@ mod tests {
         let found = recognise(&m, &wait(FutexOp::LockPi, 0)).unwrap();
         assert_eq!(
             (found.owner_tid, found.detail.as_str()),
-            (4242, "normal, priority-inheritance")
+            (Some(4242), "normal, priority-inheritance")
         );
         // A PI mutex is waited on with FUTEX_LOCK_PI, never a plain wait.
         assert_eq!(recognise(&m, &wait(FutexOp::Wait, word)), None);
@@ -303,10 +358,75 @@ mod tests {
         };
         let found = recognise(&m, &w).unwrap();
         assert_eq!(found.kind, CLockKind::RwlockWriter);
-        assert_eq!((found.address, found.owner_tid), (AT, 31337));
+        assert_eq!((found.address, found.owner_tid), (AT, Some(31337)));
         // Read-locked (no write phase): the owners are not recorded.
         let mut r = b.clone();
         r[0..4].copy_from_slice(&(3u32 << 3).to_le_bytes());
         assert_eq!(recognise(&mem(&r), &w), None);
+    }
+
+    /// A rwlock's first 16 bytes and `__cur_writer`.
+    fn rwlock_bytes(readers: u32, wrphase: u32, writers: u32, cur_writer: i32) -> Vec<u8> {
+        let mut b = vec![0u8; 56];
+        b[0..4].copy_from_slice(&readers.to_le_bytes());
+        b[8..12].copy_from_slice(&wrphase.to_le_bytes());
+        b[12..16].copy_from_slice(&writers.to_le_bytes());
+        b[24..28].copy_from_slice(&cur_writer.to_le_bytes());
+        b
+    }
+
+    fn rw_wait(offset: usize, expected: u32) -> FutexWait {
+        FutexWait {
+            addr: AT + offset,
+            op: FutexOp::Wait,
+            expected,
+        }
+    }
+
+    #[test]
+    fn a_read_held_rwlock_counts_its_readers_and_names_no_owner() {
+        // As read live (glibc 2.36 and 2.43): two readers hold it, a primary writer sleeps on
+        // `__wrphase_futex` (2), a second writer on `__writers_futex` (3):
+        // __readers = 2 << 3 | WRLOCKED = 18.
+        let m = mem(&rwlock_bytes(18, 2, 3, 0));
+        for w in [rw_wait(RW_WRPHASE_FUTEX, 2), rw_wait(RW_WRITERS_FUTEX, 3)] {
+            let found = recognise(&m, &w).unwrap();
+            assert_eq!(found.kind, CLockKind::RwlockReaders);
+            assert_eq!(found.address, AT);
+            assert_eq!((found.owner_tid, found.readers), (None, Some(2)));
+            assert_eq!(
+                found.detail,
+                "held for reading by 2 readers (glibc records no reader owners)"
+            );
+        }
+        let one = recognise(&mem(&rwlock_bytes(10, 2, 1, 0)), &rw_wait(8, 2)).unwrap();
+        assert_eq!(one.readers, Some(1));
+        assert!(one.detail.starts_with("held for reading by 1 reader ("));
+    }
+
+    #[test]
+    fn a_rwlock_that_is_not_read_held_by_counted_readers_is_no_reader_lock() {
+        for (bytes, w) in [
+            // No reader counted.
+            (rwlock_bytes(2, 2, 1, 0), rw_wait(RW_WRPHASE_FUTEX, 2)),
+            // No primary writer: nobody would sleep on these futexes.
+            (rwlock_bytes(16, 2, 1, 0), rw_wait(RW_WRPHASE_FUTEX, 2)),
+            // A writer is recorded: not a read phase.
+            (rwlock_bytes(18, 2, 1, 77), rw_wait(RW_WRPHASE_FUTEX, 2)),
+            // The futex word no longer holds what the waiter slept on.
+            (rwlock_bytes(18, 1, 1, 0), rw_wait(RW_WRPHASE_FUTEX, 2)),
+            // `__writers_futex` not enabled by a primary writer.
+            (rwlock_bytes(18, 2, 0, 0), rw_wait(RW_WRPHASE_FUTEX, 2)),
+            (rwlock_bytes(18, 2, 7, 0), rw_wait(RW_WRITERS_FUTEX, 7)),
+        ] {
+            let found = recognise(&mem(&bytes), &w);
+            assert!(
+                found
+                    .as_ref()
+                    .is_none_or(|f| f.kind != CLockKind::RwlockReaders),
+                "{bytes:?} at +{:#x}: {found:?}",
+                w.addr - AT
+            );
+        }
     }
 }

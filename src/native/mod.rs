@@ -69,8 +69,11 @@ pub struct CLock {
     pub kind: CLockKind,
     /// The lock object's own address (for a rwlock, not the futex word's).
     pub address: usize,
-    /// The owner's TID as the lock records it (in the target's PID namespace).
-    pub owner_tid: i32,
+    /// The owner's TID as the lock records it (in the target's PID namespace); `None` for a
+    /// rwlock held for reading (glibc counts readers, it records none of them).
+    pub owner_tid: Option<i32>,
+    /// A rwlock held for reading: how many readers glibc counts.
+    pub readers: Option<u32>,
     /// A recursive mutex's count of acquisitions by its owner.
     pub count: Option<u32>,
     /// A robust mutex whose owner died holding it (`FUTEX_OWNER_DIED`).
@@ -84,6 +87,9 @@ pub enum CLockKind {
     Mutex,
     /// A rwlock held for writing (the writer's TID is recorded; readers are only counted).
     RwlockWriter,
+    /// A rwlock held for reading, waited on by a writer: readers are only counted, so its
+    /// holders are unknown.
+    RwlockReaders,
 }
 
 #[cfg(test)]

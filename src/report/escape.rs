@@ -74,6 +74,7 @@ pub fn document(doc: &Document) -> Cow<'_, Document> {
                 .map(|p| Process {
                     name: escape(&p.name).into_owned(),
                     cmdline: escape(&p.cmdline).into_owned(),
+                    celery: None,
                     ..p.clone()
                 })
                 .collect(),

@@ -128,3 +128,15 @@ pub(super) fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String
         None => id.to_string(),
     }
 }
+
+/// What a task awaits that is no task, lock or gather, by its kind and the program's name
+/// for it with the code's beside it where they differ (`event jobs.done (ev)`), else the
+/// code's name alone.
+pub(super) fn awaited_label(kind: TaskWaitKind, w: &TaskWait) -> String {
+    match (w.program_name.as_ref().map(|n| &n.name), &w.name) {
+        (Some(p), Some(n)) if p != n => format!("{kind} {p} ({n})"),
+        (Some(p), _) => format!("{kind} {p}"),
+        (None, Some(n)) => format!("{kind} {n}"),
+        (None, None) => kind.to_string(),
+    }
+}

@@ -87,6 +87,7 @@ mod tests {
                 site: None,
                 name: None,
                 via: None,
+                program_name: None,
             }),
             address: String::new(),
             eager: false,

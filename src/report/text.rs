@@ -229,7 +229,11 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
                 Some(w) => {
                     let target = match (&w.target, w.kind) {
                         (Some(x), TaskWaitKind::Task) => node_label(doc, x),
-                        (Some(x), TaskWaitKind::Lock) => lock_label(doc, x, w.name.as_deref()),
+                        (Some(x), TaskWaitKind::Lock | TaskWaitKind::Semaphore)
+                            if doc.lock(x).is_some() =>
+                        {
+                            lock_label(doc, x, w.name.as_deref())
+                        }
                         (_, TaskWaitKind::Gather) => format!(
                             "gather of {}",
                             w.targets
@@ -238,10 +242,7 @@ fn loops<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()>
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),
-                        (_, k) => match &w.name {
-                            Some(n) => format!("{k} {n}"),
-                            None => k.to_string(),
-                        },
+                        (_, k) => super::labels::awaited_label(k, w),
                     };
                     format!("awaits {target} [{}]", w.evidence.as_str())
                 }
@@ -520,6 +521,9 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
             buckets.join(", ")
         )?;
     }
+    for note in &f.notes {
+        writeln!(out, "  note: {note}")?;
+    }
     if let Some(a) = &f.advice {
         writeln!(out)?;
         writeln!(out, "  {a}")?;
@@ -551,15 +555,23 @@ fn incomplete<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Resul
     Ok(true)
 }
 
-/// The `NOT MODELLED` line when threads sit in syscalls gridlock does not model; whether it
+/// The `NOT MODELLED` line when threads sit in syscalls gridlock does not model, and the
+/// `OWNERS UNKNOWN` line when they wait on a lock whose holders cannot be known; whether one
 /// was printed (a report that cannot say "nothing found" about them).
 fn not_modelled<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<bool> {
-    let Some(summary) = doc.unmodelled_summary() else {
-        return Ok(false);
-    };
-    writeln!(out, "{}  {summary}.", style.red("NOT MODELLED"))?;
-    writeln!(out)?;
-    Ok(true)
+    let mut any = false;
+    if let Some(summary) = doc.unmodelled_summary() {
+        writeln!(out, "{}  {summary}.", style.red("NOT MODELLED"))?;
+        writeln!(out)?;
+        any = true;
+    }
+    // Waits on a C rwlock held by readers glibc does not record.
+    if let Some(summary) = doc.unowned_summary() {
+        writeln!(out, "{}  {summary}.", style.red("OWNERS UNKNOWN"))?;
+        writeln!(out)?;
+        any = true;
+    }
+    Ok(any)
 }
 
 fn interest(t: &Thread) -> u8 {

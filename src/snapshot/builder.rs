@@ -103,6 +103,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         })
     }
 

@@ -481,6 +481,7 @@ fn future_entry<'e>(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         }
     })
 }

@@ -126,6 +126,7 @@ fn file_lock_wait(
                 ..Default::default()
             }),
             contradictions: Vec::new(),
+            readers: None,
         }
     });
     if let Some(site) = &site {

@@ -13,16 +13,24 @@ use super::Session;
 use crate::cpython::objects::Objects;
 use crate::cpython::threads::Walker;
 
+/// What the end-of-recording search read: names by address, and the note to give the
+/// process when the search stopped at its bounds (as a snapshot's search says).
+#[derive(Debug, Default)]
+pub struct LateNames {
+    pub names: HashMap<usize, String>,
+    pub note: Option<String>,
+}
+
 /// The program-wide names of `wanted` objects (address, and its type's address where it
 /// must still be that), read now; empty for a core or a target that is gone.
-pub fn names_now(session: &Session, wanted: &[(usize, Option<usize>)]) -> HashMap<usize, String> {
+pub fn names_now(session: &Session, wanted: &[(usize, Option<usize>)]) -> LateNames {
     if wanted.is_empty() || session.target.frozen.is_some() || !session.alive() {
-        return HashMap::new();
+        return LateNames::default();
     }
     let target = &session.target;
     target.mem.begin_snapshot();
     let walker = Walker::new(Objects::new(&target.mem, &target.layout));
-    let (names, _complete) = name_objects(&walker, target.interpreter, wanted);
+    let (names, note) = name_objects(&walker, target.interpreter, wanted);
     target.mem.end_snapshot();
-    names
+    LateNames { names, note }
 }

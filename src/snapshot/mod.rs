@@ -20,6 +20,7 @@ pub mod kernel_waits;
 pub mod late_names;
 mod mp_view;
 pub mod multiprocessing;
+mod name_walk;
 pub mod names;
 mod native_frames;
 mod native_locks;
@@ -214,7 +215,8 @@ fn settle_moved_threads(
 fn take_once(session: &mut Session, kernel: &HashMap<i32, KernelThread>) -> Result<Snapshot> {
     let pid = session.pid;
     let taken = SystemTime::now();
-    if kernel.is_empty() || !session.alive() {
+    let alive = session.target.frozen.is_some() || session.target.task_files.process_alive();
+    if kernel.is_empty() || !alive {
         return Err(Error::TargetExited { pid });
     }
     let target = &mut session.target;
@@ -406,23 +408,26 @@ fn take_cached(
     locks.extend(trio.locks);
     tasks.extend(trio.tasks);
     loops.extend(trio.loops);
-    let twisted =
-        crate::frameworks::twisted::read(&mut walker, target.interpreter, pid, &raw, &threads);
+    let twisted = crate::frameworks::twisted::read(
+        &mut walker,
+        target.interpreter,
+        pid,
+        &raw,
+        &mut threads,
+        &mut locks,
+    );
     for note in twisted.notes {
         if !target.process.notes.contains(&note) {
             target.process.notes.push(note);
         }
     }
-    locks.extend(twisted.locks);
     tasks.extend(twisted.tasks);
     loops.extend(twisted.loops);
-    tasks.extend(crate::frameworks::celery::read(
-        &walker,
-        target.interpreter,
-        pid,
-        &raw,
-        &threads,
-    ));
+    let (celery_tasks, delivered) =
+        crate::frameworks::celery::read(&walker, target.interpreter, pid, &raw, &threads);
+    tasks.extend(celery_tasks);
+    target.process.celery = crate::frameworks::celery_app::read(&walker.objs, target.interpreter)
+        .map(|app| CeleryApp { delivered, ..app });
     let pools = futures::resolve(
         &walker,
         pid,
@@ -445,6 +450,7 @@ fn take_cached(
         &raw,
         &threads,
         &mut locks,
+        &mut tasks,
         name_cache,
     );
     let noted = |n: &String| n.starts_with(names::NOTE_PREFIX);
@@ -455,6 +461,10 @@ fn take_cached(
     let _thread_list = span(Phase::ThreadList);
     *code_cache = walker.take_cache();
     *modules_index = walker.objs.take_modules();
+    let caught = match &target.frozen {
+        Some(_) => crate::target::signals::caught_mask(pid),
+        None => target.task_files.caught_signals(),
+    };
     Ok(Snapshot {
         taken,
         pid,
@@ -467,7 +477,7 @@ fn take_cached(
         probe_loaded: probe_state.is_some(),
         probe_edges: probe_state.map(|p| p.edges).unwrap_or_default(),
         pools,
-        signals: crate::target::signals::caught_mask(pid)
+        signals: caught
             .map(|m| BTreeMap::from([(pid, m)]))
             .unwrap_or_default(),
         notes: BTreeMap::new(),

@@ -1,6 +1,7 @@
 //! Which C lock a thread sleeps on when no Python lock explains its futex, and which thread
 //! owns it: the lock (recognised by `native`) becomes a lock node, the owner TID it records
-//! becomes its holder. It never guesses: a futex that is no recognised lock stays unknown.
+//! becomes its holder. It never guesses: a futex that is no recognised lock stays unknown, and
+//! a rwlock held for reading keeps no holder (glibc counts its readers, it records none).
 
 use std::collections::HashMap;
 
@@ -49,11 +50,13 @@ impl<'w, 'a> Builder<'w, 'a> {
         let (kind, via) = match found.kind {
             CLockKind::Mutex => (LockKind::PthreadMutex, "pthread_mutex_lock"),
             CLockKind::RwlockWriter => (LockKind::PthreadRwlock, "pthread_rwlock"),
+            CLockKind::RwlockReaders => (LockKind::PthreadRwlock, "pthread_rwlock_wrlock"),
         };
         let site = frames.first().map(|f| f.frame.site());
         let address = found.address;
         let lock = self.ensure_lock(address, kind);
         lock.locked = Some(true);
+        lock.readers = found.readers.map(u64::from);
         lock.waiters.push(Waiter {
             thread: thread.to_string(),
             evidence: Evidence::Futex,
@@ -92,6 +95,8 @@ impl<'w, 'a> Builder<'w, 'a> {
                 owner_died,
                 ..
             } = found;
+            // Held for reading: no owner is recorded, so none is claimed.
+            let Some(owner_tid) = owner_tid else { continue };
             let proc_tid = to_proc.get(&owner_tid).copied().filter(|_| !owner_died);
             let owner =
                 proc_tid.and_then(|tid| threads.iter_mut().find(|t| t.native_id == Some(tid)));

@@ -24,8 +24,8 @@ pub struct Session {
     pub(super) probe: crate::probe::ProbeCache,
     /// asyncio's module dict and type names, found once.
     pub(super) asyncio: crate::asyncio::AsyncioCache,
-    /// The `threading._active` dict, once found.
-    pub(super) threading_active: Option<usize>,
+    /// The `threading._active` dict, once found, and the names last read from it.
+    pub(super) threading_active: super::threads::ActiveNames,
     /// Where the target's `os.environ` is, for the test it runs.
     pub(super) tests: super::current_test::TestCache,
     /// The program's names of locks found so far (`names`).
@@ -46,7 +46,7 @@ impl Session {
             pthread_tid_offset: None,
             probe: Default::default(),
             asyncio: Default::default(),
-            threading_active: None,
+            threading_active: Default::default(),
             tests: Default::default(),
             names: Default::default(),
             libc: None,

@@ -250,6 +250,7 @@ fn link_wait(
             ..Default::default()
         }),
         contradictions: Vec::new(),
+        readers: None,
     });
     lock.waiters.push(Waiter {
         thread: t.id.clone(),

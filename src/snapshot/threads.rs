@@ -3,6 +3,7 @@
 //! It does not decide what a futex wait means (`waits`) nor who owns a lock (`holders`).
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use super::builder::*;
 use crate::cpython::layout::common::*;
@@ -112,14 +113,30 @@ pub(super) fn unmatched_reason(ns: &Namespace, own: Option<i32>, proc_tid: Optio
     }
 }
 
-/// `threading._active`: thread ident -> `Thread._name`. The dict is found once through
-/// `sys.modules` (a search through hundreds of keys) and kept in `active`: the module mutates
-/// it in place and never rebinds it.
-pub(super) fn thread_names(
+/// How long names read from `threading._active` are reused while the dict holds the same
+/// entries (the same ident keys to the same `Thread` objects): a name set after the thread
+/// started (`current_thread().name = ...`) shows within this. Reading every thread's name is
+/// several pages per thread, most of a busy target's snapshot otherwise.
+const NAMES_MAX_AGE: Duration = Duration::from_millis(250);
+
+/// `threading._active` (found once through `sys.modules`, a search through hundreds of keys:
+/// the module mutates it in place and never rebinds it), and the names last read from it.
+#[derive(Default)]
+pub struct ActiveNames {
+    dict: Option<usize>,
+    /// The dict's (key, `Thread`) object pairs when `names` were read, and when.
+    entries: Vec<(usize, usize)>,
+    read_at: Option<Instant>,
+    names: HashMap<u64, String>,
+}
+
+/// `threading._active`: thread ident -> `Thread._name`, read again when the dict's entries
+/// changed or the names are older than `NAMES_MAX_AGE`.
+pub(super) fn thread_names<'c>(
     walker: &Walker,
     interpreter: usize,
-    active: &mut Option<usize>,
-) -> HashMap<u64, String> {
+    cache: &'c mut ActiveNames,
+) -> &'c HashMap<u64, String> {
     let objs = &walker.objs;
     let find = || -> Option<usize> {
         let modules = objs
@@ -130,24 +147,32 @@ pub(super) fn thread_names(
         let globals = objs.mem.ptr(threading + MODULE_DICT).ok()?;
         objs.dict_get(globals, "_active").ok()?
     };
-    if !active.is_some_and(|d| objs.type_is(d, "dict")) {
-        *active = find();
+    if !cache.dict.is_some_and(|d| objs.type_is(d, "dict")) {
+        cache.dict = find();
+        cache.read_at = None;
     }
-    let read = |active: usize| -> Option<HashMap<u64, String>> {
-        let mut out = HashMap::new();
-        for (key, thread) in objs.dict_entries(active).ok()? {
-            let (Ok(ident), Some(name)) =
-                (objs.int(key), objs.attr(thread, "_name").ok().flatten())
-            else {
-                continue;
-            };
-            if let Ok(name) = objs.str(name) {
-                out.insert(ident as u64, name);
-            }
-        }
-        Some(out)
+    let Some(entries) = cache.dict.and_then(|d| objs.dict_entries(d).ok()) else {
+        cache.names.clear();
+        cache.read_at = None;
+        return &cache.names;
     };
-    active.and_then(read).unwrap_or_default()
+    let fresh = cache.read_at.is_some_and(|t| t.elapsed() < NAMES_MAX_AGE);
+    if fresh && entries == cache.entries {
+        return &cache.names;
+    }
+    cache.names.clear();
+    for &(key, thread) in &entries {
+        let (Ok(ident), Some(name)) = (objs.int(key), objs.attr(thread, "_name").ok().flatten())
+        else {
+            continue;
+        };
+        if let Ok(name) = objs.str(name) {
+            cache.names.insert(ident as u64, name);
+        }
+    }
+    cache.entries = entries;
+    cache.read_at = Some(Instant::now());
+    &cache.names
 }
 
 /// The thread state holding the GIL: `gilstate.tstate_current` (3.8-3.11), or the GIL's

@@ -177,6 +177,7 @@ impl Target {
             core: None,
             notes: layout.notes.clone(),
             idle: None,
+            celery: None,
         };
         Ok(Target {
             pid,

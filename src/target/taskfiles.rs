@@ -18,6 +18,7 @@ enum Which {
     Syscall,
     Wchan,
     Schedstat,
+    Status,
 }
 
 impl Which {
@@ -27,6 +28,7 @@ impl Which {
             Which::Syscall => "syscall",
             Which::Wchan => "wchan",
             Which::Schedstat => "schedstat",
+            Which::Status => "status",
         }
     }
 }
@@ -48,6 +50,9 @@ pub enum InSyscall {
     NotInOne,
 }
 
+/// The key of the process's own files (`/proc/PID/stat`, `/proc/PID/status`): no TID is 0.
+const PROCESS: i32 = 0;
+
 pub struct TaskFiles {
     pid: i32,
     open: HashMap<(i32, Which), File>,
@@ -68,11 +73,11 @@ impl TaskFiles {
     }
 
     /// Close the files of threads that are gone (a TID can be reused by a new thread, whose
-    /// files an old descriptor would not show).
+    /// files an old descriptor would not show). The process's own files stay.
     pub fn retain(&mut self, tids: &[i32]) {
         let before = self.open.len();
         self.open
-            .retain(|(tid, _), _| tids.binary_search(tid).is_ok());
+            .retain(|(tid, _), _| *tid == PROCESS || tids.binary_search(tid).is_ok());
         HELD.fetch_sub(before - self.open.len(), Ordering::Relaxed);
     }
 
@@ -87,8 +92,15 @@ impl TaskFiles {
             if self.open.remove(&(tid, which)).is_some() {
                 HELD.fetch_sub(1, Ordering::Relaxed);
             }
+            // The process is gone: its PID may be another's now.
+            if tid == PROCESS {
+                return false;
+            }
         }
-        let path = format!("/proc/{}/task/{tid}/{}", self.pid, which.name());
+        let path = match tid {
+            PROCESS => format!("/proc/{}/{}", self.pid, which.name()),
+            _ => format!("/proc/{}/task/{tid}/{}", self.pid, which.name()),
+        };
         let Ok(file) = File::open(path) else {
             return false;
         };
@@ -108,6 +120,19 @@ impl TaskFiles {
         let mut buf = Vec::with_capacity(512);
         self.read(tid, which, &mut buf)
             .then(|| String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// Whether the process is still there and not a zombie: its `stat`, kept open (a
+    /// descriptor of an exited process reads nothing, whatever takes its PID later).
+    pub fn process_alive(&mut self) -> bool {
+        self.read_string(PROCESS, Which::Stat)
+            .and_then(|s| procfs::stat_state(&s))
+            .is_some_and(|c| c != 'Z')
+    }
+
+    /// The process's caught signals (`SigCgt:` of its `status`, kept open).
+    pub fn caught_signals(&mut self) -> Option<u64> {
+        super::signals::parse_sigcgt(&self.read_string(PROCESS, Which::Status)?)
     }
 
     pub fn schedstat(&mut self, tid: i32) -> Option<SchedStat> {
@@ -178,7 +203,8 @@ impl Drop for TaskFiles {
 }
 
 fn read_whole(file: &File, buf: &mut Vec<u8>) -> bool {
-    let mut chunk = [0u8; 1024];
+    // A `/proc` file is generated whole at each read: one read of a page gets all of it.
+    let mut chunk = [0u8; 4096];
     loop {
         match file.read_at(&mut chunk, buf.len() as u64) {
             Ok(0) => return !buf.is_empty(),

@@ -44,6 +44,9 @@ pub enum TopError {
     Terminal(#[from] std::io::Error),
 }
 
+/// The least time between two searches for the names of new inversions' and races' objects.
+const LIVE_NAMES_EVERY: Duration = Duration::from_secs(2);
+
 /// What is sampled: one process, or with `--tree` every Python process below it.
 enum Source {
     One(Session),
@@ -203,6 +206,8 @@ fn sample_loop(
     ctl: Receiver<Control>,
 ) {
     let mut acc = Accumulator::over_time();
+    // Names for inversions and races, searched for on this thread, not the screen's.
+    let mut names = crate::analysis::program_names::LiveNames::new(LIVE_NAMES_EVERY);
     let min_interval = Duration::from_secs_f64(1.0 / requested);
     let mut cost_avg: Option<f64> = None;
     let mut paused = false;
@@ -221,6 +226,9 @@ fn sample_loop(
                         .unwrap_or_else(|_| started.elapsed())
                         .as_secs_f64();
                     acc.push(snap);
+                    if let Source::One(session) = &target {
+                        names.refresh(&mut acc, session);
+                    }
                     if let Some(p) = target.process() {
                         root = Some(p);
                     }

@@ -12,6 +12,8 @@ use crate::snapshot::Snapshot;
 /// Cycles in the wait-for graph in which every wait has one possible waker.
 pub struct Deadlocks;
 
+const TWISTED_POOL_ADVICE: &str = "Work running in a Twisted thread pool blocks (blockingCallFromThread) on a Deferred of other work deferred to the same pool: with every worker waiting, the queued work never starts. Do not block a pool thread on the pool (return the Deferred to the reactor instead, or defer the inner work to a separate ThreadPool), or make the pool larger than the nested waits (suggestThreadPoolSize).";
+
 impl Detector for Deadlocks {
     fn kind(&self) -> FindingKind {
         FindingKind::Deadlock
@@ -278,7 +280,15 @@ fn future_deadlock(
         ),
     );
     let on_loop = edges.iter().any(|e| e.evidence == Evidence::ReadyQueue);
-    f.advice = Some(if deferred {
+    let pool_work = locks.iter().any(|l| {
+        snap.lock(l).is_some_and(|l| {
+            l.kind == LockKind::Deferred
+                && l.holders.iter().any(|h| h.evidence == Evidence::ThreadPool)
+        })
+    });
+    f.advice = Some(if pool_work {
+        TWISTED_POOL_ADVICE.into()
+    } else if deferred {
         "Each inlineCallbacks generator (or coroutine) waits for a Deferred that only another one of the cycle fires, after its own wait: fire it before waiting (or from code that does not wait on the others), or wait with a timeout (addTimeout).".into()
     } else if channel {
         "A channel's other side is held only by tasks that wait for the waiter (or for what it holds): release what the other side needs before waiting on the channel, or give the channel to a task that does not wait.".into()
@@ -395,10 +405,19 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
     let pids = pids_of(threads.iter().chain(&nodes));
     let procs: Vec<String> = pids.iter().map(|p| process_label(snap, *p)).collect();
     let names: Vec<String> = threads.iter().map(|t| thread_label(snap, t)).collect();
-    let starved = locks
-        .iter()
-        .filter_map(|l| snap.lock(l))
-        .any(|l| l.kind == LockKind::Future && l.holders.len() > 1);
+    // Work queued in a pool, waited on by the pool's own workers: a future, or a Deferred a
+    // Twisted thread pool's work fires.
+    let queued = |l: &Lock| {
+        l.holders.len() > 1
+            && (l.kind == LockKind::Future
+                || (l.kind == LockKind::Deferred
+                    && l.holders.iter().all(|h| h.evidence == Evidence::ThreadPool)))
+    };
+    let pooled = locks.iter().filter_map(|l| snap.lock(l));
+    let twisted = pooled
+        .clone()
+        .any(|l| l.kind == LockKind::Deferred && queued(l));
+    let starved = pooled.clone().any(queued);
     if starved {
         let mut f = finding(
             FindingKind::Deadlock,
@@ -408,7 +427,11 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
                 describe_waits(snap, &edges).join("; ")
             ),
         );
-        f.advice = Some("Work running in a pool blocks on other work submitted to the same pool: with every worker waiting, the queued work never starts. Do not wait on a pool's futures from inside its workers (chain with add_done_callback, or use a separate pool), or give the pool more workers than nested waits.".into());
+        f.advice = Some(if twisted {
+            TWISTED_POOL_ADVICE.into()
+        } else {
+            "Work running in a pool blocks on other work submitted to the same pool: with every worker waiting, the queued work never starts. Do not wait on a pool's futures from inside its workers (chain with add_done_callback, or use a separate pool), or give the pool more workers than nested waits.".into()
+        });
         f.knot = true;
         f.threads = threads;
         f.locks = locks;

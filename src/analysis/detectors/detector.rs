@@ -34,5 +34,6 @@ pub(in crate::analysis) fn finding(kind: FindingKind, id: String, summary: Strin
         knot: false,
         location: None,
         locksets: Vec::new(),
+        notes: Vec::new(),
     }
 }

@@ -127,6 +127,7 @@ impl<'r> Waits<'r> {
             site,
             name: None,
             via: Some(innermost.raw.code.name.clone()),
+            program_name: None,
         };
         let objs = &walker.objs;
         // Outermost trio frame first: `sleep` before the `sleep_forever` it calls.
@@ -400,6 +401,7 @@ impl Seen {
                     module: None,
                     shared: None,
                     contradictions: Vec::new(),
+                    readers: None,
                 }
             })
             .collect()

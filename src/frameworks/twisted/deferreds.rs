@@ -9,13 +9,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+use super::pool::Pools;
 use crate::asyncio::{await_chains, task_id, ChainLink};
 use crate::cpython::bytecode::{Path, Root};
 use crate::cpython::objects::Objects;
 use crate::cpython::threads::{RawFrame, Walker};
 use crate::model::{
     lock_id, Evidence, Frame, Framework, Holder, Lock, LockKind, Task, TaskState, TaskWait,
-    TaskWaitKind, Waiter,
+    TaskWaitKind, Thread, Waiter,
 };
 
 /// Deferreds followed at most in one snapshot, and module-global values looked at.
@@ -64,21 +65,27 @@ struct Search<'w, 'a> {
     timed: HashSet<usize>,
 }
 
+/// `twisted.internet.defer`'s module dict, when Twisted is imported.
+pub(super) fn defer_module(objs: &Objects, interp: usize) -> Option<usize> {
+    objs.sys_module_dict(interp, "twisted.internet.defer")
+        .ok()
+        .flatten()
+}
+
 /// Every Deferred wait of the process's suspended `inlineCallbacks`; empty without Twisted.
-pub fn read(
+/// Deferreds fired by thread-pool work (`pools`) are searched too, their firers the pool's.
+pub(super) fn read(
     walker: &mut Walker,
     interp: usize,
     pid: i32,
     loop_id: &str,
     reactor: Option<usize>,
+    pools: &Pools,
+    threads: &[Thread],
 ) -> DeferredView {
     let mut view = DeferredView::default();
     let objs = &walker.objs;
-    let Some(defer) = objs
-        .sys_module_dict(interp, "twisted.internet.defer")
-        .ok()
-        .flatten()
-    else {
+    let Some(defer) = defer_module(objs, interp) else {
         return view;
     };
     let get = |name| objs.dict_get(defer, name).ok().flatten();
@@ -104,6 +111,9 @@ pub fn read(
         timed: HashSet::new(),
     };
     search.module_globals(interp);
+    for &d in pools.work.keys() {
+        search.push(d, None);
+    }
     if let Some(r) = reactor {
         search.timed_calls(r);
     }
@@ -131,7 +141,7 @@ pub fn read(
         let frames: Vec<Frame> = chain.iter().rev().map(|l| l.frame.clone()).collect();
         let site = frames
             .iter()
-            .find(|f| !f.file.contains("/twisted/"))
+            .find(|f| !super::is_twisted_code(&f.file))
             .map(|f| f.site());
         let id = task_id(pid, w.gen);
         let coroutine = chain.first().map(|l| l.raw.code.name.clone());
@@ -169,6 +179,7 @@ pub fn read(
                 site,
                 name: names.get(&w.deferred).cloned(),
                 via: Some(if sleeps { "reactor.callLater" } else { via }.into()),
+                program_name: None,
             }),
             address: format!("{:#x}", w.gen),
             eager: false,
@@ -178,6 +189,10 @@ pub fn read(
         });
     }
     for (d, waiters) in waiters {
+        if let Some(lock) = pools.lock(pid, d, threads) {
+            view.locks.push(Lock { waiters, ..lock });
+            continue;
+        }
         let holders = match (result_of.get(&d), fired_by.get(&d).map(Vec::as_slice)) {
             (Some(gen), _) => vec![holder(Some(task_id(pid, *gen)), None)],
             (None, Some([one])) => vec![holder(Some(task_id(pid, one.gen)), one.site.clone())],
@@ -201,6 +216,7 @@ pub fn read(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            readers: None,
         });
     }
     view

@@ -1,0 +1,267 @@
+//! The page cache of one snapshot of a live process: which parts of the target's memory a
+//! snapshot has read, kept so that every read of the same bytes in that snapshot sees the
+//! same value, and fetched in as few kernel calls and as few copied bytes as can be.
+//!
+//! A read that misses fetches its whole page (`pread` of `/proc/PID/mem`). At its end a
+//! snapshot remembers which 512-byte blocks of each page it used; the next one begins by
+//! fetching exactly those blocks, in one `process_vm_readv` call for up to `IOV_MAX` ranges.
+//! A busy target's snapshots read mostly the same places (thread states, frames, code, the
+//! locks' objects), and copying whole pages was most of the cost of reading them (measured:
+//! `_copy_to_iter` a quarter of a snapshot's CPU with whole pages). A block filled later in
+//! the snapshot (a page read whole after its blocks were fetched) never changes a block
+//! already served. It reads nothing of gridlock but the cost split's counter.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use super::addr_map::AddrMap;
+
+pub(super) const PAGE: usize = 4096;
+const BLOCK: usize = 512;
+/// All blocks of a page.
+const WHOLE: u8 = u8::MAX;
+/// At most this many pages of the last snapshot are fetched ahead when a snapshot begins.
+const PREFETCH_MAX: usize = 2048;
+/// `process_vm_readv` takes at most `IOV_MAX` ranges per call.
+const IOV_MAX: usize = 1024;
+
+struct Page {
+    bytes: Box<[u8]>,
+    /// The blocks read (bit `i`: bytes `i * BLOCK ..`).
+    valid: u8,
+    /// The blocks this snapshot served.
+    used: u8,
+}
+
+#[derive(Default)]
+pub(super) struct PageCache {
+    /// Pages of the current snapshot (`None`: not readable); `None` between snapshots.
+    pages: Option<AddrMap<Option<Page>>>,
+    /// Page buffers of earlier snapshots, reused (no allocation or zeroing per page).
+    spare: Vec<Box<[u8]>>,
+    /// The blocks the last snapshot used, by page.
+    last: Vec<(usize, u8)>,
+    /// Whether `process_vm_readv` was refused or is missing (seccomp): pages are then read
+    /// one at a time for the rest of the session.
+    no_vm_readv: Cell<bool>,
+}
+
+/// The blocks of a page that bytes `from..from + len` touch (`len` > 0).
+fn blocks(from: usize, len: usize) -> u8 {
+    let first = from / BLOCK;
+    let last = (from + len - 1) / BLOCK;
+    let upto = if last >= 7 {
+        WHOLE
+    } else {
+        (1u8 << (last + 1)) - 1
+    };
+    upto & !((1u8 << first) - 1)
+}
+
+impl PageCache {
+    /// Start a snapshot: fetch the blocks the last one used.
+    pub(super) fn begin(&mut self, pid: i32) {
+        let mut pages = AddrMap::default();
+        let wanted = std::mem::take(&mut self.last);
+        if !self.no_vm_readv.get() && !wanted.is_empty() {
+            self.prefetch(pid, &wanted, &mut pages);
+        }
+        self.pages = Some(pages);
+    }
+
+    /// End a snapshot: remember the blocks it used, keep its buffers.
+    pub(super) fn end(&mut self) {
+        let Some(pages) = self.pages.take() else {
+            return;
+        };
+        self.last.clear();
+        for (base, page) in pages {
+            let Some(page) = page else { continue };
+            if page.used != 0 && self.last.len() < PREFETCH_MAX {
+                self.last.push((base, page.used));
+            }
+            self.spare.push(page.bytes);
+        }
+    }
+
+    pub(super) fn release_spare(&mut self) {
+        self.spare = Vec::new();
+    }
+
+    fn buffer(&mut self) -> Box<[u8]> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| vec![0u8; PAGE].into_boxed_slice())
+    }
+
+    /// Serve a read from the cache, fetching what it lacks; false when a page cannot be read
+    /// whole (the caller's direct read then reports the precise error) or outside a snapshot.
+    pub(super) fn read(&mut self, file: &File, addr: usize, buf: &mut [u8]) -> bool {
+        if self.pages.is_none() {
+            return false;
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let at = addr.wrapping_add(done);
+            let base = at & !(PAGE - 1);
+            let from = at - base;
+            let n = (PAGE - from).min(buf.len() - done);
+            let want = blocks(from, n);
+            let cached = self.pages.as_ref().and_then(|p| p.get(&base));
+            let ready = match cached {
+                Some(Some(page)) => page.valid & want == want,
+                Some(None) => return false,
+                None => false,
+            };
+            if !ready && !self.fill(file, base) {
+                return false;
+            }
+            let Some(Some(page)) = self.pages.as_mut().and_then(|p| p.get_mut(&base)) else {
+                return false;
+            };
+            page.used |= want;
+            buf[done..done + n].copy_from_slice(&page.bytes[from..from + n]);
+            done += n;
+        }
+        true
+    }
+
+    /// Read the page at `base` whole, keeping the blocks already there as they were served.
+    fn fill(&mut self, file: &File, base: usize) -> bool {
+        let mut fresh = self.buffer();
+        crate::cost_split::memory_read();
+        let ok = matches!(file.read_at(&mut fresh, base as u64), Ok(n) if n == PAGE);
+        let pages = self.pages.as_mut().expect("in a snapshot");
+        match pages.get_mut(&base) {
+            Some(Some(page)) if ok => {
+                for i in (0..8).filter(|i| page.valid & (1 << i) == 0) {
+                    let r = i * BLOCK..(i + 1) * BLOCK;
+                    page.bytes[r.clone()].copy_from_slice(&fresh[r]);
+                }
+                page.valid = WHOLE;
+                self.spare.push(fresh);
+            }
+            Some(Some(_)) => self.spare.push(fresh),
+            _ if ok => {
+                pages.insert(
+                    base,
+                    Some(Page {
+                        bytes: fresh,
+                        valid: WHOLE,
+                        used: 0,
+                    }),
+                );
+            }
+            _ => {
+                pages.insert(base, None);
+                self.spare.push(fresh);
+            }
+        }
+        ok
+    }
+
+    /// Fetch the `wanted` blocks of each page, as many ranges per call as the kernel takes.
+    /// A range that cannot be read (unmapped since) is skipped: read on demand, its page
+    /// reports its own error. The call checks the same permission as opening
+    /// `/proc/PID/mem` did (`PTRACE_MODE_ATTACH_REALCREDS`).
+    fn prefetch(&mut self, pid: i32, wanted: &[(usize, u8)], pages: &mut AddrMap<Option<Page>>) {
+        let mut fetched: Vec<Page> = Vec::with_capacity(wanted.len());
+        // Per range: the page it fills (index in `fetched`), its blocks, local and remote.
+        let mut ranges: Vec<(usize, u8, libc::iovec, libc::iovec)> = Vec::new();
+        for &(base, used) in wanted {
+            let mut bytes = self.buffer();
+            let mut i = 0;
+            while i < 8 {
+                if used & (1 << i) == 0 {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < 8 && used & (1 << i) != 0 {
+                    i += 1;
+                }
+                let (off, len) = (start * BLOCK, (i - start) * BLOCK);
+                let mask = blocks(off, len);
+                let local = libc::iovec {
+                    // SAFETY (of the later call): the buffer is owned by `fetched` and not
+                    // moved (a boxed slice) until the calls are done.
+                    iov_base: bytes[off..].as_mut_ptr().cast(),
+                    iov_len: len,
+                };
+                let remote = libc::iovec {
+                    iov_base: (base + off) as *mut libc::c_void,
+                    iov_len: len,
+                };
+                ranges.push((fetched.len(), mask, local, remote));
+            }
+            fetched.push(Page {
+                bytes,
+                valid: 0,
+                used: 0,
+            });
+        }
+        let mut start = 0;
+        while start < ranges.len() {
+            let end = (start + IOV_MAX).min(ranges.len());
+            let local: Vec<libc::iovec> = ranges[start..end].iter().map(|r| r.2).collect();
+            let remote: Vec<libc::iovec> = ranges[start..end].iter().map(|r| r.3).collect();
+            crate::cost_split::memory_read();
+            // SAFETY: each local range lies in a page buffer of `fetched`, alive and unmoved
+            // for the call; the remote ranges are only read, by the kernel, which checks them.
+            let n = unsafe {
+                libc::process_vm_readv(
+                    pid,
+                    local.as_ptr(),
+                    local.len() as libc::c_ulong,
+                    remote.as_ptr(),
+                    remote.len() as libc::c_ulong,
+                    0,
+                )
+            };
+            if n < 0 {
+                let errno = std::io::Error::last_os_error().raw_os_error();
+                if matches!(errno, Some(libc::ENOSYS | libc::EPERM)) {
+                    self.no_vm_readv.set(true);
+                }
+                break;
+            }
+            // Ranges are filled in order up to the first that faults.
+            let mut left = n as usize;
+            let mut next = end;
+            for (k, r) in ranges[start..end].iter().enumerate() {
+                if left < r.2.iov_len {
+                    next = start + k + 1;
+                    break;
+                }
+                left -= r.2.iov_len;
+                fetched[r.0].valid |= r.1;
+            }
+            start = next;
+        }
+        for (page, &(base, _)) in fetched.into_iter().zip(wanted) {
+            if page.valid == 0 {
+                self.spare.push(page.bytes);
+            } else {
+                pages.insert(base, Some(page));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_cover_the_bytes_touched() {
+        assert_eq!(blocks(0, 1), 0b1);
+        assert_eq!(blocks(0, 512), 0b1);
+        assert_eq!(blocks(511, 2), 0b11);
+        assert_eq!(blocks(1024, 8), 0b100);
+        assert_eq!(blocks(4000, 96), 0b1000_0000);
+        assert_eq!(blocks(0, PAGE), WHOLE);
+        assert_eq!(blocks(600, 2900), 0b0111_1110);
+        assert_eq!(blocks(600, 3000), 0b1111_1110);
+    }
+}
