@@ -3,15 +3,17 @@
 //! `call_soon_threadsafe(fut.set_result, ..)`, `call_soon_threadsafe(event.set)`), while the
 //! loop's own thread blocks on that thread (joins it, or takes a lock it holds): a deadlock
 //! naming both threads, through a `completed_by` edge to the loop's thread with evidence
-//! `ready_queue`. A loop that keeps bridging to a thread that finishes gives no finding.
+//! `ready_queue`. The same once `run_coroutine_threadsafe`'s callback ran and the task it
+//! created waits with its first step (`Task.__step`) queued behind the callback that blocks. A loop that keeps bridging to a thread that finishes gives no finding.
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::Value;
+use support::healthy::assert_no_findings;
 use support::representative::for_each_representative;
-use support::{doc, dump_json, dump_json_until, dump_text, fixture, line_of, Target};
+use support::{doc, dump_json_until, dump_text, fixture, line_of, Target};
 
 const WINDOW: &str = "300ms";
 
@@ -46,6 +48,12 @@ fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
                 "a future set by Future.set_result",
                 "\"MainThread\" joins \"bridge\"",
             ),
+            // The task exists; its first step is queued behind the callback that blocks.
+            (
+                "task",
+                "the result of task \"Task-2\"",
+                "\"MainThread\" waits for registry_lock, held by \"bridge\"",
+            ),
         ] {
             let target = Target::start(interp, &script, &[mode]);
             let (code, d) =
@@ -77,7 +85,15 @@ fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
             assert_eq!(waited["kind"], kind, "[{mode}] {waited:#}");
             assert_eq!(waited["holders"][0]["thread"], main, "[{mode}] {waited:#}");
             assert_eq!(waited["holders"][0]["evidence"], "ready_queue", "[{mode}]");
-            if mode == "lock" {
+            if mode == "task" {
+                assert!(summary.contains(" via Task.__step, queued"), "{summary}");
+                assert!(
+                    doc::findings(&d, "stall").is_empty(),
+                    "[{mode}] {:#}",
+                    d["findings"]
+                );
+            }
+            if mode == "lock" || mode == "task" {
                 let held = edges(f, "held_by");
                 assert!(
                     held.iter().any(|e| e["site"]
@@ -86,6 +102,8 @@ fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
                     "[{mode}] {:#}",
                     f["edges"]
                 );
+            }
+            if mode == "lock" {
                 let wait = &doc::thread_by_name(&d, "MainThread")["waits_for"];
                 assert_eq!(
                     wait["site"],
@@ -111,16 +129,8 @@ fn a_loop_bridging_to_a_thread_that_finishes_is_healthy() {
     for_each_representative(|interp| {
         let target = Target::start_busy(interp, &script, &["healthy"]);
         std::thread::sleep(Duration::from_millis(300));
-        for _ in 0..3 {
-            let (code, d) = dump_json(target.pid, WINDOW);
-            assert_eq!(code, 0, "{}: {:#}", interp.label, d["findings"]);
-            assert!(
-                d["findings"].as_array().unwrap().is_empty(),
-                "{:#}",
-                d["findings"]
-            );
-            assert_eq!(doc::thread_by_name(&d, "bridge")["name"], "bridge");
-        }
+        let d = assert_no_findings(target.pid, WINDOW, 3, &interp.label);
+        assert_eq!(doc::thread_by_name(&d, "bridge")["name"], "bridge");
     });
 }
 

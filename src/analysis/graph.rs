@@ -152,14 +152,13 @@ impl WaitGraph {
                         g.future_wait(snap, from, &t.id, target, w);
                     }
                     // A full bounded queue: waiter -> queue -> each thread whose code will
-                    // take from it (several: an OR-wait).
+                    // take from it, or may (evidence `unknown`): several make an OR-wait.
                     Some(lock)
                         if lock.kind == LockKind::Queue
-                            && !lock.holders.is_empty()
                             && lock
                                 .holders
                                 .iter()
-                                .all(|h| h.evidence == Evidence::QueueGetter) =>
+                                .any(|h| h.evidence == Evidence::QueueGetter) =>
                     {
                         g.queue_wait(&t.id, edge_of(w), lock)
                     }
@@ -299,7 +298,7 @@ impl WaitGraph {
     }
 
     /// A wait to put into a full bounded queue: waiter -> queue -> each thread that will
-    /// take from it (`drained_by`).
+    /// take from it, or may (`drained_by`).
     fn queue_wait(
         &mut self,
         waiter: &str,

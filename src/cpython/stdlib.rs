@@ -21,6 +21,10 @@ const MAX_QUEUE_ITEMS: usize = 4096;
 const CFUNCTION_ML: usize = 16;
 /// Bound on a C method's name.
 const MAX_C_NAME: usize = 64;
+/// `_asyncio`'s C wrappers a task queues to run its step (`TaskStepMethWrapper.sw_task`) or,
+/// before 3.10, its wakeup (`TaskWakeupMethWrapper.ww_task`): the task right after the object
+/// header, in every supported version.
+const TASK_WRAPPER_TASK: usize = 16;
 
 /// A callable as a queued callback is: a function, or a method bound to an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +47,10 @@ impl Objects<'_> {
         self.str(self.mem.ptr(func + self.layout.stdlib.func_qualname)?)
     }
 
-    /// What a callable is: a Python function, a bound Python method (`im_func`, `im_self`)
-    /// or a C method bound to its object (`m_ml->ml_name`, `m_self`). None for others.
+    /// What a callable is: a Python function, a bound Python method (`im_func`, `im_self`),
+    /// a C method bound to its object (`m_ml->ml_name`, `m_self`), or the C task's step or
+    /// wakeup wrapper (named `Task.__step` / `Task.__wakeup`, bound to its task). None for
+    /// others.
     pub fn callable(&self, obj: usize) -> Option<Callable> {
         let ty = self.type_name_rc(obj).ok()?;
         match &*ty {
@@ -73,7 +79,22 @@ impl Objects<'_> {
                     function: None,
                 })
             }
-            _ => None,
+            other => {
+                let name = match other.rsplit('.').next() {
+                    Some("TaskStepMethWrapper") => "Task.__step",
+                    Some("TaskWakeupMethWrapper") => "Task.__wakeup",
+                    _ => return None,
+                };
+                Some(Callable {
+                    name: name.into(),
+                    bound_to: self
+                        .mem
+                        .ptr(obj + TASK_WRAPPER_TASK)
+                        .ok()
+                        .filter(|t| *t != 0),
+                    function: None,
+                })
+            }
         }
     }
 

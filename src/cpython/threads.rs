@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
+use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction, Path};
 use super::layout::{
     common::*, BlockScheme, Bytecode, Dialect, InstructionPointer, Offsets, TopFrame,
 };
@@ -69,6 +69,17 @@ impl CodeInfo {
     /// index, method, `X`), in code order; decoded on each call.
     pub fn method_lookups(&self, methods: &[&str]) -> Vec<(usize, String, super::writes::Guard)> {
         super::writes::method_lookups(self.minor, &self.instructions, &self.names, methods)
+    }
+
+    /// The positional arguments (name chains) of the call a decoded call names.
+    pub fn call_arguments(&self, c: &super::writes::CodeCall) -> Option<Vec<Option<Path>>> {
+        super::writes::call_arguments(
+            self.minor,
+            &self.instructions,
+            &self.names,
+            c.index,
+            &c.name,
+        )
     }
 
     /// The index of the instruction executing at `unit` (code units).
@@ -339,6 +350,20 @@ impl<'a> Walker<'a> {
     }
 
     pub fn code(&mut self, addr: usize) -> Result<Arc<CodeInfo>> {
+        let info = self.read_code(addr)?;
+        if !self
+            .code_cache
+            .get(&addr)
+            .is_some_and(|c| Arc::ptr_eq(c, &info))
+        {
+            self.code_cache.insert(addr, info.clone());
+        }
+        Ok(info)
+    }
+
+    /// A code object, from the cache when it holds this one, else read (and not kept: for
+    /// code no frame runs yet, such as a function a frame will call).
+    pub fn read_code(&self, addr: usize) -> Result<Arc<CodeInfo>> {
         let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
         let name_ptr = mem.ptr(addr + offs.code_name)?;
@@ -422,7 +447,6 @@ impl<'a> Walker<'a> {
             writes: Default::default(),
             acquires: Default::default(),
         });
-        self.code_cache.insert(addr, info.clone());
         Ok(info)
     }
 

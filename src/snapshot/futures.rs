@@ -70,6 +70,9 @@ enum Completer {
     Task(String),
     /// A callback queued on the loop of this thread (index) will complete it.
     Loop(usize),
+    /// Copied from a task whose own step is queued on the loop of this thread (index): the
+    /// loop's thread runs the task.
+    TaskOnLoop(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -176,18 +179,47 @@ pub(super) fn resolve(
             },
         );
     }
+    let mut copied_from: Vec<(usize, usize)> = Vec::new();
     for &fut in &known {
         for value in done_callback_cells(objs, fut) {
             if let Some(&ti) = task_at.get(&value) {
-                jobs.entry(fut).or_insert_with(|| Job {
-                    what: tasks[ti].coroutine.clone(),
-                    completer: Completer::Task(tasks[ti].id.clone()),
+                jobs.entry(fut).or_insert_with(|| {
+                    copied_from.push((fut, value));
+                    Job {
+                        what: tasks[ti].coroutine.clone(),
+                        completer: Completer::Task(tasks[ti].id.clone()),
+                    }
                 });
             }
             if let Some(&ti) = awaiting.get(&value) {
                 task_waits.push((ti, fut));
             }
         }
+    }
+    // A task whose step is queued on a loop runs only when that loop's thread gets to it.
+    let sources: HashSet<usize> = copied_from.iter().map(|(_, t)| *t).collect();
+    let steps = super::ready_queue::completers(objs, threads, loops, &sources);
+    for (fut, task) in copied_from {
+        let Some(q) = steps.get(&task) else { continue };
+        let waited_by_loop_thread = waits
+            .iter()
+            .any(|(i, w)| *i == q.thread && w.futures.contains(&fut));
+        if waited_by_loop_thread {
+            continue;
+        }
+        let t = &tasks[task_at[&task]];
+        let label = match (&t.name, &t.coroutine) {
+            (Some(n), Some(c)) => format!("task {n:?} ({c})"),
+            (Some(n), None) => format!("task {n:?}"),
+            (None, _) => format!("task {}", t.address),
+        };
+        jobs.insert(
+            fut,
+            Job {
+                what: Some(format!("{label} via {}", q.callback)),
+                completer: Completer::TaskOnLoop(q.thread),
+            },
+        );
     }
 
     let mut entries: BTreeMap<usize, Lock> = BTreeMap::new();
@@ -416,7 +448,7 @@ fn future_entry<'e>(
                         .map(|w| holder(Some(threads[*w].id.clone()), None, None))
                         .collect(),
                     Completer::Task(t) => vec![holder(None, Some(t.clone()), None)],
-                    Completer::Loop(w) => vec![on_loop(*w)],
+                    Completer::Loop(w) | Completer::TaskOnLoop(w) => vec![on_loop(*w)],
                 };
                 (j.what.clone(), holders)
             }

@@ -1,18 +1,32 @@
 //! Who will take from a full bounded `queue.Queue` that a thread waits to `put` into: every
 //! other thread one of whose own frames will load that very queue and call its `get` or
 //! `get_nowait` ahead of its current instruction (or in a loop around it), decoded from the
-//! frame's bytecode (evidence `queue_getter`). They become the queue's holders, so the putter's
-//! wait leads to them (`drained_by`). It claims nothing of a queue that is not full, of code it
-//! cannot decode, or of a thread that reaches `get` only through a function not on its stack.
+//! frame's bytecode, directly or through up to two levels of calls to functions read from
+//! memory (a module global, a method of the receiver's class), their parameters bound to the
+//! call's arguments (evidence `queue_getter`, the site of that `get`). They become the queue's
+//! holders, so the putter's wait leads to them (`drained_by`). A thread that is not blocked
+//! and whose code refers to the queue in a way not decoded, or whose stack or state could not
+//! be read, may drain it too: it is a holder with evidence `unknown`, which makes the wait an
+//! OR that it can end, so no deadlock is claimed through the queue. It claims nothing of a
+//! queue that is not full, or of a thread that reaches `get` only through code it cannot
+//! resolve.
 
 use super::builder::*;
 use super::writes::{code_site, is_library_file, Scope};
+use crate::cpython::bytecode::{Path, Root};
+use crate::cpython::functions;
 use crate::cpython::layout::common::VAR_SIZE;
+use crate::cpython::threads::CodeInfo;
+use crate::cpython::writes::CodeCall;
 
 /// Methods that take an item out of a `queue.Queue`.
 const TAKERS: [&str; 2] = ["get", "get_nowait"];
 /// A `maxsize` beyond this is no bound a program waits on (and a torn read).
 const MAX_BOUND: i64 = 1 << 24;
+/// How many calls deep a `get` is looked for below a frame's own code.
+const MAX_CALL_DEPTH: usize = 2;
+/// Bound on the functions read for one thread's search (each is a code object read).
+const MAX_CALLEES: usize = 24;
 
 /// Whether a thread waits inside `queue.py`'s `put`.
 fn waits_in_put(t: &Thread) -> bool {
@@ -26,9 +40,20 @@ fn waits_in_put(t: &Thread) -> bool {
         })
 }
 
+/// Where a path's names are looked up: a frame on the stack, or a function a frame will call,
+/// its parameters bound to the objects the call passes.
+enum Names<'r> {
+    Frame(&'r RawFrame),
+    Bound {
+        locals: Vec<(String, usize)>,
+        globals: usize,
+    },
+}
+
 impl<'w, 'a> Builder<'w, 'a> {
     /// Give every full bounded queue that a thread waits to put into the threads whose code
-    /// will take from it, as holders with evidence `queue_getter`.
+    /// will take from it, as holders with evidence `queue_getter`, and the threads that may
+    /// (running, or unread) as holders with evidence `unknown`.
     pub(super) fn find_queue_getters(&mut self, raw: &[RawThread], threads: &[Thread]) {
         let queues: Vec<(usize, Vec<String>)> = self
             .locks
@@ -56,20 +81,23 @@ impl<'w, 'a> Builder<'w, 'a> {
                 continue;
             }
             let mut holders = Vec::new();
+            let holder = |t: &Thread, evidence: Evidence, site: Option<String>| Holder {
+                thread: Some(t.id.clone()),
+                task: None,
+                process: None,
+                owner_ident: None,
+                evidence,
+                site,
+                count: None,
+            };
             for (rt, t) in raw.iter().zip(threads) {
                 if putters.contains(&t.id) {
                     continue;
                 }
                 if let Some(site) = self.takes_from(rt, q) {
-                    holders.push(Holder {
-                        thread: Some(t.id.clone()),
-                        task: None,
-                        process: None,
-                        owner_ident: None,
-                        evidence: Evidence::QueueGetter,
-                        site: Some(site),
-                        count: None,
-                    });
+                    holders.push(holder(t, Evidence::QueueGetter, Some(site)));
+                } else if let Some(site) = self.may_take_from(rt, t, q) {
+                    holders.push(holder(t, Evidence::Unknown, site));
                 }
             }
             if let Some(lock) = self.locks.get_mut(&q) {
@@ -97,8 +125,10 @@ impl<'w, 'a> Builder<'w, 'a> {
     }
 
     /// The site (`function file:line`) of the first `q.get()` a thread's own frames will still
-    /// make, innermost frame first: the method looked up on an expression that names `q` now.
+    /// make, innermost frame first: the method looked up on an expression that names `q` now,
+    /// in the frame's code or in a function it calls (two levels deep at most).
     fn takes_from(&self, rt: &RawThread, q: usize) -> Option<String> {
+        let mut budget = MAX_CALLEES;
         for rf in rt
             .frames
             .iter()
@@ -108,17 +138,189 @@ impl<'w, 'a> Builder<'w, 'a> {
                 continue;
             };
             let decoded = rf.code.writes();
-            let call = decoded.calls.iter().find(|c| {
-                TAKERS.contains(&c.name.as_str())
-                    && c.receiver.as_ref().is_some_and(|r| {
-                        decoded.reachable_call(at, c)
-                            && self.resolve(Scope::Frame(rf), r) == Some(q)
-                    })
-            });
-            if let Some(c) = call {
-                return Some(code_site(&rf.code, rf.code.line_of_instruction(c.index)));
+            let calls: Vec<&CodeCall> = decoded
+                .calls
+                .iter()
+                .filter(|c| decoded.reachable_call(at, c))
+                .collect();
+            let names = Names::Frame(rf);
+            if let Some(site) = self.takes_in(&rf.code, &calls, &names, q, 0, &mut budget) {
+                return Some(site);
             }
         }
         None
+    }
+
+    /// The site of a `q.get()` among `calls` (of `code`, its names looked up in `names`), or
+    /// in the functions they call, `depth` levels below a frame.
+    fn takes_in(
+        &self,
+        code: &CodeInfo,
+        calls: &[&CodeCall],
+        names: &Names,
+        q: usize,
+        depth: usize,
+        budget: &mut usize,
+    ) -> Option<String> {
+        let direct = calls.iter().find(|c| {
+            TAKERS.contains(&c.name.as_str())
+                && c.receiver
+                    .as_ref()
+                    .is_some_and(|r| self.resolve_in(names, r) == Some(q))
+        });
+        if let Some(c) = direct {
+            return Some(code_site(code, code.line_of_instruction(c.index)));
+        }
+        if depth >= MAX_CALL_DEPTH {
+            return None;
+        }
+        for c in calls.iter().filter(|c| !TAKERS.contains(&c.name.as_str())) {
+            if *budget == 0 {
+                return None;
+            }
+            let Some((callee, bound)) = self.callee_of(code, c, names) else {
+                continue;
+            };
+            *budget -= 1;
+            let decoded = callee.writes();
+            let inner: Vec<&CodeCall> = decoded
+                .calls
+                .iter()
+                .filter(|c| decoded.reachable_call(0, c))
+                .collect();
+            if let Some(site) = self.takes_in(&callee, &inner, &bound, q, depth + 1, budget) {
+                return Some(site);
+            }
+        }
+        None
+    }
+
+    /// The user function a call names (a global function, or a method of the class of the
+    /// object it is looked up on), read from memory, with its parameters bound to what the
+    /// call passes (the receiver first for a method); `None` for anything else.
+    fn callee_of(
+        &self,
+        code: &CodeInfo,
+        c: &CodeCall,
+        names: &Names,
+    ) -> Option<(std::sync::Arc<CodeInfo>, Names<'static>)> {
+        let objs = self.objs();
+        let globals = self.globals_of(names)?;
+        let (func, receiver) = match &c.receiver {
+            None => (objs.dict_get(globals, &c.name).ok()??, None),
+            Some(path) => {
+                let obj = self.resolve_in(names, path)?;
+                // An instance attribute is no method of its class.
+                if objs.attr(obj, &c.name).ok()?.is_some() {
+                    return None;
+                }
+                (
+                    objs.attr(objs.type_of(obj).ok()?, &c.name).ok()??,
+                    Some(obj),
+                )
+            }
+        };
+        let (code_addr, callee_globals) = functions::function_parts(objs, func)?;
+        let callee = self.walker.read_code(code_addr).ok()?;
+        if is_library_file(&callee.filename) {
+            return None;
+        }
+        let args = code.call_arguments(c).unwrap_or_default();
+        let params = callee.parameters.clone().unwrap_or_default();
+        let values = receiver.into_iter().map(Some).chain(
+            args.iter()
+                .map(|a| a.as_ref().and_then(|p| self.resolve_in(names, p))),
+        );
+        let locals = params
+            .into_iter()
+            .zip(values)
+            .filter_map(|(p, v)| Some((p, v?)))
+            .collect();
+        Some((
+            callee,
+            Names::Bound {
+                locals,
+                globals: callee_globals,
+            },
+        ))
+    }
+
+    fn globals_of(&self, names: &Names) -> Option<usize> {
+        match names {
+            Names::Frame(rf) => self.globals(Scope::Frame(rf)),
+            Names::Bound { globals, .. } => Some(*globals),
+        }
+    }
+
+    /// The object a path names now: in a frame, or through a called function's bound
+    /// parameters and globals.
+    fn resolve_in(&self, names: &Names, path: &Path) -> Option<usize> {
+        let (locals, globals) = match names {
+            Names::Frame(rf) => return self.resolve(Scope::Frame(rf), path),
+            Names::Bound { locals, globals } => (locals, *globals),
+        };
+        let objs = self.objs();
+        let mut obj = match &path.root {
+            Root::Local(n) => locals.iter().find(|(k, _)| k == n).map(|(_, v)| *v)?,
+            Root::Deref(_) => return None,
+            Root::Global(n) => objs.dict_get(globals, n).ok()??,
+        };
+        for a in &path.attrs {
+            obj = match objs.attr(obj, a).ok()? {
+                Some(v) => v,
+                None => objs.attr(objs.type_of(obj).ok()?, a).ok()??,
+            };
+        }
+        Some(obj)
+    }
+
+    /// Whether a thread that is not known to take from `q` may still do so: it is not
+    /// blocked and its code refers to `q` (a call on it, an argument, a method running on
+    /// it now), or its state or stack could not be read. Then `Some(site)`, the site where it
+    /// refers to `q` where one is known (its own code's first).
+    fn may_take_from(&self, rt: &RawThread, t: &Thread, q: usize) -> Option<Option<String>> {
+        if t.state == ThreadState::Unknown || (rt.frames.is_empty() && !t.blocked) {
+            return Some(None);
+        }
+        if t.blocked {
+            return None;
+        }
+        for rf in rt
+            .frames
+            .iter()
+            .filter(|f| !is_library_file(&f.code.filename))
+        {
+            let names = Names::Frame(rf);
+            for c in &rf.code.writes().calls {
+                let on_q = c
+                    .receiver
+                    .as_ref()
+                    .is_some_and(|r| self.resolve_in(&names, r) == Some(q));
+                let passes_q = || {
+                    rf.code.call_arguments(c).is_some_and(|args| {
+                        args.iter()
+                            .flatten()
+                            .any(|p| self.resolve_in(&names, p) == Some(q))
+                    })
+                };
+                if on_q || passes_q() {
+                    return Some(Some(code_site(
+                        &rf.code,
+                        rf.code.line_of_instruction(c.index),
+                    )));
+                }
+            }
+        }
+        // A method of the queue running now (`qsize`, `get_nowait` called some other way).
+        rt.frames
+            .iter()
+            .find(|rf| self.walker.local(rf, "self") == Some(q))
+            .map(|rf| Some(code_site(&rf.code, self.line_now(rf))))
+    }
+
+    fn line_now(&self, rf: &RawFrame) -> Option<u32> {
+        self.walker
+            .current_index(rf)
+            .and_then(|i| rf.code.line_of_instruction(i))
     }
 }

@@ -1,11 +1,14 @@
 //! Which waited objects only a loop's own thread will complete: the handles queued in an
 //! asyncio event loop's ready queue (`_ready`) whose callback sets a future or an event that
-//! another thread waits on. `run_coroutine_threadsafe` queues a callback that creates the task
-//! whose result it copies to its future (the future is in the callback's closure);
-//! `call_soon_threadsafe(fut.set_result, ..)` or `(event.set)` queues the setter itself; the
-//! `_chain_future` bridge queues `_set_state(destination, source)`. It reads the queue only;
-//! it claims nothing of a callback it does not know to complete its object (a lambda that
-//! might), and nothing of loops whose queue is native (uvloop keeps no `_ready` deque).
+//! another thread waits on, or runs a task on. `run_coroutine_threadsafe` queues a callback
+//! that creates the task whose result it copies to its future (the future is in the
+//! callback's closure); once it ran, the task's own first step is queued (`Task.__step`,
+//! bound to the task: the loop's thread runs the task), and once the task is done, the copy
+//! (`_call_set_state`, the future in its closure). `call_soon_threadsafe(fut.set_result, ..)`
+//! or `(event.set)` queues the setter itself; the `_chain_future` bridge queues
+//! `_set_state(destination, source)`. It reads the queue only; it claims nothing of a
+//! callback it does not know to complete its object (a lambda that might), and nothing of
+//! loops whose queue is native (uvloop keeps no `_ready` deque).
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,6 +25,16 @@ const RUN_COROUTINE_THREADSAFE: &str = "run_coroutine_threadsafe.<locals>.callba
 /// `_chain_future`'s queued copy: `_set_state(destination, source)` completes its first
 /// argument.
 const CHAIN_SET_STATE: &str = "_chain_future.<locals>._set_state";
+
+/// `_chain_future`'s done-callback on the source, queued once the source (a task) is done: its
+/// closure holds the destination it copies the result to.
+const CHAIN_CALL_SET_STATE: &str = "_chain_future.<locals>._call_set_state";
+
+/// A task's own queued step: its first step after `create_task` (or
+/// `run_coroutine_threadsafe`'s callback), or its wakeup once what it awaits is done; bound
+/// to the task (the C task's `TaskStepMethWrapper` / `task_wakeup`, the Python task's
+/// methods). The loop's thread runs the task on from there.
+const TASK_STEPS: [&str; 3] = ["Task.__step", "Task.__wakeup", "task_wakeup"];
 
 /// How many handles of one ready queue are looked at (each costs a few reads): a handle past
 /// them claims nothing.
@@ -97,7 +110,9 @@ fn completed_by(objs: &Objects, handle: usize) -> Vec<(usize, String)> {
     let done: Vec<usize> =
         if let (Some(me), true) = (cb.bound_to, COMPLETING_METHODS.contains(&method)) {
             vec![me]
-        } else if cb.name == RUN_COROUTINE_THREADSAFE {
+        } else if let (Some(task), true) = (cb.bound_to, TASK_STEPS.contains(&cb.name.as_str())) {
+            vec![task]
+        } else if cb.name == RUN_COROUTINE_THREADSAFE || cb.name == CHAIN_CALL_SET_STATE {
             cb.function
                 .map(|f| objs.closure_values(f))
                 .unwrap_or_default()
@@ -110,7 +125,13 @@ fn completed_by(objs: &Objects, handle: usize) -> Vec<(usize, String)> {
         } else {
             Vec::new()
         };
-    done.into_iter().map(|o| (o, cb.name.clone())).collect()
+    // The C task's wakeup is a bound C function named `task_wakeup`: named as Python's.
+    let name = if cb.name == "task_wakeup" {
+        "Task.__wakeup".to_string()
+    } else {
+        cb.name
+    };
+    done.into_iter().map(|o| (o, name.clone())).collect()
 }
 
 /// A note when a thread waits for a future or an event nobody is known to complete while a

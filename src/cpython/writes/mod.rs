@@ -9,8 +9,10 @@
 //! - `decode`: which writes and calls a code object makes, put together with their guards;
 //! - `guards`: which lock expressions guard an instruction (`with` blocks, acquire spans);
 //! - `confined`: which writes no other thread can make (owner branches, objects being built);
-//! - `flow`: which loops, rebinding instructions and exception handlers a code object has.
+//! - `flow`: which loops, rebinding instructions and exception handlers a code object has;
+//! - `arguments`: which name chains a call passes as its positional arguments.
 
+mod arguments;
 mod code;
 mod confined;
 mod decode;
@@ -39,6 +41,18 @@ pub fn method_lookups(
     methods: &[&str],
 ) -> Vec<(usize, String, Guard)> {
     guards::method_lookups(minor, instructions, names, methods)
+}
+
+/// The positional arguments (name chains, or `None`) of the call of what the instruction at
+/// `lookup` loads under `name`; `None` where that call is not found or not followed.
+pub fn call_arguments(
+    minor: u8,
+    instructions: &[crate::cpython::bytecode::Instruction],
+    names: &crate::cpython::bytecode::CodeNames,
+    lookup: usize,
+    name: &str,
+) -> Option<Vec<Option<crate::cpython::bytecode::Path>>> {
+    arguments::call_arguments(minor, instructions, names, lookup, name)
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
 """The run-under-xdist shape for tests/bench/xdist_report.sh: the third test deadlocks (two
-threads, two locks, opposite orders) and writes the time the deadlock formed to $STAMP, while
-the other tests keep a second worker busy for a while."""
+threads, two locks, opposite orders: tests/fixtures/mp_child_deadlock.py's movers) and writes
+the time the deadlock formed to $STAMP, while the other tests keep a second worker busy for a
+while."""
 import os
-import threading
+import sys
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fixtures"))
+from mp_child_deadlock import start_movers  # noqa: E402
 
 
 @pytest.mark.parametrize("n", range(2))
@@ -14,21 +18,7 @@ def test_warm(n):
 
 
 def test_third_deadlocks():
-    a, b = threading.Lock(), threading.Lock()
-    barrier = threading.Barrier(3)
-
-    def move(first, second):
-        with first:
-            barrier.wait()
-            with second:
-                pass
-
-    workers = [
-        threading.Thread(target=move, args=(a, b), name="mover-ab"),
-        threading.Thread(target=move, args=(b, a), name="mover-ba"),
-    ]
-    for w in workers:
-        w.start()
+    workers, barrier = start_movers(("mover-ab", "mover-ba"), parties=3)
     barrier.wait()
     # Both movers hold their first lock and are about to take the other's: formed.
     with open(os.environ["STAMP"], "w") as f:
