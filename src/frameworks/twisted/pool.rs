@@ -81,9 +81,7 @@ impl Pools {
             waiters: Vec::new(),
             module: None,
             shared: None,
-            readers: None,
             contradictions: Vec::new(),
-            readers: None,
         })
     }
 }
