@@ -111,3 +111,63 @@ fn an_interpreter_pool_worker_shows_the_function_it_runs() {
         );
     }
 }
+
+/// The lock of kind `gil` whose name starts with `prefix`.
+fn gil_named<'a>(d: &'a serde_json::Value, prefix: &str) -> Option<&'a serde_json::Value> {
+    d["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "gil" && l["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+}
+
+#[test]
+fn a_subinterpreter_s_own_gil_is_its_own_lock_held_by_its_thread() {
+    for py in with_subinterpreters() {
+        // "sub-holder" keeps its subinterpreter's own GIL in a PyDLL sleep, "sub-waiter"
+        // waits to enter that subinterpreter, two main-interpreter threads spin.
+        let d = dump_mode(&py, "owngil", 3);
+        let id_of = |name: &str| doc::thread_by_name(&d, name)["id"].clone();
+        let gil = gil_named(&d, "the GIL of interpreter ")
+            .unwrap_or_else(|| panic!("[{}] no own GIL: {:#}", py.label, d["locks"]));
+        assert_eq!(
+            gil["holders"].as_array().unwrap().len(),
+            1,
+            "[{}] {gil:#}",
+            py.label
+        );
+        assert_eq!(
+            gil["holders"][0]["thread"],
+            id_of("sub-holder"),
+            "[{}] {gil:#}",
+            py.label
+        );
+        assert_eq!(gil["holders"][0]["evidence"], "gil_state", "[{}]", py.label);
+        let waiters: Vec<_> = gil["waiters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["thread"].clone())
+            .collect();
+        assert_eq!(waiters, [id_of("sub-waiter")], "[{}] {gil:#}", py.label);
+        assert_eq!(doc::thread_by_name(&d, "sub-holder")["owns_gil"], true);
+        // The main interpreter's busy threads wait, at most, for the main GIL.
+        for busy in ["main-busy-0", "main-busy-1"] {
+            let t = doc::thread_by_name(&d, busy);
+            assert_ne!(t["waits_for"]["target"], gil["id"], "[{}] {t:#}", py.label);
+        }
+        if let Some(main_gil) = gil_named(&d, "the GIL").filter(|l| l["name"] == "the GIL") {
+            assert_ne!(main_gil["id"], gil["id"], "[{}]", py.label);
+        }
+        // The hold blocks only the subinterpreter: the finding names its own waiter.
+        let holds = doc::findings(&d, "gil_hold");
+        assert_eq!(holds.len(), 1, "[{}] {:#}", py.label, d["findings"]);
+        let names = doc::finding_thread_names(&d, holds[0]);
+        assert!(
+            names.contains(&"sub-holder".to_string())
+                && !names.iter().any(|n| n.starts_with("main-busy")),
+            "[{}] {names:?}",
+            py.label
+        );
+    }
+}

@@ -7,11 +7,13 @@ use crate::model::*;
 /// Advice for a deadlock cycle that passes through the GIL.
 pub const GIL_CYCLE_ADVICE: &str = "A thread keeps the GIL while it blocks in C (a ctypes.PyDLL call, or a C extension that does not release the GIL around a blocking call) on something only a thread waiting for the GIL can release: release the GIL around blocking C calls (ctypes.CDLL, Py_BEGIN_ALLOW_THREADS).";
 
-/// The report's word for a C lock or the GIL: "C mutex 0x7f.. (pthread_mutex_t)", "the GIL";
+/// The report's word for a C lock or the GIL: "C mutex 0x7f.. (pthread_mutex_t)", "the GIL"
+/// (or "the GIL of interpreter 1");
 /// a rwlock held for reading says its readers are counted, not known.
 pub fn below_python_label(l: &Lock) -> Option<String> {
     match l.kind {
-        LockKind::Gil => Some("the GIL".into()),
+        // A subinterpreter's own GIL says whose it is.
+        LockKind::Gil => Some(l.name.clone().unwrap_or_else(|| "the GIL".into())),
         LockKind::PthreadMutex => Some(format!("C mutex {} (pthread_mutex_t)", l.address)),
         LockKind::PthreadRwlock => Some(match l.readers_note() {
             Some(note) => format!("C rwlock {} (pthread_rwlock_t), {note}", l.address),

@@ -7,6 +7,7 @@ pub mod debug_offsets;
 pub mod eval_loop;
 pub mod frame_paths;
 pub mod functions;
+pub mod gils;
 pub mod layout;
 pub mod lines;
 pub mod locks;

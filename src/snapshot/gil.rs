@@ -1,46 +1,126 @@
 //! Who holds the GIL and who waits for it: the interpreter's GIL as a lock node, held by the
 //! thread its GIL record names (`gil_state`) and waited for by the threads asleep on its
 //! condition variable in `take_gil`. Those wake every switch interval (a timed futex) and go
-//! back to sleep while the GIL stays taken: they are blocked on it all the same.
+//! back to sleep while the GIL stays taken: they are blocked on it all the same. A
+//! subinterpreter with a GIL of its own (3.12+ `gil=OWN_GIL`) gets a node of its own, and
+//! its waiters are matched to it by the futex they sleep on.
 
 use super::builder::*;
 use super::sample::Snapshot;
+use crate::cpython::gils::OwnGil;
 use crate::target::taskfiles::{InSyscall, TaskFiles};
 
 /// What the report calls the GIL.
 pub const GIL_NAME: &str = "the GIL";
 
-impl<'w, 'a> Builder<'w, 'a> {
-    /// The GIL's node, when some thread waits for it: its holder and its waiters. A thread
-    /// waits for it when it sleeps, not owning it, on a timed futex inside the interpreter's
-    /// static data (the GIL's condition variable: `take_gil` waits with a timeout).
-    pub(super) fn gil_lock(&mut self, threads: &mut [Thread], gil_address: usize) {
-        if gil_address == 0 {
-            return;
+/// One GIL of the process: the main interpreter's (its record in the interpreter's static
+/// data), or a subinterpreter's own (3.12+ `gil=OWN_GIL`, read in `cpython::gils`).
+pub(super) struct GilView {
+    pub(super) address: usize,
+    pub(super) own: Option<OwnGil>,
+}
+
+impl GilView {
+    /// The GIL's name in the report: "the GIL", or "the GIL of interpreter 1".
+    fn name(&self) -> String {
+        match self.own.as_ref().and_then(|g| g.id) {
+            Some(id) => format!("{GIL_NAME} of interpreter {id}"),
+            None if self.own.is_some() => format!("{GIL_NAME} of a subinterpreter"),
+            None => GIL_NAME.into(),
         }
+    }
+
+    /// Whether a thread asleep on `futex` in `take_gil` waits for this GIL.
+    fn has_futex(&self, b: &Builder, futex: usize) -> bool {
+        match &self.own {
+            Some(g) => g.contains(futex),
+            None => b.interpreter_internal(futex),
+        }
+    }
+}
+
+/// The process's GILs: the main one at `main` (none when 0) and the subinterpreters' own.
+pub(super) fn gil_views(main: usize, own: Vec<OwnGil>) -> Vec<GilView> {
+    (main != 0)
+        .then_some(GilView {
+            address: main,
+            own: None,
+        })
+        .into_iter()
+        .chain(own.into_iter().map(|g| GilView {
+            address: g.address,
+            own: Some(g),
+        }))
+        .collect()
+}
+
+/// The GIL a thread state holds, by its address: the main one when the main record names
+/// `tstate`, or a subinterpreter's own whose holder is `tstate` or a thread state of the same
+/// OS thread (a thread running a subinterpreter's code is listed by its main thread state).
+pub(super) fn held_gil(
+    gils: &[GilView],
+    main_holder: Option<usize>,
+    tstate: usize,
+    native_id: Option<i32>,
+) -> Option<usize> {
+    gils.iter().find_map(|g| {
+        let holds = match &g.own {
+            None => main_holder == Some(tstate),
+            Some(own) => {
+                own.holder == Some(tstate)
+                    || (native_id.is_some() && own.holder_native_id == native_id)
+            }
+        };
+        holds.then_some(g.address)
+    })
+}
+
+/// The futex address a thread sleeps on, from its wait's text.
+fn wait_futex(t: &Thread) -> Option<usize> {
+    let w = t.waits_for.as_ref()?;
+    if w.kind != WaitKind::UnknownFutex || !w.timed {
+        return None;
+    }
+    let f = w.futex.as_deref()?;
+    usize::from_str_radix(f.trim_start_matches("0x"), 16).ok()
+}
+
+impl<'w, 'a> Builder<'w, 'a> {
+    /// Each GIL's node, when some thread waits for it: its holder and its waiters. A thread
+    /// waits for a GIL when it sleeps, not owning a GIL, on a timed futex inside that GIL's
+    /// record (its condition variable: `take_gil` waits with a timeout). `held[i]` is the
+    /// GIL `threads[i]` holds.
+    pub(super) fn gil_lock(
+        &mut self,
+        threads: &mut [Thread],
+        gils: &[GilView],
+        held: &[Option<usize>],
+    ) {
+        for gil in gils {
+            self.one_gil_lock(threads, gil, held);
+        }
+    }
+
+    fn one_gil_lock(&mut self, threads: &mut [Thread], gil: &GilView, held: &[Option<usize>]) {
         let waiting = |t: &Thread, b: &Self| {
             !t.owns_gil
                 && t.state == ThreadState::GilWait
-                && t.waits_for.as_ref().is_some_and(|w| {
-                    w.kind == WaitKind::UnknownFutex
-                        && w.timed
-                        && w.futex
-                            .as_deref()
-                            .and_then(|f| {
-                                usize::from_str_radix(f.trim_start_matches("0x"), 16).ok()
-                            })
-                            .is_some_and(|f| b.interpreter_internal(f))
-                })
+                && wait_futex(t).is_some_and(|f| gil.has_futex(b, f))
         };
         if !threads.iter().any(|t| waiting(t, self)) {
             return;
         }
         let pid = self.pid;
-        let id = lock_id(pid, gil_address);
+        let id = lock_id(pid, gil.address);
+        let name = gil.name();
         let mut holders = Vec::new();
         // Not added to the holder's `holds`: lock order and race lock sets are about the
         // program's locks, and every thread takes the GIL.
-        if let Some(t) = threads.iter().find(|t| t.owns_gil) {
+        let holder = threads
+            .iter()
+            .zip(held)
+            .find(|(_, h)| **h == Some(gil.address));
+        if let Some((t, _)) = holder {
             holders.push(Holder {
                 thread: Some(t.id.clone()),
                 task: None,
@@ -59,7 +139,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             let w = t.waits_for.as_mut().unwrap();
             w.kind = WaitKind::Lock;
             w.target = Some(id.clone());
-            w.name = Some(GIL_NAME.into());
+            w.name = Some(name.clone());
             w.via = Some("take_gil".into());
             w.site = t.frames.first().map(|f| f.site());
             t.blocked = true;
@@ -69,8 +149,8 @@ impl<'w, 'a> Builder<'w, 'a> {
                 site: w.site.clone(),
             });
         }
-        let lock = self.ensure_lock(gil_address, LockKind::Gil);
-        lock.name = Some(GIL_NAME.into());
+        let lock = self.ensure_lock(gil.address, LockKind::Gil);
+        lock.name = Some(name);
         lock.locked = (!holders.is_empty()).then_some(true);
         lock.holders = holders;
         lock.waiters = waiters;
@@ -83,13 +163,26 @@ impl<'w, 'a> Builder<'w, 'a> {
     /// it may wait for a CPU a while on a busy machine). Such a thread's syscall is read
     /// again, a few times and briefly, and a thread found back asleep on the GIL's
     /// condition variable is a GIL waiter.
-    pub(super) fn catch_gil_waiters(&mut self, threads: &mut [Thread]) {
-        let frozen = threads.iter().any(|t| {
-            t.owns_gil
-                && t.state != ThreadState::Running
-                && t.kernel.as_ref().is_some_and(|k| k.syscall.is_some())
-        });
-        if !frozen {
+    /// Only a GIL whose holder sits in the kernel is frozen: a thread caught asleep on another
+    /// GIL (a subinterpreter's own, or the main one while a subinterpreter's holder sleeps)
+    /// is left as it was seen.
+    pub(super) fn catch_gil_waiters(
+        &mut self,
+        threads: &mut [Thread],
+        gils: &[GilView],
+        held: &[Option<usize>],
+    ) {
+        let frozen: Vec<&GilView> = gils
+            .iter()
+            .filter(|g| {
+                threads.iter().zip(held).any(|(t, h)| {
+                    *h == Some(g.address)
+                        && t.state != ThreadState::Running
+                        && t.kernel.as_ref().is_some_and(|k| k.syscall.is_some())
+                })
+            })
+            .collect();
+        if frozen.is_empty() {
             return;
         }
         for t in threads
@@ -104,9 +197,9 @@ impl<'w, 'a> Builder<'w, 'a> {
                 match self.task_files.syscall(tid) {
                     Some(InSyscall::Running) => continue,
                     Some(InSyscall::Yes(s)) => {
-                        let futex = s
-                            .futex_wait_addr()
-                            .filter(|f| s.futex_timed() && self.interpreter_internal(*f));
+                        let futex = s.futex_wait_addr().filter(|f| {
+                            s.futex_timed() && frozen.iter().any(|g| g.has_futex(self, *f))
+                        });
                         if let Some(futex) = futex {
                             t.state = ThreadState::GilWait;
                             t.waits_for = Some(Wait {

@@ -300,6 +300,20 @@ fn take_cached(
     };
     let names = thread_names(&walker, target.interpreter, threading_active);
     let gil_holder = gil_holder(&walker, target.gil_address);
+    let own_gils = target
+        .interpreters_head
+        .and_then(|h| walker.objs.mem.ptr(h).ok())
+        .map(|head| {
+            crate::cpython::gils::own_gils(
+                walker.objs.mem,
+                &walker.objs.layout.offsets,
+                head,
+                target.interpreter,
+                target.gil_address,
+            )
+        })
+        .unwrap_or_default();
+    let gils = gil::gil_views(target.gil_address, own_gils);
     let probe_state: Option<ProbeState> = probe
         .module_dict(&walker.objs, target.interpreter)
         .and_then(|d| crate::probe::read(&walker.objs, d).ok());
@@ -323,15 +337,17 @@ fn take_cached(
         c_locks: BTreeMap::new(),
     };
     let mut threads = Vec::new();
+    let mut held = Vec::new();
     for (i, rt) in raw.iter().enumerate() {
         let own = own_ids[i];
         let proc_tid = own.and_then(|o| to_proc.get(&o).copied());
         // Outside a namespace the two numberings are one: keep a TID that matched nothing.
         let native_id = proc_tid.or(own.filter(|_| !namespace.other));
         let k = proc_tid.and_then(|tid| kernel.get(&tid));
+        held.push(gil::held_gil(&gils, gil_holder, rt.tstate, rt.native_id));
         let info = ThreadInfo {
             name: names.get(&rt.thread_id).cloned(),
-            owns_gil: gil_holder == Some(rt.tstate),
+            owns_gil: held.last().copied().flatten().is_some(),
             namespace_tid: own.filter(|o| namespace.other && proc_tid != Some(*o)),
             unmatched: match k {
                 Some(_) => None,
@@ -342,8 +358,8 @@ fn take_cached(
     }
     builder.resolve_owners(&mut threads);
     builder.resolve_c_lock_owners(&mut threads, &to_proc);
-    builder.catch_gil_waiters(&mut threads);
-    builder.gil_lock(&mut threads, target.gil_address);
+    builder.catch_gil_waiters(&mut threads, &gils, &held);
+    builder.gil_lock(&mut threads, &gils, &held);
     if let Some(note) = native_locks::unread_libc_note(libc, &threads) {
         if !target.process.notes.contains(&note) {
             target.process.notes.push(note);

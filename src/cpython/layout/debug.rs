@@ -23,6 +23,7 @@ pub fn from_debug_offsets(
     o.interp_threads_head = d.need("interpreter_state", "threads_head")?;
     o.interp_modules = d.need("interpreter_state", "imports_modules")?;
     o.interp_ceval_gil = d.get("interpreter_state", "ceval_gil");
+    o.interp_own_gil = d.get("interpreter_state", "gil_runtime_state");
     o.interp_next_and_id = d
         .get("interpreter_state", "next")
         .zip(d.get("interpreter_state", "id"));

@@ -46,6 +46,9 @@ pub struct Offsets {
     /// `interp->ceval.gil`, the pointer to the GIL's record (3.13+, from the debug offsets;
     /// older versions take it from py-spy's knowledge of each version).
     pub interp_ceval_gil: Option<usize>,
+    /// `interp->_gil`, the interpreter's own GIL record (3.13+, from the debug offsets): a
+    /// subinterpreter made with `gil=OWN_GIL` points `ceval.gil` at it.
+    pub interp_own_gil: Option<usize>,
     /// `interp->next` and `interp->id` (3.13+, from the debug offsets): `_PyRuntime`'s list
     /// starts at the newest interpreter, and the main one (id 0) is found along it.
     pub interp_next_and_id: Option<(usize, usize)>,
