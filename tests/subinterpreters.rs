@@ -126,7 +126,10 @@ fn a_subinterpreter_s_own_gil_is_its_own_lock_held_by_its_thread() {
     for py in with_subinterpreters() {
         // "sub-holder" keeps its subinterpreter's own GIL in a PyDLL sleep, "sub-waiter"
         // waits to enter that subinterpreter, two main-interpreter threads spin.
-        let d = dump_mode(&py, "owngil", 3);
+        // Busy threads never settle: started without waiting for them to.
+        let target = Target::start_busy(&py, &fixture("subinterpreters.py"), &["owngil"]);
+        let (code, d) = dump_json(target.pid, "300ms");
+        assert_eq!(code, 3, "[{}] {:#}", py.label, d["findings"]);
         let id_of = |name: &str| doc::thread_by_name(&d, name)["id"].clone();
         let gil = gil_named(&d, "the GIL of interpreter ")
             .unwrap_or_else(|| panic!("[{}] no own GIL: {:#}", py.label, d["locks"]));
