@@ -1,7 +1,8 @@
 //! Who held the GIL over a stream of samples, for how long, and who waited for it (`record`,
 //! `top`): the question "which threads hold the GIL, and who waits, for how long". Each
-//! sample says who holds the main interpreter's GIL (`owns_gil`) and who sleeps in `take_gil`
-//! (`gil_wait`); runs of consecutive samples make a hold or a wait. It reads snapshots only.
+//! sample says who holds its interpreter's GIL (`owns_gil`: the main one, or a
+//! subinterpreter's own) and who sleeps in `take_gil` (`gil_wait`); runs of consecutive samples
+//! make a hold or a wait. It reads snapshots only.
 
 use std::collections::HashMap;
 use std::time::SystemTime;

@@ -114,3 +114,83 @@ fn thread_states(mem: &dyn ReadMemory, offsets: &Offsets, interp: usize) -> Vec<
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpython::layout::for_version;
+    use crate::memory::FakeMemory;
+
+    const MAIN: usize = 0x10_000;
+    const MAIN_GIL: usize = 0x10_800;
+    const SUB: usize = 0x20_000;
+    const TSTATE: usize = 0x30_000;
+    const OTHER_TSTATE: usize = 0x31_000;
+
+    /// 3.13's table with the debug offsets' GIL fields (chosen here, as the debug offsets
+    /// would give them) and an interpreter list SUB -> MAIN.
+    fn offsets() -> Offsets {
+        let mut o = for_version(3, 13, 0).unwrap().offsets;
+        o.interp_ceval_gil = Some(0x100);
+        o.interp_own_gil = Some(0x200);
+        o.interp_next_and_id = Some((0x8, 0x10));
+        o.interp_threads_head = 0x40;
+        o.tstate_next = 0x8;
+        o.tstate_native_thread_id = Some(0x20);
+        o
+    }
+
+    /// A subinterpreter whose `ceval.gil` is `gil`, `locked` and `last_holder` as given, one
+    /// thread state TSTATE (native id 4242); and a main interpreter on MAIN_GIL.
+    fn memory(gil: usize, locked: i32, last_holder: usize) -> FakeMemory {
+        let mut m = FakeMemory::new();
+        m.put(SUB, &[0; 0x300]).put(MAIN, &[0; 0x300]);
+        m.put(TSTATE, &[0; 0x40]).put(OTHER_TSTATE, &[0; 0x40]);
+        m.put_u64s(SUB + 0x8, &[MAIN as u64, 7]);
+        m.put_u64s(SUB + 0x40, &[TSTATE as u64]);
+        m.put_u64s(SUB + 0x100, &[gil as u64]);
+        m.put_u64s(MAIN + 0x100, &[MAIN_GIL as u64]);
+        m.write(TSTATE + 0x20, &4242i32.to_le_bytes());
+        m.put_u64s(SUB + 0x200 + GIL_LAST_HOLDER, &[last_holder as u64]);
+        m.write(SUB + 0x200 + GIL_LOCKED, &locked.to_le_bytes());
+        m
+    }
+
+    fn read(m: &FakeMemory) -> Vec<OwnGil> {
+        own_gils(m, &offsets(), SUB, MAIN, MAIN_GIL)
+    }
+
+    #[test]
+    fn an_own_gil_held_by_a_thread_state_of_its_interpreter_is_read() {
+        let got = read(&memory(SUB + 0x200, 1, TSTATE));
+        assert_eq!(
+            got,
+            [OwnGil {
+                interpreter: SUB,
+                id: Some(7),
+                address: SUB + 0x200,
+                holder: Some(TSTATE),
+                holder_native_id: Some(4242),
+            }]
+        );
+        assert!(got[0].contains(SUB + 0x200 + 0x40) && !got[0].contains(SUB + 0x200 + 208));
+        let free = read(&memory(SUB + 0x200, 0, OTHER_TSTATE));
+        assert_eq!(free.len(), 1);
+        assert_eq!(free[0].holder, None, "last_holder counts only while locked");
+    }
+
+    #[test]
+    fn a_shared_or_implausible_gil_is_not_an_own_gil() {
+        // Legacy: `ceval.gil` is the main interpreter's record.
+        assert!(read(&memory(MAIN_GIL, 1, TSTATE)).is_empty());
+        // Pointing anywhere but the interpreter's own `_gil`.
+        assert!(read(&memory(0x50_000, 1, TSTATE)).is_empty());
+        // `locked` neither 0 nor 1, or a holder that is not this interpreter's thread state.
+        assert!(read(&memory(SUB + 0x200, 5, TSTATE)).is_empty());
+        assert!(read(&memory(SUB + 0x200, 1, OTHER_TSTATE)).is_empty());
+        // Before the debug offsets name the fields, nothing is read.
+        let mut old = offsets();
+        old.interp_own_gil = None;
+        assert!(own_gils(&memory(SUB + 0x200, 1, TSTATE), &old, SUB, MAIN, MAIN_GIL).is_empty());
+    }
+}
