@@ -88,10 +88,7 @@ fn read_own_gil(
         }
         _ => return None,
     };
-    let holder_native_id = match (holder, offsets.tstate_native_thread_id) {
-        (Some(t), Some(off)) => mem.i32(t + off).ok().filter(|n| *n > 0),
-        _ => None,
-    };
+    let holder_native_id = holder.and_then(|t| tstate_native_id(mem, offsets, t));
     let id = offsets
         .interp_next_and_id
         .and_then(|(_, id)| mem.i64(interp + id).ok());
@@ -102,6 +99,14 @@ fn read_own_gil(
         holder,
         holder_native_id,
     })
+}
+
+/// A thread state's `native_thread_id`, when known and positive: a thread running a
+/// subinterpreter's code has a thread state in each interpreter, and the main list keeps only
+/// one of them, so a GIL's holder is matched to its thread by this id too.
+pub fn tstate_native_id(mem: &dyn ReadMemory, offsets: &Offsets, tstate: usize) -> Option<i32> {
+    let off = offsets.tstate_native_thread_id?;
+    mem.i32(tstate + off).ok().filter(|n| *n > 0)
 }
 
 /// The thread states `interp` lists (bounded; an unreadable link ends the list).

@@ -54,22 +54,25 @@ pub(super) fn gil_views(main: usize, own: Vec<OwnGil>) -> Vec<GilView> {
         .collect()
 }
 
-/// The GIL a thread state holds, by its address: the main one when the main record names
-/// `tstate`, or a subinterpreter's own whose holder is `tstate` or a thread state of the same
-/// OS thread (a thread running a subinterpreter's code is listed by its main thread state).
+/// The GIL a thread state holds, by its address: the main one or a subinterpreter's own, whose
+/// record names `tstate` or a thread state of the same OS thread (a thread running a
+/// subinterpreter's code is listed by its main thread state).
+/// `main_holder` is the main record's holder and that thread state's native id (a legacy
+/// subinterpreter's thread holds the shared GIL under a thread state the main list lacks).
 pub(super) fn held_gil(
     gils: &[GilView],
-    main_holder: Option<usize>,
+    main_holder: (Option<usize>, Option<i32>),
     tstate: usize,
     native_id: Option<i32>,
 ) -> Option<usize> {
+    let same_thread = |holder: Option<usize>, holder_native_id: Option<i32>| {
+        holder.is_some()
+            && (holder == Some(tstate) || (native_id.is_some() && holder_native_id == native_id))
+    };
     gils.iter().find_map(|g| {
         let holds = match &g.own {
-            None => main_holder == Some(tstate),
-            Some(own) => {
-                own.holder == Some(tstate)
-                    || (native_id.is_some() && own.holder_native_id == native_id)
-            }
+            None => same_thread(main_holder.0, main_holder.1),
+            Some(own) => same_thread(own.holder, own.holder_native_id),
         };
         holds.then_some(g.address)
     })

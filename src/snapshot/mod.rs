@@ -314,6 +314,12 @@ fn take_cached(
         })
         .unwrap_or_default();
     let gils = gil::gil_views(target.gil_address, own_gils);
+    let main_holder = (
+        gil_holder,
+        gil_holder.and_then(|t| {
+            crate::cpython::gils::tstate_native_id(walker.objs.mem, &walker.objs.layout.offsets, t)
+        }),
+    );
     let probe_state: Option<ProbeState> = probe
         .module_dict(&walker.objs, target.interpreter)
         .and_then(|d| crate::probe::read(&walker.objs, d).ok());
@@ -344,7 +350,7 @@ fn take_cached(
         // Outside a namespace the two numberings are one: keep a TID that matched nothing.
         let native_id = proc_tid.or(own.filter(|_| !namespace.other));
         let k = proc_tid.and_then(|tid| kernel.get(&tid));
-        held.push(gil::held_gil(&gils, gil_holder, rt.tstate, rt.native_id));
+        held.push(gil::held_gil(&gils, main_holder, rt.tstate, rt.native_id));
         let info = ThreadInfo {
             name: names.get(&rt.thread_id).cloned(),
             owns_gil: held.last().copied().flatten().is_some(),
