@@ -10,6 +10,7 @@
 mod support;
 
 use serde_json::Value;
+use support::representative::for_each_of;
 use support::{doc, dump_json_until, dump_text, fixture, interpreters, Interpreter, Target};
 
 /// pyenv's 3.8 (else 3.9), 3.11, 3.12 and 3.13.0, and the Debian root's 3.13, 3.14 and 3.15:
@@ -254,19 +255,7 @@ fn check(py: &Interpreter) {
 
 #[test]
 fn locks_are_named_as_the_program_names_them() {
-    let mut failures = Vec::new();
-    for py in chosen() {
-        let r = std::panic::catch_unwind(|| check(&py));
-        if let Err(e) = r {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {msg}", py.label));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    for_each_of(chosen(), check);
 }
 
 /// `record`'s races by the program's names (`fixtures/race_names.py`, one process per
@@ -389,19 +378,7 @@ fn task_awaiting<'a>(d: &'a Value, kind: &str, name: &str) -> Option<&'a Value> 
 /// `tasks[].waits_for.program_name` for what is no lock) and in the text report.
 #[test]
 fn asyncio_primitives_and_futures_are_named_as_the_program_names_them() {
-    let mut failures = Vec::new();
-    for py in asyncio_set() {
-        let r = std::panic::catch_unwind(|| check_asyncio(&py));
-        if let Err(e) = r {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {msg}", py.label));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    for_each_of(asyncio_set(), check_asyncio);
 }
 
 fn check_asyncio(py: &Interpreter) {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::multiprocessing::frame_globals;
 use super::name_walk::{hop_holds, search, Found, Root, BOUNDS};
+use super::writes::is_library_file;
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
     lock_address, short_file, Framework, Lock, LockKind, LockName, NameHow, Task, TaskWaitKind,
@@ -283,7 +284,9 @@ fn roots(walker: &Walker, interp: usize, raw: &[RawThread], threads: &[Thread]) 
 }
 
 /// `Class.attr` for an unnamed lock that is an attribute of the `self` of a frame of a
-/// thread that holds or waits for it, with that frame's site.
+/// thread that holds or waits for it, with that frame's site. Only the program's own frames
+/// count: a library's `self` (`_WorkItem.future` in a pool worker) is not a name the program
+/// gives, and would hide the better description the report has of it.
 fn owner_attributes(
     walker: &Walker,
     raw: &[RawThread],
@@ -304,6 +307,9 @@ fn owner_attributes(
             continue;
         };
         for f in &rt.frames {
+            if is_library_file(&f.code.filename) {
+                continue;
+            }
             let Some(me) = walker.local(f, "self") else {
                 continue;
             };

@@ -32,8 +32,15 @@ pub fn interpreters_to_test() -> Vec<Interpreter> {
 /// fails at the end naming every interpreter that failed and why.
 #[allow(dead_code)]
 pub fn for_each_representative(check: impl Fn(&Interpreter)) {
+    for_each_of(interpreters_to_test(), check)
+}
+
+/// Runs `check` on each of `interps`, going on past a failing one, and fails at the end naming
+/// every interpreter that failed and why.
+#[allow(dead_code)]
+pub fn for_each_of(interps: Vec<Interpreter>, check: impl Fn(&Interpreter)) {
     let mut failures = Vec::new();
-    for interp in interpreters_to_test() {
+    for interp in interps {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&interp)));
         if let Err(e) = run {
             let msg = e
