@@ -12,8 +12,7 @@
 
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
-    lock_id, short_file, EventLoop, Evidence, Holder, Lock, LockKind, Task, Thread, Wait, WaitKind,
-    Waiter,
+    lock_id, short_file, EventLoop, Evidence, Holder, Lock, LockKind, Task, Thread, Waiter,
 };
 
 pub mod deferreds;
@@ -133,19 +132,13 @@ pub fn blocking_calls(
                 short_file(&runs.code.filename)
             )
         };
-        th.waits_for = Some(Wait {
-            kind: WaitKind::Future,
-            target: Some(id.clone()),
-            evidence: Evidence::Memory,
-            site: caller.clone().or(old.site),
-            name: Some(format!("reactor {class}")),
-            via: Some("twisted.internet.threads.blockingCallFromThread".into()),
-            timed: old.timed,
-            futex: old.futex,
-            targets: Vec::new(),
-            timeout_s: old.timeout_s,
-            waited_s: old.waited_s,
-        });
+        th.waits_for = Some(pool::blocking_call_wait(
+            old,
+            id.clone(),
+            Evidence::Memory,
+            caller.clone(),
+            Some(format!("reactor {class}")),
+        ));
         if locks.iter().any(|l| l.id == id) {
             continue;
         }

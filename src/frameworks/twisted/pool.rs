@@ -314,18 +314,31 @@ pub(super) fn blocking_waits(
             site: site.clone(),
         });
         let name = lock.name.clone();
-        threads[i].waits_for = Some(Wait {
-            kind: WaitKind::Future,
-            target: Some(id),
-            evidence: Evidence::Deferred,
-            site: site.or(old.site),
-            name,
-            via: Some("twisted.internet.threads.blockingCallFromThread".into()),
-            timed: old.timed,
-            futex: old.futex,
-            targets: Vec::new(),
-            timeout_s: old.timeout_s,
-            waited_s: old.waited_s,
-        });
+        threads[i].waits_for = Some(blocking_call_wait(old, id, Evidence::Deferred, site, name));
+    }
+}
+
+/// A thread's wait in `blockingCallFromThread`, for the result `target` stands for: what the
+/// thread was seen waiting on (`old`: its condition's futex, timeout, time waited) kept, the
+/// site where known.
+pub(super) fn blocking_call_wait(
+    old: Wait,
+    target: String,
+    evidence: Evidence,
+    site: Option<String>,
+    name: Option<String>,
+) -> Wait {
+    Wait {
+        kind: WaitKind::Future,
+        target: Some(target),
+        evidence,
+        site: site.or(old.site),
+        name,
+        via: Some("twisted.internet.threads.blockingCallFromThread".into()),
+        timed: old.timed,
+        futex: old.futex,
+        targets: Vec::new(),
+        timeout_s: old.timeout_s,
+        waited_s: old.waited_s,
     }
 }
