@@ -10,7 +10,8 @@
 //! Found from outside by one breadth-first walk (`name_walk`), from the `f_globals` of the
 //! blocked threads' frames (names there are unqualified) and then every module of
 //! `sys.modules` (qualified: `logging._lock`); the snapshot's notes say when it stopped at its
-//! bounds. A name is only given when every step of its path was read in this sample: a path
+//! bounds. That walk runs in full only when a lock a finding can name (waited on, or held by
+//! no live thread) is unnamed; else what tasks await gets a short, silent glance. A name is only given when every step of its path was read in this sample: a path
 //! found in an earlier sample is read again, step by step, before it is used. This file never
 //! decides who holds or waits, and knows no CPython version.
 
@@ -18,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::multiprocessing::frame_globals;
-use super::name_walk::{hop_holds, search, Found, Root, BOUNDS};
+use super::name_walk::{hop_holds, search, Bounds, Found, Root, BOUNDS};
 use super::writes::is_library_file;
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
@@ -42,6 +43,13 @@ pub struct NameCache {
     /// When each future or awaited object now waited on was first seen waited on.
     first_waited: HashMap<usize, Instant>,
 }
+
+/// A walk for objects no finding can name (what tasks and threads wait on with no lock
+/// contended): cheap, and silent when it stops early.
+const GLANCE: Bounds = Bounds {
+    objects: 5_000,
+    time: Duration::from_millis(25),
+};
 
 /// The least time between two walks of one session.
 const SEARCH_EVERY: Duration = Duration::from_secs(1);
@@ -160,8 +168,17 @@ pub fn name_locks(
     if !wanted.is_empty() && due {
         cache.last_search = Some(Instant::now());
         let roots = roots(walker, interp, raw, threads);
-        let search = search(objs, &roots, wanted.clone(), BOUNDS);
-        note = search.note();
+        // The full walk, and its note when it stops early, only for an object a finding can
+        // name; what healthy code waits on (an idle worker's local queue) gets a glance.
+        let findable = findable_locks(locks, threads, tasks);
+        let contended = wanted.iter().any(|a| {
+            targets[a]
+                .iter()
+                .any(|n| matches!(n, Named::Lock(i) if findable.contains(i)))
+        });
+        let bounds = if contended { BOUNDS } else { GLANCE };
+        let search = search(objs, &roots, wanted.clone(), bounds);
+        note = search.note().filter(|_| contended);
         let complete = search.stopped.is_none();
         for (addr, f) in search.found {
             cache.paths.insert(addr, f.clone());
@@ -236,6 +253,29 @@ pub(super) fn name_objects(
     let note = search.note();
     let names = search.found.into_iter().map(|(a, f)| (a, f.name)).collect();
     (names, note)
+}
+
+/// The `locks[]` entries a finding can name: waited on (by a thread or a task), or held by
+/// no live thread of the sample (an orphan). A lock only held, or nothing but awaited
+/// objects, is no deadlock, stall or orphan.
+fn findable_locks(locks: &[Lock], threads: &[Thread], tasks: &[Task]) -> HashSet<usize> {
+    let live: HashSet<&str> = threads.iter().map(|t| t.id.as_str()).collect();
+    let awaited: HashSet<&str> = tasks
+        .iter()
+        .filter_map(|t| t.waits_for.as_ref()?.target.as_deref())
+        .collect();
+    locks
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            !l.waiters.is_empty()
+                || awaited.contains(l.id.as_str())
+                || l.holders.iter().any(|h| {
+                    h.task.is_none() && h.thread.as_deref().is_none_or(|t| !live.contains(t))
+                })
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn apply(lock: &mut Lock, name: String, how: NameHow, frame: String) {
