@@ -396,6 +396,7 @@ fn check_asyncio(py: &Interpreter) {
                     .iter()
                     .all(|t| doc::thread_by_name(d, t)["waits_for"]["kind"] == "future")
                 && task_awaiting(d, "future", "pending").is_some()
+                && task_awaiting(d, "event", "jobs.done").is_some()
         },
     );
     let by_kind = |kind: &str| -> Vec<&Value> {
