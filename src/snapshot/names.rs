@@ -170,7 +170,12 @@ pub fn name_locks(
         let roots = roots(walker, interp, raw, threads);
         // The full walk, and its note when it stops early, only for an object a finding can
         // name; what healthy code waits on (an idle worker's local queue) gets a glance.
-        let findable = findable_locks(locks, threads, tasks);
+        let live: HashSet<&str> = threads.iter().map(|t| t.id.as_str()).collect();
+        let awaited: HashSet<&str> = tasks
+            .iter()
+            .filter_map(|t| t.waits_for.as_ref()?.target.as_deref())
+            .collect();
+        let findable = findable_locks(locks, &live, &awaited);
         let contended = wanted.iter().any(|a| {
             targets[a]
                 .iter()
@@ -255,15 +260,10 @@ pub(super) fn name_objects(
     (names, note)
 }
 
-/// The `locks[]` entries a finding can name: waited on (by a thread or a task), or held by
-/// no live thread of the sample (an orphan). A lock only held, or nothing but awaited
-/// objects, is no deadlock, stall or orphan.
-fn findable_locks(locks: &[Lock], threads: &[Thread], tasks: &[Task]) -> HashSet<usize> {
-    let live: HashSet<&str> = threads.iter().map(|t| t.id.as_str()).collect();
-    let awaited: HashSet<&str> = tasks
-        .iter()
-        .filter_map(|t| t.waits_for.as_ref()?.target.as_deref())
-        .collect();
+/// The `locks[]` entries a finding can name: waited on (by a thread, or by a task awaiting
+/// one of the `awaited` ids), or held by no `live` thread nor task (an orphan). A lock only
+/// held, or nothing but awaited objects, is no deadlock, stall or orphan.
+fn findable_locks(locks: &[Lock], live: &HashSet<&str>, awaited: &HashSet<&str>) -> HashSet<usize> {
     locks
         .iter()
         .enumerate()
@@ -374,4 +374,43 @@ fn owner_attributes(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(address: &str, holders: serde_json::Value, waiters: serde_json::Value) -> Lock {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("7:l:{address}"), "pid": 7, "address": address, "kind": "lock",
+            "names": [], "locked": true, "holders": holders, "waiters": waiters, "module": null
+        }))
+        .unwrap()
+    }
+
+    fn held_by(thread: Option<&str>) -> serde_json::Value {
+        serde_json::json!([{"thread": thread, "owner_ident": null, "evidence": "memory",
+                            "site": null, "count": null}])
+    }
+
+    #[test]
+    fn only_waited_and_orphaned_locks_are_searched_for_in_full() {
+        let waiter = serde_json::json!([{"thread": "7:t:2", "evidence": "futex", "site": null}]);
+        let none = serde_json::json!([]);
+        let locks = [
+            lock("0x10", held_by(Some("7:t:1")), none.clone()), // only held: healthy
+            lock("0x20", held_by(Some("7:t:1")), waiter),       // contended
+            lock("0x30", held_by(Some("7:t:9")), none.clone()), // its holder is gone
+            lock("0x40", held_by(None), none.clone()),          // held by no live thread
+            lock("0x50", none.clone(), none),                   // a task awaits it
+        ];
+        let live: HashSet<&str> = ["7:t:1", "7:t:2"].into();
+        let awaited: HashSet<&str> = ["7:l:0x50", "7:event:0x60"].into();
+        let mut findable: Vec<usize> = findable_locks(&locks, &live, &awaited)
+            .into_iter()
+            .collect();
+        findable.sort();
+        assert_eq!(findable, [1, 2, 3, 4]);
+        assert!(findable_locks(&locks[..1], &live, &HashSet::new()).is_empty());
+    }
 }
