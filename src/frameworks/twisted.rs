@@ -7,6 +7,7 @@
 //!
 //! - `deferreds`: the `inlineCallbacks` generators waiting on Deferreds, as tasks;
 //! - `files`: which files are Twisted's own code;
+//! - `held`: where else a Deferred is held (frame locals, closure cells, attributes);
 //! - `pool`: thread pools (`deferToThread`): workers, queued work, the Deferreds they fire;
 //! - `reactor`: the reactor as an event loop (polling, or running which step).
 
@@ -17,6 +18,7 @@ use crate::model::{
 
 pub mod deferreds;
 mod files;
+mod held;
 mod pool;
 mod reactor;
 
@@ -53,7 +55,7 @@ pub fn read(
         None => pool::Pools::default(),
     };
     let lp = crate::asyncio::loop_id(pid, reactor.unwrap_or(0));
-    let d = deferreds::read(walker, interp, pid, &lp, reactor, &pools, threads);
+    let d = deferreds::read(walker, interp, pid, &lp, reactor, &pools, raw, threads);
     locks.extend(d.locks);
     pool::blocking_waits(walker, pid, raw, threads, &pools, locks);
     let loops = run
