@@ -13,17 +13,12 @@ use serde_json::Value;
 use support::representative::for_each_of;
 use support::{doc, dump_json_until, dump_text, fixture, interpreters, Interpreter, Target};
 
-/// pyenv's 3.8 (else 3.9), 3.11, 3.12 and 3.13.0, and the Debian root's 3.13, 3.14 and 3.15:
-/// the dict, instance and code layouts differ between them (3.13+ read from debug offsets).
+/// Each of pyenv's 3.8-3.12 and 3.13.0, and the Debian root's 3.13, 3.14 and 3.15: the dict,
+/// instance and code layouts differ between them (3.13+ read from debug offsets).
 fn chosen() -> Vec<Interpreter> {
     let all = interpreters();
     let mut out: Vec<Interpreter> = Vec::new();
-    let old = all
-        .iter()
-        .find(|p| p.root.is_none() && p.minor == 8)
-        .or_else(|| all.iter().find(|p| p.root.is_none() && p.minor == 9));
-    out.extend(old.cloned());
-    for minor in [11, 12] {
+    for minor in 8..=12 {
         out.extend(
             all.iter()
                 .find(|p| p.root.is_none() && p.minor == minor)
