@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction, Path};
+use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
 use super::layout::{
     common::*, BlockScheme, Bytecode, Dialect, InstructionPointer, Offsets, TopFrame,
 };
@@ -71,8 +71,12 @@ impl CodeInfo {
         super::writes::method_lookups(self.minor, &self.instructions, &self.names, methods)
     }
 
-    /// The positional arguments (name chains) of the call a decoded call names.
-    pub fn call_arguments(&self, c: &super::writes::CodeCall) -> Option<Vec<Option<Path>>> {
+    /// The arguments (name chains, positional and by keyword) of the call a decoded call
+    /// names.
+    pub fn call_arguments(
+        &self,
+        c: &super::writes::CodeCall,
+    ) -> Option<super::writes::CallArguments> {
         super::writes::call_arguments(
             self.minor,
             &self.instructions,
@@ -401,11 +405,19 @@ impl<'a> Walker<'a> {
         let names = objs
             .tuple_strings(mem.ptr(addr + offs.code_names)?)
             .unwrap_or_default();
-        let consts = objs
+        let const_items = objs
             .tuple_items(mem.ptr(addr + offs.code_consts)?)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| objs.short_repr(c))
+            .unwrap_or_default();
+        let consts = const_items.iter().map(|&c| objs.short_repr(c)).collect();
+        // A call's keyword names are a constant tuple of strings.
+        let const_strings = const_items
+            .iter()
+            .map(|&c| {
+                objs.type_is(c, "tuple")
+                    .then(|| objs.tuple_strings(c).ok())
+                    .flatten()
+                    .unwrap_or_default()
+            })
             .collect();
         let raw_code = match offs.code_bytecode {
             Bytecode::Object(off) => objs.bytes_object(mem.ptr(addr + off)?)?,
@@ -434,6 +446,7 @@ impl<'a> Walker<'a> {
                 locals,
                 cells,
                 consts,
+                const_strings,
             },
             nlocalsplus,
             stacksize,
