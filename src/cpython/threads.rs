@@ -409,16 +409,6 @@ impl<'a> Walker<'a> {
             .tuple_items(mem.ptr(addr + offs.code_consts)?)
             .unwrap_or_default();
         let consts = const_items.iter().map(|&c| objs.short_repr(c)).collect();
-        // A call's keyword names are a constant tuple of strings.
-        let const_strings = const_items
-            .iter()
-            .map(|&c| {
-                objs.type_is(c, "tuple")
-                    .then(|| objs.tuple_strings(c).ok())
-                    .flatten()
-                    .unwrap_or_default()
-            })
-            .collect();
         let raw_code = match offs.code_bytecode {
             Bytecode::Object(off) => objs.bytes_object(mem.ptr(addr + off)?)?,
             Bytecode::Inline(off) => {
@@ -431,6 +421,24 @@ impl<'a> Walker<'a> {
             }
         };
         let instructions = bytecode::decode(self.objs.layout.opcodes, &raw_code);
+        // A call's keyword names are a constant tuple of strings: read only the constants a
+        // keyword call names (KW_NAMES, or the load right before CALL_KW / CALL_FUNCTION_KW).
+        let mut const_strings = vec![Vec::new(); const_items.len()];
+        for (i, ins) in instructions.iter().enumerate() {
+            let named = match ins.name {
+                "KW_NAMES" => Some(ins.arg as usize),
+                "LOAD_CONST" => instructions
+                    .get(i + 1)
+                    .filter(|n| matches!(n.name, "CALL_KW" | "CALL_FUNCTION_KW"))
+                    .map(|_| ins.arg as usize),
+                _ => None,
+            };
+            if let Some(c) = named.filter(|c| *c < const_items.len()) {
+                if const_strings[c].is_empty() && objs.type_is(const_items[c], "tuple") {
+                    const_strings[c] = objs.tuple_strings(const_items[c]).unwrap_or_default();
+                }
+            }
+        }
         let exception_table = match offs.code_exceptiontable {
             Some(off) => bytecode::exception_table(&objs.bytes_object(mem.ptr(addr + off)?)?),
             None => Vec::new(),
