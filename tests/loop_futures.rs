@@ -4,7 +4,9 @@
 //! loop's own thread blocks on that thread (joins it, or takes a lock it holds): a deadlock
 //! naming both threads, through a `completed_by` edge to the loop's thread with evidence
 //! `ready_queue`. The same once `run_coroutine_threadsafe`'s callback ran and the task it
-//! created waits with its first step (`Task.__step`) queued behind the callback that blocks. A loop that keeps bridging to a thread that finishes gives no finding.
+//! created waits with its first step (`Task.__step`) queued behind the callback that blocks,
+//! and once that task is done and `_chain_future`'s copy of its result (`_call_set_state`) is
+//! queued behind it. A loop that keeps bridging to a thread that finishes gives no finding.
 
 mod support;
 
@@ -54,6 +56,13 @@ fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
                 "the result of task \"Task-2\"",
                 "\"MainThread\" waits for registry_lock, held by \"bridge\"",
             ),
+            // The task is done; `_chain_future`'s copy of its result is queued behind the
+            // callback that blocks.
+            (
+                "chained",
+                "a future set by _chain_future's _call_set_state",
+                "\"MainThread\" waits for registry_lock, held by \"bridge\"",
+            ),
         ] {
             let target = Target::start(interp, &script, &[mode]);
             let (code, d) =
@@ -86,14 +95,17 @@ fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
             assert_eq!(waited["holders"][0]["thread"], main, "[{mode}] {waited:#}");
             assert_eq!(waited["holders"][0]["evidence"], "ready_queue", "[{mode}]");
             if mode == "task" {
+                // The task's queued step.
                 assert!(summary.contains(" via Task.__step, queued"), "{summary}");
+            }
+            if mode == "task" || mode == "chained" {
                 assert!(
                     doc::findings(&d, "stall").is_empty(),
                     "[{mode}] {:#}",
                     d["findings"]
                 );
             }
-            if mode == "lock" || mode == "task" {
+            if ["lock", "task", "chained"].contains(&mode) {
                 let held = edges(f, "held_by");
                 assert!(
                     held.iter().any(|e| e["site"]

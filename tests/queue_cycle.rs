@@ -69,9 +69,10 @@ fn a_full_queue_whose_only_getter_waits_for_the_putters_lock_is_a_deadlock() {
         // The text says who drains the queue; the load beside it adds no finding.
         let (code, text) = dump_text(target.pid, WINDOW);
         assert_eq!(code, 3, "{text}");
+        let consume = get_site.split(' ').next().unwrap();
         assert!(
             text.contains(&format!(
-                "full; taken from only by \"consumer\" (tid {}), whose code calls get next at {get_site}  [queue_getter]",
+                "full; taken from only by \"consumer\" (tid {}), whose code calls get next at {get_site}, through {consume} -> self.jobs.get  [queue_getter]",
                 doc::thread_by_name(&d, "consumer")["native_id"]
             )),
             "{text}"
@@ -89,9 +90,10 @@ fn a_bounded_queue_under_load_is_healthy() {
     });
 }
 
-/// One process, two shapes: a consumer that reaches `get` only through calls not yet on its
-/// stack (`self._next_job()` -> `take(self.jobs)` -> `q.get()`) is found as the queue's getter
-/// (a deadlock, the `get` site in `take`); beside it the same knot with a running "auditor"
+/// One process, three shapes: a consumer that reaches `get` only through calls not yet on its
+/// stack (`self._next_job()` -> `take(self.jobs)` -> `q.get()`, and the same passing the queue
+/// by keyword, `take(q=self.jobs)`) is found as the queue's getter
+/// (a deadlock, the `get` site in `take`, the calls to it in the holder's `call_path`); beside it the same knot with a running "auditor"
 /// that calls a method of the queue picked at run time (it could drain it) is no deadlock.
 #[test]
 fn a_getter_through_calls_is_found_and_a_running_referrer_prevents_a_false_deadlock() {
@@ -103,27 +105,45 @@ fn a_getter_through_calls_is_found_and_a_running_referrer_prevents_a_false_deadl
         let (code, d) = dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
         assert_eq!(code, 3, "{:#}", d["findings"]);
         let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 1, "{:#}", d["findings"]);
-        let f = deadlocks[0];
-        let mut names = doc::finding_thread_names(&d, f);
-        names.sort();
-        assert_eq!(names, ["indirect-consumer", "indirect-producer"]);
-        let edges = f["edges"].as_array().unwrap();
-        let drained: Vec<_> = edges.iter().filter(|e| e["via"] == "drained_by").collect();
-        assert_eq!(drained.len(), 1, "{edges:#?}");
-        assert_eq!(
-            drained[0]["to"],
-            doc::thread_by_name(&d, "indirect-consumer")["id"]
-        );
-        assert_eq!(drained[0]["evidence"], "queue_getter");
-        assert!(
-            drained[0]["site"]
-                .as_str()
-                .unwrap()
-                .ends_with(&format!("take queue_cycle.py:{get_line}")),
-            "{:#}",
-            drained[0]
-        );
+        assert_eq!(deadlocks.len(), 2, "{:#}", d["findings"]);
+        // The queue passed on by position (`take(self.jobs)`), and by keyword (`take(q=...)`).
+        for knot in ["indirect", "keyword"] {
+            let consumer = format!("{knot}-consumer");
+            let f = deadlocks
+                .iter()
+                .find(|f| doc::finding_thread_names(&d, f).contains(&consumer))
+                .unwrap_or_else(|| panic!("no deadlock of {consumer}: {:#}", d["findings"]));
+            let mut names = doc::finding_thread_names(&d, f);
+            names.sort();
+            assert_eq!(names, [consumer.clone(), format!("{knot}-producer")]);
+            let edges = f["edges"].as_array().unwrap();
+            let drained: Vec<_> = edges.iter().filter(|e| e["via"] == "drained_by").collect();
+            assert_eq!(drained.len(), 1, "{edges:#?}");
+            assert_eq!(drained[0]["to"], doc::thread_by_name(&d, &consumer)["id"]);
+            assert_eq!(drained[0]["evidence"], "queue_getter");
+            assert!(
+                drained[0]["site"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("take queue_cycle.py:{get_line}")),
+                "{:#}",
+                drained[0]
+            );
+            // The holder records the calls down to that `get` (a function's qualified name
+            // where the code object carries it).
+            let queue = doc::lock(&d, drained[0]["from"].as_str().unwrap());
+            let path: Vec<&str> = queue["holders"][0]["call_path"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no call_path: {queue:#}"))
+                .iter()
+                .map(|s| s.as_str().unwrap())
+                .collect();
+            let ends = ["consume", "_next_job", "take", "q.get"];
+            assert!(
+                path.len() == ends.len() && path.iter().zip(ends).all(|(p, e)| p.ends_with(e)),
+                "{path:?}"
+            );
+        }
         // The audited knot: no finding names its threads; the auditor is an `unknown` holder.
         let audited = doc::thread_by_name(&d, "audited-consumer")["id"].clone();
         assert!(

@@ -64,6 +64,7 @@ pub fn lock(id: &str, kind: LockKind, name: &str, holders: &[&str], site: Option
                 evidence: Evidence::Future,
                 site: site.map(str::to_string),
                 count: None,
+                call_path: Vec::new(),
             })
             .collect(),
         waiters: Vec::new(),

@@ -254,6 +254,7 @@ mod tests {
             evidence: Evidence::PthreadOwner,
             site: None,
             count: None,
+            call_path: Vec::new(),
         });
         m.waiters.push(Waiter {
             thread: "1:t:1".into(),

@@ -140,6 +140,7 @@ impl Reader<'_, '_, '_> {
                     evidence: *evidence,
                     site: site.clone(),
                     count: None,
+                    call_path: Vec::new(),
                 })
                 .collect();
             // Permits taken beyond the holders found were taken where nothing records it.
@@ -161,6 +162,7 @@ impl Reader<'_, '_, '_> {
                     evidence: Evidence::Unknown,
                     site: None,
                     count: None,
+                    call_path: Vec::new(),
                 });
             }
             let id = lock_id(self.pid, addr);

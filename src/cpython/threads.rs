@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction, Path};
+use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
 use super::layout::{
     common::*, BlockScheme, Bytecode, Dialect, InstructionPointer, Offsets, TopFrame,
 };
@@ -71,8 +71,12 @@ impl CodeInfo {
         super::writes::method_lookups(self.minor, &self.instructions, &self.names, methods)
     }
 
-    /// The positional arguments (name chains) of the call a decoded call names.
-    pub fn call_arguments(&self, c: &super::writes::CodeCall) -> Option<Vec<Option<Path>>> {
+    /// The arguments (name chains, positional and by keyword) of the call a decoded call
+    /// names.
+    pub fn call_arguments(
+        &self,
+        c: &super::writes::CodeCall,
+    ) -> Option<super::writes::CallArguments> {
         super::writes::call_arguments(
             self.minor,
             &self.instructions,
@@ -406,12 +410,10 @@ impl<'a> Walker<'a> {
         let names = objs
             .tuple_strings(mem.ptr(addr + offs.code_names)?)
             .unwrap_or_default();
-        let consts = objs
+        let const_items = objs
             .tuple_items(mem.ptr(addr + offs.code_consts)?)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| objs.short_repr(c))
-            .collect();
+            .unwrap_or_default();
+        let consts = const_items.iter().map(|&c| objs.short_repr(c)).collect();
         let raw_code = match offs.code_bytecode {
             Bytecode::Object(off) => objs.bytes_object(mem.ptr(addr + off)?)?,
             Bytecode::Inline(off) => {
@@ -424,6 +426,24 @@ impl<'a> Walker<'a> {
             }
         };
         let instructions = bytecode::decode(self.objs.layout.opcodes, &raw_code);
+        // A call's keyword names are a constant tuple of strings: read only the constants a
+        // keyword call names (KW_NAMES, or the load right before CALL_KW / CALL_FUNCTION_KW).
+        let mut const_strings = vec![Vec::new(); const_items.len()];
+        for (i, ins) in instructions.iter().enumerate() {
+            let named = match ins.name {
+                "KW_NAMES" => Some(ins.arg as usize),
+                "LOAD_CONST" => instructions
+                    .get(i + 1)
+                    .filter(|n| matches!(n.name, "CALL_KW" | "CALL_FUNCTION_KW"))
+                    .map(|_| ins.arg as usize),
+                _ => None,
+            };
+            if let Some(c) = named.filter(|c| *c < const_items.len()) {
+                if const_strings[c].is_empty() && objs.type_is(const_items[c], "tuple") {
+                    const_strings[c] = objs.tuple_strings(const_items[c]).unwrap_or_default();
+                }
+            }
+        }
         let exception_table = match offs.code_exceptiontable {
             Some(off) => bytecode::exception_table(&objs.bytes_object(mem.ptr(addr + off)?)?),
             None => Vec::new(),
@@ -439,6 +459,7 @@ impl<'a> Walker<'a> {
                 locals,
                 cells,
                 consts,
+                const_strings,
             },
             nlocalsplus,
             stacksize,

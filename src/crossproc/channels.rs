@@ -128,6 +128,7 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
                     evidence,
                     site: None,
                     count: None,
+                    call_path: Vec::new(),
                 })
                 .collect(),
             waiters: vec![],

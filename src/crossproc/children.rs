@@ -67,6 +67,7 @@ pub(super) fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
                             evidence: Evidence::Wait4,
                             site: None,
                             count: None,
+                            call_path: Vec::new(),
                         })
                         .collect(),
                     waiters: vec![],

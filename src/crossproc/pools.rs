@@ -44,6 +44,7 @@ pub(super) fn link_pools(out: &mut Snapshot, pools: &[(i32, snapshot::PoolView)]
                     evidence: Evidence::Future,
                     site,
                     count: None,
+                    call_path: Vec::new(),
                 };
             let holders: Vec<Holder> = if runs.is_empty() {
                 children(*pid)

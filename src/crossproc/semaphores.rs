@@ -117,6 +117,7 @@ pub(super) fn link_semaphores(
                     evidence: Evidence::Memory,
                     site: hold.as_ref().map(|h| h.site.clone()),
                     count: Some(s.count as u64),
+                    call_path: Vec::new(),
                 });
                 if live {
                     let name = hold.as_ref().and_then(|h| h.name.clone());
@@ -150,6 +151,7 @@ pub(super) fn link_semaphores(
                 evidence: Evidence::Unknown,
                 site: None,
                 count: None,
+                call_path: Vec::new(),
             });
         }
         let mut names = Vec::new();

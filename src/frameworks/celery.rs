@@ -395,6 +395,7 @@ pub fn link(
                 evidence: Evidence::Celery,
                 site: None,
                 count: None,
+                call_path: Vec::new(),
             };
             let (holders, whence, task) = if let Some((th, task)) = running.get(uuid) {
                 (
@@ -605,6 +606,7 @@ fn putlock_permits(
                 evidence: Evidence::Celery,
                 site: None,
                 count: Some(1),
+                call_path: Vec::new(),
             })
             .collect();
     }

@@ -189,6 +189,7 @@ pub fn blocking_calls(
                 evidence: Evidence::Memory,
                 site: Some(run_site),
                 count: None,
+                call_path: Vec::new(),
             }],
             waiters: vec![Waiter {
                 thread: th.id.clone(),

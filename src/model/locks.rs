@@ -309,6 +309,10 @@ pub struct Holder {
     pub evidence: Evidence,
     pub site: Option<String>,
     pub count: Option<u64>,
+    /// For evidence `queue_getter`: the calls from the holder's frame down to the `get`
+    /// (`consume`, `_next_job`, `take`, `q.get`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub call_path: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -344,9 +344,18 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
                         continue;
                     }
                     while let Some(d) = f.edges.get(i + 1).filter(|d| d.via == EdgeVia::DrainedBy) {
+                        // The calls down to that `get`, as the queue's holder records them.
+                        let path = doc
+                            .lock(&d.from)
+                            .and_then(|l| {
+                                l.holders.iter().find(|h| h.thread.as_ref() == Some(&d.to))
+                            })
+                            .filter(|h| !h.call_path.is_empty())
+                            .map(|h| format!(", through {}", h.call_path.join(" -> ")))
+                            .unwrap_or_default();
                         writeln!(
                             out,
-                            "    full; taken from only by {}, whose code calls get next at {}  {}",
+                            "    full; taken from only by {}, whose code calls get next at {}{path}  {}",
                             node_label(doc, &d.to),
                             d.site.as_deref().unwrap_or("an unknown site"),
                             style.dim(&format!("[{}]", d.evidence.as_str()))

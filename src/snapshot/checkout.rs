@@ -156,6 +156,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     evidence: Evidence::Checkout,
                     site: Some(site.clone()),
                     count: None,
+                    call_path: Vec::new(),
                 });
                 threads[i].holds.push(Hold {
                     lock: id.clone(),

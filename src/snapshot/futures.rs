@@ -174,7 +174,7 @@ pub(super) fn resolve(
         jobs.insert(
             fut,
             Job {
-                what: Some(short_callback(&q.callback).to_string()),
+                what: Some(short_callback(&q.callback)),
                 completer: Completer::Loop(q.thread),
             },
         );
@@ -365,13 +365,20 @@ fn events_set_by_loops(
             evidence: Evidence::ReadyQueue,
             site: None,
             count: None,
+            call_path: Vec::new(),
         });
     }
 }
 
-/// How a queued callback is named in a future's name.
-fn short_callback(callback: &str) -> &str {
-    callback.split(".<locals>.").next().unwrap_or(callback)
+/// How a queued callback is named in a future's name: the function that made a closure
+/// (`run_coroutine_threadsafe` for its `callback`), with the closure's own name where it says
+/// which copy it is (`_chain_future's _call_set_state`).
+fn short_callback(callback: &str) -> String {
+    match callback.split_once(".<locals>.") {
+        Some((outer, "callback")) => outer.to_string(),
+        Some((outer, inner)) => format!("{outer}'s {inner}"),
+        None => callback.to_string(),
+    }
 }
 
 fn parse_hex(s: &str) -> Option<usize> {
@@ -432,6 +439,7 @@ fn future_entry<'e>(
             evidence: Evidence::Future,
             site,
             count: None,
+            call_path: Vec::new(),
         };
         let on_loop = |w: usize| Holder {
             evidence: Evidence::ReadyQueue,

@@ -132,6 +132,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 evidence: Evidence::GilState,
                 site: None,
                 count: None,
+                call_path: Vec::new(),
             });
         }
         let mut waiters = Vec::new();

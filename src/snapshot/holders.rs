@@ -115,6 +115,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     evidence: Evidence::Memory,
                     site,
                     count,
+                    call_path: Vec::new(),
                 });
                 if live {
                     if let Some(t) = threads.iter_mut().find(|t| t.id == tid) {
@@ -146,6 +147,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                         evidence: h.evidence,
                         site: h.site.clone(),
                         count: None,
+                        call_path: Vec::new(),
                     });
                 }
             }
@@ -158,6 +160,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     evidence: Evidence::Unknown,
                     site: None,
                     count: None,
+                    call_path: Vec::new(),
                 });
             }
             let lock = self.locks.get_mut(&addr).unwrap();

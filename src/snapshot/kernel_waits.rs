@@ -88,6 +88,7 @@ fn file_lock_wait(
                 evidence: Evidence::ProcLocks,
                 site: None,
                 count: None,
+                call_path: Vec::new(),
             })
             .collect();
         if w.unknown_holders > 0 || holders.is_empty() {
@@ -99,6 +100,7 @@ fn file_lock_wait(
                 evidence: Evidence::Unknown,
                 site: None,
                 count: None,
+                call_path: Vec::new(),
             });
         }
         Lock {

@@ -109,6 +109,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 evidence: Evidence::PthreadOwner,
                 site: None,
                 count: count.map(u64::from),
+                call_path: Vec::new(),
             };
             // A mutex of the interpreter's own static data (the GIL's `mutex`, which a thread
             // holds for an instant while it drops or takes the GIL) is not added to its

@@ -79,6 +79,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                         evidence: Evidence::Probe,
                         site: Some(c.site.clone()),
                         count: None,
+                        call_path: Vec::new(),
                         task,
                     }),
                 }

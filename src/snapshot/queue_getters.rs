@@ -3,7 +3,8 @@
 //! `get_nowait` ahead of its current instruction (or in a loop around it), decoded from the
 //! frame's bytecode, directly or through up to two levels of calls to functions read from
 //! memory (a module global, a method of the receiver's class), their parameters bound to the
-//! call's arguments (evidence `queue_getter`, the site of that `get`). They become the queue's
+//! call's positional and keyword arguments (evidence `queue_getter`, the site of that `get`,
+//! the calls down to it as the holder's `call_path`). They become the queue's
 //! holders, so the putter's wait leads to them (`drained_by`). A thread that is not blocked
 //! and whose code refers to the queue in a way not decoded, or whose stack or state could not
 //! be read, may drain it too: it is a holder with evidence `unknown`, which makes the wait an
@@ -81,7 +82,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 continue;
             }
             let mut holders = Vec::new();
-            let holder = |t: &Thread, evidence: Evidence, site: Option<String>| Holder {
+            let holder = |t: &Thread, evidence: Evidence, site: Option<String>, path| Holder {
                 thread: Some(t.id.clone()),
                 task: None,
                 process: None,
@@ -89,15 +90,16 @@ impl<'w, 'a> Builder<'w, 'a> {
                 evidence,
                 site,
                 count: None,
+                call_path: path,
             };
             for (rt, t) in raw.iter().zip(threads) {
                 if putters.contains(&t.id) {
                     continue;
                 }
-                if let Some(site) = self.takes_from(rt, q) {
-                    holders.push(holder(t, Evidence::QueueGetter, Some(site)));
+                if let Some((site, path)) = self.takes_from(rt, q) {
+                    holders.push(holder(t, Evidence::QueueGetter, Some(site), path));
                 } else if let Some(site) = self.may_take_from(rt, t, q) {
-                    holders.push(holder(t, Evidence::Unknown, site));
+                    holders.push(holder(t, Evidence::Unknown, site, Vec::new()));
                 }
             }
             if let Some(lock) = self.locks.get_mut(&q) {
@@ -126,8 +128,9 @@ impl<'w, 'a> Builder<'w, 'a> {
 
     /// The site (`function file:line`) of the first `q.get()` a thread's own frames will still
     /// make, innermost frame first: the method looked up on an expression that names `q` now,
-    /// in the frame's code or in a function it calls (two levels deep at most).
-    fn takes_from(&self, rt: &RawThread, q: usize) -> Option<String> {
+    /// in the frame's code or in a function it calls (two levels deep at most); with the call
+    /// path to it (the frame's function, each callee, `q.get`).
+    fn takes_from(&self, rt: &RawThread, q: usize) -> Option<(String, Vec<String>)> {
         let mut budget = MAX_CALLEES;
         for rf in rt
             .frames
@@ -144,15 +147,17 @@ impl<'w, 'a> Builder<'w, 'a> {
                 .filter(|c| decoded.reachable_call(at, c))
                 .collect();
             let names = Names::Frame(rf);
-            if let Some(site) = self.takes_in(&rf.code, &calls, &names, q, 0, &mut budget) {
-                return Some(site);
+            let found = self.takes_in(&rf.code, &calls, &names, q, 0, &mut budget);
+            if found.is_some() {
+                return found;
             }
         }
         None
     }
 
     /// The site of a `q.get()` among `calls` (of `code`, its names looked up in `names`), or
-    /// in the functions they call, `depth` levels below a frame.
+    /// in the functions they call, `depth` levels below a frame; with the call path from
+    /// `code`'s function down to it.
     fn takes_in(
         &self,
         code: &CodeInfo,
@@ -161,7 +166,7 @@ impl<'w, 'a> Builder<'w, 'a> {
         q: usize,
         depth: usize,
         budget: &mut usize,
-    ) -> Option<String> {
+    ) -> Option<(String, Vec<String>)> {
         let direct = calls.iter().find(|c| {
             TAKERS.contains(&c.name.as_str())
                 && c.receiver
@@ -169,7 +174,15 @@ impl<'w, 'a> Builder<'w, 'a> {
                     .is_some_and(|r| self.resolve_in(names, r) == Some(q))
         });
         if let Some(c) = direct {
-            return Some(code_site(code, code.line_of_instruction(c.index)));
+            let receiver = c
+                .receiver
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            return Some((
+                code_site(code, code.line_of_instruction(c.index)),
+                vec![code.name.clone(), format!("{receiver}.{}", c.name)],
+            ));
         }
         if depth >= MAX_CALL_DEPTH {
             return None;
@@ -188,8 +201,11 @@ impl<'w, 'a> Builder<'w, 'a> {
                 .iter()
                 .filter(|c| decoded.reachable_call(0, c))
                 .collect();
-            if let Some(site) = self.takes_in(&callee, &inner, &bound, q, depth + 1, budget) {
-                return Some(site);
+            if let Some((site, mut path)) =
+                self.takes_in(&callee, &inner, &bound, q, depth + 1, budget)
+            {
+                path.insert(0, code.name.clone());
+                return Some((site, path));
             }
         }
         None
@@ -227,15 +243,25 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
         let args = code.call_arguments(c).unwrap_or_default();
         let params = callee.parameters.clone().unwrap_or_default();
-        let values = receiver.into_iter().map(Some).chain(
-            args.iter()
-                .map(|a| a.as_ref().and_then(|p| self.resolve_in(names, p))),
-        );
-        let locals = params
+        let resolve = |a: &Option<Path>| a.as_ref().and_then(|p| self.resolve_in(names, p));
+        let values = receiver
             .into_iter()
-            .zip(values)
-            .filter_map(|(p, v)| Some((p, v?)))
-            .collect();
+            .map(Some)
+            .chain(args.positional.iter().map(resolve));
+        let by_position = params.iter().cloned().zip(values);
+        // A keyword binds the parameter of that name (one the call also passes by position
+        // is a TypeError at run time: the positional one is kept).
+        let by_keyword = args
+            .keywords
+            .iter()
+            .filter(|(k, _)| params.contains(k))
+            .map(|(k, a)| (k.clone(), resolve(a)));
+        let mut locals: Vec<(String, usize)> = Vec::new();
+        for (p, v) in by_position.chain(by_keyword) {
+            if let (Some(v), false) = (v, locals.iter().any(|(k, _)| *k == p)) {
+                locals.push((p, v));
+            }
+        }
         Some((
             callee,
             Names::Bound {
@@ -298,7 +324,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     .is_some_and(|r| self.resolve_in(&names, r) == Some(q));
                 let passes_q = || {
                     rf.code.call_arguments(c).is_some_and(|args| {
-                        args.iter()
+                        args.all()
                             .flatten()
                             .any(|p| self.resolve_in(&names, p) == Some(q))
                     })

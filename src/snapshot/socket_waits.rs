@@ -233,6 +233,7 @@ fn link_wait(
                 evidence: Evidence::SockDiag,
                 site: None,
                 count: None,
+                call_path: Vec::new(),
             })
             .collect(),
         waiters: Vec::new(),

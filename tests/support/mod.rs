@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod healthy;
 pub mod namespaces;
+pub mod parallel;
 pub mod representative;
 
 #[derive(Debug, Clone)]

@@ -14,6 +14,9 @@ pub struct CodeNames {
     pub cells: Vec<String>,
     /// Short renderings of `co_consts`.
     pub consts: Vec<String>,
+    /// For each of `co_consts`: its strings when it is a tuple of strings (a call's keyword
+    /// names), else empty.
+    pub const_strings: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]

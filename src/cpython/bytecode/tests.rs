@@ -81,6 +81,7 @@ fn names_a_subscripted_attribute() {
         locals: vec!["a".into()],
         cells: vec![],
         consts: vec!["None".into(), "0".into()],
+        const_strings: vec![],
     };
     assert_eq!(
         with_subject(Dialect(12), &ins, ins.len() - 1, &names).as_deref(),
@@ -96,6 +97,7 @@ fn names_a_computed_index() {
         locals: vec!["i".into()],
         cells: vec![],
         consts: vec!["None".into(), "1".into()],
+        const_strings: vec![],
     };
     let v310 = [
         ("LOAD_GLOBAL", 0),

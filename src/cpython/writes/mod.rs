@@ -19,6 +19,7 @@ mod decode;
 mod flow;
 mod guards;
 
+pub use arguments::CallArguments;
 pub use code::{CodeCall, CodeWrite, CodeWrites, Guard};
 pub use decode::decode;
 
@@ -43,15 +44,16 @@ pub fn method_lookups(
     guards::method_lookups(minor, instructions, names, methods)
 }
 
-/// The positional arguments (name chains, or `None`) of the call of what the instruction at
-/// `lookup` loads under `name`; `None` where that call is not found or not followed.
+/// The arguments (name chains, or `None`; positional and by keyword) of the call of what the
+/// instruction at `lookup` loads under `name`; `None` where that call is not found or not
+/// followed.
 pub fn call_arguments(
     minor: u8,
     instructions: &[crate::cpython::bytecode::Instruction],
     names: &crate::cpython::bytecode::CodeNames,
     lookup: usize,
     name: &str,
-) -> Option<Vec<Option<crate::cpython::bytecode::Path>>> {
+) -> Option<CallArguments> {
     arguments::call_arguments(minor, instructions, names, lookup, name)
 }
 

@@ -26,6 +26,7 @@ fn a_write_under_setup_with_is_guarded_and_reachable_through_the_loop() {
         locals: vec!["self".into()],
         cells: vec![],
         consts: vec!["None".into(), "1".into()],
+        const_strings: vec![],
     };
     let lines = vec![Some(1); ins.len()];
     let cw = decode(9, &ins, &[], &names, false, &lines);
@@ -60,6 +61,7 @@ fn a_rebound_local_makes_a_write_unreachable_with_its_current_value() {
         locals: vec!["item".into(), "items".into()],
         cells: vec![],
         consts: vec!["None".into(), "1".into()],
+        const_strings: vec![],
     };
     let lines = vec![Some(1); ins.len()];
     let cw = decode(12, &ins, &[], &names, false, &lines);
@@ -91,6 +93,7 @@ fn a_slice_deletion_is_a_write_and_an_append_only_adds() {
         locals: vec!["item".into()],
         cells: vec![],
         consts: vec!["None".into(), "500".into()],
+        const_strings: vec![],
     };
     let lines: Vec<Option<u32>> = (0..ins.len())
         .map(|i| Some(if i < 5 { 1 } else { 2 }))
@@ -156,6 +159,7 @@ fn a_write_only_the_owner_can_make_is_not_a_shared_write() {
         locals: vec!["self".into(), "me".into()],
         cells: vec![],
         consts: vec!["None".into(), "1".into()],
+        const_strings: vec![],
     };
     let lines: Vec<Option<u32>> = (0..ins.len())
         .map(|i| {
@@ -221,6 +225,7 @@ fn a_314_with_block_entered_through_load_special_guards_its_body() {
         locals: vec!["self".into(), "n".into()],
         cells: vec![],
         consts: vec!["None".into()],
+        const_strings: vec![],
     };
     for (minor, t, code, table) in [
         (
@@ -280,6 +285,7 @@ fn a_315_mutator_call_with_a_common_constant_argument_is_a_write() {
         locals: vec!["key".into()],
         cells: vec![],
         consts: vec!["None".into()],
+        const_strings: vec![],
     };
     let ins = bytecode::decode(t, &code);
     assert_eq!(ins.len(), lines.len());
@@ -312,6 +318,7 @@ fn a_borrowed_load_ends_construction_on_314() {
         locals: vec!["q".into(), "i".into(), "job".into()],
         cells: vec![],
         consts: vec!["'queued'".into(), "None".into()],
+        const_strings: vec![],
     };
     let ins = bytecode::decode(t, &code);
     assert_eq!(ins.len(), lines.len());
@@ -342,6 +349,7 @@ fn an_augmented_subscript_on_314_writes_its_container() {
         locals: vec!["k".into()],
         cells: vec![],
         consts: vec!["1".into(), "None".into()],
+        const_strings: vec![],
     };
     let ins = bytecode::decode(t, &code);
     assert_eq!(ins.len(), lines.len());
@@ -377,6 +385,7 @@ fn an_attribute_argument_is_not_the_method_called() {
         locals: vec!["job".into()],
         cells: vec![],
         consts: vec!["None".into()],
+        const_strings: vec![],
     };
     let lines = vec![Some(1); ins.len()];
     let cw = decode(12, &ins, &[], &names, false, &lines);
@@ -402,6 +411,7 @@ fn a_store_fused_with_the_load_of_its_object_is_an_attribute_write() {
         locals: vec!["self".into(), "out".into()],
         cells: vec![],
         consts: vec!["None".into()],
+        const_strings: vec![],
     };
     for (minor, t, load) in [
         (13u8, &opcodes::V3_13, "LOAD_FAST"),

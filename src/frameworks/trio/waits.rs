@@ -60,6 +60,7 @@ fn holder(task: Option<String>, evidence: Evidence) -> Holder {
         evidence,
         site: None,
         count: None,
+        call_path: Vec::new(),
     }
 }
 

@@ -233,6 +233,7 @@ fn holder(task: Option<String>, site: Option<String>) -> Holder {
         evidence: Evidence::Deferred,
         site,
         count: None,
+        call_path: Vec::new(),
     }
 }
 

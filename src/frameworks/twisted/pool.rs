@@ -55,6 +55,7 @@ impl Pools {
             evidence: Evidence::ThreadPool,
             site,
             count: None,
+            call_path: Vec::new(),
         };
         let what = work.what.as_deref().unwrap_or("work");
         let (holders, name) = match &work.runner {
