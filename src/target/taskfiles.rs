@@ -388,4 +388,43 @@ mod tests {
         assert!(files.open.is_empty());
         assert!(files.schedstat(i32::MAX).is_none());
     }
+
+    #[test]
+    fn a_sleeping_threads_state_is_read_once_while_it_stays_asleep() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (wake, asleep) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = asleep.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let pid = std::process::id() as i32;
+        let mut files = TaskFiles::new(pid);
+        // Until it is asleep in the channel's futex wait.
+        let mut first = None;
+        for _ in 0..200 {
+            first = files.kernel_thread(tid).filter(|k| k.syscall.is_some());
+            if first.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let first = first.expect("the thread sleeps");
+        assert_eq!(first.state, 'S');
+        // Its `stat` closed: were it read again, it would be opened again.
+        assert!(files.open.remove(&(tid, Which::Stat)).is_some());
+        HELD.fetch_sub(1, Ordering::Relaxed);
+        let second = files.kernel_thread(tid).unwrap();
+        assert_eq!(second, first);
+        assert!(!files.open.contains_key(&(tid, Which::Stat)));
+        // The task list, through the kept directory, lists it; once it is gone, its kept
+        // state goes with it.
+        assert!(files.task_ids().contains(&tid));
+        wake.send(()).unwrap();
+        sleeper.join().unwrap();
+        let tids = files.task_ids();
+        assert!(!tids.contains(&tid), "{tids:?}");
+        files.retain(&tids);
+        assert!(files.asleep.is_empty());
+    }
 }
