@@ -5,7 +5,7 @@
 //! This file only rewrites snapshots' waits before the detectors see them, and words how long
 //! a deadlock of timed waits lasts; it reads no process.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::model::*;
 use crate::snapshot::Snapshot;
@@ -147,7 +147,8 @@ fn position(snap: &Snapshot, id: &str, hint: usize) -> Option<usize> {
 /// died.
 fn some_thread_moved(snaps: &[&Snapshot]) -> bool {
     type Sighting<'a> = (&'a str, WaitKind, Option<&'a str>, Option<&'a str>);
-    let mut seen: HashMap<Sighting, usize> = HashMap::new();
+    // Hashed with Fx: ids and sites are gridlock's own strings, and SipHash was most of this.
+    let mut seen: FxHashMap<Sighting, usize> = FxHashMap::default();
     for s in snaps {
         for t in &s.threads {
             if let Some(w) = &t.waits_for {
@@ -161,7 +162,7 @@ fn some_thread_moved(snaps: &[&Snapshot]) -> bool {
             }
         }
     }
-    let mut keys: HashMap<&str, usize> = HashMap::new();
+    let mut keys: FxHashMap<&str, usize> = FxHashMap::default();
     for ((id, ..), n) in seen {
         if n >= 2 {
             *keys.entry(id).or_default() += 1;

@@ -4,6 +4,7 @@
 use super::layout::{common::*, DictKeys, InstanceDict, Layout};
 use crate::error::{Error, Result};
 use crate::memory::{AddrMap, ReadMemory};
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -37,6 +38,10 @@ pub struct Objects<'a> {
     pub layout: &'a Layout,
     type_names: RefCell<AddrMap<Rc<str>>>,
     strs: RefCell<AddrMap<Rc<str>>>,
+    /// Str-key lookups done in this view, by (keys table, split values or 0): the same
+    /// globals and instance dicts are searched for the same names once per thread running
+    /// the same code. A view is one snapshot, whose reads of the same bytes agree.
+    found: RefCell<FxHashMap<(usize, usize), Vec<(Box<str>, Option<usize>)>>>,
     /// `sys.modules` by name, kept across snapshots by whoever adopts it.
     modules: RefCell<super::modules_index::ModulesIndex>,
 }
@@ -48,6 +53,7 @@ impl<'a> Objects<'a> {
             layout,
             type_names: Default::default(),
             strs: Default::default(),
+            found: Default::default(),
             modules: Default::default(),
         }
     }
@@ -390,15 +396,48 @@ impl<'a> Objects<'a> {
     /// The value under the str key `key` in a dict-keys object, comparing keys without
     /// copying them.
     fn find_key(&self, keys: usize, values: Option<usize>, key: &str) -> Result<Option<usize>> {
-        Ok(self
-            .entries_with(keys, values)?
-            .into_iter()
-            .find(|(k, _)| {
-                // The length first: one cached read rules out most keys without decoding them.
-                self.mem.i64(*k + STR_LENGTH).ok() == Some(key.chars().count() as i64)
-                    && self.str_rc(*k).is_ok_and(|s| &*s == key)
-            })
-            .map(|(_, v)| v))
+        let table = (keys, values.unwrap_or(0));
+        if let Some(found) = self.found.borrow().get(&table).and_then(|names| {
+            names
+                .iter()
+                .find_map(|(name, found)| (**name == *key).then_some(*found))
+        }) {
+            return Ok(found);
+        }
+        let found = self.scan_for_key(keys, values, key)?;
+        self.found
+            .borrow_mut()
+            .entry(table)
+            .or_default()
+            .push((key.into(), found));
+        Ok(found)
+    }
+
+    /// The first entry whose key is the str `key` and whose value is set: a value is read
+    /// only for a matching key.
+    fn scan_for_key(&self, keys: usize, values: Option<usize>, key: &str) -> Result<Option<usize>> {
+        let (entries, nentries, entry_size, key_off) = self.table_shape(keys)?;
+        let raw = self.mem.bytes(entries, nentries as usize * entry_size)?;
+        let length = key.chars().count() as i64;
+        for (i, entry) in raw.chunks_exact(entry_size).enumerate() {
+            let k = u64::from_le_bytes(entry[key_off..key_off + 8].try_into().unwrap()) as usize;
+            // The length first: one cached read rules out most keys without decoding them.
+            if k == 0
+                || self.mem.i64(k + STR_LENGTH).ok() != Some(length)
+                || !self.str_rc(k).is_ok_and(|s| &*s == key)
+            {
+                continue;
+            }
+            let value = match values {
+                Some(v) => self.mem.ptr(v + 8 * i)?,
+                None => u64::from_le_bytes(entry[key_off + 8..key_off + 16].try_into().unwrap())
+                    as usize,
+            };
+            if value != 0 {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
     }
 
     /// All instance attributes of a Python object (empty for objects without a `__dict__`).

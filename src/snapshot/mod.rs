@@ -80,7 +80,7 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
     let mut tries = 0;
     loop {
         let kernel_span = span(Phase::Kernel);
-        let tids = procfs::task_ids(session.pid);
+        let tids = session.task_files.task_ids();
         session.task_files.retain(&tids);
         session.target.namespace_tids.refresh(&tids);
         let kernel: HashMap<i32, KernelThread> = tids

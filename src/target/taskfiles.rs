@@ -3,6 +3,13 @@
 //! read at offset 0 of an open one makes the kernel regenerate it, so a sample pays one
 //! syscall per file instead of three (measured: the open/close pairs were most of a
 //! snapshot's kernel time on a 20-thread target at a high rate).
+//!
+//! A sleeping thread's state letter and `wchan` are read again only when it may have changed:
+//! both change only when the thread runs (stopping, freezing, entering another wait or
+//! exiting all happen on its own CPU time; a wake-up shows as "running" in `syscall`), so a
+//! thread in the same syscall with the same `schedstat` counts as when they were read keeps
+//! them (`stat` was the costliest file: a third of the `/proc` time of a sample). The task
+//! list is read through a directory kept open too.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -56,6 +63,19 @@ const PROCESS: i32 = 0;
 pub struct TaskFiles {
     pid: i32,
     open: HashMap<(i32, Which), File>,
+    /// Per sleeping thread: its state letter and `wchan` as read, and the syscall and
+    /// `schedstat` they were read with.
+    asleep: HashMap<i32, Asleep>,
+    /// `/proc/PID/task`, kept open (`None` until first listed, or when it cannot be).
+    task_dir: Option<TaskDir>,
+}
+
+/// What a sleeping thread's `stat` and `wchan` said, and when (by its own counters).
+struct Asleep {
+    syscall: Option<Syscall>,
+    sched: SchedStat,
+    state: char,
+    wchan: Option<String>,
 }
 
 /// Descriptors held by every `TaskFiles` of this process (one per target of a tree), against
@@ -69,6 +89,20 @@ impl TaskFiles {
         TaskFiles {
             pid,
             open: HashMap::new(),
+            asleep: HashMap::new(),
+            task_dir: None,
+        }
+    }
+
+    /// The process's thread ids, sorted (empty when it is gone): `/proc/PID/task` listed
+    /// through a descriptor kept open, rewound for each listing.
+    pub fn task_ids(&mut self) -> Vec<i32> {
+        if self.task_dir.is_none() {
+            self.task_dir = TaskDir::open(self.pid);
+        }
+        match &mut self.task_dir {
+            Some(dir) => dir.list(),
+            None => procfs::task_ids(self.pid),
         }
     }
 
@@ -79,6 +113,7 @@ impl TaskFiles {
         self.open
             .retain(|(tid, _), _| *tid == PROCESS || tids.binary_search(tid).is_ok());
         HELD.fetch_sub(before - self.open.len(), Ordering::Relaxed);
+        self.asleep.retain(|tid, _| tids.binary_search(tid).is_ok());
     }
 
     /// One `/proc` file of a thread, read whole into `buf`.
@@ -88,10 +123,12 @@ impl TaskFiles {
             if read_whole(file, buf) {
                 return true;
             }
-            // The thread is gone (or its TID belongs to a new thread): reopen below.
+            // The thread is gone (or its TID belongs to a new thread): reopen below, and
+            // forget what was read of the old one.
             if self.open.remove(&(tid, which)).is_some() {
                 HELD.fetch_sub(1, Ordering::Relaxed);
             }
+            self.asleep.remove(&tid);
             // The process is gone: its PID may be another's now.
             if tid == PROCESS {
                 return false;
@@ -157,9 +194,10 @@ impl TaskFiles {
     }
 
     /// What the thread is doing in the kernel. The `syscall` file says "running" exactly when
-    /// the thread is runnable (state `R`); only for a thread that is not are its state letter,
-    /// CPU counters and (outside futex waits) `wchan` read: a sample of a busy target costs
-    /// one read per running thread.
+    /// the thread is runnable (state `R`); only for a thread that is not are its CPU counters,
+    /// state letter and (outside futex waits) `wchan` read: a sample of a busy target costs
+    /// one read per running thread. The state and `wchan` are those read before while the
+    /// thread stays in the same syscall without running (same `schedstat`; see the top).
     pub fn kernel_thread(&mut self, tid: i32) -> Option<KernelThread> {
         let syscall = match self.syscall(tid)? {
             InSyscall::Running => {
@@ -175,16 +213,36 @@ impl TaskFiles {
             InSyscall::Yes(s) => Some(s),
             InSyscall::NotInOne => None,
         };
-        let state = procfs::stat_state(&self.read_string(tid, Which::Stat)?)?;
-        // In a futex wait the kernel function is always the futex wait's own: not worth a read.
-        let wchan = if syscall.as_ref().is_some_and(|s| s.nr == procfs::SYS_FUTEX) {
-            None
-        } else {
-            self.read_string(tid, Which::Wchan)
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty() && s != "0")
-        };
         let sched = self.schedstat(tid);
+        let kept = self.asleep.get(&tid).filter(|a| {
+            // A thread that never ran, or counters that are off (all zero), prove nothing.
+            sched.is_some_and(|s| s == a.sched && s.timeslices > 0) && a.syscall == syscall
+        });
+        let (state, wchan) = match kept {
+            Some(a) => (a.state, a.wchan.clone()),
+            None => {
+                let state = procfs::stat_state(&self.read_string(tid, Which::Stat)?)?;
+                // In a futex wait the kernel function is always the futex wait's own: not
+                // worth a read.
+                let wchan = if syscall.as_ref().is_some_and(|s| s.nr == procfs::SYS_FUTEX) {
+                    None
+                } else {
+                    self.read_string(tid, Which::Wchan)
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty() && s != "0")
+                };
+                if let Some(sched) = sched {
+                    let asleep = Asleep {
+                        syscall: syscall.clone(),
+                        sched,
+                        state,
+                        wchan: wchan.clone(),
+                    };
+                    self.asleep.insert(tid, asleep);
+                }
+                (state, wchan)
+            }
+        };
         Some(KernelThread {
             tid,
             state,
@@ -199,6 +257,50 @@ impl TaskFiles {
 impl Drop for TaskFiles {
     fn drop(&mut self) {
         HELD.fetch_sub(self.open.len(), Ordering::Relaxed);
+    }
+}
+
+/// An open directory of a process's tasks.
+struct TaskDir(std::ptr::NonNull<libc::DIR>);
+
+impl TaskDir {
+    fn open(pid: i32) -> Option<TaskDir> {
+        let path = std::ffi::CString::new(format!("/proc/{pid}/task")).ok()?;
+        // SAFETY: `path` is a valid C string; the handle is closed once, on drop.
+        std::ptr::NonNull::new(unsafe { libc::opendir(path.as_ptr()) }).map(TaskDir)
+    }
+
+    /// The thread ids listed now, sorted. Rewinding makes the kernel list the tasks afresh.
+    fn list(&mut self) -> Vec<i32> {
+        let mut tids = Vec::with_capacity(64);
+        // SAFETY: the handle is open and used by this thread only; each entry is read before
+        // the next `readdir` call, its name a NUL-terminated string inside it.
+        unsafe {
+            libc::rewinddir(self.0.as_ptr());
+            loop {
+                let entry = libc::readdir(self.0.as_ptr());
+                if entry.is_null() {
+                    break;
+                }
+                let name = std::ffi::CStr::from_ptr((*entry).d_name.as_ptr());
+                if let Some(tid) = name.to_str().ok().and_then(|n| n.parse().ok()) {
+                    tids.push(tid);
+                }
+            }
+        }
+        tids.sort_unstable();
+        tids
+    }
+}
+
+// SAFETY: a directory stream may be used from another thread as long as one thread at a
+// time uses it; `list` takes `&mut self`.
+unsafe impl Send for TaskDir {}
+
+impl Drop for TaskDir {
+    fn drop(&mut self) {
+        // SAFETY: opened by `opendir`, closed only here.
+        unsafe { libc::closedir(self.0.as_ptr()) };
     }
 }
 
@@ -285,5 +387,44 @@ mod tests {
         files.retain(&[]);
         assert!(files.open.is_empty());
         assert!(files.schedstat(i32::MAX).is_none());
+    }
+
+    #[test]
+    fn a_sleeping_threads_state_is_read_once_while_it_stays_asleep() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (wake, asleep) = std::sync::mpsc::channel::<()>();
+        let sleeper = std::thread::spawn(move || {
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            let _ = asleep.recv();
+        });
+        let tid = rx.recv().unwrap();
+        let pid = std::process::id() as i32;
+        let mut files = TaskFiles::new(pid);
+        // Until it is asleep in the channel's futex wait.
+        let mut first = None;
+        for _ in 0..200 {
+            first = files.kernel_thread(tid).filter(|k| k.syscall.is_some());
+            if first.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let first = first.expect("the thread sleeps");
+        assert_eq!(first.state, 'S');
+        // Its `stat` closed: were it read again, it would be opened again.
+        assert!(files.open.remove(&(tid, Which::Stat)).is_some());
+        HELD.fetch_sub(1, Ordering::Relaxed);
+        let second = files.kernel_thread(tid).unwrap();
+        assert_eq!(second, first);
+        assert!(!files.open.contains_key(&(tid, Which::Stat)));
+        // The task list, through the kept directory, lists it; once it is gone, its kept
+        // state goes with it.
+        assert!(files.task_ids().contains(&tid));
+        wake.send(()).unwrap();
+        sleeper.join().unwrap();
+        let tids = files.task_ids();
+        assert!(!tids.contains(&tid), "{tids:?}");
+        files.retain(&tids);
+        assert!(files.asleep.is_empty());
     }
 }
