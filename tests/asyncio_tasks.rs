@@ -153,6 +153,20 @@ fn a_healthy_loop_with_a_thousand_tasks_has_no_finding() {
             d["loops"][0]["tasks"].as_u64().unwrap() as usize,
             tasks.len()
         );
+        // Idle workers' local queues are looked for briefly, and no note says the search
+        // for names stopped: no finding names them.
+        assert!(
+            tasks
+                .iter()
+                .any(|t| ["queue", "future"]
+                    .contains(&t["waits_for"]["kind"].as_str().unwrap_or(""))),
+            "no idle worker awaits its queue"
+        );
+        let notes = process_notes(&d);
+        assert!(
+            !notes.iter().any(|n| n.starts_with("lock names:")),
+            "{notes:?}"
+        );
     });
 }
 

@@ -1,22 +1,22 @@
 //! Twisted (issue 32), on real reactors from PyPI: `threads.blockingCallFromThread(reactor,
 //! f)` called on the reactor's own thread is a deadlock naming the reactor (the call waits for
-//! the reactor it blocks); a twisted.web server idling gives no finding (its reactor a polling
-//! loop); two `inlineCallbacks` generators (and two `ensureDeferred` coroutines) each waiting
+//! the reactor it blocks); two `inlineCallbacks` generators (two `ensureDeferred` coroutines;
+//! two generators whose Deferreds are an object's attribute and closure cells) each waiting
 //! for a Deferred only the other fires are a deadlock, their tasks of framework `twisted`;
-//! Deferreds a reactor timer fires give none; a timed call sleeping in the reactor thread is
-//! a loop block; a thread pool (deferToThread) whose workers all block in blockingCallFromThread
-//! on work queued behind them is a deadlock of the pool, and a busy pool that drains gives
-//! none. Interpreters: one
-//! pyenv 3.9-3.10 and one pyenv 3.11-3.13 with Twisted installed (`scripts/test` installs it);
-//! one without is skipped with a note.
+//! a twisted.web server idling, Deferreds a reactor timer fires and a Deferred a protocol
+//! fires give none (one process); a timed call sleeping in the reactor thread is a loop block;
+//! a thread pool (deferToThread) whose workers all block in blockingCallFromThread on work
+//! queued behind them is a deadlock of the pool, and a busy pool that drains gives none.
+//! Interpreters: one pyenv 3.9-3.10, one 3.11-3.12 and the 3.13 with Twisted installed
+//! (`scripts/test` installs it); one without is skipped with a note.
 
 mod support;
 
 use support::{doc, dump_json, dump_text, fixture, line_of, Interpreter, Target};
 
-/// A pyenv 3.9-3.10 and a pyenv 3.11-3.13 that can import Twisted.
+/// A pyenv 3.9-3.10, a 3.11-3.12 and a 3.13 that can import Twisted.
 fn with_twisted() -> Vec<Interpreter> {
-    support::representative::pyenv_pair_importing("twisted.internet.reactor", "Twisted")
+    support::representative::pyenv_spread_importing("twisted.internet.reactor", "Twisted")
 }
 
 #[test]
@@ -62,13 +62,139 @@ fn blocking_call_from_thread_on_the_reactor_thread_is_a_deadlock_naming_the_reac
     }
 }
 
+/// The task whose coroutine is `name` (a nested function's qualified name ends with it).
+fn task<'a>(d: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    d["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["coroutine"]
+                .as_str()
+                .is_some_and(|c| c == name || c.ends_with(&format!(".{name}")))
+        })
+        .unwrap_or_else(|| panic!("no task {name}: {d:#}"))
+}
+
+/// A function's short name (`start_shelf.<locals>.count_shelf` is `count_shelf`).
+fn short(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
 #[test]
-fn an_idle_twisted_web_server_gives_no_finding() {
-    let script = fixture("twisted_reactor.py");
+fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
+    let script = fixture("twisted_deferreds.py");
     for interp in with_twisted() {
-        let t = Target::start(&interp, &script, &["web"]);
-        let (code, d) = dump_json(t.pid, "1s");
-        assert_eq!(code, 0, "[{}] {d:#}", interp.label);
+        // All three cycles in one process: module globals, coroutines, and Deferreds held
+        // only as an object's attribute (its object a local of main()) and as closure cells.
+        let t = Target::start(&interp, &script, &["cycle", "coroutines", "shelf"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        let label = format!("[{}]", interp.label);
+        assert_eq!(code, 3, "{label} {d:#}");
+        let deadlocks = doc::findings(&d, "deadlock");
+        assert_eq!(deadlocks.len(), 3, "{label} {d:#}");
+        for (a, b, fires, waits, through) in [
+            (
+                "load_prices",
+                "load_stock",
+                "prices_ready.callback",
+                "stock_ready",
+                "prices_ready",
+            ),
+            (
+                "fetch_prices",
+                "fetch_stock",
+                "quotes_ready.callback",
+                "orders_ready",
+                "quotes_ready",
+            ),
+            (
+                "count_shelf",
+                "price_shelf",
+                "priced.callback",
+                "shelf.restocked",
+                "priced",
+            ),
+        ] {
+            let label = format!("{label} {a}");
+            let fires_b = line_of(&script, &format!("def {a}"), fires);
+            let waits_a = line_of(&script, &format!("def {a}"), waits);
+            let (ta, tb) = (task(&d, a), task(&d, b));
+            let (qa, qb) = (
+                ta["coroutine"].as_str().unwrap(),
+                tb["coroutine"].as_str().unwrap(),
+            );
+            let f = deadlocks
+                .iter()
+                .find(|f| {
+                    let mut names = doc::finding_task_names(&d, f);
+                    names.sort();
+                    names == [qa, qb]
+                })
+                .unwrap_or_else(|| panic!("{label}: no deadlock of {qa} and {qb}: {d:#}"));
+            let summary = f["summary"].as_str().unwrap();
+            assert!(
+                summary.starts_with(
+                    "2 Twisted inlineCallbacks wait for each other in a cycle through a Deferred"
+                ),
+                "{summary}"
+            );
+            for t in [ta, tb] {
+                assert_eq!(t["framework"], "twisted", "{label} {t:#}");
+                assert_eq!(t["waits_for"]["kind"], "future", "{label} {t:#}");
+                assert_eq!(t["waits_for"]["evidence"], "deferred", "{label} {t:#}");
+            }
+            assert_eq!(
+                ta["waits_for"]["site"],
+                format!("{qa} twisted_deferreds.py:{waits_a}"),
+                "{label} {ta:#}"
+            );
+            // b waits for the Deferred a's code fires after its own wait.
+            let fired = doc::lock(&d, tb["waits_for"]["target"].as_str().unwrap());
+            assert_eq!(fired["kind"], "deferred", "{fired:#}");
+            let name = fired["name"].as_str().unwrap_or_default();
+            assert!(name.ends_with(through), "{label} {fired:#}");
+            assert_eq!(fired["holders"][0]["task"], ta["id"], "{fired:#}");
+            assert_eq!(fired["holders"][0]["evidence"], "deferred", "{fired:#}");
+            assert_eq!(
+                fired["holders"][0]["site"],
+                format!("{qa} twisted_deferreds.py:{fires_b}"),
+                "{fired:#}"
+            );
+            let reactor = d["loops"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["id"] == ta["loop"])
+                .unwrap_or_else(|| panic!("{label} no reactor loop {d:#}"));
+            assert_eq!(reactor["state"], "polling", "{reactor:#}");
+            assert_eq!(reactor["kind"], "EPollReactor", "{reactor:#}");
+            assert_eq!(short(qa), a, "{label}");
+        }
+        let (code, text) = dump_text(t.pid, "0.3s");
+        assert_eq!(code, 3, "{text}");
+        let fires = line_of(&script, "def load_prices", "prices_ready.callback");
+        assert!(
+            text.contains(&format!(
+                "fired by task \"load_prices\" (load_prices), whose code calls it next at load_prices twisted_deferreds.py:{fires}"
+            )),
+            "{text}"
+        );
+    }
+}
+
+/// Three quiet shapes in one process: a twisted.web server idling (its reactor a polling
+/// loop), Deferreds a reactor timer fires, and a client waiting for a Deferred its protocol
+/// fires (an I/O wait, its firer unknown).
+#[test]
+fn an_idle_web_server_timers_and_a_silent_protocol_give_no_finding() {
+    let script = fixture("twisted_deferreds.py");
+    let waits = line_of(&script, "def ask_price", "yield price_answered");
+    for interp in with_twisted() {
+        let t = Target::start(&interp, &script, &["web", "healthy", "protocol"]);
+        let (code, d) = dump_json(t.pid, "0.5s");
+        let label = format!("[{}]", interp.label);
+        assert_eq!(code, 0, "{label} {d:#}");
         assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
         assert!(
             !d["locks"]
@@ -81,97 +207,7 @@ fn an_idle_twisted_web_server_gives_no_finding() {
         let reactor = &d["loops"][0];
         assert_eq!(reactor["state"], "polling", "{reactor:#}");
         assert_eq!(reactor["kind"], "EPollReactor", "{reactor:#}");
-    }
-}
 
-/// The task whose coroutine is `name`.
-fn task<'a>(d: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    d["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["coroutine"] == name)
-        .unwrap_or_else(|| panic!("no task {name}: {d:#}"))
-}
-
-#[test]
-fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
-    let script = fixture("twisted_deferreds.py");
-    for interp in with_twisted() {
-        for (scenario, a, b) in [
-            ("cycle", "load_prices", "load_stock"),
-            ("coroutines", "fetch_prices", "fetch_stock"),
-        ] {
-            let fires_b = line_of(&script, &format!("def {a}"), "prices_ready.callback");
-            let waits_a = line_of(&script, &format!("def {a}"), "stock_ready");
-            let t = Target::start(&interp, &script, &[scenario]);
-            let (code, d) = dump_json(t.pid, "0.5s");
-            let label = format!("[{} {scenario}]", interp.label);
-            assert_eq!(code, 3, "{label} {d:#}");
-            let deadlocks = doc::findings(&d, "deadlock");
-            assert_eq!(deadlocks.len(), 1, "{label} {d:#}");
-            let mut names = doc::finding_task_names(&d, deadlocks[0]);
-            names.sort();
-            assert_eq!(names, [a, b], "{label} {:#}", deadlocks[0]);
-            let summary = deadlocks[0]["summary"].as_str().unwrap();
-            assert!(
-                summary.starts_with(
-                    "2 Twisted inlineCallbacks wait for each other in a cycle through a Deferred"
-                ),
-                "{summary}"
-            );
-            let (ta, tb) = (task(&d, a), task(&d, b));
-            for t in [ta, tb] {
-                assert_eq!(t["framework"], "twisted", "{label} {t:#}");
-                assert_eq!(t["waits_for"]["kind"], "future", "{label} {t:#}");
-                assert_eq!(t["waits_for"]["evidence"], "deferred", "{label} {t:#}");
-            }
-            assert_eq!(
-                ta["waits_for"]["site"],
-                format!("{a} twisted_deferreds.py:{waits_a}"),
-                "{label} {ta:#}"
-            );
-            // b waits for prices_ready, which a's code fires after its own wait.
-            let prices = doc::lock(&d, tb["waits_for"]["target"].as_str().unwrap());
-            assert_eq!(prices["kind"], "deferred", "{prices:#}");
-            assert_eq!(prices["holders"][0]["task"], ta["id"], "{prices:#}");
-            assert_eq!(prices["holders"][0]["evidence"], "deferred", "{prices:#}");
-            assert_eq!(
-                prices["holders"][0]["site"],
-                format!("{a} twisted_deferreds.py:{fires_b}"),
-                "{prices:#}"
-            );
-            let reactor = d["loops"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|l| l["id"] == ta["loop"])
-                .unwrap_or_else(|| panic!("{label} no reactor loop {d:#}"));
-            assert_eq!(reactor["state"], "polling", "{reactor:#}");
-            assert_eq!(reactor["kind"], "EPollReactor", "{reactor:#}");
-
-            if scenario == "cycle" {
-                let (code, text) = dump_text(t.pid, "0.3s");
-                assert_eq!(code, 3, "{text}");
-                assert!(
-                    text.contains(&format!(
-                        "fired by task \"{a}\" ({a}), whose code calls it next at {a} twisted_deferreds.py:{fires_b}"
-                    )),
-                    "{text}"
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn deferreds_a_reactor_timer_fires_give_no_finding() {
-    let script = fixture("twisted_deferreds.py");
-    for interp in with_twisted() {
-        let t = Target::start(&interp, &script, &["healthy"]);
-        let (code, d) = dump_json(t.pid, "0.5s");
-        assert_eq!(code, 0, "[{}] {d:#}", interp.label);
-        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
         // The timer's generator sleeps; the one started by refresh is its result's firer.
         let timer = task(&d, "wait_for_timer");
         assert_eq!(timer["waits_for"]["kind"], "sleep", "{timer:#}");
@@ -183,6 +219,27 @@ fn deferreds_a_reactor_timer_fires_give_no_finding() {
         let stock = task(&d, "load_stock");
         let prices = doc::lock(&d, stock["waits_for"]["target"].as_str().unwrap());
         assert_eq!(prices["holders"][0]["task"], timer["id"], "{prices:#}");
+
+        // The client waits for a server that never answers: an I/O wait, never a deadlock.
+        let ask = task(&d, "ask_price");
+        assert_eq!(ask["waits_for"]["kind"], "future", "{ask:#}");
+        assert_eq!(
+            ask["waits_for"]["site"],
+            format!("ask_price twisted_deferreds.py:{waits}"),
+            "{ask:#}"
+        );
+        // dataReceived fires it; quote_price calls its callback only before its own wait.
+        let answered = doc::lock(&d, ask["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(answered["kind"], "deferred", "{answered:#}");
+        let holders = answered["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 1, "{answered:#}");
+        assert_eq!(holders[0]["evidence"], "unknown", "{answered:#}");
+        assert!(holders[0]["task"].is_null(), "{answered:#}");
+        assert_eq!(
+            answered["waiters"].as_array().unwrap().len(),
+            2,
+            "{answered:#}"
+        );
     }
 }
 
@@ -302,38 +359,5 @@ fn a_busy_thread_pool_that_drains_gives_no_finding() {
         ] {
             doc::thread_by_name(&d, w);
         }
-    }
-}
-
-#[test]
-fn a_deferred_a_protocol_fires_has_an_unknown_firer_and_gives_no_finding() {
-    let script = fixture("twisted_deferreds.py");
-    let waits = line_of(&script, "def ask_price", "yield price_answered");
-    for interp in with_twisted() {
-        let t = Target::start(&interp, &script, &["protocol"]);
-        let (code, d) = dump_json(t.pid, "0.5s");
-        let label = format!("[{}]", interp.label);
-        // The client waits for a server that never answers: an I/O wait, never a deadlock.
-        assert_eq!(code, 0, "{label} {d:#}");
-        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
-        let ask = task(&d, "ask_price");
-        assert_eq!(ask["waits_for"]["kind"], "future", "{ask:#}");
-        assert_eq!(
-            ask["waits_for"]["site"],
-            format!("ask_price twisted_deferreds.py:{waits}"),
-            "{ask:#}"
-        );
-        // dataReceived fires it; quote_price calls its callback only before its own wait.
-        let answered = doc::lock(&d, ask["waits_for"]["target"].as_str().unwrap());
-        assert_eq!(answered["kind"], "deferred", "{answered:#}");
-        let holders = answered["holders"].as_array().unwrap();
-        assert_eq!(holders.len(), 1, "{answered:#}");
-        assert_eq!(holders[0]["evidence"], "unknown", "{answered:#}");
-        assert!(holders[0]["task"].is_null(), "{answered:#}");
-        assert_eq!(
-            answered["waiters"].as_array().unwrap().len(),
-            2,
-            "{answered:#}"
-        );
     }
 }

@@ -13,17 +13,12 @@ use serde_json::Value;
 use support::representative::for_each_of;
 use support::{doc, dump_json_until, dump_text, fixture, interpreters, Interpreter, Target};
 
-/// pyenv's 3.8 (else 3.9), 3.11, 3.12 and 3.13.0, and the Debian root's 3.13, 3.14 and 3.15:
-/// the dict, instance and code layouts differ between them (3.13+ read from debug offsets).
+/// Each of pyenv's 3.8-3.12 and 3.13.0, and the Debian root's 3.13, 3.14 and 3.15: the dict,
+/// instance and code layouts differ between them (3.13+ read from debug offsets).
 fn chosen() -> Vec<Interpreter> {
     let all = interpreters();
     let mut out: Vec<Interpreter> = Vec::new();
-    let old = all
-        .iter()
-        .find(|p| p.root.is_none() && p.minor == 8)
-        .or_else(|| all.iter().find(|p| p.root.is_none() && p.minor == 9));
-    out.extend(old.cloned());
-    for minor in [11, 12] {
+    for minor in 8..=12 {
         out.extend(
             all.iter()
                 .find(|p| p.root.is_none() && p.minor == minor)
@@ -396,6 +391,7 @@ fn check_asyncio(py: &Interpreter) {
                     .iter()
                     .all(|t| doc::thread_by_name(d, t)["waits_for"]["kind"] == "future")
                 && task_awaiting(d, "future", "pending").is_some()
+                && task_awaiting(d, "event", "jobs.done").is_some()
         },
     );
     let by_kind = |kind: &str| -> Vec<&Value> {
@@ -464,13 +460,16 @@ fn check_asyncio(py: &Interpreter) {
 }
 
 /// The race on the module global `meter`'s attribute, by the program's names, in a document
-/// from another streaming verb (`record --tree`, `run`'s report).
-fn assert_meter_race_named(d: &Value, verb: &str) {
+/// from another streaming verb (`record --tree`, `run`'s report); `Err` with the findings
+/// when it has no race on `meter.value` (a loaded machine may sample too few writes).
+fn meter_race_named(d: &Value, verb: &str) -> Result<(), String> {
     let races = doc::findings(d, "race");
-    let meter = races
-        .iter()
-        .find(|r| r["location"] == "meter.value")
-        .unwrap_or_else(|| panic!("{verb}: no race on meter.value: {:#}", d["findings"]));
+    let Some(meter) = races.iter().find(|r| r["location"] == "meter.value") else {
+        return Err(format!(
+            "{verb}: no race on meter.value: {:#}",
+            d["findings"]
+        ));
+    };
     let locked: Vec<&Value> = meter["locksets"]
         .as_array()
         .unwrap()
@@ -478,12 +477,28 @@ fn assert_meter_race_named(d: &Value, verb: &str) {
         .flat_map(|s| s["lock_names"].as_array().unwrap())
         .collect();
     assert_eq!(locked, ["meter.lock"], "{verb}: {meter:#}");
+    Ok(())
+}
+
+/// Up to three recordings until one has the race (each 3 s: the first one does on an idle
+/// machine); the last one's complaint otherwise.
+fn within_three(mut record: impl FnMut() -> Result<(), String>) {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match record() {
+            Ok(()) => return,
+            Err(e) => {
+                eprintln!("note: retrying: {e}");
+                last = e;
+            }
+        }
+    }
+    panic!("{last}");
 }
 
 /// End-of-recording names in `record --tree` and in `run`'s report (at its timeout): the
 /// same late search per process as `record`'s (`fixtures/race_names.py`, pyenv 3.12).
 #[test]
-#[ignore = "not yet seen passing: failed in its first run on a machine at load 22, cause not read (record found no race at all in the same run on 3.11 and sid 3.14)"]
 fn record_tree_and_run_name_races_by_the_program_names() {
     let Some(py) = interpreters()
         .into_iter()
@@ -496,29 +511,33 @@ fn record_tree_and_run_name_races_by_the_program_names() {
     {
         let target = Target::start_busy(&py, &script, &[]);
         let pid = target.pid.to_string();
-        let out = std::process::Command::new(support::gridlock_bin())
-            .args(["record", &pid, "--tree", "--duration", "5s", "--json"])
-            .output()
-            .unwrap();
-        let d: Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
-        assert_meter_race_named(&d, "record --tree");
+        within_three(|| {
+            let out = std::process::Command::new(support::gridlock_bin())
+                .args(["record", &pid, "--tree", "--duration", "3s", "--json"])
+                .output()
+                .unwrap();
+            let d: Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+            meter_race_named(&d, "record --tree")
+        });
     }
     let dir = std::env::temp_dir().join(format!("gridlock-run-names-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("report.json");
-    let out = std::process::Command::new(support::gridlock_bin())
-        .args(["run", "--rate", "100", "--timeout", "5s", "--report"])
-        .arg(&report)
-        .arg("--")
-        .arg(&py.path)
-        .arg(&script)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(124), "{stderr}");
-    let d: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    within_three(|| {
+        let out = std::process::Command::new(support::gridlock_bin())
+            .args(["run", "--rate", "100", "--timeout", "3s", "--report"])
+            .arg(&report)
+            .arg("--")
+            .arg(&py.path)
+            .arg(&script)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(124), "{stderr}");
+        let d: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        meter_race_named(&d, "run")
+    });
     let _ = std::fs::remove_dir_all(&dir);
-    assert_meter_race_named(&d, "run");
 }

@@ -123,17 +123,17 @@ fn gil_named<'a>(d: &'a serde_json::Value, prefix: &str) -> Option<&'a serde_jso
         .find(|l| l["kind"] == "gil" && l["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
 }
 
-/// One interpreter of each version from 3.13 (where the debug offsets name a subinterpreter's
-/// own GIL); none, with a printed reason.
+/// One interpreter of each version from 3.12 (whose per-interpreter GIL is read from the
+/// debug offsets on 3.13+, from the checked table on 3.12); none, with a printed reason.
 fn with_own_gil() -> Vec<Interpreter> {
     let mut found: Vec<Interpreter> = Vec::new();
-    for py in interpreters().into_iter().filter(|py| py.minor >= 13) {
+    for py in interpreters().into_iter().filter(|py| py.minor >= 12) {
         if !found.iter().any(|f| f.minor == py.minor) {
             found.push(py);
         }
     }
     if found.is_empty() {
-        eprintln!("skipped: no CPython 3.13+ found (own-GIL subinterpreters are read from 3.13)");
+        eprintln!("skipped: no CPython 3.12+ found (own-GIL subinterpreters are new in 3.12)");
     }
     found
 }
@@ -142,6 +142,10 @@ fn with_own_gil() -> Vec<Interpreter> {
 fn each_interpreter_s_gil_is_its_own_lock_with_its_own_holder_and_waiters() {
     for py in with_own_gil() {
         eprintln!("[{}] own GIL", py.label);
+        if py.minor == 12 {
+            own_gil_on_3_12(&py);
+            continue;
+        }
         // "sub-holder" keeps its subinterpreter's own GIL in a PyDLL sleep, "sub-waiter" waits
         // to enter that subinterpreter; "legacy-holder" keeps the shared main GIL the same way
         // from a legacy subinterpreter, which freezes the two spinning main threads (the main
@@ -221,4 +225,86 @@ fn each_interpreter_s_gil_is_its_own_lock_with_its_own_holder_and_waiters() {
             );
         }
     }
+}
+
+/// 3.12 (`_xxsubinterpreters`): "sub-holder" backtracks in a regex under the subinterpreter's
+/// own GIL, a thread of the subinterpreter (in `wait_for_own_gil`) waits for that GIL, and the
+/// legacy subinterpreter's PyDLL sleep keeps the main GIL from the main interpreter's threads.
+/// Both thread states that hold a GIL are the ones `run_string` reuses, whose ids name the
+/// main thread (which made them): the holders are unknown, never the main thread.
+fn own_gil_on_3_12(py: &Interpreter) {
+    let target = Target::start_busy(py, &fixture("subinterpreter_own_gil.py"), &[]);
+    let waiter_of = |gil: Option<&serde_json::Value>| -> Vec<serde_json::Value> {
+        let mut w: Vec<_> = gil
+            .and_then(|g| g["waiters"].as_array())
+            .map(|ws| ws.iter().map(|w| w["thread"].clone()).collect())
+            .unwrap_or_default();
+        w.sort_by_key(|v| v.to_string());
+        w
+    };
+    let main_gil = |d: &serde_json::Value| {
+        d["locks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["kind"] == "gil" && l["name"] == "the GIL")
+            .cloned()
+    };
+    let (_, d) = dump_json_until(target.pid, "300ms", Duration::from_secs(10), |_, d| {
+        waiter_of(gil_named(d, "the GIL of interpreter ")).len() == 1
+            && waiter_of(main_gil(d).as_ref()).len() >= 2
+    });
+    let id_of = |name: &str| doc::thread_by_name(&d, name)["id"].clone();
+    let own = gil_named(&d, "the GIL of interpreter ")
+        .unwrap_or_else(|| panic!("[{}] no own GIL: {:#}", py.label, d["locks"]));
+    // The own GIL's one waiter is the subinterpreter's thread, none of the main interpreter's.
+    let sub_waiter = d["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| functions(t).first() == Some(&"wait_for_own_gil"))
+        .unwrap_or_else(|| panic!("[{}] no wait_for_own_gil: {:#}", py.label, d["threads"]));
+    assert_eq!(
+        waiter_of(Some(own)),
+        [sub_waiter["id"].clone()],
+        "[{}] {own:#}",
+        py.label
+    );
+    // The main GIL: its own node, waited for by the main interpreter's threads only.
+    let main = main_gil(&d).unwrap_or_else(|| panic!("[{}] {:#}", py.label, d["locks"]));
+    let busy = [id_of("main-busy-0"), id_of("main-busy-1")];
+    let main_waiters = waiter_of(Some(&main));
+    assert!(
+        busy.iter().all(|b| main_waiters.contains(b))
+            && main_waiters
+                .iter()
+                .all(|w| busy.contains(w) || *w == id_of("MainThread")),
+        "[{}] {main:#}",
+        py.label
+    );
+    // No GIL is said to be held by the main thread, and the subinterpreters' frames are not
+    // put on it: which threads run those thread states is unknown.
+    for gil in [own, &main] {
+        assert!(
+            gil["holders"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|h| h["thread"] != id_of("MainThread")),
+            "[{}] {gil:#}",
+            py.label
+        );
+    }
+    let main_thread = doc::thread_by_name(&d, "MainThread");
+    assert!(
+        !functions(main_thread).contains(&"match"),
+        "[{}] {main_thread:#}",
+        py.label
+    );
+    assert!(
+        doc::findings(&d, "gil_hold").is_empty(),
+        "[{}] {:#}",
+        py.label,
+        d["findings"]
+    );
 }

@@ -167,7 +167,8 @@ fn top_shows_the_deadlock_moves_between_views_and_restores_the_terminal() {
 
 /// A deadlock over locks that are attributes of module globals (`transfer(src, dst)` called
 /// with `checking` and `savings` swapped): the threads panel and the graph name them as the
-/// program does (`checking.lock`), not only as the frames do (`src.lock`, `dst.lock`).
+/// program does (`checking.lock`), not only as the frames do (`src.lock`, `dst.lock`), and
+/// a registry's locks by their keys (`LOCKS['users']`).
 #[test]
 fn top_names_the_locks_as_the_program_does() {
     if !tmux_available() {
@@ -178,7 +179,7 @@ fn top_names_the_locks_as_the_program_does() {
         .into_iter()
         .max_by_key(|i| (i.label.starts_with("3.12"), i.minor))
         .unwrap();
-    let target = Target::start(&py, &fixture("lock_names.py"), &["bank"]);
+    let target = Target::start(&py, &fixture("lock_names.py"), &["bank", "registry"]);
     let t = Tmux::start("names", 120, 30).expect("start tmux");
     t.wait_for("the prompt", |s| s.contains("PROMPT$"));
     t.keys(&[&format!("{} top {}", gridlock_bin(), target.pid), "Enter"]);
@@ -186,6 +187,9 @@ fn top_names_the_locks_as_the_program_does() {
         s.contains("DEADLOCK") && s.contains("teller-1") && s.contains("checking.lock")
     });
     assert!(s.contains("savings.lock"), "{s}");
+    // A registry's entries, by their keys.
+    let s = t.wait_for("the registry's locks", |s| s.contains("LOCKS['users']"));
+    assert!(s.contains("LOCKS['orders']"), "{s}");
     t.keys(&["Tab"]);
     let s = t.wait_for("the graph view", |s| s.contains("══waits for══▶"));
     assert!(

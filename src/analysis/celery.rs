@@ -1,6 +1,10 @@
 //! Celery pool starvation said in Celery's words: a deadlock through Celery results names the
 //! waiting tasks (`name[id]` and pool process), the results they wait for, and the worker's
 //! pool size. It only rewords deadlocks the wait-for graph found; it finds nothing itself.
+//! With `-c N` one subtask is typically still in the broker (the main thread, blocked handing
+//! out the first, fetches no more): its only waker in the tree is that blocked main thread, so
+//! the knot is a deadlock of the tree, and the summary says the claim is as far as the tree
+//! shows (`celery_stall` notes the consumers outside it that gridlock cannot see).
 
 use crate::model::*;
 use crate::snapshot::Snapshot;
@@ -50,12 +54,27 @@ pub fn describe(snap: &Snapshot, findings: &mut [Finding]) {
                 format!("{name}[{id}] (pool process {}) waits for {what}", t.pid)
             })
             .collect();
+        // A waited result no task of the tree holds: its subtask is still in the broker.
+        let in_broker =
+            f.locks
+                .iter()
+                .filter_map(|l| l.strip_prefix("celery:result:"))
+                .any(|u| {
+                    !snap.tasks.iter().any(|t| {
+                        t.framework == Framework::Celery && uuid(&t.id).as_deref() == Some(u)
+                    })
+                });
+        let scope = if in_broker {
+            " as far as this process tree shows (a subtask is still in the broker: see the notes)"
+        } else {
+            ""
+        };
         let (worker, pool) = match (worker, pool) {
             (Some(w), Some(n)) => (format!("worker pid {w}"), format!("all {n}")),
             _ => ("a worker".to_string(), "every one".to_string()),
         };
         f.summary = format!(
-            "Celery pool starvation in {worker}: {pool} of its pool processes run a task that waits for a result only this worker would produce: {}",
+            "Celery pool starvation in {worker}: {pool} of its pool processes run a task that waits for a result only this worker would produce{scope}: {}",
             waits.join("; ")
         );
         f.tasks = waiting.iter().map(|t| t.id.clone()).collect();

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use crate::model::{GilThreadUse, GilUse, ThreadState};
+use crate::model::{GilLockUse, GilThreadUse, GilUse, LockKind, ThreadState};
 use crate::snapshot::Snapshot;
 
 #[derive(Default)]
@@ -18,6 +18,19 @@ pub struct GilTracker {
     max_waiters: usize,
     /// Per thread id, in the order first seen holding or waiting.
     threads: HashMap<String, ThreadRuns>,
+    /// Per GIL lock node, in the order first seen contended.
+    gils: Vec<GilRuns>,
+}
+
+/// One GIL's contended samples: its waiters and the samples each holder held it in.
+#[derive(Default)]
+struct GilRuns {
+    lock: String,
+    name: Option<String>,
+    contended: usize,
+    max_waiters: usize,
+    /// (thread id, samples), in the order first seen.
+    holders: Vec<(String, usize)>,
 }
 
 #[derive(Default)]
@@ -105,11 +118,43 @@ impl GilTracker {
                 r.max_waiters_while_held = r.max_waiters_while_held.max(waiters);
             }
         }
+        self.observe_gils(snap);
         // A thread absent from this sample ended its runs (it exited, or was not read).
         for (id, r) in self.threads.iter_mut() {
             if snap.thread(id).is_none() {
                 r.hold = Run::default();
                 r.wait = Run::default();
+            }
+        }
+    }
+
+    /// Each GIL lock node of the sample (one per GIL some thread waits for): its waiters and
+    /// holder, counted for that GIL alone.
+    fn observe_gils(&mut self, snap: &Snapshot) {
+        for lock in snap.locks.iter().filter(|l| l.kind == LockKind::Gil) {
+            if lock.waiters.is_empty() {
+                continue;
+            }
+            let at = match self.gils.iter().position(|g| g.lock == lock.id) {
+                Some(at) => at,
+                None => {
+                    self.gils.push(GilRuns {
+                        lock: lock.id.clone(),
+                        ..GilRuns::default()
+                    });
+                    self.gils.len() - 1
+                }
+            };
+            let g = &mut self.gils[at];
+            g.name = lock.name.clone().or(g.name.take());
+            g.contended += 1;
+            g.max_waiters = g.max_waiters.max(lock.waiters.len());
+            let holder = lock.holders.iter().find_map(|h| h.thread.clone());
+            if let Some(holder) = holder {
+                match g.holders.iter_mut().find(|(t, _)| *t == holder) {
+                    Some((_, n)) => *n += 1,
+                    None => g.holders.push((holder, 1)),
+                }
             }
         }
     }
@@ -146,6 +191,27 @@ impl GilTracker {
                     waited: r.waited,
                     longest_wait_s: r.longest_wait.0,
                     max_waiters_while_held: r.max_waiters_while_held,
+                })
+                .collect(),
+            gils: self
+                .gils
+                .iter()
+                .map(|g| {
+                    // The first seen among those holding it most.
+                    let top = g
+                        .holders
+                        .iter()
+                        .rev()
+                        .max_by_key(|(_, n)| *n)
+                        .map(|(t, n)| (t.clone(), *n));
+                    GilLockUse {
+                        lock: g.lock.clone(),
+                        name: g.name.clone(),
+                        contended_samples: g.contended,
+                        max_waiters: g.max_waiters,
+                        top_holder: top.as_ref().map(|(t, _)| t.clone()),
+                        top_holder_samples: top.map_or(0, |(_, n)| n),
+                    }
                 })
                 .collect(),
         })
@@ -193,6 +259,64 @@ mod tests {
         let b = &s.threads[1];
         assert_eq!((b.held, b.waited, b.longest_hold_samples), (1, 3, 1));
         assert!((b.longest_wait_s - 0.2).abs() < 1e-9);
+    }
+
+    /// A GIL node `id` named `name`, held by `holder`, waited for by `waiters`.
+    fn gil(id: &str, name: &str, holder: &str, waiters: &[&str]) -> crate::model::Lock {
+        let mut l = fixtures::lock(id, LockKind::Gil, name, &[holder], None);
+        l.name = Some(name.into());
+        l.waiters = waiters
+            .iter()
+            .map(|w| crate::model::Waiter {
+                thread: w.to_string(),
+                evidence: crate::model::Evidence::Futex,
+                site: None,
+            })
+            .collect();
+        l
+    }
+
+    #[test]
+    fn each_gil_keeps_its_own_series() {
+        let mut g = GilTracker::default();
+        // The main GIL is contended in both samples (holder "a"), a subinterpreter's own GIL in
+        // the second only (holder "c", two waiters).
+        for i in 0..2 {
+            let mut snap = two_threads();
+            snap.threads[0].owns_gil = true;
+            snap.threads[1].state = ThreadState::GilWait;
+            snap.locks.push(gil("1:l:0x10", "the GIL", "a", &["b"]));
+            if i == 1 {
+                snap.locks.push(gil(
+                    "1:l:0x20",
+                    "the GIL of interpreter 1",
+                    "c",
+                    &["d", "e"],
+                ));
+            }
+            g.observe(&snap);
+        }
+        let s = g.summary().unwrap();
+        let got: Vec<_> = s
+            .gils
+            .iter()
+            .map(|g| {
+                (
+                    g.name.as_deref().unwrap(),
+                    g.contended_samples,
+                    g.max_waiters,
+                    g.top_holder.as_deref().unwrap(),
+                    g.top_holder_samples,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("the GIL", 2, 1, "a", 2),
+                ("the GIL of interpreter 1", 1, 2, "c", 1)
+            ]
+        );
     }
 
     #[test]

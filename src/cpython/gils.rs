@@ -1,6 +1,7 @@
 //! Which subinterpreters have a GIL of their own (3.12+ `Py_NewInterpreterFromConfig` with
 //! `gil=OWN_GIL`), where its record is and which thread state holds it. Read only where the
-//! debug offsets name `interp->ceval.gil` and `interp->_gil` (3.13+); a GIL record is trusted
+//! layout names `interp->ceval.gil` and `interp->_gil` (3.13+ debug offsets, 3.12's table
+//! once checked live: `gil_fields`); a GIL record is trusted
 //! only when it is the interpreter's own and its `locked`/`last_holder` fields are plausible.
 //! It may not say anything of the main interpreter's GIL, nor of a shared one (legacy
 //! subinterpreters run under the main GIL, which the caller already reads).
@@ -103,8 +104,12 @@ fn read_own_gil(
 
 /// A thread state's `native_thread_id`, when known and positive: a thread running a
 /// subinterpreter's code has a thread state in each interpreter, and the main list keeps only
-/// one of them, so a GIL's holder is matched to its thread by this id too.
+/// one of them, so a GIL's holder is matched to its thread by this id too. None where the
+/// version's subinterpreter thread states may name another thread (`sub_thread_ids_trusted`).
 pub fn tstate_native_id(mem: &dyn ReadMemory, offsets: &Offsets, tstate: usize) -> Option<i32> {
+    if !offsets.sub_thread_ids_trusted {
+        return None;
+    }
     let off = offsets.tstate_native_thread_id?;
     mem.i32(tstate + off).ok().filter(|n| *n > 0)
 }

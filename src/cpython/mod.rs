@@ -7,6 +7,7 @@ pub mod debug_offsets;
 pub mod eval_loop;
 pub mod frame_paths;
 pub mod functions;
+pub mod gil_fields;
 pub mod gils;
 pub mod layout;
 pub mod lines;
@@ -38,7 +39,8 @@ pub enum Refusal {
 }
 
 /// The layout of the interpreter `major.minor.patch` whose `_PyRuntime` is at `runtime`:
-/// from its debug offsets when it publishes them (3.13+), else from the version tables.
+/// from its debug offsets when it publishes them (3.13+), else from the version tables (whose
+/// interpreter-list and GIL fields are kept only when the live runtime bears them out).
 pub fn layout_for(
     mem: &dyn ReadMemory,
     major: u64,
@@ -57,7 +59,9 @@ pub fn layout_for(
         }
         return layout::from_debug_offsets(&d).map_err(|e| Refusal::Unreadable(e.to_string()));
     }
-    for_version(major, minor, patch).ok_or(Refusal::Unsupported(version))
+    let mut layout = for_version(major, minor, patch).ok_or(Refusal::Unsupported(version))?;
+    gil_fields::check_table_fields(mem, &mut layout, runtime);
+    Ok(layout)
 }
 
 /// Check the layout's lock choices against the target's own lock types (through the

@@ -117,7 +117,7 @@ pub struct RawFrame {
 const MAX_INTERPRETERS: usize = 4096;
 
 /// The interpreters `_PyRuntime` lists from `head` (the newest first), while the layout knows
-/// the links (3.13+; else `head` alone). An unreadable link ends the list.
+/// the links (3.12+; else `head` alone). An unreadable link ends the list.
 pub fn interpreters(mem: &dyn ReadMemory, offsets: &Offsets, head: usize) -> Vec<usize> {
     let mut out = Vec::new();
     let mut at = head;
@@ -215,8 +215,10 @@ impl<'a> Walker<'a> {
     /// Add to `threads` (the main interpreter's, read by `threads`) what the other
     /// interpreters listed from `head` run: a thread state of a subinterpreter on an OS thread
     /// of the main list holds that thread's innermost frames (`Interpreter.call`, an
-    /// `InterpreterPoolExecutor` worker), put before the main one's; one on a thread the main
-    /// interpreter does not list is a thread of its own. Unreadable links end the walk.
+    /// `InterpreterPoolExecutor` worker), put before the main one's (3.13+; before, such a
+    /// thread state may name another thread than the one running it, and is left out); one on
+    /// a thread the main interpreter does not list is a thread of its own. Unreadable links
+    /// end the walk.
     pub fn add_subinterpreters(&mut self, head: usize, main: usize, threads: &mut Vec<RawThread>) {
         let offsets = self.objs.layout.offsets;
         if offsets.interp_next_and_id.is_none() {
@@ -234,6 +236,9 @@ impl<'a> Walker<'a> {
                     .native_id
                     .and_then(|n| threads.iter_mut().find(|t| t.native_id == Some(n)));
                 match same {
+                    // Its ids may name the thread that made it, not the one running it: which
+                    // thread runs these frames is unknown, so they are left out.
+                    Some(_) if !offsets.sub_thread_ids_trusted => {}
                     Some(t) => {
                         let mut frames = sub.frames;
                         frames.append(&mut t.frames);

@@ -7,6 +7,7 @@
 //!
 //! - `deferreds`: the `inlineCallbacks` generators waiting on Deferreds, as tasks;
 //! - `files`: which files are Twisted's own code;
+//! - `held`: where else a Deferred is held (frame locals, closure cells, attributes);
 //! - `pool`: thread pools (`deferToThread`): workers, queued work, the Deferreds they fire;
 //! - `reactor`: the reactor as an event loop (polling, or running which step).
 
@@ -17,6 +18,7 @@ use crate::model::{
 
 pub mod deferreds;
 mod files;
+mod held;
 mod pool;
 mod reactor;
 
@@ -53,17 +55,19 @@ pub fn read(
         None => pool::Pools::default(),
     };
     let lp = crate::asyncio::loop_id(pid, reactor.unwrap_or(0));
-    let d = deferreds::read(walker, interp, pid, &lp, reactor, &pools, threads);
+    let d = deferreds::read(walker, interp, pid, &lp, reactor, &pools, raw, threads);
     locks.extend(d.locks);
     pool::blocking_waits(walker, pid, raw, threads, &pools, locks);
     let loops = run
         .map(|(rt, th, main, r)| reactor::event_loop(walker, pid, r, rt, &th, main, d.tasks.len()))
         .into_iter()
         .collect();
+    let mut notes = d.notes;
+    notes.extend(version_note(&walker.objs, interp));
     TwistedView {
         tasks: d.tasks,
         loops,
-        notes: d.notes,
+        notes,
     }
 }
 
@@ -80,6 +84,31 @@ fn reactor_run(walker: &Walker, rt: &RawThread) -> Option<(usize, usize)> {
 
 /// The Twisted releases this was checked on.
 pub const SUPPORTED: &str = "24.x-26.x";
+
+/// A note when the target's Twisted (`twisted.__version__`) is not a release of `SUPPORTED`,
+/// or its version cannot be read: it is still read, as one of those.
+fn version_note(objs: &crate::cpython::objects::Objects, interp: usize) -> Option<String> {
+    let version = objs
+        .sys_module_dict(interp, "twisted")
+        .ok()
+        .flatten()
+        .and_then(|d| objs.dict_get(d, "__version__").ok().flatten())
+        .filter(|v| objs.type_is(*v, "str"))
+        .and_then(|v| objs.str(v).ok())
+        .map(|v| v.chars().take(32).collect::<String>());
+    let Some(version) = version else {
+        return Some(format!(
+            "Twisted's version could not be read; it is read as Twisted {SUPPORTED}"
+        ));
+    };
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    (!matches!(major, Some(24..=26))).then(|| {
+        format!("Twisted {version} is outside the releases gridlock was checked on ({SUPPORTED}); it is read as those")
+    })
+}
 
 fn in_twisted(filename: &str, file: &str) -> bool {
     filename.ends_with(&format!("twisted/internet/{file}"))

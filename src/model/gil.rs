@@ -15,6 +15,28 @@ pub struct GilUse {
     pub max_waiters: usize,
     /// Every thread that held or waited for it, the one that held it most first.
     pub threads: Vec<GilThreadUse>,
+    /// One entry per GIL seen contended (a subinterpreter with a GIL of its own has its own),
+    /// in the order first seen: the counts above merge every GIL of the process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gils: Vec<GilLockUse>,
+}
+
+/// One GIL's use over the samples in which some thread waited for it (a GIL is a lock node
+/// only then: uncontended samples say nothing of which GIL a holder held).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct GilLockUse {
+    /// The GIL's lock id in the documents (`locks[].id`).
+    pub lock: String,
+    /// "the GIL", "the GIL of interpreter 1".
+    pub name: Option<String>,
+    /// Samples in which at least one thread waited for this GIL.
+    pub contended_samples: usize,
+    /// The most threads seen waiting for it in one sample.
+    pub max_waiters: usize,
+    /// The thread seen holding it in most of its contended samples, and in how many (none
+    /// when no holder was known).
+    pub top_holder: Option<String>,
+    pub top_holder_samples: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

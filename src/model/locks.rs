@@ -164,6 +164,28 @@ pub struct Lock {
 }
 
 impl Lock {
+    /// The entry of a result some code will complete (a future, a Deferred), which its
+    /// waiters wait on: held (`locked`) by whoever would complete it, unnamed, no waiters yet.
+    /// One definition for every framework's pending results.
+    pub fn pending_result(pid: i32, address: usize, kind: LockKind, holders: Vec<Holder>) -> Lock {
+        Lock {
+            id: lock_id(pid, address),
+            pid,
+            address: format!("{address:#x}"),
+            kind,
+            name: None,
+            names: Vec::new(),
+            permits: None,
+            locked: Some(true),
+            readers: None,
+            holders,
+            waiters: Vec::new(),
+            module: None,
+            shared: None,
+            contradictions: Vec::new(),
+        }
+    }
+
     /// For a C rwlock held for reading: "held for reading by 2 readers (glibc records no
     /// reader owners)".
     pub fn readers_note(&self) -> Option<String> {

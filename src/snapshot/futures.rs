@@ -464,24 +464,12 @@ fn future_entry<'e>(
             None => "a future".to_string(),
         };
         Lock {
-            name: None,
-            permits: None,
-            id: lock_id(pid, fut),
-            pid,
-            address: format!("{fut:#x}"),
-            kind: LockKind::Future,
             names: vec![LockName {
                 how: NameHow::Local,
                 name,
                 frame: String::new(),
             }],
-            locked: Some(true),
-            holders,
-            waiters: Vec::new(),
-            module: None,
-            shared: None,
-            contradictions: Vec::new(),
-            readers: None,
+            ..Lock::pending_result(pid, fut, LockKind::Future, holders)
         }
     })
 }

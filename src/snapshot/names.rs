@@ -10,7 +10,8 @@
 //! Found from outside by one breadth-first walk (`name_walk`), from the `f_globals` of the
 //! blocked threads' frames (names there are unqualified) and then every module of
 //! `sys.modules` (qualified: `logging._lock`); the snapshot's notes say when it stopped at its
-//! bounds. A name is only given when every step of its path was read in this sample: a path
+//! bounds. That walk runs in full only when a lock a finding can name (waited on, or held by
+//! no live thread) is unnamed; else what tasks await gets a short, silent glance. A name is only given when every step of its path was read in this sample: a path
 //! found in an earlier sample is read again, step by step, before it is used. This file never
 //! decides who holds or waits, and knows no CPython version.
 
@@ -18,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::multiprocessing::frame_globals;
-use super::name_walk::{hop_holds, search, Found, Root, BOUNDS};
+use super::name_walk::{hop_holds, search, Bounds, Found, Root, BOUNDS};
 use super::writes::is_library_file;
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
@@ -42,6 +43,13 @@ pub struct NameCache {
     /// When each future or awaited object now waited on was first seen waited on.
     first_waited: HashMap<usize, Instant>,
 }
+
+/// A walk for objects no finding can name (what tasks and threads wait on with no lock
+/// contended): cheap, and silent when it stops early.
+const GLANCE: Bounds = Bounds {
+    objects: 5_000,
+    time: Duration::from_millis(25),
+};
 
 /// The least time between two walks of one session.
 const SEARCH_EVERY: Duration = Duration::from_secs(1);
@@ -160,8 +168,22 @@ pub fn name_locks(
     if !wanted.is_empty() && due {
         cache.last_search = Some(Instant::now());
         let roots = roots(walker, interp, raw, threads);
-        let search = search(objs, &roots, wanted.clone(), BOUNDS);
-        note = search.note();
+        // The full walk, and its note when it stops early, only for an object a finding can
+        // name; what healthy code waits on (an idle worker's local queue) gets a glance.
+        let live: HashSet<&str> = threads.iter().map(|t| t.id.as_str()).collect();
+        let awaited: HashSet<&str> = tasks
+            .iter()
+            .filter_map(|t| t.waits_for.as_ref()?.target.as_deref())
+            .collect();
+        let findable = findable_locks(locks, &live, &awaited);
+        let contended = wanted.iter().any(|a| {
+            targets[a]
+                .iter()
+                .any(|n| matches!(n, Named::Lock(i) if findable.contains(i)))
+        });
+        let bounds = if contended { BOUNDS } else { GLANCE };
+        let search = search(objs, &roots, wanted.clone(), bounds);
+        note = search.note().filter(|_| contended);
         let complete = search.stopped.is_none();
         for (addr, f) in search.found {
             cache.paths.insert(addr, f.clone());
@@ -236,6 +258,24 @@ pub(super) fn name_objects(
     let note = search.note();
     let names = search.found.into_iter().map(|(a, f)| (a, f.name)).collect();
     (names, note)
+}
+
+/// The `locks[]` entries a finding can name: waited on (by a thread, or by a task awaiting
+/// one of the `awaited` ids), or held by no `live` thread nor task (an orphan). A lock only
+/// held, or nothing but awaited objects, is no deadlock, stall or orphan.
+fn findable_locks(locks: &[Lock], live: &HashSet<&str>, awaited: &HashSet<&str>) -> HashSet<usize> {
+    locks
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            !l.waiters.is_empty()
+                || awaited.contains(l.id.as_str())
+                || l.holders.iter().any(|h| {
+                    h.task.is_none() && h.thread.as_deref().is_none_or(|t| !live.contains(t))
+                })
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn apply(lock: &mut Lock, name: String, how: NameHow, frame: String) {
@@ -334,4 +374,43 @@ fn owner_attributes(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock(address: &str, holders: serde_json::Value, waiters: serde_json::Value) -> Lock {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("7:l:{address}"), "pid": 7, "address": address, "kind": "lock",
+            "names": [], "locked": true, "holders": holders, "waiters": waiters, "module": null
+        }))
+        .unwrap()
+    }
+
+    fn held_by(thread: Option<&str>) -> serde_json::Value {
+        serde_json::json!([{"thread": thread, "owner_ident": null, "evidence": "memory",
+                            "site": null, "count": null}])
+    }
+
+    #[test]
+    fn only_waited_and_orphaned_locks_are_searched_for_in_full() {
+        let waiter = serde_json::json!([{"thread": "7:t:2", "evidence": "futex", "site": null}]);
+        let none = serde_json::json!([]);
+        let locks = [
+            lock("0x10", held_by(Some("7:t:1")), none.clone()), // only held: healthy
+            lock("0x20", held_by(Some("7:t:1")), waiter),       // contended
+            lock("0x30", held_by(Some("7:t:9")), none.clone()), // its holder is gone
+            lock("0x40", held_by(None), none.clone()),          // held by no live thread
+            lock("0x50", none.clone(), none),                   // a task awaits it
+        ];
+        let live: HashSet<&str> = ["7:t:1", "7:t:2"].into();
+        let awaited: HashSet<&str> = ["7:l:0x50", "7:event:0x60"].into();
+        let mut findable: Vec<usize> = findable_locks(&locks, &live, &awaited)
+            .into_iter()
+            .collect();
+        findable.sort();
+        assert_eq!(findable, [1, 2, 3, 4]);
+        assert!(findable_locks(&locks[..1], &live, &HashSet::new()).is_empty());
+    }
 }

@@ -77,3 +77,32 @@ pub fn pyenv_pair_importing(import: &str, what: &str) -> Vec<Interpreter> {
     }
     picked
 }
+
+/// One pyenv CPython from each of 3.9-3.10, 3.11-3.12 and 3.13 on which `import` succeeds (a
+/// library the test set-up installed from PyPI), each missing one skipped with a note naming
+/// `what`: the supported range spread over three processes per shape.
+#[allow(dead_code)]
+pub fn pyenv_spread_importing(import: &str, what: &str) -> Vec<Interpreter> {
+    let all = interpreters();
+    let imports = |i: &Interpreter| {
+        std::process::Command::new(&i.path)
+            .args(["-c", &format!("import {import}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let mut picked = Vec::new();
+    for (minors, range) in [
+        ("3.9-3.10", 9..=10),
+        ("3.11-3.12", 11..=12),
+        ("3.13", 13..=13),
+    ] {
+        match all
+            .iter()
+            .find(|i| i.root.is_none() && range.contains(&i.minor) && imports(i))
+        {
+            Some(i) => picked.push(i.clone()),
+            None => eprintln!("note: no pyenv CPython {minors} with {what} installed: skipped"),
+        }
+    }
+    picked
+}

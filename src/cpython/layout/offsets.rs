@@ -43,13 +43,14 @@ pub struct Offsets {
     pub interp_threads_head: usize,
     /// `interp->modules` (`interp->imports.modules` on 3.12+): the `sys.modules` dict.
     pub interp_modules: usize,
-    /// `interp->ceval.gil`, the pointer to the GIL's record (3.13+, from the debug offsets;
-    /// older versions take it from py-spy's knowledge of each version).
+    /// `interp->ceval.gil`, the pointer to the GIL's record (3.13+ from the debug offsets,
+    /// 3.12 from the table once checked live; older versions take it from py-spy's
+    /// knowledge of each version).
     pub interp_ceval_gil: Option<usize>,
-    /// `interp->_gil`, the interpreter's own GIL record (3.13+, from the debug offsets): a
+    /// `interp->_gil`, the interpreter's own GIL record (3.12+, as `interp_ceval_gil`): a
     /// subinterpreter made with `gil=OWN_GIL` points `ceval.gil` at it.
     pub interp_own_gil: Option<usize>,
-    /// `interp->next` and `interp->id` (3.13+, from the debug offsets): `_PyRuntime`'s list
+    /// `interp->next` and `interp->id` (3.12+, as `interp_ceval_gil`): `_PyRuntime`'s list
     /// starts at the newest interpreter, and the main one (id 0) is found along it.
     pub interp_next_and_id: Option<(usize, usize)>,
     // PyThreadState
@@ -119,6 +120,11 @@ pub struct Offsets {
     pub gil: GilRecord,
     /// `Thread.join` (3.13+) and `PyMutex` locks park in CPython's parking lot.
     pub parking_lot: bool,
+    /// A subinterpreter's thread state names the OS thread that runs it (`thread_id`,
+    /// `native_thread_id`): 3.13+ binds one to each thread entering the interpreter. Before,
+    /// `_xxsubinterpreters.run_string` runs code on the interpreter's newest thread state from
+    /// any thread, whose ids name the thread that made it: not matched to a thread by them.
+    pub sub_thread_ids_trusted: bool,
 }
 
 /// The dict-keys object's internals.

@@ -68,6 +68,7 @@ pub(super) const fn before_311(minor: u8) -> Offsets {
         ht_cached_keys: 0,
         gil: GilRecord::TstatePointer,
         parking_lot: false,
+        sub_thread_ids_trusted: false,
     }
 }
 
@@ -119,6 +120,7 @@ pub(super) const V311: Offsets = Offsets {
     ht_cached_keys: 872,
     gil: GilRecord::TstatePointer,
     parking_lot: false,
+    sub_thread_ids_trusted: false,
 };
 
 pub(super) const fn from_312(minor: u8) -> Offsets {
@@ -126,9 +128,12 @@ pub(super) const fn from_312(minor: u8) -> Offsets {
     Offsets {
         interp_threads_head: if is_313 { 7344 } else { 72 },
         interp_modules: if is_313 { 7656 } else { 944 },
-        interp_ceval_gil: None,
-        interp_own_gil: None,
-        interp_next_and_id: None,
+        // 3.12 (gdb on pyenv's 3.12.1): `ceval.gil` +384, `_gil` +1040, `next` +0, `id` +8;
+        // checked on the live runtime before use (`cpython::gil_fields`). 3.13 takes them
+        // from its debug offsets.
+        interp_ceval_gil: if is_313 { None } else { Some(384) },
+        interp_own_gil: if is_313 { None } else { Some(1040) },
+        interp_next_and_id: if is_313 { None } else { Some((0, 8)) },
         tstate_next: 8,
         tstate_thread_id: if is_313 { 152 } else { 136 },
         tstate_native_thread_id: Some(if is_313 { 160 } else { 144 }),
@@ -179,5 +184,6 @@ pub(super) const fn from_312(minor: u8) -> Offsets {
         ht_cached_keys: 880,
         gil: GilRecord::LastHolder,
         parking_lot: is_313,
+        sub_thread_ids_trusted: is_313,
     }
 }

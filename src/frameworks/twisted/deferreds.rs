@@ -5,7 +5,10 @@
 //! Deferred: the generator whose result it is (its `_CancellationStatus.deferred`), or the
 //! one suspended generator whose code calls its `callback`/`errback` after where it waits.
 //! Anything else is a wait with an unknown firer, never guessed. Deferreds are found from
-//! module globals, then from what each generator found holds or fires. Read-only; bounded.
+//! module globals and the attributes of objects there whose class that module defines, from
+//! the locals of every thread's frames and their objects' attributes, then from what each
+//! generator found holds (its locals, closure cells, their attributes) or fires (see `held`).
+//! Read-only; bounded.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -13,7 +16,7 @@ use super::pool::Pools;
 use crate::asyncio::{await_chains, task_id, ChainLink};
 use crate::cpython::bytecode::{Path, Root};
 use crate::cpython::objects::Objects;
-use crate::cpython::threads::{RawFrame, Walker};
+use crate::cpython::threads::{RawFrame, RawThread, Walker};
 use crate::model::{
     lock_id, Evidence, Frame, Framework, Holder, Lock, LockKind, Task, TaskState, TaskWait,
     TaskWaitKind, Thread, Waiter,
@@ -22,6 +25,10 @@ use crate::model::{
 /// Deferreds followed at most in one snapshot, and module-global values looked at.
 const MAX_DEFERREDS: usize = 4096;
 const MAX_GLOBALS: usize = 200_000;
+/// Frame locals and object attributes looked at, over all threads and generators.
+const MAX_HELD: usize = 50_000;
+/// Frames looked at per thread.
+const MAX_THREAD_FRAMES: usize = 256;
 
 /// The Deferred waits of one process.
 #[derive(Debug, Default)]
@@ -63,6 +70,8 @@ struct Search<'w, 'a> {
     fired_by: HashMap<usize, Vec<Firer>>,
     /// Deferreds a reactor timer (`callLater(t, d.callback, ...)`) fires.
     timed: HashSet<usize>,
+    /// What is left of `MAX_HELD`.
+    held_budget: usize,
 }
 
 /// `twisted.internet.defer`'s module dict, when Twisted is imported.
@@ -74,6 +83,7 @@ pub(super) fn defer_module(objs: &Objects, interp: usize) -> Option<usize> {
 
 /// Every Deferred wait of the process's suspended `inlineCallbacks`; empty without Twisted.
 /// Deferreds fired by thread-pool work (`pools`) are searched too, their firers the pool's.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn read(
     walker: &mut Walker,
     interp: usize,
@@ -81,6 +91,7 @@ pub(super) fn read(
     loop_id: &str,
     reactor: Option<usize>,
     pools: &Pools,
+    raw: &[RawThread],
     threads: &[Thread],
 ) -> DeferredView {
     let mut view = DeferredView::default();
@@ -109,8 +120,10 @@ pub(super) fn read(
         result_of: HashMap::new(),
         fired_by: HashMap::new(),
         timed: HashSet::new(),
+        held_budget: MAX_HELD,
     };
     search.module_globals(interp);
+    search.thread_frames(raw);
     for &d in pools.work.keys() {
         search.push(d, None);
     }
@@ -203,20 +216,9 @@ pub(super) fn read(
             }],
         };
         view.locks.push(Lock {
-            id: lock_id(pid, d),
-            pid,
-            address: format!("{d:#x}"),
-            kind: LockKind::Deferred,
             name: names.get(&d).map(|n| format!("Deferred {n}")),
-            names: Vec::new(),
-            permits: None,
-            locked: Some(true),
-            holders,
             waiters,
-            module: None,
-            shared: None,
-            contradictions: Vec::new(),
-            readers: None,
+            ..Lock::pending_result(pid, d, LockKind::Deferred, holders)
         });
     }
     view
@@ -261,6 +263,9 @@ impl Search<'_, '_> {
             return;
         };
         let mut budget = MAX_GLOBALS;
+        // Whether a type is a class of the module being read (its instances' attributes are
+        // looked at: `warehouse.restocked`), by type and module.
+        let mut own_class: HashMap<(usize, usize), bool> = HashMap::new();
         for (key, dict) in modules {
             let name = self.objs().str(key).unwrap_or_default();
             if name.starts_with("twisted") {
@@ -277,6 +282,37 @@ impl Search<'_, '_> {
                 if self.is_deferred(v) {
                     let name = self.objs().str(k).ok();
                     self.push(v, name);
+                    continue;
+                }
+                let Ok(ty) = self.objs().type_of(v) else {
+                    continue;
+                };
+                let own = *own_class.entry((ty, key)).or_insert_with(|| {
+                    self.walker.objs.type_module(v).as_deref() == Some(name.as_str())
+                });
+                if own {
+                    let global = self.objs().str(k).unwrap_or_default();
+                    let held = super::held::attributes(
+                        &self.walker.objs,
+                        &global,
+                        v,
+                        &mut self.held_budget,
+                    );
+                    for (n, d) in held {
+                        self.push(d, Some(n));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deferreds held in the locals of every thread's frames (a `main` that keeps its service
+    /// object and runs the reactor), or in their objects' attributes.
+    fn thread_frames(&mut self, raw: &[RawThread]) {
+        for rt in raw {
+            for f in rt.frames.iter().take(MAX_THREAD_FRAMES) {
+                for (n, d) in super::held::frame_values(self.walker, f, &mut self.held_budget) {
+                    self.push(d, Some(n));
                 }
             }
         }
@@ -370,7 +406,7 @@ impl Search<'_, '_> {
         let Some(frame) = self.generator_frame(gen) else {
             return;
         };
-        for (name, v) in self.walker.locals(&frame) {
+        for (name, v) in super::held::frame_values(self.walker, &frame, &mut self.held_budget) {
             self.push(v, Some(name));
         }
         let Some(at) = frame.instr.and_then(|u| frame.code.index_at(u)) else {

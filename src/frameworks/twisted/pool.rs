@@ -68,20 +68,8 @@ impl Pools {
             ),
         };
         Some(Lock {
-            id: lock_id(pid, d),
-            pid,
-            address: format!("{d:#x}"),
-            kind: LockKind::Deferred,
             name: Some(name),
-            names: Vec::new(),
-            permits: None,
-            readers: None,
-            locked: Some(true),
-            holders,
-            waiters: Vec::new(),
-            module: None,
-            shared: None,
-            contradictions: Vec::new(),
+            ..Lock::pending_result(pid, d, LockKind::Deferred, holders)
         })
     }
 }
