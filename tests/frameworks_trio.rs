@@ -295,30 +295,9 @@ fn parked_trio_tasks_beside_a_sleeper_or_a_socket_reader_give_no_finding() {
     }
 }
 
-/// A spread of pyenv interpreters that import `import` (trio, anyio): one 3.9-3.10, one
-/// 3.11-3.12 and 3.13, each missing one skipped with a note. One process per interpreter.
+/// One pyenv 3.9-3.10, one 3.11-3.12 and 3.13 importing `import`: one process each.
 fn spread_importing(import: &str) -> Vec<Interpreter> {
-    let all = support::interpreters();
-    let mut picked = Vec::new();
-    for (minors, range) in [
-        ("3.9-3.10", 9..=10),
-        ("3.11-3.12", 11..=12),
-        ("3.13", 13..=13),
-    ] {
-        let found = all.iter().find(|i| {
-            i.root.is_none()
-                && range.contains(&i.minor)
-                && std::process::Command::new(&i.path)
-                    .args(["-c", &format!("import {import}")])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-        });
-        match found {
-            Some(i) => picked.push(i.clone()),
-            None => eprintln!("note: no pyenv CPython {minors} with {import} installed: skipped"),
-        }
-    }
-    picked
+    support::representative::pyenv_spread_importing(import, import)
 }
 
 /// The deadlock finding whose tasks are exactly `names`.
