@@ -4,7 +4,10 @@
 //! `wait_task_rescheduled` whose waker is not recorded. Asked of a snapshot (the stall
 //! detector) and of a document (an incomplete report); it reads, it decides no finding.
 
-use super::{EventLoop, Evidence, LoopState, Task, TaskState, TaskWait, TaskWaitKind, Thread};
+use super::document::Document;
+use super::evidence::Evidence;
+use super::tasks::{EventLoop, LoopState, Task, TaskState, TaskWait, TaskWaitKind};
+use super::threads::Thread;
 
 /// A trio run every task of which is parked.
 pub struct ParkedRun<'d> {
@@ -73,7 +76,7 @@ pub fn parked_run<'d>(
     (!run.parked.is_empty() || !run.unknown.is_empty()).then_some(run)
 }
 
-impl super::Document {
+impl Document {
     /// One sentence when a trio run is parked whole but some of its tasks wait where nothing
     /// says who reschedules them: gridlock cannot tell whether the run is stuck.
     pub fn unknown_waker_summary(&self) -> Option<String> {
