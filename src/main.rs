@@ -345,8 +345,8 @@ fn dump(args: &DumpArgs) -> anyhow::Result<u8> {
 
 /// The exit status of a report: a failing finding; else, when some thread's kernel state
 /// could not be matched, it is blocked in a syscall gridlock does not model, or it waits on a
-/// lock whose holders cannot be known, an incomplete report (said on stderr), never "nothing
-/// found".
+/// lock whose holders cannot be known, or a trio run is parked whole with a task whose waker
+/// is unknown, an incomplete report (said on stderr), never "nothing found".
 fn verdict(doc: &gridlock::model::Document, fail_on: &[FindingKind]) -> u8 {
     if gridlock::fails(doc, fail_on) {
         return EXIT_FINDING;
@@ -355,6 +355,7 @@ fn verdict(doc: &gridlock::model::Document, fail_on: &[FindingKind]) -> u8 {
         .unmatched_summary()
         .or_else(|| doc.unmodelled_summary())
         .or_else(|| doc.unowned_summary())
+        .or_else(|| doc.unknown_waker_summary())
     {
         Some(why) => {
             eprintln!("gridlock: incomplete report: {why}");

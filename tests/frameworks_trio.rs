@@ -294,3 +294,175 @@ fn parked_trio_tasks_beside_a_sleeper_or_a_socket_reader_give_no_finding() {
         );
     }
 }
+
+/// One pyenv 3.9-3.10, one 3.11-3.12 and 3.13 importing `import`: one process each.
+fn spread_importing(import: &str) -> Vec<Interpreter> {
+    support::representative::pyenv_spread_importing(import, import)
+}
+
+/// The deadlock finding whose tasks are exactly `names`.
+fn deadlock_of<'a>(d: &'a Value, names: [&str; 2]) -> &'a Value {
+    doc::findings(d, "deadlock")
+        .into_iter()
+        .find(|f| doc::finding_task_names(d, f) == names)
+        .unwrap_or_else(|| panic!("no deadlock of {names:?}: {:#}", d["findings"]))
+}
+
+#[test]
+fn trio_limiters_fifo_locks_raw_reschedules_and_a_blocking_task_in_one_run() {
+    let script = fixture("trio_primitives.py");
+    let at_take = line_of(&script, "async def take_two", "async with second:");
+    let at_sleep = line_of(&script, "async def block", "time.sleep(3600)");
+    support::representative::for_each_of(spread_importing("trio"), |interp| {
+        let t = Target::start(interp, &script, &["primitives"]);
+        let (code, d) = dump_json(t.pid, "0.3s");
+        assert_eq!(code, 3, "{d:#}");
+        assert_eq!(
+            doc::findings(&d, "deadlock").len(),
+            2,
+            "{:#}",
+            d["findings"]
+        );
+
+        // A CapacityLimiter's borrower is its holder: borrower -> lock -> lock-holder ->
+        // limiter -> borrower.
+        let f = deadlock_of(&d, ["borrower", "lock-holder"]);
+        assert_eq!(f["locks"].as_array().unwrap().len(), 2, "{f:#}");
+        let taker = task(&d, "lock-holder");
+        let w = &taker["waits_for"];
+        assert_eq!(w["kind"], "semaphore", "{taker:#}");
+        assert_eq!(w["via"], "trio.CapacityLimiter.acquire", "{taker:#}");
+        assert_eq!(w["evidence"], "memory", "{taker:#}");
+        assert_eq!(w["site"], format!("take_two trio_primitives.py:{at_take}"));
+        let limiter = doc::lock(&d, w["target"].as_str().unwrap());
+        assert_eq!(limiter["kind"], "trio_semaphore", "{limiter:#}");
+        assert_eq!(limiter["permits"]["total"], 1, "{limiter:#}");
+        assert_eq!(limiter["permits"]["free"], 0, "{limiter:#}");
+        let holders = limiter["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 1, "{limiter:#}");
+        assert_eq!(
+            holders[0]["task"],
+            task(&d, "borrower")["id"],
+            "{limiter:#}"
+        );
+        assert_eq!(holders[0]["evidence"], "memory", "{limiter:#}");
+
+        // StrictFIFOLocks taken in opposite orders: each records its owner as trio.Lock does.
+        let f = deadlock_of(&d, ["fifo-ab", "fifo-ba"]);
+        for (name, other) in [("fifo-ab", "fifo-ba"), ("fifo-ba", "fifo-ab")] {
+            let tk = task(&d, name);
+            assert_eq!(tk["waits_for"]["kind"], "lock", "{tk:#}");
+            assert_eq!(
+                tk["waits_for"]["via"], "trio.StrictFIFOLock.acquire",
+                "{tk:#}"
+            );
+            let lock = doc::lock(&d, tk["waits_for"]["target"].as_str().unwrap());
+            assert_eq!(lock["kind"], "trio_lock", "{lock:#}");
+            assert_eq!(
+                lock["holders"][0]["task"],
+                task(&d, other)["id"],
+                "{lock:#}"
+            );
+            assert!(
+                f["locks"].as_array().unwrap().contains(&lock["id"]),
+                "{f:#}"
+            );
+        }
+
+        // Parked by wait_task_rescheduled itself: no primitive, so no waker is known.
+        let r = task(&d, "rescheduled");
+        let w = &r["waits_for"];
+        assert_eq!(w["kind"], "reschedule", "{r:#}");
+        assert_eq!(w["evidence"], "unknown", "{r:#}");
+        assert_eq!(w["via"], "trio.lowlevel.wait_task_rescheduled", "{r:#}");
+        assert!(w["target"].is_null(), "{r:#}");
+
+        // time.sleep inside a task: the run is blocked by that task.
+        let blocks = doc::findings(&d, "loop_block");
+        assert_eq!(blocks.len(), 1, "{:#}", d["findings"]);
+        let blocker = task(&d, "blocker");
+        assert_eq!(blocker["state"], "running", "{blocker:#}");
+        assert_eq!(blocks[0]["tasks"][0], blocker["id"], "{:#}", blocks[0]);
+        assert_eq!(blocks[0]["loop"], trio_loop(&d)["id"], "{:#}", blocks[0]);
+        let advice = blocks[0]["advice"].as_str().unwrap();
+        assert!(advice.contains("trio.to_thread.run_sync"), "{advice}");
+        assert_eq!(trio_loop(&d)["state"], "step", "{:#}", trio_loop(&d));
+
+        let (code, text) = dump_text(t.pid, "0.3s");
+        assert_eq!(code, 3, "{text}");
+        assert!(
+            text.contains(&format!(
+                "LOOP BLOCK  the event loop of \"MainThread\" was held for"
+            )) && text.contains(&format!(
+                "by task \"blocker\" (block), at block trio_primitives.py:{at_sleep}"
+            )),
+            "{text}"
+        );
+    });
+}
+
+#[test]
+fn a_trio_run_parked_whole_beside_a_raw_reschedule_is_incomplete_not_fine() {
+    let script = fixture("trio_primitives.py");
+    support::representative::for_each_of(spread_importing("trio"), |interp| {
+        let t = Target::start(interp, &script, &["rescheduled"]);
+        let out = gridlock(&["dump", &t.pid.to_string(), "--window", "0.3s", "--json"]);
+        let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Neither a stall (the waker may exist) nor "nothing found".
+        assert_eq!(out.status.code(), Some(2), "{stderr} {d:#}");
+        assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
+        assert!(
+            stderr.contains("task \"rescheduled\" waits in trio.lowlevel.wait_task_rescheduled, whose waker trio does not record: gridlock cannot tell whether the run is stuck"),
+            "{stderr}"
+        );
+        assert_eq!(task(&d, "event-waiter")["waits_for"]["kind"], "event");
+        let (code, text) = dump_text(t.pid, "0.3s");
+        assert_eq!(code, 2, "{text}");
+        assert!(
+            text.contains("WAKER UNKNOWN  every task of the trio run"),
+            "{text}"
+        );
+        assert!(!text.contains("No deadlock"), "{text}");
+    });
+}
+
+#[test]
+fn an_anyio_lock_cycle_on_the_trio_backend_is_a_trio_deadlock() {
+    let script = fixture("trio_primitives.py");
+    let at_take = line_of(&script, "async def take_two", "async with second:");
+    let interps: Vec<Interpreter> = spread_importing("anyio, trio")
+        .into_iter()
+        .filter(|i| i.minor != 12 && i.minor != 11)
+        .collect();
+    support::representative::for_each_of(interps, |interp| {
+        let t = Target::start(interp, &script, &["anyio"]);
+        let (code, d) = dump_json(t.pid, "0.3s");
+        assert_eq!(code, 3, "{d:#}");
+        assert_eq!(
+            doc::findings(&d, "deadlock").len(),
+            1,
+            "{:#}",
+            d["findings"]
+        );
+        let f = deadlock_of(&d, ["anyio-ab", "anyio-ba"]);
+        assert_eq!(f["locks"].as_array().unwrap().len(), 2, "{f:#}");
+        for (name, other) in [("anyio-ab", "anyio-ba"), ("anyio-ba", "anyio-ab")] {
+            let tk = task(&d, name);
+            assert_eq!(tk["framework"], "trio", "{tk:#}");
+            let w = &tk["waits_for"];
+            assert_eq!(w["kind"], "lock", "{tk:#}");
+            assert_eq!(w["evidence"], "memory", "{tk:#}");
+            // The program's line, not anyio's wrapper.
+            assert_eq!(w["site"], format!("take_two trio_primitives.py:{at_take}"));
+            // anyio's Lock wraps a trio.Lock, which records its owner.
+            let lock = doc::lock(&d, w["target"].as_str().unwrap());
+            assert_eq!(lock["kind"], "trio_lock", "{lock:#}");
+            assert_eq!(
+                lock["holders"][0]["task"],
+                task(&d, other)["id"],
+                "{lock:#}"
+            );
+        }
+    });
+}

@@ -226,6 +226,9 @@ impl LoopTracker {
                 // A Twisted reactor's steps (`frameworks::twisted`'s keys).
                 if s.key.starts_with("twisted:") {
                     "threads.deferToThread(...) or reactor.callInThread"
+                } else if s.key.starts_with("trio:") {
+                    // A trio task's step (`frameworks::trio`'s keys).
+                    "await trio.to_thread.run_sync(...)"
                 } else {
                     "await asyncio.to_thread(...) or loop.run_in_executor"
                 }

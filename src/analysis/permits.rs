@@ -17,7 +17,7 @@ pub const KNOT_ADVICE: &str = "Every permit (or pooled item) is held by a party 
 pub fn counts_permits(lock: &Lock) -> bool {
     matches!(
         lock.kind,
-        LockKind::Semaphore | LockKind::Pool | LockKind::AsyncioSemaphore
+        LockKind::Semaphore | LockKind::Pool | LockKind::AsyncioSemaphore | LockKind::TrioSemaphore
     )
 }
 

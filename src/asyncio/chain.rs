@@ -39,6 +39,18 @@ pub fn await_chains(
     pid: i32,
     coros: &[usize],
 ) -> Vec<(Vec<ChainLink>, bool)> {
+    await_chains_showing(walker, pid, coros, |_| true)
+}
+
+/// `await_chains`, where only the frames `shown` picks get their document frame: the others'
+/// `frame` is empty (no allocation), for a scheduler's own trap frames that every task of
+/// it sits in and no report shows.
+pub fn await_chains_showing(
+    walker: &mut crate::cpython::threads::Walker,
+    pid: i32,
+    coros: &[usize],
+    shown: impl Fn(&RawFrame) -> bool,
+) -> Vec<(Vec<ChainLink>, bool)> {
     // 3.14+: the table's coroutine offsets hold only on the build they were verified on.
     let layout = walker.objs.layout;
     let verified = layout
@@ -57,8 +69,18 @@ pub fn await_chains(
                 .await_chain(*c)
                 .into_iter()
                 .map(|(raw, facts)| ChainLink {
+                    frame: if shown(&raw) {
+                        facts.frame.clone()
+                    } else {
+                        crate::model::Frame {
+                            function: String::new(),
+                            file: String::new(),
+                            line: 0,
+                            locals: None,
+                            parameters: None,
+                        }
+                    },
                     raw,
-                    frame: facts.frame.clone(),
                 })
                 .collect();
             (chain, r.chain_executing)

@@ -15,6 +15,7 @@ mod lookups;
 mod processes;
 mod tasks;
 mod threads;
+mod trio_runs;
 mod writes;
 
 pub use celery::*;
@@ -27,4 +28,5 @@ pub use locks::*;
 pub use processes::*;
 pub use tasks::*;
 pub use threads::*;
+pub use trio_runs::{parked_run, ParkedRun};
 pub use writes::*;

@@ -580,6 +580,12 @@ fn not_modelled<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Res
         writeln!(out)?;
         any = true;
     }
+    // A trio run parked whole, some task of which waits with no recorded waker.
+    if let Some(summary) = doc.unknown_waker_summary() {
+        writeln!(out, "{}  {summary}.", style.red("WAKER UNKNOWN"))?;
+        writeln!(out)?;
+        any = true;
+    }
     Ok(any)
 }
 

@@ -34,58 +34,13 @@ impl Detector for TrioParked {
     }
 }
 
-/// The entry queue's own task, parked on its wakeup socket: only another thread (or a signal
-/// trio turns into a wakeup) ends that wait.
-fn is_entry_queue(t: &Task) -> bool {
-    t.frames
-        .iter()
-        .any(|f| f.file.ends_with("trio/_core/_entry_queue.py"))
-}
-
-/// Waits only another task of the run can end (a sleep only by its deadline, which the
-/// run's count of deadlines says is not there: `sleep_forever`).
-fn parked_on_a_task(kind: TaskWaitKind) -> bool {
-    matches!(
-        kind,
-        TaskWaitKind::Sleep
-            | TaskWaitKind::Lock
-            | TaskWaitKind::Semaphore
-            | TaskWaitKind::Event
-            | TaskWaitKind::Condition
-            | TaskWaitKind::Channel
-            | TaskWaitKind::Gather
-    )
-}
-
 fn stuck_run(snap: &Snapshot, lp: &EventLoop, so_far: &[Finding]) -> Option<Finding> {
-    // Polling with no deadline to wake it; a running step or an unread count is not stuck.
-    if lp.state != LoopState::Polling || lp.deadlines != Some(0) {
+    let run = parked_run(lp, &snap.threads, &snap.tasks)?;
+    // A task whose waker is unknown could be woken: the report says it cannot tell.
+    if !run.unknown.is_empty() {
         return None;
     }
-    // Another thread still running could set an event or send through the entry queue.
-    let others_run = snap
-        .threads
-        .iter()
-        .any(|t| t.pid == lp.pid && Some(&t.id) != lp.thread.as_ref() && !t.blocked);
-    if others_run {
-        return None;
-    }
-    let tasks: Vec<&Task> = snap.tasks.iter().filter(|t| t.loop_id == lp.id).collect();
-    let mut parked: Vec<(&Task, &TaskWait)> = Vec::new();
-    for t in &tasks {
-        let w = t.waits_for.as_ref()?;
-        if t.state != TaskState::Pending {
-            return None;
-        }
-        if parked_on_a_task(w.kind) {
-            parked.push((t, w));
-        } else if !(w.kind == TaskWaitKind::Io && is_entry_queue(t)) {
-            return None;
-        }
-    }
-    if parked.is_empty() {
-        return None;
-    }
+    let parked = run.parked;
     // A cycle among these tasks is already blamed as a deadlock.
     let ids: HashSet<&str> = parked.iter().map(|(t, _)| t.id.as_str()).collect();
     if so_far.iter().any(|f| {

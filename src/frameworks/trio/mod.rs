@@ -9,7 +9,9 @@
 mod fields;
 mod waits;
 
-use crate::asyncio::{await_chains, loop_id, with_hex, ChainLink};
+use std::hash::BuildHasherDefault;
+
+use crate::asyncio::{await_chains_showing, loop_id, with_hex, ChainLink};
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
     short_file, EventLoop, Frame, Framework, Lock, LoopState, LoopStep, Task, TaskState, Thread,
@@ -34,6 +36,15 @@ pub struct TrioView {
 
 /// The suffix of trio's run loop's file.
 const RUN_FILE: &str = "trio/_core/_run.py";
+
+/// trio's traps (`wait_task_rescheduled`, `_async_yield`): every parked task sits in them, so
+/// a task's frames leave them out (its wait's `via` says how it parked).
+fn is_trap(filename: &str) -> bool {
+    filename.ends_with("trio/_core/_traps.py")
+}
+
+/// A set of addresses, hashed as addresses.
+type AddrSet = std::collections::HashSet<usize, BuildHasherDefault<crate::memory::AddrHasher>>;
 
 /// Read every trio run of the process. Nothing when no thread runs `trio.run`.
 pub fn read(
@@ -105,9 +116,9 @@ fn read_run(
         .map(|t| fields.slots(&walker.objs, *t, ["coro", "name", "_parent_nursery"]))
         .collect();
     let coros: Vec<usize> = slots.iter().map(|s| s[0].unwrap_or(0)).collect();
-    let chains = await_chains(walker, pid, &coros);
+    let chains = await_chains_showing(walker, pid, &coros, |f| !is_trap(&f.code.filename));
     let lp = loop_id(pid, runner);
-    let on_stack: std::collections::HashSet<usize> = rt.frames.iter().map(|f| f.addr).collect();
+    let on_stack: AddrSet = rt.frames.iter().map(|f| f.addr).collect();
     let reads: Vec<TaskRead> = addrs
         .iter()
         .zip(chains)
@@ -131,11 +142,11 @@ fn read_run(
         })
         .collect();
     let seen = waits.finish();
-    let task_addrs: std::collections::HashSet<usize> = reads.iter().map(|r| r.addr).collect();
+    let task_addrs: AddrSet = reads.iter().map(|r| r.addr).collect();
     let task_prefix = format!("{pid}:task:");
     let mut tasks = Vec::with_capacity(reads.len());
     // Each nursery's parent task, read once for all its children.
-    let mut nursery_parents: std::collections::HashMap<usize, Option<usize>> = Default::default();
+    let mut nursery_parents: crate::memory::AddrMap<Option<usize>> = Default::default();
     for ((t, waits_for), [_, name, nursery]) in reads.into_iter().zip(waits_for).zip(slots) {
         let is_running = running == Some(t.addr);
         let name = name.and_then(|n| walker.objs.str(n).ok());
@@ -152,7 +163,12 @@ fn read_run(
         let frames: Vec<Frame> = if is_running {
             running_frames(rt, th, &t.chain)
         } else {
-            t.chain.into_iter().rev().map(|l| l.frame).collect()
+            t.chain
+                .into_iter()
+                .rev()
+                .filter(|l| !is_trap(&l.raw.code.filename))
+                .map(|l| l.frame)
+                .collect()
         };
         tasks.push(Task {
             framework: Framework::Trio,
@@ -271,7 +287,12 @@ fn running_frames(rt: &RawThread, th: &Thread, chain: &[ChainLink]) -> Vec<Frame
     };
     match rt.frames.iter().position(|f| f.addr == outer.raw.addr) {
         Some(k) if th.frames.len() == rt.frames.len() => th.frames[..=k].to_vec(),
-        _ => chain.iter().rev().map(|l| l.frame.clone()).collect(),
+        _ => chain
+            .iter()
+            .rev()
+            .filter(|l| !is_trap(&l.raw.code.filename))
+            .map(|l| l.frame.clone())
+            .collect(),
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) struct Waits<'r> {
     /// MRO), read once per type.
     classes: HashMap<usize, Option<(Rc<str>, bool)>>,
     /// The run's task objects.
-    task_addrs: HashSet<usize>,
+    task_addrs: HashSet<usize, std::hash::BuildHasherDefault<crate::memory::AddrHasher>>,
 }
 
 /// The primitives seen in one run's waits, once the tasks' chains are no longer needed.
@@ -64,8 +64,10 @@ fn holder(task: Option<String>, evidence: Evidence) -> Holder {
     }
 }
 
+/// One of trio's own files (`trio/_sync.py`, `trio/_core/_run.py`): every module of the
+/// package is private (`_` first), so a program under a directory named `trio` is not one.
 fn in_trio(filename: &str) -> bool {
-    filename.contains("/trio/")
+    filename.contains("/trio/_")
 }
 
 impl<'r> Waits<'r> {
@@ -113,11 +115,12 @@ impl<'r> Waits<'r> {
         t: &TaskRead,
     ) -> Option<TaskWait> {
         let innermost = t.chain.last()?;
+        // The program's own frame: not trio's, nor anyio's wrappers around it.
         let site = t
             .chain
             .iter()
             .rev()
-            .find(|l| !in_trio(&l.raw.code.filename))
+            .find(|l| !in_trio(&l.raw.code.filename) && !l.raw.code.filename.contains("/anyio/"))
             .map(|l| l.frame.site());
         let mut wait = TaskWait {
             kind: TaskWaitKind::Reschedule,
@@ -127,7 +130,7 @@ impl<'r> Waits<'r> {
             evidence: Evidence::Memory,
             site,
             name: None,
-            via: Some(innermost.raw.code.name.clone()),
+            via: None,
             program_name: None,
         };
         let objs = &walker.objs;
@@ -207,6 +210,19 @@ impl<'r> Waits<'r> {
                 _ => {}
             }
         }
+        // Parked by a low-level call no primitive explains (`wait_task_rescheduled` or
+        // `ParkingLot.park` called directly): whoever reschedules it is not recorded anywhere.
+        if let Some(outer) = t.chain.iter().find(|l| in_trio(&l.raw.code.filename)) {
+            let function = outer.raw.code.name.rsplit('.').next().unwrap_or("");
+            wait.via = Some(match function {
+                "wait_task_rescheduled" => "trio.lowlevel.wait_task_rescheduled".into(),
+                "park" => "trio.lowlevel.ParkingLot.park".into(),
+                _ => format!("trio {}", outer.raw.code.name),
+            });
+        } else {
+            wait.via = Some(innermost.raw.code.name.clone());
+        }
+        wait.evidence = Evidence::Unknown;
         Some(wait)
     }
 
