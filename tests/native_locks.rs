@@ -39,19 +39,8 @@ fn pythons() -> Vec<Interpreter> {
     out
 }
 
-fn for_each_python(mut check: impl FnMut(&Interpreter)) {
-    let mut failures = Vec::new();
-    for py in pythons() {
-        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&py))) {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {msg}", py.label));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+fn for_each_python(check: impl FnMut(&Interpreter)) {
+    support::representative::for_each_of(pythons(), check)
 }
 
 /// Kills a process the target forked (it has no guard of its own) when dropped.
@@ -375,35 +364,18 @@ fn a_thread_keeping_the_gil_while_blocked_in_c_is_a_gil_hold() {
 #[test]
 fn run_stops_a_command_deadlocked_through_the_gil_with_exit_3() {
     let script = fixture("native_locks.py");
-    let runs: Vec<(String, std::thread::JoinHandle<std::process::Output>)> = pythons()
-        .into_iter()
-        .map(|py| {
-            let script = script.clone();
-            let handle = std::thread::spawn(move || {
-                std::process::Command::new(support::gridlock_bin())
-                    .args(["run", "--timeout", "90s", "--"])
-                    .arg(&py.path)
-                    .arg(&script)
-                    .arg("gil_cycle")
-                    .output()
-                    .expect("run gridlock")
-            });
-            (py.label.clone(), handle)
-        })
-        .collect();
-    let mut failures = Vec::new();
-    for (label, handle) in runs {
-        let out = handle.join().expect("the run thread");
-        if let Err(e) = std::panic::catch_unwind(|| check_gil_cycle_run(&out)) {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{label}: {msg}"));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let interps = pythons();
+    let at_once = interps.len();
+    support::parallel::for_each_of_at_once(interps, at_once, |py| {
+        let out = std::process::Command::new(support::gridlock_bin())
+            .args(["run", "--timeout", "90s", "--"])
+            .arg(&py.path)
+            .arg(&script)
+            .arg("gil_cycle")
+            .output()
+            .expect("run gridlock");
+        check_gil_cycle_run(&out)
+    });
 }
 
 fn check_gil_cycle_run(out: &std::process::Output) {

@@ -598,6 +598,16 @@ pub mod doc {
     }
 }
 
+/// The message a panic carried (`panic!`'s formatted `String` or a literal `&str`), empty when
+/// it carried anything else.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 /// Run `check` for every interpreter, collecting failures so one version's failure does not
 /// hide another's; panics at the end listing every failing version.
 pub fn for_each_interpreter(mut check: impl FnMut(&Interpreter)) {
@@ -606,11 +616,7 @@ pub fn for_each_interpreter(mut check: impl FnMut(&Interpreter)) {
     for interp in &interps {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(interp)));
         if let Err(e) = result {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = panic_message(&*e);
             failures.push(format!("{}: {msg}", interp.label));
         }
     }

@@ -31,11 +31,7 @@ pub fn for_each_of_at_once(
                 };
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(interp)));
                 if let Err(e) = run {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
+                    let msg = super::panic_message(&*e);
                     let mut failures = failures.lock().unwrap_or_else(|e| e.into_inner());
                     failures.push(format!("{}: {msg}", interp.label));
                 }

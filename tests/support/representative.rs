@@ -38,16 +38,12 @@ pub fn for_each_representative(check: impl Fn(&Interpreter)) {
 /// Runs `check` on each of `interps`, going on past a failing one, and fails at the end naming
 /// every interpreter that failed and why.
 #[allow(dead_code)]
-pub fn for_each_of(interps: Vec<Interpreter>, check: impl Fn(&Interpreter)) {
+pub fn for_each_of(interps: Vec<Interpreter>, mut check: impl FnMut(&Interpreter)) {
     let mut failures = Vec::new();
     for interp in interps {
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&interp)));
         if let Err(e) = run {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let msg = super::panic_message(&*e);
             failures.push(format!("{}: {msg}", interp.label));
         }
     }
@@ -58,24 +54,11 @@ pub fn for_each_of(interps: Vec<Interpreter>, check: impl Fn(&Interpreter)) {
 /// set-up installed from PyPI), each missing one skipped with a note naming `what`.
 #[allow(dead_code)]
 pub fn pyenv_pair_importing(import: &str, what: &str) -> Vec<Interpreter> {
-    let all = interpreters();
-    let imports = |i: &Interpreter| {
-        std::process::Command::new(&i.path)
-            .args(["-c", &format!("import {import}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let mut picked = Vec::new();
-    for (minors, range) in [("3.9-3.10", 9..=10), ("3.11-3.13", 11..=13)] {
-        match all
-            .iter()
-            .find(|i| i.root.is_none() && range.contains(&i.minor) && imports(i))
-        {
-            Some(i) => picked.push(i.clone()),
-            None => eprintln!("note: no pyenv CPython {minors} with {what} installed: skipped"),
-        }
-    }
-    picked
+    pyenv_one_per_range_importing(
+        import,
+        what,
+        &[("3.9-3.10", 9..=10), ("3.11-3.13", 11..=13)],
+    )
 }
 
 /// One pyenv CPython from each of 3.9-3.10, 3.11-3.12 and 3.13 on which `import` succeeds (a
@@ -83,6 +66,23 @@ pub fn pyenv_pair_importing(import: &str, what: &str) -> Vec<Interpreter> {
 /// `what`: the supported range spread over three processes per shape.
 #[allow(dead_code)]
 pub fn pyenv_spread_importing(import: &str, what: &str) -> Vec<Interpreter> {
+    pyenv_one_per_range_importing(
+        import,
+        what,
+        &[
+            ("3.9-3.10", 9..=10),
+            ("3.11-3.12", 11..=12),
+            ("3.13", 13..=13),
+        ],
+    )
+}
+
+/// The first pyenv CPython of each range of minor versions on which `import` succeeds.
+fn pyenv_one_per_range_importing(
+    import: &str,
+    what: &str,
+    ranges: &[(&str, std::ops::RangeInclusive<u32>)],
+) -> Vec<Interpreter> {
     let all = interpreters();
     let imports = |i: &Interpreter| {
         std::process::Command::new(&i.path)
@@ -91,11 +91,7 @@ pub fn pyenv_spread_importing(import: &str, what: &str) -> Vec<Interpreter> {
             .is_ok_and(|o| o.status.success())
     };
     let mut picked = Vec::new();
-    for (minors, range) in [
-        ("3.9-3.10", 9..=10),
-        ("3.11-3.12", 11..=12),
-        ("3.13", 13..=13),
-    ] {
+    for (minors, range) in ranges {
         match all
             .iter()
             .find(|i| i.root.is_none() && range.contains(&i.minor) && imports(i))
