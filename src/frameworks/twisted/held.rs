@@ -66,7 +66,7 @@ pub(super) fn attributes(
 }
 
 /// A cell's content (none when empty), any other object itself.
-fn through_cell(objs: &Objects, v: usize) -> Option<usize> {
+pub(super) fn through_cell(objs: &Objects, v: usize) -> Option<usize> {
     if objs.type_is(v, "cell") {
         objs.mem
             .ptr(v + objs.layout.stdlib.cell_ref)

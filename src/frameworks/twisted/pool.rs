@@ -86,15 +86,7 @@ fn method(f: &RawFrame) -> &str {
 /// A local's value, through its cell when it is one (a closure's free or cell variable).
 fn deref_local(walker: &Walker, f: &RawFrame, name: &str) -> Option<usize> {
     let v = walker.local(f, name)?;
-    let objs = &walker.objs;
-    if objs.type_is(v, "cell") {
-        objs.mem
-            .ptr(v + objs.layout.stdlib.cell_ref)
-            .ok()
-            .filter(|p| *p != 0)
-    } else {
-        Some(v)
-    }
+    super::held::through_cell(&walker.objs, v)
 }
 
 /// Read every pool of the process: the reactor's (`reactor.threadpool`) and any other whose
