@@ -11,8 +11,9 @@
 //! blocked threads' frames (names there are unqualified) and then every module of
 //! `sys.modules` (qualified: `logging._lock`); the snapshot's notes say when it stopped at its
 //! bounds. That walk runs in full only when a lock a finding can name (waited on, or held by
-//! no live thread) is unnamed; else what tasks await gets a short, silent glance. A name is only given when every step of its path was read in this sample: a path
-//! found in an earlier sample is read again, step by step, before it is used. This file never
+//! no live thread) is unnamed; else what tasks await gets a short, silent glance. A name is
+//! only given when every step of its path was read in this sample: a path found in an
+//! earlier sample is read again, step by step, before it is used. This file never
 //! decides who holds or waits, and knows no CPython version.
 
 use std::collections::{HashMap, HashSet};
