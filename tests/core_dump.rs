@@ -516,11 +516,7 @@ fn run_all(mut checks: Vec<(Interpreter, Vec<Writer>)>) {
                     started.elapsed()
                 );
                 if let Err(e) = r {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
+                    let msg = support::panic_message(&*e);
                     failures
                         .lock()
                         .unwrap()

@@ -171,19 +171,8 @@ fn ends() -> Vec<Interpreter> {
 }
 
 /// Collect failures over interpreters so one does not hide another.
-fn each(interps: &[Interpreter], mut check: impl FnMut(&Interpreter)) {
-    let mut failures = Vec::new();
-    for py in interps {
-        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(py))) {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {msg}", py.label));
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+fn each(interps: &[Interpreter], check: impl FnMut(&Interpreter)) {
+    support::representative::for_each_of(interps.to_vec(), check)
 }
 
 fn check_two_locks(py: &Interpreter, method: &str) {

@@ -366,20 +366,31 @@ impl<'a> Objects<'a> {
         let raw = self.mem.bytes(entries, nentries as usize * entry_size)?;
         let mut out = Vec::new();
         for (i, entry) in raw.chunks_exact(entry_size).enumerate() {
-            let key = u64::from_le_bytes(entry[key_off..key_off + 8].try_into().unwrap()) as usize;
+            let key = entry_word(entry, key_off);
             if key == 0 {
                 continue;
             }
-            let value = match values {
-                Some(v) => self.mem.ptr(v + 8 * i)?,
-                None => u64::from_le_bytes(entry[key_off + 8..key_off + 16].try_into().unwrap())
-                    as usize,
-            };
+            let value = self.entry_value(values, i, entry, key_off)?;
             if value != 0 {
                 out.push((i, key, value));
             }
         }
         Ok(out)
+    }
+
+    /// Entry `index`'s value: from a split table's `values` array when there is one, else the
+    /// word after the entry's key.
+    fn entry_value(
+        &self,
+        values: Option<usize>,
+        index: usize,
+        entry: &[u8],
+        key_off: usize,
+    ) -> Result<usize> {
+        match values {
+            Some(v) => self.mem.ptr(v + 8 * index),
+            None => Ok(entry_word(entry, key_off + 8)),
+        }
     }
 
     /// All (key, value) object pairs of a dict, whatever the key type.
@@ -420,7 +431,7 @@ impl<'a> Objects<'a> {
         let raw = self.mem.bytes(entries, nentries as usize * entry_size)?;
         let length = key.chars().count() as i64;
         for (i, entry) in raw.chunks_exact(entry_size).enumerate() {
-            let k = u64::from_le_bytes(entry[key_off..key_off + 8].try_into().unwrap()) as usize;
+            let k = entry_word(entry, key_off);
             // The length first: one cached read rules out most keys without decoding them.
             if k == 0
                 || self.mem.i64(k + STR_LENGTH).ok() != Some(length)
@@ -428,11 +439,7 @@ impl<'a> Objects<'a> {
             {
                 continue;
             }
-            let value = match values {
-                Some(v) => self.mem.ptr(v + 8 * i)?,
-                None => u64::from_le_bytes(entry[key_off + 8..key_off + 16].try_into().unwrap())
-                    as usize,
-            };
+            let value = self.entry_value(values, i, entry, key_off)?;
             if value != 0 {
                 return Ok(Some(value));
             }
@@ -641,6 +648,14 @@ impl<'a> Objects<'a> {
             },
         }
     }
+}
+
+/// The little-endian word at `at` in a dict entry read whole (`at` is a key or value slot of
+/// the table's own entry layout, so it lies inside the entry).
+fn entry_word(entry: &[u8], at: usize) -> usize {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&entry[at..at + 8]);
+    u64::from_le_bytes(word) as usize
 }
 
 impl super::modules_index::DictReader for Objects<'_> {
