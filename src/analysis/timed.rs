@@ -198,7 +198,16 @@ fn plan_thread(
             if t.waits_for.is_some() || t.state != ThreadState::Running || t.frames.is_empty() {
                 return None;
             }
-            let timed_at = |j: usize| thread(j).waits_for.as_ref().is_some_and(|w| w.timed);
+            // Not a GIL wait for a sighting that holds the GIL: it took it, its wait is over
+            // (threads taking turns at the GIL wait for it at the line they run; borrowing
+            // the wait made the one running with the GIL a blocked waiter, and every thread
+            // blocked: a false stall on a loaded host).
+            let timed_at = |j: usize| {
+                thread(j)
+                    .waits_for
+                    .as_ref()
+                    .is_some_and(|w| w.timed && !(t.owns_gil && waits_for_gil(w)))
+            };
             if let Some(j) = (0..n).find(|&j| timed_at(j) && thread(j).frames == t.frames) {
                 return Some(j);
             }
@@ -311,6 +320,11 @@ impl Plan {
             }
         }
     }
+}
+
+/// Whether a wait is one for a GIL (`take_gil`'s timed futex, as `snapshot::gil` names it).
+fn waits_for_gil(w: &Wait) -> bool {
+    w.kind == WaitKind::Lock && w.via.as_deref() == Some("take_gil")
 }
 
 /// Whether a running thread's stack is the caller of a wait's stack: the same functions
@@ -447,6 +461,47 @@ mod tests {
         assert!((waited - 1.1).abs() < 0.01, "{waited}");
         // It outlived its timeout: it never ends by itself.
         assert_eq!(first_timeout(&snaps[4], &["1:t:1".into()]), None);
+    }
+
+    /// Threads taking turns at the GIL (gil_share's healthy target): one seen waiting for
+    /// it in every older snapshot and running with it in the newest, at the same Python
+    /// line, took the GIL: it is not put back into its GIL wait.
+    #[test]
+    fn a_thread_that_got_the_gil_is_not_put_back_into_its_gil_wait() {
+        let t0 = SystemTime::now();
+        let sighting = |i: u64, running: bool| {
+            let mut t = thread(1, 1, "cpu-1", Some((WaitKind::Lock, "1:l:0x9")));
+            t.frames = vec![Frame {
+                function: "cpu".into(),
+                file: "native_locks.py".into(),
+                line: 170,
+                locals: None,
+                parameters: None,
+            }];
+            let w = t.waits_for.as_mut().unwrap();
+            w.timed = true;
+            w.via = Some("take_gil".into());
+            w.site = Some("cpu native_locks.py:170".into());
+            w.waited_s = Some(Seconds(0.01));
+            t.state = ThreadState::GilWait;
+            if running {
+                t.waits_for = None;
+                t.state = ThreadState::Running;
+                t.owns_gil = true;
+                t.blocked = false;
+            }
+            let mut s = snapshot(vec![t], Vec::new());
+            s.taken = t0 + Duration::from_millis(250 * i);
+            s
+        };
+        let older: Vec<Snapshot> = (0..5).map(|i| sighting(i, false)).collect();
+        let mut newest = sighting(5, true);
+        let view: Vec<&Snapshot> = older.iter().collect();
+        settle_newest(&view, &mut newest, Duration::from_secs(1));
+        let t = &newest.threads[0];
+        assert!(!t.blocked, "{t:#?}");
+        assert!(t.waits_for.is_none(), "{t:#?}");
+        assert_eq!(t.state, ThreadState::Running);
     }
 
     #[test]

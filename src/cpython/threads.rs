@@ -26,7 +26,8 @@ pub struct CodeInfo {
     pub names: CodeNames,
     /// Its parameters as the `def` names them (`co_varnames[:co_argcount + co_kwonlyargcount]`),
     /// without `*args`/`**kwargs`; `None` when the counts read are not plausible.
-    pub parameters: Option<Vec<String>>,
+    /// Shared with every frame of this code (a frame clones the `Arc`, not the names).
+    pub parameters: Option<std::sync::Arc<[String]>>,
     /// Slots before the value stack: locals (+ cells + frees).
     pub nlocalsplus: usize,
     pub stacksize: usize,
@@ -696,11 +697,11 @@ fn parameter_names(
     mem: &dyn ReadMemory,
     argcount_at: usize,
     locals: &[String],
-) -> Option<Vec<String>> {
+) -> Option<std::sync::Arc<[String]>> {
     // `co_posonlyargcount` sits between the two counts; positional-only ones are in argcount.
     let args = usize::try_from(mem.i32(argcount_at).ok()?).ok()?;
     let kwonly = usize::try_from(mem.i32(argcount_at + 8).ok()?).ok()?;
     locals
         .get(..args.checked_add(kwonly)?)
-        .map(<[String]>::to_vec)
+        .map(std::sync::Arc::from)
 }

@@ -14,7 +14,7 @@ pub struct Frame {
     /// The function's parameters as its `def` names them (`src`, `dst`), for advice that
     /// spells the call (`transfer(src, dst)`); not part of the document.
     #[serde(skip)]
-    pub parameters: Option<Vec<String>>,
+    pub parameters: Option<std::sync::Arc<[String]>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]

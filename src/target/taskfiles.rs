@@ -8,8 +8,10 @@
 //! both change only when the thread runs (stopping, freezing, entering another wait or
 //! exiting all happen on its own CPU time; a wake-up shows as "running" in `syscall`), so a
 //! thread in the same syscall with the same `schedstat` counts as when they were read keeps
-//! them (`stat` was the costliest file: a third of the `/proc` time of a sample). The task
-//! list is read through a directory kept open too.
+//! them (`stat` was the costliest file: a third of the `/proc` time of a sample). A thread
+//! woken but not yet on a CPU is no exception: the wake-up itself makes the task runnable,
+//! which its `syscall` file (read first, every time) shows as "running" (tested with a thread
+//! woken behind a real-time spinner). The task list is read through a directory kept open.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -68,6 +70,8 @@ pub struct TaskFiles {
     asleep: HashMap<i32, Asleep>,
     /// `/proc/PID/task`, kept open (`None` until first listed, or when it cannot be).
     task_dir: Option<TaskDir>,
+    /// The text of the file read last, reused: a sample reads dozens of small files.
+    text: Vec<u8>,
 }
 
 /// What a sleeping thread's `stat` and `wchan` said, and when (by its own counters).
@@ -91,6 +95,7 @@ impl TaskFiles {
             open: HashMap::new(),
             asleep: HashMap::new(),
             task_dir: None,
+            text: Vec::with_capacity(512),
         }
     }
 
@@ -153,42 +158,47 @@ impl TaskFiles {
         ok
     }
 
-    fn read_string(&mut self, tid: i32, which: Which) -> Option<String> {
-        let mut buf = Vec::with_capacity(512);
-        self.read(tid, which, &mut buf)
-            .then(|| String::from_utf8_lossy(&buf).into_owned())
+    /// One file's text, handed to `parse` in place (no copy kept).
+    fn read_with<T>(&mut self, tid: i32, which: Which, parse: impl FnOnce(&str) -> T) -> Option<T> {
+        let mut buf = std::mem::take(&mut self.text);
+        let read = self.read(tid, which, &mut buf);
+        let parsed = read.then(|| parse(&String::from_utf8_lossy(&buf)));
+        self.text = buf;
+        parsed
     }
 
     /// Whether the process is still there and not a zombie: its `stat`, kept open (a
     /// descriptor of an exited process reads nothing, whatever takes its PID later).
     pub fn process_alive(&mut self) -> bool {
-        self.read_string(PROCESS, Which::Stat)
-            .and_then(|s| procfs::stat_state(&s))
+        self.read_with(PROCESS, Which::Stat, procfs::stat_state)
+            .flatten()
             .is_some_and(|c| c != 'Z')
     }
 
     /// The process's caught signals (`SigCgt:` of its `status`, kept open).
     pub fn caught_signals(&mut self) -> Option<u64> {
-        super::signals::parse_sigcgt(&self.read_string(PROCESS, Which::Status)?)
+        self.read_with(PROCESS, Which::Status, super::signals::parse_sigcgt)?
     }
 
     pub fn schedstat(&mut self, tid: i32) -> Option<SchedStat> {
-        let text = self.read_string(tid, Which::Schedstat)?;
-        let mut fields = text.split_whitespace();
-        let cpu_ns = fields.next()?.parse().ok()?;
-        let timeslices = fields.nth(1)?.parse().ok()?;
-        Some(SchedStat { cpu_ns, timeslices })
+        self.read_with(tid, Which::Schedstat, |text| {
+            let mut fields = text.split_whitespace();
+            let cpu_ns = fields.next()?.parse().ok()?;
+            let timeslices = fields.nth(1)?.parse().ok()?;
+            Some(SchedStat { cpu_ns, timeslices })
+        })?
     }
 
     /// The thread's `syscall` file alone: whether it is running, and in which syscall if not.
     pub fn syscall(&mut self, tid: i32) -> Option<InSyscall> {
-        let text = self.read_string(tid, Which::Syscall)?;
-        Some(if text.trim() == "running" {
-            InSyscall::Running
-        } else {
-            match procfs::parse_syscall(&text) {
-                Some(s) => InSyscall::Yes(s),
-                None => InSyscall::NotInOne,
+        self.read_with(tid, Which::Syscall, |text| {
+            if text.trim() == "running" {
+                InSyscall::Running
+            } else {
+                match procfs::parse_syscall(text) {
+                    Some(s) => InSyscall::Yes(s),
+                    None => InSyscall::NotInOne,
+                }
             }
         })
     }
@@ -221,14 +231,13 @@ impl TaskFiles {
         let (state, wchan) = match kept {
             Some(a) => (a.state, a.wchan.clone()),
             None => {
-                let state = procfs::stat_state(&self.read_string(tid, Which::Stat)?)?;
+                let state = self.read_with(tid, Which::Stat, procfs::stat_state)??;
                 // In a futex wait the kernel function is always the futex wait's own: not
                 // worth a read.
                 let wchan = if syscall.as_ref().is_some_and(|s| s.nr == procfs::SYS_FUTEX) {
                     None
                 } else {
-                    self.read_string(tid, Which::Wchan)
-                        .map(|s| s.trim().to_string())
+                    self.read_with(tid, Which::Wchan, |s| s.trim().to_string())
                         .filter(|s| !s.is_empty() && s != "0")
                 };
                 if let Some(sched) = sched {
@@ -426,5 +435,117 @@ mod tests {
         assert!(!tids.contains(&tid), "{tids:?}");
         files.retain(&tids);
         assert!(files.asleep.is_empty());
+    }
+
+    /// The risk of keeping a sleeping thread's state: a thread woken but not yet on a CPU
+    /// (state `R`, queued) has the same `schedstat` and, had it kept its syscall, would read as
+    /// still asleep. It does not: the wake-up sets the task's state to running, and the
+    /// `syscall` file (read first, every snapshot) says "running" for exactly that state. Shown
+    /// with a thread woken on a CPU held by a real-time spinner, so it cannot run.
+    #[test]
+    fn a_woken_thread_that_has_not_run_yet_reads_as_running() {
+        use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+        use std::sync::Arc;
+        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+            eprintln!("note: needs 2 CPUs; skipped");
+            return;
+        }
+        fn pin(cpu: usize) -> bool {
+            // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) == 0
+            }
+        }
+        let busy_cpu = 1;
+        let reader_cpu = 0;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (wake, asleep) = std::sync::mpsc::channel::<()>();
+        let ran = Arc::new(AtomicBool::new(false));
+        let sleeper = {
+            let ran = ran.clone();
+            std::thread::spawn(move || {
+                tx.send((unsafe { libc::gettid() }, pin(busy_cpu))).unwrap();
+                let _ = asleep.recv();
+                ran.store(true, Ordering::SeqCst);
+            })
+        };
+        let (tid, pinned) = rx.recv().unwrap();
+        let finish = |step: &AtomicI32| step.store(3, Ordering::SeqCst);
+        let pid = std::process::id() as i32;
+        let mut files = TaskFiles::new(pid);
+        let reader_pinned = pin(reader_cpu) && pinned;
+        // The sleeper asleep in its futex wait, its state kept.
+        let mut first = None;
+        for _ in 0..200 {
+            first = files.kernel_thread(tid).filter(|k| k.syscall.is_some());
+            if first.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let first = first.expect("the thread sleeps");
+        // 0: starting; 4: spinning, waiting for the go; 1: go; 2: sleeper woken; 3: stop;
+        // -1: no real-time policy or pinning here.
+        let step = Arc::new(AtomicI32::new(0));
+        let spinner = {
+            let step = step.clone();
+            std::thread::spawn(move || {
+                let param = libc::sched_param { sched_priority: 1 };
+                // SAFETY: sets this thread's own policy; `param` is valid.
+                let fifo = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0;
+                if !pin(busy_cpu) || !fifo {
+                    step.store(-1, Ordering::SeqCst);
+                    return;
+                }
+                step.store(4, Ordering::SeqCst);
+                // Holds the CPU, bounded (real-time throttling aside) to 2 s in all.
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+                while step.load(Ordering::SeqCst) == 4 && std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                let _ = wake.send(());
+                let _ = step.compare_exchange(1, 2, Ordering::SeqCst, Ordering::SeqCst);
+                while step.load(Ordering::SeqCst) != 3 && std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        while step.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if step.load(Ordering::SeqCst) == -1 || !reader_pinned {
+            eprintln!("note: no SCHED_FIFO or CPU pinning here; skipped");
+            finish(&step);
+            spinner.join().unwrap();
+            // The sleeper's channel closed with the spinner: it returns.
+            sleeper.join().unwrap();
+            return;
+        }
+        assert_eq!(first.state, 'S');
+        assert!(files.asleep.contains_key(&tid));
+        let before = files.schedstat(tid).unwrap();
+        step.store(1, Ordering::SeqCst);
+        while step.load(Ordering::SeqCst) != 2 {
+            std::hint::spin_loop();
+        }
+        let woken = files.kernel_thread(tid).unwrap();
+        let after = files.schedstat(tid).unwrap();
+        let had_run = ran.load(Ordering::SeqCst);
+        finish(&step);
+        spinner.join().unwrap();
+        sleeper.join().unwrap();
+        assert!(ran.load(Ordering::SeqCst));
+        if had_run || after != before {
+            // Real-time throttling or a migration let it run: nothing shown either way.
+            eprintln!("note: the woken thread ran before it was read; not shown");
+            return;
+        }
+        assert_eq!(
+            woken.state, 'R',
+            "{woken:?} (schedstat {before:?} unchanged)"
+        );
+        assert!(woken.syscall.is_none(), "{woken:?}");
     }
 }
