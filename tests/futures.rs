@@ -8,12 +8,18 @@ mod support;
 use serde_json::Value;
 use std::process::{Command, Stdio};
 
+use support::parallel::for_each_interpreter_at_once;
 use support::{
     doc, dump_json, dump_text, fixture, for_each_interpreter, gridlock, gridlock_bin, line_of,
     Target,
 };
 
 const WINDOW: &str = "300ms";
+
+/// How many interpreters' deadlocked targets are checked at once: they sleep in their
+/// cycle, so the checks mostly wait (a target starting, a dump's window). The busy pools
+/// are checked one at a time.
+const AT_ONCE: usize = 3;
 
 fn deadlocks(d: &Value) -> Vec<&Value> {
     doc::findings(d, "deadlock")
@@ -50,7 +56,7 @@ fn edge<'a>(f: &'a Value, from: &str, via: &str) -> &'a Value {
 fn thread_pool_cycle_through_every_kind_of_wait() {
     let script = fixture("futures_thread_pool.py");
     let run_line = line_of(&script, "def reload_rate", "with config_lock:");
-    for_each_interpreter(|interp| {
+    for_each_interpreter_at_once(AT_ONCE, |interp| {
         for (mode, via) in [
             ("result", "Future.result"),
             ("wait", "concurrent.futures.wait"),
@@ -106,7 +112,7 @@ fn thread_pool_cycle_through_every_kind_of_wait() {
 #[test]
 fn thread_pool_shutdown_joins_its_workers() {
     let script = fixture("futures_thread_pool.py");
-    for_each_interpreter(|interp| {
+    for_each_interpreter_at_once(AT_ONCE, |interp| {
         let target = Target::start(interp, &script, &["shutdown"]);
         let (code, d) = dump_json(target.pid, WINDOW);
         assert_eq!(code, 3, "{:#}", d["findings"]);
@@ -120,7 +126,7 @@ fn thread_pool_shutdown_joins_its_workers() {
 #[test]
 fn pool_starvation_is_a_deadlock_of_the_pool() {
     let script = fixture("futures_starvation.py");
-    for_each_interpreter(|interp| {
+    for_each_interpreter_at_once(AT_ONCE, |interp| {
         let target = Target::start(interp, &script, &[]);
         let (code, d) = dump_json(target.pid, WINDOW);
         assert_eq!(code, 3, "{:#}", d["findings"]);
@@ -187,7 +193,7 @@ fn busy_pools_are_healthy() {
 #[test]
 fn stall_names_holders_and_the_exit_join() {
     let script = fixture("futures_shutdown.py");
-    for_each_interpreter(|interp| {
+    for_each_interpreter_at_once(AT_ONCE, |interp| {
         let target = Target::start(interp, &script, &[]);
         let (code, d) = dump_json(target.pid, WINDOW);
         assert_eq!(code, 3, "{:#}", d["findings"]);
@@ -228,7 +234,7 @@ fn stall_names_holders_and_the_exit_join() {
 #[test]
 fn asyncio_cycle_through_executor_and_run_coroutine_threadsafe() {
     let script = fixture("futures_asyncio.py");
-    for_each_interpreter(|interp| {
+    for_each_interpreter_at_once(AT_ONCE, |interp| {
         for mode in ["run_in_executor", "wrap_future"] {
             let target = Target::start(interp, &script, &[mode]);
             let (code, d) = dump_json(target.pid, WINDOW);
@@ -312,7 +318,7 @@ fn dump_tree(pid: i32, window: &str) -> (i32, Value) {
 fn process_pool_cycles_under_tree() {
     let script = fixture("futures_process_pool.py");
     let line = line_of(&script, "def reload_rate", "with config_lock:");
-    for_each_interpreter(|interp| {
+    for_each_interpreter_at_once(AT_ONCE, |interp| {
         // `forkserver` (3.14's default on Linux): the workers are the server's children.
         for (mode, start) in [
             ("executor", "fork"),
@@ -389,7 +395,7 @@ fn process_pool_cycles_under_tree() {
 #[test]
 fn run_stops_process_pool_cycles() {
     let script = fixture("futures_process_pool.py");
-    for_each_interpreter(|interp| {
+    for_each_interpreter_at_once(AT_ONCE, |interp| {
         for mode in ["executor", "pool", "executor forkserver"] {
             let dir = std::env::temp_dir().join(format!(
                 "gridlock-futures-run-{}-{}-{}",

@@ -198,16 +198,15 @@ fn plan_thread(
             if t.waits_for.is_some() || t.state != ThreadState::Running || t.frames.is_empty() {
                 return None;
             }
-            // A GIL wait is never one: its futex wakes every switch interval by design, and a
-            // thread seen on a CPU either took the GIL (its wait is over) or runs C code
-            // without it; the snapshot itself re-reads a running thread while the GIL's
-            // holder is frozen (`catch_gil_waiters`). Borrowing it would make the thread
-            // running with the GIL a blocked waiter: a false stall on a loaded host.
+            // Not a GIL wait for a sighting that holds the GIL: it took it, its wait is over
+            // (threads taking turns at the GIL wait for it at the line they run; borrowing
+            // the wait made the one running with the GIL a blocked waiter, and every thread
+            // blocked: a false stall on a loaded host).
             let timed_at = |j: usize| {
                 thread(j)
                     .waits_for
                     .as_ref()
-                    .is_some_and(|w| w.timed && !waits_for_gil(w))
+                    .is_some_and(|w| w.timed && !(t.owns_gil && waits_for_gil(w)))
             };
             if let Some(j) = (0..n).find(|&j| timed_at(j) && thread(j).frames == t.frames) {
                 return Some(j);
