@@ -637,7 +637,7 @@ fn native_frames_from_a_core_name_the_libc_frames_as_live() {
         .find(|l| l.contains("label=\"native-ab\\"))
         .unwrap_or_else(|| panic!("no box for native-ab: {dot}"));
     assert!(
-        native_ab.contains("native_lock_wait\\\\nnative: ") && native_ab.contains("mutex_lock"),
+        native_ab.contains("native_lock_wait\\nnative: ") && native_ab.contains("mutex_lock"),
         "{native_ab}"
     );
 }

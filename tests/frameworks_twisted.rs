@@ -50,6 +50,9 @@ fn blocking_call_from_thread_on_the_reactor_thread_is_a_deadlock_naming_the_reac
         );
         let reactor = doc::lock(&d, w["target"].as_str().unwrap());
         assert_eq!(reactor["kind"], "reactor", "{reactor:#}");
+        // The installed release is a checked one: no version note.
+        let notes = d["processes"][0]["notes"].to_string();
+        assert!(!notes.contains("Twisted"), "[{}] {notes}", interp.label);
         assert_eq!(reactor["holders"][0]["thread"], main["id"], "{reactor:#}");
         assert_eq!(reactor["holders"][0]["evidence"], "memory", "{reactor:#}");
 
@@ -85,14 +88,34 @@ fn short(name: &str) -> &str {
 fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
     let script = fixture("twisted_deferreds.py");
     for interp in with_twisted() {
-        // All three cycles in one process: module globals, coroutines, and Deferreds held
-        // only as an object's attribute (its object a local of main()) and as closure cells.
-        let t = Target::start(&interp, &script, &["cycle", "coroutines", "shelf"]);
+        // All five cycles in one process: module globals, coroutines, Deferreds held only as
+        // an object's attribute (its object a local of main()) and as closure cells, a
+        // Deferred chained to another, and Deferreds held three levels down in main()'s
+        // objects; its twisted.__version__ is gone (a note).
+        let t = Target::start(
+            &interp,
+            &script,
+            &[
+                "cycle",
+                "coroutines",
+                "shelf",
+                "chained",
+                "deep",
+                "no_version",
+            ],
+        );
         let (code, d) = dump_json(t.pid, "0.5s");
         let label = format!("[{}]", interp.label);
         assert_eq!(code, 3, "{label} {d:#}");
         let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 3, "{label} {d:#}");
+        assert_eq!(deadlocks.len(), 5, "{label} {d:#}");
+        assert!(
+            d["processes"][0]["notes"].as_array().unwrap().iter().any(
+                |n| n == "Twisted's version could not be read; it is read as Twisted 24.x-26.x"
+            ),
+            "{label} {:#}",
+            d["processes"][0]
+        );
         for (a, b, fires, waits, through) in [
             (
                 "load_prices",
@@ -114,6 +137,21 @@ fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
                 "priced.callback",
                 "shelf.restocked",
                 "priced",
+            ),
+            // show_listing waits for `listing`, chained to `indexed`, which build_index fires.
+            (
+                "build_index",
+                "show_listing",
+                "indexed.callback",
+                "yield built",
+                "listing",
+            ),
+            (
+                "charge",
+                "ship",
+                "order.payment.settled.callback",
+                "yield order.packed",
+                "payment.settled",
             ),
         ] {
             let label = format!("{label} {a}");
@@ -171,6 +209,44 @@ fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
             assert_eq!(reactor["kind"], "EPollReactor", "{reactor:#}");
             assert_eq!(short(qa), a, "{label}");
         }
+        let listing = task(&d, "show_listing");
+        assert_eq!(
+            listing["waits_for"]["name"], "listing, chained to indexed",
+            "{label} {listing:#}"
+        );
+        // DOT draws the tasks: each a rounded box, its wait and its firer red edges.
+        let out = support::gridlock(&["dump", &t.pid.to_string(), "--window", "0", "--dot", "-"]);
+        let dot = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "{label} {dot}");
+        for name in ["load_prices", "load_stock", "show_listing", "charge"] {
+            let t = task(&d, name);
+            let id = t["id"].as_str().unwrap();
+            let target = t["waits_for"]["target"].as_str().unwrap();
+            let node = format!("\"{id}\" [shape=box, style=rounded, label=\"twisted task {}\\npending\", color=red", t["name"].as_str().unwrap());
+            assert!(dot.contains(&node), "{label} {node}: {dot}");
+            assert!(
+                dot.lines().any(|l| l
+                    .starts_with(&format!("  \"{id}\" -> \"{target}\" [label=\"waits for"))
+                    && l.ends_with("color=red, penwidth=2];")),
+                "{label} {name}: {dot}"
+            );
+        }
+        // top's task view lists them with what each waits for.
+        let screen = support::top_view::render(&d, '4');
+        let row = screen
+            .lines()
+            .find(|l| l.contains("load_stock"))
+            .unwrap_or_else(|| panic!("{label} no load_stock row: {screen}"));
+        assert!(row.trim_start().starts_with("twisted 0x"), "{label} {row}");
+        assert!(
+            row.contains("pending") && row.contains("future prices_ready"),
+            "{label} {row}"
+        );
+        assert!(
+            screen.contains("on MainThread: polling"),
+            "{label} {screen}"
+        );
+
         let (code, text) = dump_text(t.pid, "0.3s");
         assert_eq!(code, 3, "{text}");
         let fires = line_of(&script, "def load_prices", "prices_ready.callback");
@@ -191,10 +267,21 @@ fn an_idle_web_server_timers_and_a_silent_protocol_give_no_finding() {
     let script = fixture("twisted_deferreds.py");
     let waits = line_of(&script, "def ask_price", "yield price_answered");
     for interp in with_twisted() {
-        let t = Target::start(&interp, &script, &["web", "healthy", "protocol"]);
+        let t = Target::start(
+            &interp,
+            &script,
+            &["web", "healthy", "protocol", "old_version"],
+        );
         let (code, d) = dump_json(t.pid, "0.5s");
         let label = format!("[{}]", interp.label);
         assert_eq!(code, 0, "{label} {d:#}");
+        // Its twisted.__version__ says 22.4.0: read as a checked release, with a note.
+        assert!(
+            d["processes"][0]["notes"].as_array().unwrap().iter().any(|n| n
+                == "Twisted 22.4.0 is outside the releases gridlock was checked on (24.x-26.x); it is read as those"),
+            "{label} {:#}",
+            d["processes"][0]
+        );
         assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
         assert!(
             !d["locks"]

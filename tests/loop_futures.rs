@@ -6,7 +6,8 @@
 //! `ready_queue`. The same once `run_coroutine_threadsafe`'s callback ran and the task it
 //! created waits with its first step (`Task.__step`) queued behind the callback that blocks,
 //! and once that task is done and `_chain_future`'s copy of its result (`_call_set_state`) is
-//! queued behind it. A loop that keeps bridging to a thread that finishes gives no finding.
+//! queued behind it; and a task awaiting an asyncio future that such a queued callback sets
+//! (`set_result`, or `_chain_future`'s `_set_state` from another loop). A loop that keeps bridging to a thread that finishes gives no finding.
 
 mod support;
 
@@ -131,6 +132,83 @@ fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
                     "[{mode}] {text}"
                 );
             }
+        }
+    });
+}
+
+/// A task of the blocked loop awaits an asyncio future that only a handle queued on that
+/// loop completes: `call_soon_threadsafe(waited.set_result, 5)` ("asyncio_set_result"), or
+/// `_chain_future`'s `_set_state` queued from another loop's thread ("other_loop", where
+/// loop_a's thread holds registry_lock and waits on the loop_b task, and loop_b's thread takes
+/// registry_lock). The thread waiting on that task's result closes a deadlock through the
+/// task, its awaited future (completed by the loop's thread, evidence `ready_queue`, named by
+/// the callback) and the blocked loop's thread. Both targets run at once.
+#[test]
+fn a_task_awaiting_a_future_set_by_a_queued_callback_is_in_the_deadlock() {
+    let script = fixture("loop_queued.py");
+    for_each_representative(|interp| {
+        let shapes = [
+            (
+                "asyncio_set_result",
+                ["MainThread", "bridge"],
+                // The program's own name for it (the module global).
+                "waited",
+                "a future set by Future.set_result",
+                "\"MainThread\" joins \"bridge\"",
+            ),
+            (
+                "other_loop",
+                ["MainThread", "loop_a"],
+                "a future set by _chain_future's _set_state",
+                "a future set by _chain_future's _set_state",
+                "\"MainThread\" waits for registry_lock, held by \"loop_a\"",
+            ),
+        ];
+        let targets: Vec<Target> = shapes
+            .iter()
+            .map(|(mode, ..)| Target::start(interp, &script, &[mode]))
+            .collect();
+        for ((mode, threads, awaited, callback, blocks), target) in shapes.iter().zip(&targets) {
+            let (code, d) =
+                dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
+            assert_eq!(code, 3, "[{mode}] exit status: {:#}", d["findings"]);
+            let found = doc::findings(&d, "deadlock");
+            assert_eq!(found.len(), 1, "[{mode}] {:#}", d["findings"]);
+            let f = found[0];
+            assert_eq!(doc::finding_thread_names(&d, f), threads, "[{mode}]");
+            assert_eq!(doc::finding_task_names(&d, f).len(), 1, "[{mode}] {f:#}");
+            assert!(
+                doc::findings(&d, "stall").is_empty(),
+                "[{mode}] {:#}",
+                d["findings"]
+            );
+            let summary = f["summary"].as_str().unwrap();
+            assert!(
+                summary.contains(&format!(
+                    "waits for {awaited}, queued on the event loop of \"MainThread\""
+                )) && summary.contains(blocks),
+                "[{mode}] {summary}"
+            );
+            let main = doc::thread_by_name(&d, "MainThread")["id"].clone();
+            let on_loop: Vec<_> = edges(f, "completed_by")
+                .into_iter()
+                .filter(|e| e["evidence"] == "ready_queue")
+                .collect();
+            assert_eq!(on_loop.len(), 1, "[{mode}] {:#}", f["edges"]);
+            assert_eq!(on_loop[0]["to"], main, "[{mode}]");
+            // The awaited future's waiter is the task, not a thread.
+            let awaited_future = doc::lock(&d, on_loop[0]["from"].as_str().unwrap());
+            assert_eq!(awaited_future["kind"], "future", "[{mode}]");
+            assert!(
+                awaited_future["names"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|n| n["name"] == *callback),
+                "[{mode}] {awaited_future:#}"
+            );
+            let waiter = awaited_future["waiters"][0]["thread"].as_str().unwrap();
+            assert!(waiter.contains(":task:"), "[{mode}] {awaited_future:#}");
         }
     });
 }

@@ -170,22 +170,32 @@ impl Accumulator {
             // The newest version: sites and names can sharpen as the threads settle.
             seen.finding = f.clone();
         }
+        // Keys cloned only for threads not seen before; a map with one entry per thread of
+        // this snapshot (each was just visited) holds no gone one, so needs no sweep.
         for t in &snap.threads {
-            let entry = self
-                .state_since
-                .entry(t.id.clone())
-                .or_insert((t.state, snap.taken));
-            if entry.0 != t.state {
-                *entry = (t.state, snap.taken);
+            match self.state_since.get_mut(&t.id) {
+                Some(entry) if entry.0 != t.state => *entry = (t.state, snap.taken),
+                Some(_) => {}
+                None => {
+                    self.state_since.insert(t.id.clone(), (t.state, snap.taken));
+                }
             }
         }
-        self.state_since.retain(|id, _| snap.thread(id).is_some());
-        for t in &snap.threads {
-            let e = self.unmatched.entry(t.id.clone()).or_default();
-            e.0 += 1;
-            e.1 += t.kernel_unmatched.is_some() as usize;
+        if self.state_since.len() != snap.threads.len() {
+            self.state_since.retain(|id, _| snap.thread(id).is_some());
         }
-        self.unmatched.retain(|id, _| snap.thread(id).is_some());
+        for t in &snap.threads {
+            let unmatched = t.kernel_unmatched.is_some() as usize;
+            match self.unmatched.get_mut(&t.id) {
+                Some(e) => *e = (e.0 + 1, e.1 + unmatched),
+                None => {
+                    self.unmatched.insert(t.id.clone(), (1, unmatched));
+                }
+            }
+        }
+        if self.unmatched.len() != snap.threads.len() {
+            self.unmatched.retain(|id, _| snap.thread(id).is_some());
+        }
         if let Some(lo) = self.lock_order.as_mut() {
             lo.observe(&snap);
         }

@@ -107,9 +107,9 @@ impl StreamWindow {
             }
         }
         // A thread between two entries of its loop keeps its entry until the window no
-        // longer shows it in that wait.
+        // longer shows it in that wait. One seen now is one of `newest`'s (no search).
         self.entries
-            .retain(|id, e| newest.thread(id).is_some() && e.seen >= front);
+            .retain(|id, e| e.seen == taken || (e.seen >= front && newest.thread(id).is_some()));
     }
 }
 

@@ -509,7 +509,12 @@ impl<'a> Objects<'a> {
         let Some(module) = self.modules.borrow_mut().get(self, modules, name)? else {
             return Ok(None);
         };
-        if !self.type_is(module, "module") {
+        // A subclass of `module` (Celery's `LazyModule`) keeps the module's layout.
+        let is_module = self.type_is(module, "module")
+            || self
+                .type_mro_names(module)
+                .is_ok_and(|m| m.iter().any(|n| n == "module"));
+        if !is_module {
             return Ok(None);
         }
         let dict = self.mem.ptr(module + MODULE_DICT)?;

@@ -67,7 +67,9 @@ impl Objects<'_> {
                     function: Some(func),
                 })
             }
-            "builtin_function_or_method" => {
+            // `builtin_method` is a `PyCMethodObject` (a C method needing its class, 3.9+):
+            // a `PyCFunctionObject` with one more field at its end.
+            "builtin_function_or_method" | "builtin_method" => {
                 let def = self.mem.ptr(obj + CFUNCTION_ML).ok()?;
                 let name = self.mem.ptr(def).ok().filter(|n| *n != 0)?;
                 let raw = self.mem.bytes(name, MAX_C_NAME).ok()?;

@@ -1,6 +1,7 @@
 //! A process's Celery app, read from outside: the queues its worker consumes
 //! (`app.amqp.queues`' selection), the default queue and each task's own queue, whether
-//! `task_routes` is set, and the broker and result backend URLs (passwords masked).
+//! `task_routes` is set, the broker and result backend URLs (passwords masked), and the
+//! Celery release (`celery.__version__`, with a note outside the releases checked).
 //!
 //! It answers "where would this app route a task, which queues would its worker take, and
 //! which servers does it talk to"; it decides nothing about waits (`celery::link` does) and
@@ -59,7 +60,22 @@ pub fn read(objs: &Objects, interp: usize) -> Option<CeleryApp> {
     out.broker = setting("broker_url").and_then(|o| url(objs, o));
     out.backend = setting("result_backend").and_then(|o| url(objs, o));
     out.task_queues = task_queues(objs, app);
+    out.version = super::versions::read(objs, interp, SUPPORTED.package);
     Some(out)
+}
+
+/// The Celery releases this was checked on.
+pub const SUPPORTED: super::versions::Checked = super::versions::Checked {
+    library: "Celery",
+    package: "celery",
+    majors: 5..=5,
+    spelled: "5.x",
+};
+
+/// A note when an app's Celery is not a release of `SUPPORTED` or its version could not be
+/// read: it is still read, as one of those.
+pub fn version_note(app: &CeleryApp) -> Option<String> {
+    super::versions::note(&SUPPORTED, app.version.as_deref())
 }
 
 /// The dicts `app.conf` looks a setting up in, first match wins (`ConfigurationView.maps`:

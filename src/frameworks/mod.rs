@@ -6,3 +6,4 @@ pub mod celery_app;
 pub mod celery_routes;
 pub mod trio;
 pub mod twisted;
+pub mod versions;

@@ -83,31 +83,18 @@ fn reactor_run(walker: &Walker, rt: &RawThread) -> Option<(usize, usize)> {
 }
 
 /// The Twisted releases this was checked on.
-pub const SUPPORTED: &str = "24.x-26.x";
+pub const SUPPORTED: super::versions::Checked = super::versions::Checked {
+    library: "Twisted",
+    package: "twisted",
+    majors: 24..=26,
+    spelled: "24.x-26.x",
+};
 
 /// A note when the target's Twisted (`twisted.__version__`) is not a release of `SUPPORTED`,
 /// or its version cannot be read: it is still read, as one of those.
 fn version_note(objs: &crate::cpython::objects::Objects, interp: usize) -> Option<String> {
-    let version = objs
-        .sys_module_dict(interp, "twisted")
-        .ok()
-        .flatten()
-        .and_then(|d| objs.dict_get(d, "__version__").ok().flatten())
-        .filter(|v| objs.type_is(*v, "str"))
-        .and_then(|v| objs.str(v).ok())
-        .map(|v| v.chars().take(32).collect::<String>());
-    let Some(version) = version else {
-        return Some(format!(
-            "Twisted's version could not be read; it is read as Twisted {SUPPORTED}"
-        ));
-    };
-    let major = version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse::<u32>().ok());
-    (!matches!(major, Some(24..=26))).then(|| {
-        format!("Twisted {version} is outside the releases gridlock was checked on ({SUPPORTED}); it is read as those")
-    })
+    let version = super::versions::read(objs, interp, SUPPORTED.package);
+    super::versions::note(&SUPPORTED, version.as_deref())
 }
 
 fn in_twisted(filename: &str, file: &str) -> bool {

@@ -31,4 +31,7 @@ pub struct CeleryApp {
     pub broker: Option<String>,
     /// `result_backend`, its password masked.
     pub backend: Option<String>,
+    /// `celery.__version__` (absent when it could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }

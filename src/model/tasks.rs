@@ -52,6 +52,18 @@ pub enum Framework {
     Celery,
 }
 
+impl Framework {
+    /// The contract's spelling, also the label in DOT and the TUI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Framework::Asyncio => "asyncio",
+            Framework::Trio => "trio",
+            Framework::Twisted => "twisted",
+            Framework::Celery => "celery",
+        }
+    }
+}
+
 /// Where a task is: `running` (the loop's current task), `pending` (suspended or scheduled).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]

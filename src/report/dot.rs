@@ -1,13 +1,20 @@
 //! The wait-for graph as Graphviz DOT: threads as boxes, locks as ellipses, edges labelled
-//! with the site and evidence; edges and nodes of findings' cycles drawn in red.
+//! with the site and evidence; edges and nodes of findings' cycles drawn in red. The tasks'
+//! part is `dot_tasks`'.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
 
 use crate::model::*;
 
+/// A DOT string: a label's line breaks (`\n` in the text given) become DOT's `\n`; a
+/// backslash or quote from the data stays itself.
 fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    format!("\"{escaped}\"")
 }
 
 /// The most native frames one thread's box names.
@@ -52,12 +59,12 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
     writeln!(out, "  rankdir=LR;")?;
     for t in &doc.threads {
         let mut label = format!(
-            "{}\\n{}",
+            "{}\n{}",
             t.name.clone().unwrap_or_else(|| t.thread_id.to_string()),
             t.state.as_str()
         );
         if let Some(native) = native_line(&t.native_frames) {
-            label = format!("{label}\\n{native}");
+            label = format!("{label}\n{native}");
         }
         let color = if hot_nodes.contains(t.id.as_str()) {
             ", color=red, penwidth=2"
@@ -80,10 +87,10 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             .unwrap_or_default();
         let mut label = match crate::analysis::below_python::below_python_label(l) {
             Some(c) => c,
-            None => format!("{}\\n{} {}", name, l.kind, l.address),
+            None => format!("{}\n{} {}", name, l.kind, l.address),
         };
         if let Some(p) = super::timing::permits_label(l) {
-            label = format!("{label}\\n{p}");
+            label = format!("{label}\n{p}");
         }
         let color = if hot_nodes.contains(l.id.as_str()) {
             ", color=red, penwidth=2"
@@ -123,7 +130,7 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
                     &t.id,
                     target,
                     format!(
-                        "{verb}\\n{} [{}]",
+                        "{verb}\n{} [{}]",
                         w.site.clone().unwrap_or_default(),
                         w.evidence.as_str()
                     ),
@@ -145,14 +152,14 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
                     quote(&gone),
                     quote(&format!("TID {tid} (gone)"))
                 )?;
-                edge(&l.id, &gone, "held by\\n[pthread_owner]".into(), &mut out)?;
+                edge(&l.id, &gone, "held by\n[pthread_owner]".into(), &mut out)?;
             }
             if let Some(th) = &h.thread {
                 edge(
                     &l.id,
                     th,
                     format!(
-                        "held by\\n{} [{}]",
+                        "held by\n{} [{}]",
                         h.site.clone().unwrap_or_default(),
                         h.evidence.as_str()
                     ),
@@ -161,5 +168,6 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             }
         }
     }
+    super::dot_tasks::render(doc, &hot_edges, quote, &mut out)?;
     writeln!(out, "}}")
 }

@@ -222,6 +222,26 @@ pub(super) fn resolve(
         );
     }
 
+    // A task awaiting a bare future (an asyncio one) that a handle queued on a loop completes
+    // (`call_soon_threadsafe(fut.set_result, ..)`, `_chain_future`'s `_set_state` from
+    // another loop): the loop's thread completes what the task awaits.
+    let bare: HashSet<usize> = awaiting
+        .keys()
+        .copied()
+        .filter(|f| !known.contains(f))
+        .collect();
+    let mut queued_for_tasks: Vec<(usize, usize)> = Vec::new();
+    for (fut, q) in super::ready_queue::completers(objs, threads, loops, &bare) {
+        queued_for_tasks.push((awaiting[&fut], fut));
+        jobs.insert(
+            fut,
+            Job {
+                what: Some(short_callback(&q.callback)),
+                completer: Completer::Loop(q.thread),
+            },
+        );
+    }
+
     let mut entries: BTreeMap<usize, Lock> = BTreeMap::new();
     for (i, fw) in waits {
         let pending: Vec<usize> = fw
@@ -310,7 +330,12 @@ pub(super) fn resolve(
             futex: old.futex,
         });
     }
-    for (ti, fut) in task_waits {
+    let task_waits = task_waits
+        .into_iter()
+        .map(|w| (w, Some("wrap_future")))
+        // The task's own `await` stays its via.
+        .chain(queued_for_tasks.into_iter().map(|w| (w, None)));
+    for ((ti, fut), via) in task_waits {
         let task = &tasks[ti];
         let site = task.waits_for.as_ref().and_then(|w| w.site.clone());
         let e = future_entry(pid, fut, jobs.get(&fut), threads, &mut entries);
@@ -327,7 +352,9 @@ pub(super) fn resolve(
             w.target = Some(lock_id(pid, fut));
             w.evidence = Evidence::Future;
             w.name = name;
-            w.via = Some("wrap_future".into());
+            if let Some(via) = via {
+                w.via = Some(via.into());
+            }
         }
     }
     locks.extend(entries.into_values());

@@ -450,6 +450,16 @@ fn take_cached(
     tasks.extend(celery_tasks);
     target.process.celery = crate::frameworks::celery_app::read(&walker.objs, target.interpreter)
         .map(|app| CeleryApp { delivered, ..app });
+    if let Some(note) = target
+        .process
+        .celery
+        .as_ref()
+        .and_then(crate::frameworks::celery_app::version_note)
+    {
+        if !target.process.notes.contains(&note) {
+            target.process.notes.push(note);
+        }
+    }
     let pools = futures::resolve(
         &walker,
         pid,

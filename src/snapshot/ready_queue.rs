@@ -125,11 +125,17 @@ fn completed_by(objs: &Objects, handle: usize) -> Vec<(usize, String)> {
         } else {
             Vec::new()
         };
-    // The C task's wakeup is a bound C function named `task_wakeup`: named as Python's.
-    let name = if cb.name == "task_wakeup" {
-        "Task.__wakeup".to_string()
-    } else {
-        cb.name
+    // The C task's wakeup is a bound C function named `task_wakeup`: named as Python's. A
+    // C method (`_asyncio.Future.set_result`) has no qualified name: its type gives it.
+    let name = match (cb.name.as_str(), cb.bound_to) {
+        ("task_wakeup", _) => "Task.__wakeup".to_string(),
+        (bare, Some(me)) if !bare.contains('.') && COMPLETING_METHODS.contains(&bare) => {
+            match objs.type_name(me) {
+                Ok(ty) => format!("{}.{bare}", ty.rsplit('.').next().unwrap_or(&ty)),
+                Err(_) => cb.name,
+            }
+        }
+        _ => cb.name,
     };
     done.into_iter().map(|o| (o, name.clone())).collect()
 }

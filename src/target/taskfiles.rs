@@ -8,8 +8,10 @@
 //! both change only when the thread runs (stopping, freezing, entering another wait or
 //! exiting all happen on its own CPU time; a wake-up shows as "running" in `syscall`), so a
 //! thread in the same syscall with the same `schedstat` counts as when they were read keeps
-//! them (`stat` was the costliest file: a third of the `/proc` time of a sample). The task
-//! list is read through a directory kept open too.
+//! them (`stat` was the costliest file: a third of the `/proc` time of a sample). A thread
+//! woken but not yet on a CPU is no exception: the wake-up itself makes the task runnable,
+//! which its `syscall` file (read first, every time) shows as "running" (tested with a thread
+//! woken behind a real-time spinner). The task list is read through a directory kept open.
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -13,6 +13,7 @@ pub mod healthy;
 pub mod namespaces;
 pub mod parallel;
 pub mod representative;
+pub mod top_view;
 
 #[derive(Debug, Clone)]
 pub struct Interpreter {

@@ -29,6 +29,8 @@ const MAX_GLOBALS: usize = 200_000;
 const MAX_HELD: usize = 50_000;
 /// Frames looked at per thread.
 const MAX_THREAD_FRAMES: usize = 256;
+/// Chained Deferreds followed at most from one.
+const MAX_CHAIN: usize = 16;
 
 /// The Deferred waits of one process.
 #[derive(Debug, Default)]
@@ -70,6 +72,9 @@ struct Search<'w, 'a> {
     fired_by: HashMap<usize, Vec<Firer>>,
     /// Deferreds a reactor timer (`callLater(t, d.callback, ...)`) fires.
     timed: HashSet<usize>,
+    /// A paused Deferred and the one it is chained to (a callback returned it: it fires
+    /// when that one does).
+    chained: HashMap<usize, usize>,
     /// What is left of `MAX_HELD`.
     held_budget: usize,
 }
@@ -120,6 +125,7 @@ pub(super) fn read(
         result_of: HashMap::new(),
         fired_by: HashMap::new(),
         timed: HashSet::new(),
+        chained: HashMap::new(),
         held_budget: MAX_HELD,
     };
     search.module_globals(interp);
@@ -145,9 +151,37 @@ pub(super) fn read(
         fired_by,
         mut chains,
         timed,
+        chained,
         walker,
         ..
     } = search;
+    // Where a chain of Deferreds ends: the one whose firing fires them all.
+    let end = |d: usize| {
+        let mut at = d;
+        for _ in 0..MAX_CHAIN {
+            match chained.get(&at) {
+                Some(&next) if next != d => at = next,
+                _ => break,
+            }
+        }
+        at
+    };
+    // How the code names a Deferred, and the one it is chained to (`listing, chained to
+    // indexed`).
+    let chained_name = |d: usize, last: usize| {
+        let own = names.get(&d).cloned();
+        if last == d {
+            return own;
+        }
+        let to = names
+            .get(&last)
+            .cloned()
+            .unwrap_or_else(|| format!("{last:#x}"));
+        Some(format!(
+            "{}, chained to {to}",
+            own.unwrap_or_else(|| format!("{d:#x}"))
+        ))
+    };
     let mut waiters: BTreeMap<usize, Vec<Waiter>> = BTreeMap::new();
     for w in &waiting {
         let chain = chains.remove(&w.gen).unwrap_or_default();
@@ -168,9 +202,10 @@ pub(super) fn read(
             site: site.clone(),
         });
         // Only a timer fires it: the generator sleeps.
-        let sleeps = timed.contains(&w.deferred)
-            && !result_of.contains_key(&w.deferred)
-            && !fired_by.contains_key(&w.deferred);
+        let last = end(w.deferred);
+        let sleeps = timed.contains(&last)
+            && !result_of.contains_key(&last)
+            && !fired_by.contains_key(&last);
         view.tasks.push(Task {
             id,
             pid,
@@ -190,7 +225,7 @@ pub(super) fn read(
                 future: Some(format!("{:#x}", w.deferred)),
                 evidence: Evidence::Deferred,
                 site,
-                name: names.get(&w.deferred).cloned(),
+                name: chained_name(w.deferred, last),
                 via: Some(if sleeps { "reactor.callLater" } else { via }.into()),
                 program_name: None,
             }),
@@ -206,7 +241,8 @@ pub(super) fn read(
             view.locks.push(Lock { waiters, ..lock });
             continue;
         }
-        let holders = match (result_of.get(&d), fired_by.get(&d).map(Vec::as_slice)) {
+        let last = end(d);
+        let holders = match (result_of.get(&last), fired_by.get(&last).map(Vec::as_slice)) {
             (Some(gen), _) => vec![holder(Some(task_id(pid, *gen)), None)],
             (None, Some([one])) => vec![holder(Some(task_id(pid, one.gen)), one.site.clone())],
             // Several generators could fire it, or none found: any other code might.
@@ -216,7 +252,7 @@ pub(super) fn read(
             }],
         };
         view.locks.push(Lock {
-            name: names.get(&d).map(|n| format!("Deferred {n}")),
+            name: chained_name(d, last).map(|n| format!("Deferred {n}")),
             waiters,
             ..Lock::pending_result(pid, d, LockKind::Deferred, holders)
         });
@@ -360,6 +396,10 @@ impl Search<'_, '_> {
     /// The generators waiting on Deferred `d` (its `_gotResultInlineCallbacks` callbacks),
     /// each searched for more Deferreds: its own result, its locals, what it fires.
     fn waiters_of(&mut self, d: usize) -> Vec<usize> {
+        if let Some(inner) = self.chained_to(d) {
+            self.chained.insert(d, inner);
+            self.push(inner, None);
+        }
         let objs = self.objs();
         let callbacks = objs
             .attr(d, "_callbacks")
@@ -400,6 +440,25 @@ impl Search<'_, '_> {
             out.push(gen);
         }
         out
+    }
+
+    /// The Deferred a paused Deferred waits for: a callback of it returned that one
+    /// (`_chainedTo`, else a Deferred `result` while paused).
+    fn chained_to(&self, d: usize) -> Option<usize> {
+        let objs = self.objs();
+        let paused = objs
+            .attr(d, "paused")
+            .ok()
+            .flatten()
+            .and_then(|p| objs.int(p).ok())
+            .is_some_and(|p| p > 0);
+        if !paused {
+            return None;
+        }
+        ["_chainedTo", "result"]
+            .iter()
+            .filter_map(|a| objs.attr(d, a).ok().flatten())
+            .find(|x| *x != d && self.is_deferred(*x))
     }
 
     /// A generator's locals that are Deferreds, and those its code fires further on.

@@ -8,7 +8,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
-use crate::model::{Document, Finding, FindingKind};
+use crate::model::{Document, Finding, FindingKind, Framework};
 use crate::tui::style::{window_offset, BOLD, DIM, SELECTED};
 
 /// Per loop: what it runs now and for how long; then the worst culprits of `loop_block`s.
@@ -142,8 +142,14 @@ pub fn draw(frame: &mut Frame, doc: &Document, selected: usize, area: Rect) {
                     }
                 })
                 .unwrap_or_default();
+            // Another framework's loop says whose it is (`twisted 0x7f..`, `celery`).
+            let lp = match (t.framework, short(&t.loop_id)) {
+                (Framework::Asyncio, lp) => lp,
+                (f, lp) if lp == f.as_str() => lp,
+                (f, lp) => format!("{} {lp}", f.as_str()),
+            };
             Row::new(vec![
-                short(&t.loop_id),
+                lp,
                 t.name.clone().unwrap_or_default(),
                 t.state.as_str().to_string(),
                 t.coroutine.clone().unwrap_or_default(),
