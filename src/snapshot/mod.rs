@@ -430,7 +430,12 @@ fn take_cached(
         }
     }
     locks.extend(trio.locks);
-    tasks.extend(trio.tasks);
+    // Moved whole, not copied, where asyncio has no tasks (a trio run's are megabytes).
+    if tasks.is_empty() {
+        tasks = trio.tasks;
+    } else {
+        tasks.extend(trio.tasks);
+    }
     loops.extend(trio.loops);
     let twisted = crate::frameworks::twisted::read(
         &mut walker,
