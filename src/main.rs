@@ -355,7 +355,7 @@ fn verdict(doc: &gridlock::model::Document, fail_on: &[FindingKind]) -> u8 {
         .unmatched_summary()
         .or_else(|| doc.unmodelled_summary())
         .or_else(|| doc.unowned_summary())
-        .or_else(|| doc.unknown_waker_summary())
+        .or_else(|| gridlock::analysis::trio_runs::unknown_waker_summary(doc))
     {
         Some(why) => {
             eprintln!("gridlock: incomplete report: {why}");

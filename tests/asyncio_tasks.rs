@@ -10,12 +10,7 @@ fn scenario(py: &support::Interpreter, mode: &str) -> Target {
 }
 
 fn task<'a>(d: &'a Value, name: &str) -> &'a Value {
-    d["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("no task {name}: {:#}", d["tasks"]))
+    doc::task_named(d, name)
 }
 
 #[test]

@@ -17,12 +17,7 @@ fn with_trio() -> Vec<Interpreter> {
 }
 
 fn task<'a>(d: &'a Value, name: &str) -> &'a Value {
-    d["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("no task {name}: {:#}", d["tasks"]))
+    doc::task_named(d, name)
 }
 
 /// The trio run, as a loop of the document.
@@ -38,37 +33,27 @@ fn trio_loop(d: &Value) -> &Value {
 #[test]
 fn a_trio_lock_cycle_in_a_nursery_is_a_deadlock_of_its_two_tasks() {
     let script = fixture("trio_tasks.py");
-    let at_ab = line_of(&script, "async def ab", "async with lock_b:");
-    let at_ba = line_of(&script, "async def ba", "async with lock_a:");
+    // The workers are trio_primitives.py's take_two, which trio_tasks.py imports.
+    let at_take = line_of(
+        &fixture("trio_primitives.py"),
+        "async def take_two",
+        "async with second:",
+    );
     for interp in with_trio() {
-        let t = Target::start(&interp, &script, &["lock_cycle"]);
-        let (code, d) = dump_json(t.pid, "0.5s");
-        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
-        let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 1, "[{}] {d:#}", interp.label);
-        let f = deadlocks[0];
-        assert_eq!(
-            doc::finding_task_names(&d, f),
-            ["worker-ab", "worker-ba"],
-            "{f:#}"
-        );
+        let (t, d) = the_deadlock_of(&interp, &script, "lock_cycle", ["worker-ab", "worker-ba"]);
+        let f = deadlock_of(&d, ["worker-ab", "worker-ba"]);
         assert_eq!(f["locks"].as_array().unwrap().len(), 2, "{f:#}");
-        for (name, other, line) in [
-            ("worker-ab", "worker-ba", at_ab),
-            ("worker-ba", "worker-ab", at_ba),
-        ] {
+        for (name, other) in [("worker-ab", "worker-ba"), ("worker-ba", "worker-ab")] {
             let tk = task(&d, name);
             assert_eq!(tk["framework"], "trio", "{tk:#}");
             assert_eq!(tk["state"], "pending", "{tk:#}");
             let w = &tk["waits_for"];
             assert_eq!(w["kind"], "lock", "{tk:#}");
             assert_eq!(w["evidence"], "memory", "{tk:#}");
+            assert_eq!(tk["coroutine"], "take_two", "{tk:#}");
             assert_eq!(
                 w["site"],
-                format!(
-                    "{} trio_tasks.py:{line}",
-                    &tk["coroutine"].as_str().unwrap()
-                ),
+                format!("take_two trio_primitives.py:{at_take}"),
                 "{tk:#}"
             );
             // The lock records its owner: the other task.
@@ -110,17 +95,8 @@ fn a_trio_lock_cycle_in_a_nursery_is_a_deadlock_of_its_two_tasks() {
 fn a_receiver_whose_only_sender_waits_for_its_lock_is_a_deadlock_through_the_channel() {
     let script = fixture("trio_tasks.py");
     for interp in with_trio() {
-        let t = Target::start(&interp, &script, &["channel"]);
-        let (code, d) = dump_json(t.pid, "0.5s");
-        assert_eq!(code, 3, "[{}] {d:#}", interp.label);
-        let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 1, "[{}] {d:#}", interp.label);
-        let f = deadlocks[0];
-        assert_eq!(
-            doc::finding_task_names(&d, f),
-            ["consumer", "producer"],
-            "{f:#}"
-        );
+        let (_t, d) = the_deadlock_of(&interp, &script, "channel", ["consumer", "producer"]);
+        let f = deadlock_of(&d, ["consumer", "producer"]);
         let summary = f["summary"].as_str().unwrap();
         assert!(
             summary.starts_with(
@@ -300,6 +276,23 @@ fn spread_importing(import: &str) -> Vec<Interpreter> {
     support::representative::pyenv_spread_importing(import, import)
 }
 
+/// `shape` of `script` started and dumped: exit 3 and one deadlock, of exactly the tasks
+/// `names` (`deadlock_of` gives it).
+fn the_deadlock_of(
+    interp: &Interpreter,
+    script: &std::path::Path,
+    shape: &str,
+    names: [&str; 2],
+) -> (Target, Value) {
+    let t = Target::start(interp, script, &[shape]);
+    let (code, d) = dump_json(t.pid, "0.5s");
+    assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+    let deadlocks = doc::findings(&d, "deadlock");
+    assert_eq!(deadlocks.len(), 1, "[{}] {d:#}", interp.label);
+    deadlock_of(&d, names);
+    (t, d)
+}
+
 /// The deadlock finding whose tasks are exactly `names`.
 fn deadlock_of<'a>(d: &'a Value, names: [&str; 2]) -> &'a Value {
     doc::findings(d, "deadlock")
@@ -428,7 +421,7 @@ fn a_trio_run_parked_whole_beside_a_raw_reschedule_is_incomplete_not_fine() {
 }
 
 #[test]
-fn an_anyio_lock_cycle_on_the_trio_backend_is_a_trio_deadlock() {
+fn anyio_locks_fast_or_not_and_a_fast_semaphore_on_the_trio_backend_are_trio_primitives() {
     let script = fixture("trio_primitives.py");
     let at_take = line_of(&script, "async def take_two", "async with second:");
     let interps: Vec<Interpreter> = spread_importing("anyio, trio")
@@ -441,28 +434,55 @@ fn an_anyio_lock_cycle_on_the_trio_backend_is_a_trio_deadlock() {
         assert_eq!(code, 3, "{d:#}");
         assert_eq!(
             doc::findings(&d, "deadlock").len(),
-            1,
+            2,
             "{:#}",
             d["findings"]
         );
-        let f = deadlock_of(&d, ["anyio-ab", "anyio-ba"]);
-        assert_eq!(f["locks"].as_array().unwrap().len(), 2, "{f:#}");
-        for (name, other) in [("anyio-ab", "anyio-ba"), ("anyio-ba", "anyio-ab")] {
-            let tk = task(&d, name);
-            assert_eq!(tk["framework"], "trio", "{tk:#}");
-            let w = &tk["waits_for"];
-            assert_eq!(w["kind"], "lock", "{tk:#}");
-            assert_eq!(w["evidence"], "memory", "{tk:#}");
-            // The program's line, not anyio's wrapper.
-            assert_eq!(w["site"], format!("take_two trio_primitives.py:{at_take}"));
-            // anyio's Lock wraps a trio.Lock, which records its owner.
-            let lock = doc::lock(&d, w["target"].as_str().unwrap());
-            assert_eq!(lock["kind"], "trio_lock", "{lock:#}");
-            assert_eq!(
-                lock["holders"][0]["task"],
-                task(&d, other)["id"],
-                "{lock:#}"
-            );
+        // anyio.Lock() waits in trio.Lock.acquire; anyio.Lock(fast_acquire=True) parks in
+        // the trio.Lock's own ParkingLot: both are read as the trio.Lock they wrap, which
+        // records its owner.
+        for (pair, via) in [
+            (["anyio-ab", "anyio-ba"], "trio.Lock.acquire"),
+            (["fast-ab", "fast-ba"], "anyio.Lock.acquire (fast_acquire)"),
+        ] {
+            let f = deadlock_of(&d, pair);
+            assert_eq!(f["locks"].as_array().unwrap().len(), 2, "{f:#}");
+            for (name, other) in [(pair[0], pair[1]), (pair[1], pair[0])] {
+                let tk = task(&d, name);
+                assert_eq!(tk["framework"], "trio", "{tk:#}");
+                let w = &tk["waits_for"];
+                assert_eq!(w["kind"], "lock", "{tk:#}");
+                assert_eq!(w["via"], via, "{tk:#}");
+                assert_eq!(w["evidence"], "memory", "{tk:#}");
+                // The program's line, not anyio's wrapper.
+                assert_eq!(w["site"], format!("take_two trio_primitives.py:{at_take}"));
+                let lock = doc::lock(&d, w["target"].as_str().unwrap());
+                assert_eq!(lock["kind"], "trio_lock", "{lock:#}");
+                assert_eq!(
+                    lock["holders"][0]["task"],
+                    task(&d, other)["id"],
+                    "{lock:#}"
+                );
+            }
+        }
+        // anyio.Semaphore(1, fast_acquire=True): the waiter parks in the trio.Semaphore's
+        // lot; its permits are read, and its holder is not claimed (a semaphore records none).
+        let waiter = task(&d, "sem-waiter");
+        let w = &waiter["waits_for"];
+        assert_eq!(w["kind"], "semaphore", "{waiter:#}");
+        assert_eq!(
+            w["via"], "anyio.Semaphore.acquire (fast_acquire)",
+            "{waiter:#}"
+        );
+        let sem = doc::lock(&d, w["target"].as_str().unwrap());
+        assert_eq!(sem["kind"], "trio_semaphore", "{sem:#}");
+        assert_eq!(sem["permits"]["total"], 1, "{sem:#}");
+        assert_eq!(sem["permits"]["free"], 0, "{sem:#}");
+        assert!(sem["holders"].as_array().unwrap().is_empty(), "{sem:#}");
+        assert_eq!(task(&d, "sem-holder")["waits_for"]["kind"], "event");
+        // No task of the run is left with an unknown waker.
+        for tk in d["tasks"].as_array().unwrap() {
+            assert_ne!(tk["waits_for"]["evidence"], "unknown", "{tk:#}");
         }
     });
 }

@@ -21,6 +21,7 @@ pub mod program_names;
 pub mod races;
 pub mod stream;
 pub mod timed;
+pub mod trio_runs;
 
 use std::collections::HashMap;
 use std::time::SystemTime;

@@ -113,6 +113,15 @@ impl<'a> Objects<'a> {
         Ok(s)
     }
 
+    /// A `str` value decoded without keeping it in the view's cache: for values read once
+    /// each (ten thousand trio tasks' names), where the cache would only grow.
+    pub fn str_uncached(&self, obj: usize) -> Result<String> {
+        if let Some(s) = self.strs.borrow().get(&obj) {
+            return Ok(s.to_string());
+        }
+        self.decode_str(obj)
+    }
+
     fn decode_str(&self, obj: usize) -> Result<String> {
         let offs = &self.layout.offsets;
         let len = self.mem.i64(obj + STR_LENGTH)?;
@@ -139,6 +148,9 @@ impl<'a> Objects<'a> {
             };
         let raw = self.mem.bytes(data, len * kind)?;
         Ok(match kind {
+            // ASCII is UTF-8 as it is: no second copy.
+            1 if ascii => String::from_utf8(raw)
+                .unwrap_or_else(|e| e.as_bytes().iter().map(|b| *b as char).collect()),
             1 => raw.iter().map(|b| *b as char).collect(),
             2 => String::from_utf16_lossy(
                 &raw.chunks_exact(2)

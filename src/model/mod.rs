@@ -15,7 +15,6 @@ mod lookups;
 mod processes;
 mod tasks;
 mod threads;
-mod trio_runs;
 mod writes;
 
 pub use celery::*;
@@ -28,5 +27,4 @@ pub use locks::*;
 pub use processes::*;
 pub use tasks::*;
 pub use threads::*;
-pub use trio_runs::{parked_run, ParkedRun};
 pub use writes::*;

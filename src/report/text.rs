@@ -581,7 +581,7 @@ fn not_modelled<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Res
         any = true;
     }
     // A trio run parked whole, some task of which waits with no recorded waker.
-    if let Some(summary) = doc.unknown_waker_summary() {
+    if let Some(summary) = crate::analysis::trio_runs::unknown_waker_summary(doc) {
         writeln!(out, "{}  {summary}.", style.red("WAKER UNKNOWN"))?;
         writeln!(out)?;
         any = true;

@@ -83,10 +83,12 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
         let tids = session.task_files.task_ids();
         session.task_files.retain(&tids);
         session.target.namespace_tids.refresh(&tids);
-        let kernel: HashMap<i32, KernelThread> = tids
-            .iter()
-            .filter_map(|&tid| Some((tid, session.task_files.kernel_thread(tid)?)))
-            .collect();
+        let mut kernel = HashMap::with_capacity(tids.len());
+        for &tid in &tids {
+            if let Some(k) = session.task_files.kernel_thread(tid) {
+                kernel.insert(tid, k);
+            }
+        }
         drop(kernel_span);
         match take_once(session, &kernel) {
             Ok(mut snap) => {
@@ -428,7 +430,12 @@ fn take_cached(
         }
     }
     locks.extend(trio.locks);
-    tasks.extend(trio.tasks);
+    // Moved whole, not copied, where asyncio has no tasks (a trio run's are megabytes).
+    if tasks.is_empty() {
+        tasks = trio.tasks;
+    } else {
+        tasks.extend(trio.tasks);
+    }
     loops.extend(trio.loops);
     let twisted = crate::frameworks::twisted::read(
         &mut walker,

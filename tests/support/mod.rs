@@ -559,6 +559,16 @@ pub mod doc {
             .unwrap_or_else(|| panic!("no thread {id}"))
     }
 
+    /// The task named `name` (asyncio's or a framework's).
+    pub fn task_named<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        doc["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no task {name}: {:#}", doc["tasks"]))
+    }
+
     pub fn lock<'a>(doc: &'a Value, id: &str) -> &'a Value {
         doc["locks"]
             .as_array()

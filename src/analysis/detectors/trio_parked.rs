@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use super::detector::{finding, Detector};
 use super::naming::{holder_labels, lock_label};
 use crate::analysis::graph::WaitGraph;
+use crate::analysis::trio_runs::parked_run;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 

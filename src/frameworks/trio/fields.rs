@@ -3,13 +3,14 @@
 //! `__dict__`. Slot offsets are looked up once per (type, name) per snapshot; several slots
 //! of one object (a task's coroutine, name and nursery) come in one read.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use crate::cpython::objects::Objects;
 
 #[derive(Default)]
 pub(crate) struct Fields {
-    offsets: HashMap<(usize, &'static str), Option<usize>>,
+    /// By (type object, name); Fx: looked up several times per task of ten thousand.
+    offsets: FxHashMap<(usize, &'static str), Option<usize>>,
 }
 
 impl Fields {

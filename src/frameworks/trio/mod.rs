@@ -149,7 +149,7 @@ fn read_run(
     let mut nursery_parents: crate::memory::AddrMap<Option<usize>> = Default::default();
     for ((t, waits_for), [_, name, nursery]) in reads.into_iter().zip(waits_for).zip(slots) {
         let is_running = running == Some(t.addr);
-        let name = name.and_then(|n| walker.objs.str(n).ok());
+        let name = name.and_then(|n| walker.objs.str_uncached(n).ok());
         let coroutine = t.chain.first().map(|l| l.raw.code.name.clone());
         // The nursery tree: the task whose nursery started this one.
         let parent = nursery
@@ -276,7 +276,12 @@ fn read_run(
             runner, walker.objs.layout.version
         ));
     }
-    view.tasks.extend(tasks);
+    // Moved whole, not copied, when it is the first run (ten thousand tasks are megabytes).
+    if view.tasks.is_empty() {
+        view.tasks = tasks;
+    } else {
+        view.tasks.extend(tasks);
+    }
     view.locks.extend(locks);
 }
 

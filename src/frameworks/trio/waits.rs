@@ -1,8 +1,9 @@
 //! What a parked trio task waits on, from its await chain: the trio primitive whose method
 //! is suspended (its `self`), and who could wake it: a `Lock`'s owner (recorded in the lock),
 //! a `CapacityLimiter`'s borrowers, a memory channel's other side (the tasks whose frames
-//! hold it, when they account for every open one), a nursery's children. Anything it cannot
-//! tell is left without a target, never guessed.
+//! hold it, when they account for every open one), a nursery's children; anyio's
+//! `fast_acquire` wrappers, parked in their trio primitive's lot, as that primitive. Anything
+//! it cannot tell is left without a target, never guessed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
@@ -14,7 +15,7 @@ use crate::model::{
 };
 
 use super::fields::Fields;
-use crate::asyncio::{task_id, ChainLink};
+use crate::asyncio::{with_hex, ChainLink};
 
 /// A trio task as read: its object, coroutine chain and whether it runs now.
 pub(crate) struct TaskRead {
@@ -43,6 +44,15 @@ pub(crate) struct Waits<'r> {
     classes: HashMap<usize, Option<(Rc<str>, bool)>>,
     /// The run's task objects.
     task_addrs: HashSet<usize, std::hash::BuildHasherDefault<crate::memory::AddrHasher>>,
+    /// Words that thousands of tasks parked alike share, written once each: a wait's `via`
+    /// by (code object, type), its `site` by (code object, line), ids' prefixes.
+    vias: rustc_hash::FxHashMap<(usize, usize), String>,
+    /// By code object: whether it is trio's own (`in_trio`) or anyio's.
+    places: rustc_hash::FxHashMap<usize, Place>,
+    sites: rustc_hash::FxHashMap<(usize, u32), String>,
+    task_prefix: String,
+    event_prefix: String,
+    condition_prefix: String,
 }
 
 /// The primitives seen in one run's waits, once the tasks' chains are no longer needed.
@@ -64,6 +74,14 @@ fn holder(task: Option<String>, evidence: Evidence) -> Holder {
     }
 }
 
+/// Whose code a frame runs: trio's, anyio's or the program's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Trio,
+    Anyio,
+    Program,
+}
+
 /// One of trio's own files (`trio/_sync.py`, `trio/_core/_run.py`): every module of the
 /// package is private (`_` first), so a program under a directory named `trio` is not one.
 fn in_trio(filename: &str) -> bool {
@@ -79,7 +97,44 @@ impl<'r> Waits<'r> {
             ends: None,
             classes: HashMap::new(),
             task_addrs: reads.iter().map(|r| r.addr).collect(),
+            vias: Default::default(),
+            places: Default::default(),
+            sites: Default::default(),
+            task_prefix: format!("{pid}:task:"),
+            event_prefix: format!("{pid}:{}:", TaskWaitKind::Event.as_str()),
+            condition_prefix: format!("{pid}:{}:", TaskWaitKind::Condition.as_str()),
         }
+    }
+
+    /// Whose code `link` runs, once per code object.
+    fn place(&mut self, link: &ChainLink) -> Place {
+        let code = &link.raw.code;
+        *self
+            .places
+            .entry(std::sync::Arc::as_ptr(code) as usize)
+            .or_insert_with(|| {
+                if in_trio(&code.filename) {
+                    Place::Trio
+                } else if code.filename.contains("/anyio/") {
+                    Place::Anyio
+                } else {
+                    Place::Program
+                }
+            })
+    }
+
+    /// `PID:task:0x...` of a task object.
+    fn task_id(&self, addr: usize) -> String {
+        with_hex(&self.task_prefix, addr)
+    }
+
+    /// `trio.{class}.{function}` for a method of `class` (type object `ty`) in `link`.
+    fn via(&mut self, link: &ChainLink, ty: usize, class: &str, function: &str) -> String {
+        let code = std::sync::Arc::as_ptr(&link.raw.code) as usize;
+        self.vias
+            .entry((code, ty))
+            .or_insert_with(|| format!("trio.{class}.{function}"))
+            .clone()
     }
 
     /// The class name of `obj` and whether it is a trio lock, once per type.
@@ -87,16 +142,18 @@ impl<'r> Waits<'r> {
         &mut self,
         objs: &crate::cpython::objects::Objects,
         obj: usize,
-    ) -> Option<(Rc<str>, bool)> {
+    ) -> Option<(Rc<str>, bool, usize)> {
         let ty = objs.type_of(obj).ok()?;
-        self.classes
+        let (name, is_lock) = self
+            .classes
             .entry(ty)
             .or_insert_with(|| {
                 let mro = objs.type_mro_names(obj).ok()?;
                 let name: Rc<str> = mro.first().map(String::as_str).unwrap_or_default().into();
                 Some((name, mro.iter().any(|n| n == "_LockImpl")))
             })
-            .clone()
+            .clone()?;
+        Some((name, is_lock, ty))
     }
 
     /// What is left once every task's wait is read: the primitives seen.
@@ -115,13 +172,27 @@ impl<'r> Waits<'r> {
         t: &TaskRead,
     ) -> Option<TaskWait> {
         let innermost = t.chain.last()?;
+        // Which links run trio's code (a chain is at most 64 deep).
+        let mut trio_links = 0u64;
+        for (i, link) in t.chain.iter().enumerate().take(64) {
+            if self.place(link) == Place::Trio {
+                trio_links |= 1 << i;
+            }
+        }
+        let is_trio = |i: usize| i < 64 && trio_links & (1 << i) != 0;
         // The program's own frame: not trio's, nor anyio's wrappers around it.
         let site = t
             .chain
             .iter()
             .rev()
-            .find(|l| !in_trio(&l.raw.code.filename) && !l.raw.code.filename.contains("/anyio/"))
-            .map(|l| l.frame.site());
+            .find(|l| self.place(l) == Place::Program)
+            .map(|l| {
+                let code = std::sync::Arc::as_ptr(&l.raw.code) as usize;
+                self.sites
+                    .entry((code, l.frame.line))
+                    .or_insert_with(|| l.frame.site())
+                    .clone()
+            });
         let mut wait = TaskWait {
             kind: TaskWaitKind::Reschedule,
             target: None,
@@ -135,7 +206,7 @@ impl<'r> Waits<'r> {
         };
         let objs = &walker.objs;
         // Outermost trio frame first: `sleep` before the `sleep_forever` it calls.
-        for link in t.chain.iter().filter(|l| in_trio(&l.raw.code.filename)) {
+        for (i, link) in t.chain.iter().enumerate().filter(|(i, _)| is_trio(*i)) {
             let code = &link.raw.code;
             let file = short_file(&code.filename);
             let function = code.name.rsplit('.').next().unwrap_or("");
@@ -172,25 +243,46 @@ impl<'r> Waits<'r> {
                         .filter(|c| self.task_addrs.contains(c))
                         .collect();
                     children.sort_unstable();
-                    wait.targets = children.iter().map(|c| task_id(self.pid, *c)).collect();
+                    wait.targets = children.iter().map(|c| self.task_id(*c)).collect();
                     return Some(wait);
                 }
                 ("_sync.py", "acquire" | "acquire_on_behalf_of" | "wait") => {
                     let obj = this()?;
-                    let (ty, is_lock) = self.class_of(objs, obj)?;
+                    let (ty, is_lock, type_addr) = self.class_of(objs, obj)?;
                     let ty = ty.as_ref();
-                    wait.via = Some(format!("trio.{ty}.{function}"));
+                    wait.via = Some(self.via(link, type_addr, ty, function));
                     if is_lock {
                         self.lock_wait(objs, fields, obj, t.addr, &mut wait);
                     } else if ty == "Semaphore" || ty == "CapacityLimiter" {
                         self.semaphore_wait(objs, fields, obj, &ty, &mut wait);
                     } else if ty == "Event" || ty == "Condition" {
-                        wait.kind = if ty == "Event" {
-                            TaskWaitKind::Event
+                        let prefix = if ty == "Event" {
+                            wait.kind = TaskWaitKind::Event;
+                            &self.event_prefix
                         } else {
-                            TaskWaitKind::Condition
+                            wait.kind = TaskWaitKind::Condition;
+                            &self.condition_prefix
                         };
-                        wait.target = Some(format!("{}:{}:{obj:#x}", self.pid, wait.kind.as_str()));
+                        wait.target = Some(with_hex(prefix, obj));
+                    } else {
+                        continue;
+                    }
+                    return Some(wait);
+                }
+                // anyio's `fast_acquire` parks in its trio primitive's own lot.
+                ("_parking_lot.py", "park") => {
+                    let caller = i.checked_sub(1).and_then(|k| t.chain.get(k));
+                    let Some((obj, class)) =
+                        caller.and_then(|c| self.anyio_primitive(walker, fields, c, this()?))
+                    else {
+                        continue;
+                    };
+                    let (ty, is_lock, _) = self.class_of(objs, obj)?;
+                    wait.via = Some(format!("anyio.{class}.acquire (fast_acquire)"));
+                    if is_lock {
+                        self.lock_wait(objs, fields, obj, t.addr, &mut wait);
+                    } else if ty.as_ref() == "Semaphore" {
+                        self.semaphore_wait(objs, fields, obj, &ty, &mut wait);
                     } else {
                         continue;
                     }
@@ -212,7 +304,10 @@ impl<'r> Waits<'r> {
         }
         // Parked by a low-level call no primitive explains (`wait_task_rescheduled` or
         // `ParkingLot.park` called directly): whoever reschedules it is not recorded anywhere.
-        if let Some(outer) = t.chain.iter().find(|l| in_trio(&l.raw.code.filename)) {
+        if let Some(outer) = (0..t.chain.len())
+            .find(|i| is_trio(*i))
+            .map(|i| &t.chain[i])
+        {
             let function = outer.raw.code.name.rsplit('.').next().unwrap_or("");
             wait.via = Some(match function {
                 "wait_task_rescheduled" => "trio.lowlevel.wait_task_rescheduled".into(),
@@ -224,6 +319,31 @@ impl<'r> Waits<'r> {
         }
         wait.evidence = Evidence::Unknown;
         Some(wait)
+    }
+
+    /// The trio primitive an anyio `Lock` or `Semaphore` wraps, when `caller` is that
+    /// wrapper's `acquire` parking in `lot`, the primitive's own lot; with the wrapper's class.
+    fn anyio_primitive(
+        &mut self,
+        walker: &Walker,
+        fields: &mut Fields,
+        caller: &ChainLink,
+        lot: usize,
+    ) -> Option<(usize, Rc<str>)> {
+        let code = &caller.raw.code;
+        if !code.filename.ends_with("anyio/_backends/_trio.py") || !code.name.ends_with("acquire") {
+            return None;
+        }
+        let objs = &walker.objs;
+        let wrapper = walker.local(&caller.raw, "self")?;
+        let (class, _, _) = self.class_of(objs, wrapper)?;
+        // `__original`, name-mangled by its class.
+        let original = match class.as_ref() {
+            "Lock" => fields.get(objs, wrapper, "_Lock__original"),
+            "Semaphore" => fields.get(objs, wrapper, "_Semaphore__original"),
+            _ => None,
+        }?;
+        (fields.get(objs, original, "_lot") == Some(lot)).then_some((original, class))
     }
 
     fn lock_wait(
@@ -246,13 +366,13 @@ impl<'r> Waits<'r> {
             wait.evidence = Evidence::Unknown;
         }
         let owner = fields.get(objs, lock, "_owner");
-        let pid = self.pid;
+        let owner = owner.map(|o| self.task_id(o));
         self.seen.entry(lock).or_insert_with(|| Primitive {
             kind: LockKind::TrioLock,
             locked: Some(owner.is_some()),
             // trio records the owner task in the lock itself.
             holders: owner
-                .map(|o| holder(Some(task_id(pid, o)), Evidence::Memory))
+                .map(|o| holder(Some(o), Evidence::Memory))
                 .into_iter()
                 .collect(),
             permits: None,
@@ -285,7 +405,7 @@ impl<'r> Waits<'r> {
                 .iter()
                 .map(|b| {
                     if self.task_addrs.contains(b) {
-                        holder(Some(task_id(self.pid, *b)), Evidence::Memory)
+                        holder(Some(self.task_id(*b)), Evidence::Memory)
                     } else {
                         // A borrower that is not a task (`acquire_on_behalf_of`).
                         holder(None, Evidence::Unknown)
@@ -359,7 +479,7 @@ impl<'r> Waits<'r> {
         let holders = if open == Some(distinct.len() as i64) && !tasks.is_empty() {
             tasks
                 .iter()
-                .map(|t| holder(Some(task_id(self.pid, *t)), Evidence::Memory))
+                .map(|t| holder(Some(self.task_id(*t)), Evidence::Memory))
                 .collect()
         } else {
             vec![holder(None, Evidence::Unknown)]

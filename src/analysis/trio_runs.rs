@@ -2,12 +2,11 @@
 //! process running (which could call in through trio's entry queue), and every task parked.
 //! Which of the parked tasks only another task can wake, and which wait in a low-level
 //! `wait_task_rescheduled` whose waker is not recorded. Asked of a snapshot (the stall
-//! detector) and of a document (an incomplete report); it reads, it decides no finding.
+//! detector) and of a document (an incomplete report); it decides no finding itself.
 
-use super::document::Document;
-use super::evidence::Evidence;
-use super::tasks::{EventLoop, LoopState, Task, TaskState, TaskWait, TaskWaitKind};
-use super::threads::Thread;
+use crate::model::{
+    Document, EventLoop, Evidence, LoopState, Task, TaskState, TaskWait, TaskWaitKind, Thread,
+};
 
 /// A trio run every task of which is parked.
 pub struct ParkedRun<'d> {
@@ -76,15 +75,14 @@ pub fn parked_run<'d>(
     (!run.parked.is_empty() || !run.unknown.is_empty()).then_some(run)
 }
 
-impl Document {
-    /// One sentence when a trio run is parked whole but some of its tasks wait where nothing
-    /// says who reschedules them: gridlock cannot tell whether the run is stuck.
-    pub fn unknown_waker_summary(&self) -> Option<String> {
-        let parts: Vec<String> = self
+/// One sentence when a trio run of `doc` is parked whole but some of its tasks wait where
+/// nothing says who reschedules them: gridlock cannot tell whether the run is stuck.
+pub fn unknown_waker_summary(doc: &Document) -> Option<String> {
+    let parts: Vec<String> = doc
             .loops
             .iter()
             .filter_map(|lp| {
-                let run = parked_run(lp, &self.threads, &self.tasks)?;
+                let run = parked_run(lp, &doc.threads, &doc.tasks)?;
                 let first = run.unknown.first()?;
                 let via = first
                     .waits_for
@@ -102,11 +100,10 @@ impl Document {
                 ))
             })
             .collect();
-        (!parts.is_empty()).then(|| {
-            format!(
-                "{}: gridlock cannot tell whether the run is stuck",
-                parts.join("; ")
-            )
-        })
-    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{}: gridlock cannot tell whether the run is stuck",
+            parts.join("; ")
+        )
+    })
 }
