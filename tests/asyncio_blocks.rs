@@ -4,6 +4,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
+use support::parallel::for_each_interpreter_at_once;
 use support::{doc, dump_json, fixture, for_each_interpreter, gridlock, gridlock_bin, Target};
 
 fn scenario(py: &support::Interpreter, mode: &str) -> Target {
@@ -46,7 +47,8 @@ fn a_blocked_loop_is_a_loop_block_with_its_culprit_and_stack() {
             "loop-thread",
         ),
     ];
-    for_each_interpreter(|py| {
+    // Two interpreters at a time: most scenarios sleep in their block.
+    for_each_interpreter_at_once(2, |py| {
         for (mode, culprit, inner, thread) in cases {
             let target = scenario(py, mode);
             let (code, d) = dump_json(target.pid, "300ms");
@@ -102,41 +104,50 @@ fn a_blocked_loop_is_a_loop_block_with_its_culprit_and_stack() {
                 // The busy workers are not the loop: only the loop thread is named.
                 assert_eq!(d["loops"].as_array().unwrap().len(), 1);
             }
+            if mode == "sleep" {
+                // The same target for the command line's checks.
+                fail_on_and_threshold(&target);
+            }
         }
-        // --fail-on loop_block makes it fail.
-        let target = scenario(py, "sleep");
-        let out = gridlock(&[
-            "dump",
-            &target.pid.to_string(),
-            "--window",
-            "300ms",
-            "--fail-on",
-            "loop_block",
-            "--color",
-            "never",
-        ]);
-        assert_eq!(out.status.code(), Some(3));
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("LOOP BLOCK"), "{text}");
-        assert!(text.contains("EVENT LOOPS AND TASKS"), "{text}");
-        // A higher threshold than the window can show: no finding.
-        let out = gridlock(&[
-            "dump",
-            &target.pid.to_string(),
-            "--window",
-            "300ms",
-            "--loop-threshold",
-            "2s",
-            "--json",
-        ]);
-        let d: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(doc::findings(&d, "loop_block").is_empty());
     });
+}
+
+/// `--fail-on loop_block` fails on the block of `target` (the `sleep` scenario), and a
+/// threshold above what the window can show finds none.
+fn fail_on_and_threshold(target: &Target) {
+    // --fail-on loop_block makes it fail.
+    let out = gridlock(&[
+        "dump",
+        &target.pid.to_string(),
+        "--window",
+        "300ms",
+        "--fail-on",
+        "loop_block",
+        "--color",
+        "never",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("LOOP BLOCK"), "{text}");
+    assert!(text.contains("EVENT LOOPS AND TASKS"), "{text}");
+    // A higher threshold than the window can show: no finding.
+    let out = gridlock(&[
+        "dump",
+        &target.pid.to_string(),
+        "--window",
+        "300ms",
+        "--loop-threshold",
+        "2s",
+        "--json",
+    ]);
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc::findings(&d, "loop_block").is_empty());
 }
 
 #[test]
 fn dump_tree_applies_the_loop_threshold() {
-    for_each_interpreter(|py| {
+    // The target sleeps in its block: three interpreters at a time.
+    for_each_interpreter_at_once(3, |py| {
         let target = scenario(py, "sleep");
         let blocks = |threshold: &str| {
             let out = gridlock(&[

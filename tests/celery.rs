@@ -255,12 +255,59 @@ fn check_starvation(py: &Interpreter, worker: &Worker, concurrency: usize) {
             .any(|e| e["evidence"] == "celery"),
         "[{label}] {f:#}"
     );
+    if concurrency == 1 {
+        check_outputs(label, worker, &doc);
+    }
     // The text report says it too, through `dump --tree`.
     let out = gridlock(&["dump", &worker.target.pid.to_string(), "--tree"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "[{label}] {text}");
     assert!(text.contains("DEADLOCK"), "[{label}] {text}");
     assert!(text.contains("thumbnail["), "[{label}] {text}");
+}
+
+/// A starving `-c 1` worker's other outputs: the Celery release read from memory (a checked
+/// one: no note), `top`'s task view of its document, and DOT through `dump --tree`.
+fn check_outputs(label: &str, worker: &Worker, doc: &Value) {
+    for p in doc["processes"].as_array().unwrap() {
+        let version = p["celery"]["version"].as_str().unwrap_or_default();
+        assert!(version.starts_with("5."), "[{label}] celery.version: {p:#}");
+        assert!(
+            !p["notes"].to_string().contains("Celery"),
+            "[{label}] a checked release has no note: {p:#}"
+        );
+    }
+    let screen = support::top_view::render(doc, '4');
+    let row = screen
+        .lines()
+        .find(|l| l.contains(" render ") && l.contains("thumbnail["))
+        .unwrap_or_else(|| panic!("[{label}] no render row waiting for a thumbnail: {screen}"));
+    assert!(
+        row.trim_start().starts_with("celery") && row.contains("running"),
+        "[{label}] {row}"
+    );
+    let out = gridlock(&[
+        "dump",
+        &worker.target.pid.to_string(),
+        "--tree",
+        "--window",
+        "0.3",
+        "--dot",
+        "-",
+    ]);
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "[{label}] {dot}");
+    let graph = &dot[dot.find("digraph waitfor {").expect("a DOT graph")..];
+    assert!(
+        graph.contains("label=\"celery task render\\nrunning\""),
+        "[{label}] {graph}"
+    );
+    assert!(
+        graph
+            .lines()
+            .any(|l| l.contains("-> \"celery:result:") && l.contains("color=red")),
+        "[{label}] a red wait on a result: {graph}"
+    );
 }
 
 fn dump_json_until_tree(pid: i32, done: impl Fn(i32, &Value) -> bool) -> (i32, Value) {
@@ -285,6 +332,14 @@ fn check_healthy(py: &Interpreter, worker: &Worker) {
             .iter()
             .all(|f| f["kind"] != "deadlock" && f["kind"] != "stall"),
         "[{}] {doc:#}",
+        py.label
+    );
+    assert!(
+        !doc["processes"].to_string().contains("Celery's version")
+            && !doc["processes"]
+                .to_string()
+                .contains("is outside the releases"),
+        "[{}] no version note: {doc:#}",
         py.label
     );
     // The tree is the worker and its pool processes.

@@ -12,7 +12,11 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use support::namespaces::{self, NsTarget};
+use support::parallel::for_each_interpreter_at_once;
 use support::{doc, dump_json, dump_text, example, fixture, for_each_interpreter, Target};
+
+/// How many interpreters' sleeping (deadlocked or idle) targets are checked at once.
+const AT_ONCE: usize = 3;
 
 /// The deadlocks every namespace test looks for: fixture, its arguments, and the names of
 /// the threads (or asyncio tasks) the deadlock involves.
@@ -93,7 +97,8 @@ fn deadlocks_in_a_pid_namespace_are_found_with_both_tids() {
     if !namespaces::permitted() {
         return;
     }
-    for_each_interpreter(|py| {
+    // Deadlocked targets sleep: the checks mostly wait (a namespace starting, a dump's window).
+    for_each_interpreter_at_once(AT_ONCE, |py| {
         for (script, args, key, names) in scenarios() {
             let Some(target) = namespaces::start_in_pid_namespace(py, &script, &args) else {
                 return;
@@ -249,7 +254,8 @@ fn dump_tree_from_unshare_finds_and_names_the_namespaced_python() {
 
 #[test]
 fn a_thread_whose_kernel_state_cannot_be_matched_makes_the_report_incomplete() {
-    for_each_interpreter(|py| {
+    // The target sleeps: several interpreters at once.
+    for_each_interpreter_at_once(AT_ONCE, |py| {
         let target = Target::start(py, &fixture("leaked_thread_state.py"), &[]);
         let (code, d) = dump_json(target.pid, "500ms");
         assert_eq!(code, 2, "{:#}", d["threads"]);

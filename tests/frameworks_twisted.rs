@@ -448,3 +448,46 @@ fn a_busy_thread_pool_that_drains_gives_no_finding() {
         }
     }
 }
+
+/// `gridlock run -- python twisted_deferreds.py cycle` on one interpreter (the newest with
+/// Twisted): the Deferred cycle stops the run (exit 3, the process killed) and the JUnit file
+/// names both generators.
+#[test]
+fn run_stops_a_twisted_deferred_cycle_and_junit_names_it() {
+    let Some(interp) = with_twisted().pop() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("gridlock-twisted-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("junit.xml");
+    let script = fixture("twisted_deferreds.py");
+    let out = std::process::Command::new(support::gridlock_bin())
+        .args([
+            "run",
+            "--timeout",
+            "60s",
+            "--junit",
+            junit.to_str().unwrap(),
+            "--",
+        ])
+        .arg(&interp.path)
+        .arg(&script)
+        .arg("cycle")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "[{}] {stderr}", interp.label);
+    assert!(
+        stderr.contains("DEADLOCK  2 Twisted inlineCallbacks wait for each other"),
+        "{stderr}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(xml.contains("<failure type=\"deadlock\""), "{xml}");
+    assert!(xml.contains(r#"classname="gridlock.deadlock""#), "{xml}");
+    assert!(
+        xml.contains("load_prices") && xml.contains("load_stock"),
+        "{xml}"
+    );
+}

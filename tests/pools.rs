@@ -27,6 +27,43 @@ fn lock_named<'a>(d: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no lock named {name}: {:#}", d["locks"]))
 }
 
+/// How a semaphore knot's fixture runs and reads: whether it waits for READY, how the
+/// finding names its parties (threads or tasks), its summary, and which lock is the semaphore.
+struct KnotShape {
+    busy: bool,
+    parties: fn(&Value, &Value) -> Vec<String>,
+    summary: String,
+    semaphore: fn(&Value, &Value) -> Value,
+}
+
+/// `script MODE`'s knot, on one interpreter: one deadlock (a knot) of handler-0 and
+/// handler-1 with the shape's summary, whose semaphore has 2 of 2 permits, held by two
+/// holders. Returns the target, the document, the finding's semaphore and the finding.
+fn knot(
+    interp: &Interpreter,
+    script: &Path,
+    mode: &str,
+    shape: KnotShape,
+) -> (Target, Value, Value, Value) {
+    let t = if shape.busy {
+        Target::start_busy(interp, script, &[mode])
+    } else {
+        Target::start(interp, script, &[mode])
+    };
+    let (code, d) = dump_json(t.pid, "1s");
+    assert_eq!(code, 3, "[{}] {d:#}", interp.label);
+    let deadlocks = doc::findings(&d, "deadlock");
+    assert_eq!(deadlocks.len(), 1, "{d:#}");
+    let f = deadlocks[0].clone();
+    assert_eq!(f["knot"], true, "{f:#}");
+    assert_eq!((shape.parties)(&d, &f), ["handler-0", "handler-1"], "{f:#}");
+    assert_eq!(f["summary"], shape.summary);
+    let sem = (shape.semaphore)(&d, &f);
+    assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
+    assert_eq!(sem["holders"].as_array().unwrap().len(), 2, "{sem:#}");
+    (t, d, sem, f)
+}
+
 /// `semaphores.py MODE`'s knot, on one interpreter: one deadlock of the threads handler-0 and
 /// handler-1, each holding a permit of `backend_slots` taken in `function` at line `taken` and
 /// waiting for another in `fetch_profile`, every holder named by a `held_by` edge of the
@@ -40,46 +77,37 @@ fn thread_knot(
 ) -> (Target, Value, Value) {
     let script = fixture("semaphores.py");
     let waited = line_of(&script, "def fetch_profile", "with backend_slots:");
-    let t = Target::start(interp, &script, &[mode]);
-    let (code, d) = dump_json(t.pid, "1s");
-    assert_eq!(code, 3, "[{}] {d:#}", interp.label);
-    let deadlocks = doc::findings(&d, "deadlock");
-    assert_eq!(deadlocks.len(), 1, "{d:#}");
-    let f = deadlocks[0];
-    assert_eq!(f["knot"], true, "{f:#}");
-    assert_eq!(
-        doc::finding_thread_names(&d, f),
-        ["handler-0", "handler-1"],
-        "{f:#}"
-    );
-    assert_eq!(
-        f["summary"],
-        format!(
+    let shape = KnotShape {
+        busy: false,
+        parties: doc::finding_thread_names,
+        summary: format!(
             "backend_slots: 2 of 2 permits held by \"handler-0\" ({function} semaphores.py:{taken}) \
              and \"handler-1\" ({function} semaphores.py:{taken}), each waiting for another at \
              fetch_profile semaphores.py:{waited}"
-        )
-    );
-    // The semaphore itself, not the inner lock of its condition (which carries its name).
-    let sem = f["locks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|id| doc::lock(&d, id.as_str().unwrap()))
-        .find(|l| l["kind"] == "semaphore")
-        .unwrap_or_else(|| panic!("no semaphore in the finding: {f:#}"))
-        .clone();
-    assert!(
-        sem["name"] == "backend_slots"
-            || sem["names"]
+        ),
+        // The semaphore itself, not the inner lock of its condition (which carries its name).
+        semaphore: |d, f| {
+            let sem = f["locks"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|n| n["name"] == "backend_slots"),
-        "{sem:#}"
-    );
-    assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
-    assert_eq!(sem["holders"].as_array().unwrap().len(), 2, "{sem:#}");
+                .map(|id| doc::lock(d, id.as_str().unwrap()))
+                .find(|l| l["kind"] == "semaphore")
+                .unwrap_or_else(|| panic!("no semaphore in the finding: {f:#}"))
+                .clone();
+            assert!(
+                sem["name"] == "backend_slots"
+                    || sem["names"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|n| n["name"] == "backend_slots"),
+                "{sem:#}"
+            );
+            sem
+        },
+    };
+    let (t, d, sem, f) = knot(interp, &script, mode, shape);
     // Every holder is named by an edge of the finding, as is every wait.
     let held_by = f["edges"]
         .as_array()
@@ -276,30 +304,18 @@ fn asyncio_knot(
         "async def fetch_profile",
         "async with backend_slots:",
     );
-    let t = Target::start_busy(interp, &script, &[mode]);
-    let (code, d) = dump_json(t.pid, "1s");
-    assert_eq!(code, 3, "[{}] {d:#}", interp.label);
-    let deadlocks = doc::findings(&d, "deadlock");
-    assert_eq!(deadlocks.len(), 1, "{d:#}");
-    let f = deadlocks[0];
-    assert_eq!(f["knot"], true, "{f:#}");
-    assert_eq!(
-        doc::finding_task_names(&d, f),
-        ["handler-0", "handler-1"],
-        "{f:#}"
-    );
-    assert_eq!(
-        f["summary"],
-        format!(
+    let shape = KnotShape {
+        busy: true,
+        parties: doc::finding_task_names,
+        summary: format!(
             "backend_slots: 2 of 2 permits held by task \"handler-0\" ({function}) ({function} \
              asyncio_semaphores.py:{taken}) and task \"handler-1\" ({function}) ({function} \
              asyncio_semaphores.py:{taken}), each waiting for another at fetch_profile \
              asyncio_semaphores.py:{waited}"
-        )
-    );
-    let sem = asyncio_semaphore(&d, "backend_slots").clone();
-    assert_eq!(sem["permits"], serde_json::json!({"total": 2, "free": 0}));
-    assert_eq!(sem["holders"].as_array().unwrap().len(), 2, "{sem:#}");
+        ),
+        semaphore: |d, _| asyncio_semaphore(d, "backend_slots").clone(),
+    };
+    let (t, d, sem, _) = knot(interp, &script, mode, shape);
     (t, d, sem)
 }
 

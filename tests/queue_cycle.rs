@@ -92,7 +92,9 @@ fn a_bounded_queue_under_load_is_healthy() {
 
 /// One process, three shapes: a consumer that reaches `get` only through calls not yet on its
 /// stack (`self._next_job()` -> `take(self.jobs)` -> `q.get()`, and the same passing the queue
-/// by keyword, `take(q=self.jobs)`) is found as the queue's getter
+/// by keyword, `take(q=self.jobs)`, as a dict's item, `take(self.queues['a'])`, and from the
+/// consumer's own frame forwarding its arguments, `take(*args, **kwargs)`, the tuple read from
+/// memory) is found as the queue's getter
 /// (a deadlock, the `get` site in `take`, the calls to it in the holder's `call_path`); beside it the same knot with a running "auditor"
 /// that calls a method of the queue picked at run time (it could drain it) is no deadlock.
 #[test]
@@ -105,9 +107,10 @@ fn a_getter_through_calls_is_found_and_a_running_referrer_prevents_a_false_deadl
         let (code, d) = dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
         assert_eq!(code, 3, "{:#}", d["findings"]);
         let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 2, "{:#}", d["findings"]);
-        // The queue passed on by position (`take(self.jobs)`), and by keyword (`take(q=...)`).
-        for knot in ["indirect", "keyword"] {
+        assert_eq!(deadlocks.len(), 4, "{:#}", d["findings"]);
+        // The queue passed on by position (`take(self.jobs)`), by keyword (`take(q=...)`), as
+        // a dict's item, and unpacked from the consumer's own `*args`.
+        for knot in ["indirect", "keyword", "subscript", "forwarded"] {
             let consumer = format!("{knot}-consumer");
             let f = deadlocks
                 .iter()
@@ -138,9 +141,13 @@ fn a_getter_through_calls_is_found_and_a_running_referrer_prevents_a_false_deadl
                 .iter()
                 .map(|s| s.as_str().unwrap())
                 .collect();
-            let ends = ["consume", "_next_job", "take", "q.get"];
+            let ends: &[&str] = if knot == "forwarded" {
+                &["consume", "take", "q.get"]
+            } else {
+                &["consume", "_next_job", "take", "q.get"]
+            };
             assert!(
-                path.len() == ends.len() && path.iter().zip(ends).all(|(p, e)| p.ends_with(e)),
+                path.len() == ends.len() && path.iter().zip(ends).all(|(p, e)| p.ends_with(*e)),
                 "{path:?}"
             );
         }

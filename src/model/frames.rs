@@ -28,8 +28,13 @@ pub struct Local {
 impl Frame {
     /// `function file:line`, the contract's `site`.
     pub fn site(&self) -> String {
-        format!("{} {}:{}", self.function, short_file(&self.file), self.line)
+        frame_site(&self.function, &self.file, self.line)
     }
+}
+
+/// The `site` of a frame of `function` in `file` at `line`, without making the frame.
+pub fn frame_site(function: &str, file: &str, line: u32) -> String {
+    format!("{function} {}:{line}", short_file(file))
 }
 
 pub fn short_file(path: &str) -> &str {

@@ -83,10 +83,12 @@ pub fn take(session: &mut Session) -> Result<Snapshot> {
         let tids = session.task_files.task_ids();
         session.task_files.retain(&tids);
         session.target.namespace_tids.refresh(&tids);
-        let kernel: HashMap<i32, KernelThread> = tids
-            .iter()
-            .filter_map(|&tid| Some((tid, session.task_files.kernel_thread(tid)?)))
-            .collect();
+        let mut kernel = HashMap::with_capacity(tids.len());
+        for &tid in &tids {
+            if let Some(k) = session.task_files.kernel_thread(tid) {
+                kernel.insert(tid, k);
+            }
+        }
         drop(kernel_span);
         match take_once(session, &kernel) {
             Ok(mut snap) => {

@@ -3,7 +3,8 @@
 //! `get_nowait` ahead of its current instruction (or in a loop around it), decoded from the
 //! frame's bytecode, directly or through up to two levels of calls to functions read from
 //! memory (a module global, a method of the receiver's class), their parameters bound to the
-//! call's positional and keyword arguments (evidence `queue_getter`, the site of that `get`,
+//! call's positional and keyword arguments (name chains, constant subscripts of them, and the
+//! tuple and dict a `*args` / `**kwargs` call unpacks, read from memory) (evidence `queue_getter`, the site of that `get`,
 //! the calls down to it as the holder's `call_path`). They become the queue's
 //! holders, so the putter's wait leads to them (`drained_by`). A thread that is not blocked
 //! and whose code refers to the queue in a way not decoded, or whose stack or state could not
@@ -14,11 +15,11 @@
 
 use super::builder::*;
 use super::writes::{code_site, is_library_file, Scope};
-use crate::cpython::bytecode::{Path, Root};
+use crate::cpython::bytecode::{Key, Path, Root};
 use crate::cpython::functions;
 use crate::cpython::layout::common::VAR_SIZE;
 use crate::cpython::threads::CodeInfo;
-use crate::cpython::writes::CodeCall;
+use crate::cpython::writes::{Argument, CodeCall};
 
 /// Methods that take an item out of a `queue.Queue`.
 const TAKERS: [&str; 2] = ["get", "get_nowait"];
@@ -243,11 +244,18 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
         let args = code.call_arguments(c).unwrap_or_default();
         let params = callee.parameters.clone().unwrap_or_default();
-        let resolve = |a: &Option<Path>| a.as_ref().and_then(|p| self.resolve_in(names, p));
+        let resolve =
+            |a: &Option<Argument>| a.as_ref().and_then(|p| self.resolve_argument(names, p));
+        let star = args.star.as_ref().map(|a| self.unpacked(names, a));
+        let double_star = args
+            .double_star
+            .as_ref()
+            .map(|a| self.unpacked_keywords(names, a));
         let values = receiver
             .into_iter()
             .map(Some)
-            .chain(args.positional.iter().map(resolve));
+            .chain(args.positional.iter().map(resolve))
+            .chain(star.into_iter().flatten().map(Some));
         let by_position = params.iter().cloned().zip(values);
         // A keyword binds the parameter of that name (one the call also passes by position
         // is a TypeError at run time: the positional one is kept).
@@ -255,7 +263,14 @@ impl<'w, 'a> Builder<'w, 'a> {
             .keywords
             .iter()
             .filter(|(k, _)| params.contains(k))
-            .map(|(k, a)| (k.clone(), resolve(a)));
+            .map(|(k, a)| (k.clone(), resolve(a)))
+            .chain(
+                double_star
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| params.contains(k))
+                    .map(|(k, v)| (k, Some(v))),
+            );
         let mut locals: Vec<(String, usize)> = Vec::new();
         for (p, v) in by_position.chain(by_keyword) {
             if let (Some(v), false) = (v, locals.iter().any(|(k, _)| *k == p)) {
@@ -269,6 +284,57 @@ impl<'w, 'a> Builder<'w, 'a> {
                 globals: callee_globals,
             },
         ))
+    }
+
+    /// The object an argument names now: a name chain, or a constant subscript of one (a
+    /// dict's str key, a list's or tuple's index).
+    fn resolve_argument(&self, names: &Names, a: &Argument) -> Option<usize> {
+        let objs = self.objs();
+        let (path, key) = match a {
+            Argument::Name(p) => return self.resolve_in(names, p),
+            Argument::Item(p, key) => (p, key),
+        };
+        let container = self.resolve_in(names, path)?;
+        let ty = objs.type_name_rc(container).ok()?;
+        let items = match (&*ty, key) {
+            ("dict" | "collections.defaultdict", Key::Str(k)) => {
+                return objs.dict_get(container, k).ok()?
+            }
+            ("list", Key::Int(_)) => objs.list_items(container).ok()?,
+            ("tuple", Key::Int(_)) => objs.tuple_items(container).ok()?,
+            _ => return None,
+        };
+        let Key::Int(i) = *key else { return None };
+        let at = match usize::try_from(i) {
+            Ok(at) => at,
+            Err(_) => items
+                .len()
+                .checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?,
+        };
+        items.get(at).copied()
+    }
+
+    /// The items a `*X` argument unpacks: those of a tuple or list (bounded by the reader),
+    /// nothing for another iterable.
+    fn unpacked(&self, names: &Names, a: &Argument) -> Vec<usize> {
+        let objs = self.objs();
+        let Some(seq) = self.resolve_argument(names, a) else {
+            return Vec::new();
+        };
+        match objs.type_name_rc(seq).as_deref() {
+            Ok("tuple") => objs.tuple_items(seq).unwrap_or_default(),
+            Ok("list") => objs.list_items(seq).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The str-keyed entries a `**X` argument unpacks (a dict's).
+    fn unpacked_keywords(&self, names: &Names, a: &Argument) -> Vec<(String, usize)> {
+        let objs = self.objs();
+        self.resolve_argument(names, a)
+            .filter(|d| objs.type_name_rc(*d).is_ok_and(|t| &*t == "dict"))
+            .and_then(|d| objs.dict_items(d).ok())
+            .unwrap_or_default()
     }
 
     fn globals_of(&self, names: &Names) -> Option<usize> {
@@ -326,7 +392,16 @@ impl<'w, 'a> Builder<'w, 'a> {
                     rf.code.call_arguments(c).is_some_and(|args| {
                         args.all()
                             .flatten()
-                            .any(|p| self.resolve_in(&names, p) == Some(q))
+                            .any(|p| self.resolve_argument(&names, p) == Some(q))
+                            || args
+                                .star
+                                .as_ref()
+                                .is_some_and(|a| self.unpacked(&names, a).contains(&q))
+                            || args.double_star.as_ref().is_some_and(|a| {
+                                self.unpacked_keywords(&names, a)
+                                    .iter()
+                                    .any(|(_, v)| *v == q)
+                            })
                     })
                 };
                 if on_q || passes_q() {

@@ -382,12 +382,5 @@ impl<'w, 'a> Builder<'w, 'a> {
 
 /// `function file:line` of a line of `code`, as a frame there would give it.
 pub(super) fn code_site(code: &CodeInfo, line: Option<u32>) -> String {
-    Frame {
-        function: code.name.clone(),
-        file: code.filename.clone(),
-        line: line.unwrap_or(0),
-        locals: None,
-        parameters: None,
-    }
-    .site()
+    crate::model::frame_site(&code.name, &code.filename, line.unwrap_or(0))
 }

@@ -27,6 +27,8 @@ pub(in crate::cpython) struct Sym {
     /// Where the value comes from, when it is a name or an attribute chain on one.
     pub(in crate::cpython) path: Option<Path>,
     pub(in crate::cpython) receiver_path: Option<Path>,
+    /// A name chain subscripted by a constant (`self.queues['a']`, `JOBS[0]`).
+    pub(in crate::cpython) item: Option<(Path, Key)>,
     /// A binary operation: parenthesised when it is itself an operand (`(i + 1) % n`).
     compound: bool,
 }
@@ -125,14 +127,12 @@ const COMMON_CONSTANTS: [&str; 12] = [
     "-1",
 ];
 
-/// Evaluate symbolically the pure expression that ends right before `instructions[end]`
-/// and return the stack it leaves, innermost last. `None` where any step is not understood.
-pub(in crate::cpython) fn evaluate_before(
+/// Where the pure expression that ends right before `instructions[end]` starts.
+pub(in crate::cpython) fn expression_start(
     minor: u8,
     instructions: &[Instruction],
     end: usize,
-    names: &CodeNames,
-) -> Option<Vec<Option<Sym>>> {
+) -> usize {
     let mut start = end;
     while start > 0
         && (is_expression_op(instructions[start - 1].name)
@@ -141,6 +141,18 @@ pub(in crate::cpython) fn evaluate_before(
     {
         start -= 1;
     }
+    start
+}
+
+/// Evaluate symbolically the pure expression that ends right before `instructions[end]`
+/// and return the stack it leaves, innermost last. `None` where any step is not understood.
+pub(in crate::cpython) fn evaluate_before(
+    minor: u8,
+    instructions: &[Instruction],
+    end: usize,
+    names: &CodeNames,
+) -> Option<Vec<Option<Sym>>> {
+    let start = expression_start(minor, instructions, end);
     let mut stack: Vec<Option<Sym>> = Vec::new();
     // 3.13+ fuses a store with the next load (`out, self.results = ...` stores `out`, then
     // loads `self` for the attribute store): the expression starts with the load half.
@@ -155,6 +167,7 @@ pub(in crate::cpython) fn evaluate_before(
             receiver: None,
             path: None,
             receiver_path: None,
+            item: None,
             compound: false,
         })
     };
@@ -167,6 +180,7 @@ pub(in crate::cpython) fn evaluate_before(
                 attrs: Vec::new(),
             }),
             receiver_path: None,
+            item: None,
             compound: false,
         })
     };
@@ -228,6 +242,7 @@ pub(in crate::cpython) fn evaluate_before(
                     receiver: Some(obj.operand()),
                     path: if method { None } else { path },
                     receiver_path: obj.path.clone(),
+                    item: None,
                     compound: false,
                 });
                 if method {
@@ -241,7 +256,13 @@ pub(in crate::cpython) fn evaluate_before(
             _ if ins.name == "BINARY_SUBSCR" || is_subscript(minor, ins) => {
                 let index = stack.pop()??;
                 let obj = stack.pop()??;
-                stack.push(plain(format!("{}[{}]", obj.operand(), index.text)));
+                let key = (index.path.is_none() && !index.compound)
+                    .then(|| Key::parse(&index.text))
+                    .flatten();
+                stack.push(Some(Sym {
+                    item: obj.path.clone().zip(key),
+                    ..plain(format!("{}[{}]", obj.operand(), index.text))?
+                }));
             }
             "PUSH_NULL" => stack.push(None),
             // `x[a:b]` for `del x[a:b]` (a slice stored or loaded has an op of its own).
@@ -276,6 +297,7 @@ pub(in crate::cpython) fn evaluate_before(
                         receiver: None,
                         path: None,
                         receiver_path: None,
+                        item: None,
                         compound: true,
                     }));
                 }
@@ -283,6 +305,32 @@ pub(in crate::cpython) fn evaluate_before(
         }
     }
     Some(stack)
+}
+
+/// A constant subscript (`['a']`, `[0]`), from the constant's rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Key {
+    Str(String),
+    Int(i64),
+}
+
+impl Key {
+    /// `'a'` or `-1`; a string with an escape in its rendering is not taken.
+    fn parse(text: &str) -> Option<Key> {
+        if let Some(s) = text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+            return (!s.contains(['\\', '\''])).then(|| Key::Str(s.to_string()));
+        }
+        text.parse().ok().map(Key::Int)
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Str(s) => write!(f, "[{s:?}]"),
+            Key::Int(i) => write!(f, "[{i}]"),
+        }
+    }
 }
 
 /// Where a value lives, as a chain the snapshot can resolve to an object's identity.

@@ -20,8 +20,8 @@ mod writes;
 pub use super::opcode_table::OpcodeTable;
 pub(super) use control::{is_identity_test, jump_target};
 pub use decode::{covering, decode, exception_table, index_at, ExceptionEntry, Instruction};
-pub(super) use eval::{evaluate_before, Sym};
-pub use eval::{CodeNames, Path, Root};
+pub(super) use eval::{evaluate_before, expression_start, Sym};
+pub use eval::{CodeNames, Key, Path, Root};
 pub use withs::{
     call_receiver, entering_async_with, entering_with, has_async_with, is_with_cleanup,
     is_with_entry, with_statement_for_handler, with_subject,

@@ -1,34 +1,64 @@
 //! Which expressions a call passes as its arguments: for the function or method a code object
 //! looks up at one instruction (`take` in `take(q)`, `self._drain` in `self._drain()`), the
 //! name chains its call's positional and keyword arguments are (`take(self.jobs)`,
-//! `take(q=jobs)`), so a callee's parameters can be resolved in the caller's frame. It reads
-//! no memory; a call it cannot follow (`*args`, `**kwargs`) gives `None`, and an argument that
-//! is no name chain gives `None` for that argument.
+//! `take(q=jobs)`, `take(self.queues['a'])`, `take(JOBS[0])`), or which name chains it
+//! unpacks (`take(*args, **kwargs)`), so a callee's parameters can be resolved in the
+//! caller's frame. It reads no memory (the unpacked tuple and dict are read by whoever binds
+//! them); a call it cannot follow (`take(a, *rest)`, `take(**{'q': q})`) gives `None`, and an
+//! argument that is no name chain (or constant subscript of one) gives `None` for that
+//! argument.
 
-use crate::cpython::bytecode::{evaluate_before, CodeNames, Instruction, Path};
+use crate::cpython::bytecode::{
+    evaluate_before, expression_start, CodeNames, Instruction, Key, Path, Sym,
+};
 
 /// How far past its lookup a call instruction is looked for (its arguments' loads).
 const MAX_CALL_DISTANCE: usize = 64;
 
+/// One argument expression gridlock can resolve to an object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Argument {
+    /// A name chain (`self.jobs`).
+    Name(Path),
+    /// A name chain subscripted by a constant (`self.queues['a']`, `JOBS[0]`).
+    Item(Path, Key),
+}
+
+impl Argument {
+    fn of(sym: &Sym) -> Option<Argument> {
+        match (&sym.path, &sym.item) {
+            (Some(p), _) => Some(Argument::Name(p.clone())),
+            (None, Some((p, k))) => Some(Argument::Item(p.clone(), k.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// What one call passes, each argument a name chain or `None`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallArguments {
-    pub positional: Vec<Option<Path>>,
+    pub positional: Vec<Option<Argument>>,
     /// By keyword, in call order.
-    pub keywords: Vec<(String, Option<Path>)>,
+    pub keywords: Vec<(String, Option<Argument>)>,
+    /// `*X`: the sequence whose items are the positional arguments (then `positional` is
+    /// empty).
+    pub star: Option<Argument>,
+    /// `**X`: the dict whose str keys are the keyword arguments (then `keywords` is empty).
+    pub double_star: Option<Argument>,
 }
 
 impl CallArguments {
-    /// Every argument, positional first.
-    pub fn all(&self) -> impl Iterator<Item = &Option<Path>> {
+    /// Every argument expression, positional first, then the unpacked ones.
+    pub fn all(&self) -> impl Iterator<Item = &Option<Argument>> {
         self.positional
             .iter()
             .chain(self.keywords.iter().map(|(_, p)| p))
+            .chain([&self.star, &self.double_star])
     }
 }
 
 /// The arguments of the call of what `instructions[lookup]` loads (named `name`); `None` if
-/// that call is not found or passes `*args` / `**kwargs`.
+/// that call is not found or mixes unpacking with other arguments.
 pub(super) fn call_arguments(
     minor: u8,
     instructions: &[Instruction],
@@ -58,7 +88,10 @@ pub(super) fn call_arguments(
                 }
                 (Some(load.arg as usize), true)
             }
-            "CALL_FUNCTION_EX" => return None,
+            "CALL_FUNCTION_EX" => match unpacking_call(minor, instructions, names, j, name) {
+                Some(found) => return found,
+                None => continue,
+            },
             _ => continue,
         };
         let Some(stack) = evaluate_before(minor, instructions, j, names) else {
@@ -71,13 +104,7 @@ pub(super) fn call_arguments(
         }
         let (below, args) = stack[..top].split_at(top - argc);
         let callable = below.iter().rev().find_map(|s| s.as_ref());
-        let named = callable.is_some_and(|c| {
-            c.text == name
-                || c.text
-                    .strip_suffix(name)
-                    .is_some_and(|head| head.ends_with('.'))
-        });
-        if !named {
+        if !callable.is_some_and(|c| calls(c, name)) {
             continue;
         }
         let keyword_names: &[String] = match keywords_const {
@@ -87,9 +114,9 @@ pub(super) fn call_arguments(
         if keyword_names.len() > argc {
             return None;
         }
-        let paths: Vec<Option<Path>> = args
+        let paths: Vec<Option<Argument>> = args
             .iter()
-            .map(|a| a.as_ref().and_then(|s| s.path.clone()))
+            .map(|a| a.as_ref().and_then(Argument::of))
             .collect();
         let (positional, by_keyword) = paths.split_at(argc - keyword_names.len());
         return Some(CallArguments {
@@ -99,9 +126,87 @@ pub(super) fn call_arguments(
                 .cloned()
                 .zip(by_keyword.iter().cloned())
                 .collect(),
+            ..CallArguments::default()
         });
     }
     None
+}
+
+/// Whether a callable's rendering is `name` or a method of that name (`self._drain`).
+fn calls(callable: &Sym, name: &str) -> bool {
+    callable.text == name
+        || callable
+            .text
+            .strip_suffix(name)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
+/// The `CALL_FUNCTION_EX` at `j`: `None` if it calls something else, `Some(None)` if it calls
+/// `name` in a way not followed or its stack is not understood (it may be the call),
+/// `Some(args)` for `name(*X)`, `name(**Y)`, `name(*X, **Y)`.
+fn unpacking_call(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+    j: usize,
+    name: &str,
+) -> Option<Option<CallArguments>> {
+    match read_unpacking(minor, instructions, names, j, name) {
+        None => Some(None),
+        Some((false, _)) => None,
+        Some((true, args)) => Some(args),
+    }
+}
+
+/// Whether the `CALL_FUNCTION_EX` at `j` calls `name`, and what it unpacks if followed.
+/// The stack under it: the callable (and a NULL, 3.11+), the positional tuple, then the
+/// keyword dict: 3.8-3.10 when the flag is set; 3.11+ merged into a new dict (`BUILD_MAP 0`,
+/// `Y`, `DICT_MERGE 1`); 3.14+ always a slot, NULL without one.
+fn read_unpacking(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+    j: usize,
+    name: &str,
+) -> Option<(bool, Option<CallArguments>)> {
+    let merge = j
+        .checked_sub(1)
+        .filter(|&m| instructions[m].name == "DICT_MERGE" && instructions[m].arg == 1);
+    let (end, mut double_star) = match merge {
+        Some(m) => {
+            let merged = evaluate_before(minor, instructions, m, names)?;
+            let start = expression_start(minor, instructions, m);
+            let map = start.checked_sub(1).map(|b| &instructions[b])?;
+            if merged.len() != 1 || map.name != "BUILD_MAP" || map.arg != 0 {
+                return None;
+            }
+            (start - 1, Some(merged[0].as_ref().and_then(Argument::of)))
+        }
+        None => (j, None),
+    };
+    let mut stack = evaluate_before(minor, instructions, end, names)?;
+    if merge.is_none() && (minor >= 14 || (minor <= 10 && instructions[j].arg & 1 == 1)) {
+        // The dict's own slot (3.14+: a NULL without one).
+        double_star = stack.pop()?.map(|s| Argument::of(&s));
+    } else if merge.is_none() && instructions[j].arg & 1 == 1 {
+        return None;
+    }
+    let star = stack.pop()??;
+    let callable = stack.iter().rev().find_map(|s| s.as_ref())?;
+    if !calls(callable, name) {
+        return Some((false, None));
+    }
+    let (Some(star), false) = (Argument::of(&star), double_star == Some(None)) else {
+        return Some((true, None));
+    };
+    Some((
+        true,
+        Some(CallArguments {
+            star: Some(star),
+            double_star: double_star.flatten(),
+            ..CallArguments::default()
+        }),
+    ))
 }
 
 #[cfg(test)]
@@ -132,18 +237,22 @@ mod tests {
         }
     }
 
-    fn self_jobs() -> Option<Path> {
-        Some(Path {
+    fn self_jobs_path() -> Path {
+        Path {
             root: Root::Local("self".into()),
             attrs: vec!["jobs".into()],
-        })
+        }
     }
 
-    fn flag() -> Option<Path> {
-        Some(Path {
+    fn self_jobs() -> Option<Argument> {
+        Some(Argument::Name(self_jobs_path()))
+    }
+
+    fn flag() -> Option<Argument> {
+        Some(Argument::Name(Path {
             root: Root::Local("flag".into()),
             attrs: vec![],
-        })
+        }))
     }
 
     #[test]
@@ -185,8 +294,8 @@ mod tests {
             assert_eq!(
                 args,
                 Some(CallArguments {
-                    positional: vec![],
                     keywords: vec![("q".into(), self_jobs())],
+                    ..CallArguments::default()
                 }),
                 "3.{minor}"
             );
@@ -216,19 +325,132 @@ mod tests {
             let args = call_arguments(minor, &ins, &names(), 0, "take").unwrap();
             assert_eq!(args.positional, vec![self_jobs()], "3.{minor}");
             assert_eq!(args.keywords, vec![("block".into(), flag())], "3.{minor}");
-            assert_eq!(args.all().count(), 2);
+            assert_eq!(args.all().flatten().count(), 2);
         }
     }
 
     #[test]
-    fn star_args_and_unknown_keyword_names_are_not_followed() {
-        // `take(*flag)` (3.12)
-        let star = code(&[
+    fn a_constant_subscript_is_an_item_argument() {
+        // `take(self.jobs['a'])` (3.12; `'a'` is const 3) and `take(jobs[0])` (3.14's
+        // subscript is BINARY_OP 26, its small int LOAD_SMALL_INT).
+        let mut n = names();
+        n.consts.push("'a'".into());
+        n.const_strings.push(vec![]);
+        let keyed = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 2),
+            ("LOAD_CONST", 3),
+            ("BINARY_SUBSCR", 0),
+            ("CALL", 1),
+        ]);
+        let args = call_arguments(12, &keyed, &n, 0, "take").unwrap();
+        assert_eq!(
+            args.positional,
+            vec![Some(Argument::Item(self_jobs_path(), Key::Str("a".into())))]
+        );
+        let indexed = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_GLOBAL", 2),
+            ("LOAD_SMALL_INT", 0),
+            ("BINARY_OP", 26),
+            ("CALL", 1),
+        ]);
+        let jobs = Path {
+            root: Root::Global("jobs".into()),
+            attrs: vec![],
+        };
+        let args = call_arguments(14, &indexed, &n, 0, "take").unwrap();
+        assert_eq!(
+            args.positional,
+            vec![Some(Argument::Item(jobs, Key::Int(0)))]
+        );
+        // A computed index (`take(jobs[flag])`) is no item argument.
+        let computed = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_GLOBAL", 2),
+            ("LOAD_FAST", 1),
+            ("BINARY_SUBSCR", 0),
+            ("CALL", 1),
+        ]);
+        let args = call_arguments(12, &computed, &n, 0, "take").unwrap();
+        assert_eq!(args.positional, vec![None]);
+    }
+
+    #[test]
+    fn star_args_and_kwargs_are_the_unpacked_name_chains_in_every_dialect() {
+        // `take(*flag, **self.jobs)`
+        let v310 = code(&[
+            ("LOAD_GLOBAL", 0),
+            ("LOAD_FAST", 1),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 1),
+            ("CALL_FUNCTION_EX", 1),
+        ]);
+        let v312 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST", 1),
+            ("BUILD_MAP", 0),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 2),
+            ("DICT_MERGE", 1),
+            ("CALL_FUNCTION_EX", 1),
+        ]);
+        let v314 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST_BORROW", 1),
+            ("BUILD_MAP", 0),
+            ("LOAD_FAST_BORROW", 0),
+            ("LOAD_ATTR", 2),
+            ("DICT_MERGE", 1),
+            ("CALL_FUNCTION_EX", 0),
+        ]);
+        for (minor, ins) in [(10u8, v310), (12, v312), (14, v314)] {
+            let args = call_arguments(minor, &ins, &names(), 0, "take");
+            assert_eq!(
+                args,
+                Some(CallArguments {
+                    star: flag(),
+                    double_star: self_jobs(),
+                    ..CallArguments::default()
+                }),
+                "3.{minor}"
+            );
+        }
+        // `take(*flag)`: 3.12 (no dict), 3.14 (a NULL in the dict's slot).
+        let v312 = code(&[
             ("LOAD_GLOBAL", 1),
             ("LOAD_FAST", 1),
             ("CALL_FUNCTION_EX", 0),
         ]);
-        assert_eq!(call_arguments(12, &star, &names(), 0, "take"), None);
+        let v314 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST_BORROW", 1),
+            ("PUSH_NULL", 0),
+            ("CALL_FUNCTION_EX", 0),
+        ]);
+        for (minor, ins) in [(12u8, v312), (14, v314)] {
+            let args = call_arguments(minor, &ins, &names(), 0, "take").unwrap();
+            assert_eq!(args.star, flag(), "3.{minor}");
+            assert_eq!(args.double_star, None, "3.{minor}");
+            assert_eq!(args.all().flatten().count(), 1);
+        }
+    }
+
+    #[test]
+    fn mixed_unpacking_and_unknown_keyword_names_are_not_followed() {
+        // `take(flag, *self.jobs)` (3.12): a tuple built in place.
+        let mixed = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST", 1),
+            ("BUILD_LIST", 1),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 2),
+            ("LIST_EXTEND", 1),
+            ("CALL_INTRINSIC_1", 6),
+            ("CALL_FUNCTION_EX", 0),
+        ]);
+        assert_eq!(call_arguments(12, &mixed, &names(), 0, "take"), None);
         // A keyword-names constant that is not a tuple of strings (a torn read).
         let torn = code(&[
             ("LOAD_GLOBAL", 1),

@@ -19,7 +19,7 @@ mod decode;
 mod flow;
 mod guards;
 
-pub use arguments::CallArguments;
+pub use arguments::{Argument, CallArguments};
 pub use code::{CodeCall, CodeWrite, CodeWrites, Guard};
 pub use decode::decode;
 
