@@ -29,6 +29,17 @@ fn edges<'a>(f: &'a Value, via: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The document once the target's dump exits 3, and its one deadlock, among `threads`.
+fn the_deadlock(target: &Target, mode: &str, threads: &[&str]) -> (Value, Value) {
+    let (code, d) = dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
+    assert_eq!(code, 3, "[{mode}] exit status: {:#}", d["findings"]);
+    let found = doc::findings(&d, "deadlock");
+    assert_eq!(found.len(), 1, "[{mode}] {:#}", d["findings"]);
+    let f = found[0].clone();
+    assert_eq!(doc::finding_thread_names(&d, &f), threads, "[{mode}]");
+    (d, f)
+}
+
 #[test]
 fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
     let script = fixture("loop_queued.py");
@@ -66,17 +77,8 @@ fn waits_on_a_blocked_loops_queued_callback_are_deadlocks() {
             ),
         ] {
             let target = Target::start(interp, &script, &[mode]);
-            let (code, d) =
-                dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
-            assert_eq!(code, 3, "[{mode}] exit status: {:#}", d["findings"]);
-            let found = doc::findings(&d, "deadlock");
-            assert_eq!(found.len(), 1, "[{mode}] {:#}", d["findings"]);
-            let f = found[0];
-            assert_eq!(
-                doc::finding_thread_names(&d, f),
-                ["MainThread", "bridge"],
-                "[{mode}]"
-            );
+            let (d, f) = the_deadlock(&target, mode, &["MainThread", "bridge"]);
+            let f = &f;
             let summary = f["summary"].as_str().unwrap();
             let expected = format!("\"bridge\" waits for {summary_part}");
             assert!(
@@ -169,13 +171,8 @@ fn a_task_awaiting_a_future_set_by_a_queued_callback_is_in_the_deadlock() {
             .map(|(mode, ..)| Target::start(interp, &script, &[mode]))
             .collect();
         for ((mode, threads, awaited, callback, blocks), target) in shapes.iter().zip(&targets) {
-            let (code, d) =
-                dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
-            assert_eq!(code, 3, "[{mode}] exit status: {:#}", d["findings"]);
-            let found = doc::findings(&d, "deadlock");
-            assert_eq!(found.len(), 1, "[{mode}] {:#}", d["findings"]);
-            let f = found[0];
-            assert_eq!(doc::finding_thread_names(&d, f), threads, "[{mode}]");
+            let (d, f) = the_deadlock(target, mode, threads);
+            let f = &f;
             assert_eq!(doc::finding_task_names(&d, f).len(), 1, "[{mode}] {f:#}");
             assert!(
                 doc::findings(&d, "stall").is_empty(),
