@@ -284,12 +284,24 @@ fn the_deadlock_of(
     shape: &str,
     names: [&str; 2],
 ) -> (Target, Value) {
+    let (t, d) = with_deadlocks(interp, script, shape, "0.5s", 1);
+    deadlock_of(&d, names);
+    (t, d)
+}
+
+/// `shape` of `script` started and dumped over `window`: exit 3 with `n` deadlocks.
+fn with_deadlocks(
+    interp: &Interpreter,
+    script: &std::path::Path,
+    shape: &str,
+    window: &str,
+    n: usize,
+) -> (Target, Value) {
     let t = Target::start(interp, script, &[shape]);
-    let (code, d) = dump_json(t.pid, "0.5s");
+    let (code, d) = dump_json(t.pid, window);
     assert_eq!(code, 3, "[{}] {d:#}", interp.label);
     let deadlocks = doc::findings(&d, "deadlock");
-    assert_eq!(deadlocks.len(), 1, "[{}] {d:#}", interp.label);
-    deadlock_of(&d, names);
+    assert_eq!(deadlocks.len(), n, "[{}] {:#}", interp.label, d["findings"]);
     (t, d)
 }
 
@@ -307,15 +319,7 @@ fn trio_limiters_fifo_locks_raw_reschedules_and_a_blocking_task_in_one_run() {
     let at_take = line_of(&script, "async def take_two", "async with second:");
     let at_sleep = line_of(&script, "async def block", "time.sleep(3600)");
     support::representative::for_each_of(spread_importing("trio"), |interp| {
-        let t = Target::start(interp, &script, &["primitives"]);
-        let (code, d) = dump_json(t.pid, "0.3s");
-        assert_eq!(code, 3, "{d:#}");
-        assert_eq!(
-            doc::findings(&d, "deadlock").len(),
-            2,
-            "{:#}",
-            d["findings"]
-        );
+        let (t, d) = with_deadlocks(interp, &script, "primitives", "0.3s", 2);
 
         // A CapacityLimiter's borrower is its holder: borrower -> lock -> lock-holder ->
         // limiter -> borrower.
@@ -429,15 +433,7 @@ fn anyio_locks_fast_or_not_and_a_fast_semaphore_on_the_trio_backend_are_trio_pri
         .filter(|i| i.minor != 12 && i.minor != 11)
         .collect();
     support::representative::for_each_of(interps, |interp| {
-        let t = Target::start(interp, &script, &["anyio"]);
-        let (code, d) = dump_json(t.pid, "0.3s");
-        assert_eq!(code, 3, "{d:#}");
-        assert_eq!(
-            doc::findings(&d, "deadlock").len(),
-            2,
-            "{:#}",
-            d["findings"]
-        );
+        let (_t, d) = with_deadlocks(interp, &script, "anyio", "0.3s", 2);
         // anyio.Lock() waits in trio.Lock.acquire; anyio.Lock(fast_acquire=True) parks in
         // the trio.Lock's own ParkingLot: both are read as the trio.Lock they wrap, which
         // records its owner.
