@@ -73,37 +73,35 @@ pub(super) fn render<W: Write>(
         let Some(target) = w.target.as_deref().filter(|x| nodes.contains(x)) else {
             continue;
         };
-        let label = format!(
-            "waits for\n{} [{}]",
-            w.site.clone().unwrap_or_default(),
-            w.evidence.as_str()
-        );
-        writeln!(
-            out,
-            "  {} -> {} [label={}{}];",
-            quote(&t.id),
-            quote(target),
-            quote(&label),
-            hot(&t.id, target)
-        )?;
+        let site = w.site.as_deref().unwrap_or_default();
+        let label = format!("waits for\n{site} [{}]", w.evidence.as_str());
+        edge(out, quote, &t.id, target, &label, hot(&t.id, target))?;
     }
     for (l, h, task) in held {
         if !ids.contains(task) {
             continue;
         }
-        let label = format!(
-            "held by\n{} [{}]",
-            h.site.clone().unwrap_or_default(),
-            h.evidence.as_str()
-        );
-        writeln!(
-            out,
-            "  {} -> {} [label={}{}];",
-            quote(&l.id),
-            quote(task),
-            quote(&label),
-            hot(&l.id, task)
-        )?;
+        let site = h.site.as_deref().unwrap_or_default();
+        let label = format!("held by\n{site} [{}]", h.evidence.as_str());
+        edge(out, quote, &l.id, task, &label, hot(&l.id, task))?;
     }
     Ok(())
+}
+
+/// One labelled edge, `style` its colour attributes (empty when cold).
+fn edge<W: Write>(
+    out: &mut W,
+    quote: fn(&str) -> String,
+    from: &str,
+    to: &str,
+    label: &str,
+    style: &str,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "  {} -> {} [label={}{style}];",
+        quote(from),
+        quote(to),
+        quote(label)
+    )
 }

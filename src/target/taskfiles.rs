@@ -398,6 +398,17 @@ mod tests {
         assert!(files.schedstat(i32::MAX).is_none());
     }
 
+    /// `tid`'s kernel view once it sleeps in a system call (polled for up to a second).
+    fn asleep_in_a_syscall(files: &mut TaskFiles, tid: i32) -> KernelThread {
+        for _ in 0..200 {
+            if let Some(k) = files.kernel_thread(tid).filter(|k| k.syscall.is_some()) {
+                return k;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("thread {tid} never slept in a system call")
+    }
+
     #[test]
     fn a_sleeping_threads_state_is_read_once_while_it_stays_asleep() {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -410,15 +421,7 @@ mod tests {
         let pid = std::process::id() as i32;
         let mut files = TaskFiles::new(pid);
         // Until it is asleep in the channel's futex wait.
-        let mut first = None;
-        for _ in 0..200 {
-            first = files.kernel_thread(tid).filter(|k| k.syscall.is_some());
-            if first.is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let first = first.expect("the thread sleeps");
+        let first = asleep_in_a_syscall(&mut files, tid);
         assert_eq!(first.state, 'S');
         // Its `stat` closed: were it read again, it would be opened again.
         assert!(files.open.remove(&(tid, Which::Stat)).is_some());
@@ -477,15 +480,7 @@ mod tests {
         let mut files = TaskFiles::new(pid);
         let reader_pinned = pin(reader_cpu) && pinned;
         // The sleeper asleep in its futex wait, its state kept.
-        let mut first = None;
-        for _ in 0..200 {
-            first = files.kernel_thread(tid).filter(|k| k.syscall.is_some());
-            if first.is_some() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        let first = first.expect("the thread sleeps");
+        let first = asleep_in_a_syscall(&mut files, tid);
         // 0: starting; 4: spinning, waiting for the go; 1: go; 2: sleeper woken; 3: stop;
         // -1: no real-time policy or pinning here.
         let step = Arc::new(AtomicI32::new(0));
