@@ -78,7 +78,8 @@ pub fn pyenv_spread_importing(import: &str, what: &str) -> Vec<Interpreter> {
 }
 
 /// The first pyenv CPython of each range of minor versions on which `import` succeeds.
-fn pyenv_one_per_range_importing(
+#[allow(dead_code)]
+pub fn pyenv_one_per_range_importing(
     import: &str,
     what: &str,
     ranges: &[(&str, std::ops::RangeInclusive<u32>)],

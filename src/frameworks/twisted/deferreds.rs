@@ -25,7 +25,9 @@ use crate::model::{
 /// Deferreds followed at most in one snapshot, and module-global values looked at.
 const MAX_DEFERREDS: usize = 4096;
 const MAX_GLOBALS: usize = 200_000;
-/// Frame locals and object attributes looked at, over all threads and generators.
+/// Frame locals and object attributes looked at, over all threads and generators; and, apart,
+/// the attributes of module globals' objects, so large globals cannot starve the frames of
+/// what `main` holds (on 3.12 the globals spent it all before any frame was read).
 const MAX_HELD: usize = 50_000;
 /// Frames looked at per thread.
 const MAX_THREAD_FRAMES: usize = 256;
@@ -75,8 +77,10 @@ struct Search<'w, 'a> {
     /// A paused Deferred and the one it is chained to (a callback returned it: it fires
     /// when that one does).
     chained: HashMap<usize, usize>,
-    /// What is left of `MAX_HELD`.
+    /// What is left of `MAX_HELD` for frames' locals.
     held_budget: usize,
+    /// What is left of `MAX_HELD` for module globals' objects.
+    globals_held_budget: usize,
 }
 
 /// `twisted.internet.defer`'s module dict, when Twisted is imported.
@@ -127,6 +131,7 @@ pub(super) fn read(
         timed: HashSet::new(),
         chained: HashMap::new(),
         held_budget: MAX_HELD,
+        globals_held_budget: MAX_HELD,
     };
     search.module_globals(interp);
     search.thread_frames(raw);
@@ -333,7 +338,7 @@ impl Search<'_, '_> {
                         &self.walker.objs,
                         &global,
                         v,
-                        &mut self.held_budget,
+                        &mut self.globals_held_budget,
                     );
                     for (n, d) in held {
                         self.push(d, Some(n));
