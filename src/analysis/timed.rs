@@ -203,10 +203,9 @@ fn plan_thread(
             // the wait made the one running with the GIL a blocked waiter, and every thread
             // blocked: a false stall on a loaded host).
             let timed_at = |j: usize| {
-                thread(j)
-                    .waits_for
-                    .as_ref()
-                    .is_some_and(|w| w.timed && !(t.owns_gil && waits_for_gil(w)))
+                thread(j).waits_for.as_ref().is_some_and(|w| {
+                    w.timed && !(t.owns_gil && crate::snapshot::gil::is_gil_wait(w))
+                })
             };
             if let Some(j) = (0..n).find(|&j| timed_at(j) && thread(j).frames == t.frames) {
                 return Some(j);
@@ -320,11 +319,6 @@ impl Plan {
             }
         }
     }
-}
-
-/// Whether a wait is one for a GIL (`take_gil`'s timed futex, as `snapshot::gil` names it).
-fn waits_for_gil(w: &Wait) -> bool {
-    w.kind == WaitKind::Lock && w.via.as_deref() == Some("take_gil")
 }
 
 /// Whether a running thread's stack is the caller of a wait's stack: the same functions

@@ -144,7 +144,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             w.kind = WaitKind::Lock;
             w.target = Some(id.clone());
             w.name = Some(name.clone());
-            w.via = Some("take_gil".into());
+            w.via = Some(GIL_WAIT_VIA.into());
             w.site = t.frames.first().map(|f| f.site());
             t.blocked = true;
             waiters.push(Waiter {
@@ -248,10 +248,15 @@ const GIL_WAITER_RETRIES: usize = 4;
 /// wait for the whole snapshot: it wakes every switch interval by design, and while the
 /// holder is blocked (which that holder's own check confirms) it cannot have taken the GIL.
 pub(super) fn waits_for_gil(t: &Thread) -> bool {
-    t.state == ThreadState::GilWait
-        && t.waits_for
-            .as_ref()
-            .is_some_and(|w| w.kind == WaitKind::Lock && w.via.as_deref() == Some("take_gil"))
+    t.state == ThreadState::GilWait && t.waits_for.as_ref().is_some_and(is_gil_wait)
+}
+
+/// The `via` of a wait for a GIL (`take_gil`'s timed futex).
+const GIL_WAIT_VIA: &str = "take_gil";
+
+/// Whether a wait is one for a GIL, as this module names it.
+pub fn is_gil_wait(w: &Wait) -> bool {
+    w.kind == WaitKind::Lock && w.via.as_deref() == Some(GIL_WAIT_VIA)
 }
 
 /// A GIL holder seen in the kernel (not running) that ran during the snapshot, or is no longer

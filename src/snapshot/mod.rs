@@ -14,7 +14,7 @@ mod builder;
 mod checkout;
 pub mod current_test;
 pub mod futures;
-mod gil;
+pub mod gil;
 mod holders;
 pub mod kernel_waits;
 pub mod late_names;
