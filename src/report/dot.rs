@@ -2,20 +2,10 @@
 //! with the site and evidence; edges and nodes of findings' cycles drawn in red. The tasks'
 //! part is `dot_tasks`'.
 
-use std::collections::HashSet;
 use std::io::{self, Write};
 
+use super::dot_parts::{edge, quote, Hot};
 use crate::model::*;
-
-/// A DOT string: a label's line breaks (`\n` in the text given) become DOT's `\n`; a
-/// backslash or quote from the data stays itself.
-fn quote(s: &str) -> String {
-    let escaped = s
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n");
-    format!("\"{escaped}\"")
-}
 
 /// The most native frames one thread's box names.
 const NATIVE_SHOWN: usize = 4;
@@ -48,13 +38,7 @@ fn native_line(frames: &[NativeFrame]) -> Option<String> {
 
 pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
     let doc = &*super::escape::document(doc);
-    let hot_edges: HashSet<(&str, &str)> = doc
-        .findings
-        .iter()
-        .filter(|f| f.kind == FindingKind::Deadlock)
-        .flat_map(|f| f.edges.iter().map(|e| (e.from.as_str(), e.to.as_str())))
-        .collect();
-    let hot_nodes: HashSet<&str> = hot_edges.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    let hot = Hot::of(doc);
     writeln!(out, "digraph waitfor {{")?;
     writeln!(out, "  rankdir=LR;")?;
     for t in &doc.threads {
@@ -66,11 +50,7 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
         if let Some(native) = native_line(&t.native_frames) {
             label = format!("{label}\n{native}");
         }
-        let color = if hot_nodes.contains(t.id.as_str()) {
-            ", color=red, penwidth=2"
-        } else {
-            ""
-        };
+        let color = hot.node(&t.id);
         writeln!(
             out,
             "  {} [shape=box, label={}{color}];",
@@ -92,11 +72,7 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
         if let Some(p) = super::timing::permits_label(l) {
             label = format!("{label}\n{p}");
         }
-        let color = if hot_nodes.contains(l.id.as_str()) {
-            ", color=red, penwidth=2"
-        } else {
-            ""
-        };
+        let color = hot.node(&l.id);
         writeln!(
             out,
             "  {} [shape=ellipse, label={}{color}];",
@@ -104,20 +80,6 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
             quote(&label)
         )?;
     }
-    let edge = |from: &str, to: &str, label: String, out: &mut W| -> io::Result<()> {
-        let color = if hot_edges.contains(&(from, to)) {
-            ", color=red, penwidth=2"
-        } else {
-            ""
-        };
-        writeln!(
-            out,
-            "  {} -> {} [label={}{color}];",
-            quote(from),
-            quote(to),
-            quote(&label)
-        )
-    };
     for t in &doc.threads {
         if let Some(w) = &t.waits_for {
             if let Some(target) = &w.target {
@@ -126,16 +88,9 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
                     WaitKind::Notify => "waits for notify",
                     _ => "waits for",
                 };
-                edge(
-                    &t.id,
-                    target,
-                    format!(
-                        "{verb}\n{} [{}]",
-                        w.site.clone().unwrap_or_default(),
-                        w.evidence.as_str()
-                    ),
-                    &mut out,
-                )?;
+                let site = w.site.as_deref().unwrap_or_default();
+                let label = format!("{verb}\n{site} [{}]", w.evidence.as_str());
+                edge(&mut out, &hot, &t.id, target, &label)?;
             }
         }
     }
@@ -152,22 +107,15 @@ pub fn render<W: Write>(doc: &Document, mut out: W) -> io::Result<()> {
                     quote(&gone),
                     quote(&format!("TID {tid} (gone)"))
                 )?;
-                edge(&l.id, &gone, "held by\n[pthread_owner]".into(), &mut out)?;
+                edge(&mut out, &hot, &l.id, &gone, "held by\n[pthread_owner]")?;
             }
             if let Some(th) = &h.thread {
-                edge(
-                    &l.id,
-                    th,
-                    format!(
-                        "held by\n{} [{}]",
-                        h.site.clone().unwrap_or_default(),
-                        h.evidence.as_str()
-                    ),
-                    &mut out,
-                )?;
+                let site = h.site.as_deref().unwrap_or_default();
+                let label = format!("held by\n{site} [{}]", h.evidence.as_str());
+                edge(&mut out, &hot, &l.id, th, &label)?;
             }
         }
     }
-    super::dot_tasks::render(doc, &hot_edges, quote, &mut out)?;
+    super::dot_tasks::render(doc, &hot, &mut out)?;
     writeln!(out, "}}")
 }

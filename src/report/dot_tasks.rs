@@ -6,15 +6,11 @@
 use std::collections::HashSet;
 use std::io::{self, Write};
 
+use super::dot_parts::{edge, quote, Hot};
 use crate::model::*;
 
-/// The task nodes and their edges; `hot_edges` are the deadlocks' edges (from, to).
-pub(super) fn render<W: Write>(
-    doc: &Document,
-    hot_edges: &HashSet<(&str, &str)>,
-    quote: fn(&str) -> String,
-    out: &mut W,
-) -> io::Result<()> {
+/// The task nodes and their edges, a deadlock's in red.
+pub(super) fn render<W: Write>(doc: &Document, hot: &Hot, out: &mut W) -> io::Result<()> {
     let held: Vec<(&Lock, &Holder, &str)> = doc
         .locks
         .iter()
@@ -41,14 +37,6 @@ pub(super) fn render<W: Write>(
         .chain(doc.locks.iter().map(|l| l.id.as_str()))
         .chain(ids.iter().copied())
         .collect();
-    let hot = |from: &str, to: &str| {
-        if hot_edges.contains(&(from, to)) {
-            ", color=red, penwidth=2"
-        } else {
-            ""
-        }
-    };
-    let hot_nodes: HashSet<&str> = hot_edges.iter().flat_map(|(a, b)| [*a, *b]).collect();
     for t in &drawn {
         let name = t
             .name
@@ -56,11 +44,7 @@ pub(super) fn render<W: Write>(
             .or(t.coroutine.as_deref())
             .unwrap_or(t.id.as_str());
         let label = format!("{} task {name}\n{}", t.framework.as_str(), t.state.as_str());
-        let color = if hot_nodes.contains(t.id.as_str()) {
-            ", color=red, penwidth=2"
-        } else {
-            ""
-        };
+        let color = hot.node(&t.id);
         writeln!(
             out,
             "  {} [shape=box, style=rounded, label={}{color}];",
@@ -75,7 +59,7 @@ pub(super) fn render<W: Write>(
         };
         let site = w.site.as_deref().unwrap_or_default();
         let label = format!("waits for\n{site} [{}]", w.evidence.as_str());
-        edge(out, quote, &t.id, target, &label, hot(&t.id, target))?;
+        edge(out, hot, &t.id, target, &label)?;
     }
     for (l, h, task) in held {
         if !ids.contains(task) {
@@ -83,25 +67,7 @@ pub(super) fn render<W: Write>(
         }
         let site = h.site.as_deref().unwrap_or_default();
         let label = format!("held by\n{site} [{}]", h.evidence.as_str());
-        edge(out, quote, &l.id, task, &label, hot(&l.id, task))?;
+        edge(out, hot, &l.id, task, &label)?;
     }
     Ok(())
-}
-
-/// One labelled edge, `style` its colour attributes (empty when cold).
-fn edge<W: Write>(
-    out: &mut W,
-    quote: fn(&str) -> String,
-    from: &str,
-    to: &str,
-    label: &str,
-    style: &str,
-) -> io::Result<()> {
-    writeln!(
-        out,
-        "  {} -> {} [label={}{style}];",
-        quote(from),
-        quote(to),
-        quote(label)
-    )
 }

@@ -1,6 +1,7 @@
 //! Printers: each a function of (&Document, impl Write). None of them computes anything new.
 
 pub mod dot;
+mod dot_parts;
 mod dot_tasks;
 pub mod escape;
 pub mod gil;
