@@ -538,6 +538,7 @@ impl Seen {
                     module: None,
                     shared: None,
                     contradictions: Vec::new(),
+                    python_type: None,
                     readers: None,
                 }
             })
