@@ -96,10 +96,11 @@ fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
         &[("3.12", 12..=12)],
     ));
     for interp in interps {
-        // All five cycles in one process: module globals, coroutines, Deferreds held only as
+        // All eight cycles in one process: module globals, coroutines, Deferreds held only as
         // an object's attribute (its object a local of main()) and as closure cells, a
-        // Deferred chained to another, and Deferreds held three levels down in main()'s
-        // objects; its twisted.__version__ is gone (a note).
+        // Deferred chained to another, Deferreds held three and seven levels down in main()'s
+        // objects, by a protocol only the reactor's connection holds, and by an object only a
+        // reactor timer holds; its twisted.__version__ is gone (a note).
         let t = Target::start(
             &interp,
             &script,
@@ -109,6 +110,9 @@ fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
                 "shelf",
                 "chained",
                 "deep",
+                "deeper",
+                "io_cycle",
+                "timer_cycle",
                 "no_version",
             ],
         );
@@ -116,7 +120,7 @@ fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
         let label = format!("[{}]", interp.label);
         assert_eq!(code, 3, "{label} {d:#}");
         let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 5, "{label} {d:#}");
+        assert_eq!(deadlocks.len(), 8, "{label} {d:#}");
         assert!(
             d["processes"][0]["notes"].as_array().unwrap().iter().any(
                 |n| n == "Twisted's version could not be read; it is read as Twisted 24.x-26.x"
@@ -160,6 +164,30 @@ fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
                 "order.payment.settled.callback",
                 "yield order.packed",
                 "payment.settled",
+            ),
+            // Seven levels down in main()'s objects, past what a depth bound of three reached.
+            (
+                "count_bin",
+                "weigh_bin",
+                "bin.counted.callback",
+                "yield bin.weighed",
+                "counted",
+            ),
+            // Held only by a protocol instance the reactor's connection holds.
+            (
+                "authenticate",
+                "welcome",
+                "session.authed.callback",
+                "yield session.welcomed",
+                "authed",
+            ),
+            // Held only by an object a reactor timer was given.
+            (
+                "open_books",
+                "close_books",
+                "ledger.opened.callback",
+                "yield ledger.closed",
+                "opened",
             ),
         ] {
             let label = format!("{label} {a}");
@@ -267,9 +295,10 @@ fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
     }
 }
 
-/// Three quiet shapes in one process: a twisted.web server idling (its reactor a polling
-/// loop), Deferreds a reactor timer fires, and a client waiting for a Deferred its protocol
-/// fires (an I/O wait, its firer unknown).
+/// Four quiet shapes in one process: a twisted.web server idling (its reactor a polling
+/// loop), Deferreds a reactor timer fires, a client waiting for a Deferred its protocol
+/// fires (an I/O wait, its firer unknown), and Deferreds found only through the reactor (a
+/// connected protocol's, and one a timer's bound method fires), their firers unknown.
 #[test]
 fn an_idle_web_server_timers_and_a_silent_protocol_give_no_finding() {
     let script = fixture("twisted_deferreds.py");
@@ -278,7 +307,7 @@ fn an_idle_web_server_timers_and_a_silent_protocol_give_no_finding() {
         let t = Target::start(
             &interp,
             &script,
-            &["web", "healthy", "protocol", "old_version"],
+            &["web", "healthy", "protocol", "io_healthy", "old_version"],
         );
         let (code, d) = dump_json(t.pid, "0.5s");
         let label = format!("[{}]", interp.label);
@@ -335,6 +364,25 @@ fn an_idle_web_server_timers_and_a_silent_protocol_give_no_finding() {
             2,
             "{answered:#}"
         );
+        // Found only through the reactor (a connection's protocol, a timer's bound method):
+        // waits whose firers are unknown, never a finding.
+        for (name, through) in [
+            ("await_quote", "reactor's Server.protocol.answered"),
+            ("await_poll", "callLater(...).func.__self__.done"),
+        ] {
+            let t = task(&d, name);
+            let waited = doc::lock(&d, t["waits_for"]["target"].as_str().unwrap());
+            assert_eq!(waited["kind"], "deferred", "{label} {waited:#}");
+            assert_eq!(
+                waited["name"],
+                format!("Deferred {through}"),
+                "{label} {waited:#}"
+            );
+            assert_eq!(
+                waited["holders"][0]["evidence"], "unknown",
+                "{label} {waited:#}"
+            );
+        }
     }
 }
 

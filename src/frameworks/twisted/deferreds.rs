@@ -6,9 +6,10 @@
 //! one suspended generator whose code calls its `callback`/`errback` after where it waits.
 //! Anything else is a wait with an unknown firer, never guessed. Deferreds are found from
 //! module globals and the attributes of objects there whose class that module defines, from
-//! the locals of every thread's frames and their objects' attributes, then from what each
-//! generator found holds (its locals, closure cells, their attributes) or fires (see `held`).
-//! Read-only; bounded.
+//! the locals of every thread's frames and their objects' attributes, from what the reactor
+//! holds (its connections' protocols and factories, its timed calls' arguments), then from
+//! what each generator found holds (its locals, closure cells, their attributes) or fires
+//! (see `held`). Read-only; bounded per root and per snapshot.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
@@ -33,6 +34,8 @@ const MAX_HELD: usize = 50_000;
 const MAX_THREAD_FRAMES: usize = 256;
 /// Chained Deferreds followed at most from one.
 const MAX_CHAIN: usize = 16;
+/// The reactor's selectables (connections, ports) and timed calls looked into at most.
+const MAX_IO_OBJECTS: usize = 1024;
 
 /// The Deferred waits of one process.
 #[derive(Debug, Default)]
@@ -81,6 +84,8 @@ struct Search<'w, 'a> {
     held_budget: usize,
     /// What is left of `MAX_HELD` for module globals' objects.
     globals_held_budget: usize,
+    /// What is left of `MAX_HELD` for the reactor's I/O objects and timed calls.
+    io_held_budget: usize,
 }
 
 /// `twisted.internet.defer`'s module dict, when Twisted is imported.
@@ -132,8 +137,14 @@ pub(super) fn read(
         chained: HashMap::new(),
         held_budget: MAX_HELD,
         globals_held_budget: MAX_HELD,
+        io_held_budget: MAX_HELD,
     };
     search.module_globals(interp);
+    // Before the frames: a Deferred the reactor's objects hold is named from them
+    // (`reactor's Server.protocol.answered`), not through a reactor frame's `self`.
+    if let Some(r) = reactor {
+        search.reactor_io(r);
+    }
     search.thread_frames(raw);
     for &d in pools.work.keys() {
         search.push(d, None);
@@ -395,6 +406,85 @@ impl Search<'_, '_> {
         for d in fired {
             self.timed.insert(d);
             self.push(d, None);
+        }
+    }
+
+    /// Deferreds held only by what the reactor holds: its selectables (a connection's
+    /// `protocol` and that protocol's `factory`, a port's `factory`), and its timed calls'
+    /// arguments and bound `self` (`callLater(60, audit, ledger)`, `callLater(5, poller.poll)`).
+    fn reactor_io(&mut self, reactor: usize) {
+        let objs = self.objs();
+        let mut roots: Vec<(String, usize)> = Vec::new();
+        // epoll and poll: `_selectables` (fd -> selectable); select: `_reads`/`_writes` sets.
+        let mut selectables: Vec<usize> = objs
+            .attr(reactor, "_selectables")
+            .ok()
+            .flatten()
+            .filter(|d| objs.type_is(*d, "dict"))
+            .and_then(|d| objs.dict_entries(d).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .take(MAX_IO_OBJECTS)
+            .map(|(_, v)| v)
+            .collect();
+        for set in ["_reads", "_writes"] {
+            let Some(items) = objs
+                .attr(reactor, set)
+                .ok()
+                .flatten()
+                .filter(|s| objs.type_is(*s, "set"))
+                .and_then(|s| objs.set_items(s).ok())
+            else {
+                continue;
+            };
+            selectables.extend(items.into_iter().take(MAX_IO_OBJECTS));
+        }
+        let mut seen = HashSet::new();
+        for sel in selectables {
+            if seen.len() >= MAX_IO_OBJECTS || !seen.insert(sel) {
+                continue;
+            }
+            // An int is a file descriptor (epoll's `_reads`), not a selectable.
+            let Ok(class) = objs.type_name(sel) else {
+                continue;
+            };
+            if class == "int" {
+                continue;
+            }
+            roots.push((format!("reactor's {class}"), sel));
+        }
+        for list in ["_pendingTimedCalls", "_newTimedCalls"] {
+            let calls = objs
+                .attr(reactor, list)
+                .ok()
+                .flatten()
+                .and_then(|l| objs.list_items(l).ok())
+                .unwrap_or_default();
+            for call in calls.into_iter().take(MAX_IO_OBJECTS) {
+                if roots.len() >= 2 * MAX_IO_OBJECTS {
+                    break;
+                }
+                roots.push(("callLater(...)".into(), call));
+                let Some(func) = objs.attr(call, "func").ok().flatten() else {
+                    continue;
+                };
+                // A bound method: (head, im_func, im_self).
+                if objs.type_is(func, "method") {
+                    if let Ok(this) = objs.mem.ptr(func + 24) {
+                        roots.push(("callLater(...).func.__self__".into(), this));
+                    }
+                }
+            }
+        }
+        for (name, root) in roots {
+            if self.is_deferred(root) {
+                continue;
+            }
+            let held =
+                super::held::attributes(&self.walker.objs, &name, root, &mut self.io_held_budget);
+            for (n, d) in held {
+                self.push(d, Some(n));
+            }
         }
     }
 

@@ -1,20 +1,24 @@
 //! Where a Deferred may be held besides a module global: a frame's locals (a closure's
-//! variable through its cell) and what the objects those hold hold in turn, a few levels deep:
+//! variable through its cell) and what the objects those hold hold in turn, at any depth:
 //! their attributes and the items of their lists, tuples and dicts (`self.ready`,
-//! `shop.orders[0].paid`, `pending['quote']`). Answers which named values to look at; it
-//! decides nothing about Deferreds. Read-only; every read is bounded by the caller's budget.
+//! `shop.orders[0].paid`, `pending['quote']`, `depot.regions['eu'].aisles[0].bins['b1']`).
+//! Answers which named values to look at; it decides nothing about Deferreds. Read-only; each
+//! root is bounded by a budget of values read (not a depth), and every read by the caller's
+//! budget for the snapshot.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use crate::cpython::objects::Objects;
 use crate::cpython::threads::{RawFrame, Walker};
 
 /// Attributes or items read at most from one object.
 const MAX_ATTRS: usize = 64;
-/// Levels followed below a local or global (`a.b.c` is three), and values read at most from
-/// one of them, so one large structure cannot spend the whole budget.
-const MAX_DEPTH: usize = 3;
+/// Values read at most below one local or global, breadth first (the nearest first, however
+/// deep), so one large structure cannot spend the whole budget.
 const MAX_PER_ROOT: usize = 2_000;
+/// Characters of a name kept from its root side; the last step is always kept
+/// (`depot.regions…bins['b1'].counted`), so a long chain cannot grow names without bound.
+const MAX_NAME: usize = 120;
 
 /// The values a frame's locals hold, each named as the code names it: the local (for a
 /// closure's variable, its cell's content), then what that object holds (`self.ready`).
@@ -40,9 +44,10 @@ pub(super) fn frame_values(
 }
 
 /// What an object holds, named as the code would reach it (`owner.attribute`,
-/// `owner[0]`, `owner['key']`), followed `MAX_DEPTH` levels deep, each object once; nothing
-/// for a module, class or function (their attributes are globals or code, not state an
-/// object holds), and nothing inside a Deferred (its result is followed as a chain).
+/// `owner[0]`, `owner['key']`), breadth first until `MAX_PER_ROOT` values were read, each
+/// object once; nothing for a module, class or function (their attributes are globals or
+/// code, not state an object holds), and nothing inside a Deferred (its result is followed
+/// as a chain).
 pub(super) fn attributes(
     objs: &Objects,
     owner: &str,
@@ -51,24 +56,32 @@ pub(super) fn attributes(
 ) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     let mut seen = HashSet::from([obj]);
-    let mut level = vec![(owner.to_string(), obj)];
+    let mut queue = VecDeque::from([(owner.to_string(), obj)]);
     let mut left = MAX_PER_ROOT;
-    for _ in 0..MAX_DEPTH {
-        let mut next = Vec::new();
-        for (name, o) in level {
-            for (n, v) in children(objs, &name, o, budget, &mut left) {
-                if seen.insert(v) {
-                    out.push((n.clone(), v));
-                    next.push((n, v));
-                }
-            }
-        }
-        if next.is_empty() {
+    while let Some((name, o)) = queue.pop_front() {
+        if *budget == 0 || left == 0 {
             break;
         }
-        level = next;
+        for (n, v) in children(objs, &name, o, budget, &mut left) {
+            if seen.insert(v) {
+                out.push((n.clone(), v));
+                queue.push_back((n, v));
+            }
+        }
     }
     out
+}
+
+/// `owner` and one more step (`.attr`, `[0]`), its root side cut to `MAX_NAME` characters.
+fn step(owner: &str, step: std::fmt::Arguments) -> String {
+    let mut name = owner.to_string();
+    if name.chars().count() > MAX_NAME {
+        name = name.chars().take(MAX_NAME).collect();
+        name.push('…');
+    }
+    use std::fmt::Write;
+    let _ = name.write_fmt(step);
+    name
 }
 
 /// One object's own attributes, or its items when it is a list, tuple or dict.
@@ -114,9 +127,10 @@ fn children(
                 .into_iter()
                 .take(MAX_ATTRS)
                 .enumerate()
-                .map(|(i, v)| (format!("{owner}[{i}]"), v))
+                .map(|(i, v)| (step(owner, format_args!("[{i}]")), v))
                 .collect()
         }
+
         "dict" => objs
             .dict_entries(obj)
             .unwrap_or_default()
@@ -129,7 +143,7 @@ fn children(
                     .flatten()
                     .map(|k| format!("{k:?}").chars().take(64).collect::<String>())
                     .unwrap_or_else(|| "...".into());
-                (format!("{owner}[{key}]"), v)
+                (step(owner, format_args!("[{key}]")), v)
             })
             .collect(),
         _ => objs
@@ -137,7 +151,7 @@ fn children(
             .unwrap_or_default()
             .into_iter()
             .take(MAX_ATTRS)
-            .map(|(a, v)| (format!("{owner}.{a}"), v))
+            .map(|(a, v)| (step(owner, format_args!(".{a}")), v))
             .collect(),
     };
     let take = named.len().min(*budget).min(*left);
