@@ -114,6 +114,17 @@ fn dump_tree(pid: i32) -> (i32, Value, String) {
     )
 }
 
+/// `dump --tree` of a tree that must show one deadlock (exit 3): the document, its text and
+/// that deadlock.
+fn dump_one_deadlock(pid: i32, label: &str) -> (Value, String, Value) {
+    let (code, doc, text) = dump_tree(pid);
+    assert_eq!(code, 3, "[{label}] {text}");
+    let dl = findings(&doc, "deadlock");
+    assert_eq!(dl.len(), 1, "[{label}] {text}");
+    let deadlock = dl[0].clone();
+    (doc, text, deadlock)
+}
+
 fn findings<'a>(doc: &'a Value, kind: &str) -> Vec<&'a Value> {
     doc["findings"]
         .as_array()
@@ -150,11 +161,8 @@ fn flock_abba_between_two_processes_is_a_deadlock_naming_both_files() {
             let label = format!("{} {mode}", py.label);
             let dir = Scratch::new(&py, mode);
             let g = Group::start(&py, mode, &dir);
-            let (code, doc, text) = dump_tree(g.pid());
-            assert_eq!(code, 3, "[{label}] {text}");
-            let dl = findings(&doc, "deadlock");
-            assert_eq!(dl.len(), 1, "[{label}] {text}");
-            let summary = dl[0]["summary"].as_str().unwrap();
+            let (doc, text, deadlock) = dump_one_deadlock(g.pid(), &label);
+            let summary = deadlock["summary"].as_str().unwrap();
             for file in ["index.lock", "refs.lock"] {
                 assert!(summary.contains(file), "[{label}] {summary}");
             }
@@ -168,7 +176,7 @@ fn flock_abba_between_two_processes_is_a_deadlock_naming_both_files() {
                 assert_eq!(l["holders"][0]["evidence"], "proc_locks", "[{label}]");
                 assert_eq!(holder_pids(l).len(), 1, "[{label}] {l:#?}");
                 assert!(
-                    dl[0]["locks"]
+                    deadlock["locks"]
                         .as_array()
                         .unwrap()
                         .iter()
@@ -378,11 +386,12 @@ fn loopback_tcp_sendall_both_ways_is_a_deadlock_and_an_echo_server_is_not() {
         let label = py.label.clone();
         let dir = Scratch::new(&py, "tcp");
         let g = Group::start(&py, "tcp_sendall", &dir);
-        let (code, doc, text) = dump_tree(g.pid());
-        assert_eq!(code, 3, "[{label}] {text}");
-        let dl = findings(&doc, "deadlock");
-        assert_eq!(dl.len(), 1, "[{label}] {text}");
-        assert_eq!(dl[0]["processes"].as_array().unwrap().len(), 2, "[{label}]");
+        let (doc, _, deadlock) = dump_one_deadlock(g.pid(), &label);
+        assert_eq!(
+            deadlock["processes"].as_array().unwrap().len(),
+            2,
+            "[{label}]"
+        );
         for t in doc["threads"].as_array().unwrap() {
             assert_eq!(t["state"], "io_wait", "[{label}] {t:#?}");
             assert_eq!(t["syscall_name"], "sendto", "[{label}]");
@@ -474,11 +483,12 @@ fn unix_socket_sendall_both_ways_is_a_deadlock_named_and_abstract() {
             let label = format!("{} {mode}", py.label);
             let dir = Scratch::new(&py, mode);
             let g = start_group(&py, mode, &dir, false);
-            let (code, doc, text) = dump_tree(g.pid());
-            assert_eq!(code, 3, "[{label}] {text}");
-            let dl = findings(&doc, "deadlock");
-            assert_eq!(dl.len(), 1, "[{label}] {text}");
-            assert_eq!(dl[0]["processes"].as_array().unwrap().len(), 2, "[{label}]");
+            let (doc, text, deadlock) = dump_one_deadlock(g.pid(), &label);
+            assert_eq!(
+                deadlock["processes"].as_array().unwrap().len(),
+                2,
+                "[{label}]"
+            );
             for t in threads(&doc) {
                 assert_eq!(t["state"], "io_wait", "[{label}] {t:#?}");
                 assert_eq!(t["waits_for"]["evidence"], "sock_diag", "[{label}] {t:#?}");
@@ -508,7 +518,10 @@ fn unix_socket_sendall_both_ways_is_a_deadlock_named_and_abstract() {
                 "[{label}] {text}"
             );
             assert!(
-                dl[0]["summary"].as_str().unwrap().contains("unix socket "),
+                deadlock["summary"]
+                    .as_str()
+                    .unwrap()
+                    .contains("unix socket "),
                 "[{label}] {text}"
             );
         }
@@ -521,10 +534,7 @@ fn a_server_thread_waiting_for_the_lock_its_waiting_client_holds_is_a_deadlock()
         let label = py.label.clone();
         let dir = Scratch::new(&py, "lock_rpc");
         let g = start_group(&py, "lock_rpc", &dir, false);
-        let (code, doc, text) = dump_tree(g.pid());
-        assert_eq!(code, 3, "[{label}] {text}");
-        let dl = findings(&doc, "deadlock");
-        assert_eq!(dl.len(), 1, "[{label}] {text}");
+        let (doc, text, deadlock) = dump_one_deadlock(g.pid(), &label);
         let main = threads(&doc)
             .iter()
             .find(|t| t["name"] == "MainThread")
@@ -544,7 +554,7 @@ fn a_server_thread_waiting_for_the_lock_its_waiting_client_holds_is_a_deadlock()
                 .any(|h| h["lock"] == server["waits_for"]["target"]),
             "[{label}] the waiting client holds the server's lock: {text}"
         );
-        let members: Vec<&Value> = dl[0]["threads"].as_array().unwrap().iter().collect();
+        let members: Vec<&Value> = deadlock["threads"].as_array().unwrap().iter().collect();
         assert!(
             members.contains(&&main["id"]) && members.contains(&&server["id"]),
             "[{label}] {text}"
@@ -559,10 +569,7 @@ fn a_connect_the_listener_never_accepts_is_a_deadlock_and_an_idle_accept_is_no_f
         let label = py.label.clone();
         let dir = Scratch::new(&py, "backlog");
         let g = start_group(&py, "connect_backlog", &dir, false);
-        let (code, doc, text) = dump_tree(g.pid());
-        assert_eq!(code, 3, "[{label}] {text}");
-        let dl = findings(&doc, "deadlock");
-        assert_eq!(dl.len(), 1, "[{label}] {text}");
+        let (doc, text, _) = dump_one_deadlock(g.pid(), &label);
         let child = threads(&doc)
             .iter()
             .find(|t| t["pid"].as_i64() != Some(g.pid() as i64))

@@ -123,6 +123,41 @@ fn gil_named<'a>(d: &'a serde_json::Value, prefix: &str) -> Option<&'a serde_jso
         .find(|l| l["kind"] == "gil" && l["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
 }
 
+/// The shared main GIL's lock.
+fn main_gil(d: &serde_json::Value) -> Option<&serde_json::Value> {
+    d["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "gil" && l["name"] == "the GIL")
+}
+
+/// The ids of the threads waiting for `gil`, sorted (none without it).
+fn gil_waiters(gil: Option<&serde_json::Value>) -> Vec<serde_json::Value> {
+    let mut w: Vec<_> = gil
+        .and_then(|g| g["waiters"].as_array())
+        .map(|ws| ws.iter().map(|w| w["thread"].clone()).collect())
+        .unwrap_or_default();
+    w.sort_by_key(|v| v.to_string());
+    w
+}
+
+/// The main GIL is waited for by both spinning main-interpreter threads and by no thread but
+/// them and the main thread (which may be caught in `Thread.start` taking the GIL back).
+fn assert_main_gil_waiters(py: &Interpreter, d: &serde_json::Value, main: &serde_json::Value) {
+    let id_of = |name: &str| doc::thread_by_name(d, name)["id"].clone();
+    let main_waiters = gil_waiters(Some(main));
+    let busy = [id_of("main-busy-0"), id_of("main-busy-1")];
+    assert!(
+        busy.iter().all(|b| main_waiters.contains(b))
+            && main_waiters
+                .iter()
+                .all(|w| busy.contains(w) || *w == id_of("MainThread")),
+        "[{}] {main:#}",
+        py.label
+    );
+}
+
 /// One interpreter of each version from 3.12 (whose per-interpreter GIL is read from the
 /// debug offsets on 3.13+, from the checked table on 3.12); none, with a printed reason.
 fn with_own_gil() -> Vec<Interpreter> {
@@ -156,16 +191,6 @@ fn each_interpreter_s_gil_is_its_own_lock_with_its_own_holder_and_waiters() {
         });
         assert_eq!(code, 3, "[{}] {:#}", py.label, d["findings"]);
         let id_of = |name: &str| doc::thread_by_name(&d, name)["id"].clone();
-        let waiters = |gil: &serde_json::Value| -> Vec<serde_json::Value> {
-            let mut w: Vec<_> = gil["waiters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|w| w["thread"].clone())
-                .collect();
-            w.sort_by_key(|v| v.to_string());
-            w
-        };
         let own = gil_named(&d, "the GIL of interpreter ")
             .unwrap_or_else(|| panic!("[{}] no own GIL: {:#}", py.label, d["locks"]));
         assert_eq!(
@@ -182,7 +207,7 @@ fn each_interpreter_s_gil_is_its_own_lock_with_its_own_holder_and_waiters() {
         );
         assert_eq!(own["holders"][0]["evidence"], "gil_state", "[{}]", py.label);
         assert_eq!(
-            waiters(own),
+            gil_waiters(Some(own)),
             [id_of("sub-waiter")],
             "[{}] {own:#}",
             py.label
@@ -190,29 +215,15 @@ fn each_interpreter_s_gil_is_its_own_lock_with_its_own_holder_and_waiters() {
         assert_eq!(doc::thread_by_name(&d, "sub-holder")["owns_gil"], true);
         // The shared GIL is one node, held by the legacy subinterpreter's thread and waited
         // for by the main interpreter's threads only.
-        let main = d["locks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["kind"] == "gil" && l["name"] == "the GIL")
-            .unwrap_or_else(|| panic!("[{}] no main GIL: {:#}", py.label, d["locks"]));
+        let main =
+            main_gil(&d).unwrap_or_else(|| panic!("[{}] no main GIL: {:#}", py.label, d["locks"]));
         assert_eq!(
             main["holders"][0]["thread"],
             id_of("legacy-holder"),
             "[{}]",
             py.label
         );
-        // (The main thread may be caught in `Thread.start` taking the GIL back, or asleep.)
-        let main_waiters = waiters(main);
-        let busy = [id_of("main-busy-0"), id_of("main-busy-1")];
-        assert!(
-            busy.iter().all(|b| main_waiters.contains(b))
-                && main_waiters
-                    .iter()
-                    .all(|w| busy.contains(w) || *w == id_of("MainThread")),
-            "[{}] {main:#}",
-            py.label
-        );
+        assert_main_gil_waiters(&py, &d, main);
         // Each hold blocks only its own interpreter: each finding names its own waiters.
         for f in doc::findings(&d, "gil_hold") {
             let names = doc::finding_thread_names(&d, f);
@@ -234,25 +245,9 @@ fn each_interpreter_s_gil_is_its_own_lock_with_its_own_holder_and_waiters() {
 /// main thread (which made them): the holders are unknown, never the main thread.
 fn own_gil_on_3_12(py: &Interpreter) {
     let target = Target::start_busy(py, &fixture("subinterpreter_own_gil.py"), &[]);
-    let waiter_of = |gil: Option<&serde_json::Value>| -> Vec<serde_json::Value> {
-        let mut w: Vec<_> = gil
-            .and_then(|g| g["waiters"].as_array())
-            .map(|ws| ws.iter().map(|w| w["thread"].clone()).collect())
-            .unwrap_or_default();
-        w.sort_by_key(|v| v.to_string());
-        w
-    };
-    let main_gil = |d: &serde_json::Value| {
-        d["locks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["kind"] == "gil" && l["name"] == "the GIL")
-            .cloned()
-    };
     let (_, d) = dump_json_until(target.pid, "300ms", Duration::from_secs(10), |_, d| {
-        waiter_of(gil_named(d, "the GIL of interpreter ")).len() == 1
-            && waiter_of(main_gil(d).as_ref()).len() >= 2
+        gil_waiters(gil_named(d, "the GIL of interpreter ")).len() == 1
+            && gil_waiters(main_gil(d)).len() >= 2
     });
     let id_of = |name: &str| doc::thread_by_name(&d, name)["id"].clone();
     let own = gil_named(&d, "the GIL of interpreter ")
@@ -265,26 +260,17 @@ fn own_gil_on_3_12(py: &Interpreter) {
         .find(|t| functions(t).first() == Some(&"wait_for_own_gil"))
         .unwrap_or_else(|| panic!("[{}] no wait_for_own_gil: {:#}", py.label, d["threads"]));
     assert_eq!(
-        waiter_of(Some(own)),
+        gil_waiters(Some(own)),
         [sub_waiter["id"].clone()],
         "[{}] {own:#}",
         py.label
     );
     // The main GIL: its own node, waited for by the main interpreter's threads only.
     let main = main_gil(&d).unwrap_or_else(|| panic!("[{}] {:#}", py.label, d["locks"]));
-    let busy = [id_of("main-busy-0"), id_of("main-busy-1")];
-    let main_waiters = waiter_of(Some(&main));
-    assert!(
-        busy.iter().all(|b| main_waiters.contains(b))
-            && main_waiters
-                .iter()
-                .all(|w| busy.contains(w) || *w == id_of("MainThread")),
-        "[{}] {main:#}",
-        py.label
-    );
+    assert_main_gil_waiters(py, &d, main);
     // No GIL is said to be held by the main thread, and the subinterpreters' frames are not
     // put on it: which threads run those thread states is unknown.
-    for gil in [own, &main] {
+    for gil in [own, main] {
         assert!(
             gil["holders"]
                 .as_array()

@@ -77,18 +77,7 @@ pub fn lock(id: &str, kind: LockKind, name: &str, holders: &[&str], site: Option
 
 pub fn snapshot(threads: Vec<Thread>, locks: Vec<Lock>) -> Snapshot {
     Snapshot {
-        taken: std::time::SystemTime::now(),
-        pid: 1,
-        threads,
         locks,
-        tasks: Vec::new(),
-        loops: Vec::new(),
-        processes: Vec::new(),
-        mp: Default::default(),
-        probe_loaded: false,
-        probe_edges: Vec::new(),
-        pools: Default::default(),
-        signals: Default::default(),
-        notes: Default::default(),
+        ..Snapshot::of_threads(std::time::SystemTime::now(), 1, threads)
     }
 }

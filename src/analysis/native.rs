@@ -3,7 +3,7 @@
 //! through C locks and the GIL need nothing here: they are cycles of the one wait-for graph.
 
 use super::below_python::{below_python_label, gone_owner_id};
-use super::detectors::{finding, thread_label, Detector};
+use super::detectors::{finding, orphan_finding, thread_label, Detector};
 use super::graph::WaitGraph;
 use crate::model::*;
 use crate::snapshot::Snapshot;
@@ -35,48 +35,17 @@ impl Detector for OrphanedCLocks {
                 else {
                     continue;
                 };
-                let waiters: Vec<String> = lock
-                    .waiters
-                    .iter()
-                    .map(|w| thread_label(snap, &w.thread))
-                    .collect();
                 let what = below_python_label(lock).unwrap_or_else(|| lock.id.clone());
-                let mut f = finding(
-                    FindingKind::OrphanedLock,
-                    format!("orphaned_lock:{}", lock.id),
+                let mut f = orphan_finding(
+                    snap,
+                    lock,
                     format!(
-                        "{what} is held by TID {tid}, which is no thread of process {}: the thread exited holding it, or the process was forked while another thread held it{}",
+                        "{what} is held by TID {tid}, which is no thread of process {}: the thread exited holding it, or the process was forked while another thread held it",
                         lock.pid,
-                        if waiters.is_empty() {
-                            String::new()
-                        } else {
-                            format!("; waiting for it: {}", waiters.join(", "))
-                        }
                     ),
+                    "A C lock was held by a thread that is gone: after fork() only the forking thread exists in the child, and locks other threads held stay locked forever. Fork before starting threads, use the spawn or forkserver start method, or re-initialise the lock in the child (pthread_atfork).",
+                    Some((gone_owner_id(lock.pid, tid), Evidence::PthreadOwner)),
                 );
-                f.advice = Some("A C lock was held by a thread that is gone: after fork() only the forking thread exists in the child, and locks other threads held stay locked forever. Fork before starting threads, use the spawn or forkserver start method, or re-initialise the lock in the child (pthread_atfork).".into());
-                f.locks = vec![lock.id.clone()];
-                f.threads = lock.waiters.iter().map(|w| w.thread.clone()).collect();
-                f.edges = lock
-                    .waiters
-                    .iter()
-                    .map(|w| Edge {
-                        from: w.thread.clone(),
-                        to: lock.id.clone(),
-                        via: EdgeVia::WaitsFor,
-                        evidence: w.evidence,
-                        site: w.site.clone(),
-                        name: None,
-                    })
-                    .chain(std::iter::once(Edge {
-                        from: lock.id.clone(),
-                        to: gone_owner_id(lock.pid, tid),
-                        via: EdgeVia::HeldBy,
-                        evidence: Evidence::PthreadOwner,
-                        site: None,
-                        name: None,
-                    }))
-                    .collect();
                 f.processes = vec![lock.pid];
                 out.push(f);
             }

@@ -117,21 +117,7 @@ impl StreamWindow {
 /// tasks, locks and loops (10,000 tasks on a busy loop) are left out, as only the newest
 /// snapshot of a window comes back out of it.
 fn threads_only(snap: &Snapshot) -> Snapshot {
-    Snapshot {
-        taken: snap.taken,
-        pid: snap.pid,
-        threads: snap.threads.clone(),
-        locks: Vec::new(),
-        tasks: Vec::new(),
-        loops: Vec::new(),
-        processes: Vec::new(),
-        mp: Default::default(),
-        probe_loaded: false,
-        probe_edges: Vec::new(),
-        pools: Default::default(),
-        signals: Default::default(),
-        notes: Default::default(),
-    }
+    Snapshot::of_threads(snap.taken, snap.pid, snap.threads.clone())
 }
 
 #[cfg(test)]

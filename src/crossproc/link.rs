@@ -20,21 +20,7 @@ pub fn link(
 ) -> Snapshot {
     let taken = snaps.iter().map(|s| s.taken).min().unwrap();
     let python: HashSet<i32> = snaps.iter().map(|s| s.pid).collect();
-    let mut out = Snapshot {
-        probe_loaded: false,
-        probe_edges: Vec::new(),
-        taken,
-        pid: root,
-        threads: Vec::new(),
-        locks: Vec::new(),
-        processes: Vec::new(),
-        mp: Default::default(),
-        tasks: Vec::new(),
-        loops: Vec::new(),
-        pools: Default::default(),
-        signals: Default::default(),
-        notes: Default::default(),
-    };
+    let mut out = Snapshot::of_threads(taken, root, Vec::new());
     let mut views = Vec::new();
     let mut pools = Vec::new();
     for s in snaps {

@@ -34,58 +34,77 @@ impl Style {
 
 pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result<()> {
     let doc = &*super::escape::document(doc);
-    let p = &doc.processes[0];
-    if doc.processes.len() > 1 {
+    let tree = doc.processes.len() > 1;
+    if tree {
+        tree_header(doc, style, &mut out)?;
+    } else {
+        process_header(doc, style, &mut out)?;
+    }
+    writeln!(out)?;
+    process_notes(doc, style, &mut out)?;
+    let unmodelled = not_modelled(doc, style, &mut out)?;
+    super::timing::idle_lines(doc, &mut out)?;
+    if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
+        // A tree's report lists no loops, so it makes no claim about them.
+        let kinds = if tree {
+            "deadlock, stall or orphaned lock"
+        } else {
+            "deadlock, stall, orphaned lock or event-loop block"
+        };
+        writeln!(out, "No {kinds} persisted over the window.")?;
+        writeln!(out)?;
+    }
+    for f in &doc.findings {
+        finding(doc, f, style, &mut out)?;
+        writeln!(out)?;
+    }
+    if !tree {
+        loops(doc, style, &mut out)?;
+    }
+    super::gil::gil_lines(doc, &mut out)?;
+    threads(doc, style, &mut out)
+}
+
+/// The head of a process tree's report: the tree, then a line (and notes) per process.
+fn tree_header<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} · process tree of pid {} · {} Python processes · {} · window {:.1} s ({} snapshot{})",
+        style.bold(&format!("gridlock {}", doc.tool.version)),
+        doc.processes[0].pid,
+        doc.processes.len(),
+        count(doc.threads.len(), "thread"),
+        doc.window.seconds,
+        doc.window.snapshots,
+        if doc.window.snapshots == 1 { "" } else { "s" }
+    )?;
+    for q in &doc.processes {
         writeln!(
             out,
-            "{} · process tree of pid {} · {} Python processes · {} · window {:.1} s ({} snapshot{})",
-            style.bold(&format!("gridlock {}", doc.tool.version)),
-            p.pid,
-            doc.processes.len(),
-            count(doc.threads.len(), "thread"),
-            doc.window.seconds,
-            doc.window.snapshots,
-            if doc.window.snapshots == 1 { "" } else { "s" }
+            "  pid {} (parent {}) · CPython {} · {}{}",
+            q.pid,
+            q.ppid.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
+            q.python_version,
+            if q.cmdline.is_empty() {
+                &q.name
+            } else {
+                &q.cmdline
+            },
+            q.current_test
+                .as_ref()
+                .map(|t| format!(" · test {}", t.describe()))
+                .unwrap_or_default()
         )?;
-        for q in &doc.processes {
-            writeln!(
-                out,
-                "  pid {} (parent {}) · CPython {} · {}{}",
-                q.pid,
-                q.ppid.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
-                q.python_version,
-                if q.cmdline.is_empty() {
-                    &q.name
-                } else {
-                    &q.cmdline
-                },
-                q.current_test
-                    .as_ref()
-                    .map(|t| format!(" · test {}", t.describe()))
-                    .unwrap_or_default()
-            )?;
-            for n in &q.notes {
-                writeln!(out, "    note: {n}")?;
-            }
+        for n in &q.notes {
+            writeln!(out, "    note: {n}")?;
         }
-        writeln!(out)?;
-        process_notes(doc, style, &mut out)?;
-        let unmodelled = not_modelled(doc, style, &mut out)?;
-        super::timing::idle_lines(doc, &mut out)?;
-        if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
-            writeln!(
-                out,
-                "No deadlock, stall or orphaned lock persisted over the window."
-            )?;
-            writeln!(out)?;
-        }
-        for f in &doc.findings {
-            finding(doc, f, style, &mut out)?;
-            writeln!(out)?;
-        }
-        super::gil::gil_lines(doc, &mut out)?;
-        return threads(doc, style, &mut out);
     }
+    Ok(())
+}
+
+/// The head of one process's report: the process, its notes and the test it runs.
+fn process_header<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()> {
+    let p = &doc.processes[0];
     writeln!(
         out,
         "{} · {} · CPython {} · {} · {} · window {:.1} s ({} snapshot{})",
@@ -111,24 +130,6 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
     if let Some(test) = &p.current_test {
         writeln!(out, "test {}", test.describe())?;
     }
-    writeln!(out)?;
-    process_notes(doc, style, &mut out)?;
-    let unmodelled = not_modelled(doc, style, &mut out)?;
-    super::timing::idle_lines(doc, &mut out)?;
-    if !incomplete(doc, style, &mut out)? && !unmodelled && doc.findings.is_empty() {
-        writeln!(
-            out,
-            "No deadlock, stall, orphaned lock or event-loop block persisted over the window."
-        )?;
-        writeln!(out)?;
-    }
-    for f in &doc.findings {
-        finding(doc, f, style, &mut out)?;
-        writeln!(out)?;
-    }
-    loops(doc, style, &mut out)?;
-    super::gil::gil_lines(doc, &mut out)?;
-    threads(doc, style, &mut out)?;
     Ok(())
 }
 

@@ -36,6 +36,25 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of these threads alone, taken then in process `pid`: no locks, tasks,
+    /// loops or links (what a builder fills in, or a reader of threads alone needs).
+    pub fn of_threads(taken: SystemTime, pid: i32, threads: Vec<Thread>) -> Snapshot {
+        Snapshot {
+            taken,
+            pid,
+            threads,
+            locks: Vec::new(),
+            tasks: Vec::new(),
+            loops: Vec::new(),
+            processes: Vec::new(),
+            mp: Default::default(),
+            probe_loaded: false,
+            probe_edges: Vec::new(),
+            pools: Default::default(),
+            signals: Default::default(),
+            notes: Default::default(),
+        }
+    }
     pub fn thread(&self, id: &str) -> Option<&Thread> {
         self.threads.iter().find(|t| t.id == id)
     }

@@ -23,6 +23,7 @@ pub(super) use detector::finding;
 pub use detector::Detector;
 pub use loop_self::LoopSelfDeadlocks;
 pub use naming::{describe_waits, lock_label, short_cmd, task_label};
+pub(super) use orphans::orphan_finding;
 pub use orphans::OrphanedLocks;
 pub use stalls::Stalls;
 pub use trio_parked::TrioParked;
