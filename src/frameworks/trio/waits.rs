@@ -554,6 +554,7 @@ impl Seen {
                     module: None,
                     shared: None,
                     contradictions: Vec::new(),
+                    python_type: None,
                     readers: None,
                 }
             })
