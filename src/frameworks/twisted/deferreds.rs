@@ -480,8 +480,13 @@ impl Search<'_, '_> {
             if self.is_deferred(root) {
                 continue;
             }
-            let held =
-                super::held::attributes(&self.walker.objs, &name, root, &mut self.io_held_budget);
+            let held = super::held::attributes_avoiding(
+                &self.walker.objs,
+                &name,
+                root,
+                &[reactor],
+                &mut self.io_held_budget,
+            );
             for (n, d) in held {
                 self.push(d, Some(n));
             }

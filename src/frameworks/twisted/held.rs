@@ -54,8 +54,22 @@ pub(super) fn attributes(
     obj: usize,
     budget: &mut usize,
 ) -> Vec<(String, usize)> {
+    attributes_avoiding(objs, owner, obj, &[], budget)
+}
+
+/// `attributes`, never entering the objects in `avoid`: from one of the reactor's
+/// connections, not back into the reactor (whose `.reactor` attribute would otherwise name
+/// every other connection's Deferreds through this one and spend its budget on them).
+pub(super) fn attributes_avoiding(
+    objs: &Objects,
+    owner: &str,
+    obj: usize,
+    avoid: &[usize],
+    budget: &mut usize,
+) -> Vec<(String, usize)> {
     let mut out = Vec::new();
     let mut seen = HashSet::from([obj]);
+    seen.extend(avoid.iter().copied());
     let mut queue = VecDeque::from([(owner.to_string(), obj)]);
     let mut left = MAX_PER_ROOT;
     while let Some((name, o)) = queue.pop_front() {
