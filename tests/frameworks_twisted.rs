@@ -203,7 +203,9 @@ fn inline_callbacks_waiting_on_each_others_deferreds_are_a_deadlock() {
                 .find(|f| {
                     let mut names = doc::finding_task_names(&d, f);
                     names.sort();
-                    names == [qa, qb]
+                    let mut pair = [qa, qb];
+                    pair.sort();
+                    names == pair
                 })
                 .unwrap_or_else(|| panic!("{label}: no deadlock of {qa} and {qb}: {d:#}"));
             let summary = f["summary"].as_str().unwrap();
