@@ -104,12 +104,6 @@ impl RaceTracker {
             let held: BTreeSet<String> = t.holds.iter().map(|h| h.lock.clone()).collect();
             let mut counted: BTreeSet<&Location> = BTreeSet::new();
             for w in &t.writes {
-                if std::env::var_os("XDEBUG").is_some() {
-                    eprintln!(
-                        "{:?} {} {:?} {} {:?}",
-                        t.name, w.name, w.access, w.site, w.guards
-                    );
-                }
                 let loc = self
                     .locations
                     .entry(w.location.clone())

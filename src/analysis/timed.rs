@@ -10,19 +10,20 @@ use rustc_hash::FxHashMap;
 use crate::model::*;
 use crate::snapshot::Snapshot;
 
-/// What makes two sightings of a wait the same wait.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct WaitKey {
+/// What makes two sightings of a wait the same wait (borrowed: compared per snapshot of a
+/// window for every waiting thread, never kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct WaitKey<'w> {
     kind: WaitKind,
-    target: Option<String>,
-    site: Option<String>,
+    target: Option<&'w str>,
+    site: Option<&'w str>,
 }
 
-fn key(w: &Wait) -> WaitKey {
+fn key(w: &Wait) -> WaitKey<'_> {
     WaitKey {
         kind: w.kind,
-        target: w.target.clone(),
-        site: w.site.clone(),
+        target: w.target.as_deref(),
+        site: w.site.as_deref(),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod asyncio_debug;
 pub mod bytecode;
+pub mod code_at;
 pub mod debug_offsets;
 pub mod eval_loop;
 pub mod frame_paths;

@@ -34,7 +34,10 @@ pub struct CodeInfo {
     pub first_line: i32,
     pub line_table: Vec<u8>,
     minor: u8,
+    /// What `read_code` checks a cached entry against before reuse (an address can be reused
+    /// by another code object; one with the same interned name still has its own line table).
     name_ptr: usize,
+    linetable_ptr: usize,
     /// Lines already decoded, by code unit: a line table is walked from its start for each
     /// lookup, and the same few instructions are looked up in every snapshot.
     lines: Mutex<AddrMap<Option<u32>>>,
@@ -42,9 +45,62 @@ pub struct CodeInfo {
     writes: std::sync::OnceLock<super::writes::CodeWrites>,
     /// Its `X.acquire()` ... `X.release()` spans, decoded on first use.
     acquires: std::sync::OnceLock<Vec<(usize, usize, super::writes::Guard)>>,
+    /// Per instruction: what a frame there has open and can still do (`code_at`).
+    pub(super) at: super::code_at::AtCache,
 }
 
 impl CodeInfo {
+    /// Whether this is the code object now at its address: one whose name and line table
+    /// are the objects read there (a freed code object's address is reused by another).
+    fn still(&self, name_ptr: usize, linetable_ptr: usize) -> bool {
+        self.name_ptr == name_ptr && self.linetable_ptr == linetable_ptr
+    }
+
+    fn parts(&self) -> super::code_at::Code<'_> {
+        super::code_at::Code {
+            minor: self.minor,
+            instructions: &self.instructions,
+            exception_table: &self.exception_table,
+            names: &self.names,
+        }
+    }
+
+    /// A frame of this code at `unit` (code units): decoded once per unit (`code_at`).
+    pub fn at(&self, unit: usize) -> Arc<super::code_at::At> {
+        self.at.at(self.parts(), unit, || self.line_at(unit))
+    }
+
+    /// The writes and calls a frame at `at` can still make, decoded once per instruction.
+    pub fn reach<'s>(&self, at: &'s super::code_at::At) -> &'s super::code_at::Reach {
+        at.reach(self.writes())
+    }
+
+    /// The call in progress at `at`, as (receiver text, method).
+    pub fn calling<'s>(&self, at: &'s super::code_at::At) -> Option<&'s (String, String)> {
+        at.calling(self.parts())
+    }
+
+    /// How the `with` statement at instruction `statement` names its subject, and its line.
+    pub fn with_statement(&self, statement: usize) -> Arc<super::code_at::WithStatement> {
+        (self.at).with_statement(self.parts(), statement, || {
+            self.line_of_instruction(statement)
+        })
+    }
+
+    /// The `with` statement a 3.8-3.10 block handler closes (`AtCache::handler_with`).
+    pub(super) fn handler_with(&self, handler: usize) -> Option<Option<usize>> {
+        self.at.handler_with(self.parts(), handler)
+    }
+
+    /// The `with` blocks the exception table opens around `at` (3.11+).
+    fn table_withs<'s>(
+        &self,
+        at: &'s super::code_at::At,
+        unit: usize,
+    ) -> &'s [super::code_at::TableWith] {
+        at.table_withs(self.parts(), unit)
+    }
+
     /// The source line of the instruction at `unit` (code units).
     pub fn line_at(&self, unit: usize) -> Option<u32> {
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,6 +163,38 @@ impl CodeInfo {
                 &lines,
             )
         })
+    }
+}
+
+#[cfg(test)]
+impl CodeInfo {
+    /// A code object of 3.`minor` made of `instructions`, as `read_code` would keep it for
+    /// one whose name and line table are the objects at `name_ptr` and `linetable_ptr`.
+    pub(crate) fn for_test(
+        minor: u8,
+        instructions: Vec<Instruction>,
+        names: CodeNames,
+        (name_ptr, linetable_ptr): (usize, usize),
+    ) -> CodeInfo {
+        CodeInfo {
+            filename: "t.py".into(),
+            name: "f".into(),
+            instructions,
+            exception_table: Vec::new(),
+            names,
+            parameters: None,
+            nlocalsplus: 1,
+            stacksize: 4,
+            first_line: 1,
+            line_table: Vec::new(),
+            minor,
+            name_ptr,
+            linetable_ptr,
+            lines: Default::default(),
+            writes: Default::default(),
+            acquires: Default::default(),
+            at: Default::default(),
+        }
     }
 }
 
@@ -377,8 +465,9 @@ impl<'a> Walker<'a> {
         let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
         let name_ptr = mem.ptr(addr + offs.code_name)?;
+        let linetable_ptr = mem.ptr(addr + offs.code_linetable)?;
         if let Some(c) = self.code_cache.get(&addr) {
-            if c.name_ptr == name_ptr {
+            if c.still(name_ptr, linetable_ptr) {
                 return Ok(c.clone());
             }
         }
@@ -465,14 +554,14 @@ impl<'a> Walker<'a> {
             nlocalsplus,
             stacksize,
             first_line: mem.i32(addr + offs.code_firstlineno)?,
-            line_table: objs
-                .bytes_object(mem.ptr(addr + offs.code_linetable)?)
-                .unwrap_or_default(),
+            line_table: objs.bytes_object(linetable_ptr).unwrap_or_default(),
             minor: self.minor(),
             name_ptr,
+            linetable_ptr,
             lines: Default::default(),
             writes: Default::default(),
             acquires: Default::default(),
+            at: Default::default(),
         });
         Ok(info)
     }
@@ -563,24 +652,21 @@ impl<'a> Walker<'a> {
         frame: &RawFrame,
         with: &ActiveWith,
     ) -> (Option<String>, Option<u32>) {
-        let code = &frame.code;
         let Some(at) = with.statement else {
             return (None, None);
         };
-        (
-            bytecode::with_subject(self.dialect(), &code.instructions, at, &code.names),
-            code.line_of_instruction(at),
-        )
+        let s = frame.code.with_statement(at);
+        (s.subject.clone(), s.line)
     }
 
     /// The `with` blocks active in a frame, innermost first. A `with` whose statement is the
     /// current instruction (still entering, blocked in `__enter__`) is not active.
     pub fn active_withs(&self, frame: &RawFrame) -> Vec<ActiveWith> {
-        let minor = self.minor();
         let code = &frame.code;
         let mut out = Vec::new();
         match self.objs.layout.offsets.frame_blocks {
             BlockScheme::BlockStack { iblock, blockstack } => {
+                let minor = self.minor();
                 let mem = self.objs.mem;
                 let Ok(n) = mem.i32(frame.addr + iblock) else {
                     return out;
@@ -603,16 +689,10 @@ impl<'a> Walker<'a> {
                     } else {
                         handler as usize / 2
                     };
-                    if !bytecode::is_with_cleanup(Dialect(minor), &code.instructions, handler) {
+                    let Some(statement) = code.handler_with(handler) else {
                         continue;
-                    }
+                    };
                     if let Ok(slot) = mem.ptr(stack + 8 * (level as usize - 1)) {
-                        let statement = bytecode::with_statement_for_handler(
-                            Dialect(minor),
-                            &code.instructions,
-                            &[],
-                            handler,
-                        );
                         out.push(ActiveWith {
                             exit_slot: slot,
                             statement,
@@ -621,41 +701,24 @@ impl<'a> Walker<'a> {
                 }
             }
             BlockScheme::ExceptionTable => {
-                let Some(mut unit) = frame.instr else {
+                let Some(unit) = frame.instr else {
                     return out;
                 };
+                let at = code.at(unit);
+                let withs = code.table_withs(&at, unit);
+                if withs.is_empty() {
+                    return out;
+                }
                 let Ok(stack) = self.valuestack(frame) else {
                     return out;
                 };
-                let mut visited = Vec::new();
-                while let Some(entry) = bytecode::covering(&code.exception_table, unit) {
-                    // Handlers nest outward; a repeated target would mean a malformed table.
-                    if visited.contains(&entry.target) || visited.len() > 64 {
-                        break;
+                for w in withs {
+                    if let Ok(slot) = self.objs.mem.ptr(stack + 8 * (w.depth - 1)) {
+                        out.push(ActiveWith {
+                            exit_slot: self.slot_object(slot),
+                            statement: w.statement,
+                        });
                     }
-                    visited.push(entry.target);
-                    if entry.depth >= 1
-                        && bytecode::is_with_cleanup(
-                            Dialect(minor),
-                            &code.instructions,
-                            entry.target,
-                        )
-                    {
-                        if let Ok(slot) = self.objs.mem.ptr(stack + 8 * (entry.depth - 1)) {
-                            let slot = self.slot_object(slot);
-                            let statement = bytecode::with_statement_for_handler(
-                                Dialect(minor),
-                                &code.instructions,
-                                &code.exception_table,
-                                entry.target,
-                            );
-                            out.push(ActiveWith {
-                                exit_slot: slot,
-                                statement,
-                            });
-                        }
-                    }
-                    unit = entry.target;
                 }
             }
         }
@@ -664,7 +727,7 @@ impl<'a> Walker<'a> {
 
     /// The current instruction's index in the decoded code.
     pub fn current_index(&self, frame: &RawFrame) -> Option<usize> {
-        bytecode::index_at(&frame.code.instructions, frame.instr?)
+        frame.code.at(frame.instr?).index
     }
 }
 
@@ -673,12 +736,10 @@ impl<'a> Walker<'a> {
     /// for code a frame may call, which has run on some thread's stack if it runs often.
     pub fn cached_code(&self, addr: usize) -> Option<Arc<CodeInfo>> {
         let c = self.code_cache.get(&addr)?;
-        let name_ptr = self
-            .objs
-            .mem
-            .ptr(addr + self.objs.layout.offsets.code_name)
-            .ok()?;
-        (c.name_ptr == name_ptr).then(|| c.clone())
+        let (mem, offs) = (self.objs.mem, &self.objs.layout.offsets);
+        let name_ptr = mem.ptr(addr + offs.code_name).ok()?;
+        let linetable_ptr = mem.ptr(addr + offs.code_linetable).ok()?;
+        c.still(name_ptr, linetable_ptr).then(|| c.clone())
     }
 
     /// Reuse code objects read by an earlier snapshot of the same process.

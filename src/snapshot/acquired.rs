@@ -6,29 +6,30 @@
 
 use super::builder::*;
 use super::writes::{is_library_file, Scope};
-use crate::cpython::bytecode;
 
 impl<'w, 'a> Builder<'w, 'a> {
     /// Holds from `acquire()` ... `release()` spans around each user frame's current
     /// instruction, innermost frame first.
     pub(super) fn acquired_holds(&mut self, frames: &[FrameView]) -> Vec<(usize, Hold)> {
         let mut out = Vec::new();
-        let dialect = self.walker.dialect();
         for fv in frames.iter().filter(|f| !is_library_file(&f.frame.file)) {
             let code = fv.raw.code.clone();
             if code.acquires().is_empty() {
                 continue;
             }
-            let Some(at) = self.walker.current_index(fv.raw) else {
+            let Some(here) = fv.raw.instr.map(|unit| code.at(unit)) else {
                 continue;
             };
-            // The call in progress: a frame still inside `X.acquire()` does not hold X yet.
-            let calling = bytecode::call_receiver(dialect, &code.instructions, at, &code.names);
+            let Some(at) = here.index else {
+                continue;
+            };
             for (start, end, guard) in code.acquires() {
                 if !(*start < at && at < *end) {
                     continue;
                 }
-                if matches!(&calling, Some((r, m)) if m == "acquire" && Some(r) == guard.text.as_ref())
+                // The call in progress: a frame still inside `X.acquire()` does not hold X yet.
+                let calling = code.calling(&here);
+                if matches!(calling, Some((r, m)) if m == "acquire" && Some(r) == guard.text.as_ref())
                 {
                     continue;
                 }

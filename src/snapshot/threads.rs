@@ -355,12 +355,15 @@ impl<'w, 'a> Builder<'w, 'a> {
             let tid = native_id.filter(|_| !self.frozen)?;
             procfs::thread_comm(self.pid, tid)
         });
+        // The syscall's name, made once for both places that show it.
+        let label = k
+            .and_then(|k| k.syscall.as_ref())
+            .map(|s| syscall_name(s.nr));
         Thread {
             // The syscall a sleeping thread is in, by name (a running one is in none).
             syscall_name: k
                 .filter(|k| matches!(k.state, 'S' | 'D'))
-                .and_then(|k| k.syscall.as_ref())
-                .map(|s| syscall_name(s.nr)),
+                .and(label.clone()),
             id,
             pid: self.pid,
             thread_id: rt.thread_id,
@@ -377,14 +380,10 @@ impl<'w, 'a> Builder<'w, 'a> {
             waits_for,
             kernel: k.map(|k| KernelView {
                 state: k.state.to_string(),
-                syscall: k.syscall.as_ref().map(|s| {
+                syscall: k.syscall.as_ref().zip(label).map(|(s, label)| {
                     format!(
-                        "{} {:#x} {:#x} {:#x} {:#x}",
-                        syscall_name(s.nr),
-                        s.args[0],
-                        s.args[1],
-                        s.args[2],
-                        s.args[3]
+                        "{label} {:#x} {:#x} {:#x} {:#x}",
+                        s.args[0], s.args[1], s.args[2], s.args[3]
                     )
                 }),
                 wchan: k.wchan.clone(),

@@ -73,16 +73,17 @@ impl<'w, 'a> Builder<'w, 'a> {
         let user = frames.iter().filter(|f| !is_library_file(&f.frame.file));
         for (depth, fv) in user.enumerate() {
             let code = &fv.raw.code;
-            let Some(at) = self.walker.current_index(fv.raw) else {
+            let Some(here) = fv.raw.instr.map(|unit| code.at(unit)) else {
+                continue;
+            };
+            let Some(at) = here.index else {
                 continue;
             };
             let decoded = code.writes();
+            let reach = code.reach(&here);
             let line = code.line_of_instruction(at);
             let scope = Scope::Frame(fv.raw);
-            for w in &decoded.writes {
-                if !decoded.reachable(at, w) {
-                    continue;
-                }
+            for w in reach.writes.iter().map(|&i| &decoded.writes[i]) {
                 let evidence = if depth == 0 && w.line.is_some() && w.line == line {
                     WriteEvidence::CurrentLine
                 } else {
@@ -108,10 +109,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     }
                 }
             }
-            for c in &decoded.calls {
-                if !decoded.reachable_call(at, c) {
-                    continue;
-                }
+            for c in reach.calls.iter().map(|&i| &decoded.calls[i]) {
                 let Some(guards) = self.guards(scope, &c.guards) else {
                     continue;
                 };
@@ -144,11 +142,14 @@ impl<'w, 'a> Builder<'w, 'a> {
             globals,
         };
         let decoded = callee.writes();
+        let entry = callee.at(0);
         let mut out = Vec::new();
-        for w in &decoded.writes {
-            if !decoded.reachable(0, w) {
-                continue;
-            }
+        for w in callee
+            .reach(&entry)
+            .writes
+            .iter()
+            .map(|&i| &decoded.writes[i])
+        {
             let Some(mut guards) = self.guards(scope, &w.guards) else {
                 continue;
             };
