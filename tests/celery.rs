@@ -643,3 +643,103 @@ fn celery_backend_down_is_a_stall() {
         "[{label}] {doc:#}"
     );
 }
+
+/// `gridlock run --junit --report -- python celery_worker.py starving filesystem DIR`: the
+/// command starts a `-c 1` worker on the filesystem broker and sends it one `render`, which
+/// starves it. The run stops (exit 3, the tree killed) and the JUnit failure names the tasks,
+/// their ids and the pool size. The worker's celery.__version__ is faked to 4.4.7 from its own
+/// start-up code: its processes are read as Celery 5.x, with the note in text and JSON.
+/// Shown on pyenv's 3.12, else 3.11.
+#[test]
+fn run_stops_a_starving_worker_and_junit_names_the_tasks_and_pool_size() {
+    let pys = celery_interpreters(&[("3.12", 12), ("3.11", 11)]);
+    let Some(py) = pys.first() else { return };
+    let label = &py.label;
+    let dir = data_dir(&format!("run-{label}"));
+    let (junit, report) = (dir.join("junit.xml"), dir.join("report.json"));
+    let out = Command::new(gridlock_bin())
+        .args(["run", "--timeout", "90s", "--junit"])
+        .arg(&junit)
+        .arg("--report")
+        .arg(&report)
+        .arg("--")
+        .arg(&py.path)
+        .arg(fixture("celery_worker.py"))
+        .args(["starving", "filesystem"])
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gridlock run");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let doc: Value = std::fs::read(&report)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(3), "[{label}] {stderr}");
+    let found = deadlocks(&doc);
+    assert_eq!(found.len(), 1, "[{label}] {doc:#}");
+    let summary = found[0]["summary"].as_str().unwrap();
+    // The render that waits (in the pool process) and the thumbnail it waits for.
+    let tasks = celery_tasks(&doc);
+    let render = tasks
+        .iter()
+        .find(|t| t["name"] == "render" && !t["frames"].as_array().unwrap().is_empty())
+        .unwrap_or_else(|| panic!("[{label}] no running render: {tasks:#?}"));
+    let process = |pid: &Value| {
+        doc["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| &p["pid"] == pid)
+            .unwrap_or_else(|| panic!("[{label}] no process {pid}: {doc:#}"))
+    };
+    let pool_process = process(&render["pid"]);
+    let worker = process(&pool_process["ppid"]);
+    assert!(
+        summary.starts_with(&format!(
+            "Celery pool starvation in worker pid {}: all 1 of its pool processes",
+            worker["pid"]
+        )),
+        "[{label}] {summary}"
+    );
+    let render_id = render["id"]
+        .as_str()
+        .unwrap()
+        .split(":celery:")
+        .nth(1)
+        .unwrap();
+    let thumbnail = render["waits_for"]["name"].as_str().unwrap();
+    assert!(thumbnail.starts_with("thumbnail["), "[{label}] {render:#}");
+    for said in [
+        format!("render[{render_id}] (pool process {})", render["pid"]),
+        format!("waits for {thumbnail}"),
+    ] {
+        assert!(summary.contains(&said), "[{label}] {said}: {summary}");
+        // The JUnit failure's message is the summary (its `[`/`]` need no escaping).
+        assert!(
+            xml.contains("<failure type=\"deadlock\" message=\"Celery pool starvation")
+                && xml.contains(&said),
+            "[{label}] {said}: {xml}"
+        );
+    }
+    assert!(
+        stderr.contains("DEADLOCK  Celery pool starvation"),
+        "[{label}] {stderr}"
+    );
+    // The faked release: a note on the worker and its pool process, in JSON and in text.
+    let note =
+        "Celery 4.4.7 is outside the releases gridlock was checked on (5.x); it is read as those";
+    for p in [worker, pool_process] {
+        assert_eq!(p["celery"]["version"], "4.4.7", "[{label}] {p:#}");
+        assert!(
+            p["notes"].as_array().unwrap().iter().any(|n| n == note),
+            "[{label}] {p:#}"
+        );
+    }
+    assert!(
+        stderr.contains(&format!("note: {note}")),
+        "[{label}] {stderr}"
+    );
+}

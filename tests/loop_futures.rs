@@ -206,6 +206,20 @@ fn a_task_awaiting_a_future_set_by_a_queued_callback_is_in_the_deadlock() {
             );
             let waiter = awaited_future["waiters"][0]["thread"].as_str().unwrap();
             assert!(waiter.contains(":task:"), "[{mode}] {awaited_future:#}");
+            // It is the asyncio future itself, and the text report names it so.
+            assert_eq!(
+                awaited_future["python_type"], "asyncio.Future",
+                "[{mode}] {awaited_future:#}"
+            );
+            if *mode == "asyncio_set_result" {
+                let address = awaited_future["address"].as_str().unwrap();
+                let (_, text) = dump_text(target.pid, WINDOW);
+                assert!(
+                    text.contains(&format!("<asyncio.Future {address}>"))
+                        && !text.contains(&format!("<concurrent.futures.Future {address}>")),
+                    "[{mode}] {text}"
+                );
+            }
         }
     });
 }

@@ -71,6 +71,7 @@ pub fn lock(id: &str, kind: LockKind, name: &str, holders: &[&str], site: Option
         module: None,
         shared: None,
         contradictions: Vec::new(),
+        python_type: None,
         readers: None,
     }
 }

@@ -51,6 +51,20 @@ pub fn await_chains_showing(
     coros: &[usize],
     shown: impl Fn(&RawFrame) -> bool,
 ) -> Vec<(Vec<ChainLink>, bool)> {
+    await_chains_until(walker, pid, coros, shown, |_| false)
+}
+
+/// `await_chains_showing`, each chain ending at the first frame `last` picks: for a
+/// scheduler whose trap frames end every parked task's chain the same way, so what they
+/// await (trio's `_async_yield` generator and the object it yields) tells nothing and its
+/// reads are saved.
+pub fn await_chains_until(
+    walker: &mut crate::cpython::threads::Walker,
+    pid: i32,
+    coros: &[usize],
+    shown: impl Fn(&RawFrame) -> bool,
+    last: impl Fn(&RawFrame) -> bool,
+) -> Vec<(Vec<ChainLink>, bool)> {
     // 3.14+: the table's coroutine offsets hold only on the build they were verified on.
     let layout = walker.objs.layout;
     let verified = layout
@@ -66,7 +80,7 @@ pub fn await_chains_showing(
         .iter()
         .map(|c| {
             let chain = r
-                .await_chain(*c)
+                .await_chain_until(*c, &last)
                 .into_iter()
                 .map(|(raw, facts)| ChainLink {
                     frame: if shown(&raw) {
@@ -92,6 +106,15 @@ impl Reader<'_, '_, '_> {
     /// Coroutine -> awaited coroutine -> ..., outermost frame first, each frame with what its
     /// code tells (decoded once per code and instruction).
     pub(super) fn await_chain(&mut self, coro: usize) -> Vec<ChainFrame> {
+        self.await_chain_until(coro, &|_| false)
+    }
+
+    /// `await_chain`, ending at the first frame `last` picks (not following what it awaits).
+    fn await_chain_until(
+        &mut self,
+        coro: usize,
+        last: &dyn Fn(&RawFrame) -> bool,
+    ) -> Vec<ChainFrame> {
         let mut chain = Vec::new();
         let dialect = self.walker.dialect();
         let mut obj = coro;
@@ -107,7 +130,7 @@ impl Reader<'_, '_, '_> {
                 self.chain_executing = embedded && !suspended;
             }
             let facts = self.facts.of(dialect, &rf);
-            let next = if suspended && facts.yield_from {
+            let next = if suspended && facts.yield_from && !last(&rf) {
                 top.and_then(|slot| self.mem().ptr(slot).ok())
                     .map(|p| self.walker.slot_object(p))
                     .filter(|p| *p != 0)

@@ -179,6 +179,7 @@ impl Reader<'_, '_, '_> {
                 name: None,
                 permits,
                 contradictions: Vec::new(),
+                python_type: None,
                 readers: None,
                 id,
                 pid: self.pid,

@@ -108,6 +108,7 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
             name,
             permits: None,
             contradictions: Vec::new(),
+            python_type: None,
             readers: None,
             id: id.clone(),
             pid: t.pid,

@@ -50,6 +50,7 @@ pub(super) fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
                     name: None,
                     permits: None,
                     contradictions: Vec::new(),
+                    python_type: None,
                     readers: None,
                     id: id.clone(),
                     pid: t.pid,

@@ -203,6 +203,7 @@ pub(super) fn link_semaphores(
             name: None,
             permits: None,
             contradictions: Vec::new(),
+            python_type: None,
             readers: None,
             id,
             pid: wpid,

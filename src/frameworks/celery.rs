@@ -490,6 +490,7 @@ pub fn link(
                 module: None,
                 shared: None,
                 contradictions: Vec::new(),
+                python_type: None,
                 readers: None,
             });
         }

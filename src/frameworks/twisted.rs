@@ -186,6 +186,7 @@ pub fn blocking_calls(
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            python_type: None,
             readers: None,
         });
     }

@@ -161,6 +161,10 @@ pub struct Lock {
     /// lock): reported, never used as holders.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contradictions: Vec<Contradiction>,
+    /// The Python type where `kind` does not say it: `asyncio.Future` for a `future` that is
+    /// an asyncio future (a `future` is otherwise a `concurrent.futures.Future`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_type: Option<String>,
 }
 
 impl Lock {
@@ -183,6 +187,7 @@ impl Lock {
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            python_type: None,
         }
     }
 

@@ -114,7 +114,7 @@ pub(super) fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String
             if let Some(c) = crate::analysis::below_python::below_python_label(l) {
                 return c;
             }
-            let kind = l.kind.type_label();
+            let kind = l.python_type.as_deref().unwrap_or(l.kind.type_label());
             let name = l.display_name(name);
             match (name, &l.module) {
                 (_, Some(m)) => format!("import lock of module {m} <{kind} {}>", l.address),

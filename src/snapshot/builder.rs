@@ -103,6 +103,7 @@ impl<'w, 'a> Builder<'w, 'a> {
             module: None,
             shared: None,
             contradictions: Vec::new(),
+            python_type: None,
             readers: None,
         })
     }

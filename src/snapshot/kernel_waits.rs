@@ -128,6 +128,7 @@ fn file_lock_wait(
                 ..Default::default()
             }),
             contradictions: Vec::new(),
+            python_type: None,
             readers: None,
         }
     });

@@ -251,6 +251,7 @@ fn link_wait(
             ..Default::default()
         }),
         contradictions: Vec::new(),
+        python_type: None,
         readers: None,
     });
     lock.waiters.push(Waiter {

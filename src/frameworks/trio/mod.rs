@@ -11,7 +11,7 @@ mod waits;
 
 use std::hash::BuildHasherDefault;
 
-use crate::asyncio::{await_chains_showing, loop_id, with_hex, ChainLink};
+use crate::asyncio::{await_chains_until, loop_id, with_hex, ChainLink};
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
     short_file, EventLoop, Frame, Framework, Lock, LoopState, LoopStep, Task, TaskState, Thread,
@@ -116,7 +116,15 @@ fn read_run(
         .map(|t| fields.slots(&walker.objs, *t, ["coro", "name", "_parent_nursery"]))
         .collect();
     let coros: Vec<usize> = slots.iter().map(|s| s[0].unwrap_or(0)).collect();
-    let chains = await_chains_showing(walker, pid, &coros, |f| !is_trap(&f.code.filename));
+    // A chain ends at its first trap frame: what the trap awaits (`_async_yield`'s generator
+    // and the object it yields) is the same for every parked task and tells nothing.
+    let chains = await_chains_until(
+        walker,
+        pid,
+        &coros,
+        |f| !is_trap(&f.code.filename),
+        |f| is_trap(&f.code.filename),
+    );
     let lp = loop_id(pid, runner);
     let on_stack: AddrSet = rt.frames.iter().map(|f| f.addr).collect();
     let reads: Vec<TaskRead> = addrs
@@ -312,4 +320,26 @@ pub fn supported_note(version: &str) -> Option<String> {
     (!(30..=35).contains(&minor)).then(|| {
         format!("trio {version} is outside the releases gridlock reads ({SUPPORTED}); its tasks are read as those")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::supported_note;
+
+    #[test]
+    fn a_trio_release_outside_the_read_range_gets_a_note_naming_it_and_the_range() {
+        for inside in ["0.30.0", "0.31.0", "0.35.0", "0.35.1.dev0"] {
+            assert_eq!(supported_note(inside), None, "{inside}");
+        }
+        for outside in ["0.29.0", "0.36.0", "1.0.0", "unknown", ""] {
+            let note = supported_note(outside).unwrap_or_else(|| panic!("{outside}"));
+            assert!(
+                note.starts_with(&format!("trio {outside} is outside the releases"))
+                    && note.contains(SUPPORTED_IN_NOTE),
+                "{note}"
+            );
+        }
+    }
+
+    const SUPPORTED_IN_NOTE: &str = "(0.30-0.35)";
 }

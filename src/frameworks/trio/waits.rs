@@ -42,6 +42,8 @@ pub(crate) struct Waits<'r> {
     /// By type object: its name and whether it is one of trio's locks (`_LockImpl` in its
     /// MRO), read once per type.
     classes: HashMap<usize, Option<(Rc<str>, bool)>>,
+    /// By object: its class as `class_of` gives it (thousands of tasks wait on one Event).
+    objects: rustc_hash::FxHashMap<usize, Option<(Rc<str>, bool, usize)>>,
     /// The run's task objects.
     task_addrs: HashSet<usize, std::hash::BuildHasherDefault<crate::memory::AddrHasher>>,
     /// Words that thousands of tasks parked alike share, written once each: a wait's `via`
@@ -96,6 +98,7 @@ impl<'r> Waits<'r> {
             seen: BTreeMap::new(),
             ends: None,
             classes: HashMap::new(),
+            objects: Default::default(),
             task_addrs: reads.iter().map(|r| r.addr).collect(),
             vias: Default::default(),
             places: Default::default(),
@@ -139,6 +142,19 @@ impl<'r> Waits<'r> {
 
     /// The class name of `obj` and whether it is a trio lock, once per type.
     fn class_of(
+        &mut self,
+        objs: &crate::cpython::objects::Objects,
+        obj: usize,
+    ) -> Option<(Rc<str>, bool, usize)> {
+        if let Some(known) = self.objects.get(&obj) {
+            return known.clone();
+        }
+        let class = self.read_class(objs, obj);
+        self.objects.insert(obj, class.clone());
+        class
+    }
+
+    fn read_class(
         &mut self,
         objs: &crate::cpython::objects::Objects,
         obj: usize,
@@ -538,6 +554,7 @@ impl Seen {
                     module: None,
                     shared: None,
                     contradictions: Vec::new(),
+                    python_type: None,
                     readers: None,
                 }
             })

@@ -259,6 +259,10 @@ pub(super) fn resolve(
         let task = &tasks[ti];
         let site = task.waits_for.as_ref().and_then(|w| w.site.clone());
         let e = future_entry(pid, fut, jobs.get(&fut), threads, &mut entries);
+        // Awaited bare (not wrapping a concurrent one): the asyncio future itself.
+        if via.is_none() {
+            e.python_type = Some("asyncio.Future".into());
+        }
         if let Some(s) = &site {
             add_name(e, s);
         }
