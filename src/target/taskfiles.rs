@@ -430,7 +430,8 @@ mod tests {
         extern "C" fn ignore(_: libc::c_int) {}
         let bit = 1u64 << (libc::SIGWINCH - 1);
         // SAFETY: installs a handler that does nothing, for a signal nobody sends here.
-        let old = unsafe { libc::signal(libc::SIGWINCH, ignore as libc::sighandler_t) };
+        let old =
+            unsafe { libc::signal(libc::SIGWINCH, ignore as *const () as libc::sighandler_t) };
         assert_eq!(files.caught_signals(), Some(first));
         let stale = Instant::now().checked_sub(CAUGHT_MAX_AGE).unwrap();
         files.caught = files.caught.map(|(mask, _)| (mask, stale));

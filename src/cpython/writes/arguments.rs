@@ -2,11 +2,11 @@
 //! looks up at one instruction (`take` in `take(q)`, `self._drain` in `self._drain()`), the
 //! name chains its call's positional and keyword arguments are (`take(self.jobs)`,
 //! `take(q=jobs)`, `take(self.queues['a'])`, `take(JOBS[0])`), or which name chains it
-//! unpacks (`take(*args, **kwargs)`), so a callee's parameters can be resolved in the
-//! caller's frame. It reads no memory (the unpacked tuple and dict are read by whoever binds
-//! them); a call it cannot follow (`take(a, *rest)`, `take(**{'q': q})`) gives `None`, and an
-//! argument that is no name chain (or constant subscript of one) gives `None` for that
-//! argument.
+//! unpacks (`take(*args, **kwargs)`, `take(a, *rest)`, `take(**kw)`), so a callee's
+//! parameters can be resolved in the caller's frame. It reads no memory (the unpacked tuple
+//! and dict are read by whoever binds them); a call it cannot follow (`take(**{'q': q})`)
+//! gives `None`, and an argument that is no name chain (or constant subscript of one) gives
+//! `None` for that argument.
 
 use crate::cpython::bytecode::{
     evaluate_before, expression_start, CodeNames, Instruction, Key, Path, Sym,
@@ -40,8 +40,8 @@ pub struct CallArguments {
     pub positional: Vec<Option<Argument>>,
     /// By keyword, in call order.
     pub keywords: Vec<(String, Option<Argument>)>,
-    /// `*X`: the sequence whose items are the positional arguments (then `positional` is
-    /// empty).
+    /// `*X`: the sequence whose items are the positional arguments after `positional`
+    /// (`take(a, *rest)`).
     pub star: Option<Argument>,
     /// `**X`: the dict whose str keys are the keyword arguments (then `keywords` is empty).
     pub double_star: Option<Argument>,
@@ -143,7 +143,7 @@ fn calls(callable: &Sym, name: &str) -> bool {
 
 /// The `CALL_FUNCTION_EX` at `j`: `None` if it calls something else, `Some(None)` if it calls
 /// `name` in a way not followed or its stack is not understood (it may be the call),
-/// `Some(args)` for `name(*X)`, `name(**Y)`, `name(*X, **Y)`.
+/// `Some(args)` for `name(*X)`, `name(**Y)`, `name(*X, **Y)`, `name(a, b, *X)`.
 fn unpacking_call(
     minor: u8,
     instructions: &[Instruction],
@@ -161,7 +161,10 @@ fn unpacking_call(
 /// Whether the `CALL_FUNCTION_EX` at `j` calls `name`, and what it unpacks if followed.
 /// The stack under it: the callable (and a NULL, 3.11+), the positional tuple, then the
 /// keyword dict: 3.8-3.10 when the flag is set; 3.11+ merged into a new dict (`BUILD_MAP 0`,
-/// `Y`, `DICT_MERGE 1`); 3.14+ always a slot, NULL without one.
+/// `Y`, `DICT_MERGE 1`); 3.14+ always a slot, NULL without one. The positional tuple is `X`,
+/// an empty or constant tuple (`BUILD_TUPLE 0`, `LOAD_CONST`: no positional name chains), or
+/// leading arguments then `X` (`BUILD_LIST n`, `X`, `LIST_EXTEND 1`, `LIST_TO_TUPLE` or
+/// 3.12+'s `CALL_INTRINSIC_1 6`; 3.8's `BUILD_TUPLE n`, `X`, `BUILD_TUPLE_UNPACK_WITH_CALL 2`).
 fn read_unpacking(
     minor: u8,
     instructions: &[Instruction],
@@ -191,22 +194,91 @@ fn read_unpacking(
     } else if merge.is_none() && instructions[j].arg & 1 == 1 {
         return None;
     }
-    let star = stack.pop()??;
+    // (the callee's stack, the positional name chains, the unpacked sequence)
+    let (stack, positional, star) = if stack.is_empty() {
+        // The tuple was built by the instruction before this pure run.
+        let built = expression_start(minor, instructions, end).checked_sub(1)?;
+        positional_tuple(minor, instructions, names, built)?
+    } else {
+        let star = stack.pop()??;
+        let constant = instructions[end - 1].name == "LOAD_CONST";
+        (stack, Vec::new(), (!constant).then_some(star))
+    };
     let callable = stack.iter().rev().find_map(|s| s.as_ref())?;
     if !calls(callable, name) {
         return Some((false, None));
     }
-    let (Some(star), false) = (Argument::of(&star), double_star == Some(None)) else {
-        return Some((true, None));
+    let star = match star.map(|s| Argument::of(&s)) {
+        Some(None) => return Some((true, None)),
+        Some(Some(a)) => Some(a),
+        None => None,
     };
+    if double_star == Some(None) {
+        return Some((true, None));
+    }
     Some((
         true,
         Some(CallArguments {
-            star: Some(star),
+            positional,
+            star,
             double_star: double_star.flatten(),
             ..CallArguments::default()
         }),
     ))
+}
+
+/// The positional tuple that `instructions[built]` builds (not a pure instruction): the stack
+/// under it, its leading arguments and the unpacked sequence (`None` for an empty tuple).
+/// `None` where it is another shape.
+#[allow(clippy::type_complexity)]
+fn positional_tuple(
+    minor: u8,
+    instructions: &[Instruction],
+    names: &CodeNames,
+    built: usize,
+) -> Option<(Vec<Option<Sym>>, Vec<Option<Argument>>, Option<Sym>)> {
+    let ins = &instructions[built];
+    if ins.name == "BUILD_TUPLE" && ins.arg == 0 {
+        return Some((
+            evaluate_before(minor, instructions, built, names)?,
+            Vec::new(),
+            None,
+        ));
+    }
+    // Where the unpacked sequence's expression ends, and what builds the leading arguments.
+    let (extended, leading) = match ins.name {
+        "LIST_TO_TUPLE" => (built.checked_sub(1)?, "BUILD_LIST"),
+        "CALL_INTRINSIC_1" if ins.arg == 6 => (built.checked_sub(1)?, "BUILD_LIST"),
+        "BUILD_TUPLE_UNPACK_WITH_CALL" if ins.arg == 2 => (built, "BUILD_TUPLE"),
+        _ => return None,
+    };
+    if leading == "BUILD_LIST" {
+        let extend = &instructions[extended];
+        if extend.name != "LIST_EXTEND" || extend.arg != 1 {
+            return None;
+        }
+    }
+    let mut rest = evaluate_before(minor, instructions, extended, names)?;
+    let star = rest.pop()??;
+    if !rest.is_empty() {
+        return None;
+    }
+    let build = expression_start(minor, instructions, extended).checked_sub(1)?;
+    let head = &instructions[build];
+    if head.name != leading {
+        return None;
+    }
+    let mut stack = evaluate_before(minor, instructions, build, names)?;
+    let count = head.arg as usize;
+    if stack.len() < count {
+        return None;
+    }
+    let positional = stack
+        .split_off(stack.len() - count)
+        .iter()
+        .map(|a| a.as_ref().and_then(Argument::of))
+        .collect();
+    Some((stack, positional, Some(star)))
 }
 
 #[cfg(test)]
@@ -438,9 +510,28 @@ mod tests {
     }
 
     #[test]
-    fn mixed_unpacking_and_unknown_keyword_names_are_not_followed() {
-        // `take(flag, *self.jobs)` (3.12): a tuple built in place.
-        let mixed = code(&[
+    fn leading_arguments_before_an_unpacked_sequence_are_bound_in_every_dialect() {
+        // `take(flag, *self.jobs)`: a tuple built in place.
+        let v38 = code(&[
+            ("LOAD_GLOBAL", 0),
+            ("LOAD_FAST", 1),
+            ("BUILD_TUPLE", 1),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 1),
+            ("BUILD_TUPLE_UNPACK_WITH_CALL", 2),
+            ("CALL_FUNCTION_EX", 0),
+        ]);
+        let v310 = code(&[
+            ("LOAD_GLOBAL", 0),
+            ("LOAD_FAST", 1),
+            ("BUILD_LIST", 1),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 1),
+            ("LIST_EXTEND", 1),
+            ("LIST_TO_TUPLE", 0),
+            ("CALL_FUNCTION_EX", 0),
+        ]);
+        let v312 = code(&[
             ("LOAD_GLOBAL", 1),
             ("LOAD_FAST", 1),
             ("BUILD_LIST", 1),
@@ -450,7 +541,107 @@ mod tests {
             ("CALL_INTRINSIC_1", 6),
             ("CALL_FUNCTION_EX", 0),
         ]);
-        assert_eq!(call_arguments(12, &mixed, &names(), 0, "take"), None);
+        let v314 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST_BORROW", 1),
+            ("BUILD_LIST", 1),
+            ("LOAD_FAST_BORROW", 0),
+            ("LOAD_ATTR", 2),
+            ("LIST_EXTEND", 1),
+            ("CALL_INTRINSIC_1", 6),
+            ("PUSH_NULL", 0),
+            ("CALL_FUNCTION_EX", 0),
+        ]);
+        for (minor, ins) in [(8u8, v38), (10, v310), (12, v312), (14, v314)] {
+            let args = call_arguments(minor, &ins, &names(), 0, "take");
+            assert_eq!(
+                args,
+                Some(CallArguments {
+                    positional: vec![flag()],
+                    star: self_jobs(),
+                    ..CallArguments::default()
+                }),
+                "3.{minor}"
+            );
+        }
+        // Another intrinsic than list-to-tuple is no positional tuple.
+        let other = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST", 1),
+            ("BUILD_LIST", 1),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 2),
+            ("LIST_EXTEND", 1),
+            ("CALL_INTRINSIC_1", 3),
+            ("CALL_FUNCTION_EX", 0),
+        ]);
+        assert_eq!(call_arguments(12, &other, &names(), 0, "take"), None);
+    }
+
+    #[test]
+    fn keywords_unpacked_alone_are_bound_in_every_dialect() {
+        // `take(**self.jobs)`: an empty positional tuple, built (3.8, 3.9) or constant.
+        let v38 = code(&[
+            ("LOAD_GLOBAL", 0),
+            ("BUILD_TUPLE", 0),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 1),
+            ("CALL_FUNCTION_EX", 1),
+        ]);
+        let v39 = code(&[
+            ("LOAD_GLOBAL", 0),
+            ("BUILD_TUPLE", 0),
+            ("BUILD_MAP", 0),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 1),
+            ("DICT_MERGE", 1),
+            ("CALL_FUNCTION_EX", 1),
+        ]);
+        let v312 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_CONST", 1),
+            ("BUILD_MAP", 0),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 2),
+            ("DICT_MERGE", 1),
+            ("CALL_FUNCTION_EX", 1),
+        ]);
+        let v314 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_CONST", 1),
+            ("BUILD_MAP", 0),
+            ("LOAD_FAST_BORROW", 0),
+            ("LOAD_ATTR", 2),
+            ("DICT_MERGE", 1),
+            ("CALL_FUNCTION_EX", 0),
+        ]);
+        for (minor, ins) in [(8u8, v38), (9, v39), (12, v312), (14, v314)] {
+            let args = call_arguments(minor, &ins, &names(), 0, "take");
+            assert_eq!(
+                args,
+                Some(CallArguments {
+                    double_star: self_jobs(),
+                    ..CallArguments::default()
+                }),
+                "3.{minor}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_dict_display_and_unknown_keyword_names_are_not_followed() {
+        // `take(**{'q': flag})` (3.12): the merged dict is built in place.
+        let display = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_CONST", 1),
+            ("BUILD_MAP", 0),
+            ("LOAD_CONST", 0),
+            ("LOAD_FAST", 1),
+            ("BUILD_MAP", 1),
+            ("DICT_MERGE", 1),
+            ("CALL_FUNCTION_EX", 1),
+        ]);
+        assert_eq!(call_arguments(12, &display, &names(), 0, "take"), None);
         // A keyword-names constant that is not a tuple of strings (a torn read).
         let torn = code(&[
             ("LOAD_GLOBAL", 1),
