@@ -1,7 +1,8 @@
 //! trio (issue 32), on real runs of trio from PyPI: two tasks of a nursery taking two
 //! `trio.Lock`s in opposite orders are a deadlock of tasks; a receiver holding a lock while
 //! the only sender of its memory channel waits for that lock is a deadlock through the
-//! channel; a server idling in `sleep_forever` beside busy tasks gives no finding. Tasks carry
+//! channel, and so is a sender holding a lock while the only receiver waits for it (the send
+//! side); the lock cycle in `top`'s task view and stopped by `run` with a JUnit failure; a server idling in `sleep_forever` beside busy tasks gives no finding. Tasks carry
 //! `framework: trio`, the run is a loop. Interpreters: one pyenv 3.9-3.10 and one pyenv
 //! 3.11-3.13 with trio installed (`scripts/test` installs it); one without is skipped.
 
@@ -88,14 +89,57 @@ fn a_trio_lock_cycle_in_a_nursery_is_a_deadlock_of_its_two_tasks() {
             "[{}] {dot}",
             interp.label
         );
+        // top's task view lists both with their framework and what each waits for.
+        let screen = support::top_view::render(&d, '4');
+        for name in ["worker-ab", "worker-ba"] {
+            let row = screen
+                .lines()
+                .find(|l| l.contains(name))
+                .unwrap_or_else(|| panic!("[{}] no {name} row: {screen}", interp.label));
+            assert!(row.trim_start().starts_with("trio 0x"), "{row}");
+            assert!(row.contains("pending") && row.contains("lock"), "{row}");
+        }
     }
+}
+
+#[test]
+fn run_stops_a_trio_lock_cycle_and_junit_names_its_tasks() {
+    let Some(interp) = with_trio().pop() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("gridlock-trio-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("junit.xml");
+    let out = std::process::Command::new(support::gridlock_bin())
+        .args(["run", "--timeout", "60s", "--junit"])
+        .arg(&junit)
+        .arg("--")
+        .arg(&interp.path)
+        .arg(fixture("trio_tasks.py"))
+        .arg("lock_cycle")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(3), "[{}] {stderr}", interp.label);
+    assert!(
+        stderr.contains("DEADLOCK  2 trio tasks wait for each other in a cycle"),
+        "{stderr}"
+    );
+    assert!(xml.contains("<failure type=\"deadlock\""), "{xml}");
+    assert!(
+        xml.contains("worker-ab") && xml.contains("worker-ba"),
+        "{xml}"
+    );
 }
 
 #[test]
 fn a_receiver_whose_only_sender_waits_for_its_lock_is_a_deadlock_through_the_channel() {
     let script = fixture("trio_tasks.py");
     for interp in with_trio() {
-        let (_t, d) = the_deadlock_of(&interp, &script, "channel", ["consumer", "producer"]);
+        let (_t, d) = with_deadlocks(&interp, &script, "channel", "0.5s", 2);
         let f = deadlock_of(&d, ["consumer", "producer"]);
         let summary = f["summary"].as_str().unwrap();
         assert!(
@@ -118,6 +162,32 @@ fn a_receiver_whose_only_sender_waits_for_its_lock_is_a_deadlock_through_the_cha
         assert_eq!(channel["holders"][0]["task"], task(&d, "producer")["id"]);
         let producer = task(&d, "producer");
         assert_eq!(producer["waits_for"]["kind"], "lock", "{producer:#}");
+
+        // The send side: the sender waits for the channel's only receive side, held by the
+        // receiver, which waits for the sender's lock.
+        let f = deadlock_of(&d, ["receiver", "sender"]);
+        let summary = f["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with(
+                "2 trio tasks wait for each other in a cycle through a memory channel"
+            ),
+            "{summary}"
+        );
+        let sender = task(&d, "sender");
+        let w = &sender["waits_for"];
+        assert_eq!(w["kind"], "channel", "{sender:#}");
+        let channel = doc::lock(&d, w["target"].as_str().unwrap());
+        let holders = channel["holders"].as_array().unwrap();
+        assert_eq!(holders.len(), 1, "{channel:#}");
+        assert_eq!(
+            holders[0]["task"],
+            task(&d, "receiver")["id"],
+            "{channel:#}"
+        );
+        let receiver = task(&d, "receiver");
+        assert_eq!(receiver["waits_for"]["kind"], "lock", "{receiver:#}");
+        let lock = doc::lock(&d, receiver["waits_for"]["target"].as_str().unwrap());
+        assert_eq!(lock["holders"][0]["task"], sender["id"], "{lock:#}");
     }
 }
 
