@@ -107,27 +107,23 @@ fn run_stops_a_trio_lock_cycle_and_junit_names_its_tasks() {
     let Some(interp) = with_trio().pop() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("gridlock-trio-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let junit = dir.join("junit.xml");
-    let out = std::process::Command::new(support::gridlock_bin())
-        .args(["run", "--timeout", "60s", "--junit"])
-        .arg(&junit)
-        .arg("--")
-        .arg(&interp.path)
-        .arg(fixture("trio_tasks.py"))
-        .arg("lock_cycle")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(out.status.code(), Some(3), "[{}] {stderr}", interp.label);
-    assert!(
-        stderr.contains("DEADLOCK  2 trio tasks wait for each other in a cycle"),
-        "{stderr}"
+    let script = fixture("trio_tasks.py");
+    let run = support::run_with_junit(
+        "trio",
+        &[
+            interp.path.as_os_str(),
+            script.as_os_str(),
+            "lock_cycle".as_ref(),
+        ],
     );
+    assert_eq!(run.code, Some(3), "[{}] {}", interp.label, run.stderr);
+    assert!(
+        run.stderr
+            .contains("DEADLOCK  2 trio tasks wait for each other in a cycle"),
+        "{}",
+        run.stderr
+    );
+    let xml = &run.xml;
     assert!(xml.contains("<failure type=\"deadlock\""), "{xml}");
     assert!(
         xml.contains("worker-ab") && xml.contains("worker-ba"),
@@ -140,55 +136,37 @@ fn a_receiver_whose_only_sender_waits_for_its_lock_is_a_deadlock_through_the_cha
     let script = fixture("trio_tasks.py");
     for interp in with_trio() {
         let (_t, d) = with_deadlocks(&interp, &script, "channel", "0.5s", 2);
-        let f = deadlock_of(&d, ["consumer", "producer"]);
-        let summary = f["summary"].as_str().unwrap();
-        assert!(
-            summary.starts_with(
-                "2 trio tasks wait for each other in a cycle through a memory channel"
-            ),
-            "{summary}"
-        );
-        let consumer = task(&d, "consumer");
-        let w = &consumer["waits_for"];
-        assert_eq!(w["kind"], "channel", "{consumer:#}");
-        let channel = doc::lock(&d, w["target"].as_str().unwrap());
-        assert_eq!(channel["kind"], "channel", "{channel:#}");
-        // Its only open send side is the producer's.
-        assert_eq!(
-            channel["holders"].as_array().unwrap().len(),
-            1,
-            "{channel:#}"
-        );
-        assert_eq!(channel["holders"][0]["task"], task(&d, "producer")["id"]);
-        let producer = task(&d, "producer");
-        assert_eq!(producer["waits_for"]["kind"], "lock", "{producer:#}");
-
+        // The receive side: the consumer waits for the channel's only send side, held by the
+        // producer, which waits for the consumer's lock.
+        channel_cycle(&d, "consumer", "producer");
         // The send side: the sender waits for the channel's only receive side, held by the
         // receiver, which waits for the sender's lock.
-        let f = deadlock_of(&d, ["receiver", "sender"]);
-        let summary = f["summary"].as_str().unwrap();
-        assert!(
-            summary.starts_with(
-                "2 trio tasks wait for each other in a cycle through a memory channel"
-            ),
-            "{summary}"
-        );
-        let sender = task(&d, "sender");
-        let w = &sender["waits_for"];
-        assert_eq!(w["kind"], "channel", "{sender:#}");
-        let channel = doc::lock(&d, w["target"].as_str().unwrap());
-        let holders = channel["holders"].as_array().unwrap();
-        assert_eq!(holders.len(), 1, "{channel:#}");
-        assert_eq!(
-            holders[0]["task"],
-            task(&d, "receiver")["id"],
-            "{channel:#}"
-        );
-        let receiver = task(&d, "receiver");
-        assert_eq!(receiver["waits_for"]["kind"], "lock", "{receiver:#}");
-        let lock = doc::lock(&d, receiver["waits_for"]["target"].as_str().unwrap());
-        assert_eq!(lock["holders"][0]["task"], sender["id"], "{lock:#}");
+        channel_cycle(&d, "sender", "receiver");
     }
+}
+
+/// A deadlock of `waiter` (on a memory channel whose only other open side `other` holds) and
+/// `other` (waiting for a lock `waiter` holds).
+fn channel_cycle(d: &Value, waiter: &str, other: &str) {
+    let mut names = [waiter, other];
+    names.sort();
+    let f = deadlock_of(d, names);
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("2 trio tasks wait for each other in a cycle through a memory channel"),
+        "{summary}"
+    );
+    let (waiting, holding) = (task(d, waiter), task(d, other));
+    let w = &waiting["waits_for"];
+    assert_eq!(w["kind"], "channel", "{waiting:#}");
+    let channel = doc::lock(d, w["target"].as_str().unwrap());
+    assert_eq!(channel["kind"], "channel", "{channel:#}");
+    let holders = channel["holders"].as_array().unwrap();
+    assert_eq!(holders.len(), 1, "{channel:#}");
+    assert_eq!(holders[0]["task"], holding["id"], "{channel:#}");
+    assert_eq!(holding["waits_for"]["kind"], "lock", "{holding:#}");
+    let lock = doc::lock(d, holding["waits_for"]["target"].as_str().unwrap());
+    assert_eq!(lock["holders"][0]["task"], waiting["id"], "{lock:#}");
 }
 
 #[test]

@@ -515,33 +515,22 @@ fn run_stops_a_twisted_deferred_cycle_and_junit_names_it() {
     let Some(interp) = with_twisted().pop() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("gridlock-twisted-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let junit = dir.join("junit.xml");
     let script = fixture("twisted_deferreds.py");
-    let out = std::process::Command::new(support::gridlock_bin())
-        .args([
-            "run",
-            "--timeout",
-            "60s",
-            "--junit",
-            junit.to_str().unwrap(),
-            "--",
-        ])
-        .arg(&interp.path)
-        .arg(&script)
-        .arg("cycle")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "[{}] {stderr}", interp.label);
+    let run = support::run_with_junit(
+        "twisted",
+        &[
+            interp.path.as_os_str(),
+            script.as_os_str(),
+            "cycle".as_ref(),
+        ],
+    );
+    let stderr = &run.stderr;
+    assert_eq!(run.code, Some(3), "[{}] {stderr}", interp.label);
     assert!(
         stderr.contains("DEADLOCK  2 Twisted inlineCallbacks wait for each other"),
         "{stderr}"
     );
-    let xml = std::fs::read_to_string(&junit).unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    let xml = &run.xml;
     assert!(xml.contains("<failure type=\"deadlock\""), "{xml}");
     assert!(xml.contains(r#"classname="gridlock.deadlock""#), "{xml}");
     assert!(

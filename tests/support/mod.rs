@@ -15,6 +15,37 @@ pub mod parallel;
 pub mod representative;
 pub mod top_view;
 
+/// What `gridlock run --timeout 60s --junit FILE -- COMMAND` gave: its exit code, its stderr
+/// and the JUnit file it wrote (empty when it wrote none).
+pub struct JunitRun {
+    pub code: Option<i32>,
+    pub stderr: String,
+    pub xml: String,
+}
+
+/// `command` run under `gridlock run` to its end, the JUnit file written to a scratch folder
+/// named after `name` (removed after).
+pub fn run_with_junit(name: &str, command: &[&std::ffi::OsStr]) -> JunitRun {
+    let dir = std::env::temp_dir().join(format!("gridlock-{name}-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junit = dir.join("junit.xml");
+    let out = Command::new(gridlock_bin())
+        .args(["run", "--timeout", "60s", "--junit"])
+        .arg(&junit)
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gridlock run");
+    let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    JunitRun {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        xml,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Interpreter {
     /// e.g. "3.12.1", "debian-3.11" or "sid-3.14"
