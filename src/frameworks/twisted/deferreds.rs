@@ -393,8 +393,13 @@ impl Search<'_, '_> {
             if !objs.type_is(func, "method") {
                 continue;
             }
-            // A bound method: (head, im_func, im_self).
-            let (Ok(f), Ok(this)) = (objs.mem.ptr(func + 16), objs.mem.ptr(func + 24)) else {
+            // A bound method: its function and its `self`.
+            let Some(crate::cpython::stdlib::Callable {
+                function: Some(f),
+                bound_to: Some(this),
+                ..
+            }) = objs.callable(func)
+            else {
                 continue;
             };
             let callback = crate::cpython::functions::function_parts(objs, f)
@@ -468,9 +473,9 @@ impl Search<'_, '_> {
                 let Some(func) = objs.attr(call, "func").ok().flatten() else {
                     continue;
                 };
-                // A bound method: (head, im_func, im_self).
+                // A bound method's `self`.
                 if objs.type_is(func, "method") {
-                    if let Ok(this) = objs.mem.ptr(func + 24) {
+                    if let Some(this) = objs.callable(func).and_then(|c| c.bound_to) {
                         roots.push(("callLater(...).func.__self__".into(), this));
                     }
                 }
