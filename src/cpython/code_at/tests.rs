@@ -5,36 +5,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::MAX_INSTRUCTIONS;
-use crate::cpython::bytecode::{self, tests::assemble, CodeNames};
 use crate::cpython::layout::for_version;
 use crate::cpython::objects::Objects;
-use crate::cpython::opcodes;
 use crate::cpython::threads::{CodeInfo, Walker};
 use crate::memory::FakeMemory;
 
 /// 3.9: `while True: with self.lock: self.n = 1`, kept as the code object whose name and
 /// line table are the objects at `ptrs`.
 fn looping_write(ptrs: (usize, usize)) -> CodeInfo {
-    let t = &opcodes::V3_9;
-    let ops = [
-        ("LOAD_FAST", 0),         // 0  self
-        ("LOAD_ATTR", 0),         // 1  .lock
-        ("SETUP_WITH", 8),        // 2  handler at unit 7
-        ("POP_TOP", 0),           // 3
-        ("LOAD_CONST", 1),        // 4
-        ("LOAD_FAST", 0),         // 5  self
-        ("STORE_ATTR", 1),        // 6  .n
-        ("WITH_EXCEPT_START", 0), // 7
-        ("JUMP_ABSOLUTE", 0),     // 8  back to 0
-    ];
-    let names = CodeNames {
-        names: vec!["lock".into(), "n".into()],
-        locals: vec!["self".into()],
-        cells: vec![],
-        consts: vec!["None".into(), "1".into()],
-        const_strings: vec![],
-    };
-    CodeInfo::for_test(9, bytecode::decode(t, &assemble(t, &ops)), names, ptrs)
+    let (instructions, names) = crate::cpython::writes::tests::looping_write_39();
+    CodeInfo::for_test(9, instructions, names, ptrs)
 }
 
 #[test]

@@ -58,4 +58,4 @@ pub fn call_arguments(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

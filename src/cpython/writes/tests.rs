@@ -5,9 +5,9 @@ use crate::cpython::bytecode::tests::assemble;
 use crate::cpython::bytecode::{self, CodeNames, Path, Root, WriteTarget};
 use crate::cpython::opcodes;
 
-#[test]
-fn a_write_under_setup_with_is_guarded_and_reachable_through_the_loop() {
-    // 3.9: while True: with self.lock: self.n = 1   (then jump back to the top)
+/// 3.9: `while True: with self.lock: self.n = 1` (then jump back to the top), decoded, with
+/// its names.
+pub(crate) fn looping_write_39() -> (Vec<bytecode::Instruction>, CodeNames) {
     let t = &opcodes::V3_9;
     let ops = [
         ("LOAD_FAST", 0),         // 0  self
@@ -20,7 +20,6 @@ fn a_write_under_setup_with_is_guarded_and_reachable_through_the_loop() {
         ("WITH_EXCEPT_START", 0), // 7
         ("JUMP_ABSOLUTE", 0),     // 8  back to 0
     ];
-    let ins = bytecode::decode(t, &assemble(t, &ops));
     let names = CodeNames {
         names: vec!["lock".into(), "n".into()],
         locals: vec!["self".into()],
@@ -28,6 +27,12 @@ fn a_write_under_setup_with_is_guarded_and_reachable_through_the_loop() {
         consts: vec!["None".into(), "1".into()],
         const_strings: vec![],
     };
+    (bytecode::decode(t, &assemble(t, &ops)), names)
+}
+
+#[test]
+fn a_write_under_setup_with_is_guarded_and_reachable_through_the_loop() {
+    let (ins, names) = looping_write_39();
     let lines = vec![Some(1); ins.len()];
     let cw = decode(9, &ins, &[], &names, false, &lines);
     assert_eq!(cw.writes.len(), 1, "{:?}", cw.writes);
