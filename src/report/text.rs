@@ -69,14 +69,12 @@ pub fn render<W: Write>(doc: &Document, style: &Style, mut out: W) -> io::Result
 fn tree_header<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Result<()> {
     writeln!(
         out,
-        "{} · process tree of pid {} · {} Python processes · {} · window {:.1} s ({} snapshot{})",
+        "{} · process tree of pid {} · {} Python processes · {} · {}",
         style.bold(&format!("gridlock {}", doc.tool.version)),
         doc.processes[0].pid,
         doc.processes.len(),
         count(doc.threads.len(), "thread"),
-        doc.window.seconds,
-        doc.window.snapshots,
-        if doc.window.snapshots == 1 { "" } else { "s" }
+        window(doc)
     )?;
     for q in &doc.processes {
         writeln!(
@@ -85,11 +83,7 @@ fn tree_header<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::Resu
             q.pid,
             q.ppid.map(|x| x.to_string()).unwrap_or_else(|| "?".into()),
             q.python_version,
-            if q.cmdline.is_empty() {
-                &q.name
-            } else {
-                &q.cmdline
-            },
+            command(q),
             q.current_test
                 .as_ref()
                 .map(|t| format!(" · test {}", t.describe()))
@@ -107,22 +101,16 @@ fn process_header<W: Write>(doc: &Document, style: &Style, out: &mut W) -> io::R
     let p = &doc.processes[0];
     writeln!(
         out,
-        "{} · {} · CPython {} · {} · {} · window {:.1} s ({} snapshot{})",
+        "{} · {} · CPython {} · {} · {} · {}",
         style.bold(&format!("gridlock {}", doc.tool.version)),
         match &p.core {
             Some(core) => format!("core {core} of pid {}", p.pid),
             None => format!("pid {}", p.pid),
         },
         p.python_version,
-        if p.cmdline.is_empty() {
-            &p.name
-        } else {
-            &p.cmdline
-        },
+        command(p),
         count(doc.threads.len(), "thread"),
-        doc.window.seconds,
-        doc.window.snapshots,
-        if doc.window.snapshots == 1 { "" } else { "s" }
+        window(doc)
     )?;
     for n in &p.notes {
         writeln!(out, "note: {n}")?;
@@ -544,6 +532,24 @@ fn finding<W: Write>(doc: &Document, f: &Finding, style: &Style, out: &mut W) ->
 /// `1 thread`, `3 threads`.
 fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The window a report covers: `window 1.0 s (3 snapshots)`.
+fn window(doc: &Document) -> String {
+    format!(
+        "window {:.1} s ({})",
+        doc.window.seconds,
+        count(doc.window.snapshots, "snapshot")
+    )
+}
+
+/// How a process was started: its command line, else its name.
+fn command(p: &crate::model::Process) -> &str {
+    if p.cmdline.is_empty() {
+        &p.name
+    } else {
+        &p.cmdline
+    }
 }
 
 /// The `INCOMPLETE` banner when some thread's kernel state could not be matched; whether it
