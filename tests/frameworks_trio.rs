@@ -3,8 +3,9 @@
 //! the only sender of its memory channel waits for that lock is a deadlock through the
 //! channel, and so is a sender holding a lock while the only receiver waits for it (the send
 //! side); the lock cycle in `top`'s task view and stopped by `run` with a JUnit failure; a server idling in `sleep_forever` beside busy tasks gives no finding. Tasks carry
-//! `framework: trio`, the run is a loop. Interpreters: one pyenv 3.9-3.10 and one pyenv
-//! 3.11-3.13 with trio installed (`scripts/test` installs it); one without is skipped.
+//! `framework: trio`, the run is a loop. Interpreters: each of pyenv's 3.9, 3.10, 3.11, 3.12
+//! and 3.13 with trio installed (`scripts/test` installs it), one target process each, all
+//! at once in their own threads; one without trio is skipped with a note.
 
 mod support;
 
@@ -12,9 +13,17 @@ use serde_json::Value;
 use support::Target;
 use support::{doc, dump_json, dump_text, fixture, gridlock, line_of, Interpreter};
 
-/// A pyenv 3.9-3.10 and a pyenv 3.11-3.13 that can import trio.
+/// Each pyenv 3.9-3.13 that can import trio.
 fn with_trio() -> Vec<Interpreter> {
-    support::representative::pyenv_pair_importing("trio", "trio")
+    support::representative::pyenv_each_importing("trio", "trio")
+}
+
+/// Interpreters checked at once: every one (the checks mostly wait for a dump's window).
+const AT_ONCE: usize = 5;
+
+/// `check` on each of `interps`, all at once, each failure named at the end.
+fn on_each(interps: Vec<Interpreter>, check: impl Fn(&Interpreter) + Sync) {
+    support::parallel::for_each_of_at_once(interps, AT_ONCE, check)
 }
 
 fn task<'a>(d: &'a Value, name: &str) -> &'a Value {
@@ -40,8 +49,8 @@ fn a_trio_lock_cycle_in_a_nursery_is_a_deadlock_of_its_two_tasks() {
         "async def take_two",
         "async with second:",
     );
-    for interp in with_trio() {
-        let (t, d) = the_deadlock_of(&interp, &script, "lock_cycle", ["worker-ab", "worker-ba"]);
+    on_each(with_trio(), |interp| {
+        let (t, d) = the_deadlock_of(interp, &script, "lock_cycle", ["worker-ab", "worker-ba"]);
         let f = deadlock_of(&d, ["worker-ab", "worker-ba"]);
         assert_eq!(f["locks"].as_array().unwrap().len(), 2, "{f:#}");
         for (name, other) in [("worker-ab", "worker-ba"), ("worker-ba", "worker-ab")] {
@@ -99,7 +108,7 @@ fn a_trio_lock_cycle_in_a_nursery_is_a_deadlock_of_its_two_tasks() {
             assert!(row.trim_start().starts_with("trio 0x"), "{row}");
             assert!(row.contains("pending") && row.contains("lock"), "{row}");
         }
-    }
+    });
 }
 
 #[test]
@@ -134,15 +143,15 @@ fn run_stops_a_trio_lock_cycle_and_junit_names_its_tasks() {
 #[test]
 fn a_receiver_whose_only_sender_waits_for_its_lock_is_a_deadlock_through_the_channel() {
     let script = fixture("trio_tasks.py");
-    for interp in with_trio() {
-        let (_t, d) = with_deadlocks(&interp, &script, "channel", "0.5s", 2);
+    on_each(with_trio(), |interp| {
+        let (_t, d) = with_deadlocks(interp, &script, "channel", "0.5s", 2);
         // The receive side: the consumer waits for the channel's only send side, held by the
         // producer, which waits for the consumer's lock.
         channel_cycle(&d, "consumer", "producer");
         // The send side: the sender waits for the channel's only receive side, held by the
         // receiver, which waits for the sender's lock.
         channel_cycle(&d, "sender", "receiver");
-    }
+    });
 }
 
 /// A deadlock of `waiter` (on a memory channel whose only other open side `other` holds) and
@@ -172,8 +181,8 @@ fn channel_cycle(d: &Value, waiter: &str, other: &str) {
 #[test]
 fn a_trio_server_idling_beside_busy_tasks_gives_no_finding() {
     let script = fixture("trio_tasks.py");
-    for interp in with_trio() {
-        let t = Target::start(&interp, &script, &["healthy"]);
+    on_each(with_trio(), |interp| {
+        let t = Target::start(interp, &script, &["healthy"]);
         // Every dump must be clean. The tasks are read while the busy ones run, so a read can
         // be torn (the runner's task set changing under it) and come back empty: up to three
         // dumps to see them (known limit: the trio reader does not re-read a torn set).
@@ -202,14 +211,14 @@ fn a_trio_server_idling_beside_busy_tasks_gives_no_finding() {
         let (code, text) = dump_text(t.pid, "0.3s");
         assert_eq!(code, 0, "{text}");
         assert!(text.contains("(trio) on \"MainThread\""), "{text}");
-    }
+    });
 }
 
 #[test]
 fn a_trio_run_whose_every_task_is_parked_is_a_stall_naming_each_wait() {
     let script = fixture("trio_tasks.py");
-    for interp in with_trio() {
-        let t = Target::start(&interp, &script, &["parked"]);
+    on_each(with_trio(), |interp| {
+        let t = Target::start(interp, &script, &["parked"]);
         let (code, d) = dump_json(t.pid, "0.5s");
         assert_eq!(code, 3, "[{}] {d:#}", interp.label);
         assert!(doc::findings(&d, "deadlock").is_empty(), "{d:#}");
@@ -285,21 +294,20 @@ fn a_trio_run_whose_every_task_is_parked_is_a_stall_naming_each_wait() {
                 .unwrap_or_else(|| panic!("{child} not drawn under its parent: {text}"));
             assert!(at > parent_at, "{text}");
         }
-    }
+    });
 }
 
 #[test]
 fn parked_trio_tasks_beside_a_sleeper_or_a_socket_reader_give_no_finding() {
     let script = fixture("trio_tasks.py");
-    for (interp, shape, waker, kind) in with_trio()
-        .into_iter()
-        .zip([
-            ("parked_sleeper", "sleeper", "sleep"),
-            ("parked_socket", "socket-reader", "io"),
-        ])
-        .map(|(i, (s, w, k))| (i, s, w, k))
-    {
-        let t = Target::start(&interp, &script, &[shape]);
+    // The two shapes alternate over the interpreters (3.9, 3.11, 3.13 the sleeper).
+    on_each(with_trio(), |interp| {
+        let (shape, waker, kind) = if interp.minor % 2 == 1 {
+            ("parked_sleeper", "sleeper", "sleep")
+        } else {
+            ("parked_socket", "socket-reader", "io")
+        };
+        let t = Target::start(interp, &script, &[shape]);
         let (code, d) = dump_json(t.pid, "0.5s");
         assert_eq!(code, 0, "[{}] {shape}: {d:#}", interp.label);
         assert!(d["findings"].as_array().unwrap().is_empty(), "{d:#}");
@@ -316,12 +324,12 @@ fn parked_trio_tasks_beside_a_sleeper_or_a_socket_reader_give_no_finding() {
             if kind == "sleep" { 1 } else { 0 },
             "{lp:#}"
         );
-    }
+    });
 }
 
-/// One pyenv 3.9-3.10, one 3.11-3.12 and 3.13 importing `import`: one process each.
-fn spread_importing(import: &str) -> Vec<Interpreter> {
-    support::representative::pyenv_spread_importing(import, import)
+/// Each pyenv 3.9-3.13 importing `import`: one process each.
+fn each_importing(import: &str) -> Vec<Interpreter> {
+    support::representative::pyenv_each_importing(import, import)
 }
 
 /// `shape` of `script` started and dumped: exit 3 and one deadlock, of exactly the tasks
@@ -366,7 +374,7 @@ fn trio_limiters_fifo_locks_raw_reschedules_and_a_blocking_task_in_one_run() {
     let script = fixture("trio_primitives.py");
     let at_take = line_of(&script, "async def take_two", "async with second:");
     let at_sleep = line_of(&script, "async def block", "time.sleep(3600)");
-    support::representative::for_each_of(spread_importing("trio"), |interp| {
+    on_each(each_importing("trio"), |interp| {
         let (t, d) = with_deadlocks(interp, &script, "primitives", "0.3s", 2);
 
         // A CapacityLimiter's borrower is its holder: borrower -> lock -> lock-holder ->
@@ -449,7 +457,7 @@ fn trio_limiters_fifo_locks_raw_reschedules_and_a_blocking_task_in_one_run() {
 #[test]
 fn a_trio_run_parked_whole_beside_a_raw_reschedule_is_incomplete_not_fine() {
     let script = fixture("trio_primitives.py");
-    support::representative::for_each_of(spread_importing("trio"), |interp| {
+    on_each(each_importing("trio"), |interp| {
         let t = Target::start(interp, &script, &["rescheduled"]);
         let out = gridlock(&["dump", &t.pid.to_string(), "--window", "0.3s", "--json"]);
         let d: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -476,11 +484,7 @@ fn a_trio_run_parked_whole_beside_a_raw_reschedule_is_incomplete_not_fine() {
 fn anyio_locks_fast_or_not_and_a_fast_semaphore_on_the_trio_backend_are_trio_primitives() {
     let script = fixture("trio_primitives.py");
     let at_take = line_of(&script, "async def take_two", "async with second:");
-    let interps: Vec<Interpreter> = spread_importing("anyio, trio")
-        .into_iter()
-        .filter(|i| i.minor != 12 && i.minor != 11)
-        .collect();
-    support::representative::for_each_of(interps, |interp| {
+    on_each(each_importing("anyio, trio"), |interp| {
         let (_t, d) = with_deadlocks(interp, &script, "anyio", "0.3s", 2);
         // anyio.Lock() waits in trio.Lock.acquire; anyio.Lock(fast_acquire=True) parks in
         // the trio.Lock's own ParkingLot: both are read as the trio.Lock they wrap, which

@@ -34,7 +34,8 @@ pub(super) fn with_hex_parts(parts: &[&str], addr: usize) -> String {
     for p in parts {
         s.push_str(p);
     }
-    s.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    // ASCII digits: pushed as they are, without checking them as UTF-8.
+    s.extend(digits[i..].iter().map(|d| *d as char));
     s
 }
 

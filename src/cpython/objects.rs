@@ -21,6 +21,9 @@ const TPFLAGS_TYPE_SUBCLASS: u64 = 1 << 31;
 /// Bounds against torn or hostile reads.
 const MAX_STR: usize = 4096;
 const MAX_ITEMS: usize = 1 << 16;
+/// Bytes of a `str` read at once: its head and up to 72 characters of an ASCII one.
+const STR_READ: usize = 120;
+const PAGE: usize = 4096;
 
 /// A `member_descriptor`'s `d_member` (after `PyDescr_COMMON`), and the `PyMemberDef` fields
 /// read from it: its `type` and `offset`, with the two object member types.
@@ -124,14 +127,29 @@ impl<'a> Objects<'a> {
 
     fn decode_str(&self, obj: usize) -> Result<String> {
         let offs = &self.layout.offsets;
-        let len = self.mem.i64(obj + STR_LENGTH)?;
+        // The head and, for a short str, its characters in one read, within the head's page
+        // (no page fetched for bytes past the str); where that read fails (the object ends a
+        // mapping), each field is read alone.
+        let mut buf = [0u8; STR_READ];
+        let in_page = (PAGE - obj % PAGE).clamp(STR_STATE + 4, STR_READ);
+        let head = &mut buf[..in_page];
+        let whole = self.mem.read_into(obj, head).is_ok();
+        let len = if whole {
+            i64::from_le_bytes(head[STR_LENGTH..STR_LENGTH + 8].try_into().unwrap())
+        } else {
+            self.mem.i64(obj + STR_LENGTH)?
+        };
         if !(0..=MAX_STR as i64).contains(&len) {
             return Err(Error::Layout(format!(
                 "implausible str length {len} at {obj:#x}"
             )));
         }
         let len = len as usize;
-        let state = self.mem.u32_at(obj + STR_STATE)?;
+        let state = if whole {
+            u32::from_le_bytes(head[STR_STATE..STR_STATE + 4].try_into().unwrap())
+        } else {
+            self.mem.u32_at(obj + STR_STATE)?
+        };
         let kind = ((state >> 2) & 7) as usize;
         let compact = state & (1 << 5) != 0;
         let ascii = state & (1 << 6) != 0;
@@ -146,7 +164,11 @@ impl<'a> Objects<'a> {
             } else {
                 offs.str_compact_data
             };
-        let raw = self.mem.bytes(data, len * kind)?;
+        let from = data - obj;
+        let raw = match head.get(from..from + len * kind) {
+            Some(bytes) if whole => bytes.to_vec(),
+            _ => self.mem.bytes(data, len * kind)?,
+        };
         Ok(match kind {
             // ASCII is UTF-8 as it is: no second copy.
             1 if ascii => String::from_utf8(raw)

@@ -77,6 +77,51 @@ pub fn pyenv_spread_importing(import: &str, what: &str) -> Vec<Interpreter> {
     )
 }
 
+/// Each of pyenv's CPython 3.9, 3.10, 3.11, 3.12 and 3.13 on which `import` succeeds (the
+/// first of each minor version), each missing one skipped with a note naming `what`. The
+/// imports are tried in parallel, once per test binary and `import`.
+#[allow(dead_code)]
+pub fn pyenv_each_importing(import: &str, what: &str) -> Vec<Interpreter> {
+    static FOUND: std::sync::Mutex<Vec<(String, Vec<Interpreter>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, known)) = found.iter().find(|(i, _)| i == import) {
+        return known.clone();
+    }
+    let all = interpreters();
+    let picked: Vec<Option<Interpreter>> = std::thread::scope(|s| {
+        let each: Vec<_> = (9..=13u32)
+            .map(|minor| {
+                let all = &all;
+                s.spawn(move || {
+                    all.iter()
+                        .filter(|i| i.root.is_none() && i.minor == minor)
+                        .find(|i| imports(i, import))
+                        .cloned()
+                })
+            })
+            .collect();
+        each.into_iter().map(|h| h.join().ok().flatten()).collect()
+    });
+    let mut out = Vec::new();
+    for (minor, i) in (9..=13u32).zip(picked) {
+        match i {
+            Some(i) => out.push(i),
+            None => eprintln!("note: no pyenv CPython 3.{minor} with {what} installed: skipped"),
+        }
+    }
+    found.push((import.to_string(), out.clone()));
+    out
+}
+
+/// Whether `import` succeeds on `i`.
+fn imports(i: &Interpreter, import: &str) -> bool {
+    std::process::Command::new(&i.path)
+        .args(["-c", &format!("import {import}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// The first pyenv CPython of each range of minor versions on which `import` succeeds.
 #[allow(dead_code)]
 pub fn pyenv_one_per_range_importing(
@@ -85,17 +130,11 @@ pub fn pyenv_one_per_range_importing(
     ranges: &[(&str, std::ops::RangeInclusive<u32>)],
 ) -> Vec<Interpreter> {
     let all = interpreters();
-    let imports = |i: &Interpreter| {
-        std::process::Command::new(&i.path)
-            .args(["-c", &format!("import {import}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
     let mut picked = Vec::new();
     for (minors, range) in ranges {
         match all
             .iter()
-            .find(|i| i.root.is_none() && range.contains(&i.minor) && imports(i))
+            .find(|i| i.root.is_none() && range.contains(&i.minor) && imports(i, import))
         {
             Some(i) => picked.push(i.clone()),
             None => eprintln!("note: no pyenv CPython {minors} with {what} installed: skipped"),

@@ -4,9 +4,11 @@
 //! through `Memory`; versions are data (`SUPPORTED`), an unknown one is read with a note.
 //!
 //! - `fields`: attributes of trio's objects, whether in a `__dict__` or in `__slots__`;
+//! - `places`: whose code a task's frame runs, and which of trio's functions;
 //! - `waits`: what a parked task waits on (a lock, a semaphore, a channel, a nursery, ...).
 
 mod fields;
+mod places;
 mod waits;
 
 use std::hash::BuildHasherDefault;
@@ -153,21 +155,24 @@ fn read_run(
     let task_addrs: AddrSet = reads.iter().map(|r| r.addr).collect();
     let task_prefix = format!("{pid}:task:");
     let mut tasks = Vec::with_capacity(reads.len());
-    // Each nursery's parent task, read once for all its children.
-    let mut nursery_parents: crate::memory::AddrMap<Option<usize>> = Default::default();
+    // Each nursery's parent task's id, read and written once for all its children.
+    let mut nursery_parents: crate::memory::AddrMap<Option<String>> = Default::default();
     for ((t, waits_for), [_, name, nursery]) in reads.into_iter().zip(waits_for).zip(slots) {
         let is_running = running == Some(t.addr);
         let name = name.and_then(|n| walker.objs.str_uncached(n).ok());
         let coroutine = t.chain.first().map(|l| l.raw.code.name.clone());
         // The nursery tree: the task whose nursery started this one.
-        let parent = nursery
-            .and_then(|n| {
-                *nursery_parents
-                    .entry(n)
-                    .or_insert_with(|| fields.get(&walker.objs, n, "_parent_task"))
-            })
-            .filter(|p| task_addrs.contains(p))
-            .map(|p| with_hex(&task_prefix, p));
+        let parent = nursery.and_then(|n| {
+            nursery_parents
+                .entry(n)
+                .or_insert_with(|| {
+                    fields
+                        .get(&walker.objs, n, "_parent_task")
+                        .filter(|p| task_addrs.contains(p))
+                        .map(|p| with_hex(&task_prefix, p))
+                })
+                .clone()
+        });
         let frames: Vec<Frame> = if is_running {
             running_frames(rt, th, &t.chain)
         } else {
@@ -178,9 +183,12 @@ fn read_run(
                 .map(|l| l.frame)
                 .collect()
         };
+        let id = with_hex(&task_prefix, t.addr);
+        // The address as the id writes it (`0x...`), without writing it again.
+        let address = id[task_prefix.len()..].to_string();
         tasks.push(Task {
             framework: Framework::Trio,
-            id: with_hex(&task_prefix, t.addr),
+            id,
             pid,
             loop_id: lp.clone(),
             name,
@@ -192,7 +200,7 @@ fn read_run(
             },
             frames,
             waits_for,
-            address: with_hex("", t.addr),
+            address,
             eager: false,
             holds: Vec::new(),
             parent,

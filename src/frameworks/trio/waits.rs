@@ -10,11 +10,11 @@ use std::rc::Rc;
 
 use crate::cpython::threads::Walker;
 use crate::model::{
-    lock_id, short_file, Evidence, Holder, Lock, LockKind, Permits, Task, TaskWait, TaskWaitKind,
-    Waiter,
+    lock_id, Evidence, Holder, Lock, LockKind, Permits, Task, TaskWait, TaskWaitKind, Waiter,
 };
 
 use super::fields::Fields;
+use super::places::{in_trio, Place, Role};
 use crate::asyncio::{with_hex, ChainLink};
 
 /// A trio task as read: its object, coroutine chain and whether it runs now.
@@ -49,8 +49,11 @@ pub(crate) struct Waits<'r> {
     /// Words that thousands of tasks parked alike share, written once each: a wait's `via`
     /// by (code object, type), its `site` by (code object, line), ids' prefixes.
     vias: rustc_hash::FxHashMap<(usize, usize), String>,
-    /// By code object: whether it is trio's own (`in_trio`) or anyio's.
-    places: rustc_hash::FxHashMap<usize, Place>,
+    /// By code object: whether it is trio's own (`in_trio`) or anyio's, and which of trio's
+    /// functions it is (thousands of tasks parked alike run the same few).
+    places: rustc_hash::FxHashMap<usize, (Place, Role)>,
+    /// An Event's or Condition's id, by object (thousands of tasks wait on one Event).
+    targets: crate::memory::AddrMap<String>,
     sites: rustc_hash::FxHashMap<(usize, u32), String>,
     task_prefix: String,
     event_prefix: String,
@@ -76,20 +79,6 @@ fn holder(task: Option<String>, evidence: Evidence) -> Holder {
     }
 }
 
-/// Whose code a frame runs: trio's, anyio's or the program's.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    Trio,
-    Anyio,
-    Program,
-}
-
-/// One of trio's own files (`trio/_sync.py`, `trio/_core/_run.py`): every module of the
-/// package is private (`_` first), so a program under a directory named `trio` is not one.
-fn in_trio(filename: &str) -> bool {
-    filename.contains("/trio/_")
-}
-
 impl<'r> Waits<'r> {
     pub(crate) fn new(pid: i32, reads: &'r [TaskRead]) -> Self {
         Waits {
@@ -102,6 +91,7 @@ impl<'r> Waits<'r> {
             task_addrs: reads.iter().map(|r| r.addr).collect(),
             vias: Default::default(),
             places: Default::default(),
+            targets: Default::default(),
             sites: Default::default(),
             task_prefix: format!("{pid}:task:"),
             event_prefix: format!("{pid}:{}:", TaskWaitKind::Event.as_str()),
@@ -111,19 +101,36 @@ impl<'r> Waits<'r> {
 
     /// Whose code `link` runs, once per code object.
     fn place(&mut self, link: &ChainLink) -> Place {
+        self.code_of(link).0
+    }
+
+    /// Whose code `link` runs and which of trio's functions it is, once per code object.
+    fn code_of(&mut self, link: &ChainLink) -> (Place, Role) {
         let code = &link.raw.code;
         *self
             .places
             .entry(std::sync::Arc::as_ptr(code) as usize)
             .or_insert_with(|| {
                 if in_trio(&code.filename) {
-                    Place::Trio
+                    (Place::Trio, Role::of(&code.filename, &code.name))
                 } else if code.filename.contains("/anyio/") {
-                    Place::Anyio
+                    (Place::Anyio, Role::Other)
                 } else {
-                    Place::Program
+                    (Place::Program, Role::Other)
                 }
             })
+    }
+
+    /// `self` of the method `link` runs (through its cell where a nested function closes
+    /// over it). An object already classified is no cell: its type is not read again.
+    fn this(&self, walker: &Walker, link: &ChainLink) -> Option<usize> {
+        let objs = &walker.objs;
+        let v = walker.local(&link.raw, "self")?;
+        if self.objects.contains_key(&v) || !objs.type_is(v, "cell") {
+            return Some(v);
+        }
+        let cell_ref = objs.layout.stdlib.cell_ref;
+        objs.mem.ptr(v + cell_ref).ok().filter(|v| *v != 0)
     }
 
     /// `PID:task:0x...` of a task object.
@@ -223,31 +230,25 @@ impl<'r> Waits<'r> {
         let objs = &walker.objs;
         // Outermost trio frame first: `sleep` before the `sleep_forever` it calls.
         for (i, link) in t.chain.iter().enumerate().filter(|(i, _)| is_trio(*i)) {
-            let code = &link.raw.code;
-            let file = short_file(&code.filename);
-            let function = code.name.rsplit('.').next().unwrap_or("");
-            // `self` is a cell where a nested function closes over it.
-            let this = || {
-                let v = walker.local(&link.raw, "self")?;
-                if !objs.type_is(v, "cell") {
-                    return Some(v);
-                }
-                let cell_ref = objs.layout.stdlib.cell_ref;
-                objs.mem.ptr(v + cell_ref).ok().filter(|v| *v != 0)
-            };
-            match (file, function) {
-                ("_timeouts.py", "sleep" | "sleep_until" | "sleep_forever") => {
+            let role = self.code_of(link).1;
+            if role == Role::Other {
+                continue;
+            }
+            let function = link.raw.code.name.rsplit('.').next().unwrap_or("");
+            match role {
+                Role::Other => {}
+                Role::Sleep => {
                     wait.kind = TaskWaitKind::Sleep;
                     wait.via = Some(format!("trio.{function}"));
                     return Some(wait);
                 }
-                (f, _) if f.starts_with("_io_") => {
+                Role::Io => {
                     wait.kind = TaskWaitKind::Io;
                     wait.via = Some(format!("trio.lowlevel.{function}"));
                     return Some(wait);
                 }
-                ("_run.py", "_nested_child_finished") => {
-                    let nursery = this()?;
+                Role::NurseryWait => {
+                    let nursery = self.this(walker, link)?;
                     wait.kind = TaskWaitKind::Gather;
                     wait.via = Some("trio nursery".into());
                     let children = fields
@@ -262,8 +263,8 @@ impl<'r> Waits<'r> {
                     wait.targets = children.iter().map(|c| self.task_id(*c)).collect();
                     return Some(wait);
                 }
-                ("_sync.py", "acquire" | "acquire_on_behalf_of" | "wait") => {
-                    let obj = this()?;
+                Role::Primitive => {
+                    let obj = self.this(walker, link)?;
                     let (ty, is_lock, type_addr) = self.class_of(objs, obj)?;
                     let ty = ty.as_ref();
                     wait.via = Some(self.via(link, type_addr, ty, function));
@@ -279,17 +280,23 @@ impl<'r> Waits<'r> {
                             wait.kind = TaskWaitKind::Condition;
                             &self.condition_prefix
                         };
-                        wait.target = Some(with_hex(prefix, obj));
+                        let target = self
+                            .targets
+                            .entry(obj)
+                            .or_insert_with(|| with_hex(prefix, obj));
+                        wait.target = Some(target.clone());
                     } else {
                         continue;
                     }
                     return Some(wait);
                 }
                 // anyio's `fast_acquire` parks in its trio primitive's own lot.
-                ("_parking_lot.py", "park") => {
+                Role::Park => {
                     let caller = i.checked_sub(1).and_then(|k| t.chain.get(k));
-                    let Some((obj, class)) =
-                        caller.and_then(|c| self.anyio_primitive(walker, fields, c, this()?))
+                    let lot = self.this(walker, link);
+                    let Some((obj, class)) = caller
+                        .zip(lot)
+                        .and_then(|(c, lot)| self.anyio_primitive(walker, fields, c, lot))
                     else {
                         continue;
                     };
@@ -304,8 +311,8 @@ impl<'r> Waits<'r> {
                     }
                     return Some(wait);
                 }
-                ("_channel.py", "send" | "receive") => {
-                    let end = this()?;
+                Role::Channel => {
+                    let end = self.this(walker, link)?;
                     let state = fields.get(objs, end, "_state")?;
                     wait.kind = TaskWaitKind::Channel;
                     wait.via = Some(format!("trio.{}.{function}", objs.type_name(end).ok()?));
@@ -315,7 +322,6 @@ impl<'r> Waits<'r> {
                     self.channel_wait(walker, fields, state, other_is_send);
                     return Some(wait);
                 }
-                _ => {}
             }
         }
         // Parked by a low-level call no primitive explains (`wait_task_rescheduled` or
