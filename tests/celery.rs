@@ -264,6 +264,20 @@ fn check_starvation(py: &Interpreter, worker: &Worker, concurrency: usize) {
     assert_eq!(out.status.code(), Some(3), "[{label}] {text}");
     assert!(text.contains("DEADLOCK"), "[{label}] {text}");
     assert!(text.contains("thumbnail["), "[{label}] {text}");
+    // A waited result is labelled with Celery's type and no address: it is no
+    // concurrent.futures.Future, nor an object at some address.
+    let result_label = text
+        .lines()
+        .find(|l| l.contains("waits for  the result of thumbnail["))
+        .unwrap_or_else(|| panic!("[{label}] no wait on a thumbnail's result: {text}"));
+    assert!(
+        result_label.contains(") <celery.result.AsyncResult>"),
+        "[{label}] {result_label}"
+    );
+    assert!(
+        !text.contains("concurrent.futures.Future"),
+        "[{label}] {text}"
+    );
 }
 
 /// A starving `-c 1` worker's other outputs: the Celery release read from memory (a checked

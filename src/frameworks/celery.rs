@@ -19,6 +19,9 @@ use crate::model::*;
 const TRACE_FILE: &str = "celery/app/trace.py";
 /// Where `AsyncResult.get`, `ResultSet.join` and `GroupResult.get` live.
 const RESULT_FILE: &str = "celery/result.py";
+/// The Python type of a waited result's entry (`locks[].python_type`): one task's result,
+/// whichever of `AsyncResult`, `GroupResult` or `ResultSet` the waiter holds it through.
+const RESULT_TYPE: &str = "celery.result.AsyncResult";
 /// The worker's own bookkeeping (`reserved_requests`, `active_requests`).
 const STATE_MODULE: &str = "celery.worker.state";
 /// Bounds against a hostile or torn target.
@@ -490,7 +493,8 @@ pub fn link(
                 module: None,
                 shared: None,
                 contradictions: Vec::new(),
-                python_type: None,
+                // Not a `concurrent.futures.Future`, which a `future` otherwise is.
+                python_type: Some(RESULT_TYPE.into()),
                 readers: None,
             });
         }

@@ -115,14 +115,20 @@ pub(super) fn lock_label(doc: &Document, id: &str, name: Option<&str>) -> String
                 return c;
             }
             let kind = l.python_type.as_deref().unwrap_or(l.kind.type_label());
+            // An entry with no object of its own (a Celery task's result) shows its type alone.
+            let at = if l.address.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", l.address)
+            };
             let name = l.display_name(name);
             match (name, &l.module) {
-                (_, Some(m)) => format!("import lock of module {m} <{kind} {}>", l.address),
+                (_, Some(m)) => format!("import lock of module {m} <{kind}{at}>"),
                 (Some(n), None) => match super::timing::permits_label(l) {
-                    Some(p) => format!("{n} <{kind} {}, {p}>", l.address),
-                    None => format!("{n} <{kind} {}>", l.address),
+                    Some(p) => format!("{n} <{kind}{at}, {p}>"),
+                    None => format!("{n} <{kind}{at}>"),
                 },
-                (None, None) => format!("<{kind} {}>", l.address),
+                (None, None) => format!("<{kind}{at}>"),
             }
         }
         None => id.to_string(),
