@@ -68,6 +68,9 @@ pub struct RaceTracker {
 
 type Incarnation = (String, usize);
 
+/// At most this many writes of a thread are compared with its kept reach (pairwise).
+const SAME_REACH_MAX: usize = 64;
+
 /// Narrow a lock set to the locks held at one write: `held` (the thread's) and `guards` (the
 /// `with` blocks around the write). The first write sets it.
 fn intersect(acc: &mut Option<BTreeSet<String>>, held: &[&str], guards: &[GuardLock]) {
@@ -83,7 +86,12 @@ fn intersect(acc: &mut Option<BTreeSet<String>>, held: &[&str], guards: &[GuardL
 }
 
 /// Whether `reach` holds exactly the locations of `writes` (then it need not be rebuilt).
+/// Counted pairwise, so only for a thread with few writes (`SAME_REACH_MAX`); more are
+/// rebuilt.
 fn same_reach(reach: &FxHashSet<Location>, writes: &[WriteAccess]) -> bool {
+    if writes.len() > SAME_REACH_MAX {
+        return false;
+    }
     let distinct = writes
         .iter()
         .enumerate()
