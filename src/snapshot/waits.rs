@@ -457,3 +457,28 @@ impl<'w, 'a> Builder<'w, 'a> {
             .map(|(r, _)| r)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_match_lives_while_its_wait_is_seen_in_each_snapshot() {
+        let mut m = WaitMatches::default();
+        let (wait, other) = ((7, 0x1000, 3), (8, 0x2000, 5));
+        m.keep(wait, (0xa0, LockKind::Lock));
+        m.keep(other, (0xb0, LockKind::RLock));
+        m.end_snapshot();
+        // Only `wait` is seen again: `other` is forgotten at this snapshot's end.
+        assert_eq!(m.get(wait), Some((0xa0, LockKind::Lock)));
+        assert_eq!(m.get(wait), Some((0xa0, LockKind::Lock)));
+        m.end_snapshot();
+        assert_eq!(m.get(other), None);
+        // The same thread and futex after the thread ran (other timeslices) is another wait.
+        assert_eq!(m.get((7, 0x1000, 4)), None);
+        assert_eq!(m.get(wait), Some((0xa0, LockKind::Lock)));
+        m.end_snapshot();
+        m.end_snapshot();
+        assert_eq!(m.get(wait), None);
+    }
+}
