@@ -208,8 +208,20 @@ fn a_trio_server_idling_beside_busy_tasks_gives_no_finding() {
             let busy = task(&d, &format!("busy-{n}"));
             assert_eq!(busy["framework"], "trio", "{busy:#}");
         }
-        let (code, text) = dump_text(t.pid, "0.3s");
-        assert_eq!(code, 0, "{text}");
+        // The text report too, with the same allowance for a torn read of the task set.
+        let mut text = String::new();
+        for attempt in 1..=3 {
+            let (code, out) = dump_text(t.pid, "0.3s");
+            assert_eq!(code, 0, "{out}");
+            text = out;
+            if text.contains("(trio) on \"MainThread\"") {
+                break;
+            }
+            eprintln!(
+                "note: [{}] text dump {attempt} read no trio run",
+                interp.label
+            );
+        }
         assert!(text.contains("(trio) on \"MainThread\""), "{text}");
     });
 }
