@@ -9,7 +9,9 @@
 //! (`self.results.append(x)` reads `self.results`) join the lock sets of that location: with a
 //! write replacing it, accesses from two threads with no lock in common are a race too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::*;
 use crate::snapshot::Snapshot;
@@ -57,61 +59,116 @@ pub struct RaceTracker {
     program: HashMap<usize, String>,
     snapshots: usize,
     /// Each live thread's incarnation, and the last snapshot each incarnation was seen in.
-    current: HashMap<String, Incarnation>,
-    last_seen: HashMap<Incarnation, usize>,
+    current: FxHashMap<String, Incarnation>,
+    last_seen: FxHashMap<Incarnation, usize>,
     /// What each live thread could write when its frames were last read (a thread on a CPU is
     /// not read, and keeps its last sighting).
-    reach: HashMap<Incarnation, HashSet<Location>>,
+    reach: FxHashMap<Incarnation, FxHashSet<Location>>,
 }
 
 type Incarnation = (String, usize);
 
-fn intersect(acc: &mut Option<BTreeSet<String>>, with: &BTreeSet<String>) {
-    *acc = Some(match acc.take() {
-        None => with.clone(),
-        Some(s) => s.intersection(with).cloned().collect(),
-    });
+/// At most this many writes of a thread are compared with its kept reach (pairwise).
+const SAME_REACH_MAX: usize = 64;
+
+/// Narrow a lock set to the locks held at one write: `held` (the thread's) and `guards` (the
+/// `with` blocks around the write). The first write sets it.
+fn intersect(acc: &mut Option<BTreeSet<String>>, held: &[&str], guards: &[GuardLock]) {
+    match acc {
+        None => {
+            let locks = held.iter().map(|l| l.to_string());
+            *acc = Some(locks.chain(guards.iter().map(|g| g.lock.clone())).collect());
+        }
+        Some(set) => {
+            set.retain(|l| held.contains(&l.as_str()) || guards.iter().any(|g| g.lock == *l))
+        }
+    }
+}
+
+/// Whether `reach` holds exactly the locations of `writes` (then it need not be rebuilt).
+/// Counted pairwise, so only for a thread with few writes (`SAME_REACH_MAX`); more are
+/// rebuilt.
+fn same_reach(reach: &FxHashSet<Location>, writes: &[WriteAccess]) -> bool {
+    if writes.len() > SAME_REACH_MAX {
+        return false;
+    }
+    let distinct = writes
+        .iter()
+        .enumerate()
+        .filter(|(i, w)| !writes[..*i].iter().any(|o| o.location == w.location))
+        .count();
+    distinct == reach.len() && writes.iter().all(|w| reach.contains(&w.location))
 }
 
 impl RaceTracker {
     pub fn observe(&mut self, snap: &Snapshot) {
         self.snapshots += 1;
         let now = self.snapshots;
-        let mut refreshed: HashSet<Incarnation> = HashSet::new();
+        // The ids whose reach was set in this snapshot (one id's thread states add up).
+        let mut refreshed: Vec<&str> = Vec::new();
         for t in &snap.threads {
             // A thread absent from the previous snapshot is a new one, even with a reused id.
             // One id twice in a snapshot (a second thread state made on the same OS thread,
             // as C code does with `PyThreadState_New`) is one thread: it cannot race itself.
-            let inc = match self.current.get(&t.id) {
-                Some(inc) if self.last_seen.get(inc).is_some_and(|&s| s + 1 >= now) => inc.clone(),
-                _ => (t.id.clone(), now),
-            };
-            self.current.insert(t.id.clone(), inc.clone());
+            let known = self
+                .current
+                .get(&t.id)
+                .is_some_and(|inc| self.last_seen.get(inc).is_some_and(|&s| s + 1 >= now));
+            if !known {
+                self.current.insert(t.id.clone(), (t.id.clone(), now));
+            }
+            let inc = &self.current[&t.id];
             if !t.writes.is_empty() {
                 // A thread's reach is that of all its thread states in this snapshot.
-                let reach = self.reach.entry(inc.clone()).or_default();
-                if refreshed.insert(inc.clone()) {
-                    reach.clear();
+                let first = !refreshed.contains(&t.id.as_str());
+                if first {
+                    refreshed.push(&t.id);
                 }
-                reach.extend(t.writes.iter().map(|w| w.location.clone()));
+                match self.reach.get_mut(inc) {
+                    Some(reach) if first && same_reach(reach, &t.writes) => {}
+                    Some(reach) => {
+                        if first {
+                            reach.clear();
+                        }
+                        for w in &t.writes {
+                            if !reach.contains(&w.location) {
+                                reach.insert(w.location.clone());
+                            }
+                        }
+                    }
+                    None => {
+                        let reach = t.writes.iter().map(|w| w.location.clone()).collect();
+                        self.reach.insert(inc.clone(), reach);
+                    }
+                }
             }
-            self.last_seen.insert(inc, now);
+            match self.last_seen.get_mut(inc) {
+                Some(seen) => *seen = now,
+                None => {
+                    self.last_seen.insert(inc.clone(), now);
+                }
+            }
         }
         let last_seen = &self.last_seen;
         self.reach.retain(|inc, _| last_seen.get(inc) == Some(&now));
         for t in &snap.threads {
-            let inc = self.current[&t.id].clone();
-            let held: BTreeSet<String> = t.holds.iter().map(|h| h.lock.clone()).collect();
-            let mut counted: BTreeSet<&Location> = BTreeSet::new();
+            let inc = &self.current[&t.id];
+            let mut held: Vec<&str> = t.holds.iter().map(|h| h.lock.as_str()).collect();
+            held.sort_unstable();
+            held.dedup();
+            let mut counted: Vec<&Location> = Vec::new();
             for w in &t.writes {
-                let loc = self
-                    .locations
-                    .entry(w.location.clone())
-                    .or_insert_with(|| Tracked {
-                        name: w.name.clone(),
-                        through_self: w.through_self,
-                        ..Tracked::default()
-                    });
+                let loc = match self.locations.get_mut(&w.location) {
+                    Some(loc) => loc,
+                    None => self
+                        .locations
+                        .entry(w.location.clone())
+                        .or_insert_with(|| Tracked {
+                            name: w.name.clone(),
+                            through_self: w.through_self,
+                            ..Tracked::default()
+                        }),
+                };
                 if loc.through_self && !w.through_self {
                     loc.name = w.name.clone();
                     loc.through_self = false;
@@ -125,7 +182,7 @@ impl RaceTracker {
                             loc.exclusive = Some(inc.clone());
                             continue;
                         }
-                        Some(owner) if *owner == inc => continue,
+                        Some(owner) if owner == inc => continue,
                         // The first writer's exclusive hold ends only if it can still write
                         // the location now; otherwise the object changed hands (a queue
                         // hand-off, or a freed object's address taken by a new one) and the
@@ -144,36 +201,45 @@ impl RaceTracker {
                         }
                     }
                 }
-                let mut locks = held.clone();
-                locks.extend(w.guards.iter().map(|g| g.lock.clone()));
-                let per = loc.threads.entry(inc.clone()).or_default();
-                per.id = t.id.clone();
-                per.name = t.name.clone();
-                if reads {
-                    per.read_sites.insert(w.site.clone());
+                let per = match loc.threads.get_mut(inc) {
+                    Some(per) => per,
+                    None => loc.threads.entry(inc.clone()).or_default(),
+                };
+                if per.id != t.id {
+                    per.id.clone_from(&t.id);
+                }
+                if per.name != t.name {
+                    per.name.clone_from(&t.name);
+                }
+                let sites = if reads {
+                    &mut per.read_sites
                 } else {
-                    per.sites.insert(w.site.clone());
+                    &mut per.sites
+                };
+                if !sites.contains(&w.site) {
+                    sites.insert(w.site.clone());
                 }
                 per.evidence.insert(w.evidence);
                 // Several writes to one location in one sample are one sample of it.
-                if counted.insert(&w.location) {
+                if !counted.contains(&&w.location) {
+                    counted.push(&w.location);
                     per.samples += 1;
                 }
-                intersect(&mut per.lockset, &locks);
-                intersect(&mut loc.common, &locks);
+                intersect(&mut per.lockset, &held, &w.guards);
+                intersect(&mut loc.common, &held, &w.guards);
                 for g in &w.guards {
                     if let Some(n) = &g.name {
-                        self.lock_names
-                            .entry(g.lock.clone())
-                            .or_insert_with(|| n.clone());
+                        if !self.lock_names.contains_key(&g.lock) {
+                            self.lock_names.insert(g.lock.clone(), n.clone());
+                        }
                     }
                 }
             }
             for h in &t.holds {
                 if let Some(n) = &h.name {
-                    self.lock_names
-                        .entry(h.lock.clone())
-                        .or_insert_with(|| n.clone());
+                    if !self.lock_names.contains_key(&h.lock) {
+                        self.lock_names.insert(h.lock.clone(), n.clone());
+                    }
                 }
             }
         }
@@ -385,192 +451,4 @@ impl RaceTracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analysis::fixtures::{snapshot, thread};
-
-    fn write(name: &str, site: &str, adds_or_takes: bool, guard: Option<&str>) -> WriteAccess {
-        WriteAccess {
-            location: Location::Item {
-                container: "0x1000".into(),
-                class: "0x2000".into(),
-            },
-            name: name.into(),
-            through_self: false,
-            site: site.into(),
-            evidence: WriteEvidence::ReachableWrite,
-            guards: guard
-                .map(|g| GuardLock {
-                    lock: g.into(),
-                    name: Some(g.into()),
-                })
-                .into_iter()
-                .collect(),
-            adds_or_takes,
-            access: AccessKind::Write,
-        }
-    }
-
-    /// Two threads writing one list, five samples each, one thread per snapshot.
-    fn findings_for(first: WriteAccess, second: WriteAccess) -> Vec<Finding> {
-        let mut tracker = RaceTracker::default();
-        for round in 0..10 {
-            let mut a = thread(1, 1, "a", None);
-            let mut b = thread(1, 2, "b", None);
-            if round % 2 == 0 {
-                a.writes.push(first.clone());
-            } else {
-                b.writes.push(second.clone());
-            }
-            tracker.observe(&snapshot(vec![a, b], Vec::new()));
-        }
-        tracker.findings(1)
-    }
-
-    #[test]
-    fn appends_alone_from_two_threads_are_not_a_race() {
-        let found = findings_for(
-            write("results[...]", "a f.py:1", true, None),
-            write("results[...]", "b f.py:2", true, None),
-        );
-        assert!(found.is_empty(), "{found:#?}");
-    }
-
-    #[test]
-    fn appends_race_with_an_order_dependent_write_under_a_lock() {
-        let found = findings_for(
-            write("results[...]", "a f.py:1", true, None),
-            write("results[...]", "b f.py:2", false, Some("1:lock:0x10")),
-        );
-        assert_eq!(found.len(), 1, "{found:#?}");
-        assert!(found[0]
-            .summary
-            .starts_with("results[...] is written by 2 threads"));
-    }
-
-    #[test]
-    fn a_location_that_changed_hands_is_not_a_race() {
-        // Thread a writes its object at 0x1000, then moves on to another one; only then does
-        // thread b write an object at 0x1000 (a freed address reused, or a hand-off).
-        let mut tracker = RaceTracker::default();
-        let mut other = write("mine.x", "a f.py:1", false, None);
-        other.location = Location::Item {
-            container: "0x3000".into(),
-            class: "0x2000".into(),
-        };
-        for round in 0..10 {
-            let mut a = thread(1, 1, "a", None);
-            let mut b = thread(1, 2, "b", None);
-            if round < 5 {
-                a.writes.push(write("mine.x", "a f.py:1", false, None));
-            } else {
-                a.writes.push(other.clone());
-                b.writes.push(write("mine.x", "b f.py:2", false, None));
-            }
-            tracker.observe(&snapshot(vec![a, b], Vec::new()));
-        }
-        let found = tracker.findings(1);
-        assert!(found.is_empty(), "{found:#?}");
-    }
-
-    #[test]
-    fn two_thread_states_of_one_os_thread_do_not_race() {
-        let mut tracker = RaceTracker::default();
-        for _ in 0..5 {
-            let mut a = thread(1, 1, "MainThread", None);
-            a.writes
-                .push(write("registry[...]", "a f.py:1", false, None));
-            let mut again = a.clone();
-            again.writes[0].site = "b f.py:2".into();
-            tracker.observe(&snapshot(vec![a, again], Vec::new()));
-        }
-        let found = tracker.findings(1);
-        assert!(found.is_empty(), "{found:#?}");
-    }
-
-    #[test]
-    fn every_thread_state_of_one_os_thread_counts_for_its_reach() {
-        // Thread a keeps writing mine.x from one thread state while its second one writes
-        // elsewhere: b's one write to mine.x, read before a's in the last snapshot, meets a's
-        // (a can still write it), no change of hands.
-        let mut tracker = RaceTracker::default();
-        let mut other = write("mine.x", "a f.py:3", false, None);
-        other.location = Location::Item {
-            container: "0x3000".into(),
-            class: "0x2000".into(),
-        };
-        for round in 0..10 {
-            let mut a = thread(1, 1, "a", None);
-            a.writes.push(write("mine.x", "a f.py:1", false, None));
-            let mut again = thread(1, 1, "a", None);
-            again.writes.push(other.clone());
-            let mut b = thread(1, 2, "b", None);
-            if round == 9 {
-                b.writes.push(write("mine.x", "b f.py:2", false, None));
-            }
-            tracker.observe(&snapshot(vec![b, a, again], Vec::new()));
-        }
-        let found = tracker.findings(1);
-        assert_eq!(found.len(), 1, "{found:#?}");
-    }
-
-    #[test]
-    fn stores_from_two_threads_with_no_lock_are_a_race() {
-        let found = findings_for(
-            write("registry[...]", "a f.py:1", false, None),
-            write("registry[...]", "b f.py:2", false, None),
-        );
-        assert_eq!(found.len(), 1, "{found:#?}");
-    }
-
-    fn read(name: &str, site: &str, guard: Option<&str>) -> WriteAccess {
-        WriteAccess {
-            access: AccessKind::ReadThenMutate,
-            ..write(name, site, false, guard)
-        }
-    }
-
-    #[test]
-    fn a_read_to_mutate_without_the_lock_races_a_replacement_under_it() {
-        let found = findings_for(
-            read("Collector.results", "add f.py:1", None),
-            write(
-                "Collector.results",
-                "drain f.py:2",
-                false,
-                Some("1:lock:0x10"),
-            ),
-        );
-        assert_eq!(found.len(), 1, "{found:#?}");
-        let f = &found[0];
-        assert!(
-            f.summary
-                .starts_with("Collector.results is replaced and read to mutate what it holds"),
-            "{}",
-            f.summary
-        );
-        let vias: Vec<EdgeVia> = f.edges.iter().map(|e| e.via).collect();
-        assert_eq!(vias, [EdgeVia::Reads, EdgeVia::Writes], "{f:#?}");
-        assert_eq!(f.locksets[0].read_sites, ["add f.py:1"]);
-        assert!(f.locksets[0].sites.is_empty());
-    }
-
-    #[test]
-    fn reads_and_replacements_under_one_lock_or_reads_alone_are_not_a_race() {
-        let locked = findings_for(
-            read("Collector.results", "add f.py:1", Some("1:lock:0x10")),
-            write(
-                "Collector.results",
-                "drain f.py:2",
-                false,
-                Some("1:lock:0x10"),
-            ),
-        );
-        assert!(locked.is_empty(), "{locked:#?}");
-        let reads_only = findings_for(
-            read("results", "add f.py:1", None),
-            read("results", "add f.py:1", None),
-        );
-        assert!(reads_only.is_empty(), "{reads_only:#?}");
-    }
-}
+mod tests;

@@ -47,6 +47,9 @@ pub(super) struct PageCache {
     spare: Vec<Box<[u8]>>,
     /// The blocks the last snapshot used, by page.
     last: Vec<(usize, Blocks)>,
+    /// The last snapshot's map of pages, emptied: reused with its capacity (no rehashing
+    /// while a snapshot's 150 pages go in).
+    spare_map: AddrMap<Option<Page>>,
     /// Whether `process_vm_readv` was refused or is missing (seccomp): pages are then read
     /// one at a time for the rest of the session.
     no_vm_readv: Cell<bool>,
@@ -67,7 +70,7 @@ fn blocks(from: usize, len: usize) -> Blocks {
 impl PageCache {
     /// Start a snapshot: fetch the blocks the last one used.
     pub(super) fn begin(&mut self, pid: i32) {
-        let mut pages = AddrMap::default();
+        let mut pages = std::mem::take(&mut self.spare_map);
         let wanted = std::mem::take(&mut self.last);
         if !self.no_vm_readv.get() && !wanted.is_empty() {
             self.prefetch(pid, &wanted, &mut pages);
@@ -77,21 +80,23 @@ impl PageCache {
 
     /// End a snapshot: remember the blocks it used, keep its buffers.
     pub(super) fn end(&mut self) {
-        let Some(pages) = self.pages.take() else {
+        let Some(mut pages) = self.pages.take() else {
             return;
         };
         self.last.clear();
-        for (base, page) in pages {
+        for (base, page) in pages.drain() {
             let Some(page) = page else { continue };
             if page.used != 0 && self.last.len() < PREFETCH_MAX {
                 self.last.push((base, page.used));
             }
             self.spare.push(page.bytes);
         }
+        self.spare_map = pages;
     }
 
     pub(super) fn release_spare(&mut self) {
         self.spare = Vec::new();
+        self.spare_map = AddrMap::default();
     }
 
     fn buffer(&mut self) -> Box<[u8]> {
@@ -113,13 +118,18 @@ impl PageCache {
             let from = at - base;
             let n = (PAGE - from).min(buf.len() - done);
             let want = blocks(from, n);
-            let cached = self.pages.as_ref().and_then(|p| p.get(&base));
-            let ready = match cached {
-                Some(Some(page)) => page.valid & want == want,
+            // The common case first: a page already there with the blocks wanted (one lookup).
+            match self.pages.as_mut().and_then(|p| p.get_mut(&base)) {
+                Some(Some(page)) if page.valid & want == want => {
+                    page.used |= want;
+                    buf[done..done + n].copy_from_slice(&page.bytes[from..from + n]);
+                    done += n;
+                    continue;
+                }
                 Some(None) => return false,
-                None => false,
-            };
-            if !ready && !self.fill(file, base) {
+                _ => {}
+            }
+            if !self.fill(file, base) {
                 return false;
             }
             let Some(Some(page)) = self.pages.as_mut().and_then(|p| p.get_mut(&base)) else {

@@ -254,6 +254,7 @@ fn take_cached(
         names: name_cache,
         libc,
         binaries,
+        wait_matches,
     } = session;
     let pid = target.pid;
     let libc = *libc.get_or_insert_with(|| {
@@ -343,6 +344,7 @@ fn take_cached(
         frozen: frozen.is_some(),
         libc,
         c_locks: BTreeMap::new(),
+        wait_matches,
     };
     let mut threads = Vec::new();
     let mut held = Vec::new();
@@ -364,6 +366,7 @@ fn take_cached(
         };
         threads.push(builder.thread(rt, native_id, k, &info));
     }
+    builder.wait_matches.end_snapshot();
     builder.resolve_owners(&mut threads);
     builder.resolve_c_lock_owners(&mut threads, &to_proc);
     builder.catch_gil_waiters(&mut threads, &gils, &held);

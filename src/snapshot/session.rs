@@ -35,6 +35,8 @@ pub struct Session {
     /// Unwind data and symbols of the binaries the target maps, read once per file, and its
     /// mappings.
     pub(super) binaries: super::native_frames::NativeCache,
+    /// The lock objects futex waits were matched to, while the same waits last.
+    pub(super) wait_matches: super::waits::WaitMatches,
 }
 
 impl Session {
@@ -51,6 +53,7 @@ impl Session {
             names: Default::default(),
             libc: None,
             binaries: Default::default(),
+            wait_matches: Default::default(),
         }
     }
 

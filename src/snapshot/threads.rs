@@ -299,7 +299,13 @@ impl<'w, 'a> Builder<'w, 'a> {
         let mut state = kernel_state(k, owns_gil);
         let mut waits_for = None;
         if let Some(futex) = futex {
-            let (s, w, released) = self.classify_futex_wait(&id, &frames, futex, timed);
+            // Not in a core (no `schedstat` there): a match is kept only while the thread
+            // provably has not run (counters that are off, all zero, prove nothing).
+            let stay = k
+                .and_then(|k| k.timeslices)
+                .filter(|&slices| slices > 0 && !self.frozen)
+                .map(|slices| (rt.thread_id, slices));
+            let (s, w, released) = self.classify_futex_wait(&id, &frames, futex, timed, stay);
             let syscall = k.and_then(|k| k.syscall.as_ref());
             let (s, w) = self.c_lock_or_unknown(&id, &frames, syscall, s, w);
             state = match s {
