@@ -94,9 +94,11 @@ fn a_bounded_queue_under_load_is_healthy() {
 /// stack (`self._next_job()` -> `take(self.jobs)` -> `q.get()`, and the same passing the queue
 /// by keyword, `take(q=self.jobs)`, as a dict's item, `take(self.queues['a'])`, and from the
 /// consumer's own frame forwarding its arguments, `take(*args, **kwargs)`, the tuple read from
-/// memory) is found as the queue's getter
-/// (a deadlock, the `get` site in `take`, the calls to it in the holder's `call_path`); beside it the same knot with a running "auditor"
-/// that calls a method of the queue picked at run time (it could drain it) is no deadlock.
+/// memory, and as a dict's item by a key its frame holds, `take(self.queues[name])`) is found
+/// as the queue's getter (a deadlock, the `get` site in `take`, the calls to it in the
+/// holder's `call_path`); the same code whose key names another queue is no getter of the full
+/// one (no deadlock); and the same knot with a running "auditor" that calls a method of the
+/// queue picked at run time (it could drain it) is no deadlock.
 #[test]
 fn a_getter_through_calls_is_found_and_a_running_referrer_prevents_a_false_deadlock() {
     let script = fixture("queue_cycle.py");
@@ -107,10 +109,11 @@ fn a_getter_through_calls_is_found_and_a_running_referrer_prevents_a_false_deadl
         let (code, d) = dump_json_until(target.pid, WINDOW, Duration::from_secs(10), |c, _| c == 3);
         assert_eq!(code, 3, "{:#}", d["findings"]);
         let deadlocks = doc::findings(&d, "deadlock");
-        assert_eq!(deadlocks.len(), 4, "{:#}", d["findings"]);
+        assert_eq!(deadlocks.len(), 5, "{:#}", d["findings"]);
         // The queue passed on by position (`take(self.jobs)`), by keyword (`take(q=...)`), as
-        // a dict's item, and unpacked from the consumer's own `*args`.
-        for knot in ["indirect", "keyword", "subscript", "forwarded"] {
+        // a dict's item, unpacked from the consumer's own `*args`, and as a dict's item by
+        // the key in the consumer's local `name`.
+        for knot in ["indirect", "keyword", "subscript", "forwarded", "computed"] {
             let consumer = format!("{knot}-consumer");
             let f = deadlocks
                 .iter()
@@ -141,7 +144,7 @@ fn a_getter_through_calls_is_found_and_a_running_referrer_prevents_a_false_deadl
                 .iter()
                 .map(|s| s.as_str().unwrap())
                 .collect();
-            let ends: &[&str] = if knot == "forwarded" {
+            let ends: &[&str] = if ["forwarded", "computed"].contains(&knot) {
                 &["consume", "take", "q.get"]
             } else {
                 &["consume", "_next_job", "take", "q.get"]
@@ -151,19 +154,39 @@ fn a_getter_through_calls_is_found_and_a_running_referrer_prevents_a_false_deadl
                 "{path:?}"
             );
         }
-        // The audited knot: no finding names its threads; the auditor is an `unknown` holder.
-        let audited = doc::thread_by_name(&d, "audited-consumer")["id"].clone();
+        // A thread's id, asserted to be in none of `findings`; the queue a producer waits on.
+        let in_none = |findings: Vec<&serde_json::Value>, name: &str| {
+            let id = doc::thread_by_name(&d, name)["id"].clone();
+            assert!(
+                findings
+                    .iter()
+                    .all(|f| !f["threads"].as_array().unwrap().contains(&id)),
+                "{name}: {:#}",
+                d["findings"]
+            );
+            id
+        };
+        let queue_of = |producer: &str| {
+            let target = &doc::thread_by_name(&d, producer)["waits_for"]["target"];
+            doc::lock(&d, target.as_str().unwrap())
+        };
+        // The twin whose key names the other queue: no deadlock names it, and its consumer is
+        // no getter of the full queue.
+        let elsewhere = in_none(deadlocks.clone(), "elsewhere-consumer");
+        let queue = queue_of("elsewhere-producer");
+        assert_eq!(queue["kind"], "queue", "{queue:#}");
         assert!(
-            d["findings"]
+            queue["holders"]
                 .as_array()
-                .unwrap()
-                .iter()
-                .all(|f| !f["threads"].as_array().unwrap().contains(&audited)),
-            "{:#}",
-            d["findings"]
+                .is_none_or(|h| h.iter().all(|h| h["thread"] != elsewhere)),
+            "{queue:#}"
         );
-        let producer = doc::thread_by_name(&d, "audited-producer");
-        let queue = doc::lock(&d, producer["waits_for"]["target"].as_str().unwrap());
+        // The audited knot: no finding names its threads; the auditor is an `unknown` holder.
+        let audited = in_none(
+            d["findings"].as_array().unwrap().iter().collect(),
+            "audited-consumer",
+        );
+        let queue = queue_of("audited-producer");
         let auditor = doc::thread_by_name(&d, "auditor")["id"].clone();
         let holders = queue["holders"].as_array().unwrap();
         assert!(

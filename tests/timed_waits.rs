@@ -140,7 +140,17 @@ fn record_tree_finds_a_childs_polling_loop_stall_and_an_idle_child_is_no_finding
     let parent = fixture("tree_parent.py");
     let loops = fixture("timed_loops.py");
     let t = Target::start(&interp, &parent, &[loops.to_str().unwrap()]);
-    let (code, d) = record_tree(t.pid, "2.5s");
+    // A stall persists only if every settled snapshot shows all four loops in their waits;
+    // on a loaded host one loop can be caught re-taking its condition's lock between two
+    // waits (as the dump test above allows for), so a recording may miss it: up to three.
+    let mut tries = 0;
+    let (code, d) = loop {
+        tries += 1;
+        let (code, d) = record_tree(t.pid, "2.5s");
+        if code == Some(3) || tries == 3 {
+            break (code, d);
+        }
+    };
     assert_eq!(code, Some(3), "[{}] {d:#}", interp.label);
     let stalls = doc::findings(&d, "stall");
     assert_eq!(stalls.len(), 1, "{:#}", d["findings"]);

@@ -19,6 +19,7 @@ pub mod order_advice;
 pub mod permits;
 pub mod program_names;
 pub mod races;
+pub mod state_since;
 pub mod stream;
 pub mod timed;
 pub mod trio_runs;
@@ -84,7 +85,7 @@ pub struct Accumulator {
     seen: HashMap<String, usize>,
     last: Option<Snapshot>,
     last_findings: Vec<Finding>,
-    state_since: HashMap<String, (ThreadState, SystemTime)>,
+    state_since: state_since::StateSince,
     /// Lock-order edges, tracked only when asked (`record`, `run`).
     lock_order: Option<lockorder::LockOrder>,
     /// Event-loop steps over time (`loop_block`).
@@ -171,20 +172,7 @@ impl Accumulator {
             // The newest version: sites and names can sharpen as the threads settle.
             seen.finding = f.clone();
         }
-        // Keys cloned only for threads not seen before; a map with one entry per thread of
-        // this snapshot (each was just visited) holds no gone one, so needs no sweep.
-        for t in &snap.threads {
-            match self.state_since.get_mut(&t.id) {
-                Some(entry) if entry.0 != t.state => *entry = (t.state, snap.taken),
-                Some(_) => {}
-                None => {
-                    self.state_since.insert(t.id.clone(), (t.state, snap.taken));
-                }
-            }
-        }
-        if self.state_since.len() != snap.threads.len() {
-            self.state_since.retain(|id, _| snap.thread(id).is_some());
-        }
+        self.state_since.observe(&snap.threads, snap.taken);
         for t in &snap.threads {
             let unmatched = t.kernel_unmatched.is_some() as usize;
             match self.unmatched.get_mut(&t.id) {
@@ -374,11 +362,7 @@ impl Accumulator {
         let ended = last.taken;
         let mut threads = last.threads.clone();
         for t in &mut threads {
-            let since = self
-                .state_since
-                .get(&t.id)
-                .map(|(_, s)| *s)
-                .unwrap_or(last.taken);
+            let since = self.state_since.get(&t.id).unwrap_or(last.taken);
             t.state_since = timestamp(since);
         }
         let mut processes = if last.processes.is_empty() {

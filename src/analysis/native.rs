@@ -170,6 +170,7 @@ mod tests {
             state: "S".into(),
             syscall: Some("clock_nanosleep 0x0 0x0 0x7ffd 0x7ffd".into()),
             wchan: None,
+            timeslices: None,
         });
         let mut waiter = thread(1, 2, "ticker", Some((WaitKind::Lock, "1:l:0x9")));
         waiter.state = ThreadState::GilWait;

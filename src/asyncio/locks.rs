@@ -154,16 +154,7 @@ impl Reader<'_, '_, '_> {
             };
             if unexplained {
                 // A bare acquire() leaves no trace of its owner.
-                holders.push(Holder {
-                    thread: None,
-                    task: None,
-                    process: None,
-                    owner_ident: None,
-                    evidence: Evidence::Unknown,
-                    site: None,
-                    count: None,
-                    call_path: Vec::new(),
-                });
+                holders.push(Holder::unknown());
             }
             let id = lock_id(self.pid, addr);
             let waiters = tasks

@@ -188,8 +188,9 @@ impl<'a> Objects<'a> {
         })
     }
 
-    /// A Python int (or int subclass, bool included) that fits in 64 bits. Anything else is
-    /// an error: an int's fields read from another object (a list) would give a wrong number.
+    /// A Python int (or int subclass, bool included) that fits in 64 bits; a larger one is an
+    /// error (never a wrapped value), and so is anything else: an int's fields read from
+    /// another object (a list) would give a wrong number.
     pub fn int(&self, obj: usize) -> Result<i64> {
         let flags = self.mem.u64(self.type_of(obj)? + TP_FLAGS)?;
         if flags & TPFLAGS_LONG_SUBCLASS == 0 {
@@ -210,7 +211,8 @@ impl<'a> Objects<'a> {
             value = (value << 30) | self.mem.u32_at(obj + 24 + 4 * i)? as u128;
         }
         let value = value as i128;
-        Ok((if negative { -value } else { value }) as i64)
+        i64::try_from(if negative { -value } else { value })
+            .map_err(|_| Error::Layout(format!("int too large at {obj:#x}")))
     }
 
     pub fn tuple_items(&self, obj: usize) -> Result<Vec<usize>> {

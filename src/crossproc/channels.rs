@@ -121,16 +121,7 @@ pub(super) fn link_channels(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
             locked: None,
             holders: holders
                 .iter()
-                .map(|&p| Holder {
-                    task: None,
-                    thread: None,
-                    process: Some(p),
-                    owner_ident: None,
-                    evidence,
-                    site: None,
-                    count: None,
-                    call_path: Vec::new(),
-                })
+                .map(|&p| Holder::process(p, evidence))
                 .collect(),
             waiters: vec![],
             module: None,

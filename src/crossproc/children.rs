@@ -60,16 +60,7 @@ pub(super) fn link_children(out: &mut Snapshot, tree_pids: &[i32], python: &Hash
                     locked: None,
                     holders: kids
                         .iter()
-                        .map(|&k| Holder {
-                            task: None,
-                            thread: None,
-                            process: Some(k),
-                            owner_ident: None,
-                            evidence: Evidence::Wait4,
-                            site: None,
-                            count: None,
-                            call_path: Vec::new(),
-                        })
+                        .map(|&k| Holder::process(k, Evidence::Wait4))
                         .collect(),
                     waiters: vec![],
                     module: None,

@@ -143,16 +143,7 @@ pub(super) fn link_semaphores(
         let lock_like = matches!(kind, LockKind::MpLock | LockKind::MpRLock);
         let holder_exited = lock_like && value == Some(0) && holders.is_empty() && all_checked;
         if !notify && holders.is_empty() && !holder_exited {
-            holders.push(Holder {
-                task: None,
-                thread: None,
-                process: None,
-                owner_ident: None,
-                evidence: Evidence::Unknown,
-                site: None,
-                count: None,
-                call_path: Vec::new(),
-            });
+            holders.push(Holder::unknown());
         }
         let mut names = Vec::new();
         let mut waiters = Vec::new();

@@ -320,6 +320,31 @@ pub struct Holder {
     pub call_path: Vec<String>,
 }
 
+impl Holder {
+    /// A holder nobody can name: the lock is held, or may be, by code that left no trace.
+    pub fn unknown() -> Holder {
+        Holder {
+            thread: None,
+            task: None,
+            process: None,
+            owner_ident: None,
+            evidence: Evidence::Unknown,
+            site: None,
+            count: None,
+            call_path: Vec::new(),
+        }
+    }
+
+    /// A whole process holding a cross-process resource, known by `evidence`.
+    pub fn process(pid: i32, evidence: Evidence) -> Holder {
+        Holder {
+            process: Some(pid),
+            evidence,
+            ..Holder::unknown()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Waiter {
     pub thread: String,

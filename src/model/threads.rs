@@ -113,6 +113,10 @@ pub struct KernelView {
     pub state: String,
     pub syscall: Option<String>,
     pub wchan: Option<String>,
+    /// How many times the kernel had put the thread on a CPU (`schedstat`), when read: a
+    /// thread whose count moved between two snapshots ran between them. Not in the report.
+    #[serde(skip)]
+    pub timeslices: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]

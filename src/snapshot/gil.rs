@@ -230,6 +230,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                                     s.args[3]
                                 )),
                                 wchan: None,
+                                timeslices: None,
                             });
                         }
                         break;

@@ -152,16 +152,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                 }
             }
             if holders.is_empty() && locked == Some(true) {
-                holders.push(Holder {
-                    process: None,
-                    thread: None,
-                    task: None,
-                    owner_ident: None,
-                    evidence: Evidence::Unknown,
-                    site: None,
-                    count: None,
-                    call_path: Vec::new(),
-                });
+                holders.push(Holder::unknown());
             }
             let lock = self.locks.get_mut(&addr).unwrap();
             lock.locked = locked.or(lock.locked);

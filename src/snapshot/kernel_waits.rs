@@ -80,28 +80,10 @@ fn file_lock_wait(
         let mut holders: Vec<Holder> = w
             .holders
             .iter()
-            .map(|h| Holder {
-                thread: None,
-                task: None,
-                process: Some(h.pid),
-                owner_ident: None,
-                evidence: Evidence::ProcLocks,
-                site: None,
-                count: None,
-                call_path: Vec::new(),
-            })
+            .map(|h| Holder::process(h.pid, Evidence::ProcLocks))
             .collect();
         if w.unknown_holders > 0 || holders.is_empty() {
-            holders.push(Holder {
-                thread: None,
-                task: None,
-                process: None,
-                owner_ident: None,
-                evidence: Evidence::Unknown,
-                site: None,
-                count: None,
-                call_path: Vec::new(),
-            });
+            holders.push(Holder::unknown());
         }
         Lock {
             id: id.clone(),

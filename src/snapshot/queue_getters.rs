@@ -3,9 +3,11 @@
 //! `get_nowait` ahead of its current instruction (or in a loop around it), decoded from the
 //! frame's bytecode, directly or through up to two levels of calls to functions read from
 //! memory (a module global, a method of the receiver's class), their parameters bound to the
-//! call's positional and keyword arguments (name chains, constant subscripts of them, and the
-//! tuple and dict a `*args` / `**kwargs` call unpacks, read from memory) (evidence `queue_getter`, the site of that `get`,
-//! the calls down to it as the holder's `call_path`). They become the queue's
+//! call's positional and keyword arguments (name chains, their subscripts by a constant or by
+//! the str or int another name chain holds now, and the tuple and dict a `*args` / `**kwargs`
+//! call unpacks, read from memory; an argument whose names the frame binds again before the
+//! call is not followed) (evidence `queue_getter`, the site of that `get`, the calls down to
+//! it as the holder's `call_path`). They become the queue's
 //! holders, so the putter's wait leads to them (`drained_by`). A thread that is not blocked
 //! and whose code refers to the queue in a way not decoded, or whose stack or state could not
 //! be read, may drain it too: it is a holder with evidence `unknown`, which makes the wait an
@@ -19,7 +21,7 @@ use crate::cpython::bytecode::{Key, Path, Root};
 use crate::cpython::functions;
 use crate::cpython::layout::common::VAR_SIZE;
 use crate::cpython::threads::CodeInfo;
-use crate::cpython::writes::{Argument, CodeCall};
+use crate::cpython::writes::{Argument, CallArguments, CodeCall};
 
 /// Methods that take an item out of a `queue.Queue`.
 const TAKERS: [&str; 2] = ["get", "get_nowait"];
@@ -141,14 +143,8 @@ impl<'w, 'a> Builder<'w, 'a> {
             let Some(at) = self.walker.current_index(rf) else {
                 continue;
             };
-            let decoded = rf.code.writes();
-            let calls: Vec<&CodeCall> = decoded
-                .calls
-                .iter()
-                .filter(|c| decoded.reachable_call(at, c))
-                .collect();
             let names = Names::Frame(rf);
-            let found = self.takes_in(&rf.code, &calls, &names, q, 0, &mut budget);
+            let found = self.takes_in(&rf.code, at, &names, q, 0, &mut budget);
             if found.is_some() {
                 return found;
             }
@@ -156,18 +152,25 @@ impl<'w, 'a> Builder<'w, 'a> {
         None
     }
 
-    /// The site of a `q.get()` among `calls` (of `code`, its names looked up in `names`), or
-    /// in the functions they call, `depth` levels below a frame; with the call path from
-    /// `code`'s function down to it.
+    /// The site of a `q.get()` among the calls `code` can still make from instruction `at`
+    /// (its names looked up in `names`), or in the functions they call with arguments still
+    /// bound as they are now, `depth` levels below a frame; with the call path from `code`'s
+    /// function down to it.
     fn takes_in(
         &self,
         code: &CodeInfo,
-        calls: &[&CodeCall],
+        at: usize,
         names: &Names,
         q: usize,
         depth: usize,
         budget: &mut usize,
     ) -> Option<(String, Vec<String>)> {
+        let decoded = code.writes();
+        let calls: Vec<&CodeCall> = decoded
+            .calls
+            .iter()
+            .filter(|c| decoded.reachable_call(at, c))
+            .collect();
         let direct = calls.iter().find(|c| {
             TAKERS.contains(&c.name.as_str())
                 && c.receiver
@@ -192,18 +195,16 @@ impl<'w, 'a> Builder<'w, 'a> {
             if *budget == 0 {
                 return None;
             }
-            let Some((callee, bound)) = self.callee_of(code, c, names) else {
+            // An argument whose names are bound again on the way passes another value.
+            let args = code.call_arguments(c).unwrap_or_default();
+            if !decoded.reachable_call_passing(at, c, &args) {
+                continue;
+            }
+            let Some((callee, bound)) = self.callee_of(c, &args, names) else {
                 continue;
             };
             *budget -= 1;
-            let decoded = callee.writes();
-            let inner: Vec<&CodeCall> = decoded
-                .calls
-                .iter()
-                .filter(|c| decoded.reachable_call(0, c))
-                .collect();
-            if let Some((site, mut path)) =
-                self.takes_in(&callee, &inner, &bound, q, depth + 1, budget)
+            if let Some((site, mut path)) = self.takes_in(&callee, 0, &bound, q, depth + 1, budget)
             {
                 path.insert(0, code.name.clone());
                 return Some((site, path));
@@ -217,8 +218,8 @@ impl<'w, 'a> Builder<'w, 'a> {
     /// call passes (the receiver first for a method); `None` for anything else.
     fn callee_of(
         &self,
-        code: &CodeInfo,
         c: &CodeCall,
+        args: &CallArguments,
         names: &Names,
     ) -> Option<(std::sync::Arc<CodeInfo>, Names<'static>)> {
         let objs = self.objs();
@@ -242,7 +243,6 @@ impl<'w, 'a> Builder<'w, 'a> {
         if is_library_file(&callee.filename) {
             return None;
         }
-        let args = code.call_arguments(c).unwrap_or_default();
         let params = callee.parameters.clone().unwrap_or_default();
         let resolve =
             |a: &Option<Argument>| a.as_ref().and_then(|p| self.resolve_argument(names, p));
@@ -286,8 +286,9 @@ impl<'w, 'a> Builder<'w, 'a> {
         ))
     }
 
-    /// The object an argument names now: a name chain, or a constant subscript of one (a
-    /// dict's str key, a list's or tuple's index).
+    /// The object an argument names now: a name chain, or a subscript of one by a constant
+    /// or by what another name chain names now (a dict's str or int key, a list's or tuple's
+    /// index).
     fn resolve_argument(&self, names: &Names, a: &Argument) -> Option<usize> {
         let objs = self.objs();
         let (path, key) = match a {
@@ -295,16 +296,29 @@ impl<'w, 'a> Builder<'w, 'a> {
             Argument::Item(p, key) => (p, key),
         };
         let container = self.resolve_in(names, path)?;
+        let key = match key {
+            Key::Name(k) => self.key_value(names, k)?,
+            k => k.clone(),
+        };
         let ty = objs.type_name_rc(container).ok()?;
-        let items = match (&*ty, key) {
+        let items = match (&*ty, &key) {
             ("dict" | "collections.defaultdict", Key::Str(k)) => {
                 return objs.dict_get(container, k).ok()?
+            }
+            ("dict" | "collections.defaultdict", Key::Int(i)) => {
+                // Bounded by the reader's entry count; keys that are no int are passed over.
+                return objs
+                    .dict_entries(container)
+                    .ok()?
+                    .into_iter()
+                    .find(|(k, _)| objs.int(*k).is_ok_and(|v| v == *i))
+                    .map(|(_, v)| v);
             }
             ("list", Key::Int(_)) => objs.list_items(container).ok()?,
             ("tuple", Key::Int(_)) => objs.tuple_items(container).ok()?,
             _ => return None,
         };
-        let Key::Int(i) = *key else { return None };
+        let Key::Int(i) = key else { return None };
         let at = match usize::try_from(i) {
             Ok(at) => at,
             Err(_) => items
@@ -312,6 +326,18 @@ impl<'w, 'a> Builder<'w, 'a> {
                 .checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?,
         };
         items.get(at).copied()
+    }
+
+    /// The value a computed subscript's key names now, as a constant key: a `str` (bounded
+    /// by the reader) or an `int` (a bool or int subclass too) that fits in 64 bits; `None`
+    /// for any other object.
+    fn key_value(&self, names: &Names, key: &Path) -> Option<Key> {
+        let objs = self.objs();
+        let k = self.resolve_in(names, key)?;
+        if objs.type_is(k, "str") {
+            return objs.str(k).ok().map(Key::Str);
+        }
+        objs.int(k).ok().map(Key::Int)
     }
 
     /// The items a `*X` argument unpacks: those of a tuple or list (bounded by the reader),

@@ -6,7 +6,7 @@
 //! hold can lose it. Derived from the writes `cpython::writes` decodes; judges no race.
 
 use super::builder::*;
-use super::writes::{code_site, is_init, Scope};
+use super::writes::{code_site, Scope};
 use crate::cpython::bytecode::{Path, Root, WriteTarget};
 use crate::cpython::writes::CodeWrite;
 
@@ -44,42 +44,16 @@ impl<'w, 'a> Builder<'w, 'a> {
         }
         let (location, name, through_self) = match container.attrs.split_last() {
             None => match &container.root {
-                Root::Global(name) => (
-                    Location::Global {
-                        globals: format!("{:#x}", self.globals(scope)?),
-                        name: name.clone(),
-                    },
-                    name.clone(),
-                    false,
-                ),
+                Root::Global(name) => self.global_location(scope, name)?,
                 // A local or a closure's cell: no other thread names it.
                 _ => return None,
             },
             Some((attr, prefix)) => {
-                let owner_path = Path {
+                let owner = Path {
                     root: container.root.clone(),
                     attrs: prefix.to_vec(),
                 };
-                let own =
-                    is_init(&scope.code().name) && owner_path.root == Root::Local("self".into());
-                let owner = self.resolve(scope, &owner_path)?;
-                if own
-                    || constructing.contains(&owner)
-                    || self.thread_local(owner)
-                    || objs.attr(owner, attr).ok()?.is_none()
-                {
-                    return None;
-                }
-                let (owner_name, through_self) = self.name_of(scope, &owner_path);
-                (
-                    Location::Attr {
-                        object: format!("{owner:#x}"),
-                        class: format!("{:#x}", objs.type_of(owner).ok()?),
-                        attr: attr.clone(),
-                    },
-                    format!("{owner_name}.{attr}"),
-                    through_self,
-                )
+                self.attr_location(scope, &owner, attr, constructing)?
             }
         };
         let site = code_site(scope.code(), w.line);

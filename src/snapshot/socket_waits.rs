@@ -225,16 +225,7 @@ fn link_wait(
         locked: None,
         holders: holders
             .iter()
-            .map(|&p| Holder {
-                thread: None,
-                task: None,
-                process: Some(p),
-                owner_ident: None,
-                evidence: Evidence::SockDiag,
-                site: None,
-                count: None,
-                call_path: Vec::new(),
-            })
+            .map(|&p| Holder::process(p, Evidence::SockDiag))
             .collect(),
         waiters: Vec::new(),
         module: None,

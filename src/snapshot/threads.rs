@@ -393,6 +393,7 @@ impl<'w, 'a> Builder<'w, 'a> {
                     )
                 }),
                 wchan: k.wchan.clone(),
+                timeslices: k.timeslices,
             }),
             writes,
             native_frames: Vec::new(),

@@ -257,31 +257,9 @@ impl<'w, 'a> Builder<'w, 'a> {
         let own = |p: &bytecode::Path| in_init && p.root == bytecode::Root::Local("self".into());
         let shared = |obj: usize| !constructing.contains(&obj) && !self.thread_local(obj);
         let (location, name, through_self) = match &w.target {
-            WriteTarget::Global(name) => (
-                Location::Global {
-                    globals: format!("{:#x}", self.globals(scope)?),
-                    name: name.clone(),
-                },
-                name.clone(),
-                false,
-            ),
+            WriteTarget::Global(name) => self.global_location(scope, name)?,
             WriteTarget::Attr { object, attr } => {
-                let obj = self.resolve(scope, object)?;
-                // Only an attribute the object keeps in its dict: a property's setter runs
-                // Python code whose own writes are read in turn.
-                if own(object) || !shared(obj) || objs.attr(obj, attr).ok()?.is_none() {
-                    return None;
-                }
-                let (owner, through_self) = self.name_of(scope, object);
-                (
-                    Location::Attr {
-                        object: format!("{obj:#x}"),
-                        class: format!("{:#x}", objs.type_of(obj).ok()?),
-                        attr: attr.clone(),
-                    },
-                    format!("{owner}.{attr}"),
-                    through_self,
-                )
+                self.attr_location(scope, object, attr, constructing)?
             }
             WriteTarget::Item { container, .. } => {
                 let obj = self.resolve(scope, container)?;
@@ -318,6 +296,58 @@ impl<'w, 'a> Builder<'w, 'a> {
             adds_or_takes,
             access: AccessKind::Write,
         })
+    }
+
+    /// The location of module global `name` in a scope's globals, its name, and `false` (not
+    /// named through `self`).
+    pub(super) fn global_location(
+        &self,
+        scope: Scope,
+        name: &str,
+    ) -> Option<(Location, String, bool)> {
+        Some((
+            Location::Global {
+                globals: format!("{:#x}", self.globals(scope)?),
+                name: name.to_string(),
+            },
+            name.to_string(),
+            false,
+        ))
+    }
+
+    /// The location `object.attr` names in a scope, its name and whether it is named
+    /// through `self`; `None` where that is no shared state: the object cannot be resolved,
+    /// is being built (`self` in `__init__`, or in `constructing`) or thread-local, or does
+    /// not keep `attr` in its dict (a property's setter runs Python code whose own writes
+    /// are read in turn).
+    pub(super) fn attr_location(
+        &self,
+        scope: Scope,
+        object: &bytecode::Path,
+        attr: &str,
+        constructing: &HashSet<usize>,
+    ) -> Option<(Location, String, bool)> {
+        let objs = self.objs();
+        let own =
+            is_init(&scope.code().name) && object.root == bytecode::Root::Local("self".into());
+        let obj = self.resolve(scope, object)?;
+        if own
+            || constructing.contains(&obj)
+            || self.thread_local(obj)
+            || objs.attr(obj, attr).ok()?.is_none()
+        {
+            return None;
+        }
+        let (owner, through_self) = self.name_of(scope, object);
+        Some((
+            Location::Attr {
+                object: format!("{obj:#x}"),
+                class: format!("{:#x}", objs.type_of(obj).ok()?),
+                attr: attr.to_string(),
+            },
+            format!("{owner}.{attr}"),
+            through_self,
+        ))
     }
 
     /// How the code names an object: its path, with `self` replaced by its class name.

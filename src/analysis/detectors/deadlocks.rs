@@ -108,11 +108,7 @@ impl Detector for Deadlocks {
                     names.join(" -> ")
                 )
             };
-            let mut f = finding(
-                FindingKind::Deadlock,
-                format!("deadlock:{}", key.join(",")),
-                summary,
-            );
+            let mut f = deadlock(&key, summary);
             let self_pipe = threads.len() == 1 && edges.iter().any(|e| is_channel(e.evidence));
             if self_pipe {
                 f.summary = format!(
@@ -191,11 +187,7 @@ fn task_deadlock(
             names.join(" -> ")
         )
     };
-    let mut f = finding(
-        FindingKind::Deadlock,
-        format!("deadlock:{}", key.join(",")),
-        summary,
-    );
+    let mut f = deadlock(&key, summary);
     f.advice = Some(if locks.is_empty() {
         format!("Each task awaits another task of the cycle, so none can finish: break the cycle (one of them must not await the other), or add a timeout with {timeout}.")
     } else {
@@ -205,11 +197,7 @@ fn task_deadlock(
             format!("The tasks take the same {lock_type}s in different orders ({}): take them in one global order.", order.join(", "))
         })
     });
-    f.threads = threads;
-    f.tasks = tasks;
-    f.locks = locks;
-    f.edges = edges;
-    f.processes = vec![snap.pid];
+    fill(&mut f, threads, tasks, locks, edges, vec![snap.pid]);
     f
 }
 
@@ -234,9 +222,8 @@ fn future_deadlock(
         .find_map(|l| snap.lock(l).filter(|l| l.kind == LockKind::Reactor));
     if let (Some(r), [thread]) = (reactor, &threads[..]) {
         // blockingCallFromThread on the reactor's own thread.
-        let mut f = finding(
-            FindingKind::Deadlock,
-            format!("deadlock:{}", key.join(",")),
+        let mut f = deadlock(
+            &key,
             format!(
                 "{} waits in blockingCallFromThread for a call only its own {} would run: the reactor runs on this very thread",
                 party(snap, thread),
@@ -257,9 +244,8 @@ fn future_deadlock(
     let deferred = locks
         .iter()
         .any(|l| snap.lock(l).is_some_and(|l| l.kind == LockKind::Deferred));
-    let mut f = finding(
-        FindingKind::Deadlock,
-        format!("deadlock:{}", key.join(",")),
+    let mut f = deadlock(
+        &key,
         format!(
             "{parties} {} wait for each other in a cycle through a {}: {}",
             match (threads.is_empty(), tasks.is_empty()) {
@@ -312,18 +298,41 @@ fn set_cycle(
     edges: Vec<Edge>,
     pids: Vec<i32>,
 ) {
-    f.threads = threads;
-    f.tasks = tasks;
-    f.locks = locks;
-    f.edges = edges
+    let edges = edges
         .into_iter()
         .filter(|e| e.via != EdgeVia::HasThread)
         .collect();
-    f.processes = if pids.is_empty() {
+    let pids = if pids.is_empty() {
         vec![snap.pid]
     } else {
         pids
     };
+    fill(f, threads, tasks, locks, edges, pids);
+}
+
+/// A finding's parties, edges and processes, as given.
+fn fill(
+    f: &mut Finding,
+    threads: Vec<String>,
+    tasks: Vec<String>,
+    locks: Vec<String>,
+    edges: Vec<Edge>,
+    pids: Vec<i32>,
+) {
+    f.threads = threads;
+    f.tasks = tasks;
+    f.locks = locks;
+    f.edges = edges;
+    f.processes = pids;
+}
+
+/// A deadlock finding keyed by its parties.
+pub(super) fn deadlock(key: &[String], summary: String) -> Finding {
+    finding(
+        FindingKind::Deadlock,
+        format!("deadlock:{}", key.join(",")),
+        summary,
+    )
 }
 
 /// A wait on a pipe's or socket's other end (`pipe`, `sock_diag`).
@@ -419,9 +428,8 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
         .any(|l| l.kind == LockKind::Deferred && queued(l));
     let starved = pooled.clone().any(queued);
     if starved {
-        let mut f = finding(
-            FindingKind::Deadlock,
-            format!("deadlock:{}", key.join(",")),
+        let mut f = deadlock(
+            &key,
             format!(
                 "pool starvation: every worker of a thread pool waits for work queued in that same pool, which no worker is left to run: {}",
                 describe_waits(snap, &edges).join("; ")
@@ -433,10 +441,7 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
             "Work running in a pool blocks on other work submitted to the same pool: with every worker waiting, the queued work never starts. Do not wait on a pool's futures from inside its workers (chain with add_done_callback, or use a separate pool), or give the pool more workers than nested waits.".into()
         });
         f.knot = true;
-        f.threads = threads;
-        f.locks = locks;
-        f.edges = edges;
-        f.processes = pids_of(f.threads.iter().chain(&nodes));
+        fill(&mut f, threads, Vec::new(), locks, edges, pids);
         return f;
     }
     if let Some(summary) = crate::analysis::permits::knot_summary(snap, &locks, party, lock_label) {
@@ -446,23 +451,14 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
             .filter(|n| snap.task(n).is_some())
             .cloned()
             .collect();
-        let mut f = finding(
-            FindingKind::Deadlock,
-            format!("deadlock:{}", key.join(",")),
-            summary,
-        );
+        let mut f = deadlock(&key, summary);
         f.advice = Some(crate::analysis::permits::KNOT_ADVICE.into());
         f.knot = true;
-        f.threads = threads;
-        f.tasks = tasks;
-        f.locks = locks;
-        f.edges = edges;
-        f.processes = pids;
+        fill(&mut f, threads, tasks, locks, edges, pids);
         return f;
     }
-    let mut f = finding(
-        FindingKind::Deadlock,
-        format!("deadlock:{}", key.join(",")),
+    let mut f = deadlock(
+        &key,
         format!(
             "{} threads in {} blocked in a knot of waits with several possible wakers, every one of which is itself blocked here: {}",
             threads.len(),
@@ -472,9 +468,6 @@ fn knot(snap: &Snapshot, graph: &WaitGraph, scc: &[petgraph::graph::NodeIndex]) 
     );
     f.advice = Some(cross_process_advice(&edges));
     f.knot = true;
-    f.threads = threads;
-    f.locks = locks;
-    f.edges = edges;
-    f.processes = pids;
+    fill(&mut f, threads, Vec::new(), locks, edges, pids);
     f
 }

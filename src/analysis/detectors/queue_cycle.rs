@@ -3,7 +3,7 @@
 //! `queue_getter`), and they wait for what the putter holds. It finds no cycle (`deadlocks`
 //! does) and reads no memory.
 
-use super::detector::finding;
+use super::deadlocks::deadlock;
 use super::naming::describe_waits;
 use crate::model::*;
 use crate::snapshot::Snapshot;
@@ -16,9 +16,8 @@ pub(super) fn queue_deadlock(snap: &Snapshot, key: &[String], edges: &[Edge]) ->
         .iter()
         .filter(|e| snap.thread(&e.from).is_some())
         .count();
-    let mut f = finding(
-        FindingKind::Deadlock,
-        format!("deadlock:{}", key.join(",")),
+    let mut f = deadlock(
+        key,
         format!(
             "{n} threads wait for each other in a cycle through a full queue: {}",
             describe_waits(snap, edges).join("; ")

@@ -27,7 +27,8 @@ pub(in crate::cpython) struct Sym {
     /// Where the value comes from, when it is a name or an attribute chain on one.
     pub(in crate::cpython) path: Option<Path>,
     pub(in crate::cpython) receiver_path: Option<Path>,
-    /// A name chain subscripted by a constant (`self.queues['a']`, `JOBS[0]`).
+    /// A name chain subscripted by a constant or another name chain (`self.queues['a']`,
+    /// `JOBS[0]`, `self.queues[k]`).
     pub(in crate::cpython) item: Option<(Path, Key)>,
     /// A binary operation: parenthesised when it is itself an operand (`(i + 1) % n`).
     compound: bool,
@@ -256,9 +257,11 @@ pub(in crate::cpython) fn evaluate_before(
             _ if ins.name == "BINARY_SUBSCR" || is_subscript(minor, ins) => {
                 let index = stack.pop()??;
                 let obj = stack.pop()??;
-                let key = (index.path.is_none() && !index.compound)
-                    .then(|| Key::parse(&index.text))
-                    .flatten();
+                let key = match (&index.path, index.compound) {
+                    (Some(p), _) => Some(Key::Name(p.clone())),
+                    (None, false) => Key::parse(&index.text),
+                    (None, true) => None,
+                };
                 stack.push(Some(Sym {
                     item: obj.path.clone().zip(key),
                     ..plain(format!("{}[{}]", obj.operand(), index.text))?
@@ -307,11 +310,14 @@ pub(in crate::cpython) fn evaluate_before(
     Some(stack)
 }
 
-/// A constant subscript (`['a']`, `[0]`), from the constant's rendering.
+/// A subscript's index: a constant (`['a']`, `[0]`, from the constant's rendering, folded
+/// by the compiler where it was an expression of constants) or a name chain whose value the
+/// frame holds (`[k]`, `[self.name]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Key {
     Str(String),
     Int(i64),
+    Name(Path),
 }
 
 impl Key {
@@ -329,6 +335,7 @@ impl std::fmt::Display for Key {
         match self {
             Key::Str(s) => write!(f, "[{s:?}]"),
             Key::Int(i) => write!(f, "[{i}]"),
+            Key::Name(p) => write!(f, "[{p}]"),
         }
     }
 }

@@ -1,15 +1,16 @@
 //! Which expressions a call passes as its arguments: for the function or method a code object
 //! looks up at one instruction (`take` in `take(q)`, `self._drain` in `self._drain()`), the
 //! name chains its call's positional and keyword arguments are (`take(self.jobs)`,
-//! `take(q=jobs)`, `take(self.queues['a'])`, `take(JOBS[0])`), or which name chains it
-//! unpacks (`take(*args, **kwargs)`, `take(a, *rest)`, `take(**kw)`), so a callee's
+//! `take(q=jobs)`), subscripts of them by a constant or by another name chain
+//! (`take(self.queues['a'])`, `take(JOBS[0])`, `take(self.queues[k])`), or which name chains
+//! it unpacks (`take(*args, **kwargs)`, `take(a, *rest)`, `take(**kw)`), so a callee's
 //! parameters can be resolved in the caller's frame. It reads no memory (the unpacked tuple
-//! and dict are read by whoever binds them); a call it cannot follow (`take(**{'q': q})`)
-//! gives `None`, and an argument that is no name chain (or constant subscript of one) gives
-//! `None` for that argument.
+//! and dict, and a computed key, are read by whoever binds them); a call it cannot follow
+//! (`take(**{'q': q})`) gives `None`, and an argument that is none of these (`q[i + 1]`, a
+//! call's result) gives `None` for that argument.
 
 use crate::cpython::bytecode::{
-    evaluate_before, expression_start, CodeNames, Instruction, Key, Path, Sym,
+    evaluate_before, expression_start, CodeNames, Instruction, Key, Path, Root, Sym,
 };
 
 /// How far past its lookup a call instruction is looked for (its arguments' loads).
@@ -20,7 +21,8 @@ const MAX_CALL_DISTANCE: usize = 64;
 pub enum Argument {
     /// A name chain (`self.jobs`).
     Name(Path),
-    /// A name chain subscripted by a constant (`self.queues['a']`, `JOBS[0]`).
+    /// A name chain subscripted by a constant or by a name chain (`self.queues['a']`,
+    /// `JOBS[0]`, `self.queues[k]`).
     Item(Path, Key),
 }
 
@@ -31,6 +33,19 @@ impl Argument {
             (None, Some((p, k))) => Some(Argument::Item(p.clone(), k.clone())),
             (None, None) => None,
         }
+    }
+
+    /// The names its value is looked up through (a computed key's too).
+    pub fn roots(&self) -> impl Iterator<Item = &Root> {
+        let (path, key) = match self {
+            Argument::Name(p) => (p, None),
+            Argument::Item(p, k) => (p, Some(k)),
+        };
+        let key = match key {
+            Some(Key::Name(k)) => Some(&k.root),
+            _ => None,
+        };
+        std::iter::once(&path.root).chain(key)
     }
 }
 
@@ -54,6 +69,11 @@ impl CallArguments {
             .iter()
             .chain(self.keywords.iter().map(|(_, p)| p))
             .chain([&self.star, &self.double_star])
+    }
+
+    /// The names all its arguments are looked up through.
+    pub fn roots(&self) -> impl Iterator<Item = &Root> {
+        self.all().flatten().flat_map(Argument::roots)
     }
 }
 
@@ -437,15 +457,147 @@ mod tests {
             args.positional,
             vec![Some(Argument::Item(jobs, Key::Int(0)))]
         );
-        // A computed index (`take(jobs[flag])`) is no item argument.
-        let computed = code(&[
-            ("LOAD_GLOBAL", 1),
+    }
+
+    #[test]
+    fn a_subscript_by_a_name_chain_is_an_item_argument_in_every_dialect() {
+        // `take(self.queues[k])` then `take(QUEUES[NAME])`, as each dialect compiles them.
+        let n = CodeNames {
+            names: vec![
+                "take".into(),
+                "queues".into(),
+                "QUEUES".into(),
+                "NAME".into(),
+            ],
+            locals: vec!["self".into(), "k".into()],
+            ..CodeNames::default()
+        };
+        let v38 = code(&[
+            ("LOAD_GLOBAL", 0),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 1),
+            ("LOAD_FAST", 1),
+            ("BINARY_SUBSCR", 0),
+            ("CALL_FUNCTION", 1),
+            ("POP_TOP", 0),
+            ("LOAD_GLOBAL", 0),
             ("LOAD_GLOBAL", 2),
+            ("LOAD_GLOBAL", 3),
+            ("BINARY_SUBSCR", 0),
+            ("CALL_FUNCTION", 1),
+        ]);
+        let v311 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 1),
+            ("LOAD_FAST", 1),
+            ("BINARY_SUBSCR", 0),
+            ("PRECALL", 1),
+            ("CALL", 1),
+            ("POP_TOP", 0),
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_GLOBAL", 4),
+            ("LOAD_GLOBAL", 6),
+            ("BINARY_SUBSCR", 0),
+            ("PRECALL", 1),
+            ("CALL", 1),
+        ]);
+        let v312 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST", 0),
+            ("LOAD_ATTR", 2),
             ("LOAD_FAST", 1),
             ("BINARY_SUBSCR", 0),
             ("CALL", 1),
+            ("POP_TOP", 0),
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_GLOBAL", 4),
+            ("LOAD_GLOBAL", 6),
+            ("BINARY_SUBSCR", 0),
+            ("CALL", 1),
         ]);
-        let args = call_arguments(12, &computed, &n, 0, "take").unwrap();
+        let v314 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST_BORROW", 0),
+            ("LOAD_ATTR", 2),
+            ("LOAD_FAST_BORROW", 1),
+            ("BINARY_OP", 26),
+            ("CALL", 1),
+            ("POP_TOP", 0),
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_GLOBAL", 4),
+            ("LOAD_GLOBAL", 6),
+            ("BINARY_OP", 26),
+            ("CALL", 1),
+        ]);
+        let queues = Path {
+            root: Root::Local("self".into()),
+            attrs: vec!["queues".into()],
+        };
+        let k = Path {
+            root: Root::Local("k".into()),
+            attrs: vec![],
+        };
+        let global = |name: &str| Path {
+            root: Root::Global(name.into()),
+            attrs: vec![],
+        };
+        let by_local = Argument::Item(queues, Key::Name(k.clone()));
+        let by_global = Argument::Item(global("QUEUES"), Key::Name(global("NAME")));
+        let v313 = v312.clone();
+        for (minor, ins) in [(8u8, v38), (11, v311), (12, v312), (13, v313), (14, v314)] {
+            let second = ins.iter().rposition(|i| i.name == "POP_TOP").unwrap() + 1;
+            let first = call_arguments(minor, &ins, &n, 0, "take").unwrap();
+            assert_eq!(first.positional, vec![Some(by_local.clone())], "3.{minor}");
+            let roots: Vec<&Root> = first.roots().collect();
+            assert_eq!(roots, [&Root::Local("self".into()), &k.root], "3.{minor}");
+            let then = call_arguments(minor, &ins, &n, second, "take").unwrap();
+            assert_eq!(then.positional, vec![Some(by_global.clone())], "3.{minor}");
+        }
+        // 3.13's fused load of two locals (`take(queues[k])`, both locals).
+        let mut fused = n.clone();
+        fused.locals = vec!["queues".into(), "k".into()];
+        let v313 = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_FAST_LOAD_FAST", 1),
+            ("BINARY_SUBSCR", 0),
+            ("CALL", 1),
+        ]);
+        let local_queues = Path {
+            root: Root::Local("queues".into()),
+            attrs: vec![],
+        };
+        assert_eq!(
+            call_arguments(13, &v313, &fused, 0, "take")
+                .unwrap()
+                .positional,
+            vec![Some(Argument::Item(local_queues, Key::Name(k)))]
+        );
+        // A key the compiler folds (`take(QUEUES[-1])`; 3.15 loads -1 as a common constant).
+        let folded = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_GLOBAL", 4),
+            ("LOAD_COMMON_CONSTANT", 11),
+            ("BINARY_OP", 26),
+            ("CALL", 1),
+        ]);
+        assert_eq!(
+            call_arguments(15, &folded, &n, 0, "take")
+                .unwrap()
+                .positional,
+            vec![Some(Argument::Item(global("QUEUES"), Key::Int(-1)))]
+        );
+        // A key computed by an operation (`take(QUEUES[k + 1])`, 3.14) is no argument.
+        let computed = code(&[
+            ("LOAD_GLOBAL", 1),
+            ("LOAD_GLOBAL", 4),
+            ("LOAD_FAST_BORROW", 1),
+            ("LOAD_SMALL_INT", 1),
+            ("BINARY_OP", 0),
+            ("BINARY_OP", 26),
+            ("CALL", 1),
+        ]);
+        let args = call_arguments(14, &computed, &n, 0, "take").unwrap();
         assert_eq!(args.positional, vec![None]);
     }
 

@@ -73,12 +73,20 @@ impl CodeWrites {
 
     /// `reachable`, for a call.
     pub fn reachable_call(&self, at: usize, c: &CodeCall) -> bool {
-        let mut roots: Vec<&Root> = c.receiver.iter().map(|p| &p.root).collect();
-        roots.extend(
-            c.guards
-                .iter()
-                .filter_map(|g| g.path.as_ref().map(|p| &p.root)),
-        );
+        self.reachable_index(at, c.index, &call_roots(c))
+    }
+
+    /// `reachable_call`, with the names the call's arguments start from (`q` and `k` in
+    /// `take(q, self.queues[k])`) also bound as they are now: their values now are the ones
+    /// the call will pass.
+    pub fn reachable_call_passing(
+        &self,
+        at: usize,
+        c: &CodeCall,
+        args: &super::CallArguments,
+    ) -> bool {
+        let mut roots = call_roots(c);
+        roots.extend(args.roots());
         self.reachable_index(at, c.index, &roots)
     }
 
@@ -110,4 +118,15 @@ impl CodeWrites {
             .min_by_key(|(t, j)| j - t)
             .is_some_and(|(t, j)| clear(&[(at + 1, j + 1), (*t, index)]))
     }
+}
+
+/// The names a call's receiver and guards start from.
+fn call_roots(c: &CodeCall) -> Vec<&Root> {
+    let mut roots: Vec<&Root> = c.receiver.iter().map(|p| &p.root).collect();
+    roots.extend(
+        c.guards
+            .iter()
+            .filter_map(|g| g.path.as_ref().map(|p| &p.root)),
+    );
+    roots
 }

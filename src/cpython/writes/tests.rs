@@ -447,3 +447,42 @@ fn a_store_fused_with_the_load_of_its_object_is_an_attribute_write() {
         );
     }
 }
+
+#[test]
+fn a_call_whose_computed_key_is_bound_again_on_the_way_passes_another_value() {
+    // 3.12: for k in keys: take(self.queues[k])
+    let t = &opcodes::V3_12;
+    let ops = [
+        ("LOAD_FAST", 2),     // 0 keys
+        ("GET_ITER", 0),      // 1
+        ("FOR_ITER", 8),      // 2
+        ("STORE_FAST", 1),    // 3 k
+        ("LOAD_GLOBAL", 1),   // 4 take (+ NULL)
+        ("LOAD_FAST", 0),     // 5 self
+        ("LOAD_ATTR", 2),     // 6 .queues
+        ("LOAD_FAST", 1),     // 7 k
+        ("BINARY_SUBSCR", 0), // 8
+        ("CALL", 1),          // 9
+        ("POP_TOP", 0),       // 10
+        ("JUMP_BACKWARD", 0), // 11 (target patched below)
+    ];
+    let mut ins = bytecode::decode(t, &assemble(t, &ops));
+    ins[11].arg = (ins[11].next - ins[2].offset) as u32;
+    let names = CodeNames {
+        names: vec!["take".into(), "queues".into()],
+        locals: vec!["self".into(), "k".into(), "keys".into()],
+        cells: vec![],
+        consts: vec!["None".into()],
+        const_strings: vec![],
+    };
+    let lines = vec![Some(1); ins.len()];
+    let cw = decode(12, &ins, &[], &names, false, &lines);
+    let c = cw.calls.iter().find(|c| c.name == "take").expect("take");
+    let args = call_arguments(12, &ins, &names, c.index, "take").expect("arguments");
+    assert!(cw.reachable_call_passing(4, c, &args), "`k` as bound now");
+    assert!(cw.reachable_call(11, c), "the call itself is reached again");
+    assert!(
+        !cw.reachable_call_passing(11, c, &args),
+        "the next iteration binds `k` again"
+    );
+}
