@@ -32,7 +32,7 @@ pub(super) struct Builder<'w, 'a> {
     /// C locks recognised around waited futexes, by address, until their owners are resolved.
     pub(super) c_locks: BTreeMap<usize, crate::native::CLock>,
     /// Futex waits matched to lock objects, kept while the same wait lasts (`waits`).
-    pub(super) wait_matches: &'w mut super::waits::WaitMatches,
+    pub(super) wait_matches: &'w mut super::wait_matches::WaitMatches,
 }
 
 pub(super) struct FrameView<'r> {

@@ -34,6 +34,7 @@ mod session;
 pub mod socket_waits;
 mod threads;
 mod timeouts;
+mod wait_matches;
 mod waits;
 mod writes;
 

@@ -36,7 +36,7 @@ pub struct Session {
     /// mappings.
     pub(super) binaries: super::native_frames::NativeCache,
     /// The lock objects futex waits were matched to, while the same waits last.
-    pub(super) wait_matches: super::waits::WaitMatches,
+    pub(super) wait_matches: super::wait_matches::WaitMatches,
 }
 
 impl Session {

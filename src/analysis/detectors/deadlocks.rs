@@ -2,7 +2,7 @@
 //! (threads, tasks, processes, futures), and knots of OR-waits whose every possible waker is
 //! blocked in the knot. Each says who waits for whom and what to change.
 
-use super::detector::{finding, Detector};
+use super::detector::{deadlock, Detector};
 use super::naming::{describe_waits, lock_label, party, pids_of, process_label, task_label};
 use crate::analysis::graph::{Node, WaitGraph};
 use crate::analysis::labels::thread_label;
@@ -324,15 +324,6 @@ fn fill(
     f.locks = locks;
     f.edges = edges;
     f.processes = pids;
-}
-
-/// A deadlock finding keyed by its parties.
-pub(super) fn deadlock(key: &[String], summary: String) -> Finding {
-    finding(
-        FindingKind::Deadlock,
-        format!("deadlock:{}", key.join(",")),
-        summary,
-    )
 }
 
 /// A wait on a pipe's or socket's other end (`pipe`, `sock_diag`).

@@ -1,5 +1,6 @@
 //! What a detector is (one per kind of finding: it looks at a snapshot and its wait-for
-//! graph) and the blank finding each one fills in. It names no detector.
+//! graph) and the blank finding each one fills in (a deadlock's keyed by its parties). It
+//! names no detector.
 
 use crate::analysis::graph::WaitGraph;
 use crate::model::*;
@@ -36,4 +37,13 @@ pub(in crate::analysis) fn finding(kind: FindingKind, id: String, summary: Strin
         locksets: Vec::new(),
         notes: Vec::new(),
     }
+}
+
+/// A deadlock finding keyed by its parties.
+pub(super) fn deadlock(key: &[String], summary: String) -> Finding {
+    finding(
+        FindingKind::Deadlock,
+        format!("deadlock:{}", key.join(",")),
+        summary,
+    )
 }

@@ -3,7 +3,7 @@
 //! `queue_getter`), and they wait for what the putter holds. It finds no cycle (`deadlocks`
 //! does) and reads no memory.
 
-use super::deadlocks::deadlock;
+use super::detector::deadlock;
 use super::naming::describe_waits;
 use crate::model::*;
 use crate::snapshot::Snapshot;

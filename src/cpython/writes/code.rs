@@ -83,7 +83,7 @@ impl CodeWrites {
         &self,
         at: usize,
         c: &CodeCall,
-        args: &super::CallArguments,
+        args: &super::arguments::CallArguments,
     ) -> bool {
         let mut roots = call_roots(c);
         roots.extend(args.roots());
