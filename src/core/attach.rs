@@ -122,6 +122,7 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
         process,
         read,
         runtime_region: static_region(&maps, found.gil_address),
+        runtime_region_looked: None,
         task_files: taskfiles::TaskFiles::new(pid),
         namespace_tids: namespaces::NamespaceTids::fixed(pid, &tids),
         other_pid_namespace: false,

@@ -265,6 +265,8 @@ fn take_cached(
         };
         crate::native::Libc::from_mapped_paths(maps.iter().map(|m| m.path.as_str()))
     });
+    // Looked up again while the loader may still be mapping the binary (`run`).
+    let runtime_region = target.runtime_region();
     let thread_list = span(Phase::ThreadList);
     let mut objs = Objects::new(&target.mem, &target.layout);
     objs.adopt_modules(std::mem::take(modules_index));
@@ -341,7 +343,7 @@ fn take_cached(
         live_idents: raw.iter().map(|t| t.thread_id).collect(),
         mp: target.read.cross_process.then(MpView::default),
         task_files: &mut target.task_files,
-        runtime_region: target.runtime_region,
+        runtime_region,
         frozen: frozen.is_some(),
         libc,
         c_locks: BTreeMap::new(),
