@@ -15,6 +15,7 @@ use crate::cpython::Refusal;
 use crate::error::{Error, Result};
 use crate::model;
 use crate::target::discovery::{self, SearchError};
+use crate::target::from_maps::FromMaps;
 use crate::target::procfs::{KernelThread, Mapping, Syscall};
 use crate::target::TargetMemory;
 use crate::target::{elf, namespaces, static_region, taskfiles, Frozen, ReadOptions, Target};
@@ -121,8 +122,7 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
         interpreters_head: found.interpreters_head,
         process,
         read,
-        runtime_region: static_region(&maps, found.gil_address),
-        runtime_region_looked: None,
+        runtime_region: FromMaps::settled(static_region(&maps, found.gil_address)),
         task_files: taskfiles::TaskFiles::new(pid),
         namespace_tids: namespaces::NamespaceTids::fixed(pid, &tids),
         other_pid_namespace: false,

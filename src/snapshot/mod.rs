@@ -52,6 +52,7 @@ use crate::target::taskfiles::{InSyscall, TaskFiles};
 use builder::Builder;
 
 pub use crate::model::{lock_id, thread_id};
+use crate::target::from_maps::FromMaps;
 pub use futures::{PoolKind, PoolRun, PoolView, PoolWait};
 use multiprocessing::collect_semlocks;
 pub use multiprocessing::{read_semlock, MpHold, MpJoin, MpView, MpWait, SemLockObj};
@@ -258,14 +259,19 @@ fn take_cached(
         wait_matches,
     } = session;
     let pid = target.pid;
-    let libc = *libc.get_or_insert_with(|| {
-        let maps = match &target.frozen {
-            Some(f) => f.maps.clone(),
-            None => procfs::maps(pid),
-        };
+    // Both looked up again while the loader may still be mapping libraries (`run`).
+    let libc_of = |maps: &[procfs::Mapping]| {
         crate::native::Libc::from_mapped_paths(maps.iter().map(|m| m.path.as_str()))
-    });
-    // Looked up again while the loader may still be mapping the binary (`run`).
+    };
+    let libc = libc
+        .get_or_insert_with(|| match &target.frozen {
+            Some(f) => FromMaps::settled(libc_of(&f.maps)),
+            None => FromMaps::read_now(libc_of(&procfs::maps(pid))),
+        })
+        .get(
+            |l| *l != crate::native::Libc::Unknown,
+            || libc_of(&procfs::maps(pid)),
+        );
     let runtime_region = target.runtime_region();
     let thread_list = span(Phase::ThreadList);
     let mut objs = Objects::new(&target.mem, &target.layout);

@@ -30,8 +30,8 @@ pub struct Session {
     pub(super) tests: super::current_test::TestCache,
     /// The program's names of locks found so far (`names`).
     pub(super) names: super::names::NameCache,
-    /// The target's C library, told from its mappings at the first snapshot.
-    pub(super) libc: Option<crate::native::Libc>,
+    /// The target's C library, told from its mappings (again while the loader may map it).
+    pub(super) libc: Option<crate::target::from_maps::FromMaps<crate::native::Libc>>,
     /// Unwind data and symbols of the binaries the target maps, read once per file, and its
     /// mappings.
     pub(super) binaries: super::native_frames::NativeCache,

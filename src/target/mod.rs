@@ -4,6 +4,7 @@
 
 pub mod discovery;
 pub mod elf;
+pub(crate) mod from_maps;
 pub mod frozen;
 pub mod namespaces;
 pub mod procfs;
@@ -13,13 +14,13 @@ pub mod sockdiag;
 pub mod taskfiles;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::cpython::{Layout, Refusal};
 use crate::error::{Error, Result};
 use crate::memory::{ProcMemory, ReadMemory};
 use crate::model;
 use discovery::{DiscoveryCache, SearchError};
+use from_maps::FromMaps;
 pub use frozen::{Frozen, TargetMemory};
 
 /// What a snapshot reads beyond stacks, locks and waits, chosen by the verb at attach.
@@ -53,10 +54,7 @@ pub struct Target {
     /// The binary's static data around the GIL (`_PyRuntime`): a futex there is the
     /// interpreter's own (the GIL's condition variable), never a Python lock's, whose
     /// semaphores live on the heap or a waiter's stack. Read through `runtime_region()`.
-    pub(crate) runtime_region: Option<(usize, usize)>,
-    /// When the maps were last read for `runtime_region`, while it may still change; None once
-    /// settled (a core's, or a live process's looked up again a second after attach).
-    pub(crate) runtime_region_looked: Option<Instant>,
+    pub(crate) runtime_region: FromMaps<Option<(usize, usize)>>,
     /// Each thread's `/proc` files, open across snapshots.
     pub(crate) task_files: taskfiles::TaskFiles,
     /// Each thread's TID in the target's own PID namespace, which its thread state holds.
@@ -193,8 +191,11 @@ impl Target {
             interpreters_head: found.interpreters_head,
             process,
             read,
-            runtime_region,
-            runtime_region_looked: (gil_address != 0).then(Instant::now),
+            runtime_region: if gil_address == 0 {
+                FromMaps::settled(None)
+            } else {
+                FromMaps::read_now(runtime_region)
+            },
             task_files: taskfiles::TaskFiles::new(pid),
             namespace_tids: namespaces::NamespaceTids::new(pid),
             other_pid_namespace: namespaces::other_pid_namespace(pid).unwrap_or(false),
@@ -202,25 +203,14 @@ impl Target {
         })
     }
 
-    /// The static data around the GIL, looked up again while it may still change. `run`
-    /// attaches while the loader may still be mapping libpython: the GIL's address is then in
-    /// no binary's mapping yet, or in one not yet split by `mprotect`. Seen on pyenv's 3.8
-    /// (a shared libpython): every GIL wait of the run was then an unknown futex, and a GIL
-    /// deadlock went unreported. So the maps are read again every 200 ms while no mapping
-    /// holds the address, and once a second after the last look.
+    /// The static data around the GIL, looked up again while the loader may still be
+    /// mapping libpython (`FromMaps`). Seen on pyenv's 3.8 (a shared libpython): `run`
+    /// attached before the GIL's address was in any binary's mapping, every GIL wait of the
+    /// run was then an unknown futex, and a GIL deadlock went unreported.
     pub(crate) fn runtime_region(&mut self) -> Option<(usize, usize)> {
-        const RETRY: Duration = Duration::from_millis(200);
-        const SETTLE: Duration = Duration::from_secs(1);
-        if let Some(at) = self.runtime_region_looked {
-            let since = at.elapsed();
-            if (self.runtime_region.is_none() && since >= RETRY) || since >= SETTLE {
-                let was_some = self.runtime_region.is_some();
-                self.runtime_region = static_region(&procfs::maps(self.pid), self.gil_address);
-                let settled = was_some && since >= SETTLE && self.runtime_region.is_some();
-                self.runtime_region_looked = (!settled).then(Instant::now);
-            }
-        }
+        let (pid, gil) = (self.pid, self.gil_address);
         self.runtime_region
+            .get(Option::is_some, || static_region(&procfs::maps(pid), gil))
     }
 
     pub fn alive(&self) -> bool {
