@@ -65,41 +65,89 @@ pub fn await_chains_until(
     shown: impl Fn(&RawFrame) -> bool,
     last: impl Fn(&RawFrame) -> bool,
 ) -> Vec<(Vec<ChainLink>, bool)> {
+    with_chains(walker, pid, |chains| {
+        coros
+            .iter()
+            .map(|c| chains.until(*c, &shown, &last))
+            .collect()
+    })
+}
+
+/// A reader of await chains one coroutine at a time, for a scheduler that reads the rest of
+/// a task (its wait, its fields) between chains through `walker`, while the task's memory
+/// is fresh: what is decoded once per snapshot (types, code objects, frame facts) is kept
+/// from one chain to the next.
+pub struct Chains<'w, 'a, 'c>(ChainsOf<'w, 'a, 'c>);
+
+enum ChainsOf<'w, 'a, 'c> {
+    Read(Reader<'w, 'a, 'c>),
+    /// A version whose coroutine offsets gridlock has not: every chain is empty.
+    Off(&'w mut crate::cpython::threads::Walker<'a>),
+}
+
+/// Call `f` with a chain reader over `walker` (see `Chains`).
+pub fn with_chains<'a, R>(
+    walker: &mut crate::cpython::threads::Walker<'a>,
+    pid: i32,
+    f: impl FnOnce(&mut Chains<'_, 'a, '_>) -> R,
+) -> R {
     // 3.14+: the table's coroutine offsets hold only on the build they were verified on.
     let layout = walker.objs.layout;
     let verified = layout
         .asyncio_published
         .as_ref()
         .is_none_or(|p| p.table_build);
-    let Some(offs) = layout.asyncio.filter(|_| verified) else {
-        return vec![(Vec::new(), false); coros.len()];
-    };
-    let mut cache = super::cache::AsyncioCache::default();
-    let mut r = Reader::new(walker, &mut cache, offs, pid);
-    coros
-        .iter()
-        .map(|c| {
-            let chain = r
-                .await_chain_until(*c, &last)
-                .into_iter()
-                .map(|(raw, facts)| ChainLink {
-                    frame: if shown(&raw) {
-                        facts.frame.clone()
-                    } else {
-                        crate::model::Frame {
-                            function: String::new(),
-                            file: String::new(),
-                            line: 0,
-                            locals: None,
-                            parameters: None,
-                        }
-                    },
-                    raw,
-                })
-                .collect();
-            (chain, r.chain_executing)
-        })
-        .collect()
+    match layout.asyncio.filter(|_| verified) {
+        Some(offs) => {
+            let mut cache = super::cache::AsyncioCache::default();
+            f(&mut Chains(ChainsOf::Read(Reader::new(
+                walker, &mut cache, offs, pid,
+            ))))
+        }
+        None => f(&mut Chains(ChainsOf::Off(walker))),
+    }
+}
+
+impl<'a> Chains<'_, 'a, '_> {
+    /// The walker, to read what a chain's frames hold.
+    pub fn walker(&self) -> &crate::cpython::threads::Walker<'a> {
+        match &self.0 {
+            ChainsOf::Read(r) => r.walker,
+            ChainsOf::Off(w) => w,
+        }
+    }
+
+    /// One coroutine's chain as `await_chains_until` gives it, with whether its outermost
+    /// coroutine is executing now.
+    pub fn until(
+        &mut self,
+        coro: usize,
+        shown: &dyn Fn(&RawFrame) -> bool,
+        last: &dyn Fn(&RawFrame) -> bool,
+    ) -> (Vec<ChainLink>, bool) {
+        let ChainsOf::Read(r) = &mut self.0 else {
+            return (Vec::new(), false);
+        };
+        let chain = r
+            .await_chain_until(coro, last)
+            .into_iter()
+            .map(|(raw, facts)| ChainLink {
+                frame: if shown(&raw) {
+                    facts.frame.clone()
+                } else {
+                    crate::model::Frame {
+                        function: String::new(),
+                        file: String::new(),
+                        line: 0,
+                        locals: None,
+                        parameters: None,
+                    }
+                },
+                raw,
+            })
+            .collect();
+        (chain, r.chain_executing)
+    }
 }
 
 impl Reader<'_, '_, '_> {

@@ -39,7 +39,9 @@ mod view;
 mod waits;
 
 pub use cache::AsyncioCache;
-pub use chain::{await_chains, await_chains_showing, await_chains_until, ChainLink};
+pub use chain::{
+    await_chains, await_chains_showing, await_chains_until, with_chains, ChainLink, Chains,
+};
 pub use ids::{loop_id, task_id, with_hex};
 pub use offsets::SectionLookup;
 pub use view::{read, AsyncView};

@@ -601,25 +601,41 @@ impl<'a> Walker<'a> {
     /// The first set slot named `name` (a 3.8-3.10 argument that is also a cell is NULL in
     /// its local slot and set in its cell slot). Reads only the slots so named.
     pub fn local(&self, frame: &RawFrame, name: &str) -> Option<usize> {
-        let names = &frame.code.names;
+        self.local_indices(&frame.code, name)
+            .find_map(|i| self.local_at(frame, i))
+    }
+
+    /// The slots of a code's frames named `name`, in the order `local` tries them: the same
+    /// for every frame of the code, so a caller reading many such frames may keep them.
+    pub fn local_indices<'c>(
+        &self,
+        code: &'c CodeInfo,
+        name: &'c str,
+    ) -> impl Iterator<Item = usize> + 'c {
+        let names = &code.names;
         let cells: &[String] = if self.minor() <= 10 {
             &names.cells
         } else {
             &[]
         };
-        let n = frame.code.nlocalsplus.min(256);
-        let base = self.localsplus(frame.addr);
         names
             .locals
             .iter()
             .chain(cells)
             .enumerate()
-            .take(n)
-            .filter(|(_, n)| *n == name)
-            .find_map(|(i, _)| {
-                let v = self.slot_object(self.objs.mem.ptr(base + 8 * i).ok()?);
-                (v != 0).then_some(v)
-            })
+            .take(code.nlocalsplus.min(256))
+            .filter(move |(_, n)| *n == name)
+            .map(|(i, _)| i)
+    }
+
+    /// The object in a frame's slot `i` (locals, then cells and frees), if set.
+    pub fn local_at(&self, frame: &RawFrame, i: usize) -> Option<usize> {
+        if i >= frame.code.nlocalsplus.min(256) {
+            return None;
+        }
+        let base = self.localsplus(frame.addr);
+        let v = self.slot_object(self.objs.mem.ptr(base + 8 * i).ok()?);
+        (v != 0).then_some(v)
     }
 
     /// The objects a frame's locals hold, then its value-stack candidates (see

@@ -13,7 +13,7 @@ mod waits;
 
 use std::hash::BuildHasherDefault;
 
-use crate::asyncio::{await_chains_until, loop_id, with_hex, ChainLink};
+use crate::asyncio::{loop_id, with_chains, with_hex, ChainLink};
 use crate::cpython::threads::{RawThread, Walker};
 use crate::model::{
     short_file, EventLoop, Frame, Framework, Lock, LoopState, LoopStep, Task, TaskState, Thread,
@@ -112,100 +112,112 @@ fn read_run(
     let mut addrs: Vec<usize> = members;
     addrs.sort_unstable();
     addrs.dedup();
-    // A task's coroutine, name and nursery, in one read.
-    let slots: Vec<[Option<usize>; 3]> = addrs
-        .iter()
-        .map(|t| fields.slots(&walker.objs, *t, ["coro", "name", "_parent_nursery"]))
-        .collect();
-    let coros: Vec<usize> = slots.iter().map(|s| s[0].unwrap_or(0)).collect();
-    // A chain ends at its first trap frame: what the trap awaits (`_async_yield`'s generator
-    // and the object it yields) is the same for every parked task and tells nothing.
-    let chains = await_chains_until(
-        walker,
-        pid,
-        &coros,
-        |f| !is_trap(&f.code.filename),
-        |f| is_trap(&f.code.filename),
-    );
     let lp = loop_id(pid, runner);
     let on_stack: AddrSet = rt.frames.iter().map(|f| f.addr).collect();
-    let reads: Vec<TaskRead> = addrs
-        .iter()
-        .zip(chains)
-        .map(|(addr, (chain, _))| TaskRead { addr: *addr, chain })
-        .collect();
-    let running: Option<usize> = reads
-        .iter()
-        .find(|t| {
-            t.chain
-                .first()
-                .is_some_and(|l| on_stack.contains(&l.raw.addr))
-        })
-        .map(|t| t.addr);
-    let mut waits = waits::Waits::new(pid, &reads);
-    let waits_for: Vec<_> = reads
-        .iter()
-        .map(|t| {
-            (running != Some(t.addr))
-                .then(|| waits.of(walker, &mut fields, t))
-                .flatten()
-        })
-        .collect();
-    let seen = waits.finish();
-    let task_addrs: AddrSet = reads.iter().map(|r| r.addr).collect();
     let task_prefix = format!("{pid}:task:");
-    let mut tasks = Vec::with_capacity(reads.len());
-    // Each nursery's parent task's id, read and written once for all its children.
-    let mut nursery_parents: crate::memory::AddrMap<Option<String>> = Default::default();
-    for ((t, waits_for), [_, name, nursery]) in reads.into_iter().zip(waits_for).zip(slots) {
-        let is_running = running == Some(t.addr);
-        let name = name.and_then(|n| walker.objs.str_uncached(n).ok());
-        let coroutine = t.chain.first().map(|l| l.raw.code.name.clone());
-        // The nursery tree: the task whose nursery started this one.
-        let parent = nursery.and_then(|n| {
-            nursery_parents
-                .entry(n)
-                .or_insert_with(|| {
-                    fields
-                        .get(&walker.objs, n, "_parent_task")
-                        .filter(|p| task_addrs.contains(p))
-                        .map(|p| with_hex(&task_prefix, p))
-                })
-                .clone()
-        });
-        let frames: Vec<Frame> = if is_running {
-            running_frames(rt, th, &t.chain)
-        } else {
-            t.chain
-                .into_iter()
-                .rev()
-                .filter(|l| !is_trap(&l.raw.code.filename))
-                .map(|l| l.frame)
-                .collect()
-        };
-        let id = with_hex(&task_prefix, t.addr);
-        // The address as the id writes it (`0x...`), without writing it again.
-        let address = id[task_prefix.len()..].to_string();
-        tasks.push(Task {
-            framework: Framework::Trio,
-            id,
-            pid,
-            loop_id: lp.clone(),
-            name,
-            coroutine,
-            state: if is_running {
-                TaskState::Running
+    // Each task read whole before the next (its fields, chain, wait, name): its memory is
+    // then still in the CPU's cache, where a pass over all tasks per question is not.
+    let (mut tasks, seen, running) = with_chains(walker, pid, |chains| {
+        let mut waits = waits::Waits::new(pid, &addrs);
+        let mut tasks = Vec::with_capacity(addrs.len());
+        let mut coros = Vec::with_capacity(addrs.len());
+        let mut running: Option<usize> = None;
+        // Each nursery's parent task's id, read and written once for all its children.
+        let mut nursery_parents: crate::memory::AddrMap<Option<String>> = Default::default();
+        for addr in &addrs {
+            let addr = *addr;
+            // A task's coroutine, name and nursery, in one read.
+            let [coro, name, nursery] = fields.slots(
+                &chains.walker().objs,
+                addr,
+                ["coro", "name", "_parent_nursery"],
+            );
+            let coro = coro.unwrap_or(0);
+            coros.push(coro);
+            // A chain ends at its first trap frame: what the trap awaits (`_async_yield`'s
+            // generator and the object it yields) is the same for every parked task and
+            // tells nothing.
+            let (chain, _) = chains.until(coro, &|f| !is_trap(&f.code.filename), &|f| {
+                is_trap(&f.code.filename)
+            });
+            let walker = chains.walker();
+            let is_running = running.is_none()
+                && chain
+                    .first()
+                    .is_some_and(|l| on_stack.contains(&l.raw.addr));
+            if is_running {
+                running = Some(addr);
+            }
+            let t = TaskRead { addr, chain };
+            let waits_for = if is_running {
+                None
             } else {
-                TaskState::Pending
-            },
-            frames,
-            waits_for,
-            address,
-            eager: false,
-            holds: Vec::new(),
-            parent,
-        });
-    }
+                waits.of(walker, &mut fields, &t)
+            };
+            let name = name.and_then(|n| walker.objs.str_uncached(n).ok());
+            let coroutine = t.chain.first().map(|l| l.raw.code.name.clone());
+            // The nursery tree: the task whose nursery started this one.
+            let parent = nursery.and_then(|n| {
+                nursery_parents
+                    .entry(n)
+                    .or_insert_with(|| {
+                        fields
+                            .get(&walker.objs, n, "_parent_task")
+                            .filter(|p| waits.is_task(*p))
+                            .map(|p| with_hex(&task_prefix, p))
+                    })
+                    .clone()
+            });
+            let frames: Vec<Frame> = if is_running {
+                running_frames(rt, th, &t.chain)
+            } else {
+                t.chain
+                    .into_iter()
+                    .rev()
+                    .filter(|l| !is_trap(&l.raw.code.filename))
+                    .map(|l| l.frame)
+                    .collect()
+            };
+            let id = with_hex(&task_prefix, addr);
+            // The address as the id writes it (`0x...`), without writing it again.
+            let address = id[task_prefix.len()..].to_string();
+            tasks.push(Task {
+                framework: Framework::Trio,
+                id,
+                pid,
+                loop_id: lp.clone(),
+                name,
+                coroutine,
+                state: if is_running {
+                    TaskState::Running
+                } else {
+                    TaskState::Pending
+                },
+                frames,
+                waits_for,
+                address,
+                eager: false,
+                holds: Vec::new(),
+                parent,
+            });
+        }
+        // Who holds a channel's other side is read from every task's frames: read again,
+        // only for a run where a task waits on a channel.
+        if waits.waits_on_channels() {
+            let reads: Vec<TaskRead> = addrs
+                .iter()
+                .zip(&coros)
+                .map(|(addr, coro)| TaskRead {
+                    addr: *addr,
+                    chain: chains
+                        .until(*coro, &|_| false, &|f| is_trap(&f.code.filename))
+                        .0,
+                })
+                .collect();
+            waits.channel_holders(chains.walker(), &mut fields, &reads);
+        }
+        (tasks, waits.finish(), running)
+    });
     let locks = seen.into_locks(&tasks);
     let by_id: std::collections::HashMap<String, usize> = locks
         .iter()

@@ -32,13 +32,14 @@ struct Primitive {
 }
 
 /// The waits of one run's tasks and the primitives they name.
-pub(crate) struct Waits<'r> {
+pub(crate) struct Waits {
     pid: i32,
-    reads: &'r [TaskRead],
     seen: BTreeMap<usize, Primitive>,
-    /// Channel ends held in task frames, by (channel state, send side): (task, end), read
-    /// once when a channel wait first needs them.
-    ends: Option<HashMap<(usize, bool), Vec<(usize, usize)>>>,
+    /// Channels waited on, each with the side its first waiter waits for (true: the send
+    /// side): who holds that side is read once every task's chain is (`channel_holders`).
+    channels: Vec<(usize, bool)>,
+    /// By code object: the slots named `self` (a method's frames all keep it in the same).
+    selves: rustc_hash::FxHashMap<usize, Vec<usize>>,
     /// By type object: its name and whether it is one of trio's locks (`_LockImpl` in its
     /// MRO), read once per type.
     classes: HashMap<usize, Option<(Rc<str>, bool)>>,
@@ -79,16 +80,17 @@ fn holder(task: Option<String>, evidence: Evidence) -> Holder {
     }
 }
 
-impl<'r> Waits<'r> {
-    pub(crate) fn new(pid: i32, reads: &'r [TaskRead]) -> Self {
+impl Waits {
+    /// The waits of the run whose task objects are `tasks`.
+    pub(crate) fn new(pid: i32, tasks: &[usize]) -> Self {
         Waits {
             pid,
-            reads,
             seen: BTreeMap::new(),
-            ends: None,
+            channels: Vec::new(),
+            selves: Default::default(),
             classes: HashMap::new(),
             objects: Default::default(),
-            task_addrs: reads.iter().map(|r| r.addr).collect(),
+            task_addrs: tasks.iter().copied().collect(),
             vias: Default::default(),
             places: Default::default(),
             targets: Default::default(),
@@ -121,11 +123,21 @@ impl<'r> Waits<'r> {
             })
     }
 
+    /// Whether `addr` is one of the run's task objects.
+    pub(crate) fn is_task(&self, addr: usize) -> bool {
+        self.task_addrs.contains(&addr)
+    }
+
     /// `self` of the method `link` runs (through its cell where a nested function closes
     /// over it). An object already classified is no cell: its type is not read again.
-    fn this(&self, walker: &Walker, link: &ChainLink) -> Option<usize> {
+    fn this(&mut self, walker: &Walker, link: &ChainLink) -> Option<usize> {
         let objs = &walker.objs;
-        let v = walker.local(&link.raw, "self")?;
+        let code = &link.raw.code;
+        let slots = self
+            .selves
+            .entry(std::sync::Arc::as_ptr(code) as usize)
+            .or_insert_with(|| walker.local_indices(code, "self").collect());
+        let v = slots.iter().find_map(|i| walker.local_at(&link.raw, *i))?;
         if self.objects.contains_key(&v) || !objs.type_is(v, "cell") {
             return Some(v);
         }
@@ -319,7 +331,18 @@ impl<'r> Waits<'r> {
                     wait.target = Some(lock_id(self.pid, state));
                     // A receiver waits for the send side, a sender for the receive side.
                     let other_is_send = function == "receive";
-                    self.channel_wait(walker, fields, state, other_is_send);
+                    if !self.seen.contains_key(&state) {
+                        self.seen.insert(
+                            state,
+                            Primitive {
+                                kind: LockKind::Channel,
+                                holders: Vec::new(),
+                                permits: None,
+                                locked: None,
+                            },
+                        );
+                        self.channels.push((state, other_is_send));
+                    }
                     return Some(wait);
                 }
             }
@@ -450,71 +473,76 @@ impl<'r> Waits<'r> {
         });
     }
 
-    /// The channel's other side: the tasks whose frames hold its open ends, when they
-    /// account for every open one; else an unknown holder.
-    fn channel_wait(&mut self, walker: &Walker, fields: &mut Fields, state: usize, send: bool) {
-        if self.seen.contains_key(&state) {
+    /// Whether a task waits on a channel: its holders are then read from every task's
+    /// chain (`channel_holders`).
+    pub(crate) fn waits_on_channels(&self) -> bool {
+        !self.channels.is_empty()
+    }
+
+    /// Each channel's other side: the tasks whose frames (in `reads`, every task of the
+    /// run) hold its open ends, when they account for every open one; else an unknown holder.
+    pub(crate) fn channel_holders(
+        &mut self,
+        walker: &Walker,
+        fields: &mut Fields,
+        reads: &[TaskRead],
+    ) {
+        if self.channels.is_empty() {
             return;
         }
         let objs = &walker.objs;
-        let ends = self.ends.get_or_insert_with(|| {
-            let mut ends: HashMap<(usize, bool), Vec<(usize, usize)>> = HashMap::new();
-            for r in self.reads {
-                for link in &r.chain {
-                    for (_, v) in walker.locals(&link.raw) {
-                        let is_send = match objs.type_name_rc(v).as_deref() {
-                            Ok("MemorySendChannel") => true,
-                            Ok("MemoryReceiveChannel") => false,
-                            _ => continue,
-                        };
-                        let Some(st) = fields.get(objs, v, "_state") else {
-                            continue;
-                        };
-                        let closed = fields
-                            .get(objs, v, "_closed")
-                            .and_then(|c| objs.int(c).ok())
-                            .unwrap_or(0)
-                            != 0;
-                        if !closed {
-                            ends.entry((st, is_send)).or_default().push((r.addr, v));
-                        }
+        // Channel ends held in task frames, by (channel state, send side): (task, end).
+        let mut ends: HashMap<(usize, bool), Vec<(usize, usize)>> = HashMap::new();
+        for r in reads {
+            for link in &r.chain {
+                for (_, v) in walker.locals(&link.raw) {
+                    let is_send = match objs.type_name_rc(v).as_deref() {
+                        Ok("MemorySendChannel") => true,
+                        Ok("MemoryReceiveChannel") => false,
+                        _ => continue,
+                    };
+                    let Some(st) = fields.get(objs, v, "_state") else {
+                        continue;
+                    };
+                    let closed = fields
+                        .get(objs, v, "_closed")
+                        .and_then(|c| objs.int(c).ok())
+                        .unwrap_or(0)
+                        != 0;
+                    if !closed {
+                        ends.entry((st, is_send)).or_default().push((r.addr, v));
                     }
                 }
             }
-            ends
-        });
-        let found = ends.get(&(state, send)).cloned().unwrap_or_default();
-        let open_field = if send {
-            "open_send_channels"
-        } else {
-            "open_receive_channels"
-        };
-        let open = fields
-            .get(objs, state, open_field)
-            .and_then(|v| objs.int(v).ok());
-        let mut distinct: Vec<usize> = found.iter().map(|(_, e)| *e).collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        let mut tasks: Vec<usize> = found.iter().map(|(t, _)| *t).collect();
-        tasks.sort_unstable();
-        tasks.dedup();
-        let holders = if open == Some(distinct.len() as i64) && !tasks.is_empty() {
-            tasks
-                .iter()
-                .map(|t| holder(Some(self.task_id(*t)), Evidence::Memory))
-                .collect()
-        } else {
-            vec![holder(None, Evidence::Unknown)]
-        };
-        self.seen.insert(
-            state,
-            Primitive {
-                kind: LockKind::Channel,
-                holders,
-                permits: None,
-                locked: None,
-            },
-        );
+        }
+        for (state, send) in std::mem::take(&mut self.channels) {
+            let found = ends.get(&(state, send)).cloned().unwrap_or_default();
+            let open_field = if send {
+                "open_send_channels"
+            } else {
+                "open_receive_channels"
+            };
+            let open = fields
+                .get(objs, state, open_field)
+                .and_then(|v| objs.int(v).ok());
+            let mut distinct: Vec<usize> = found.iter().map(|(_, e)| *e).collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let mut tasks: Vec<usize> = found.iter().map(|(t, _)| *t).collect();
+            tasks.sort_unstable();
+            tasks.dedup();
+            let holders = if open == Some(distinct.len() as i64) && !tasks.is_empty() {
+                tasks
+                    .iter()
+                    .map(|t| holder(Some(self.task_id(*t)), Evidence::Memory))
+                    .collect()
+            } else {
+                vec![holder(None, Evidence::Unknown)]
+            };
+            if let Some(p) = self.seen.get_mut(&state) {
+                p.holders = holders;
+            }
+        }
     }
 }
 
