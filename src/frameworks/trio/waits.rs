@@ -8,12 +8,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
+use crate::cpython::layout::common::OB_TYPE;
 use crate::cpython::threads::Walker;
 use crate::model::{
     lock_id, Evidence, Holder, Lock, LockKind, Permits, Task, TaskWait, TaskWaitKind, Waiter,
 };
 
-use super::fields::Fields;
+use super::fields::{word, Fields};
 use super::places::{in_trio, Place, Role};
 use crate::asyncio::{with_hex, ChainLink};
 
@@ -40,6 +41,9 @@ pub(crate) struct Waits {
     channels: Vec<(usize, bool)>,
     /// By code object: the slots named `self` (a method's frames all keep it in the same).
     selves: rustc_hash::FxHashMap<usize, Vec<usize>>,
+    /// By type object: whether it is `cell` (a method whose nested function closes over
+    /// `self` keeps it in a cell, a new one per call).
+    cells: rustc_hash::FxHashMap<usize, bool>,
     /// By type object: its name and whether it is one of trio's locks (`_LockImpl` in its
     /// MRO), read once per type.
     classes: HashMap<usize, Option<(Rc<str>, bool)>>,
@@ -88,6 +92,7 @@ impl Waits {
             seen: BTreeMap::new(),
             channels: Vec::new(),
             selves: Default::default(),
+            cells: Default::default(),
             classes: HashMap::new(),
             objects: Default::default(),
             task_addrs: tasks.iter().copied().collect(),
@@ -138,11 +143,25 @@ impl Waits {
             .entry(std::sync::Arc::as_ptr(code) as usize)
             .or_insert_with(|| walker.local_indices(code, "self").collect());
         let v = slots.iter().find_map(|i| walker.local_at(&link.raw, *i))?;
-        if self.objects.contains_key(&v) || !objs.type_is(v, "cell") {
+        if self.objects.contains_key(&v) {
             return Some(v);
         }
+        // Its type and, if it is a cell, what the cell holds, in one read.
         let cell_ref = objs.layout.stdlib.cell_ref;
-        objs.mem.ptr(v + cell_ref).ok().filter(|v| *v != 0)
+        let mut head = [0u8; 32];
+        let n = (cell_ref + 8).max(OB_TYPE + 8);
+        if n > head.len() || objs.mem.read_into(v, &mut head[..n]).is_err() {
+            return (!objs.type_is(v, "cell")).then_some(v);
+        }
+        let ty = word(&head, OB_TYPE);
+        let is_cell = *self
+            .cells
+            .entry(ty)
+            .or_insert_with(|| objs.type_is(v, "cell"));
+        if !is_cell {
+            return Some(v);
+        }
+        Some(word(&head, cell_ref)).filter(|v| *v != 0)
     }
 
     /// `PID:task:0x...` of a task object.
