@@ -125,13 +125,26 @@ impl<'a> Chains<'_, 'a, '_> {
         shown: &dyn Fn(&RawFrame) -> bool,
         last: &dyn Fn(&RawFrame) -> bool,
     ) -> (Vec<ChainLink>, bool) {
+        let mut links = Vec::new();
+        let executing = self.until_into(coro, shown, last, &mut links);
+        (links, executing)
+    }
+
+    /// `until` into `links` (emptied first): for a reader that keeps one buffer for the
+    /// chains of all its tasks instead of one allocation per task.
+    pub fn until_into(
+        &mut self,
+        coro: usize,
+        shown: &dyn Fn(&RawFrame) -> bool,
+        last: &dyn Fn(&RawFrame) -> bool,
+        links: &mut Vec<ChainLink>,
+    ) -> bool {
+        links.clear();
         let ChainsOf::Read(r) = &mut self.0 else {
-            return (Vec::new(), false);
+            return false;
         };
-        let chain = r
-            .await_chain_until(coro, last)
-            .into_iter()
-            .map(|(raw, facts)| ChainLink {
+        r.await_chain_each(coro, last, &mut |raw, facts| {
+            links.push(ChainLink {
                 frame: if shown(&raw) {
                     facts.frame.clone()
                 } else {
@@ -145,8 +158,8 @@ impl<'a> Chains<'_, 'a, '_> {
                 },
                 raw,
             })
-            .collect();
-        (chain, r.chain_executing)
+        });
+        r.chain_executing
     }
 }
 
@@ -164,17 +177,28 @@ impl Reader<'_, '_, '_> {
         last: &dyn Fn(&RawFrame) -> bool,
     ) -> Vec<ChainFrame> {
         let mut chain = Vec::new();
+        self.await_chain_each(coro, last, &mut |rf, facts| chain.push((rf, facts)));
+        chain
+    }
+
+    /// `await_chain_until`, each frame given to `each` as it is read, outermost first.
+    fn await_chain_each(
+        &mut self,
+        coro: usize,
+        last: &dyn Fn(&RawFrame) -> bool,
+        each: &mut dyn FnMut(RawFrame, Rc<FrameFacts>),
+    ) {
         let dialect = self.walker.dialect();
         let mut obj = coro;
         self.chain_end = None;
         self.chain_executing = false;
         let embedded = matches!(self.offs.coro_frame, CoroFrame::Embedded { .. });
-        for _ in 0..MAX_CHAIN {
+        for depth in 0..MAX_CHAIN {
             let Some((rf, suspended, top)) = self.suspended_frame(obj) else {
                 // A future (FutureIter, Future, Task) ends the chain: `fut_waiter` names it.
                 break;
             };
-            if chain.is_empty() {
+            if depth == 0 {
                 self.chain_executing = embedded && !suspended;
             }
             let facts = self.facts.of(dialect, &rf);
@@ -185,13 +209,12 @@ impl Reader<'_, '_, '_> {
             } else {
                 None
             };
-            chain.push((rf, facts));
+            each(rf, facts);
             match next {
                 Some(next) => obj = next,
                 None => break,
             }
         }
-        chain
     }
 
     /// The frame of a coroutine or generator, whether it is suspended (not created, running

@@ -122,6 +122,8 @@ fn read_run(
         let mut tasks = Vec::with_capacity(addrs.len());
         let mut coros = Vec::with_capacity(addrs.len());
         let mut running: Option<usize> = None;
+        // One buffer for every task's chain: its frames are moved out of it.
+        let mut links: Vec<ChainLink> = Vec::new();
         // Each nursery's parent task's id, read and written once for all its children.
         let mut nursery_parents: crate::memory::AddrMap<Option<String>> = Default::default();
         for addr in &addrs {
@@ -137,25 +139,27 @@ fn read_run(
             // A chain ends at its first trap frame: what the trap awaits (`_async_yield`'s
             // generator and the object it yields) is the same for every parked task and
             // tells nothing.
-            let (chain, _) = chains.until(coro, &|f| !is_trap(&f.code.filename), &|f| {
-                is_trap(&f.code.filename)
-            });
+            chains.until_into(
+                coro,
+                &|f| !is_trap(&f.code.filename),
+                &|f| is_trap(&f.code.filename),
+                &mut links,
+            );
             let walker = chains.walker();
             let is_running = running.is_none()
-                && chain
+                && links
                     .first()
                     .is_some_and(|l| on_stack.contains(&l.raw.addr));
             if is_running {
                 running = Some(addr);
             }
-            let t = TaskRead { addr, chain };
             let waits_for = if is_running {
                 None
             } else {
-                waits.of(walker, &mut fields, &t)
+                waits.of(walker, &mut fields, addr, &links)
             };
             let name = name.and_then(|n| walker.objs.str_uncached(n).ok());
-            let coroutine = t.chain.first().map(|l| l.raw.code.name.clone());
+            let coroutine = links.first().map(|l| l.raw.code.name.clone());
             // The nursery tree: the task whose nursery started this one.
             let parent = nursery.and_then(|n| {
                 nursery_parents
@@ -169,10 +173,10 @@ fn read_run(
                     .clone()
             });
             let frames: Vec<Frame> = if is_running {
-                running_frames(rt, th, &t.chain)
+                running_frames(rt, th, &links)
             } else {
-                t.chain
-                    .into_iter()
+                links
+                    .drain(..)
                     .rev()
                     .filter(|l| !is_trap(&l.raw.code.filename))
                     .map(|l| l.frame)

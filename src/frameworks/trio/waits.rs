@@ -218,25 +218,26 @@ impl Waits {
         }
     }
 
-    /// What the parked task `t` waits for; `None` when its chain could not be read.
+    /// What the parked task at `addr` waits for, from its await `chain`; `None` when its
+    /// chain could not be read.
     pub(crate) fn of(
         &mut self,
         walker: &Walker,
         fields: &mut Fields,
-        t: &TaskRead,
+        addr: usize,
+        chain: &[ChainLink],
     ) -> Option<TaskWait> {
-        let innermost = t.chain.last()?;
+        let innermost = chain.last()?;
         // Which links run trio's code (a chain is at most 64 deep).
         let mut trio_links = 0u64;
-        for (i, link) in t.chain.iter().enumerate().take(64) {
+        for (i, link) in chain.iter().enumerate().take(64) {
             if self.place(link) == Place::Trio {
                 trio_links |= 1 << i;
             }
         }
         let is_trio = |i: usize| i < 64 && trio_links & (1 << i) != 0;
         // The program's own frame: not trio's, nor anyio's wrappers around it.
-        let site = t
-            .chain
+        let site = chain
             .iter()
             .rev()
             .find(|l| self.place(l) == Place::Program)
@@ -260,7 +261,7 @@ impl Waits {
         };
         let objs = &walker.objs;
         // Outermost trio frame first: `sleep` before the `sleep_forever` it calls.
-        for (i, link) in t.chain.iter().enumerate().filter(|(i, _)| is_trio(*i)) {
+        for (i, link) in chain.iter().enumerate().filter(|(i, _)| is_trio(*i)) {
             let role = self.code_of(link).1;
             if role == Role::Other {
                 continue;
@@ -300,7 +301,7 @@ impl Waits {
                     let ty = ty.as_ref();
                     wait.via = Some(self.via(link, type_addr, ty, function));
                     if is_lock {
-                        self.lock_wait(objs, fields, obj, t.addr, &mut wait);
+                        self.lock_wait(objs, fields, obj, addr, &mut wait);
                     } else if ty == "Semaphore" || ty == "CapacityLimiter" {
                         self.semaphore_wait(objs, fields, obj, &ty, &mut wait);
                     } else if ty == "Event" || ty == "Condition" {
@@ -323,7 +324,7 @@ impl Waits {
                 }
                 // anyio's `fast_acquire` parks in its trio primitive's own lot.
                 Role::Park => {
-                    let caller = i.checked_sub(1).and_then(|k| t.chain.get(k));
+                    let caller = i.checked_sub(1).and_then(|k| chain.get(k));
                     let lot = self.this(walker, link);
                     let Some((obj, class)) = caller
                         .zip(lot)
@@ -334,7 +335,7 @@ impl Waits {
                     let (ty, is_lock, _) = self.class_of(objs, obj)?;
                     wait.via = Some(format!("anyio.{class}.acquire (fast_acquire)"));
                     if is_lock {
-                        self.lock_wait(objs, fields, obj, t.addr, &mut wait);
+                        self.lock_wait(objs, fields, obj, addr, &mut wait);
                     } else if ty.as_ref() == "Semaphore" {
                         self.semaphore_wait(objs, fields, obj, &ty, &mut wait);
                     } else {
@@ -368,10 +369,7 @@ impl Waits {
         }
         // Parked by a low-level call no primitive explains (`wait_task_rescheduled` or
         // `ParkingLot.park` called directly): whoever reschedules it is not recorded anywhere.
-        if let Some(outer) = (0..t.chain.len())
-            .find(|i| is_trio(*i))
-            .map(|i| &t.chain[i])
-        {
+        if let Some(outer) = (0..chain.len()).find(|i| is_trio(*i)).map(|i| &chain[i]) {
             let function = outer.raw.code.name.rsplit('.').next().unwrap_or("");
             wait.via = Some(match function {
                 "wait_task_rescheduled" => "trio.lowlevel.wait_task_rescheduled".into(),
@@ -568,6 +566,10 @@ impl Waits {
 impl Seen {
     /// The primitives seen, with the tasks waiting for each.
     pub(crate) fn into_locks(self, tasks: &[Task]) -> Vec<Lock> {
+        if self.seen.is_empty() {
+            // No waiter to look up (ten thousand tasks on an Event name none).
+            return Vec::new();
+        }
         let pid = self.pid;
         let ids: HashMap<String, usize> = self
             .seen
