@@ -175,12 +175,21 @@ fn read_run(
             let frames: Vec<Frame> = if is_running {
                 running_frames(rt, th, &links)
             } else {
-                links
-                    .drain(..)
-                    .rev()
-                    .filter(|l| !is_trap(&l.raw.code.filename))
-                    .map(|l| l.frame)
-                    .collect()
+                // Sized exactly: the shown frames are fewer than the links.
+                let mut frames = Vec::with_capacity(
+                    links
+                        .iter()
+                        .filter(|l| !is_trap(&l.raw.code.filename))
+                        .count(),
+                );
+                frames.extend(
+                    links
+                        .drain(..)
+                        .rev()
+                        .filter(|l| !is_trap(&l.raw.code.filename))
+                        .map(|l| l.frame),
+                );
+                frames
             };
             let id = with_hex(&task_prefix, addr);
             // The address as the id writes it (`0x...`), without writing it again.
