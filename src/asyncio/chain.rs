@@ -143,7 +143,7 @@ impl<'a> Chains<'_, 'a, '_> {
         let ChainsOf::Read(r) = &mut self.0 else {
             return false;
         };
-        r.await_chain_each(coro, last, &mut |raw, facts| {
+        r.await_chain_each(coro, last, |raw, facts| {
             links.push(ChainLink {
                 frame: if shown(&raw) {
                     facts.frame.clone()
@@ -177,7 +177,7 @@ impl Reader<'_, '_, '_> {
         last: &dyn Fn(&RawFrame) -> bool,
     ) -> Vec<ChainFrame> {
         let mut chain = Vec::new();
-        self.await_chain_each(coro, last, &mut |rf, facts| chain.push((rf, facts)));
+        self.await_chain_each(coro, last, |rf, facts| chain.push((rf, facts)));
         chain
     }
 
@@ -186,7 +186,7 @@ impl Reader<'_, '_, '_> {
         &mut self,
         coro: usize,
         last: &dyn Fn(&RawFrame) -> bool,
-        each: &mut dyn FnMut(RawFrame, Rc<FrameFacts>),
+        mut each: impl FnMut(RawFrame, Rc<FrameFacts>),
     ) {
         let dialect = self.walker.dialect();
         let mut obj = coro;
