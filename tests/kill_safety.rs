@@ -198,7 +198,18 @@ fn sigkill_mid_dump_leaves_target_running() {
 
     // Still readable afterwards, and still making progress after a complete dump.
     for t in &targets {
-        let out = support::gridlock(&["dump", &t.target.pid.to_string(), "--window", "0"]);
+        // One snapshot can catch the publisher inside a short `rename(2)`, which gridlock
+        // does not model: that report is rightly incomplete (exit 2), so it is taken again.
+        let full_dump = || support::gridlock(&["dump", &t.target.pid.to_string(), "--window", "0"]);
+        let mut out = full_dump();
+        for _ in 0..3 {
+            let caught_in_a_call = out.status.code() == Some(2)
+                && String::from_utf8_lossy(&out.stderr).contains("not modelled");
+            if !caught_in_a_call {
+                break;
+            }
+            out = full_dump();
+        }
         assert_eq!(
             out.status.code(),
             Some(0),

@@ -120,6 +120,7 @@ pub fn target(core: Core, read: ReadOptions) -> Result<Target> {
         interpreter: found.interpreter,
         gil_address: found.gil_address,
         interpreters_head: found.interpreters_head,
+        runtime: found.runtime,
         process,
         read,
         runtime_region: FromMaps::settled(static_region(&maps, found.gil_address)),

@@ -224,13 +224,7 @@ fn take_once(session: &mut Session, kernel: &HashMap<i32, KernelThread>) -> Resu
         return Err(Error::TargetExited { pid });
     }
     let target = &mut session.target;
-    if !target.layout.locks_checked {
-        // Attached before the target imported `_thread`: choose the lock layouts now.
-        let mut layout = (*target.layout).clone();
-        let notes = crate::cpython::check_locks(&target.mem, &mut layout, target.interpreter);
-        target.process.notes.extend(notes);
-        target.layout = std::sync::Arc::new(layout);
-    }
+    target.settle_interpreter();
     // Before the page cache: a counter that moves during the sample marks a step boundary.
     session.asyncio.begin(&session.target.mem);
     session.mem.begin_snapshot();

@@ -43,6 +43,9 @@ pub struct Found {
     /// `_PyRuntime.interpreters.head`, where subinterpreters are listed (3.13+, when
     /// `_PyRuntime` is known).
     pub interpreters_head: Option<usize>,
+    /// `_PyRuntime`, when known: where a layout's interpreter fields are checked again while
+    /// the runtime is too early in its start to tell (`cpython::check_table_fields`).
+    pub runtime: Option<usize>,
     /// Found from the cache, not by a search.
     pub cached: bool,
 }
@@ -98,6 +101,7 @@ impl DiscoveryCache {
                 interpreter,
                 gil_address: runtime.wrapping_add_signed(facts.gil_from_runtime),
                 interpreters_head: interpreters_head(layout, Some(runtime)),
+                runtime: Some(runtime),
                 cached: true,
             });
         }
@@ -136,7 +140,7 @@ impl DiscoveryCache {
 }
 
 /// Where `_PyRuntime` lists the interpreters, when the layout knows how to walk them.
-fn interpreters_head(layout: &Layout, runtime: Option<usize>) -> Option<usize> {
+pub(crate) fn interpreters_head(layout: &Layout, runtime: Option<usize>) -> Option<usize> {
     layout.offsets.interp_next_and_id?;
     Some(runtime? + layout.offsets.runtime_interpreters_head)
 }
@@ -336,6 +340,7 @@ fn search_with(
             layout: Arc::new(layout),
             interpreter,
             gil_address,
+            runtime,
             cached: false,
         },
         runtime,
@@ -419,6 +424,7 @@ pub fn find_frozen(
             layout: Arc::new(layout),
             interpreter,
             gil_address,
+            runtime: Some(runtime),
             cached: false,
         });
     }

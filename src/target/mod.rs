@@ -48,6 +48,8 @@ pub struct Target {
     /// Where `_PyRuntime` lists the interpreters (3.13+): threads running in a subinterpreter
     /// have their innermost frames there.
     pub interpreters_head: Option<usize>,
+    /// `_PyRuntime`, when known.
+    pub(crate) runtime: Option<usize>,
     pub process: model::Process,
     /// What each snapshot reads beyond stacks, locks and waits (set at attach; `top` toggles locals).
     pub read: ReadOptions,
@@ -189,6 +191,7 @@ impl Target {
             interpreter,
             gil_address,
             interpreters_head: found.interpreters_head,
+            runtime: found.runtime,
             process,
             read,
             runtime_region: if gil_address == 0 {
@@ -201,6 +204,48 @@ impl Target {
             other_pid_namespace: namespaces::other_pid_namespace(pid).unwrap_or(false),
             frozen: None,
         })
+    }
+
+    /// Read now what an attach made while the interpreter was still starting could not read
+    /// (`run` attaches right after exec), each piece until it is known: the lock types, once
+    /// `_thread` is imported; 3.12's interpreter-list and GIL fields, once the runtime can
+    /// check them; the GIL record's address, once the interpreter has made its GIL (3.12+
+    /// `ceval.gil` is NULL until then). Seen on pyenv's 3.12 under load: every GIL wait of a
+    /// `run` was an unknown futex and a GIL deadlock went unreported.
+    pub(crate) fn settle_interpreter(&mut self) {
+        let needs_locks = !self.layout.locks_checked;
+        let needs_fields = self.layout.interpreter_fields_pending.is_some();
+        if needs_locks || needs_fields {
+            let mut layout = (*self.layout).clone();
+            if needs_locks {
+                let notes = crate::cpython::check_locks(&self.mem, &mut layout, self.interpreter);
+                self.process.notes.extend(notes);
+            }
+            if needs_fields {
+                let before = layout.notes.len();
+                crate::cpython::gil_fields::check_table_fields(
+                    &self.mem,
+                    &mut layout,
+                    self.runtime,
+                );
+                self.process
+                    .notes
+                    .extend(layout.notes[before..].iter().cloned());
+                self.interpreters_head = discovery::interpreters_head(&layout, self.runtime);
+            }
+            self.layout = Arc::new(layout);
+        }
+        if self.gil_address == 0 {
+            let pointer = self.layout.offsets.interp_ceval_gil;
+            let gil = pointer.and_then(|at| self.mem.ptr(self.interpreter + at).ok());
+            if let Some(gil) = gil.filter(|&g| g != 0) {
+                self.gil_address = gil;
+                self.runtime_region = match &self.frozen {
+                    Some(f) => FromMaps::settled(static_region(&f.maps, gil)),
+                    None => FromMaps::read_now(static_region(&procfs::maps(self.pid), gil)),
+                };
+            }
+        }
     }
 
     /// The static data around the GIL, looked up again while the loader may still be

@@ -115,6 +115,7 @@ pub fn from_debug_offsets(
             }
         },
         locks_checked: false,
+        interpreter_fields_pending: None,
         stdlib: stdlib_offsets(minor),
         notes,
     })

@@ -186,10 +186,22 @@ pub struct Layout {
     /// The lock types were read from the target (a process that has just started may not
     /// have imported `_thread` yet: the check is repeated until it has).
     pub locks_checked: bool,
+    /// 3.12's interpreter-list and GIL fields, set aside while the runtime was too early in its
+    /// start to check them (`gil_fields`): checked again at the next snapshot.
+    pub interpreter_fields_pending: Option<InterpreterFields>,
     /// The standard library's C objects that pools and futures are built on.
     pub stdlib: StdlibOffsets,
     /// What the report should say about this layout (an untested version, a part turned off).
     pub notes: Vec<String>,
+}
+
+/// A version table's interpreter-list and GIL fields (3.12, where no debug offsets publish
+/// them): `ceval.gil`, `_gil`, and `next` and `id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterpreterFields {
+    pub ceval_gil: usize,
+    pub own_gil: usize,
+    pub next_and_id: (usize, usize),
 }
 
 impl Layout {

@@ -45,6 +45,7 @@ pub fn for_version(major: u64, minor: u64, patch: u64) -> Option<Layout> {
             rlock: Some(SEM_RLOCK),
         },
         locks_checked: false,
+        interpreter_fields_pending: None,
         stdlib: stdlib_offsets(minor),
         notes: Vec::new(),
     })
