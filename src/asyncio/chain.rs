@@ -219,11 +219,10 @@ impl Reader<'_, '_, '_> {
 
     /// The frame of a coroutine or generator, whether it is suspended (not created, running
     /// or finished), and the address of the top of its value stack (what a suspended `await`
-    /// waits on). The object and its frame's fields come in one read each.
-    pub(super) fn suspended_frame(
-        &mut self,
-        obj: usize,
-    ) -> Option<(RawFrame, bool, Option<usize>)> {
+    /// waits on). The object and its frame's fields come in one read each. Inlined into
+    /// each of `await_chain_each`'s two callers, as it was into asyncio's chain loop alone.
+    #[inline(always)]
+    fn suspended_frame(&mut self, obj: usize) -> Option<(RawFrame, bool, Option<usize>)> {
         let mut buf = [0u8; 80 + FRAME_READ_EMBEDDED];
         let mut fbuf = [0u8; FRAME_READ];
         let (frame, suspended, embedded_at) = match self.offs.coro_frame {
