@@ -54,9 +54,10 @@ pub(crate) struct Waits {
     /// Words that thousands of tasks parked alike share, written once each: a wait's `via`
     /// by (code object, type), its `site` by (code object, line), ids' prefixes.
     vias: rustc_hash::FxHashMap<(usize, usize), String>,
-    /// By code object: whether it is trio's own (`in_trio`) or anyio's, and which of trio's
-    /// functions it is (thousands of tasks parked alike run the same few).
-    places: rustc_hash::FxHashMap<usize, (Place, Role)>,
+    /// By code object: whether it is trio's own (`in_trio`) or anyio's, which of trio's
+    /// functions it is, and where its function's name starts in its qualified name
+    /// (thousands of tasks parked alike run the same few).
+    places: rustc_hash::FxHashMap<usize, (Place, Role, usize)>,
     /// An Event's or Condition's id, by object (thousands of tasks wait on one Event).
     targets: crate::memory::AddrMap<String>,
     sites: rustc_hash::FxHashMap<(usize, u32), String>,
@@ -106,24 +107,21 @@ impl Waits {
         }
     }
 
-    /// Whose code `link` runs, once per code object.
-    fn place(&mut self, link: &ChainLink) -> Place {
-        self.code_of(link).0
-    }
-
-    /// Whose code `link` runs and which of trio's functions it is, once per code object.
-    fn code_of(&mut self, link: &ChainLink) -> (Place, Role) {
+    /// Whose code `link` runs, which of trio's functions it is, and where the function's
+    /// own name starts in its qualified name: once per code object.
+    fn code_of(&mut self, link: &ChainLink) -> (Place, Role, usize) {
         let code = &link.raw.code;
         *self
             .places
             .entry(std::sync::Arc::as_ptr(code) as usize)
             .or_insert_with(|| {
+                let function = code.name.rfind('.').map_or(0, |k| k + 1);
                 if in_trio(&code.filename) {
-                    (Place::Trio, Role::of(&code.filename, &code.name))
+                    (Place::Trio, Role::of(&code.filename, &code.name), function)
                 } else if code.filename.contains("/anyio/") {
-                    (Place::Anyio, Role::Other)
+                    (Place::Anyio, Role::Other, function)
                 } else {
-                    (Place::Program, Role::Other)
+                    (Place::Program, Role::Other, function)
                 }
             })
     }
@@ -228,20 +226,20 @@ impl Waits {
         chain: &[ChainLink],
     ) -> Option<TaskWait> {
         let innermost = chain.last()?;
-        // Which links run trio's code (a chain is at most 64 deep).
-        let mut trio_links = 0u64;
+        // Whose code each link runs, and which function (a chain is at most 64 deep).
+        let mut codes = [(Place::Program, Role::Other, 0); 64];
         for (i, link) in chain.iter().enumerate().take(64) {
-            if self.place(link) == Place::Trio {
-                trio_links |= 1 << i;
-            }
+            codes[i] = self.code_of(link);
         }
-        let is_trio = |i: usize| i < 64 && trio_links & (1 << i) != 0;
+        let codes = &codes[..chain.len().min(64)];
+        let is_trio = |i: usize| codes.get(i).is_some_and(|c| c.0 == Place::Trio);
         // The program's own frame: not trio's, nor anyio's wrappers around it.
         let site = chain
             .iter()
+            .zip(codes)
             .rev()
-            .find(|l| self.place(l) == Place::Program)
-            .map(|l| {
+            .find(|(_, c)| c.0 == Place::Program)
+            .map(|(l, _)| {
                 let code = std::sync::Arc::as_ptr(&l.raw.code) as usize;
                 self.sites
                     .entry((code, l.frame.line))
@@ -262,11 +260,11 @@ impl Waits {
         let objs = &walker.objs;
         // Outermost trio frame first: `sleep` before the `sleep_forever` it calls.
         for (i, link) in chain.iter().enumerate().filter(|(i, _)| is_trio(*i)) {
-            let role = self.code_of(link).1;
+            let (_, role, at) = codes[i];
             if role == Role::Other {
                 continue;
             }
-            let function = link.raw.code.name.rsplit('.').next().unwrap_or("");
+            let function = link.raw.code.name.get(at..).unwrap_or("");
             match role {
                 Role::Other => {}
                 Role::Sleep => {
