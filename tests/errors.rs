@@ -144,29 +144,31 @@ fn non_python_process() {
 #[test]
 fn a_process_that_becomes_python_just_after_the_dump_starts_is_dumped() {
     let py = some_interpreter();
-    let starting = Guard::spawn(
-        Command::new("sh")
-            .args([
-                "-c",
-                "sleep 0.5; exec \"$0\" -c 'import time; time.sleep(60)'",
-            ])
-            .arg(&py.path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null()),
-    );
-    let out = dump(starting.pid(), &["--window", "0"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "[{}] {text}{}",
-        py.label,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        text.contains(&format!("pid {} · CPython 3.", starting.pid())),
-        "{text}"
-    );
+    for extra in [&[][..], &["--tree"]] {
+        let starting = Guard::spawn(
+            Command::new("sh")
+                .args([
+                    "-c",
+                    "sleep 0.5; exec \"$0\" -c 'import time; time.sleep(60)'",
+                ])
+                .arg(&py.path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null()),
+        );
+        let out = dump(starting.pid(), &[&["--window", "0"], extra].concat());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "[{}] {extra:?} {text}{}",
+            py.label,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&format!("pid {} · CPython 3.", starting.pid())),
+            "{extra:?} {text}"
+        );
+    }
 }
 
 #[test]
