@@ -138,6 +138,39 @@ fn non_python_process() {
     );
 }
 
+/// `python app.py & gridlock dump $!` at once: the PID may still be the shell that forked it,
+/// not Python yet, or Python still making its interpreter. A process that young is looked at
+/// again until it has started: here a shell that waits 0.5 s, then execs Python in its place.
+#[test]
+fn a_process_that_becomes_python_just_after_the_dump_starts_is_dumped() {
+    let py = some_interpreter();
+    for extra in [&[][..], &["--tree"]] {
+        let starting = Guard::spawn(
+            Command::new("sh")
+                .args([
+                    "-c",
+                    "sleep 0.5; exec \"$0\" -c 'import time; time.sleep(60)'",
+                ])
+                .arg(&py.path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null()),
+        );
+        let out = dump(starting.pid(), &[&["--window", "0"], extra].concat());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "[{}] {extra:?} {text}{}",
+            py.label,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains(&format!("pid {} · CPython 3.", starting.pid())),
+            "{extra:?} {text}"
+        );
+    }
+}
+
 #[test]
 fn kernel_thread_is_not_python() {
     // kthreadd is pid 2 on Linux unless this runs in a pid namespace.

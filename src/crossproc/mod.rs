@@ -78,7 +78,12 @@ impl Tree {
         let mut t = Tree::new(root, read);
         t.refresh();
         if t.targets.is_empty() {
+            // The root's own error; or, for a root that has only just started (`Target::attach`
+            // waits for it), its interpreter, found once the tree is looked at again.
             Target::attach(root, read)?;
+            t.refresh();
+        }
+        if t.targets.is_empty() {
             return Err(Error::TargetExited { pid: root });
         }
         Ok(t)

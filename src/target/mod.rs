@@ -14,6 +14,7 @@ pub mod sockdiag;
 pub mod taskfiles;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cpython::{Layout, Refusal};
 use crate::error::{Error, Result};
@@ -35,6 +36,11 @@ pub struct ReadOptions {
     /// Native frames of running threads too, each stopped briefly with ptrace (`--native`).
     pub native: bool,
 }
+
+/// How old a process must be before a failed attach is final (`Target::attach`).
+const STARTING_UP: Duration = Duration::from_secs(3);
+/// How often a process still starting is looked at again.
+const STARTING_UP_RETRY: Duration = Duration::from_millis(50);
 
 pub struct Target {
     pub pid: i32,
@@ -68,9 +74,21 @@ pub struct Target {
 }
 
 impl Target {
-    /// Attach to `pid`, with a clear error for every way that can fail.
+    /// Attach to `pid`, with a clear error for every way that can fail. A process that has
+    /// only just started (`python app.py & gridlock dump $!`) may not be Python yet (the shell
+    /// has forked, not exec'd) or not have made its interpreter: it is looked at again until
+    /// it is `STARTING_UP` old.
     pub fn attach(pid: i32, read: ReadOptions) -> Result<Target> {
-        Target::attach_with(pid, read, &mut DiscoveryCache::default())
+        loop {
+            match Target::attach_with(pid, read, &mut DiscoveryCache::default()) {
+                Err(Error::Attach { .. } | Error::NotPython { .. })
+                    if procfs::age(pid).is_some_and(|age| age < STARTING_UP) =>
+                {
+                    std::thread::sleep(STARTING_UP_RETRY)
+                }
+                attached => return attached,
+            }
+        }
     }
 
     /// Attach to `pid`, finding its interpreter from what `discovery` learned of other

@@ -89,6 +89,22 @@ pub fn start_time(pid: i32) -> Option<u64> {
     stat_field(&format!("/proc/{pid}/stat"), 22)
 }
 
+/// How long ago the process started, from its start time and the system's uptime.
+pub fn age(pid: i32) -> Option<std::time::Duration> {
+    let started = start_time(pid)?;
+    let uptime: f64 = fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(std::time::Duration::from_secs_f64(
+        (uptime - started as f64 / hz).max(0.0),
+    ))
+}
+
 /// What one thread is doing in the kernel at this instant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelThread {
