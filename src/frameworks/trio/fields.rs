@@ -10,9 +10,10 @@ use crate::cpython::objects::Objects;
 
 #[derive(Default)]
 pub(crate) struct Fields {
-    /// By (type object, name's address): the names are literals, so their addresses tell
-    /// them apart without hashing their bytes (looked up several times per task).
-    offsets: FxHashMap<(usize, usize), Option<usize>>,
+    /// By (type object, name's address and length): the names are literals, so these tell
+    /// them apart without hashing their bytes (looked up several times per task); the length
+    /// too, as the compiler may store a literal inside a longer one (`coro`, `coroutine`).
+    offsets: FxHashMap<(usize, usize, usize), Option<usize>>,
     /// By the first name of a `slots` call: the type its last object had and how many of
     /// its bytes that call read, so an object of the same type comes in one read.
     heads: FxHashMap<usize, (usize, usize)>,
@@ -22,7 +23,7 @@ impl Fields {
     fn offset(&mut self, objs: &Objects, ty: usize, name: &'static str) -> Option<usize> {
         *self
             .offsets
-            .entry((ty, name.as_ptr() as usize))
+            .entry((ty, name.as_ptr() as usize, name.len()))
             .or_insert_with(|| objs.slot_offset(ty, name))
     }
 
