@@ -85,15 +85,29 @@ fn start_worker(py: &Interpreter, broker: &str, concurrency: u32, tag: &str) -> 
     Worker { target, dir }
 }
 
+/// `cmd`, killed by the kernel if the test process dies (a killed test leaves no client or
+/// redis-server behind; a test that ends kills them itself).
+fn dies_with_the_test(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
 /// Run the fixture's client against a worker's broker; returns its stdout.
 fn send(py: &Interpreter, broker: &str, worker: &Worker, args: &[&str]) -> String {
-    let out = Command::new(&py.path)
-        .arg(fixture("celery_worker.py"))
-        .args(["send", broker, worker.dir.to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the celery client");
+    let out = dies_with_the_test(
+        Command::new(&py.path)
+            .arg(fixture("celery_worker.py"))
+            .args(["send", broker, worker.dir.to_str().unwrap()])
+            .args(args)
+            .stdin(Stdio::null()),
+    )
+    .output()
+    .expect("run the celery client");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -448,14 +462,16 @@ fn start_redis_with(extra: &[&str]) -> Option<Redis> {
         .local_addr()
         .ok()?
         .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
+    let child = dies_with_the_test(
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .spawn()
+    .ok()?;
     let redis = Redis { child, port };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
