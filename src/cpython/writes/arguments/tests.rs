@@ -45,6 +45,18 @@ fn flag() -> Option<Argument> {
     }))
 }
 
+/// Each dialect's listing binds `expected` at the call that starts at `at(listing)`.
+fn assert_bound_in_each<const N: usize>(
+    listings: [(u8, Vec<Instruction>); N],
+    at: impl Fn(&[Instruction]) -> usize,
+    expected: CallArguments,
+) {
+    for (minor, ins) in listings {
+        let args = call_arguments(minor, &ins, &names(), at(&ins), "take");
+        assert_eq!(args, Some(expected.clone()), "3.{minor}");
+    }
+}
+
 #[test]
 fn a_keyword_argument_is_bound_by_name_in_every_dialect() {
     // `take(q=self.jobs)`
@@ -79,17 +91,14 @@ fn a_keyword_argument_is_bound_by_name_in_every_dialect() {
         ("CALL_KW", 1),
     ]);
     let lookup = |ins: &[Instruction]| ins.iter().position(|i| i.name == "LOAD_GLOBAL");
-    for (minor, ins) in [(10u8, v310), (11, v311), (12, v312), (13, v313)] {
-        let args = call_arguments(minor, &ins, &names(), lookup(&ins).unwrap(), "take");
-        assert_eq!(
-            args,
-            Some(CallArguments {
-                keywords: vec![("q".into(), self_jobs())],
-                ..CallArguments::default()
-            }),
-            "3.{minor}"
-        );
-    }
+    assert_bound_in_each(
+        [(10u8, v310), (11, v311), (12, v312), (13, v313)],
+        |ins| lookup(ins).unwrap(),
+        CallArguments {
+            keywords: vec![("q".into(), self_jobs())],
+            ..CallArguments::default()
+        },
+    );
 }
 
 #[test]
@@ -327,18 +336,15 @@ fn star_args_and_kwargs_are_the_unpacked_name_chains_in_every_dialect() {
         ("DICT_MERGE", 1),
         ("CALL_FUNCTION_EX", 0),
     ]);
-    for (minor, ins) in [(10u8, v310), (12, v312), (14, v314)] {
-        let args = call_arguments(minor, &ins, &names(), 0, "take");
-        assert_eq!(
-            args,
-            Some(CallArguments {
-                star: flag(),
-                double_star: self_jobs(),
-                ..CallArguments::default()
-            }),
-            "3.{minor}"
-        );
-    }
+    assert_bound_in_each(
+        [(10u8, v310), (12, v312), (14, v314)],
+        |_| 0,
+        CallArguments {
+            star: flag(),
+            double_star: self_jobs(),
+            ..CallArguments::default()
+        },
+    );
     // `take(*flag)`: 3.12 (no dict), 3.14 (a NULL in the dict's slot).
     let v312 = code(&[
         ("LOAD_GLOBAL", 1),
@@ -402,18 +408,15 @@ fn leading_arguments_before_an_unpacked_sequence_are_bound_in_every_dialect() {
         ("PUSH_NULL", 0),
         ("CALL_FUNCTION_EX", 0),
     ]);
-    for (minor, ins) in [(8u8, v38), (10, v310), (12, v312), (14, v314)] {
-        let args = call_arguments(minor, &ins, &names(), 0, "take");
-        assert_eq!(
-            args,
-            Some(CallArguments {
-                positional: vec![flag()],
-                star: self_jobs(),
-                ..CallArguments::default()
-            }),
-            "3.{minor}"
-        );
-    }
+    assert_bound_in_each(
+        [(8u8, v38), (10, v310), (12, v312), (14, v314)],
+        |_| 0,
+        CallArguments {
+            positional: vec![flag()],
+            star: self_jobs(),
+            ..CallArguments::default()
+        },
+    );
     // Another intrinsic than list-to-tuple is no positional tuple.
     let other = code(&[
         ("LOAD_GLOBAL", 1),
@@ -465,17 +468,14 @@ fn keywords_unpacked_alone_are_bound_in_every_dialect() {
         ("DICT_MERGE", 1),
         ("CALL_FUNCTION_EX", 0),
     ]);
-    for (minor, ins) in [(8u8, v38), (9, v39), (12, v312), (14, v314)] {
-        let args = call_arguments(minor, &ins, &names(), 0, "take");
-        assert_eq!(
-            args,
-            Some(CallArguments {
-                double_star: self_jobs(),
-                ..CallArguments::default()
-            }),
-            "3.{minor}"
-        );
-    }
+    assert_bound_in_each(
+        [(8u8, v38), (9, v39), (12, v312), (14, v314)],
+        |_| 0,
+        CallArguments {
+            double_star: self_jobs(),
+            ..CallArguments::default()
+        },
+    );
 }
 
 #[test]
