@@ -41,6 +41,17 @@ fn findings_for(first: WriteAccess, second: WriteAccess) -> Vec<Finding> {
     tracker.findings(1)
 }
 
+/// `write`'s unguarded write of the same name to another object (container 0x3000).
+fn write_elsewhere(name: &str, site: &str) -> WriteAccess {
+    WriteAccess {
+        location: Location::Item {
+            container: "0x3000".into(),
+            class: "0x2000".into(),
+        },
+        ..write(name, site, false, None)
+    }
+}
+
 #[test]
 fn appends_alone_from_two_threads_are_not_a_race() {
     let found = findings_for(
@@ -67,11 +78,7 @@ fn a_location_that_changed_hands_is_not_a_race() {
     // Thread a writes its object at 0x1000, then moves on to another one; only then does
     // thread b write an object at 0x1000 (a freed address reused, or a hand-off).
     let mut tracker = RaceTracker::default();
-    let mut other = write("mine.x", "a f.py:1", false, None);
-    other.location = Location::Item {
-        container: "0x3000".into(),
-        class: "0x2000".into(),
-    };
+    let other = write_elsewhere("mine.x", "a f.py:1");
     for round in 0..10 {
         let mut a = thread(1, 1, "a", None);
         let mut b = thread(1, 2, "b", None);
@@ -108,11 +115,7 @@ fn every_thread_state_of_one_os_thread_counts_for_its_reach() {
     // elsewhere: b's one write to mine.x, read before a's in the last snapshot, meets a's
     // (a can still write it), no change of hands.
     let mut tracker = RaceTracker::default();
-    let mut other = write("mine.x", "a f.py:3", false, None);
-    other.location = Location::Item {
-        container: "0x3000".into(),
-        class: "0x2000".into(),
-    };
+    let other = write_elsewhere("mine.x", "a f.py:3");
     for round in 0..10 {
         let mut a = thread(1, 1, "a", None);
         a.writes.push(write("mine.x", "a f.py:1", false, None));
