@@ -18,6 +18,14 @@ pub trait ReadMemory {
     /// Fill `buf` from `addr`, all or nothing.
     fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()>;
 
+    /// Forget what this snapshot has seen of the bytes at `places` (address, length), so
+    /// that their next reads see the target as it is now: for a read that met a running
+    /// thread halfway through a change. False where memory cannot change (a core, a fake, a
+    /// copy): reading again would see the same bytes.
+    fn reread(&self, _places: &[(usize, usize)]) -> bool {
+        false
+    }
+
     fn bytes(&self, addr: usize, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
         self.read_into(addr, &mut buf)?;
@@ -156,6 +164,14 @@ impl ReadMemory for ProcMemory {
         }
         self.read_direct(addr, buf)
     }
+
+    fn reread(&self, places: &[(usize, usize)]) -> bool {
+        let mut cache = self.cache.borrow_mut();
+        for &(addr, len) in places {
+            cache.forget(addr, len);
+        }
+        true
+    }
 }
 
 /// Memory filled by hand: regions of bytes at addresses. Reads outside every region fail
@@ -231,5 +247,25 @@ mod tests {
         assert!(m.u8(0x3000).is_err());
         m.write(0x1008, &9u64.to_le_bytes());
         assert_eq!(m.u64(0x1008).unwrap(), 9);
+        assert!(!m.reread(&[(0x1000, 8)]), "a fake cannot change on its own");
+    }
+
+    /// A snapshot sees each byte as first read, until a reader asks to read it again.
+    #[test]
+    fn a_snapshot_keeps_what_it_read_until_asked_to_read_it_again() {
+        let word = Box::new(std::sync::atomic::AtomicU64::new(1));
+        let addr = &*word as *const _ as usize;
+        let mem = ProcMemory::open(std::process::id() as i32).expect("open our own memory");
+        mem.begin_snapshot();
+        assert_eq!(mem.u64(addr).unwrap(), 1);
+        word.store(2, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(mem.u64(addr).unwrap(), 1, "the snapshot's view holds");
+        assert!(mem.reread(&[(addr, 8)]));
+        assert_eq!(
+            mem.u64(addr).unwrap(),
+            2,
+            "read again: the memory as it is now"
+        );
+        mem.end_snapshot();
     }
 }

@@ -18,6 +18,7 @@ pub mod numbers;
 pub mod objects;
 pub mod opcode_table;
 pub mod slots;
+mod stack;
 pub mod stdlib;
 #[rustfmt::skip]
 pub mod opcodes;

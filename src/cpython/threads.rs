@@ -6,15 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::bytecode::{self, CodeNames, ExceptionEntry, Instruction};
-use super::layout::{
-    common::*, BlockScheme, Bytecode, Dialect, InstructionPointer, Offsets, TopFrame,
-};
+use super::layout::{common::*, BlockScheme, Bytecode, Dialect, InstructionPointer, Offsets};
 use super::objects::Objects;
 use crate::error::{Error, Result};
 use crate::memory::{AddrMap, ReadMemory};
 
 const MAX_THREADS: usize = 4096;
-const MAX_FRAMES: usize = 2048;
+pub(super) const MAX_FRAMES: usize = 2048;
 
 /// What gridlock needs from one code object, read once and cached by address.
 #[derive(Debug)]
@@ -343,75 +341,6 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn top_frame(&self, tstate: usize) -> Result<usize> {
-        let mem = self.objs.mem;
-        match self.objs.layout.offsets.tstate_top_frame {
-            TopFrame::Direct(off) => mem.ptr(tstate + off),
-            TopFrame::ViaCframe(cframe, current) => {
-                let cf = mem.ptr(tstate + cframe)?;
-                if cf == 0 {
-                    return Ok(0);
-                }
-                mem.ptr(cf + current)
-            }
-        }
-    }
-
-    /// A thread's frames, innermost first. A frame that cannot be read ends the walk: the
-    /// frames read before it are kept (a core whose writer lost a thread's C stack still
-    /// shows the Python frames above the shim frame that lived there).
-    pub fn frames(&mut self, tstate: usize) -> Result<Vec<RawFrame>> {
-        let _frames = crate::cost_split::span(crate::cost_split::Phase::Frames);
-        let offs = self.objs.layout.offsets;
-        let mem = self.objs.mem;
-        let mut frame = self.top_frame(tstate)?;
-        let mut out = Vec::new();
-        let mut seen = 0;
-        while frame != 0 && seen < MAX_FRAMES {
-            seen += 1;
-            let back = match mem.ptr(frame + offs.frame_back) {
-                Ok(back) => back,
-                Err(_) if !out.is_empty() => break,
-                Err(e) => return Err(e),
-            };
-            if let (Some(owner), Some(shim)) = (offs.frame_owner, offs.frame_shim_owner) {
-                // 3.12+: frames owned by the C stack (or the interpreter) are shims.
-                match mem.u8(frame + owner) {
-                    Ok(o) if o >= shim => {
-                        frame = back;
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(_) if !out.is_empty() => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            let code_addr = self.slot_object(mem.ptr(frame + offs.frame_code)?);
-            let code = match self.code(code_addr) {
-                Ok(code) => code,
-                Err(_) => {
-                    // 3.13: `f_executable` of a shim is not a code object.
-                    frame = back;
-                    continue;
-                }
-            };
-            if code.name == "__init__" && code.filename == "__init__" {
-                // The interpreter's own init-cleanup shim (`_Py_InitCleanup`, 3.13+), run
-                // between `Class(...)` and its `__init__`: no Python code of anyone's.
-                frame = back;
-                continue;
-            }
-            let instr = self.instruction(frame, code_addr);
-            out.push(RawFrame {
-                addr: frame,
-                code,
-                instr,
-            });
-            frame = back;
-        }
-        Ok(out)
-    }
-
     /// One frame at `addr` (a coroutine's or generator's frame, which no thread links to).
     pub fn frame_at(&mut self, addr: usize) -> Result<RawFrame> {
         let code_addr = self.slot_object(
@@ -424,7 +353,7 @@ impl<'a> Walker<'a> {
         Ok(RawFrame { addr, code, instr })
     }
 
-    fn instruction(&self, frame: usize, code_addr: usize) -> Option<usize> {
+    pub(super) fn instruction(&self, frame: usize, code_addr: usize) -> Option<usize> {
         let offs = self.objs.layout.offsets;
         let mem = self.objs.mem;
         match offs.frame_instruction {

@@ -99,6 +99,27 @@ impl PageCache {
         self.spare_map = AddrMap::default();
     }
 
+    /// Drop the pages holding `addr..addr + len` from this snapshot: their next reads fetch
+    /// them again. (Blocks already served may then change: asked for by a reader that saw a
+    /// running thread's memory halfway through a change, where the older view is the wrong one.)
+    pub(super) fn forget(&mut self, addr: usize, len: usize) {
+        let Some(pages) = self.pages.as_mut() else {
+            return;
+        };
+        let first = addr & !(PAGE - 1);
+        let last = addr.saturating_add(len.max(1) - 1) & !(PAGE - 1);
+        let mut base = first;
+        loop {
+            if let Some(Some(page)) = pages.remove(&base) {
+                self.spare.push(page.bytes);
+            }
+            if base >= last {
+                break;
+            }
+            base += PAGE;
+        }
+    }
+
     fn buffer(&mut self) -> Box<[u8]> {
         self.spare
             .pop()

@@ -46,6 +46,13 @@ impl ReadMemory for TargetMemory {
             TargetMemory::Frozen(m) => m.read_into(addr, buf),
         }
     }
+
+    fn reread(&self, places: &[(usize, usize)]) -> bool {
+        match self {
+            TargetMemory::Live(m) => m.reread(places),
+            TargetMemory::Frozen(_) => false,
+        }
+    }
 }
 
 /// What a dumped process's threads were doing when it was dumped, as `/proc` would have said.

@@ -32,6 +32,7 @@ pub fn from_debug_offsets(
     o.tstate_thread_id = d.need("thread_state", "thread_id")?;
     o.tstate_native_thread_id = Some(d.need("thread_state", "native_thread_id")?);
     o.tstate_top_frame = TopFrame::Direct(d.need("thread_state", "current_frame")?);
+    o.tstate_base_frame = d.get("thread_state", "base_frame");
     o.frame_back = d.need("interpreter_frame", "previous")?;
     o.frame_code = d.need("interpreter_frame", "executable")?;
     o.frame_instruction = InstructionPointer::Pointer(d.need("interpreter_frame", "instr_ptr")?);

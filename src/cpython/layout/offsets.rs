@@ -58,6 +58,9 @@ pub struct Offsets {
     pub tstate_thread_id: usize,
     pub tstate_native_thread_id: Option<usize>,
     pub tstate_top_frame: TopFrame,
+    /// The pointer to the frame every thread's chain ends at (`base_frame`, 3.15+, from the
+    /// debug offsets; the frame itself lies past the public thread state).
+    pub tstate_base_frame: Option<usize>,
     // frame (PyFrameObject up to 3.10, _PyInterpreterFrame from 3.11)
     pub frame_back: usize,
     pub frame_code: usize,

@@ -14,6 +14,7 @@ pub(super) const fn before_311(minor: u8) -> Offsets {
         tstate_next: 8,
         tstate_thread_id: 176,
         tstate_native_thread_id: None,
+        tstate_base_frame: None,
         tstate_top_frame: TopFrame::Direct(24),
         frame_back: 24,
         frame_code: 32,
@@ -81,6 +82,7 @@ pub(super) const V311: Offsets = Offsets {
     tstate_next: 8,
     tstate_thread_id: 152,
     tstate_native_thread_id: Some(160),
+    tstate_base_frame: None,
     tstate_top_frame: TopFrame::ViaCframe(56, 8),
     frame_back: 48,
     frame_code: 32,
@@ -137,6 +139,7 @@ pub(super) const fn from_312(minor: u8) -> Offsets {
         tstate_next: 8,
         tstate_thread_id: if is_313 { 152 } else { 136 },
         tstate_native_thread_id: Some(if is_313 { 160 } else { 144 }),
+        tstate_base_frame: None,
         tstate_top_frame: if is_313 {
             TopFrame::Direct(72)
         } else {
