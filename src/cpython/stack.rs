@@ -6,21 +6,26 @@
 use super::layout::{InstructionPointer, Offsets, TopFrame};
 use super::threads::{RawFrame, Walker, MAX_FRAMES};
 use crate::error::{Error, Result};
+use std::time::Duration;
 
 /// Reads of one thread's stack before a cut walk is kept.
 const STACK_READS: u32 = 8;
 /// The pause before the first read again, doubled before each next one (a thread preempted
 /// halfway through a call stays there until it runs again: reads in quick succession met
 /// the same cut stack one time in four). At most 12.7 ms in all, for a thread cut every time.
-const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_micros(100);
+const FIRST_PAUSE: Duration = Duration::from_micros(100);
+/// The pauses one snapshot may take in all: past it a cut stack is kept as read (many
+/// threads cut at once, or a chain cut for good, never hold a snapshot long).
+const PAUSES_PER_SNAPSHOT: Duration = Duration::from_millis(25);
 
 /// One walk of a thread's frames.
 struct Walk {
     frames: Vec<RawFrame>,
-    /// Whether it reached the chain's true end: a null link after the thread state's base
-    /// frame (3.15+), after an entry frame the interpreter owns (3.12-3.14, where every
-    /// thread's chain ends at one), or after any frame (before).
-    whole: bool,
+    /// Whether it stopped short as a thread halfway through a call leaves its chain: at
+    /// memory it cannot read, or at a null link before the chain's true end (the thread
+    /// state's base frame, 3.15+; an entry frame the interpreter owns, 3.12-3.14, where
+    /// every thread's chain ends at one). Reading again may find it whole.
+    cut: bool,
     /// Why it stopped early, where memory failed (unreadable, or a chain with no end).
     ended: Option<Error>,
     /// Where it read the links it followed (address, length): what a new walk reads again.
@@ -70,17 +75,23 @@ impl<'a> Walker<'a> {
     /// to its caller. A walk that meets memory it cannot read, or a chain that ends short of
     /// its entry frame (or, 3.15+, its thread state's base frame), is read again from fresh
     /// pages after a short pause, up to `STACK_READS` times in all (measured on a thread
-    /// calling Python from C without pause: one read in ten was cut on 3.12, 3.14 and 3.15). A frame that still cannot be read ends the walk: the
-    /// frames read before it are kept (a core whose writer lost a thread's C stack still
-    /// shows the Python frames above the shim frame that lived there).
+    /// calling Python from C without pause: one read in ten was cut on 3.12, 3.14 and 3.15).
+    /// A frame that still cannot be read ends the walk: the frames read before it are kept
+    /// (a core whose writer lost a thread's C stack still shows the Python frames above the
+    /// shim frame that lived there).
     pub fn frames(&mut self, tstate: usize) -> Result<Vec<RawFrame>> {
         let _frames = crate::cost_split::span(crate::cost_split::Phase::Frames);
         let mut walk = self.walk(tstate);
         for again in 0..STACK_READS - 1 {
-            if walk.whole || !self.objs.mem.reread(&walk.read_at) {
+            let pause = FIRST_PAUSE * (1 << again);
+            if !walk.cut
+                || self.paused + pause > PAUSES_PER_SNAPSHOT
+                || !self.objs.mem.reread(&walk.read_at)
+            {
                 break;
             }
-            std::thread::sleep(FIRST_PAUSE * (1 << again));
+            std::thread::sleep(pause);
+            self.paused += pause;
             walk = self.walk(tstate);
         }
         match walk.ended {
@@ -95,7 +106,7 @@ impl<'a> Walker<'a> {
         let mem = self.objs.mem;
         let mut walk = Walk {
             frames: Vec::new(),
-            whole: false,
+            cut: false,
             ended: None,
             read_at: Vec::new(),
         };
@@ -107,26 +118,24 @@ impl<'a> Walker<'a> {
             Err(e) => {
                 walk.read_at.push((tstate, 1));
                 walk.ended = Some(e);
+                walk.cut = true;
                 return walk;
             }
         };
-        if frame == 0 {
-            walk.whole = true;
-            return walk;
-        }
         // The frame head: every field the walk reads of a frame lies in it.
         let head = frame_head_len(&offs);
         let shims = offs.frame_owner.zip(offs.frame_shim_owner);
         let mut seen = 0;
         let mut at_shim = false;
-        let mut last = frame;
+        let mut frame_seen_last = 0;
         while frame != 0 {
             if seen == MAX_FRAMES {
+                // Deep, or a loop: bounded, not cut (reading again finds the same).
                 walk.ended = Some(Error::Layout("frame chain does not end".into()));
-                break;
+                return walk;
             }
             seen += 1;
-            last = frame;
+            frame_seen_last = frame;
             walk.read_at.push((frame, head));
             let back = match mem.ptr(frame + offs.frame_back) {
                 Ok(back) => back,
@@ -180,13 +189,16 @@ impl<'a> Walker<'a> {
             });
             frame = back;
         }
-        // Frames read, and the chain ended where a thread's chain ends: at its thread
-        // state's base frame (3.15+), at an entry frame (3.12-3.14), anywhere before.
-        let at_base = match offs.tstate_base_frame {
-            Some(base) => mem.ptr(tstate + base).is_ok_and(|base| base == last),
-            None => shims.is_none() || at_shim,
-        };
-        walk.whole = walk.ended.is_none() && !walk.frames.is_empty() && at_base;
+        // Where a thread's chain ends: its thread state's base frame (3.15+), an entry frame
+        // (3.12-3.14), any frame before. No frame at all is no call halfway either.
+        let at_end = frame_seen_last == 0
+            || match offs.tstate_base_frame {
+                Some(base) => mem
+                    .ptr(tstate + base)
+                    .is_ok_and(|base| base == frame_seen_last),
+                None => shims.is_none() || at_shim,
+            };
+        walk.cut = walk.ended.is_some() || !at_end;
         walk
     }
 }

@@ -245,6 +245,8 @@ pub struct ActiveWith {
 pub struct Walker<'a> {
     pub objs: Objects<'a>,
     code_cache: HashMap<usize, Arc<CodeInfo>>,
+    /// How long this snapshot has paused to read cut stacks again (`stack`).
+    pub(super) paused: std::time::Duration,
 }
 
 impl<'a> Walker<'a> {
@@ -252,6 +254,7 @@ impl<'a> Walker<'a> {
         Walker {
             objs,
             code_cache: HashMap::new(),
+            paused: std::time::Duration::ZERO,
         }
     }
 

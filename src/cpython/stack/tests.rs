@@ -1,6 +1,6 @@
 //! A thread's stack read while it runs: a walk that meets memory it cannot read, or a chain
-//! that ends short of its entry frame, is read again where memory can change, and otherwise
-//! keeps what it read.
+//! that ends short of its entry frame, is read again where memory can change (within a
+//! snapshot's budget of pauses), and otherwise keeps what it read.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -185,4 +185,46 @@ fn memory_that_cannot_change_keeps_the_frames_read() {
         );
     }
     assert_eq!(frames(12, &memory(12, FRAME as u64, 0)).unwrap(), ["f"]);
+}
+
+/// A live process whose stack is cut at every read: it counts the reads again it is asked for.
+struct AlwaysCut {
+    mem: FakeMemory,
+    rereads: Cell<usize>,
+}
+
+impl ReadMemory for AlwaysCut {
+    fn read_into(&self, addr: usize, buf: &mut [u8]) -> Result<()> {
+        self.mem.read_into(addr, buf)
+    }
+
+    fn reread(&self, _places: &[(usize, usize)]) -> bool {
+        self.rereads.set(self.rereads.get() + 1);
+        true
+    }
+}
+
+#[test]
+fn a_snapshot_pauses_for_cut_stacks_within_its_budget() {
+    let cut = AlwaysCut {
+        mem: memory(12, FRAME as u64, 0),
+        rereads: Cell::new(0),
+    };
+    let layout = layout(12);
+    let mut walker = Walker::new(Objects::new(&cut, &layout));
+    let (instructions, names) = crate::cpython::writes::tests::looping_write_39();
+    let code = CodeInfo::for_test(12, instructions, names, (NAME, TABLE));
+    walker.adopt_cache(HashMap::from([(CODE, Arc::new(code))]));
+    // The first cut thread is read again seven times (12.7 ms of pauses), then kept as read.
+    assert_eq!(walker.frames(TSTATE).unwrap().len(), 1);
+    assert_eq!(cut.rereads.get(), 7);
+    // However many threads are cut, the snapshot pauses 25 ms at most, and then keeps each
+    // as read at once.
+    for _ in 0..50 {
+        assert_eq!(walker.frames(TSTATE).unwrap().len(), 1);
+    }
+    assert!(walker.paused <= std::time::Duration::from_millis(25));
+    let spent = cut.rereads.get();
+    assert_eq!(walker.frames(TSTATE).unwrap().len(), 1);
+    assert_eq!(cut.rereads.get(), spent, "no pause left: kept at once");
 }
