@@ -105,17 +105,24 @@ impl ReadMemory for Running {
     }
 }
 
-fn frames(minor: u64, mem: &dyn ReadMemory) -> Result<Vec<String>> {
+/// `check` given a walker of 3.`minor` over `mem`, with the code at `CODE` known.
+fn with_walker<R>(minor: u64, mem: &dyn ReadMemory, check: impl FnOnce(&mut Walker) -> R) -> R {
     let layout = layout(minor);
     let mut walker = Walker::new(Objects::new(mem, &layout));
     let (instructions, names) = crate::cpython::writes::tests::looping_write_39();
     let code = CodeInfo::for_test(minor.min(12) as u8, instructions, names, (NAME, TABLE));
     walker.adopt_cache(HashMap::from([(CODE, Arc::new(code))]));
-    Ok(walker
-        .frames(TSTATE)?
-        .iter()
-        .map(|f| f.code.name.clone())
-        .collect())
+    check(&mut walker)
+}
+
+fn frames(minor: u64, mem: &dyn ReadMemory) -> Result<Vec<String>> {
+    with_walker(minor, mem, |walker| {
+        Ok(walker
+            .frames(TSTATE)?
+            .iter()
+            .map(|f| f.code.name.clone())
+            .collect())
+    })
 }
 
 #[test]
@@ -210,21 +217,18 @@ fn a_snapshot_pauses_for_cut_stacks_within_its_budget() {
         mem: memory(12, FRAME as u64, 0),
         rereads: Cell::new(0),
     };
-    let layout = layout(12);
-    let mut walker = Walker::new(Objects::new(&cut, &layout));
-    let (instructions, names) = crate::cpython::writes::tests::looping_write_39();
-    let code = CodeInfo::for_test(12, instructions, names, (NAME, TABLE));
-    walker.adopt_cache(HashMap::from([(CODE, Arc::new(code))]));
-    // The first cut thread is read again seven times (12.7 ms of pauses), then kept as read.
-    assert_eq!(walker.frames(TSTATE).unwrap().len(), 1);
-    assert_eq!(cut.rereads.get(), 7);
-    // However many threads are cut, the snapshot pauses 25 ms at most, and then keeps each
-    // as read at once.
-    for _ in 0..50 {
+    with_walker(12, &cut, |walker| {
+        // The first cut thread is read again seven times (12.7 ms of pauses), then kept as read.
         assert_eq!(walker.frames(TSTATE).unwrap().len(), 1);
-    }
-    assert!(walker.paused <= std::time::Duration::from_millis(25));
-    let spent = cut.rereads.get();
-    assert_eq!(walker.frames(TSTATE).unwrap().len(), 1);
-    assert_eq!(cut.rereads.get(), spent, "no pause left: kept at once");
+        assert_eq!(cut.rereads.get(), 7);
+        // However many threads are cut, the snapshot pauses 25 ms at most, and then keeps each
+        // as read at once.
+        for _ in 0..50 {
+            assert_eq!(walker.frames(TSTATE).unwrap().len(), 1);
+        }
+        assert!(walker.paused <= std::time::Duration::from_millis(25));
+        let spent = cut.rereads.get();
+        assert_eq!(walker.frames(TSTATE).unwrap().len(), 1);
+        assert_eq!(cut.rereads.get(), spent, "no pause left: kept at once");
+    });
 }
